@@ -1,0 +1,83 @@
+"""Input records consumed from the auth.events topic, discriminated by ``type``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from schemas.base import (
+    Action,
+    AuthMethod,
+    EventBase,
+    Identifier,
+    IpAddress,
+    PermissionList,
+    Profile,
+    Resource,
+    RoleList,
+    SessionId,
+    UserAgent,
+    UtcDatetime,
+)
+
+__all__ = [
+    "AUTH_EVENT_ADAPTER",
+    "AUTH_EVENT_TYPES",
+    "Activity",
+    "AuthEvent",
+    "Login",
+    "Logout",
+    "RoleChange",
+]
+
+
+class Login(EventBase):
+    """A user authenticated and a session began."""
+
+    type: Literal["login"] = "login"
+    session_id: SessionId
+    user_type: Profile
+    risk_profile: Profile
+    roles: RoleList
+    permissions: PermissionList
+    auth_method: AuthMethod
+    auth_time: UtcDatetime
+    source_ip: IpAddress | None = None
+    user_agent: UserAgent | None = None
+
+
+class Activity(EventBase):
+    """A request made within a session; it refreshes the idle deadline."""
+
+    type: Literal["activity"] = "activity"
+    session_id: SessionId
+    action: Action
+    resource: Resource = ""
+
+
+class Logout(EventBase):
+    """The user ended a session explicitly."""
+
+    type: Literal["logout"] = "logout"
+    session_id: SessionId
+
+
+class RoleChange(EventBase):
+    """Roles were granted to or removed from a user, affecting all of their sessions."""
+
+    type: Literal["role_change"] = "role_change"
+    roles_granted: RoleList = Field(default_factory=list)
+    roles_removed: RoleList = Field(default_factory=list)
+    actor: Identifier
+
+
+AuthEvent = Annotated[Login | Activity | Logout | RoleChange, Field(discriminator="type")]
+"""Any record on auth.events."""
+
+AUTH_EVENT_ADAPTER: TypeAdapter[AuthEvent] = TypeAdapter(AuthEvent)
+
+AUTH_EVENT_TYPES: tuple[str, ...] = tuple(
+    str(model.model_fields["type"].default) for model in (Login, Activity, Logout, RoleChange)
+)
+"""The ``type`` tags accepted on auth.events, in declaration order."""
