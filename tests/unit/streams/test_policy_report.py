@@ -1,0 +1,119 @@
+"""The `policy check` report: the effective table and the exit codes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from streams.policy import default_policy, load_policy
+from streams.policy_report import render_effective, run_policy_check
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "policies"
+
+
+def table_rows(report: str) -> list[list[str]]:
+    return [line.split() for line in report.splitlines()]
+
+
+def run(path: str | None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_policy_check(path, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_report_header_names_the_policy_version_and_hard_cap() -> None:
+    """Operators compare the version with the one in audit records."""
+    policy = default_policy()
+
+    lines = render_effective(policy).splitlines()
+
+    expected = ["policy: default", f"version: {policy.version}", "hard cap (absolute): 30d"]
+    assert expected == lines[:3]
+
+
+def test_report_lists_every_user_type_by_risk_profile_combination() -> None:
+    """The table is how a reviewer checks the stricter-wins outcome for each pair."""
+    rows = table_rows(render_effective(default_policy()))
+
+    expected = [
+        ["(default)", "(default)", "30m", "24h"],
+        ["(default)", "high", "5m", "12h"],
+        ["admin", "(default)", "15m", "12h"],
+        ["admin", "low", "15m", "12h"],
+        ["service", "(default)", "1h", "24h"],
+        ["service", "low", "30m", "24h"],
+        ["customer", "medium", "15m", "12h"],
+    ]
+    missing: list[list[str]] = []
+    assert missing == [row for row in expected if row not in rows]
+    combinations = [row for row in rows if len(row) == 4 and row[2][0].isdigit()]
+    expected_count = 5 * 4
+    assert expected_count == len(combinations)
+
+
+def test_report_lists_high_risk_operations_and_roles() -> None:
+    """Reviewers see the reauthentication rules and the role catalog next to the timeouts."""
+    rows = table_rows(render_effective(default_policy()))
+
+    expected = [
+        ["payments.*", "15m", "5m"],
+        ["account.delete", "5m", "2m"],
+        ["*.export", "30m", "-"],
+        ["viewer", "10", "no"],
+        ["superadmin", "100", "yes"],
+    ]
+    missing: list[list[str]] = []
+    assert missing == [row for row in expected if row not in rows]
+
+
+def test_report_for_a_policy_without_optional_sections() -> None:
+    """A minimal policy still renders, with only the default row."""
+    policy = load_policy(FIXTURES / "valid_small.toml")
+
+    rows = table_rows(render_effective(policy))
+
+    assert ["(default)", "(default)", "20m", "8h"] in rows
+    assert ["admin", "high", "5m", "4h"] in rows
+
+
+def test_check_of_the_shipped_policy_succeeds() -> None:
+    """Without a path the command checks the policy the service would use by default."""
+    code, out, err = run(None)
+
+    expected = (0, render_effective(default_policy()), "")
+    assert expected == (code, out, err)
+
+
+def test_check_of_a_valid_file_prints_its_table() -> None:
+    """Exit code 0 lets deployment pipelines gate on the check."""
+    path = str(FIXTURES / "valid_small.toml")
+
+    code, out, err = run(path)
+
+    expected = (0, "policy: small", "")
+    assert expected == (code, out.splitlines()[0], err)
+
+
+def test_check_of_an_invalid_file_lists_every_error() -> None:
+    """Exit code 1 with all errors lets the author fix the policy in one pass."""
+    path = str(FIXTURES / "several_errors.toml")
+
+    code, out, err = run(path)
+
+    expected = (
+        f"policy invalid: {path}\n"
+        "  roles.admin.privilege: input should be less than or equal to 1000\n"
+        "  user_types.admin.idle: must be <= absolute (12h)\n"
+        "  risk_profiles.low.absolute: must be <= hard_cap_absolute (30d)\n"
+    )
+    assert (1, "", expected) == (code, out, err)  # exit code, stdout, stderr
+
+
+def test_check_of_a_missing_file_fails_clearly() -> None:
+    """A wrong path must not be mistaken for a valid policy."""
+    path = str(FIXTURES / "does_not_exist.toml")
+
+    code, out, err = run(path)
+
+    expected = (1, "", f"policy invalid: {path}\n  {path}: file not found\n")
+    assert expected == (code, out, err)
