@@ -1,0 +1,129 @@
+"""The `sessionwarden` command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from schemas.errors import SessionwardenError
+
+if TYPE_CHECKING:
+    from streams.policy import Policy
+    from streams.settings import Settings
+
+
+def _cmd_topics_create(args: argparse.Namespace) -> int:
+    from streams.topics import admin_client, ensure_topics, topic_specs
+
+    settings, policy = _load(args)
+    specs = topic_specs(settings, policy.max_absolute)
+    if args.dry_run:
+        for s in specs:
+            cfg = ", ".join(f"{k}={v}" for k, v in s.configs.items())
+            print(f"{s.name:40} partitions={s.partitions} rf={s.replication_factor} {cfg}")
+        return 0
+    ensure_topics(admin_client(settings), specs)
+    return 0
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from streams.policy_report import run_policy_check
+
+    return run_policy_check(args.file, sys.stdout, sys.stderr)
+
+
+def _load(args: argparse.Namespace) -> tuple[Settings, Policy]:
+    from streams.policy import default_policy, load_policy
+    from streams.settings import load_settings
+
+    settings = load_settings(args.config, policy_file=getattr(args, "policy", None))
+    policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
+    return settings, policy
+
+
+def _cmd_enforce(args: argparse.Namespace) -> int:
+    from streams.enforcer.loop import EnforcerLoop
+    from streams.logsetup import configure_logging
+
+    settings, policy = _load(args)
+    configure_logging(settings.log_level, settings.log_format)
+    loop = EnforcerLoop(settings, policy)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: loop.stop())
+    loop.run()
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from streams.publish_cli import publish_lines
+
+    settings, _ = _load(args)
+    return publish_lines(settings, sys.stdin, sys.stderr, fill=args.fill)
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from streams.tail import tail
+
+    settings, _ = _load(args)
+    try:
+        return tail(settings, args.topic, args.json, args.follow, sys.stdout)
+    except BrokenPipeError:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessionwarden",
+        description="Kafka-native session timeout enforcement and real-time revocation.",
+    )
+    parser.add_argument("--config", help="TOML settings file (environment variables win)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    topics = sub.add_parser("topics", help="manage the product's Kafka topics")
+    tsub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    create = tsub.add_parser("create", help="create missing topics, align configs (idempotent)")
+    create.add_argument("--dry-run", action="store_true", help="print the layout, change nothing")
+    create.set_defaults(func=_cmd_topics_create)
+
+    policy = sub.add_parser("policy", help="inspect a timeout policy")
+    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    check = psub.add_parser("check", help="validate a policy and print its effective timeouts")
+    check.add_argument("file", nargs="?", help="policy TOML (default: the shipped policy)")
+    check.set_defaults(func=_cmd_policy_check)
+
+    enforce = sub.add_parser("enforce", help="run the enforcer (SIGTERM/SIGINT stop it cleanly)")
+    enforce.add_argument("--policy", help="policy TOML (default: the shipped policy)")
+    enforce.set_defaults(func=_cmd_enforce)
+
+    publish = sub.add_parser(
+        "publish", help="read auth events as JSON lines on stdin and publish the valid ones"
+    )
+    publish.add_argument(
+        "--fill", action="store_true", help="add a missing event_id, occurred_at or auth_time (now)"
+    )
+    publish.set_defaults(func=_cmd_publish)
+
+    tail = sub.add_parser("tail", help="print an output topic (read_committed)")
+    tail.add_argument("topic", choices=["revocations", "audit", "alerts", "dlq"])
+    tail.add_argument("--json", action="store_true", help="raw JSON lines instead of text")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep waiting for new records")
+    tail.set_defaults(func=_cmd_tail)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SessionwardenError as exc:
+        print(f"sessionwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

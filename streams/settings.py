@@ -1,0 +1,112 @@
+"""Runtime settings: read once at the entry point into one frozen object.
+
+Sources, highest priority first: environment variables (``SESSIONWARDEN_*``, plus the
+conventional ``KAFKA_BOOTSTRAP_SERVERS``), then an optional TOML config file, then defaults.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from schemas.errors import ConfigError
+
+
+class TopicNames:
+    """Every topic name the product uses, with an optional common prefix (tests use one each)."""
+
+    __slots__ = ("alerts", "audit", "caep", "dlq", "enforcer_state", "input", "revocations")
+
+    def __init__(self, prefix: str = "") -> None:
+        self.input = f"{prefix}auth.events"
+        self.revocations = f"{prefix}sessionwarden.revocations"
+        self.audit = f"{prefix}sessionwarden.audit"
+        self.alerts = f"{prefix}sessionwarden.alerts"
+        self.dlq = f"{prefix}sessionwarden.dlq"
+        self.caep = f"{prefix}sessionwarden.caep"
+        self.enforcer_state = f"{prefix}sessionwarden.enforcer-state"
+
+
+class Settings(BaseSettings):
+    """Everything a Sessionwarden process needs to run; validated once, then frozen."""
+
+    model_config = SettingsConfigDict(env_prefix="SESSIONWARDEN_", frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "SESSIONWARDEN_BOOTSTRAP_SERVERS", "bootstrap_servers"
+        ),
+        min_length=1,
+    )
+    topic_prefix: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._-]*$")
+    partitions: int = Field(default=6, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    policy_file: Path | None = None
+
+    # The enforcer
+    group_id: str = Field(default="sessionwarden-enforcer", min_length=1)
+    instance_id: str = Field(default="0", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    poll_timeout_s: float = Field(default=0.05, gt=0, le=5)
+    transaction_timeout_ms: int = Field(default=10_000, ge=1000, le=900_000)
+    session_timeout_ms: int = Field(default=6_000, ge=1000, le=300_000)
+    # Fire a deadline only once the input is known to be read past deadline + grace.
+    lag_grace_s: float = Field(default=2.0, ge=0, le=3600)
+    # Salt for hashing session ids in log lines; empty means a random salt per process.
+    log_salt: str = Field(default="", max_length=256)
+    log_format: str = Field(default="json", pattern=r"^(json|text)$")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.policy_file is not None and not self.policy_file.is_file():
+            raise ValueError(f"policy_file: no such file: {self.policy_file}")
+        return self
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable per instance, so a restarted instance fences and aborts its predecessor."""
+        return f"{self.topic_prefix}{self.group_id}-{self.instance_id}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the config file (passed as init values), which beats defaults.
+        return (env_settings, init_settings)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once; every problem is reported as one ConfigError naming the fields."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            values = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from exc

@@ -1,0 +1,215 @@
+"""Topic provisioning in code: names, partitions, replication and configs for every topic.
+
+Idempotent: a second run creates nothing and says so. An existing topic whose partition count
+differs from the one the layout needs is refused, because keys would land on other partitions
+than the state that belongs to them (the enforcer's changelog is co-partitioned with its input).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
+
+from schemas.errors import ConfigError
+from streams.settings import Settings
+
+DAY_MS = 24 * 3600 * 1000
+MARGIN_MS = DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
+    """The product's topics. Retention of everything that replays sessions covers the longest
+    session the policy allows, plus a day."""
+    t = settings.topics
+    p, rf = settings.partitions, settings.replication_factor
+    session_ms = str(int(max_absolute_s * 1000) + MARGIN_MS)
+    return [
+        TopicSpec(
+            t.input,
+            p,
+            rf,
+            {"cleanup.policy": "delete", "retention.ms": session_ms},
+            "auth events in (key user_id)",
+        ),
+        TopicSpec(
+            t.enforcer_state,
+            p,
+            rf,
+            {
+                "cleanup.policy": "compact",
+                "min.cleanable.dirty.ratio": "0.1",
+                "segment.ms": str(3600 * 1000),
+            },
+            "enforcer state changelog (key session/user), co-partitioned with the input",
+        ),
+        TopicSpec(
+            t.revocations,
+            p,
+            rf,
+            {"cleanup.policy": "compact,delete", "retention.ms": session_ms},
+            "revocations and revalidations (key session_id)",
+        ),
+        TopicSpec(
+            t.audit,
+            p,
+            rf,
+            {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS)},
+            "session lifecycle audit (key user_id)",
+        ),
+        TopicSpec(
+            t.alerts,
+            p,
+            rf,
+            {"cleanup.policy": "delete", "retention.ms": str(365 * DAY_MS)},
+            "anomaly alerts (key user_id)",
+        ),
+        TopicSpec(
+            t.dlq,
+            p,
+            rf,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(30 * DAY_MS),
+                "max.message.bytes": str(4 * 1024 * 1024),
+            },
+            "dead letters: raw bytes, reason, coordinates",
+        ),
+        TopicSpec(
+            t.caep,
+            p,
+            rf,
+            {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+            "CAEP Security Event Tokens (optional)",
+        ),
+    ]
+
+
+def _existing(admin: AdminClient, timeout: float) -> dict[str, int]:
+    md = admin.list_topics(timeout=timeout)
+    return {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
+
+
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Block until new topics show in metadata with leaders, so callers can use them at once."""
+    deadline = time.monotonic() + timeout
+    while names and time.monotonic() < deadline:
+        md = admin.list_topics(timeout=timeout)
+        if all(
+            n in md.topics
+            and md.topics[n].error is None
+            and md.topics[n].partitions
+            and all(p.leader >= 0 for p in md.topics[n].partitions.values())
+            for n in names
+        ):
+            return
+        time.sleep(0.05)
+
+
+def _wait_aligned(admin: AdminClient, spec: TopicSpec, timeout: float) -> None:
+    """The controller has the change once the alter returns; brokers serve it a moment later."""
+    deadline = time.monotonic() + timeout
+    while _config_drift(admin, spec, timeout) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _config_drift(admin: AdminClient, spec: TopicSpec, timeout: float) -> dict[str, str]:
+    res = ConfigResource(ResourceType.TOPIC, spec.name)
+    current = admin.describe_configs([res])[res].result(timeout=timeout)
+    return {
+        k: v for k, v in spec.configs.items() if current.get(k) is None or current[k].value != v
+    }
+
+
+def ensure_topics(
+    admin: AdminClient,
+    specs: list[TopicSpec],
+    report: Callable[[str], None] = print,
+    timeout: float = 30.0,
+) -> int:
+    """Create missing topics and align configs; returns how many changes were made."""
+    existing = _existing(admin, timeout)
+    wrong = [
+        (s, existing[s.name])
+        for s in specs
+        if s.name in existing and existing[s.name] != s.partitions
+    ]
+    if wrong:
+        lines = [
+            f"  {s.name}: has {n} partitions, the layout needs {s.partitions}" for s, n in wrong
+        ]
+        raise ConfigError(
+            "existing topics have the wrong partition count:\n" + "\n".join(lines) + "\n"
+            "All Sessionwarden topics share one partition count so that a user's events, state "
+            "and outputs stay co-partitioned. Either set SESSIONWARDEN_PARTITIONS to the existing "
+            "count, or delete these topics (their data is lost) and run this again."
+        )
+    changes = 0
+    missing = [s for s in specs if s.name not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, config=s.configs)
+                for s in missing
+            ],
+            operation_timeout=timeout,
+        )
+        raced: list[TopicSpec] = []
+        for spec in missing:
+            try:
+                futures[spec.name].result(timeout=timeout)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+                raced.append(spec)  # created concurrently, or metadata was stale: check it below
+                continue
+            report(f"created   {spec.name} ({spec.partitions} partitions)")
+            changes += 1
+        missing = [s for s in missing if s not in raced]
+        _wait_visible(admin, [s.name for s in missing], timeout)
+        for spec in missing:
+            _wait_aligned(admin, spec, timeout)
+    for spec in specs:
+        if spec in missing:
+            continue
+        drift = _config_drift(admin, spec, timeout)
+        if not drift:
+            report(f"unchanged {spec.name}")
+            continue
+        res = ConfigResource(
+            ResourceType.TOPIC,
+            spec.name,
+            incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                for k, v in drift.items()
+            ],
+        )
+        admin.incremental_alter_configs([res])[res].result(timeout=timeout)
+        _wait_aligned(admin, spec, timeout)
+        report(f"updated   {spec.name}: " + ", ".join(f"{k}={v}" for k, v in drift.items()))
+        changes += 1
+    report("nothing to change" if changes == 0 else f"{changes} change(s) made")
+    return changes
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})

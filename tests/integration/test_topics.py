@@ -1,0 +1,54 @@
+"""Topic provisioning against the real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from schemas.errors import ConfigError
+from streams.settings import Settings
+from streams.topics import ensure_topics, topic_specs
+
+
+def test_provisioning_twice_changes_nothing_the_second_time(
+    settings_factory: Callable[..., Settings], admin: AdminClient
+) -> None:
+    """Operators re-run provisioning on every deploy; the second run must be a no-op."""
+    settings = settings_factory(provision=False)
+    specs = topic_specs(settings, 86400)
+    first: list[str] = []
+    second: list[str] = []
+    assert len(specs) == ensure_topics(admin, specs, report=first.append)
+    assert 0 == ensure_topics(admin, specs, report=second.append)
+    assert "nothing to change" == second[-1]
+    md = admin.list_topics(timeout=10)
+    assert {s.name: 3 for s in specs} == {s.name: len(md.topics[s.name].partitions) for s in specs}
+
+
+def test_wrong_partition_count_is_refused_with_a_fix(
+    settings_factory: Callable[..., Settings], admin: AdminClient
+) -> None:
+    """A partition mismatch would split a user's events from their state: refuse, say how to fix."""
+    settings = settings_factory()
+    wider = settings.model_copy(update={"partitions": 5})
+    with pytest.raises(ConfigError) as err:
+        ensure_topics(admin, topic_specs(wider, 86400), report=lambda _: None)
+    assert "has 3 partitions, the layout needs 5" in str(err.value)
+    assert "SESSIONWARDEN_PARTITIONS" in str(err.value)
+
+
+def test_drifted_topic_config_is_realigned(
+    settings_factory: Callable[..., Settings], admin: AdminClient
+) -> None:
+    """A retention changed by hand is put back to the layout's value, and reported."""
+    settings = settings_factory()
+    specs = topic_specs(settings, 86400)
+    longer = topic_specs(settings, 2 * 86400)
+    lines: list[str] = []
+    assert 2 == ensure_topics(admin, longer, report=lines.append)
+    assert any(
+        line.startswith(f"updated   {settings.topics.input}: retention.ms=") for line in lines
+    )
+    assert 2 == ensure_topics(admin, specs, report=lambda _: None)
