@@ -1,0 +1,1 @@
+"""The enforcer: pure session logic (state, core) and its Kafka transaction shell (loop)."""

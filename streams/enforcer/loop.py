@@ -1,0 +1,394 @@
+"""The enforcer's Kafka shell: a batched consume-transform-produce loop on transactions.
+
+Per batch: ``begin_transaction`` -> decode and apply events -> fire due deadlines -> produce
+changelog records, revocations, audit events and dead letters -> ``send_offsets_to_transaction``
+-> ``commit_transaction``. State, outputs and input offsets commit atomically; an aborted batch
+also undoes its in-memory changes and rewinds the consumer to the committed offsets.
+
+Rebalance callbacks run inside ``consume()``, when no transaction is open: a revoked partition's
+state is dropped (everything it did is committed), an assigned one is restored from the
+changelog before any of its input is processed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from schemas.codec import DecodeError, decode_auth_event, encode_dict
+from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
+from streams.policy import Policy
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# Dead letters carry the original bytes base64-encoded; the producer and the DLQ topic allow
+# 4 MiB records, so up to 1 MiB of key and of value always fits.
+MAX_DEAD_LETTER_RAW = 1024 * 1024
+
+
+@dataclass
+class PartitionRuntime:
+    """An owned input partition: its enforcer and how far its input has been read."""
+
+    enforcer: PartitionEnforcer
+    next_offset: int = 0  # offset of the next input record to process
+    position: int = 0  # the consumer's position (moves past transaction markers too)
+    probe: tuple[float, int] | None = None  # (time, high watermark) not yet read up to
+
+
+@dataclass
+class LoopStats:
+    events: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    aborts: int = 0
+    restored_records: int = 0
+    last_restore_s: float = 0.0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+
+class EnforcerLoop:
+    """Owns a consumer, a transactional producer and one PartitionEnforcer per partition."""
+
+    def __init__(self, settings: Settings, policy: Policy, clock: Clock = time.time) -> None:
+        # Wall clock on purpose: deadlines are enforced in real time, even on silent partitions.
+        self.settings = settings
+        self.policy = policy
+        self.clock = clock
+        self.topics = settings.topics
+        self.parts: dict[int, PartitionRuntime] = {}
+        self.stats = LoopStats()
+        self._salt = (settings.log_salt or secrets.token_hex(16)).encode()
+        self._consumer = Consumer(consumer_config(settings))
+        self._producer = Producer(producer_config(settings))
+        self._restorer = Consumer(restore_config(settings))
+        self._stop = threading.Event()
+        self._in_txn = False
+        self._pending_dlq = 0  # dead letters produced in the open transaction
+        self.ready = threading.Event()  # set after the first assignment has been restored
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process until ``stop()``; then finish the open batch, leave the group, flush."""
+        self._producer.init_transactions(30)
+        self._consumer.subscribe(
+            [self.topics.input],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        log.info(
+            "enforcer started",
+            extra={
+                "transactional_id": self.settings.transactional_id,
+                "policy_version": self.policy.version,
+            },
+        )
+        try:
+            while not self._stop.is_set():
+                self.step()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._in_txn:
+            self._abort()
+        self._consumer.close()
+        self._restorer.close()
+        self._producer.flush(10)
+        log.info("enforcer stopped", extra={"events": self.stats.events})
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Consume one batch and commit it with everything that became due. Returns events."""
+        msgs = self._consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
+        now = self.clock()
+        if not self.parts:
+            return 0
+        self._producer.begin_transaction()
+        self._in_txn = True
+        for rt in self.parts.values():
+            rt.enforcer.begin()
+        try:
+            offsets = self._apply(msgs, now)
+            self._refresh_positions()
+            for p, rt in self.parts.items():
+                due = rt.enforcer.due_by(now)
+                if due is not None:
+                    rt.enforcer.fire_due(self._horizon(p, rt, now, due), now)
+                rt.enforcer.forget_expired(now)
+            produced = self._produce_outputs()
+            if offsets:
+                self._producer.send_offsets_to_transaction(
+                    offsets, self._consumer.consumer_group_metadata(), 30
+                )
+            if produced or offsets:
+                self._producer.commit_transaction(30)
+            else:
+                self._producer.abort_transaction(30)  # nothing happened: nothing to commit
+            self._in_txn = False
+        except KafkaException as exc:
+            self._handle_txn_error(exc)
+            return 0
+        self.stats.batches += 1
+        self._after_commit()
+        return len(msgs)
+
+    def _apply(self, msgs: list[Message], now: float) -> list[TopicPartition]:
+        last: dict[int, int] = {}
+        topic = self.topics.input
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", err)
+                continue
+            p = msg.partition()
+            rt = self.parts.get(p)
+            if rt is None:  # not ours any more (revoked inside this consume call)
+                continue
+            offset = msg.offset()
+            last[p] = offset
+            value = msg.value()
+            try:
+                event = decode_auth_event(value)
+            except DecodeError as exc:
+                self._dead_letter(exc.reason, exc.detail, msg)
+                continue
+            try:
+                reject = rt.enforcer.apply(event, now)
+            except Exception as exc:  # a bug must not stop enforcement for everyone else
+                log.exception("internal error applying %s", topic)
+                self._dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
+                continue
+            if reject is not None:
+                self._dead_letter("future_timestamp", reject, msg)
+        self.stats.events += len(msgs)
+        offsets = []
+        for p, off in last.items():
+            self.parts[p].next_offset = off + 1
+            offsets.append(TopicPartition(topic, p, off + 1))
+        return offsets
+
+    def _refresh_positions(self) -> None:
+        tps = [TopicPartition(self.topics.input, p) for p in self.parts]
+        for tp in self._consumer.position(tps):
+            if tp.offset >= 0 and tp.partition in self.parts:
+                self.parts[tp.partition].position = tp.offset
+
+    def _horizon(self, p: int, rt: PartitionRuntime, now: float, due: float) -> float:
+        """How far deadlines may fire on partition p without trusting unread input.
+
+        A deadline fires only once the partition is known to be read past it. Two proofs:
+        the latest event time read on the partition is past it by the grace (a backlog is being
+        read), or a high-watermark probe taken at time t has since been consumed past, so every
+        record produced before t has been read and deadlines up to t are safe. Probes are taken
+        only when a deadline is due and not yet covered, and never trust a cached watermark
+        (it can be stale for a partition just assigned).
+        """
+        horizon = min(now, rt.enforcer.event_watermark - self.settings.lag_grace_s)
+        read_to = max(rt.next_offset, rt.position)
+        if rt.probe is not None and read_to >= rt.probe[1]:
+            horizon = max(horizon, rt.probe[0])
+            rt.probe = None
+        if horizon >= due or rt.probe is not None:
+            return horizon  # covered already, or an earlier probe is still being read up to
+        taken = self.clock()
+        try:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self.topics.input, p), timeout=5, cached=False
+            )
+        except KafkaException as exc:
+            log.warning("high watermark probe of partition %d failed: %s", p, exc)
+            return horizon
+        if read_to >= high:
+            return max(horizon, min(taken, now))
+        rt.probe = (taken, high)
+        return horizon
+
+    def _produce_outputs(self) -> int:
+        produce = self._producer.produce
+        topics = {"revocations": self.topics.revocations, "audit": self.topics.audit}
+        state_topic = self.topics.enforcer_state
+        count = 0
+        for p, rt in self.parts.items():
+            for key, value in rt.enforcer.changelog():
+                produce(state_topic, value, key, partition=p)
+                count += 1
+            for emit in rt.enforcer.out:
+                produce(topics[emit.topic], encode_dict(emit.value), emit.key)
+                count += 1
+        return count + self._pending_dlq
+
+    def _after_commit(self) -> None:
+        self._pending_dlq = 0
+        for rt in self.parts.values():
+            rt.enforcer.commit()
+            for emit in rt.enforcer.take_outputs():
+                kind = emit.value["type"]
+                if kind == "revocation":
+                    reason = emit.value["reason"]
+                    self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+                elif kind in ("session_started", "session_ended"):
+                    self._log_lifecycle(emit.value)
+        self._producer.poll(0)
+
+    def _log_lifecycle(self, doc: dict[str, Any]) -> None:
+        extra: dict[str, Any] = {
+            "event": doc["type"],
+            "session": self.session_hash(doc["session_id"]),
+            "user_id": doc["user_id"],
+            "tenant": doc["tenant"],
+        }
+        if doc["type"] == "session_ended":
+            extra["reason"] = doc["reason"]
+            extra["duration_s"] = round(doc["duration_s"], 3)
+        else:
+            extra["user_type"] = doc["user_type"]
+            extra["risk_profile"] = doc["risk_profile"]
+        log.info(doc["type"].replace("_", " "), extra=extra)
+
+    def session_hash(self, session_id: str) -> str:
+        """Salted hash of a session id for log lines: correlatable, never the raw token."""
+        return hashlib.blake2b(session_id.encode(), key=self._salt[:64], digest_size=12).hexdigest()
+
+    def _dead_letter(self, reason: str, detail: str, msg: Message) -> None:
+        key = msg.key()
+        value = msg.value() or b""
+        if len(value) > MAX_DEAD_LETTER_RAW:  # keep the record producible: the head is evidence
+            detail = f"{detail} (original {len(value)} bytes, first {MAX_DEAD_LETTER_RAW} kept)"
+            value = value[:MAX_DEAD_LETTER_RAW]
+        if key is not None and len(key) > MAX_DEAD_LETTER_RAW:
+            key = key[:MAX_DEAD_LETTER_RAW]
+        doc = {
+            "type": "dead_letter",
+            "schema_version": 1,
+            "reason": reason,
+            "detail": detail[:2048],
+            "source_topic": msg.topic(),
+            "source_partition": msg.partition(),
+            "source_offset": msg.offset(),
+            "key_b64": base64.b64encode(key).decode() if key is not None else None,
+            "value_b64": base64.b64encode(value).decode(),
+            "dead_lettered_at": datetime.fromtimestamp(self.clock(), UTC),
+        }
+        self._producer.produce(self.topics.dlq, encode_dict(doc), key)
+        self._pending_dlq += 1
+        self.stats.dead_letters += 1
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
+        )
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _handle_txn_error(self, exc: KafkaException) -> None:
+        err: KafkaError = exc.args[0]
+        if err.fatal():
+            log.error("fatal transactional error, exiting: %s", err)
+            self._in_txn = False
+            for rt in self.parts.values():
+                rt.enforcer.abort()
+            raise exc
+        log.warning("transaction failed, aborting the batch: %s", err)
+        self._abort()
+
+    def _abort(self) -> None:
+        """Abort the open transaction, undo its in-memory changes, rewind to committed offsets."""
+        try:
+            self._producer.abort_transaction(30)
+        except KafkaException as exc:
+            log.error("abort_transaction failed: %s", exc)
+        self._in_txn = False
+        self._pending_dlq = 0
+        self.stats.aborts += 1
+        for rt in self.parts.values():
+            rt.enforcer.abort()
+        self._rewind(list(self.parts))
+
+    def _rewind(self, partitions: list[int]) -> None:
+        if not partitions:
+            return
+        tps = [TopicPartition(self.topics.input, p) for p in partitions]
+        for tp in self._consumer.committed(tps, 30):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            self.parts[tp.partition].next_offset = max(tp.offset, 0)
+
+    # -- rebalance ------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        started = time.monotonic()
+        committed = consumer.committed(partitions, 30) if partitions else []
+        for tp in committed:
+            rt = PartitionRuntime(PartitionEnforcer(self.policy, tp.partition))
+            rt.next_offset = tp.offset if tp.offset != OFFSET_INVALID else 0
+            self._restore(tp.partition, rt.enforcer)
+            self.parts[tp.partition] = rt
+        self.stats.last_restore_s = time.monotonic() - started
+        if partitions:
+            log.info(
+                "partitions assigned and restored",
+                extra={
+                    "partitions": sorted(tp.partition for tp in partitions),
+                    "live_sessions": sum(rt.enforcer.live_sessions() for rt in self.parts.values()),
+                    "restore_s": round(self.stats.last_restore_s, 3),
+                },
+            )
+        self.ready.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.parts.pop(tp.partition, None)
+        if partitions:
+            log.info(
+                "partitions revoked",
+                extra={"partitions": sorted(tp.partition for tp in partitions)},
+            )
+
+    def _restore(self, p: int, enforcer: PartitionEnforcer) -> None:
+        """Read partition p of the changelog from the beginning to its end (read_committed)."""
+        tp = TopicPartition(self.topics.enforcer_state, p, OFFSET_BEGINNING)
+        low, high = self._restorer.get_watermark_offsets(tp, timeout=30)
+        if high > low:
+            self._restorer.assign([tp])
+            restore = enforcer.restore
+            done = False
+            while not done:
+                for msg in self._restorer.consume(10_000, 1.0):
+                    if msg.error() is not None:
+                        continue
+                    key = msg.key()
+                    restore(key.decode() if key is not None else "", msg.value())
+                    self.stats.restored_records += 1
+                pos = self._restorer.position([TopicPartition(tp.topic, p)])[0].offset
+                done = pos >= high
+            self._restorer.unassign()
+        enforcer.finish_restore()

@@ -1,0 +1,202 @@
+"""Builders of the enforcer's output records as plain dicts (the hot path encodes dicts with the
+codec's fixed orjson options; tests validate every builder against the pydantic models)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from streams.enforcer.state import Ended, Session
+
+# Fixed namespace: the same cause always yields the same id, across processes and restarts.
+NAMESPACE = uuid.UUID("5f0c3b7e-3a51-4d1e-9a8e-6b2b1d0c9e11")
+
+
+def ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def stable_id(*parts: object) -> UUID:
+    return uuid.uuid5(NAMESPACE, "|".join(str(p) for p in parts))
+
+
+def millis(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def revocation(
+    sess: Session,
+    reason: str,
+    effective_at: float,
+    now: float,
+    policy_version: str,
+    cause_event_id: UUID | None = None,
+    roles_removed: Iterable[str] = (),
+) -> dict[str, Any]:
+    return {
+        "type": "revocation",
+        "schema_version": 1,
+        "revocation_id": stable_id("revocation", sess.session_id, reason, millis(effective_at)),
+        "session_id": sess.session_id,
+        "user_id": sess.user_id,
+        "tenant": sess.tenant,
+        "reason": reason,
+        "effective_at": ts(effective_at),
+        "emitted_at": ts(now),
+        "roles": list(sess.roles),
+        "permissions": list(sess.permissions),
+        "roles_removed": list(roles_removed),
+        "policy_version": policy_version,
+        "cause_event_id": cause_event_id,
+    }
+
+
+def revalidation(
+    sess: Session,
+    granted: Iterable[str],
+    effective_at: float,
+    now: float,
+    policy_version: str,
+    cause_event_id: UUID,
+) -> dict[str, Any]:
+    return {
+        "type": "revalidation",
+        "schema_version": 1,
+        "revalidation_id": stable_id("revalidation", sess.session_id, cause_event_id),
+        "session_id": sess.session_id,
+        "user_id": sess.user_id,
+        "tenant": sess.tenant,
+        "roles_granted": list(granted),
+        "roles": list(sess.roles),
+        "effective_at": ts(effective_at),
+        "emitted_at": ts(now),
+        "policy_version": policy_version,
+        "cause_event_id": cause_event_id,
+    }
+
+
+def _audit(kind: str, event_id: UUID, user_id: str, tenant: str, at: float) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "type": kind,
+        "schema_version": 1,
+        "user_id": user_id,
+        "tenant": tenant,
+        "occurred_at": ts(at),
+    }
+
+
+def session_started(
+    sess: Session, auth_method: str, privilege: int, source_ip: str | None
+) -> dict[str, Any]:
+    doc = _audit(
+        "session_started",
+        stable_id("started", sess.session_id),
+        sess.user_id,
+        sess.tenant,
+        sess.login_at,
+    )
+    doc.update(
+        session_id=sess.session_id,
+        user_type=sess.user_type,
+        risk_profile=sess.risk_profile,
+        auth_method=auth_method,
+        roles=list(sess.roles),
+        privilege_level=privilege,
+        idle_timeout_s=sess.idle_timeout,
+        absolute_timeout_s=sess.absolute_deadline - sess.login_at,
+        absolute_deadline=ts(sess.absolute_deadline),
+        source_ip=source_ip,
+    )
+    return doc
+
+
+def session_ended(sess: Session, ended: Ended) -> dict[str, Any]:
+    doc = _audit(
+        "session_ended",
+        stable_id("ended", sess.session_id),
+        sess.user_id,
+        sess.tenant,
+        ended.ended_at,
+    )
+    doc.update(
+        session_id=sess.session_id,
+        reason=ended.reason,
+        started_at=ts(sess.login_at),
+        ended_at=ts(ended.ended_at),
+        duration_s=max(0.0, ended.ended_at - sess.login_at),
+    )
+    return doc
+
+
+def role_changed(
+    event_id: UUID,
+    user_id: str,
+    tenant: str,
+    at: float,
+    granted: list[str],
+    removed: list[str],
+    actor: str,
+    privilege_before: int,
+    privilege_after: int,
+    sensitive_granted: list[str],
+    live_sessions: int,
+) -> dict[str, Any]:
+    doc = _audit("role_changed", stable_id("role_changed", event_id), user_id, tenant, at)
+    doc.update(
+        roles_granted=granted,
+        roles_removed=removed,
+        actor=actor,
+        privilege_before=privilege_before,
+        privilege_after=privilege_after,
+        sensitive_granted=sensitive_granted,
+        live_sessions=live_sessions,
+    )
+    return doc
+
+
+def ended_session_used(
+    event_id: UUID,
+    user_id: str,
+    tenant: str,
+    at: float,
+    session_id: str,
+    action: str,
+    resource: str,
+    ended: Ended | None,
+) -> dict[str, Any]:
+    doc = _audit("ended_session_used", stable_id("used", event_id), user_id, tenant, at)
+    doc.update(
+        session_id=session_id,
+        action=action,
+        resource=resource,
+        session_state="ended" if ended is not None else "unknown",
+        ended_reason=ended.reason if ended is not None else None,
+    )
+    return doc
+
+
+def high_risk_operation(
+    event_id: UUID,
+    sess: Session,
+    at: float,
+    action: str,
+    resource: str,
+    max_auth_age: float,
+    allowed: bool,
+) -> dict[str, Any]:
+    doc = _audit(
+        "high_risk_operation", stable_id("high_risk", event_id), sess.user_id, sess.tenant, at
+    )
+    doc.update(
+        session_id=sess.session_id,
+        action=action,
+        resource=resource,
+        auth_age_s=max(0.0, at - sess.auth_time),
+        max_auth_age_s=max_auth_age,
+        allowed=allowed,
+    )
+    return doc

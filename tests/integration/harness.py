@@ -1,0 +1,213 @@
+"""Processes and readers for integration tests: a real enforcer process, topic collectors,
+and waiting on conditions with deadlines (never fixed sleeps)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+FAST_POLICY = REPO / "tests/fixtures/policies/fast.toml"
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `condition` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+class EnforcerProcess:
+    """`sessionwarden enforce` in a subprocess, with its log lines collected."""
+
+    def __init__(
+        self, settings: Settings, instance_id: str = "0", policy: Path = FAST_POLICY, **env: str
+    ) -> None:
+        self.lines: list[str] = []
+        full_env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
+            "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+            "SESSIONWARDEN_GROUP_ID": settings.group_id,
+            "SESSIONWARDEN_INSTANCE_ID": instance_id,
+            "SESSIONWARDEN_POLICY_FILE": str(policy),
+            "SESSIONWARDEN_TRANSACTION_TIMEOUT_MS": "5000",
+            "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
+            "SESSIONWARDEN_LOG_SALT": "test-salt",
+            **env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "enforce"],
+            env=full_env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def log(self) -> str:
+        return "\n".join(self.lines[-40:])
+
+    def wait_assigned(self, timeout: float = 60) -> None:
+        def assigned() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"enforcer exited {self.proc.returncode}:\n{self.log()}")
+            return any("partitions assigned" in line for line in self.lines)
+
+        wait_until(assigned, timeout, "the enforcer to be assigned partitions")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+class Collector:
+    """Reads a topic (read_committed) from the beginning in a thread; records arrival times."""
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self.records: list[tuple[float, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": f"collector-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 20,
+                "log_level": 3,
+            }
+        )
+        md = self._consumer.list_topics(topic, timeout=10)
+        self._consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions]
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, 0.05):
+                if msg.error() is None and msg.value() is not None:
+                    with self._lock:
+                        self.records.append((time.time(), orjson.loads(msg.value())))
+        self._consumer.close()
+
+    def docs(self, **match: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            return [d for _, d in self.records if all(d.get(k) == v for k, v in match.items())]
+
+    def timed(self, **match: Any) -> list[tuple[float, dict[str, Any]]]:
+        with self._lock:
+            return [(t, d) for t, d in self.records if all(d.get(k) == v for k, v in match.items())]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def parse_ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def login_doc(
+    sid: str,
+    user: str,
+    t: float,
+    roles: list[str] | None = None,
+    risk: str = "medium",
+    user_type: str = "customer",
+) -> dict[str, Any]:
+    return {
+        "type": "login",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": iso(t),
+        "user_id": user,
+        "tenant": "acme",
+        "session_id": sid,
+        "user_type": user_type,
+        "risk_profile": risk,
+        "roles": roles or ["viewer"],
+        "permissions": [],
+        "auth_method": "password",
+        "auth_time": iso(t),
+    }
+
+
+def activity_doc(sid: str, user: str, t: float, action: str = "docs.read") -> dict[str, Any]:
+    return {
+        "type": "activity",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": iso(t),
+        "user_id": user,
+        "tenant": "acme",
+        "session_id": sid,
+        "action": action,
+        "resource": "/x",
+    }
+
+
+def logout_doc(sid: str, user: str, t: float) -> dict[str, Any]:
+    return {
+        "type": "logout",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": iso(t),
+        "user_id": user,
+        "tenant": "acme",
+        "session_id": sid,
+    }
+
+
+def role_change_doc(
+    user: str, t: float, granted: list[str] | None = None, removed: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "role_change",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": iso(t),
+        "user_id": user,
+        "tenant": "acme",
+        "roles_granted": granted or [],
+        "roles_removed": removed or [],
+        "actor": "admin-7",
+    }
