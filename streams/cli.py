@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from schemas.errors import SessionwardenError
@@ -74,6 +75,38 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         return 0
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.sim.run import simulate
+
+    settings, policy = _load(args)
+    simulate(settings, policy, args.users, args.seed, args.rate, Path(args.truth))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from streams.sim.verify_cli import run_verify
+
+    settings, _ = _load(args)
+    return run_verify(
+        settings,
+        Path(args.truth),
+        args.tolerance,
+        Path(args.json) if args.json else None,
+        Path(args.png) if args.png else None,
+        wait=not args.no_wait,
+    )
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sessionwarden",
@@ -111,6 +144,31 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="raw JSON lines instead of text")
     tail.add_argument("-f", "--follow", action="store_true", help="keep waiting for new records")
     tail.set_defaults(func=_cmd_tail)
+
+    sim = sub.add_parser("simulate", help="publish seeded traffic and write its ground truth")
+    sim.add_argument("--policy", help="policy TOML the enforcer runs with (default: shipped)")
+    sim.add_argument("--users", type=_positive(int), default=50, help="users (default 50)")
+    sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    sim.add_argument(
+        "--rate", type=_positive(float), default=50.0, help="average events/s (default 50)"
+    )
+    sim.add_argument("--truth", default="sim-truth.json", help="ground truth output file")
+    sim.set_defaults(func=_cmd_simulate)
+
+    verify = sub.add_parser("verify", help="audit revocations against a simulation's truth")
+    verify.add_argument("--truth", default="sim-truth.json", help="ground truth from simulate")
+    verify.add_argument(
+        "--tolerance",
+        type=_positive(float),
+        default=2.0,
+        help="seconds after a deadline still counted on time (default 2)",
+    )
+    verify.add_argument("--json", help="also write the report as JSON here")
+    verify.add_argument("--png", help="also write a latency histogram (PNG) here")
+    verify.add_argument(
+        "--no-wait", action="store_true", help="do not wait for the run's last deadline to pass"
+    )
+    verify.set_defaults(func=_cmd_verify)
     return parser
 
 

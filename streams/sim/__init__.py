@@ -1,0 +1,1 @@
+"""Traffic simulation with ground truth, and the audit that checks enforcement against it."""
