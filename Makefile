@@ -53,5 +53,8 @@ kafka-status: $(STAMP) ## say whether the broker answers
 schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 	$(PY) -m schemas.jsonschema
 
+demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
+	$(PY) -m streams.demo
+
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

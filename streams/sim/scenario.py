@@ -82,12 +82,14 @@ class _Builder:
         self.rng = rng
         self.run_id = run_id
         self.plan = Plan(run_id)
+        self.counter = 0
         # per session: ordered (time, kind, payload) the oracle replays
         self.timeline: dict[str, list[tuple[float, str, Any]]] = {}
 
     def doc(self, kind: str, t: float, user: str, **fields: Any) -> dict[str, Any]:
         t = _ms(t)
-        eid = uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        self.counter += 1
+        eid = uuid.uuid5(uuid.NAMESPACE_URL, f"sessionwarden-sim/{self.run_id}/{self.counter}")
         base = {
             "type": kind,
             "event_id": str(eid),
@@ -206,9 +208,12 @@ def _oracle(policy: Policy, timeline: list[tuple[float, str, Any]]) -> tuple[str
 
 
 def build_plan(policy: Policy, users: int, seed: int, start: float, spread: float) -> Plan:
-    """A reproducible plan: `users` users logging in over `spread` seconds from `start`."""
+    """A reproducible plan: `users` users logging in over `spread` seconds from `start`.
+    The same (seed, start) gives the same plan, ids included."""
     rng = random.Random(seed)
-    run_id = f"sim{seed:x}-{rng.getrandbits(24):06x}"
+    # The traffic depends on the seed alone; ids also on the start time, so that a re-run of a
+    # seed against the same topics is a new run (ended session ids are never reused).
+    run_id = f"sim{seed:x}-{int(start * 1000) % 16**8:08x}"
     b = _Builder(policy, rng, run_id)
     kinds, weights = zip(*KINDS.items(), strict=True)
     for i in range(users):

@@ -1,0 +1,170 @@
+"""`make demo`: a local broker, the enforcer, simulated traffic, live output, a closing audit.
+
+Everything it starts (the broker if it was not running, the enforcer, the detectors when
+available) is stopped on exit, Ctrl-C included. Topics carry the prefix ``demo.``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.policy import load_policy
+from streams.settings import load_settings
+from streams.sim.run import simulate
+from streams.sim.verify_cli import run_verify
+from streams.tail import read_topic, render
+from streams.topics import admin_client, ensure_topics, topic_specs
+
+REPO = Path(__file__).resolve().parent.parent
+POLICY = Path(__file__).resolve().parent / "policies" / "demo.toml"
+WORKDIR = Path(".demo")
+COLORS = {
+    "revocation": "31",
+    "session_ended": "33",
+    "session_started": "32",
+    "alert": "35",
+    "ended_session_used": "35",
+    "revalidation": "36",
+    "high_risk_operation": "36",
+    "dead_letter": "90",
+    "role_changed": "36",
+}
+SHOWN = {
+    "revocation",
+    "revalidation",
+    "session_started",
+    "ended_session_used",
+    "alert",
+    "dead_letter",
+    "role_changed",
+}
+
+
+def _broker(command: str) -> int:
+    return subprocess.run([sys.executable, str(REPO / "infra/kafka/broker.py"), command]).returncode
+
+
+def _printer(lock: threading.Lock, color: bool) -> Any:
+    def show(doc: dict[str, Any]) -> None:
+        if doc.get("type") not in SHOWN:
+            return
+        line = render(doc)
+        if color:
+            line = f"\033[{COLORS.get(doc['type'], '0')}m{line}\033[0m"
+        with lock:
+            print(line, flush=True)
+
+    return show
+
+
+def _follow(servers: str, topic: str, show: Any, stop: threading.Event) -> None:
+    for _, value in read_topic(servers, topic, from_beginning=False, stop=stop.is_set):
+        show(orjson.loads(value))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--users", type=int, default=int(os.environ.get("DEMO_USERS", "40")))
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("DEMO_SEED", "7")))
+    parser.add_argument("--rate", type=float, default=20.0)
+    args = parser.parse_args(argv)
+
+    started_broker = False
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and _broker("status") != 0:
+        if _broker("up") != 0:
+            return 1
+        started_broker = True
+    WORKDIR.mkdir(exist_ok=True)
+    settings = load_settings(topic_prefix="demo.", policy_file=POLICY, log_format="text")
+    policy = load_policy(POLICY)
+    ensure_topics(
+        admin_client(settings), topic_specs(settings, policy.max_absolute), report=lambda _: None
+    )
+    env = {
+        **os.environ,
+        "SESSIONWARDEN_TOPIC_PREFIX": "demo.",
+        "SESSIONWARDEN_POLICY_FILE": str(POLICY),
+        "SESSIONWARDEN_LOG_FORMAT": "json",
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+    }
+    children: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        for name, module in (("enforcer", "streams.cli enforce"),):
+            log = open(WORKDIR / f"{name}.log", "ab")  # noqa: SIM115 (closed with the child)
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", *module.split()],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                    cwd=REPO,
+                )
+            )
+            print(f"started the {name} (log: {WORKDIR / (name + '.log')})")
+        lock = threading.Lock()
+        show = _printer(lock, sys.stdout.isatty())
+        for topic in (settings.topics.revocations, settings.topics.audit, settings.topics.alerts):
+            threading.Thread(
+                target=_follow, args=(settings.bootstrap_servers, topic, show, stop), daemon=True
+            ).start()
+        time.sleep(3)  # let the enforcer join its group before the first login
+        sim_out = io.StringIO()
+        simulate(
+            settings,
+            policy,
+            args.users,
+            args.seed,
+            args.rate,
+            WORKDIR / "truth.json",
+            out=sim_out,
+            stop=stop.is_set,
+        )
+        with lock:
+            print(sim_out.getvalue().strip().splitlines()[-1])
+        summary = io.StringIO()
+        code = run_verify(
+            settings,
+            WORKDIR / "truth.json",
+            2.0,
+            WORKDIR / "verify.json",
+            WORKDIR / "latency.png",
+            out=summary,
+        )
+        with lock:
+            print("\n" + summary.getvalue())
+        return code
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping what the demo started")
+        return 130
+    finally:
+        stop.set()
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if started_broker:
+            _broker("down")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
