@@ -1,0 +1,513 @@
+"""RevocationListener: the current revocation set of a service, kept in memory from Kafka.
+
+On ``start()`` the listener assigns every partition of the (compacted) revocation topic from the
+beginning, notes the end offsets (read_committed: the last stable offsets) and reads up to them
+in a background thread: that rebuilds the revocation set, after which ``ready()`` is true. It
+then keeps tailing the topic. No consumer group is joined and no offset is ever committed: every
+process holds the whole set.
+
+``is_revoked(session_id)`` is one dict lookup. Entries are forgotten ``max_lifetime_s`` after the
+revocation's ``effective_at`` (by default the policy's longest absolute timeout): no token of a
+session outlives its absolute deadline, which is never later than that, so memory stays bounded
+by the revocations of one session lifetime.
+
+Staleness: every ``probe_interval_s`` the listener asks the broker for the end offsets (on an
+admin client's connection, without blocking) and notes when it has read up to them: everything
+produced before the question was asked has then been applied. If that moment is older than
+``staleness_budget_s`` (the broker is lost, or the listener lags), the listener is unhealthy.
+Fail-open (the default) keeps answering from the set it has and logs loudly; fail-closed
+answers "revoked" for every session until it has caught up again. docs/CLIENTS.md discusses
+the trade-off.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import heapq
+import logging
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NamedTuple, Protocol
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from schemas.codec import DecodeError, decode_revocation_record
+from schemas.errors import SessionwardenError
+from schemas.outputs import Revalidation, Revocation
+from streams.policy import Policy, default_policy, load_policy
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+_REMIND_UNHEALTHY_S = 30.0
+_BATCH = 1000
+
+
+class ListenerError(SessionwardenError):
+    """The listener cannot start: no such topic, or no broker answered in time."""
+
+
+class ConsumerLike(Protocol):
+    """The part of confluent_kafka.Consumer the listener uses (tests pass a fake)."""
+
+    def list_topics(self, topic: str, timeout: float) -> Any: ...
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+    def poll(self, timeout: float) -> Message | None: ...
+    def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
+    def close(self) -> None: ...
+
+
+class AdminLike(Protocol):
+    """The part of confluent_kafka.admin.AdminClient the listener uses (tests pass a fake)."""
+
+    def list_offsets(
+        self, topic_partition_offsets: dict[TopicPartition, OffsetSpec], **kwargs: Any
+    ) -> dict[TopicPartition, concurrent.futures.Future[Any]]: ...
+
+
+class RevokedEntry(NamedTuple):
+    expires_at: float
+    """Wall-clock seconds after which the entry is forgotten."""
+    revocation_id: str
+    reason: str
+
+
+class RevocationSet:
+    """The revoked sessions, each forgotten ``max_lifetime_s`` after its ``effective_at``.
+
+    Pure (time is an argument). A revocation is final: later records never un-revoke a session;
+    a repeated revocation of a session replaces the entry and never shortens its lifetime.
+    """
+
+    def __init__(self, max_lifetime_s: float) -> None:
+        if not max_lifetime_s > 0:
+            raise ValueError(f"max_lifetime_s must be positive, got {max_lifetime_s!r}")
+        self.max_lifetime_s = max_lifetime_s
+        self._entries: dict[str, RevokedEntry] = {}
+        self._expiry: list[tuple[float, str]] = []  # heap; stale items are skipped when popped
+        self._lock = threading.Lock()  # writers and snapshots; lookups need none
+
+    def add(self, record: Revocation, now: float) -> bool:
+        """Record a revocation; False if it has already expired (nothing is kept)."""
+        expires = record.effective_at.timestamp() + self.max_lifetime_s
+        if expires <= now:
+            return False
+        sid = record.session_id
+        with self._lock:
+            old = self._entries.get(sid)
+            if old is not None and old.expires_at > expires:
+                expires = old.expires_at
+            reason = sys.intern(record.reason)
+            self._entries[sid] = RevokedEntry(expires, str(record.revocation_id), reason)
+            heapq.heappush(self._expiry, (expires, sid))
+        return True
+
+    def expire(self, now: float) -> int:
+        """Forget every entry whose lifetime has passed; returns how many."""
+        dropped = 0
+        heap = self._expiry
+        with self._lock:
+            while heap and heap[0][0] <= now:
+                _, sid = heapq.heappop(heap)
+                entry = self._entries.get(sid)
+                if entry is not None and entry.expires_at <= now:
+                    del self._entries[sid]
+                    dropped += 1
+        return dropped
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._entries
+
+    def get(self, session_id: str) -> RevokedEntry | None:
+        return self._entries.get(session_id)
+
+    def snapshot(self) -> dict[str, RevokedEntry]:
+        with self._lock:
+            return dict(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _Probe:
+    """One question to the broker, "where do the partitions begin and end now?", asked on the
+    admin client's own connection: it neither blocks the listener nor queues behind fetches."""
+
+    def __init__(
+        self, admin: AdminLike, tps: list[TopicPartition], taken_at: float, timeout: float
+    ):
+        self.taken_at = taken_at  # monotonic, before the question was sent
+        self.ends: dict[int, tuple[int, int]] | None = None  # partition -> (low, end)
+        ask = functools.partial(
+            admin.list_offsets,
+            isolation_level=IsolationLevel.READ_COMMITTED,  # end = the last stable offset
+            request_timeout=timeout,
+        )
+        self._low = ask({tp: OffsetSpec.earliest() for tp in tps})
+        self._end = ask({tp: OffsetSpec.latest() for tp in tps})
+
+    def _futures(self) -> list[concurrent.futures.Future[Any]]:
+        return [*self._low.values(), *self._end.values()]
+
+    def wait(self, timeout: float) -> bool:
+        concurrent.futures.wait(self._futures(), timeout)
+        return self.answer() is True
+
+    def answer(self) -> bool | None:
+        """True once answered (``ends`` is set), False if it failed, None while pending."""
+        if self.ends is not None:
+            return True
+        if not all(future.done() for future in self._futures()):
+            return None
+        try:
+            low = {tp.partition: future.result().offset for tp, future in self._low.items()}
+            end = {tp.partition: future.result().offset for tp, future in self._end.items()}
+        except KafkaException as exc:
+            log.debug("end offsets unavailable: %s", exc)
+            return False
+        self.ends = {p: (low[p], end[p]) for p in end}
+        return True
+
+
+@dataclass
+class ListenerStats:
+    records: int = 0
+    revocations: int = 0
+    revalidations: int = 0
+    skipped: int = 0  # undecodable records and tombstones
+    expired: int = 0  # revocations dropped for age, on arrival or later
+    probes_failed: int = 0
+
+
+def _caught_up(ends: dict[int, tuple[int, int]], positions: dict[int, int]) -> bool:
+    """Read up to the end offsets on every partition (an empty partition counts)."""
+    for partition, (low, end) in ends.items():
+        if end > low and positions.get(partition, -1) < end:
+            return False
+    return True
+
+
+class RevocationListener:
+    """Keeps the revocation set of the topic in memory; see the module docstring.
+
+    Callbacks run on the listener thread after the set has been updated, for replayed records
+    during the bootstrap too (``ready()`` tells the two apart); an exception in a callback is
+    logged and does not stop the listener.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str,
+        *,
+        max_lifetime_s: float,
+        staleness_budget_s: float = 10.0,
+        fail_closed: bool = False,
+        on_revocation: Callable[[Revocation], None] | None = None,
+        on_revalidation: Callable[[Revalidation], None] | None = None,
+        probe_interval_s: float | None = None,
+        clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
+        consumer_factory: Callable[[dict[str, Any]], ConsumerLike] = Consumer,
+        admin_factory: Callable[[dict[str, Any]], AdminLike] = AdminClient,
+        **config: Any,
+    ) -> None:
+        if not staleness_budget_s > 0:
+            raise ValueError(f"staleness_budget_s must be positive, got {staleness_budget_s!r}")
+        self.topic = topic
+        self.staleness_budget_s = staleness_budget_s
+        self.probe_interval_s = probe_interval_s or min(1.0, staleness_budget_s / 4)
+        self.stats = ListenerStats()
+        self.on_revocation = on_revocation
+        self.on_revalidation = on_revalidation
+        self._fail_closed = fail_closed
+        self._set = RevocationSet(max_lifetime_s)
+        # Wall clock for entry lifetimes (effective_at is wall time); monotonic for staleness.
+        self._clock = clock
+        self._monotonic = monotonic
+        self._probe_timeout = min(5.0, staleness_budget_s / 2)
+        self._consumer = consumer_factory(self._consumer_config(bootstrap_servers, config))
+        self._admin = admin_factory(
+            {"bootstrap.servers": bootstrap_servers, "client.id": "sessionwarden-listener",
+             "log_level": 4, **config}
+        )  # fmt: skip
+        self._tps: list[TopicPartition] = []
+        self._probe: _Probe | None = None
+        self._last_probe = -float("inf")
+        self._fresh_as_of: float | None = None  # monotonic time everything before was applied
+        self._ready = threading.Event()
+        self._running = False
+        self._closed = False
+        self._started_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reported_healthy: bool | None = None
+        self._last_reminder = -float("inf")
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, policy: Policy | None = None, **options: Any
+    ) -> RevocationListener:
+        """A listener of ``settings.topics.revocations``; entries live as long as the policy's
+        longest absolute timeout unless ``max_lifetime_s`` is given."""
+        if "max_lifetime_s" not in options:
+            if policy is None:
+                path = settings.policy_file
+                policy = load_policy(path) if path is not None else default_policy()
+            options["max_lifetime_s"] = policy.max_absolute
+        return cls(settings.bootstrap_servers, settings.topics.revocations, **options)
+
+    @staticmethod
+    def _consumer_config(bootstrap_servers: str, config: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": bootstrap_servers,
+            # Required by the client, never joined: partitions are assigned, offsets never stored.
+            "group.id": f"sessionwarden-listener-{uuid.uuid4().hex[:12]}",
+            "client.id": "sessionwarden-listener",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # Fell behind the log start (retention): resume at the oldest record still kept.
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 50,
+            "reconnect.backoff.max.ms": 1000,
+            "log_level": 4,
+            **config,
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0, background: bool = True) -> None:
+        """Assign every partition from the beginning, capture the end offsets the bootstrap must
+        reach, and start tailing in a thread (``background=False``: the caller drives
+        ``step()``). Raises ListenerError if the topic is unknown or no broker answers."""
+        if self._running:
+            return
+        try:
+            meta = self._consumer.list_topics(self.topic, timeout=timeout)
+        except KafkaException as exc:
+            raise ListenerError(f"no metadata for {self.topic} within {timeout:g}s: {exc}") from exc
+        found = meta.topics.get(self.topic)
+        if found is None or found.error is not None or not found.partitions:
+            why = found.error if found is not None else "unknown topic"
+            raise ListenerError(f"cannot listen to {self.topic}: {why}")
+        partitions = sorted(found.partitions)
+        self._tps = [TopicPartition(self.topic, p) for p in partitions]
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._last_probe = self._monotonic()
+        self._probe = self._ask(self._last_probe)
+        if self._probe is None or not self._probe.wait(timeout):
+            raise ListenerError(f"no end offsets for {self.topic} within {timeout:g}s")
+        self._started_at = self._monotonic()
+        self._running = True
+        if background:
+            self._thread = threading.Thread(
+                target=self._run, name="sessionwarden-revocation-listener", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.step()
+        except Exception:
+            log.exception("revocation listener of %s stopped by an unexpected error", self.topic)
+        finally:
+            self._running = False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and close the consumer. Idempotent."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._running = False
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+
+    stop = close
+
+    def __enter__(self) -> RevocationListener:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- queries (any thread) -------------------------------------------------------------
+
+    @property
+    def fail_closed(self) -> bool:
+        return self._fail_closed
+
+    @property
+    def max_lifetime_s(self) -> float:
+        return self._set.max_lifetime_s
+
+    def is_revoked(self, session_id: str) -> bool:
+        """True if the session is revoked; in fail-closed mode also while unhealthy."""
+        if self._fail_closed and not self.healthy():
+            return True
+        return session_id in self._set
+
+    def revocation(self, session_id: str) -> RevokedEntry | None:
+        """The entry for a revoked session (regardless of health)."""
+        return self._set.get(session_id)
+
+    def snapshot(self) -> dict[str, RevokedEntry]:
+        return self._set.snapshot()
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def ready(self) -> bool:
+        """The bootstrap has read up to the end offsets captured at start."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def staleness(self) -> float:
+        """Seconds since the listener last knew it had applied everything (inf: never)."""
+        if self._fresh_as_of is None:
+            return float("inf")
+        return max(0.0, self._monotonic() - self._fresh_as_of)
+
+    def healthy(self) -> bool:
+        """Running, bootstrapped, and current within the staleness budget."""
+        return self._running and self.staleness() <= self.staleness_budget_s
+
+    # -- the loop (listener thread) -------------------------------------------------------
+
+    def step(self, poll_timeout: float = 0.1) -> int:
+        """One iteration: apply a batch, check freshness, expire old entries, report health.
+        Returns how many records were read."""
+        # poll() returns as soon as a record is there (consume() would wait for a full batch
+        # or the timeout); whatever else has arrived is then taken without waiting.
+        first = self._consumer.poll(poll_timeout)
+        msgs = [] if first is None else [first, *self._consumer.consume(_BATCH - 1, 0)]
+        now = self._clock()
+        for msg in msgs:
+            self._apply(msg, now)
+        self._check_freshness()
+        self.stats.expired += self._set.expire(now)
+        self._report_health()
+        return len(msgs)
+
+    def _apply(self, msg: Message, now: float) -> None:
+        if msg.error() is not None:
+            log.debug("consumer event on %s: %s", self.topic, msg.error())
+            return
+        self.stats.records += 1
+        try:
+            record = decode_revocation_record(msg.value())
+        except DecodeError as exc:
+            self.stats.skipped += 1
+            if msg.value() is not None:  # tombstones are expected on a compacted topic
+                located = exc.at(msg.topic(), msg.partition(), msg.offset())
+                log.warning("skipping an unreadable revocation record: %r", located)
+            return
+        if isinstance(record, Revocation):
+            if not self._set.add(record, now):
+                self.stats.expired += 1
+                return
+            self.stats.revocations += 1
+            self._notify(self.on_revocation, record)
+        else:
+            self.stats.revalidations += 1
+            self._notify(self.on_revalidation, record)
+
+    def _notify(self, callback: Callable[[Any], None] | None, record: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(record)
+        except Exception:
+            log.exception("revocation listener callback %r failed", callback)
+
+    def _ask(self, now: float) -> _Probe | None:
+        try:
+            return _Probe(self._admin, self._tps, now, self._probe_timeout)
+        except KafkaException as exc:
+            self.stats.probes_failed += 1
+            log.debug("cannot ask for the end offsets of %s: %s", self.topic, exc)
+            return None
+
+    def _check_freshness(self) -> None:
+        now = self._monotonic()
+        probe = self._probe
+        if probe is None:
+            if now - self._last_probe < self.probe_interval_s:
+                return
+            self._last_probe = now  # a failed probe is retried after the interval
+            probe = self._probe = self._ask(now)
+            if probe is None:
+                return
+        answered = probe.answer()
+        if not answered:
+            if answered is False or now - probe.taken_at > self._probe_timeout:
+                self.stats.probes_failed += 1
+                self._probe = None
+            return
+        assert probe.ends is not None
+        positions = {tp.partition: tp.offset for tp in self._consumer.position(self._tps)}
+        if _caught_up(probe.ends, positions):
+            self._fresh_as_of = probe.taken_at
+            self._probe = None
+            if not self._ready.is_set():
+                self._ready.set()
+                log.info(
+                    "revocation set of %s rebuilt: %d revoked session(s) from %d record(s)",
+                    self.topic,
+                    len(self._set),
+                    self.stats.records,
+                )
+
+    def _report_health(self) -> None:
+        healthy = self.healthy()
+        now = self._monotonic()
+        if healthy and self._reported_healthy is False:
+            log.warning("revocation listener of %s is current again", self.topic)
+        elif not healthy and (
+            self._ready.is_set() or now - self._started_at > self.staleness_budget_s
+        ):
+            changed = self._reported_healthy is not False
+            if changed or now - self._last_reminder >= _REMIND_UNHEALTHY_S:
+                self._last_reminder = now
+                log.error("%s", self._unhealthy_text())
+        self._reported_healthy = healthy
+
+    def _unhealthy_text(self) -> str:
+        if self._ready.is_set():
+            state = f"is {self.staleness():.1f}s stale (budget {self.staleness_budget_s:g}s)"
+        else:
+            waited = self._monotonic() - self._started_at
+            state = f"has not finished rebuilding the revocation set after {waited:.1f}s"
+        mode = (
+            "FAIL-CLOSED: every session is treated as revoked"
+            if self._fail_closed
+            else "FAIL-OPEN: revocations issued meanwhile are NOT enforced"
+        )
+        return f"revocation listener of {self.topic} {state}; {mode}"
