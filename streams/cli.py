@@ -75,6 +75,15 @@ def _cmd_tail(args: argparse.Namespace) -> int:
         return 0
 
 
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from streams.detect.app import run
+    from streams.logsetup import configure_logging
+
+    settings, policy = _load(args)
+    configure_logging(settings.log_level, settings.log_format)
+    return run(settings, policy)  # faust's worker handles SIGTERM/SIGINT itself
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from streams.sim.run import simulate
 
@@ -130,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     enforce = sub.add_parser("enforce", help="run the enforcer (SIGTERM/SIGINT stop it cleanly)")
     enforce.add_argument("--policy", help="policy TOML (default: the shipped policy)")
     enforce.set_defaults(func=_cmd_enforce)
+
+    detect = sub.add_parser("detect", help="run the anomaly detectors (faust-streaming worker)")
+    detect.add_argument("--policy", help="policy TOML with the [anomaly] thresholds")
+    detect.set_defaults(func=_cmd_detect)
 
     publish = sub.add_parser(
         "publish", help="read auth events as JSON lines on stdin and publish the valid ones"

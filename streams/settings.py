@@ -62,6 +62,26 @@ class Settings(BaseSettings):
     log_format: str = Field(default="json", pattern=r"^(json|text)$")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
+    # --- The anomaly detectors (`sessionwarden detect`) -----------------------------------
+    # Consumer group and faust app id; faust's changelog topics are named after it (with the
+    # topic prefix in front), e.g. `sessionwarden-detect-expirations-changelog`.
+    detect_group_id: str = Field(
+        default="sessionwarden-detect", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$"
+    )
+    # The worker's web server (faust's /router, /stats ...); off unless asked for, and then
+    # bound to a loopback address only. The /table views are never served.
+    detect_web_enabled: bool = False
+    detect_web_host: str = Field(
+        default="127.0.0.1", pattern=r"^(127(\.\d{1,3}){3}|localhost|::1)$"
+    )
+    detect_web_port: int = Field(default=6066, ge=1, le=65535)
+    # faust's working directory; empty means a temporary one (the tables live in memory and
+    # are restored from their changelogs, so nothing on disk must survive).
+    detect_data_dir: Path | None = None
+    # How often the detect worker commits its input offsets.
+    detect_commit_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # --- end of the anomaly detectors' settings --------------------------------------------
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.policy_file is not None and not self.policy_file.is_file():

@@ -1,0 +1,341 @@
+"""Throughput and alert latency of the detect worker on the local broker.
+
+1. Drain: pre-fill a fresh audit topic with N lifecycle records (sessions starting and ending,
+   role changes, high-risk operations, rare use of ended sessions) for many users, start the
+   worker, and time from its "partitions assigned" log line until the alert of a sentinel
+   record placed at the end of every partition arrives: every record before it is processed.
+2. Latency: with the worker caught up, publish a steady mix of benign records and records that
+   each trigger one alert, and measure from the produce call of a triggering record to the
+   arrival of its alert at a consumer.
+
+Runs the worker as `python -m streams.detect` with the shipped policy; creates its own
+prefixed topics and deletes them (and faust's changelogs) afterwards.
+
+    .venv/bin/python bench/detect_throughput.py [--events 50000] [--partitions 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from schemas.codec import encode_dict  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
+from streams.topics import ensure_topics, topic_specs  # noqa: E402
+
+ROLES = [("viewer", 10), ("user", 20), ("support", 40), ("developer", 50)]
+
+
+def ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def base(kind: str, user: str, t: float) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "schema_version": 1,
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": ts(t),
+        "user_id": user,
+        "tenant": "acme",
+    }
+
+
+def session_records(rng: random.Random, user: str, sid: str, t: float) -> list[dict[str, Any]]:
+    """One session's lifecycle: start, maybe a high-risk operation, end."""
+    start = base("session_started", user, t)
+    start.update(
+        session_id=sid,
+        user_type="customer",
+        risk_profile="medium",
+        auth_method="password",
+        roles=["user"],
+        privilege_level=20,
+        idle_timeout_s=900.0,
+        absolute_timeout_s=43200.0,
+        absolute_deadline=ts(t + 43200),
+    )
+    records = [start]
+    if rng.random() < 0.05:
+        op = base("high_risk_operation", user, t + 30)
+        op.update(
+            session_id=sid,
+            action="payments.send",
+            resource="/acct/1",
+            auth_age_s=30.0,
+            max_auth_age_s=900.0,
+            allowed=True,
+        )
+        records.append(op)
+    end_at = t + rng.uniform(60, 900)
+    reason = rng.choices(["logout", "idle_timeout", "absolute_timeout"], [60, 35, 5])[0]
+    end = base("session_ended", user, end_at)
+    end.update(
+        session_id=sid,
+        reason=reason,
+        started_at=ts(t),
+        ended_at=ts(end_at),
+        duration_s=end_at - t,
+    )
+    records.append(end)
+    return records
+
+
+def role_change(rng: random.Random, user: str, t: float) -> dict[str, Any]:
+    (before, p_before), (after, p_after) = sorted(rng.sample(ROLES, 2), key=lambda r: r[1])
+    doc = base("role_changed", user, t)
+    doc.update(
+        roles_granted=[after],
+        roles_removed=[before],
+        actor="admin-7",
+        privilege_before=p_before,
+        privilege_after=p_after,
+        sensitive_granted=[],
+        live_sessions=1,
+    )
+    return doc
+
+
+def ended_used(user: str, t: float, sid: str = "gone") -> dict[str, Any]:
+    doc = base("ended_session_used", user, t)
+    doc.update(session_id=sid, action="docs.read", resource="/doc", session_state="unknown")
+    return doc
+
+
+def workload(n: int, users: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """About n records over the last hour, in event-time order per user."""
+    rng = random.Random(seed)
+    now = time.time()
+    produced = 0
+    clock = now - 3600
+    step = 3600 / max(1, n // 2)
+    while produced < n:
+        user = f"user-{rng.randrange(users)}"
+        clock += step
+        batch = session_records(rng, user, f"s-{uuid.uuid4().hex[:12]}", clock)
+        if rng.random() < 0.03:
+            batch.append(role_change(rng, user, clock + 1))
+        if rng.random() < 0.002:
+            batch.append(ended_used(user, clock + 2))
+        batch = batch[: n - produced]
+        yield from batch
+        produced += len(batch)
+
+
+class AlertWatcher:
+    """Reads the alert topic from its end in a thread; records each alert's arrival time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.arrivals: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        topic = settings.topics.alerts
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+                "log_level": 3,
+            }
+        )
+        parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in parts])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, 0.02):
+                if msg.error() is None and msg.value() is not None:
+                    now = time.time()
+                    doc = orjson.loads(msg.value())
+                    with self._lock:
+                        self.arrivals[doc["evidence"]["event_ids"][-1]] = (now, doc)
+        self._consumer.close()
+
+    def arrived(self, event_id: str) -> float | None:
+        with self._lock:
+            found = self.arrivals.get(event_id)
+        return found[0] if found else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def start_worker(settings: Settings) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+        "SESSIONWARDEN_LOG_FORMAT": "json",
+    }
+    env.pop("SESSIONWARDEN_POLICY_FILE", None)  # the shipped policy
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.detect"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
+
+
+def assigned_at(lines: list[str]) -> float | None:
+    for line in list(lines):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            doc = orjson.loads(line)
+            if doc.get("msg") == "partitions assigned and recovered" and doc.get("partitions"):
+                return datetime.fromisoformat(doc["ts"]).timestamp()
+    return None
+
+
+def drain(settings: Settings, producer: Producer, args: argparse.Namespace) -> dict[str, float]:
+    count = 0
+    for doc in workload(args.events, args.users):
+        producer.produce(settings.topics.audit, encode_dict(doc), doc["user_id"].encode())
+        producer.poll(0)
+        count += 1
+    sentinels = []
+    for p in range(settings.partitions):
+        doc = ended_used(f"sentinel-{p}", time.time())
+        sentinels.append(doc["event_id"])
+        producer.produce(
+            settings.topics.audit, encode_dict(doc), doc["user_id"].encode(), partition=p
+        )
+    producer.flush(60)
+    count += len(sentinels)
+    watcher = AlertWatcher(settings)
+    proc, lines = start_worker(settings)
+    try:
+        wait_for(lambda: assigned_at(lines) is not None, 60, "the worker's assignment")
+        wait_for(lambda: all(watcher.arrived(e) for e in sentinels), 900, "the drain")
+        started = assigned_at(lines) or 0.0
+        finished = max(watcher.arrived(e) or 0.0 for e in sentinels)
+        alerts = len(watcher.arrivals) - len(sentinels)
+        seconds = finished - started
+        latency = measure_latency(settings, producer, watcher, args)
+    finally:
+        watcher.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    return {"records": count, "seconds": seconds, "alerts": alerts, **latency}
+
+
+def measure_latency(
+    settings: Settings, producer: Producer, watcher: AlertWatcher, args: argparse.Namespace
+) -> dict[str, float]:
+    """Paced load: args.rate records/s for args.seconds, one in ten triggering an alert."""
+    rng = random.Random(11)
+    sent: dict[str, float] = {}
+    interval = 1.0 / args.rate
+    next_at = time.monotonic()
+    end = next_at + args.seconds
+    i = 0
+    while next_at < end:
+        now = time.time()
+        if i % 10 == 0:
+            doc = ended_used(f"lat-{i}", now, sid=f"gone-{i}")
+            sent[doc["event_id"]] = now
+        else:
+            doc = session_records(rng, f"bg-{rng.randrange(args.users)}", f"b{i}", now)[0]
+        producer.produce(settings.topics.audit, encode_dict(doc), doc["user_id"].encode())
+        producer.poll(0)
+        i += 1
+        next_at += interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    producer.flush(30)
+    wait_for(lambda: all(watcher.arrived(e) for e in sent), 120, "the latency alerts")
+    delays = sorted((watcher.arrived(e) or 0.0) - t for e, t in sent.items())
+    return {
+        "latency_samples": len(delays),
+        "p50_ms": 1000 * statistics.median(delays),
+        "p99_ms": 1000 * delays[min(len(delays) - 1, int(0.99 * len(delays)))],
+        "max_ms": 1000 * delays[-1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--rate", type=float, default=500.0, help="records/s in the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    args = parser.parse_args()
+    settings = load_settings(
+        topic_prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=args.partitions
+    )
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    ensure_topics(admin, topic_specs(settings, 86400), report=lambda _: None)
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 200_000,
+            "log_level": 3,
+        }
+    )
+    try:
+        result = drain(settings, producer, args)
+    finally:
+        names = [
+            t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)
+        ]
+        for fut in admin.delete_topics(names, operation_timeout=30).values():
+            with contextlib.suppress(Exception):
+                fut.result(timeout=30)
+    rate = result["records"] / result["seconds"]
+    print(
+        f"drain:   {result['records']:.0f} audit records in {result['seconds']:.2f} s"
+        f" = {rate:,.0f} records/s ({args.partitions} partitions, {result['alerts']:.0f} alerts)"
+    )
+    print(
+        f"latency: {result['latency_samples']:.0f} alerts at {args.rate:g} records/s:"
+        f" p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms,"
+        f" max {result['max_ms']:.1f} ms (produce call to alert arrival)"
+    )
+
+
+if __name__ == "__main__":
+    main()

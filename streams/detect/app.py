@@ -1,0 +1,248 @@
+"""The anomaly detectors as a faust-streaming app: a thin shell around the pure engine.
+
+One agent (concurrency 1) reads the audit stream as raw bytes, decodes each record with our
+codec, lets :class:`Engine` judge it against the user's state, sends the alerts it produced
+(awaiting delivery), and only then writes the state to the faust tables. Offsets are committed
+after faust flushed the producer, so every crash replays at most what is not yet committed;
+the detectors skip events their state already holds and a re-derived alert has the same
+deterministic ``alert_id``. faust's ``exactly_once`` is not used (see docs/DETECTORS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+from confluent_kafka.admin import AdminClient
+
+from schemas.codec import DecodeError, decode_audit_event, encode_dict
+from schemas.errors import ConfigError
+from streams.detect.engine import Engine
+from streams.detect.state import COOLDOWNS, EXPIRATIONS, GRANTS, SESSIONS, Tables, apply_writes
+from streams.policy import Policy
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BACKLOG_ALLOWANCE_S = 24 * 3600.0
+"""Event-time buckets stay this long past their window, so a worker that catches up on a
+day-old backlog still sees the marks it needs (also the changelog retention of the buckets)."""
+_NOISY = ("faust", "mode", "aiokafka")
+
+
+def app_id(settings: Settings) -> str:
+    """Consumer group and faust id; faust's changelog topics are named after it."""
+    return f"{settings.topic_prefix}{settings.detect_group_id}"
+
+
+def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None) -> faust.App:
+    """Build the detect app; nothing connects until a worker starts it."""
+    engine = Engine(policy)
+    ident = app_id(settings)
+    web = settings.detect_web_enabled
+    app = faust.App(
+        ident,
+        env={},  # every setting comes from Settings: faust must not read the environment
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        autodiscover=False,
+        store="memory://",
+        datadir=str(data_dir or settings.detect_data_dir or _default_data_dir(ident)),
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee="at_least_once",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        table_standby_replicas=1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.detect_commit_interval_s,
+        producer_acks=-1,
+        web_enabled=web,
+        web_bind=settings.detect_web_host,
+        web_host=settings.detect_web_host,
+        web_port=settings.detect_web_port,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=web,
+    )
+    audit = app.topic(settings.topics.audit, key_serializer="raw", value_serializer="raw")
+    alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
+    tables = _tables(app, settings, engine)
+    shell = DetectShell(engine, tables, alerts, settings.log_salt)
+
+    async def detect(stream: Any) -> None:
+        async for event in stream.events():
+            await shell.handle(event)
+
+    app.agent(audit, name="sessionwarden-detect", concurrency=1)(detect)
+
+    async def on_rebalance_complete(sender: Any, *_: Any, **__: Any) -> None:
+        actives = app.assignor.assigned_actives()
+        mine = sorted(tp.partition for tp in actives if tp.topic == settings.topics.audit)
+        log.info(
+            "partitions assigned and recovered",
+            extra={"partitions": mine, "users_with_sessions": len(tables[SESSIONS])},
+        )
+
+    # mode types signal receivers with mypy's extended callable types, which no plain
+    # signature satisfies; the receiver is called as receiver(sender, signal=...).
+    receiver: Any = on_rebalance_complete
+    app.on_rebalance_complete.connect(receiver)
+    return app
+
+
+def _default_data_dir(ident: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{ident}-data"
+
+
+def _tables(app: faust.App, settings: Settings, engine: Engine) -> Tables:
+    def table(name: str, help_text: str) -> Any:
+        # faust picks a table's serializers from its types: bytes values are stored raw (our
+        # JSON, written and read by state.py), keys (str or tuples) as JSON.
+        return app.Table(
+            name, default=None, value_type=bytes, partitions=settings.partitions, help=help_text
+        )
+
+    expirations = table(EXPIRATIONS, "session expirations per user, by event-time bucket")
+    grants = table(GRANTS, "escalating role changes per user, by event-time bucket")
+    for t, size in ((expirations, engine.expirations.window), (grants, engine.escalation.lookback)):
+        # Keys name their bucket explicitly (state.bucket_range matches faust's tumbling
+        # ranges); the window only gives faust the expiry of old buckets and their changelog.
+        t.tumbling(size, expires=2 * size + BACKLOG_ALLOWANCE_S)
+    return {
+        EXPIRATIONS: expirations,
+        GRANTS: grants,
+        SESSIONS: table(SESSIONS, "live sessions per user"),
+        COOLDOWNS: table(COOLDOWNS, "last alert per user and kind"),
+    }
+
+
+class DetectShell:
+    """Decode, judge, alert, then write: one audit event at a time."""
+
+    def __init__(self, engine: Engine, tables: Tables, alerts: Any, salt: str = "") -> None:
+        self.engine = engine
+        self.tables = tables
+        self.state = engine.state(tables)
+        self.alerts = alerts
+        self.salt = (salt or secrets.token_hex(16)).encode()[:64]
+        self.events = 0
+        self.skipped = 0
+        self.emitted = 0
+
+    async def handle(self, event: Any) -> None:
+        msg = event.message
+        self.events += 1
+        try:
+            record = decode_audit_event(event.value)
+        except DecodeError as exc:
+            self.skipped += 1
+            log.warning(
+                "skipped an undecodable audit record at %s[%d]@%d: %s: %s",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                exc.reason,
+                exc.detail,
+            )
+            return
+        try:
+            outcome = self.engine.process(record, self.state, time.time())
+        except Exception:  # a bug on one record must not stop detection for everyone
+            self.skipped += 1
+            log.exception(
+                "internal error on the audit record at %s[%d]@%d; skipped",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+            )
+            return
+        for alert in outcome.alerts:
+            await self._send(alert)
+        apply_writes(self.tables, outcome.writes)
+        for kind in outcome.suppressed:
+            log.debug("alert %s withheld by the cooldown", kind, extra={"user_id": record.user_id})
+
+    async def _send(self, alert: dict[str, Any]) -> None:
+        user = alert["user_id"]
+        delivery = await self.alerts.send(key=user.encode(), value=encode_dict(alert))
+        await delivery  # delivered before the state that records it is written
+        self.emitted += 1
+        log.warning(
+            "alert %s",
+            alert["kind"],
+            extra={
+                "alert_id": str(alert["alert_id"]),
+                "kind": alert["kind"],
+                "severity": alert["severity"],
+                "user_id": user,
+                "tenant": alert["tenant"],
+                "suppressed": alert["suppressed"],
+                "sessions": [self.session_hash(s) for s in alert["evidence"]["session_ids"][:8]],
+            },
+        )
+
+    def session_hash(self, session_id: str) -> str:
+        """Salted hash of a session id for log lines: correlatable, never the raw token."""
+        return hashlib.blake2b(session_id.encode(), key=self.salt, digest_size=12).hexdigest()
+
+
+def check_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Refuse to start without the audit and alert topics, or with another partition count."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    topics = admin.list_topics(timeout=timeout).topics
+    problems = []
+    for name in (settings.topics.audit, settings.topics.alerts):
+        found = topics.get(name)
+        if found is None or found.error is not None:
+            problems.append(f"{name}: missing")
+        elif len(found.partitions) != settings.partitions:
+            have = len(found.partitions)
+            problems.append(f"{name}: has {have} partitions, settings say {settings.partitions}")
+    if problems:
+        raise ConfigError(
+            "the detect worker cannot start:\n  "
+            + "\n  ".join(problems)
+            + "\nCreate the topics with `sessionwarden topics create` (same settings)."
+        )
+
+
+def run(settings: Settings, policy: Policy) -> int:
+    """Run the detect worker until SIGTERM or SIGINT; returns the exit status.
+
+    Logging must be configured by the caller (the entry point); faust's own chatter is kept to
+    warnings unless the log level is DEBUG.
+    """
+    check_topics(settings)
+    if settings.log_level != "DEBUG":
+        for name in _NOISY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    with tempfile.TemporaryDirectory(prefix="sessionwarden-detect-") as scratch:
+        app = create_app(settings, policy, data_dir=settings.detect_data_dir or Path(scratch))
+        worker = faust.Worker(
+            app, loop=loop, override_logging=False, redirect_stdouts=False, quiet=True
+        )
+        worker.spinner = None  # no terminal spinner on stdout
+        log.info(
+            "detect worker starting",
+            extra={"app_id": app.conf.id, "policy_version": policy.version},
+        )
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            code = exc.code
+        else:  # pragma: no cover - execute_from_commandline always exits
+            code = 0
+    log.info("detect worker stopped", extra={"exit_status": code})
+    return code if isinstance(code, int) else (0 if code is None else 1)
