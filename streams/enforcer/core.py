@@ -32,11 +32,17 @@ from streams.enforcer.state import (
     encode_session_value,
     encode_user_value,
 )
-from streams.policy import Policy
+from streams.policy import HighRiskRule, Policy
 
 FORGET_MARGIN = 3600.0  # keep an ended session's marker this long past its absolute deadline
 DEDUPE_CAPACITY = 50_000  # recent event ids remembered per partition (best effort, in memory)
 INTERN_CAPACITY = 10_000
+RULE_CACHE_CAPACITY = 10_000
+_UNCACHED: Any = object()
+
+
+def _had_record(old: object) -> bool:
+    return isinstance(old, User) and bool(old.recent_changes)
 
 
 class Emit(NamedTuple):
@@ -63,11 +69,12 @@ class PartitionEnforcer:
         self._forget: list[tuple[float, str]] = []  # (forget_at, changelog key)
         self._seen: set[UUID] = set()
         self._seen_order: deque[UUID] = deque()
-        self._undo: dict[str, Session | Ended | User | None] = {}
+        self._undo: dict[str, list[Any] | Ended | User | None] = {}
         self._batch_ids: list[UUID] = []
         self._batch_watermark = 0.0
         self._in_batch = False
         self._intern: dict[Any, Any] = {}
+        self._rules: dict[str, HighRiskRule | None] = {}
 
     # -- batch lifecycle ------------------------------------------------------------------
 
@@ -86,8 +93,13 @@ class PartitionEnforcer:
                 sess = self.sessions.get(key[2:])
                 changes.append((key, None if sess is None else encode_session_value(sess)))
             else:
+                # A user is derivable from its live sessions until a role change; only then
+                # (recent_changes non-empty) does it need a record of its own.
                 user = self.users.get(key[2:])
-                changes.append((key, None if user is None else encode_user_value(user)))
+                if user is not None and user.recent_changes:
+                    changes.append((key, encode_user_value(user)))
+                elif user is None and _had_record(self._undo[key]):
+                    changes.append((key, None))
         return changes
 
     def commit(self) -> None:
@@ -103,11 +115,14 @@ class PartitionEnforcer:
             if key.startswith(SESSION_PREFIX):
                 if old is None:
                     self.sessions.pop(ident, None)
+                elif isinstance(old, list):
+                    sess = Session(*old)
+                    self.sessions[ident] = sess
+                    # its heap entry may have been consumed during the batch
+                    heapq.heappush(self._deadlines, (sess.deadline()[0], ident))
                 else:
-                    assert not isinstance(old, User)
+                    assert isinstance(old, Ended)
                     self.sessions[ident] = old
-                    if isinstance(old, Session):  # its heap entry may have been consumed
-                        heapq.heappush(self._deadlines, (old.deadline()[0], ident))
             elif old is None:
                 self.users.pop(ident, None)
             else:
@@ -241,8 +256,12 @@ class PartitionEnforcer:
             if isinstance(sess, Session):
                 user = self.users.get(sess.user_id)
                 if user is None:
-                    user = User(sess.user_id, sess.tenant, frozenset(sess.roles))
+                    user = User(sess.user_id, sess.tenant, frozenset())
                     self.users[sess.user_id] = user
+                user.roles = self._interned(user.roles | frozenset(sess.roles))
+                user.forget_at = max(
+                    user.forget_at, sess.absolute_deadline + self.policy.max_absolute
+                )
                 user.sessions.append(sid)
                 self._deadlines.append((sess.deadline()[0], sid))
             else:
@@ -311,7 +330,9 @@ class PartitionEnforcer:
                 self._touch(SESSION_PREFIX + sid, sess)
                 if t > sess.last_activity:
                     sess.last_activity = t
-                rule = self.policy.high_risk_rule(e.action)
+                rule = self._rules.get(e.action, _UNCACHED)
+                if rule is _UNCACHED:
+                    rule = self._rule_for(e.action)
                 if rule is not None:
                     self._high_risk(e, sess, t, rule.max_auth_age, rule.idle)
                 return
@@ -458,11 +479,15 @@ class PartitionEnforcer:
             heapq.heappush(self._forget, (forget_at, USER_PREFIX + user.user_id))
 
     def _touch(self, key: str, current: Session | Ended | User | None) -> None:
-        """Record the value a key had when the batch began (first touch only)."""
+        """Record the value a key had when the batch began (first touch only). A live session
+        is kept as its row (cheaper than a copy: activity touches one per event)."""
         if key not in self._undo:
-            if isinstance(current, Session | User):
-                current = current.copy()
-            self._undo[key] = current
+            if isinstance(current, Session):
+                self._undo[key] = current.to_row()
+            elif isinstance(current, User):
+                self._undo[key] = current.copy()
+            else:
+                self._undo[key] = current
 
     def _remember(self, eid: UUID) -> None:
         if len(self._seen_order) >= DEDUPE_CAPACITY:
@@ -473,6 +498,12 @@ class PartitionEnforcer:
 
     def _emit(self, topic: str, key: str, value: dict[str, Any]) -> None:
         self.out.append(Emit(topic, key, value))
+
+    def _rule_for(self, action: str) -> HighRiskRule | None:
+        rule = self.policy.high_risk_rule(action)
+        if len(self._rules) < RULE_CACHE_CAPACITY:  # hostile input cannot grow it unbounded
+            self._rules[action] = rule
+        return rule
 
     def _interned(self, value: Any) -> Any:
         found = self._intern.get(value)

@@ -11,6 +11,9 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "group.id": settings.group_id,
+        # Static membership: a restarted instance takes its partitions back at once instead of
+        # waiting for its dead predecessor's session to time out.
+        "group.instance.id": settings.transactional_id,
         "client.id": f"sessionwarden-enforcer-{settings.instance_id}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,

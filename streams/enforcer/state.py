@@ -76,9 +76,6 @@ class Session:
             return self.absolute_deadline, "absolute_timeout"
         return idle, "idle_timeout"
 
-    def copy(self) -> Session:
-        return Session(*self.to_row())
-
     def to_row(self) -> list[Any]:
         return [
             self.session_id,

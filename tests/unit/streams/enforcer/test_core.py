@@ -353,7 +353,9 @@ def test_restore_from_changelog_rebuilds_sessions_and_deadlines() -> None:
     for key, value in h.changelog:
         fresh.restore(key, value)
     fresh.finish_restore()
-    assert _state(h.enforcer, watermark=False) == _state(fresh, watermark=False)
+    before = _state(h.enforcer, watermark=False)
+    del before["users"]["u2"]  # no live session and no role change: nothing to remember
+    assert before == _state(fresh, watermark=False)
     fresh.begin()
     fresh.fire_due(T0 + 160, T0 + 160)
     fresh.commit()
@@ -378,8 +380,24 @@ def test_ended_markers_and_idle_users_are_forgotten_with_tombstones() -> None:
     assert 1 == e.forget_expired(T0 + 4600)  # the marker: absolute deadline + 1 h margin
     changes = dict(e.changelog())
     e.commit()
-    assert {"s|s1": None, "u|u1": None} == changes
+    assert {"s|s1": None} == changes  # the user never had a record of its own
     assert ({}, {}) == (e.sessions, e.users)
+
+
+def test_only_users_with_role_changes_get_a_changelog_record() -> None:
+    """Users are derived from their sessions on restore; a role change needs its own record,
+    and that record is tombstoned when the user is forgotten."""
+    h = Harness()
+    h.feed(login(0, "a"), login(0, "b", user="u2"))
+    assert [] == [k for k, _ in h.changelog if k.startswith("u|")]
+    h.feed(role_change(5, user="u2", granted=("editor",)))
+    assert ["u|u2"] == [k for k, v in h.changelog if k.startswith("u|") and v is not None]
+    h.feed(logout(6, "b", user="u2"))
+    e = h.enforcer
+    e.begin()
+    e.forget_expired(T0 + 5 + 86_400 + 1000)
+    assert {"u|u2": None} == {k: v for k, v in e.changelog() if k.startswith("u|")}
+    e.commit()
 
 
 def _state(e: PartitionEnforcer, watermark: bool = True) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Benchmarks: real broker, every figure measured beside its baseline in the same run."""

@@ -1,0 +1,154 @@
+"""Shared benchmark plumbing: prefixed topics, pre-filled traffic, child processes, RSS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from schemas.codec import encode_dict
+from streams.settings import Settings, load_settings
+from streams.topics import ensure_topics, topic_specs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bootstrap() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+@contextlib.contextmanager
+def bench_topics(name: str, partitions: int = 6) -> Iterator[Settings]:
+    """Fresh prefixed topics for one benchmark, deleted afterwards."""
+    prefix = f"bench-{name}-{uuid.uuid4().hex[:6]}."
+    settings = load_settings(
+        bootstrap_servers=bootstrap(),
+        topic_prefix=prefix,
+        partitions=partitions,
+        group_id=f"{prefix}enforcer",
+    )
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    specs = topic_specs(settings, 86400)
+    ensure_topics(admin, specs, report=lambda _: None)
+    try:
+        yield settings
+    finally:
+        for fut in admin.delete_topics([s.name for s in specs], operation_timeout=60).values():
+            with contextlib.suppress(Exception):
+                fut.result(60)
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def producer(settings: Settings) -> Producer:
+    return Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "partitioner": "murmur2_random",
+            "linger.ms": 20,
+            "batch.num.messages": 10_000,
+            "queue.buffering.max.messages": 1_000_000,
+            "compression.type": "none",
+            "log_level": 3,
+        }
+    )
+
+
+def _produce(p: Producer, topic: str, value: bytes, key: bytes) -> None:
+    while True:
+        try:
+            p.produce(topic, value, key)
+            return
+        except BufferError:
+            p.poll(0.05)
+
+
+def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1) -> dict[str, Any]:
+    """Logins for `sessions` users (one session each), then `activities` activity events over
+    random sessions: the live set stays `sessions` throughout."""
+    rng = random.Random(seed)
+    sids = [f"s{i}-{rng.getrandbits(48):012x}" for i in range(sessions)]
+    p = producer(settings)
+    topic = settings.topics.input
+    t0 = time.time() - 60
+    started = time.perf_counter()
+    nbytes = 0
+    for i, sid in enumerate(sids):
+        doc = {
+            "type": "login",
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "occurred_at": iso(t0),
+            "user_id": f"u{i}",
+            "tenant": "bench",
+            "session_id": sid,
+            "user_type": "customer",
+            "risk_profile": "low",
+            "roles": ["viewer"],
+            "permissions": ["docs:read"],
+            "auth_method": "password",
+            "auth_time": iso(t0),
+            "source_ip": "192.0.2.10",
+        }
+        value = encode_dict(doc)
+        nbytes += len(value)
+        _produce(p, topic, value, doc["user_id"].encode())
+    for n in range(activities):
+        i = rng.randrange(sessions)
+        doc = {
+            "type": "activity",
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "occurred_at": iso(t0 + 30 * n / max(activities, 1)),
+            "user_id": f"u{i}",
+            "tenant": "bench",
+            "session_id": sids[i],
+            "action": "docs.read",
+            "resource": f"/docs/{n % 1000}",
+        }
+        value = encode_dict(doc)
+        nbytes += len(value)
+        _produce(p, topic, value, doc["user_id"].encode())
+    p.flush(120)
+    return {
+        "events": sessions + activities,
+        "sessions": sessions,
+        "activities": activities,
+        "mean_bytes": nbytes / max(1, sessions + activities),
+        "fill_s": time.perf_counter() - started,
+    }
+
+
+def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 1200) -> Any:
+    """Run a benchmark child process; its last stdout line is a JSON result."""
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return orjson.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
