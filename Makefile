@@ -56,5 +56,11 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
 	$(PY) -m streams.demo
 
+bench: $(STAMP) kafka-up ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
+	$(PY) -m bench.run
+
+bench-quick: $(STAMP) kafka-up ## the benchmarks at smoke-test sizes
+	$(PY) -m bench.run --quick
+
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

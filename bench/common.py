@@ -132,7 +132,7 @@ def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1
 
 
 def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 1200) -> Any:
-    """Run a benchmark child process; its last stdout line is a JSON result."""
+    """Run a benchmark child process; its last JSON object line on stdout is the result."""
     proc = subprocess.run(
         [sys.executable, *args],
         cwd=REPO,
@@ -143,7 +143,10 @@ def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return orjson.loads(proc.stdout.strip().splitlines()[-1])
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return orjson.loads(line)
+    raise RuntimeError(f"{args} printed no JSON result:\n{proc.stdout[-2000:]}")
 
 
 def rss_bytes() -> int:

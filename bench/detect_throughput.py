@@ -301,6 +301,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=float, default=500.0, help="records/s in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--json", action="store_true", help="end with one JSON result line")
     args = parser.parse_args()
     settings = load_settings(
         topic_prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=args.partitions
@@ -318,6 +319,23 @@ def main() -> None:
     )
     try:
         result = drain(settings, producer, args)
+        # the peer: a bare faust agent over the same audit records, in the same run
+        peer = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.faust_peer",
+                settings.bootstrap_servers,
+                settings.topics.audit,
+                str(int(result["records"])),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if peer.returncode == 0:
+            result["faust_rate"] = orjson.loads(peer.stdout.strip().splitlines()[-1])["rate"]
     finally:
         names = [
             t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)
@@ -335,6 +353,10 @@ def main() -> None:
         f" p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms,"
         f" max {result['max_ms']:.1f} ms (produce call to alert arrival)"
     )
+    if "faust_rate" in result:
+        print(f"peer:    bare faust agent {result['faust_rate']:,.0f} records/s on the same topic")
+    if args.json:
+        print(orjson.dumps({**result, "rate": rate}).decode(), flush=True)
 
 
 if __name__ == "__main__":

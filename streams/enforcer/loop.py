@@ -378,11 +378,13 @@ class EnforcerLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
         committed = consumer.committed(partitions, 30) if partitions else []
+        fresh: dict[int, PartitionRuntime] = {}
         for tp in committed:
             rt = PartitionRuntime(PartitionEnforcer(self.policy, tp.partition))
             rt.next_offset = tp.offset if tp.offset != OFFSET_INVALID else 0
-            self._restore(tp.partition, rt.enforcer)
-            self.parts[tp.partition] = rt
+            fresh[tp.partition] = rt
+        self._restore({p: rt.enforcer for p, rt in fresh.items()})
+        self.parts.update(fresh)
         self.stats.last_restore_s = time.monotonic() - started
         if partitions:
             log.info(
@@ -404,22 +406,31 @@ class EnforcerLoop:
                 extra={"partitions": sorted(tp.partition for tp in partitions)},
             )
 
-    def _restore(self, p: int, enforcer: PartitionEnforcer) -> None:
-        """Read partition p of the changelog from the beginning to its end (read_committed)."""
-        tp = TopicPartition(self.topics.enforcer_state, p, OFFSET_BEGINNING)
-        low, high = self._restorer.get_watermark_offsets(tp, timeout=30)
-        if high > low:
-            self._restorer.assign([tp])
-            restore = enforcer.restore
-            done = False
-            while not done:
-                for msg in self._restorer.consume(10_000, 1.0):
+    def _restore(self, enforcers: dict[int, PartitionEnforcer]) -> None:
+        """Read the changelog partitions of newly assigned input partitions from the beginning
+        to their end (read_committed), all at once. Stalls while a dead instance's transaction
+        on them is open: ``transaction.timeout.ms`` bounds that."""
+        topic = self.topics.enforcer_state
+        ends: dict[int, int] = {}
+        for p in enforcers:
+            low, high = self._restorer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            if high > low:
+                ends[p] = high
+        if ends:
+            self._restorer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+            while ends:
+                for msg in self._restorer.consume(10_000, 0.1):
                     if msg.error() is not None:
                         continue
                     key = msg.key()
-                    restore(key.decode() if key is not None else "", msg.value())
+                    enforcers[msg.partition()].restore(
+                        key.decode() if key is not None else "", msg.value()
+                    )
                     self.stats.restored_records += 1
-                pos = self._restorer.position([TopicPartition(tp.topic, p)])[0].offset
-                done = pos >= high
+                tps = [TopicPartition(topic, p) for p in ends]
+                for tp in self._restorer.position(tps):
+                    if tp.offset >= ends[tp.partition]:
+                        del ends[tp.partition]
             self._restorer.unassign()
-        enforcer.finish_restore()
+        for enforcer in enforcers.values():
+            enforcer.finish_restore()

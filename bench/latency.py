@@ -1,0 +1,143 @@
+"""Revocation latency under steady load: (revocation visible to a read_committed consumer)
+minus deadline, while background activity runs at a fixed rate.
+Usage: python -m bench.latency SERVERS PREFIX RATE SECONDS"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from bench.common import iso, producer
+from schemas.codec import encode_dict
+from streams.settings import load_settings
+from tests.integration.harness import Collector, EnforcerProcess, wait_until
+
+POLICY = "bench/policies/latency.toml"
+BACKGROUND_SESSIONS = 20_000
+SHORT_PER_S = 20  # short-lived sessions per second, each revoked 2 s after login
+IDLE = 2.0
+
+
+def main() -> None:
+    servers, prefix, rate, seconds = (
+        sys.argv[1],
+        sys.argv[2],
+        float(sys.argv[3]),
+        float(sys.argv[4]),
+    )
+    settings = load_settings(
+        bootstrap_servers=servers, topic_prefix=prefix, partitions=6, group_id=f"{prefix}enforcer"
+    )
+    proc = EnforcerProcess(settings, policy=Path(POLICY), SESSIONWARDEN_LOG_LEVEL="INFO")
+    proc.wait_assigned()
+    collector = Collector(servers, settings.topics.revocations)
+    p = producer(settings)
+    rng = random.Random(5)
+    topic = settings.topics.input
+    t0 = time.time()
+    for i in range(BACKGROUND_SESSIONS):
+        doc = {
+            "type": "login",
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": iso(t0),
+            "user_id": f"bg{i}",
+            "tenant": "bench",
+            "session_id": f"bg{i}",
+            "user_type": "customer",
+            "risk_profile": "low",
+            "roles": ["viewer"],
+            "permissions": [],
+            "auth_method": "password",
+            "auth_time": iso(t0),
+        }
+        p.produce(topic, encode_dict(doc), doc["user_id"].encode())
+        if i % 5000 == 0:
+            p.poll(0)
+    p.flush(60)
+    deadlines: dict[str, float] = {}
+    stop = time.monotonic() + seconds
+    sent = 0
+    next_short = time.monotonic()
+    started = time.monotonic()
+    while time.monotonic() < stop:
+        now = time.time()
+        if time.monotonic() >= next_short:
+            sid = f"short-{len(deadlines)}"
+            doc = {
+                "type": "login",
+                "event_id": str(uuid.uuid4()),
+                "occurred_at": iso(now),
+                "user_id": f"su{len(deadlines)}",
+                "tenant": "bench",
+                "session_id": sid,
+                "user_type": "customer",
+                "risk_profile": "short",
+                "roles": ["viewer"],
+                "permissions": [],
+                "auth_method": "password",
+                "auth_time": iso(now),
+            }
+            p.produce(topic, encode_dict(doc), doc["user_id"].encode())
+            deadlines[sid] = datetime_round(now) + IDLE
+            next_short += 1 / SHORT_PER_S
+        batch = 200
+        for _ in range(batch):
+            i = rng.randrange(BACKGROUND_SESSIONS)
+            doc = {
+                "type": "activity",
+                "event_id": str(uuid.uuid4()),
+                "occurred_at": iso(now),
+                "user_id": f"bg{i}",
+                "tenant": "bench",
+                "session_id": f"bg{i}",
+                "action": "docs.read",
+                "resource": "/x",
+            }
+            try:
+                p.produce(topic, encode_dict(doc), doc["user_id"].encode())
+            except BufferError:
+                p.poll(0.01)
+        sent += batch
+        p.poll(0)
+        target = started + sent / rate
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    achieved = sent / (time.monotonic() - started)
+    p.flush(60)
+    wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "all short revocations")
+    lat = sorted(
+        t - deadlines[d["session_id"]] for t, d in collector.timed() if d["session_id"] in deadlines
+    )
+    collector.close()
+    proc.stop()
+    print(
+        orjson.dumps(
+            {
+                "target_rate": rate,
+                "achieved_rate": achieved,
+                "samples": len(lat),
+                "p50_ms": statistics.median(lat) * 1000,
+                "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
+                "max_ms": lat[-1] * 1000,
+                "min_ms": lat[0] * 1000,
+            }
+        ).decode(),
+        flush=True,
+    )
+
+
+def datetime_round(t: float) -> float:
+    """The deadline as the enforcer computes it: from the microsecond wire timestamp."""
+    return datetime.fromisoformat(iso(t)).timestamp()
+
+
+if __name__ == "__main__":
+    main()

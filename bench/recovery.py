@@ -1,0 +1,153 @@
+"""Recovery: SIGKILL an enforcer holding N live sessions, start a new one; seconds until it is
+enforcing again, then the verify audit of every session of the run.
+Usage: python -m bench.recovery SERVERS PREFIX SESSIONS IDLE_SECONDS
+
+Every session idles out IDLE_SECONDS after its login: long enough for the first enforcer to
+take in every login and be killed, and for its successor to restore, before deadlines come."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from bench.common import iso, producer
+from schemas.codec import encode_dict
+from streams.policy import load_policy
+from streams.settings import load_settings
+from streams.sim.verify import audit
+from streams.tail import read_topic
+from tests.integration.harness import EnforcerProcess, wait_until
+
+POLICY_TEXT = """name = "bench-recovery"
+[defaults]
+idle = "{idle}s"
+absolute = "12h"
+"""
+
+
+def _lag(admin: AdminClient, servers: str, group: str, topic: str, partitions: int) -> int:
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    c = Consumer({"bootstrap.servers": servers, "group.id": group, "log_level": 3})
+    committed = c.committed(tps, 10)
+    lag = 0
+    for tp in committed:
+        _, high = c.get_watermark_offsets(tp, timeout=10)
+        lag += high - max(tp.offset, 0)
+    c.close()
+    return lag
+
+
+def _assigned_at(proc: EnforcerProcess) -> tuple[float, dict[str, Any]] | None:
+    for line in proc.lines:
+        if "partitions assigned and restored" in line:
+            doc = orjson.loads(line)
+            ts = datetime.fromisoformat(doc["ts"]).timestamp()
+            return ts, doc
+    return None
+
+
+def main() -> None:
+    servers, prefix, sessions, idle_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    policy_file = Path(tempfile.mkdtemp()) / "recovery.toml"
+    policy_file.write_text(POLICY_TEXT.format(idle=float(idle_s)))
+    settings = load_settings(
+        bootstrap_servers=servers, topic_prefix=prefix, partitions=6, group_id=f"{prefix}enforcer"
+    )
+    idle = load_policy(policy_file).timeouts_for("customer", "low").idle
+    admin = AdminClient({"bootstrap.servers": servers})
+    first = EnforcerProcess(settings, policy=policy_file, SESSIONWARDEN_LOG_LEVEL="INFO")
+    first.wait_assigned()
+    p = producer(settings)
+    truth: dict[str, Any] = {"run_id": prefix, "sessions": {}, "ended_session_used": []}
+    fill_started = time.time()
+    for i in range(sessions):
+        now = time.time()
+        sid = f"{prefix}s{i}"
+        doc = {
+            "type": "login",
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": iso(now),
+            "user_id": f"u{i}",
+            "tenant": "bench",
+            "session_id": sid,
+            "user_type": "customer",
+            "risk_profile": "low",
+            "roles": ["viewer"],
+            "permissions": [],
+            "auth_method": "password",
+            "auth_time": iso(now),
+        }
+        while True:
+            try:
+                p.produce(settings.topics.input, encode_dict(doc), doc["user_id"].encode())
+                break
+            except BufferError:
+                p.poll(0.05)
+        at = datetime.fromisoformat(doc["occurred_at"]).timestamp() + idle
+        truth["sessions"][sid] = {
+            "user_id": doc["user_id"],
+            "kind": "idle",
+            "reason": "idle_timeout",
+            "at": at,
+        }
+    p.flush(120)
+    fill_s = time.time() - fill_started
+    wait_until(
+        lambda: _lag(admin, servers, settings.group_id, settings.topics.input, 6) == 0,
+        600,
+        "the first enforcer to take in every login",
+    )
+    drained_at = time.time()
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(30)
+    killed_at = time.time()
+    second = EnforcerProcess(settings, policy=policy_file, SESSIONWARDEN_LOG_LEVEL="INFO")
+    found = wait_until(lambda: _assigned_at(second), 600, "the new enforcer to restore")
+    ready_at, doc = found
+    last_deadline = max(s["at"] for s in truth["sessions"].values())
+    truth["last_deadline"] = last_deadline
+    wait_until(
+        lambda: time.time() > last_deadline + 5,
+        last_deadline - time.time() + 60,
+        "the last deadline",
+    )
+    target = sessions
+    revocations: list[dict[str, Any]] = []
+
+    def complete() -> bool:
+        revocations.clear()
+        for _, value in read_topic(servers, settings.topics.revocations, timeout=2.0):
+            revocations.append(orjson.loads(value))
+        return len(revocations) >= target
+
+    wait_until(complete, 600, "every revocation")
+    second.stop()
+    report = audit(truth, revocations, [], tolerance=2.0)
+    print(
+        orjson.dumps(
+            {
+                "sessions": sessions,
+                "fill_s": fill_s,
+                "first_drain_s": drained_at - fill_started,
+                "recovery_s": ready_at - killed_at,
+                "restore_s": doc.get("restore_s"),
+                "live_sessions_restored": doc.get("live_sessions"),
+                "verify": report.to_json() | {"problems": report.problems[:10]},
+            }
+        ).decode(),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""`make bench`: every benchmark on the real broker, side by side with its baseline.
+
+Writes bench/results/<timestamp>.json and <timestamp>.md (+ PNG plots) and prints the summary.
+    python -m bench.run [--quick] [--sizes 100000,1000000] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.common import REPO, bench_topics, fill_mixed, run_child
+
+FAUST_EVENTS = 50_000
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def throughput(sessions: int, activities: int, faust_events: int) -> dict[str, Any]:
+    """Ceiling, enforcer and faust peer on the same pre-filled topic, in that order."""
+    with bench_topics("tput") as s:
+        log(f"filling {sessions:,} logins + {activities:,} activities")
+        fill = fill_mixed(s, sessions, activities)
+        total = fill["events"]
+        log("bare confluent-kafka consume+decode (ceiling)")
+        ceiling = run_child(
+            ["-m", "bench.ceiling", s.bootstrap_servers, s.topics.input, str(total)]
+        )
+        log("enforcer drain")
+        enforcer = run_child(
+            [
+                "-m",
+                "bench.enforcer_drain",
+                s.bootstrap_servers,
+                s.topic_prefix,
+                str(s.partitions),
+                str(total),
+                uuid.uuid4().hex[:8],
+            ]
+        )
+        log(f"bare faust agent (first {faust_events:,} events)")
+        peer = run_child(
+            [
+                "-m",
+                "bench.faust_peer",
+                s.bootstrap_servers,
+                s.topics.input,
+                str(min(faust_events, total)),
+            ]
+        )
+    return {
+        "sessions": sessions,
+        "events": total,
+        "mean_event_bytes": fill["mean_bytes"],
+        "ceiling_rate": ceiling["rate"],
+        "enforcer_rate": enforcer["rate"],
+        "faust_rate": peer["rate"],
+        "ratio_to_ceiling": enforcer["rate"] / ceiling["rate"],
+        "ratio_to_faust": enforcer["rate"] / peer["rate"],
+        "rss_bytes": enforcer["rss_full"],
+        "bytes_per_session": enforcer["bytes_per_session"],
+        "live_sessions": enforcer["live_sessions"],
+    }
+
+
+def latency(rate: float, seconds: float) -> dict[str, Any]:
+    with bench_topics("lat") as s:
+        log(f"revocation latency at {rate:,.0f} events/s for {seconds:g}s")
+        return run_child(
+            ["-m", "bench.latency", s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds)]
+        )
+
+
+def recovery(sessions: int, idle_s: float) -> dict[str, Any]:
+    with bench_topics("rec") as s:
+        log(f"recovery with {sessions:,} live sessions (idle timeout {idle_s:g}s)")
+        return run_child(
+            [
+                "-m",
+                "bench.recovery",
+                s.bootstrap_servers,
+                s.topic_prefix,
+                str(sessions),
+                str(idle_s),
+            ],
+            timeout=1500,
+        )
+
+
+def propagation(sessions: int) -> dict[str, Any]:
+    log(f"propagation to is_revoked in a separate process ({sessions} sessions)")
+    return run_child(["-m", "bench.propagation_latency", "--sessions", str(sessions)])
+
+
+def detect(events: int) -> dict[str, Any]:
+    log(f"detect app on {events:,} audit records, beside a bare faust agent")
+    return run_child(["bench/detect_throughput.py", "--events", str(events), "--json"])
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Benchmark {results['started']}",
+        "",
+        f"Machine: {results['machine']}; Kafka {results['kafka']}; sizes "
+        f"{'quick' if results['quick'] else 'default'}.",
+        "",
+        "## Enforcer throughput (same topic, same run)",
+        "",
+        "| live sessions | events | ceiling ev/s | enforcer ev/s | faust ev/s | "
+        "enforcer/ceiling | enforcer/faust | RSS/session |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for t in results["throughput"]:
+        lines.append(
+            f"| {t['sessions']:,} | {t['events']:,} | {t['ceiling_rate']:,.0f} | "
+            f"{t['enforcer_rate']:,.0f} | {t['faust_rate']:,.0f} | {t['ratio_to_ceiling']:.2f} | "
+            f"{t['ratio_to_faust']:.1f} | {t['bytes_per_session']:,.0f} B |"
+        )
+    lat = results["latency"]
+    lines += [
+        "",
+        "## Revocation latency (visible to read_committed - deadline)",
+        "",
+        f"Load {lat['achieved_rate']:,.0f} events/s (target {lat['target_rate']:,.0f}, "
+        f"half the measured max): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+        f"max {lat['max_ms']:.0f} ms over {lat['samples']} revocations.",
+    ]
+    prop = results.get("propagation")
+    if prop:
+        lines += [
+            "",
+            f"Deadline -> `is_revoked` true in a separate process: "
+            f"p50 {prop.get('p50_ms', float('nan')):.0f} ms, "
+            f"p99 {prop.get('p99_ms', float('nan')):.0f} ms.",
+        ]
+    rec = results["recovery"]
+    v = rec["verify"]["totals"]
+    lines += [
+        "",
+        "## Recovery",
+        "",
+        f"SIGKILL with {rec['sessions']:,} live sessions; new enforcer enforcing after "
+        f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s). Verify of the run: "
+        f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
+        f"{v['late']:,} late, {v['spurious']} spurious.",
+    ]
+    det = results.get("detect")
+    if det:
+        lines += [
+            "",
+            "## Anomaly detectors",
+            "",
+            f"detect app {det['rate']:,.0f} audit records/s vs bare faust agent "
+            f"{det.get('faust_rate', float('nan')):,.0f}/s on the same topic; alert delay "
+            f"p50 {det['p50_ms']:.0f} ms, p99 {det['p99_ms']:.0f} ms.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels, values = [], []
+    for t in results["throughput"]:
+        for name in ("ceiling", "enforcer", "faust"):
+            labels.append(f"{name}\n{t['sessions'] // 1000}k")
+            values.append(t[f"{name}_rate"])
+    ax.bar(labels, values, color=["#999999", "#3a6ea5", "#c06030"] * len(results["throughput"]))
+    ax.set_ylabel("events/s")
+    ax.set_title("throughput on the same pre-filled topic")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a CI smoke test")
+    parser.add_argument("--sizes", help="live sessions per throughput run, comma separated")
+    parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    args = parser.parse_args()
+    sizes = (
+        [int(x) for x in args.sizes.split(",")]
+        if args.sizes
+        else [5_000]
+        if args.quick
+        else [100_000, 1_000_000]
+    )
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {__import__('os').cpu_count()} cores",
+        "kafka": "4.1.1 (infra/kafka/pom.xml)",
+        "throughput": [],
+    }
+    t0 = time.monotonic()
+    for n in sizes:
+        results["throughput"].append(
+            throughput(n, n * 3 if n <= 100_000 else n, 5_000 if args.quick else FAUST_EVENTS)
+        )
+    max_rate = max(t["enforcer_rate"] for t in results["throughput"])
+    results["latency"] = latency(max_rate / 2, 5 if args.quick else 20)
+    results["propagation"] = propagation(30 if args.quick else 200)
+    results["recovery"] = (
+        recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
+    )
+    results["detect"] = detect(3_000 if args.quick else 50_000)
+    results["elapsed_s"] = time.monotonic() - t0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    (out / f"{stamp}.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    plot(results, out / f"{stamp}-throughput.png")
+    md = render_markdown(results) + f"\n![throughput]({stamp}-throughput.png)\n"
+    (out / f"{stamp}.md").write_text(md)
+    print(md)
+    log(f"done in {results['elapsed_s']:.0f}s: {out / stamp}.json, .md, -throughput.png")
+
+
+if __name__ == "__main__":
+    main()
