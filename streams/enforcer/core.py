@@ -169,12 +169,13 @@ class PartitionEnforcer:
             self._role_change(event, t)
         return None
 
-    def fire_due(self, until: float, now: float) -> int:
-        """End every live session whose deadline is at or before ``until``."""
+    def fire_due(self, until: float, now: float, limit: int | None = None) -> int:
+        """End every live session whose deadline is at or before ``until`` (at most ``limit``
+        of them, earliest first: the rest stay due for the next batch)."""
         self.now = now
         fired = 0
         heap = self._deadlines
-        while heap and heap[0][0] <= until:
+        while heap and heap[0][0] <= until and (limit is None or fired < limit):
             _, sid = heapq.heappop(heap)
             sess = self.sessions.get(sid)
             if sess.__class__ is not Session:

@@ -8,12 +8,9 @@ from streams.settings import Settings
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
-    return {
+    config = {
         "bootstrap.servers": settings.bootstrap_servers,
         "group.id": settings.group_id,
-        # Static membership: a restarted instance takes its partitions back at once instead of
-        # waiting for its dead predecessor's session to time out.
-        "group.instance.id": settings.transactional_id,
         "client.id": f"sessionwarden-enforcer-{settings.instance_id}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
@@ -27,6 +24,11 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "fetch.wait.max.ms": 50,
         "log_level": 4,
     }
+    if settings.static_membership:
+        # A restarted instance takes its partitions back at once instead of waiting for its
+        # dead predecessor's session to time out.
+        config["group.instance.id"] = settings.transactional_id
+    return config
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
@@ -39,6 +41,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 2,
         "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
         "message.max.bytes": 4 * 1024 * 1024,  # dead letters carry up to 1 MiB raw, base64
         # Java and aiokafka producers use murmur2: every producer we ship agrees with them.
         "partitioner": "murmur2_random",

@@ -38,6 +38,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from schemas.codec import DecodeError, decode_auth_event, encode_dict
+from streams.caep import caep_events_for
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
 from streams.policy import Policy
@@ -51,6 +52,7 @@ Clock = Callable[[], float]
 # 4 MiB records, so up to 1 MiB of key and of value always fits.
 MAX_DEAD_LETTER_RAW = 1024 * 1024
 GC_GEN0_THRESHOLD = 50_000
+CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
 
 
 @dataclass
@@ -89,6 +91,7 @@ class EnforcerLoop:
         self._consumer = Consumer(consumer_config(settings))
         self._producer = Producer(producer_config(settings))
         self._restorer = Consumer(restore_config(settings))
+        self._caep = settings.caep_config()
         self._admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 4})
         self._stop = threading.Event()
         self._in_txn = False
@@ -226,8 +229,11 @@ class EnforcerLoop:
                     unproven.append(p)
         if unproven:
             self._probe(unproven, now, horizons)
+        # Bounded per batch: a mass expiry (every session of a burst of logins) is spread over
+        # several transactions instead of one that outgrows the producer's queue.
+        limit = max(1, self.settings.batch_size // max(1, len(horizons)))
         for p, horizon in horizons.items():
-            self.parts[p].enforcer.fire_due(horizon, now)
+            self.parts[p].enforcer.fire_due(horizon, now, limit)
         for rt in self.parts.values():
             rt.enforcer.forget_expired(now)
 
@@ -265,8 +271,19 @@ class EnforcerLoop:
             else:
                 rt.probe = (taken, end)  # proven once the consumer has read up to `end`
 
+    def _produce(
+        self, topic: str, value: bytes | None, key: str | bytes | None, partition: int = -1
+    ) -> None:
+        """Produce, waiting for room when the local queue is full (deliveries free it)."""
+        while True:
+            try:
+                self._producer.produce(topic, value, key, partition=partition)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
     def _produce_outputs(self) -> int:
-        produce = self._producer.produce
+        produce = self._produce
         topics = {"revocations": self.topics.revocations, "audit": self.topics.audit}
         state_topic = self.topics.enforcer_state
         count = 0
@@ -277,6 +294,10 @@ class EnforcerLoop:
             for emit in rt.enforcer.out:
                 produce(topics[emit.topic], encode_dict(emit.value), emit.key)
                 count += 1
+                if self._caep is not None and emit.value["type"] in CAEP_TYPES:
+                    for caep_key, token in caep_events_for(emit.value, self._caep):
+                        produce(self.topics.caep, token, caep_key)
+                        count += 1
         return count + self._pending_dlq
 
     def _after_commit(self) -> None:
@@ -331,7 +352,7 @@ class EnforcerLoop:
             "value_b64": base64.b64encode(value).decode(),
             "dead_lettered_at": datetime.fromtimestamp(self.clock(), UTC),
         }
-        self._producer.produce(self.topics.dlq, encode_dict(doc), key)
+        self._produce(self.topics.dlq, encode_dict(doc), key)
         self._pending_dlq += 1
         self.stats.dead_letters += 1
         log.warning(

@@ -280,6 +280,21 @@ def test_lag_rule_fires_only_up_to_the_given_horizon() -> None:
     ]
 
 
+def test_fire_due_limit_spreads_a_mass_expiry_over_batches() -> None:
+    """A burst of expiries is bounded per transaction, earliest first, and none is lost."""
+    h = Harness()
+    h.feed(*[login(i * 0.01, f"s{i}", user=f"u{i}") for i in range(10)])
+    e = h.enforcer
+    e.begin()
+    assert 4 == e.fire_due(T0 + 500, T0 + 500, limit=4)
+    e.commit()
+    first = [o.value["session_id"] for o in e.take_outputs() if o.value["type"] == "revocation"]
+    assert ["s0", "s1", "s2", "s3"] == first
+    e.begin()
+    assert 6 == e.fire_due(T0 + 500, T0 + 500, limit=100)
+    e.commit()
+
+
 def test_due_by_sees_through_stale_heap_entries() -> None:
     """Activity moves a deadline later; asking what is due must not report the stale one."""
     h = Harness()
