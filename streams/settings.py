@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streams.caep import CaepConfig
 
 
 class TopicNames:
@@ -57,12 +60,25 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(default=0.05, gt=0, le=5)
     transaction_timeout_ms: int = Field(default=10_000, ge=1000, le=900_000)
     session_timeout_ms: int = Field(default=6_000, ge=1000, le=300_000)
+    # Static group membership: a restarted instance takes its partitions back at once; the
+    # price is that a stopped instance's partitions move only after session_timeout_ms.
+    static_membership: bool = True
     # Fire a deadline only once the input is known to be read past deadline + grace.
     lag_grace_s: float = Field(default=2.0, ge=0, le=3600)
     # Salt for hashing session ids in log lines; empty means a random salt per process.
     log_salt: str = Field(default="", max_length=256)
     log_format: str = Field(default="json", pattern=r"^(json|text)$")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    # --- CAEP / Shared Signals (optional) ----------------------------------------------
+    # Also publish revocations, revalidations, session starts and alerts as OpenID CAEP 1.0
+    # Security Event Tokens on `sessionwarden.caep`. Unsigned (alg "none") unless a PEM key
+    # (RSA for RS256, EC P-256 for ES256) is given.
+    caep_enabled: bool = False
+    caep_issuer: str = Field(default="", max_length=512)
+    caep_audiences: str = Field(default="", max_length=4096, description="comma separated")
+    caep_signing_key_file: Path | None = None
+    caep_key_id: str | None = Field(default=None, max_length=256)
 
     # --- The anomaly detectors (`sessionwarden detect`) -----------------------------------
     # Consumer group and faust app id; faust's changelog topics are named after it (with the
@@ -89,6 +105,21 @@ class Settings(BaseSettings):
         if self.policy_file is not None and not self.policy_file.is_file():
             raise ValueError(f"policy_file: no such file: {self.policy_file}")
         return self
+
+    def caep_config(self) -> CaepConfig | None:
+        """The CAEP transmitter settings, or None when CAEP is off. Reads and checks the key."""
+        if not self.caep_enabled:
+            return None
+        from streams.caep import CaepConfig
+
+        key = None
+        if self.caep_signing_key_file is not None:
+            try:
+                key = self.caep_signing_key_file.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"caep_signing_key_file: {exc.strerror}") from exc
+        audiences = tuple(a.strip() for a in self.caep_audiences.split(",") if a.strip())
+        return CaepConfig(self.caep_issuer, audiences, key, self.caep_key_id)
 
     @property
     def topics(self) -> TopicNames:

@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import DecodeError, decode_audit_event, encode_dict
 from schemas.errors import ConfigError
+from streams.caep import CaepConfig, caep_events_for
 from streams.detect.engine import Engine
 from streams.detect.state import COOLDOWNS, EXPIRATIONS, GRANTS, SESSIONS, Tables, apply_writes
 from streams.policy import Policy
@@ -77,7 +78,13 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
     audit = app.topic(settings.topics.audit, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
     tables = _tables(app, settings, engine)
-    shell = DetectShell(engine, tables, alerts, settings.log_salt)
+    caep = settings.caep_config()
+    caep_topic = (
+        app.topic(settings.topics.caep, key_serializer="raw", value_serializer="raw")
+        if caep is not None
+        else None
+    )
+    shell = DetectShell(engine, tables, alerts, settings.log_salt, caep, caep_topic)
 
     async def detect(stream: Any) -> None:
         async for event in stream.events():
@@ -129,7 +136,17 @@ def _tables(app: faust.App, settings: Settings, engine: Engine) -> Tables:
 class DetectShell:
     """Decode, judge, alert, then write: one audit event at a time."""
 
-    def __init__(self, engine: Engine, tables: Tables, alerts: Any, salt: str = "") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        tables: Tables,
+        alerts: Any,
+        salt: str = "",
+        caep: CaepConfig | None = None,
+        caep_topic: Any = None,
+    ) -> None:
+        self.caep = caep
+        self.caep_topic = caep_topic
         self.engine = engine
         self.tables = tables
         self.state = engine.state(tables)
@@ -176,6 +193,9 @@ class DetectShell:
         user = alert["user_id"]
         delivery = await self.alerts.send(key=user.encode(), value=encode_dict(alert))
         await delivery  # delivered before the state that records it is written
+        if self.caep is not None and self.caep_topic is not None:
+            for key, token in caep_events_for(alert, self.caep):  # risk-level-change
+                await (await self.caep_topic.send(key=key, value=token))
         self.emitted += 1
         log.warning(
             "alert %s",
