@@ -1,7 +1,7 @@
 """`make demo`: a local broker, the enforcer, simulated traffic, live output, a closing audit.
 
-Everything it starts (the broker if it was not running, the enforcer, the detectors when
-available) is stopped on exit, Ctrl-C included. Topics carry the prefix ``demo.``.
+Everything it starts (the broker if it was not running, the enforcer, the detectors) is
+stopped on exit, Ctrl-C included. Topics carry the prefix ``demo.``.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        for name, module in (("enforcer", "streams.cli enforce"),):
+        for name, module in (("enforcer", "streams.cli enforce"), ("detect", "streams.cli detect")):
             log = open(WORKDIR / f"{name}.log", "ab")  # noqa: SIM115 (closed with the child)
             children.append(
                 subprocess.Popen(
