@@ -16,7 +16,7 @@ import orjson
 
 from bench.common import iso, producer
 from schemas.codec import encode_dict
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
 from tests.integration.harness import Collector, EnforcerProcess, wait_until
 
 POLICY = "bench/policies/latency.toml"
@@ -35,8 +35,14 @@ def main() -> None:
     settings = load_settings(
         bootstrap_servers=servers, topic_prefix=prefix, partitions=6, group_id=f"{prefix}enforcer"
     )
-    proc = EnforcerProcess(settings, policy=Path(POLICY), SESSIONWARDEN_LOG_LEVEL="INFO")
-    proc.wait_assigned()
+    with EnforcerProcess(settings, policy=Path(POLICY), SESSIONWARDEN_LOG_LEVEL="INFO") as proc:
+        proc.wait_assigned()
+        result = _measure(settings, rate, seconds)
+    print(orjson.dumps(result).decode(), flush=True)
+
+
+def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
+    servers = settings.bootstrap_servers
     collector = Collector(servers, settings.topics.revocations)
     p = producer(settings)
     rng = random.Random(5)
@@ -117,21 +123,15 @@ def main() -> None:
         t - deadlines[d["session_id"]] for t, d in collector.timed() if d["session_id"] in deadlines
     )
     collector.close()
-    proc.stop()
-    print(
-        orjson.dumps(
-            {
-                "target_rate": rate,
-                "achieved_rate": achieved,
-                "samples": len(lat),
-                "p50_ms": statistics.median(lat) * 1000,
-                "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
-                "max_ms": lat[-1] * 1000,
-                "min_ms": lat[0] * 1000,
-            }
-        ).decode(),
-        flush=True,
-    )
+    return {
+        "target_rate": rate,
+        "achieved_rate": achieved,
+        "samples": len(lat),
+        "p50_ms": statistics.median(lat) * 1000,
+        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
+        "max_ms": lat[-1] * 1000,
+        "min_ms": lat[0] * 1000,
+    }
 
 
 def datetime_round(t: float) -> float:

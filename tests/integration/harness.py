@@ -74,6 +74,12 @@ class EnforcerProcess:
     def log(self) -> str:
         return "\n".join(self.lines[-40:])
 
+    def __enter__(self) -> EnforcerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def wait_assigned(self, timeout: float = 60) -> None:
         def assigned() -> bool:
             if self.proc.poll() is not None:
