@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,28 +25,35 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def throughput(sessions: int, activities: int, faust_events: int) -> dict[str, Any]:
-    """Ceiling, enforcer and faust peer on the same pre-filled topic, in that order."""
+def throughput(sessions: int, activities: int, faust_events: int, repeats: int) -> dict[str, Any]:
+    """Ceiling and enforcer alternately on the same pre-filled topic (medians of `repeats`
+    rounds, after one untimed warm-up read: the first read of fresh data is measurably
+    slower), then the faust peer."""
     with bench_topics("tput") as s:
         log(f"filling {sessions:,} logins + {activities:,} activities")
         fill = fill_mixed(s, sessions, activities)
         total = fill["events"]
-        log("bare confluent-kafka consume+decode (ceiling)")
-        ceiling = run_child(
-            ["-m", "bench.ceiling", s.bootstrap_servers, s.topics.input, str(total)]
-        )
-        log("enforcer drain")
-        enforcer = run_child(
-            [
-                "-m",
-                "bench.enforcer_drain",
-                s.bootstrap_servers,
-                s.topic_prefix,
-                str(s.partitions),
-                str(total),
-                uuid.uuid4().hex[:8],
-            ]
-        )
+        ceiling_args = ["-m", "bench.ceiling", s.bootstrap_servers, s.topics.input, str(total)]
+        run_child(ceiling_args)  # warm-up
+        ceilings, enforcers = [], []
+        for r in range(repeats):
+            log(f"round {r + 1}/{repeats}: bare confluent-kafka consume+decode (ceiling)")
+            ceilings.append(run_child(ceiling_args)["rate"])
+            log(f"round {r + 1}/{repeats}: enforcer drain")
+            enforcers.append(
+                run_child(
+                    [
+                        "-m",
+                        "bench.enforcer_drain",
+                        s.bootstrap_servers,
+                        s.topics.input,
+                        str(s.partitions),
+                        str(total),
+                    ]
+                )
+            )
+        enforcer = sorted(enforcers, key=lambda e: e["rate"])[len(enforcers) // 2]
+        ceiling = {"rate": statistics.median(ceilings)}
         log(f"bare faust agent (first {faust_events:,} events)")
         peer = run_child(
             [
@@ -66,6 +73,8 @@ def throughput(sessions: int, activities: int, faust_events: int) -> dict[str, A
         "faust_rate": peer["rate"],
         "ratio_to_ceiling": enforcer["rate"] / ceiling["rate"],
         "ratio_to_faust": enforcer["rate"] / peer["rate"],
+        "ceiling_rates": ceilings,
+        "enforcer_rates": [e["rate"] for e in enforcers],
         "rss_bytes": enforcer["rss_full"],
         "bytes_per_session": enforcer["bytes_per_session"],
         "live_sessions": enforcer["live_sessions"],
@@ -211,7 +220,12 @@ def main() -> None:
     t0 = time.monotonic()
     for n in sizes:
         results["throughput"].append(
-            throughput(n, n * 3 if n <= 100_000 else n, 5_000 if args.quick else FAUST_EVENTS)
+            throughput(
+                n,
+                n * 3 if n <= 100_000 else n,
+                5_000 if args.quick else FAUST_EVENTS,
+                1 if args.quick or n > 100_000 else 3,
+            )
         )
     max_rate = max(t["enforcer_rate"] for t in results["throughput"])
     results["latency"] = latency(max_rate / 2, 5 if args.quick else 20)

@@ -52,6 +52,14 @@ Clock = Callable[[], float]
 # 4 MiB records, so up to 1 MiB of key and of value always fits.
 MAX_DEAD_LETTER_RAW = 1024 * 1024
 GC_GEN0_THRESHOLD = 50_000
+LEADERSHIP_ERRORS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
 CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
 
 
@@ -427,6 +435,20 @@ class EnforcerLoop:
                 extra={"partitions": sorted(tp.partition for tp in partitions)},
             )
 
+    def _changelog_bounds(self, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
+        """Low and high watermark, retrying while the partition's leader is being elected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                low, high = self._restorer.get_watermark_offsets(tp, timeout=timeout)
+                return int(low), int(high)
+            except KafkaException as exc:
+                err = exc.args[0]
+                retry = err.retriable() or err.code() in LEADERSHIP_ERRORS
+                if not retry or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
     def _restore(self, enforcers: dict[int, PartitionEnforcer]) -> None:
         """Read the changelog partitions of newly assigned input partitions from the beginning
         to their end (read_committed), all at once. Stalls while a dead instance's transaction
@@ -434,7 +456,7 @@ class EnforcerLoop:
         topic = self.topics.enforcer_state
         ends: dict[int, int] = {}
         for p in enforcers:
-            low, high = self._restorer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            low, high = self._changelog_bounds(TopicPartition(topic, p))
             if high > low:
                 ends[p] = high
         if ends:
