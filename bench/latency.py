@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bench.common import iso, producer
 from schemas.codec import encode_dict
@@ -67,6 +69,9 @@ def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float
         if i % 5000 == 0:
             p.poll(0)
     p.flush(60)
+    # measure the steady state, not the enforcer taking in the background logins
+    admin = AdminClient({"bootstrap.servers": servers})
+    wait_until(lambda: _lag(admin, settings) == 0, 120, "the background logins to be applied")
     deadlines: dict[str, float] = {}
     stop = time.monotonic() + seconds
     sent = 0
@@ -132,6 +137,17 @@ def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float
         "max_ms": lat[-1] * 1000,
         "min_ms": lat[0] * 1000,
     }
+
+
+def _lag(admin: AdminClient, settings: Settings) -> int:
+    """Records of the input not yet committed by the enforcer's group."""
+    tps = [TopicPartition(settings.topics.input, p) for p in range(settings.partitions)]
+    done = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(settings.group_id, tps)])
+    committed = {
+        tp.partition: tp.offset for tp in done[settings.group_id].result().topic_partitions
+    }
+    ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps})
+    return sum(f.result().offset - max(0, committed.get(tp.partition, 0)) for tp, f in ends.items())
 
 
 def datetime_round(t: float) -> float:

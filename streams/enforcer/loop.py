@@ -153,6 +153,7 @@ class EnforcerLoop:
 
     def step(self) -> int:
         """Consume one batch and commit it with everything that became due. Returns events."""
+        self._probe_ahead()
         msgs = self._consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
         now = self.clock()
         if not self.parts:
@@ -259,7 +260,19 @@ class EnforcerLoop:
             rt.probe = None
         return horizon
 
-    def _probe(self, partitions: list[int], now: float, horizons: dict[int, float]) -> None:
+    def _probe_ahead(self) -> None:
+        """Probe partitions with due deadlines before consuming: the batch about to be read can
+        then prove them, and they fire in this transaction rather than the next."""
+        now = self.clock()
+        due = [
+            p
+            for p, rt in self.parts.items()
+            if rt.probe is None and rt.enforcer.due_by(now) is not None
+        ]
+        if due:
+            self._probe(due, now, None)
+
+    def _probe(self, partitions: list[int], now: float, horizons: dict[int, float] | None) -> None:
         """Ask the broker for the last stable offsets (one round trip, never a cached value:
         that can be stale for a partition just assigned)."""
         taken = self.clock()
@@ -274,7 +287,7 @@ class EnforcerLoop:
             return
         for p, end in ends.items():
             rt = self.parts[p]
-            if max(rt.next_offset, rt.position) >= end:
+            if horizons is not None and max(rt.next_offset, rt.position) >= end:
                 horizons[p] = max(horizons[p], min(taken, now))
             else:
                 rt.probe = (taken, end)  # proven once the consumer has read up to `end`
