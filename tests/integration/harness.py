@@ -3,6 +3,7 @@ and waiting on conditions with deadlines (never fixed sleeps)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,29 +36,17 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
-class EnforcerProcess:
-    """`sessionwarden enforce` in a subprocess, with its log lines collected."""
+class ServiceProcess:
+    """A Sessionwarden service in a subprocess, its log lines collected, stopped with SIGTERM."""
 
-    def __init__(
-        self, settings: Settings, instance_id: str = "0", policy: Path = FAST_POLICY, **env: str
-    ) -> None:
+    name = "service"
+    ready_message = ""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.lines: list[str] = []
-        full_env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-            "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
-            "SESSIONWARDEN_GROUP_ID": settings.group_id,
-            "SESSIONWARDEN_INSTANCE_ID": instance_id,
-            "SESSIONWARDEN_POLICY_FILE": str(policy),
-            "SESSIONWARDEN_TRANSACTION_TIMEOUT_MS": "5000",
-            "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
-            "SESSIONWARDEN_LOG_SALT": "test-salt",
-            **env,
-        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "enforce"],
-            env=full_env,
+            [sys.executable, *args],
+            env={**os.environ, **env},
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -74,19 +63,26 @@ class EnforcerProcess:
     def log(self) -> str:
         return "\n".join(self.lines[-40:])
 
-    def __enter__(self) -> EnforcerProcess:
-        return self
+    def messages(self) -> list[dict[str, Any]]:
+        """The JSON log lines, parsed."""
+        found = []
+        for line in list(self.lines):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                doc = orjson.loads(line)
+                if isinstance(doc, dict):
+                    found.append(doc)
+        return found
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def is_ready(self) -> bool:
+        return any(self.ready_message in line for line in self.lines)
 
     def wait_assigned(self, timeout: float = 60) -> None:
         def assigned() -> bool:
             if self.proc.poll() is not None:
-                raise AssertionError(f"enforcer exited {self.proc.returncode}:\n{self.log()}")
-            return any("partitions assigned" in line for line in self.lines)
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
+            return self.is_ready()
 
-        wait_until(assigned, timeout, "the enforcer to be assigned partitions")
+        wait_until(assigned, timeout, f"the {self.name} to be assigned partitions")
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -101,6 +97,46 @@ class EnforcerProcess:
                 self.proc.kill()
                 self.proc.wait(10)
         return self.proc.returncode
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EnforcerProcess(ServiceProcess):
+    """`sessionwarden enforce` in a subprocess."""
+
+    name = "enforcer"
+    ready_message = "partitions assigned"
+
+    def __init__(
+        self, settings: Settings, instance_id: str = "0", policy: Path = FAST_POLICY, **env: str
+    ) -> None:
+        super().__init__(
+            ["-m", "streams.cli", "enforce"],
+            {
+                **service_env(settings, policy),
+                "SESSIONWARDEN_GROUP_ID": settings.group_id,
+                "SESSIONWARDEN_INSTANCE_ID": instance_id,
+                "SESSIONWARDEN_TRANSACTION_TIMEOUT_MS": "5000",
+                "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
+                **env,
+            },
+        )
+
+
+def service_env(settings: Settings, policy: Path) -> dict[str, str]:
+    """The environment every service of one test shares."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+        "SESSIONWARDEN_POLICY_FILE": str(policy),
+        "SESSIONWARDEN_LOG_SALT": "test-salt",
+        "SESSIONWARDEN_LOG_FORMAT": "json",
+    }
 
 
 class Collector:

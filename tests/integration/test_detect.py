@@ -4,11 +4,6 @@ its scenario and never for its benign twin, and counts survive a restart of the 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections import Counter
@@ -28,78 +23,31 @@ from tests.integration.harness import (
     REPO,
     Collector,
     EnforcerProcess,
+    ServiceProcess,
     activity_doc,
     login_doc,
     logout_doc,
     role_change_doc,
+    service_env,
     wait_until,
 )
 
 DETECT_POLICY = REPO / "tests/fixtures/policies/detect.toml"
 
 
-class DetectProcess:
-    """`python -m streams.detect` in a subprocess, with its JSON log lines collected."""
+class DetectProcess(ServiceProcess):
+    """`python -m streams.detect` in a subprocess."""
+
+    name = "detect worker"
 
     def __init__(self, settings: Settings) -> None:
-        self.lines: list[str] = []
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-            "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-            "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
-            "SESSIONWARDEN_POLICY_FILE": str(DETECT_POLICY),
-            "SESSIONWARDEN_LOG_SALT": "test-salt",
-            "SESSIONWARDEN_LOG_FORMAT": "json",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.detect"],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        super().__init__(["-m", "streams.detect"], service_env(settings, DETECT_POLICY))
+
+    def is_ready(self) -> bool:
+        return any(
+            m.get("msg") == "partitions assigned and recovered" and m.get("partitions")
+            for m in self.messages()
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def log(self) -> str:
-        return "\n".join(self.lines[-40:])
-
-    def messages(self) -> list[dict[str, Any]]:
-        found = []
-        for line in list(self.lines):
-            with contextlib.suppress(orjson.JSONDecodeError):
-                doc = orjson.loads(line)
-                if isinstance(doc, dict):
-                    found.append(doc)
-        return found
-
-    def wait_assigned(self, timeout: float = 60) -> None:
-        def assigned() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"detect exited {self.proc.returncode}:\n{self.log()}")
-            return any(
-                m.get("msg") == "partitions assigned and recovered" and m.get("partitions")
-                for m in self.messages()
-            )
-
-        wait_until(assigned, timeout, "the detect worker to be assigned partitions")
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
 
 
 @pytest.fixture
