@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        for name, module in (("enforcer", "streams.cli enforce"), ("detect", "streams.cli detect")):
+        for name, module in (
+            ("enforcer", "streams.cli enforce"),
+            ("detectors", "streams.cli detect"),
+        ):
             log = open(WORKDIR / f"{name}.log", "ab")  # noqa: SIM115 (closed with the child)
             children.append(
                 subprocess.Popen(
