@@ -215,37 +215,31 @@ def _revoked(rec: Revocation) -> _Cause:
     entity, text = _REVOKED[rec.reason]
     if rec.reason == "permissions_revoked" and rec.roles_removed:
         text = f"{text}: {', '.join(rec.roles_removed)}"
-    record_id = str(rec.revocation_id)
-    return _Cause(
-        key=rec.session_id,
-        record_id=record_id,
-        txn=str(rec.cause_event_id) if rec.cause_event_id is not None else record_id,
-        issued_at=rec.emitted_at.timestamp(),
-        subject=_subject(rec.user_id, rec.tenant, rec.session_id),
-        event_type=SESSION_REVOKED,
-        event={
-            "event_timestamp": _numeric_date(rec.effective_at),
-            "initiating_entity": entity,
-            "reason_admin": {"en": text},
-        },
-    )
+    event = {"initiating_entity": entity, "reason_admin": {"en": text}}
+    return _session_cause(rec, str(rec.revocation_id), SESSION_REVOKED, event)
 
 
 def _claims_changed(rec: Revalidation) -> _Cause:
-    record_id = str(rec.revalidation_id)
+    event = {
+        "initiating_entity": "admin",
+        "reason_admin": {"en": "Roles granted: " + ", ".join(rec.roles_granted)},
+        "claims": {"roles": list(rec.roles)},
+    }
+    return _session_cause(rec, str(rec.revalidation_id), TOKEN_CLAIMS_CHANGE, event)
+
+
+def _session_cause(
+    rec: Revocation | Revalidation, record_id: str, event_type: str, event: dict[str, Any]
+) -> _Cause:
+    """A session's SET: txn is the causing event (or the record itself), time is the cause."""
     return _Cause(
         key=rec.session_id,
         record_id=record_id,
         txn=str(rec.cause_event_id) if rec.cause_event_id is not None else record_id,
         issued_at=rec.emitted_at.timestamp(),
         subject=_subject(rec.user_id, rec.tenant, rec.session_id),
-        event_type=TOKEN_CLAIMS_CHANGE,
-        event={
-            "event_timestamp": _numeric_date(rec.effective_at),
-            "initiating_entity": "admin",
-            "reason_admin": {"en": "Roles granted: " + ", ".join(rec.roles_granted)},
-            "claims": {"roles": list(rec.roles)},
-        },
+        event_type=event_type,
+        event={"event_timestamp": _numeric_date(rec.effective_at), **event},
     )
 
 
