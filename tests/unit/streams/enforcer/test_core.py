@@ -9,7 +9,8 @@ from pydantic import TypeAdapter
 
 from schemas.inputs import AuthEvent
 from schemas.outputs import AuditEvent, RevocationRecord
-from streams.enforcer.core import Emit, PartitionEnforcer
+from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.partition import Emit
 from tests.unit.streams.enforcer.factories import (
     T0,
     activity,
