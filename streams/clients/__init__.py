@@ -9,13 +9,8 @@ from streams.clients.asgi import (
     session_id_from_cookie,
     session_id_from_header,
 )
-from streams.clients.listener import (
-    ListenerError,
-    ListenerStats,
-    RevocationListener,
-    RevocationSet,
-    RevokedEntry,
-)
+from streams.clients.listener import ListenerError, ListenerStats, RevocationListener
+from streams.clients.revocation_set import RevocationSet, RevokedEntry
 
 __all__ = [
     "ListenerError",

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from schemas.outputs import Revalidation, Revocation
-from streams.clients.listener import ListenerError, RevocationListener, RevocationSet
+from streams.clients.listener import ListenerError, RevocationListener
+from streams.clients.revocation_set import RevocationSet
 from streams.settings import load_settings
 from tests.unit.streams.clients.fakes import (
     T0,
