@@ -165,9 +165,6 @@ class PartitionState:
                     dropped += 1
         return dropped
 
-    def next_deadline(self) -> float | None:
-        return self._deadlines[0][0] if self._deadlines else None
-
     def live_sessions(self) -> int:
         return sum(1 for s in self.sessions.values() if s.__class__ is Session)
 
