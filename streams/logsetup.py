@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -39,3 +41,14 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class SessionHasher:
+    """Salted hash of session ids for log lines: correlatable across lines, never the raw id.
+    An empty salt means a random one for this process (hashes then differ across restarts)."""
+
+    def __init__(self, salt: str = "") -> None:
+        self._key = (salt or secrets.token_hex(16)).encode()[:64]
+
+    def __call__(self, session_id: str) -> str:
+        return hashlib.blake2b(session_id.encode(), key=self._key, digest_size=12).hexdigest()

@@ -11,9 +11,7 @@ deterministic ``alert_id``. faust's ``exactly_once`` is not used (see docs/DETEC
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ from schemas.errors import ConfigError
 from streams.caep import CaepConfig, caep_events_for
 from streams.detect.engine import Engine
 from streams.detect.state import COOLDOWNS, EXPIRATIONS, GRANTS, SESSIONS, Tables, apply_writes
+from streams.logsetup import SessionHasher
 from streams.policy import Policy
 from streams.settings import Settings
 
@@ -151,7 +150,7 @@ class DetectShell:
         self.tables = tables
         self.state = engine.state(tables)
         self.alerts = alerts
-        self.salt = (salt or secrets.token_hex(16)).encode()[:64]
+        self.session_hash = SessionHasher(salt)
         self.events = 0
         self.skipped = 0
         self.emitted = 0
@@ -210,10 +209,6 @@ class DetectShell:
                 "sessions": [self.session_hash(s) for s in alert["evidence"]["session_ids"][:8]],
             },
         )
-
-    def session_hash(self, session_id: str) -> str:
-        """Salted hash of a session id for log lines: correlatable, never the raw token."""
-        return hashlib.blake2b(session_id.encode(), key=self.salt, digest_size=12).hexdigest()
 
 
 def check_topics(settings: Settings, timeout: float = 30.0) -> None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import base64
 import gc
-import hashlib
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from schemas.codec import DecodeError, decode_auth_event, encode_dict
 from streams.caep import caep_events_for
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
+from streams.logsetup import SessionHasher
 from streams.policy import Policy
 from streams.settings import Settings
 
@@ -95,7 +94,7 @@ class EnforcerLoop:
         self.topics = settings.topics
         self.parts: dict[int, PartitionRuntime] = {}
         self.stats = LoopStats()
-        self._salt = (settings.log_salt or secrets.token_hex(16)).encode()
+        self.session_hash = SessionHasher(settings.log_salt)
         self._consumer = Consumer(consumer_config(settings))
         self._producer = Producer(producer_config(settings))
         self._restorer = Consumer(restore_config(settings))
@@ -104,7 +103,6 @@ class EnforcerLoop:
         self._stop = threading.Event()
         self._in_txn = False
         self._pending_dlq = 0  # dead letters produced in the open transaction
-        self.ready = threading.Event()  # set after the first assignment has been restored
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -349,10 +347,6 @@ class EnforcerLoop:
             extra["risk_profile"] = doc["risk_profile"]
         log.info(doc["type"].replace("_", " "), extra=extra)
 
-    def session_hash(self, session_id: str) -> str:
-        """Salted hash of a session id for log lines: correlatable, never the raw token."""
-        return hashlib.blake2b(session_id.encode(), key=self._salt[:64], digest_size=12).hexdigest()
-
     def _dead_letter(self, reason: str, detail: str, msg: Message) -> None:
         key = msg.key()
         value = msg.value() or b""
@@ -437,7 +431,6 @@ class EnforcerLoop:
                     "restore_s": round(self.stats.last_restore_s, 3),
                 },
             )
-        self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
