@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode_dict
 from streams.settings import Settings, load_settings
+from streams.sim.scenario import iso
 from streams.topics import ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,10 +50,6 @@ def bench_topics(name: str, partitions: int = 6) -> Iterator[Settings]:
                 fut.result(60)
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat()
-
-
 def producer(settings: Settings) -> Producer:
     return Producer(
         {
@@ -68,7 +64,7 @@ def producer(settings: Settings) -> Producer:
     )
 
 
-def _produce(p: Producer, topic: str, value: bytes, key: bytes) -> None:
+def produce(p: Producer, topic: str, value: bytes, key: bytes) -> None:
     while True:
         try:
             p.produce(topic, value, key)
@@ -105,7 +101,7 @@ def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1
         }
         value = encode_dict(doc)
         nbytes += len(value)
-        _produce(p, topic, value, doc["user_id"].encode())
+        produce(p, topic, value, doc["user_id"].encode())
     for n in range(activities):
         i = rng.randrange(sessions)
         doc = {
@@ -120,7 +116,7 @@ def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1
         }
         value = encode_dict(doc)
         nbytes += len(value)
-        _produce(p, topic, value, doc["user_id"].encode())
+        produce(p, topic, value, doc["user_id"].encode())
     p.flush(120)
     return {
         "events": sessions + activities,

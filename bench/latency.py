@@ -8,7 +8,6 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -16,10 +15,17 @@ import orjson
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from bench.common import iso, producer
+from bench.common import produce, producer
 from schemas.codec import encode_dict
 from streams.settings import Settings, load_settings
-from tests.integration.harness import Collector, EnforcerProcess, wait_until
+from streams.sim.scenario import iso
+from tests.integration.harness import (
+    Collector,
+    EnforcerProcess,
+    activity_doc,
+    login_doc,
+    wait_until,
+)
 
 POLICY = "bench/policies/latency.toml"
 BACKGROUND_SESSIONS = 20_000
@@ -51,23 +57,8 @@ def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float
     topic = settings.topics.input
     t0 = time.time()
     for i in range(BACKGROUND_SESSIONS):
-        doc = {
-            "type": "login",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": iso(t0),
-            "user_id": f"bg{i}",
-            "tenant": "bench",
-            "session_id": f"bg{i}",
-            "user_type": "customer",
-            "risk_profile": "low",
-            "roles": ["viewer"],
-            "permissions": [],
-            "auth_method": "password",
-            "auth_time": iso(t0),
-        }
-        p.produce(topic, encode_dict(doc), doc["user_id"].encode())
-        if i % 5000 == 0:
-            p.poll(0)
+        doc = login_doc(f"bg{i}", f"bg{i}", t0, risk="low")
+        produce(p, topic, encode_dict(doc), doc["user_id"].encode())
     p.flush(60)
     # measure the steady state, not the enforcer taking in the background logins
     admin = AdminClient({"bootstrap.servers": servers})
@@ -81,40 +72,15 @@ def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float
         now = time.time()
         if time.monotonic() >= next_short:
             sid = f"short-{len(deadlines)}"
-            doc = {
-                "type": "login",
-                "event_id": str(uuid.uuid4()),
-                "occurred_at": iso(now),
-                "user_id": f"su{len(deadlines)}",
-                "tenant": "bench",
-                "session_id": sid,
-                "user_type": "customer",
-                "risk_profile": "short",
-                "roles": ["viewer"],
-                "permissions": [],
-                "auth_method": "password",
-                "auth_time": iso(now),
-            }
-            p.produce(topic, encode_dict(doc), doc["user_id"].encode())
+            doc = login_doc(sid, f"su{len(deadlines)}", now, risk="short")
+            produce(p, topic, encode_dict(doc), doc["user_id"].encode())
             deadlines[sid] = datetime_round(now) + IDLE
             next_short += 1 / SHORT_PER_S
         batch = 200
         for _ in range(batch):
             i = rng.randrange(BACKGROUND_SESSIONS)
-            doc = {
-                "type": "activity",
-                "event_id": str(uuid.uuid4()),
-                "occurred_at": iso(now),
-                "user_id": f"bg{i}",
-                "tenant": "bench",
-                "session_id": f"bg{i}",
-                "action": "docs.read",
-                "resource": "/x",
-            }
-            try:
-                p.produce(topic, encode_dict(doc), doc["user_id"].encode())
-            except BufferError:
-                p.poll(0.01)
+            doc = activity_doc(f"bg{i}", f"bg{i}", now)
+            produce(p, topic, encode_dict(doc), doc["user_id"].encode())
         sent += batch
         p.poll(0)
         target = started + sent / rate

@@ -11,7 +11,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.common import iso, producer
+from bench.common import produce, producer
 from schemas.codec import encode_dict
 from streams.policy import load_policy
 from streams.settings import load_settings
 from streams.sim.verify import audit
-from tests.integration.harness import Collector, EnforcerProcess, wait_until
+from tests.integration.harness import Collector, EnforcerProcess, login_doc, wait_until
 
 POLICY_TEXT = """name = "bench-recovery"
 [defaults]
@@ -78,26 +77,8 @@ def main() -> None:
     for i in range(sessions):
         now = time.time()
         sid = f"{prefix}s{i}"
-        doc = {
-            "type": "login",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": iso(now),
-            "user_id": f"u{i}",
-            "tenant": "bench",
-            "session_id": sid,
-            "user_type": "customer",
-            "risk_profile": "low",
-            "roles": ["viewer"],
-            "permissions": [],
-            "auth_method": "password",
-            "auth_time": iso(now),
-        }
-        while True:
-            try:
-                p.produce(settings.topics.input, encode_dict(doc), doc["user_id"].encode())
-                break
-            except BufferError:
-                p.poll(0.05)
+        doc = login_doc(sid, f"u{i}", now, risk="low")
+        produce(p, settings.topics.input, encode_dict(doc), doc["user_id"].encode())
         at = datetime.fromisoformat(doc["occurred_at"]).timestamp() + idle
         truth["sessions"][sid] = {
             "user_id": doc["user_id"],

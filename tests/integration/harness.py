@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.settings import Settings
+from streams.sim.scenario import iso
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_POLICY = REPO / "tests/fixtures/policies/fast.toml"
@@ -182,10 +183,6 @@ class Collector:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def parse_ts(value: str) -> float:
