@@ -38,7 +38,12 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from schemas.codec import DecodeError, decode_auth_event, encode_dict
 from streams.caep import caep_events_for
 from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
+from streams.enforcer.kafka_config import (
+    admin_config,
+    consumer_config,
+    producer_config,
+    restore_config,
+)
 from streams.logsetup import SessionHasher
 from streams.policy import Policy
 from streams.settings import Settings
@@ -99,7 +104,7 @@ class EnforcerLoop:
         self._producer = Producer(producer_config(settings))
         self._restorer = Consumer(restore_config(settings))
         self._caep = settings.caep_config()
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 4})
+        self._admin = AdminClient(admin_config(settings))
         self._stop = threading.Event()
         self._in_txn = False
         self._pending_dlq = 0  # dead letters produced in the open transaction
