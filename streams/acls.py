@@ -53,6 +53,7 @@ def _group(principal: str, name: str, why: str, prefixed: bool = False) -> Acl:
 
 def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
     """The minimal ALLOW rules; everything not listed is denied by the authorizer."""
+    from streams.caep_transmitter import transmitter_group
     from streams.detect.app import app_id
 
     t = settings.topics
@@ -70,6 +71,9 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
         _topic(e, "READ", t.enforcer_state, "restore its state changelog"),
         Acl(e, "WRITE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),
         Acl(e, "DESCRIBE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),
+        _topic(e, "READ", t.revocations, "the CAEP transmitter signs committed records"),
+        _topic(e, "READ", t.audit, "the CAEP transmitter signs committed records"),
+        _group(e, transmitter_group(settings), "the CAEP transmitter's consumer group"),
         _topic(d, "READ", t.audit, "consume the audit stream"),
         _topic(d, "WRITE", t.alerts, "publish alerts"),
         _topic(d, "WRITE", t.caep, "publish CAEP alerts (when enabled)"),

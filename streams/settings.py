@@ -73,13 +73,15 @@ class Settings(BaseSettings):
 
     # --- CAEP / Shared Signals (optional) ----------------------------------------------
     # Also publish revocations, revalidations, session starts and alerts as OpenID CAEP 1.0
-    # Security Event Tokens on `sessionwarden.caep`. Unsigned (alg "none") unless a PEM key
-    # (RSA for RS256, EC P-256 for ES256) is given.
+    # Security Event Tokens on `sessionwarden.caep`, signed with a PEM key (RSA for RS256, EC
+    # P-256 for ES256). Unsigned tokens (alg "none") only with caep_allow_unsigned, which is
+    # for development: anyone who can write the topic can forge an unsigned token.
     caep_enabled: bool = False
     caep_issuer: str = Field(default="", max_length=512)
     caep_audiences: str = Field(default="", max_length=4096, description="comma separated")
     caep_signing_key_file: Path | None = None
     caep_key_id: str | None = Field(default=None, max_length=256)
+    caep_allow_unsigned: bool = False  # development only; the enforcer warns at start
 
     # --- The anomaly detectors (`sessionwarden detect`) -----------------------------------
     # Consumer group and faust app id; faust's changelog topics are named after it (with the
@@ -179,6 +181,11 @@ class Settings(BaseSettings):
         from streams.caep import CaepConfig
 
         key = None
+        if self.caep_signing_key_file is None and not self.caep_allow_unsigned:
+            raise ConfigError(
+                "caep_enabled needs caep_signing_key_file (SETs are signed); unsigned SETs "
+                "only with caep_allow_unsigned=true, for development"
+            )
         if self.caep_signing_key_file is not None:
             try:
                 key = self.caep_signing_key_file.read_bytes()
