@@ -134,7 +134,7 @@ class KafkaSecurity:
         return text
 
 
-def _explain(err: KafkaError) -> str | None:
+def explain_refusal(err: KafkaError) -> str | None:
     """One line for an error that retrying will not fix, else None."""
     text = err.str()
     if err.code() == KafkaError._AUTHENTICATION or "SASL authentication" in text:
@@ -155,7 +155,7 @@ def check_connection(
     seen = threading.Event()
 
     def on_error(err: KafkaError) -> None:
-        reason = _explain(err)
+        reason = explain_refusal(err)
         if reason is not None:
             refused.append(reason)
             seen.set()

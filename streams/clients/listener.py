@@ -40,6 +40,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     Message,
     TopicPartition,
@@ -52,6 +53,7 @@ from schemas.outputs import Revalidation, Revocation
 from streams.clients.revocation_set import RevocationSet, RevokedEntry, SessionKey
 from streams.clients.tenant_view import TenantView
 from streams.policy import Policy, default_policy, load_policy
+from streams.security import explain_refusal
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,6 +183,8 @@ class RevocationListener:
         self._clock = clock
         self._monotonic = monotonic
         self._probe_timeout = min(5.0, staleness_budget_s / 2)
+        self._refused: str | None = None  # why the cluster refused us (login, TLS), if it did
+        config.setdefault("error_cb", self._on_client_error)
         self._consumer = consumer_factory(self._consumer_config(bootstrap_servers, config))
         self._admin = admin_factory(
             {"bootstrap.servers": bootstrap_servers, "client.id": "sessionwarden-listener",
@@ -231,6 +235,13 @@ class RevocationListener:
             **config,
         }
 
+    def _on_client_error(self, err: KafkaError) -> None:
+        reason = explain_refusal(err)
+        if reason is not None:
+            if self._refused is None:
+                log.error("revocation listener of %s: %s", self.topic, reason)
+            self._refused = reason
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0, background: bool = True) -> None:
@@ -242,7 +253,9 @@ class RevocationListener:
         try:
             meta = self._consumer.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:
-            raise ListenerError(f"no metadata for {self.topic} within {timeout:g}s: {exc}") from exc
+            self._consumer.poll(0)  # serves error_cb: a refused login or TLS handshake
+            why = self._refused or exc
+            raise ListenerError(f"no metadata for {self.topic} within {timeout:g}s: {why}") from exc
         found = meta.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
             why = found.error if found is not None else "unknown topic"

@@ -238,6 +238,10 @@ def run(settings: Settings, policy: Policy) -> int:
     Logging must be configured by the caller (the entry point); faust's own chatter is kept to
     warnings unless the log level is DEBUG.
     """
+    if settings.kafka_security.protocol != "PLAINTEXT":
+        from streams.security import check_connection
+
+        check_connection(settings.bootstrap_servers, settings.kafka_security)
     check_topics(settings)
     if settings.log_level != "DEBUG":
         for name in _NOISY:

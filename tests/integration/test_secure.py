@@ -26,7 +26,7 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode
-from streams.clients.listener import RevocationListener
+from streams.clients.listener import ListenerError, RevocationListener
 from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher, DeliveryError
 from streams.settings import Settings, load_settings
@@ -275,3 +275,37 @@ def test_an_untrusted_ca_ends_the_command_with_one_clear_line(
     env = {**cluster.env("sessionwarden-service"), "SESSIONWARDEN_KAFKA_SSL_CA_FILE": str(other_ca)}
     line = _one_line_failure(cluster.cli(env, "tail", "revocations"), "password")
     assert "TLS handshake failed" in line and "certificate verify failed" in line
+
+
+def test_a_listener_with_a_wrong_password_fails_to_start_with_the_reason(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A service must learn at start-up that its login is wrong, not serve fail-closed 503s."""
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    service = cluster.settings("sessionwarden-service", kafka_sasl_password_file=str(wrong))
+    listener = RevocationListener.from_settings(service, max_lifetime_s=60)
+    try:
+        with pytest.raises(ListenerError, match="authentication failed") as caught:
+            listener.start(timeout=5)
+        assert "not-the-password" not in str(caught.value)
+    finally:
+        listener.close()
+
+
+def test_the_detect_worker_with_an_untrusted_ca_exits_with_one_line(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The faust worker must not retry forever against a broker it cannot verify."""
+    other_ca, _ = secure.make_ca(tmp_path / "other", "Somebody else's CA")
+    env = {**cluster.env("sessionwarden-detect"), "SESSIONWARDEN_KAFKA_SSL_CA_FILE": str(other_ca)}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.detect"],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = _one_line_failure(done, "password")
+    assert line.startswith("sessionwarden detect: Kafka at") and "TLS handshake failed" in line
