@@ -57,8 +57,9 @@ def _check_kafka_security(settings: Settings) -> None:
 
 def _cmd_acls(args: argparse.Namespace) -> int:
     from streams.acls import Principals, acl_plan, apply_plan, print_plan
+    from streams.settings import load_settings
 
-    settings, _ = _load(args)
+    settings = load_settings(args.config)  # printing needs no connection
     names = ("enforcer", "detect", "producer", "service", "security")
     given = {n: getattr(args, f"{n}_principal") for n in names if getattr(args, f"{n}_principal")}
     plan = acl_plan(settings, Principals(**given))
@@ -66,6 +67,7 @@ def _cmd_acls(args: argparse.Namespace) -> int:
     if args.apply:
         from streams.topics import admin_client
 
+        _check_kafka_security(settings)
         count = apply_plan(admin_client(settings), plan)
         print(f"applied {count} ACL(s)")
     return 0

@@ -22,6 +22,7 @@ default 9192; the controller uses the next port).
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import shutil
@@ -29,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -207,8 +209,11 @@ class SecureBroker:
         ]  # fmt: skip
 
     def _format(self, java: str, libs: Path, cfg: Path) -> None:
-        uuid_cmd = self._java(java, libs, "kafka.tools.StorageTool", "random-uuid", heap="128m")
-        out = subprocess.run(uuid_cmd, capture_output=True, text=True, check=True).stdout
+        # Kafka's cluster id: 16 random bytes, URL-safe base64 without padding, never starting
+        # with "-" (a command-line option); what `kafka-storage random-uuid` prints.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         scram = []
         for user in self.users:
             for mechanism in MECHANISMS:
@@ -217,7 +222,7 @@ class SecureBroker:
                     f"{mechanism}=[name={user},password={self.password(user)}]",
                 ]
         fmt = self._java(
-            java, libs, "kafka.tools.StorageTool", "format", "-t", out.strip().splitlines()[-1],
+            java, libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
             "-c", str(cfg), "--standalone", *scram, heap="128m",
         )  # fmt: skip
         done = subprocess.run(fmt, capture_output=True, text=True)
@@ -269,7 +274,7 @@ class SecureBroker:
         pid = self._pid or _read_pid(self.home)
         if pid is not None and plain.pid_alive(pid):
             os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 10  # its data is removed anyway
             while plain.pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
             if plain.pid_alive(pid):

@@ -8,6 +8,7 @@ ending a command with one line. The shared plaintext broker is never touched.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import socket
@@ -309,3 +310,29 @@ def test_the_detect_worker_with_an_untrusted_ca_exits_with_one_line(
     )
     line = _one_line_failure(done, "password")
     assert line.startswith("sessionwarden detect: Kafka at") and "TLS handshake failed" in line
+
+
+def test_aiokafka_clients_log_in_with_the_same_settings(cluster: Cluster) -> None:
+    """asyncio code using aiokafka gets TLS and SCRAM from the one settings group, and the
+    authorizer treats it like any other client of the principal."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    producer = cluster.settings("sessionwarden-producer")
+
+    async def scenario() -> None:
+        client = AIOKafkaProducer(
+            bootstrap_servers=producer.bootstrap_servers,
+            enable_idempotence=False,
+            **producer.kafka_security.aiokafka(),
+        )
+        await client.start()
+        try:
+            event = login_doc(f"aio-{uuid.uuid4().hex[:6]}", "u-aio", time.time())
+            await client.send_and_wait(producer.topics.input, orjson.dumps(event), b"u-aio")
+            with pytest.raises(TopicAuthorizationFailedError):
+                await client.send_and_wait(producer.topics.revocations, b"{}", b"forged")
+        finally:
+            await client.stop()
+
+    asyncio.run(scenario())
