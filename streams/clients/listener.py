@@ -25,8 +25,6 @@ and docs/SECURITY.md discuss the trade-off.
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import logging
 import threading
 import time
@@ -39,17 +37,17 @@ from typing import Any, Protocol
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
 
 from schemas.codec import DecodeError, decode_revocation_record
 from schemas.errors import SessionwardenError
 from schemas.outputs import Revalidation, Revocation
+from streams.clients.probe import AdminLike, Probe, caught_up
 from streams.clients.revocation_set import RevocationSet, RevokedEntry, SessionKey
 from streams.clients.tenant_view import TenantView
 from streams.policy import Policy, default_policy, load_policy
@@ -78,54 +76,6 @@ class ConsumerLike(Protocol):
     def close(self) -> None: ...
 
 
-class AdminLike(Protocol):
-    """The part of confluent_kafka.admin.AdminClient the listener uses (tests pass a fake)."""
-
-    def list_offsets(
-        self, topic_partition_offsets: dict[TopicPartition, OffsetSpec], **kwargs: Any
-    ) -> dict[TopicPartition, concurrent.futures.Future[Any]]: ...
-
-
-class _Probe:
-    """One question to the broker, "where do the partitions begin and end now?", asked on the
-    admin client's own connection: it neither blocks the listener nor queues behind fetches."""
-
-    def __init__(
-        self, admin: AdminLike, tps: list[TopicPartition], taken_at: float, timeout: float
-    ):
-        self.taken_at = taken_at  # monotonic, before the question was sent
-        self.ends: dict[int, tuple[int, int]] | None = None  # partition -> (low, end)
-        ask = functools.partial(
-            admin.list_offsets,
-            isolation_level=IsolationLevel.READ_COMMITTED,  # end = the last stable offset
-            request_timeout=timeout,
-        )
-        self._low = ask({tp: OffsetSpec.earliest() for tp in tps})
-        self._end = ask({tp: OffsetSpec.latest() for tp in tps})
-
-    def _futures(self) -> list[concurrent.futures.Future[Any]]:
-        return [*self._low.values(), *self._end.values()]
-
-    def wait(self, timeout: float) -> bool:
-        concurrent.futures.wait(self._futures(), timeout)
-        return self.answer() is True
-
-    def answer(self) -> bool | None:
-        """True once answered (``ends`` is set), False if it failed, None while pending."""
-        if self.ends is not None:
-            return True
-        if not all(future.done() for future in self._futures()):
-            return None
-        try:
-            low = {tp.partition: future.result().offset for tp, future in self._low.items()}
-            end = {tp.partition: future.result().offset for tp, future in self._end.items()}
-        except KafkaException as exc:
-            log.debug("end offsets unavailable: %s", exc)
-            return False
-        self.ends = {p: (low[p], end[p]) for p in end}
-        return True
-
-
 @dataclass
 class ListenerStats:
     records: int = 0
@@ -134,14 +84,6 @@ class ListenerStats:
     skipped: int = 0  # undecodable records and tombstones
     expired: int = 0  # revocations dropped for age, on arrival or later
     probes_failed: int = 0
-
-
-def _caught_up(ends: dict[int, tuple[int, int]], positions: dict[int, int]) -> bool:
-    """Read up to the end offsets on every partition (an empty partition counts)."""
-    for partition, (low, end) in ends.items():
-        if end > low and positions.get(partition, -1) < end:
-            return False
-    return True
 
 
 class RevocationListener:
@@ -191,7 +133,7 @@ class RevocationListener:
              "log_level": 4, **config}
         )  # fmt: skip
         self._tps: list[TopicPartition] = []
-        self._probe: _Probe | None = None
+        self._probe: Probe | None = None
         self._last_probe = -float("inf")
         self._fresh_as_of: float | None = None  # monotonic time everything before was applied
         self._ready = threading.Event()
@@ -408,9 +350,9 @@ class RevocationListener:
         except Exception:
             log.exception("revocation listener callback %r failed", callback)
 
-    def _ask(self, now: float) -> _Probe | None:
+    def _ask(self, now: float) -> Probe | None:
         try:
-            return _Probe(self._admin, self._tps, now, self._probe_timeout)
+            return Probe(self._admin, self._tps, now, self._probe_timeout)
         except KafkaException as exc:
             self.stats.probes_failed += 1
             log.debug("cannot ask for the end offsets of %s: %s", self.topic, exc)
@@ -434,7 +376,7 @@ class RevocationListener:
             return
         assert probe.ends is not None
         positions = {tp.partition: tp.offset for tp in self._consumer.position(self._tps)}
-        if _caught_up(probe.ends, positions):
+        if caught_up(probe.ends, positions):
             self._fresh_as_of = probe.taken_at
             self._probe = None
             if not self._ready.is_set():
