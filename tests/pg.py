@@ -1,0 +1,42 @@
+"""PostgreSQL fixtures: one throwaway cluster per test session (or the server of
+$SESSIONWARDEN_TEST_PG_DSN, a superuser DSN), and a sandbox database with its own roles per test.
+Tests that use them are marked `postgres`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streams.pg.cluster import TempCluster
+from streams.pg.sandbox import Sandbox
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    """A superuser DSN: the given server, else a cluster started for this test session."""
+    given = os.environ.get("SESSIONWARDEN_TEST_PG_DSN")
+    if given:
+        yield given
+        return
+    with TempCluster() as cluster:
+        yield cluster.dsn()
+
+
+@pytest.fixture
+def pg_sandbox(pg_admin_dsn: str) -> Iterator[Sandbox]:
+    """A database of this test only: schema migrated, sample table protected, roles sink /
+    owner / app (the app role is neither superuser nor owner)."""
+    box = Sandbox.create(pg_admin_dsn, f"sw_{uuid.uuid4().hex[:12]}")
+    yield box
+    box.drop()
+
+
+@pytest.fixture
+def pg_bare_sandbox(pg_admin_dsn: str) -> Iterator[Sandbox]:
+    """Like pg_sandbox, without the schema (for `--init` and missing-schema tests)."""
+    box = Sandbox.create(pg_admin_dsn, f"sw_{uuid.uuid4().hex[:12]}", migrate=False)
+    yield box
+    box.drop()
