@@ -7,11 +7,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from streams.pg.cluster import TempCluster
 from streams.pg.sandbox import Sandbox
+from streams.settings import Settings
+from tests.integration.harness import FAST_POLICY, ServiceProcess, service_env
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +43,24 @@ def pg_bare_sandbox(pg_admin_dsn: str) -> Iterator[Sandbox]:
     box = Sandbox.create(pg_admin_dsn, f"sw_{uuid.uuid4().hex[:12]}", migrate=False)
     yield box
     box.drop()
+
+
+class SinkProcess(ServiceProcess):
+    """`sessionwarden sink postgres` in a subprocess, writing into ``dsn`` (the sink role's)."""
+
+    name = "postgres sink"
+    ready_message = "partitions assigned"
+
+    def __init__(
+        self, settings: Settings, dsn: str, policy: Path = FAST_POLICY, **env: str
+    ) -> None:
+        super().__init__(
+            ["-m", "streams.cli", "sink", "postgres"],
+            {
+                **service_env(settings, policy),
+                "SESSIONWARDEN_PG_DSN": dsn,
+                "SESSIONWARDEN_PG_SINK_GROUP_ID": f"{settings.topic_prefix}pg-sink",
+                "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
+                **env,
+            },
+        )
