@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from streams.pg.cluster import ClusterError, TempCluster
 from streams.pg.migrations import apply_migrations
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -117,3 +120,27 @@ class Sandbox:
                 admin.execute(
                     sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(f"{self.name}_{role}"))
                 )
+
+
+@contextmanager
+def demo_database(say: Callable[[str], None]) -> Iterator[Sandbox | None]:
+    """A throwaway cluster with a sandbox for `make demo`, or None (and why) without PostgreSQL."""
+    try:
+        cluster = TempCluster().start()
+    except ClusterError as exc:
+        say(f"PostgreSQL left out of the demo: {exc}")
+        yield None
+        return
+    try:
+        box = Sandbox.create(cluster.dsn(), "sw_demo")
+        say(f"started PostgreSQL: psql '{cluster.dsn(box.dbname, box.name + '_app')}'")
+        yield box
+    finally:
+        cluster.stop()
+
+
+def revoked_count(box: Sandbox) -> int:
+    """Rows of the sandbox's revocation table."""
+    with psycopg.connect(box.sink_dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM sessionwarden.revoked_sessions").fetchone()
+    return int(row[0]) if row else 0

@@ -113,7 +113,10 @@ class PostgresSink:
         for tp in partitions:
             tp.offset = stored[tp.partition]
         consumer.assign(partitions)
-        log.info("partitions assigned", extra={"topic": self.topic, "offsets": stored})
+        log.info(
+            "partitions assigned",
+            extra={"topic": self.topic, "offsets": {str(p): o for p, o in sorted(stored.items())}},
+        )
 
     def _loop(self) -> None:
         assert self._consumer is not None
@@ -187,12 +190,14 @@ class PostgresSink:
             log.info("pruned revocations past keep_until", extra={"rows": pruned})
 
     def _progress(self) -> None:
+        """Log the counters and the lag: records up to the high watermarks not yet read (the
+        position is past transaction markers, which the stored offsets never name)."""
         assert self._consumer is not None
         lag = 0
-        for partition, offset in self.seen.items():
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, partition), cached=True
-            )
+        assigned = [TopicPartition(self.topic, p) for p in self.seen]
+        for tp in self._consumer.position(assigned) if assigned else []:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            at = tp.offset if tp.offset >= 0 else self.seen[tp.partition]
             if high >= 0:
-                lag += max(0, high - offset)
+                lag += max(0, high - at)
         log.info("sink progress", extra={**self.stats, "lag": lag})
