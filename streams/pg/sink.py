@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from psycopg.conninfo import conninfo_to_dict
 
 from schemas.errors import SessionwardenError
@@ -98,6 +98,7 @@ class PostgresSink:
             self._store = RevocationStore(conn, self.topic)
             self._consumer = Consumer(consumer_config(self.settings))
             try:
+                self._check_topic(self._consumer)
                 self._consumer.subscribe([self.topic], on_assign=self._on_assign)
                 self._loop()
             except psycopg.Error as exc:
@@ -105,6 +106,19 @@ class PostgresSink:
             finally:
                 self._consumer.close()
         log.info("sink stopped", extra=dict(self.stats))
+
+    def _check_topic(self, consumer: Consumer) -> None:
+        try:
+            found = consumer.list_topics(self.topic, timeout=15).topics.get(self.topic)
+        except KafkaException as exc:
+            raise SinkError(
+                f"no Kafka broker answered at {self.settings.bootstrap_servers}: {exc}"
+            ) from exc
+        if found is None or found.error is not None:
+            raise SinkError(
+                f"no topic {self.topic} on {self.settings.bootstrap_servers}:"
+                " run `sessionwarden topics create` (and the enforcer)"
+            )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self._store is not None
@@ -124,8 +138,7 @@ class PostgresSink:
         while not self._stop.is_set():
             messages = self._consumer.consume(self.settings.pg_batch_size, 0.05)
             records = self._records(messages)
-            if records:
-                self._write(plan_batch(records, utc(time.time()), self.keep_for))
+            if records and self._write(plan_batch(records, utc(time.time()), self.keep_for)):
                 self.stats["records"] += len(records)
             now = time.monotonic()
             if self._prune.due(now):
@@ -150,14 +163,15 @@ class PostgresSink:
                 records.append(RawRecord(partition, offset, msg.value()))
         return records
 
-    def _write(self, batch: Batch) -> None:
+    def _write(self, batch: Batch) -> bool:
+        """Commit the batch, then cut off its sessions; False if it was rolled back."""
         assert self._store is not None and self._consumer is not None
         try:
             self._store.write(batch, self.seen)
         except OffsetConflict as exc:
             log.warning("%s: seeking to the stored offsets again", exc)
             self._reseek()
-            return
+            return False
         self.seen.update(batch.next_offsets)
         for partition, offset, problem in batch.undecodable:
             log.warning(
@@ -175,6 +189,7 @@ class PostgresSink:
                     "backends of revoked sessions cut off",
                     extra={"cancelled": cancelled, "terminated": terminated},
                 )
+        return True
 
     def _reseek(self) -> None:
         assert self._store is not None and self._consumer is not None

@@ -217,3 +217,18 @@ def test_killed_sink_restarts_and_loses_nothing_and_doubles_nothing(
     assert truth == {(t, s): (n, r, p, o) for t, s, n, r, p, o in rows}
     assert ends == dict(offsets)
     assert 13_200 == sum(n for n, *_ in truth.values())  # every 10th session twice
+
+
+def test_missing_revocation_topic_is_one_clear_message(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A sink pointed at a cluster without the product's topics says what to run, exits 2."""
+    settings = settings_factory(provision=False)
+    sink = SinkProcess(settings, pg_sandbox.sink_dsn)
+    assert 2 == sink.proc.wait(60)
+    sink.stop()
+    expected = (
+        f"sessionwarden: no topic {settings.topics.revocations} on {settings.bootstrap_servers}:"
+        " run `sessionwarden topics create` (and the enforcer)"
+    )
+    assert expected == sink.lines[-1]
