@@ -14,8 +14,8 @@ a statement that examines none is not refused by the policy itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
@@ -24,6 +24,7 @@ from streams.pg.plan import NOTIFY_CHANNEL, TAG_CONNECTION, TAG_TRANSACTION, ses
 
 __all__ = [
     "NOTIFY_CHANNEL",
+    "async_session_transaction",
     "bind_connection",
     "is_refused",
     "session_tag",
@@ -43,13 +44,25 @@ REFUSED_SQLSTATE = "28000"
 def session_transaction(
     conn: psycopg.Connection[Any], tenant: str, session_id: str
 ) -> Iterator[psycopg.Cursor[Any]]:
-    """A transaction (or a savepoint, inside one) bound to the session; yields a cursor.
-
-    Commits on success, rolls back on an exception, like ``conn.transaction()``."""
+    """A transaction bound to the session; yields a cursor. Commits on success, rolls back on an
+    exception, like ``conn.transaction()``. Inside an open transaction it is a savepoint, and the
+    binding then lasts until that outer transaction ends."""
     with conn.transaction(), conn.cursor() as cur:
         tag = TAG_TRANSACTION + session_tag(tenant, session_id)
         cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
         cur.execute(_CHECK)
+        yield cur
+
+
+@asynccontextmanager
+async def async_session_transaction(
+    conn: psycopg.AsyncConnection[Any], tenant: str, session_id: str
+) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+    """``session_transaction`` for an ``AsyncConnection``."""
+    async with conn.transaction(), conn.cursor() as cur:
+        tag = TAG_TRANSACTION + session_tag(tenant, session_id)
+        await cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
+        await cur.execute(_CHECK)
         yield cur
 
 

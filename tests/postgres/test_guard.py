@@ -3,6 +3,7 @@ role (neither superuser nor owner), with revocations written by the sink's role.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,7 +14,12 @@ import pytest
 from psycopg import sql
 
 from schemas.codec import encode
-from streams.pg.guard import bind_connection, is_refused, session_transaction
+from streams.pg.guard import (
+    async_session_transaction,
+    bind_connection,
+    is_refused,
+    session_transaction,
+)
 from streams.pg.plan import NOTIFY_CHANNEL, RawRecord, plan_batch, session_tag
 from streams.pg.sandbox import Sandbox
 from streams.pg.store import OffsetConflict, RevocationStore
@@ -56,6 +62,23 @@ def count_docs(conn: psycopg.Connection[Any], tenant: str, sid: str) -> int:
         row = cur.execute("SELECT count(*) FROM app.documents").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def test_async_binding_reads_until_revoked(pg_sandbox: Sandbox, store: RevocationStore) -> None:
+    """The asyncio helper binds the same way (psycopg's AsyncConnection)."""
+
+    async def count(sid: str) -> int:
+        conn = await psycopg.AsyncConnection.connect(pg_sandbox.app_dsn)
+        async with conn, async_session_transaction(conn, "acme", sid) as cur:
+            await cur.execute("SELECT count(*) FROM app.documents")
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    assert 0 == asyncio.run(count("s1"))
+    revoke(store, ("acme", "s1"))
+    with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
+        asyncio.run(count("s1"))
 
 
 def test_unbound_query_is_refused(app: psycopg.Connection[Any]) -> None:
