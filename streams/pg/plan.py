@@ -62,7 +62,8 @@ class Batch:
     expired: int = 0
     """Revocations already past keep_until: nothing to keep, only their offsets advance."""
     ignored: int = 0
-    """Records that revoke nothing (revalidations)."""
+    """Records that revoke nothing (revalidations), or name a session PostgreSQL cannot hold
+    (a NUL character: no transaction can be bound to it either)."""
     undecodable: list[tuple[int, int, DecodeError]] = field(default_factory=list)
     """(partition, offset, error) of records that are no revocation record at all."""
 
@@ -85,7 +86,9 @@ def plan_batch(records: Iterable[RawRecord], now: datetime, keep_for: timedelta)
         except DecodeError as exc:
             batch.undecodable.append((raw.partition, raw.offset, exc))
             continue
-        if not isinstance(record, Revocation):
+        if not isinstance(record, Revocation) or "\x00" in (
+            record.tenant + record.session_id + record.user_id
+        ):
             batch.ignored += 1
             continue
         keep_until = record.effective_at + keep_for

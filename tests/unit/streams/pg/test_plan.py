@@ -66,6 +66,18 @@ def test_expired_revalidation_and_garbage_advance_offsets_but_write_no_row() -> 
     assert {0: 2, 2: 6} == batch.next_offsets
 
 
+def test_a_session_postgres_cannot_hold_is_skipped_not_fatal() -> None:
+    """A NUL character cannot be stored (nor bound to a transaction): skip it, keep going."""
+    batch = plan_batch(
+        [raw(0, 0, revocation("bad\x00id", 0)), raw(0, 1, revocation("ok", 0))], at(1), KEEP
+    )
+    assert (["ok"], 1, {0: 2}) == (
+        [r.session_id for r in batch.rows],
+        batch.ignored,
+        batch.next_offsets,
+    )
+
+
 def test_the_key_is_never_read() -> None:
     """Identity comes from the record's value: the key's format may change."""
     batch = plan_batch([raw(0, 0, revocation("s", 0, tenant="t2"))], at(1), KEEP)
