@@ -136,8 +136,7 @@ class PostgresSink:
         assert self._consumer is not None
         next_progress = time.monotonic() + _PROGRESS_EVERY_S
         while not self._stop.is_set():
-            messages = self._consumer.consume(self.settings.pg_batch_size, 0.05)
-            records = self._records(messages)
+            records = self._records(self._next_messages(self._consumer))
             if records and self._write(plan_batch(records, utc(time.time()), self.keep_for)):
                 self.stats["records"] += len(records)
             now = time.monotonic()
@@ -147,6 +146,15 @@ class PostgresSink:
             if now >= next_progress:
                 self._progress()
                 next_progress = now + _PROGRESS_EVERY_S
+
+    def _next_messages(self, consumer: Consumer) -> list[Message]:
+        """Wait for one message, then take what is already fetched: consume(n, timeout) alone
+        would wait out its timeout whenever fewer than n records are there."""
+        first = consumer.poll(0.05)
+        if first is None:
+            return []
+        more = self.settings.pg_batch_size - 1
+        return [first, *consumer.consume(more, 0)] if more else [first]
 
     def _records(self, messages: list[Message]) -> list[RawRecord]:
         records = []
