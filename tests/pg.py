@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from streams.pg.cluster import TempCluster
@@ -43,6 +44,17 @@ def pg_bare_sandbox(pg_admin_dsn: str) -> Iterator[Sandbox]:
     box = Sandbox.create(pg_admin_dsn, f"sw_{uuid.uuid4().hex[:12]}", migrate=False)
     yield box
     box.drop()
+
+
+def running(box: Sandbox, application_name: str) -> bool:
+    """A backend so named is sleeping in a statement (the superuser sees every backend's state)."""
+    with psycopg.connect(box.admin_dsn, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = %s AND state = 'active' AND wait_event = 'PgSleep'",
+            (application_name,),
+        ).fetchone()
+    return row is not None and row[0] == 1
 
 
 class SinkProcess(ServiceProcess):

@@ -17,11 +17,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from schemas.codec import decode_revocation_record, encode, encode_dict
 from schemas.outputs import Revocation
-from streams.pg.guard import is_refused, session_transaction
+from streams.pg.guard import is_refused, session_tag, session_transaction
 from streams.pg.sandbox import Sandbox
 from streams.settings import Settings
-from tests.integration.harness import REPO, Collector, EnforcerProcess, login_doc, wait_until
-from tests.pg import SinkProcess
+from tests.integration.harness import (
+    REPO,
+    Collector,
+    EnforcerProcess,
+    login_doc,
+    logout_doc,
+    wait_until,
+)
+from tests.pg import SinkProcess, running
 from tests.unit.streams.clients.fakes import revalidation, revocation
 
 LONG_POLICY = REPO / "streams/policies/default.toml"  # rows kept for hours: nothing is pruned
@@ -94,14 +101,17 @@ def test_running_query_of_a_revoked_session_is_cut_off(
                 outcome.append(exc)
 
     with (
-        EnforcerProcess(settings) as enforcer,
-        SinkProcess(settings, pg_sandbox.sink_dsn) as sink,
+        EnforcerProcess(settings, policy=LONG_POLICY) as enforcer,
+        SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink,
     ):
         enforcer.wait_assigned()
         sink.wait_assigned()
         publish(settings, login_doc(sid, "u1", time.time()))
         worker = threading.Thread(target=long_query, daemon=True)
         worker.start()
+        tag = "swt:" + session_tag("acme", sid)
+        wait_until(lambda: running(pg_sandbox, tag), 30, "the long query to run")
+        publish(settings, logout_doc(sid, "u1", time.time()))
         wait_until(lambda: outcome, 60, "the long query to be cut off")
         cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
     assert [psycopg.errors.QueryCanceled] == [type(e) for e in outcome]

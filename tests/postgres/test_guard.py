@@ -24,6 +24,7 @@ from streams.pg.plan import NOTIFY_CHANNEL, RawRecord, plan_batch, session_tag
 from streams.pg.sandbox import Sandbox
 from streams.pg.store import OffsetConflict, RevocationStore
 from tests.integration.harness import wait_until
+from tests.pg import running
 from tests.unit.streams.clients.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
@@ -239,14 +240,3 @@ def test_prune_deletes_only_rows_past_keep_until(store: RevocationStore) -> None
     assert 0 == store.prune(at(0) + KEEP - timedelta(seconds=1))
     assert 1 == store.prune(at(0) + KEEP)
     assert [] == store.conn.execute("SELECT * FROM sessionwarden.revoked_sessions").fetchall()
-
-
-def running(box: Sandbox, application_name: str) -> bool:
-    """A backend so named is running a statement (the superuser sees every backend's state)."""
-    with psycopg.connect(box.admin_dsn, autocommit=True) as admin:
-        row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE application_name = %s AND state = 'active' AND wait_event = 'PgSleep'",
-            (application_name,),
-        ).fetchone()
-    return row is not None and row[0] == 1
