@@ -8,9 +8,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 BROKER := $(PY) infra/kafka/broker.py
 PYTEST_ARGS ?=
+PG_BINDIR ?= /usr/lib/postgresql/15/bin
 
 .PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
-.PHONY: kafka-secure-up kafka-secure-down
+.PHONY: kafka-secure-up kafka-secure-down postgres-deps
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,13 +34,13 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) kafka-up lint ## install, start Kafka if needed, lint, run the whole test suite
+test: $(STAMP) kafka-up postgres-deps lint ## install, start Kafka if needed, lint, run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP) kafka-up ## integration tests only (real broker)
+integration: $(STAMP) kafka-up postgres-deps ## integration tests only (real broker)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 kafka-up: $(STAMP) ## start the local Apache Kafka broker (no-op when it is up)
@@ -63,11 +64,22 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
 	$(PY) -m streams.demo
 
-bench: $(STAMP) kafka-up ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
+bench: $(STAMP) kafka-up postgres-deps ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
 	$(PY) -m bench.run
 
-bench-quick: $(STAMP) kafka-up ## the benchmarks at smoke-test sizes
+bench-quick: $(STAMP) kafka-up postgres-deps ## the benchmarks at smoke-test sizes
 	$(PY) -m bench.run --quick
+
+# Tests, benchmarks and the demo start throwaway clusters from these binaries; the Debian
+# package's own cluster is not wanted (create_main_cluster = false, set before it is installed).
+postgres-deps: ## install the PostgreSQL 15 server with apt-get when $(PG_BINDIR) lacks it
+	@test -x $(PG_BINDIR)/initdb || { \
+	  command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] || { \
+	    echo "PostgreSQL 15 is missing: install postgresql-15 (or set PG_BINDIR and SESSIONWARDEN_PG_BINDIR)" >&2; exit 1; }; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends postgresql-common && \
+	  sed -ri 's/^#?\s*(create_main_cluster)\s*=.*$$/\1 = false/' /etc/postgresql-common/createcluster.conf && \
+	  apt-get install -y -q --no-install-recommends postgresql-15; }
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -8,6 +8,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -50,8 +51,38 @@ def main() -> None:
 
 
 def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
+    collector = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    deadlines, achieved = run_load(settings, rate, seconds)
+    wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "all short revocations")
+    lat = sorted(
+        t - deadlines[d["session_id"]] for t, d in collector.timed() if d["session_id"] in deadlines
+    )
+    collector.close()
+    return {"target_rate": rate, "achieved_rate": achieved, **summary(lat)}
+
+
+def summary(lat: list[float]) -> dict[str, float]:
+    """Sample count and percentiles (ms) of latencies in seconds."""
+    lat = sorted(lat)
+    return {
+        "samples": len(lat),
+        "p50_ms": statistics.median(lat) * 1000,
+        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
+        "max_ms": lat[-1] * 1000,
+        "min_ms": lat[0] * 1000,
+    }
+
+
+def run_load(
+    settings: Settings,
+    rate: float,
+    seconds: float,
+    on_short: Callable[[str, float], None] = lambda sid, deadline: None,
+) -> tuple[dict[str, float], float]:
+    """The load: background logins, then `seconds` of activity at `rate` events/s with
+    SHORT_PER_S short sessions a second (`on_short(session_id, deadline)` for each). Returns
+    the short sessions' deadlines and the achieved rate."""
     servers = settings.bootstrap_servers
-    collector = Collector(servers, settings.topics.revocations)
     p = producer(settings)
     rng = random.Random(5)
     topic = settings.topics.input
@@ -75,6 +106,7 @@ def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float
             doc = login_doc(sid, f"su{len(deadlines)}", now, risk="short")
             produce(p, topic, encode_dict(doc), doc["user_id"].encode())
             deadlines[sid] = datetime_round(now) + IDLE
+            on_short(sid, deadlines[sid])
             next_short += 1 / SHORT_PER_S
         batch = 200
         for _ in range(batch):
@@ -89,20 +121,7 @@ def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float
             time.sleep(delay)
     achieved = sent / (time.monotonic() - started)
     p.flush(60)
-    wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "all short revocations")
-    lat = sorted(
-        t - deadlines[d["session_id"]] for t, d in collector.timed() if d["session_id"] in deadlines
-    )
-    collector.close()
-    return {
-        "target_rate": rate,
-        "achieved_rate": achieved,
-        "samples": len(lat),
-        "p50_ms": statistics.median(lat) * 1000,
-        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1000,
-        "max_ms": lat[-1] * 1000,
-        "min_ms": lat[0] * 1000,
-    }
+    return deadlines, achieved
 
 
 def _lag(admin: AdminClient, settings: Settings) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from bench.common import REPO, bench_topics, fill_mixed, run_child
+from bench.pg_latency import render_markdown as render_postgres
 
 FAUST_EVENTS = 50_000
 
@@ -115,6 +116,13 @@ def detect(events: int) -> dict[str, Any]:
     return run_child(["bench/detect_throughput.py", "--events", str(events), "--json"])
 
 
+def postgres(rate: float, seconds: float, mass: int) -> dict[str, Any]:
+    with bench_topics("pg") as s:
+        log(f"deadline -> PostgreSQL refuses, at {rate:,.0f} events/s; mass expiry of {mass:,}")
+        args = [s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds), str(mass)]
+        return run_child(["-m", "bench.pg_latency", *args], timeout=1500)
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Benchmark {results['started']}",
@@ -172,6 +180,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{det.get('faust_rate', float('nan')):,.0f}/s on the same topic; alert delay "
             f"p50 {det['p50_ms']:.0f} ms, p99 {det['p99_ms']:.0f} ms.",
         ]
+    if results.get("postgres"):
+        lines += render_postgres(results["postgres"])
     return "\n".join(lines) + "\n"
 
 
@@ -234,6 +244,9 @@ def main() -> None:
         recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
     )
     results["detect"] = detect(3_000 if args.quick else 50_000)
+    results["postgres"] = postgres(
+        results["latency"]["target_rate"], 5 if args.quick else 20, 5_000 if args.quick else 100_000
+    )
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_sink_postgres(args: argparse.Namespace) -> int:
+    from streams.logsetup import configure_logging
+    from streams.pg.command import run_sink_postgres
+
+    settings, policy = _load(args)
+    configure_logging(settings.log_level, settings.log_format)
+    return run_sink_postgres(settings, policy, init=args.init, print_sql=args.print_sql)
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = kind(text)
@@ -218,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-wait", action="store_true", help="do not wait for the run's last deadline to pass"
     )
     verify.set_defaults(func=_cmd_verify)
+
+    sink = sub.add_parser("sink", help="keep the revocation set in a database")
+    ssub = sink.add_subparsers(dest="sink_command", required=True, metavar="DATABASE")
+    pg = ssub.add_parser("postgres", help="revocations into PostgreSQL (SESSIONWARDEN_PG_DSN)")
+    pg.add_argument("--policy", help="policy TOML: rows are kept its longest absolute timeout")
+    pg.add_argument("--init", action="store_true", help="apply the schema migrations and exit")
+    pg.add_argument("--print-sql", action="store_true", help="print the schema's SQL and exit")
+    pg.set_defaults(func=_cmd_sink_postgres)
     return parser
 
 

@@ -7,6 +7,7 @@ stopped on exit, Ctrl-C included. Topics carry the prefix ``demo.``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from streams.pg.sandbox import demo_database, revoked_count
 from streams.policy import load_policy
 from streams.settings import load_settings
 from streams.sim.run import simulate
@@ -102,14 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         "SESSIONWARDEN_LOG_FORMAT": "json",
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
     }
+    services = [("enforcer", "streams.cli enforce"), ("detectors", "streams.cli detect")]
+    databases = contextlib.ExitStack()
+    pg = databases.enter_context(demo_database(print))
+    if pg is not None:
+        env["SESSIONWARDEN_PG_DSN"] = pg.sink_dsn
+        services.append(("postgres-sink", "streams.cli sink postgres"))
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        for name, module in (
-            ("enforcer", "streams.cli enforce"),
-            ("detectors", "streams.cli detect"),
-        ):
+        for name, module in services:
             log = open(WORKDIR / f"{name}.log", "ab")  # noqa: SIM115 (closed with the child)
             children.append(
                 subprocess.Popen(
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         with lock:
             print("\n" + summary.getvalue())
+            if pg is not None:
+                print(f"PostgreSQL: {revoked_count(pg)} sessions in sessionwarden.revoked_sessions")
         return code
     except KeyboardInterrupt:
         print("\ninterrupted: stopping what the demo started")
@@ -165,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 child.wait(20)
             except subprocess.TimeoutExpired:
                 child.kill()
+        databases.close()
         if started_broker:
             _broker("down")
 

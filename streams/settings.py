@@ -167,6 +167,20 @@ class Settings(BaseSettings):
         return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_security.librdkafka()}
 
     # --- end of the Kafka security settings ------------------------------------------------
+    # --- The PostgreSQL revocation sink (`sessionwarden sink postgres`) --------------------
+    # libpq connection string or URI of the sink's role (the sessionwarden schema's owner, a
+    # member of pg_signal_backend); never logged. Empty: the sink refuses to start.
+    pg_dsn: str = Field(default="", max_length=4096, repr=False)
+    pg_sink_group_id: str = Field(
+        default="sessionwarden-pg-sink", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$"
+    )
+    # Records per database transaction at most.
+    pg_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    # How often rows past their keep_until are deleted.
+    pg_prune_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    # Cancel / terminate the backends of sessions just revoked (needs pg_signal_backend).
+    pg_cut_off: bool = True
+    # --- end of the PostgreSQL sink's settings ---------------------------------------------
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -1,0 +1,81 @@
+"""For services: bind a Sessionwarden session to PostgreSQL work, so the row-level guard
+(``sessionwarden.require_session()``) lets it through until the session is revoked, and the sink
+can find and stop its backend then.
+
+``session_transaction(conn, tenant, session_id)`` opens a transaction bound to the session (the
+settings are transaction-local, so a pooled connection, including PgBouncer in transaction mode,
+never carries them to the next client); the sink cancels the statement it is running when the
+session is revoked. ``bind_connection`` binds a connection dedicated to one session for its
+lifetime; the sink terminates it on revocation. A revoked or unbound session's statement on a
+protected table fails with SQLSTATE 28000 (``psycopg.errors.InvalidAuthorizationSpecification``,
+see ``is_refused``); both helpers also ask the guard when they bind, so a revoked session's
+transaction fails at its start even if it would touch no row (row-level security checks rows:
+a statement that examines none is not refused by the policy itself)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+
+from streams.pg.plan import NOTIFY_CHANNEL, TAG_CONNECTION, TAG_TRANSACTION, session_tag
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "async_session_transaction",
+    "bind_connection",
+    "is_refused",
+    "session_tag",
+    "session_transaction",
+]
+
+_BIND = (
+    "SELECT set_config('sessionwarden.tenant', %s, %s),"
+    " set_config('sessionwarden.session_id', %s, %s),"
+    " set_config('application_name', %s, %s)"
+)
+_CHECK = "SELECT sessionwarden.require_session()"
+REFUSED_SQLSTATE = "28000"
+
+
+@contextmanager
+def session_transaction(
+    conn: psycopg.Connection[Any], tenant: str, session_id: str
+) -> Iterator[psycopg.Cursor[Any]]:
+    """A transaction bound to the session; yields a cursor. Commits on success, rolls back on an
+    exception, like ``conn.transaction()``. Inside an open transaction it is a savepoint, and the
+    binding then lasts until that outer transaction ends."""
+    with conn.transaction(), conn.cursor() as cur:
+        tag = TAG_TRANSACTION + session_tag(tenant, session_id)
+        cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
+        cur.execute(_CHECK)
+        yield cur
+
+
+@asynccontextmanager
+async def async_session_transaction(
+    conn: psycopg.AsyncConnection[Any], tenant: str, session_id: str
+) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+    """``session_transaction`` for an ``AsyncConnection``."""
+    async with conn.transaction(), conn.cursor() as cur:
+        tag = TAG_TRANSACTION + session_tag(tenant, session_id)
+        await cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
+        await cur.execute(_CHECK)
+        yield cur
+
+
+def bind_connection(conn: psycopg.Connection[Any], tenant: str, session_id: str) -> None:
+    """Bind a connection dedicated to one session, for the rest of its life (the settings are
+    session-level, so never use this on a pooled connection). Commits if not in autocommit."""
+    tag = TAG_CONNECTION + session_tag(tenant, session_id)
+    conn.execute(_BIND, (tenant, False, session_id, False, tag, False))
+    conn.execute(_CHECK)
+    if not conn.autocommit:
+        conn.commit()
+
+
+def is_refused(exc: BaseException) -> bool:
+    """True for the guard's refusal: the session is revoked or none is bound."""
+    return isinstance(exc, psycopg.Error) and exc.sqlstate == REFUSED_SQLSTATE

@@ -1,0 +1,226 @@
+"""`sessionwarden sink postgres`: the revocation topic (read_committed) into PostgreSQL, exactly
+once without Kafka transactions. The consumed offsets are stored in the database transaction of
+the rows; on assignment the sink seeks to them, and commits nothing to Kafka. After each commit
+it cuts off the backends of the sessions just revoked; rows past keep_until are pruned."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from psycopg.conninfo import conninfo_to_dict
+
+from schemas.errors import SessionwardenError
+from streams.pg.migrations import check_schema
+from streams.pg.plan import Batch, PruneSchedule, RawRecord, plan_batch, utc
+from streams.pg.store import OffsetConflict, RevocationStore
+from streams.policy import Policy
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+_PROGRESS_EVERY_S = 10.0
+
+
+class SinkError(SessionwardenError):
+    """The sink cannot run: no DSN, PostgreSQL unreachable or refusing, schema missing."""
+
+
+def describe_dsn(dsn: str) -> str:
+    """user@host:port/dbname of a DSN, never its password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "an unparsable DSN"
+    host = parts.get("host") or parts.get("hostaddr") or "(default host)"
+    return f"{parts.get('user', '(default user)')}@{host}:{parts.get('port', 5432)}/" + str(
+        parts.get("dbname", "(default database)")
+    )
+
+
+def connect(dsn: str) -> psycopg.Connection[Any]:
+    """An autocommit connection (every transaction explicit); one clear SinkError if refused."""
+    if not dsn:
+        raise SinkError("no PostgreSQL DSN: set SESSIONWARDEN_PG_DSN (or pg_dsn in the config)")
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SinkError(f"cannot connect to PostgreSQL as {describe_dsn(dsn)}: {first}") from exc
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.pg_sink_group_id,
+        "client.id": "sessionwarden-pg-sink",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "range",  # eager: on_assign seeks with assign()
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(250, settings.session_timeout_ms // 4),
+        "fetch.wait.max.ms": 20,
+        "log_level": 4,
+    }
+
+
+class PostgresSink:
+    """The consume → plan → write → cut-off loop. ``stop()`` may be called from a signal."""
+
+    def __init__(self, settings: Settings, policy: Policy) -> None:
+        self.settings = settings
+        self.topic = settings.topics.revocations
+        self.keep_for = timedelta(seconds=policy.max_absolute)
+        self.seen: dict[int, int] = {}  # partition -> next offset, as stored in the database
+        self.stats = {"records": 0, "rows": 0, "expired": 0, "undecodable": 0, "cut_off": 0}
+        self._stop = threading.Event()
+        self._prune = PruneSchedule(settings.pg_prune_interval_s)
+        self._store: RevocationStore | None = None
+        self._consumer: Consumer | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        conn = connect(self.settings.pg_dsn)
+        log.info("sink starting", extra={"database": describe_dsn(self.settings.pg_dsn)})
+        with conn:
+            try:
+                check_schema(conn)
+            except psycopg.Error as exc:
+                raise SinkError(f"cannot read the sessionwarden schema: {exc}") from exc
+            self._store = RevocationStore(conn, self.topic)
+            self._consumer = Consumer(consumer_config(self.settings))
+            try:
+                self._check_topic(self._consumer)
+                self._consumer.subscribe([self.topic], on_assign=self._on_assign)
+                self._loop()
+            except psycopg.Error as exc:
+                raise SinkError(f"PostgreSQL failed under the sink: {exc}") from exc
+            finally:
+                self._consumer.close()
+        log.info("sink stopped", extra=dict(self.stats))
+
+    def _check_topic(self, consumer: Consumer) -> None:
+        try:
+            found = consumer.list_topics(self.topic, timeout=15).topics.get(self.topic)
+        except KafkaException as exc:
+            raise SinkError(
+                f"no Kafka broker answered at {self.settings.bootstrap_servers}: {exc}"
+            ) from exc
+        if found is None or found.error is not None:
+            raise SinkError(
+                f"no topic {self.topic} on {self.settings.bootstrap_servers}:"
+                " run `sessionwarden topics create` (and the enforcer)"
+            )
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._store is not None
+        stored = self._store.offsets(tp.partition for tp in partitions)
+        self.seen = dict(stored)
+        for tp in partitions:
+            tp.offset = stored[tp.partition]
+        consumer.assign(partitions)
+        log.info(
+            "partitions assigned",
+            extra={"topic": self.topic, "offsets": {str(p): o for p, o in sorted(stored.items())}},
+        )
+
+    def _loop(self) -> None:
+        assert self._consumer is not None
+        next_progress = time.monotonic() + _PROGRESS_EVERY_S
+        while not self._stop.is_set():
+            records = self._records(self._next_messages(self._consumer))
+            if records and self._write(plan_batch(records, utc(time.time()), self.keep_for)):
+                self.stats["records"] += len(records)
+            now = time.monotonic()
+            if self._prune.due(now):
+                self._prune_expired()
+                self._prune.done(time.monotonic())
+            if now >= next_progress:
+                self._progress()
+                next_progress = now + _PROGRESS_EVERY_S
+
+    def _next_messages(self, consumer: Consumer) -> list[Message]:
+        """Wait for one message, then take what is already fetched: consume(n, timeout) alone
+        would wait out its timeout whenever fewer than n records are there."""
+        first = consumer.poll(0.05)
+        if first is None:
+            return []
+        more = self.settings.pg_batch_size - 1
+        return [first, *consumer.consume(more, 0)] if more else [first]
+
+    def _records(self, messages: list[Message]) -> list[RawRecord]:
+        records = []
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise SinkError(f"fatal Kafka error: {err}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", err)
+                continue
+            partition, offset = msg.partition(), msg.offset()
+            if partition in self.seen and offset >= self.seen[partition]:
+                records.append(RawRecord(partition, offset, msg.value()))
+        return records
+
+    def _write(self, batch: Batch) -> bool:
+        """Commit the batch, then cut off its sessions; False if it was rolled back."""
+        assert self._store is not None and self._consumer is not None
+        try:
+            self._store.write(batch, self.seen)
+        except OffsetConflict as exc:
+            log.warning("%s: seeking to the stored offsets again", exc)
+            self._reseek()
+            return False
+        self.seen.update(batch.next_offsets)
+        for partition, offset, problem in batch.undecodable:
+            log.warning(
+                "undecodable revocation record skipped (%s) at %s[%d]@%d",
+                problem.reason, self.topic, partition, offset,
+            )  # fmt: skip
+        self.stats["rows"] += len(batch.rows)
+        self.stats["expired"] += batch.expired
+        self.stats["undecodable"] += len(batch.undecodable)
+        if batch.rows and self.settings.pg_cut_off:
+            cancelled, terminated = self._store.cut_off(batch.tags)
+            self.stats["cut_off"] += cancelled + terminated
+            if cancelled or terminated:
+                log.info(
+                    "backends of revoked sessions cut off",
+                    extra={"cancelled": cancelled, "terminated": terminated},
+                )
+        return True
+
+    def _reseek(self) -> None:
+        assert self._store is not None and self._consumer is not None
+        stored = self._store.offsets(self.seen)
+        self.seen = dict(stored)
+        for partition, offset in stored.items():
+            self._consumer.seek(TopicPartition(self.topic, partition, offset))
+
+    def _prune_expired(self) -> None:
+        assert self._store is not None
+        pruned = self._store.prune(utc(time.time()))
+        if pruned:
+            log.info("pruned revocations past keep_until", extra={"rows": pruned})
+
+    def _progress(self) -> None:
+        """Log the counters and the lag: records up to the high watermarks not yet read (the
+        position is past transaction markers, which the stored offsets never name)."""
+        assert self._consumer is not None
+        lag = 0
+        assigned = [TopicPartition(self.topic, p) for p in self.seen]
+        for tp in self._consumer.position(assigned) if assigned else []:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            at = tp.offset if tp.offset >= 0 else self.seen[tp.partition]
+            if high >= 0:
+                lag += max(0, high - at)
+        log.info("sink progress", extra={**self.stats, "lag": lag})

@@ -1,0 +1,244 @@
+"""The PostgreSQL sink between the real broker and a real server: a revoked session's queries
+are refused and its running query is cut off, and a killed sink loses and doubles nothing."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from schemas.codec import decode_revocation_record, encode, encode_dict
+from schemas.outputs import Revocation
+from streams.pg.guard import is_refused, session_tag, session_transaction
+from streams.pg.sandbox import Sandbox
+from streams.settings import Settings
+from tests.integration.harness import (
+    REPO,
+    Collector,
+    EnforcerProcess,
+    login_doc,
+    logout_doc,
+    wait_until,
+)
+from tests.pg import SinkProcess, running
+from tests.unit.streams.clients.fakes import revalidation, revocation
+
+LONG_POLICY = REPO / "streams/policies/default.toml"  # rows kept for hours: nothing is pruned
+
+
+def publish(settings: Settings, *docs: dict[str, Any]) -> None:
+    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    for doc in docs:
+        p.produce(settings.topics.input, encode_dict(doc), doc["user_id"].encode())
+    assert 0 == p.flush(10)
+
+
+def refused(app: psycopg.Connection[Any], sid: str) -> bool:
+    try:
+        with session_transaction(app, "acme", sid) as cur:
+            cur.execute("SELECT count(*) FROM app.documents")
+    except psycopg.Error as exc:
+        if is_refused(exc):
+            return True
+        raise
+    return False
+
+
+def test_query_of_a_session_is_refused_after_the_enforcer_revokes_it(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """End to end: login -> idle deadline -> revocation on Kafka -> the database refuses."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    collector = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    try:
+        with (
+            EnforcerProcess(settings) as enforcer,
+            SinkProcess(settings, pg_sandbox.sink_dsn) as sink,
+            psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as app,
+        ):
+            enforcer.wait_assigned()
+            sink.wait_assigned()
+            publish(settings, login_doc(sid, "u1", time.time()))
+            assert not refused(app, sid)  # live: the guard lets it through
+            wait_until(lambda: collector.docs(session_id=sid), 30, "the revocation on Kafka")
+            wait_until(lambda: refused(app, sid), 30, "the database to refuse the session")
+            assert not refused(app, "another-session")
+            assert 0 == sink.proc.poll() or sink.proc.poll() is None
+    finally:
+        collector.close()
+    with psycopg.connect(pg_sandbox.sink_dsn) as db:
+        rows = db.execute(
+            "SELECT tenant, session_id, user_id, reason, records"
+            " FROM sessionwarden.revoked_sessions"
+        ).fetchall()
+    assert [("acme", sid, "u1", "idle_timeout", 1)] == rows
+
+
+def test_running_query_of_a_revoked_session_is_cut_off(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A statement already running when the session is revoked is cancelled by the sink."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    outcome: list[BaseException | None] = []
+
+    def long_query() -> None:
+        with psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as conn:
+            try:
+                with session_transaction(conn, "acme", sid) as cur:
+                    cur.execute("SELECT count(*) FROM app.documents, pg_sleep(120)")
+                outcome.append(None)
+            except psycopg.Error as exc:
+                outcome.append(exc)
+
+    with (
+        EnforcerProcess(settings, policy=LONG_POLICY) as enforcer,
+        SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink,
+    ):
+        enforcer.wait_assigned()
+        sink.wait_assigned()
+        publish(settings, login_doc(sid, "u1", time.time()))
+        worker = threading.Thread(target=long_query, daemon=True)
+        worker.start()
+        tag = "swt:" + session_tag("acme", sid)
+        wait_until(lambda: running(pg_sandbox, tag), 30, "the long query to run")
+        publish(settings, logout_doc(sid, "u1", time.time()))
+        wait_until(lambda: outcome, 60, "the long query to be cut off")
+        cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
+    assert [psycopg.errors.QueryCanceled] == [type(e) for e in outcome]
+    assert [1] == [m["cancelled"] for m in cut]
+
+
+def fill_revocation_topic(settings: Settings, seed: int = 7) -> int:
+    """Revocations of three tenants' sessions (some revoked twice, the same session id under
+    three tenants), revalidations and garbage, under keys of no format the sink could read."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    at = {"effective_at": now, "emitted_at": now}
+    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 20, "log_level": 3})
+    produced = 0
+    for n in range(12_000):
+        tenant = f"t{n % 3}"
+        sid = f"s{n // 3}"  # the same id under three tenants
+        key = f"{rng.getrandbits(32):08x}|{tenant}|{sid}".encode()  # one partition per session
+        records: list[bytes] = [encode(revocation(sid, tenant=tenant, **at))]
+        if n % 10 == 0:
+            records.append(encode(revocation(sid, reason="logout", tenant=tenant, **at)))
+        if n % 97 == 0:
+            records.append(encode(revalidation(sid)))
+        if n % 1000 == 0:
+            records.append(b'{"type": "revocation", "garbage": true}')
+        for value in records:
+            p.produce(settings.topics.revocations, value, key)
+            produced += 1
+        if n % 2000 == 0:
+            p.poll(0)
+    assert 0 == p.flush(30)
+    return produced
+
+
+def topic_truth(
+    settings: Settings,
+) -> tuple[dict[tuple[str, str], tuple[int, str, int, int]], dict[int, int]]:
+    """From the topic itself: per (tenant, session) its revocation count, last reason and last
+    (partition, offset); and the end offset of every partition."""
+    topic = settings.topics.revocations
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"truth-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
+    )
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts
+    }
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    counts: Counter[tuple[str, str]] = Counter()
+    last: dict[tuple[str, str], tuple[str, int, int]] = {}
+    read = dict.fromkeys(parts, 0)
+    deadline = time.monotonic() + 60
+    while any(read[p] < ends[p] for p in parts) and time.monotonic() < deadline:
+        for msg in consumer.consume(1000, 0.5):
+            if msg.error() is not None:
+                continue
+            read[msg.partition()] = msg.offset() + 1
+            try:
+                record = decode_revocation_record(msg.value())
+            except Exception:
+                continue
+            if isinstance(record, Revocation):
+                key = (record.tenant, record.session_id)
+                counts[key] += 1
+                last[key] = (record.reason, msg.partition(), msg.offset())
+    consumer.close()
+    truth = {k: (counts[k], *last[k]) for k in counts}
+    return truth, ends
+
+
+def test_killed_sink_restarts_and_loses_nothing_and_doubles_nothing(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """SIGKILL mid-stream, restart: the table equals the topic (offsets live with the rows)."""
+    settings = settings_factory()
+    produced = fill_revocation_topic(settings)
+    db = psycopg.connect(pg_sandbox.sink_dsn, autocommit=True)
+
+    def stored() -> int:
+        row = db.execute(
+            "SELECT coalesce(sum(next_offset), 0) FROM sessionwarden.sink_offsets"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    first = SinkProcess(
+        settings, pg_sandbox.sink_dsn, LONG_POLICY, SESSIONWARDEN_PG_BATCH_SIZE="50"
+    )
+    try:
+        first.wait_assigned()
+        wait_until(lambda: stored() >= produced // 10, 60, "the sink to store some batches")
+        first.kill()
+    finally:
+        first.stop()
+    at_kill = stored()
+    assert at_kill < produced, "the sink finished before it was killed: not mid-stream"
+    truth, ends = topic_truth(settings)
+    with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as second:
+        second.wait_assigned()
+        wait_until(lambda: stored() == sum(ends.values()), 120, "the sink to reach the end")
+    rows = db.execute(
+        "SELECT tenant, session_id, records, reason, source_partition, source_offset"
+        " FROM sessionwarden.revoked_sessions"
+    ).fetchall()
+    offsets = db.execute("SELECT partition, next_offset FROM sessionwarden.sink_offsets").fetchall()
+    db.close()
+    assert truth == {(t, s): (n, r, p, o) for t, s, n, r, p, o in rows}
+    assert ends == dict(offsets)
+    assert 13_200 == sum(n for n, *_ in truth.values())  # every 10th session twice
+
+
+def test_missing_revocation_topic_is_one_clear_message(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A sink pointed at a cluster without the product's topics says what to run, exits 2."""
+    settings = settings_factory(provision=False)
+    sink = SinkProcess(settings, pg_sandbox.sink_dsn)
+    assert 2 == sink.proc.wait(60)
+    sink.stop()
+    expected = (
+        f"sessionwarden: no topic {settings.topics.revocations} on {settings.bootstrap_servers}:"
+        " run `sessionwarden topics create` (and the enforcer)"
+    )
+    assert expected == sink.lines[-1]

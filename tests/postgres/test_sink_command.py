@@ -1,0 +1,95 @@
+"""`sessionwarden sink postgres` on a real server: --init, --print-sql, and one clear message
+(exit 2) for a wrong DSN or a database without the schema."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from streams.pg.migrations import SchemaError, apply_migrations, check_schema, migrations
+from streams.pg.sandbox import Sandbox
+from tests.integration.harness import REPO
+
+
+def sink_command(*args: str, dsn: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARDEN_")}
+    env.update(SESSIONWARDEN_PG_DSN=dsn, SESSIONWARDEN_LOG_FORMAT="text")
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "sink", "postgres", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_init_applies_the_migrations_once_and_records_them(pg_bare_sandbox: Sandbox) -> None:
+    """--init applies what is missing and says so; a second run changes nothing."""
+    first = sink_command("--init", dsn=pg_bare_sandbox.sink_dsn)
+    assert 0 == first.returncode, first.stderr
+    names = [f"{m.version:03d}_{m.name}" for m in migrations()]
+    assert f"applied {', '.join(names)}\n" == first.stdout
+    again = sink_command("--init", dsn=pg_bare_sandbox.sink_dsn)
+    assert (0, "applied nothing (up to date)\n") == (again.returncode, again.stdout)
+    with psycopg.connect(pg_bare_sandbox.sink_dsn) as conn:
+        rows = conn.execute(
+            "SELECT version, sha256 FROM sessionwarden.schema_migrations ORDER BY version"
+        ).fetchall()
+        check_schema(conn)
+    assert [(m.version, m.sha256) for m in migrations()] == rows
+
+
+def test_print_sql_shows_the_guard_without_a_database() -> None:
+    """The SQL can be reviewed before anything touches a database."""
+    done = sink_command("--print-sql")
+    assert 0 == done.returncode, done.stderr
+    for needle in ("CREATE FUNCTION sessionwarden.require_session()", "AS RESTRICTIVE", "28000"):
+        assert needle in done.stdout
+
+
+def test_missing_schema_is_one_clear_message(pg_bare_sandbox: Sandbox) -> None:
+    """Running the sink against an uninitialised database says what to run, and exits 2."""
+    done = sink_command(dsn=pg_bare_sandbox.sink_dsn)
+    assert 2 == done.returncode
+    assert [
+        "sessionwarden: the database has no sessionwarden schema:"
+        " run `sessionwarden sink postgres --init`"
+    ] == done.stderr.strip().splitlines()[-1:]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("problem", ["no such database", "nothing listening"])
+def test_wrong_dsn_is_one_clear_message_without_the_password(
+    pg_bare_sandbox: Sandbox, problem: str
+) -> None:
+    """A wrong DSN names the server and the cause in one line, never the password."""
+    if problem == "no such database":
+        dsn = make_conninfo(pg_bare_sandbox.sink_dsn, dbname="no_such_db")
+    else:
+        dsn = make_conninfo(pg_bare_sandbox.sink_dsn, host="127.0.0.1", port="1")
+    done = sink_command(dsn=dsn)
+    assert 2 == done.returncode
+    lines = done.stderr.strip().splitlines()
+    assert 1 == len(lines), done.stderr
+    assert lines[0].startswith(
+        f"sessionwarden: cannot connect to PostgreSQL as {pg_bare_sandbox.name}_sink@127.0.0.1:"
+    )
+    assert ("no_such_db" if problem == "no such database" else "refused") in lines[0]
+    assert pg_bare_sandbox.password not in done.stderr
+
+
+def test_edited_migration_is_refused(pg_sandbox: Sandbox) -> None:
+    """SQL changed after it was applied is reported, never silently re-run or ignored."""
+    with psycopg.connect(pg_sandbox.sink_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE sessionwarden.schema_migrations SET sha256 = 'x' WHERE version = 1")
+        with pytest.raises(SchemaError, match="applied with different SQL"):
+            check_schema(conn)
+        with pytest.raises(SchemaError, match="applied with different SQL"):
+            apply_migrations(conn)
