@@ -8,8 +8,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 BROKER := $(PY) infra/kafka/broker.py
 PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
+.PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean browser
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,7 +33,7 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) kafka-up lint ## install, start Kafka if needed, lint, run the whole test suite
+test: $(STAMP) kafka-up browser lint ## install, start Kafka if needed, lint, run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
@@ -56,11 +57,21 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
 	$(PY) -m streams.demo
 
-bench: $(STAMP) kafka-up ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
+bench: $(STAMP) kafka-up browser ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
 	$(PY) -m bench.run
 
 bench-quick: $(STAMP) kafka-up ## the benchmarks at smoke-test sizes
 	$(PY) -m bench.run --quick
+
+browser: ## install Debian's chromium for the browser tests (apt-get, needs root) when it is missing
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium with apt-get"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+		|| echo "apt-get could not install chromium: the browser tests will skip"; \
+	else \
+		echo "chromium not found at $(CHROMIUM) and cannot be installed here (needs root and apt-get): the browser tests will skip"; \
+	fi
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
