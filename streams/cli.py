@@ -106,6 +106,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from streams.logsetup import configure_logging
+    from streams.settings import load_settings
+    from streams.web.dashboard.run import serve
+
+    settings = load_settings(
+        args.config, dashboard_port=args.port, dashboard_token_file=args.token_file
+    )
+    configure_logging(settings.log_level, settings.log_format)
+    return serve(settings, settings.dashboard_token_file, args.show_session_ids)
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = kind(text)
@@ -182,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-wait", action="store_true", help="do not wait for the run's last deadline to pass"
     )
     verify.set_defaults(func=_cmd_verify)
+
+    dashboard = sub.add_parser("dashboard", help="the live web view of revocations and alerts")
+    dashboard.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8765)")
+    dashboard.add_argument("--token-file", help="file holding the access token (default: random)")
+    dashboard.add_argument(
+        "--show-session-ids", action="store_true", help="raw session ids instead of salted hashes"
+    )
+    dashboard.set_defaults(func=_cmd_dashboard)
     return parser
 
 

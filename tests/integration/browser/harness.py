@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 import time
 from pathlib import Path
 from types import ModuleType
@@ -126,7 +127,8 @@ class Screenshots:
 
     def __init__(self, name: str) -> None:
         self.dir = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.dir, ignore_errors=True)  # this run's pictures only
+        self.dir.mkdir(parents=True)
         self.taken: list[Path] = []
 
     def take(self, page: Page, step: str) -> Path:
