@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean browser
+.PHONY: kafka-secure-up kafka-secure-down
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +51,12 @@ kafka-down: $(STAMP) ## stop the local broker and remove its data
 
 kafka-status: $(STAMP) ## say whether the broker answers
 	$(BROKER) status
+
+kafka-secure-up: $(STAMP) ## start a second, secured broker (SASL_SSL, ACLs) on 127.0.0.1:9192
+	$(PY) infra/kafka/secure.py up
+
+kafka-secure-down: $(STAMP) ## stop the secured broker and remove its data and secrets
+	$(PY) infra/kafka/secure.py down
 
 schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 	$(PY) -m schemas.jsonschema

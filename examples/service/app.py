@@ -38,17 +38,17 @@ from starlette.routing import Mount, Route
 
 from streams.clients.asgi import (
     RevocationMiddleware,
+    constant,
     first_of,
     session_id_from_cookie,
     session_id_from_header,
 )
 from streams.clients.listener import RevocationListener
 from streams.publisher import AsyncAuthEventPublisher
-from streams.web.push import SCRIPT_PATH, PushHub, RevokedLike, bound_tenant, browser_routes
+from streams.web.push import SCRIPT_PATH, PushHub, RevokedLike, browser_routes
 
 log = logging.getLogger("example.service")
 
-TENANT = "acme"
 SESSION_HEADER = "x-session-id"
 SESSION_COOKIE = "session"
 RISKS = ("low", "medium", "high")
@@ -67,7 +67,6 @@ REASONS = {
 get_session_id = first_of(
     session_id_from_header(SESSION_HEADER), session_id_from_cookie(SESSION_COOKIE)
 )
-get_tenant = bound_tenant(TENANT)
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - example service</title></head>
@@ -99,7 +98,7 @@ def listener_lookup(listener: RevocationListener) -> Any:
     """The hub's view of the listener's revocation set, by (tenant, session)."""
 
     def lookup(tenant: str, session_id: str) -> RevokedLike | None:
-        return listener.revocation(session_id)
+        return listener.revocation(tenant, session_id)
 
     return lookup
 
@@ -119,9 +118,14 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def create_app(
-    listener: RevocationListener, hub: PushHub, publisher: AsyncAuthEventPublisher | None = None
+    listener: RevocationListener,
+    hub: PushHub,
+    publisher: AsyncAuthEventPublisher | None = None,
+    tenant: str = "acme",
 ) -> Starlette:
-    """The example service; ``publisher`` (on the input topic) makes ``/login`` real."""
+    """The example service of one ``tenant``; ``publisher`` (on the input topic) makes
+    ``/login`` real."""
+    get_tenant = constant(tenant)
     sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()  # session id -> (user, risk)
 
     async def event(doc: dict[str, Any]) -> None:
@@ -142,7 +146,7 @@ def create_app(
             return HTMLResponse("invalid user or risk profile", 400)
         session_id = secrets.token_urlsafe(18)
         await event(
-            {"type": "login", "user_id": user, "tenant": TENANT, "session_id": session_id,
+            {"type": "login", "user_id": user, "tenant": tenant, "session_id": session_id,
              "user_type": "customer", "risk_profile": risk, "roles": ["viewer"],
              "permissions": [], "auth_method": "password", "auth_time": _now()}
         )  # fmt: skip
@@ -158,7 +162,7 @@ def create_app(
         if session_id is not None and session_id in sessions:
             user, _ = sessions.pop(session_id)
             await event(
-                {"type": "logout", "user_id": user, "tenant": TENANT, "session_id": session_id}
+                {"type": "logout", "user_id": user, "tenant": tenant, "session_id": session_id}
             )
         response = RedirectResponse("/login", 303)
         response.delete_cookie(SESSION_COOKIE)
@@ -200,7 +204,7 @@ def create_app(
             Route("/login", login, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/healthz", healthz),
-            Mount("/", app=RevocationMiddleware(guarded, listener, get_session_id)),
+            Mount("/", app=RevocationMiddleware(guarded, listener, get_session_id, get_tenant)),
         ],
     )
 
@@ -215,7 +219,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--config", help="Sessionwarden settings TOML (environment wins)")
-    parser.add_argument("--fail-closed", action="store_true", help="reject while stale (503)")
+    parser.add_argument("--tenant", default="acme", help="the tenant this service serves")
+    parser.add_argument(
+        "--fail-open", action="store_true", help="serve while stale (default: 503 while stale)"
+    )
     parser.add_argument("--staleness-budget", type=float, default=10.0, metavar="SECONDS")
     args = parser.parse_args()
     settings = load_settings(args.config)
@@ -223,13 +230,15 @@ def main() -> None:
     hub = PushHub()
     listener = RevocationListener.from_settings(
         settings,
-        fail_closed=args.fail_closed,
+        fail_closed=not args.fail_open,
         staleness_budget_s=args.staleness_budget,
         on_revocation=hub.on_revocation,
     )
     hub.lookup = listener_lookup(listener)
-    publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
-    app = create_app(listener, hub, publisher)
+    publisher = AsyncAuthEventPublisher(
+        settings.bootstrap_servers, settings.topics.input, **settings.kafka_security.librdkafka()
+    )
+    app = create_app(listener, hub, publisher, args.tenant)
     listener.start()
     if not listener.wait_ready(30):
         log.warning("the revocation set is not rebuilt yet; serving anyway")

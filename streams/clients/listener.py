@@ -6,18 +6,21 @@ in a background thread: that rebuilds the revocation set, after which ``ready()`
 then keeps tailing the topic. No consumer group is joined and no offset is ever committed: every
 process holds the whole set.
 
-``is_revoked(session_id)`` is one dict lookup. Entries are forgotten ``max_lifetime_s`` after the
-revocation's ``effective_at`` (by default the policy's longest absolute timeout): no token of a
-session outlives its absolute deadline, which is never later than that, so memory stays bounded
-by the revocations of one session lifetime.
+A session is (tenant, session_id), taken from the record's fields: ``is_revoked(tenant,
+session_id)`` is one dict lookup; a single-tenant service binds its tenant once with
+``bind(tenant)`` and asks ``is_revoked(session_id)`` of the view. Entries are forgotten
+``max_lifetime_s`` after the revocation's ``effective_at`` (by default the policy's longest
+absolute timeout): no token of a session outlives its absolute deadline, which is never later
+than that, so memory stays bounded by the revocations of one session lifetime.
 
 Staleness: every ``probe_interval_s`` the listener asks the broker for the end offsets (on an
 admin client's connection, without blocking) and notes when it has read up to them: everything
 produced before the question was asked has then been applied. If that moment is older than
-``staleness_budget_s`` (the broker is lost, or the listener lags), the listener is unhealthy.
-Fail-open (the default) keeps answering from the set it has and logs loudly; fail-closed
-answers "revoked" for every session until it has caught up again. docs/CLIENTS.md discusses
-the trade-off.
+``staleness_budget_s`` (the broker is lost, or the listener lags), the listener is unhealthy;
+a listener whose background thread has died is unhealthy at once. Fail-closed (the default)
+answers "revoked" for every session until it has caught up again; fail-open
+(``fail_closed=False``) keeps answering from the set it has and logs loudly. docs/CLIENTS.md
+and docs/SECURITY.md discuss the trade-off.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
     IsolationLevel,
+    KafkaError,
     KafkaException,
     Message,
     TopicPartition,
@@ -46,8 +50,10 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from schemas.codec import DecodeError, decode_revocation_record
 from schemas.errors import SessionwardenError
 from schemas.outputs import Revalidation, Revocation
-from streams.clients.revocation_set import RevocationSet, RevokedEntry
+from streams.clients.revocation_set import RevocationSet, RevokedEntry, SessionKey
+from streams.clients.tenant_view import TenantView
 from streams.policy import Policy, default_policy, load_policy
+from streams.security import explain_refusal
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,7 +159,7 @@ class RevocationListener:
         *,
         max_lifetime_s: float,
         staleness_budget_s: float = 10.0,
-        fail_closed: bool = False,
+        fail_closed: bool = True,
         on_revocation: Callable[[Revocation], None] | None = None,
         on_revalidation: Callable[[Revalidation], None] | None = None,
         probe_interval_s: float | None = None,
@@ -177,6 +183,8 @@ class RevocationListener:
         self._clock = clock
         self._monotonic = monotonic
         self._probe_timeout = min(5.0, staleness_budget_s / 2)
+        self._refused: str | None = None  # why the cluster refused us (login, TLS), if it did
+        config.setdefault("error_cb", self._on_client_error)
         self._consumer = consumer_factory(self._consumer_config(bootstrap_servers, config))
         self._admin = admin_factory(
             {"bootstrap.servers": bootstrap_servers, "client.id": "sessionwarden-listener",
@@ -206,6 +214,7 @@ class RevocationListener:
                 path = settings.policy_file
                 policy = load_policy(path) if path is not None else default_policy()
             options["max_lifetime_s"] = policy.max_absolute
+        options = {**settings.kafka_security.librdkafka(), **options}
         return cls(settings.bootstrap_servers, settings.topics.revocations, **options)
 
     @staticmethod
@@ -226,6 +235,13 @@ class RevocationListener:
             **config,
         }
 
+    def _on_client_error(self, err: KafkaError) -> None:
+        reason = explain_refusal(err)
+        if reason is not None:
+            if self._refused is None:
+                log.error("revocation listener of %s: %s", self.topic, reason)
+            self._refused = reason
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0, background: bool = True) -> None:
@@ -237,7 +253,9 @@ class RevocationListener:
         try:
             meta = self._consumer.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:
-            raise ListenerError(f"no metadata for {self.topic} within {timeout:g}s: {exc}") from exc
+            self._consumer.poll(0)  # serves error_cb: a refused login or TLS handshake
+            why = self._refused or exc
+            raise ListenerError(f"no metadata for {self.topic} within {timeout:g}s: {why}") from exc
         found = meta.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
             why = found.error if found is not None else "unknown topic"
@@ -301,17 +319,21 @@ class RevocationListener:
     def max_lifetime_s(self) -> float:
         return self._set.max_lifetime_s
 
-    def is_revoked(self, session_id: str) -> bool:
-        """True if the session is revoked; in fail-closed mode also while unhealthy."""
+    def is_revoked(self, tenant: str, session_id: str) -> bool:
+        """True if the tenant's session is revoked; in fail-closed mode also while unhealthy."""
         if self._fail_closed and not self.healthy():
             return True
-        return session_id in self._set
+        return self._set.contains(tenant, session_id)
 
-    def revocation(self, session_id: str) -> RevokedEntry | None:
-        """The entry for a revoked session (regardless of health)."""
-        return self._set.get(session_id)
+    def revocation(self, tenant: str, session_id: str) -> RevokedEntry | None:
+        """The entry for a revoked session of the tenant (regardless of health)."""
+        return self._set.get(tenant, session_id)
 
-    def snapshot(self) -> dict[str, RevokedEntry]:
+    def bind(self, tenant: str) -> TenantView:
+        """A view for a single-tenant service: ``is_revoked(session_id)`` in ``tenant``."""
+        return TenantView(self, tenant)
+
+    def snapshot(self) -> dict[SessionKey, RevokedEntry]:
         return self._set.snapshot()
 
     def __len__(self) -> int:
@@ -331,7 +353,11 @@ class RevocationListener:
         return max(0.0, self._monotonic() - self._fresh_as_of)
 
     def healthy(self) -> bool:
-        """Running, bootstrapped, and current within the staleness budget."""
+        """Running (a dead background thread counts as not running, at once), bootstrapped,
+        and current within the staleness budget."""
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            return False
         return self._running and self.staleness() <= self.staleness_budget_s
 
     # -- the loop (listener thread) -------------------------------------------------------

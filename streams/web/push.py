@@ -1,8 +1,8 @@
 """Server push of revocations to browsers: a hub keyed by (tenant, session) and an SSE endpoint.
 
-    hub = PushHub(lookup=lambda tenant, sid: listener.revocation(sid))
+    hub = PushHub(lookup=lambda tenant, sid: listener.revocation(tenant, sid))
     listener = RevocationListener.from_settings(settings, on_revocation=hub.on_revocation)
-    app = Starlette(routes=[*browser_routes(hub, get_session_id, bound_tenant("acme")), ...])
+    app = Starlette(routes=[*browser_routes(hub, get_session_id, constant("acme")), ...])
 
 A page includes ``/_sessionwarden/sessionwarden.js``; the script opens one EventSource per tab on
 ``/_sessionwarden/events``. The stream identifies its session the way the middleware does (a
@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from schemas.outputs import Revocation
-from streams.clients.asgi import Scope, SessionIdGetter
+from streams.clients.asgi import SessionIdGetter, TenantGetter
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ SCRIPT_PATH = f"{PREFIX}/sessionwarden.js"
 
 SessionKey = tuple[str, str]
 """(tenant, session_id): a session id is only unique within its tenant."""
-TenantGetter = Callable[[Scope], "str | None"]
 
 
 class RevokedLike(Protocol):
@@ -68,15 +67,6 @@ class Notice(NamedTuple):
     session_id: str
     revocation_id: str
     reason: str
-
-
-def bound_tenant(tenant: str) -> TenantGetter:
-    """A tenant getter for a single-tenant service: every request belongs to ``tenant``."""
-
-    def get(scope: Scope) -> str:
-        return tenant
-
-    return get
 
 
 class PushHub:

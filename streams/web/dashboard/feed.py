@@ -74,13 +74,13 @@ class DashboardFeed:
         }
         self.state, self.lock, self.on_change = state, lock, on_change
         self.lag_every_s = lag_every_s
-        servers = settings.bootstrap_servers
+        client = {**settings.kafka_client_config(), "log_level": 4}
         self._consumer = Consumer({
-            "bootstrap.servers": servers, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
+            **client, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
             "isolation.level": "read_committed", "enable.auto.commit": False,
-            "fetch.wait.max.ms": 50, "log_level": 4,
+            "fetch.wait.max.ms": 50,
         })  # fmt: skip
-        self._admin = AdminClient({"bootstrap.servers": servers, "log_level": 4})
+        self._admin = AdminClient(client)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
 

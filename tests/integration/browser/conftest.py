@@ -1,4 +1,4 @@
-"""Browser fixtures: one Chromium per test session (skipped, with the reason, where there is
+"""Browser fixtures: one Chromium per test module (skipped, with the reason, where there is
 none), a fresh browser context per test, screenshots of every open page when a test fails."""
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which would break later tests that call ``asyncio.run``."""
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(f"browser tests need Chromium: {reason}")

@@ -13,14 +13,13 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from schemas.outputs import Revocation
-from streams.clients.asgi import session_id_from_cookie
+from streams.clients.asgi import constant, session_id_from_cookie
 from streams.web.push import (
     SCRIPT_PATH,
     STREAM_PATH,
     Notice,
     PushHub,
     RevokedLike,
-    bound_tenant,
     browser_routes,
 )
 
@@ -51,7 +50,7 @@ def hub() -> PushHub:
 
 @pytest.fixture
 def client(hub: PushHub) -> Iterator[TestClient]:
-    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), bound_tenant("acme")))
+    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), constant("acme")))
     with TestClient(app) as client:
         yield client
 
@@ -154,7 +153,7 @@ def test_reconnect_of_a_revoked_session_gets_204_which_stops_the_browser(
 
 def test_more_streams_than_allowed_for_one_session_get_429(hub: PushHub) -> None:
     """One cookie cannot open unbounded streams."""
-    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), bound_tenant("acme")))
+    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), constant("acme")))
     scope = {
         "type": "http", "method": "GET", "path": STREAM_PATH, "headers": [(b"cookie", b"s=s1")],
         "query_string": b"", "root_path": "", "scheme": "http", "server": ("127.0.0.1", 80),
