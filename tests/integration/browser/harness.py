@@ -22,6 +22,7 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
 
+from schemas.outputs import Revocation
 from streams.clients.listener import RevocationListener
 from streams.policy import load_policy
 from streams.publisher import AsyncAuthEventPublisher
@@ -46,21 +47,25 @@ class ExampleService:
     """The example service on the settings' topics, in this process (see the module docstring).
 
     ``applied`` maps each session id to the wall-clock moment the listener applied its
-    revocation (``is_revoked`` turned true)."""
+    revocation (``is_revoked`` turned true), ``revocations`` to the record itself."""
 
-    def __init__(self, settings: Settings, policy: Path = FAST_POLICY, **listener: Any) -> None:
+    def __init__(
+        self, settings: Settings, policy: Path = FAST_POLICY, tenant: str = "acme", **listener: Any
+    ) -> None:
         example = load_example()
         self.applied: dict[str, float] = {}
+        self.revocations: dict[str, Revocation] = {}
         self.hub = PushHub()
         self.listener = RevocationListener.from_settings(
             settings, load_policy(policy), on_revocation=self._on_revocation, **listener
         )
         self.hub.lookup = example.listener_lookup(self.listener)
         publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
-        self.server = ServerThread(example.create_app(self.listener, self.hub, publisher))
+        self.server = ServerThread(example.create_app(self.listener, self.hub, publisher, tenant))
 
-    def _on_revocation(self, record: Any) -> None:
+    def _on_revocation(self, record: Revocation) -> None:
         self.applied.setdefault(record.session_id, time.time())
+        self.revocations.setdefault(record.session_id, record)
         self.hub.on_revocation(record)
 
     @property
@@ -96,6 +101,16 @@ def sign_in(context: BrowserContext, base: str, user: str, risk: str) -> tuple[P
     page.wait_for_url(f"{base}/")
     wait_connected(page)
     return page, session_cookie(context)
+
+
+def open_as(context: BrowserContext, base: str, session_id: str) -> Page:
+    """The data page for a session the caller logged in itself (cookie set directly), with its
+    revocation stream open."""
+    context.add_cookies([{"name": "session", "value": session_id, "url": base}])
+    page = context.new_page()
+    page.goto(f"{base}/")
+    wait_connected(page)
+    return page
 
 
 def session_cookie(context: BrowserContext) -> str:
