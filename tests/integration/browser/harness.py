@@ -50,7 +50,12 @@ class ExampleService:
     revocation (``is_revoked`` turned true), ``revocations`` to the record itself."""
 
     def __init__(
-        self, settings: Settings, policy: Path = FAST_POLICY, tenant: str = "acme", **listener: Any
+        self,
+        settings: Settings,
+        policy: Path = FAST_POLICY,
+        tenant: str = "acme",
+        port: int = 0,
+        **listener: Any,
     ) -> None:
         example = load_example()
         self.applied: dict[str, float] = {}
@@ -61,7 +66,9 @@ class ExampleService:
         )
         self.hub.lookup = example.listener_lookup(self.listener)
         publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
-        self.server = ServerThread(example.create_app(self.listener, self.hub, publisher, tenant))
+        self.server = ServerThread(
+            example.create_app(self.listener, self.hub, publisher, tenant), port=port
+        )
 
     def _on_revocation(self, record: Revocation) -> None:
         self.applied.setdefault(record.session_id, time.time())

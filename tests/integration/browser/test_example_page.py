@@ -24,10 +24,22 @@ ENDED_TEXT = "Your session ended: idle timeout"
 
 
 @pytest.fixture
-def stack(settings_factory: Callable[..., Settings]) -> Iterator[tuple[ExampleService, Collector]]:
-    """A real enforcer (fast.toml: idle 3 s at medium risk, 6 s at low) and the example service."""
-    settings = settings_factory()
-    enforcer = EnforcerProcess(settings)
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@pytest.fixture
+def enforcer(settings: Settings) -> Iterator[EnforcerProcess]:
+    """A real enforcer with fast.toml: idle 3 s at medium risk, 6 s at low."""
+    with EnforcerProcess(settings) as process:
+        yield process
+
+
+@pytest.fixture
+def stack(
+    settings: Settings, enforcer: EnforcerProcess
+) -> Iterator[tuple[ExampleService, Collector]]:
+    """The enforcer, a reader of its revocations, and the example service."""
     revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
     service = ExampleService(settings)
     try:
@@ -37,7 +49,6 @@ def stack(settings_factory: Callable[..., Settings]) -> Iterator[tuple[ExampleSe
     finally:
         service.stop()
         revocations.close()
-        enforcer.stop()
 
 
 def deadline_of(revocations: Collector, session_id: str) -> tuple[float, dict[str, Any]]:
@@ -101,3 +112,25 @@ def test_a_live_sessions_page_is_untouched_when_another_session_ends(
     expect(live_page.locator("#balance")).to_have_text("Balance: 12,804.17")
     assert f"{service.url}/" == live_page.url
     assert 200 == live_page.request.get(f"{service.url}/api/data").status
+
+
+def test_the_page_follows_its_session_across_a_restart_of_the_service(
+    settings: Settings, enforcer: EnforcerProcess, new_context: Any, shots: Screenshots
+) -> None:
+    """The browser reconnects by itself to the restarted service (new listener, new hub) and
+    is still logged out at its deadline."""
+    enforcer.wait_assigned()
+    first = ExampleService(settings).start()
+    try:
+        page, session_id = sign_in(new_context(), first.url, "dave", "low")  # idle 6 s
+    finally:
+        first.stop()
+    page.wait_for_function("!window.sessionwarden.connected", timeout=10_000)
+    with ExampleService(settings, port=first.server.port) as second:
+        wait_connected(page, timeout=10)
+        shots.take(page, "reconnected")
+        ended = wait_ended(page, timeout=15)
+        shots.take(page, "ended-after-restart")
+    assert ("idle_timeout", "stream") == (ended["reason"], ended["via"])
+    assert session_id in second.applied
+    expect(page.locator("#sessionwarden-ended")).to_have_text(ENDED_TEXT)
