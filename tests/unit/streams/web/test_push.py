@@ -181,3 +181,17 @@ def test_the_browser_script_is_served_from_the_package(client: TestClient) -> No
     assert 200 == response.status_code
     assert response.headers["content-type"].startswith("text/javascript")
     assert "new EventSource(streamUrl)" in response.text
+
+
+def test_an_idle_stream_sends_heartbeats_so_proxies_keep_it(hub: PushHub) -> None:
+    """A proxy closes a connection that stays silent; the stream speaks every ``ping_s``."""
+    routes = browser_routes(hub, session_id_from_cookie("s"), constant("acme"), ping_s=0.05)
+    with (
+        TestClient(Starlette(routes=routes)) as client,
+        client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response,
+    ):
+        lines = response.iter_lines()
+        comments = [next(lines) for _ in range(4)]
+        hub.on_revocation(revocation("acme", "s1"))  # ends the stream
+        assert "revoked" == read_event(lines)["event"]
+    assert any(line.startswith(": ping") for line in comments), comments
