@@ -18,9 +18,10 @@ from tests.integration.browser.harness import (
     wait_connected,
     wait_ended,
 )
-from tests.integration.harness import Collector, EnforcerProcess, parse_ts, wait_until
+from tests.integration.harness import REPO, Collector, EnforcerProcess, parse_ts, wait_until
 
 ENDED_TEXT = "Your session ended: idle timeout"
+POLICY = REPO / "tests/fixtures/policies/browser.toml"  # idle 3 s at medium risk, 8 s at low
 
 
 @pytest.fixture
@@ -30,8 +31,8 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def enforcer(settings: Settings) -> Iterator[EnforcerProcess]:
-    """A real enforcer with fast.toml: idle 3 s at medium risk, 6 s at low."""
-    with EnforcerProcess(settings) as process:
+    """A real enforcer with browser.toml: idle 3 s at medium risk, 8 s at low."""
+    with EnforcerProcess(settings, policy=POLICY) as process:
         yield process
 
 
@@ -41,7 +42,7 @@ def stack(
 ) -> Iterator[tuple[ExampleService, Collector]]:
     """The enforcer, a reader of its revocations, and the example service."""
     revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
-    service = ExampleService(settings)
+    service = ExampleService(settings, POLICY)
     try:
         enforcer.wait_assigned()
         service.start()
@@ -99,19 +100,21 @@ def test_a_live_sessions_page_is_untouched_when_another_session_ends(
 ) -> None:
     """Revocations reach only the streams of their own session."""
     service, _ = stack
-    live_page, _ = sign_in(new_context(), service.url, "bob", "low")  # idle 6 s
     ending_page, ending_sid = sign_in(new_context(), service.url, "carol", "medium")  # idle 3 s
+    live_page, _ = sign_in(new_context(), service.url, "bob", "low")  # idle 8 s, signed in later
 
     wait_ended(ending_page, timeout=15)
-    assert ending_sid in service.applied
+    live_state = ended_state(live_page)
+    live_status = live_page.request.get(f"{service.url}/api/data").status
     shots.take(ending_page, "other-session-ended")
     shots.take(live_page, "live-session")
 
-    assert ended_state(live_page) is None
+    assert ending_sid in service.applied
+    assert live_state is None
+    assert 200 == live_status
     expect(live_page.locator("#sessionwarden-ended")).to_have_count(0)
     expect(live_page.locator("#balance")).to_have_text("Balance: 12,804.17")
     assert f"{service.url}/" == live_page.url
-    assert 200 == live_page.request.get(f"{service.url}/api/data").status
 
 
 def test_the_page_follows_its_session_across_a_restart_of_the_service(
@@ -120,13 +123,13 @@ def test_the_page_follows_its_session_across_a_restart_of_the_service(
     """The browser reconnects by itself to the restarted service (new listener, new hub) and
     is still logged out at its deadline."""
     enforcer.wait_assigned()
-    first = ExampleService(settings).start()
+    first = ExampleService(settings, POLICY).start()
     try:
-        page, session_id = sign_in(new_context(), first.url, "dave", "low")  # idle 6 s
+        page, session_id = sign_in(new_context(), first.url, "dave", "low")  # idle 8 s
     finally:
         first.stop()
     page.wait_for_function("!window.sessionwarden.connected", timeout=10_000)
-    with ExampleService(settings, port=first.server.port) as second:
+    with ExampleService(settings, POLICY, port=first.server.port) as second:
         wait_connected(page, timeout=10)
         shots.take(page, "reconnected")
         ended = wait_ended(page, timeout=15)
