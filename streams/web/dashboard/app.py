@@ -127,7 +127,7 @@ class Pusher:
                 loop.call_soon_threadsafe(self._wake)
 
 
-def create_app(
+def dashboard_app(
     state: DashboardState,
     lock: threading.Lock,
     token: str,

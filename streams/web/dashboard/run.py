@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from schemas.errors import ConfigError
+from streams.clients.asgi import ASGIApp
 from streams.logsetup import SessionHasher
 from streams.settings import Settings
-from streams.web.dashboard.app import Pusher, create_app
+from streams.web.dashboard.app import Pusher, dashboard_app
 from streams.web.dashboard.feed import DashboardFeed
 from streams.web.dashboard.state import DashboardState
 
@@ -32,7 +33,7 @@ def read_token(path: Path | None) -> tuple[str, bool]:
     return token, False
 
 
-def build(settings: Settings, token: str, *, show_session_ids: bool = False) -> object:
+def create_app(settings: Settings, token: str, *, show_session_ids: bool = False) -> ASGIApp:
     """The dashboard's ASGI app; its lifespan starts and stops the Kafka feed."""
     from streams.detect.app import app_id
 
@@ -48,18 +49,18 @@ def build(settings: Settings, token: str, *, show_session_ids: bool = False) -> 
         finally:
             feed.stop()
 
-    return create_app(state, lock, token, pusher=pusher, lifespan=lifespan)
+    return dashboard_app(state, lock, token, pusher=pusher, lifespan=lifespan)
 
 
 def serve(settings: Settings, token_file: Path | None, show_session_ids: bool) -> int:
     import uvicorn
 
     token, generated = read_token(token_file)
-    app = build(settings, token, show_session_ids=show_session_ids)
+    app = create_app(settings, token, show_session_ids=show_session_ids)
     host, port = settings.dashboard_host, settings.dashboard_port
     shown = f"http://{host}:{port}/" + (f"#token={token}" if generated else "")
     print(f"dashboard: {shown}", flush=True)
     if not generated:
         print(f"  (sign in with the token in {token_file})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")  # type: ignore[arg-type]
+    uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0

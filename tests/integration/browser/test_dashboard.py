@@ -18,7 +18,7 @@ from schemas.codec import encode
 from schemas.outputs import Alert, AlertEvidence, Revocation, SessionStarted
 from streams.logsetup import SessionHasher
 from streams.settings import Settings
-from streams.web.dashboard.run import build
+from streams.web.dashboard.run import create_app
 from streams.web.serve import ServerThread
 from tests.integration.browser.harness import Screenshots
 
@@ -29,7 +29,7 @@ SALT = "test-salt"
 @pytest.fixture
 def dashboard(settings_factory: Callable[..., Settings]) -> Iterator[tuple[Settings, str]]:
     settings = settings_factory(log_salt=SALT)
-    with ServerThread(build(settings, TOKEN)) as server:  # type: ignore[arg-type]
+    with ServerThread(create_app(settings, TOKEN)) as server:
         yield settings, server.url
 
 
