@@ -17,6 +17,7 @@ Human-readable lines go to stderr; the result is one JSON line on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -26,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.propagation_latency import POLICY, bench_topics, enforcer, login, say
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
 from streams.web.browser import chromium
 from streams.web.dashboard.state import percentile
-from tests.integration.browser.harness import ExampleService, ended_state, open_as
+from tests.integration.browser.harness import ExampleService, open_as, wait_ended
 
 
 def wave(
@@ -48,13 +50,13 @@ def wave(
                 publisher.publish(login(sid, f"user-{sid}", time.time()))
                 publisher.flush()
                 time.sleep(1.0 / size)
+        # The page stamps the moment itself; waiting in the browser (not polling from here)
+        # keeps this process, which also runs the service, quiet.
         ended: dict[str, Any] = {}
-        deadline = time.monotonic() + idle + 30
-        while len(ended) < size and time.monotonic() < deadline:
-            for sid, page in pages.items():
-                if sid not in ended and (state := ended_state(page)):
-                    ended[sid] = state
-            time.sleep(0.05)
+        until = time.monotonic() + idle + 30
+        for sid, page in pages.items():
+            with contextlib.suppress(PlaywrightTimeout):
+                ended[sid] = wait_ended(page, timeout=max(0.1, until - time.monotonic()))
         samples = []
         for sid, state in ended.items():
             record = service.revocations.get(sid)
