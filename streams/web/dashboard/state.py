@@ -53,8 +53,8 @@ class DashboardState:
     _live: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     _revocations: deque[tuple[float, str]] = field(default_factory=deque)
     _latencies: deque[float] = field(default_factory=deque)
-    _recent: deque[dict[str, Any]] = field(default_factory=deque)
-    _alerts: deque[dict[str, Any]] = field(default_factory=deque)
+    _recent: list[dict[str, Any]] = field(default_factory=list)
+    _alerts: list[dict[str, Any]] = field(default_factory=list)
     _lag: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def apply_audit(self, doc: dict[str, Any], received_at: float) -> None:
@@ -116,10 +116,13 @@ class DashboardState:
             self._lag[name] = entry
             self.version += 1
 
-    def _push(self, feed: deque[dict[str, Any]], item: dict[str, Any]) -> None:
-        feed.appendleft(item)
-        while len(feed) > self.feed_size:
-            feed.pop()
+    def _push(self, feed: list[dict[str, Any]], item: dict[str, Any]) -> None:
+        """Newest first by the record's own time (partitions replay in no global order)."""
+        at = item["at"] or 0.0
+        if len(feed) >= self.feed_size and at <= (feed[-1]["at"] or 0.0):
+            return
+        bisect.insort(feed, item, key=lambda doc: -(doc["at"] or 0.0))
+        del feed[self.feed_size :]
 
     def expire(self, now: float) -> None:
         """Forget revocations older than the window and sessions past their absolute deadline."""

@@ -105,3 +105,14 @@ def test_hostile_records_change_nothing() -> None:
     assert (0, 0, []) == (snap["live"]["total"], snap["latency"]["count"], snap["recent"])
     assert 1 == len(snap["alerts"])  # the alert is shown, its evidence empty
     assert [] == snap["alerts"][0]["evidence"]["sessions"]
+
+
+def test_the_feeds_are_newest_first_whatever_order_the_partitions_replay_in() -> None:
+    """Records of several partitions arrive interleaved; the feed is ordered by their time."""
+    state = DashboardState(show_session=hasher, feed_size=3)
+    for sid, t in (("a", T0 + 5), ("b", T0 + 1), ("c", T0 + 9), ("d", T0 + 3), ("e", T0 + 7)):
+        state.apply_revocation(revoked(sid, "logout", t, t), T0 + 10)
+
+    recent = state.snapshot(T0 + 10)["recent"]
+
+    assert [hasher(s) for s in ("c", "e", "a")] == [r["session"] for r in recent]
