@@ -1,4 +1,4 @@
-"""Debian's Chromium driven by Playwright, for the browser tests, the benchmark and drills.
+"""Debian's Chromium driven by Playwright, for the browser tests, the benchmark and other checks.
 
     with chromium() as browser:                       # raises BrowserUnavailable if missing
         page = browser.new_context().new_page()

@@ -1,4 +1,5 @@
-"""The example service stack and browser helpers, for the browser tests, the benchmark and drills.
+"""The example service stack and browser helpers, for the browser tests, the benchmark and other
+end-to-end checks.
 
     with ExampleService(settings) as service:                 # listener + hub + uvicorn
         page, session_id = sign_in(context, service.url, "alice", "medium")
