@@ -9,9 +9,10 @@ STAMP  := $(VENV)/.installed-stamp
 BROKER := $(PY) infra/kafka/broker.py
 PYTEST_ARGS ?=
 PG_BINDIR ?= /usr/lib/postgresql/15/bin
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
-.PHONY: kafka-secure-up kafka-secure-down postgres-deps
+.PHONY: kafka-secure-up kafka-secure-down postgres-deps browser
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,7 +35,7 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) kafka-up postgres-deps lint ## install, start Kafka if needed, lint, run the whole test suite
+test: $(STAMP) kafka-up postgres-deps browser lint ## install, start Kafka if needed, lint, run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
@@ -64,10 +65,10 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
 	$(PY) -m streams.demo
 
-bench: $(STAMP) kafka-up postgres-deps ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
+bench: $(STAMP) kafka-up postgres-deps browser ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
 	$(PY) -m bench.run
 
-bench-quick: $(STAMP) kafka-up postgres-deps ## the benchmarks at smoke-test sizes
+bench-quick: $(STAMP) kafka-up postgres-deps browser ## the benchmarks at smoke-test sizes
 	$(PY) -m bench.run --quick
 
 # Tests, benchmarks and the demo start throwaway clusters from these binaries; the Debian
@@ -80,6 +81,16 @@ postgres-deps: ## install the PostgreSQL 15 server with apt-get when $(PG_BINDIR
 	  apt-get update -q && apt-get install -y -q --no-install-recommends postgresql-common && \
 	  sed -ri 's/^#?\s*(create_main_cluster)\s*=.*$$/\1 = false/' /etc/postgresql-common/createcluster.conf && \
 	  apt-get install -y -q --no-install-recommends postgresql-15; }
+
+browser: ## install Debian's chromium for the browser tests (apt-get, needs root) when it is missing
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium with apt-get"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+		|| echo "apt-get could not install chromium: the browser tests will skip"; \
+	else \
+		echo "chromium not found at $(CHROMIUM) and cannot be installed here (needs root and apt-get): the browser tests will skip"; \
+	fi
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

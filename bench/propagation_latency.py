@@ -42,6 +42,7 @@ from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics, topic_specs
+from streams.web.dashboard.state import percentile
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = """name = "bench-propagation"
@@ -54,13 +55,6 @@ absolute = "1h"
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, round(pct / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @contextlib.contextmanager

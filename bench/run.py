@@ -111,6 +111,17 @@ def propagation(sessions: int) -> dict[str, Any]:
     return run_child(["-m", "bench.propagation_latency", "--sessions", str(sessions)])
 
 
+def browser(sessions: int) -> dict[str, Any]:
+    from streams.web.browser import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        log(f"browser latency skipped: {reason}")
+        return {"skipped": reason}
+    log(f"deadline -> page logged out in Chromium ({sessions} sessions)")
+    return run_child(["-m", "bench.browser_latency", "--sessions", str(sessions)])
+
+
 def detect(events: int) -> dict[str, Any]:
     log(f"detect app on {events:,} audit records, beside a bare faust agent")
     return run_child(["bench/detect_throughput.py", "--events", str(events), "--json"])
@@ -159,6 +170,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"p50 {prop.get('p50_ms', float('nan')):.0f} ms, "
             f"p99 {prop.get('p99_ms', float('nan')):.0f} ms.",
         ]
+    lines += _browser_lines(results.get("browser"))
     rec = results["recovery"]
     v = rec["verify"]["totals"]
     lines += [
@@ -183,6 +195,20 @@ def render_markdown(results: dict[str, Any]) -> str:
     if results.get("postgres"):
         lines += render_postgres(results["postgres"])
     return "\n".join(lines) + "\n"
+
+
+def _browser_lines(web: dict[str, Any] | None) -> list[str]:
+    if not web:
+        return []
+    if "skipped" in web:
+        return ["", f"Deadline -> page logged out in the browser: not measured ({web['skipped']})."]
+    return [
+        "",
+        f"Deadline -> page logged out in Chromium (example service, SSE, browser script), "
+        f"{web['sessions']} sessions: p50 {web['p50_ms']:.0f} ms, p99 {web['p99_ms']:.0f} ms, "
+        f"max {web['max_ms']:.0f} ms; of which is_revoked -> page: p50 {web['push_p50_ms']:.0f} "
+        f"ms, p99 {web['push_p99_ms']:.0f} ms.",
+    ]
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -240,6 +266,7 @@ def main() -> None:
     max_rate = max(t["enforcer_rate"] for t in results["throughput"])
     results["latency"] = latency(max_rate / 2, 5 if args.quick else 20)
     results["propagation"] = propagation(30 if args.quick else 200)
+    results["browser"] = browser(10 if args.quick else 60)
     results["recovery"] = (
         recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
     )

@@ -143,6 +143,18 @@ def _cmd_sink_postgres(args: argparse.Namespace) -> int:
     return run_sink_postgres(settings, policy, init=args.init, print_sql=args.print_sql)
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from streams.logsetup import configure_logging
+    from streams.settings import load_settings
+    from streams.web.dashboard.run import serve
+
+    settings = load_settings(
+        args.config, dashboard_port=args.port, dashboard_token_file=args.token_file
+    )
+    configure_logging(settings.log_level, settings.log_format)
+    return serve(settings, settings.dashboard_token_file, args.show_session_ids)
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = kind(text)
@@ -235,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--init", action="store_true", help="apply the schema migrations and exit")
     pg.add_argument("--print-sql", action="store_true", help="print the schema's SQL and exit")
     pg.set_defaults(func=_cmd_sink_postgres)
+
+    dashboard = sub.add_parser("dashboard", help="the live web view of revocations and alerts")
+    dashboard.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8765)")
+    dashboard.add_argument("--token-file", help="file holding the access token (default: random)")
+    dashboard.add_argument(
+        "--show-session-ids", action="store_true", help="raw session ids instead of salted hashes"
+    )
+    dashboard.set_defaults(func=_cmd_dashboard)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""`make demo`: a local broker, the enforcer, simulated traffic, live output, a closing audit.
+"""`make demo`: a local broker, the enforcer, the detectors, the dashboard (its URL is printed),
+simulated traffic, live output, a closing audit.
 
 Everything it starts (the broker if it was not running, the enforcer, the detectors) is
 stopped on exit, Ctrl-C included. Topics carry the prefix ``demo.``.
@@ -10,6 +11,7 @@ import argparse
 import contextlib
 import io
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -75,6 +77,18 @@ def _follow(servers: str, topic: str, show: Any, stop: threading.Event) -> None:
         show(orjson.loads(value))
 
 
+def _dashboard_token(env: dict[str, str]) -> Path:
+    """A token file for the demo's dashboard (made once), and one log salt for every process,
+    so the dashboard's session hashes match the log lines'."""
+    path = (WORKDIR / "dashboard.token").resolve()
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    env["SESSIONWARDEN_DASHBOARD_TOKEN_FILE"] = str(path)
+    env.setdefault("SESSIONWARDEN_LOG_SALT", secrets.token_hex(16))
+    return path
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -104,12 +118,17 @@ def main(argv: list[str] | None = None) -> int:
         "SESSIONWARDEN_LOG_FORMAT": "json",
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
     }
-    services = [("enforcer", "streams.cli enforce"), ("detectors", "streams.cli detect")]
+    services = [
+        ("enforcer", "streams.cli enforce"),
+        ("detectors", "streams.cli detect"),
+        ("dashboard", "streams.cli dashboard"),
+    ]
     databases = contextlib.ExitStack()
     pg = databases.enter_context(demo_database(print))
     if pg is not None:
         env["SESSIONWARDEN_PG_DSN"] = pg.sink_dsn
         services.append(("postgres-sink", "streams.cli sink postgres"))
+    token_file = _dashboard_token(env)
     children: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)
@@ -126,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             print(f"started the {name} (log: {WORKDIR / (name + '.log')})")
+        port = settings.dashboard_port
+        print(f"dashboard: http://127.0.0.1:{port}/#token={token_file.read_text().strip()}")
         lock = threading.Lock()
         show = _printer(lock, sys.stdout.isatty())
         for topic in (settings.topics.revocations, settings.topics.audit, settings.topics.alerts):

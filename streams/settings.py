@@ -182,6 +182,13 @@ class Settings(BaseSettings):
     pg_cut_off: bool = True
     # --- end of the PostgreSQL sink's settings ---------------------------------------------
 
+    # --- The dashboard (`sessionwarden dashboard`) ---------------------------------------
+    # Loopback only; behind a token read from a file (a random one is printed when unset).
+    dashboard_host: str = Field(default="127.0.0.1", pattern=r"^(127(\.\d{1,3}){3}|localhost|::1)$")
+    dashboard_port: int = Field(default=8765, ge=1, le=65535)
+    dashboard_token_file: Path | None = None
+    # --- end of the dashboard's settings --------------------------------------------------
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.policy_file is not None and not self.policy_file.is_file():

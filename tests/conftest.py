@@ -1,5 +1,6 @@
-"""Shared test configuration: tiers are marked by folder (tests/unit, tests/integration), and
-tests using a PostgreSQL fixture are marked `postgres`."""
+"""Shared test configuration: tiers are marked by folder (tests/unit, tests/integration, and
+tests/integration/browser for the tests that also drive a real Chromium), and tests using a
+PostgreSQL fixture are marked `postgres`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ __all__ = ["pg_admin_dsn", "pg_bare_sandbox", "pg_sandbox"]
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration/" in str(item.path).replace("\\", "/"):
+        path = str(item.path).replace("\\", "/")
+        if "tests/integration/" in path:
             item.add_marker(pytest.mark.integration)
         if "pg_admin_dsn" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+        if "tests/integration/browser/" in path:
+            item.add_marker(pytest.mark.browser)

@@ -1,324 +1,217 @@
-"""A tiny pure-ASGI service guarded by RevocationMiddleware, with a minimal HTTP/1.1 server.
+"""An example service guarded by Sessionwarden: Starlette under uvicorn, with a page that logs
+itself out the moment its session is revoked.
 
     .venv/bin/python examples/service/app.py --port 8080
-    curl -i -H 'X-Session-Id: s-1' http://127.0.0.1:8080/
-    curl -i --cookie 'session=s-1' http://127.0.0.1:8080/
-    curl -i http://127.0.0.1:8080/healthz
+    open http://127.0.0.1:8080/login                       # sign in, watch the page end by itself
+    curl -i -H 'X-Session-Id: s-1' http://127.0.0.1:8080/api/data
 
-Any ASGI server can run ``create_app(listener)``; the small server below exists so that the
-example (and the integration test) needs nothing beyond the project's own dependencies. It
-speaks just enough HTTP/1.1 for that: Content-Length bodies, keep-alive, no chunked requests,
-no TLS. Do not put it on a network.
+``create_app(listener, hub, publisher)`` builds the ASGI app:
+
+* ``/login`` signs a user in: a fresh session id in an HttpOnly cookie, and a ``login`` event
+  published to Kafka, so the enforcer tracks the session and times it out;
+* ``/`` (a page of protected data) and ``/api/data`` sit behind ``RevocationMiddleware``: 401
+  once the session is revoked;
+* the page includes the Sessionwarden browser script, whose revocation stream (mounted beside
+  the middleware) logs it out, with no click, when the session hits its deadline;
+* ``/healthz`` says whether the revocation listener is current.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import html
 import logging
-import signal
-import threading
-from collections.abc import Awaitable, Callable
-from http import HTTPStatus
+import re
+import secrets
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs
 
-import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from streams.clients.asgi import (
-    ASGIApp,
-    Receive,
     RevocationMiddleware,
-    Scope,
-    Send,
     constant,
     first_of,
     session_id_from_cookie,
     session_id_from_header,
 )
 from streams.clients.listener import RevocationListener
+from streams.publisher import AsyncAuthEventPublisher
+from streams.web.push import SCRIPT_PATH, PushHub, RevokedLike, browser_routes
 
 log = logging.getLogger("example.service")
 
 SESSION_HEADER = "x-session-id"
 SESSION_COOKIE = "session"
-MAX_LINE = 8 * 1024
-MAX_HEADERS = 100
-MAX_BODY = 1024 * 1024
+RISKS = ("low", "medium", "high")
+MAX_FORM = 4096
+MAX_SESSIONS = 10_000
+USER_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+REASONS = {
+    "idle_timeout": "idle timeout",
+    "absolute_timeout": "session time limit reached",
+    "logout": "signed out",
+    "permissions_revoked": "permissions revoked",
+    "step_up_required": "sign-in required again",
+    "ended": "ended",
+}
 
 get_session_id = first_of(
     session_id_from_header(SESSION_HEADER), session_id_from_cookie(SESSION_COOKIE)
 )
 
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in - example service</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto">
+<h1>Example service</h1>{notice}
+<form method="post" action="/login">
+<p><label>User <input name="user" required pattern="[A-Za-z0-9._@-]{{1,64}}"></label></p>
+<p><label>Risk profile <select name="risk">{options}</select></label></p>
+<p><button type="submit">Sign in</button></p>
+</form></body></html>"""
 
-# --- the application -----------------------------------------------------------------------
+DATA_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Account - example service</title>
+<script src="{script}" data-login="/login" defer></script></head>
+<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto">
+<h1>Account</h1>
+<main data-sessionwarden-protected>
+<p id="who">Signed in as <b>{user}</b> ({risk} risk).</p>
+<table id="statement"><tr><th>Date</th><th>Item</th><th>Amount</th></tr>
+<tr><td>2026-11-28</td><td>Salary</td><td>+4,210.00</td></tr>
+<tr><td>2026-11-29</td><td>Rent</td><td>-1,350.00</td></tr>
+<tr><td>2026-11-30</td><td>Groceries</td><td>-86.40</td></tr></table>
+<p id="balance">Balance: 12,804.17</p>
+<form method="post" action="/logout"><button type="submit">Sign out</button></form>
+</main></body></html>"""
 
 
-async def _json(
-    send: Send, status: int, doc: dict[str, Any], *headers: tuple[bytes, bytes]
-) -> None:
-    body = orjson.dumps(doc)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), *headers],
+def listener_lookup(listener: RevocationListener) -> Any:
+    """The hub's view of the listener's revocation set, by (tenant, session)."""
+
+    def lookup(tenant: str, session_id: str) -> RevokedLike | None:
+        return listener.revocation(tenant, session_id)
+
+    return lookup
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return {}
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=8)
+    return {k: v[0] for k, v in fields.items()}
+
+
+def create_app(
+    listener: RevocationListener,
+    hub: PushHub,
+    publisher: AsyncAuthEventPublisher | None = None,
+    tenant: str = "acme",
+) -> Starlette:
+    """The example service of one ``tenant``; ``publisher`` (on the input topic) makes
+    ``/login`` real."""
+    get_tenant = constant(tenant)
+    sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()  # session id -> (user, risk)
+
+    async def event(doc: dict[str, Any]) -> None:
+        if publisher is not None:
+            await publisher.publish({"event_id": str(uuid.uuid4()), "occurred_at": _now(), **doc})
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            reason = request.query_params.get("ended", "")
+            notice = ""
+            if reason in REASONS:
+                notice = f'<p role="status">Your session ended: {REASONS[reason]}.</p>'
+            options = "".join(f'<option value="{r}">{r}</option>' for r in RISKS)
+            return HTMLResponse(LOGIN_PAGE.format(notice=notice, options=options))
+        form = await _form(request)
+        user, risk = form.get("user", ""), form.get("risk", "medium")
+        if not USER_RE.match(user) or risk not in RISKS:
+            return HTMLResponse("invalid user or risk profile", 400)
+        session_id = secrets.token_urlsafe(18)
+        await event(
+            {"type": "login", "user_id": user, "tenant": tenant, "session_id": session_id,
+             "user_type": "customer", "risk_profile": risk, "roles": ["viewer"],
+             "permissions": [], "auth_method": "password", "auth_time": _now()}
+        )  # fmt: skip
+        sessions[session_id] = (user, risk)
+        while len(sessions) > MAX_SESSIONS:
+            sessions.popitem(last=False)
+        response = RedirectResponse("/", 303)
+        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax")
+        return response
+
+    async def logout(request: Request) -> Response:
+        session_id = get_session_id(request.scope)
+        if session_id is not None and session_id in sessions:
+            user, _ = sessions.pop(session_id)
+            await event(
+                {"type": "logout", "user_id": user, "tenant": tenant, "session_id": session_id}
+            )
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    async def page(request: Request) -> Response:
+        session_id = get_session_id(request.scope)
+        if session_id is None:
+            return RedirectResponse("/login", 303)
+        user, risk = sessions.get(session_id, ("unknown user", "unknown"))
+        body = DATA_PAGE.format(script=SCRIPT_PATH, user=html.escape(user), risk=risk)
+        return HTMLResponse(body, headers={"cache-control": "no-store"})
+
+    async def data(request: Request) -> Response:
+        if get_session_id(request.scope) is None:
+            return JSONResponse({"error": "login required"}, 401, {"www-authenticate": "Bearer"})
+        return JSONResponse({"hello": "world"}, headers={"cache-control": "no-store"})
+
+    async def healthz(request: Request) -> Response:
+        doc = {
+            "healthy": listener.healthy(),
+            "ready": listener.ready(),
+            "staleness_s": round(min(listener.staleness(), 1e9), 3),
+            "revoked_sessions": len(listener),
         }
+        return JSONResponse(doc, 200 if doc["healthy"] else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        if publisher is not None:
+            await publisher.close(5.0, strict=False)
+
+    guarded = Starlette(routes=[Route("/", page), Route("/api/data", data)])
+    return Starlette(
+        lifespan=lifespan,
+        routes=[
+            *browser_routes(hub, get_session_id, get_tenant),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/healthz", healthz),
+            Mount("/", app=RevocationMiddleware(guarded, listener, get_session_id, get_tenant)),
+        ],
     )
-    await send({"type": "http.response.body", "body": body})
-
-
-def create_app(listener: RevocationListener, tenant: str = "acme") -> ASGIApp:
-    """``/`` needs a session (header X-Session-Id or cookie ``session``) of ``tenant`` (the
-    service serves one); ``/healthz`` says whether the revocation listener is current."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        if scope["type"] != "http":
-            return
-        if scope["path"] == "/healthz":
-            status = 200 if listener.healthy() else 503
-            doc = {
-                "healthy": listener.healthy(),
-                "ready": listener.ready(),
-                "staleness_s": round(min(listener.staleness(), 1e9), 3),
-                "revoked_sessions": len(listener),
-            }
-            await _json(send, status, doc)
-        elif scope["path"] == "/":
-            session_id = get_session_id(scope)
-            if session_id is None:
-                await _json(
-                    send, 401, {"error": "login required"}, (b"www-authenticate", b"Bearer")
-                )
-            else:
-                await _json(send, 200, {"session_id": session_id, "hello": "world"})
-        else:
-            await _json(send, 404, {"error": "not found"})
-
-    return RevocationMiddleware(app, listener, get_session_id, constant(tenant))
-
-
-# --- a minimal HTTP/1.1 server -------------------------------------------------------------
-
-
-class BadRequest(Exception):
-    pass
-
-
-async def _read_head(reader: asyncio.StreamReader) -> list[bytes] | None:
-    lines: list[bytes] = []
-    while True:
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial.strip() or lines:
-                raise BadRequest("incomplete request head") from None
-            return None  # the client closed the connection between requests
-        if len(line) > MAX_LINE or len(lines) > MAX_HEADERS:
-            raise BadRequest("request head too large")
-        line = line.rstrip(b"\r\n")
-        if not line:
-            if lines:
-                return lines
-            continue  # tolerate blank lines between requests
-        lines.append(line)
-
-
-def _scope(head: list[bytes], server: tuple[str, int], client: tuple[str, int]) -> Scope:
-    try:
-        method, target, version = head[0].decode("latin-1").split(" ")
-    except ValueError:
-        raise BadRequest("malformed request line") from None
-    if version not in ("HTTP/1.0", "HTTP/1.1"):
-        raise BadRequest(f"unsupported version {version}")
-    headers = []
-    for line in head[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip():
-            raise BadRequest("malformed header")
-        headers.append((name.lower(), value.strip()))
-    raw_path, _, query = target.encode("latin-1").partition(b"?")
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": version[5:],
-        "method": method.upper(),
-        "scheme": "http",
-        "path": unquote(raw_path.decode("latin-1")),
-        "raw_path": raw_path,
-        "query_string": query,
-        "root_path": "",
-        "headers": headers,
-        "server": server,
-        "client": client,
-    }
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    return next((v for k, v in scope["headers"] if k == name), None)
-
-
-async def _read_body(reader: asyncio.StreamReader, scope: Scope) -> bytes:
-    if _header(scope, b"transfer-encoding") is not None:
-        raise BadRequest("chunked request bodies are not supported")
-    length = _header(scope, b"content-length")
-    size = int(length) if length is not None and length.isdigit() else 0
-    if size > MAX_BODY:
-        raise BadRequest("request body too large")
-    return await reader.readexactly(size) if size else b""
-
-
-def _keep_alive(scope: Scope) -> bool:
-    connection = (_header(scope, b"connection") or b"").lower()
-    if scope["http_version"] == "1.1":
-        return connection != b"close"
-    return connection == b"keep-alive"
-
-
-class HttpServer:
-    """Serves one ASGI app on ``host:port`` (port 0: an ephemeral one, see ``port``)."""
-
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app
-        self.host = host
-        self.port = port
-        self._server: asyncio.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._connection, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        assert self._server is not None
-        async with self._server:
-            await self._server.serve_forever()
-
-    def start_in_thread(self) -> int:
-        """Run on a private event loop in a daemon thread; returns the bound port."""
-        bound = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self.start())
-            bound.set()
-            self._loop.run_forever()
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, name="example-http", daemon=True)
-        self._thread.start()
-        if not bound.wait(10):
-            raise RuntimeError("the HTTP server did not start")
-        return self.port
-
-    async def aclose(self) -> None:
-        """Stop accepting, then end the open connections (idle keep-alive ones included)."""
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-
-    def stop(self) -> None:
-        """Counterpart of ``start_in_thread``."""
-        loop = self._loop
-        if loop is not None and self._thread is not None:
-            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            self._thread.join(10)
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername") or ("", 0)
-        here = writer.get_extra_info("sockname") or (self.host, self.port)
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        try:
-            while True:
-                head = await _read_head(reader)
-                if head is None:
-                    break
-                scope = _scope(head, (here[0], here[1]), (peer[0], peer[1]))
-                body = await _read_body(reader, scope)
-                keep = _keep_alive(scope)
-                await self._exchange(scope, body, writer, keep)
-                if not keep:
-                    break
-        except BadRequest as exc:
-            writer.write(_response_head(400, [], len(str(exc)), False) + str(exc).encode())
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            if task is not None:
-                self._connections.discard(task)
-            writer.close()
-
-    async def _exchange(
-        self, scope: Scope, body: bytes, writer: asyncio.StreamWriter, keep: bool
-    ) -> None:
-        sent = False
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(bytes(message.get("body", b"")))
-
-        await _call(self.app, scope, receive, send)
-        payload = b"".join(chunks)
-        status = int(start.get("status", 500))
-        headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", [])]
-        writer.write(_response_head(status, headers, len(payload), keep) + payload)
-        await writer.drain()
-
-
-async def _call(
-    app: ASGIApp, scope: Scope, receive: Callable[..., Awaitable[Any]], send: Any
-) -> None:
-    try:
-        await app(scope, receive, send)
-    except Exception:
-        log.exception("the application failed")
-        await send({"type": "http.response.start", "status": 500, "headers": []})
-
-
-def _response_head(status: int, headers: list[tuple[bytes, bytes]], size: int, keep: bool) -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = ""
-    lines = [f"HTTP/1.1 {status} {reason}".encode()]
-    lines += [
-        k + b": " + v for k, v in headers if k.lower() not in (b"content-length", b"connection")
-    ]
-    lines.append(b"content-length: " + str(size).encode())
-    lines.append(b"connection: " + (b"keep-alive" if keep else b"close"))
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-# --- entry point ---------------------------------------------------------------------------
 
 
 def main() -> None:
+    import uvicorn
+
     from streams.logsetup import configure_logging
     from streams.settings import load_settings
 
@@ -334,27 +227,24 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings(args.config)
     configure_logging(settings.log_level, "text")
+    hub = PushHub()
     listener = RevocationListener.from_settings(
-        settings, fail_closed=not args.fail_open, staleness_budget_s=args.staleness_budget
+        settings,
+        fail_closed=not args.fail_open,
+        staleness_budget_s=args.staleness_budget,
+        on_revocation=hub.on_revocation,
     )
+    hub.lookup = listener_lookup(listener)
+    publisher = AsyncAuthEventPublisher(
+        settings.bootstrap_servers, settings.topics.input, **settings.kafka_security.librdkafka()
+    )
+    app = create_app(listener, hub, publisher, args.tenant)
     listener.start()
     if not listener.wait_ready(30):
         log.warning("the revocation set is not rebuilt yet; serving anyway")
-    server = HttpServer(create_app(listener, args.tenant), args.host, args.port)
-
-    async def run() -> None:
-        await server.start()
-        print(f"listening on http://{server.host}:{server.port}", flush=True)
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await server.serve_forever()
-
     try:
-        asyncio.run(run())
+        print(f"listening on http://{args.host}:{args.port}/login", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
         listener.close()
 

@@ -25,17 +25,18 @@ def admin(bootstrap_servers: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap_servers})
 
 
-@pytest.fixture
-def settings_factory(
-    bootstrap_servers: str, admin: AdminClient
-) -> Iterator[Callable[..., Settings]]:
-    """Settings with a fresh topic prefix and group per call; topics created, deleted after."""
-    created: list[str] = []
+class TopicSets:
+    """Settings with a fresh topic prefix and group per call; every topic deleted by ``close``."""
 
-    def make(provision: bool = True, **overrides: object) -> Settings:
+    def __init__(self, bootstrap_servers: str, admin: AdminClient) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.admin = admin
+        self.created: list[str] = []
+
+    def __call__(self, provision: bool = True, **overrides: object) -> Settings:
         prefix = f"t{uuid.uuid4().hex[:10]}."
         values: dict[str, object] = {
-            "bootstrap_servers": bootstrap_servers,
+            "bootstrap_servers": self.bootstrap_servers,
             "topic_prefix": prefix,
             "partitions": 3,
             "group_id": f"{prefix}enforcer",
@@ -43,13 +44,24 @@ def settings_factory(
         values.update(overrides)
         settings = load_settings(**values)
         specs = topic_specs(settings, 86400)
-        created.extend(s.name for s in specs)
+        self.created.extend(s.name for s in specs)
         if provision:
-            ensure_topics(admin, specs, report=lambda _: None)
+            ensure_topics(self.admin, specs, report=lambda _: None)
         return settings
 
-    yield make
-    if created:
-        for fut in admin.delete_topics(created, operation_timeout=30).values():
-            with contextlib.suppress(Exception):  # never created by the test: nothing to delete
-                fut.result(timeout=30)
+    def close(self) -> None:
+        if self.created:
+            futures = self.admin.delete_topics(self.created, operation_timeout=30)
+            for fut in futures.values():
+                with contextlib.suppress(Exception):  # never created by the test: nothing to delete
+                    fut.result(timeout=30)
+
+
+@pytest.fixture
+def settings_factory(
+    bootstrap_servers: str, admin: AdminClient
+) -> Iterator[Callable[..., Settings]]:
+    """Settings with a fresh topic prefix and group per call; topics created, deleted after."""
+    topics = TopicSets(bootstrap_servers, admin)
+    yield topics
+    topics.close()

@@ -25,10 +25,17 @@ def test_quick_benchmarks_run_and_write_a_complete_report(
     assert 0 == proc.returncode, proc.stdout[-3000:] + proc.stderr[-3000:]
     [report] = list(tmp_path.glob("*.json"))
     results = orjson.loads(report.read_bytes())
-    assert {"throughput", "latency", "propagation", "recovery", "detect", "postgres"} <= set(
-        results
-    )
+    assert {
+        "throughput",
+        "latency",
+        "propagation",
+        "recovery",
+        "detect",
+        "postgres",
+        "browser",
+    } <= set(results)
     assert results["postgres"]["latency"]["samples"] > 0
+    assert "skipped" in results["browser"] or 10 == results["browser"]["sessions"]
     tput = results["throughput"][0]
     assert tput["enforcer_rate"] > 0 and tput["ceiling_rate"] > 0 and tput["faust_rate"] > 0
     verify = results["recovery"]["verify"]["totals"]

@@ -4,14 +4,12 @@ listener's rebuild of a large revocation topic, and delivery errors of the async
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.client import HTTPConnection
-from types import ModuleType
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -19,27 +17,19 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from schemas.codec import decode_revocation_record, encode
 from schemas.outputs import Revalidation, Revocation
 from streams.clients.listener import RevocationListener
-from streams.policy import load_policy
 from streams.publisher import AsyncAuthEventPublisher, AuthEventPublisher, DeliveryError
 from streams.settings import Settings
-from tests.integration.harness import FAST_POLICY, REPO, EnforcerProcess, login_doc, wait_until
+from tests.integration.browser.harness import ExampleService
+from tests.integration.harness import EnforcerProcess, login_doc, wait_until
 
 CHALLENGE = 'Bearer error="invalid_token", error_description="session revoked"'
 IDLE_S = 3.0  # fast.toml, risk "medium"
 
 
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_app", REPO / "examples/service/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def get(port: int, session_id: str) -> tuple[int, dict[str, str], bytes]:
     conn = HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("GET", "/", headers={"X-Session-Id": session_id})
+        conn.request("GET", "/api/data", headers={"X-Session-Id": session_id})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -52,19 +42,11 @@ def test_the_example_service_refuses_a_session_once_the_enforcer_times_it_out(
     """End to end: login -> idle deadline -> revocation on Kafka -> 401 at the service."""
     settings = settings_factory()
     enforcer = EnforcerProcess(settings)
-    applied: dict[str, float] = {}
-    listener = RevocationListener.from_settings(
-        settings,
-        load_policy(FAST_POLICY),
-        on_revocation=lambda r: applied.setdefault(r.session_id, time.time()),
-    )
-    example = load_example()
-    server = example.HttpServer(example.create_app(listener))
+    service = ExampleService(settings)
     try:
         enforcer.wait_assigned()
-        listener.start()
-        assert listener.wait_ready(30)
-        port = server.start_in_thread()
+        service.start()
+        port = service.server.port
         login_at = time.time()
         with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
             publisher.publish(login_doc("svc-idle", "u-svc", login_at))
@@ -78,11 +60,10 @@ def test_the_example_service_refuses_a_session_once_the_enforcer_times_it_out(
         status, headers, _ = get(port, "svc-idle")
         live_status = get(port, "svc-live")[0]
     finally:
-        server.stop()
-        listener.close()
+        service.stop()
         enforcer.stop()
     deadline = login_at + IDLE_S
-    possible, observed = applied["svc-idle"] - deadline, refused_at - deadline
+    possible, observed = service.applied["svc-idle"] - deadline, refused_at - deadline
     print(f"\n401 possible {possible * 1000:.0f} ms after the idle deadline; observed after "
           f"{observed * 1000:.0f} ms (polling)")  # fmt: skip
     assert (401, CHALLENGE) == (status, headers["www-authenticate"])

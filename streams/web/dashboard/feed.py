@@ -1,0 +1,147 @@
+"""The dashboard's reader: the revocation, audit and alert topics (read_committed, from the
+beginning) applied to a DashboardState in a thread, and the consumer lag of the enforcer and the
+detectors asked of the broker every few seconds."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from streams.settings import Settings
+from streams.web.dashboard.state import DashboardState
+
+log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+def group_lag(admin: AdminClient, group: str, topic: str, timeout: float = 5.0) -> int:
+    """Records of ``topic`` the consumer group has not committed yet (up to the last stable
+    offsets; a partition the group never committed counts from its start)."""
+    meta = admin.list_topics(topic, timeout=timeout).topics[topic]
+    tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+    request = [ConsumerGroupTopicPartitions(group, tps)]
+    done = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group]
+    committed = {tp.partition: tp.offset for tp in done.result(timeout).topic_partitions}
+    ask = {tp: OffsetSpec.latest() for tp in tps}
+    ends = admin.list_offsets(
+        ask, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
+    )
+    starts = admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=timeout)
+    lag = 0
+    for tp, future in ends.items():
+        start = starts[tp].result(timeout).offset
+        lag += max(0, future.result(timeout).offset - max(start, committed.get(tp.partition, -1)))
+    return lag
+
+
+class DashboardFeed:
+    """Applies the three topics to ``state`` under ``lock`` and calls ``on_change`` after each
+    batch that changed it (from the feed's thread)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: DashboardState,
+        lock: threading.Lock,
+        on_change: Callable[[], None],
+        detect_group: str,
+        lag_every_s: float = 2.0,
+    ) -> None:
+        topics = settings.topics
+        self._apply: dict[str, Callable[[dict[str, Any], float], None]] = {
+            topics.revocations: state.apply_revocation,
+            topics.audit: state.apply_audit,
+            topics.alerts: state.apply_alert,
+        }
+        self._groups = {
+            "enforcer": (settings.group_id, topics.input),
+            "detectors": (detect_group, topics.audit),
+        }
+        self.state, self.lock, self.on_change = state, lock, on_change
+        self.lag_every_s = lag_every_s
+        client = {**settings.kafka_client_config(), "log_level": 4}
+        self._consumer = Consumer({
+            **client, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
+            "isolation.level": "read_committed", "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        })  # fmt: skip
+        self._admin = AdminClient(client)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        assignment = []
+        for topic in self._apply:
+            meta = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            if meta is None or meta.error is not None:
+                raise RuntimeError(f"cannot read {topic}: {meta.error if meta else 'unknown'}")
+            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
+        self._consumer.assign(assignment)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        next_lag = 0.0
+        while not self._stop.is_set():
+            try:
+                changed = self._read()
+                if time.monotonic() >= next_lag:
+                    next_lag = time.monotonic() + self.lag_every_s
+                    changed = self._probe_lag() or changed
+            except Exception:  # never let one bad moment end the live view
+                log.exception("dashboard feed error")
+                time.sleep(1.0)
+                continue
+            if changed:
+                self.on_change()
+
+    def _read(self) -> bool:
+        msgs = self._consumer.consume(1000, 0.1)
+        received = time.time()
+        if not msgs:
+            return False
+        before = self.state.version
+        with self.lock:
+            for msg in msgs:
+                value = msg.value()
+                if msg.error() is not None or not value or len(value) > MAX_RECORD_BYTES:
+                    continue
+                try:
+                    doc = orjson.loads(value)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(doc, dict):
+                    self._apply[msg.topic()](doc, received)
+        return self.state.version != before
+
+    def _probe_lag(self) -> bool:
+        before = self.state.version
+        for name, (group, topic) in self._groups.items():
+            try:
+                lag: int | None = group_lag(self._admin, group, topic)
+            except Exception as exc:
+                log.debug("no lag for %s: %s", group, exc)
+                lag = None
+            with self.lock:
+                self.state.set_lag(name, group, lag)
+        return self.state.version != before

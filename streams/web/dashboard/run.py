@@ -1,0 +1,66 @@
+"""`sessionwarden dashboard`: wire the feed, the state and the web app, and serve with uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from schemas.errors import ConfigError
+from streams.clients.asgi import ASGIApp
+from streams.logsetup import SessionHasher
+from streams.settings import Settings
+from streams.web.dashboard.app import Pusher, dashboard_app
+from streams.web.dashboard.feed import DashboardFeed
+from streams.web.dashboard.state import DashboardState
+
+log = logging.getLogger(__name__)
+
+
+def read_token(path: Path | None) -> tuple[str, bool]:
+    """The token from ``path`` (first line, stripped), or a fresh random one (and True)."""
+    if path is None:
+        return secrets.token_urlsafe(24), True
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"dashboard token file {path}: {exc.strerror}") from exc
+    if len(token) < 16:
+        raise ConfigError(f"dashboard token file {path}: the token must be 16+ characters")
+    return token, False
+
+
+def create_app(settings: Settings, token: str, *, show_session_ids: bool = False) -> ASGIApp:
+    """The dashboard's ASGI app; its lifespan starts and stops the Kafka feed."""
+    from streams.detect.app import app_id
+
+    show = (lambda s: s) if show_session_ids else SessionHasher(settings.log_salt)
+    state, lock, pusher = DashboardState(show_session=show), threading.Lock(), Pusher()
+    feed = DashboardFeed(settings, state, lock, pusher.notify, detect_group=app_id(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: object) -> AsyncIterator[None]:
+        feed.start()
+        try:
+            yield
+        finally:
+            feed.stop()
+
+    return dashboard_app(state, lock, token, pusher=pusher, lifespan=lifespan)
+
+
+def serve(settings: Settings, token_file: Path | None, show_session_ids: bool) -> int:
+    import uvicorn
+
+    token, generated = read_token(token_file)
+    app = create_app(settings, token, show_session_ids=show_session_ids)
+    host, port = settings.dashboard_host, settings.dashboard_port
+    shown = f"http://{host}:{port}/" + (f"#token={token}" if generated else "")
+    print(f"dashboard: {shown}", flush=True)
+    if not generated:
+        print(f"  (sign in with the token in {token_file})", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+    return 0

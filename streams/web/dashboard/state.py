@@ -1,0 +1,179 @@
+"""What the dashboard shows, computed from the records it reads (pure: time is an argument).
+
+Records arrive as decoded JSON documents with the wall-clock moment a read_committed consumer
+received them, i.e. after their transaction committed. Session ids are shown as the salted hash
+the log lines use, unless the operator asked for raw ids.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+DEADLINE_REASONS = frozenset({"idle_timeout", "absolute_timeout"})
+LATENCY_EDGES_MS = (25, 50, 100, 200, 300, 500, 1000, 2000, 5000)
+"""Upper bounds of the latency histogram's bins; one more bin holds everything slower."""
+LIVE_WITHIN_S = 10.0
+"""A revocation received later than this after its emission is a replay, not a latency."""
+
+
+def _ts(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, round(pct / 100 * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class DashboardState:
+    """The dashboard's model; ``apply_*`` as records arrive, ``snapshot(now)`` to render."""
+
+    show_session: Callable[[str], str]
+    """Raw session id -> what the page shows (the salted hash, or the id itself)."""
+    window_s: float = 600.0
+    bucket_s: float = 60.0
+    feed_size: int = 25
+    latency_samples: int = 5000
+    max_live: int = 1_000_000
+    version: int = 0
+    """Bumped by every change, so pushers can tell whether there is news."""
+    _live: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    _revocations: deque[tuple[float, str]] = field(default_factory=deque)
+    _latencies: deque[float] = field(default_factory=deque)
+    _recent: list[dict[str, Any]] = field(default_factory=list)
+    _alerts: list[dict[str, Any]] = field(default_factory=list)
+    _lag: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def apply_audit(self, doc: dict[str, Any], received_at: float) -> None:
+        kind, session_id = doc.get("type"), doc.get("session_id")
+        if not isinstance(session_id, str):
+            return
+        if kind == "session_started":
+            deadline = _ts(doc.get("absolute_deadline"))
+            if deadline is not None and len(self._live) < self.max_live:
+                user_type, risk = str(doc.get("user_type")), str(doc.get("risk_profile"))
+                self._live[session_id] = (user_type, risk, deadline)
+                self.version += 1
+        elif kind == "session_ended" and self._live.pop(session_id, None) is not None:
+            self.version += 1
+
+    def apply_revocation(self, doc: dict[str, Any], received_at: float) -> None:
+        if doc.get("type") != "revocation" or not isinstance(doc.get("session_id"), str):
+            return
+        reason, session_id = str(doc.get("reason")), doc["session_id"]
+        emitted, effective = _ts(doc.get("emitted_at")), _ts(doc.get("effective_at"))
+        if emitted is None or effective is None:
+            return
+        self._live.pop(session_id, None)
+        self._revocations.append((emitted, reason))
+        latency_ms = None
+        if reason in DEADLINE_REASONS and received_at - emitted <= LIVE_WITHIN_S:
+            latency_ms = max(0.0, (received_at - effective) * 1000)
+            self._latencies.append(latency_ms)
+            if len(self._latencies) > self.latency_samples:
+                self._latencies.popleft()
+        self._push(self._recent, {
+            "at": emitted, "reason": reason, "session": self.show_session(session_id),
+            "user_id": doc.get("user_id"), "tenant": doc.get("tenant"), "latency_ms": latency_ms,
+        })  # fmt: skip
+        self.version += 1
+
+    def apply_alert(self, doc: dict[str, Any], received_at: float) -> None:
+        if doc.get("type") != "alert":
+            return
+        evidence = doc.get("evidence")
+        if not isinstance(evidence, dict):
+            evidence = {}
+        sessions = [s for s in evidence.get("session_ids", []) if isinstance(s, str)]
+        self._push(self._alerts, {
+            "at": _ts(doc.get("emitted_at")), "kind": doc.get("kind"),
+            "severity": doc.get("severity"), "user_id": doc.get("user_id"),
+            "tenant": doc.get("tenant"), "summary": doc.get("summary"),
+            "evidence": {
+                "sessions": [self.show_session(s) for s in sessions[:8]],
+                "more_sessions": max(0, len(sessions) - 8),
+                "roles": evidence.get("roles", []), "counts": evidence.get("counts", {}),
+            },
+        })  # fmt: skip
+        self.version += 1
+
+    def set_lag(self, name: str, group: str, lag: int | None) -> None:
+        entry = {"group": group, "lag": lag}
+        if self._lag.get(name) != entry:
+            self._lag[name] = entry
+            self.version += 1
+
+    def _push(self, feed: list[dict[str, Any]], item: dict[str, Any]) -> None:
+        """Newest first by the record's own time (partitions replay in no global order)."""
+        at = item["at"] or 0.0
+        if len(feed) >= self.feed_size and at <= (feed[-1]["at"] or 0.0):
+            return
+        bisect.insort(feed, item, key=lambda doc: -(doc["at"] or 0.0))
+        del feed[self.feed_size :]
+
+    def expire(self, now: float) -> None:
+        """Forget revocations older than the window and sessions past their absolute deadline."""
+        while self._revocations and self._revocations[0][0] < now - self.window_s:
+            self._revocations.popleft()
+        over = [sid for sid, (_, _, deadline) in self._live.items() if deadline <= now]
+        for sid in over:
+            del self._live[sid]
+        if over:
+            self.version += 1
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        self.expire(now)
+        return {
+            "now": now,
+            "version": self.version,
+            "live": self._live_table(),
+            "revocations": self._per_reason(now),
+            "latency": self._latency(),
+            "recent": list(self._recent),
+            "alerts": list(self._alerts),
+            "lag": dict(self._lag),
+        }
+
+    def _live_table(self) -> dict[str, Any]:
+        cells = Counter((user_type, risk) for user_type, risk, _ in self._live.values())
+        return {
+            "total": len(self._live),
+            "user_types": sorted({u for u, _ in cells}),
+            "risks": sorted({r for _, r in cells}),
+            "cells": [[u, r, n] for (u, r), n in sorted(cells.items())],
+        }
+
+    def _per_reason(self, now: float) -> dict[str, Any]:
+        buckets = int(self.window_s // self.bucket_s)
+        counts: dict[str, list[int]] = {}
+        for emitted, reason in self._revocations:
+            index = buckets - 1 - int((now - emitted) // self.bucket_s)
+            if 0 <= index < buckets:
+                counts.setdefault(reason, [0] * buckets)[index] += 1
+        return {"bucket_s": self.bucket_s, "buckets": buckets, "by_reason": counts}
+
+    def _latency(self) -> dict[str, Any]:
+        ordered = sorted(self._latencies)
+        bins = [0] * (len(LATENCY_EDGES_MS) + 1)
+        for value in ordered:
+            bins[bisect.bisect_left(LATENCY_EDGES_MS, value)] += 1
+        return {
+            "edges_ms": list(LATENCY_EDGES_MS),
+            "bins": bins,
+            "count": len(ordered),
+            "p50_ms": percentile(ordered, 50) if ordered else None,
+            "p99_ms": percentile(ordered, 99) if ordered else None,
+        }

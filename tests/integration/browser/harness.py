@@ -1,0 +1,161 @@
+"""The example service stack and browser helpers, for the browser tests, the benchmark and other
+end-to-end checks.
+
+    with ExampleService(settings) as service:                 # listener + hub + uvicorn
+        page, session_id = sign_in(context, service.url, "alice", "medium")
+        ended = wait_ended(page, timeout=10)                   # {"reason", "at", "via", ...}
+
+``ExampleService`` runs ``examples/service/app.py``'s ``create_app`` in this process: a real
+RevocationListener on the settings' revocation topic feeding a PushHub, a real publisher on the
+input topic (so ``/login`` starts a session the enforcer tracks), served by uvicorn on
+127.0.0.1 and a free port. ``Screenshots`` saves PNGs under ``test-artifacts/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Page
+
+from schemas.outputs import Revocation
+from streams.clients.listener import RevocationListener
+from streams.policy import load_policy
+from streams.publisher import AsyncAuthEventPublisher
+from streams.settings import Settings
+from streams.web.push import PushHub
+from streams.web.serve import ServerThread
+from tests.integration.harness import FAST_POLICY, REPO
+
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def load_example() -> ModuleType:
+    """examples/service/app.py as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("example_app", REPO / "examples/service/app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class ExampleService:
+    """The example service on the settings' topics, in this process (see the module docstring).
+
+    ``applied`` maps each session id to the wall-clock moment the listener applied its
+    revocation (``is_revoked`` turned true), ``revocations`` to the record itself."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Path = FAST_POLICY,
+        tenant: str = "acme",
+        port: int = 0,
+        **listener: Any,
+    ) -> None:
+        example = load_example()
+        self.applied: dict[str, float] = {}
+        self.revocations: dict[str, Revocation] = {}
+        self.hub = PushHub()
+        self.listener = RevocationListener.from_settings(
+            settings, load_policy(policy), on_revocation=self._on_revocation, **listener
+        )
+        self.hub.lookup = example.listener_lookup(self.listener)
+        publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
+        self.server = ServerThread(
+            example.create_app(self.listener, self.hub, publisher, tenant), port=port
+        )
+
+    def _on_revocation(self, record: Revocation) -> None:
+        self.applied.setdefault(record.session_id, time.time())
+        self.revocations.setdefault(record.session_id, record)
+        self.hub.on_revocation(record)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> ExampleService:
+        self.listener.start()
+        if not self.listener.wait_ready(30):
+            raise RuntimeError("the example's revocation listener did not catch up in 30 s")
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.listener.close()
+
+    def __enter__(self) -> ExampleService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def sign_in(context: BrowserContext, base: str, user: str, risk: str) -> tuple[Page, str]:
+    """Sign in through the example's login form; returns the data page (its revocation stream
+    open) and the session id from the cookie."""
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=user]", user)
+    page.select_option("select[name=risk]", risk)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    wait_connected(page)
+    return page, session_cookie(context)
+
+
+def open_as(context: BrowserContext, base: str, session_id: str) -> Page:
+    """The data page for a session the caller logged in itself (cookie set directly), with its
+    revocation stream open."""
+    context.add_cookies([{"name": "session", "value": session_id, "url": base}])
+    page = context.new_page()
+    page.goto(f"{base}/")
+    wait_connected(page)
+    return page
+
+
+def session_cookie(context: BrowserContext) -> str:
+    return next(c["value"] for c in context.cookies() if c["name"] == "session")
+
+
+def wait_connected(page: Page, timeout: float = 10) -> None:
+    """Until the page's Sessionwarden script has its revocation stream open."""
+    page.wait_for_function(
+        "window.sessionwarden && window.sessionwarden.connected", timeout=timeout * 1000
+    )
+
+
+def wait_ended(page: Page, timeout: float) -> dict[str, Any]:
+    """Until the page has logged itself out; the script's record of it (``at`` in epoch ms)."""
+    page.wait_for_function(
+        "window.sessionwarden && window.sessionwarden.ended !== null", timeout=timeout * 1000
+    )
+    ended: dict[str, Any] = page.evaluate("window.sessionwarden.ended")
+    return ended
+
+
+def ended_state(page: Page) -> Any:
+    return page.evaluate("window.sessionwarden && window.sessionwarden.ended")
+
+
+class Screenshots:
+    """PNGs of one test under test-artifacts/<name>/, numbered in the order taken."""
+
+    def __init__(self, name: str) -> None:
+        self.dir = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        shutil.rmtree(self.dir, ignore_errors=True)  # this run's pictures only
+        self.dir.mkdir(parents=True)
+        self.taken: list[Path] = []
+
+    def take(self, page: Page, step: str) -> Path:
+        path = self.dir / f"{len(self.taken) + 1:02d}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        self.taken.append(path)
+        return path

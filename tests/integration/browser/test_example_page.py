@@ -1,0 +1,139 @@
+"""The example service's page in a real Chromium: it logs itself out at its session's deadline,
+with no click, shows why, takes its other tabs along, and leaves other sessions alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from streams.settings import Settings
+from tests.integration.browser.harness import (
+    ExampleService,
+    Screenshots,
+    ended_state,
+    sign_in,
+    wait_connected,
+    wait_ended,
+)
+from tests.integration.harness import REPO, Collector, EnforcerProcess, parse_ts, wait_until
+
+ENDED_TEXT = "Your session ended: idle timeout"
+POLICY = REPO / "tests/fixtures/policies/browser.toml"  # idle 3 s at medium risk, 8 s at low
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@pytest.fixture
+def enforcer(settings: Settings) -> Iterator[EnforcerProcess]:
+    """A real enforcer with browser.toml: idle 3 s at medium risk, 8 s at low."""
+    with EnforcerProcess(settings, policy=POLICY) as process:
+        yield process
+
+
+@pytest.fixture
+def stack(
+    settings: Settings, enforcer: EnforcerProcess
+) -> Iterator[tuple[ExampleService, Collector]]:
+    """The enforcer, a reader of its revocations, and the example service."""
+    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    service = ExampleService(settings, POLICY)
+    try:
+        enforcer.wait_assigned()
+        service.start()
+        yield service, revocations
+    finally:
+        service.stop()
+        revocations.close()
+
+
+def deadline_of(revocations: Collector, session_id: str) -> tuple[float, dict[str, Any]]:
+    doc = wait_until(
+        lambda: next(iter(revocations.docs(session_id=session_id)), None),
+        10,
+        "the session's revocation on Kafka",
+    )
+    return parse_ts(doc["effective_at"]), doc
+
+
+def test_page_logs_itself_out_within_a_second_of_its_deadline_and_says_why(
+    stack: tuple[ExampleService, Collector], new_context: Any, shots: Screenshots
+) -> None:
+    """The UI layer: no click, no API call; the page clears its data, shows the reason, goes
+    back to the login page, and its second tab follows."""
+    service, revocations = stack
+    context = new_context()
+    page, session_id = sign_in(context, service.url, "alice", "medium")
+    expect(page.locator("#balance")).to_have_text("Balance: 12,804.17")
+    second = context.new_page()
+    second.goto(f"{service.url}/")
+    wait_connected(second)
+    expect(second.locator("#balance")).to_be_visible()
+    shots.take(page, "signed-in")
+
+    ended = wait_ended(page, timeout=15)
+    shots.take(page, "ended")
+    deadline, revocation = deadline_of(revocations, session_id)
+    other = wait_ended(second, timeout=5)
+    shots.take(second, "second-tab-ended")
+
+    assert ("idle_timeout", "idle_timeout") == (revocation["reason"], ended["reason"])
+    assert 0 <= ended["at"] / 1000 - deadline < 1.0, ended["at"] / 1000 - deadline
+    assert 0 <= other["at"] / 1000 - deadline < 1.0, other["at"] / 1000 - deadline
+    for tab in (page, second):
+        expect(tab.locator("#sessionwarden-ended")).to_have_text(ENDED_TEXT)
+        expect(tab.locator("#balance")).to_have_count(0)
+        expect(tab.locator("#statement")).to_have_count(0)
+    page.wait_for_url(f"{service.url}/login?ended=idle_timeout", timeout=10_000)
+    expect(page.get_by_role("status")).to_have_text("Your session ended: idle timeout.")
+    shots.take(page, "login-page")
+    assert 401 == page.request.get(f"{service.url}/api/data").status
+
+
+def test_a_live_sessions_page_is_untouched_when_another_session_ends(
+    stack: tuple[ExampleService, Collector], new_context: Any, shots: Screenshots
+) -> None:
+    """Revocations reach only the streams of their own session."""
+    service, _ = stack
+    ending_page, ending_sid = sign_in(new_context(), service.url, "carol", "medium")  # idle 3 s
+    live_page, _ = sign_in(new_context(), service.url, "bob", "low")  # idle 8 s, signed in later
+
+    wait_ended(ending_page, timeout=15)
+    live_state = ended_state(live_page)
+    live_status = live_page.request.get(f"{service.url}/api/data").status
+    shots.take(ending_page, "other-session-ended")
+    shots.take(live_page, "live-session")
+
+    assert ending_sid in service.applied
+    assert live_state is None
+    assert 200 == live_status
+    expect(live_page.locator("#sessionwarden-ended")).to_have_count(0)
+    expect(live_page.locator("#balance")).to_have_text("Balance: 12,804.17")
+    assert f"{service.url}/" == live_page.url
+
+
+def test_the_page_follows_its_session_across_a_restart_of_the_service(
+    settings: Settings, enforcer: EnforcerProcess, new_context: Any, shots: Screenshots
+) -> None:
+    """The browser reconnects by itself to the restarted service (new listener, new hub) and
+    is still logged out at its deadline."""
+    enforcer.wait_assigned()
+    first = ExampleService(settings, POLICY).start()
+    try:
+        page, session_id = sign_in(new_context(), first.url, "dave", "low")  # idle 8 s
+    finally:
+        first.stop()
+    page.wait_for_function("!window.sessionwarden.connected", timeout=10_000)
+    with ExampleService(settings, POLICY, port=first.server.port) as second:
+        wait_connected(page, timeout=10)
+        shots.take(page, "reconnected")
+        ended = wait_ended(page, timeout=15)
+        shots.take(page, "ended-after-restart")
+    assert ("idle_timeout", "stream") == (ended["reason"], ended["via"])
+    assert session_id in second.applied
+    expect(page.locator("#sessionwarden-ended")).to_have_text(ENDED_TEXT)

@@ -1,0 +1,197 @@
+"""The browser revocation stream: who gets which event, and the statuses that stop a browser."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from schemas.outputs import Revocation
+from streams.clients.asgi import constant, session_id_from_cookie
+from streams.web.push import (
+    SCRIPT_PATH,
+    STREAM_PATH,
+    Notice,
+    PushHub,
+    RevokedLike,
+    browser_routes,
+)
+
+
+def revocation(tenant: str, session_id: str, reason: str = "idle_timeout") -> Revocation:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    return Revocation(
+        revocation_id=uuid.uuid4(), session_id=session_id, reason=reason, user_id="u",
+        tenant=tenant, effective_at=at, emitted_at=at, roles=[], permissions=[],
+        policy_version="t",
+    )  # fmt: skip
+
+
+class Known:
+    """A lookup over revocations the test declares known."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[str, str], Notice] = {}
+
+    def __call__(self, tenant: str, session_id: str) -> RevokedLike | None:
+        return self.known.get((tenant, session_id))
+
+
+@pytest.fixture
+def hub() -> PushHub:
+    return PushHub(lookup=Known(), max_streams=2)
+
+
+@pytest.fixture
+def client(hub: PushHub) -> Iterator[TestClient]:
+    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), constant("acme")))
+    with TestClient(app) as client:
+        yield client
+
+
+def read_event(lines: Iterator[str]) -> dict[str, str]:
+    """The fields of the next event that has a name (comments and pings skipped)."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if "event" in fields:
+                return fields
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    raise AssertionError(f"the stream ended without an event (had {fields})")
+
+
+def test_hub_delivers_only_to_the_streams_of_that_tenants_session() -> None:
+    """A session id is unique only within its tenant: another tenant's twin hears nothing."""
+
+    async def run() -> tuple[list[Notice], list[Notice], list[Notice]]:
+        hub = PushHub()
+        with (
+            hub.subscribe(("acme", "s1")) as mine,
+            hub.subscribe(("acme", "s1")) as my_other_tab,
+            hub.subscribe(("globex", "s1")) as twin,
+        ):
+            record = revocation("acme", "s1")
+            threading.Thread(target=hub.on_revocation, args=(record,)).start()
+            got = [await asyncio.wait_for(mine.get(), 5), await my_other_tab.get()]
+            await asyncio.sleep(0)
+            return got[:1], got[1:], [twin.get_nowait()] if not twin.empty() else []
+
+    mine, other_tab, twin = asyncio.run(run())
+    assert ["idle_timeout"] == [n.reason for n in mine]
+    assert ["idle_timeout"] == [n.reason for n in other_tab]
+    assert [] == twin
+
+
+def test_hub_forgets_a_session_when_its_last_stream_closes() -> None:
+    """Memory is bounded by open streams, not by sessions ever seen."""
+
+    async def run() -> tuple[int, int]:
+        hub = PushHub()
+        with hub.subscribe(("acme", "s1")):
+            during = hub.streams(("acme", "s1"))
+        return during, hub.streams(("acme", "s1"))
+
+    assert (1, 0) == asyncio.run(run())
+
+
+def test_stream_without_a_session_is_refused_with_401(client: TestClient) -> None:
+    """A non-200 status stops the browser from reconnecting; no session, no stream."""
+    assert 401 == client.get(STREAM_PATH).status_code
+
+
+def test_stream_sends_revoked_with_the_reason_when_the_listener_learns_of_it(
+    client: TestClient, hub: PushHub
+) -> None:
+    """The push itself: an open stream receives its session's revocation, then ends."""
+    with client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response:
+        assert "text/event-stream" in response.headers["content-type"]
+        assert "no" == response.headers["x-accel-buffering"]
+        lines = response.iter_lines()
+        assert next(lines).startswith(":")  # the first bytes arrive before any event
+        record = revocation("acme", "s1", "absolute_timeout")
+        hub.on_revocation(revocation("acme", "s2"))  # another session's: not ours
+        hub.on_revocation(record)
+        event = read_event(lines)
+        assert list(lines) == []  # the stream ends after it
+    assert "revoked" == event["event"]
+    assert str(record.revocation_id) == event["id"]
+    assert (
+        f'{{"reason":"absolute_timeout","revocation_id":"{record.revocation_id}"}}'
+        == (event["data"])
+    )
+
+
+def test_stream_of_an_already_revoked_session_says_so_at_once(
+    client: TestClient, hub: PushHub
+) -> None:
+    """A tab that connects after the revocation still learns why."""
+    assert isinstance(hub.lookup, Known)
+    hub.lookup.known[("acme", "s1")] = Notice("acme", "s1", "r-1", "logout")
+    with client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response:
+        event = read_event(response.iter_lines())
+    assert ("revoked", "r-1") == (event["event"], event["id"])
+
+
+def test_reconnect_of_a_revoked_session_gets_204_which_stops_the_browser(
+    client: TestClient, hub: PushHub
+) -> None:
+    """EventSource reconnects after a stream ends unless the answer is not 200."""
+    assert isinstance(hub.lookup, Known)
+    hub.lookup.known[("acme", "s1")] = Notice("acme", "s1", "r-1", "logout")
+    response = client.get(STREAM_PATH, headers={"cookie": "s=s1", "Last-Event-ID": "r-1"})
+    assert 204 == response.status_code
+
+
+def test_more_streams_than_allowed_for_one_session_get_429(hub: PushHub) -> None:
+    """One cookie cannot open unbounded streams."""
+    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), constant("acme")))
+    scope = {
+        "type": "http", "method": "GET", "path": STREAM_PATH, "headers": [(b"cookie", b"s=s1")],
+        "query_string": b"", "root_path": "", "scheme": "http", "server": ("127.0.0.1", 80),
+    }  # fmt: skip
+
+    async def run() -> list[int]:
+        sent: list[dict[str, object]] = []
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            sent.append(message)
+
+        with hub.subscribe(("acme", "s1")), hub.subscribe(("acme", "s1")):
+            await app(scope, receive, send)
+        return [int(m["status"]) for m in sent if m["type"] == "http.response.start"]  # type: ignore[call-overload]
+
+    assert [429] == asyncio.run(run())
+
+
+def test_the_browser_script_is_served_from_the_package(client: TestClient) -> None:
+    """No build step and no CDN: the script comes with the package."""
+    response = client.get(SCRIPT_PATH)
+    assert 200 == response.status_code
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert "new EventSource(streamUrl)" in response.text
+
+
+def test_an_idle_stream_sends_heartbeats_so_proxies_keep_it(hub: PushHub) -> None:
+    """A proxy closes a connection that stays silent; the stream speaks every ``ping_s``."""
+    routes = browser_routes(hub, session_id_from_cookie("s"), constant("acme"), ping_s=0.05)
+    with (
+        TestClient(Starlette(routes=routes)) as client,
+        client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response,
+    ):
+        lines = response.iter_lines()
+        comments = [next(lines) for _ in range(4)]
+        hub.on_revocation(revocation("acme", "s1"))  # ends the stream
+        assert "revoked" == read_event(lines)["event"]
+    assert any(line.startswith(": ping") for line in comments), comments
