@@ -114,8 +114,10 @@ class EnforcerLoop:
         s = self.settings
         self._consumer = Consumer(consumer_config(s))
         self._producer = Producer(producer_config(s))
-        self._restorer = Restorer(Consumer(restore_config(s)), self.topics.enforcer_state)
         self._admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, "log_level": 4})
+        self._restorer = Restorer(
+            Consumer(restore_config(s)), self._admin, self.topics.enforcer_state
+        )
         self._router: Router | None = None
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""Transactional error classification by librdkafka's contract."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError
+
+from streams.enforcer.txn import Action, classify
+
+TIMEOUT = 10.0
+
+
+def err(code: int, **flags: bool) -> KafkaError:
+    return KafkaError(code, "x", **flags)
+
+
+def test_retriable_errors_are_retried_while_the_budget_lasts() -> None:
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    assert Action.RETRY == classify(e, True, 1.0, TIMEOUT, 5.0)
+    assert Action.RETRY == classify(e, False, 1.0, TIMEOUT, 5.0)
+
+
+def test_a_commit_whose_outcome_is_unknown_is_never_undone() -> None:
+    """A retriable commit timeout past the budget may still have committed: rebuild, no undo."""
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    assert Action.REBUILD == classify(e, True, 40.0, TIMEOUT, 0.0)
+    assert Action.REBUILD == classify(err(KafkaError._STATE), True, 1.0, TIMEOUT, 5.0)
+
+
+def test_before_commit_an_unusable_transaction_is_aborted() -> None:
+    assert Action.ABORT == classify(err(KafkaError._STATE), False, 1.0, TIMEOUT, 5.0)
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    assert Action.ABORT == classify(e, False, 40.0, TIMEOUT, 0.0)
+
+
+def test_requires_abort_aborts_even_on_commit() -> None:
+    """librdkafka guarantees a transaction that requires abort did not commit."""
+    e = err(KafkaError._MSG_TIMED_OUT, txn_requires_abort=True)
+    assert Action.ABORT == classify(e, True, 1.0, TIMEOUT, 5.0)
+    e = err(KafkaError._MSG_TIMED_OUT, txn_requires_abort=True, retriable=True)
+    assert Action.ABORT == classify(e, True, 1.0, TIMEOUT, 5.0)
+
+
+def test_fenced_inside_a_live_transaction_means_another_instance_took_over() -> None:
+    e = err(KafkaError._FENCED, fatal=True)
+    assert Action.EXIT == classify(e, True, 0.3, TIMEOUT, 5.0)
+    assert Action.EXIT == classify(
+        err(KafkaError.PRODUCER_FENCED, fatal=True), False, 2, TIMEOUT, 5
+    )
+
+
+def test_fenced_after_our_own_transaction_timed_out_rebuilds() -> None:
+    """A broker outage longer than transaction.timeout.ms: the coordinator aborted it."""
+    e = err(KafkaError._FENCED, fatal=True)
+    assert Action.REBUILD == classify(e, False, 31.0, TIMEOUT, 5.0)
+    assert Action.REBUILD == classify(e, False, None, TIMEOUT, 5.0)  # between transactions
+
+
+def test_other_fatal_errors_rebuild() -> None:
+    e = err(KafkaError.INVALID_TXN_STATE, fatal=True)
+    assert Action.REBUILD == classify(e, True, 0.3, TIMEOUT, 5.0)
