@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from schemas.inputs import Activity, Login, Logout, RoleChange
 from streams.enforcer.state import Ended, Session
 
 # Fixed namespace: the same cause always yields the same id, across processes and restarts.
@@ -98,7 +99,7 @@ def _audit(kind: str, event_id: str, user_id: str, tenant: str, at: float) -> di
 
 
 def session_started(
-    sess: Session, auth_method: str, privilege: int, source_ip: str | None
+    sess: Session, auth_method: str, privilege: int, source_ip: str | None, claimed: float
 ) -> dict[str, Any]:
     doc = _audit(
         "session_started",
@@ -118,6 +119,8 @@ def session_started(
         absolute_timeout_s=sess.absolute_deadline - sess.login_at,
         absolute_deadline=ts(sess.absolute_deadline),
         source_ip=source_ip,
+        auth_time=ts(claimed),
+        auth_time_untrusted=sess.auth_time is None,
     )
     return doc
 
@@ -141,23 +144,18 @@ def session_ended(sess: Session, ended: Ended) -> dict[str, Any]:
 
 
 def role_changed(
-    event_id: UUID,
-    user_id: str,
-    tenant: str,
+    ev: RoleChange,
     at: float,
-    granted: list[str],
-    removed: list[str],
-    actor: str,
     privilege_before: int,
     privilege_after: int,
     sensitive_granted: list[str],
     live_sessions: int,
 ) -> dict[str, Any]:
-    doc = _audit("role_changed", stable_id("role_changed", event_id), user_id, tenant, at)
+    doc = _audit("role_changed", stable_id("role_changed", ev.event_id), ev.user_id, ev.tenant, at)
     doc.update(
-        roles_granted=granted,
-        roles_removed=removed,
-        actor=actor,
+        roles_granted=list(ev.roles_granted),
+        roles_removed=list(ev.roles_removed),
+        actor=ev.actor,
         privilege_before=privilege_before,
         privilege_after=privilege_after,
         sensitive_granted=sensitive_granted,
@@ -166,21 +164,12 @@ def role_changed(
     return doc
 
 
-def ended_session_used(
-    event_id: UUID,
-    user_id: str,
-    tenant: str,
-    at: float,
-    session_id: str,
-    action: str,
-    resource: str,
-    ended: Ended | None,
-) -> dict[str, Any]:
-    doc = _audit("ended_session_used", stable_id("used", event_id), user_id, tenant, at)
+def ended_session_used(ev: Activity, at: float, ended: Ended | None) -> dict[str, Any]:
+    doc = _audit("ended_session_used", stable_id("used", ev.event_id), ev.user_id, ev.tenant, at)
     doc.update(
-        session_id=session_id,
-        action=action,
-        resource=resource,
+        session_id=ev.session_id,
+        action=ev.action,
+        resource=ev.resource,
         session_state="ended" if ended is not None else "unknown",
         ended_reason=ended.reason if ended is not None else None,
     )
@@ -188,23 +177,69 @@ def ended_session_used(
 
 
 def high_risk_operation(
-    event_id: UUID,
-    sess: Session,
-    at: float,
-    action: str,
-    resource: str,
-    max_auth_age: float,
-    allowed: bool,
+    ev: Activity, sess: Session, at: float, max_auth_age: float, allowed: bool
 ) -> dict[str, Any]:
     doc = _audit(
-        "high_risk_operation", stable_id("high_risk", event_id), sess.user_id, sess.tenant, at
+        "high_risk_operation", stable_id("high_risk", ev.event_id), sess.user_id, sess.tenant, at
     )
     doc.update(
         session_id=sess.session_id,
-        action=action,
-        resource=resource,
-        auth_age_s=max(0.0, at - sess.auth_time),
+        action=ev.action,
+        resource=ev.resource,
+        # None: the session's authentication time is not trusted; otherwise never clamped
+        auth_age_s=None if sess.auth_time is None else at - sess.auth_time,
         max_auth_age_s=max_auth_age,
         allowed=allowed,
+    )
+    return doc
+
+
+def activity_after_revocation(
+    ev: Activity, at: float, received: float, ended: Ended
+) -> dict[str, Any]:
+    doc = _audit(
+        "activity_after_revocation",
+        stable_id("after_revocation", ev.event_id),
+        ev.user_id,
+        ev.tenant,
+        at,
+    )
+    doc.update(
+        session_id=ev.session_id,
+        action=ev.action,
+        resource=ev.resource,
+        delay_s=max(0.0, received - at),
+        deadline=ts(ended.ended_at),
+        reason=ended.reason,
+        cause_event_id=ev.event_id,
+    )
+    return doc
+
+
+def login_after_logout(ev: Login, at: float, marker: Ended) -> dict[str, Any]:
+    doc = _audit(
+        "login_after_logout",
+        stable_id("login_after_logout", ev.event_id),
+        ev.user_id,
+        ev.tenant,
+        at,
+    )
+    doc.update(session_id=ev.session_id, logout_at=ts(marker.ended_at), cause_event_id=ev.event_id)
+    return doc
+
+
+def foreign_session_event(
+    ev: Login | Activity | Logout, at: float, target: Session | Ended
+) -> dict[str, Any]:
+    doc = _audit(
+        "foreign_session_event", stable_id("foreign", ev.event_id), ev.user_id, ev.tenant, at
+    )
+    doc.update(
+        session_id=ev.session_id,
+        event_type=ev.type,
+        owner_user_id=target.user_id,
+        session_state="live" if isinstance(target, Session) else "ended",
+        action=ev.action if isinstance(ev, Activity) else None,
+        cause_event_id=ev.event_id,
     )
     return doc
