@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from schemas.inputs import Activity, Login, Logout, RoleChange
 from streams.enforcer.state import Ended, Session
 
@@ -25,9 +27,10 @@ _NS = NAMESPACE.bytes
 
 
 def stable_id(*parts: object) -> str:
-    """uuid5(NAMESPACE, "a|b|c") in its text form, without building a UUID object (the hot
-    path emits one per session start and end)."""
-    h = hashlib.sha1(_NS + "|".join(map(str, parts)).encode()).hexdigest()
+    """uuid5(NAMESPACE, the compact JSON array of the parts) in its text form, without building
+    a UUID object (the hot path emits one per session start and end). JSON keeps any tenant
+    or session id apart from its neighbours, whatever characters it holds."""
+    h = hashlib.sha1(_NS + orjson.dumps(parts)).hexdigest()
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
@@ -48,7 +51,7 @@ def revocation(
     return {
         "type": "revocation",
         "schema_version": 1,
-        "revocation_id": stable_id("revocation", sess.session_id, reason, millis(effective_at)),
+        "revocation_id": stable_id("revocation", *sess.key, reason, millis(effective_at)),
         "session_id": sess.session_id,
         "user_id": sess.user_id,
         "tenant": sess.tenant,
@@ -74,7 +77,7 @@ def revalidation(
     return {
         "type": "revalidation",
         "schema_version": 1,
-        "revalidation_id": stable_id("revalidation", sess.session_id, cause_event_id),
+        "revalidation_id": stable_id("revalidation", *sess.key, cause_event_id),
         "session_id": sess.session_id,
         "user_id": sess.user_id,
         "tenant": sess.tenant,
@@ -103,7 +106,7 @@ def session_started(
 ) -> dict[str, Any]:
     doc = _audit(
         "session_started",
-        stable_id("started", sess.session_id),
+        stable_id("started", *sess.key),
         sess.user_id,
         sess.tenant,
         sess.login_at,
@@ -128,7 +131,7 @@ def session_started(
 def session_ended(sess: Session, ended: Ended) -> dict[str, Any]:
     doc = _audit(
         "session_ended",
-        stable_id("ended", sess.session_id),
+        stable_id("ended", *sess.key),
         sess.user_id,
         sess.tenant,
         ended.ended_at,
@@ -151,7 +154,9 @@ def role_changed(
     sensitive_granted: list[str],
     live_sessions: int,
 ) -> dict[str, Any]:
-    doc = _audit("role_changed", stable_id("role_changed", ev.event_id), ev.user_id, ev.tenant, at)
+    doc = _audit(
+        "role_changed", stable_id("role_changed", ev.tenant, ev.event_id), ev.user_id, ev.tenant, at
+    )
     doc.update(
         roles_granted=list(ev.roles_granted),
         roles_removed=list(ev.roles_removed),
@@ -165,7 +170,9 @@ def role_changed(
 
 
 def ended_session_used(ev: Activity, at: float, ended: Ended | None) -> dict[str, Any]:
-    doc = _audit("ended_session_used", stable_id("used", ev.event_id), ev.user_id, ev.tenant, at)
+    doc = _audit(
+        "ended_session_used", stable_id("used", ev.tenant, ev.event_id), ev.user_id, ev.tenant, at
+    )
     doc.update(
         session_id=ev.session_id,
         action=ev.action,
@@ -180,7 +187,11 @@ def high_risk_operation(
     ev: Activity, sess: Session, at: float, max_auth_age: float, allowed: bool
 ) -> dict[str, Any]:
     doc = _audit(
-        "high_risk_operation", stable_id("high_risk", ev.event_id), sess.user_id, sess.tenant, at
+        "high_risk_operation",
+        stable_id("high_risk", ev.tenant, ev.event_id),
+        sess.user_id,
+        sess.tenant,
+        at,
     )
     doc.update(
         session_id=sess.session_id,
@@ -199,7 +210,7 @@ def activity_after_revocation(
 ) -> dict[str, Any]:
     doc = _audit(
         "activity_after_revocation",
-        stable_id("after_revocation", ev.event_id),
+        stable_id("after_revocation", ev.tenant, ev.event_id),
         ev.user_id,
         ev.tenant,
         at,
@@ -219,7 +230,7 @@ def activity_after_revocation(
 def login_after_logout(ev: Login, at: float, marker: Ended) -> dict[str, Any]:
     doc = _audit(
         "login_after_logout",
-        stable_id("login_after_logout", ev.event_id),
+        stable_id("login_after_logout", ev.tenant, ev.event_id),
         ev.user_id,
         ev.tenant,
         at,
@@ -232,7 +243,11 @@ def foreign_session_event(
     ev: Login | Activity | Logout, at: float, target: Session | Ended
 ) -> dict[str, Any]:
     doc = _audit(
-        "foreign_session_event", stable_id("foreign", ev.event_id), ev.user_id, ev.tenant, at
+        "foreign_session_event",
+        stable_id("foreign", ev.tenant, ev.event_id),
+        ev.user_id,
+        ev.tenant,
+        at,
     )
     doc.update(
         session_id=ev.session_id,

@@ -50,6 +50,12 @@ def test_the_same_session_id_in_two_tenants_is_two_sessions() -> None:
     assert [("a", "logout", 10.0), ("b", "idle_timeout", 100.0)] == [
         (r["tenant"], r["reason"], r["effective_at"].timestamp() - T0) for r in h.revocations()
     ]
+    # subscribers de-duplicate on these ids: two tenants' records must never share one
+    assert 2 == len({a["event_id"] for a in h.audits("session_started")})
+    h2 = Harness()
+    h2.feed(login(0, "s1", tenant="a"), login(0, "s1", tenant="b"))
+    h2.tick(100)
+    assert 2 == len({r["revocation_id"] for r in h2.revocations()})
 
 
 def test_activity_on_another_users_session_keeps_nothing_alive() -> None:
