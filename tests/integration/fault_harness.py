@@ -131,8 +131,10 @@ def wait_all_revoked(revocations: Collector, truth: Truth, timeout: float) -> No
     except AssertionError:
         seen = {d["session_id"] for d in revocations.docs(type="revocation")}
         missing = sorted(set(truth.sessions) - seen)
+        by_phase = Counter(sid.rsplit("-", 1)[1].rstrip("0123456789") for sid in missing)
         raise AssertionError(
-            f"{len(missing)} of {len(truth.sessions)} sessions never revoked (first: {missing[:5]})"
+            f"{len(missing)} of {len(truth.sessions)} sessions never revoked "
+            f"(by load phase: {dict(by_phase)}; first: {missing[:5]})"
         ) from None
 
 
