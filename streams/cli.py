@@ -47,6 +47,7 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Policy]:
 
 def _cmd_enforce(args: argparse.Namespace) -> int:
     from streams.enforcer.loop import EnforcerLoop
+    from streams.enforcer.txn import EnforcerExit
     from streams.logsetup import configure_logging
 
     settings, policy = _load(args)
@@ -54,7 +55,10 @@ def _cmd_enforce(args: argparse.Namespace) -> int:
     loop = EnforcerLoop(settings, policy)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
-    loop.run()
+    try:
+        loop.run()
+    except EnforcerExit as exc:
+        return exc.code
     return 0
 
 

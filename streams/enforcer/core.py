@@ -41,7 +41,7 @@ class PartitionEnforcer(PartitionState):
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def apply(self, event: AuthEvent, now: float) -> str | None:
+    def apply(self, event: AuthEvent, now: float, received: float | None = None) -> str | None:
         """Apply one validated event. Returns a reason to dead-letter it, or None."""
         self.now = now
         t = event.occurred_at.timestamp()
