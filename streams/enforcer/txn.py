@@ -59,6 +59,13 @@ def classify(
     return Action.REBUILD if committing else Action.ABORT
 
 
+def consumer_fatal(err: KafkaError) -> bool:
+    """librdkafka reports a fatal consumer error as ``_FATAL`` (its fatal() flag unset). Its
+    only one is a static member fenced by another consumer with the same group.instance.id,
+    which is our instance id: Action.EXIT."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
 def describe(action: Action, err: KafkaError, transactional_id: str) -> str:
     """The log line for an action, plain enough for whoever is paged."""
     if action is Action.EXIT:

@@ -169,3 +169,30 @@ def test_owned_partitions_keep_firing_while_another_partition_restores(
         wait_until(lambda: audit.docs(session_id="restoring-1"), 15, "partition 1's input")
     revocations.close()
     audit.close()
+
+
+def test_an_instance_fenced_by_another_with_its_id_exits_with_a_clear_line(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Two replicas given one instance id: the newer fences the older, which exits non-zero
+    (running on would fence the newer in turn) while the newer enforces."""
+    settings = settings_factory(partitions=PARTITIONS)
+    first = EnforcerProcess(settings, instance_id="dup")
+    try:
+        first.wait_assigned()
+        with EnforcerProcess(settings, instance_id="dup") as second:
+            second.wait_assigned()
+            wait_until(lambda: first.proc.poll() is not None, 30, "the fenced instance to exit")
+            assert 3 == first.proc.returncode, first.log()
+            fenced = [m for m in first.messages() if m.get("msg", "").startswith("fenced:")]
+            assert fenced, first.log()
+            assert "SESSIONWARDEN_INSTANCE_ID" in fenced[0]["msg"]
+            assert "Traceback" not in first.log()
+            revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+            with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+                pub.publish(login_doc("after-fence", "u-fence", time.time()))
+            wait_until(lambda: revocations.docs(session_id="after-fence"), 15, "enforcement")
+            revocations.close()
+            assert second.proc.poll() is None
+    finally:
+        first.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
-from streams.enforcer.txn import Action, classify
+from streams.enforcer.txn import Action, classify, consumer_fatal
 
 TIMEOUT = 10.0
 
@@ -58,3 +58,11 @@ def test_fenced_after_our_own_transaction_timed_out_rebuilds() -> None:
 def test_other_fatal_errors_rebuild() -> None:
     e = err(KafkaError.INVALID_TXN_STATE, fatal=True)
     assert Action.REBUILD == classify(e, True, 0.3, TIMEOUT, 5.0)
+
+
+def test_a_fatal_consumer_error_is_recognised_as_librdkafka_raises_it() -> None:
+    """Code _FATAL with fatal() unset (a static member fenced by another)."""
+    assert consumer_fatal(err(KafkaError._FATAL))
+    assert consumer_fatal(err(KafkaError.FENCED_INSTANCE_ID, fatal=True))
+    assert not consumer_fatal(err(KafkaError.UNKNOWN_MEMBER_ID))
+    assert not consumer_fatal(err(KafkaError._PARTITION_EOF))
