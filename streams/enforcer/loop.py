@@ -48,6 +48,7 @@ from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.enforcer.txn import (
     Action,
     EnforcerExit,
+    FenceWindow,
     TxnFailure,
     classify,
     consumer_fatal,
@@ -66,6 +67,7 @@ CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
 RESTORE_SLICE_S = 0.2  # changelog reading per loop turn while partitions restore
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
+CONSUME = "consume"
 
 
 class EnforcerLoop:
@@ -85,6 +87,7 @@ class EnforcerLoop:
         self._in_txn = False
         self._txn_started = 0.0
         self._recoveries_in_row = 0
+        self._fences = FenceWindow()
         self._skipped: set[int] = set()  # restoring partitions whose input showed up anyway
         self._connect()
 
@@ -175,8 +178,11 @@ class EnforcerLoop:
     def _recover(self, exc: Exception) -> None:
         """Rebuild every client and restore all state from the committed log, as a restart
         would; after ``max_recoveries`` in a row without a committed batch, exit."""
-        if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
-            log.error(describe(exc.action, exc.err, self.settings.transactional_id))
+        if isinstance(exc, TxnFailure) and (
+            exc.action is Action.EXIT
+            or (exc.call == CONSUME and self._fences.fenced(time.monotonic()))
+        ):
+            log.error(describe(Action.EXIT, exc.err, self.settings.transactional_id))
             raise EnforcerExit(EXIT_FENCED) from exc
         self._recoveries_in_row += 1
         self.stats.recoveries += 1
@@ -278,7 +284,7 @@ class EnforcerLoop:
         for msg in msgs:
             err = msg.error()
             if err is not None and consumer_fatal(err):
-                raise TxnFailure(Action.EXIT, err, "consume")
+                raise TxnFailure(Action.REBUILD, err, CONSUME)
 
     def _apply(self, msgs: list[Message], now: float) -> bool:
         """Apply (or forward) the batch's records; True if any input was consumed."""
@@ -289,7 +295,7 @@ class EnforcerLoop:
             err = msg.error()
             if err is not None:
                 if consumer_fatal(err):
-                    raise TxnFailure(Action.EXIT, err, "consume")
+                    raise TxnFailure(Action.REBUILD, err, CONSUME)
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
                 continue

@@ -61,9 +61,25 @@ def classify(
 
 def consumer_fatal(err: KafkaError) -> bool:
     """librdkafka reports a fatal consumer error as ``_FATAL`` (its fatal() flag unset). Its
-    only one is a static member fenced by another consumer with the same group.instance.id,
-    which is our instance id: Action.EXIT."""
+    only one is a static member fenced by another consumer with the same group.instance.id.
+    That is either a second process with our instance id, or our own rejoin after a broker
+    outage (seen in the outage test): FenceWindow tells them apart."""
     return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
+class FenceWindow:
+    """Fenced ``limit`` times within ``window_s``: another process has our id (each rebuild of
+    ours fences it, and it fences us back), so exit. Once after an outage: rebuild."""
+
+    def __init__(self, limit: int = 3, window_s: float = 600.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._times: list[float] = []
+
+    def fenced(self, now: float) -> bool:
+        """Record a fencing at ``now``; True if it is time to exit."""
+        self._times = [t for t in self._times if t > now - self.window_s] + [now]
+        return len(self._times) >= self.limit
 
 
 def describe(action: Action, err: KafkaError, transactional_id: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
-from streams.enforcer.txn import Action, classify, consumer_fatal
+from streams.enforcer.txn import Action, FenceWindow, classify, consumer_fatal
 
 TIMEOUT = 10.0
 
@@ -66,3 +66,13 @@ def test_a_fatal_consumer_error_is_recognised_as_librdkafka_raises_it() -> None:
     assert consumer_fatal(err(KafkaError.FENCED_INSTANCE_ID, fatal=True))
     assert not consumer_fatal(err(KafkaError.UNKNOWN_MEMBER_ID))
     assert not consumer_fatal(err(KafkaError._PARTITION_EOF))
+
+
+def test_fenced_once_rebuilds_fenced_repeatedly_exits() -> None:
+    """Once: our own rejoin after an outage. Three times in ten minutes: a second process
+    with our instance id, fencing us back after every rebuild."""
+    window = FenceWindow(limit=3, window_s=600)
+    assert not window.fenced(0.0)
+    assert not window.fenced(700.0)  # the first has aged out
+    assert not window.fenced(800.0)
+    assert window.fenced(900.0)
