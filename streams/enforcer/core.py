@@ -268,10 +268,10 @@ class PartitionEnforcer(PartitionState):
             self._count("login_after_logout")
 
     def _foreign(self, ev: SessionEvent, target: Session | Ended, e: float) -> None:
-        """An event naming a session of another user of the tenant: it changes nothing."""
-        if self._first_output(target, ev.event_id):
-            self._emit("audit", ev.user_id, records.foreign_session_event(ev, e, target))
-            self._count("foreign_session_event")
+        """An event naming a session of another user of the tenant: it changes nothing, not
+        even the owner's record (so its duplicates are caught by the in-memory filter only)."""
+        self._emit("audit", ev.user_id, records.foreign_session_event(ev, e, target))
+        self._count("foreign_session_event")
 
     def _role_change(self, ev: RoleChange, e: float) -> None:
         change_id = str(ev.event_id)
