@@ -17,6 +17,11 @@ from datetime import datetime
 from typing import Any
 
 CATEGORIES = ("correct", "missed", "early", "late", "spurious")
+AUDITED = {  # audit records the truth expects per session -> how problems name them
+    "ended_session_used": "ended-session use",
+    "activity_after_revocation": "activity after revocation",
+}
+NEVER_LIVE = "never_live"  # a session the truth expects no revocation for (logged out first)
 FAILING = ("missed", "early", "spurious")
 EPSILON = 0.002  # seconds: event times are carried with microsecond precision
 
@@ -36,6 +41,8 @@ class Report:
     problems: list[str] = field(default_factory=list)
     ended_session_used_expected: int = 0
     ended_session_used_seen: int = 0
+    after_revocation_expected: int = 0
+    after_revocation_seen: int = 0
 
     def total(self, category: str) -> int:
         return sum(row[category] for row in self.rows.values())
@@ -72,6 +79,10 @@ class Report:
                 "expected": self.ended_session_used_expected,
                 "seen": self.ended_session_used_seen,
             },
+            "activity_after_revocation": {
+                "expected": self.after_revocation_expected,
+                "seen": self.after_revocation_seen,
+            },
             "problems": self.problems[:200],
         }
 
@@ -96,21 +107,46 @@ def audit(
         if sid not in expected:
             report.rows[recs[0]["reason"]]["spurious"] += len(recs)
             report.problems.append(f"{sid}: revoked ({recs[0]['reason']}) without cause")
-    want_used = Counter(truth.get("ended_session_used", []))
-    seen_used = Counter(u["session_id"] for u in used if u["session_id"] in expected)
-    report.ended_session_used_expected = sum(want_used.values())
-    report.ended_session_used_seen = sum(seen_used.values())
-    for sid in sorted(set(want_used) | set(seen_used)):
-        if want_used[sid] != seen_used[sid]:
-            report.problems.append(
-                f"{sid}: {seen_used[sid]} ended-session use(s) audited, {want_used[sid]} expected"
-            )
+    counted = {}
+    for kind in AUDITED:
+        mine = [
+            u
+            for u in used
+            if u.get("type", "ended_session_used") == kind and u["session_id"] in expected
+        ]
+        counted[kind] = _compare_audited(truth.get(kind, []), mine, kind)
+        report.problems.extend(counted[kind][2])
+    report.ended_session_used_expected, report.ended_session_used_seen, _ = counted[
+        "ended_session_used"
+    ]
+    report.after_revocation_expected, report.after_revocation_seen, _ = counted[
+        "activity_after_revocation"
+    ]
     return report
+
+
+def _compare_audited(
+    expected_ids: list[str], audited: list[dict[str, Any]], kind: str
+) -> tuple[int, int, list[str]]:
+    """Audit records of one kind per session, expected against seen: (expected, seen, problems)."""
+    want = Counter(expected_ids)
+    seen = Counter(u["session_id"] for u in audited)
+    problems = [
+        f"{sid}: {seen[sid]} {AUDITED[kind]}(s) audited, {want[sid]} expected"
+        for sid in sorted(set(want) | set(seen))
+        if want[sid] != seen[sid]
+    ]
+    return sum(want.values()), sum(seen.values()), problems
 
 
 def _classify(
     sid: str, want: dict[str, Any], recs: list[dict[str, Any]], tolerance: float, report: Report
 ) -> str:
+    if want["reason"] == NEVER_LIVE:
+        if recs:
+            report.problems.append(f"{sid}: revoked ({recs[0]['reason']}) but it never lived")
+            return "spurious"
+        return "correct"
     if not recs:
         report.problems.append(f"{sid}: never revoked (expected {want['reason']} at {want['at']})")
         return "missed"
@@ -128,12 +164,12 @@ def _classify(
     if rec["reason"] != want["reason"]:
         report.problems.append(f"{sid}: revoked for {rec['reason']}, expected {want['reason']}")
         return "spurious"
-    if effective > want["at"] + EPSILON:
+    if effective > want.get("at_max", want["at"]) + EPSILON:
         report.problems.append(
             f"{sid}: outlived its deadline {want['at']:.3f}: revoked as of {effective:.3f}"
         )
         return "missed"
-    latency = _ts(rec["emitted_at"]) - want["at"]
+    latency = _ts(rec["emitted_at"]) - max(effective, want["at"])
     report.latencies.append(latency)
     if latency > tolerance:
         report.problems.append(f"{sid}: revoked {latency:.3f}s after its deadline")
@@ -159,6 +195,10 @@ def render_text(report: Report) -> str:
     lines.append(
         f"ended-session use: expected {report.ended_session_used_expected}, "
         f"audited {report.ended_session_used_seen}"
+    )
+    lines.append(
+        f"activity after revocation: expected {report.after_revocation_expected}, "
+        f"audited {report.after_revocation_seen}"
     )
     lines += ["", *[f"  ! {p}" for p in report.problems[:30]]]
     if len(report.problems) > 30:
