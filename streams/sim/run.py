@@ -14,7 +14,7 @@ from schemas.codec import encode_dict
 from streams.policy import Policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
-from streams.sim.scenario import Plan, build_plan, estimate_events
+from streams.sim.scenario import TENANT, Plan, build_plan, estimate_events
 
 BEHIND_WARNING_S = 0.5
 FOREIGN = "consistent_random"  # librdkafka's default partitioner (CRC32), not murmur2
@@ -23,6 +23,7 @@ FOREIGN = "consistent_random"  # librdkafka's default partitioner (CRC32), not m
 def truth_document(plan: Plan, policy: Policy) -> dict[str, Any]:
     return {
         "run_id": plan.run_id,
+        "tenant": TENANT,
         "policy_version": policy.version,
         "sessions": {
             sid: {

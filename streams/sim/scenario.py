@@ -48,6 +48,8 @@ APPEND_SLACK_S = 0.3
 FORWARD_SLACK_S = 0.7
 MAX_DRAWS = 6  # fault draws per user before it is planned without faults
 
+TENANT = "sim"  # every simulated event's tenant; the ground truth names it
+
 
 @dataclass
 class Planned:
@@ -128,7 +130,7 @@ class _Builder:
             "event_id": str(eid),
             "occurred_at": iso(_ms(t + self.faults.skew)),  # the producer's clock
             "user_id": user,
-            "tenant": "sim",
+            "tenant": TENANT,
         }
         base.update(fields)
         return base

@@ -87,56 +87,65 @@ class Report:
         }
 
 
+SessionKey = tuple[str | None, str]
+"""(tenant, session_id); the tenant is None for ground truth written without tenants."""
+
+
 def audit(
     truth: dict[str, Any],
     revocations: list[dict[str, Any]],
     used: list[dict[str, Any]],
     tolerance: float,
 ) -> Report:
-    """Classify every session of the run (pure)."""
+    """Classify every session of the run (pure). Sessions are (tenant, session_id): the truth
+    names its tenant (``tenant``, or per session), records name theirs."""
     report = Report(truth["run_id"], tolerance)
-    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    default = truth.get("tenant")
+    scoped = default is not None or any("tenant" in w for w in truth["sessions"].values())
+
+    def record_key(rec: dict[str, Any]) -> SessionKey:
+        return (rec.get("tenant") if scoped else None, rec["session_id"])
+
+    by_session: dict[SessionKey, list[dict[str, Any]]] = defaultdict(list)
     for rec in revocations:
         if rec.get("type") == "revocation":
-            by_session[rec["session_id"]].append(rec)
-    expected: dict[str, dict[str, Any]] = truth["sessions"]
-    for sid, want in sorted(expected.items()):
-        category = _classify(sid, want, by_session.get(sid, []), tolerance, report)
+            by_session[record_key(rec)].append(rec)
+    expected: dict[SessionKey, dict[str, Any]] = {
+        (want.get("tenant", default), sid): want for sid, want in truth["sessions"].items()
+    }
+    for key, want in sorted(expected.items(), key=lambda kv: _order(kv[0])):
+        category = _classify(_name(key), want, by_session.get(key, []), tolerance, report)
         report.rows[want["reason"]][category] += 1
-    for sid, recs in sorted(by_session.items()):
-        if sid not in expected:
+    for key, recs in sorted(by_session.items(), key=lambda kv: _order(kv[0])):
+        if key not in expected:
             report.rows[recs[0]["reason"]]["spurious"] += len(recs)
-            report.problems.append(f"{sid}: revoked ({recs[0]['reason']}) without cause")
-    counted = {}
-    for kind in AUDITED:
-        mine = [
-            u
-            for u in used
-            if u.get("type", "ended_session_used") == kind and u["session_id"] in expected
-        ]
-        counted[kind] = _compare_audited(truth.get(kind, []), mine, kind)
-        report.problems.extend(counted[kind][2])
-    report.ended_session_used_expected, report.ended_session_used_seen, _ = counted[
+            report.problems.append(f"{_name(key)}: revoked ({recs[0]['reason']}) without cause")
+    counted: dict[str, tuple[int, int]] = {}
+    for kind, label in AUDITED.items():
+        wanted: Counter[SessionKey] = Counter((default, sid) for sid in truth.get(kind, []))
+        mine = [u for u in used if u.get("type", "ended_session_used") == kind]
+        seen: Counter[SessionKey] = Counter(k for k in map(record_key, mine) if k in expected)
+        counted[kind] = (sum(wanted.values()), sum(seen.values()))
+        report.problems.extend(
+            f"{_name(k)}: {seen[k]} {label}(s) audited, {wanted[k]} expected"
+            for k in sorted(set(wanted) | set(seen), key=_order)
+            if wanted[k] != seen[k]
+        )
+    report.ended_session_used_expected, report.ended_session_used_seen = counted[
         "ended_session_used"
     ]
-    report.after_revocation_expected, report.after_revocation_seen, _ = counted[
+    report.after_revocation_expected, report.after_revocation_seen = counted[
         "activity_after_revocation"
     ]
     return report
 
 
-def _compare_audited(
-    expected_ids: list[str], audited: list[dict[str, Any]], kind: str
-) -> tuple[int, int, list[str]]:
-    """Audit records of one kind per session, expected against seen: (expected, seen, problems)."""
-    want = Counter(expected_ids)
-    seen = Counter(u["session_id"] for u in audited)
-    problems = [
-        f"{sid}: {seen[sid]} {AUDITED[kind]}(s) audited, {want[sid]} expected"
-        for sid in sorted(set(want) | set(seen))
-        if want[sid] != seen[sid]
-    ]
-    return sum(want.values()), sum(seen.values()), problems
+def _order(key: SessionKey) -> tuple[str, str]:
+    return (key[0] or "", key[1])
+
+
+def _name(key: SessionKey) -> str:
+    return key[1] if key[0] is None else f"{key[0]}/{key[1]}"
 
 
 def _classify(
