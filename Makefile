@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 BROKER := $(PY) infra/kafka/broker.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
+.PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,9 @@ unit: $(STAMP) ## unit tests only (no broker)
 
 integration: $(STAMP) kafka-up ## integration tests only (real broker)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+faults: $(STAMP) kafka-up ## fault tests only (own clusters: broker outage, coordinator failover, kill)
+	$(PY) -m pytest -m faults tests/integration $(PYTEST_ARGS)
 
 kafka-up: $(STAMP) ## start the local Apache Kafka broker (no-op when it is up)
 	$(BROKER) up

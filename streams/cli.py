@@ -89,10 +89,20 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.sim.faults import parse_faults
     from streams.sim.run import simulate
 
     settings, policy = _load(args)
-    simulate(settings, policy, args.users, args.seed, args.rate, Path(args.truth))
+    simulate(
+        settings,
+        policy,
+        args.users,
+        args.seed,
+        args.rate,
+        Path(args.truth),
+        faults=parse_faults(args.faults),
+        budget=args.producer_delay_budget,
+    )
     return 0
 
 
@@ -170,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive(float), default=50.0, help="average events/s (default 50)"
     )
     sim.add_argument("--truth", default="sim-truth.json", help="ground truth output file")
+    sim.add_argument(
+        "--faults",
+        default="",
+        help="comma-separated fault modes: skew, reorder, delay, duplicate, partitioner (or all)",
+    )
+    sim.add_argument(
+        "--producer-delay-budget",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the enforcer's SESSIONWARDEN_PRODUCER_DELAY_BUDGET_S (default 0)",
+    )
     sim.set_defaults(func=_cmd_simulate)
 
     verify = sub.add_parser("verify", help="audit revocations against a simulation's truth")

@@ -47,7 +47,7 @@ def run_verify(
     used = [
         d
         for d in _read_run(settings, settings.topics.audit, truth["run_id"])
-        if d.get("type") == "ended_session_used"
+        if d.get("type") in ("ended_session_used", "activity_after_revocation")
     ]
     report = audit(truth, revocations, used, tolerance)
     out.write(render_text(report) + "\n")

@@ -1,0 +1,117 @@
+"""Transaction-coordinator failover on three nodes: the node coordinating the enforcer's
+transactional id is killed 2 s into a burst of 2,000 logins."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from infra.kafka.cluster import KafkaCluster
+from streams.publisher import AuthEventPublisher
+from streams.settings import Settings
+from tests.integration.fault_harness import (
+    TIMEOUTS,
+    Truth,
+    assert_enforced,
+    cluster_settings,
+    own_cluster,
+    verify_run,
+    wait_all_revoked,
+)
+from tests.integration.harness import Collector, EnforcerProcess, login_doc, parse_ts, wait_until
+
+pytestmark = pytest.mark.faults
+
+LOGINS = 2000
+BURST_S = 4.0
+KILL_AFTER_S = 2.0
+# What bounds the stall: the killed broker is declared dead after broker.session.timeout.ms
+# (9 s, Kafka's default) and the coordinator moves; the enforcer's transactional calls retry
+# for txn_retry_timeout_s (30 s default) before it rebuilds its clients. The stall must stay
+# inside the retry budget (no rebuild needed) plus a batch.
+STALL_BOUND_S = 30.0
+
+
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode (UTF-16 code units), as a signed 32-bit int."""
+    h = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + int.from_bytes(data[i : i + 2], "big")) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def coordinator_of(cluster: KafkaCluster, transactional_id: str) -> int:
+    """The broker leading the __transaction_state partition of `transactional_id`
+    (Kafka: Utils.abs(transactionalId.hashCode) % partitions)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 3})
+
+    def leader() -> int | None:
+        md = admin.list_topics("__transaction_state", timeout=5).topics["__transaction_state"]
+        if md.error is not None or not md.partitions:
+            return None
+        h = java_string_hash(transactional_id)
+        partition = (0 if h == -(1 << 31) else abs(h)) % len(md.partitions)
+        found = md.partitions[partition].leader
+        return found if found > 0 else None
+
+    return int(wait_until(leader, 30, "the transaction coordinator"))
+
+
+def burst(settings: Settings, truth: Truth, on_kill: float, kill: Callable[[], None]) -> float:
+    """2,000 logins over BURST_S seconds; calls `kill` at `on_kill` seconds in. Returns when
+    the kill happened."""
+    idle, absolute = TIMEOUTS["medium"]
+    start = time.time()
+    killed = 0.0
+    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        for i in range(LOGINS):
+            due = start + BURST_S * i / LOGINS
+            time.sleep(max(0.0, due - time.time()))  # pacing the load, not waiting on it
+            if not killed and time.time() >= start + on_kill:
+                kill()
+                killed = time.time()
+            sid, user, t = (
+                f"{truth.run_id}-c{i}",
+                f"{truth.run_id}-u{i % 97}",
+                round(time.time(), 3),
+            )
+            pub.publish(login_doc(sid, user, t))
+            truth.add(sid, user, "idle_timeout", t + idle, t + absolute)
+        pub.flush()
+    return killed
+
+
+def test_killing_the_transaction_coordinator_mid_burst_stalls_boundedly(tmp_path: Path) -> None:
+    with own_cluster(3) as cluster:
+        settings = cluster_settings(cluster)
+        enforcer = EnforcerProcess(settings)
+        revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+        try:
+            enforcer.wait_assigned(90)
+            victim = coordinator_of(cluster, settings.transactional_id)
+            truth = Truth()
+            killed = burst(settings, truth, KILL_AFTER_S, lambda: cluster.kill(victim))
+            wait_all_revoked(revocations, truth, 120)
+            assert enforcer.proc.poll() is None, f"the enforcer exited:\n{enforcer.log()}"
+            report, text = verify_run(settings, truth, tmp_path)
+            print(text)
+            late = [
+                parse_ts(d["emitted_at"]) - truth.sessions[d["session_id"]]["at"]
+                for d in revocations.docs(type="revocation")
+                if d["session_id"] in truth.sessions
+            ]
+            stall = max(late)
+            print(f"coordinator node {victim} killed {killed:.3f}; longest stall {stall:.1f}s")
+            assert_enforced(revocations, truth, report, text)
+            assert stall < STALL_BOUND_S
+        except BaseException:
+            print(f"enforcer log:\n{enforcer.log()}")
+            raise
+        finally:
+            revocations.close()
+            enforcer.stop()
