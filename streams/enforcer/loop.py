@@ -50,7 +50,7 @@ from streams.enforcer.txn import (
     EnforcerExit,
     FenceWindow,
     TxnFailure,
-    classify,
+    call_transactional,
     consumer_fatal,
     describe,
 )
@@ -120,8 +120,8 @@ class EnforcerLoop:
     def run(self) -> None:
         """Process until ``stop()``; then finish the open batch, leave the group, flush.
         Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable)."""
-        self.start()
         try:
+            self._start_or_recover()
             while not self._stop.is_set():
                 try:
                     self.step()
@@ -130,6 +130,12 @@ class EnforcerLoop:
         finally:
             self.close()
 
+    def _start_or_recover(self) -> None:
+        try:
+            self.start()
+        except (TxnFailure, KafkaException) as exc:
+            self._recover(exc)
+
     def start(self) -> None:
         """Fence any predecessor with our transactional id and join the group."""
         # Each batch allocates hundreds of thousands of short-lived objects; with the default
@@ -137,8 +143,10 @@ class EnforcerLoop:
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
         self._call("init_transactions", self._producer.init_transactions)
-        md = self._consumer.list_topics(self.topics.input, timeout=30)
-        self._router = Router(len(md.topics[self.topics.input].partitions) or 1)
+        # Producers hash keys over the topic's real partition count; the setting until it exists.
+        md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
+        found = len(md.partitions) if md is not None and md.error is None else 0
+        self._router = Router(found or self.settings.partitions)
         self._consumer.subscribe(
             [self.topics.input],
             on_assign=self._on_assign,
@@ -177,7 +185,17 @@ class EnforcerLoop:
 
     def _recover(self, exc: Exception) -> None:
         """Rebuild every client and restore all state from the committed log, as a restart
-        would; after ``max_recoveries`` in a row without a committed batch, exit."""
+        would, until a start succeeds; after ``max_recoveries`` in a row without a committed
+        batch, exit."""
+        while True:
+            self._rebuild(exc)
+            try:
+                self.start()
+                return
+            except (TxnFailure, KafkaException) as again:
+                exc = again
+
+    def _rebuild(self, exc: Exception) -> None:
         if isinstance(exc, TxnFailure) and (
             exc.action is Action.EXIT
             or (exc.call == CONSUME and self._fences.fenced(time.monotonic()))
@@ -201,31 +219,22 @@ class EnforcerLoop:
         self._skipped.clear()
         try:
             self._producer.purge()
-        except KafkaException as exc:
-            log.warning("purging the old producer failed: %s", exc)
+        except KafkaException as purge_error:
+            log.warning("purging the old producer failed: %s", purge_error)
         self._disconnect(flush_s=0)
         self._connect()
-        self.start()
 
     # -- transactional calls ----------------------------------------------------------------
 
     def _call(self, name: str, fn: Callable[[float], Any], committing: bool = False) -> None:
-        """Call a transactional method, retrying retriable errors within the retry budget;
-        anything else raises TxnFailure with the action txn.classify chose."""
-        txn_timeout = self.settings.transaction_timeout_ms / 1000
-        give_up = time.monotonic() + self.settings.txn_retry_timeout_s
-        while True:
-            try:
-                fn(txn_timeout)
-                return
-            except KafkaException as exc:
-                err: KafkaError = exc.args[0]
-                age = time.monotonic() - self._txn_started if self._in_txn else None
-                left = give_up - time.monotonic()
-                action = classify(err, committing, age, txn_timeout, left)
-                if action is not Action.RETRY:
-                    raise TxnFailure(action, err, name) from exc
-                log.warning("%s: %s", name, describe(action, err, self.settings.transactional_id))
+        call_transactional(
+            name,
+            fn,
+            committing,
+            self._txn_started if self._in_txn else None,
+            self.settings.transaction_timeout_ms / 1000,
+            self.settings.txn_retry_timeout_s,
+        )
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -281,10 +290,13 @@ class EnforcerLoop:
         self._recoveries_in_row = 0
 
     def _check_consumer_errors(self, msgs: list[Message]) -> None:
+        """With no partition owned yet: fatal errors, and input of restoring partitions."""
         for msg in msgs:
             err = msg.error()
             if err is not None and consumer_fatal(err):
                 raise TxnFailure(Action.REBUILD, err, CONSUME)
+            if err is None and msg.partition() in self._restorer.pending:
+                self._skipped.add(msg.partition())
 
     def _apply(self, msgs: list[Message], now: float) -> bool:
         """Apply (or forward) the batch's records; True if any input was consumed."""
@@ -412,6 +424,7 @@ class EnforcerLoop:
             "partitions assigned and restored",
             extra={
                 "partitions": sorted(p for p, _ in done),
+                "restoring": sorted(self._restorer.pending),  # empty: every partition is ready
                 "live_sessions": sum(rt.enforcer.live_sessions() for rt in self.parts.values()),
                 "restored_records": sum(p.records for _, p in done),
                 "restore_s": round(self.stats.last_restore_s, 3),

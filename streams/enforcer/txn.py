@@ -13,9 +13,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
+
+log = logging.getLogger(__name__)
 
 
 class Action(Enum):
@@ -97,6 +103,31 @@ def describe(action: Action, err: KafkaError, transactional_id: str) -> str:
     if action is Action.ABORT:
         return f"transaction failed ({err.name()}: {err.str()}); aborting the batch"
     return f"retriable transaction error ({err.name()}: {err.str()}); retrying"
+
+
+def call_transactional(
+    name: str,
+    fn: Callable[[float], Any],
+    committing: bool,
+    txn_started: float | None,
+    txn_timeout_s: float,
+    retry_s: float,
+) -> None:
+    """Call a transactional method (given its timeout), retrying retriable errors for
+    ``retry_s``; anything else raises TxnFailure with the action ``classify`` chose.
+    ``txn_started``: monotonic time the open transaction began, None if none is open."""
+    give_up = time.monotonic() + retry_s
+    while True:
+        try:
+            fn(txn_timeout_s)
+            return
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            age = None if txn_started is None else time.monotonic() - txn_started
+            action = classify(err, committing, age, txn_timeout_s, give_up - time.monotonic())
+            if action is not Action.RETRY:
+                raise TxnFailure(action, err, name) from exc
+            log.warning("%s: %s", name, describe(action, err, ""))
 
 
 class TxnFailure(Exception):

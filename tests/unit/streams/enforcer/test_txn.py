@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError
+from collections.abc import Callable
 
-from streams.enforcer.txn import Action, FenceWindow, classify, consumer_fatal
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from streams.enforcer.txn import (
+    Action,
+    FenceWindow,
+    TxnFailure,
+    call_transactional,
+    classify,
+    consumer_fatal,
+)
 
 TIMEOUT = 10.0
 
@@ -76,3 +86,40 @@ def test_fenced_once_rebuilds_fenced_repeatedly_exits() -> None:
     assert not window.fenced(700.0)  # the first has aged out
     assert not window.fenced(800.0)
     assert window.fenced(900.0)
+
+
+def failing(*errors: KafkaError) -> tuple[Callable[[float], None], list[float]]:
+    """A transactional call that raises ``errors`` in turn, then succeeds."""
+    calls: list[float] = []
+
+    def call(timeout: float) -> None:
+        calls.append(timeout)
+        if len(calls) <= len(errors):
+            raise KafkaException(errors[len(calls) - 1])
+
+    return call, calls
+
+
+def test_a_retriable_commit_is_called_again_until_it_lands() -> None:
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    call, calls = failing(e, e)
+    call_transactional("commit_transaction", call, True, 0.0, TIMEOUT, 30.0)
+    assert [TIMEOUT] * 3 == calls
+
+
+def test_a_retriable_commit_past_its_budget_is_an_unknown_outcome() -> None:
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    call, calls = failing(e, e, e)
+    with pytest.raises(TxnFailure) as failure:
+        call_transactional("commit_transaction", call, True, None, TIMEOUT, 0.0)
+    assert Action.REBUILD is failure.value.action
+    assert 1 == len(calls)
+
+
+def test_an_abortable_error_is_not_retried() -> None:
+    call, calls = failing(err(KafkaError._MSG_TIMED_OUT, txn_requires_abort=True))
+    with pytest.raises(TxnFailure) as failure:
+        call_transactional("send_offsets_to_transaction", call, False, 0.0, TIMEOUT, 30.0)
+    assert Action.ABORT is failure.value.action
+    assert "send_offsets_to_transaction" == failure.value.call
+    assert 1 == len(calls)
