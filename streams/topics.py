@@ -60,14 +60,14 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
                 "min.cleanable.dirty.ratio": "0.1",
                 "segment.ms": str(3600 * 1000),
             },
-            "enforcer state changelog (key session/user), co-partitioned with the input",
+            "enforcer state changelog (key [kind, tenant, id]), co-partitioned with the input",
         ),
         TopicSpec(
             t.revocations,
             p,
             rf,
             {"cleanup.policy": "compact,delete", "retention.ms": session_ms},
-            "revocations and revalidations (key session_id)",
+            "revocations and revalidations (key [tenant, session_id])",
         ),
         TopicSpec(
             t.audit,
