@@ -21,11 +21,16 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from schemas.codec import MAX_RECORD_BYTES
 from schemas.errors import ConfigError
 from streams.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 MARGIN_MS = DAY_MS
+INPUT_MAX_MESSAGE_BYTES = MAX_RECORD_BYTES + 4096
+"""``max.message.bytes`` of auth.events: one record at the decoder's limit, with its key and the
+batch framing. The broker refuses a larger (compressed) batch, so producers must keep batches
+under it (librdkafka ``batch.size``; Java and aiokafka producers split or stay below)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +53,11 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
             t.input,
             p,
             rf,
-            {"cleanup.policy": "delete", "retention.ms": session_ms},
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": session_ms,
+                "max.message.bytes": str(INPUT_MAX_MESSAGE_BYTES),
+            },
             "auth events in (key user_id)",
         ),
         TopicSpec(
@@ -212,4 +221,4 @@ def ensure_topics(
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return AdminClient(settings.kafka_client_config())

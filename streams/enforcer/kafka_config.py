@@ -23,6 +23,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # Fresh high watermarks: the lag rule asks "have we read everything?" every batch.
         "fetch.wait.max.ms": 50,
         "log_level": 4,
+        **settings.kafka_security.librdkafka(),
     }
     if settings.static_membership:
         # A restarted instance takes its partitions back at once instead of waiting for its
@@ -46,6 +47,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # Java and aiokafka producers use murmur2: every producer we ship agrees with them.
         "partitioner": "murmur2_random",
         "log_level": 4,
+        **settings.kafka_security.librdkafka(),
     }
 
 
@@ -58,4 +60,9 @@ def restore_config(settings: Settings) -> dict[str, Any]:
         "enable.auto.commit": False,
         "fetch.max.bytes": 52_428_800,
         "log_level": 4,
+        **settings.kafka_security.librdkafka(),
     }
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    return {**settings.kafka_client_config(), "log_level": 4}

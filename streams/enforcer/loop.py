@@ -36,9 +36,14 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from schemas.codec import DecodeError, decode_auth_event, encode_dict
-from streams.caep import caep_events_for
+from streams.caep_transmitter import CaepTransmitter
 from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
+from streams.enforcer.kafka_config import (
+    admin_config,
+    consumer_config,
+    producer_config,
+    restore_config,
+)
 from streams.logsetup import SessionHasher
 from streams.policy import Policy
 from streams.settings import Settings
@@ -59,7 +64,6 @@ LEADERSHIP_ERRORS = frozenset(
         KafkaError._UNKNOWN_PARTITION,
     }
 )
-CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
 
 
 @dataclass
@@ -98,8 +102,9 @@ class EnforcerLoop:
         self._consumer = Consumer(consumer_config(settings))
         self._producer = Producer(producer_config(settings))
         self._restorer = Consumer(restore_config(settings))
-        self._caep = settings.caep_config()
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 4})
+        # CAEP tokens are signed outside the transactions (streams/caep_transmitter.py).
+        self._caep = CaepTransmitter.from_settings(settings)
+        self._admin = AdminClient(admin_config(settings))
         self._stop = threading.Event()
         self._in_txn = False
         self._pending_dlq = 0  # dead letters produced in the open transaction
@@ -125,6 +130,8 @@ class EnforcerLoop:
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
         self._producer.init_transactions(30)
+        if self._caep is not None:
+            self._caep.start()
         self._consumer.subscribe(
             [self.topics.input],
             on_assign=self._on_assign,
@@ -145,6 +152,8 @@ class EnforcerLoop:
         self._consumer.close()
         self._restorer.close()
         self._producer.flush(10)
+        if self._caep is not None:
+            self._caep.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
 
     # -- one batch ------------------------------------------------------------------------
@@ -313,10 +322,6 @@ class EnforcerLoop:
             for emit in rt.enforcer.out:
                 produce(topics[emit.topic], encode_dict(emit.value), emit.key)
                 count += 1
-                if self._caep is not None and emit.value["type"] in CAEP_TYPES:
-                    for caep_key, token in caep_events_for(emit.value, self._caep):
-                        produce(self.topics.caep, token, caep_key)
-                        count += 1
         return count + self._pending_dlq
 
     def _after_commit(self) -> None:

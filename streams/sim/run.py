@@ -68,7 +68,8 @@ def publish_plan(
     progress = Progress(len(plan.events), out)
     behind = 0
     sent = 0
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    security = settings.kafka_security.librdkafka()
+    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input, **security) as pub:
         for ev in plan.events:
             if stop():
                 break
