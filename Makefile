@@ -10,6 +10,7 @@ BROKER := $(PY) infra/kafka/broker.py
 PYTEST_ARGS ?=
 
 .PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
+.PHONY: kafka-secure-up kafka-secure-down
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +53,12 @@ kafka-down: $(STAMP) ## stop the local broker and remove its data
 
 kafka-status: $(STAMP) ## say whether the broker answers
 	$(BROKER) status
+
+kafka-secure-up: $(STAMP) ## start a second, secured broker (SASL_SSL, ACLs) on 127.0.0.1:9192
+	$(PY) infra/kafka/secure.py up
+
+kafka-secure-down: $(STAMP) ## stop the secured broker and remove its data and secrets
+	$(PY) infra/kafka/secure.py down
 
 schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 	$(PY) -m schemas.jsonschema

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.codec import encode_dict
 from streams.settings import Settings, load_settings
 from streams.sim.scenario import iso
-from streams.topics import ensure_topics, topic_specs
+from streams.topics import INPUT_MAX_MESSAGE_BYTES, ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,6 +59,7 @@ def producer(settings: Settings) -> Producer:
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
             "compression.type": "none",
+            "batch.size": INPUT_MAX_MESSAGE_BYTES,  # auth.events' max.message.bytes
             "log_level": 3,
         }
     )

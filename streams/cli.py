@@ -42,7 +42,35 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Policy]:
 
     settings = load_settings(args.config, policy_file=getattr(args, "policy", None))
     policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
+    _check_kafka_security(settings)
     return settings, policy
+
+
+def _check_kafka_security(settings: Settings) -> None:
+    """On a secured cluster, a wrong password or an untrusted CA ends the command with one
+    line, instead of librdkafka retrying forever."""
+    if settings.kafka_security.protocol != "PLAINTEXT":
+        from streams.security import check_connection
+
+        check_connection(settings.bootstrap_servers, settings.kafka_security)
+
+
+def _cmd_acls(args: argparse.Namespace) -> int:
+    from streams.acls import Principals, acl_plan, apply_plan, print_plan
+    from streams.settings import load_settings
+
+    settings = load_settings(args.config)  # printing needs no connection
+    names = ("enforcer", "detect", "producer", "service", "security")
+    given = {n: getattr(args, f"{n}_principal") for n in names if getattr(args, f"{n}_principal")}
+    plan = acl_plan(settings, Principals(**given))
+    print_plan(plan, sys.stdout)
+    if args.apply:
+        from streams.topics import admin_client
+
+        _check_kafka_security(settings)
+        count = apply_plan(admin_client(settings), plan)
+        print(f"applied {count} ACL(s)")
+    return 0
 
 
 def _cmd_enforce(args: argparse.Namespace) -> int:
@@ -143,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     create = tsub.add_parser("create", help="create missing topics, align configs (idempotent)")
     create.add_argument("--dry-run", action="store_true", help="print the layout, change nothing")
     create.set_defaults(func=_cmd_topics_create)
+
+    acls = sub.add_parser("acls", help="print (--apply: create) the least-privilege ACLs")
+    acls.add_argument("--apply", action="store_true", help="create them (needs an admin login)")
+    for who in ("enforcer", "detect", "producer", "service", "security"):
+        acls.add_argument(
+            f"--{who}-principal", metavar="PRINCIPAL", help=f"default User:sessionwarden-{who}"
+        )
+    acls.set_defaults(func=_cmd_acls)
 
     policy = sub.add_parser("policy", help="inspect a timeout policy")
     psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from schemas.codec import encode
 from schemas.errors import SessionwardenError
 from schemas.inputs import AUTH_EVENT_ADAPTER, AuthEvent
+from streams.topics import INPUT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def producer_config(bootstrap_servers: str, **config: Any) -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 5,
         "partitioner": "murmur2_random",
+        # auth.events refuses batches over its max.message.bytes (the decoder's limit).
+        "batch.size": INPUT_MAX_MESSAGE_BYTES,
         "log_level": 4,
         **config,
     }

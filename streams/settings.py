@@ -12,13 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas.errors import ConfigError
 
 if TYPE_CHECKING:
     from streams.caep import CaepConfig
+    from streams.security import KafkaSecurity
 
 
 def host_instance_id(hostname: str | None = None) -> str:
@@ -88,13 +89,15 @@ class Settings(BaseSettings):
 
     # --- CAEP / Shared Signals (optional) ----------------------------------------------
     # Also publish revocations, revalidations, session starts and alerts as OpenID CAEP 1.0
-    # Security Event Tokens on `sessionwarden.caep`. Unsigned (alg "none") unless a PEM key
-    # (RSA for RS256, EC P-256 for ES256) is given.
+    # Security Event Tokens on `sessionwarden.caep`, signed with a PEM key (RSA for RS256, EC
+    # P-256 for ES256). Unsigned tokens (alg "none") only with caep_allow_unsigned, which is
+    # for development: anyone who can write the topic can forge an unsigned token.
     caep_enabled: bool = False
     caep_issuer: str = Field(default="", max_length=512)
     caep_audiences: str = Field(default="", max_length=4096, description="comma separated")
     caep_signing_key_file: Path | None = None
     caep_key_id: str | None = Field(default=None, max_length=256)
+    caep_allow_unsigned: bool = False  # development only; the enforcer warns at start
 
     # --- The anomaly detectors (`sessionwarden detect`) -----------------------------------
     # Consumer group and faust app id; faust's changelog topics are named after it (with the
@@ -136,6 +139,71 @@ class Settings(BaseSettings):
     min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
     # --- end of the enforcer's transactions and topics -----------------------------------
 
+    # --- Kafka security (TLS, SASL); docs/SECURITY.md -------------------------------------
+    # Every client of every process uses these. Secrets are read from files, once, when the
+    # settings are loaded; they never appear in repr, logs or error messages.
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512", pattern=r"^(SCRAM-SHA-256|SCRAM-SHA-512|PLAIN)$"
+    )
+    kafka_sasl_username: str = Field(default="", max_length=256)
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_ca_file: Path | None = None  # PEM; empty means the system trust store
+    kafka_ssl_cert_file: Path | None = None  # PEM client certificate (mutual TLS)
+    kafka_ssl_key_file: Path | None = None  # PEM private key of the client certificate
+    kafka_ssl_key_password_file: Path | None = None
+    kafka_ssl_verify_hostname: bool = True
+    _kafka_security: KafkaSecurity | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _read_kafka_security(self) -> Settings:
+        from streams.security import KafkaSecurity
+
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol in ("SSL", "SASL_SSL")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password_file):
+            raise ValueError(
+                f"kafka_security_protocol {protocol} needs kafka_sasl_username and "
+                "kafka_sasl_password_file"
+            )
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("kafka_ssl_cert_file and kafka_ssl_key_file go together")
+        for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
+            path = getattr(self, name)
+            if tls and path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        self._kafka_security = KafkaSecurity(
+            protocol=protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=_read_secret("kafka_sasl_password_file", self.kafka_sasl_password_file)
+            if sasl
+            else None,
+            ca_file=self.kafka_ssl_ca_file if tls else None,
+            cert_file=self.kafka_ssl_cert_file if tls else None,
+            key_file=self.kafka_ssl_key_file if tls else None,
+            key_password=_read_secret(
+                "kafka_ssl_key_password_file", self.kafka_ssl_key_password_file
+            )
+            if tls
+            else None,
+            verify_hostname=self.kafka_ssl_verify_hostname,
+        )
+        return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        assert self._kafka_security is not None
+        return self._kafka_security
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """``bootstrap.servers`` and the security properties, for any librdkafka client."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_security.librdkafka()}
+
+    # --- end of the Kafka security settings ------------------------------------------------
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.policy_file is not None and not self.policy_file.is_file():
@@ -153,6 +221,11 @@ class Settings(BaseSettings):
         from streams.caep import CaepConfig
 
         key = None
+        if self.caep_signing_key_file is None and not self.caep_allow_unsigned:
+            raise ConfigError(
+                "caep_enabled needs caep_signing_key_file (SETs are signed); unsigned SETs "
+                "only with caep_allow_unsigned=true, for development"
+            )
         if self.caep_signing_key_file is not None:
             try:
                 key = self.caep_signing_key_file.read_bytes()
@@ -181,6 +254,22 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the config file (passed as init values), which beats defaults.
         return (env_settings, init_settings)
+
+
+def _read_secret(name: str, path: Path | None) -> str | None:
+    """The first line of a secret file (trailing newline stripped); errors never quote it."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: {path} is not UTF-8 text") from None
+    secret = text.splitlines()[0] if text else ""
+    if not secret:
+        raise ValueError(f"{name}: {path} is empty")
+    return secret
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -20,8 +20,10 @@ def read_topic(
     from_beginning: bool = True,
     timeout: float | None = None,
     stop: Callable[[], bool] = lambda: False,
+    **config: Any,
 ) -> Iterator[tuple[bytes | None, bytes]]:
-    """Yield (key, value) of committed records of every partition; ends after `timeout` s idle."""
+    """Yield (key, value) of committed records of every partition; ends after `timeout` s idle.
+    ``config`` extends the consumer's librdkafka properties (security settings)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -29,6 +31,7 @@ def read_topic(
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "log_level": 3,
+            **config,
         }
     )
     try:
@@ -113,7 +116,9 @@ def tail(settings: Settings, which: str, as_json: bool, follow: bool, out: TextI
         "alerts": settings.topics.alerts,
         "dlq": settings.topics.dlq,
     }[which]
-    for _, value in read_topic(settings.bootstrap_servers, topic, timeout=None if follow else 2.0):
+    timeout = None if follow else 2.0
+    security = settings.kafka_security.librdkafka()
+    for _, value in read_topic(settings.bootstrap_servers, topic, timeout=timeout, **security):
         doc = orjson.loads(value)
         out.write((value.decode() if as_json else render(doc)) + "\n")
         out.flush()

@@ -21,16 +21,16 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from schemas.codec import MAX_RECORD_BYTES
 from schemas.errors import ConfigError
-from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW
 from streams.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 MARGIN_MS = DAY_MS
-# The broker limit is per record batch, so auth.events admits 1 MiB: a record the decoder
-# refuses (over MAX_RECORD_BYTES, 64 KiB) still reaches the enforcer and is dead-lettered whole
-# with its reason, instead of failing at a producer that may not report it.
-INPUT_MAX_MESSAGE_BYTES = MAX_DEAD_LETTER_RAW
+INPUT_MAX_MESSAGE_BYTES = MAX_RECORD_BYTES + 4096
+"""``max.message.bytes`` of auth.events: one record at the decoder's limit, with its key and the
+batch framing. The broker refuses a larger (compressed) batch, so producers must keep batches
+under it (librdkafka ``batch.size``; Java and aiokafka producers split or stay below)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +72,14 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
                 "min.cleanable.dirty.ratio": "0.1",
                 "segment.ms": str(3600 * 1000),
             },
-            "enforcer state changelog (key session/user), co-partitioned with the input",
+            "enforcer state changelog (key [kind, tenant, id]), co-partitioned with the input",
         ),
         TopicSpec(
             t.revocations,
             p,
             rf,
             {"cleanup.policy": "compact,delete", "retention.ms": session_ms},
-            "revocations and revalidations (key session_id)",
+            "revocations and revalidations (key [tenant, session_id])",
         ),
         TopicSpec(
             t.audit,
@@ -249,4 +249,4 @@ def ensure_topics(
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return AdminClient(settings.kafka_client_config())

@@ -32,6 +32,7 @@ from streams.clients.asgi import (
     RevocationMiddleware,
     Scope,
     Send,
+    constant,
     first_of,
     session_id_from_cookie,
     session_id_from_header,
@@ -68,9 +69,9 @@ async def _json(
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(listener: RevocationListener) -> ASGIApp:
-    """``/`` needs a session (header X-Session-Id or cookie ``session``); ``/healthz`` says
-    whether the revocation listener is current."""
+def create_app(listener: RevocationListener, tenant: str = "acme") -> ASGIApp:
+    """``/`` needs a session (header X-Session-Id or cookie ``session``) of ``tenant`` (the
+    service serves one); ``/healthz`` says whether the revocation listener is current."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -100,7 +101,7 @@ def create_app(listener: RevocationListener) -> ASGIApp:
         else:
             await _json(send, 404, {"error": "not found"})
 
-    return RevocationMiddleware(app, listener, get_session_id)
+    return RevocationMiddleware(app, listener, get_session_id, constant(tenant))
 
 
 # --- a minimal HTTP/1.1 server -------------------------------------------------------------
@@ -325,18 +326,21 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--config", help="Sessionwarden settings TOML (environment wins)")
-    parser.add_argument("--fail-closed", action="store_true", help="reject while stale (503)")
+    parser.add_argument("--tenant", default="acme", help="the tenant this service serves")
+    parser.add_argument(
+        "--fail-open", action="store_true", help="serve while stale (default: 503 while stale)"
+    )
     parser.add_argument("--staleness-budget", type=float, default=10.0, metavar="SECONDS")
     args = parser.parse_args()
     settings = load_settings(args.config)
     configure_logging(settings.log_level, "text")
     listener = RevocationListener.from_settings(
-        settings, fail_closed=args.fail_closed, staleness_budget_s=args.staleness_budget
+        settings, fail_closed=not args.fail_open, staleness_budget_s=args.staleness_budget
     )
     listener.start()
     if not listener.wait_ready(30):
         log.warning("the revocation set is not rebuilt yet; serving anyway")
-    server = HttpServer(create_app(listener), args.host, args.port)
+    server = HttpServer(create_app(listener, args.tenant), args.host, args.port)
 
     async def run() -> None:
         await server.start()

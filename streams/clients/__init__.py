@@ -5,12 +5,18 @@ from __future__ import annotations
 from streams.clients.asgi import (
     RevocationMiddleware,
     RevocationView,
+    constant,
     first_of,
+    from_cookie,
+    from_header,
     session_id_from_cookie,
     session_id_from_header,
+    tenant_from_cookie,
+    tenant_from_header,
 )
 from streams.clients.listener import ListenerError, ListenerStats, RevocationListener
 from streams.clients.revocation_set import RevocationSet, RevokedEntry
+from streams.clients.tenant_view import TenantView
 
 __all__ = [
     "ListenerError",
@@ -20,7 +26,13 @@ __all__ = [
     "RevocationSet",
     "RevocationView",
     "RevokedEntry",
+    "TenantView",
+    "constant",
     "first_of",
+    "from_cookie",
+    "from_header",
     "session_id_from_cookie",
     "session_id_from_header",
+    "tenant_from_cookie",
+    "tenant_from_header",
 ]

@@ -6,24 +6,25 @@ in a background thread: that rebuilds the revocation set, after which ``ready()`
 then keeps tailing the topic. No consumer group is joined and no offset is ever committed: every
 process holds the whole set.
 
-``is_revoked(session_id)`` is one dict lookup. Entries are forgotten ``max_lifetime_s`` after the
-revocation's ``effective_at`` (by default the policy's longest absolute timeout): no token of a
-session outlives its absolute deadline, which is never later than that, so memory stays bounded
-by the revocations of one session lifetime.
+A session is (tenant, session_id), taken from the record's fields: ``is_revoked(tenant,
+session_id)`` is one dict lookup; a single-tenant service binds its tenant once with
+``bind(tenant)`` and asks ``is_revoked(session_id)`` of the view. Entries are forgotten
+``max_lifetime_s`` after the revocation's ``effective_at`` (by default the policy's longest
+absolute timeout): no token of a session outlives its absolute deadline, which is never later
+than that, so memory stays bounded by the revocations of one session lifetime.
 
 Staleness: every ``probe_interval_s`` the listener asks the broker for the end offsets (on an
 admin client's connection, without blocking) and notes when it has read up to them: everything
 produced before the question was asked has then been applied. If that moment is older than
-``staleness_budget_s`` (the broker is lost, or the listener lags), the listener is unhealthy.
-Fail-open (the default) keeps answering from the set it has and logs loudly; fail-closed
-answers "revoked" for every session until it has caught up again. docs/CLIENTS.md discusses
-the trade-off.
+``staleness_budget_s`` (the broker is lost, or the listener lags), the listener is unhealthy;
+a listener whose background thread has died is unhealthy at once. Fail-closed (the default)
+answers "revoked" for every session until it has caught up again; fail-open
+(``fail_closed=False``) keeps answering from the set it has and logs loudly. docs/CLIENTS.md
+and docs/SECURITY.md discuss the trade-off.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import logging
 import threading
 import time
@@ -36,18 +37,21 @@ from typing import Any, Protocol
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    IsolationLevel,
+    KafkaError,
     KafkaException,
     Message,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
 
 from schemas.codec import DecodeError, decode_revocation_record
 from schemas.errors import SessionwardenError
 from schemas.outputs import Revalidation, Revocation
-from streams.clients.revocation_set import RevocationSet, RevokedEntry
+from streams.clients.probe import AdminLike, Probe, caught_up
+from streams.clients.revocation_set import RevocationSet, RevokedEntry, SessionKey
+from streams.clients.tenant_view import TenantView
 from streams.policy import Policy, default_policy, load_policy
+from streams.security import explain_refusal
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,54 +76,6 @@ class ConsumerLike(Protocol):
     def close(self) -> None: ...
 
 
-class AdminLike(Protocol):
-    """The part of confluent_kafka.admin.AdminClient the listener uses (tests pass a fake)."""
-
-    def list_offsets(
-        self, topic_partition_offsets: dict[TopicPartition, OffsetSpec], **kwargs: Any
-    ) -> dict[TopicPartition, concurrent.futures.Future[Any]]: ...
-
-
-class _Probe:
-    """One question to the broker, "where do the partitions begin and end now?", asked on the
-    admin client's own connection: it neither blocks the listener nor queues behind fetches."""
-
-    def __init__(
-        self, admin: AdminLike, tps: list[TopicPartition], taken_at: float, timeout: float
-    ):
-        self.taken_at = taken_at  # monotonic, before the question was sent
-        self.ends: dict[int, tuple[int, int]] | None = None  # partition -> (low, end)
-        ask = functools.partial(
-            admin.list_offsets,
-            isolation_level=IsolationLevel.READ_COMMITTED,  # end = the last stable offset
-            request_timeout=timeout,
-        )
-        self._low = ask({tp: OffsetSpec.earliest() for tp in tps})
-        self._end = ask({tp: OffsetSpec.latest() for tp in tps})
-
-    def _futures(self) -> list[concurrent.futures.Future[Any]]:
-        return [*self._low.values(), *self._end.values()]
-
-    def wait(self, timeout: float) -> bool:
-        concurrent.futures.wait(self._futures(), timeout)
-        return self.answer() is True
-
-    def answer(self) -> bool | None:
-        """True once answered (``ends`` is set), False if it failed, None while pending."""
-        if self.ends is not None:
-            return True
-        if not all(future.done() for future in self._futures()):
-            return None
-        try:
-            low = {tp.partition: future.result().offset for tp, future in self._low.items()}
-            end = {tp.partition: future.result().offset for tp, future in self._end.items()}
-        except KafkaException as exc:
-            log.debug("end offsets unavailable: %s", exc)
-            return False
-        self.ends = {p: (low[p], end[p]) for p in end}
-        return True
-
-
 @dataclass
 class ListenerStats:
     records: int = 0
@@ -128,14 +84,6 @@ class ListenerStats:
     skipped: int = 0  # undecodable records and tombstones
     expired: int = 0  # revocations dropped for age, on arrival or later
     probes_failed: int = 0
-
-
-def _caught_up(ends: dict[int, tuple[int, int]], positions: dict[int, int]) -> bool:
-    """Read up to the end offsets on every partition (an empty partition counts)."""
-    for partition, (low, end) in ends.items():
-        if end > low and positions.get(partition, -1) < end:
-            return False
-    return True
 
 
 class RevocationListener:
@@ -153,7 +101,7 @@ class RevocationListener:
         *,
         max_lifetime_s: float,
         staleness_budget_s: float = 10.0,
-        fail_closed: bool = False,
+        fail_closed: bool = True,
         on_revocation: Callable[[Revocation], None] | None = None,
         on_revalidation: Callable[[Revalidation], None] | None = None,
         probe_interval_s: float | None = None,
@@ -177,13 +125,15 @@ class RevocationListener:
         self._clock = clock
         self._monotonic = monotonic
         self._probe_timeout = min(5.0, staleness_budget_s / 2)
+        self._refused: str | None = None  # why the cluster refused us (login, TLS), if it did
+        config.setdefault("error_cb", self._on_client_error)
         self._consumer = consumer_factory(self._consumer_config(bootstrap_servers, config))
         self._admin = admin_factory(
             {"bootstrap.servers": bootstrap_servers, "client.id": "sessionwarden-listener",
              "log_level": 4, **config}
         )  # fmt: skip
         self._tps: list[TopicPartition] = []
-        self._probe: _Probe | None = None
+        self._probe: Probe | None = None
         self._last_probe = -float("inf")
         self._fresh_as_of: float | None = None  # monotonic time everything before was applied
         self._ready = threading.Event()
@@ -206,6 +156,7 @@ class RevocationListener:
                 path = settings.policy_file
                 policy = load_policy(path) if path is not None else default_policy()
             options["max_lifetime_s"] = policy.max_absolute
+        options = {**settings.kafka_security.librdkafka(), **options}
         return cls(settings.bootstrap_servers, settings.topics.revocations, **options)
 
     @staticmethod
@@ -226,6 +177,13 @@ class RevocationListener:
             **config,
         }
 
+    def _on_client_error(self, err: KafkaError) -> None:
+        reason = explain_refusal(err)
+        if reason is not None:
+            if self._refused is None:
+                log.error("revocation listener of %s: %s", self.topic, reason)
+            self._refused = reason
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0, background: bool = True) -> None:
@@ -237,7 +195,9 @@ class RevocationListener:
         try:
             meta = self._consumer.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:
-            raise ListenerError(f"no metadata for {self.topic} within {timeout:g}s: {exc}") from exc
+            self._consumer.poll(0)  # serves error_cb: a refused login or TLS handshake
+            why = self._refused or exc
+            raise ListenerError(f"no metadata for {self.topic} within {timeout:g}s: {why}") from exc
         found = meta.topics.get(self.topic)
         if found is None or found.error is not None or not found.partitions:
             why = found.error if found is not None else "unknown topic"
@@ -301,17 +261,21 @@ class RevocationListener:
     def max_lifetime_s(self) -> float:
         return self._set.max_lifetime_s
 
-    def is_revoked(self, session_id: str) -> bool:
-        """True if the session is revoked; in fail-closed mode also while unhealthy."""
+    def is_revoked(self, tenant: str, session_id: str) -> bool:
+        """True if the tenant's session is revoked; in fail-closed mode also while unhealthy."""
         if self._fail_closed and not self.healthy():
             return True
-        return session_id in self._set
+        return self._set.contains(tenant, session_id)
 
-    def revocation(self, session_id: str) -> RevokedEntry | None:
-        """The entry for a revoked session (regardless of health)."""
-        return self._set.get(session_id)
+    def revocation(self, tenant: str, session_id: str) -> RevokedEntry | None:
+        """The entry for a revoked session of the tenant (regardless of health)."""
+        return self._set.get(tenant, session_id)
 
-    def snapshot(self) -> dict[str, RevokedEntry]:
+    def bind(self, tenant: str) -> TenantView:
+        """A view for a single-tenant service: ``is_revoked(session_id)`` in ``tenant``."""
+        return TenantView(self, tenant)
+
+    def snapshot(self) -> dict[SessionKey, RevokedEntry]:
         return self._set.snapshot()
 
     def __len__(self) -> int:
@@ -331,7 +295,11 @@ class RevocationListener:
         return max(0.0, self._monotonic() - self._fresh_as_of)
 
     def healthy(self) -> bool:
-        """Running, bootstrapped, and current within the staleness budget."""
+        """Running (a dead background thread counts as not running, at once), bootstrapped,
+        and current within the staleness budget."""
+        thread = self._thread
+        if thread is not None and not thread.is_alive():
+            return False
         return self._running and self.staleness() <= self.staleness_budget_s
 
     # -- the loop (listener thread) -------------------------------------------------------
@@ -382,9 +350,9 @@ class RevocationListener:
         except Exception:
             log.exception("revocation listener callback %r failed", callback)
 
-    def _ask(self, now: float) -> _Probe | None:
+    def _ask(self, now: float) -> Probe | None:
         try:
-            return _Probe(self._admin, self._tps, now, self._probe_timeout)
+            return Probe(self._admin, self._tps, now, self._probe_timeout)
         except KafkaException as exc:
             self.stats.probes_failed += 1
             log.debug("cannot ask for the end offsets of %s: %s", self.topic, exc)
@@ -408,7 +376,7 @@ class RevocationListener:
             return
         assert probe.ends is not None
         positions = {tp.partition: tp.offset for tp in self._consumer.position(self._tps)}
-        if _caught_up(probe.ends, positions):
+        if caught_up(probe.ends, positions):
             self._fresh_as_of = probe.taken_at
             self._probe = None
             if not self._ready.is_set():

@@ -1,4 +1,8 @@
-"""The current set of revoked sessions, with bounded lifetimes (pure: time is an argument)."""
+"""The current set of revoked sessions, with bounded lifetimes (pure: time is an argument).
+
+A session is identified by (tenant, session_id): the same session id in two tenants names two
+different sessions, and revoking one never revokes the other.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import threading
 from typing import NamedTuple
 
 from schemas.outputs import Revocation
+
+SessionKey = tuple[str, str]
+"""(tenant, session_id)"""
 
 
 class RevokedEntry(NamedTuple):
@@ -22,14 +29,16 @@ class RevocationSet:
 
     Pure (time is an argument). A revocation is final: later records never un-revoke a session;
     a repeated revocation of a session replaces the entry and never shortens its lifetime.
+    Sessions are keyed by the record's ``tenant`` and ``session_id`` fields (never by the
+    Kafka record key).
     """
 
     def __init__(self, max_lifetime_s: float) -> None:
         if not max_lifetime_s > 0:
             raise ValueError(f"max_lifetime_s must be positive, got {max_lifetime_s!r}")
         self.max_lifetime_s = max_lifetime_s
-        self._entries: dict[str, RevokedEntry] = {}
-        self._expiry: list[tuple[float, str]] = []  # heap; stale items are skipped when popped
+        self._entries: dict[SessionKey, RevokedEntry] = {}
+        self._expiry: list[tuple[float, SessionKey]] = []  # heap; stale items skipped when popped
         self._lock = threading.Lock()  # writers and snapshots; lookups need none
 
     def add(self, record: Revocation, now: float) -> bool:
@@ -37,14 +46,14 @@ class RevocationSet:
         expires = record.effective_at.timestamp() + self.max_lifetime_s
         if expires <= now:
             return False
-        sid = record.session_id
+        key = (sys.intern(record.tenant), record.session_id)
         with self._lock:
-            old = self._entries.get(sid)
+            old = self._entries.get(key)
             if old is not None and old.expires_at > expires:
                 expires = old.expires_at
             reason = sys.intern(record.reason)
-            self._entries[sid] = RevokedEntry(expires, str(record.revocation_id), reason)
-            heapq.heappush(self._expiry, (expires, sid))
+            self._entries[key] = RevokedEntry(expires, str(record.revocation_id), reason)
+            heapq.heappush(self._expiry, (expires, key))
         return True
 
     def expire(self, now: float) -> int:
@@ -53,20 +62,20 @@ class RevocationSet:
         heap = self._expiry
         with self._lock:
             while heap and heap[0][0] <= now:
-                _, sid = heapq.heappop(heap)
-                entry = self._entries.get(sid)
+                _, key = heapq.heappop(heap)
+                entry = self._entries.get(key)
                 if entry is not None and entry.expires_at <= now:
-                    del self._entries[sid]
+                    del self._entries[key]
                     dropped += 1
         return dropped
 
-    def __contains__(self, session_id: object) -> bool:
-        return session_id in self._entries
+    def contains(self, tenant: str, session_id: str) -> bool:
+        return (tenant, session_id) in self._entries
 
-    def get(self, session_id: str) -> RevokedEntry | None:
-        return self._entries.get(session_id)
+    def get(self, tenant: str, session_id: str) -> RevokedEntry | None:
+        return self._entries.get((tenant, session_id))
 
-    def snapshot(self) -> dict[str, RevokedEntry]:
+    def snapshot(self) -> dict[SessionKey, RevokedEntry]:
         with self._lock:
             return dict(self._entries)
 

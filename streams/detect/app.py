@@ -51,6 +51,7 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
         ident,
         env={},  # every setting comes from Settings: faust must not read the environment
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=settings.kafka_security.faust_credentials(),
         autodiscover=False,
         store="memory://",
         datadir=str(data_dir or settings.detect_data_dir or _default_data_dir(ident)),
@@ -213,7 +214,7 @@ class DetectShell:
 
 def check_topics(settings: Settings, timeout: float = 30.0) -> None:
     """Refuse to start without the audit and alert topics, or with another partition count."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(settings.kafka_client_config())
     topics = admin.list_topics(timeout=timeout).topics
     problems = []
     for name in (settings.topics.audit, settings.topics.alerts):
@@ -237,6 +238,10 @@ def run(settings: Settings, policy: Policy) -> int:
     Logging must be configured by the caller (the entry point); faust's own chatter is kept to
     warnings unless the log level is DEBUG.
     """
+    if settings.kafka_security.protocol != "PLAINTEXT":
+        from streams.security import check_connection
+
+        check_connection(settings.bootstrap_servers, settings.kafka_security)
     check_topics(settings)
     if settings.log_level != "DEBUG":
         for name in _NOISY:

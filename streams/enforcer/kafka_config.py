@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.settings import Settings
+from streams.topics import INPUT_MAX_MESSAGE_BYTES
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -23,6 +24,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # Fresh high watermarks: the lag rule asks "have we read everything?" every batch.
         "fetch.wait.max.ms": 50,
         "log_level": 4,
+        **settings.kafka_security.librdkafka(),
     }
     if settings.static_membership:
         # A restarted instance takes its partitions back at once instead of waiting for its
@@ -45,7 +47,11 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "message.max.bytes": 4 * 1024 * 1024,  # dead letters carry up to 1 MiB raw, base64
         # Java and aiokafka producers use murmur2: every producer we ship agrees with them.
         "partitioner": "murmur2_random",
+        # Records forwarded to auth.events (wrong partition for their key) must fit its
+        # per-batch max.message.bytes.
+        "batch.size": INPUT_MAX_MESSAGE_BYTES,
         "log_level": 4,
+        **settings.kafka_security.librdkafka(),
     }
 
 
@@ -58,4 +64,9 @@ def restore_config(settings: Settings) -> dict[str, Any]:
         "enable.auto.commit": False,
         "fetch.max.bytes": 52_428_800,
         "log_level": 4,
+        **settings.kafka_security.librdkafka(),
     }
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    return {**settings.kafka_client_config(), "log_level": 4}

@@ -37,11 +37,17 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import DecodeError, decode_auth_event
+from streams.caep_transmitter import CaepTransmitter
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.firing import Firing
 from streams.enforcer.forward import Router
 from streams.enforcer.horizon import PartitionClock, received_time
-from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
+from streams.enforcer.kafka_config import (
+    admin_config,
+    consumer_config,
+    producer_config,
+    restore_config,
+)
 from streams.enforcer.outputs import Outputs
 from streams.enforcer.restore import Pending, Restorer
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
@@ -81,7 +87,8 @@ class EnforcerLoop:
         self.parts: dict[int, PartitionRuntime] = {}
         self.stats = LoopStats()
         self.session_hash = SessionHasher(settings.log_salt)
-        self._caep = settings.caep_config()
+        # CAEP tokens are signed outside the transactions (streams/caep_transmitter.py).
+        self._caep = CaepTransmitter.from_settings(settings)
         self._stop = threading.Event()
         self._in_txn = False
         self._txn_started = 0.0
@@ -94,14 +101,12 @@ class EnforcerLoop:
         s = self.settings
         self._consumer = Consumer(consumer_config(s))
         self._producer = Producer(producer_config(s))
-        self._admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, "log_level": 4})
+        self._admin = AdminClient(admin_config(s))
         self._restorer = Restorer(
             Consumer(restore_config(s)), self._admin, self.topics.enforcer_state
         )
         self._router: Router | None = None
-        self._out = Outputs(
-            self._producer, self.topics, self._caep, self.stats, self.session_hash, self.clock
-        )
+        self._out = Outputs(self._producer, self.topics, self.stats, self.session_hash, self.clock)
         self._firing = Firing(
             self._consumer,
             self._admin,
@@ -120,6 +125,8 @@ class EnforcerLoop:
         """Process until ``stop()``; then finish the open batch, leave the group, flush.
         Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable)."""
         try:
+            if self._caep is not None:
+                self._caep.start()
             self._start_or_recover()
             while not self._stop.is_set():
                 try:
@@ -168,6 +175,8 @@ class EnforcerLoop:
             except (TxnFailure, KafkaException) as exc:
                 log.warning("could not abort the open transaction on shutdown: %s", exc)
         self._disconnect(flush_s=10)
+        if self._caep is not None:
+            self._caep.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
 
     def _disconnect(self, flush_s: float) -> None:

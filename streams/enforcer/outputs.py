@@ -1,5 +1,5 @@
 """What a batch produces besides its offsets: changelog records, revocations, audit events,
-CAEP tokens, dead letters and forwarded wrong-partition records; and the bookkeeping once
+dead letters and forwarded wrong-partition records; and the bookkeeping once
 the batch committed."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 from confluent_kafka import Message, Producer
 
 from schemas.codec import encode_dict
-from streams.caep import CaepConfig, caep_events_for
 from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW, dead_letter_doc
 from streams.enforcer.forward import HINT, Router, producer_identity
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
@@ -20,22 +19,18 @@ from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
-CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
-
 
 class Outputs:
     def __init__(
         self,
         producer: Producer,
         topics: TopicNames,
-        caep: CaepConfig | None,
         stats: LoopStats,
         session_hash: SessionHasher,
         clock: Callable[[], float],
     ) -> None:
         self._producer = producer
         self._topics = topics
-        self._caep = caep
         self._stats = stats
         self._session_hash = session_hash
         self._clock = clock
@@ -70,10 +65,6 @@ class Outputs:
             for emit in rt.enforcer.out:
                 produce(topics[emit.topic], encode_dict(emit.value), emit.key)
                 count += 1
-                if self._caep is not None and emit.value["type"] in CAEP_TYPES:
-                    for caep_key, token in caep_events_for(emit.value, self._caep):
-                        produce(self._topics.caep, token, caep_key)
-                        count += 1
         return count + self.pending
 
     def forward(self, router: Router, msg: Message, key: bytes, target: int) -> None:

@@ -234,10 +234,10 @@ class PartitionState:
         """Record the value a session key had when the batch began (first touch only). A live
         session is kept as its row (cheaper than a copy: activity touches one per event)."""
         if key not in self._undo_sessions:
-            if current is None:
-                self._undo_sessions[key] = None
-            elif current.__class__ is Session:
+            if current.__class__ is Session:
                 self._undo_sessions[key] = current.to_row()
+            elif current is None:
+                self._undo_sessions[key] = None
             else:
                 assert isinstance(current, Ended)
                 self._undo_sessions[key] = current.copy()

@@ -27,8 +27,16 @@ RECENT_OUTPUTS = 8  # ids of events a session already produced an audit record f
 MAX_ROLE_TIMES = 256  # per user; the oldest role-change times go first beyond it
 
 
+def _plain(text: str) -> bool:
+    """Whether ``text`` needs no JSON escaping (no quote, backslash or control character)."""
+    return '"' not in text and "\\" not in text and text.isprintable()
+
+
 def changelog_key(kind: str, key: Key) -> str:
-    return orjson.dumps([kind, key[0], key[1]]).decode()
+    tenant, ident = key
+    if _plain(tenant) and _plain(ident):  # the common case, without an encoder call
+        return f'["{kind}","{tenant}","{ident}"]'
+    return orjson.dumps([kind, tenant, ident]).decode()
 
 
 def revocation_key(tenant: str, session_id: str) -> str:

@@ -79,9 +79,12 @@ def publish_plan(
     behind = 0
     sent = 0
     topic = settings.topics.input
+    security = settings.kafka_security.librdkafka()
     with (
-        AuthEventPublisher(settings.bootstrap_servers, topic) as pub,
-        AuthEventPublisher(settings.bootstrap_servers, topic, partitioner=FOREIGN) as foreign,
+        AuthEventPublisher(settings.bootstrap_servers, topic, **security) as pub,
+        AuthEventPublisher(
+            settings.bootstrap_servers, topic, partitioner=FOREIGN, **security
+        ) as foreign,
     ):
         for ev in plan.events:
             if stop():

@@ -17,7 +17,8 @@ from streams.tail import read_topic
 
 def _read_run(settings: Settings, topic: str, run_id: str) -> list[dict[str, Any]]:
     docs = []
-    for _, value in read_topic(settings.bootstrap_servers, topic, timeout=2.0):
+    security = settings.kafka_security.librdkafka()
+    for _, value in read_topic(settings.bootstrap_servers, topic, timeout=2.0, **security):
         if run_id.encode() in value:  # cheap pre-filter: every id of the run carries it
             doc = orjson.loads(value)
             if str(doc.get("session_id", "")).startswith(run_id):

@@ -103,7 +103,10 @@ def test_poison_records_are_dead_lettered_and_processing_goes_on(
     dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
     revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
     now = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    # Compressed: the broker's max.message.bytes applies to the compressed batch, so an oversized
+    # record can still reach the enforcer, whose decoder must refuse it.
+    compressed = {"compression.type": "zstd"}
+    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input, **compressed) as pub:
         pub.publish_raw(b"u-p", b"\xff\xfenot json")
         pub.publish_raw(b"u-p", b'{"type": "teleport", "user_id": "u-p"}')
         pub.publish_raw(b"u-p", b"{" + b" " * 70_000 + b"}")

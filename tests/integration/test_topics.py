@@ -9,7 +9,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from schemas.errors import ConfigError
 from streams.settings import Settings
-from streams.topics import TopicSpec, ensure_topics, topic_specs
+from streams.topics import INPUT_MAX_MESSAGE_BYTES, TopicSpec, ensure_topics, topic_specs
 
 
 def test_provisioning_twice_changes_nothing_the_second_time(
@@ -80,4 +80,4 @@ def test_an_existing_create_time_input_is_switched_to_broker_time_and_said_so(
     configs = admin.describe_configs([res])[res].result(timeout=10)
     assert "LogAppendTime" == configs["message.timestamp.type"].value
     assert "1" == configs["min.insync.replicas"].value
-    assert str(1024 * 1024) == configs["max.message.bytes"].value
+    assert str(INPUT_MAX_MESSAGE_BYTES) == configs["max.message.bytes"].value

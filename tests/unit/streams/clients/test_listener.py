@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.unit.streams.clients.fakes import (
 )
 
 FAST_POLICY = Path(__file__).resolve().parents[3] / "fixtures/policies/fast.toml"
+TENANT = "acme"  # the fakes' default tenant
 LIFETIME = 100.0
 BUDGET = 10.0
 
@@ -71,13 +73,13 @@ def test_bootstrap_rebuilds_the_revocation_set_then_reports_ready() -> None:
     rig.add(revocation("s-2", reason="logout"), 1)
     rig.add(revalidation("s-3"), 1)
     listener = rig.start()
-    assert (False, False) == (listener.ready(), listener.is_revoked("s-1"))
+    assert (False, None) == (listener.ready(), listener.revocation(TENANT, "s-1"))
     rig.steps()
     assert listener.ready()
     assert [True, True, False, False] == [
-        listener.is_revoked(s) for s in ("s-1", "s-2", "s-3", "never-seen")
+        listener.is_revoked(TENANT, s) for s in ("s-1", "s-2", "s-3", "never-seen")
     ]
-    assert "logout" == listener.revocation("s-2").reason  # type: ignore[union-attr]
+    assert "logout" == listener.revocation(TENANT, "s-2").reason  # type: ignore[union-attr]
 
 
 def test_ready_waits_for_the_end_offsets_captured_at_start_only() -> None:
@@ -112,7 +114,7 @@ def test_a_revalidation_never_undoes_a_revocation() -> None:
     rig.add(revalidation("s-1"))
     listener = rig.start()
     rig.steps()
-    assert listener.is_revoked("s-1")
+    assert listener.is_revoked(TENANT, "s-1")
     assert (1, 1) == (len(rig.revocations), len(rig.revalidations))
 
 
@@ -129,7 +131,7 @@ def test_callbacks_see_every_record_and_a_failing_one_does_not_stop_the_listener
     rig.steps()
     rig.add(revocation("s-2"))
     rig.steps()
-    assert (True, True) == (listener.is_revoked("s-1"), listener.is_revoked("s-2"))
+    assert (True, True) == (listener.is_revoked(TENANT, "s-1"), listener.is_revoked(TENANT, "s-2"))
 
 
 def test_entries_expire_max_lifetime_after_their_effective_time() -> None:
@@ -139,11 +141,14 @@ def test_entries_expire_max_lifetime_after_their_effective_time() -> None:
     rig.add(revocation("young", effective=0))
     listener = rig.start()
     rig.steps()
-    assert (False, True) == (listener.is_revoked("old"), listener.is_revoked("young"))
+    assert (False, True) == (
+        listener.is_revoked(TENANT, "old"),
+        listener.is_revoked(TENANT, "young"),
+    )
     assert [] == [r.session_id for r in rig.revocations if r.session_id == "old"]
     rig.wall.advance(LIFETIME)
     rig.steps()
-    assert (False, 0) == (listener.is_revoked("young"), len(listener))
+    assert (False, 0) == (listener.is_revoked(TENANT, "young"), len(listener))
 
 
 def test_a_repeated_revocation_never_shortens_the_lifetime() -> None:
@@ -152,14 +157,14 @@ def test_a_repeated_revocation_never_shortens_the_lifetime() -> None:
     revoked.add(revocation("s-1", effective=50), now=T0)
     revoked.add(revocation("s-1", effective=10), now=T0)
     assert 0 == revoked.expire(T0 + 10 + LIFETIME)
-    assert "s-1" in revoked
+    assert revoked.contains(TENANT, "s-1")
     assert 1 == revoked.expire(T0 + 50 + LIFETIME)
     assert 0 == len(revoked)
 
 
 def test_losing_the_broker_makes_the_listener_unhealthy_after_the_budget() -> None:
     """Silence from a dead broker must not pass for "nothing was revoked"."""
-    rig = Rig()
+    rig = Rig(fail_closed=False)
     listener = rig.start()
     rig.steps()
     assert listener.healthy()
@@ -167,7 +172,7 @@ def test_losing_the_broker_makes_the_listener_unhealthy_after_the_budget() -> No
     rig.steps(int(BUDGET / 2), seconds=1.0)
     assert listener.healthy(), "within the budget"
     rig.steps(int(BUDGET / 2) + 2, seconds=1.0)
-    assert (False, False) == (listener.healthy(), listener.is_revoked("any"))
+    assert (False, False) == (listener.healthy(), listener.is_revoked(TENANT, "any"))
 
 
 def test_a_broker_that_stops_answering_makes_the_listener_unhealthy() -> None:
@@ -184,18 +189,18 @@ def test_a_broker_that_stops_answering_makes_the_listener_unhealthy() -> None:
 
 
 def test_fail_closed_treats_every_session_as_revoked_until_caught_up_again() -> None:
-    """Fail-closed trades availability for never honouring a revoked session."""
-    rig = Rig(fail_closed=True)
+    """Fail-closed (the default) trades availability for never honouring a revoked session."""
+    rig = Rig()
     listener = rig.start()
-    assert listener.is_revoked("any"), "not bootstrapped yet"
+    assert listener.is_revoked(TENANT, "any"), "not bootstrapped yet"
     rig.steps()
-    assert not listener.is_revoked("any")
+    assert not listener.is_revoked(TENANT, "any")
     rig.consumer.down = True
     rig.steps(int(BUDGET) + 2, seconds=1.0)
-    assert listener.is_revoked("any")
+    assert listener.is_revoked(TENANT, "any")
     rig.consumer.down = False
     rig.steps(2, seconds=1.0)
-    assert (True, False) == (listener.healthy(), listener.is_revoked("any"))
+    assert (True, False) == (listener.healthy(), listener.is_revoked(TENANT, "any"))
 
 
 def test_a_listener_that_lags_behind_the_end_offsets_is_unhealthy() -> None:
@@ -209,7 +214,7 @@ def test_a_listener_that_lags_behind_the_end_offsets_is_unhealthy() -> None:
     assert not listener.healthy()
     rig.consumer.paused = False
     rig.steps(1, seconds=1.0)
-    assert listener.is_revoked("unread")
+    assert listener.is_revoked(TENANT, "unread")
     assert not listener.healthy(), "caught up only with end offsets asked for long ago"
     rig.steps(1, seconds=1.0)
     assert listener.healthy()
@@ -217,7 +222,7 @@ def test_a_listener_that_lags_behind_the_end_offsets_is_unhealthy() -> None:
 
 def test_fail_open_logs_loudly_when_stale(caplog: pytest.LogCaptureFixture) -> None:
     """Fail-open is only acceptable if the operators are told at once."""
-    rig = Rig()
+    rig = Rig(fail_closed=False)
     rig.start()
     rig.steps()
     rig.consumer.down = True
@@ -259,3 +264,55 @@ def test_from_settings_keeps_entries_for_the_policys_longest_absolute_timeout() 
         settings, consumer_factory=consumer.factory, admin_factory=consumer.admin_factory
     )
     assert (8.0, TOPIC) == (listener.max_lifetime_s, listener.topic)
+
+
+def test_the_same_session_id_in_two_tenants_names_two_sessions() -> None:
+    """Revoking tenant a's session must not revoke tenant b's session of the same id."""
+    rig = Rig()
+    rig.add(revocation("shared", tenant="a"))
+    listener = rig.start()
+    rig.steps()
+    assert (True, False) == (listener.is_revoked("a", "shared"), listener.is_revoked("b", "shared"))
+    assert listener.revocation("b", "shared") is None
+    rig.add(revocation("shared", tenant="b", reason="logout"))
+    rig.steps()
+    reasons = [listener.revocation(t, "shared").reason for t in ("a", "b")]  # type: ignore[union-attr]
+    assert ["idle_timeout", "logout"] == reasons
+
+
+def test_a_bound_view_answers_for_its_tenant_only() -> None:
+    """A single-tenant service binds its tenant once and can never see another's revocations."""
+    rig = Rig()
+    rig.add(revocation("s-1", tenant="a"))
+    listener = rig.start()
+    rig.steps()
+    a, b = listener.bind("a"), listener.bind("b")
+    assert (True, False) == (a.is_revoked("s-1"), b.is_revoked("s-1"))
+    assert (True, True) == (a.healthy(), a.fail_closed)
+
+
+def test_the_listener_is_fail_closed_by_default() -> None:
+    """A service that forgets to choose must not honour sessions it cannot check."""
+    rig = Rig()
+    listener = rig.start()
+    assert (True, True) == (listener.fail_closed, listener.is_revoked(TENANT, "any"))
+
+
+def test_a_dead_background_thread_makes_the_listener_unhealthy_at_once() -> None:
+    """A frozen set must not keep vouching for sessions until the staleness budget runs out."""
+    rig = Rig()
+    rig.listener.start(background=True)
+    assert rig.listener.wait_ready(5)
+    assert rig.listener.healthy()
+
+    def broken_poll(timeout: float) -> None:
+        raise RuntimeError("consumer bug")
+
+    rig.consumer.poll = broken_poll  # type: ignore[method-assign,assignment]
+    # The fake monotonic clock stands still: staleness stays 0, only the dead thread counts.
+    deadline = time.monotonic() + 5
+    while rig.listener.healthy() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (False, 0.0) == (rig.listener.healthy(), rig.listener.staleness())
+    assert rig.listener.is_revoked(TENANT, "any"), "fail-closed: every session refused"
+    rig.listener.close()

@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 
 from schemas.outputs import AuditEvent, RevocationRecord
 from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.state import changelog_key, parse_changelog_key
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy, role_change
 from tests.unit.streams.enforcer.harness import Harness
 
@@ -177,3 +178,18 @@ def test_a_foreign_event_leaves_the_owners_record_untouched() -> None:
     before = len(h.changelog)
     h.feed(activity(5, "s-alice", user="mallory"), logout(6, "s-alice", user="mallory"))
     assert before == len(h.changelog)
+
+
+def test_changelog_keys_are_json_whatever_the_ids_hold() -> None:
+    """Quotes, backslashes, separators and control characters in a tenant or id stay apart."""
+    for tenant, ident in [
+        ("acme", "s-1"),
+        ('a"b', "s|1"),
+        ("a\\\\", '"]'),
+        ("t\n", "\x00"),
+        ("é", "ü-1"),
+        ("a|b", "c"),
+    ]:
+        raw = changelog_key("s", (tenant, ident))
+        assert orjson.dumps(["s", tenant, ident]).decode() == raw
+        assert ("s", (tenant, ident)) == parse_changelog_key(raw)

@@ -1,0 +1,338 @@
+"""The product on a secured cluster: a separate broker (SASL_SSL with SCRAM, TLS from a CA made
+at start-up, the standard authorizer with the ACLs of `sessionwarden acls --apply`).
+
+End to end over SASL_SSL (enforcer, detectors, publisher, listener, tail), every principal
+denied what the least-privilege plan does not grant, and a wrong password or an untrusted CA
+ending a command with one line. The shared plaintext broker is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import KafkaError, Producer
+from confluent_kafka.admin import AdminClient
+
+from schemas.codec import encode
+from streams.clients.listener import ListenerError, RevocationListener
+from streams.policy import load_policy
+from streams.publisher import AuthEventPublisher, DeliveryError
+from streams.settings import Settings, load_settings
+from streams.tail import read_topic
+from streams.topics import admin_client, ensure_topics, topic_specs
+from tests.integration.harness import (
+    REPO,
+    EnforcerProcess,
+    ServiceProcess,
+    login_doc,
+    role_change_doc,
+    service_env,
+    wait_until,
+)
+from tests.integration.test_detect import DETECT_POLICY, DetectProcess
+from tests.unit.streams.clients.fakes import revocation
+
+PREFIX = "sec."
+PARTITIONS = 2
+DENIED = KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def _load_secure() -> ModuleType:
+    path = REPO / "infra/kafka/secure.py"
+    spec = importlib.util.spec_from_file_location("sessionwarden_secure_broker", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+secure = _load_secure()
+
+
+def _free_port_pair() -> int:
+    """A port whose successor is free too (the controller's)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free pair of ports")
+
+
+class Cluster:
+    """The secured broker with the product's topics and ACLs; settings per principal."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+
+    def env(self, user: str) -> dict[str, str]:
+        return {
+            **self.broker.settings_env(user),
+            "SESSIONWARDEN_TOPIC_PREFIX": PREFIX,
+            "SESSIONWARDEN_PARTITIONS": str(PARTITIONS),
+        }
+
+    def settings(self, user: str, **overrides: Any) -> Settings:
+        values = {k.removeprefix("SESSIONWARDEN_").lower(): v for k, v in self.env(user).items()}
+        values["bootstrap_servers"] = values.pop("kafka_bootstrap_servers")
+        return load_settings(**{**values, **overrides})
+
+    def client(self, user: str, **extra: Any) -> dict[str, Any]:
+        return {**self.broker.client_config(user), "log_level": 0, **extra}
+
+    def cli(
+        self, env: dict[str, str], *args: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args],
+            env={**os.environ, **env},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    broker = secure.SecureBroker(tmp_path_factory.mktemp("secure-kafka"), _free_port_pair())
+    broker.start()
+    try:
+        found = Cluster(broker)
+        admin = found.settings("admin")
+        ensure_topics(admin_client(admin), topic_specs(admin, 86400), report=lambda _: None)
+        applied = found.cli(found.env("admin"), "acls", "--apply")
+        assert 0 == applied.returncode, applied.stderr
+        assert "applied" in applied.stdout
+        yield found
+    finally:
+        broker.stop()
+
+
+def _produce(config: dict[str, Any], topic: str, value: bytes) -> KafkaError | None:
+    """One record with a plain (non-idempotent) producer; the delivery error, if any."""
+    errors: list[KafkaError | None] = []
+    producer = Producer({**config, "enable.idempotence": False, "message.timeout.ms": 10_000})
+    producer.produce(topic, value, b"k", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(15)
+    assert 1 == len(errors), "no delivery report"
+    return errors[0]
+
+
+class SecureDetect(DetectProcess):
+    def __init__(self, settings: Settings, env: dict[str, str]) -> None:
+        ServiceProcess.__init__(
+            self, ["-m", "streams.detect"], {**service_env(settings, DETECT_POLICY), **env}
+        )
+
+
+def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl(
+    cluster: Cluster,
+) -> None:
+    """Each process logs in as its own principal, with only its own ACLs, and the product
+    still works: a login times out, the listener sees the revocation, the detectors alert."""
+    enforcer_settings = cluster.settings("sessionwarden-enforcer")
+    enforcer = EnforcerProcess(
+        enforcer_settings, policy=DETECT_POLICY, **cluster.env("sessionwarden-enforcer")
+    )
+    detect = SecureDetect(
+        cluster.settings("sessionwarden-detect"), cluster.env("sessionwarden-detect")
+    )
+    service = cluster.settings("sessionwarden-service")
+    listener = RevocationListener.from_settings(service, load_policy(DETECT_POLICY))
+    try:
+        enforcer.wait_assigned(90)
+        detect.wait_assigned(90)
+        listener.start(timeout=30)
+        assert listener.wait_ready(30)
+        producer = cluster.settings("sessionwarden-producer")
+        sid = f"sec-{uuid.uuid4().hex[:8]}"
+        with AuthEventPublisher(
+            producer.bootstrap_servers,
+            producer.topics.input,
+            **producer.kafka_security.librdkafka(),
+        ) as publisher:
+            publisher.publish(login_doc(sid, "u-sec", time.time()))
+            publisher.publish(role_change_doc("u-sec-grant", time.time(), ["admin"]))
+        wait_until(lambda: listener.is_revoked("acme", sid), 30, "the idle revocation")
+        assert "idle_timeout" == listener.revocation("acme", sid).reason  # type: ignore[union-attr]
+        assert not listener.is_revoked("other-tenant", sid)
+        team = cluster.settings("sessionwarden-security")
+        security = team.kafka_security.librdkafka()
+
+        def alert_for_grant() -> list[dict[str, Any]]:
+            records = read_topic(
+                team.bootstrap_servers, team.topics.alerts, timeout=1.0, **security
+            )
+            return [d for _, v in records if (d := orjson.loads(v))["user_id"] == "u-sec-grant"]
+
+        alerts = wait_until(alert_for_grant, 60, "the detectors' alert on the sensitive grant")
+        assert ["privilege_escalation"] == [a["kind"] for a in alerts]
+    finally:
+        listener.close()
+        detect.stop()
+        enforcer.stop()
+    assert 0 == enforcer.proc.returncode, enforcer.log()
+
+
+@pytest.mark.parametrize(
+    ("user", "topic"),
+    [
+        ("sessionwarden-producer", "revocations"),  # forge or suppress revocations
+        ("sessionwarden-service", "input"),  # forge a grant
+        ("sessionwarden-service", "revocations"),  # a subscriber forging revocations
+        ("sessionwarden-detect", "revocations"),
+        ("sessionwarden-security", "input"),
+        ("sessionwarden-producer", "enforcer_state"),  # plant state for the next restore
+    ],
+)
+def test_a_principal_cannot_write_what_its_acls_do_not_grant(
+    cluster: Cluster, user: str, topic: str
+) -> None:
+    """The authorizer, not the client, refuses the write."""
+    name = getattr(cluster.settings(user).topics, topic)
+    value = encode(revocation(f"forged-{uuid.uuid4().hex[:6]}"))
+    error = _produce(cluster.client(user), name, value)
+    assert error is not None and DENIED == error.code(), error
+
+
+@pytest.mark.parametrize(
+    ("user", "topic"),
+    [("sessionwarden-producer", "revocations"), ("sessionwarden-service", "audit")],
+)
+def test_a_principal_cannot_read_what_its_acls_do_not_grant(
+    cluster: Cluster, user: str, topic: str
+) -> None:
+    """A producer must not learn who was revoked; a service must not read the audit trail."""
+    name = getattr(cluster.settings(user).topics, topic)
+    metadata = AdminClient(cluster.client(user)).list_topics(name, timeout=15).topics[name]
+    assert metadata.error is not None and DENIED == metadata.error.code()
+    reader = cluster.settings(user)
+    records = read_topic(
+        reader.bootstrap_servers, name, timeout=5, **reader.kafka_security.librdkafka()
+    )
+    with pytest.raises(SystemExit, match="Topic authorization failed"):
+        next(records)
+
+
+def test_the_product_publisher_of_a_service_principal_is_refused_on_auth_events(
+    cluster: Cluster,
+) -> None:
+    """The idempotent publisher surfaces the refusal as a DeliveryError, not a hang."""
+    service = cluster.settings("sessionwarden-service")
+    config = {**service.kafka_security.librdkafka(), "message.timeout.ms": 10_000}
+    publisher = AuthEventPublisher(service.bootstrap_servers, service.topics.input, **config)
+    publisher.publish(login_doc("forged", "mallory", time.time(), roles=["admin"]))
+    with pytest.raises(DeliveryError, match=r"(?i)authoriz"):
+        publisher.flush(20)
+
+
+def _one_line_failure(done: subprocess.CompletedProcess[str], secret: str) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert 2 == done.returncode, done.stderr
+    assert 1 == len(lines), done.stderr
+    assert "Traceback" not in done.stderr and secret not in done.stderr
+    return lines[0]
+
+
+def test_a_wrong_password_ends_the_command_with_one_clear_line(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A typo in a secret must be reported at once, not retried forever."""
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    env = {**cluster.env("sessionwarden-service"),
+           "SESSIONWARDEN_KAFKA_SASL_PASSWORD_FILE": str(wrong)}  # fmt: skip
+    started = time.monotonic()
+    line = _one_line_failure(cluster.cli(env, "tail", "revocations"), "not-the-password")
+    assert time.monotonic() - started < 30
+    assert line.startswith(f"sessionwarden: Kafka at {cluster.broker.bootstrap}")
+    assert "authentication failed" in line
+
+
+def test_an_untrusted_ca_ends_the_command_with_one_clear_line(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A broker whose certificate we cannot verify is refused, with the reason."""
+    other_ca, _ = secure.make_ca(tmp_path / "other", "Somebody else's CA")
+    env = {**cluster.env("sessionwarden-service"), "SESSIONWARDEN_KAFKA_SSL_CA_FILE": str(other_ca)}
+    line = _one_line_failure(cluster.cli(env, "tail", "revocations"), "password")
+    assert "TLS handshake failed" in line and "certificate verify failed" in line
+
+
+def test_a_listener_with_a_wrong_password_fails_to_start_with_the_reason(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A service must learn at start-up that its login is wrong, not serve fail-closed 503s."""
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-password\n")
+    service = cluster.settings("sessionwarden-service", kafka_sasl_password_file=str(wrong))
+    listener = RevocationListener.from_settings(service, max_lifetime_s=60)
+    try:
+        with pytest.raises(ListenerError, match="authentication failed") as caught:
+            listener.start(timeout=5)
+        assert "not-the-password" not in str(caught.value)
+    finally:
+        listener.close()
+
+
+def test_the_detect_worker_with_an_untrusted_ca_exits_with_one_line(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The faust worker must not retry forever against a broker it cannot verify."""
+    other_ca, _ = secure.make_ca(tmp_path / "other", "Somebody else's CA")
+    env = {**cluster.env("sessionwarden-detect"), "SESSIONWARDEN_KAFKA_SSL_CA_FILE": str(other_ca)}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.detect"],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = _one_line_failure(done, "password")
+    assert line.startswith("sessionwarden detect: Kafka at") and "TLS handshake failed" in line
+
+
+def test_aiokafka_clients_log_in_with_the_same_settings(cluster: Cluster) -> None:
+    """asyncio code using aiokafka gets TLS and SCRAM from the one settings group, and the
+    authorizer treats it like any other client of the principal."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    producer = cluster.settings("sessionwarden-producer")
+
+    async def scenario() -> None:
+        client = AIOKafkaProducer(
+            bootstrap_servers=producer.bootstrap_servers,
+            enable_idempotence=False,
+            **producer.kafka_security.aiokafka(),
+        )
+        await client.start()
+        try:
+            event = login_doc(f"aio-{uuid.uuid4().hex[:6]}", "u-aio", time.time())
+            await client.send_and_wait(producer.topics.input, orjson.dumps(event), b"u-aio")
+            with pytest.raises(TopicAuthorizationFailedError):
+                await client.send_and_wait(producer.topics.revocations, b"{}", b"forged")
+        finally:
+            await client.stop()
+
+    asyncio.run(scenario())

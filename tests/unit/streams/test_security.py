@@ -1,0 +1,148 @@
+"""Kafka security settings: one group, mapped onto librdkafka, aiokafka and faust; no secrets
+in repr or errors; and the least-privilege ACL plan."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from schemas.errors import ConfigError
+from streams.acls import Principals, acl_plan
+from streams.settings import load_settings
+
+SECRET = "correct horse battery staple"
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "password"
+    path.write_text(SECRET + "\n")
+    return path
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    path.write_text("not parsed by the settings\n")
+    return path
+
+
+def sasl_ssl(secret_file: Path, ca_file: Path, **extra: object) -> dict[str, object]:
+    return {
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_mechanism": "SCRAM-SHA-256",
+        "kafka_sasl_username": "enforcer",
+        "kafka_sasl_password_file": str(secret_file),
+        "kafka_ssl_ca_file": str(ca_file),
+        **extra,
+    }
+
+
+def test_plaintext_adds_no_client_properties() -> None:
+    """The default stays the loopback broker of development and most tests."""
+    settings = load_settings()
+    assert {"bootstrap.servers": "127.0.0.1:9092"} == settings.kafka_client_config()
+    assert settings.kafka_security.faust_credentials() is None
+
+
+def test_sasl_ssl_maps_onto_librdkafka_with_host_name_verification(
+    secret_file: Path, ca_file: Path
+) -> None:
+    """Every confluent-kafka client of the product gets the same properties."""
+    settings = load_settings(**sasl_ssl(secret_file, ca_file))
+    expected = {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "enforcer",
+        "sasl.password": SECRET,
+        "ssl.endpoint.identification.algorithm": "https",
+        "ssl.ca.location": str(ca_file),
+    }
+    assert expected == settings.kafka_security.librdkafka()
+
+
+def test_host_name_verification_can_be_turned_off_explicitly(
+    secret_file: Path, ca_file: Path
+) -> None:
+    """Off only when asked for, and then visible in the log-safe summary."""
+    settings = load_settings(**sasl_ssl(secret_file, ca_file, kafka_ssl_verify_hostname=False))
+    security = settings.kafka_security
+    assert "none" == security.librdkafka()["ssl.endpoint.identification.algorithm"]
+    assert "host name NOT verified" in security.describe()
+
+
+def test_aiokafka_and_faust_get_the_same_login(secret_file: Path) -> None:
+    """The detectors (faust) and asyncio clients must not need their own settings."""
+    settings = load_settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="detect",
+        kafka_sasl_password_file=str(secret_file),
+    )
+    kwargs = settings.kafka_security.aiokafka()
+    context = kwargs.pop("ssl_context")
+    assert isinstance(context, ssl.SSLContext)
+    assert (True, ssl.CERT_REQUIRED) == (context.check_hostname, context.verify_mode)
+    expected = {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "detect",
+        "sasl_plain_password": SECRET,
+    }
+    assert expected == kwargs
+    credentials = settings.kafka_security.faust_credentials()
+    assert ("detect", "SASL_SSL") == (credentials.username, credentials.protocol.value)  # type: ignore[union-attr]
+
+
+def test_the_password_never_shows_in_repr_or_the_summary(secret_file: Path, ca_file: Path) -> None:
+    """Settings objects end up in logs and tracebacks."""
+    settings = load_settings(**sasl_ssl(secret_file, ca_file))
+    for text in (repr(settings), repr(settings.kafka_security), settings.kafka_security.describe()):
+        assert SECRET not in text
+
+
+def test_a_missing_password_file_is_one_error_naming_the_setting(tmp_path: Path) -> None:
+    """Configuration mistakes must be fixable from the message alone."""
+    with pytest.raises(ConfigError, match="kafka_sasl_password_file: cannot read") as caught:
+        load_settings(
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_username="u",
+            kafka_sasl_password_file=str(tmp_path / "absent"),
+        )
+    assert "Traceback" not in str(caught.value)
+
+
+def test_sasl_without_a_login_is_refused() -> None:
+    """A secured protocol without credentials cannot work; say so before connecting."""
+    with pytest.raises(ConfigError, match="needs kafka_sasl_username and kafka_sasl_password"):
+        load_settings(kafka_security_protocol="SASL_SSL")
+
+
+def test_validation_errors_never_quote_the_secret(secret_file: Path, ca_file: Path) -> None:
+    """pydantic errors echo input values; the password is only ever a file name."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**sasl_ssl(secret_file, ca_file, partitions=0))
+    assert SECRET not in str(caught.value)
+
+
+def test_the_producer_principal_may_write_auth_events_only() -> None:
+    """Anyone who may write the revocation topic can forge or suppress revocations."""
+    plan = acl_plan(load_settings(), Principals())
+    producer = {(a.operation, a.resource, a.name) for a in plan if "producer" in a.principal}
+    assert {("WRITE", "TOPIC", "auth.events")} == producer
+
+
+def test_the_service_principal_reads_revocations_and_writes_nothing() -> None:
+    """A subscribing service must not be able to forge a grant on auth.events."""
+    plan = acl_plan(load_settings(topic_prefix="p."), Principals(service="User:svc"))
+    service = [a for a in plan if a.principal == "User:svc"]
+    assert [] == [a for a in service if a.operation != "READ"]
+    assert {"p.sessionwarden.revocations"} == {a.name for a in service if a.resource == "TOPIC"}
+
+
+def test_only_the_enforcer_may_write_revocations() -> None:
+    """The revocation topic is the product's verdict; one writer."""
+    plan = acl_plan(load_settings(), Principals())
+    writers = {a.principal for a in plan if a.operation == "WRITE" and "revocations" in a.name}
+    assert {"User:sessionwarden-enforcer"} == writers
