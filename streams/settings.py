@@ -116,10 +116,16 @@ class Settings(BaseSettings):
     detect_commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     # --- end of the anomaly detectors' settings --------------------------------------------
 
-    # --- The enforcer's transactions and time ------------------------------------------
-    # Raise it to your producers' worst publish delay (linger + retries); every second of
-    # budget adds a second to every deadline revocation.
+    # --- Producer delay (the enforcer's firing horizon) ------------------------------------
+    # How late an auth event may be appended after it was made (publisher linger + retries)
+    # and still count: a deadline d fires only once its partition is known read through
+    # broker time d + budget. Raise it to your producers' worst publish delay; every second
+    # of budget adds a second to every deadline revocation. Activity appended later than
+    # that is audited as `activity_after_revocation`.
     producer_delay_budget_s: float = Field(default=0.0, ge=0, le=3600)
+    # --- end of the producer delay settings -------------------------------------------------
+
+    # --- The enforcer's transactions and topics ------------------------------------------
     # How long one transactional call (send offsets, commit, abort) retries retriable errors
     # before the batch's outcome counts as unknown and the clients are rebuilt.
     txn_retry_timeout_s: float = Field(default=30.0, gt=0, le=600)
@@ -128,7 +134,7 @@ class Settings(BaseSettings):
     max_recoveries: int = Field(default=5, ge=0, le=1000)
     # min.insync.replicas of every topic; None means min(2, replication_factor).
     min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
-    # --- end of the enforcer's transactions and time -----------------------------------
+    # --- end of the enforcer's transactions and topics -----------------------------------
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -21,7 +21,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -29,24 +28,32 @@ from confluent_kafka import (
     OFFSET_INVALID,
     TIMESTAMP_LOG_APPEND_TIME,
     Consumer,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
 
-from schemas.codec import DecodeError, decode_auth_event, encode_dict
-from streams.caep import caep_events_for
+from schemas.codec import DecodeError, decode_auth_event
 from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW, dead_letter_doc
-from streams.enforcer.forward import HINT, Router, producer_identity
+from streams.enforcer.firing import Firing
+from streams.enforcer.forward import Router
 from streams.enforcer.horizon import PartitionClock, received_time
 from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
+from streams.enforcer.outputs import Outputs
 from streams.enforcer.restore import Pending, Restorer
-from streams.enforcer.txn import Action, EnforcerExit, TxnFailure, classify, describe
+from streams.enforcer.runtime import LoopStats, PartitionRuntime
+from streams.enforcer.txn import (
+    Action,
+    EnforcerExit,
+    FenceWindow,
+    TxnFailure,
+    call_transactional,
+    consumer_fatal,
+    describe,
+)
 from streams.logsetup import SessionHasher
 from streams.policy import Policy
 from streams.settings import Settings
@@ -60,33 +67,7 @@ CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
 RESTORE_SLICE_S = 0.2  # changelog reading per loop turn while partitions restore
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
-
-
-@dataclass
-class PartitionRuntime:
-    """An owned input partition: its enforcer, how far its input has been read, and how far
-    that is in broker time."""
-
-    enforcer: PartitionEnforcer
-    clock: PartitionClock
-    next_offset: int = 0  # offset of the next input record to process
-    position: int = 0  # the consumer's position (moves past transaction markers too)
-
-    def read_to(self) -> int:
-        return max(self.next_offset, self.position)
-
-
-@dataclass
-class LoopStats:
-    events: int = 0
-    dead_letters: int = 0
-    forwarded: int = 0
-    batches: int = 0
-    aborts: int = 0
-    recoveries: int = 0
-    restored_records: int = 0
-    last_restore_s: float = 0.0
-    by_reason: dict[str, int] = field(default_factory=dict)
+CONSUME = "consume"
 
 
 class EnforcerLoop:
@@ -105,8 +86,8 @@ class EnforcerLoop:
         self._stop = threading.Event()
         self._in_txn = False
         self._txn_started = 0.0
-        self._pending = 0  # dead letters and forwards produced in the open transaction
         self._recoveries_in_row = 0
+        self._fences = FenceWindow()
         self._skipped: set[int] = set()  # restoring partitions whose input showed up anyway
         self._connect()
 
@@ -114,9 +95,22 @@ class EnforcerLoop:
         s = self.settings
         self._consumer = Consumer(consumer_config(s))
         self._producer = Producer(producer_config(s))
-        self._restorer = Restorer(Consumer(restore_config(s)), self.topics.enforcer_state)
         self._admin = AdminClient({"bootstrap.servers": s.bootstrap_servers, "log_level": 4})
+        self._restorer = Restorer(
+            Consumer(restore_config(s)), self._admin, self.topics.enforcer_state
+        )
         self._router: Router | None = None
+        self._out = Outputs(
+            self._producer, self.topics, self._caep, self.stats, self.session_hash, self.clock
+        )
+        self._firing = Firing(
+            self._consumer,
+            self._admin,
+            self.topics.input,
+            s.producer_delay_budget_s,
+            s.batch_size,
+            self.clock,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -126,8 +120,8 @@ class EnforcerLoop:
     def run(self) -> None:
         """Process until ``stop()``; then finish the open batch, leave the group, flush.
         Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable)."""
-        self.start()
         try:
+            self._start_or_recover()
             while not self._stop.is_set():
                 try:
                     self.step()
@@ -136,6 +130,12 @@ class EnforcerLoop:
         finally:
             self.close()
 
+    def _start_or_recover(self) -> None:
+        try:
+            self.start()
+        except (TxnFailure, KafkaException) as exc:
+            self._recover(exc)
+
     def start(self) -> None:
         """Fence any predecessor with our transactional id and join the group."""
         # Each batch allocates hundreds of thousands of short-lived objects; with the default
@@ -143,8 +143,10 @@ class EnforcerLoop:
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
         self._call("init_transactions", self._producer.init_transactions)
-        md = self._consumer.list_topics(self.topics.input, timeout=30)
-        self._router = Router(len(md.topics[self.topics.input].partitions) or 1)
+        # Producers hash keys over the topic's real partition count; the setting until it exists.
+        md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
+        found = len(md.partitions) if md is not None and md.error is None else 0
+        self._router = Router(found or self.settings.partitions)
         self._consumer.subscribe(
             [self.topics.input],
             on_assign=self._on_assign,
@@ -183,9 +185,22 @@ class EnforcerLoop:
 
     def _recover(self, exc: Exception) -> None:
         """Rebuild every client and restore all state from the committed log, as a restart
-        would; after ``max_recoveries`` in a row without a committed batch, exit."""
-        if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
-            log.error(describe(exc.action, exc.err, self.settings.transactional_id))
+        would, until a start succeeds; after ``max_recoveries`` in a row without a committed
+        batch, exit."""
+        while True:
+            self._rebuild(exc)
+            try:
+                self.start()
+                return
+            except (TxnFailure, KafkaException) as again:
+                exc = again
+
+    def _rebuild(self, exc: Exception) -> None:
+        if isinstance(exc, TxnFailure) and (
+            exc.action is Action.EXIT
+            or (exc.call == CONSUME and self._fences.fenced(time.monotonic()))
+        ):
+            log.error(describe(Action.EXIT, exc.err, self.settings.transactional_id))
             raise EnforcerExit(EXIT_FENCED) from exc
         self._recoveries_in_row += 1
         self.stats.recoveries += 1
@@ -200,49 +215,37 @@ class EnforcerLoop:
             extra={"attempt": self._recoveries_in_row},
         )
         self._in_txn = False
-        self._pending = 0
         self.parts.clear()
         self._skipped.clear()
         try:
             self._producer.purge()
-        except KafkaException as exc:
-            log.warning("purging the old producer failed: %s", exc)
+        except KafkaException as purge_error:
+            log.warning("purging the old producer failed: %s", purge_error)
         self._disconnect(flush_s=0)
         self._connect()
-        self.start()
 
     # -- transactional calls ----------------------------------------------------------------
 
     def _call(self, name: str, fn: Callable[[float], Any], committing: bool = False) -> None:
-        """Call a transactional method, retrying retriable errors within the retry budget;
-        anything else raises TxnFailure with the action txn.classify chose."""
-        txn_timeout = self.settings.transaction_timeout_ms / 1000
-        give_up = time.monotonic() + self.settings.txn_retry_timeout_s
-        while True:
-            try:
-                fn(txn_timeout)
-                return
-            except KafkaException as exc:
-                err: KafkaError = exc.args[0]
-                age = time.monotonic() - self._txn_started if self._in_txn else None
-                left = give_up - time.monotonic()
-                action = classify(err, committing, age, txn_timeout, left)
-                if action is not Action.RETRY:
-                    raise TxnFailure(action, err, name) from exc
-                log.warning("%s: %s", name, describe(action, err, self.settings.transactional_id))
+        call_transactional(
+            name,
+            fn,
+            committing,
+            self._txn_started if self._in_txn else None,
+            self.settings.transaction_timeout_ms / 1000,
+            self.settings.txn_retry_timeout_s,
+        )
 
     # -- one batch ------------------------------------------------------------------------
 
     def step(self) -> int:
         """Consume one batch and commit it with everything that became due. Returns events."""
         self._restore_step()
-        self._probe_ahead()
+        self._firing.probe_ahead(self.parts)
         msgs = self._consumer.consume(self.settings.batch_size, self.poll_timeout())
         now = self.clock()
         if not self.parts:
             self._check_consumer_errors(msgs)
-            if not self._restorer.pending:
-                self._recoveries_in_row = 0
             return 0
         try:
             self._batch(msgs, now)
@@ -252,7 +255,7 @@ class EnforcerLoop:
             log.warning(describe(exc.action, exc.err, self.settings.transactional_id))
             self._abort(f"{exc.call}: {exc.err.name()}")
             return 0
-        self._after_commit()
+        self._out.committed(self.parts)
         return len(msgs)
 
     def poll_timeout(self) -> float:
@@ -268,8 +271,8 @@ class EnforcerLoop:
             rt.enforcer.begin()
             rt.clock.begin()
         consumed = self._apply(msgs, now)
-        self._fire_due(now)
-        produced = self._produce_outputs()
+        self._firing.fire_due(self.parts, now)
+        produced = self._out.produce_batch(self.parts)
         if not (produced or consumed):
             # Nothing to commit. librdkafka ends an empty transaction locally.
             self._call("abort_transaction", self._producer.abort_transaction)
@@ -283,14 +286,17 @@ class EnforcerLoop:
                 lambda t: self._producer.send_offsets_to_transaction(offsets, group, t),
             )
             self._call("commit_transaction", self._producer.commit_transaction, committing=True)
-            self._recoveries_in_row = 0
         self._in_txn = False
+        self._recoveries_in_row = 0
 
     def _check_consumer_errors(self, msgs: list[Message]) -> None:
+        """With no partition owned yet: fatal errors, and input of restoring partitions."""
         for msg in msgs:
             err = msg.error()
-            if err is not None and err.fatal():
-                raise KafkaException(err)  # e.g. a fenced static member: rejoin from scratch
+            if err is not None and consumer_fatal(err):
+                raise TxnFailure(Action.REBUILD, err, CONSUME)
+            if err is None and msg.partition() in self._restorer.pending:
+                self._skipped.add(msg.partition())
 
     def _apply(self, msgs: list[Message], now: float) -> bool:
         """Apply (or forward) the batch's records; True if any input was consumed."""
@@ -300,8 +306,8 @@ class EnforcerLoop:
         for msg in msgs:
             err = msg.error()
             if err is not None:
-                if err.fatal():
-                    raise KafkaException(err)
+                if consumer_fatal(err):
+                    raise TxnFailure(Action.REBUILD, err, CONSUME)
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
                 continue
@@ -316,7 +322,7 @@ class EnforcerLoop:
             target = router.target(key, p)
             if target is not None:
                 assert key is not None
-                self._forward(msg, key, target)
+                self._out.forward(router, msg, key, target)
                 continue
             r = received_time(msg.timestamp(), TIMESTAMP_LOG_APPEND_TIME)
             rt.clock.observe(r)
@@ -327,172 +333,20 @@ class EnforcerLoop:
         return bool(last)
 
     def _apply_one(self, rt: PartitionRuntime, msg: Message, now: float, received: float) -> None:
+        out = self._out
         try:
             event = decode_auth_event(msg.value())
         except DecodeError as exc:
-            self._dead_letter(exc.reason, exc.detail, msg)
+            out.dead_letter(exc.reason, exc.detail, msg)
             return
         try:
             reject = rt.enforcer.apply(event, now, received=received)
         except Exception as exc:  # a bug must not stop enforcement for everyone else
             log.exception("internal error applying %s", self.topics.input)
-            self._dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
+            out.dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
             return
         if reject is not None:
-            self._dead_letter("future_timestamp", reject, msg)
-
-    def _forward(self, msg: Message, key: bytes, target: int) -> None:
-        """Move a record to the partition its key belongs on, inside this transaction."""
-        self._produce(self.topics.input, msg.value(), key, target, msg.headers())
-        self._pending += 1
-        self.stats.forwarded += 1
-        assert self._router is not None
-        producer = producer_identity(key, msg.headers())
-        if self._router.first_from(producer):
-            log.warning(
-                "record on the wrong partition for its key, forwarded",
-                extra={
-                    "producer": producer,
-                    "partition": msg.partition(),
-                    "right_partition": target,
-                    "hint": HINT,
-                },
-            )
-
-    def _refresh_positions(self) -> None:
-        tps = [TopicPartition(self.topics.input, p) for p in self.parts]
-        for tp in self._consumer.position(tps):
-            if tp.offset >= 0 and tp.partition in self.parts:
-                self.parts[tp.partition].position = tp.offset
-
-    def _fire_due(self, now: float) -> None:
-        """End every session whose deadline has passed and whose partition is known to be read
-        through it in broker time (horizon.py); then drop expired ended-session markers."""
-        self._refresh_positions()
-        budget = self.settings.producer_delay_budget_s
-        due: list[int] = []
-        unproven: list[int] = []
-        for p, rt in self.parts.items():
-            rt.clock.advance(rt.read_to())
-            deadline = rt.enforcer.due_by(now - budget)
-            if deadline is not None:
-                due.append(p)
-                if rt.clock.needs_probe(deadline, budget):
-                    unproven.append(p)
-        if unproven:
-            self._probe(unproven)
-        # Bounded per batch: a mass expiry (every session of a burst of logins) is spread over
-        # several transactions instead of one that outgrows the producer's queue.
-        limit = max(1, self.settings.batch_size // max(1, len(due)))
-        for p in due:
-            rt = self.parts[p]
-            rt.enforcer.fire_due(rt.clock.horizon(now, budget), now, limit)
-        for rt in self.parts.values():
-            rt.enforcer.forget_expired(now)
-
-    def _probe_ahead(self) -> None:
-        """Probe partitions with due deadlines before consuming: the batch about to be read can
-        then prove them, and they fire in this transaction rather than the next."""
-        budget = self.settings.producer_delay_budget_s
-        until = self.clock() - budget
-        due = []
-        for p, rt in self.parts.items():
-            deadline = rt.enforcer.due_by(until)
-            if deadline is not None and rt.clock.needs_probe(deadline, budget):
-                due.append(p)
-        if due:
-            self._probe(due)
-
-    def _probe(self, partitions: list[int]) -> None:
-        """Ask the broker for the last stable offsets (one round trip, never a cached value:
-        that can be stale for a partition just assigned)."""
-        taken = self.clock()
-        specs = {TopicPartition(self.topics.input, p): OffsetSpec.latest() for p in partitions}
-        try:
-            futures = self._admin.list_offsets(
-                specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=5
-            )
-            ends = {tp.partition: f.result().offset for tp, f in futures.items()}
-        except KafkaException as exc:
-            log.warning("last-stable-offset probe failed: %s", exc)
-            return
-        for p, end in ends.items():
-            rt = self.parts.get(p)
-            if rt is not None:
-                rt.clock.probed(taken, end, rt.read_to())
-
-    def _produce(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: str | bytes | None,
-        partition: int = -1,
-        headers: Any = None,
-    ) -> None:
-        """Produce, waiting for room when the local queue is full (deliveries free it)."""
-        while True:
-            try:
-                self._producer.produce(topic, value, key, partition=partition, headers=headers)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
-
-    def _produce_outputs(self) -> int:
-        produce = self._produce
-        topics = {"revocations": self.topics.revocations, "audit": self.topics.audit}
-        state_topic = self.topics.enforcer_state
-        count = 0
-        for p, rt in self.parts.items():
-            for key, value in rt.enforcer.changelog():
-                produce(state_topic, value, key, partition=p)
-                count += 1
-            for emit in rt.enforcer.out:
-                produce(topics[emit.topic], encode_dict(emit.value), emit.key)
-                count += 1
-                if self._caep is not None and emit.value["type"] in CAEP_TYPES:
-                    for caep_key, token in caep_events_for(emit.value, self._caep):
-                        produce(self.topics.caep, token, caep_key)
-                        count += 1
-        return count + self._pending
-
-    def _after_commit(self) -> None:
-        self._pending = 0
-        self.stats.batches += 1
-        for rt in self.parts.values():
-            rt.enforcer.commit()
-            for emit in rt.enforcer.take_outputs():
-                kind = emit.value["type"]
-                if kind == "revocation":
-                    reason = emit.value["reason"]
-                    self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
-                elif kind in ("session_started", "session_ended"):
-                    self._log_lifecycle(emit.value)
-        self._producer.poll(0)
-
-    def _log_lifecycle(self, doc: dict[str, Any]) -> None:
-        extra: dict[str, Any] = {
-            "event": doc["type"],
-            "session": self.session_hash(doc["session_id"]),
-            "user_id": doc["user_id"],
-            "tenant": doc["tenant"],
-        }
-        if doc["type"] == "session_ended":
-            extra["reason"] = doc["reason"]
-            extra["duration_s"] = round(doc["duration_s"], 3)
-        else:
-            extra["user_type"] = doc["user_type"]
-            extra["risk_profile"] = doc["risk_profile"]
-        log.info(doc["type"].replace("_", " "), extra=extra)
-
-    def _dead_letter(self, reason: str, detail: str, msg: Message) -> None:
-        key = msg.key()
-        doc = dead_letter_doc(reason, detail, msg, self.clock())
-        self._produce(self.topics.dlq, encode_dict(doc), key[:MAX_DEAD_LETTER_RAW] if key else key)
-        self._pending += 1
-        self.stats.dead_letters += 1
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
-        )
+            out.dead_letter("future_timestamp", reject, msg)
 
     # -- abort ----------------------------------------------------------------------------
 
@@ -501,7 +355,7 @@ class EnforcerLoop:
         and rewind to the committed offsets. Raises TxnFailure if even the abort fails."""
         self._call("abort_transaction", self._producer.abort_transaction)
         self._in_txn = False
-        self._pending = 0
+        self._out.pending = 0
         self.stats.aborts += 1
         for rt in self.parts.values():
             rt.enforcer.abort()
@@ -570,6 +424,7 @@ class EnforcerLoop:
             "partitions assigned and restored",
             extra={
                 "partitions": sorted(p for p, _ in done),
+                "restoring": sorted(self._restorer.pending),  # empty: every partition is ready
                 "live_sessions": sum(rt.enforcer.live_sessions() for rt in self.parts.values()),
                 "restored_records": sum(p.records for _, p in done),
                 "restore_s": round(self.stats.last_restore_s, 3),

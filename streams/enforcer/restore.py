@@ -11,7 +11,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.enforcer.core import PartitionEnforcer
 
@@ -39,8 +47,9 @@ class Pending:
 class Restorer:
     """Reads changelog partitions (read_committed) from the beginning up to their end."""
 
-    def __init__(self, consumer: Consumer, topic: str) -> None:
+    def __init__(self, consumer: Consumer, admin: AdminClient, topic: str) -> None:
         self._consumer = consumer
+        self._admin = admin
         self._topic = topic
         self.pending: dict[int, Pending] = {}
         self.restored_records = 0
@@ -89,10 +98,9 @@ class Restorer:
         return done
 
     def _find_ends(self) -> None:
-        for n, p in self.pending.items():
-            if p.end is None:
-                low, high = self._bounds(TopicPartition(self._topic, n))
-                p.end = high if high > low else 0
+        unknown = [n for n, p in self.pending.items() if p.end is None]
+        for n, end in self._bounds(unknown).items():
+            self.pending[n].end = end
         self._assign()
 
     def _assign(self) -> None:
@@ -120,16 +128,28 @@ class Restorer:
                 done.append((tp.partition, pending))
         return done
 
-    def _bounds(self, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
-        """Low and high watermark, retrying while the partition's leader is being elected."""
+    def _bounds(self, partitions: list[int], timeout: float = 30.0) -> dict[int, int]:
+        """Per partition, the changelog's end to restore to, or 0 if it holds nothing: the high
+        watermark, not the last stable offset, so a transaction still open (a dead owner's, or
+        one being committed as it died) is waited for rather than restored without. Retries
+        while a leader is being elected."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=timeout)
-                return int(low), int(high)
+                low = self._offsets(partitions, OffsetSpec.earliest())
+                high = self._offsets(partitions, OffsetSpec.latest())
+                return {p: high[p] if high[p] > low[p] else 0 for p in partitions}
             except KafkaException as exc:
                 err = exc.args[0]
                 retry = err.retriable() or err.code() in LEADERSHIP_ERRORS
                 if not retry or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def _offsets(self, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
+        futures = self._admin.list_offsets(
+            {TopicPartition(self._topic, p): spec for p in partitions},
+            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            request_timeout=10,
+        )
+        return {tp.partition: int(f.result().offset) for tp, f in futures.items()}

@@ -13,9 +13,15 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
+
+log = logging.getLogger(__name__)
 
 
 class Action(Enum):
@@ -59,6 +65,29 @@ def classify(
     return Action.REBUILD if committing else Action.ABORT
 
 
+def consumer_fatal(err: KafkaError) -> bool:
+    """librdkafka reports a fatal consumer error as ``_FATAL`` (its fatal() flag unset). Its
+    only one is a static member fenced by another consumer with the same group.instance.id.
+    That is either a second process with our instance id, or our own rejoin after a broker
+    outage (seen in the outage test): FenceWindow tells them apart."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
+class FenceWindow:
+    """Fenced ``limit`` times within ``window_s``: another process has our id (each rebuild of
+    ours fences it, and it fences us back), so exit. Once after an outage: rebuild."""
+
+    def __init__(self, limit: int = 3, window_s: float = 600.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._times: list[float] = []
+
+    def fenced(self, now: float) -> bool:
+        """Record a fencing at ``now``; True if it is time to exit."""
+        self._times = [t for t in self._times if t > now - self.window_s] + [now]
+        return len(self._times) >= self.limit
+
+
 def describe(action: Action, err: KafkaError, transactional_id: str) -> str:
     """The log line for an action, plain enough for whoever is paged."""
     if action is Action.EXIT:
@@ -74,6 +103,31 @@ def describe(action: Action, err: KafkaError, transactional_id: str) -> str:
     if action is Action.ABORT:
         return f"transaction failed ({err.name()}: {err.str()}); aborting the batch"
     return f"retriable transaction error ({err.name()}: {err.str()}); retrying"
+
+
+def call_transactional(
+    name: str,
+    fn: Callable[[float], Any],
+    committing: bool,
+    txn_started: float | None,
+    txn_timeout_s: float,
+    retry_s: float,
+) -> None:
+    """Call a transactional method (given its timeout), retrying retriable errors for
+    ``retry_s``; anything else raises TxnFailure with the action ``classify`` chose.
+    ``txn_started``: monotonic time the open transaction began, None if none is open."""
+    give_up = time.monotonic() + retry_s
+    while True:
+        try:
+            fn(txn_timeout_s)
+            return
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            age = None if txn_started is None else time.monotonic() - txn_started
+            action = classify(err, committing, age, txn_timeout_s, give_up - time.monotonic())
+            if action is not Action.RETRY:
+                raise TxnFailure(action, err, name) from exc
+            log.warning("%s: %s", name, describe(action, err, ""))
 
 
 class TxnFailure(Exception):

@@ -168,3 +168,12 @@ def test_a_changelog_of_the_older_key_form_is_restored_and_rewritten() -> None:
     fresh.begin()
     assert [] == [k for k, _ in fresh.changelog() if not k.startswith("[")]
     fresh.commit()
+
+
+def test_a_foreign_event_leaves_the_owners_record_untouched() -> None:
+    """Not even the owner's changelog record changes: a flood cannot rewrite a victim's state."""
+    h = Harness()
+    h.feed(login(0, "s-alice", user="alice"))
+    before = len(h.changelog)
+    h.feed(activity(5, "s-alice", user="mallory"), logout(6, "s-alice", user="mallory"))
+    assert before == len(h.changelog)

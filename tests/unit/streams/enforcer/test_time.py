@@ -106,3 +106,13 @@ def test_activity_read_after_a_logout_is_not_a_producer_delay() -> None:
     h.feed(activity(9), now=11)
     assert [] == h.audits("activity_after_revocation")
     assert [] == h.audits("ended_session_used")
+
+
+def test_activity_made_at_the_very_deadline_ends_the_session_quietly() -> None:
+    """Deadlines are inclusive: a request at exactly the deadline neither extends the session
+    nor counts as use of an ended one or as a producer delay."""
+    h = Harness()
+    h.feed(login(0))
+    h.feed(activity(100), now=101)
+    assert [("s1", "idle_timeout", 100.0)] == h.ended()
+    assert [] == h.audits("ended_session_used") + h.audits("activity_after_revocation")
