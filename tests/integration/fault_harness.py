@@ -22,6 +22,7 @@ from streams.sim.verify_cli import run_verify
 from streams.topics import ensure_topics, topic_specs
 from tests.integration.harness import (
     Collector,
+    EnforcerProcess,
     activity_doc,
     login_doc,
     logout_doc,
@@ -148,6 +149,18 @@ def verify_run(
     out = io.StringIO()
     run_verify(settings, truth_path, tolerance, report_path, None, wait=False, out=out)
     return orjson.loads(report_path.read_bytes()), out.getvalue()
+
+
+def report_failure(procs: list[EnforcerProcess], where: Path) -> None:
+    """Keep every enforcer's whole log beside the test and print what it said most."""
+    for n, proc in enumerate(procs):
+        path = where / f"enforcer-{n}.log"
+        path.write_text("\n".join(proc.lines) + "\n")
+        said = Counter(str(m.get("msg", ""))[:120] for m in proc.messages())
+        print(f"enforcer {n} (exit {proc.proc.poll()}): full log in {path}; most said:")
+        for msg, count in said.most_common(12):
+            print(f"  {count:6d}  {msg}")
+        print("\n".join(proc.lines[-15:]))
 
 
 def assert_enforced(

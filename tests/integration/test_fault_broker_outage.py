@@ -13,6 +13,7 @@ from tests.integration.fault_harness import (
     cluster_settings,
     own_cluster,
     play,
+    report_failure,
     session_load,
     verify_run,
     wait_all_revoked,
@@ -55,7 +56,7 @@ def test_broker_outage_of_30s_every_overdue_revocation_appears_exactly_once(
             assert len(overdue) >= 50
             assert_enforced(revocations, truth, report, text)
         except BaseException:
-            print(f"enforcer log:\n{enforcer.log()}")
+            report_failure([enforcer], tmp_path)
             raise
         finally:
             revocations.close()

@@ -19,6 +19,7 @@ from tests.integration.fault_harness import (
     Truth,
     assert_enforced,
     play,
+    report_failure,
     session_load,
     verify_run,
     wait_all_revoked,
@@ -119,8 +120,7 @@ def test_sigkill_during_a_commit_loses_nothing_and_doubles_nothing(
         assert_enforced(revocations, truth, report, text)
         assert procs[-1].proc.poll() is None, procs[-1].log()
     except BaseException:
-        for proc in procs:
-            print(f"enforcer log:\n{proc.log()}")
+        report_failure(procs, tmp_path)
         raise
     finally:
         watcher.close()
