@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 GC_GEN0_THRESHOLD = 50_000
-CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
 RESTORE_SLICE_S = 0.2  # changelog reading per loop turn while partitions restore
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
@@ -286,8 +285,8 @@ class EnforcerLoop:
                 lambda t: self._producer.send_offsets_to_transaction(offsets, group, t),
             )
             self._call("commit_transaction", self._producer.commit_transaction, committing=True)
+            self._recoveries_in_row = 0
         self._in_txn = False
-        self._recoveries_in_row = 0
 
     def _check_consumer_errors(self, msgs: list[Message]) -> None:
         """With no partition owned yet: fatal errors, and input of restoring partitions."""
