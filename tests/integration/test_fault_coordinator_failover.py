@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from infra.kafka.cluster import KafkaCluster
+from infra.kafka.cluster import KafkaCluster, coordinator_partition
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
 from tests.integration.fault_harness import (
@@ -41,27 +41,15 @@ RESTORE_AND_BATCH_S = 10.0
 STALL_BOUND_S = 2 * TXN_RETRY_TIMEOUT_S + TRANSACTION_TIMEOUT_S + RESTORE_AND_BATCH_S
 
 
-def java_string_hash(text: str) -> int:
-    """Java's String.hashCode (UTF-16 code units), as a signed 32-bit int."""
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + int.from_bytes(data[i : i + 2], "big")) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
 def coordinator_of(cluster: KafkaCluster, transactional_id: str) -> int:
-    """The broker leading the __transaction_state partition of `transactional_id`
-    (Kafka: Utils.abs(transactionalId.hashCode) % partitions)."""
+    """The broker leading the __transaction_state partition of `transactional_id`."""
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap, "log_level": 3})
 
     def leader() -> int | None:
         md = admin.list_topics("__transaction_state", timeout=5).topics["__transaction_state"]
         if md.error is not None or not md.partitions:
             return None
-        h = java_string_hash(transactional_id)
-        partition = (0 if h == -(1 << 31) else abs(h)) % len(md.partitions)
-        found = md.partitions[partition].leader
+        found = md.partitions[coordinator_partition(transactional_id, len(md.partitions))].leader
         return found if found > 0 else None
 
     return int(wait_until(leader, 30, "the transaction coordinator"))
