@@ -35,7 +35,7 @@ KILL_AFTER_S = 2.0
 # meanwhile each transactional call retries for at most txn_retry_timeout_s, after which the
 # enforcer rebuilds its clients, and the rebuild's init_transactions is bounded the same way.
 # Then a restore from the changelog and a batch (a few seconds here) follow.
-TXN_RETRY_TIMEOUT_S = 10.0
+TXN_RETRY_TIMEOUT_S = 15.0  # above the 9 s the cluster takes to declare the node dead
 TRANSACTION_TIMEOUT_S = 5.0  # harness.EnforcerProcess
 RESTORE_AND_BATCH_S = 10.0
 STALL_BOUND_S = 2 * TXN_RETRY_TIMEOUT_S + TRANSACTION_TIMEOUT_S + RESTORE_AND_BATCH_S
