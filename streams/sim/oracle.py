@@ -69,8 +69,9 @@ class Verdict:
 
 
 class _Replay:
-    def __init__(self, policy: Policy, budget: float, slack: float) -> None:
-        self.policy, self.budget, self.slack = policy, budget, slack
+    def __init__(self, policy: Policy, budget: float, slack: float, window: float) -> None:
+        self.policy, self.budget, self.slack, self.window = policy, budget, slack, window
+        self.ahead = False  # some event's time came from its append time (clock ahead)
         self.sessions: dict[str, _Session] = {}
         self.logged_out: dict[str, float] = {}  # session id -> logout e, login not yet read
         self.role_changed: dict[str, tuple[float, bool]] = {}  # role -> (e, removed)
@@ -95,11 +96,17 @@ class _Replay:
         if doc["event_id"] in self.seen:
             return
         self.seen.add(doc["event_id"])
-        e = min(stamp(doc["occurred_at"]), r + self.slack)
+        t = stamp(doc["occurred_at"])
+        e = min(t, r + self.slack)
+        self.ahead = self.ahead or t > r
         kind = doc["type"]
         sess = self.sessions.get(doc.get("session_id", ""))
         affected = self.live() if kind == "role_change" else [sess] if sess else []
         self.fire_passed(r, e, affected)
+        if self.ahead:  # append times vary per event: keep event times clear of deadlines
+            for s in affected:
+                if s.end is None and abs(e - s.deadline()[1]) < self.window:
+                    self.verdict.ambiguous = f"{s.sid}: event time {e:.3f} near its deadline"
         if kind == "login":
             self._login(doc, e)
         elif kind == "activity":
@@ -188,12 +195,17 @@ class _Replay:
 
 
 def judge(
-    policy: Policy, events: list[tuple[float, dict[str, Any]]], budget: float, slack: float = 0.0
+    policy: Policy,
+    events: list[tuple[float, dict[str, Any]]],
+    budget: float,
+    slack: float = 0.0,
+    window: float = 0.0,
 ) -> Verdict:
     """Replay one user's events `(append time, doc)` in append order. An event time taken
     from the append time (a clock-ahead producer) is taken `slack` later: the broker appends
-    a little after the plan publishes."""
-    replay = _Replay(policy, budget, slack)
+    a little after the plan publishes. With such event times, one within `window` of a
+    deadline makes the outcome ambiguous (each event's real append delay differs)."""
+    replay = _Replay(policy, budget, slack, window)
     for r, doc in sorted(events, key=lambda row: row[0]):
         replay.apply(doc, r)
     return replay.finish()

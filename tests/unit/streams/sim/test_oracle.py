@@ -144,3 +144,10 @@ def test_activity_made_at_the_very_deadline_ends_the_session_quietly() -> None:
     verdict = judge(POLICY, events, 1.0)
     assert {"s": ("idle_timeout", 102.0)} == verdict.ends
     assert ([], []) == (verdict.ended_session_used, verdict.after_revocation)
+
+
+def test_clock_ahead_event_near_a_deadline_is_ambiguous() -> None:
+    """Its event time is its append time, which the plan knows only roughly."""
+    events = [(100.0, ev("login", 100.0)), (101.8, ev("activity", 104.0))]
+    assert "" == judge(POLICY, events, 1.0).ambiguous
+    assert judge(POLICY, events, 1.0, window=0.5).ambiguous
