@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
+from bench.recovery import _lag
 from schemas.codec import encode_dict
 from streams.enforcer.forward import murmur2_partition
 from streams.settings import load_settings
@@ -89,6 +91,12 @@ def main() -> None:
             doc = login_doc(f"{prefix}s{i}", f"u{i}", time.time(), risk="low")
             produce(p, settings.topics.input, encode_dict(doc), doc["user_id"].encode())
         p.flush(120)
+        admin = AdminClient({"bootstrap.servers": servers})
+        wait_until(
+            lambda: _lag(admin, servers, settings.group_id, settings.topics.input, PARTITIONS) == 0,
+            600,
+            "A to take in every login",
+        )
         b = EnforcerProcess(settings, instance_id="b", policy=policy)
         joined = time.time()
         b_ready = wait_until(lambda: _all_restored(b, joined), 600, "B to restore its half")
