@@ -44,6 +44,22 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode (over UTF-16 code units), as a signed 32-bit int."""
+    h = 0
+    data = text.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + int.from_bytes(data[i : i + 2], "big")) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def coordinator_partition(key: str, partitions: int) -> int:
+    """The __transaction_state (or __consumer_offsets) partition whose leader coordinates
+    `key`: Kafka's Utils.abs(key.hashCode) % partitions (abs(MIN_VALUE) is 0 there)."""
+    h = java_string_hash(key)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
 @dataclass
 class KafkaNode:
     node_id: int

@@ -3,25 +3,31 @@ and the verdict of `verify` over what the enforcer revoked."""
 
 from __future__ import annotations
 
-import io
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from infra.kafka.cluster import KafkaCluster
-from streams.publisher import AuthEventPublisher
+from streams.policy import load_policy
+from streams.publisher import producer_config, to_wire
 from streams.settings import Settings, load_settings
-from streams.sim.verify_cli import run_verify
+from streams.sim.oracle import judge, stamp
+from streams.sim.scenario import iso
+from streams.sim.verify import AUDITED, audit, render_text
+from streams.sim.verify_cli import read_run
 from streams.topics import ensure_topics, topic_specs
 from tests.integration.harness import (
+    FAST_POLICY,
     Collector,
+    EnforcerProcess,
     activity_doc,
     login_doc,
     logout_doc,
@@ -29,8 +35,8 @@ from tests.integration.harness import (
     wait_until,
 )
 
-# tests/fixtures/policies/fast.toml
-TIMEOUTS = {"medium": (3.0, 8.0), "low": (6.0, 8.0)}  # risk -> (idle, absolute)
+FAST = load_policy(FAST_POLICY)
+TIMEOUTS = {"medium": (3.0, 8.0), "low": (6.0, 8.0)}  # fast.toml: risk -> (idle, absolute)
 
 Script = list[tuple[float, dict[str, Any]]]
 
@@ -72,6 +78,9 @@ class Truth:
         self.run_id = f"fault{uuid.uuid4().hex[:8]}"
         self.sessions: dict[str, dict[str, Any]] = {}
         self.absolute: dict[str, float] = {}
+        self.ambiguous: set[str] = set()  # left out of the truth (see settle)
+        self.ended_session_used: list[str] = []
+        self.after_revocation: list[str] = []
 
     def add(self, sid: str, user: str, reason: str, at: float, absolute: float) -> None:
         self.sessions[sid] = {"user_id": user, "kind": reason, "reason": reason, "at": at}
@@ -81,44 +90,81 @@ class Truth:
         return {
             "run_id": self.run_id,
             "sessions": self.sessions,
-            "ended_session_used": [],
+            "ended_session_used": self.ended_session_used,
+            "activity_after_revocation": self.after_revocation,
             "last_deadline": max(s["at"] for s in self.sessions.values()),
         }
 
 
-def session_load(truth: Truth, t0: float, n: int, span: float, tag: str) -> Script:
+def session_load(run_id: str, t0: float, n: int, span: float, tag: str) -> Script:
     """`n` sessions starting over `span` seconds from `t0`: a third only log in (idle), a third
-    act twice (idle later), a third log out; medium and low risk mixed."""
+    act twice (idle later), a third log out; medium and low risk mixed. The times are a
+    schedule: `play` stamps each event when it really sends it."""
     script: Script = []
     for i in range(n):
-        sid, user = f"{truth.run_id}-{tag}{i}", f"{truth.run_id}-u{i % 37}"
-        start = round(t0 + span * i / n, 3)
-        risk = "low" if i % 4 == 0 else "medium"
-        idle, absolute = TIMEOUTS[risk]
-        script.append((start, login_doc(sid, user, start, risk=risk)))
-        if i % 3 == 0:
-            truth.add(sid, user, "idle_timeout", start + idle, start + absolute)
-        elif i % 3 == 1:
-            end = round(start + 1, 3)
-            script.append((end, logout_doc(sid, user, end)))
-            truth.add(sid, user, "logout", end, start + absolute)
-        else:
-            last = round(start + 2, 3)
-            script.append((start + 1, activity_doc(sid, user, round(start + 1, 3))))
-            script.append((last, activity_doc(sid, user, last)))
-            reason = "idle_timeout" if last + idle < start + absolute else "absolute_timeout"
-            truth.add(sid, user, reason, min(last + idle, start + absolute), start + absolute)
+        sid, user = f"{run_id}-{tag}{i}", f"{run_id}-u{i % 37}"
+        start = t0 + span * i / n
+        script.append((start, login_doc(sid, user, start, risk="low" if i % 4 == 0 else "medium")))
+        if i % 3 == 1:
+            script.append((start + 1, logout_doc(sid, user, start + 1)))
+        elif i % 3 == 2:
+            script.append((start + 1, activity_doc(sid, user, start + 1)))
+            script.append((start + 2, activity_doc(sid, user, start + 2)))
     script.sort(key=lambda row: row[0])
     return script
 
 
-def play(settings: Settings, script: Script) -> None:
-    """Publish each event when its time comes, waiting for the broker's acknowledgement."""
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
-        for when, doc in script:
-            wait_until(lambda w=when: time.time() >= w, 60, "an event's time")
-            pub.publish(doc)
-            pub.flush()
+Appended = list[tuple[float, dict[str, Any]]]  # (broker append time, the event as sent)
+
+
+def play(settings: Settings, script: Script) -> Appended:
+    """Send each event when its time comes, stamped with the time it is really sent (a busy
+    machine sends late; the truth must follow what was sent, not the schedule). Returns every
+    event with the broker's append time from its delivery report (LogAppendTime)."""
+    appended: dict[str, float] = {}
+    failures: list[str] = []
+
+    def delivered(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            failures.append(err.str())
+        else:
+            appended[orjson.loads(msg.value())["event_id"]] = msg.timestamp()[1] / 1000
+
+    producer = Producer(producer_config(settings.bootstrap_servers))
+    sent = []
+    for when, doc in script:
+        wait_until(lambda w=when: time.time() >= w, 60, "an event's time")
+        now = iso(round(time.time(), 3))
+        doc = {**doc, "occurred_at": now, **({"auth_time": now} if "auth_time" in doc else {})}
+        key, value = to_wire(doc)
+        producer.produce(settings.topics.input, value, key, on_delivery=delivered)
+        producer.poll(0)
+        sent.append(doc)
+    assert 0 == producer.flush(60) and not failures, f"undelivered events: {failures[:3]}"
+    return [(appended[d["event_id"]], d) for d in sent]
+
+
+def settle(truth: Truth, appended: Appended) -> int:
+    """The ground truth of what was appended, from the simulation oracle (fast.toml, no
+    producer-delay budget). A user whose outcome hangs on the moment a deadline fires (an event
+    appended right then) is left out; returns how many sessions were."""
+    by_user: dict[str, Appended] = defaultdict(list)
+    for r, doc in appended:
+        by_user[doc["user_id"]].append((r, doc))
+    left_out = 0
+    for user, events in by_user.items():
+        verdict = judge(FAST, events, 0.0)
+        if verdict.ambiguous:
+            truth.ambiguous.update(verdict.ends)
+            left_out += len(verdict.ends)
+            continue
+        for sid, (reason, at) in verdict.ends.items():
+            login = next(d for _, d in events if d["type"] == "login" and d["session_id"] == sid)
+            cap = FAST.timeouts_for(login["user_type"], login["risk_profile"]).absolute
+            truth.add(sid, user, reason, at, stamp(login["occurred_at"]) + cap)
+        truth.ended_session_used += verdict.ended_session_used
+        truth.after_revocation += verdict.after_revocation
+    return left_out
 
 
 def wait_all_revoked(revocations: Collector, truth: Truth, timeout: float) -> None:
@@ -141,13 +187,37 @@ def wait_all_revoked(revocations: Collector, truth: Truth, timeout: float) -> No
 def verify_run(
     settings: Settings, truth: Truth, tmp_path: Path, tolerance: float = 2.0
 ) -> tuple[dict[str, Any], str]:
-    """`sessionwarden verify` over the run: its JSON report and its table."""
-    truth_path = tmp_path / "truth.json"
-    truth_path.write_bytes(orjson.dumps(truth.document()))
-    report_path = tmp_path / "verify.json"
-    out = io.StringIO()
-    run_verify(settings, truth_path, tolerance, report_path, None, wait=False, out=out)
-    return orjson.loads(report_path.read_bytes()), out.getvalue()
+    """What `sessionwarden verify` does over the run (read the topics, audit, render), with the
+    sessions `settle` left out removed from what was read. Returns its JSON report and table."""
+    run = truth.run_id
+    revocations = [
+        d
+        for d in read_run(settings, settings.topics.revocations, run)
+        if d["session_id"] not in truth.ambiguous
+    ]
+    audited = [
+        d
+        for d in read_run(settings, settings.topics.audit, run)
+        if d.get("type") in AUDITED and d["session_id"] not in truth.ambiguous
+    ]
+    report = audit(truth.document(), revocations, audited, tolerance)
+    text = render_text(report)
+    if truth.ambiguous:
+        text += f"\n({len(truth.ambiguous)} session(s) left out: appended as a deadline fired)"
+    (tmp_path / "verify.json").write_bytes(orjson.dumps(report.to_json()))
+    return report.to_json(), text
+
+
+def report_failure(procs: list[EnforcerProcess], where: Path) -> None:
+    """Keep every enforcer's whole log beside the test and print what it said most."""
+    for n, proc in enumerate(procs):
+        path = where / f"enforcer-{n}.log"
+        path.write_text("\n".join(proc.lines) + "\n")
+        said = Counter(str(m.get("msg", ""))[:120] for m in proc.messages())
+        print(f"enforcer {n} (exit {proc.proc.poll()}): full log in {path}; most said:")
+        for msg, count in said.most_common(12):
+            print(f"  {count:6d}  {msg}")
+        print("\n".join(proc.lines[-15:]))
 
 
 def assert_enforced(

@@ -66,6 +66,7 @@ def test_clock_ahead_sessions_have_a_window_reaching_the_append_time() -> None:
     windows = [t for t in _plan().truth.values() if t.at_max > t.at]
     assert windows
     assert all(t.at_max - t.at <= APPEND_SLACK_S + FORWARD_SLACK_S + 1e-6 for t in windows)
+    assert all(t.at_max - t.at >= APPEND_SLACK_S - 1e-6 for t in windows)
 
 
 def test_delays_inside_and_beyond_the_budget_are_both_planned() -> None:

@@ -134,3 +134,20 @@ def test_absolute_deadline_caps_activity() -> None:
     events = [(100.0, ev("login", 100.0))]
     events += [(100.0 + k, ev("activity", 100.0 + k)) for k in (1.5, 3.0, 4.5)]
     assert {"s": ("absolute_timeout", 100.0 + ABSOLUTE)} == judge(POLICY, events, 0.0).ends
+
+
+def test_activity_made_at_the_very_deadline_ends_the_session_quietly() -> None:
+    """Read before the deadline fires (budget 1 s): no ended-session use, no late activity;
+    with no budget it could be read either side of the firing: ambiguous."""
+    events = [(100.0, ev("login", 100.0)), (102.0, ev("activity", 102.0))]
+    assert judge(POLICY, events, 0.0).ambiguous
+    verdict = judge(POLICY, events, 1.0)
+    assert {"s": ("idle_timeout", 102.0)} == verdict.ends
+    assert ([], []) == (verdict.ended_session_used, verdict.after_revocation)
+
+
+def test_clock_ahead_event_near_a_deadline_is_ambiguous() -> None:
+    """Its event time is its append time, which the plan knows only roughly."""
+    events = [(100.0, ev("login", 100.0)), (101.8, ev("activity", 104.0))]
+    assert "" == judge(POLICY, events, 1.0).ambiguous
+    assert judge(POLICY, events, 1.0, window=0.5).ambiguous
