@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
+from schemas.errors import ConfigError
 from streams.settings import host_instance_id, load_settings
 from streams.topics import topic_specs
 
@@ -25,3 +28,9 @@ def test_input_is_timed_by_the_broker_and_every_topic_has_a_min_isr() -> None:
     assert {"1"} == {s.configs["min.insync.replicas"] for s in single}
     chosen = topic_specs(load_settings(replication_factor=3, min_insync_replicas=3), 3600)
     assert {"3"} == {s.configs["min.insync.replicas"] for s in chosen}
+
+
+def test_a_min_isr_above_the_replication_factor_is_refused() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(replication_factor=2, min_insync_replicas=3)
+    assert "min_insync_replicas" in str(err.value)
