@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 PG_BINDIR ?= /usr/lib/postgresql/15/bin
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
+.PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
 .PHONY: kafka-secure-up kafka-secure-down postgres-deps browser
 
 help: ## list the targets
@@ -43,6 +43,9 @@ unit: $(STAMP) ## unit tests only (no broker)
 
 integration: $(STAMP) kafka-up postgres-deps ## integration tests only (real broker)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+faults: $(STAMP) kafka-up ## fault tests only (own clusters: broker outage, coordinator failover, kill)
+	$(PY) -m pytest -m faults tests/integration $(PYTEST_ARGS)
 
 kafka-up: $(STAMP) ## start the local Apache Kafka broker (no-op when it is up)
 	$(BROKER) up

@@ -106,6 +106,15 @@ def recovery(sessions: int, idle_s: float) -> dict[str, Any]:
         )
 
 
+def restore_fire(sessions: int) -> dict[str, Any]:
+    with bench_topics("rfire") as s:
+        log(f"deadlines of owned partitions while half of {sessions:,} sessions restore")
+        return run_child(
+            ["-m", "bench.restore_fire", s.bootstrap_servers, s.topic_prefix, str(sessions)],
+            timeout=1500,
+        )
+
+
 def propagation(sessions: int) -> dict[str, Any]:
     log(f"propagation to is_revoked in a separate process ({sessions} sessions)")
     return run_child(["-m", "bench.propagation_latency", "--sessions", str(sessions)])
@@ -182,6 +191,17 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
         f"{v['late']:,} late, {v['spurious']} spurious.",
     ]
+    rf = results.get("restore_fire")
+    if rf:
+        lines += [
+            "",
+            f"While {rf['restored_records']:,} changelog records of "
+            f"{len(rf['restored_partitions'])} reassigned partitions restored "
+            f"({rf['restore_s']:.1f} s), deadlines on the partitions already owned fired "
+            f"{rf['fire_delay_p50_ms']:.0f} ms (p50), {rf['fire_delay_p99_ms']:.0f} ms (p99), "
+            f"{rf['fire_delay_max_ms']:.0f} ms (max) after they fell due "
+            f"({rf['probes_inside_restore']} probes).",
+        ]
     det = results.get("detect")
     if det:
         lines += [
@@ -270,6 +290,7 @@ def main() -> None:
     results["recovery"] = (
         recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
     )
+    results["restore_fire"] = restore_fire(5_000 if args.quick else max(sizes))
     results["detect"] = detect(3_000 if args.quick else 50_000)
     results["postgres"] = postgres(
         results["latency"]["target_rate"], 5 if args.quick else 20, 5_000 if args.quick else 100_000
