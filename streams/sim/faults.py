@@ -63,21 +63,52 @@ class UserFaults:
         return self != UserFaults()
 
 
+def coverage_names(modes: frozenset[str]) -> list[str]:
+    """The fault names (as a plan counts them) that a run with ``modes`` must exercise at least
+    once: both skew directions, every reorder scenario, each other mode."""
+    names: list[str] = []
+    for mode in FAULTS:
+        if mode not in modes:
+            continue
+        if mode == "skew":
+            names += ["skew_ahead", "skew_behind"]
+        elif mode == "reorder":
+            names += [f"reorder:{k}" for k in REORDER_KINDS]
+        else:
+            names.append(mode)
+    return names
+
+
 def draw(
-    rng: random.Random, modes: frozenset[str], kind: str, idle: float, tolerance: float
+    rng: random.Random,
+    modes: frozenset[str],
+    kind: str,
+    idle: float,
+    tolerance: float,
+    force: str = "",
 ) -> UserFaults:
-    """The faults of one user (a fixed number of draws per mode: reproducible per seed)."""
+    """The faults of one user (a fixed number of draws per mode: reproducible per seed).
+    ``force`` (a name of `coverage_names`) makes that fault certain for this user."""
     rolls = {mode: rng.random() for mode in FAULTS}
     hit = {mode: mode in modes and rolls[mode] < USER_SHARE[mode] for mode in FAULTS}
     skew = 0.0
     magnitude = rng.random()
+    direction = rng.random()
+    reorder = rng.choice(REORDER_KINDS)
+    forced = force.split(":")[0].replace("skew_ahead", "skew").replace("skew_behind", "skew")
+    if forced in hit:
+        hit[forced] = True
+        if forced == "skew":
+            hit["reorder"] = False
+            direction = 0.0 if force == "skew_ahead" else 1.0
+        elif forced == "reorder":
+            reorder = force.split(":")[1]
     # A reordered user keeps a true clock: its scenario is about append order alone.
     if hit["skew"] and kind not in UNSKEWED_KINDS and not hit["reorder"]:
-        if rng.random() < 0.5:
+        if direction < 0.5:
             skew = 0.5 + magnitude * max(0.0, tolerance - SKEW_MARGIN_S - 0.5)
         else:
             skew = -(0.1 + 0.2 * magnitude) * idle
-    reorder = rng.choice(REORDER_KINDS)
     return UserFaults(
         skew=round(skew, 3),
         delay=hit["delay"],

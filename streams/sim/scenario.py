@@ -19,7 +19,9 @@ from streams.policy import Policy
 from streams.sim.faults import (
     DELAYED_SHARE,
     DUPLICATED_SHARE,
+    UNSKEWED_KINDS,
     UserFaults,
+    coverage_names,
     delay_for,
     draw,
     reorder_session,
@@ -268,16 +270,19 @@ def build_plan(
     run_id = f"sim{seed:x}-{int(start * 1000) % 16**8:08x}"
     b = _Builder(policy, rng, run_id, budget)
     kinds, weights = zip(*KINDS.items(), strict=True)
+    # Until every requested fault has touched a user, each user is forced to one still missing.
+    missing = coverage_names(faults)
     for i in range(users):
         user = f"{run_id}-u{i}"
         kind = rng.choices(kinds, weights)[0]
         user_type, risk = rng.choice(USER_TYPES), rng.choice(RISKS)
         t0 = start + rng.uniform(0, spread)
         idle = policy.timeouts_for(user_type, risk).idle
+        force = next((n for n in missing if kind not in UNSKEWED_KINDS or "skew" not in n), "")
         for attempt in range(MAX_DRAWS + 1):
             f = UserFaults()
             if faults and attempt < MAX_DRAWS:
-                f = draw(rng, faults, kind, idle, policy.clock_skew_tolerance)
+                f = draw(rng, faults, kind, idle, policy.clock_skew_tolerance, force)
             b.begin_user(f)
             sid = f"{run_id}-s{i}" + (f"r{attempt}" if attempt else "")
             if f.reorder:
@@ -285,7 +290,9 @@ def build_plan(
             else:
                 _session(b, kind, user, sid, t0, user_type, risk)
             if b.judge_user():
-                b.plan.faults.update(_fault_names(f))
+                names = _fault_names(f)
+                b.plan.faults.update(names)
+                missing = [n for n in missing if n not in names]
                 break
         else:
             raise AssertionError(f"no unambiguous plan for user {user}")  # unreachable

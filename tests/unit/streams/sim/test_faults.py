@@ -11,7 +11,7 @@ import pytest
 
 from schemas.errors import ConfigError
 from streams.policy import load_policy
-from streams.sim.faults import FAULTS, parse_faults
+from streams.sim.faults import FAULTS, coverage_names, parse_faults
 from streams.sim.oracle import NEVER_LIVE
 from streams.sim.scenario import APPEND_SLACK_S, FORWARD_SLACK_S, Plan, build_plan
 from streams.sim.verify import audit
@@ -51,6 +51,13 @@ def test_every_fault_mode_touches_users_of_a_300_user_plan() -> None:
         assert faults[name] >= 5, name
     for kind in ("logout_before_login", "removal_before_login", "stale_grant"):
         assert faults[f"reorder:{kind}"] >= 3, kind
+
+
+@pytest.mark.parametrize("start", [1000.0, 1000.0004, 1764620000.1234, 1764620000.9876])
+def test_a_small_plan_exercises_every_requested_fault(start: float) -> None:
+    """A short run must still cover each mode (both skew directions, every reorder case)."""
+    plan = build_plan(POLICY, 20, 9, start, 40.0, ALL, 1.0)
+    assert set(coverage_names(ALL)) <= set(plan.faults), plan.faults
 
 
 def test_skew_stays_inside_the_tolerance_in_both_directions() -> None:
