@@ -28,22 +28,23 @@ SSF requires explicit typing (header ``typ: secevent+jwt``), which needs a JOSE 
 plain JSON claims are not an option on the wire. Without a signing key the token is an
 Unsecured JWT (RFC 7519 section 6: ``alg: none``, empty signature); receivers must then get
 integrity from the channel (Kafka ACLs, TLS). With a PEM private key, the token is a JWS:
-RS256 for RSA (2048 bits or more), ES256 for P-256; signing needs the ``cryptography`` package.
+RS256 for RSA (2048 bits or more), ES256 for P-256, signed with ``cryptography``.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import importlib
 import math
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import orjson
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.errors import ConfigError, SessionwardenError
@@ -99,19 +100,6 @@ class SigningUnavailable(ConfigError):
     """A signing key is configured but cannot be used."""
 
 
-class CaepConfigLike(Protocol):
-    """What the SET builder needs; :class:`CaepConfig` is the concrete one."""
-
-    @property
-    def issuer(self) -> str: ...
-    @property
-    def audiences(self) -> tuple[str, ...]: ...
-    @property
-    def signing_key_pem(self) -> bytes | None: ...
-    @property
-    def key_id(self) -> str | None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class CaepConfig:
     """Transmitter settings. One SET per audience: SSF asks for distinct SETs for receivers
@@ -143,7 +131,7 @@ class _Cause:
 
 
 def caep_events_for(
-    record: Mapping[str, Any], config: CaepConfigLike, now: float | None = None
+    record: Mapping[str, Any], config: CaepConfig, now: float | None = None
 ) -> list[tuple[bytes, bytes]]:
     """The CAEP SETs for one record as ``(key, token)``: keyed by session_id (user_id for
     alerts); empty for record types without a CAEP counterpart. Raises CaepError."""
@@ -152,7 +140,7 @@ def caep_events_for(
 
 
 def set_claims_for(
-    record: Mapping[str, Any], config: CaepConfigLike, now: float | None = None
+    record: Mapping[str, Any], config: CaepConfig, now: float | None = None
 ) -> list[tuple[bytes, dict[str, Any]]]:
     """Like :func:`caep_events_for`, with the claims sets not yet encoded."""
     cause = _cause_of(record)
@@ -306,7 +294,7 @@ def _b64url_decode(text: bytes) -> bytes:
     return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
 
 
-def encode_set(claims: Mapping[str, Any], config: CaepConfigLike) -> bytes:
+def encode_set(claims: Mapping[str, Any], config: CaepConfig) -> bytes:
     """Compact serialisation: a JWS when the config has a signing key, else an Unsecured JWT."""
     if config.signing_key_pem is None:
         header: dict[str, str] = {"alg": "none", "typ": SET_TYPE}
@@ -338,7 +326,7 @@ def read_unverified(token: bytes | str) -> tuple[dict[str, Any], dict[str, Any]]
     return header, claims
 
 
-# --- signing (needs the `cryptography` package) --------------------------------------------
+# --- signing (with the `cryptography` package) ---------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,19 +338,6 @@ class _Signer:
 @functools.lru_cache(maxsize=8)
 def _signer(pem: bytes) -> _Signer:
     """RS256 for RSA keys, ES256 for P-256 keys; raises SigningUnavailable with the reason."""
-    primitives = "cryptography.hazmat.primitives"
-    try:
-        serialization = importlib.import_module(f"{primitives}.serialization")
-        hashes = importlib.import_module(f"{primitives}.hashes")
-        rsa, ec, padding, utils = (
-            importlib.import_module(f"{primitives}.asymmetric.{name}")
-            for name in ("rsa", "ec", "padding", "utils")
-        )
-    except ImportError:
-        raise SigningUnavailable(
-            "signing CAEP SETs (RS256/ES256) needs the 'cryptography' package "
-            "(pip install cryptography); without a signing key, SETs are Unsecured JWTs"
-        ) from None
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
