@@ -11,7 +11,12 @@ from typing import Any, TextIO
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+from schemas.errors import SessionwardenError
 from streams.settings import Settings
+
+
+class TopicUnavailable(SessionwardenError):
+    """The topic cannot be read: unknown, or this principal is not allowed to describe it."""
 
 
 def read_topic(
@@ -23,7 +28,8 @@ def read_topic(
     **config: Any,
 ) -> Iterator[tuple[bytes | None, bytes]]:
     """Yield (key, value) of committed records of every partition; ends after `timeout` s idle.
-    ``config`` extends the consumer's librdkafka properties (security settings)."""
+    ``config`` extends the consumer's librdkafka properties (security settings). Raises
+    TopicUnavailable when the topic's metadata carries an error."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap_servers,
@@ -37,7 +43,7 @@ def read_topic(
     try:
         md = consumer.list_topics(topic, timeout=10)
         if md.topics[topic].error is not None:
-            raise SystemExit(f"topic {topic}: {md.topics[topic].error.str()}")
+            raise TopicUnavailable(f"topic {topic}: {md.topics[topic].error.str()}")
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         consumer.assign([TopicPartition(topic, p, start) for p in md.topics[topic].partitions])
         idle_since = time.monotonic()

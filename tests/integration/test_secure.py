@@ -31,7 +31,7 @@ from streams.clients.listener import ListenerError, RevocationListener
 from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher, DeliveryError
 from streams.settings import Settings, load_settings
-from streams.tail import read_topic
+from streams.tail import TopicUnavailable, read_topic
 from streams.topics import admin_client, ensure_topics, topic_specs
 from tests.integration.harness import (
     REPO,
@@ -229,7 +229,7 @@ def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     records = read_topic(
         reader.bootstrap_servers, name, timeout=5, **reader.kafka_security.librdkafka()
     )
-    with pytest.raises(SystemExit, match="Topic authorization failed"):
+    with pytest.raises(TopicUnavailable, match="Topic authorization failed"):
         next(records)
 
 
