@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from schemas.inputs import AUTH_EVENT_ADAPTER
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
+from streams.validation import error_lines
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -44,11 +45,7 @@ def publish_lines(settings: Settings, lines: TextIO, err: TextIO, fill: bool = F
                 event = AUTH_EVENT_ADAPTER.validate_python(_filled(doc) if fill else doc)
             except (orjson.JSONDecodeError, ValueError, ValidationError) as exc:
                 detail = (
-                    "; ".join(
-                        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-                    )
-                    if isinstance(exc, ValidationError)
-                    else str(exc)
+                    "; ".join(error_lines(exc)) if isinstance(exc, ValidationError) else str(exc)
                 )
                 err.write(f"line {number}: rejected: {detail}\n")
                 bad += 1

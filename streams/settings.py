@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, model_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas.errors import ConfigError
+from streams.validation import error_lines
 
 if TYPE_CHECKING:
     from streams.caep import CaepConfig
@@ -308,8 +309,5 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**values)
     except ValidationError as exc:
-        lines = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        ]
+        lines = error_lines(exc, root="settings")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from exc
