@@ -47,9 +47,11 @@ from confluent_kafka.admin import AdminClient
 from schemas.codec import DecodeError, decode_revocation_record
 from schemas.errors import SessionwardenError
 from schemas.outputs import Revalidation, Revocation
-from streams.clients.probe import AdminLike, Probe, caught_up
+from streams.clients.health import HealthLog
 from streams.clients.revocation_set import RevocationSet, RevokedEntry, SessionKey
+from streams.clients.staleness import Staleness
 from streams.clients.tenant_view import TenantView
+from streams.offsets import AdminLike
 from streams.policy import Policy, default_policy, load_policy
 from streams.security import explain_refusal
 from streams.settings import Settings
@@ -57,7 +59,6 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-_REMIND_UNHEALTHY_S = 30.0
 _BATCH = 1000
 
 
@@ -124,7 +125,6 @@ class RevocationListener:
         # Wall clock for entry lifetimes (effective_at is wall time); monotonic for staleness.
         self._clock = clock
         self._monotonic = monotonic
-        self._probe_timeout = min(5.0, staleness_budget_s / 2)
         self._refused: str | None = None  # why the cluster refused us (login, TLS), if it did
         config.setdefault("error_cb", self._on_client_error)
         self._consumer = consumer_factory(self._consumer_config(bootstrap_servers, config))
@@ -132,18 +132,21 @@ class RevocationListener:
             {"bootstrap.servers": bootstrap_servers, "client.id": "sessionwarden-listener",
              "log_level": 4, **config}
         )  # fmt: skip
-        self._tps: list[TopicPartition] = []
-        self._probe: Probe | None = None
-        self._last_probe = -float("inf")
-        self._fresh_as_of: float | None = None  # monotonic time everything before was applied
+        self._staleness = Staleness(
+            self._admin,
+            topic,
+            self.probe_interval_s,
+            min(5.0, staleness_budget_s / 2),
+            monotonic,
+            self._probe_failed,
+        )
         self._ready = threading.Event()
         self._running = False
         self._closed = False
         self._started_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._reported_healthy: bool | None = None
-        self._last_reminder = -float("inf")
+        self._health_log = HealthLog(topic, staleness_budget_s, fail_closed)
 
     @classmethod
     def from_settings(
@@ -203,11 +206,9 @@ class RevocationListener:
             why = found.error if found is not None else "unknown topic"
             raise ListenerError(f"cannot listen to {self.topic}: {why}")
         partitions = sorted(found.partitions)
-        self._tps = [TopicPartition(self.topic, p) for p in partitions]
+        tps = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-        self._last_probe = self._monotonic()
-        self._probe = self._ask(self._last_probe)
-        if self._probe is None or not self._probe.wait(timeout):
+        if not self._staleness.first(tps, timeout):
             raise ListenerError(f"no end offsets for {self.topic} within {timeout:g}s")
         self._started_at = self._monotonic()
         self._running = True
@@ -290,9 +291,7 @@ class RevocationListener:
 
     def staleness(self) -> float:
         """Seconds since the listener last knew it had applied everything (inf: never)."""
-        if self._fresh_as_of is None:
-            return float("inf")
-        return max(0.0, self._monotonic() - self._fresh_as_of)
+        return self._staleness.age()
 
     def healthy(self) -> bool:
         """Running (a dead background thread counts as not running, at once), bootstrapped,
@@ -350,67 +349,21 @@ class RevocationListener:
         except Exception:
             log.exception("revocation listener callback %r failed", callback)
 
-    def _ask(self, now: float) -> Probe | None:
-        try:
-            return Probe(self._admin, self._tps, now, self._probe_timeout)
-        except KafkaException as exc:
-            self.stats.probes_failed += 1
-            log.debug("cannot ask for the end offsets of %s: %s", self.topic, exc)
-            return None
+    def _probe_failed(self) -> None:
+        self.stats.probes_failed += 1
 
     def _check_freshness(self) -> None:
-        now = self._monotonic()
-        probe = self._probe
-        if probe is None:
-            if now - self._last_probe < self.probe_interval_s:
-                return
-            self._last_probe = now  # a failed probe is retried after the interval
-            probe = self._probe = self._ask(now)
-            if probe is None:
-                return
-        answered = probe.answer()
-        if not answered:
-            if answered is False or now - probe.taken_at > self._probe_timeout:
-                self.stats.probes_failed += 1
-                self._probe = None
-            return
-        assert probe.ends is not None
-        positions = {tp.partition: tp.offset for tp in self._consumer.position(self._tps)}
-        if caught_up(probe.ends, positions):
-            self._fresh_as_of = probe.taken_at
-            self._probe = None
-            if not self._ready.is_set():
-                self._ready.set()
-                log.info(
-                    "revocation set of %s rebuilt: %d revoked session(s) from %d record(s)",
-                    self.topic,
-                    len(self._set),
-                    self.stats.records,
-                )
+        if self._staleness.check(self._consumer.position) and not self._ready.is_set():
+            self._ready.set()
+            log.info(
+                "revocation set of %s rebuilt: %d revoked session(s) from %d record(s)",
+                self.topic,
+                len(self._set),
+                self.stats.records,
+            )
 
     def _report_health(self) -> None:
-        healthy = self.healthy()
         now = self._monotonic()
-        if healthy and self._reported_healthy is False:
-            log.warning("revocation listener of %s is current again", self.topic)
-        elif not healthy and (
-            self._ready.is_set() or now - self._started_at > self.staleness_budget_s
-        ):
-            changed = self._reported_healthy is not False
-            if changed or now - self._last_reminder >= _REMIND_UNHEALTHY_S:
-                self._last_reminder = now
-                log.error("%s", self._unhealthy_text())
-        self._reported_healthy = healthy
-
-    def _unhealthy_text(self) -> str:
-        if self._ready.is_set():
-            state = f"is {self.staleness():.1f}s stale (budget {self.staleness_budget_s:g}s)"
-        else:
-            waited = self._monotonic() - self._started_at
-            state = f"has not finished rebuilding the revocation set after {waited:.1f}s"
-        mode = (
-            "FAIL-CLOSED: every session is treated as revoked"
-            if self._fail_closed
-            else "FAIL-OPEN: revocations issued meanwhile are NOT enforced"
-        )
-        return f"revocation listener of {self.topic} {state}; {mode}"
+        ready = self._ready.is_set()
+        waited = now - self._started_at
+        self._health_log.report(self.healthy(), ready, now, waited, self.staleness())

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streams.freshness import reached
+
 NEVER = float("-inf")
 
 
@@ -46,14 +48,14 @@ class PartitionClock:
 
     def probed(self, taken: float, end: int, read_to: int) -> None:
         """A last-stable-offset probe taken at ``taken``; ``read_to`` is the next offset to read."""
-        if read_to >= end:
+        if reached(end, read_to):
             self.proven_at = max(self.proven_at, taken)
         elif self.probe is None or taken > self.probe[0]:
             self.probe = (taken, end)
 
     def advance(self, read_to: int) -> None:
         """The consumer has read up to ``read_to``: a pending probe may now be proven."""
-        if self.probe is not None and read_to >= self.probe[1]:
+        if self.probe is not None and reached(self.probe[1], read_to):
             self.proven_at = max(self.proven_at, self.probe[0])
             self.probe = None
 

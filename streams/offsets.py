@@ -1,4 +1,4 @@
-"""The listener's freshness question: where do the partitions begin and end right now?"""
+"""The probe of probe-then-catch-up (streams/freshness.py): where do partitions end now?"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class AdminLike(Protocol):
-    """The part of confluent_kafka.admin.AdminClient the listener uses (tests pass a fake)."""
+    """The part of confluent_kafka.admin.AdminClient a probe uses (tests pass a fake)."""
 
     def list_offsets(
         self, topic_partition_offsets: dict[TopicPartition, OffsetSpec], **kwargs: Any
@@ -23,19 +23,26 @@ class AdminLike(Protocol):
 
 class Probe:
     """One question to the broker, "where do the partitions begin and end now?", asked on the
-    admin client's own connection: it neither blocks the listener nor queues behind fetches."""
+    admin client's own connection: it neither blocks the reader nor queues behind its fetches.
+    ``earliest=False`` asks only for the ends (the beginnings then count as 0)."""
 
     def __init__(
-        self, admin: AdminLike, tps: list[TopicPartition], taken_at: float, timeout: float
+        self,
+        admin: AdminLike,
+        tps: list[TopicPartition],
+        taken_at: float,
+        timeout: float,
+        earliest: bool = True,
     ):
-        self.taken_at = taken_at  # monotonic, before the question was sent
+        self.taken_at = taken_at  # the reader's clock, before the question was sent
         self.ends: dict[int, tuple[int, int]] | None = None  # partition -> (low, end)
+        self.error: KafkaException | None = None
         ask = functools.partial(
             admin.list_offsets,
             isolation_level=IsolationLevel.READ_COMMITTED,  # end = the last stable offset
             request_timeout=timeout,
         )
-        self._low = ask({tp: OffsetSpec.earliest() for tp in tps})
+        self._low = ask({tp: OffsetSpec.earliest() for tp in tps}) if earliest else {}
         self._end = ask({tp: OffsetSpec.latest() for tp in tps})
 
     def _futures(self) -> list[concurrent.futures.Future[Any]]:
@@ -56,14 +63,7 @@ class Probe:
             end = {tp.partition: future.result().offset for tp, future in self._end.items()}
         except KafkaException as exc:
             log.debug("end offsets unavailable: %s", exc)
+            self.error = exc
             return False
-        self.ends = {p: (low[p], end[p]) for p in end}
+        self.ends = {p: (low.get(p, 0), end[p]) for p in end}
         return True
-
-
-def caught_up(ends: dict[int, tuple[int, int]], positions: dict[int, int]) -> bool:
-    """Read up to the end offsets on every partition (an empty partition counts)."""
-    for partition, (low, end) in ends.items():
-        if end > low and positions.get(partition, -1) < end:
-            return False
-    return True

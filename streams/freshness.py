@@ -1,0 +1,19 @@
+"""Probe, then catch up: the freshness rule of every reader that must know it is current.
+
+Note the time, ask the broker where each partition ends (read_committed: the last stable
+offset; streams/offsets.py asks), and once the reader has read up to those ends, everything
+appended before that time has been applied. The revocation listener uses it for its
+staleness, the enforcer before a deadline fires (streams/enforcer/horizon.py). Pure: no Kafka.
+"""
+
+from __future__ import annotations
+
+
+def reached(end: int, read_to: int, low: int = 0) -> bool:
+    """Read up to ``end`` (the next offset to read is ``read_to``); an empty partition counts."""
+    return end <= low or read_to >= end
+
+
+def caught_up(ends: dict[int, tuple[int, int]], positions: dict[int, int]) -> bool:
+    """Read up to the end offsets on every partition (an empty partition counts)."""
+    return all(reached(end, positions.get(p, -1), low) for p, (low, end) in ends.items())
