@@ -6,9 +6,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import orjson
+from tqdm import tqdm
 
 from schemas.codec import encode_dict
 from streams.policy import Policy
@@ -47,25 +48,18 @@ def truth_document(plan: Plan, policy: Policy) -> dict[str, Any]:
     }
 
 
-class Progress:
-    """A one-line progress bar on a terminal (plain lines elsewhere), at most 4 updates/s."""
-
-    def __init__(self, total: int, out: TextIO) -> None:
-        self.total, self.out, self.started, self.shown = total, out, time.monotonic(), 0.0
-        self.tty = out.isatty()
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.shown < (0.25 if self.tty else 5.0):
-            return
-        self.shown = now
-        rate = done / max(now - self.started, 1e-9)
-        filled = int(30 * done / max(self.total, 1))
-        line = f"[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} events {rate:7.1f}/s"
-        self.out.write(("\r" + line) if self.tty else line + "\n")
-        if self.tty and force:
-            self.out.write("\n")
-        self.out.flush()
+def progress_bar(total: int, out: TextIO) -> tqdm[NoReturn]:
+    """A one-line progress bar: redrawn at most 4 times a second on a terminal, every 5 s
+    elsewhere (a log file)."""
+    tty = out.isatty()
+    return tqdm(
+        total=total,
+        file=out,
+        unit="events",
+        mininterval=0.25 if tty else 5.0,
+        ascii=not tty,
+        dynamic_ncols=tty,
+    )
 
 
 def publish_plan(
@@ -75,12 +69,12 @@ def publish_plan(
     stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, int]:
     """Publish each planned event when its time comes; returns counts."""
-    progress = Progress(len(plan.events), out)
     behind = 0
     sent = 0
     topic = settings.topics.input
     security = settings.kafka_security.librdkafka()
     with (
+        progress_bar(len(plan.events), out) as progress,
         AuthEventPublisher(settings.bootstrap_servers, topic, **security) as pub,
         AuthEventPublisher(
             settings.bootstrap_servers, topic, partitioner=FOREIGN, **security
@@ -102,8 +96,7 @@ def publish_plan(
                 producer = foreign if ev.foreign else pub
                 producer.publish_raw(ev.doc["user_id"].encode(), encode_dict(ev.doc))
             sent += 1
-            progress.update(sent)
-    progress.update(sent, force=True)
+            progress.update()
     if behind:
         out.write(
             f"warning: {behind} event(s) went out more than {BEHIND_WARNING_S}s late; "
