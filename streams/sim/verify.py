@@ -54,17 +54,19 @@ class Report:
     def latency_summary(self) -> dict[str, float]:
         if not self.latencies:
             return {}
-        ordered = sorted(self.latencies)
-
-        def pct(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
+        values = self.latencies
+        # Percentile cut points; one sample is every percentile of itself.
+        cuts = (
+            statistics.quantiles(values, n=100, method="inclusive")
+            if len(values) > 1
+            else [values[0]] * 99
+        )
         return {
-            "count": len(ordered),
-            "p50_ms": statistics.median(ordered) * 1000,
-            "p90_ms": pct(0.90) * 1000,
-            "p99_ms": pct(0.99) * 1000,
-            "max_ms": ordered[-1] * 1000,
+            "count": len(values),
+            "p50_ms": statistics.median(values) * 1000,
+            "p90_ms": cuts[89] * 1000,
+            "p99_ms": cuts[98] * 1000,
+            "max_ms": max(values) * 1000,
         }
 
     def to_json(self) -> dict[str, Any]:
