@@ -223,46 +223,47 @@ def up() -> int:
     started = time.monotonic()
     if pid is None:
         if not (h / "data" / "meta.properties").exists():
-            cluster_id = (
-                subprocess.run(
-                    java_cmd(java, libs, "kafka.tools.StorageTool", "random-uuid", heap="128m"),
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
-            fmt = subprocess.run(
-                java_cmd(
-                    java,
-                    libs,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(cfg),
-                    "--standalone",
-                    heap="128m",
-                ),
-                capture_output=True,
-                text=True,
-            )
-            if fmt.returncode != 0:
-                fail(f"formatting storage failed:\n{fmt.stdout}\n{fmt.stderr}")
-            say(f"formatted storage (cluster id {cluster_id})")
-        with open(h / "logs" / "stdout.log", "ab") as out:
-            proc = subprocess.Popen(
-                java_cmd(java, libs, "kafka.Kafka", str(cfg)),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        (h / "broker.pid").write_text(f"{proc.pid}\n")
-        pid = proc.pid
-        say(f"started broker pid {pid} on {bootstrap()}")
+            format_storage(java, libs, cfg)
+        pid = launch(java, libs, h, cfg)
+    return wait_ready(pid, started)
+
+
+def format_storage(java: str, libs: Path, cfg: Path) -> None:
+    """KRaft storage for a new single-node cluster (a fresh cluster id)."""
+    cluster_id = (
+        subprocess.run(
+            java_cmd(java, libs, "kafka.tools.StorageTool", "random-uuid", heap="128m"),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    tool = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(cfg), "--standalone")
+    fmt = subprocess.run(java_cmd(java, libs, *tool, heap="128m"), capture_output=True, text=True)
+    if fmt.returncode != 0:
+        fail(f"formatting storage failed:\n{fmt.stdout}\n{fmt.stderr}")
+    say(f"formatted storage (cluster id {cluster_id})")
+
+
+def launch(java: str, libs: Path, h: Path, cfg: Path) -> int:
+    """Start the broker in its own session (it outlives this command); record its pid."""
+    with open(h / "logs" / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(
+            java_cmd(java, libs, "kafka.Kafka", str(cfg)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    (h / "broker.pid").write_text(f"{proc.pid}\n")
+    say(f"started broker pid {proc.pid} on {bootstrap()}")
+    return proc.pid
+
+
+def wait_ready(pid: int, started: float) -> int:
+    """Until the broker answers metadata requests; fails (with the log tail) if it exits."""
     deadline = started + float(os.environ.get("KAFKA_READY_TIMEOUT", "90"))
     while time.monotonic() < deadline:
         if not pid_alive(pid):
