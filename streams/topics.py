@@ -46,86 +46,46 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
     """The product's topics. Retention of everything that replays sessions covers the longest
     session the policy allows, plus a day."""
     t = settings.topics
-    p, rf = settings.partitions, settings.replication_factor
     session_ms = str(int(max_absolute_s * 1000) + MARGIN_MS)
-    specs = [
-        TopicSpec(
-            t.input,
-            p,
-            rf,
-            {
-                "cleanup.policy": "delete",
-                "retention.ms": session_ms,
-                # The enforcer's clock for deadlines is the broker's append time, which no
-                # producer clock can bend (docs/ARCHITECTURE.md, "Time").
-                "message.timestamp.type": "LogAppendTime",
-                "max.message.bytes": str(INPUT_MAX_MESSAGE_BYTES),
-            },
-            "auth events in (key user_id)",
-        ),
-        TopicSpec(
+    # acks=all means "every in-sync replica", so without a floor a replicated cluster can
+    # acknowledge a transaction written to one broker only.
+    min_isr = {"min.insync.replicas": str(min_insync_replicas(settings))}
+
+    def spec(name: str, configs: dict[str, str], purpose: str) -> TopicSpec:
+        p, rf = settings.partitions, settings.replication_factor
+        return TopicSpec(name, p, rf, {**configs, **min_isr}, purpose)
+
+    def kept(ms: int | str) -> dict[str, str]:
+        return {"cleanup.policy": "delete", "retention.ms": str(ms)}
+
+    input_configs = {
+        **kept(session_ms),
+        # The enforcer's clock for deadlines is the broker's append time, which no producer
+        # clock can bend (docs/ARCHITECTURE.md, "Time").
+        "message.timestamp.type": "LogAppendTime",
+        "max.message.bytes": str(INPUT_MAX_MESSAGE_BYTES),
+    }
+    changelog = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
+    return [
+        spec(t.input, input_configs, "auth events in (key user_id)"),
+        spec(
             t.enforcer_state,
-            p,
-            rf,
-            {
-                "cleanup.policy": "compact",
-                "min.cleanable.dirty.ratio": "0.1",
-                "segment.ms": str(3600 * 1000),
-            },
+            {**changelog, "segment.ms": str(3600 * 1000)},
             "enforcer state changelog (key [kind, tenant, id]), co-partitioned with the input",
         ),
-        TopicSpec(
+        spec(
             t.revocations,
-            p,
-            rf,
             {"cleanup.policy": "compact,delete", "retention.ms": session_ms},
             "revocations and revalidations (key [tenant, session_id])",
         ),
-        TopicSpec(
-            t.audit,
-            p,
-            rf,
-            {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS)},
-            "session lifecycle audit (key user_id)",
-        ),
-        TopicSpec(
-            t.alerts,
-            p,
-            rf,
-            {"cleanup.policy": "delete", "retention.ms": str(365 * DAY_MS)},
-            "anomaly alerts (key user_id)",
-        ),
-        TopicSpec(
+        spec(t.audit, kept(90 * DAY_MS), "session lifecycle audit (key user_id)"),
+        spec(t.alerts, kept(365 * DAY_MS), "anomaly alerts (key user_id)"),
+        spec(
             t.dlq,
-            p,
-            rf,
-            {
-                "cleanup.policy": "delete",
-                "retention.ms": str(30 * DAY_MS),
-                "max.message.bytes": str(4 * 1024 * 1024),
-            },
+            {**kept(30 * DAY_MS), "max.message.bytes": str(4 * 1024 * 1024)},
             "dead letters: raw bytes, reason, coordinates",
         ),
-        TopicSpec(
-            t.caep,
-            p,
-            rf,
-            {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
-            "CAEP Security Event Tokens (optional)",
-        ),
-    ]
-    # acks=all means "every in-sync replica", so without a floor a replicated cluster can
-    # acknowledge a transaction written to one broker only.
-    min_isr = str(min_insync_replicas(settings))
-    return [
-        TopicSpec(
-            s.name,
-            s.partitions,
-            s.replication_factor,
-            {**s.configs, "min.insync.replicas": min_isr},
-            s.purpose,
-        )
-        for s in specs
+        spec(t.caep, kept(30 * DAY_MS), "CAEP Security Event Tokens (optional)"),
     ]
 
 
@@ -180,72 +140,82 @@ def ensure_topics(
 ) -> int:
     """Create missing topics and align configs; returns how many changes were made."""
     existing = _existing(admin, timeout)
-    wrong = [
-        (s, existing[s.name])
-        for s in specs
-        if s.name in existing and existing[s.name] != s.partitions
-    ]
-    if wrong:
-        lines = [
-            f"  {s.name}: has {n} partitions, the layout needs {s.partitions}" for s, n in wrong
-        ]
-        raise ConfigError(
-            "existing topics have the wrong partition count:\n" + "\n".join(lines) + "\n"
-            "All Sessionwarden topics share one partition count so that a user's events, state "
-            "and outputs stay co-partitioned. Either set SESSIONWARDEN_PARTITIONS to the existing "
-            "count, or delete these topics (their data is lost) and run this again."
-        )
-    changes = 0
-    missing = [s for s in specs if s.name not in existing]
-    if missing:
-        futures = admin.create_topics(
-            [
-                NewTopic(s.name, s.partitions, s.replication_factor, config=s.configs)
-                for s in missing
-            ],
-            operation_timeout=timeout,
-        )
-        raced: list[TopicSpec] = []
-        for spec in missing:
-            try:
-                futures[spec.name].result(timeout=timeout)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise
-                raced.append(spec)  # created concurrently, or metadata was stale: check it below
-                continue
-            report(f"created   {spec.name} ({spec.partitions} partitions)")
-            changes += 1
-        missing = [s for s in missing if s not in raced]
-        _wait_visible(admin, [s.name for s in missing], timeout)
-        for spec in missing:
-            _wait_aligned(admin, spec, timeout)
+    _refuse_wrong_partitions(specs, existing)
+    created = _create_missing(admin, [s for s in specs if s.name not in existing], report, timeout)
+    changes = len(created)
     for spec in specs:
-        if spec in missing:
-            continue
-        drift = _config_drift(admin, spec, timeout)
-        if not drift:
-            report(f"unchanged {spec.name}")
-            continue
-        res = ConfigResource(
-            ResourceType.TOPIC,
-            spec.name,
-            incremental_configs=[
-                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
-                for k, v in drift.items()
-            ],
-        )
-        admin.incremental_alter_configs([res])[res].result(timeout=timeout)
-        _wait_aligned(admin, spec, timeout)
-        report(f"updated   {spec.name}: " + ", ".join(f"{k}={v}" for k, v in drift.items()))
-        if "message.timestamp.type" in drift:
-            report(
-                f"          records already on {spec.name} keep their producer timestamps; "
-                "the enforcer times those by its own clock when it reads them"
-            )
-        changes += 1
+        if spec not in created and _align(admin, spec, report, timeout):
+            changes += 1
     report("nothing to change" if changes == 0 else f"{changes} change(s) made")
     return changes
+
+
+def _refuse_wrong_partitions(specs: list[TopicSpec], existing: dict[str, int]) -> None:
+    wrong = [
+        (s, existing[s.name]) for s in specs if existing.get(s.name, s.partitions) != s.partitions
+    ]
+    if not wrong:
+        return
+    lines = [f"  {s.name}: has {n} partitions, the layout needs {s.partitions}" for s, n in wrong]
+    raise ConfigError(
+        "existing topics have the wrong partition count:\n" + "\n".join(lines) + "\n"
+        "All Sessionwarden topics share one partition count so that a user's events, state "
+        "and outputs stay co-partitioned. Either set SESSIONWARDEN_PARTITIONS to the existing "
+        "count, or delete these topics (their data is lost) and run this again."
+    )
+
+
+def _create_missing(
+    admin: AdminClient, missing: list[TopicSpec], report: Callable[[str], None], timeout: float
+) -> list[TopicSpec]:
+    """Create ``missing`` and wait until they serve their configs; returns those created here
+    (one that exists meanwhile, created concurrently or seen through stale metadata, is not)."""
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication_factor, config=s.configs) for s in missing],
+        operation_timeout=timeout,
+    )
+    created: list[TopicSpec] = []
+    for spec in missing:
+        try:
+            futures[spec.name].result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            continue  # the caller checks its configs like any existing topic
+        report(f"created   {spec.name} ({spec.partitions} partitions)")
+        created.append(spec)
+    _wait_visible(admin, [s.name for s in created], timeout)
+    for spec in created:
+        _wait_aligned(admin, spec, timeout)
+    return created
+
+
+def _align(
+    admin: AdminClient, spec: TopicSpec, report: Callable[[str], None], timeout: float
+) -> bool:
+    """Set the configs of an existing topic that differ from ``spec``; True if any did."""
+    drift = _config_drift(admin, spec, timeout)
+    if not drift:
+        report(f"unchanged {spec.name}")
+        return False
+    res = ConfigResource(
+        ResourceType.TOPIC,
+        spec.name,
+        incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in drift.items()
+        ],
+    )
+    admin.incremental_alter_configs([res])[res].result(timeout=timeout)
+    _wait_aligned(admin, spec, timeout)
+    report(f"updated   {spec.name}: " + ", ".join(f"{k}={v}" for k, v in drift.items()))
+    if "message.timestamp.type" in drift:
+        report(
+            f"          records already on {spec.name} keep their producer timestamps; "
+            "the enforcer times those by its own clock when it reads them"
+        )
+    return True
 
 
 def admin_client(settings: Settings) -> AdminClient:
