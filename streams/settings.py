@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     detect_commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     # --- end of the anomaly detectors' settings --------------------------------------------
 
+    # --- Producer delay (the enforcer's firing horizon) ------------------------------------
+    # How late an auth event may be appended after it was made (publisher linger + retries)
+    # and still count: a deadline d fires only once its partition is known read through
+    # broker time d + budget. Raise it to your producers' worst publish delay; every second
+    # of budget adds a second to every deadline revocation. Activity appended later than
+    # that is audited as `activity_after_revocation`.
+    producer_delay_budget_s: float = Field(default=0.0, ge=0, le=3600)
+    # --- end of the producer delay settings -------------------------------------------------
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.policy_file is not None and not self.policy_file.is_file():

@@ -14,7 +14,7 @@ from schemas.codec import encode_dict
 from streams.policy import Policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
-from streams.sim.scenario import Plan, build_plan, estimate_events
+from streams.sim.scenario import TENANT, Plan, build_plan, estimate_events
 
 BEHIND_WARNING_S = 0.5
 
@@ -22,6 +22,7 @@ BEHIND_WARNING_S = 0.5
 def truth_document(plan: Plan, policy: Policy) -> dict[str, Any]:
     return {
         "run_id": plan.run_id,
+        "tenant": TENANT,
         "policy_version": policy.version,
         "sessions": {
             sid: {"user_id": t.user_id, "kind": t.kind, "reason": t.reason, "at": t.at}

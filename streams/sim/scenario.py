@@ -32,6 +32,8 @@ KINDS: dict[str, float] = {  # scenario kind -> weight
 DUPLICATE_RATE = 0.03
 TIE_GAP = 0.01  # seconds: no planned event lands this close to a session's absolute deadline
 
+TENANT = "sim"  # every simulated event's tenant; the ground truth names it
+
 
 @dataclass
 class Planned:
@@ -95,7 +97,7 @@ class _Builder:
             "event_id": str(eid),
             "occurred_at": iso(t),
             "user_id": user,
-            "tenant": "sim",
+            "tenant": TENANT,
         }
         base.update(fields)
         return base

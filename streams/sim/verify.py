@@ -76,36 +76,58 @@ class Report:
         }
 
 
+SessionKey = tuple[str | None, str]
+"""(tenant, session_id); the tenant is None for ground truth written without tenants."""
+
+
 def audit(
     truth: dict[str, Any],
     revocations: list[dict[str, Any]],
     used: list[dict[str, Any]],
     tolerance: float,
 ) -> Report:
-    """Classify every session of the run (pure)."""
+    """Classify every session of the run (pure). Sessions are (tenant, session_id): the truth
+    names its tenant (``tenant``, or per session), records name theirs."""
     report = Report(truth["run_id"], tolerance)
-    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    default = truth.get("tenant")
+    scoped = default is not None or any("tenant" in w for w in truth["sessions"].values())
+
+    def record_key(rec: dict[str, Any]) -> SessionKey:
+        return (rec.get("tenant") if scoped else None, rec["session_id"])
+
+    by_session: dict[SessionKey, list[dict[str, Any]]] = defaultdict(list)
     for rec in revocations:
         if rec.get("type") == "revocation":
-            by_session[rec["session_id"]].append(rec)
-    expected: dict[str, dict[str, Any]] = truth["sessions"]
-    for sid, want in sorted(expected.items()):
-        category = _classify(sid, want, by_session.get(sid, []), tolerance, report)
+            by_session[record_key(rec)].append(rec)
+    expected: dict[SessionKey, dict[str, Any]] = {
+        (want.get("tenant", default), sid): want for sid, want in truth["sessions"].items()
+    }
+    for key, want in sorted(expected.items(), key=lambda kv: _order(kv[0])):
+        category = _classify(_name(key), want, by_session.get(key, []), tolerance, report)
         report.rows[want["reason"]][category] += 1
-    for sid, recs in sorted(by_session.items()):
-        if sid not in expected:
+    for key, recs in sorted(by_session.items(), key=lambda kv: _order(kv[0])):
+        if key not in expected:
             report.rows[recs[0]["reason"]]["spurious"] += len(recs)
-            report.problems.append(f"{sid}: revoked ({recs[0]['reason']}) without cause")
-    want_used = Counter(truth.get("ended_session_used", []))
-    seen_used = Counter(u["session_id"] for u in used if u["session_id"] in expected)
+            report.problems.append(f"{_name(key)}: revoked ({recs[0]['reason']}) without cause")
+    want_used = Counter((default, sid) for sid in truth.get("ended_session_used", []))
+    seen_used = Counter(k for k in map(record_key, used) if k in expected)
     report.ended_session_used_expected = sum(want_used.values())
     report.ended_session_used_seen = sum(seen_used.values())
-    for sid in sorted(set(want_used) | set(seen_used)):
-        if want_used[sid] != seen_used[sid]:
+    for key in sorted(set(want_used) | set(seen_used), key=_order):
+        if want_used[key] != seen_used[key]:
             report.problems.append(
-                f"{sid}: {seen_used[sid]} ended-session use(s) audited, {want_used[sid]} expected"
+                f"{_name(key)}: {seen_used[key]} ended-session use(s) audited, "
+                f"{want_used[key]} expected"
             )
     return report
+
+
+def _order(key: SessionKey) -> tuple[str, str]:
+    return (key[0] or "", key[1])
+
+
+def _name(key: SessionKey) -> str:
+    return key[1] if key[0] is None else f"{key[0]}/{key[1]}"
 
 
 def _classify(
