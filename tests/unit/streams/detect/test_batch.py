@@ -140,7 +140,7 @@ def test_a_key_is_written_while_the_event_that_wrote_it_last_is_current() -> Non
         last_writer = dict(one_by_one[name].writes)  # type: ignore[attr-defined]
         assert last_writer == dict(batched[name].writes)  # type: ignore[attr-defined]
         assert None not in last_writer.values()
-    assert {"alice", "bob"} == set(dict(batched[SESSIONS].writes))  # type: ignore[attr-defined]
+    assert {("acme", "alice"), ("acme", "bob")} == set(dict(batched[SESSIONS].writes))  # type: ignore[attr-defined]
 
 
 def test_pending_tables_read_through_their_writes_and_flush_once() -> None:
