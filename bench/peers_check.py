@@ -1,6 +1,7 @@
 """The peers against the enforcer on a small seeded run: the same revocations, or no timing.
 
-Seeded sessions of seven kinds (one user each) go to one input topic; the enforcer, the Kafka
+Seeded sessions of seven kinds (one user each) go to one input topic, each record at its own
+time; the enforcer, the Kafka
 Streams peer and the Quix Streams peer read it at once, each writing its own revocations topic.
 Kinds: ``silent`` (expires with no further record: only a wall-clock timer can end it),
 ``rearmed`` (one activity, then silent: the timer must re-arm once), ``late`` (a request after
@@ -27,6 +28,7 @@ from bench.common import REPO, bench_topics, produce, producer
 from bench.kstreams_peer import KStreamsProcess
 from bench.quix_peer_run import QuixProcess
 from schemas.codec import encode_dict
+from streams.settings import Settings
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,
@@ -43,35 +45,46 @@ SILENT = ("silent", "rearmed")
 Revocation = tuple[str, str, int]
 
 
-def seeded_run(t0: float, seed: int = 3) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The input records in order, and each session's kind."""
+def seeded_run(seed: int = 3) -> tuple[list[tuple[float, str, str, str]], dict[str, str]]:
+    """The input records as (seconds from the start, step, session, user) in time order, and
+    each session's kind. Records are produced at their own time (the enforcer judges an event
+    on the earlier of its timestamp and its arrival, so none may be stamped ahead)."""
     rng = random.Random(seed)
     plans: dict[str, list[tuple[str, float]]] = {
         "silent": [("login:short", 0)],
-        "rearmed": [("login:short", 0), ("activity", 5)],
-        "late": [("login:short", 0), ("activity", 1), ("activity", 30)],
-        "logout": [("login:low", 0), ("activity", 1), ("logout", 5)],
-        "late_logout": [("login:short", 0), ("logout", 25)],
-        "absolute": [("login:abs", 0), *[("activity", dt) for dt in (10, 20, 35, 45)]],
+        "rearmed": [("login:short", 0), ("activity", 2)],
+        "late": [("login:short", 0), ("activity", 1), ("activity", 9)],
+        "logout": [("login:low", 0), ("activity", 1), ("logout", 3)],
+        "late_logout": [("login:short", 0), ("logout", 8)],
+        "absolute": [("login:abs", 0), *[("activity", dt) for dt in (4, 8, 12, 16)]],
         "alive": [("login:low", 0), ("activity", 2)],
     }
     kinds: dict[str, str] = {}
-    docs: list[dict[str, Any]] = []
+    steps: list[tuple[float, str, str, str]] = []
     for kind, plan in plans.items():
         for i in range(PER_KIND):
             sid = f"chk-{kind}-{i}-{rng.getrandbits(32):08x}"
-            user = f"u-{kind}-{i}"
             kinds[sid] = kind
-            jitter = rng.uniform(0, 2)
-            for step, dt in plan:
-                t = t0 + jitter + dt
-                if step.startswith("login:"):
-                    docs.append(login_doc(sid, user, t, risk=step.split(":")[1]))
-                elif step == "activity":
-                    docs.append(activity_doc(sid, user, t))
-                else:
-                    docs.append(logout_doc(sid, user, t))
-    return docs, kinds
+            jitter = rng.uniform(0, 1)
+            steps += [(jitter + dt, step, sid, f"u-{kind}-{i}") for step, dt in plan]
+    return sorted(steps), kinds
+
+
+def produce_in_time(s: Settings, steps: list[tuple[float, str, str, str]]) -> None:
+    p = producer(s)
+    t0 = time.time()
+    for dt, step, sid, user in steps:
+        time.sleep(max(0.0, t0 + dt - time.time()))
+        t = t0 + dt
+        if step.startswith("login:"):
+            doc = login_doc(sid, user, t, risk=step.split(":")[1])
+        elif step == "activity":
+            doc = activity_doc(sid, user, t)
+        else:
+            doc = logout_doc(sid, user, t)
+        produce(p, s.topics.input, encode_dict(doc), user.encode())
+        p.poll(0)
+    p.flush(30)
 
 
 def revocations(collector: Collector) -> set[Revocation]:
@@ -94,21 +107,19 @@ def check(servers: str) -> dict[str, Any]:
         ]
         for proc in procs:
             proc.wait_assigned()
-        t0 = time.time()
-        docs, kinds = seeded_run(t0)
-        p = producer(s)
-        for doc in docs:
-            produce(p, s.topics.input, encode_dict(doc), doc["user_id"].encode())
-        p.flush(30)
         collectors = [Collector(servers, t) for t in (s.topics.revocations, ks_out, qx_out)]
+        steps, kinds = seeded_run()
+        produce_in_time(s, steps)
         expected = sum(1 for k in kinds.values() if k != "alive")
-        wait_until(
+        expressible = sum(1 for k in kinds.values() if k not in (*SILENT, "alive"))
+        wait_until(  # Quix Streams commits (and so shows its output) every 5 s
             lambda: (
                 len(revocations(collectors[0])) >= expected
                 and len(revocations(collectors[1])) >= expected
+                and len(revocations(collectors[2])) >= expressible
             ),
             120,
-            "the revocations of the enforcer and the Kafka Streams peer",
+            "the revocations of the enforcer and both peers",
         )
         time.sleep(3)  # let any spurious extra revocation arrive too
         ours, ks, qx = (revocations(c) for c in collectors)
