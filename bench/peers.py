@@ -84,8 +84,9 @@ def render(results: dict[str, Any]) -> list[str]:
     if lat:
         lines += [
             "",
-            f"Kafka Streams revocation latency at the enforcer's half load "
-            f"({lat['achieved_rate']:,.0f} events/s): p50 {lat['p50_ms']:.0f} ms, "
+            f"Kafka Streams revocation latency at the enforcer's load (target "
+            f"{lat['target_rate']:,.0f}, achieved {lat['achieved_rate']:,.0f} events/s): "
+            f"p50 {lat['p50_ms']:.0f} ms, "
             f"p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms over {lat['samples']} "
             "revocations (punctuator every 50 ms). Quix Streams: not measurable, a silent "
             "session is never revoked.",
