@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from streams.stats import percentiles
+
 CATEGORIES = ("correct", "missed", "early", "late", "spurious")
 AUDITED = {  # audit records the truth expects per session -> how problems name them
     "ended_session_used": "ended-session use",
@@ -55,17 +57,12 @@ class Report:
         if not self.latencies:
             return {}
         values = self.latencies
-        # Percentile cut points; one sample is every percentile of itself.
-        cuts = (
-            statistics.quantiles(values, n=100, method="inclusive")
-            if len(values) > 1
-            else [values[0]] * 99
-        )
+        p90, p99 = percentiles(values, 90, 99)
         return {
             "count": len(values),
             "p50_ms": statistics.median(values) * 1000,
-            "p90_ms": cuts[89] * 1000,
-            "p99_ms": cuts[98] * 1000,
+            "p90_ms": p90 * 1000,
+            "p99_ms": p99 * 1000,
             "max_ms": max(values) * 1000,
         }
 
