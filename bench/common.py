@@ -18,6 +18,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode_dict
+from streams.producing import produce_waiting as produce
 from streams.settings import Settings, load_settings
 from streams.sim.scenario import iso
 from streams.topics import INPUT_MAX_MESSAGE_BYTES, ensure_topics, topic_specs
@@ -63,15 +64,6 @@ def producer(settings: Settings) -> Producer:
             "log_level": 3,
         }
     )
-
-
-def produce(p: Producer, topic: str, value: bytes, key: bytes) -> None:
-    while True:
-        try:
-            p.produce(topic, value, key)
-            return
-        except BufferError:
-            p.poll(0.05)
 
 
 def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1) -> dict[str, Any]:

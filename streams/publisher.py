@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from schemas.codec import encode
 from schemas.errors import SessionwardenError
 from schemas.inputs import AUTH_EVENT_ADAPTER, AuthEvent
+from streams.producing import produce_waiting
 from streams.topics import INPUT_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,9 @@ class AuthEventPublisher:
 
     def publish_raw(self, key: bytes | None, value: bytes) -> None:
         """Queue bytes as they are (tests use it for hostile input)."""
-        while True:
-            try:
-                self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery)
-                break
-            except BufferError:  # local queue full: serve delivery reports, then retry
-                self._producer.poll(0.1)
+        produce_waiting(
+            self._producer, self.topic, value, key, on_delivery=self._on_delivery, wait_s=0.1
+        )
         self._producer.poll(0)
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
