@@ -13,6 +13,7 @@ from uuid import UUID
 
 from schemas.outputs import AlertKind, AlertSeverity
 from streams.detect.detectors import SEVERITY_RANK, Trigger
+from streams.policy.durations import millis
 
 # Fixed namespace: the same trigger yields the same alert id in every process, after every
 # restart or rebalance, so a re-emitted alert is a duplicate subscribers can drop.
@@ -20,10 +21,6 @@ NAMESPACE = uuid.UUID("0b6f4a8e-52c1-4c55-9a57-3c1d2e7f9b20")
 RECENT_TRIGGERS = 32
 """Trigger event ids remembered per (user, kind), so a replayed trigger is not counted twice."""
 MAX_SUMMARY = 512
-
-
-def millis(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 def alert_id(kind: str, user_id: str, window_start: float, trigger_event_id: str) -> UUID:

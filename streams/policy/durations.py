@@ -1,4 +1,4 @@
-"""Durations in policy files: "500ms", "90s", "1.5h", "1h30m" or a bare number of seconds."""
+"""Durations: policy-file text ("500ms", "90s", "1.5h", "1h30m", bare seconds) and milliseconds."""
 
 from __future__ import annotations
 
@@ -53,19 +53,24 @@ def _parse_text(text: str) -> float:
     return sign * sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(body))
 
 
+def millis(seconds: float) -> int:
+    """Whole milliseconds (the wire's and the record ids' unit) in ``seconds``, rounded."""
+    return round(seconds * 1000)
+
+
 def format_duration(seconds: float) -> str:
     """Compact text for ``seconds``: "15m", "12h", "1h30m", "500ms"."""
     if not math.isfinite(seconds):
         return str(seconds)
     if seconds < 0:
         return "-" + format_duration(-seconds)
-    millis = round(seconds * 1000)
-    if millis == 0:
+    ms = millis(seconds)
+    if ms == 0:
         return "0s" if seconds == 0 else f"{seconds * 1000:g}ms"
     parts: list[str] = []
-    units = _FORMAT_UNITS if millis >= 2 * 86_400_000 else _FORMAT_UNITS[1:]
+    units = _FORMAT_UNITS if ms >= 2 * 86_400_000 else _FORMAT_UNITS[1:]
     for unit, size in units:
-        count, millis = divmod(millis, size)
+        count, ms = divmod(ms, size)
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
