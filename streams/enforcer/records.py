@@ -14,6 +14,7 @@ import orjson
 
 from schemas.inputs import Activity, Login, Logout, RoleChange
 from streams.enforcer.state import Ended, Session
+from streams.policy.durations import millis
 
 # Fixed namespace: the same cause always yields the same id, across processes and restarts.
 NAMESPACE = uuid.UUID("5f0c3b7e-3a51-4d1e-9a8e-6b2b1d0c9e11")
@@ -33,10 +34,6 @@ def stable_id(*parts: object) -> str:
     h = hashlib.sha1(_NS + orjson.dumps(parts)).hexdigest()
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
-
-
-def millis(seconds: float) -> int:
-    return round(seconds * 1000)
 
 
 def revocation(
