@@ -119,10 +119,6 @@ class Session(_SessionRecord):
         self.permissions = permissions
         self.recent = recent
 
-    @property
-    def idle_deadline(self) -> float:
-        return self.last_activity + self.idle_timeout
-
     def deadline(self) -> tuple[float, str]:
         """The earlier of both deadlines and its reason (absolute wins a tie)."""
         idle = self.last_activity + self.idle_timeout
