@@ -67,7 +67,8 @@ __all__ = [
     "parse_policy",
 ]
 
-HIGH_RISK_CACHE_SIZE = 4096
+HIGH_RISK_CACHE_SIZE = 10_000
+"""Actions whose high-risk rule is remembered; past it, hostile input is matched, not cached."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,7 @@ class Policy:
 
     __slots__ = (
         "_privileges",
-        "_rule_for",
+        "_rule_cache",
         "_rules",
         "_sensitive",
         "_table",
@@ -126,7 +127,7 @@ class Policy:
             (re.compile(fnmatch.translate(rule.pattern)).match, rule)
             for rule in document.high_risk_operations
         )
-        self._rule_for = functools.lru_cache(maxsize=HIGH_RISK_CACHE_SIZE)(self._first_rule)
+        self._rule_cache: dict[str, HighRiskRule | None] = {}
 
     def timeouts_for(self, user_type: str, risk_profile: str) -> Timeouts:
         """Effective timeouts; unlisted user types and risk profiles fall back to the defaults."""
@@ -157,7 +158,15 @@ class Policy:
 
     def high_risk_rule(self, action: str) -> HighRiskRule | None:
         """The first rule (file order) whose pattern matches ``action``."""
-        return self._rule_for(action) if self._rules else None
+        if not self._rules:
+            return None
+        try:
+            return self._rule_cache[action]
+        except KeyError:
+            rule = self._first_rule(action)
+            if len(self._rule_cache) < HIGH_RISK_CACHE_SIZE:
+                self._rule_cache[action] = rule
+            return rule
 
     def _first_rule(self, action: str) -> HighRiskRule | None:
         for matches, rule in self._rules:
