@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 
 from streams.pg.sandbox import demo_database, revoked_count
-from streams.policy import load_policy
-from streams.settings import load_settings
+from streams.policy import Policy, load_policy
+from streams.settings import Settings, load_settings
 from streams.sim.run import simulate
 from streams.sim.verify_cli import run_verify
 from streams.tail import read_topic, render
@@ -93,13 +93,64 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--users", type=int, default=int(os.environ.get("DEMO_USERS", "40")))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("DEMO_SEED", "7")))
     parser.add_argument("--rate", type=float, default=20.0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def _start(
+    services: list[tuple[str, str]], env: dict[str, str], children: list[subprocess.Popen[bytes]]
+) -> None:
+    """Start each service, adding it to ``children`` at once (so a failure stops the others)."""
+    for name, module in services:
+        log = open(WORKDIR / f"{name}.log", "ab")  # noqa: SIM115 (closed with the child)
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", *module.split()], env=env, stdout=log, stderr=log, cwd=REPO
+            )
+        )
+        print(f"started the {name} (log: {WORKDIR / (name + '.log')})")
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _traffic_and_audit(
+    settings: Settings, policy: Policy, args: argparse.Namespace, stop: threading.Event
+) -> tuple[int, threading.Lock]:
+    """Follow the output topics, simulate, then audit the run; returns verify's exit code."""
+    lock = threading.Lock()
+    show = _printer(lock, sys.stdout.isatty())
+    for topic in (settings.topics.revocations, settings.topics.audit, settings.topics.alerts):
+        threading.Thread(
+            target=_follow, args=(settings.bootstrap_servers, topic, show, stop), daemon=True
+        ).start()
+    time.sleep(3)  # let the enforcer join its group before the first login
+    sim_out = io.StringIO()
+    truth = WORKDIR / "truth.json"
+    simulate(settings, policy, args.users, args.seed, args.rate, truth, sim_out, stop.is_set)
+    with lock:
+        print(sim_out.getvalue().strip().splitlines()[-1])
+    summary = io.StringIO()
+    report, histogram = WORKDIR / "verify.json", WORKDIR / "latency.png"
+    code = run_verify(settings, truth, 2.0, report, histogram, out=summary)
+    with lock:
+        print("\n" + summary.getvalue())
+    return code, lock
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     started_broker = False
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and _broker("status") != 0:
         if _broker("up") != 0:
@@ -133,52 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        for name, module in services:
-            log = open(WORKDIR / f"{name}.log", "ab")  # noqa: SIM115 (closed with the child)
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", *module.split()],
-                    env=env,
-                    stdout=log,
-                    stderr=log,
-                    cwd=REPO,
-                )
-            )
-            print(f"started the {name} (log: {WORKDIR / (name + '.log')})")
+        _start(services, env, children)
         port = settings.dashboard_port
         print(f"dashboard: http://127.0.0.1:{port}/#token={token_file.read_text().strip()}")
-        lock = threading.Lock()
-        show = _printer(lock, sys.stdout.isatty())
-        for topic in (settings.topics.revocations, settings.topics.audit, settings.topics.alerts):
-            threading.Thread(
-                target=_follow, args=(settings.bootstrap_servers, topic, show, stop), daemon=True
-            ).start()
-        time.sleep(3)  # let the enforcer join its group before the first login
-        sim_out = io.StringIO()
-        simulate(
-            settings,
-            policy,
-            args.users,
-            args.seed,
-            args.rate,
-            WORKDIR / "truth.json",
-            out=sim_out,
-            stop=stop.is_set,
-        )
-        with lock:
-            print(sim_out.getvalue().strip().splitlines()[-1])
-        summary = io.StringIO()
-        code = run_verify(
-            settings,
-            WORKDIR / "truth.json",
-            2.0,
-            WORKDIR / "verify.json",
-            WORKDIR / "latency.png",
-            out=summary,
-        )
-        with lock:
-            print("\n" + summary.getvalue())
-            if pg is not None:
+        code, lock = _traffic_and_audit(settings, policy, args, stop)
+        if pg is not None:
+            with lock:
                 print(f"PostgreSQL: {revoked_count(pg)} sessions in sessionwarden.revoked_sessions")
         return code
     except KeyboardInterrupt:
@@ -186,13 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         stop.set()
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(20)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop(children)
         databases.close()
         if started_broker:
             _broker("down")
