@@ -5,8 +5,9 @@ session of a case has a deadline (the moment its access must stop: last activity
 timeout, or the logout). An attempt that succeeded later than ``deadline + tolerance`` is a
 **bypass**; an attempt refused before the deadline is a **false cut-off**. The refusal delay of
 a session on a case is the time from its deadline to its first refused attempt at or after it.
-A measured case whose session was never seen refused past ``deadline + tolerance`` is
-**unproven** (no attempt was made late enough to tell), and fails the drill too.
+A session is **unproven** on a case, and fails the drill too, when no attempt was made late
+enough to tell (never refused, none past ``deadline + tolerance``), or, on a measured case,
+when it was never seen granted before its deadline (a refusal then proves nothing).
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def _judge(
             found.append(Violation("bypass", case.name, case.layer, deadline.session,
                                    a.path, a.at, offset))  # fmt: skip
     seen_late = any(a.at > late for a in items)
-    if delay is None and not seen_late:
+    granted = any(a.allowed and a.at < deadline.at for a in items)
+    if (delay is None and not seen_late) or (case.measured and not granted):
         found.append(Violation("unproven", case.name, case.layer, deadline.session, "",
                                deadline.at, 0.0))  # fmt: skip
     return found, delay

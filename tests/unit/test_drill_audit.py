@@ -33,8 +33,8 @@ def test_delay_is_the_first_refusal_at_or_after_the_deadline() -> None:
 
 def test_success_past_the_tolerance_is_a_bypass_and_within_it_is_not() -> None:
     deadlines = {"s1": Deadline("s1", 10.0, "logout"), "s2": Deadline("s2", 10.0, "logout")}
-    attempts = tries(HTTP, "s1", [(10.4, True), (10.6, False)]) + tries(
-        HTTP, "s2", [(10.4, True), (10.7, True), (10.9, False)]
+    attempts = tries(HTTP, "s1", [(9.0, True), (10.4, True), (10.6, False)]) + tries(
+        HTTP, "s2", [(9.0, True), (10.4, True), (10.7, True), (10.9, False)]
     )
     result = audit([HTTP], deadlines, attempts, tolerance_s=0.5)
     assert [(v.kind, v.session, round(v.offset_s, 3)) for v in result.violations] == [
@@ -55,6 +55,12 @@ def test_refusal_before_the_deadline_is_a_false_cutoff() -> None:
 def test_never_tried_late_enough_is_unproven() -> None:
     deadlines = {"s1": Deadline("s1", 10.0, "idle_timeout")}
     result = audit([HTTP], deadlines, tries(HTTP, "s1", [(9.0, True), (10.3, True)]), 0.5)
+    assert [v.kind for v in result.violations] == ["unproven"]
+
+
+def test_never_seen_granted_before_the_deadline_is_unproven() -> None:
+    deadlines = {"s1": Deadline("s1", 10.0, "logout")}
+    result = audit([HTTP], deadlines, tries(HTTP, "s1", [(10.2, False), (11.0, False)]), 0.5)
     assert [v.kind for v in result.violations] == ["unproven"]
 
 
@@ -81,8 +87,8 @@ def test_stats_split_by_layer_and_reason() -> None:
                  for i in range(4)}  # fmt: skip
     attempts = []
     for i in range(4):
-        attempts += tries(HTTP, f"s{i}", [(10.0 + 0.1 * i, False), (11.0, False)])
-        attempts += tries(ws, f"s{i}", [(10.5, False), (11.0, False)])
+        attempts += tries(HTTP, f"s{i}", [(9.0, True), (10.0 + 0.1 * i, False), (11.0, False)])
+        attempts += tries(ws, f"s{i}", [(9.0, True), (10.5, False), (11.0, False)])
     result = audit([HTTP, ws], deadlines, attempts, 0.5)
     keys = [(s.layer, s.reason, s.count) for s in result.stats]
     assert keys == [("http", "idle_timeout", 2), ("http", "logout", 2),
@@ -92,7 +98,7 @@ def test_stats_split_by_layer_and_reason() -> None:
 
 def test_report_table_json_and_png(tmp_path: Path) -> None:
     deadlines = {"s1": Deadline("s1", 10.0, "idle_timeout")}
-    attempts = tries(HTTP, "s1", [(10.1, False), (10.9, True)])
+    attempts = tries(HTTP, "s1", [(9.0, True), (10.1, False), (10.9, True)])
     result = audit([HTTP], deadlines, attempts, 0.5)
     text = table(result)
     assert "BYPASS" in text and "FAIL: 1 bypass(es)" in text

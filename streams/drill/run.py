@@ -1,0 +1,202 @@
+"""`sessionwarden drill`: start (or use) the targets, drive the planned sessions through every
+enforcement point, audit the attempts, write the report. docs/DRILL.md explains the cases."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from streams.drill.audit import Attempt, Audit, Case, Deadline, audit
+from streams.drill.drivers import Target, http_session, run_async, websocket_session
+from streams.drill.plan import PlanOptions, SessionPlan, make_plan
+from streams.drill.report import document, plot, table
+from streams.drill.targets import Stack, open_stack, second_service_attempts
+from streams.policy import Policy
+from streams.publisher import AuthEventPublisher
+from streams.settings import Settings
+from streams.sim.scenario import iso
+
+DRILL_POLICY = Path(__file__).resolve().parents[1] / "policies" / "drill.toml"
+TENANT = "acme"
+Job = Callable[[aiohttp.ClientSession], Awaitable[None]]
+
+
+@dataclass
+class DrillOptions:
+    sessions: int = 20
+    seed: int = 7
+    tolerance_s: float = 1.0
+    rate: float = 5.0  # sessions started per second
+    pg_sessions: int = 10  # sessions also driven through PostgreSQL (0: none)
+    browser_sessions: int = 2  # sessions also open in a browser, two tabs each (0: none)
+    url: str | None = None  # drive this service's HTTP contract instead of starting the example
+    path: str = "/api/data"
+    start_enforcer: bool = True
+    start_sink: bool = True  # False: the database layer is left without its sink (weakened)
+    unprotected: tuple[str, ...] = ()  # example-service paths left outside the middleware
+    page_script: bool = True  # False: the page variant without the browser script
+    workdir: Path = field(default_factory=lambda: Path(".drill"))
+
+
+def cases(options: DrillOptions, stack: Stack) -> list[Case]:
+    found = [Case("http-api", "http", "401 from the deadline on")]
+    if stack.service is not None:
+        found += [
+            Case("http-page", "http", "401 from the deadline on"),
+            Case("websocket", "websocket", "closed 4401, reconnects refused"),
+            Case("second-service", "http", "401: bootstrapped from the compacted topic",
+                 measured=False),
+        ]  # fmt: skip
+    if stack.pg_dsn is not None:
+        found += [Case("pg-kept-connection", "postgres", "terminated / 28000"),
+                  Case("pg-transaction", "postgres", "28000 at the binding")]  # fmt: skip
+    if stack.browser is not None:
+        found += [Case("browser-tab", "browser", "content cleared, page logs out"),
+                  Case("browser-second-tab", "browser", "content cleared too")]  # fmt: skip
+    return found
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, attempt: Attempt) -> None:
+        with self._lock:
+            self.attempts.append(attempt)
+
+
+def run_drill(
+    settings: Settings, policy: Policy, options: DrillOptions, say: Callable[[str], None] = print
+) -> tuple[Audit, dict[str, Any]]:
+    """Run one drill; the audit and the JSON report (written with the table and the PNG)."""
+    options.workdir.mkdir(parents=True, exist_ok=True)
+    idle = policy.timeouts_for("customer", "medium").idle
+    plan_options = PlanOptions(options.sessions, options.seed, idle, options.rate,
+                               tolerance_s=options.tolerance_s)  # fmt: skip
+    plans = make_plan(plan_options)
+    record = Recorder()
+    with open_stack(settings, options, policy, say) as stack:
+        all_cases = cases(options, stack)
+        say(f"drill: {len(plans)} sessions, cases: {', '.join(c.name for c in all_cases)}")
+        t0 = time.time() + 2.0
+        ids = {p.label: secrets.token_urlsafe(18) for p in plans}
+        deadlines = _drive(settings, stack, options, plans, ids, t0, record)
+        if stack.service is not None:
+            second_service_attempts(stack, settings, policy, TENANT, plans, ids, record)
+    result = audit(all_cases, deadlines, record.attempts, options.tolerance_s)
+    meta = {"sessions": options.sessions, "seed": options.seed, "policy": policy.name,
+            "started_at": iso(t0), "attempts": len(record.attempts)}  # fmt: skip
+    doc = document(result, meta)
+    (options.workdir / "drill.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    (options.workdir / "drill.txt").write_text(table(result) + "\n")
+    plot(result, options.workdir / "drill.png")
+    return result, doc
+
+
+def _drive(
+    settings: Settings,
+    stack: Stack,
+    options: DrillOptions,
+    plans: list[SessionPlan],
+    ids: dict[str, str],
+    t0: float,
+    record: Recorder,
+) -> dict[str, Deadline]:
+    targets = [Target(p.label, ids[p.label], tuple(t0 + t for t in p.attempts)) for p in plans]
+    deadlines: dict[str, Deadline] = {}
+    publisher = threading.Thread(
+        target=_publish, args=(settings, plans, ids, t0, deadlines), daemon=True
+    )
+    workers = [publisher, threading.Thread(target=run_async, args=(_jobs(stack, targets, record),))]
+    if stack.pg_dsn is not None:
+        from streams.drill.drivers import postgres_session
+
+        pg = [(stack.pg_dsn, TENANT, t, record) for t in targets[: options.pg_sessions]]
+        workers += [threading.Thread(target=postgres_session, args=a) for a in pg]
+    for w in workers:
+        w.start()
+    if stack.browser is not None:
+        # Pages take a while to open: the sessions that idle out, which live the longest.
+        idle = [t for t, p in zip(targets, plans, strict=True) if p.logout is None]
+        _drive_browser(stack, idle[: options.browser_sessions], record)
+    for w in workers:
+        w.join()
+    return deadlines
+
+
+def _jobs(stack: Stack, targets: list[Target], record: Recorder) -> list[Job]:
+    jobs: list[Job] = []
+    for t in targets:
+        base = stack.base
+        jobs.append(partial(http_session, base=base, path=stack.path, case="http-api",
+                            target=t, record=record))  # fmt: skip
+        if stack.service is not None:
+            jobs.append(partial(http_session, base=base, path="/", case="http-page", target=t,
+                                record=record))  # fmt: skip
+            jobs.append(partial(websocket_session, base=base, case="websocket", target=t,
+                                record=record))  # fmt: skip
+    return jobs
+
+
+def _drive_browser(stack: Stack, targets: list[Target], record: Recorder) -> None:
+    assert stack.browser is not None
+    pending = list(targets)
+    end = max((t.attempts[-1] for t in targets), default=0.0)
+    while time.time() <= end:
+        while pending and time.time() >= pending[0].attempts[0] - 0.2:
+            stack.browser.open(pending.pop(0))
+        stack.browser.poll(record)
+        time.sleep(0.03)
+
+
+def _publish(
+    settings: Settings,
+    plans: list[SessionPlan],
+    ids: dict[str, str],
+    t0: float,
+    deadlines: dict[str, Deadline],
+) -> None:
+    """Publish every session's login, activity and logout at its planned time; each deadline
+    is taken from the time actually written on its last event."""
+    events: list[tuple[float, str, SessionPlan]] = []
+    for p in plans:
+        events.append((p.start, "login", p))
+        events += [(t, "activity", p) for t in p.activity]
+        if p.logout is not None:
+            events.append((p.logout, "logout", p))
+    events.sort(key=lambda e: e[0])
+    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input,
+                            **settings.kafka_security.librdkafka()) as out:  # fmt: skip
+        for when, kind, p in events:
+            delay = t0 + when - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.time()
+            out.publish(_event(kind, p.user, ids[p.label], now))
+            out.flush(10)
+            if kind == "logout":
+                deadlines[p.label] = Deadline(p.label, now, "logout")
+            elif p.logout is None:  # idles out: the planned gap from this event, from now
+                deadlines[p.label] = Deadline(p.label, now + p.deadline - when, p.reason)
+
+
+def _event(kind: str, user: str, session_id: str, at: float) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": kind, "event_id": str(uuid.uuid4()), "occurred_at": iso(at),
+                           "user_id": user, "tenant": TENANT, "session_id": session_id}  # fmt: skip
+    if kind == "login":
+        doc.update(user_type="customer", risk_profile="medium", roles=["viewer"], permissions=[],
+                   auth_method="password", auth_time=iso(at))  # fmt: skip
+    elif kind == "activity":
+        doc.update(action="docs.read", resource="/api/data")
+    return doc
