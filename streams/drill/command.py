@@ -29,6 +29,8 @@ def add_parser(sub: Any) -> None:
     drill.add_argument("--path", default="/api/data", help="the protected path (/api/data)")
     drill.add_argument("--no-enforcer", action="store_true",
                        help="use the enforcer already running on the settings' topics")  # fmt: skip
+    drill.add_argument("--pg-admin-dsn", help="a PostgreSQL superuser DSN to make the drill's "
+                       "sandbox database on (default: a throwaway cluster)")  # fmt: skip
     drill.add_argument("--out", default=".drill", help="report directory (default .drill)")
     weak = drill.add_argument_group("deliberate weakenings (the drill must then fail)")
     weak.add_argument("--unprotected", action="append", default=[], metavar="PATH",
@@ -58,7 +60,7 @@ def run_command(args: argparse.Namespace) -> int:
         pg_sessions=args.pg_sessions, browser_sessions=args.browser_sessions, url=args.url,
         path=args.path, start_enforcer=not args.no_enforcer, start_sink=not args.no_sink,
         unprotected=tuple(args.unprotected), page_script=not args.no_page_script,
-        workdir=Path(args.out),
+        workdir=Path(args.out), pg_admin_dsn=args.pg_admin_dsn, own_topics=not args.no_enforcer,
     )  # fmt: skip
     result, _ = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from streams.drill.audit import Audit
+from streams.drill.audit import Audit, Violation
 
 _MAX_LISTED = 50
 
@@ -17,7 +17,7 @@ def _ms(seconds: float) -> str:
 
 def table(result: Audit) -> str:
     """Per layer and reason: p50/p99/max refusal delay in ms; then every case's verdict and
-    every violation (the first 50)."""
+    the first violation of each session and case (the first 50 of those)."""
     head = f"{'layer':<10} {'reason':<14} {'sessions':>8} {'p50':>8} {'p99':>8} {'max':>8}"
     lines = [
         f"refusal delay after the deadline (ms), tolerance {result.tolerance_s * 1000:.0f}",
@@ -33,16 +33,27 @@ def table(result: Audit) -> str:
         lines.append(f"{name:<22} {row['layer']!s:<10} {row['sessions']:>8} "
                      f"{row['attempts']:>8} {row['bypasses']:>6} {row['false_cutoffs']:>6} "
                      f"{row['unproven']:>6}  {row['expected']}")  # fmt: skip
-    for v in result.violations[:_MAX_LISTED]:
-        lines.append(f"{v.kind.upper():<12} {v.case:<22} {v.session:<10} {v.path:<24} "
-                     f"{v.offset_s * 1000:+.0f} ms after the deadline")  # fmt: skip
-    if len(result.violations) > _MAX_LISTED:
-        lines.append(f"... and {len(result.violations) - _MAX_LISTED} more (see the JSON report)")
+    firsts = first_violations(result)
+    for (kind, case, session), (v, n) in list(firsts.items())[:_MAX_LISTED]:
+        lines.append(f"{kind.upper():<12} {case:<22} {session:<8} {v.path:<20} first "
+                     f"{v.offset_s * 1000:+.0f} ms past the deadline ({n} attempt(s))")  # fmt: skip
+    if len(firsts) > _MAX_LISTED:
+        lines.append(f"... and {len(firsts) - _MAX_LISTED} more (see the JSON report)")
     verdict = "PASS" if result.passed else "FAIL"
     lines.append(f"\n{verdict}: {result.count('bypass')} bypass(es), "
                  f"{result.count('false_cutoff')} false cut-off(s), "
                  f"{result.count('unproven')} unproven")  # fmt: skip
     return "\n".join(lines)
+
+
+def first_violations(result: Audit) -> dict[tuple[str, str, str], tuple[Violation, int]]:
+    """Per (kind, case, session): its first violation and how many attempts violated."""
+    firsts: dict[tuple[str, str, str], tuple[Violation, int]] = {}
+    for v in result.violations:
+        key = (v.kind, v.case, v.session)
+        first, n = firsts.get(key, (v, 0))
+        firsts[key] = (first, n + 1)
+    return firsts
 
 
 def document(result: Audit, meta: dict[str, Any]) -> dict[str, Any]:

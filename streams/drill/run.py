@@ -45,6 +45,8 @@ class DrillOptions:
     start_sink: bool = True  # False: the database layer is left without its sink (weakened)
     unprotected: tuple[str, ...] = ()  # example-service paths left outside the middleware
     page_script: bool = True  # False: the page variant without the browser script
+    pg_admin_dsn: str | None = None  # a superuser DSN: sandbox there instead of a temp cluster
+    own_topics: bool = False  # the drill made its topics: delete them at the end
     workdir: Path = field(default_factory=lambda: Path(".drill"))
 
 

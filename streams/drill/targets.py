@@ -5,6 +5,7 @@ documented HTTP contract), all stopped again on exit; and the late second servic
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,9 +41,12 @@ def open_stack(
     from streams.drill.run import DRILL_POLICY
 
     policy_file = settings.policy_file or DRILL_POLICY
-    ensure_topics(admin_client(settings), topic_specs(settings, policy.max_absolute),
-                  report=lambda _: None)  # fmt: skip
+    specs = topic_specs(settings, policy.max_absolute)
+    admin = admin_client(settings)
+    ensure_topics(admin, specs, report=lambda _: None)
     with contextlib.ExitStack() as stop:
+        if options.own_topics:
+            stop.callback(_delete_topics, admin, [s.name for s in specs])
         if options.start_enforcer:
             stop.callback(start_enforcer(settings, policy_file, options.workdir).stop)
             say("drill: enforcer started")
@@ -63,17 +67,29 @@ def open_stack(
         yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser)
 
 
+def _delete_topics(admin: Any, names: list[str]) -> None:
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        with contextlib.suppress(Exception):
+            future.result(timeout=30)
+
+
 def _database(
     stop: contextlib.ExitStack, settings: Settings, options: DrillOptions, policy_file: Any,
     say: Callable[[str], None],
 ) -> str:  # fmt: skip
+    import psycopg
+
     from streams.pg.cluster import TempCluster
     from streams.pg.sandbox import Sandbox
 
-    cluster = TempCluster().start()
-    stop.callback(cluster.stop)
-    box = Sandbox.create(cluster.dsn(), "sw_drill")
-    with contextlib.closing(__import__("psycopg").connect(box.owner_dsn, autocommit=True)) as db:
+    admin_dsn = options.pg_admin_dsn
+    if admin_dsn is None:
+        cluster = TempCluster().start()
+        stop.callback(cluster.stop)
+        admin_dsn = cluster.dsn()
+    box = Sandbox.create(admin_dsn, f"sw_drill_{secrets.token_hex(4)}")
+    stop.callback(box.drop)
+    with psycopg.connect(box.owner_dsn, autocommit=True) as db:  # a row for the guard to judge
         db.execute("INSERT INTO app.documents (tenant, body) VALUES ('acme', 'statement')")
     if options.start_sink:
         stop.callback(start_sink(settings, policy_file, options.workdir, box.sink_dsn).stop)
