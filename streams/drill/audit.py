@@ -1,6 +1,8 @@
 """The drill's audit, pure: attempts in, refusal delays and verdicts out.
 
-Every attempt is one use of a permission: (case, layer, session, path, time, allowed). Each
+Every attempt is one use of a permission: (case, layer, session, path, time, allowed); the
+drivers stamp a granted attempt with the moment it was sent and a refused one with the moment
+its answer came, so a slow answer can neither hide a bypass nor make a false cut-off. Each
 session of a case has a deadline (the moment its access must stop: last activity + idle
 timeout, or the logout). An attempt that succeeded later than ``deadline + tolerance`` is a
 **bypass**; an attempt refused before the deadline is a **false cut-off**. The refusal delay of
@@ -101,13 +103,16 @@ def audit(
     deadlines: dict[str, Deadline],
     attempts: Iterable[Attempt],
     tolerance_s: float,
+    planned: Iterable[tuple[str, str]] = (),
 ) -> Audit:
-    """Verdicts and delays of every case; attempts of sessions without a deadline are ignored
-    (the drill knows every deadline it set)."""
+    """Verdicts and delays of every case. ``planned`` (case, session) pairs that made no
+    attempt at all, or whose session has no deadline, are unproven."""
     by_name = {c.name: c for c in cases}
     grouped: dict[tuple[str, str], list[Attempt]] = defaultdict(list)
+    for pair in planned:
+        grouped.setdefault(pair, [])
     for a in attempts:
-        if a.session in deadlines and a.case in by_name:
+        if a.case in by_name:
             grouped[(a.case, a.session)].append(a)
     violations: list[Violation] = []
     delays: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -116,8 +121,11 @@ def audit(
         c.name: {"layer": c.layer, "expected": c.expected, **counts} for c in by_name.values()
     }
     for (name, session), items in sorted(grouped.items()):
-        case, deadline = by_name[name], deadlines[session]
-        found, delay = _judge(case, deadline, sorted(items, key=lambda a: a.at), tolerance_s)
+        case, deadline = by_name[name], deadlines.get(session)
+        if deadline is None:  # its events never went out: nothing can be judged
+            found, delay = [Violation("unproven", name, case.layer, session, "", 0.0, 0.0)], None
+        else:
+            found, delay = _judge(case, deadline, sorted(items, key=lambda a: a.at), tolerance_s)
         violations.extend(found)
         row = summary[name]
         row["sessions"] += 1
@@ -125,7 +133,7 @@ def audit(
         for v in found:
             key = {"bypass": "bypasses", "false_cutoff": "false_cutoffs"}.get(v.kind, v.kind)
             row[key] += 1
-        if delay is not None and case.measured:
+        if deadline is not None and delay is not None and case.measured:
             delays[(case.layer, deadline.reason)].append(delay)
     stats = [Stats(layer, reason, len(v), *percentiles(v)) for (layer, reason), v in
              sorted(delays.items())]  # fmt: skip

@@ -18,7 +18,7 @@ def add_parser(sub: Any) -> None:
     drill.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     drill.add_argument("--tolerance", type=float, default=1.0,
                        help="seconds past a deadline a success is not a bypass (1)")  # fmt: skip
-    drill.add_argument("--rate", type=float, default=5.0, help="sessions started per second (5)")
+    drill.add_argument("--rate", type=float, default=2.0, help="sessions started per second (2)")
     drill.add_argument("--pg-sessions", type=int, default=10,
                        help="sessions also driven through PostgreSQL (10; 0: none)")  # fmt: skip
     drill.add_argument("--browser-sessions", type=int, default=2,

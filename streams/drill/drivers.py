@@ -40,6 +40,12 @@ class Target:
     attempts: tuple[float, ...]  # wall-clock times
 
 
+def stamp(sent: float, allowed: bool) -> float:
+    """A granted attempt counts from when it was sent, a refused one from when it was answered:
+    a slow answer can neither hide a bypass nor fake a false cut-off."""
+    return sent if allowed else time.time()
+
+
 async def _until(t: float) -> None:
     delay = t - time.time()
     if delay > 0:
@@ -52,14 +58,14 @@ async def http_session(
     headers = {SESSION_HEADER: target.session_id}
     for t in target.attempts:
         await _until(t)
-        at = time.time()
+        sent = time.time()
         try:
             async with client.get(base + path, headers=headers, allow_redirects=False) as resp:
                 await resp.read()
                 allowed = 200 <= resp.status < 300
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, TimeoutError):
             allowed = False
-        record(Attempt(case, "http", target.label, path, at, allowed))
+        record(Attempt(case, "http", target.label, path, stamp(sent, allowed), allowed))
 
 
 async def websocket_session(
@@ -71,10 +77,11 @@ async def websocket_session(
     try:
         for t in target.attempts:
             await _until(t)
-            at = time.time()
+            sent = time.time()
             if ws is None or ws.closed:
                 ws = await _connect(client, url, headers)
             allowed = ws is not None and await _echo(ws)
+            at = stamp(sent, allowed)
             record(Attempt(case, "websocket", target.label, "/ws/echo", at, allowed))
     finally:
         if ws is not None:
@@ -86,7 +93,7 @@ async def _connect(
 ) -> aiohttp.ClientWebSocketResponse | None:
     try:
         return await client.ws_connect(url, headers=headers, heartbeat=None)
-    except aiohttp.ClientError:
+    except (aiohttp.ClientError, TimeoutError):
         return None
 
 
@@ -121,13 +128,14 @@ def postgres_session(dsn: str, tenant: str, target: Target, record: Record) -> N
             delay = t - time.time()
             if delay > 0:
                 time.sleep(delay)
-            at = time.time()
+            sent = time.time()
+            allowed = _read(kept)
             record(Attempt("pg-kept-connection", "postgres", target.label, "bound connection",
-                           at, _read(kept)))  # fmt: skip
-            at = time.time()
+                           stamp(sent, allowed), allowed))  # fmt: skip
+            sent = time.time()
             allowed = _read_in_transaction(pooled, tenant, target.session_id)
             record(Attempt("pg-transaction", "postgres", target.label, "session_transaction",
-                           at, allowed))  # fmt: skip
+                           stamp(sent, allowed), allowed))  # fmt: skip
     finally:
         kept.close()
         pooled.close()
@@ -162,17 +170,24 @@ class BrowserDriver:
         self.pages: list[tuple[Target, str, Any]] = []
         self._contexts: list[Any] = []
 
-    def open(self, target: Target) -> None:
+    def open(self, target: Target) -> str | None:
+        """Open both tabs; why not, if a page did not load or connect (its case then has no
+        attempts, which the audit reports as unproven)."""
         context = self.browser.new_context()
         self._contexts.append(context)
         context.add_cookies([{"name": "session", "value": target.session_id, "url": self.base}])
         for case in ("browser-tab", "browser-second-tab"):
             page = context.new_page()
-            page.goto(self.base + "/")
-            if self.wait_script:
-                page.wait_for_function("window.sessionwarden && window.sessionwarden.connected",
-                                       timeout=15_000)  # fmt: skip
+            try:
+                page.goto(self.base + "/", timeout=30_000)
+                if self.wait_script:
+                    page.wait_for_function(
+                        "window.sessionwarden && window.sessionwarden.connected", timeout=30_000
+                    )
+            except Exception as exc:  # Playwright's errors: a timeout, a crashed page
+                return f"{case} of {target.label}: {str(exc).splitlines()[0]}"
             self.pages.append((target, case, page))
+        return None
 
     def poll(self, record: Record) -> None:
         """One try on every page whose session still has tries planned."""
@@ -180,10 +195,10 @@ class BrowserDriver:
         for target, case, page in self.pages:
             if now < target.attempts[0] or now > target.attempts[-1]:
                 continue
-            at = time.time()
+            sent = time.time()
             with contextlib.suppress(Exception):  # navigating: no answer this round
                 shown = bool(page.evaluate(self.PROTECTED))
-                record(Attempt(case, "browser", target.label, "/", at, shown))
+                record(Attempt(case, "browser", target.label, "/", stamp(sent, shown), shown))
 
     def close(self) -> None:
         for context in self._contexts:

@@ -29,13 +29,13 @@ class PlanOptions:
     sessions: int
     seed: int = 7
     idle_s: float = 3.0  # the policy's idle timeout for the drill's sessions
-    rate: float = 5.0  # sessions started per second
+    rate: float = 2.0  # sessions started per second
     active_s: tuple[float, float] = (0.5, 2.5)  # how long a session keeps sending activity
     logout_share: float = 0.25
     tolerance_s: float = 1.0
     sparse_s: float = 0.5
-    dense_before_s: float = 1.0
-    after_s: float = 1.0
+    dense_before_s: float = 0.5
+    after_s: float = 0.5
     spacing_s: tuple[float, float] = (0.05, 0.1)
 
 

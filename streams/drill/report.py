@@ -18,7 +18,7 @@ def _ms(seconds: float) -> str:
 def table(result: Audit) -> str:
     """Per layer and reason: p50/p99/max refusal delay in ms; then every case's verdict and
     the first violation of each session and case (the first 50 of those)."""
-    head = f"{'layer':<10} {'reason':<14} {'sessions':>8} {'p50':>8} {'p99':>8} {'max':>8}"
+    head = f"{'layer':<10} {'reason':<14} {'count':>8} {'p50':>8} {'p99':>8} {'max':>8}"
     lines = [
         f"refusal delay after the deadline (ms), tolerance {result.tolerance_s * 1000:.0f}",
         head,

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from schemas.errors import SessionwardenError
 from streams.drill.audit import Attempt, Audit, Case, Deadline, audit
 from streams.drill.drivers import Target, http_session, run_async, websocket_session
 from streams.drill.plan import PlanOptions, SessionPlan, make_plan
@@ -36,7 +37,7 @@ class DrillOptions:
     sessions: int = 20
     seed: int = 7
     tolerance_s: float = 1.0
-    rate: float = 5.0  # sessions started per second
+    rate: float = 2.0  # sessions started per second
     pg_sessions: int = 10  # sessions also driven through PostgreSQL (0: none)
     browser_sessions: int = 2  # sessions also open in a browser, two tabs each (0: none)
     url: str | None = None  # drive this service's HTTP contract instead of starting the example
@@ -68,6 +69,20 @@ def cases(options: DrillOptions, stack: Stack) -> list[Case]:
     return found
 
 
+class DrillError(SessionwardenError):
+    """The drill could not drive its sessions (its events were not published)."""
+
+
+def _planned(
+    all_cases: list[Case], plans: list[SessionPlan], options: DrillOptions
+) -> list[tuple[str, str]]:
+    """Every (case, session) pair the drill drives: each must show attempts."""
+    idle = [p.label for p in plans if p.logout is None][: options.browser_sessions]
+    chosen = {"postgres": [p.label for p in plans[: options.pg_sessions]], "browser": idle}
+    return [(c.name, label) for c in all_cases
+            for label in chosen.get(c.layer, [p.label for p in plans])]  # fmt: skip
+
+
 class Recorder:
     def __init__(self) -> None:
         self.attempts: list[Attempt] = []
@@ -93,10 +108,11 @@ def run_drill(
         say(f"drill: {len(plans)} sessions, cases: {', '.join(c.name for c in all_cases)}")
         t0 = time.time() + 2.0
         ids = {p.label: secrets.token_urlsafe(18) for p in plans}
-        deadlines = _drive(settings, stack, options, plans, ids, t0, record)
+        deadlines = _drive(settings, stack, options, plans, ids, t0, record, say)
+        planned = _planned(all_cases, plans, options)
         if stack.service is not None:
             second_service_attempts(stack, settings, policy, TENANT, plans, ids, record)
-    result = audit(all_cases, deadlines, record.attempts, options.tolerance_s)
+    result = audit(all_cases, deadlines, record.attempts, options.tolerance_s, planned)
     meta = {"sessions": options.sessions, "seed": options.seed, "policy": policy.name,
             "started_at": iso(t0), "attempts": len(record.attempts)}  # fmt: skip
     doc = document(result, meta)
@@ -114,12 +130,19 @@ def _drive(
     ids: dict[str, str],
     t0: float,
     record: Recorder,
+    say: Callable[[str], None],
 ) -> dict[str, Deadline]:
     targets = [Target(p.label, ids[p.label], tuple(t0 + t for t in p.attempts)) for p in plans]
     deadlines: dict[str, Deadline] = {}
-    publisher = threading.Thread(
-        target=_publish, args=(settings, plans, ids, t0, deadlines), daemon=True
-    )
+    failed: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            _publish(settings, plans, ids, t0, deadlines)
+        except BaseException as exc:  # surfaced after the run: its sessions are unproven
+            failed.append(exc)
+
+    publisher = threading.Thread(target=publish, daemon=True)
     workers = [publisher, threading.Thread(target=run_async, args=(_jobs(stack, targets, record),))]
     if stack.pg_dsn is not None:
         from streams.drill.drivers import postgres_session
@@ -131,9 +154,11 @@ def _drive(
     if stack.browser is not None:
         # Pages take a while to open: the sessions that idle out, which live the longest.
         idle = [t for t, p in zip(targets, plans, strict=True) if p.logout is None]
-        _drive_browser(stack, idle[: options.browser_sessions], record)
+        _drive_browser(stack, idle[: options.browser_sessions], record, say)
     for w in workers:
         w.join()
+    if failed:
+        raise DrillError(f"publishing the drill's events failed: {failed[0]}") from failed[0]
     return deadlines
 
 
@@ -151,13 +176,17 @@ def _jobs(stack: Stack, targets: list[Target], record: Recorder) -> list[Job]:
     return jobs
 
 
-def _drive_browser(stack: Stack, targets: list[Target], record: Recorder) -> None:
+def _drive_browser(
+    stack: Stack, targets: list[Target], record: Recorder, say: Callable[[str], None]
+) -> None:
     assert stack.browser is not None
     pending = list(targets)
     end = max((t.attempts[-1] for t in targets), default=0.0)
     while time.time() <= end:
         while pending and time.time() >= pending[0].attempts[0] - 0.2:
-            stack.browser.open(pending.pop(0))
+            why = stack.browser.open(pending.pop(0))
+            if why is not None:
+                say(f"drill: page not opened, its case is unproven: {why}")
         stack.browser.poll(record)
         time.sleep(0.03)
 
@@ -184,9 +213,8 @@ def _publish(
             delay = t0 + when - time.time()
             if delay > 0:
                 time.sleep(delay)
-            now = time.time()
+            now = time.time()  # the event's occurred_at: what the enforcer's deadline counts from
             out.publish(_event(kind, p.user, ids[p.label], now))
-            out.flush(10)
             if kind == "logout":
                 deadlines[p.label] = Deadline(p.label, now, "logout")
             elif p.logout is None:  # idles out: the planned gap from this event, from now

@@ -64,6 +64,17 @@ def test_never_seen_granted_before_the_deadline_is_unproven() -> None:
     assert [v.kind for v in result.violations] == ["unproven"]
 
 
+def test_planned_but_never_tried_or_without_deadline_is_unproven() -> None:
+    deadlines = {"s1": Deadline("s1", 10.0, "idle_timeout")}
+    attempts = tries(HTTP, "s2", [(9.0, True), (12.0, False)])  # s2: no deadline known
+    result = audit([HTTP], deadlines, attempts, 0.5, planned=[("http-api", "s1")])
+    assert sorted((v.kind, v.session) for v in result.violations) == [
+        ("unproven", "s1"),
+        ("unproven", "s2"),
+    ]
+    assert result.stats == []
+
+
 def test_unmeasured_case_judges_but_adds_no_delay() -> None:
     deadlines = {"s1": Deadline("s1", 10.0, "idle_timeout")}
     ok = audit([LATE], deadlines, tries(LATE, "s1", [(30.0, False), (30.1, False)]), 0.5)
