@@ -167,15 +167,15 @@ class BrowserDriver:
 
     def __init__(self, browser: Any, base: str, wait_script: bool) -> None:
         self.browser, self.base, self.wait_script = browser, base, wait_script
-        self.pages: list[tuple[Target, str, Any]] = []
+        self.pages: list[tuple[str, str, Any]] = []  # (session label, case, page)
         self._contexts: list[Any] = []
 
-    def open(self, target: Target) -> str | None:
-        """Open both tabs; why not, if a page did not load or connect (its case then has no
-        attempts, which the audit reports as unproven)."""
+    def open(self, label: str, session_id: str) -> str | None:
+        """Open both tabs of a session; why not, if a page did not load or connect (its case
+        then has no attempts, which the audit reports as unproven)."""
         context = self.browser.new_context()
         self._contexts.append(context)
-        context.add_cookies([{"name": "session", "value": target.session_id, "url": self.base}])
+        context.add_cookies([{"name": "session", "value": session_id, "url": self.base}])
         for case in ("browser-tab", "browser-second-tab"):
             page = context.new_page()
             try:
@@ -185,14 +185,18 @@ class BrowserDriver:
                         "window.sessionwarden && window.sessionwarden.connected", timeout=30_000
                     )
             except Exception as exc:  # Playwright's errors: a timeout, a crashed page
-                return f"{case} of {target.label}: {str(exc).splitlines()[0]}"
-            self.pages.append((target, case, page))
+                return f"{case} of {label}: {str(exc).splitlines()[0]}"
+            self.pages.append((label, case, page))
         return None
 
-    def poll(self, record: Record) -> None:
+    def labels(self) -> list[str]:
+        return sorted({label for label, _, _ in self.pages})
+
+    def poll(self, targets: dict[str, Target], record: Record) -> None:
         """One try on every page whose session still has tries planned."""
         now = time.time()
-        for target, case, page in self.pages:
+        for label, case, page in self.pages:
+            target = targets[label]
             if now < target.attempts[0] or now > target.attempts[-1]:
                 continue
             sent = time.time()

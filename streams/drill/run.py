@@ -77,8 +77,8 @@ def _planned(
     all_cases: list[Case], plans: list[SessionPlan], options: DrillOptions
 ) -> list[tuple[str, str]]:
     """Every (case, session) pair the drill drives: each must show attempts."""
-    idle = [p.label for p in plans if p.logout is None][: options.browser_sessions]
-    chosen = {"postgres": [p.label for p in plans[: options.pg_sessions]], "browser": idle}
+    chosen = {"postgres": [p.label for p in plans[: options.pg_sessions]],
+              "browser": _browser_labels(plans, options)}  # fmt: skip
     return [(c.name, label) for c in all_cases
             for label in chosen.get(c.layer, [p.label for p in plans])]  # fmt: skip
 
@@ -106,8 +106,13 @@ def run_drill(
     with open_stack(settings, options, policy, say) as stack:
         all_cases = cases(options, stack)
         say(f"drill: {len(plans)} sessions, cases: {', '.join(c.name for c in all_cases)}")
-        t0 = time.time() + 2.0
         ids = {p.label: secrets.token_urlsafe(18) for p in plans}
+        if stack.browser is not None:  # before the clock starts: pages are slow to open
+            for label in _browser_labels(plans, options):
+                why = stack.browser.open(label, ids[label])
+                if why is not None:
+                    say(f"drill: page not opened, its case is unproven: {why}")
+        t0 = time.time() + 2.0
         deadlines = _drive(settings, stack, options, plans, ids, t0, record, say)
         planned = _planned(all_cases, plans, options)
         if stack.service is not None:
@@ -152,9 +157,7 @@ def _drive(
     for w in workers:
         w.start()
     if stack.browser is not None:
-        # Pages take a while to open: the sessions that idle out, which live the longest.
-        idle = [t for t, p in zip(targets, plans, strict=True) if p.logout is None]
-        _drive_browser(stack, idle[: options.browser_sessions], record, say)
+        _drive_browser(stack, targets, record)
     for w in workers:
         w.join()
     if failed:
@@ -176,19 +179,19 @@ def _jobs(stack: Stack, targets: list[Target], record: Recorder) -> list[Job]:
     return jobs
 
 
-def _drive_browser(
-    stack: Stack, targets: list[Target], record: Recorder, say: Callable[[str], None]
-) -> None:
+def _drive_browser(stack: Stack, targets: list[Target], record: Recorder) -> None:
+    """Poll the open pages (this thread: Playwright's) until their sessions' last attempt."""
     assert stack.browser is not None
-    pending = list(targets)
-    end = max((t.attempts[-1] for t in targets), default=0.0)
+    by_label = {t.label: t for t in targets}
+    end = max((by_label[label].attempts[-1] for label in stack.browser.labels()), default=0.0)
     while time.time() <= end:
-        while pending and time.time() >= pending[0].attempts[0] - 0.2:
-            why = stack.browser.open(pending.pop(0))
-            if why is not None:
-                say(f"drill: page not opened, its case is unproven: {why}")
-        stack.browser.poll(record)
+        stack.browser.poll(by_label, record)
         time.sleep(0.03)
+
+
+def _browser_labels(plans: list[SessionPlan], options: DrillOptions) -> list[str]:
+    """The sessions also driven in the browser: the first that idle out (they live longest)."""
+    return [p.label for p in plans if p.logout is None][: options.browser_sessions]
 
 
 def _publish(
