@@ -21,6 +21,7 @@ from streams.drill.audit import Attempt, Audit, Case, Deadline, audit
 from streams.drill.drivers import Target, http_session, run_async, websocket_session
 from streams.drill.plan import PlanOptions, SessionPlan, make_plan
 from streams.drill.report import document, plot, table
+from streams.drill.stack import FrozenService
 from streams.drill.targets import Stack, open_stack, second_service_attempts
 from streams.policy import Policy
 from streams.publisher import AuthEventPublisher
@@ -48,6 +49,8 @@ class DrillOptions:
     page_script: bool = True  # False: the page variant without the browser script
     pg_admin_dsn: str | None = None  # a superuser DSN: sandbox there instead of a temp cluster
     own_topics: bool = False  # the drill made its topics: delete them at the end
+    outage_sessions: int = 1  # sessions revoked while a service's listener is cut off (0: none)
+    budget_s: float = 2.0  # that service's staleness budget (it fails closed past it)
     workdir: Path = field(default_factory=lambda: Path(".drill"))
 
 
@@ -60,6 +63,9 @@ def cases(options: DrillOptions, stack: Stack) -> list[Case]:
             Case("second-service", "http", "401: bootstrapped from the compacted topic",
                  measured=False),
         ]  # fmt: skip
+    if stack.frozen is not None:
+        found.append(Case("listener-outage", "http", "503 while stale, then 401; never 2xx",
+                          measured=False))  # fmt: skip
     if stack.pg_dsn is not None:
         found += [Case("pg-kept-connection", "postgres", "terminated / 28000"),
                   Case("pg-transaction", "postgres", "28000 at the binding")]  # fmt: skip
@@ -78,9 +84,17 @@ def _planned(
 ) -> list[tuple[str, str]]:
     """Every (case, session) pair the drill drives: each must show attempts."""
     chosen = {"postgres": [p.label for p in plans[: options.pg_sessions]],
-              "browser": _browser_labels(plans, options)}  # fmt: skip
+              "browser": _browser_labels(plans, options),
+              "listener-outage": [p.label for p in _outage_plans(plans, options)]}  # fmt: skip
+    every = [p.label for p in plans]
     return [(c.name, label) for c in all_cases
-            for label in chosen.get(c.layer, [p.label for p in plans])]  # fmt: skip
+            for label in chosen.get(c.name, chosen.get(c.layer, every))]  # fmt: skip
+
+
+def _outage_plans(plans: list[SessionPlan], options: DrillOptions) -> list[SessionPlan]:
+    """The sessions revoked while the frozen service's listener is cut off: the last that
+    idle out (nothing else is then still running, on a loaded machine least of all)."""
+    return [p for p in plans if p.logout is None][-options.outage_sessions :]
 
 
 class Recorder:
@@ -154,6 +168,8 @@ def _drive(
 
         pg = [(stack.pg_dsn, TENANT, t, record) for t in targets[: options.pg_sessions]]
         workers += [threading.Thread(target=postgres_session, args=a) for a in pg]
+    if stack.frozen is not None:
+        workers += _outage(stack.frozen, options, plans, ids, t0, record)
     for w in workers:
         w.start()
     if stack.browser is not None:
@@ -163,6 +179,31 @@ def _drive(
     if failed:
         raise DrillError(f"publishing the drill's events failed: {failed[0]}") from failed[0]
     return deadlines
+
+
+def _outage(
+    frozen: FrozenService,
+    options: DrillOptions,
+    plans: list[SessionPlan],
+    ids: dict[str, str],
+    t0: float,
+    record: Recorder,
+) -> list[threading.Thread]:
+    """Freeze the service from 0.5 s before the first chosen deadline until the budget plus
+    1.5 s after the last one; its sessions keep trying all along."""
+    chosen = _outage_plans(plans, options)
+    if not chosen:
+        return []
+    first = t0 + min(p.deadline for p in chosen) - 0.5
+    last = t0 + max(p.deadline for p in chosen)
+    freezer = threading.Thread(target=frozen.freeze,
+                               args=(first, last - first + options.budget_s + 1.5))  # fmt: skip
+    jobs: list[Job] = [
+        partial(http_session, base=frozen.url, path="/api/data", case="listener-outage",
+                target=Target(p.label, ids[p.label], tuple(t0 + t for t in p.attempts)),
+                record=record) for p in chosen
+    ]  # fmt: skip
+    return [freezer, threading.Thread(target=run_async, args=(jobs,))]
 
 
 def _jobs(stack: Stack, targets: list[Target], record: Recorder) -> list[Job]:

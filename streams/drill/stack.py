@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,13 +31,13 @@ class StackError(RuntimeError):
 
 
 class Child:
-    """``python -m <module> ...`` with the drill's environment, logging into ``log``."""
+    """``python <args>`` with the drill's environment, logging into ``log``."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.log = name, log
         self._out: IO[bytes] = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *args], env={**os.environ, **env}, cwd=REPO,
+            [sys.executable, *args], env={**os.environ, **env}, cwd=REPO,
             stdout=self._out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -75,7 +76,7 @@ def child_env(settings: Settings, policy_file: Path, **extra: str) -> dict[str, 
 def start_enforcer(settings: Settings, policy_file: Path, workdir: Path) -> Child:
     env = child_env(settings, policy_file, SESSIONWARDEN_GROUP_ID=f"{settings.topic_prefix}enf",
                     SESSIONWARDEN_INSTANCE_ID="0")  # fmt: skip
-    child = Child("enforcer", ["streams.cli", "enforce"], env, workdir / "enforcer.log")
+    child = Child("enforcer", ["-m", "streams.cli", "enforce"], env, workdir / "enforcer.log")
     child.wait_for("partitions assigned", 90)
     return child
 
@@ -83,9 +84,44 @@ def start_enforcer(settings: Settings, policy_file: Path, workdir: Path) -> Chil
 def start_sink(settings: Settings, policy_file: Path, workdir: Path, dsn: str) -> Child:
     env = child_env(settings, policy_file, SESSIONWARDEN_PG_DSN=dsn,
                     SESSIONWARDEN_PG_SINK_GROUP_ID=f"{settings.topic_prefix}pg-sink")  # fmt: skip
-    child = Child("postgres sink", ["streams.cli", "sink", "postgres"], env, workdir / "sink.log")
+    child = Child(
+        "postgres sink", ["-m", "streams.cli", "sink", "postgres"], env, workdir / "sink.log"
+    )
     child.wait_for("partitions assigned", 90)
     return child
+
+
+class FrozenService:
+    """The example service in a child process (fail-closed, ``budget_s`` staleness budget),
+    which the drill freezes (SIGSTOP) for a while and thaws (SIGCONT): its listener misses
+    what is revoked meanwhile, and must not answer from the stale set when it wakes."""
+
+    def __init__(self, settings: Settings, policy_file: Path, workdir: Path, budget_s: float):
+        from streams.pg.cluster import free_port
+
+        self.port = free_port()
+        args = [str(EXAMPLE), "--port", str(self.port), "--staleness-budget", str(budget_s)]
+        self.child = Child("frozen example service", args, child_env(settings, policy_file),
+                           workdir / "frozen-service.log")  # fmt: skip
+        self.child.wait_for("listening on", 60)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def freeze(self, at: float, for_s: float) -> None:
+        """From wall time ``at``, for ``for_s`` seconds (call it in a thread)."""
+        time.sleep(max(0.0, at - time.time()))
+        self.child.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(for_s)
+        finally:
+            self.child.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.child.proc.poll() is None:
+            self.child.proc.send_signal(signal.SIGCONT)
+        self.child.stop()
 
 
 def load_example() -> ModuleType:

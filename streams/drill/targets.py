@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from streams.drill.audit import Attempt
 from streams.drill.drivers import BrowserDriver, Target, http_session, run_async
-from streams.drill.stack import Service, start_enforcer, start_sink
+from streams.drill.stack import FrozenService, Service, start_enforcer, start_sink
 from streams.policy import Policy
 from streams.settings import Settings
 from streams.topics import admin_client, ensure_topics, topic_specs
@@ -32,6 +32,7 @@ class Stack:
     service: Service | None  # the example service, when the drill started it
     pg_dsn: str | None  # the application role's DSN, when the database layer is driven
     browser: BrowserDriver | None
+    frozen: FrozenService | None = None  # the service whose listener the drill cuts off
 
 
 @contextlib.contextmanager
@@ -64,7 +65,11 @@ def open_stack(
         browser = None
         if service is not None and options.browser_sessions > 0:
             browser = _browser(stop, base, options, say)
-        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser)
+        frozen = None
+        if service is not None and options.outage_sessions > 0:
+            frozen = FrozenService(settings, policy_file, options.workdir, options.budget_s)
+            stop.callback(frozen.stop)
+        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen)
 
 
 def _delete_topics(admin: Any, names: list[str]) -> None:

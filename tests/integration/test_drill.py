@@ -42,8 +42,8 @@ def test_full_stack_passes_every_case(tmp_path: Path, pg_admin_dsn: str) -> None
     assert code == 0, text
     assert doc["passed"] and doc["bypasses"] == doc["false_cutoffs"] == doc["unproven"] == 0
     pages = {"browser-tab", "browser-second-tab"} if browser else set()
-    expected = {"http-api", "http-page", "websocket", "second-service", "pg-kept-connection",
-                "pg-transaction"} | pages  # fmt: skip
+    expected = {"http-api", "http-page", "websocket", "second-service", "listener-outage",
+                "pg-kept-connection", "pg-transaction"} | pages  # fmt: skip
     assert set(doc["cases"]) == expected
     for name, row in doc["cases"].items():
         assert row["sessions"] > 0 and row["attempts"] > row["sessions"], name
@@ -60,6 +60,7 @@ def test_a_route_outside_the_middleware_is_a_bypass(tmp_path: Path, pg_admin_dsn
     found = bypasses(doc)
     assert found["http-api"] > 0
     assert found["http-page"] == found["websocket"] == found["second-service"] == 0
+    assert found["listener-outage"] == 0
     assert doc["cases"]["http-api"]["false_cutoffs"] == 0
     assert "BYPASS" in text and "http-api" in text
 
