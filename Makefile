@@ -10,9 +10,10 @@ BROKER := $(PY) infra/kafka/broker.py
 PYTEST_ARGS ?=
 PG_BINDIR ?= /usr/lib/postgresql/15/bin
 CHROMIUM ?= /usr/bin/chromium
+BENCH_ARGS ?=
 
-.PHONY: help venv lint fmt test unit integration kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
-.PHONY: kafka-secure-up kafka-secure-down postgres-deps browser
+.PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
+.PHONY: kafka-secure-up kafka-secure-down postgres-deps browser bench-peers
 .PHONY: drill
 DRILL_SESSIONS ?= 50
 DRILL_ARGS ?=
@@ -47,6 +48,9 @@ unit: $(STAMP) ## unit tests only (no broker)
 integration: $(STAMP) kafka-up postgres-deps ## integration tests only (real broker)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
+faults: $(STAMP) kafka-up ## fault tests only (own clusters: broker outage, coordinator failover, kill)
+	$(PY) -m pytest -m faults tests/integration $(PYTEST_ARGS)
+
 kafka-up: $(STAMP) ## start the local Apache Kafka broker (no-op when it is up)
 	$(BROKER) up
 
@@ -68,11 +72,26 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
 	$(PY) -m streams.demo
 
-bench: $(STAMP) kafka-up postgres-deps browser ## all benchmarks at default sizes (~15 min): bench/results/<time>.{json,md,png}
-	$(PY) -m bench.run
+# The benchmark's peers: Quix Streams in its own venv (its pins exclude ours: pydantic-settings
+# <2.16), the Kafka Streams job built by Maven from Maven Central.
+QUIX_STAMP := bench/.venv-quix/.installed
+KSTREAMS_JAR := bench/kstreams/target/kstreams-peer.jar
 
-bench-quick: $(STAMP) kafka-up postgres-deps browser ## the benchmarks at smoke-test sizes
-	$(PY) -m bench.run --quick
+$(QUIX_STAMP): bench/quix-requirements.txt
+	@test -x bench/.venv-quix/bin/python || $(PYTHON) -m venv bench/.venv-quix
+	bench/.venv-quix/bin/python -m pip install -q --disable-pip-version-check -r $<
+	@touch $@
+
+$(KSTREAMS_JAR): bench/kstreams/pom.xml $(wildcard bench/kstreams/src/main/java/io/sessionwarden/bench/*.java)
+	cd bench/kstreams && mvn -B -q package
+
+bench-peers: $(QUIX_STAMP) $(KSTREAMS_JAR) ## install Quix Streams and build the Kafka Streams job for the bench
+
+bench: $(STAMP) kafka-up postgres-deps browser bench-peers ## all benchmarks at default sizes (~25 min with the peers): bench/results/<time>.{json,md,png}
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP) kafka-up postgres-deps browser bench-peers ## the benchmarks at smoke-test sizes
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 # Tests, benchmarks and the demo start throwaway clusters from these binaries; the Debian
 # package's own cluster is not wanted (create_main_cluster = false, set before it is installed).

@@ -8,6 +8,10 @@
    each trigger one alert, and measure from the produce call of a triggering record to the
    arrival of its alert at a consumer.
 
+3. Rounds: the drain is repeated `--rounds` times on the same topic, each time with a fresh app
+   (consumer group and tables), alternating with a bare faust agent draining the same records;
+   rates and their ratio are medians of the rounds, the latency is measured in the last one.
+
 Runs the worker as `python -m streams.detect` with the shipped policy; creates its own
 prefixed topics and deletes them (and faust's changelogs) afterwards.
 
@@ -192,9 +196,10 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
-def start_worker(settings: Settings) -> tuple[subprocess.Popen[str], list[str]]:
+def start_worker(settings: Settings, group: str) -> tuple[subprocess.Popen[str], list[str]]:
     env = {
         **os.environ,
+        "SESSIONWARDEN_DETECT_GROUP_ID": group,  # a fresh app (group, tables) per round
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
         "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
@@ -229,7 +234,8 @@ def assigned_at(lines: list[str]) -> float | None:
     return None
 
 
-def drain(settings: Settings, producer: Producer, args: argparse.Namespace) -> dict[str, float]:
+def fill(settings: Settings, producer: Producer, args: argparse.Namespace) -> tuple[int, list[str]]:
+    """The workload, then a sentinel at the end of every partition (its alert ends a drain)."""
     count = 0
     for doc in workload(args.events, args.users):
         producer.produce(settings.topics.audit, encode_dict(doc), doc["user_id"].encode())
@@ -243,9 +249,19 @@ def drain(settings: Settings, producer: Producer, args: argparse.Namespace) -> d
             settings.topics.audit, encode_dict(doc), doc["user_id"].encode(), partition=p
         )
     producer.flush(60)
-    count += len(sentinels)
+    return count + len(sentinels), sentinels
+
+
+def drain(
+    settings: Settings,
+    producer: Producer,
+    args: argparse.Namespace,
+    sentinels: list[str],
+    latency: bool,
+) -> dict[str, float]:
+    """One worker (a fresh app) from the start of the topic to every sentinel's alert."""
     watcher = AlertWatcher(settings)
-    proc, lines = start_worker(settings)
+    proc, lines = start_worker(settings, f"bench-detect-{uuid.uuid4().hex[:6]}")
     try:
         wait_for(lambda: assigned_at(lines) is not None, 60, "the worker's assignment")
         wait_for(lambda: all(watcher.arrived(e) for e in sentinels), 900, "the drain")
@@ -253,12 +269,56 @@ def drain(settings: Settings, producer: Producer, args: argparse.Namespace) -> d
         finished = max(watcher.arrived(e) or 0.0 for e in sentinels)
         alerts = len(watcher.arrivals) - len(sentinels)
         seconds = finished - started
-        latency = measure_latency(settings, producer, watcher, args)
+        measured = measure_latency(settings, producer, watcher, args) if latency else {}
     finally:
         watcher.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
-    return {"records": count, "seconds": seconds, "alerts": alerts, **latency}
+    return {"seconds": seconds, "alerts": alerts, **measured}
+
+
+def faust_peer(settings: Settings, records: int) -> float:
+    """The peer: a bare faust agent over the same audit records."""
+    peer = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.faust_peer",
+            settings.bootstrap_servers,
+            settings.topics.audit,
+            str(records),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
+    rate: float = orjson.loads(peer.stdout.strip().splitlines()[-1])["rate"]
+    return rate
+
+
+def rounds(settings: Settings, producer: Producer, args: argparse.Namespace) -> dict[str, Any]:
+    """Alternating rounds on one topic: detect worker, then bare faust agent; the alert
+    latency is measured in the last round (its load lands after every drained record)."""
+    records, sentinels = fill(settings, producer, args)
+    detect_rates, faust_rates, last = [], [], {}
+    for r in range(args.rounds):
+        last = drain(settings, producer, args, sentinels, latency=r == args.rounds - 1)
+        detect_rates.append(records / last["seconds"])
+        faust_rates.append(faust_peer(settings, records))
+        print(f"round {r + 1}: detect {detect_rates[-1]:,.0f}/s, faust {faust_rates[-1]:,.0f}/s")
+    ratios = [d / f for d, f in zip(detect_rates, faust_rates, strict=True)]
+    return {
+        **last,
+        "records": records,
+        "seconds": records / statistics.median(detect_rates),
+        "detect_rates": detect_rates,
+        "faust_rates": faust_rates,
+        "faust_rate": statistics.median(faust_rates),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+    }
 
 
 def measure_latency(
@@ -301,6 +361,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=float, default=500.0, help="records/s in the latency run")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating detect/faust rounds")
     parser.add_argument("--json", action="store_true", help="end with one JSON result line")
     args = parser.parse_args()
     settings = load_settings(
@@ -318,24 +379,7 @@ def main() -> None:
         }
     )
     try:
-        result = drain(settings, producer, args)
-        # the peer: a bare faust agent over the same audit records, in the same run
-        peer = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.faust_peer",
-                settings.bootstrap_servers,
-                settings.topics.audit,
-                str(int(result["records"])),
-            ],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if peer.returncode == 0:
-            result["faust_rate"] = orjson.loads(peer.stdout.strip().splitlines()[-1])["rate"]
+        result = rounds(settings, producer, args)
     finally:
         names = [
             t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)
@@ -353,8 +397,10 @@ def main() -> None:
         f" p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms,"
         f" max {result['max_ms']:.1f} ms (produce call to alert arrival)"
     )
-    if "faust_rate" in result:
-        print(f"peer:    bare faust agent {result['faust_rate']:,.0f} records/s on the same topic")
+    print(
+        f"peer:    bare faust agent {result['faust_rate']:,.0f} records/s on the same topic;"
+        f" detect/faust {result['ratio']:.2f} (median of {args.rounds} alternating rounds)"
+    )
     if args.json:
         print(orjson.dumps({**result, "rate": rate}).decode(), flush=True)
 

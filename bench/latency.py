@@ -1,6 +1,6 @@
 """Revocation latency under steady load: (revocation visible to a read_committed consumer)
 minus deadline, while background activity runs at a fixed rate.
-Usage: python -m bench.latency SERVERS PREFIX RATE SECONDS"""
+Usage: python -m bench.latency SERVERS PREFIX RATE SECONDS [enforcer|kstreams]"""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bench.common import produce, producer
+from bench.kstreams_peer import KStreamsProcess
 from schemas.codec import encode_dict
 from streams.settings import Settings, load_settings
 from streams.sim.scenario import iso
@@ -44,6 +45,15 @@ def main() -> None:
     settings = load_settings(
         bootstrap_servers=servers, topic_prefix=prefix, partitions=6, group_id=f"{prefix}enforcer"
     )
+    if len(sys.argv) > 5 and sys.argv[5] == "kstreams":
+        topics = settings.topics
+        with KStreamsProcess(servers, topics.input, topics.revocations, Path(POLICY)) as peer:
+            peer.wait_assigned()
+            result = _measure(
+                settings.model_copy(update={"group_id": peer.group_id}), rate, seconds
+            )
+        print(orjson.dumps(result).decode(), flush=True)
+        return
     with EnforcerProcess(settings, policy=Path(POLICY), SESSIONWARDEN_LOG_LEVEL="INFO") as proc:
         proc.wait_assigned()
         result = _measure(settings, rate, seconds)

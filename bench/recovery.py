@@ -49,6 +49,8 @@ def _assigned_at(proc: EnforcerProcess) -> tuple[float, dict[str, Any]] | None:
     for line in proc.lines:
         if "partitions assigned and restored" in line:
             doc = orjson.loads(line)
+            if doc.get("restoring"):  # partitions restore one by one: wait for the last
+                continue
             ts = datetime.fromisoformat(doc["ts"]).timestamp()
             return ts, doc
     return None

@@ -16,17 +16,29 @@ from typing import Any
 
 import orjson
 
-from bench.common import REPO, bench_topics, fill_mixed, run_child
+from bench import peers
+from bench.common import REPO, bench_topics, bootstrap, fill_mixed, run_child
 from bench.pg_latency import render_markdown as render_postgres
 
 FAUST_EVENTS = 50_000
+SECTIONS = (
+    "throughput",
+    "latency",
+    "browser",
+    "recovery",
+    "restore_fire",
+    "detect",
+    "postgres",
+)
 
 
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def throughput(sessions: int, activities: int, faust_events: int, repeats: int) -> dict[str, Any]:
+def throughput(
+    sessions: int, activities: int, faust_events: int, repeats: int, with_peers: bool = False
+) -> dict[str, Any]:
     """Ceiling and enforcer alternately on the same pre-filled topic (medians of `repeats`
     rounds, after one untimed warm-up read: the first read of fresh data is measurably
     slower), then the faust peer."""
@@ -36,7 +48,7 @@ def throughput(sessions: int, activities: int, faust_events: int, repeats: int) 
         total = fill["events"]
         ceiling_args = ["-m", "bench.ceiling", s.bootstrap_servers, s.topics.input, str(total)]
         run_child(ceiling_args)  # warm-up
-        ceilings, enforcers = [], []
+        ceilings, enforcers, peer_rounds = [], [], []
         for r in range(repeats):
             log(f"round {r + 1}/{repeats}: bare confluent-kafka consume+decode (ceiling)")
             ceilings.append(run_child(ceiling_args)["rate"])
@@ -53,6 +65,9 @@ def throughput(sessions: int, activities: int, faust_events: int, repeats: int) 
                     ]
                 )
             )
+            if with_peers:
+                log(f"round {r + 1}/{repeats}: Kafka Streams and Quix Streams drains")
+                peer_rounds.append(peers.drain_round(s, total))
         enforcer = sorted(enforcers, key=lambda e: e["rate"])[len(enforcers) // 2]
         ceiling = {"rate": statistics.median(ceilings)}
         log(f"bare faust agent (first {faust_events:,} events)")
@@ -65,7 +80,9 @@ def throughput(sessions: int, activities: int, faust_events: int, repeats: int) 
                 str(min(faust_events, total)),
             ]
         )
+    extra = {"peers": peers.summarize(peer_rounds, enforcer["rate"])} if peer_rounds else {}
     return {
+        **extra,
         "sessions": sessions,
         "events": total,
         "mean_event_bytes": fill["mean_bytes"],
@@ -82,12 +99,11 @@ def throughput(sessions: int, activities: int, faust_events: int, repeats: int) 
     }
 
 
-def latency(rate: float, seconds: float) -> dict[str, Any]:
+def latency(rate: float, seconds: float, peer: str = "enforcer") -> dict[str, Any]:
     with bench_topics("lat") as s:
-        log(f"revocation latency at {rate:,.0f} events/s for {seconds:g}s")
-        return run_child(
-            ["-m", "bench.latency", s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds)]
-        )
+        log(f"revocation latency of the {peer} at {rate:,.0f} events/s for {seconds:g}s")
+        args = [s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds), peer]
+        return run_child(["-m", "bench.latency", *args])
 
 
 def recovery(sessions: int, idle_s: float) -> dict[str, Any]:
@@ -102,6 +118,15 @@ def recovery(sessions: int, idle_s: float) -> dict[str, Any]:
                 str(sessions),
                 str(idle_s),
             ],
+            timeout=1500,
+        )
+
+
+def restore_fire(sessions: int) -> dict[str, Any]:
+    with bench_topics("rfire") as s:
+        log(f"deadlines of owned partitions while half of {sessions:,} sessions restore")
+        return run_child(
+            ["-m", "bench.restore_fire", s.bootstrap_servers, s.topic_prefix, str(sessions)],
             timeout=1500,
         )
 
@@ -122,9 +147,10 @@ def browser(sessions: int) -> dict[str, Any]:
     return run_child(["-m", "bench.browser_latency", "--sessions", str(sessions)])
 
 
-def detect(events: int) -> dict[str, Any]:
-    log(f"detect app on {events:,} audit records, beside a bare faust agent")
-    return run_child(["bench/detect_throughput.py", "--events", str(events), "--json"])
+def detect(events: int, rounds: int) -> dict[str, Any]:
+    log(f"detect app on {events:,} audit records, beside a bare faust agent ({rounds} rounds)")
+    args = ["--events", str(events), "--rounds", str(rounds), "--json"]
+    return run_child(["bench/detect_throughput.py", *args], timeout=2400)
 
 
 def postgres(rate: float, seconds: float, mass: int) -> dict[str, Any]:
@@ -153,15 +179,20 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{t['enforcer_rate']:,.0f} | {t['faust_rate']:,.0f} | {t['ratio_to_ceiling']:.2f} | "
             f"{t['ratio_to_faust']:.1f} | {t['bytes_per_session']:,.0f} B |"
         )
-    lat = results["latency"]
-    lines += [
-        "",
-        "## Revocation latency (visible to read_committed - deadline)",
-        "",
-        f"Load {lat['achieved_rate']:,.0f} events/s (target {lat['target_rate']:,.0f}, "
-        f"half the measured max): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
-        f"max {lat['max_ms']:.0f} ms over {lat['samples']} revocations.",
-    ]
+    lat = results.get("latency")
+    lat_basis = "fixed" if results.get("latency_rate_fixed") else "half the measured max"
+    lines += (
+        []
+        if lat is None
+        else [
+            "",
+            "## Revocation latency (visible to read_committed - deadline)",
+            "",
+            f"Load {lat['achieved_rate']:,.0f} events/s (target {lat['target_rate']:,.0f}, "
+            f"{lat_basis}): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+            f"max {lat['max_ms']:.0f} ms over {lat['samples']} revocations.",
+        ]
+    )
     prop = results.get("propagation")
     if prop:
         lines += [
@@ -171,17 +202,32 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"p99 {prop.get('p99_ms', float('nan')):.0f} ms.",
         ]
     lines += _browser_lines(results.get("browser"))
-    rec = results["recovery"]
-    v = rec["verify"]["totals"]
-    lines += [
-        "",
-        "## Recovery",
-        "",
-        f"SIGKILL with {rec['sessions']:,} live sessions; new enforcer enforcing after "
-        f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s). Verify of the run: "
-        f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
-        f"{v['late']:,} late, {v['spurious']} spurious.",
-    ]
+    rec = results.get("recovery")
+    v = rec["verify"]["totals"] if rec else {}
+    lines += (
+        []
+        if rec is None
+        else [
+            "",
+            "## Recovery",
+            "",
+            f"SIGKILL with {rec['sessions']:,} live sessions; new enforcer enforcing after "
+            f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s). Verify of the run: "
+            f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
+            f"{v['late']:,} late, {v['spurious']} spurious.",
+        ]
+    )
+    rf = results.get("restore_fire")
+    if rf:
+        lines += [
+            "",
+            f"While {rf['restored_records']:,} changelog records of "
+            f"{len(rf['restored_partitions'])} reassigned partitions restored "
+            f"({rf['restore_s']:.1f} s), deadlines on the partitions already owned fired "
+            f"{rf['fire_delay_p50_ms']:.0f} ms (p50), {rf['fire_delay_p99_ms']:.0f} ms (p99), "
+            f"{rf['fire_delay_max_ms']:.0f} ms (max) after they fell due "
+            f"({rf['probes_inside_restore']} probes).",
+        ]
     det = results.get("detect")
     if det:
         lines += [
@@ -191,10 +237,30 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"detect app {det['rate']:,.0f} audit records/s vs bare faust agent "
             f"{det.get('faust_rate', float('nan')):,.0f}/s on the same topic; alert delay "
             f"p50 {det['p50_ms']:.0f} ms, p99 {det['p99_ms']:.0f} ms.",
+            *detect_lines(det, results["throughput"]),
         ]
     if results.get("postgres"):
         lines += render_postgres(results["postgres"])
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + peers.render(results)) + "\n"
+
+
+AUDIT_PER_INPUT = 2 / 51
+"""Audit records per input record in a mix of 1 login per 50 activities: each login yields a
+session_started, and each session in time a session_ended; plain activity yields none."""
+
+
+def detect_lines(det: dict[str, Any], tput: list[dict[str, Any]]) -> list[str]:
+    rounds = ", ".join(f"{r:.2f}" for r in det.get("ratios", []))
+    lines = ["", f"detect/faust: {det.get('ratio', float('nan')):.2f} (rounds {rounds})."]
+    if tput:
+        full = max(t["enforcer_rate"] for t in tput)
+        need = full * AUDIT_PER_INPUT
+        lines.append(
+            f"At the enforcer's full rate ({full:,.0f} events/s) a mix of 1 login per 50 "
+            f"activities makes {need:,.0f} audit records/s; the detectors take "
+            f"{det['rate']:,.0f}/s: {det['rate'] / need:.1f}x headroom (target 2x)."
+        )
+    return lines
 
 
 def _browser_lines(web: dict[str, Any] | None) -> list[str]:
@@ -236,6 +302,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a CI smoke test")
     parser.add_argument("--sizes", help="live sessions per throughput run, comma separated")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--no-peers", action="store_true", help="skip Kafka/Quix Streams")
+    parser.add_argument("--latency-rate", type=float, help="events/s (default: half the max)")
+    parser.add_argument("--only", help=f"comma separated sections: {','.join(SECTIONS)}")
     args = parser.parse_args()
     sizes = (
         [int(x) for x in args.sizes.split(",")]
@@ -253,27 +322,44 @@ def main() -> None:
         "kafka": "4.1.1 (infra/kafka/pom.xml)",
         "throughput": [],
     }
+    only = set(args.only.split(",")) if args.only else set(SECTIONS)
     t0 = time.monotonic()
-    for n in sizes:
+    if not args.no_peers and "throughput" in only:
+        log("seeded check: the peers' revocations against the enforcer's")
+        results["peers_check"] = peers.check(bootstrap())
+    for n in sizes if "throughput" in only else []:
         results["throughput"].append(
             throughput(
                 n,
                 n * 3 if n <= 100_000 else n,
                 5_000 if args.quick else FAUST_EVENTS,
                 1 if args.quick or n > 100_000 else 3,
+                with_peers=not args.no_peers,
             )
         )
-    max_rate = max(t["enforcer_rate"] for t in results["throughput"])
-    results["latency"] = latency(max_rate / 2, 5 if args.quick else 20)
-    results["propagation"] = propagation(30 if args.quick else 200)
-    results["browser"] = browser(10 if args.quick else 60)
-    results["recovery"] = (
-        recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
-    )
-    results["detect"] = detect(3_000 if args.quick else 50_000)
-    results["postgres"] = postgres(
-        results["latency"]["target_rate"], 5 if args.quick else 20, 5_000 if args.quick else 100_000
-    )
+    if "latency" in only:
+        max_rate = max((t["enforcer_rate"] for t in results["throughput"]), default=40_000.0)
+        rate = args.latency_rate or max_rate / 2
+        results["latency_rate_fixed"] = bool(args.latency_rate)
+        results["latency"] = latency(rate, 5 if args.quick else 20)
+        if not args.no_peers:
+            results["latency_kstreams"] = latency(rate, 5 if args.quick else 20, "kstreams")
+        results["propagation"] = propagation(30 if args.quick else 200)
+    if "browser" in only:
+        results["browser"] = browser(10 if args.quick else 60)
+    if "recovery" in only:
+        results["recovery"] = (
+            recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
+        )
+    if "restore_fire" in only:
+        results["restore_fire"] = restore_fire(5_000 if args.quick else max(sizes))
+    if "detect" in only:
+        results["detect"] = detect(3_000 if args.quick else 50_000, 1 if args.quick else 3)
+    if "postgres" in only:
+        rate = results["latency"]["target_rate"] if "latency" in results else 10_000.0
+        results["postgres"] = postgres(
+            rate, 5 if args.quick else 20, 5_000 if args.quick else 100_000
+        )
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

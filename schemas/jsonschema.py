@@ -18,10 +18,13 @@ from pydantic import TypeAdapter
 from schemas.inputs import AUTH_EVENT_ADAPTER, Activity, Login, Logout, RoleChange
 from schemas.outputs import (
     AUDIT_EVENT_ADAPTER,
+    ActivityAfterRevocation,
     Alert,
     DeadLetter,
     EndedSessionUsed,
+    ForeignSessionEvent,
     HighRiskOperation,
+    LoginAfterLogout,
     Revalidation,
     Revocation,
     RoleChanged,
@@ -47,6 +50,12 @@ _SOURCES: dict[str, tuple[str, TypeAdapter[Any]]] = {
     "role_changed.json": ("RoleChanged", TypeAdapter(RoleChanged)),
     "ended_session_used.json": ("EndedSessionUsed", TypeAdapter(EndedSessionUsed)),
     "high_risk_operation.json": ("HighRiskOperation", TypeAdapter(HighRiskOperation)),
+    "activity_after_revocation.json": (
+        "ActivityAfterRevocation",
+        TypeAdapter(ActivityAfterRevocation),
+    ),
+    "login_after_logout.json": ("LoginAfterLogout", TypeAdapter(LoginAfterLogout)),
+    "foreign_session_event.json": ("ForeignSessionEvent", TypeAdapter(ForeignSessionEvent)),
     "audit_event.json": ("AuditEvent", AUDIT_EVENT_ADAPTER),
     "alert.json": ("Alert", TypeAdapter(Alert)),
     "dead_letter.json": ("DeadLetter", TypeAdapter(DeadLetter)),

@@ -1,7 +1,7 @@
 """Records Sessionwarden produces: revocations, audit events, alerts and dead letters.
 
 Topics and keys:
-  sessionwarden.revocations  Revocation | Revalidation, keyed by session_id
+  sessionwarden.revocations  Revocation | Revalidation, keyed by ["tenant","session_id"] (JSON)
   sessionwarden.audit        AuditEvent, keyed by user_id
   sessionwarden.alerts       Alert, keyed by user_id
   sessionwarden.dlq          DeadLetter
@@ -40,6 +40,7 @@ __all__ = [
     "MAX_DETAIL_CHARS",
     "MAX_RAW_B64_CHARS",
     "REVOCATION_RECORD_ADAPTER",
+    "ActivityAfterRevocation",
     "Alert",
     "AlertEvidence",
     "AlertKind",
@@ -49,7 +50,9 @@ __all__ = [
     "DeadLetter",
     "DeadLetterReason",
     "EndedSessionUsed",
+    "ForeignSessionEvent",
     "HighRiskOperation",
+    "LoginAfterLogout",
     "Revalidation",
     "Revocation",
     "RevocationReason",
@@ -64,7 +67,11 @@ RevocationReason = Literal[
     "idle_timeout", "absolute_timeout", "logout", "permissions_revoked", "step_up_required"
 ]
 AlertKind = Literal[
-    "repeated_expirations", "privilege_escalation", "ended_session_used", "concurrent_sessions"
+    "repeated_expirations",
+    "privilege_escalation",
+    "ended_session_used",
+    "concurrent_sessions",
+    "foreign_session_event",
 ]
 AlertSeverity = Literal["low", "medium", "high", "critical"]
 DeadLetterReason = Literal[
@@ -164,6 +171,11 @@ class SessionStarted(AuditBase):
     absolute_timeout_s: PositiveFiniteFloat
     absolute_deadline: UtcDatetime
     source_ip: IpAddress | None = None
+    auth_time: UtcDatetime | None = None
+    """The authentication time the login claimed."""
+    auth_time_untrusted: bool = False
+    """The claimed authentication time is later than the login itself (or than its receive
+    time): the session has no fresh authentication and every step-up check fails."""
 
 
 class SessionEnded(AuditBase):
@@ -208,13 +220,59 @@ class HighRiskOperation(AuditBase):
     session_id: SessionId
     action: Action
     resource: Resource = ""
-    auth_age_s: FiniteFloat
+    auth_age_s: FiniteFloat | None
+    """None when the session's authentication time is not trusted (see SessionStarted)."""
     max_auth_age_s: FiniteFloat
     allowed: bool
 
 
+class ActivityAfterRevocation(AuditBase):
+    """Activity made before its session's deadline but appended after the deadline fired (a
+    producer delay beyond the budget); the session stays ended. ``occurred_at`` is the
+    activity's effective time."""
+
+    type: Literal["activity_after_revocation"] = "activity_after_revocation"
+    session_id: SessionId
+    action: Action
+    resource: Resource = ""
+    delay_s: NonNegativeFiniteFloat
+    """Receive (broker append) time minus the activity's effective time."""
+    deadline: UtcDatetime
+    reason: RevocationReason
+    cause_event_id: UUID
+
+
+class LoginAfterLogout(AuditBase):
+    """A login read after a logout of the same session: the session never goes live."""
+
+    type: Literal["login_after_logout"] = "login_after_logout"
+    session_id: SessionId
+    logout_at: UtcDatetime
+    cause_event_id: UUID
+
+
+class ForeignSessionEvent(AuditBase):
+    """An event named a session owned by another user of the tenant and changed nothing: a
+    possible stolen session id. ``user_id`` is the claimant, ``owner_user_id`` the owner."""
+
+    type: Literal["foreign_session_event"] = "foreign_session_event"
+    session_id: SessionId
+    event_type: Literal["login", "activity", "logout"]
+    owner_user_id: Identifier
+    session_state: Literal["live", "ended"]
+    action: Action | None = None
+    cause_event_id: UUID
+
+
 AuditEvent = Annotated[
-    SessionStarted | SessionEnded | RoleChanged | EndedSessionUsed | HighRiskOperation,
+    SessionStarted
+    | SessionEnded
+    | RoleChanged
+    | EndedSessionUsed
+    | HighRiskOperation
+    | ActivityAfterRevocation
+    | LoginAfterLogout
+    | ForeignSessionEvent,
     Field(discriminator="type"),
 ]
 AUDIT_EVENT_ADAPTER: TypeAdapter[AuditEvent] = TypeAdapter(AuditEvent)

@@ -75,6 +75,7 @@ def _cmd_acls(args: argparse.Namespace) -> int:
 
 def _cmd_enforce(args: argparse.Namespace) -> int:
     from streams.enforcer.loop import EnforcerLoop
+    from streams.enforcer.txn import EnforcerExit
     from streams.logsetup import configure_logging
 
     settings, policy = _load(args)
@@ -82,7 +83,10 @@ def _cmd_enforce(args: argparse.Namespace) -> int:
     loop = EnforcerLoop(settings, policy)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
-    loop.run()
+    try:
+        loop.run()
+    except EnforcerExit as exc:
+        return exc.code
     return 0
 
 
@@ -113,10 +117,20 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.sim.faults import parse_faults
     from streams.sim.run import simulate
 
     settings, policy = _load(args)
-    simulate(settings, policy, args.users, args.seed, args.rate, Path(args.truth))
+    simulate(
+        settings,
+        policy,
+        args.users,
+        args.seed,
+        args.rate,
+        Path(args.truth),
+        faults=parse_faults(args.faults),
+        budget=args.producer_delay_budget,
+    )
     return 0
 
 
@@ -223,6 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive(float), default=50.0, help="average events/s (default 50)"
     )
     sim.add_argument("--truth", default="sim-truth.json", help="ground truth output file")
+    sim.add_argument(
+        "--faults",
+        default="",
+        help="comma-separated fault modes: skew, reorder, delay, duplicate, partitioner (or all)",
+    )
+    sim.add_argument(
+        "--producer-delay-budget",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the enforcer's SESSIONWARDEN_PRODUCER_DELAY_BUDGET_S (default 0)",
+    )
     sim.set_defaults(func=_cmd_simulate)
 
     verify = sub.add_parser("verify", help="audit revocations against a simulation's truth")

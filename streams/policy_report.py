@@ -27,12 +27,43 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def _effective_rows(policy: Policy) -> list[list[str]]:
     return [
         [
-            DEFAULT_LABEL if user_type is None else user_type,
-            DEFAULT_LABEL if risk_profile is None else risk_profile,
+            _label(user_type),
+            _label(risk_profile),
             format_duration(timeouts.idle),
             format_duration(timeouts.absolute),
         ]
         for user_type, risk_profile, timeouts in policy.effective_timeouts()
+    ]
+
+
+def shortest_idle(policy: Policy) -> tuple[float, str]:
+    """The shortest idle timeout any session can run under, and where it comes from."""
+    found = [
+        (t.idle, f"{_label(user_type)} x {_label(risk_profile)}")
+        for user_type, risk_profile, t in policy.effective_timeouts()
+    ]
+    found += [
+        (rule.idle, f"high-risk {rule.pattern}")
+        for rule in policy.high_risk_operations
+        if rule.idle is not None
+    ]
+    return min(found, key=lambda item: item[0])
+
+
+def _label(name: str | None) -> str:
+    return DEFAULT_LABEL if name is None else name
+
+
+def policy_warnings(policy: Policy) -> list[str]:
+    """What is valid but risky in ``policy``."""
+    idle, where = shortest_idle(policy)
+    if policy.clock_skew_tolerance <= idle:
+        return []
+    return [
+        f"warning: clock skew tolerance {format_duration(policy.clock_skew_tolerance)} exceeds"
+        f" the shortest idle timeout {format_duration(idle)} ({where}): producer clocks"
+        " allowed to be that far off can move such a session's idle deadline by more than"
+        " its whole timeout; keep the tolerance below every idle timeout"
     ]
 
 
@@ -44,6 +75,7 @@ def render_effective(policy: Policy) -> str:
         f"hard cap (absolute): {format_duration(policy.hard_cap_absolute)}",
         f"longest effective absolute: {format_duration(policy.max_absolute)}",
         f"clock skew tolerance: {format_duration(policy.clock_skew_tolerance)}",
+        *policy_warnings(policy),
         "",
         "effective timeouts (stricter of user type and risk profile; unlisted use defaults)",
         *_table(["user type", "risk profile", "idle", "absolute"], _effective_rows(policy)),

@@ -6,6 +6,8 @@ conventional ``KAFKA_BOOTSTRAP_SERVERS``), then an optional TOML config file, th
 
 from __future__ import annotations
 
+import re
+import socket
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,13 @@ from schemas.errors import ConfigError
 if TYPE_CHECKING:
     from streams.caep import CaepConfig
     from streams.security import KafkaSecurity
+
+
+def host_instance_id(hostname: str | None = None) -> str:
+    """The host's name (the pod name on Kubernetes) made into a valid instance id."""
+    name = socket.gethostname() if hostname is None else hostname
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:64]
+    return cleaned or "0"
 
 
 class TopicNames:
@@ -54,7 +63,14 @@ class Settings(BaseSettings):
 
     # The enforcer
     group_id: str = Field(default="sessionwarden-enforcer", min_length=1)
-    instance_id: str = Field(default="0", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    # Defaults from the host identity (the pod name on Kubernetes), so replicas deployed
+    # without one never share a transactional id and fence each other in turn.
+    instance_id: str = Field(
+        default_factory=lambda: host_instance_id(),
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+    )
     # Records per transaction at most: each commit costs two broker round trips, so larger
     # batches raise throughput (1000 -> 5000: 1.4x) at the price of a longer batch.
     batch_size: int = Field(default=5000, ge=1, le=100_000)
@@ -102,6 +118,26 @@ class Settings(BaseSettings):
     # How often the detect worker commits its input offsets.
     detect_commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     # --- end of the anomaly detectors' settings --------------------------------------------
+
+    # --- Producer delay (the enforcer's firing horizon) ------------------------------------
+    # How late an auth event may be appended after it was made (publisher linger + retries)
+    # and still count: a deadline d fires only once its partition is known read through
+    # broker time d + budget. Raise it to your producers' worst publish delay; every second
+    # of budget adds a second to every deadline revocation. Activity appended later than
+    # that is audited as `activity_after_revocation`.
+    producer_delay_budget_s: float = Field(default=0.0, ge=0, le=3600)
+    # --- end of the producer delay settings -------------------------------------------------
+
+    # --- The enforcer's transactions and topics ------------------------------------------
+    # How long one transactional call (send offsets, commit, abort) retries retriable errors
+    # before the batch's outcome counts as unknown and the clients are rebuilt.
+    txn_retry_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    # Client rebuilds in a row (no committed batch in between) before the enforcer exits
+    # non-zero for its supervisor.
+    max_recoveries: int = Field(default=5, ge=0, le=1000)
+    # min.insync.replicas of every topic; None means min(2, replication_factor).
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
+    # --- end of the enforcer's transactions and topics -----------------------------------
 
     # --- Kafka security (TLS, SASL); docs/SECURITY.md -------------------------------------
     # Every client of every process uses these. Secrets are read from files, once, when the
@@ -193,6 +229,10 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.policy_file is not None and not self.policy_file.is_file():
             raise ValueError(f"policy_file: no such file: {self.policy_file}")
+        if self.min_insync_replicas is not None and (
+            self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError("min_insync_replicas: larger than replication_factor")
         return self
 
     def caep_config(self) -> CaepConfig | None:

@@ -48,7 +48,7 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
     t = settings.topics
     p, rf = settings.partitions, settings.replication_factor
     session_ms = str(int(max_absolute_s * 1000) + MARGIN_MS)
-    return [
+    specs = [
         TopicSpec(
             t.input,
             p,
@@ -56,6 +56,9 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
             {
                 "cleanup.policy": "delete",
                 "retention.ms": session_ms,
+                # The enforcer's clock for deadlines is the broker's append time, which no
+                # producer clock can bend (docs/ARCHITECTURE.md, "Time").
+                "message.timestamp.type": "LogAppendTime",
                 "max.message.bytes": str(INPUT_MAX_MESSAGE_BYTES),
             },
             "auth events in (key user_id)",
@@ -69,14 +72,14 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
                 "min.cleanable.dirty.ratio": "0.1",
                 "segment.ms": str(3600 * 1000),
             },
-            "enforcer state changelog (key session/user), co-partitioned with the input",
+            "enforcer state changelog (key [kind, tenant, id]), co-partitioned with the input",
         ),
         TopicSpec(
             t.revocations,
             p,
             rf,
             {"cleanup.policy": "compact,delete", "retention.ms": session_ms},
-            "revocations and revalidations (key session_id)",
+            "revocations and revalidations (key [tenant, session_id])",
         ),
         TopicSpec(
             t.audit,
@@ -111,6 +114,26 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
             "CAEP Security Event Tokens (optional)",
         ),
     ]
+    # acks=all means "every in-sync replica", so without a floor a replicated cluster can
+    # acknowledge a transaction written to one broker only.
+    min_isr = str(min_insync_replicas(settings))
+    return [
+        TopicSpec(
+            s.name,
+            s.partitions,
+            s.replication_factor,
+            {**s.configs, "min.insync.replicas": min_isr},
+            s.purpose,
+        )
+        for s in specs
+    ]
+
+
+def min_insync_replicas(settings: Settings) -> int:
+    """The setting, or min(2, replication factor): one broker may fail, none silently."""
+    if settings.min_insync_replicas is not None:
+        return settings.min_insync_replicas
+    return min(2, settings.replication_factor)
 
 
 def _existing(admin: AdminClient, timeout: float) -> dict[str, int]:
@@ -215,6 +238,11 @@ def ensure_topics(
         admin.incremental_alter_configs([res])[res].result(timeout=timeout)
         _wait_aligned(admin, spec, timeout)
         report(f"updated   {spec.name}: " + ", ".join(f"{k}={v}" for k, v in drift.items()))
+        if "message.timestamp.type" in drift:
+            report(
+                f"          records already on {spec.name} keep their producer timestamps; "
+                "the enforcer times those by its own clock when it reads them"
+            )
         changes += 1
     report("nothing to change" if changes == 0 else f"{changes} change(s) made")
     return changes

@@ -170,7 +170,9 @@ def write_config(h: Path) -> Path:
     return cfg
 
 
-def java_cmd(java: str, libs: Path, main: str, *args: str, heap: str = "512m") -> list[str]:
+def java_cmd(
+    java: str, libs: Path, main: str, *args: str, heap: str = "512m", logs: Path | None = None
+) -> list[str]:
     return [
         java,
         f"-Xmx{heap}",
@@ -179,7 +181,7 @@ def java_cmd(java: str, libs: Path, main: str, *args: str, heap: str = "512m") -
         "-XX:MaxGCPauseMillis=20",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={LOG4J}",
-        f"-Dkafka.logs.dir={home() / 'logs'}",
+        f"-Dkafka.logs.dir={logs or home() / 'logs'}",
         "-cp",
         f"{libs}/*",
         main,

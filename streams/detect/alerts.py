@@ -28,7 +28,8 @@ def millis(seconds: float) -> int:
 
 def alert_id(kind: str, user_id: str, window_start: float, trigger_event_id: str) -> UUID:
     """uuid5 of the kind, the user, the start of the window the evidence spans (ms) and the
-    audit event that fired it."""
+    audit event that fired it. The tenant is not named: the enforcer's audit event ids are
+    derived from it already, so the same trigger in two tenants never shares an id."""
     name = f"alert|{kind}|{user_id}|{millis(window_start)}|{trigger_event_id}"
     return uuid.uuid5(NAMESPACE, name)
 

@@ -1,11 +1,13 @@
 """The anomaly detectors as a faust-streaming app: a thin shell around the pure engine.
 
-One agent (concurrency 1) reads the audit stream as raw bytes, decodes each record with our
-codec, lets :class:`Engine` judge it against the user's state, sends the alerts it produced
-(awaiting delivery), and only then writes the state to the faust tables. Offsets are committed
-after faust flushed the producer, so every crash replays at most what is not yet committed;
-the detectors skip events their state already holds and a re-derived alert has the same
-deterministic ``alert_id``. faust's ``exactly_once`` is not used (see docs/DETECTORS.md).
+One agent (concurrency 1) reads the audit stream as raw bytes in batches (``take_events``),
+decodes each record with our codec and lets :class:`Engine` judge it against the user's state,
+reading through the batch's pending writes. It then sends the batch's alerts, awaits their
+delivery together, and only then writes each changed table key once (the batch's last value)
+to the faust tables. faust acks a batch's events after that, and commits offsets after it
+flushed the producer, so every crash replays at most what is not yet committed; the detectors
+skip events their state already holds and a re-derived alert has the same deterministic
+``alert_id``. faust's ``exactly_once`` is not used (see docs/DETECTORS.md).
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ import asyncio
 import logging
 import tempfile
 import time
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import DecodeError, decode_audit_event, encode_dict
 from schemas.errors import ConfigError
 from streams.caep import CaepConfig, caep_events_for
 from streams.detect.engine import Engine
-from streams.detect.state import COOLDOWNS, EXPIRATIONS, GRANTS, SESSIONS, Tables, apply_writes
+from streams.detect.pending import PendingTables
+from streams.detect.state import COOLDOWNS, EXPIRATIONS, GRANTS, SESSIONS, DetectState, Tables
 from streams.logsetup import SessionHasher
 from streams.policy import Policy
 from streams.settings import Settings
@@ -35,6 +41,13 @@ BACKLOG_ALLOWANCE_S = 24 * 3600.0
 """Event-time buckets stay this long past their window, so a worker that catches up on a
 day-old backlog still sees the marks it needs (also the changelog retention of the buckets)."""
 _NOISY = ("faust", "mode", "aiokafka")
+BATCH_MAX = 1000
+"""Audit records judged per batch: alerts delivered together, each changed key written once."""
+BATCH_WITHIN_S = 0.01
+"""How long a batch waits to fill before a short one is judged (bounds the added alert delay)."""
+PRODUCER_LINGER_S = 0.005
+"""Changelog and alert records wait this long to share a produce request (faust's default, 0,
+sends a request per record)."""
 
 
 def app_id(settings: Settings) -> str:
@@ -65,6 +78,7 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.detect_commit_interval_s,
         producer_acks=-1,
+        producer_linger=PRODUCER_LINGER_S,
         web_enabled=web,
         web_bind=settings.detect_web_host,
         web_host=settings.detect_web_host,
@@ -85,10 +99,11 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
         else None
     )
     shell = DetectShell(engine, tables, alerts, settings.log_salt, caep, caep_topic)
+    shell.drain = app.producer.buffer.flush
 
     async def detect(stream: Any) -> None:
-        async for event in stream.events():
-            await shell.handle(event)
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            await shell.handle_batch(events, _writing_for)
 
     app.agent(audit, name="sessionwarden-detect", concurrency=1)(detect)
 
@@ -105,6 +120,18 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
     receiver: Any = on_rebalance_complete
     app.on_rebalance_complete.connect(receiver)
     return app
+
+
+async def _nothing_buffered() -> None:
+    return None
+
+
+def _writing_for(event: Any) -> None:
+    """Make ``event`` the current event of this task: faust tables take a write's changelog
+    partition from it, and a key must go to the partition of the event that wrote it (its
+    user's), not to the batch's last one. Only this task's context changes; the stream's own
+    ``current_event``, which ``take_events`` reads to buffer the next event, is left alone."""
+    faust_streams._current_event.set(weakref.ref(event))
 
 
 def _default_data_dir(ident: str) -> Path:
@@ -134,7 +161,7 @@ def _tables(app: faust.App, settings: Settings, engine: Engine) -> Tables:
 
 
 class DetectShell:
-    """Decode, judge, alert, then write: one audit event at a time."""
+    """Decode and judge a batch of audit events, deliver its alerts, then write its state."""
 
     def __init__(
         self,
@@ -149,14 +176,40 @@ class DetectShell:
         self.caep_topic = caep_topic
         self.engine = engine
         self.tables = tables
-        self.state = engine.state(tables)
         self.alerts = alerts
         self.session_hash = SessionHasher(salt)
+        self.drain: Callable[[], Awaitable[None]] = _nothing_buffered
         self.events = 0
         self.skipped = 0
         self.emitted = 0
 
     async def handle(self, event: Any) -> None:
+        await self.handle_batch([event])
+
+    async def handle_batch(
+        self, events: Sequence[Any], make_current: Callable[[Any], None] = lambda _: None
+    ) -> None:
+        """Judge the events in order, deliver their alerts, then write the state they changed."""
+        pending = PendingTables(self.tables)
+        state = self.engine.state(pending)
+        alerts: list[dict[str, Any]] = []
+        for event in events:
+            self._judge(event, state, pending, alerts)
+        deliveries = [
+            await self.alerts.send(key=a["user_id"].encode(), value=encode_dict(a)) for a in alerts
+        ]
+        await asyncio.gather(*deliveries)  # delivered before the state that records them
+        for alert in alerts:
+            await self._after_delivery(alert)
+        pending.flush(make_current)
+        # Hand the changelog records to the client before the next batch sends its alerts
+        # (faust's flow control does the same past 100 buffered records; without it we saw
+        # alert deliveries stall behind a burst of buffered changelog records).
+        await self.drain()
+
+    def _judge(
+        self, event: Any, state: DetectState, pending: PendingTables, alerts: list[dict[str, Any]]
+    ) -> None:
         msg = event.message
         self.events += 1
         try:
@@ -173,7 +226,7 @@ class DetectShell:
             )
             return
         try:
-            outcome = self.engine.process(record, self.state, time.time())
+            outcome = self.engine.process(record, state, time.time())
         except Exception:  # a bug on one record must not stop detection for everyone
             self.skipped += 1
             log.exception(
@@ -183,16 +236,13 @@ class DetectShell:
                 msg.offset,
             )
             return
-        for alert in outcome.alerts:
-            await self._send(alert)
-        apply_writes(self.tables, outcome.writes)
+        alerts.extend(outcome.alerts)
+        pending.apply(outcome.writes, event)
         for kind in outcome.suppressed:
             log.debug("alert %s withheld by the cooldown", kind, extra={"user_id": record.user_id})
 
-    async def _send(self, alert: dict[str, Any]) -> None:
+    async def _after_delivery(self, alert: dict[str, Any]) -> None:
         user = alert["user_id"]
-        delivery = await self.alerts.send(key=user.encode(), value=encode_dict(alert))
-        await delivery  # delivered before the state that records it is written
         if self.caep is not None and self.caep_topic is not None:
             for key, token in caep_events_for(alert, self.caep):  # risk-level-change
                 await (await self.caep_topic.send(key=key, value=token))

@@ -379,3 +379,29 @@ def ended_session_used(
         session_ids=(session_id,),
         counts={"unknown_session": int(ended_reason is None)},
     )
+
+
+# --- an event on another user's session ----------------------------------------------------
+
+
+def foreign_session_event(
+    at: float,
+    event_id: str,
+    session_id: str,
+    event_type: str,
+    owner: str,
+    session_state: str,
+) -> Trigger:
+    """A login, request or logout naming a session of another user of the tenant: the session
+    id reached someone it was not issued to (stolen, leaked or forged). Always high."""
+    return Trigger(
+        kind="foreign_session_event",
+        severity="high",
+        event_id=event_id,
+        first_seen=at,
+        last_seen=at,
+        summary=f"{event_type} with a session owned by {owner} ({session_state})",
+        event_ids=(event_id,),
+        session_ids=(session_id,),
+        counts={"live_session": int(session_state == "live")},
+    )

@@ -13,6 +13,7 @@ from schemas.outputs import (
     AlertKind,
     AuditEvent,
     EndedSessionUsed,
+    ForeignSessionEvent,
     HighRiskOperation,
     RoleChanged,
     SessionEnded,
@@ -30,8 +31,9 @@ from streams.detect.detectors import (
     RepeatedExpirations,
     Trigger,
     ended_session_used,
+    foreign_session_event,
 )
-from streams.detect.state import DetectState, Tables, Write
+from streams.detect.state import DetectState, Tables, UserKey, Write
 from streams.policy import Policy
 
 
@@ -65,7 +67,7 @@ class Engine:
     def process(self, record: AuditEvent, state: DetectState, emitted_at: float) -> Outcome:
         out = Outcome()
         at = record.occurred_at.timestamp()
-        user = record.user_id
+        user: UserKey = (record.tenant, record.user_id)
         trigger: Trigger | None = None
         if isinstance(record, SessionStarted):
             trigger = self._started(record, at, state, out)
@@ -92,35 +94,46 @@ class Engine:
                 record.resource,
                 record.ended_reason if record.session_state == "ended" else None,
             )
+        elif isinstance(record, ForeignSessionEvent):
+            trigger = foreign_session_event(
+                at,
+                str(record.event_id),
+                record.session_id,
+                record.event_type,
+                record.owner_user_id,
+                record.session_state,
+            )
         if trigger is not None:
-            self._alert(trigger, record.user_id, record.tenant, at, emitted_at, state, out)
+            self._alert(trigger, user, at, emitted_at, state, out)
         return out
 
     def _started(
         self, e: SessionStarted, at: float, state: DetectState, out: Outcome
     ) -> Trigger | None:
-        live = state.sessions(e.user_id)
+        user = (e.tenant, e.user_id)
+        live = state.sessions(user)
         deadline = e.absolute_deadline.timestamp()
         changed, trigger = self.concurrent.started(
             live, e.session_id, deadline, at, str(e.event_id)
         )
         if changed is not None:
-            out.writes.append(state.put_sessions(e.user_id, changed))
+            out.writes.append(state.put_sessions(user, changed))
         return trigger
 
     def _ended(
         self, e: SessionEnded, at: float, state: DetectState, out: Outcome
     ) -> Trigger | None:
-        changed = self.concurrent.ended(state.sessions(e.user_id), e.session_id, at)
+        user = (e.tenant, e.user_id)
+        changed = self.concurrent.ended(state.sessions(user), e.session_id, at)
         if changed is not None:
-            out.writes.append(state.put_sessions(e.user_id, changed))
+            out.writes.append(state.put_sessions(user, changed))
         if e.reason not in EXPIRY_REASONS:
             return None
         mark = Expiry(at, str(e.event_id), e.session_id, e.reason)
-        history = state.expirations.recent(state.tables, e.user_id, at)
+        history = state.expirations.recent(state.tables, user, at)
         remember, trigger = self.expirations.observe(history, mark)
         if remember:
-            out.writes.append(state.expirations.append(state.tables, e.user_id, mark))
+            out.writes.append(state.expirations.append(state.tables, user, mark))
         return trigger
 
     def _role_changed(
@@ -138,17 +151,17 @@ class Engine:
             sensitive=tuple(e.sensitive_granted),
             self_grant=bool(granted) and e.actor == e.user_id,
         )
-        history = state.grants.recent(state.tables, e.user_id, at)
+        user = (e.tenant, e.user_id)
+        history = state.grants.recent(state.tables, user, at)
         remember, trigger = self.escalation.role_changed(history, grant)
         if remember is not None:
-            out.writes.append(state.grants.append(state.tables, e.user_id, remember))
+            out.writes.append(state.grants.append(state.tables, user, remember))
         return trigger
 
     def _alert(
         self,
         trigger: Trigger,
-        user: str,
-        tenant: str,
+        user: UserKey,
         at: float,
         emitted_at: float,
         state: DetectState,
@@ -159,6 +172,9 @@ class Engine:
             return  # a replayed trigger: its alert was handled the first time
         out.writes.append(state.put_cooldown(user, trigger.kind, decision.record))
         if decision.emit:
-            out.alerts.append(build_alert(trigger, user, tenant, decision.suppressed, emitted_at))
+            tenant, user_id = user
+            out.alerts.append(
+                build_alert(trigger, user_id, tenant, decision.suppressed, emitted_at)
+            )
         else:
             out.suppressed.append(trigger.kind)

@@ -6,13 +6,16 @@ event's alerts were delivered, so state never records an event whose alert could
 
 Tables (keys as faust stores them; values are JSON through the codec's orjson options):
 
-- ``expirations`` / ``grants``: ``(user_id, (start, end))`` -> list of marks, one tumbling
-  event-time bucket of ``size`` seconds per key. Reading at time t takes t's bucket and the one
-  before, so every mark of the last ``size`` seconds is seen: a sliding window over tumbling
-  buckets, which faust expires once they are older than ``expires``.
-- ``sessions``: ``user_id`` -> ``{session_id: [started_at, absolute_deadline]}``; deleted when
-  the user has no live session left.
-- ``cooldowns``: ``(user_id, kind)`` -> the last emitted alert of that kind for the user.
+A user is ``(tenant, user_id)``: tenants never share state.
+
+- ``expirations`` / ``grants``: ``((tenant, user_id), (start, end))`` -> list of marks, one
+  tumbling event-time bucket of ``size`` seconds per key. Reading at time t takes t's bucket
+  and the one before, so every mark of the last ``size`` seconds is seen: a sliding window
+  over tumbling buckets, which faust expires once they are older than ``expires``.
+- ``sessions``: ``(tenant, user_id)`` -> ``{session_id: [started_at, absolute_deadline]}``;
+  deleted when the user has no live session left.
+- ``cooldowns``: ``(tenant, user_id, kind)`` -> the last emitted alert of that kind for the
+  user.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ MAX_MARKS_PER_BUCKET = 512
 
 Tables = Mapping[str, MutableMapping[Any, bytes]]
 WindowRange = tuple[float, float]
+UserKey = tuple[str, str]
+"""(tenant, user_id)."""
 M = TypeVar("M", Expiry, Grant)
 
 
@@ -76,18 +81,18 @@ class MarkLog(Generic[M]):
         self._factory: Callable[..., M] = factory
         self._bucket = bucket_range(size)
 
-    def recent(self, tables: Tables, user_id: str, at: float) -> list[M]:
+    def recent(self, tables: Tables, user: UserKey, at: float) -> list[M]:
         """Every mark of the user from at least the last ``size`` seconds before ``at``."""
         table = tables[self.name]
         marks: list[M] = []
         for rng in (self._bucket(at - self.size), self._bucket(at)):
-            raw = table.get((user_id, rng))
+            raw = table.get((user, rng))
             if raw:
                 marks.extend(self._decode(raw))
         return marks
 
-    def append(self, tables: Tables, user_id: str, mark: M) -> Write:
-        key = (user_id, self._bucket(mark.at))
+    def append(self, tables: Tables, user: UserKey, mark: M) -> Write:
+        key = (user, self._bucket(mark.at))
         raw = tables[self.name].get(key)
         marks = self._decode(raw) if raw else []
         marks.append(mark)
@@ -112,24 +117,24 @@ class DetectState:
         self.expirations: MarkLog[Expiry] = MarkLog(EXPIRATIONS, expiry_window, Expiry)
         self.grants: MarkLog[Grant] = MarkLog(GRANTS, grant_window, _grant)
 
-    def sessions(self, user_id: str) -> LiveSessions:
-        raw = self.tables[SESSIONS].get(user_id)
+    def sessions(self, user: UserKey) -> LiveSessions:
+        raw = self.tables[SESSIONS].get(user)
         if not raw:
             return {}
         return {sid: (span[0], span[1]) for sid, span in orjson.loads(raw).items()}
 
-    def put_sessions(self, user_id: str, live: LiveSessions) -> Write:
+    def put_sessions(self, user: UserKey, live: LiveSessions) -> Write:
         if not live:
-            return Write(SESSIONS, user_id, None)
-        return Write(SESSIONS, user_id, encode_dict({sid: list(s) for sid, s in live.items()}))
+            return Write(SESSIONS, user, None)
+        return Write(SESSIONS, user, encode_dict({sid: list(s) for sid, s in live.items()}))
 
-    def cooldown(self, user_id: str, kind: str) -> CooldownRecord | None:
-        raw = self.tables[COOLDOWNS].get((user_id, kind))
+    def cooldown(self, user: UserKey, kind: str) -> CooldownRecord | None:
+        raw = self.tables[COOLDOWNS].get((*user, kind))
         if not raw:
             return None
         doc = orjson.loads(raw)
         recent = tuple(doc["recent"])
         return CooldownRecord(doc["last_at"], doc["severity"], doc["suppressed"], recent)
 
-    def put_cooldown(self, user_id: str, kind: str, record: CooldownRecord) -> Write:
-        return Write(COOLDOWNS, (user_id, kind), encode_dict(asdict(record)))
+    def put_cooldown(self, user: UserKey, kind: str, record: CooldownRecord) -> Write:
+        return Write(COOLDOWNS, (*user, kind), encode_dict(asdict(record)))

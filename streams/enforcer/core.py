@@ -3,6 +3,10 @@
 ``PartitionEnforcer`` applies auth events and fires deadlines inside a batch of its
 ``PartitionState`` (partition.py), which the Kafka shell maps onto one transaction.
 
+Time: every event is judged on its effective time e = min(occurred_at, received), where
+``received`` is the broker append time of its record: a producer clock ahead of the broker can
+neither extend a deadline past receive time nor make a live session look expired.
+
 Deadlines live in a heap with lazy re-arm: activity only rewrites ``last_activity``; when an
 entry comes due the session's real deadline is recomputed and, if it moved, re-armed.
 """
@@ -17,19 +21,26 @@ from uuid import UUID
 from schemas.inputs import Activity, AuthEvent, Login, Logout, RoleChange
 from streams.enforcer import records
 from streams.enforcer.partition import PartitionState
+from streams.enforcer.roles import apply_role_times, removed_after
 from streams.enforcer.state import (
     RECENT_CHANGES,
-    SESSION_PREFIX,
-    USER_PREFIX,
+    SESSION,
+    USER,
     Ended,
+    Key,
     Session,
     User,
+    remember,
+    revocation_key,
 )
 from streams.policy import HighRiskRule, Policy
 
 FORGET_MARGIN = 3600.0  # keep an ended session's marker this long past its absolute deadline
 RULE_CACHE_CAPACITY = 10_000
+DEADLINE_REASONS = frozenset({"idle_timeout", "absolute_timeout"})
 _UNCACHED: Any = object()
+
+SessionEvent = Login | Activity | Logout
 
 
 class PartitionEnforcer(PartitionState):
@@ -41,31 +52,36 @@ class PartitionEnforcer(PartitionState):
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def apply(self, event: AuthEvent, now: float) -> str | None:
-        """Apply one validated event. Returns a reason to dead-letter it, or None."""
+    def apply(self, event: AuthEvent, now: float, received: float | None = None) -> str | None:
+        """Apply one validated event read at ``now`` whose record was appended at ``received``
+        (None: at ``now``). Returns a reason to dead-letter it, or None."""
         self.now = now
+        r = now if received is None else received
         t = event.occurred_at.timestamp()
-        if t > now + self.policy.clock_skew_tolerance:
+        if t > r + self.policy.clock_skew_tolerance:
             self._count("future")
             return (
-                f"occurred_at is {t - now:.1f}s ahead of the enforcer clock "
+                f"occurred_at is {t - r:.1f}s ahead of the time it was received "
                 f"(tolerance {self.policy.clock_skew_tolerance:g}s)"
             )
-        eid = event.event_id
-        if eid in self._seen:
+        seen = (event.tenant, event.event_id)
+        if seen in self._seen:
             self._count("duplicate")
             return None
-        self._remember(eid)
-        if t > self.event_watermark:
-            self.event_watermark = t
+        self._remember(seen)
+        e = t if t < r else r
+        if e > self.event_watermark:
+            self.event_watermark = e
+        if r > self.received_watermark:
+            self.received_watermark = r
         if isinstance(event, Activity):
-            self._activity(event, t)
+            self._activity(event, e, r)
         elif isinstance(event, Login):
-            self._login(event, t)
+            self._login(event, e, t)
         elif isinstance(event, Logout):
-            self._logout(event, t)
+            self._logout(event, e)
         else:
-            self._role_change(event, t)
+            self._role_change(event, e)
         return None
 
     def fire_due(self, until: float, now: float, limit: int | None = None) -> int:
@@ -75,14 +91,14 @@ class PartitionEnforcer(PartitionState):
         fired = 0
         heap = self._deadlines
         while heap and heap[0][0] <= until and (limit is None or fired < limit):
-            _, sid = heapq.heappop(heap)
-            sess = self.sessions.get(sid)
+            _, key = heapq.heappop(heap)
+            sess = self.sessions.get(key)
             if sess.__class__ is not Session:
                 continue
             assert isinstance(sess, Session)
             deadline, reason = sess.deadline()
             if deadline > until:
-                heapq.heappush(heap, (deadline, sid))
+                heapq.heappush(heap, (deadline, key))
                 continue
             self._end(sess, reason, deadline)
             fired += 1
@@ -90,142 +106,203 @@ class PartitionEnforcer(PartitionState):
 
     # -- event handlers -------------------------------------------------------------------
 
-    def _login(self, e: Login, t: float) -> None:
-        sid = e.session_id
-        if sid in self.sessions:  # a replayed login never resets or resurrects a session
-            self._count("login_ignored")
+    def _login(self, ev: Login, e: float, t: float) -> None:
+        key = (ev.tenant, ev.session_id)
+        existing = self.sessions.get(key)
+        if existing is not None:
+            if existing.user_id != ev.user_id:
+                self._foreign(ev, existing, e)
+            elif isinstance(existing, Ended) and not existing.lived:
+                self._login_after_logout(ev, existing, e)
+            else:  # a replayed login never resets or resurrects a session
+                self._count("login_ignored")
             return
-        tm = self.policy.timeouts_for(e.user_type, e.risk_profile)
-        user = self.users.get(e.user_id)
-        roles = self._interned(tuple(e.roles))
+        tm = self.policy.timeouts_for(ev.user_type, ev.risk_profile)
+        claimed = ev.auth_time.timestamp()
+        # authentication after the login it started (or ahead of receive time) is not trusted
+        auth_time = min(claimed, e) if claimed <= t else None
+        roles = self._interned(tuple(ev.roles))
         sess = Session(
-            sid,
-            user.user_id if user is not None else e.user_id,
-            self._interned(e.tenant),
-            self._interned(e.user_type),
-            self._interned(e.risk_profile),
-            t,
-            t,
-            e.auth_time.timestamp(),
+            (self._interned(ev.tenant), ev.session_id),
+            ev.user_id,
+            self._interned(ev.user_type),
+            self._interned(ev.risk_profile),
+            e,
+            e,
+            auth_time,
             tm.idle,
-            t + tm.absolute,
+            e + tm.absolute,
             roles,
-            self._interned(tuple(e.permissions)),
+            self._interned(tuple(ev.permissions)),
         )
-        self._touch(SESSION_PREFIX + sid, None)
-        self.sessions[sid] = sess
-        heapq.heappush(self._deadlines, (sess.deadline()[0], sid))
-        if user is None:
-            user = User(sess.user_id, sess.tenant, frozenset())
-            self._touch(USER_PREFIX + user.user_id, None)
-            self.users[user.user_id] = user
-        else:
-            self._touch(USER_PREFIX + user.user_id, user)
+        self._touch_session(key, None)
+        self.sessions[key] = sess
+        heapq.heappush(self._deadlines, (sess.deadline()[0], key))
+        user = self._user_of(sess)
+        late = removed_after(user.role_times, roles, e)
         # The user's known roles: everything seen granted (logins may carry subsets), minus
         # what role changes removed since.
-        user.roles = self._interned(user.roles | frozenset(roles))
-        user.sessions.append(sid)
+        user.roles = self._interned(user.roles | (frozenset(roles) - frozenset(late)))
+        user.sessions.append(ev.session_id)
         self._keep_user(user, sess.absolute_deadline)
         privilege = self.policy.privilege_of(roles)
         self._emit(
             "audit",
             sess.user_id,
-            records.session_started(sess, e.auth_method, privilege, e.source_ip),
+            records.session_started(sess, ev.auth_method, privilege, ev.source_ip, claimed),
         )
         self._count("login")
+        if late:  # a removal newer than this login was read before it
+            self._end_for_roles(sess, min(at for at, _ in late.values()), None, list(late))
 
-    def _activity(self, e: Activity, t: float) -> None:
-        sid = e.session_id
-        sess = self.sessions.get(sid)
+    def _user_of(self, sess: Session) -> User:
+        ukey = (sess.tenant, sess.user_id)
+        user = self.users.get(ukey)
+        self._touch_user(ukey, user)
+        if user is None:
+            user = User(ukey, frozenset())
+            self.users[ukey] = user
+        return user
+
+    def _activity(self, ev: Activity, e: float, r: float) -> None:
+        key = (ev.tenant, ev.session_id)
+        sess = self.sessions.get(key)
         if sess.__class__ is Session:
             assert isinstance(sess, Session)
-            deadline, reason = sess.deadline()
-            if deadline <= t:  # it had already ended when this request was made
-                self._end(sess, reason, deadline)
-                sess = self.sessions[sid]
-            else:
-                self._touch(SESSION_PREFIX + sid, sess)
-                if t > sess.last_activity:
-                    sess.last_activity = t
-                rule = self._rules.get(e.action, _UNCACHED)
-                if rule is _UNCACHED:
-                    rule = self._rule_for(e.action)
-                if rule is not None:
-                    self._high_risk(e, sess, t, rule.max_auth_age, rule.idle)
+            if sess.user_id != ev.user_id:
+                self._foreign(ev, sess, e)
                 return
-        if isinstance(sess, Ended) and t <= sess.ended_at:
+            deadline, reason = sess.deadline()
+            if deadline > e:
+                self._touch_session(key, sess)
+                if e > sess.last_activity:
+                    sess.last_activity = e
+                rule = self._rules.get(ev.action, _UNCACHED)
+                if rule is _UNCACHED:
+                    rule = self._rule_for(ev.action)
+                if rule is not None:
+                    self._high_risk(ev, sess, e, rule.max_auth_age, rule.idle)
+                return
+            self._end(sess, reason, deadline)  # it had already ended when the request was made
+            if e <= deadline:  # made at the very deadline: too late to extend, not a misuse
+                self._count("late_ignored")
+                return
+            sess = self.sessions[key]
+        if sess is None:
+            self._emit("audit", ev.user_id, records.ended_session_used(ev, e, None))
+            self._count("ended_session_used")
+            return
+        assert isinstance(sess, Ended)
+        self._on_ended(ev, sess, e, r)
+
+    def _on_ended(self, ev: Activity, ended: Ended, e: float, r: float) -> None:
+        if ended.user_id != ev.user_id:
+            self._foreign(ev, ended, e)
+            return
+        if e <= ended.ended_at and ended.reason not in DEADLINE_REASONS:
             self._count("late_ignored")  # made while the session was still valid: no anomaly
             return
-        ended = sess if isinstance(sess, Ended) else None
-        self._emit(
-            "audit",
-            e.user_id,
-            records.ended_session_used(
-                e.event_id, e.user_id, e.tenant, t, sid, e.action, e.resource, ended
-            ),
-        )
-        self._count("ended_session_used")
+        if not self._first_output(ended, ev.event_id):
+            return
+        if e <= ended.ended_at:  # produced in time, appended after its deadline fired
+            doc = records.activity_after_revocation(ev, e, r, ended)
+            self._emit("audit", ev.user_id, doc)
+            self._count("activity_after_revocation")
+        else:
+            self._emit("audit", ev.user_id, records.ended_session_used(ev, e, ended))
+            self._count("ended_session_used")
+
+    def _first_output(self, target: Session | Ended, event_id: UUID) -> bool:
+        """Whether ``target`` has not yet produced an output for this event (durable: the ids
+        are in its changelog record). Records the id."""
+        eid = str(event_id)
+        if eid in target.recent:
+            self._count("duplicate")
+            return False
+        self._touch_session(target.key, target)
+        target.recent = remember(target.recent, eid)
+        return True
 
     def _high_risk(
-        self, e: Activity, sess: Session, t: float, max_age: float, idle: float | None
+        self, ev: Activity, sess: Session, e: float, max_age: float, idle: float | None
     ) -> None:
-        allowed = t - sess.auth_time <= max_age
-        self._emit(
-            "audit",
-            sess.user_id,
-            records.high_risk_operation(
-                e.event_id, sess, t, e.action, e.resource, max_age, allowed
-            ),
-        )
+        if not self._first_output(sess, ev.event_id):
+            return
+        auth_time = sess.auth_time
+        allowed = auth_time is not None and e - auth_time <= max_age
+        doc = records.high_risk_operation(ev, sess, e, max_age, allowed)
+        self._emit("audit", sess.user_id, doc)
         if not allowed:
-            self._end(sess, "step_up_required", t, e.event_id)
+            self._end(sess, "step_up_required", e, ev.event_id)
         elif idle is not None and idle < sess.idle_timeout:
             sess.idle_timeout = idle  # sticky: the session stays on the shorter idle window
-            heapq.heappush(self._deadlines, (sess.deadline()[0], sess.session_id))
+            heapq.heappush(self._deadlines, (sess.deadline()[0], sess.key))
 
-    def _logout(self, e: Logout, t: float) -> None:
-        sess = self.sessions.get(e.session_id)
+    def _logout(self, ev: Logout, e: float) -> None:
+        key = (ev.tenant, ev.session_id)
+        sess = self.sessions.get(key)
+        if sess is None:
+            # unknown so far: its login may still be read; it must not go live then
+            forget_at = e + self.policy.max_absolute + FORGET_MARGIN
+            marker = Ended(key, ev.user_id, "logout", e, forget_at, lived=False)
+            self._touch_session(key, None)
+            self.sessions[key] = marker
+            heapq.heappush(self._forget, (forget_at, SESSION, key))
+            self._count("logout_before_login")
+            return
+        if sess.user_id != ev.user_id:
+            self._foreign(ev, sess, e)
+            return
         if not isinstance(sess, Session):
             self._count("logout_ignored")
             return
         deadline, reason = sess.deadline()
-        if deadline <= t:
+        if deadline <= e:
             self._end(sess, reason, deadline)
         else:
-            self._end(sess, "logout", t, e.event_id)
+            self._end(sess, "logout", max(e, sess.login_at), ev.event_id)
 
-    def _role_change(self, e: RoleChange, t: float) -> None:
-        change_id = str(e.event_id)
-        user = self.users.get(e.user_id)
+    def _login_after_logout(self, ev: Login, marker: Ended, e: float) -> None:
+        if self._first_output(marker, ev.event_id):
+            self._emit("audit", ev.user_id, records.login_after_logout(ev, e, marker))
+            self._count("login_after_logout")
+
+    def _foreign(self, ev: SessionEvent, target: Session | Ended, e: float) -> None:
+        """An event naming a session of another user of the tenant: it changes nothing, not
+        even the owner's record (so its duplicates are caught by the in-memory filter only)."""
+        self._emit("audit", ev.user_id, records.foreign_session_event(ev, e, target))
+        self._count("foreign_session_event")
+
+    def _role_change(self, ev: RoleChange, e: float) -> None:
+        change_id = str(ev.event_id)
+        ukey = (ev.tenant, ev.user_id)
+        user = self.users.get(ukey)
         if user is not None and change_id in user.recent_changes:
             self._count("duplicate")
             return
-        self._touch(USER_PREFIX + e.user_id, user)
+        self._touch_user(ukey, user)
         if user is None:
-            user = User(e.user_id, self._interned(e.tenant), frozenset())
-            self.users[e.user_id] = user
-        removed = set(e.roles_removed)
-        granted = [r for r in dict.fromkeys(e.roles_granted) if r not in removed]
+            user = User((self._interned(ev.tenant), ev.user_id), frozenset())
+            self.users[ukey] = user
+        # only changes newer than each role's last change apply (event time decides)
+        user.role_times, removed, granted = apply_role_times(
+            user.role_times, ev.roles_granted, ev.roles_removed, e, self.policy.max_absolute
+        )
         before = user.roles
         after = (before - removed) | frozenset(granted)
         live = len(user.sessions)
         for sid in list(user.sessions):
-            self._apply_role_change(self.sessions[sid], e, t, removed, granted)
+            self._apply_role_change(self.sessions[(ukey[0], sid)], ev, e, removed, granted)
         user.roles = self._interned(after)
         user.recent_changes = (*user.recent_changes, change_id)[-RECENT_CHANGES:]
-        self._keep_user(user, t)
+        self._keep_user(user, e)
         new_grants = [r for r in granted if r not in before]
         self._emit(
             "audit",
-            e.user_id,
+            ev.user_id,
             records.role_changed(
-                e.event_id,
-                e.user_id,
-                e.tenant,
-                t,
-                list(e.roles_granted),
-                list(e.roles_removed),
-                e.actor,
+                ev,
+                e,
                 self.policy.privilege_of(before),
                 self.policy.privilege_of(after),
                 self.policy.sensitive_roles(new_grants),
@@ -235,29 +312,44 @@ class PartitionEnforcer(PartitionState):
         self._count("role_change")
 
     def _apply_role_change(
-        self, sess: Session | Ended, e: RoleChange, t: float, removed: set[str], granted: list[str]
+        self,
+        sess: Session | Ended,
+        ev: RoleChange,
+        e: float,
+        removed: frozenset[str],
+        granted: list[str],
     ) -> None:
         assert isinstance(sess, Session)
-        deadline, reason = sess.deadline()
-        if deadline <= t:
-            self._end(sess, reason, deadline)
-            return
         held = [r for r in sess.roles if r in removed]
-        if held:
-            self._end(sess, "permissions_revoked", t, e.event_id, held)
+        if held and sess.login_at <= e:  # a login newer than the removal got its roles afresh
+            self._end_for_roles(sess, e, ev.event_id, held)
+            return
+        deadline, reason = sess.deadline()
+        if deadline <= e:
+            self._end(sess, reason, deadline)
             return
         fresh = [r for r in granted if r not in sess.roles]
         if fresh:
-            self._touch(SESSION_PREFIX + sess.session_id, sess)
+            self._touch_session(sess.key, sess)
             sess.roles = self._interned((*sess.roles, *fresh))
             self._emit(
                 "revocations",
-                sess.session_id,
-                records.revalidation(sess, fresh, t, self.now, self.policy.version, e.event_id),
+                revocation_key(*sess.key),
+                records.revalidation(sess, fresh, e, self.now, self.policy.version, ev.event_id),
             )
             self._count("revalidation")
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _end_for_roles(
+        self, sess: Session, at: float, cause: UUID | None, roles: Iterable[str]
+    ) -> None:
+        """End a session holding removed roles at ``at``, or at its deadline if that came first."""
+        deadline, reason = sess.deadline()
+        if deadline <= at:
+            self._end(sess, reason, deadline)
+        else:
+            self._end(sess, "permissions_revoked", at, cause, roles)
 
     def _end(
         self,
@@ -267,21 +359,22 @@ class PartitionEnforcer(PartitionState):
         cause: UUID | None = None,
         roles_removed: Iterable[str] = (),
     ) -> None:
-        sid = sess.session_id
-        self._touch(SESSION_PREFIX + sid, sess)
+        key: Key = sess.key
+        self._touch_session(key, sess)
         forget_at = max(at, sess.absolute_deadline) + FORGET_MARGIN
-        ended = Ended(sid, sess.user_id, sess.tenant, reason, at, forget_at)
-        self.sessions[sid] = ended
-        heapq.heappush(self._forget, (forget_at, SESSION_PREFIX + sid))
-        user = self.users.get(sess.user_id)
+        ended = Ended(key, sess.user_id, reason, at, forget_at, sess.recent)
+        self.sessions[key] = ended
+        heapq.heappush(self._forget, (forget_at, SESSION, key))
+        ukey = (key[0], sess.user_id)
+        user = self.users.get(ukey)
         if user is not None:
-            self._touch(USER_PREFIX + user.user_id, user)
-            if sid in user.sessions:
-                user.sessions.remove(sid)
+            self._touch_user(ukey, user)
+            if key[1] in user.sessions:
+                user.sessions.remove(key[1])
             self._keep_user(user, at)
         self._emit(
             "revocations",
-            sid,
+            revocation_key(*key),
             records.revocation(
                 sess, reason, at, self.now, self.policy.version, cause, roles_removed
             ),
@@ -293,7 +386,7 @@ class PartitionEnforcer(PartitionState):
         forget_at = at + self.policy.max_absolute
         if forget_at > user.forget_at:
             user.forget_at = forget_at
-            heapq.heappush(self._forget, (forget_at, USER_PREFIX + user.user_id))
+            heapq.heappush(self._forget, (forget_at, USER, user.key))
 
     def _rule_for(self, action: str) -> HighRiskRule | None:
         rule = self.policy.high_risk_rule(action)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.settings import Settings
+from streams.topics import INPUT_MAX_MESSAGE_BYTES
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -46,6 +47,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "message.max.bytes": 4 * 1024 * 1024,  # dead letters carry up to 1 MiB raw, base64
         # Java and aiokafka producers use murmur2: every producer we ship agrees with them.
         "partitioner": "murmur2_random",
+        # Records forwarded to auth.events (wrong partition for their key) must fit its
+        # per-batch max.message.bytes.
+        "batch.size": INPUT_MAX_MESSAGE_BYTES,
         "log_level": 4,
         **settings.kafka_security.librdkafka(),
     }

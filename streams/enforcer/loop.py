@@ -1,48 +1,64 @@
 """The enforcer's Kafka shell: a batched consume-transform-produce loop on transactions.
 
-Per batch: ``begin_transaction`` -> decode and apply events -> fire due deadlines -> produce
-changelog records, revocations, audit events and dead letters -> ``send_offsets_to_transaction``
--> ``commit_transaction``. State, outputs and input offsets commit atomically; an aborted batch
-also undoes its in-memory changes and rewinds the consumer to the committed offsets.
+Per batch (``_batch``): ``begin_transaction`` -> decode and apply events (records on the wrong
+partition for their key are forwarded instead) -> fire due deadlines -> produce changelog
+records, revocations, audit events and dead letters -> ``send_offsets_to_transaction`` (every
+transaction that commits carries the consumer group's generation) -> ``commit_transaction``.
+State, outputs and input offsets commit atomically; an aborted batch also undoes its in-memory
+changes and rewinds the consumer to the committed offsets. Errors follow librdkafka's contract
+(txn.py); a batch whose outcome is unknown is never undone: the clients are rebuilt and state
+is restored from the committed changelog instead.
 
 Rebalance callbacks run inside ``consume()``, when no transaction is open: a revoked partition's
-state is dropped (everything it did is committed), an assigned one is restored from the
-changelog before any of its input is processed.
+state is dropped (everything it did is committed); an assigned one is paused and restored from
+the changelog a slice per loop turn (restore.py) before any of its input is processed.
 """
 
 from __future__ import annotations
 
-import base64
 import gc
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_INVALID,
+    TIMESTAMP_LOG_APPEND_TIME,
     Consumer,
-    IsolationLevel,
     KafkaError,
     KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient
 
-from schemas.codec import DecodeError, decode_auth_event, encode_dict
+from schemas.codec import DecodeError, decode_auth_event
 from streams.caep_transmitter import CaepTransmitter
 from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.firing import Firing
+from streams.enforcer.forward import Router
+from streams.enforcer.horizon import PartitionClock, received_time
 from streams.enforcer.kafka_config import (
     admin_config,
     consumer_config,
     producer_config,
     restore_config,
+)
+from streams.enforcer.outputs import Outputs
+from streams.enforcer.restore import Pending, Restorer
+from streams.enforcer.runtime import LoopStats, PartitionRuntime
+from streams.enforcer.txn import (
+    Action,
+    EnforcerExit,
+    FenceWindow,
+    TxnFailure,
+    call_transactional,
+    consumer_fatal,
+    describe,
 )
 from streams.logsetup import SessionHasher
 from streams.policy import Policy
@@ -52,39 +68,11 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# Dead letters carry the original bytes base64-encoded; the producer and the DLQ topic allow
-# 4 MiB records, so up to 1 MiB of key and of value always fits.
-MAX_DEAD_LETTER_RAW = 1024 * 1024
 GC_GEN0_THRESHOLD = 50_000
-LEADERSHIP_ERRORS = frozenset(
-    {
-        KafkaError.NOT_LEADER_FOR_PARTITION,
-        KafkaError.LEADER_NOT_AVAILABLE,
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-        KafkaError._UNKNOWN_PARTITION,
-    }
-)
-
-
-@dataclass
-class PartitionRuntime:
-    """An owned input partition: its enforcer and how far its input has been read."""
-
-    enforcer: PartitionEnforcer
-    next_offset: int = 0  # offset of the next input record to process
-    position: int = 0  # the consumer's position (moves past transaction markers too)
-    probe: tuple[float, int] | None = None  # (time, high watermark) not yet read up to
-
-
-@dataclass
-class LoopStats:
-    events: int = 0
-    dead_letters: int = 0
-    batches: int = 0
-    aborts: int = 0
-    restored_records: int = 0
-    last_restore_s: float = 0.0
-    by_reason: dict[str, int] = field(default_factory=dict)
+RESTORE_SLICE_S = 0.2  # changelog reading per loop turn while partitions restore
+EXIT_FENCED = 3
+EXIT_UNRECOVERABLE = 4
+CONSUME = "consume"
 
 
 class EnforcerLoop:
@@ -99,15 +87,34 @@ class EnforcerLoop:
         self.parts: dict[int, PartitionRuntime] = {}
         self.stats = LoopStats()
         self.session_hash = SessionHasher(settings.log_salt)
-        self._consumer = Consumer(consumer_config(settings))
-        self._producer = Producer(producer_config(settings))
-        self._restorer = Consumer(restore_config(settings))
         # CAEP tokens are signed outside the transactions (streams/caep_transmitter.py).
         self._caep = CaepTransmitter.from_settings(settings)
-        self._admin = AdminClient(admin_config(settings))
         self._stop = threading.Event()
         self._in_txn = False
-        self._pending_dlq = 0  # dead letters produced in the open transaction
+        self._txn_started = 0.0
+        self._recoveries_in_row = 0
+        self._fences = FenceWindow()
+        self._skipped: set[int] = set()  # restoring partitions whose input showed up anyway
+        self._connect()
+
+    def _connect(self) -> None:
+        s = self.settings
+        self._consumer = Consumer(consumer_config(s))
+        self._producer = Producer(producer_config(s))
+        self._admin = AdminClient(admin_config(s))
+        self._restorer = Restorer(
+            Consumer(restore_config(s)), self._admin, self.topics.enforcer_state
+        )
+        self._router: Router | None = None
+        self._out = Outputs(self._producer, self.topics, self.stats, self.session_hash, self.clock)
+        self._firing = Firing(
+            self._consumer,
+            self._admin,
+            self.topics.input,
+            s.producer_delay_budget_s,
+            s.batch_size,
+            self.clock,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -115,13 +122,25 @@ class EnforcerLoop:
         self._stop.set()
 
     def run(self) -> None:
-        """Process until ``stop()``; then finish the open batch, leave the group, flush."""
-        self.start()
+        """Process until ``stop()``; then finish the open batch, leave the group, flush.
+        Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable)."""
         try:
+            if self._caep is not None:
+                self._caep.start()
+            self._start_or_recover()
             while not self._stop.is_set():
-                self.step()
+                try:
+                    self.step()
+                except (TxnFailure, KafkaException) as exc:
+                    self._recover(exc)
         finally:
             self.close()
+
+    def _start_or_recover(self) -> None:
+        try:
+            self.start()
+        except (TxnFailure, KafkaException) as exc:
+            self._recover(exc)
 
     def start(self) -> None:
         """Fence any predecessor with our transactional id and join the group."""
@@ -129,9 +148,11 @@ class EnforcerLoop:
         # gen-0 threshold (700) the collector runs every few events and walks the session
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
-        self._producer.init_transactions(30)
-        if self._caep is not None:
-            self._caep.start()
+        self._call("init_transactions", self._producer.init_transactions)
+        # Producers hash keys over the topic's real partition count; the setting until it exists.
+        md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
+        found = len(md.partitions) if md is not None and md.error is None else 0
+        self._router = Router(found or self.settings.partitions)
         self._consumer.subscribe(
             [self.topics.input],
             on_assign=self._on_assign,
@@ -147,263 +168,208 @@ class EnforcerLoop:
         )
 
     def close(self) -> None:
+        """Never raises: a failing broker must not turn a clean stop into a traceback."""
         if self._in_txn:
-            self._abort()
-        self._consumer.close()
-        self._restorer.close()
-        self._producer.flush(10)
+            try:
+                self._abort("shutdown")
+            except (TxnFailure, KafkaException) as exc:
+                log.warning("could not abort the open transaction on shutdown: %s", exc)
+        self._disconnect(flush_s=10)
         if self._caep is not None:
             self._caep.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
+
+    def _disconnect(self, flush_s: float) -> None:
+        closers: list[tuple[str, Callable[[], Any]]] = [
+            ("consumer", self._consumer.close),
+            ("restore consumer", self._restorer.close),
+            ("producer", lambda: self._producer.flush(flush_s)),
+        ]
+        for name, close in closers:
+            try:
+                close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing the %s failed: %s", name, exc)
+
+    def _recover(self, exc: Exception) -> None:
+        """Rebuild every client and restore all state from the committed log, as a restart
+        would, until a start succeeds; after ``max_recoveries`` in a row without a committed
+        batch, exit."""
+        while True:
+            self._rebuild(exc)
+            try:
+                self.start()
+                return
+            except (TxnFailure, KafkaException) as again:
+                exc = again
+
+    def _rebuild(self, exc: Exception) -> None:
+        if isinstance(exc, TxnFailure) and (
+            exc.action is Action.EXIT
+            or (exc.call == CONSUME and self._fences.fenced(time.monotonic()))
+        ):
+            log.error(describe(Action.EXIT, exc.err, self.settings.transactional_id))
+            raise EnforcerExit(EXIT_FENCED) from exc
+        self._recoveries_in_row += 1
+        self.stats.recoveries += 1
+        if self._recoveries_in_row > self.settings.max_recoveries:
+            log.error(
+                "enforcer cannot recover after %d attempts, exiting", self.settings.max_recoveries
+            )
+            raise EnforcerExit(EXIT_UNRECOVERABLE) from exc
+        log.error(
+            "enforcer lost its transaction state, rebuilding clients and restoring: %s",
+            exc,
+            extra={"attempt": self._recoveries_in_row},
+        )
+        self._in_txn = False
+        self.parts.clear()
+        self._skipped.clear()
+        try:
+            self._producer.purge()
+        except KafkaException as purge_error:
+            log.warning("purging the old producer failed: %s", purge_error)
+        self._disconnect(flush_s=0)
+        self._connect()
+
+    # -- transactional calls ----------------------------------------------------------------
+
+    def _call(self, name: str, fn: Callable[[float], Any], committing: bool = False) -> None:
+        call_transactional(
+            name,
+            fn,
+            committing,
+            self._txn_started if self._in_txn else None,
+            self.settings.transaction_timeout_ms / 1000,
+            self.settings.txn_retry_timeout_s,
+        )
 
     # -- one batch ------------------------------------------------------------------------
 
     def step(self) -> int:
         """Consume one batch and commit it with everything that became due. Returns events."""
-        self._probe_ahead()
-        msgs = self._consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
+        self._restore_step()
+        self._firing.probe_ahead(self.parts)
+        msgs = self._consumer.consume(self.settings.batch_size, self.poll_timeout())
         now = self.clock()
         if not self.parts:
+            self._check_consumer_errors(msgs)
             return 0
-        self._producer.begin_transaction()
-        self._in_txn = True
-        for rt in self.parts.values():
-            rt.enforcer.begin()
         try:
-            offsets = self._apply(msgs, now)
-            self._fire_due(now)
-            produced = self._produce_outputs()
-            if offsets:
-                self._producer.send_offsets_to_transaction(
-                    offsets, self._consumer.consumer_group_metadata(), 30
-                )
-            if produced or offsets:
-                self._producer.commit_transaction(30)
-            else:
-                self._producer.abort_transaction(30)  # nothing happened: nothing to commit
-            self._in_txn = False
-        except KafkaException as exc:
-            self._handle_txn_error(exc)
+            self._batch(msgs, now)
+        except TxnFailure as exc:
+            if exc.action is not Action.ABORT:
+                raise
+            log.warning(describe(exc.action, exc.err, self.settings.transactional_id))
+            self._abort(f"{exc.call}: {exc.err.name()}")
             return 0
-        self.stats.batches += 1
-        self._after_commit()
+        self._out.committed(self.parts)
         return len(msgs)
 
-    def _apply(self, msgs: list[Message], now: float) -> list[TopicPartition]:
+    def poll_timeout(self) -> float:
+        # While a partition restores the loop turns quickly, so the restore keeps moving.
+        return 0.0 if self._restorer.pending else self.settings.poll_timeout_s
+
+    def _batch(self, msgs: list[Message], now: float) -> None:
+        """One transaction: begin, apply, fire, produce, send offsets, commit."""
+        self._call("begin_transaction", lambda _: self._producer.begin_transaction())
+        self._in_txn = True
+        self._txn_started = time.monotonic()
+        for rt in self.parts.values():
+            rt.enforcer.begin()
+            rt.clock.begin()
+        consumed = self._apply(msgs, now)
+        self._firing.fire_due(self.parts, now)
+        produced = self._out.produce_batch(self.parts)
+        if not (produced or consumed):
+            # Nothing to commit. librdkafka ends an empty transaction locally.
+            self._call("abort_transaction", self._producer.abort_transaction)
+        else:
+            offsets = [
+                TopicPartition(self.topics.input, p, rt.next_offset) for p, rt in self.parts.items()
+            ]
+            group = self._consumer.consumer_group_metadata()
+            self._call(
+                "send_offsets_to_transaction",
+                lambda t: self._producer.send_offsets_to_transaction(offsets, group, t),
+            )
+            self._call("commit_transaction", self._producer.commit_transaction, committing=True)
+            self._recoveries_in_row = 0
+        self._in_txn = False
+
+    def _check_consumer_errors(self, msgs: list[Message]) -> None:
+        """With no partition owned yet: fatal errors, and input of restoring partitions."""
+        for msg in msgs:
+            err = msg.error()
+            if err is not None and consumer_fatal(err):
+                raise TxnFailure(Action.REBUILD, err, CONSUME)
+            if err is None and msg.partition() in self._restorer.pending:
+                self._skipped.add(msg.partition())
+
+    def _apply(self, msgs: list[Message], now: float) -> bool:
+        """Apply (or forward) the batch's records; True if any input was consumed."""
         last: dict[int, int] = {}
-        topic = self.topics.input
+        router = self._router
+        assert router is not None
         for msg in msgs:
             err = msg.error()
             if err is not None:
+                if consumer_fatal(err):
+                    raise TxnFailure(Action.REBUILD, err, CONSUME)
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error: %s", err)
                 continue
             p = msg.partition()
             rt = self.parts.get(p)
-            if rt is None:  # not ours any more (revoked inside this consume call)
+            if rt is None:  # not ours any more, or still restoring (paused): read it later
+                if p in self._restorer.pending:
+                    self._skipped.add(p)
                 continue
-            offset = msg.offset()
-            last[p] = offset
-            value = msg.value()
-            try:
-                event = decode_auth_event(value)
-            except DecodeError as exc:
-                self._dead_letter(exc.reason, exc.detail, msg)
+            last[p] = msg.offset()
+            key = msg.key()
+            target = router.target(key, p)
+            if target is not None:
+                assert key is not None
+                self._out.forward(router, msg, key, target)
                 continue
-            try:
-                reject = rt.enforcer.apply(event, now)
-            except Exception as exc:  # a bug must not stop enforcement for everyone else
-                log.exception("internal error applying %s", topic)
-                self._dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
-                continue
-            if reject is not None:
-                self._dead_letter("future_timestamp", reject, msg)
+            r = received_time(msg.timestamp(), TIMESTAMP_LOG_APPEND_TIME)
+            rt.clock.observe(r)
+            self._apply_one(rt, msg, now, now if r is None else r)
         self.stats.events += len(msgs)
-        offsets = []
         for p, off in last.items():
             self.parts[p].next_offset = off + 1
-            offsets.append(TopicPartition(topic, p, off + 1))
-        return offsets
+        return bool(last)
 
-    def _refresh_positions(self) -> None:
-        tps = [TopicPartition(self.topics.input, p) for p in self.parts]
-        for tp in self._consumer.position(tps):
-            if tp.offset >= 0 and tp.partition in self.parts:
-                self.parts[tp.partition].position = tp.offset
-
-    def _fire_due(self, now: float) -> None:
-        """End every session whose deadline has passed and whose partition is known to be read
-        past it (see _safe_horizon); then drop expired ended-session markers."""
-        self._refresh_positions()
-        horizons: dict[int, float] = {}
-        unproven: list[int] = []
-        for p, rt in self.parts.items():
-            due = rt.enforcer.due_by(now)
-            if due is not None:
-                horizons[p] = self._safe_horizon(rt, now)
-                if horizons[p] < due and rt.probe is None:
-                    unproven.append(p)
-        if unproven:
-            self._probe(unproven, now, horizons)
-        # Bounded per batch: a mass expiry (every session of a burst of logins) is spread over
-        # several transactions instead of one that outgrows the producer's queue.
-        limit = max(1, self.settings.batch_size // max(1, len(horizons)))
-        for p, horizon in horizons.items():
-            self.parts[p].enforcer.fire_due(horizon, now, limit)
-        for rt in self.parts.values():
-            rt.enforcer.forget_expired(now)
-
-    def _safe_horizon(self, rt: PartitionRuntime, now: float) -> float:
-        """How far deadlines may fire on a partition without trusting unread input.
-
-        A deadline fires only once the partition is known to be read past it. Two proofs:
-        the latest event time read on the partition is past it by the grace (a backlog is being
-        read), or a high-watermark probe taken at time t has since been consumed past, so every
-        record produced before t has been read and deadlines up to t are safe.
-        """
-        horizon = min(now, rt.enforcer.event_watermark - self.settings.lag_grace_s)
-        if rt.probe is not None and max(rt.next_offset, rt.position) >= rt.probe[1]:
-            horizon = max(horizon, min(rt.probe[0], now))
-            rt.probe = None
-        return horizon
-
-    def _probe_ahead(self) -> None:
-        """Probe partitions with due deadlines before consuming: the batch about to be read can
-        then prove them, and they fire in this transaction rather than the next."""
-        now = self.clock()
-        due = [
-            p
-            for p, rt in self.parts.items()
-            if rt.probe is None and rt.enforcer.due_by(now) is not None
-        ]
-        if due:
-            self._probe(due, now, None)
-
-    def _probe(self, partitions: list[int], now: float, horizons: dict[int, float] | None) -> None:
-        """Ask the broker for the last stable offsets (one round trip, never a cached value:
-        that can be stale for a partition just assigned)."""
-        taken = self.clock()
-        specs = {TopicPartition(self.topics.input, p): OffsetSpec.latest() for p in partitions}
+    def _apply_one(self, rt: PartitionRuntime, msg: Message, now: float, received: float) -> None:
+        out = self._out
         try:
-            futures = self._admin.list_offsets(
-                specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=5
-            )
-            ends = {tp.partition: f.result().offset for tp, f in futures.items()}
-        except KafkaException as exc:
-            log.warning("last-stable-offset probe failed: %s", exc)
+            event = decode_auth_event(msg.value())
+        except DecodeError as exc:
+            out.dead_letter(exc.reason, exc.detail, msg)
             return
-        for p, end in ends.items():
-            rt = self.parts[p]
-            if horizons is not None and max(rt.next_offset, rt.position) >= end:
-                horizons[p] = max(horizons[p], min(taken, now))
-            else:
-                rt.probe = (taken, end)  # proven once the consumer has read up to `end`
-
-    def _produce(
-        self, topic: str, value: bytes | None, key: str | bytes | None, partition: int = -1
-    ) -> None:
-        """Produce, waiting for room when the local queue is full (deliveries free it)."""
-        while True:
-            try:
-                self._producer.produce(topic, value, key, partition=partition)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
-
-    def _produce_outputs(self) -> int:
-        produce = self._produce
-        topics = {"revocations": self.topics.revocations, "audit": self.topics.audit}
-        state_topic = self.topics.enforcer_state
-        count = 0
-        for p, rt in self.parts.items():
-            for key, value in rt.enforcer.changelog():
-                produce(state_topic, value, key, partition=p)
-                count += 1
-            for emit in rt.enforcer.out:
-                produce(topics[emit.topic], encode_dict(emit.value), emit.key)
-                count += 1
-        return count + self._pending_dlq
-
-    def _after_commit(self) -> None:
-        self._pending_dlq = 0
-        for rt in self.parts.values():
-            rt.enforcer.commit()
-            for emit in rt.enforcer.take_outputs():
-                kind = emit.value["type"]
-                if kind == "revocation":
-                    reason = emit.value["reason"]
-                    self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
-                elif kind in ("session_started", "session_ended"):
-                    self._log_lifecycle(emit.value)
-        self._producer.poll(0)
-
-    def _log_lifecycle(self, doc: dict[str, Any]) -> None:
-        extra: dict[str, Any] = {
-            "event": doc["type"],
-            "session": self.session_hash(doc["session_id"]),
-            "user_id": doc["user_id"],
-            "tenant": doc["tenant"],
-        }
-        if doc["type"] == "session_ended":
-            extra["reason"] = doc["reason"]
-            extra["duration_s"] = round(doc["duration_s"], 3)
-        else:
-            extra["user_type"] = doc["user_type"]
-            extra["risk_profile"] = doc["risk_profile"]
-        log.info(doc["type"].replace("_", " "), extra=extra)
-
-    def _dead_letter(self, reason: str, detail: str, msg: Message) -> None:
-        key = msg.key()
-        value = msg.value() or b""
-        if len(value) > MAX_DEAD_LETTER_RAW:  # keep the record producible: the head is evidence
-            detail = f"{detail} (original {len(value)} bytes, first {MAX_DEAD_LETTER_RAW} kept)"
-            value = value[:MAX_DEAD_LETTER_RAW]
-        if key is not None and len(key) > MAX_DEAD_LETTER_RAW:
-            key = key[:MAX_DEAD_LETTER_RAW]
-        doc = {
-            "type": "dead_letter",
-            "schema_version": 1,
-            "reason": reason,
-            "detail": detail[:2048],
-            "source_topic": msg.topic(),
-            "source_partition": msg.partition(),
-            "source_offset": msg.offset(),
-            "key_b64": base64.b64encode(key).decode() if key is not None else None,
-            "value_b64": base64.b64encode(value).decode(),
-            "dead_lettered_at": datetime.fromtimestamp(self.clock(), UTC),
-        }
-        self._produce(self.topics.dlq, encode_dict(doc), key)
-        self._pending_dlq += 1
-        self.stats.dead_letters += 1
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
-        )
-
-    # -- failures -------------------------------------------------------------------------
-
-    def _handle_txn_error(self, exc: KafkaException) -> None:
-        err: KafkaError = exc.args[0]
-        if err.fatal():
-            log.error("fatal transactional error, exiting: %s", err)
-            self._in_txn = False
-            for rt in self.parts.values():
-                rt.enforcer.abort()
-            raise exc
-        log.warning("transaction failed, aborting the batch: %s", err)
-        self._abort()
-
-    def _abort(self) -> None:
-        """Abort the open transaction, undo its in-memory changes, rewind to committed offsets."""
         try:
-            self._producer.abort_transaction(30)
-        except KafkaException as exc:
-            log.error("abort_transaction failed: %s", exc)
+            reject = rt.enforcer.apply(event, now, received=received)
+        except Exception as exc:  # a bug must not stop enforcement for everyone else
+            log.exception("internal error applying %s", self.topics.input)
+            out.dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
+            return
+        if reject is not None:
+            out.dead_letter("future_timestamp", reject, msg)
+
+    # -- abort ----------------------------------------------------------------------------
+
+    def _abort(self, cause: str) -> None:
+        """Abort the open transaction (it cannot have committed), undo its in-memory changes
+        and rewind to the committed offsets. Raises TxnFailure if even the abort fails."""
+        self._call("abort_transaction", self._producer.abort_transaction)
         self._in_txn = False
-        self._pending_dlq = 0
+        self._out.pending = 0
         self.stats.aborts += 1
         for rt in self.parts.values():
             rt.enforcer.abort()
+            rt.clock.abort()
         self._rewind(list(self.parts))
+        log.warning("batch aborted and rewound", extra={"cause": cause})
 
     def _rewind(self, partitions: list[int]) -> None:
         if not partitions:
@@ -414,77 +380,61 @@ class EnforcerLoop:
             self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
             self.parts[tp.partition].next_offset = max(tp.offset, 0)
 
-    # -- rebalance ------------------------------------------------------------------------
+    # -- rebalance and restore --------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        started = time.monotonic()
-        committed = consumer.committed(partitions, 30) if partitions else []
-        fresh: dict[int, PartitionRuntime] = {}
-        for tp in committed:
-            rt = PartitionRuntime(PartitionEnforcer(self.policy, tp.partition))
-            rt.next_offset = tp.offset if tp.offset != OFFSET_INVALID else 0
-            fresh[tp.partition] = rt
-        self._restore({p: rt.enforcer for p, rt in fresh.items()})
-        self.parts.update(fresh)
-        self.stats.last_restore_s = time.monotonic() - started
-        if partitions:
-            log.info(
-                "partitions assigned and restored",
-                extra={
-                    "partitions": sorted(tp.partition for tp in partitions),
-                    "live_sessions": sum(rt.enforcer.live_sessions() for rt in self.parts.values()),
-                    "restore_s": round(self.stats.last_restore_s, 3),
-                },
-            )
+        """Take the partitions paused; the main loop restores them (``_restore_step``)."""
+        consumer.incremental_assign(partitions)
+        if not partitions:
+            return
+        consumer.pause(partitions)
+        for tp in partitions:
+            self._restorer.add(tp.partition, PartitionEnforcer(self.policy, tp.partition))
+        log.info(
+            "restoring newly assigned partitions",
+            extra={"partitions": sorted(tp.partition for tp in partitions)},
+        )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.parts.pop(tp.partition, None)
+            self._restorer.drop(tp.partition)
         if partitions:
             log.info(
                 "partitions revoked",
                 extra={"partitions": sorted(tp.partition for tp in partitions)},
             )
 
-    def _changelog_bounds(self, tp: TopicPartition, timeout: float = 30.0) -> tuple[int, int]:
-        """Low and high watermark, retrying while the partition's leader is being elected."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                low, high = self._restorer.get_watermark_offsets(tp, timeout=timeout)
-                return int(low), int(high)
-            except KafkaException as exc:
-                err = exc.args[0]
-                retry = err.retriable() or err.code() in LEADERSHIP_ERRORS
-                if not retry or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    def _restore_step(self) -> None:
+        """Restore a slice of the partitions assigned last; take up those that are complete."""
+        done = self._restorer.step(RESTORE_SLICE_S)
+        self.stats.restored_records = self._restorer.restored_records
+        if done:
+            self._restored(done)
 
-    def _restore(self, enforcers: dict[int, PartitionEnforcer]) -> None:
-        """Read the changelog partitions of newly assigned input partitions from the beginning
-        to their end (read_committed), all at once. Stalls while a dead instance's transaction
-        on them is open: ``transaction.timeout.ms`` bounds that."""
-        topic = self.topics.enforcer_state
-        ends: dict[int, int] = {}
-        for p in enforcers:
-            low, high = self._changelog_bounds(TopicPartition(topic, p))
-            if high > low:
-                ends[p] = high
-        if ends:
-            self._restorer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-            while ends:
-                for msg in self._restorer.consume(10_000, 0.1):
-                    if msg.error() is not None:
-                        continue
-                    key = msg.key()
-                    enforcers[msg.partition()].restore(
-                        key.decode() if key is not None else "", msg.value()
-                    )
-                    self.stats.restored_records += 1
-                tps = [TopicPartition(topic, p) for p in ends]
-                for tp in self._restorer.position(tps):
-                    if tp.offset >= ends[tp.partition]:
-                        del ends[tp.partition]
-            self._restorer.unassign()
-        for enforcer in enforcers.values():
-            enforcer.finish_restore()
+    def _restored(self, done: list[tuple[int, Pending]]) -> None:
+        """Own the restored partitions from their committed input offsets and resume them."""
+        tps = [TopicPartition(self.topics.input, p) for p, _ in done]
+        committed = {tp.partition: tp.offset for tp in self._consumer.committed(tps, 30)}
+        for p, pending in done:
+            start = committed.get(p, OFFSET_INVALID)
+            rt = PartitionRuntime(pending.enforcer, PartitionClock(self.settings.lag_grace_s))
+            rt.next_offset = start if start >= 0 else 0
+            self.parts[p] = rt
+            if p in self._skipped:  # input read while paused was dropped: read it again
+                self._skipped.discard(p)
+                self._consumer.seek(
+                    TopicPartition(self.topics.input, p, start if start >= 0 else OFFSET_BEGINNING)
+                )
+        self._consumer.resume(tps)
+        self.stats.last_restore_s = max(time.monotonic() - p.started for _, p in done)
+        log.info(
+            "partitions assigned and restored",
+            extra={
+                "partitions": sorted(p for p, _ in done),
+                "restoring": sorted(self._restorer.pending),  # empty: every partition is ready
+                "live_sessions": sum(rt.enforcer.live_sessions() for rt in self.parts.values()),
+                "restored_records": sum(p.records for _, p in done),
+                "restore_s": round(self.stats.last_restore_s, 3),
+            },
+        )

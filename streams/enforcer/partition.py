@@ -4,7 +4,7 @@ log of the open batch and the changelog it produces. No decisions here (see core
 A *batch* is what the Kafka shell commits as one transaction. ``changelog()`` returns the
 records of everything the batch touched (coalesced per key), ``commit()`` closes the batch once
 the transaction carrying them committed, and ``abort()`` puts the in-memory state back exactly
-as it was when the batch began.
+as it was when the batch began, forget-heap entries included.
 """
 
 from __future__ import annotations
@@ -15,24 +15,25 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from streams.enforcer.state import (
-    SESSION_PREFIX,
-    USER_PREFIX,
+    SESSION,
+    USER,
     Ended,
+    Key,
     Session,
     User,
+    changelog_key,
     decode_session_value,
     decode_user_value,
     encode_session_value,
     encode_user_value,
+    parse_changelog_key,
 )
 from streams.policy import Policy
 
-DEDUPE_CAPACITY = 50_000  # recent event ids remembered per partition (best effort, in memory)
+DEDUPE_CAPACITY = 50_000  # recent event ids remembered per partition (in memory, a fast path)
 INTERN_CAPACITY = 10_000
 
-
-def _had_record(old: object) -> bool:
-    return isinstance(old, User) and bool(old.recent_changes)
+SeenId = tuple[str, UUID]  # (tenant, event_id): tenants may reuse each other's event ids
 
 
 class Emit(NamedTuple):
@@ -49,78 +50,92 @@ class PartitionState:
     def __init__(self, policy: Policy, partition: int = 0) -> None:
         self.policy = policy
         self.partition = partition
-        self.sessions: dict[str, Session | Ended] = {}
-        self.users: dict[str, User] = {}
+        self.sessions: dict[Key, Session | Ended] = {}
+        self.users: dict[Key, User] = {}
         self.out: list[Emit] = []
-        self.event_watermark = 0.0  # highest event time read on this partition
+        self.event_watermark = 0.0  # highest effective event time read on this partition
+        self.received_watermark = 0.0  # highest receive time read on this partition
         self.now = 0.0
         self.stats: dict[str, int] = {}
-        self._deadlines: list[tuple[float, str]] = []
-        self._forget: list[tuple[float, str]] = []  # (forget_at, changelog key)
-        self._seen: set[UUID] = set()
-        self._seen_order: deque[UUID] = deque()
-        self._undo: dict[str, list[Any] | Ended | User | None] = {}
-        self._batch_ids: list[UUID] = []
-        self._batch_watermark = 0.0
+        self._deadlines: list[tuple[float, Key]] = []
+        self._forget: list[tuple[float, str, Key]] = []  # (forget_at, kind, key)
+        self._seen: set[SeenId] = set()
+        self._seen_order: deque[SeenId] = deque()
+        self._undo_sessions: dict[Key, list[Any] | Ended | None] = {}
+        self._undo_users: dict[Key, User | None] = {}
+        self._batch_ids: list[SeenId] = []
+        self._batch_watermarks = (0.0, 0.0)
         self._in_batch = False
         self._intern: dict[Any, Any] = {}
+        # records restored under the older key form: rewritten under the new one, then the
+        # old key is tombstoned, in the first batch that commits
+        self._legacy: dict[str, tuple[str, Key]] = {}
 
     def begin(self) -> None:
         if self._in_batch:
             raise RuntimeError("a batch is already open")
         self._in_batch = True
-        self._batch_watermark = self.event_watermark
+        self._batch_watermarks = (self.event_watermark, self.received_watermark)
+        for kind, key in self._legacy.values():
+            if kind == SESSION:
+                self._touch_session(key, self.sessions.get(key))
+            else:
+                self._touch_user(key, self.users.get(key))
 
     def changelog(self) -> list[tuple[str, bytes | None]]:
         """The changelog records (key, value or None) of every key the open batch touched,
         one per key however often it changed. The batch stays open until commit()/abort()."""
-        changes: list[tuple[str, bytes | None]] = []
-        for key in self._undo:
-            if key.startswith(SESSION_PREFIX):
-                sess = self.sessions.get(key[2:])
-                changes.append((key, None if sess is None else encode_session_value(sess)))
-            else:
-                # A user is derivable from its live sessions until a role change; only then
-                # (recent_changes non-empty) does it need a record of its own.
-                user = self.users.get(key[2:])
-                if user is not None and user.recent_changes:
-                    changes.append((key, encode_user_value(user)))
-                elif user is None and _had_record(self._undo[key]):
-                    changes.append((key, None))
+        changes: list[tuple[str, bytes | None]] = [(old, None) for old in self._legacy]
+        sessions = self.sessions
+        for key in self._undo_sessions:
+            sess = sessions.get(key)
+            changes.append(
+                (changelog_key(SESSION, key), None if sess is None else encode_session_value(sess))
+            )
+        for key, old in self._undo_users.items():
+            # A user is derivable from its live sessions until a role change; only then
+            # (recent_changes non-empty) does it need a record of its own.
+            user = self.users.get(key)
+            if user is not None and user.recent_changes:
+                changes.append((changelog_key(USER, key), encode_user_value(user)))
+            elif user is None and old is not None and old.recent_changes:
+                changes.append((changelog_key(USER, key), None))
         return changes
 
     def commit(self) -> None:
         """Close the batch once its transaction committed: its changes become the baseline."""
-        self._undo.clear()
+        self._undo_sessions.clear()
+        self._undo_users.clear()
         self._batch_ids.clear()
+        self._legacy.clear()
         self._in_batch = False
 
     def abort(self) -> None:
         """Undo every in-memory change of the open batch and drop its outputs."""
-        for key, old in self._undo.items():
-            ident = key[2:]
-            if key.startswith(SESSION_PREFIX):
-                if old is None:
-                    self.sessions.pop(ident, None)
-                elif isinstance(old, list):
-                    sess = Session(*old)
-                    self.sessions[ident] = sess
-                    # its heap entry may have been consumed during the batch
-                    heapq.heappush(self._deadlines, (sess.deadline()[0], ident))
-                else:
-                    assert isinstance(old, Ended)
-                    self.sessions[ident] = old
-            elif old is None:
-                self.users.pop(ident, None)
+        for key, old in self._undo_sessions.items():
+            if old is None:
+                self.sessions.pop(key, None)
+            elif isinstance(old, list):
+                sess = Session.from_row(old)
+                self.sessions[key] = sess
+                # its heap entry may have been consumed during the batch
+                heapq.heappush(self._deadlines, (sess.deadline()[0], key))
             else:
-                assert isinstance(old, User)
-                self.users[ident] = old
-        for eid in self._batch_ids:
-            self._seen.discard(eid)
-        self._undo.clear()
+                self.sessions[key] = old
+                heapq.heappush(self._forget, (old.forget_at, SESSION, key))
+        for key, user in self._undo_users.items():
+            if user is None:
+                self.users.pop(key, None)
+            else:
+                self.users[key] = user
+                heapq.heappush(self._forget, (user.forget_at, USER, key))
+        for seen in self._batch_ids:
+            self._seen.discard(seen)
+        self._undo_sessions.clear()
+        self._undo_users.clear()
         self._batch_ids.clear()
         self.out.clear()
-        self.event_watermark = self._batch_watermark
+        self.event_watermark, self.received_watermark = self._batch_watermarks
         self._in_batch = False
 
     def take_outputs(self) -> list[Emit]:
@@ -132,8 +147,8 @@ class PartitionState:
         entries on the way (activity moved them later), so it is cheap to ask every batch."""
         heap = self._deadlines
         while heap and heap[0][0] <= until:
-            sid = heap[0][1]
-            sess = self.sessions.get(sid)
+            key = heap[0][1]
+            sess = self.sessions.get(key)
             if sess.__class__ is not Session:
                 heapq.heappop(heap)
                 continue
@@ -141,7 +156,7 @@ class PartitionState:
             deadline = sess.deadline()[0]
             if deadline <= until:
                 return deadline
-            heapq.heapreplace(heap, (deadline, sid))
+            heapq.heapreplace(heap, (deadline, key))
         return None
 
     def forget_expired(self, now: float) -> int:
@@ -149,79 +164,94 @@ class PartitionState:
         dropped = 0
         heap = self._forget
         while heap and heap[0][0] <= now:
-            _, key = heapq.heappop(heap)
-            ident = key[2:]
-            if key.startswith(SESSION_PREFIX):
-                ended = self.sessions.get(ident)
+            _, kind, key = heapq.heappop(heap)
+            if kind == SESSION:
+                ended = self.sessions.get(key)
                 if isinstance(ended, Ended) and ended.forget_at <= now:
-                    self._touch(key, ended)
-                    del self.sessions[ident]
+                    self._touch_session(key, ended)
+                    del self.sessions[key]
                     dropped += 1
             else:
-                user = self.users.get(ident)
+                user = self.users.get(key)
                 if user is not None and not user.sessions and user.forget_at <= now:
-                    self._touch(key, user)
-                    del self.users[ident]
+                    self._touch_user(key, user)
+                    del self.users[key]
                     dropped += 1
         return dropped
 
     def live_sessions(self) -> int:
         return sum(1 for s in self.sessions.values() if s.__class__ is Session)
 
-    def restore(self, key: str, value: bytes | None) -> None:
+    def restore(self, raw_key: str, value: bytes | None) -> None:
         """Apply one changelog record (outside any batch), in changelog order."""
-        ident = key[2:]
-        if key.startswith(SESSION_PREFIX):
+        parsed = parse_changelog_key(raw_key)
+        if parsed is None:  # the older key form: the value names the tenant
+            parsed = self._legacy.get(raw_key)
+            if parsed is None and value is not None:
+                if raw_key.startswith("s|"):
+                    parsed = (SESSION, decode_session_value(value).key)
+                elif raw_key.startswith("u|"):
+                    parsed = (USER, decode_user_value(value).key)
+            if parsed is None:
+                return
+            self._legacy[raw_key] = parsed
+        kind, key = parsed
+        if kind == SESSION:
             if value is None:
-                self.sessions.pop(ident, None)
+                self.sessions.pop(key, None)
             else:
-                self.sessions[ident] = decode_session_value(value)
-        elif key.startswith(USER_PREFIX):
-            if value is None:
-                self.users.pop(ident, None)
-            else:
-                self.users[ident] = decode_user_value(value)
+                self.sessions[key] = decode_session_value(value)
+        elif value is None:
+            self.users.pop(key, None)
+        else:
+            self.users[key] = decode_user_value(value)
 
     def finish_restore(self) -> None:
         """Rebuild the derived indexes (user -> live sessions, deadline and forget heaps)."""
         self._deadlines = []
         self._forget = []
-        for sid, sess in self.sessions.items():
+        for key, sess in self.sessions.items():
             if isinstance(sess, Session):
-                user = self.users.get(sess.user_id)
+                ukey = (key[0], sess.user_id)
+                user = self.users.get(ukey)
                 if user is None:
-                    user = User(sess.user_id, sess.tenant, frozenset())
-                    self.users[sess.user_id] = user
+                    user = User(ukey, frozenset())
+                    self.users[ukey] = user
                 user.roles = self._interned(user.roles | frozenset(sess.roles))
                 user.forget_at = max(
                     user.forget_at, sess.absolute_deadline + self.policy.max_absolute
                 )
-                user.sessions.append(sid)
-                self._deadlines.append((sess.deadline()[0], sid))
+                user.sessions.append(key[1])
+                self._deadlines.append((sess.deadline()[0], key))
             else:
-                self._forget.append((sess.forget_at, SESSION_PREFIX + sid))
-        for uid, user in self.users.items():
-            self._forget.append((user.forget_at, USER_PREFIX + uid))
+                self._forget.append((sess.forget_at, SESSION, key))
+        for ukey, user in self.users.items():
+            self._forget.append((user.forget_at, USER, ukey))
         heapq.heapify(self._deadlines)
         heapq.heapify(self._forget)
 
-    def _touch(self, key: str, current: Session | Ended | User | None) -> None:
-        """Record the value a key had when the batch began (first touch only). A live session
-        is kept as its row (cheaper than a copy: activity touches one per event)."""
-        if key not in self._undo:
-            if isinstance(current, Session):
-                self._undo[key] = current.to_row()
-            elif isinstance(current, User):
-                self._undo[key] = current.copy()
+    def _touch_session(self, key: Key, current: Session | Ended | None) -> None:
+        """Record the value a session key had when the batch began (first touch only). A live
+        session is kept as its row (cheaper than a copy: activity touches one per event)."""
+        if key not in self._undo_sessions:
+            if current.__class__ is Session:
+                self._undo_sessions[key] = current.to_row()
+            elif current is None:
+                self._undo_sessions[key] = None
             else:
-                self._undo[key] = current
+                assert isinstance(current, Ended)
+                self._undo_sessions[key] = current.copy()
 
-    def _remember(self, eid: UUID) -> None:
+    def _touch_user(self, key: Key, current: User | None) -> None:
+        if key not in self._undo_users:
+            self._undo_users[key] = current.copy() if current is not None else None
+
+    def _remember(self, seen: SeenId) -> None:
         if len(self._seen_order) >= DEDUPE_CAPACITY:
             self._seen.discard(self._seen_order.popleft())
-        self._seen.add(eid)
-        self._seen_order.append(eid)
-        self._batch_ids.append(eid)
+        self._seen.add(seen)
+        self._seen_order.append(seen)
+        self._batch_ids.append(seen)
 
     def _emit(self, topic: str, key: str, value: dict[str, Any]) -> None:
         self.out.append(Emit(topic, key, value))

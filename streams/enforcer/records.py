@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
+from schemas.inputs import Activity, Login, Logout, RoleChange
 from streams.enforcer.state import Ended, Session
 
 # Fixed namespace: the same cause always yields the same id, across processes and restarts.
@@ -24,9 +27,10 @@ _NS = NAMESPACE.bytes
 
 
 def stable_id(*parts: object) -> str:
-    """uuid5(NAMESPACE, "a|b|c") in its text form, without building a UUID object (the hot
-    path emits one per session start and end)."""
-    h = hashlib.sha1(_NS + "|".join(map(str, parts)).encode()).hexdigest()
+    """uuid5(NAMESPACE, the compact JSON array of the parts) in its text form, without building
+    a UUID object (the hot path emits one per session start and end). JSON keeps any tenant
+    or session id apart from its neighbours, whatever characters it holds."""
+    h = hashlib.sha1(_NS + orjson.dumps(parts)).hexdigest()
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
@@ -47,7 +51,7 @@ def revocation(
     return {
         "type": "revocation",
         "schema_version": 1,
-        "revocation_id": stable_id("revocation", sess.session_id, reason, millis(effective_at)),
+        "revocation_id": stable_id("revocation", *sess.key, reason, millis(effective_at)),
         "session_id": sess.session_id,
         "user_id": sess.user_id,
         "tenant": sess.tenant,
@@ -73,7 +77,7 @@ def revalidation(
     return {
         "type": "revalidation",
         "schema_version": 1,
-        "revalidation_id": stable_id("revalidation", sess.session_id, cause_event_id),
+        "revalidation_id": stable_id("revalidation", *sess.key, cause_event_id),
         "session_id": sess.session_id,
         "user_id": sess.user_id,
         "tenant": sess.tenant,
@@ -98,11 +102,11 @@ def _audit(kind: str, event_id: str, user_id: str, tenant: str, at: float) -> di
 
 
 def session_started(
-    sess: Session, auth_method: str, privilege: int, source_ip: str | None
+    sess: Session, auth_method: str, privilege: int, source_ip: str | None, claimed: float
 ) -> dict[str, Any]:
     doc = _audit(
         "session_started",
-        stable_id("started", sess.session_id),
+        stable_id("started", *sess.key),
         sess.user_id,
         sess.tenant,
         sess.login_at,
@@ -118,6 +122,8 @@ def session_started(
         absolute_timeout_s=sess.absolute_deadline - sess.login_at,
         absolute_deadline=ts(sess.absolute_deadline),
         source_ip=source_ip,
+        auth_time=ts(claimed),
+        auth_time_untrusted=sess.auth_time is None,
     )
     return doc
 
@@ -125,7 +131,7 @@ def session_started(
 def session_ended(sess: Session, ended: Ended) -> dict[str, Any]:
     doc = _audit(
         "session_ended",
-        stable_id("ended", sess.session_id),
+        stable_id("ended", *sess.key),
         sess.user_id,
         sess.tenant,
         ended.ended_at,
@@ -141,23 +147,20 @@ def session_ended(sess: Session, ended: Ended) -> dict[str, Any]:
 
 
 def role_changed(
-    event_id: UUID,
-    user_id: str,
-    tenant: str,
+    ev: RoleChange,
     at: float,
-    granted: list[str],
-    removed: list[str],
-    actor: str,
     privilege_before: int,
     privilege_after: int,
     sensitive_granted: list[str],
     live_sessions: int,
 ) -> dict[str, Any]:
-    doc = _audit("role_changed", stable_id("role_changed", event_id), user_id, tenant, at)
+    doc = _audit(
+        "role_changed", stable_id("role_changed", ev.tenant, ev.event_id), ev.user_id, ev.tenant, at
+    )
     doc.update(
-        roles_granted=granted,
-        roles_removed=removed,
-        actor=actor,
+        roles_granted=list(ev.roles_granted),
+        roles_removed=list(ev.roles_removed),
+        actor=ev.actor,
         privilege_before=privilege_before,
         privilege_after=privilege_after,
         sensitive_granted=sensitive_granted,
@@ -166,21 +169,14 @@ def role_changed(
     return doc
 
 
-def ended_session_used(
-    event_id: UUID,
-    user_id: str,
-    tenant: str,
-    at: float,
-    session_id: str,
-    action: str,
-    resource: str,
-    ended: Ended | None,
-) -> dict[str, Any]:
-    doc = _audit("ended_session_used", stable_id("used", event_id), user_id, tenant, at)
+def ended_session_used(ev: Activity, at: float, ended: Ended | None) -> dict[str, Any]:
+    doc = _audit(
+        "ended_session_used", stable_id("used", ev.tenant, ev.event_id), ev.user_id, ev.tenant, at
+    )
     doc.update(
-        session_id=session_id,
-        action=action,
-        resource=resource,
+        session_id=ev.session_id,
+        action=ev.action,
+        resource=ev.resource,
         session_state="ended" if ended is not None else "unknown",
         ended_reason=ended.reason if ended is not None else None,
     )
@@ -188,23 +184,77 @@ def ended_session_used(
 
 
 def high_risk_operation(
-    event_id: UUID,
-    sess: Session,
-    at: float,
-    action: str,
-    resource: str,
-    max_auth_age: float,
-    allowed: bool,
+    ev: Activity, sess: Session, at: float, max_auth_age: float, allowed: bool
 ) -> dict[str, Any]:
     doc = _audit(
-        "high_risk_operation", stable_id("high_risk", event_id), sess.user_id, sess.tenant, at
+        "high_risk_operation",
+        stable_id("high_risk", ev.tenant, ev.event_id),
+        sess.user_id,
+        sess.tenant,
+        at,
     )
     doc.update(
         session_id=sess.session_id,
-        action=action,
-        resource=resource,
-        auth_age_s=max(0.0, at - sess.auth_time),
+        action=ev.action,
+        resource=ev.resource,
+        # None: the session's authentication time is not trusted; otherwise never clamped
+        auth_age_s=None if sess.auth_time is None else at - sess.auth_time,
         max_auth_age_s=max_auth_age,
         allowed=allowed,
+    )
+    return doc
+
+
+def activity_after_revocation(
+    ev: Activity, at: float, received: float, ended: Ended
+) -> dict[str, Any]:
+    doc = _audit(
+        "activity_after_revocation",
+        stable_id("after_revocation", ev.tenant, ev.event_id),
+        ev.user_id,
+        ev.tenant,
+        at,
+    )
+    doc.update(
+        session_id=ev.session_id,
+        action=ev.action,
+        resource=ev.resource,
+        delay_s=max(0.0, received - at),
+        deadline=ts(ended.ended_at),
+        reason=ended.reason,
+        cause_event_id=ev.event_id,
+    )
+    return doc
+
+
+def login_after_logout(ev: Login, at: float, marker: Ended) -> dict[str, Any]:
+    doc = _audit(
+        "login_after_logout",
+        stable_id("login_after_logout", ev.tenant, ev.event_id),
+        ev.user_id,
+        ev.tenant,
+        at,
+    )
+    doc.update(session_id=ev.session_id, logout_at=ts(marker.ended_at), cause_event_id=ev.event_id)
+    return doc
+
+
+def foreign_session_event(
+    ev: Login | Activity | Logout, at: float, target: Session | Ended
+) -> dict[str, Any]:
+    doc = _audit(
+        "foreign_session_event",
+        stable_id("foreign", ev.tenant, ev.event_id),
+        ev.user_id,
+        ev.tenant,
+        at,
+    )
+    doc.update(
+        session_id=ev.session_id,
+        event_type=ev.type,
+        owner_user_id=target.user_id,
+        session_state="live" if isinstance(target, Session) else "ended",
+        action=ev.action if isinstance(ev, Activity) else None,
+        cause_event_id=ev.event_id,
     )
     return doc

@@ -14,20 +14,31 @@ from schemas.codec import encode_dict
 from streams.policy import Policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
-from streams.sim.scenario import Plan, build_plan, estimate_events
+from streams.sim.scenario import TENANT, Plan, build_plan, estimate_events
 
 BEHIND_WARNING_S = 0.5
+FOREIGN = "consistent_random"  # librdkafka's default partitioner (CRC32), not murmur2
 
 
 def truth_document(plan: Plan, policy: Policy) -> dict[str, Any]:
     return {
         "run_id": plan.run_id,
+        "tenant": TENANT,
         "policy_version": policy.version,
         "sessions": {
-            sid: {"user_id": t.user_id, "kind": t.kind, "reason": t.reason, "at": t.at}
+            sid: {
+                "user_id": t.user_id,
+                "kind": t.kind,
+                "reason": t.reason,
+                "at": t.at,
+                **({"at_max": t.at_max} if t.at_max > t.at else {}),
+            }
             for sid, t in plan.truth.items()
         },
         "ended_session_used": plan.ended_session_used,
+        "activity_after_revocation": plan.activity_after_revocation,
+        "producer_delay_budget_s": plan.budget,
+        "faults": dict(sorted(plan.faults.items())),
         "events": len(plan.events),
         "duplicates": plan.duplicates,
         "late": plan.late,
@@ -67,21 +78,29 @@ def publish_plan(
     progress = Progress(len(plan.events), out)
     behind = 0
     sent = 0
+    topic = settings.topics.input
     security = settings.kafka_security.librdkafka()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input, **security) as pub:
+    with (
+        AuthEventPublisher(settings.bootstrap_servers, topic, **security) as pub,
+        AuthEventPublisher(
+            settings.bootstrap_servers, topic, partitioner=FOREIGN, **security
+        ) as foreign,
+    ):
         for ev in plan.events:
             if stop():
                 break
             delay = ev.publish_at - time.time()
             if delay > 0:
                 pub.flush()
+                foreign.flush()
                 time.sleep(delay)
             elif delay < -BEHIND_WARNING_S:
                 behind += 1
             if ev.doc is None:
                 pub.publish_raw(ev.key.encode(), ev.raw)
             else:
-                pub.publish_raw(ev.doc["user_id"].encode(), encode_dict(ev.doc))
+                producer = foreign if ev.foreign else pub
+                producer.publish_raw(ev.doc["user_id"].encode(), encode_dict(ev.doc))
             sent += 1
             progress.update(sent)
     progress.update(sent, force=True)
@@ -102,14 +121,19 @@ def simulate(
     truth_path: Path,
     out: TextIO = sys.stderr,
     stop: Callable[[], bool] = lambda: False,
+    faults: frozenset[str] = frozenset(),
+    budget: float = 0.0,
 ) -> Plan:
     spread = max(1.0, estimate_events(users) / rate)
-    plan = build_plan(policy, users, seed, time.time() + 1.0, spread)
+    plan = build_plan(policy, users, seed, time.time() + 1.0, spread, faults, budget)
     truth_path.write_bytes(orjson.dumps(truth_document(plan, policy), option=orjson.OPT_INDENT_2))
     out.write(
         f"simulating run {plan.run_id}: {users} users, {len(plan.truth)} sessions, "
         f"{len(plan.events)} events over ~{spread:.0f}s; ground truth in {truth_path}\n"
     )
+    if faults:
+        touched = ", ".join(f"{name} {n}" for name, n in sorted(plan.faults.items()))
+        out.write(f"fault modes {','.join(sorted(faults))}: {touched or 'no user drawn'}\n")
     counts = publish_plan(settings, plan, out, stop)
     out.write(
         f"published {counts['sent']} events ({plan.duplicates} duplicates, {plan.late} late, "

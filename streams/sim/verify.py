@@ -17,6 +17,11 @@ from datetime import datetime
 from typing import Any
 
 CATEGORIES = ("correct", "missed", "early", "late", "spurious")
+AUDITED = {  # audit records the truth expects per session -> how problems name them
+    "ended_session_used": "ended-session use",
+    "activity_after_revocation": "activity after revocation",
+}
+NEVER_LIVE = "never_live"  # a session the truth expects no revocation for (logged out first)
 FAILING = ("missed", "early", "spurious")
 EPSILON = 0.002  # seconds: event times are carried with microsecond precision
 
@@ -36,6 +41,8 @@ class Report:
     problems: list[str] = field(default_factory=list)
     ended_session_used_expected: int = 0
     ended_session_used_seen: int = 0
+    after_revocation_expected: int = 0
+    after_revocation_seen: int = 0
 
     def total(self, category: str) -> int:
         return sum(row[category] for row in self.rows.values())
@@ -72,8 +79,16 @@ class Report:
                 "expected": self.ended_session_used_expected,
                 "seen": self.ended_session_used_seen,
             },
+            "activity_after_revocation": {
+                "expected": self.after_revocation_expected,
+                "seen": self.after_revocation_seen,
+            },
             "problems": self.problems[:200],
         }
+
+
+SessionKey = tuple[str | None, str]
+"""(tenant, session_id); the tenant is None for ground truth written without tenants."""
 
 
 def audit(
@@ -82,35 +97,65 @@ def audit(
     used: list[dict[str, Any]],
     tolerance: float,
 ) -> Report:
-    """Classify every session of the run (pure)."""
+    """Classify every session of the run (pure). Sessions are (tenant, session_id): the truth
+    names its tenant (``tenant``, or per session), records name theirs."""
     report = Report(truth["run_id"], tolerance)
-    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    default = truth.get("tenant")
+    scoped = default is not None or any("tenant" in w for w in truth["sessions"].values())
+
+    def record_key(rec: dict[str, Any]) -> SessionKey:
+        return (rec.get("tenant") if scoped else None, rec["session_id"])
+
+    by_session: dict[SessionKey, list[dict[str, Any]]] = defaultdict(list)
     for rec in revocations:
         if rec.get("type") == "revocation":
-            by_session[rec["session_id"]].append(rec)
-    expected: dict[str, dict[str, Any]] = truth["sessions"]
-    for sid, want in sorted(expected.items()):
-        category = _classify(sid, want, by_session.get(sid, []), tolerance, report)
+            by_session[record_key(rec)].append(rec)
+    expected: dict[SessionKey, dict[str, Any]] = {
+        (want.get("tenant", default), sid): want for sid, want in truth["sessions"].items()
+    }
+    for key, want in sorted(expected.items(), key=lambda kv: _order(kv[0])):
+        category = _classify(_name(key), want, by_session.get(key, []), tolerance, report)
         report.rows[want["reason"]][category] += 1
-    for sid, recs in sorted(by_session.items()):
-        if sid not in expected:
+    for key, recs in sorted(by_session.items(), key=lambda kv: _order(kv[0])):
+        if key not in expected:
             report.rows[recs[0]["reason"]]["spurious"] += len(recs)
-            report.problems.append(f"{sid}: revoked ({recs[0]['reason']}) without cause")
-    want_used = Counter(truth.get("ended_session_used", []))
-    seen_used = Counter(u["session_id"] for u in used if u["session_id"] in expected)
-    report.ended_session_used_expected = sum(want_used.values())
-    report.ended_session_used_seen = sum(seen_used.values())
-    for sid in sorted(set(want_used) | set(seen_used)):
-        if want_used[sid] != seen_used[sid]:
-            report.problems.append(
-                f"{sid}: {seen_used[sid]} ended-session use(s) audited, {want_used[sid]} expected"
-            )
+            report.problems.append(f"{_name(key)}: revoked ({recs[0]['reason']}) without cause")
+    counted: dict[str, tuple[int, int]] = {}
+    for kind, label in AUDITED.items():
+        wanted: Counter[SessionKey] = Counter((default, sid) for sid in truth.get(kind, []))
+        mine = [u for u in used if u.get("type", "ended_session_used") == kind]
+        seen: Counter[SessionKey] = Counter(k for k in map(record_key, mine) if k in expected)
+        counted[kind] = (sum(wanted.values()), sum(seen.values()))
+        report.problems.extend(
+            f"{_name(k)}: {seen[k]} {label}(s) audited, {wanted[k]} expected"
+            for k in sorted(set(wanted) | set(seen), key=_order)
+            if wanted[k] != seen[k]
+        )
+    report.ended_session_used_expected, report.ended_session_used_seen = counted[
+        "ended_session_used"
+    ]
+    report.after_revocation_expected, report.after_revocation_seen = counted[
+        "activity_after_revocation"
+    ]
     return report
+
+
+def _order(key: SessionKey) -> tuple[str, str]:
+    return (key[0] or "", key[1])
+
+
+def _name(key: SessionKey) -> str:
+    return key[1] if key[0] is None else f"{key[0]}/{key[1]}"
 
 
 def _classify(
     sid: str, want: dict[str, Any], recs: list[dict[str, Any]], tolerance: float, report: Report
 ) -> str:
+    if want["reason"] == NEVER_LIVE:
+        if recs:
+            report.problems.append(f"{sid}: revoked ({recs[0]['reason']}) but it never lived")
+            return "spurious"
+        return "correct"
     if not recs:
         report.problems.append(f"{sid}: never revoked (expected {want['reason']} at {want['at']})")
         return "missed"
@@ -128,12 +173,12 @@ def _classify(
     if rec["reason"] != want["reason"]:
         report.problems.append(f"{sid}: revoked for {rec['reason']}, expected {want['reason']}")
         return "spurious"
-    if effective > want["at"] + EPSILON:
+    if effective > want.get("at_max", want["at"]) + EPSILON:
         report.problems.append(
             f"{sid}: outlived its deadline {want['at']:.3f}: revoked as of {effective:.3f}"
         )
         return "missed"
-    latency = _ts(rec["emitted_at"]) - want["at"]
+    latency = _ts(rec["emitted_at"]) - max(effective, want["at"])
     report.latencies.append(latency)
     if latency > tolerance:
         report.problems.append(f"{sid}: revoked {latency:.3f}s after its deadline")
@@ -159,6 +204,10 @@ def render_text(report: Report) -> str:
     lines.append(
         f"ended-session use: expected {report.ended_session_used_expected}, "
         f"audited {report.ended_session_used_seen}"
+    )
+    lines.append(
+        f"activity after revocation: expected {report.after_revocation_expected}, "
+        f"audited {report.after_revocation_seen}"
     )
     lines += ["", *[f"  ! {p}" for p in report.problems[:30]]]
     if len(report.problems) > 30:

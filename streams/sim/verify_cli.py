@@ -15,7 +15,7 @@ from streams.sim.verify import audit, render_text, write_histogram
 from streams.tail import read_topic
 
 
-def _read_run(settings: Settings, topic: str, run_id: str) -> list[dict[str, Any]]:
+def read_run(settings: Settings, topic: str, run_id: str) -> list[dict[str, Any]]:
     docs = []
     security = settings.kafka_security.librdkafka()
     for _, value in read_topic(settings.bootstrap_servers, topic, timeout=2.0, **security):
@@ -44,11 +44,11 @@ def run_verify(
         out.write(f"waiting {until - time.time():.1f}s for the run's last deadline to pass\n")
         out.flush()
         time.sleep(until - time.time())
-    revocations = _read_run(settings, settings.topics.revocations, truth["run_id"])
+    revocations = read_run(settings, settings.topics.revocations, truth["run_id"])
     used = [
         d
-        for d in _read_run(settings, settings.topics.audit, truth["run_id"])
-        if d.get("type") == "ended_session_used"
+        for d in read_run(settings, settings.topics.audit, truth["run_id"])
+        if d.get("type") in ("ended_session_used", "activity_after_revocation")
     ]
     report = audit(truth, revocations, used, tolerance)
     out.write(render_text(report) + "\n")

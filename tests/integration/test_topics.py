@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from schemas.errors import ConfigError
 from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from streams.topics import INPUT_MAX_MESSAGE_BYTES, TopicSpec, ensure_topics, topic_specs
 
 
 def test_provisioning_twice_changes_nothing_the_second_time(
@@ -52,3 +52,32 @@ def test_drifted_topic_config_is_realigned(
         line.startswith(f"updated   {settings.topics.input}: retention.ms=") for line in lines
     )
     assert 2 == ensure_topics(admin, specs, report=lambda _: None)
+
+
+def test_an_existing_create_time_input_is_switched_to_broker_time_and_said_so(
+    settings_factory: Callable[..., Settings], admin: AdminClient
+) -> None:
+    """An auth.events made before (CreateTime, no min.insync.replicas) is aligned; the report
+    says that the records already on it keep their producer timestamps."""
+    settings = settings_factory(provision=False)
+    specs = topic_specs(settings, 86400)
+    old = [
+        TopicSpec(
+            s.name,
+            s.partitions,
+            s.replication_factor,
+            {k: v for k, v in s.configs.items() if k != "message.timestamp.type"},
+        )
+        for s in specs
+    ]
+    ensure_topics(admin, old, report=lambda _: None)
+    lines: list[str] = []
+    assert 1 == ensure_topics(admin, specs, report=lines.append)
+    name = settings.topics.input
+    assert f"updated   {name}: message.timestamp.type=LogAppendTime" in lines
+    assert any(name in line and "keep their producer timestamps" in line for line in lines)
+    res = ConfigResource(ResourceType.TOPIC, name)
+    configs = admin.describe_configs([res])[res].result(timeout=10)
+    assert "LogAppendTime" == configs["message.timestamp.type"].value
+    assert "1" == configs["min.insync.replicas"].value
+    assert str(INPUT_MAX_MESSAGE_BYTES) == configs["max.message.bytes"].value

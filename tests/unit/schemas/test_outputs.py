@@ -18,11 +18,14 @@ from schemas.codec import (
     encode,
 )
 from schemas.outputs import (
+    ActivityAfterRevocation,
     Alert,
     AlertEvidence,
     DeadLetter,
     EndedSessionUsed,
+    ForeignSessionEvent,
     HighRiskOperation,
+    LoginAfterLogout,
     Revalidation,
     Revocation,
     RoleChanged,
@@ -75,6 +78,7 @@ SESSION_STARTED = SessionStarted(
     absolute_timeout_s=28800.0,
     absolute_deadline=DEADLINE,
     source_ip="2001:db8::1",
+    auth_time=STARTED,
 )
 SESSION_ENDED = SessionEnded(
     event_id=RECORD_ID,
@@ -122,6 +126,40 @@ HIGH_RISK_OPERATION = HighRiskOperation(
     auth_age_s=1800.25,
     max_auth_age_s=300.0,
     allowed=False,
+)
+ACTIVITY_AFTER_REVOCATION = ActivityAfterRevocation(
+    event_id=RECORD_ID,
+    occurred_at=STARTED,
+    user_id="u-1842",
+    tenant="acme",
+    session_id="s-7f3e",
+    action="GET",
+    resource="/api/v1/invoices/42",
+    delay_s=1800.25,
+    deadline=STARTED,
+    reason="idle_timeout",
+    cause_event_id=CAUSE_ID,
+)
+LOGIN_AFTER_LOGOUT = LoginAfterLogout(
+    event_id=RECORD_ID,
+    occurred_at=STARTED,
+    user_id="u-1842",
+    tenant="acme",
+    session_id="s-7f3e",
+    logout_at=EMITTED,
+    cause_event_id=CAUSE_ID,
+)
+FOREIGN_SESSION_EVENT = ForeignSessionEvent(
+    event_id=RECORD_ID,
+    occurred_at=EMITTED,
+    user_id="mallory",
+    tenant="acme",
+    session_id="s-7f3e",
+    event_type="activity",
+    owner_user_id="u-1842",
+    session_state="live",
+    action="GET",
+    cause_event_id=CAUSE_ID,
 )
 ALERT = Alert(
     alert_id=RECORD_ID,
@@ -174,7 +212,8 @@ SESSION_STARTED_BYTES = (
     b'"occurred_at":"2026-01-02T03:04:05Z","session_id":"s-7f3e","user_type":"employee",'
     b'"risk_profile":"standard","auth_method":"password","roles":["viewer"],'
     b'"privilege_level":10,"idle_timeout_s":900.0,"absolute_timeout_s":28800.0,'
-    b'"absolute_deadline":"2026-01-02T11:04:05Z","source_ip":"2001:db8::1"}'
+    b'"absolute_deadline":"2026-01-02T11:04:05Z","source_ip":"2001:db8::1",'
+    b'"auth_time":"2026-01-02T03:04:05Z","auth_time_untrusted":false}'
 )
 
 SESSION_ENDED_BYTES = (
@@ -209,6 +248,31 @@ HIGH_RISK_OPERATION_BYTES = (
     b'"allowed":false}'
 )
 
+ACTIVITY_AFTER_REVOCATION_BYTES = (
+    b'{"type":"activity_after_revocation","schema_version":1,"user_id":"u-1842",'
+    b'"tenant":"acme","event_id":"5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",'
+    b'"occurred_at":"2026-01-02T03:04:05Z","session_id":"s-7f3e","action":"GET",'
+    b'"resource":"/api/v1/invoices/42","delay_s":1800.25,'
+    b'"deadline":"2026-01-02T03:04:05Z","reason":"idle_timeout",'
+    b'"cause_event_id":"0b9e1c3a-5d7f-4a2b-8c6d-1e3f5a7b9c0d"}'
+)
+
+LOGIN_AFTER_LOGOUT_BYTES = (
+    b'{"type":"login_after_logout","schema_version":1,"user_id":"u-1842","tenant":"acme",'
+    b'"event_id":"5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",'
+    b'"occurred_at":"2026-01-02T03:04:05Z","session_id":"s-7f3e",'
+    b'"logout_at":"2026-01-02T03:34:05.250000Z",'
+    b'"cause_event_id":"0b9e1c3a-5d7f-4a2b-8c6d-1e3f5a7b9c0d"}'
+)
+
+FOREIGN_SESSION_EVENT_BYTES = (
+    b'{"type":"foreign_session_event","schema_version":1,"user_id":"mallory","tenant":"acme",'
+    b'"event_id":"5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",'
+    b'"occurred_at":"2026-01-02T03:34:05.250000Z","session_id":"s-7f3e",'
+    b'"event_type":"activity","owner_user_id":"u-1842","session_state":"live",'
+    b'"action":"GET","cause_event_id":"0b9e1c3a-5d7f-4a2b-8c6d-1e3f5a7b9c0d"}'
+)
+
 ALERT_BYTES = (
     b'{"type":"alert","schema_version":1,"user_id":"u-1842","tenant":"acme",'
     b'"alert_id":"5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f","kind":"privilege_escalation",'
@@ -238,6 +302,9 @@ PINNED: list[tuple[BaseModel, bytes, Decoder]] = [
     (ROLE_CHANGED, ROLE_CHANGED_BYTES, decode_audit_event),
     (ENDED_SESSION_USED, ENDED_SESSION_USED_BYTES, decode_audit_event),
     (HIGH_RISK_OPERATION, HIGH_RISK_OPERATION_BYTES, decode_audit_event),
+    (ACTIVITY_AFTER_REVOCATION, ACTIVITY_AFTER_REVOCATION_BYTES, decode_audit_event),
+    (LOGIN_AFTER_LOGOUT, LOGIN_AFTER_LOGOUT_BYTES, decode_audit_event),
+    (FOREIGN_SESSION_EVENT, FOREIGN_SESSION_EVENT_BYTES, decode_audit_event),
     (ALERT, ALERT_BYTES, decode_alert),
     (DEAD_LETTER, DEAD_LETTER_BYTES, decode_dead_letter),
 ]

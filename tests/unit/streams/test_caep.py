@@ -36,7 +36,7 @@ LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")  # BCP 47, sim
 
 def session(session_id: str = "s-1", roles: tuple[str, ...] = ("viewer", "editor")) -> Session:
     times = (T0, T0, T0, 300.0, T0 + 3600)
-    return Session(session_id, "alice", "acme", "customer", "medium", *times, roles, ())
+    return Session(("acme", session_id), "alice", "customer", "medium", *times, roles, ())
 
 
 def revoked(reason: str, cause: uuid.UUID | None = None, **kw: Any) -> dict[str, Any]:
@@ -139,7 +139,7 @@ def test_a_revalidation_becomes_token_claims_change_with_the_new_roles() -> None
 @pytest.mark.parametrize(("auth_method", "amr"), [("password", ["pwd"]), ("webauthn", None)])
 def test_session_started_becomes_session_established(auth_method: str, amr: Any) -> None:
     """amr is only stated when our auth_method has an exact RFC 8176 counterpart."""
-    record = records.session_started(session(), auth_method, 10, None)
+    record = records.session_started(session(), auth_method, 10, None, T0)
     key, claims, event_type, event = only_set(record)
     assert (b"s-1", SESSION_ESTABLISHED) == (key, event_type)
     assert (math.floor(T0), amr) == (event["event_timestamp"], event.get("amr"))

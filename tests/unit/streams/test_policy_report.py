@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from streams.policy import default_policy, load_policy
+from streams.policy import default_policy, load_policy, parse_policy
 from streams.policy_report import render_effective, run_policy_check
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "policies"
@@ -117,3 +117,31 @@ def test_check_of_a_missing_file_fails_clearly() -> None:
 
     expected = (1, "", f"policy invalid: {path}\n  {path}: file not found\n")
     assert expected == (code, out, err)
+
+
+def test_a_skew_tolerance_above_the_shortest_idle_timeout_is_flagged() -> None:
+    """A producer clock off by more than an idle timeout decides that session's fate."""
+    policy = parse_policy(
+        'name = "skewy"\nclock_skew_tolerance = "30s"\n[defaults]\nidle = "20s"\nabsolute = "1h"\n'
+    )
+    warned = [line for line in render_effective(policy).splitlines() if "warning:" in line]
+    assert 1 == len(warned)
+    assert warned[0].startswith(
+        "warning: clock skew tolerance 30s exceeds the shortest idle timeout 20s"
+        " ((default) x (default)):"
+    )
+
+
+def test_a_high_risk_idle_below_the_skew_tolerance_is_flagged() -> None:
+    """The sticky idle of a high-risk rule is an idle timeout too."""
+    policy = parse_policy(
+        'name = "r"\nclock_skew_tolerance = "10s"\n[defaults]\nidle = "1m"\nabsolute = "1h"\n'
+        '[[high_risk_operations]]\npattern = "pay.*"\nmax_auth_age = "1m"\nidle = "5s"\n'
+    )
+    warned = [line for line in render_effective(policy).splitlines() if "warning:" in line]
+    assert 1 == len(warned) and "5s (high-risk pay.*)" in warned[0]
+
+
+def test_a_skew_tolerance_within_every_idle_timeout_is_not_flagged() -> None:
+    """The shipped policy keeps its tolerance below every idle timeout."""
+    assert "warning:" not in render_effective(default_policy())

@@ -8,6 +8,7 @@ from typing import Any
 
 from schemas.outputs import (
     EndedSessionUsed,
+    ForeignSessionEvent,
     HighRiskOperation,
     RoleChanged,
     SessionEnded,
@@ -70,18 +71,20 @@ def at(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _base(user: str, t: float, event_id: str | None) -> dict[str, Any]:
+def _base(user: str, t: float, event_id: str | None, tenant: str = "acme") -> dict[str, Any]:
     return {
         "event_id": event_id or eid(),
         "occurred_at": at(t),
         "user_id": user,
-        "tenant": "acme",
+        "tenant": tenant,
     }
 
 
-def started(sid: str, user: str, t: float, absolute: float = 1000.0) -> SessionStarted:
+def started(
+    sid: str, user: str, t: float, absolute: float = 1000.0, tenant: str = "acme"
+) -> SessionStarted:
     return SessionStarted(
-        **_base(user, t, None),
+        **_base(user, t, None, tenant),
         session_id=sid,
         user_type="customer",
         risk_profile="medium",
@@ -95,10 +98,15 @@ def started(sid: str, user: str, t: float, absolute: float = 1000.0) -> SessionS
 
 
 def ended(
-    sid: str, user: str, t: float, reason: str = "idle_timeout", event_id: str | None = None
+    sid: str,
+    user: str,
+    t: float,
+    reason: str = "idle_timeout",
+    event_id: str | None = None,
+    tenant: str = "acme",
 ) -> SessionEnded:
     return SessionEnded(
-        **_base(user, t, event_id),
+        **_base(user, t, event_id, tenant),
         session_id=sid,
         reason=reason,  # type: ignore[arg-type]
         started_at=at(t - 100),
@@ -152,4 +160,18 @@ def ended_used(
         resource="/doc/7",
         session_state="ended" if reason else "unknown",
         ended_reason=reason,  # type: ignore[arg-type]
+    )
+
+
+def foreign(
+    claimant: str, owner: str, sid: str, t: float, event_type: str = "activity"
+) -> ForeignSessionEvent:
+    return ForeignSessionEvent(
+        **_base(claimant, t, None),
+        session_id=sid,
+        event_type=event_type,  # type: ignore[arg-type]
+        owner_user_id=owner,
+        session_state="live",
+        action="docs.read" if event_type == "activity" else None,
+        cause_event_id=uuid.uuid4(),
     )

@@ -14,6 +14,7 @@ from tests.unit.streams.detect.factories import (
     eid,
     ended,
     ended_used,
+    foreign,
     high_risk,
     policy,
     role_changed,
@@ -127,7 +128,7 @@ def test_the_live_session_key_is_deleted_when_the_last_session_ends() -> None:
     """Users without live sessions leave no state behind (a tombstone in the changelog)."""
     h = Harness()
     h.judge(started("a", "alice", T0))
-    assert "alice" in h.tables[SESSIONS]
+    assert ("acme", "alice") in h.tables[SESSIONS]
     h.judge(ended("a", "alice", T0 + 1, reason="logout"))
     assert {} == h.tables[SESSIONS]
 
@@ -188,3 +189,34 @@ def test_a_replayed_role_change_is_not_counted_twice() -> None:
         role_changed("bob", T0, 0, 10, ["viewer"], event_id=event_id),
         role_changed("bob", T0, 0, 10, ["viewer"], event_id=event_id),
     )
+
+
+def test_tenants_do_not_share_state() -> None:
+    """The same user id in two tenants is two users: their expirations never add up."""
+    h = Harness()
+    records: list[Any] = [
+        ended(f"s{i}", "alice", T0 + i, tenant="a" if i % 2 else "b") for i in range(4)
+    ]
+    assert [] == h.alerts(*records)
+
+
+def test_concurrent_sessions_are_counted_per_tenant() -> None:
+    """max=2: two sessions in tenant a and one in tenant b are no excess."""
+    h = Harness()
+    assert [] == h.alerts(
+        started("s1", "alice", T0, tenant="a"),
+        started("s2", "alice", T0 + 1, tenant="a"),
+        started("s1", "alice", T0 + 2, tenant="b"),
+    )
+    h.judge(ended("s1", "alice", T0 + 3, reason="logout", tenant="b"))
+    over = h.alerts(started("s3", "alice", T0 + 4, tenant="a"))
+    assert [("a", ["s1", "s2", "s3"])] == [(a.tenant, a.evidence.session_ids) for a in over]
+
+
+def test_an_event_on_another_users_session_alerts() -> None:
+    """A request carrying someone else's session id is a possible stolen session."""
+    alerts = Harness().alerts(foreign("mallory", "alice", "s-alice", T0))
+    assert [("foreign_session_event", "high", "mallory", ["s-alice"])] == [
+        (a.kind, a.severity, a.user_id, a.evidence.session_ids) for a in alerts
+    ]
+    assert "owned by alice" in alerts[0].summary

@@ -17,6 +17,9 @@ from streams.detect.state import (
 )
 from tests.unit.streams.detect.factories import T0
 
+BOB = ("acme", "bob")
+ALICE = ("acme", "alice")
+
 
 def fresh() -> tuple[Tables, DetectState]:
     tables: Tables = {name: {} for name in TABLES}
@@ -26,8 +29,8 @@ def fresh() -> tuple[Tables, DetectState]:
 def test_stored_marks_have_a_fixed_byte_layout() -> None:
     """Changelog values outlive a release: a new worker must read what the old one wrote."""
     tables, state = fresh()
-    write = state.expirations.append(tables, "alice", Expiry(T0 + 1.5, "e1", "s1", "idle_timeout"))
-    assert ("alice", (1800000000.0, 1800000059.9)) == write.key
+    write = state.expirations.append(tables, ALICE, Expiry(T0 + 1.5, "e1", "s1", "idle_timeout"))
+    assert (("acme", "alice"), (1800000000.0, 1800000059.9)) == write.key
     assert (
         b'{"marks":[{"at":1800000001.5,"event_id":"e1","session_id":"s1","reason":"idle_timeout"}]}'
         == write.value
@@ -37,7 +40,7 @@ def test_stored_marks_have_a_fixed_byte_layout() -> None:
         b'{"marks":[{"at":1800000000.0,"event_id":"g1","rise":2,"privilege_before":10,'
         b'"privilege_after":40,"roles":["support"],"sensitive":[],"self_grant":false,'
         b'"flagged":true}]}'
-    ) == state.grants.append(tables, "bob", grant).value
+    ) == state.grants.append(tables, BOB, grant).value
 
 
 def test_marks_and_records_read_back_as_written() -> None:
@@ -48,17 +51,17 @@ def test_marks_and_records_read_back_as_written() -> None:
     apply_writes(
         tables,
         [
-            state.grants.append(tables, "bob", grant),
-            state.put_sessions("bob", {"s1": (T0, T0 + 100)}),
-            state.put_cooldown("bob", "privilege_escalation", cooldown),
+            state.grants.append(tables, BOB, grant),
+            state.put_sessions(BOB, {"s1": (T0, T0 + 100)}),
+            state.put_cooldown(BOB, "privilege_escalation", cooldown),
         ],
     )
-    assert [grant] == state.grants.recent(tables, "bob", T0 + 119)
-    assert {"s1": (T0, T0 + 100)} == state.sessions("bob")
-    assert cooldown == state.cooldown("bob", "privilege_escalation")
+    assert [grant] == state.grants.recent(tables, BOB, T0 + 119)
+    assert {"s1": (T0, T0 + 100)} == state.sessions(BOB)
+    assert cooldown == state.cooldown(BOB, "privilege_escalation")
     assert (
         b'{"last_at":1800000000.0,"severity":"high","suppressed":3,"recent":["e1","e2"]}'
-        == (tables[COOLDOWNS][("bob", "privilege_escalation")])
+        == (tables[COOLDOWNS][("acme", "bob", "privilege_escalation")])
     )
 
 
@@ -66,10 +69,10 @@ def test_a_lookup_sees_the_current_and_the_previous_bucket_only() -> None:
     """Reading at t covers at least [t - size, t] and never more than two buckets back."""
     tables, state = fresh()
     marks = [Expiry(T0 + dt, f"e{dt}", "s", "idle_timeout") for dt in (-70, -50, 0)]
-    apply_writes(tables, [state.expirations.append(tables, "alice", m) for m in marks[:1]])
-    apply_writes(tables, [state.expirations.append(tables, "alice", m) for m in marks[1:2]])
-    apply_writes(tables, [state.expirations.append(tables, "alice", m) for m in marks[2:]])
-    seen = {m.event_id for m in state.expirations.recent(tables, "alice", T0 + 10)}
+    apply_writes(tables, [state.expirations.append(tables, ALICE, m) for m in marks[:1]])
+    apply_writes(tables, [state.expirations.append(tables, ALICE, m) for m in marks[1:2]])
+    apply_writes(tables, [state.expirations.append(tables, ALICE, m) for m in marks[2:]])
+    seen = {m.event_id for m in state.expirations.recent(tables, ALICE, T0 + 10)}
     assert {"e-50", "e0"} <= seen
     assert "e-70" not in seen
     assert 3 == len(tables[EXPIRATIONS])

@@ -51,12 +51,14 @@ def at(seconds: float) -> datetime:
     return datetime.fromtimestamp(T0 + seconds, UTC)
 
 
-def _common(t: float, user: str, event_id: uuid.UUID | None) -> dict[str, Any]:
+def _common(
+    t: float, user: str, event_id: uuid.UUID | None, tenant: str = "acme"
+) -> dict[str, Any]:
     return {
         "event_id": event_id or uuid.uuid4(),
         "occurred_at": at(t),
         "user_id": user,
-        "tenant": "acme",
+        "tenant": tenant,
     }
 
 
@@ -69,9 +71,10 @@ def login(
     risk: str = "low",
     auth_age: float = 0.0,
     event_id: uuid.UUID | None = None,
+    tenant: str = "acme",
 ) -> Login:
     return Login(
-        **_common(t, user, event_id),
+        **_common(t, user, event_id, tenant),
         session_id=sid,
         user_type=user_type,
         risk_profile=risk,
@@ -89,12 +92,21 @@ def activity(
     user: str = "u1",
     action: str = "docs.read",
     event_id: uuid.UUID | None = None,
+    tenant: str = "acme",
 ) -> Activity:
-    return Activity(**_common(t, user, event_id), session_id=sid, action=action, resource="/r")
+    return Activity(
+        **_common(t, user, event_id, tenant), session_id=sid, action=action, resource="/r"
+    )
 
 
-def logout(t: float, sid: str = "s1", user: str = "u1") -> Logout:
-    return Logout(**_common(t, user, None), session_id=sid)
+def logout(
+    t: float,
+    sid: str = "s1",
+    user: str = "u1",
+    tenant: str = "acme",
+    event_id: uuid.UUID | None = None,
+) -> Logout:
+    return Logout(**_common(t, user, event_id, tenant), session_id=sid)
 
 
 def role_change(
@@ -104,9 +116,10 @@ def role_change(
     removed: tuple[str, ...] = (),
     actor: str = "admin-1",
     event_id: uuid.UUID | None = None,
+    tenant: str = "acme",
 ) -> RoleChange:
     return RoleChange(
-        **_common(t, user, event_id),
+        **_common(t, user, event_id, tenant),
         roles_granted=list(granted),
         roles_removed=list(removed),
         actor=actor,

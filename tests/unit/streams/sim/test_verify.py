@@ -9,6 +9,7 @@ from streams.sim.verify import audit, render_text
 
 TRUTH: dict[str, Any] = {
     "run_id": "r1",
+    "tenant": "sim",
     "sessions": {
         "r1-a": {"user_id": "u", "kind": "idle", "reason": "idle_timeout", "at": 100.0},
         "r1-b": {"user_id": "u", "kind": "logout", "reason": "logout", "at": 50.0},
@@ -17,10 +18,11 @@ TRUTH: dict[str, Any] = {
 }
 
 
-def rev(sid: str, reason: str, at: float, emitted: float) -> dict[str, Any]:
+def rev(sid: str, reason: str, at: float, emitted: float, tenant: str = "sim") -> dict[str, Any]:
     return {
         "type": "revocation",
-        "revocation_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{sid}{reason}{at}")),
+        "revocation_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}{sid}{reason}{at}")),
+        "tenant": tenant,
         "session_id": sid,
         "reason": reason,
         "effective_at": f"1970-01-01T00:{int(at) // 60:02d}:{at % 60:06.3f}Z",
@@ -28,7 +30,7 @@ def rev(sid: str, reason: str, at: float, emitted: float) -> dict[str, Any]:
     }
 
 
-USED = [{"session_id": "r1-a"}]
+USED = [{"tenant": "sim", "session_id": "r1-a"}]
 
 
 def test_exact_revocations_are_correct() -> None:
@@ -100,3 +102,27 @@ def test_ended_session_use_mismatch_is_reported() -> None:
     )
     assert (1, 0) == (report.ended_session_used_expected, report.ended_session_used_seen)
     assert any("ended-session use" in p for p in report.problems)
+
+
+def test_another_tenants_revocation_of_the_same_session_id_is_not_this_ones() -> None:
+    """Sessions are (tenant, session_id): a revocation in another tenant proves nothing here."""
+    report = audit(
+        TRUTH,
+        [rev("r1-a", "idle_timeout", 100, 100.05, tenant="other"), rev("r1-b", "logout", 50, 50)],
+        [{"tenant": "other", "session_id": "r1-a"}],
+        2.0,
+    )
+    assert (1, 1) == (report.rows["idle_timeout"]["missed"], report.total("spurious"))
+    assert (1, 0) == (report.ended_session_used_expected, report.ended_session_used_seen)
+
+
+def test_a_truth_file_without_tenants_matches_on_session_id() -> None:
+    """Ground truth written before tenants were recorded still verifies."""
+    truth = {k: v for k, v in TRUTH.items() if k != "tenant"}
+    report = audit(
+        truth,
+        [rev("r1-a", "idle_timeout", 100, 100.05), rev("r1-b", "logout", 50, 50.02)],
+        USED,
+        2.0,
+    )
+    assert report.ok

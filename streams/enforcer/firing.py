@@ -1,0 +1,95 @@
+"""Firing due deadlines on the owned partitions, once each is proven read far enough in broker
+time (horizon.py): positions, last-stable-offset probes, the per-batch fire limit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from streams.enforcer.runtime import PartitionRuntime
+
+log = logging.getLogger(__name__)
+
+Parts = dict[int, PartitionRuntime]
+
+
+class Firing:
+    def __init__(
+        self,
+        consumer: Consumer,
+        admin: AdminClient,
+        topic: str,
+        budget: float,
+        batch_size: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._consumer = consumer
+        self._admin = admin
+        self._topic = topic
+        self._budget = budget
+        self._batch_size = batch_size
+        self._clock = clock
+
+    def fire_due(self, parts: Parts, now: float) -> None:
+        """End every session whose deadline has passed and whose partition is known to be read
+        through it in broker time; then drop expired ended-session markers."""
+        self._refresh_positions(parts)
+        budget = self._budget
+        due: list[int] = []
+        unproven: list[int] = []
+        for p, rt in parts.items():
+            rt.clock.advance(rt.read_to())
+            deadline = rt.enforcer.due_by(now - budget)
+            if deadline is not None:
+                due.append(p)
+                if rt.clock.needs_probe(deadline, budget):
+                    unproven.append(p)
+        if unproven:
+            self.probe(parts, unproven)
+        # Bounded per batch: a mass expiry (every session of a burst of logins) is spread over
+        # several transactions instead of one that outgrows the producer's queue.
+        limit = max(1, self._batch_size // max(1, len(due)))
+        for p in due:
+            rt = parts[p]
+            rt.enforcer.fire_due(rt.clock.horizon(now, budget), now, limit)
+        for rt in parts.values():
+            rt.enforcer.forget_expired(now)
+
+    def probe_ahead(self, parts: Parts) -> None:
+        """Probe partitions with due deadlines before consuming: the batch about to be read can
+        then prove them, and they fire in this transaction rather than the next."""
+        until = self._clock() - self._budget
+        due = []
+        for p, rt in parts.items():
+            deadline = rt.enforcer.due_by(until)
+            if deadline is not None and rt.clock.needs_probe(deadline, self._budget):
+                due.append(p)
+        if due:
+            self.probe(parts, due)
+
+    def probe(self, parts: Parts, partitions: list[int]) -> None:
+        """Ask the broker for the last stable offsets (one round trip, never a cached value:
+        that can be stale for a partition just assigned)."""
+        taken = self._clock()
+        specs = {TopicPartition(self._topic, p): OffsetSpec.latest() for p in partitions}
+        try:
+            futures = self._admin.list_offsets(
+                specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=5
+            )
+            ends = {tp.partition: f.result().offset for tp, f in futures.items()}
+        except KafkaException as exc:
+            log.warning("last-stable-offset probe failed: %s", exc)
+            return
+        for p, end in ends.items():
+            rt = parts.get(p)
+            if rt is not None:
+                rt.clock.probed(taken, end, rt.read_to())
+
+    def _refresh_positions(self, parts: Parts) -> None:
+        tps = [TopicPartition(self._topic, p) for p in parts]
+        for tp in self._consumer.position(tps):
+            if tp.offset >= 0 and tp.partition in parts:
+                parts[tp.partition].position = tp.offset

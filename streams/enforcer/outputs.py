@@ -1,0 +1,126 @@
+"""What a batch produces besides its offsets: changelog records, revocations, audit events,
+dead letters and forwarded wrong-partition records; and the bookkeeping once
+the batch committed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Message, Producer
+
+from schemas.codec import encode_dict
+from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW, dead_letter_doc
+from streams.enforcer.forward import HINT, Router, producer_identity
+from streams.enforcer.runtime import LoopStats, PartitionRuntime
+from streams.logsetup import SessionHasher
+from streams.settings import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+class Outputs:
+    def __init__(
+        self,
+        producer: Producer,
+        topics: TopicNames,
+        stats: LoopStats,
+        session_hash: SessionHasher,
+        clock: Callable[[], float],
+    ) -> None:
+        self._producer = producer
+        self._topics = topics
+        self._stats = stats
+        self._session_hash = session_hash
+        self._clock = clock
+        self.pending = 0  # dead letters and forwards produced in the open transaction
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: str | bytes | None,
+        partition: int = -1,
+        headers: Any = None,
+    ) -> None:
+        """Produce, waiting for room when the local queue is full (deliveries free it)."""
+        while True:
+            try:
+                self._producer.produce(topic, value, key, partition=partition, headers=headers)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def produce_batch(self, parts: dict[int, PartitionRuntime]) -> int:
+        """Produce every partition's changelog and outputs; returns records produced."""
+        produce = self.produce
+        topics = {"revocations": self._topics.revocations, "audit": self._topics.audit}
+        state_topic = self._topics.enforcer_state
+        count = 0
+        for p, rt in parts.items():
+            for key, value in rt.enforcer.changelog():
+                produce(state_topic, value, key, partition=p)
+                count += 1
+            for emit in rt.enforcer.out:
+                produce(topics[emit.topic], encode_dict(emit.value), emit.key)
+                count += 1
+        return count + self.pending
+
+    def forward(self, router: Router, msg: Message, key: bytes, target: int) -> None:
+        """Move a record to the partition its key belongs on, inside this transaction."""
+        self.produce(self._topics.input, msg.value(), key, target, msg.headers())
+        self.pending += 1
+        self._stats.forwarded += 1
+        producer = producer_identity(key, msg.headers())
+        if router.first_from(producer):
+            log.warning(
+                "record on the wrong partition for its key, forwarded",
+                extra={
+                    "producer": producer,
+                    "partition": msg.partition(),
+                    "right_partition": target,
+                    "hint": HINT,
+                },
+            )
+
+    def dead_letter(self, reason: str, detail: str, msg: Message) -> None:
+        key = msg.key()
+        doc = dead_letter_doc(reason, detail, msg, self._clock())
+        self.produce(self._topics.dlq, encode_dict(doc), key[:MAX_DEAD_LETTER_RAW] if key else key)
+        self.pending += 1
+        self._stats.dead_letters += 1
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
+        )
+
+    def committed(self, parts: dict[int, PartitionRuntime]) -> None:
+        """The batch committed: close it on every partition, count and log what it emitted."""
+        self.pending = 0
+        self._stats.batches += 1
+        by_reason = self._stats.by_reason
+        for rt in parts.values():
+            rt.enforcer.commit()
+            for emit in rt.enforcer.take_outputs():
+                kind = emit.value["type"]
+                if kind == "revocation":
+                    reason = emit.value["reason"]
+                    by_reason[reason] = by_reason.get(reason, 0) + 1
+                elif kind in ("session_started", "session_ended"):
+                    self._log_lifecycle(emit.value)
+        self._producer.poll(0)
+
+    def _log_lifecycle(self, doc: dict[str, Any]) -> None:
+        extra: dict[str, Any] = {
+            "event": doc["type"],
+            "session": self._session_hash(doc["session_id"]),
+            "user_id": doc["user_id"],
+            "tenant": doc["tenant"],
+        }
+        if doc["type"] == "session_ended":
+            extra["reason"] = doc["reason"]
+            extra["duration_s"] = round(doc["duration_s"], 3)
+        else:
+            extra["user_type"] = doc["user_type"]
+            extra["risk_profile"] = doc["risk_profile"]
+        log.info(doc["type"].replace("_", " "), extra=extra)

@@ -1,0 +1,155 @@
+"""Incremental restore of newly assigned partitions from the enforcer's changelog.
+
+Driven from the main loop a slice at a time, so partitions already owned keep firing their
+deadlines while another one restores. A partition restoring is paused on the input consumer:
+none of its input is processed and none of its deadlines fire until its state is whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from streams.enforcer.core import PartitionEnforcer
+
+log = logging.getLogger(__name__)
+
+LEADERSHIP_ERRORS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
+SLICE_RECORDS = 10_000
+
+
+@dataclass
+class Pending:
+    enforcer: PartitionEnforcer
+    end: int | None = None  # changelog high watermark at assignment; None until known
+    records: int = 0
+    started: float = 0.0
+
+
+class Restorer:
+    """Reads changelog partitions (read_committed) from the beginning up to their end."""
+
+    def __init__(self, consumer: Consumer, admin: AdminClient, topic: str) -> None:
+        self._consumer = consumer
+        self._admin = admin
+        self._topic = topic
+        self.pending: dict[int, Pending] = {}
+        self.restored_records = 0
+        self._assigned: set[int] = set()
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def add(self, partition: int, enforcer: PartitionEnforcer) -> None:
+        self.pending[partition] = Pending(enforcer, started=time.monotonic())
+
+    def drop(self, partition: int) -> None:
+        """A partition revoked before its restore finished."""
+        if self.pending.pop(partition, None) is not None:
+            self._assign()
+
+    def step(self, timeout: float) -> list[tuple[int, Pending]]:
+        """Restore for up to about ``timeout`` seconds; returns the partitions now complete."""
+        if not self.pending:
+            return []
+        if any(p.end is None for p in self.pending.values()):
+            self._find_ends()
+        done = [(n, p) for n, p in self.pending.items() if p.end == 0]
+        if len(done) < len(self.pending):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msgs = self._consumer.consume(SLICE_RECORDS, min(timeout, 0.05))
+                for msg in msgs:
+                    if msg.error() is not None:
+                        continue
+                    pending = self.pending.get(msg.partition())
+                    if pending is None:
+                        continue
+                    key = msg.key()
+                    pending.enforcer.restore(key.decode() if key is not None else "", msg.value())
+                    pending.records += 1
+                self.restored_records += len(msgs)
+                if not msgs:
+                    break
+            done.extend(self._reached_end())
+        for n, p in done:
+            del self.pending[n]
+            p.enforcer.finish_restore()
+        if done:
+            self._assign()
+        return done
+
+    def _find_ends(self) -> None:
+        unknown = [n for n, p in self.pending.items() if p.end is None]
+        for n, end in self._bounds(unknown).items():
+            self.pending[n].end = end
+        self._assign()
+
+    def _assign(self) -> None:
+        """Read exactly the pending partitions with a changelog, each from where it got to."""
+        wanted = {n for n, p in self.pending.items() if p.end}
+        gone = self._assigned - wanted
+        new = wanted - self._assigned
+        if gone:
+            self._consumer.incremental_unassign([TopicPartition(self._topic, n) for n in gone])
+        if new:
+            self._consumer.incremental_assign(
+                [TopicPartition(self._topic, n, OFFSET_BEGINNING) for n in new]
+            )
+        self._assigned = wanted
+
+    def _reached_end(self) -> list[tuple[int, Pending]]:
+        reading = [n for n, p in self.pending.items() if p.end]
+        if not reading:
+            return []
+        tps = [TopicPartition(self._topic, n) for n in reading]
+        done = []
+        for tp in self._consumer.position(tps):
+            pending = self.pending[tp.partition]
+            if pending.end is not None and tp.offset >= pending.end:
+                done.append((tp.partition, pending))
+        return done
+
+    def _bounds(self, partitions: list[int], timeout: float = 30.0) -> dict[int, int]:
+        """Per partition, the changelog's end to restore to, or 0 if it holds nothing: the high
+        watermark, not the last stable offset, so a transaction still open (a dead owner's, or
+        one being committed as it died) is waited for rather than restored without. Retries
+        while a leader is being elected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                low = self._offsets(partitions, OffsetSpec.earliest())
+                high = self._offsets(partitions, OffsetSpec.latest())
+                return {p: high[p] if high[p] > low[p] else 0 for p in partitions}
+            except KafkaException as exc:
+                err = exc.args[0]
+                retry = err.retriable() or err.code() in LEADERSHIP_ERRORS
+                if not retry or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _offsets(self, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:
+        futures = self._admin.list_offsets(
+            {TopicPartition(self._topic, p): spec for p in partitions},
+            isolation_level=IsolationLevel.READ_UNCOMMITTED,
+            request_timeout=10,
+        )
+        return {tp.partition: int(f.result().offset) for tp, f in futures.items()}

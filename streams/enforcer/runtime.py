@@ -1,0 +1,35 @@
+"""What the enforcer's Kafka shell keeps per owned partition, and its counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.horizon import PartitionClock
+
+
+@dataclass
+class PartitionRuntime:
+    """An owned input partition: its enforcer, how far its input has been read, and how far
+    that is in broker time."""
+
+    enforcer: PartitionEnforcer
+    clock: PartitionClock
+    next_offset: int = 0  # offset of the next input record to process
+    position: int = 0  # the consumer's position (moves past transaction markers too)
+
+    def read_to(self) -> int:
+        return max(self.next_offset, self.position)
+
+
+@dataclass
+class LoopStats:
+    events: int = 0
+    dead_letters: int = 0
+    forwarded: int = 0
+    batches: int = 0
+    aborts: int = 0
+    recoveries: int = 0
+    restored_records: int = 0
+    last_restore_s: float = 0.0
+    by_reason: dict[str, int] = field(default_factory=dict)
