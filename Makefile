@@ -14,6 +14,9 @@ BENCH_ARGS ?=
 
 .PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
 .PHONY: kafka-secure-up kafka-secure-down postgres-deps browser bench-peers
+.PHONY: drill
+DRILL_SESSIONS ?= 50
+DRILL_ARGS ?=
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -110,6 +113,9 @@ browser: ## install Debian's chromium for the browser tests (apt-get, needs root
 	else \
 		echo "chromium not found at $(CHROMIUM) and cannot be installed here (needs root and apt-get): the browser tests will skip"; \
 	fi
+
+drill: $(STAMP) kafka-up postgres-deps browser ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser: audit in .drill/
+	$(PY) -m streams.cli drill --sessions $(DRILL_SESSIONS) $(DRILL_ARGS)
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -281,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-session-ids", action="store_true", help="raw session ids instead of salted hashes"
     )
     dashboard.set_defaults(func=_cmd_dashboard)
+
+    from streams.drill.command import add_parser as add_drill
+
+    add_drill(sub)
     return parser
 
 

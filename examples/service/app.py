@@ -13,6 +13,7 @@ itself out the moment its session is revoked.
   once the session is revoked;
 * the page includes the Sessionwarden browser script, whose revocation stream (mounted beside
   the middleware) logs it out, with no click, when the session hits its deadline;
+* ``/ws/echo`` (behind the middleware too) echoes text frames until the session is revoked;
 * ``/healthz`` says whether the revocation listener is current.
 """
 
@@ -34,7 +35,8 @@ from urllib.parse import parse_qs
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from streams.clients.asgi import (
     RevocationMiddleware,
@@ -122,9 +124,13 @@ def create_app(
     hub: PushHub,
     publisher: AsyncAuthEventPublisher | None = None,
     tenant: str = "acme",
+    unprotected: tuple[str, ...] = (),
+    page_script: bool = True,
 ) -> Starlette:
     """The example service of one ``tenant``; ``publisher`` (on the input topic) makes
-    ``/login`` real."""
+    ``/login`` real. ``unprotected`` (paths of ``/``, ``/api/data``, ``/ws/echo``) and
+    ``page_script=False`` build a deliberately weakened service, which ``sessionwarden drill``
+    must catch as a bypass."""
     get_tenant = constant(tenant)
     sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()  # session id -> (user, risk)
 
@@ -174,12 +180,20 @@ def create_app(
             return RedirectResponse("/login", 303)
         user, risk = sessions.get(session_id, ("unknown user", "unknown"))
         body = DATA_PAGE.format(script=SCRIPT_PATH, user=html.escape(user), risk=risk)
+        if not page_script:
+            body = re.sub(r"<script [^>]*></script>", "", body)
         return HTMLResponse(body, headers={"cache-control": "no-store"})
 
     async def data(request: Request) -> Response:
         if get_session_id(request.scope) is None:
             return JSONResponse({"error": "login required"}, 401, {"www-authenticate": "Bearer"})
         return JSONResponse({"hello": "world"}, headers={"cache-control": "no-store"})
+
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.send_text((await websocket.receive_text())[:MAX_FORM])
 
     async def healthz(request: Request) -> Response:
         doc = {
@@ -196,7 +210,8 @@ def create_app(
         if publisher is not None:
             await publisher.close(5.0, strict=False)
 
-    guarded = Starlette(routes=[Route("/", page), Route("/api/data", data)])
+    routes = [Route("/", page), Route("/api/data", data), WebSocketRoute("/ws/echo", echo)]
+    guarded = Starlette(routes=[r for r in routes if r.path not in unprotected])
     return Starlette(
         lifespan=lifespan,
         routes=[
@@ -204,6 +219,7 @@ def create_app(
             Route("/login", login, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/healthz", healthz),
+            *(r for r in routes if r.path in unprotected),
             Mount("/", app=RevocationMiddleware(guarded, listener, get_session_id, get_tenant)),
         ],
     )

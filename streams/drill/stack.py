@@ -1,0 +1,164 @@
+"""What the drill runs against, when it starts it itself: the enforcer and the PostgreSQL sink
+as child processes (their logs under the drill's work directory), a throwaway PostgreSQL
+cluster with a sandbox database, and the example service (examples/service/app.py) in this
+process: a real RevocationListener feeding its middleware and browser stream, served by uvicorn
+on 127.0.0.1 and a free port. Each weakening is an option of these targets, never a patch."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+from streams.clients.listener import RevocationListener
+from streams.policy import Policy
+from streams.settings import Settings
+from streams.web.push import PushHub
+from streams.web.serve import ServerThread
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples/service/app.py"
+
+
+class StackError(RuntimeError):
+    """A part of the drill's stack did not start."""
+
+
+class Child:
+    """``python <args>`` with the drill's environment, logging into ``log``."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.log = name, log
+        self._out: IO[bytes] = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], env={**os.environ, **env}, cwd=REPO,
+            stdout=self._out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StackError(f"{self.name} exited {self.proc.returncode}; see {self.log}")
+            if text in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise StackError(f"{self.name} did not log {text!r} in {timeout:g}s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._out.close()
+
+
+def child_env(settings: Settings, policy_file: Path, **extra: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+        "SESSIONWARDEN_POLICY_FILE": str(policy_file),
+        "SESSIONWARDEN_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def start_enforcer(settings: Settings, policy_file: Path, workdir: Path) -> Child:
+    env = child_env(settings, policy_file, SESSIONWARDEN_GROUP_ID=f"{settings.topic_prefix}enf",
+                    SESSIONWARDEN_INSTANCE_ID="0")  # fmt: skip
+    child = Child("enforcer", ["-m", "streams.cli", "enforce"], env, workdir / "enforcer.log")
+    child.wait_for("partitions assigned", 90)
+    return child
+
+
+def start_sink(settings: Settings, policy_file: Path, workdir: Path, dsn: str) -> Child:
+    env = child_env(settings, policy_file, SESSIONWARDEN_PG_DSN=dsn,
+                    SESSIONWARDEN_PG_SINK_GROUP_ID=f"{settings.topic_prefix}pg-sink")  # fmt: skip
+    child = Child(
+        "postgres sink", ["-m", "streams.cli", "sink", "postgres"], env, workdir / "sink.log"
+    )
+    child.wait_for("partitions assigned", 90)
+    return child
+
+
+class FrozenService:
+    """The example service in a child process (fail-closed, ``budget_s`` staleness budget),
+    which the drill freezes (SIGSTOP) for a while and thaws (SIGCONT): its listener misses
+    what is revoked meanwhile, and must not answer from the stale set when it wakes."""
+
+    def __init__(self, settings: Settings, policy_file: Path, workdir: Path, budget_s: float):
+        from streams.pg.cluster import free_port
+
+        self.port = free_port()
+        args = [str(EXAMPLE), "--port", str(self.port), "--staleness-budget", str(budget_s)]
+        self.child = Child("frozen example service", args, child_env(settings, policy_file),
+                           workdir / "frozen-service.log")  # fmt: skip
+        self.child.wait_for("listening on", 60)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def freeze(self, at: float, for_s: float) -> None:
+        """From wall time ``at``, for ``for_s`` seconds (call it in a thread)."""
+        time.sleep(max(0.0, at - time.time()))
+        self.child.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(for_s)
+        finally:
+            self.child.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.child.proc.poll() is None:
+            self.child.proc.send_signal(signal.SIGCONT)
+        self.child.stop()
+
+
+def load_example() -> ModuleType:
+    """examples/service/app.py as a module (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("sessionwarden_example_app", EXAMPLE)
+    if spec is None or spec.loader is None:
+        raise StackError(f"cannot load the example service from {EXAMPLE}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Service:
+    """The example service on the settings' topics, in this process. ``unprotected`` and
+    ``page_script`` are passed to its ``create_app`` (the weakened variants)."""
+
+    def __init__(self, settings: Settings, policy: Policy, tenant: str, **weakened: Any) -> None:
+        example = load_example()
+        self.hub = PushHub()
+        self.listener = RevocationListener.from_settings(
+            settings, policy, on_revocation=self.hub.on_revocation
+        )
+        self.hub.lookup = example.listener_lookup(self.listener)
+        self.server = ServerThread(example.create_app(self.listener, self.hub, None, tenant,
+                                                      **weakened))  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> Service:
+        self.listener.start()
+        if not self.listener.wait_ready(30):
+            raise StackError("the service's revocation listener did not catch up in 30 s")
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.listener.close()
