@@ -119,6 +119,96 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items()}
 
 
+class _Accounts:
+    """The example's own sign-in: its sessions (id -> (user, risk), the newest MAX_SESSIONS)
+    and the auth events it publishes for them."""
+
+    def __init__(
+        self, publisher: AsyncAuthEventPublisher | None, tenant: str, page_script: bool
+    ) -> None:
+        self.publisher = publisher
+        self.tenant = tenant
+        self.page_script = page_script
+        self.sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    async def _event(self, doc: dict[str, Any]) -> None:
+        if self.publisher is not None:
+            event = {"event_id": str(uuid.uuid4()), "occurred_at": _now(), **doc}
+            await self.publisher.publish(event)
+
+    async def login(self, request: Request) -> Response:
+        if request.method == "GET":
+            reason = request.query_params.get("ended", "")
+            notice = ""
+            if reason in REASONS:
+                notice = f'<p role="status">Your session ended: {REASONS[reason]}.</p>'
+            options = "".join(f'<option value="{r}">{r}</option>' for r in RISKS)
+            return HTMLResponse(LOGIN_PAGE.format(notice=notice, options=options))
+        form = await _form(request)
+        user, risk = form.get("user", ""), form.get("risk", "medium")
+        if not USER_RE.match(user) or risk not in RISKS:
+            return HTMLResponse("invalid user or risk profile", 400)
+        session_id = secrets.token_urlsafe(18)
+        await self._event(
+            {"type": "login", "user_id": user, "tenant": self.tenant, "session_id": session_id,
+             "user_type": "customer", "risk_profile": risk, "roles": ["viewer"],
+             "permissions": [], "auth_method": "password", "auth_time": _now()}
+        )  # fmt: skip
+        self.sessions[session_id] = (user, risk)
+        while len(self.sessions) > MAX_SESSIONS:
+            self.sessions.popitem(last=False)
+        response = RedirectResponse("/", 303)
+        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        session_id = get_session_id(request.scope)
+        if session_id is not None and session_id in self.sessions:
+            user, _ = self.sessions.pop(session_id)
+            await self._event(
+                {"type": "logout", "user_id": user, "tenant": self.tenant, "session_id": session_id}
+            )
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    async def page(self, request: Request) -> Response:
+        session_id = get_session_id(request.scope)
+        if session_id is None:
+            return RedirectResponse("/login", 303)
+        user, risk = self.sessions.get(session_id, ("unknown user", "unknown"))
+        body = DATA_PAGE.format(script=SCRIPT_PATH, user=html.escape(user), risk=risk)
+        if not self.page_script:
+            body = re.sub(r"<script [^>]*></script>", "", body)
+        return HTMLResponse(body, headers={"cache-control": "no-store"})
+
+
+async def _data(request: Request) -> Response:
+    if get_session_id(request.scope) is None:
+        return JSONResponse({"error": "login required"}, 401, {"www-authenticate": "Bearer"})
+    return JSONResponse({"hello": "world"}, headers={"cache-control": "no-store"})
+
+
+async def _echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.send_text((await websocket.receive_text())[:MAX_FORM])
+
+
+def _healthz(listener: RevocationListener) -> Any:
+    async def healthz(request: Request) -> Response:
+        doc = {
+            "healthy": listener.healthy(),
+            "ready": listener.ready(),
+            "staleness_s": round(min(listener.staleness(), 1e9), 3),
+            "revoked_sessions": len(listener),
+        }
+        return JSONResponse(doc, 200 if doc["healthy"] else 503)
+
+    return healthz
+
+
 def create_app(
     listener: RevocationListener,
     hub: PushHub,
@@ -132,77 +222,7 @@ def create_app(
     ``page_script=False`` build a deliberately weakened service, which ``sessionwarden drill``
     must catch as a bypass."""
     get_tenant = constant(tenant)
-    sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()  # session id -> (user, risk)
-
-    async def event(doc: dict[str, Any]) -> None:
-        if publisher is not None:
-            await publisher.publish({"event_id": str(uuid.uuid4()), "occurred_at": _now(), **doc})
-
-    async def login(request: Request) -> Response:
-        if request.method == "GET":
-            reason = request.query_params.get("ended", "")
-            notice = ""
-            if reason in REASONS:
-                notice = f'<p role="status">Your session ended: {REASONS[reason]}.</p>'
-            options = "".join(f'<option value="{r}">{r}</option>' for r in RISKS)
-            return HTMLResponse(LOGIN_PAGE.format(notice=notice, options=options))
-        form = await _form(request)
-        user, risk = form.get("user", ""), form.get("risk", "medium")
-        if not USER_RE.match(user) or risk not in RISKS:
-            return HTMLResponse("invalid user or risk profile", 400)
-        session_id = secrets.token_urlsafe(18)
-        await event(
-            {"type": "login", "user_id": user, "tenant": tenant, "session_id": session_id,
-             "user_type": "customer", "risk_profile": risk, "roles": ["viewer"],
-             "permissions": [], "auth_method": "password", "auth_time": _now()}
-        )  # fmt: skip
-        sessions[session_id] = (user, risk)
-        while len(sessions) > MAX_SESSIONS:
-            sessions.popitem(last=False)
-        response = RedirectResponse("/", 303)
-        response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="lax")
-        return response
-
-    async def logout(request: Request) -> Response:
-        session_id = get_session_id(request.scope)
-        if session_id is not None and session_id in sessions:
-            user, _ = sessions.pop(session_id)
-            await event(
-                {"type": "logout", "user_id": user, "tenant": tenant, "session_id": session_id}
-            )
-        response = RedirectResponse("/login", 303)
-        response.delete_cookie(SESSION_COOKIE)
-        return response
-
-    async def page(request: Request) -> Response:
-        session_id = get_session_id(request.scope)
-        if session_id is None:
-            return RedirectResponse("/login", 303)
-        user, risk = sessions.get(session_id, ("unknown user", "unknown"))
-        body = DATA_PAGE.format(script=SCRIPT_PATH, user=html.escape(user), risk=risk)
-        if not page_script:
-            body = re.sub(r"<script [^>]*></script>", "", body)
-        return HTMLResponse(body, headers={"cache-control": "no-store"})
-
-    async def data(request: Request) -> Response:
-        if get_session_id(request.scope) is None:
-            return JSONResponse({"error": "login required"}, 401, {"www-authenticate": "Bearer"})
-        return JSONResponse({"hello": "world"}, headers={"cache-control": "no-store"})
-
-    async def echo(websocket: WebSocket) -> None:
-        await websocket.accept()
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                await websocket.send_text((await websocket.receive_text())[:MAX_FORM])
-
-    async def healthz(request: Request) -> Response:
-        doc = {
-            "healthy": listener.healthy(),
-            "ready": listener.ready(),
-            "staleness_s": round(min(listener.staleness(), 1e9), 3),
-            "revoked_sessions": len(listener),
-        }
-        return JSONResponse(doc, 200 if doc["healthy"] else 503)
+    accounts = _Accounts(publisher, tenant, page_script)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -210,15 +230,19 @@ def create_app(
         if publisher is not None:
             await publisher.close(5.0, strict=False)
 
-    routes = [Route("/", page), Route("/api/data", data), WebSocketRoute("/ws/echo", echo)]
+    routes = [
+        Route("/", accounts.page),
+        Route("/api/data", _data),
+        WebSocketRoute("/ws/echo", _echo),
+    ]
     guarded = Starlette(routes=[r for r in routes if r.path not in unprotected])
     return Starlette(
         lifespan=lifespan,
         routes=[
             *browser_routes(hub, get_session_id, get_tenant),
-            Route("/login", login, methods=["GET", "POST"]),
-            Route("/logout", logout, methods=["POST"]),
-            Route("/healthz", healthz),
+            Route("/login", accounts.login, methods=["GET", "POST"]),
+            Route("/logout", accounts.logout, methods=["POST"]),
+            Route("/healthz", _healthz(listener)),
             *(r for r in routes if r.path in unprotected),
             Mount("/", app=RevocationMiddleware(guarded, listener, get_session_id, get_tenant)),
         ],
