@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from streams.policy import Policy
     from streams.settings import Settings
 
+Subcommands = argparse._SubParsersAction  # what add_subparsers returns
+
 
 def _cmd_topics_create(args: argparse.Namespace) -> int:
     from streams.topics import admin_client, ensure_topics, topic_specs
@@ -179,20 +181,15 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sessionwarden",
-        description="Kafka-native session timeout enforcement and real-time revocation.",
-    )
-    parser.add_argument("--config", help="TOML settings file (environment variables win)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_topics(sub: Subcommands[argparse.ArgumentParser]) -> None:
     topics = sub.add_parser("topics", help="manage the product's Kafka topics")
     tsub = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
     create = tsub.add_parser("create", help="create missing topics, align configs (idempotent)")
     create.add_argument("--dry-run", action="store_true", help="print the layout, change nothing")
     create.set_defaults(func=_cmd_topics_create)
 
+
+def _add_acls(sub: Subcommands[argparse.ArgumentParser]) -> None:
     acls = sub.add_parser("acls", help="print (--apply: create) the least-privilege ACLs")
     acls.add_argument("--apply", action="store_true", help="create them (needs an admin login)")
     for who in ("enforcer", "detect", "producer", "service", "security"):
@@ -201,20 +198,28 @@ def build_parser() -> argparse.ArgumentParser:
         )
     acls.set_defaults(func=_cmd_acls)
 
+
+def _add_policy(sub: Subcommands[argparse.ArgumentParser]) -> None:
     policy = sub.add_parser("policy", help="inspect a timeout policy")
     psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     check = psub.add_parser("check", help="validate a policy and print its effective timeouts")
     check.add_argument("file", nargs="?", help="policy TOML (default: the shipped policy)")
     check.set_defaults(func=_cmd_policy_check)
 
+
+def _add_enforce(sub: Subcommands[argparse.ArgumentParser]) -> None:
     enforce = sub.add_parser("enforce", help="run the enforcer (SIGTERM/SIGINT stop it cleanly)")
     enforce.add_argument("--policy", help="policy TOML (default: the shipped policy)")
     enforce.set_defaults(func=_cmd_enforce)
 
+
+def _add_detect(sub: Subcommands[argparse.ArgumentParser]) -> None:
     detect = sub.add_parser("detect", help="run the anomaly detectors (faust-streaming worker)")
     detect.add_argument("--policy", help="policy TOML with the [anomaly] thresholds")
     detect.set_defaults(func=_cmd_detect)
 
+
+def _add_publish(sub: Subcommands[argparse.ArgumentParser]) -> None:
     publish = sub.add_parser(
         "publish", help="read auth events as JSON lines on stdin and publish the valid ones"
     )
@@ -223,12 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     publish.set_defaults(func=_cmd_publish)
 
+
+def _add_tail(sub: Subcommands[argparse.ArgumentParser]) -> None:
     tail = sub.add_parser("tail", help="print an output topic (read_committed)")
     tail.add_argument("topic", choices=["revocations", "audit", "alerts", "dlq"])
     tail.add_argument("--json", action="store_true", help="raw JSON lines instead of text")
     tail.add_argument("-f", "--follow", action="store_true", help="keep waiting for new records")
     tail.set_defaults(func=_cmd_tail)
 
+
+def _add_simulate(sub: Subcommands[argparse.ArgumentParser]) -> None:
     sim = sub.add_parser("simulate", help="publish seeded traffic and write its ground truth")
     sim.add_argument("--policy", help="policy TOML the enforcer runs with (default: shipped)")
     sim.add_argument("--users", type=_positive(int), default=50, help="users (default 50)")
@@ -251,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=_cmd_simulate)
 
+
+def _add_verify(sub: Subcommands[argparse.ArgumentParser]) -> None:
     verify = sub.add_parser("verify", help="audit revocations against a simulation's truth")
     verify.add_argument("--truth", default="sim-truth.json", help="ground truth from simulate")
     verify.add_argument(
@@ -266,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=_cmd_verify)
 
+
+def _add_sink(sub: Subcommands[argparse.ArgumentParser]) -> None:
     sink = sub.add_parser("sink", help="keep the revocation set in a database")
     ssub = sink.add_subparsers(dest="sink_command", required=True, metavar="DATABASE")
     pg = ssub.add_parser("postgres", help="revocations into PostgreSQL (SESSIONWARDEN_PG_DSN)")
@@ -274,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     pg.add_argument("--print-sql", action="store_true", help="print the schema's SQL and exit")
     pg.set_defaults(func=_cmd_sink_postgres)
 
+
+def _add_dashboard(sub: Subcommands[argparse.ArgumentParser]) -> None:
     dashboard = sub.add_parser("dashboard", help="the live web view of revocations and alerts")
     dashboard.add_argument("--port", type=int, help="port on 127.0.0.1 (default 8765)")
     dashboard.add_argument("--token-file", help="file holding the access token (default: random)")
@@ -281,6 +296,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-session-ids", action="store_true", help="raw session ids instead of salted hashes"
     )
     dashboard.set_defaults(func=_cmd_dashboard)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessionwarden",
+        description="Kafka-native session timeout enforcement and real-time revocation.",
+    )
+    parser.add_argument("--config", help="TOML settings file (environment variables win)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_topics,
+        _add_acls,
+        _add_policy,
+        _add_enforce,
+        _add_detect,
+        _add_publish,
+        _add_tail,
+        _add_simulate,
+        _add_verify,
+        _add_sink,
+        _add_dashboard,
+    ):
+        add(sub)
 
     from streams.drill.command import add_parser as add_drill
 
