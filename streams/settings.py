@@ -100,10 +100,28 @@ class Settings(BaseSettings):
     detect_commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     # --- end of the anomaly detectors' settings --------------------------------------------
 
+    # --- Metrics and health (/metrics, /healthz, /readyz) -----------------------------------
+    # Every long-running process serves them on its own port; 0 picks a free port (logged as
+    # "metrics serving"). A non-loopback host needs a bearer token (Authorization header).
+    metrics_enabled: bool = True
+    metrics_host: str = Field(default="127.0.0.1", max_length=255)
+    metrics_token: str = Field(default="", max_length=256)
+    enforcer_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    detect_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    # /healthz fails when the loop made no progress for this long (a restore may take longer).
+    health_stall_s: float = Field(default=30.0, gt=0, le=3600)
+    health_restore_budget_s: float = Field(default=600.0, gt=0, le=86400)
+    # /readyz: every owned partition restored and at most this many records behind.
+    ready_max_lag_records: int = Field(default=10_000, ge=0)
+    # --- end of the metrics settings ---------------------------------------------------------
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.policy_file is not None and not self.policy_file.is_file():
             raise ValueError(f"policy_file: no such file: {self.policy_file}")
+        loopback = self.metrics_host in ("localhost", "::1") or self.metrics_host.startswith("127.")
+        if not loopback and not self.metrics_token:
+            raise ValueError("metrics_host: a non-loopback address needs metrics_token")
         return self
 
     def caep_config(self) -> CaepConfig | None:
