@@ -47,10 +47,11 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Policy]:
 
 def _cmd_enforce(args: argparse.Namespace) -> int:
     from streams.enforcer.loop import EnforcerLoop
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
 
     settings, policy = _load(args)
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="enforcer", instance=settings.instance_id)
     loop = EnforcerLoop(settings, policy)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())

@@ -40,6 +40,7 @@ from streams.caep import caep_events_for
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.kafka_config import consumer_config, producer_config, restore_config
 from streams.logsetup import SessionHasher
+from streams.observe.enforcer import observer_for
 from streams.policy import Policy
 from streams.settings import Settings
 
@@ -103,6 +104,7 @@ class EnforcerLoop:
         self._stop = threading.Event()
         self._in_txn = False
         self._pending_dlq = 0  # dead letters produced in the open transaction
+        self.metrics = observer_for(settings, self.topics.input)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class EnforcerLoop:
         # gen-0 threshold (700) the collector runs every few events and walks the session
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+        self.metrics.start()
         self._producer.init_transactions(30)
         self._consumer.subscribe(
             [self.topics.input],
@@ -145,12 +148,14 @@ class EnforcerLoop:
         self._consumer.close()
         self._restorer.close()
         self._producer.flush(10)
+        self.metrics.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
 
     # -- one batch ------------------------------------------------------------------------
 
     def step(self) -> int:
         """Consume one batch and commit it with everything that became due. Returns events."""
+        started = self.metrics.step()
         self._probe_ahead()
         msgs = self._consumer.consume(self.settings.batch_size, self.settings.poll_timeout_s)
         now = self.clock()
@@ -164,12 +169,14 @@ class EnforcerLoop:
             offsets = self._apply(msgs, now)
             self._fire_due(now)
             produced = self._produce_outputs()
+            committing = time.monotonic()
             if offsets:
                 self._producer.send_offsets_to_transaction(
                     offsets, self._consumer.consumer_group_metadata(), 30
                 )
             if produced or offsets:
                 self._producer.commit_transaction(30)
+                self.metrics.committed(committing)
             else:
                 self._producer.abort_transaction(30)  # nothing happened: nothing to commit
             self._in_txn = False
@@ -178,6 +185,7 @@ class EnforcerLoop:
             return 0
         self.stats.batches += 1
         self._after_commit()
+        self.metrics.batch_done(len(msgs), started, self.parts, self._consumer)
         return len(msgs)
 
     def _apply(self, msgs: list[Message], now: float) -> list[TopicPartition]:
@@ -202,7 +210,7 @@ class EnforcerLoop:
                 self._dead_letter(exc.reason, exc.detail, msg)
                 continue
             try:
-                reject = rt.enforcer.apply(event, now)
+                reject = self.metrics.apply(rt.enforcer, event, now)
             except Exception as exc:  # a bug must not stop enforcement for everyone else
                 log.exception("internal error applying %s", topic)
                 self._dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
@@ -328,6 +336,7 @@ class EnforcerLoop:
                 if kind == "revocation":
                     reason = emit.value["reason"]
                     self.stats.by_reason[reason] = self.stats.by_reason.get(reason, 0) + 1
+                    self.metrics.revoked(emit.value)
                 elif kind in ("session_started", "session_ended"):
                     self._log_lifecycle(emit.value)
         self._producer.poll(0)
@@ -370,6 +379,7 @@ class EnforcerLoop:
         self._produce(self.topics.dlq, encode_dict(doc), key)
         self._pending_dlq += 1
         self.stats.dead_letters += 1
+        self.metrics.dead_lettered(reason)
         log.warning(
             "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
         )
@@ -378,6 +388,7 @@ class EnforcerLoop:
 
     def _handle_txn_error(self, exc: KafkaException) -> None:
         err: KafkaError = exc.args[0]
+        self.metrics.aborted(err.name())
         if err.fatal():
             log.error("fatal transactional error, exiting: %s", err)
             self._in_txn = False
@@ -413,6 +424,7 @@ class EnforcerLoop:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         started = time.monotonic()
+        self.metrics.restore_begin()
         committed = consumer.committed(partitions, 30) if partitions else []
         fresh: dict[int, PartitionRuntime] = {}
         for tp in committed:
@@ -422,6 +434,7 @@ class EnforcerLoop:
         self._restore({p: rt.enforcer for p, rt in fresh.items()})
         self.parts.update(fresh)
         self.stats.last_restore_s = time.monotonic() - started
+        self.metrics.restore_end(self.stats)
         if partitions:
             log.info(
                 "partitions assigned and restored",

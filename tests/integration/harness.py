@@ -74,6 +74,20 @@ class ServiceProcess:
                     found.append(doc)
         return found
 
+    def metrics_url(self, timeout: float = 30) -> str:
+        """Where the process serves /metrics, /healthz and /readyz (from its log line)."""
+
+        def bound() -> str | None:
+            for doc in self.messages():
+                if doc.get("msg") == "metrics serving":
+                    return f"http://{doc['host']}:{doc['port']}"
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
+            return None
+
+        url: str = wait_until(bound, timeout, f"the {self.name}'s metrics server")
+        return url
+
     def is_ready(self) -> bool:
         return any(self.ready_message in line for line in self.lines)
 
@@ -137,6 +151,9 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
         "SESSIONWARDEN_POLICY_FILE": str(policy),
         "SESSIONWARDEN_LOG_SALT": "test-salt",
         "SESSIONWARDEN_LOG_FORMAT": "json",
+        # A free port each: tests (and other checkouts) run several services at once.
+        "SESSIONWARDEN_ENFORCER_METRICS_PORT": "0",
+        "SESSIONWARDEN_DETECT_METRICS_PORT": "0",
     }
 
 

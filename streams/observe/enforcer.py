@@ -1,0 +1,328 @@
+"""The enforcer's metrics and health, fed by a handful of calls from its Kafka loop.
+
+:class:`EnforcerObserver` does nothing (metrics disabled, and the benchmark's baseline);
+:class:`EnforcerMetrics` records into a Prometheus registry. Per-event work is a dict
+increment: counters reach Prometheus once per batch, so the hot path takes no lock. Labels
+are bounded sets (event type, outcome, reason, error name, partition number): never a
+session id, user id or tenant.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streams.observe.progress import Progress
+from streams.observe.server import MetricsServer, serve_metrics
+from streams.settings import Settings
+
+# Deadline fired -> its revocation committed: sub-second resolution where it matters.
+DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+RESTORE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+LAG_REFRESH_S = 1.0
+LIVE_REFRESH_S = 10.0  # counting live sessions walks every session of the partition
+# Core counters (PartitionEnforcer.stats) that say what became of an applied event.
+DUPLICATE_STATS = ("duplicate", "login_ignored")
+LATE_STATS = ("late_ignored",)
+
+
+class Enforcer(Protocol):
+    stats: dict[str, int]
+    event_watermark: float
+
+    def apply(self, event: Any, now: float) -> str | None: ...
+    def live_sessions(self) -> int: ...
+
+
+class Partition(Protocol):
+    """What the loop keeps per owned input partition (PartitionRuntime)."""
+
+    next_offset: int
+    position: int
+
+    @property
+    def enforcer(self) -> Enforcer: ...
+
+
+class Watermarks(Protocol):
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float = ..., cached: bool = ...
+    ) -> Any: ...
+
+
+class RestoreStats(Protocol):
+    restored_records: int
+    last_restore_s: float
+
+
+class EnforcerObserver:
+    """The calls the loop makes; this base records nothing."""
+
+    progress: Progress | None = None
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def step(self) -> float:
+        return time.monotonic()
+
+    def apply(self, enforcer: Enforcer, event: Any, now: float) -> str | None:
+        return enforcer.apply(event, now)
+
+    def dead_lettered(self, reason: str) -> None:
+        pass
+
+    def revoked(self, revocation: Mapping[str, Any]) -> None:
+        pass
+
+    def committed(self, started: float) -> None:
+        pass
+
+    def batch_done(
+        self, events: int, started: float, parts: Mapping[int, Partition], consumer: Watermarks
+    ) -> None:
+        pass
+
+    def aborted(self, cause: str) -> None:
+        pass
+
+    def restore_begin(self) -> None:
+        pass
+
+    def restore_end(self, stats: RestoreStats) -> None:
+        pass
+
+
+def observer_for(settings: Settings, topic: str) -> EnforcerObserver:
+    """Prometheus metrics when enabled in the settings, else the silent observer."""
+    if not settings.metrics_enabled:
+        return EnforcerObserver()
+    return EnforcerMetrics(settings, topic)
+
+
+class EnforcerMetrics(EnforcerObserver):
+    """Counters, histograms and gauges of one enforcer process, with its health endpoints."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        registry: CollectorRegistry | None = None,
+        wall: Any = time.time,
+    ) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.progress = Progress(
+            settings.health_stall_s,
+            settings.health_restore_budget_s,
+            settings.ready_max_lag_records,
+        )
+        self._wall = wall
+        self._server: MetricsServer | None = None
+        self._events: dict[tuple[str, str], int] = {}
+        self._dead: dict[str, int] = {}
+        self._revoked: dict[str, int] = {}
+        self._delays: list[float] = []
+        self._restored = 0
+        self._lag_at = 0.0
+        self._live_at = 0.0
+        self._lag_labels: set[str] = set()
+        self._define(self.registry)
+
+    def _define(self, r: CollectorRegistry) -> None:
+        ns = "sessionwarden_enforcer"
+        self.events_total = Counter(
+            f"{ns}_events", "Auth events read, by type and outcome", ["type", "outcome"], registry=r
+        )
+        self.dead_letters_total = Counter(
+            f"{ns}_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.revocations_total = Counter(
+            f"{ns}_revocations", "Sessions revoked, committed", ["reason"], registry=r
+        )
+        self.fire_delay = Histogram(
+            f"{ns}_revocation_delay_seconds",
+            "From a session's end (deadline or cause) to its revocation being committed",
+            buckets=DELAY_BUCKETS,
+            registry=r,
+        )
+        self.batches_total = Counter(f"{ns}_batches", "Transactions committed", registry=r)
+        self.batch_seconds = Histogram(
+            f"{ns}_batch_duration_seconds",
+            "One batch, consume to commit",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            f"{ns}_commit_duration_seconds",
+            "send_offsets + commit_transaction",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.aborts_total = Counter(
+            f"{ns}_transaction_aborts", "Aborted transactions, by error", ["cause"], registry=r
+        )
+        self.lag_records = Gauge(
+            f"{ns}_consumer_lag_records", "Input records not yet read", ["partition"], registry=r
+        )
+        self.lag_seconds = Gauge(
+            f"{ns}_consumer_lag_seconds",
+            "Age (event time) of the newest record read, while records are waiting",
+            ["partition"],
+            registry=r,
+        )
+        self.live_sessions = Gauge(f"{ns}_live_sessions", "Sessions alive", registry=r)
+        self.partitions = Gauge(f"{ns}_assigned_partitions", "Input partitions owned", registry=r)
+        self.restoring = Gauge(
+            f"{ns}_restoring", "1 while restoring from the changelog", registry=r
+        )
+        self.restore_seconds = Histogram(
+            f"{ns}_restore_duration_seconds",
+            "Restores of newly assigned partitions",
+            buckets=RESTORE_BUCKETS,
+            registry=r,
+        )
+        self.restore_records_total = Counter(
+            f"{ns}_restore_records", "Changelog records restored", registry=r
+        )
+        self.last_step = Gauge(
+            f"{ns}_last_step_timestamp_seconds", "When the loop last began a step", registry=r
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._server = serve_metrics(
+            self.settings, self.settings.enforcer_metrics_port, self.registry, self.progress
+        )
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    # -- the hot path: plain dict increments ----------------------------------------------
+
+    def step(self) -> float:
+        assert self.progress is not None
+        return self.progress.step()
+
+    def apply(self, enforcer: Enforcer, event: Any, now: float) -> str | None:
+        stats = enforcer.stats
+        get = stats.get
+        dup = get("duplicate", 0) + get("login_ignored", 0)
+        late = get("late_ignored", 0)
+        reject = enforcer.apply(event, now)
+        if reject is not None:
+            outcome = "dead_lettered"
+        elif get("duplicate", 0) + get("login_ignored", 0) != dup:
+            outcome = "duplicate"
+        elif get("late_ignored", 0) != late:
+            outcome = "late"
+        else:
+            outcome = "applied"
+        key = (event.type, outcome)
+        self._events[key] = self._events.get(key, 0) + 1
+        return reject
+
+    def dead_lettered(self, reason: str) -> None:
+        self._dead[reason] = self._dead.get(reason, 0) + 1
+
+    def revoked(self, revocation: Mapping[str, Any]) -> None:
+        reason = revocation["reason"]
+        self._revoked[reason] = self._revoked.get(reason, 0) + 1
+        self._delays.append(self._wall() - revocation["effective_at"].timestamp())
+
+    # -- once per batch -------------------------------------------------------------------
+
+    def committed(self, started: float) -> None:
+        self.commit_seconds.observe(time.monotonic() - started)
+
+    def batch_done(
+        self, events: int, started: float, parts: Mapping[int, Partition], consumer: Watermarks
+    ) -> None:
+        now = time.monotonic()
+        self.batch_seconds.observe(now - started)
+        self.batches_total.inc()
+        self.last_step.set(self._wall())
+        self._flush()
+        if now - self._lag_at >= LAG_REFRESH_S:
+            self._lag_at = now
+            self._refresh_lag(parts, consumer)
+        if now - self._live_at >= LIVE_REFRESH_S:
+            self._live_at = now
+            self.live_sessions.set(sum(rt.enforcer.live_sessions() for rt in parts.values()))
+
+    def _flush(self) -> None:
+        if self._events:
+            for (kind, outcome), n in self._events.items():
+                self.events_total.labels(kind, outcome).inc(n)
+            self._events.clear()
+        for table, counter in (
+            (self._dead, self.dead_letters_total),
+            (self._revoked, self.revocations_total),
+        ):
+            if table:
+                for reason, n in table.items():
+                    counter.labels(reason).inc(n)
+                table.clear()
+        if self._delays:
+            for delay in self._delays:
+                self.fire_delay.observe(max(0.0, delay))
+            self._delays.clear()
+
+    def _refresh_lag(self, parts: Mapping[int, Partition], consumer: Watermarks) -> None:
+        from confluent_kafka import TopicPartition
+
+        wall = self._wall()
+        behind: dict[int, int] = {}
+        for p, rt in parts.items():
+            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            if high is None or high < 0:
+                continue
+            # The high watermark counts transaction markers: one past the last record read.
+            lag = max(0, high - max(rt.next_offset, rt.position))
+            behind[p] = lag
+            label = str(p)
+            self.lag_records.labels(label).set(lag)
+            age = wall - rt.enforcer.event_watermark if lag and rt.enforcer.event_watermark else 0
+            self.lag_seconds.labels(label).set(max(0.0, age))
+        for label in self._lag_labels - {str(p) for p in parts}:
+            self.lag_records.remove(label)
+            self.lag_seconds.remove(label)
+        self._lag_labels = {str(p) for p in behind}
+        self.partitions.set(len(parts))
+        assert self.progress is not None
+        self.progress.lag(behind)
+
+    # -- failures and rebalances ----------------------------------------------------------
+
+    def aborted(self, cause: str) -> None:
+        self.aborts_total.labels(cause).inc()
+        self._events.clear()  # the batch is read again: its events count when it commits
+        self._dead.clear()
+        self._revoked.clear()
+        self._delays.clear()
+
+    def restore_begin(self) -> None:
+        assert self.progress is not None
+        self.progress.restore_begin()
+        self.restoring.set(1)
+
+    def restore_end(self, stats: RestoreStats) -> None:
+        assert self.progress is not None
+        self.restore_seconds.observe(stats.last_restore_s)
+        self.restore_records_total.inc(stats.restored_records - self._restored)
+        self._restored = stats.restored_records
+        self.restoring.set(0)
+        self._live_at = 0.0  # count the restored sessions at the next batch
+        self._lag_at = 0.0
+        self.progress.restore_end()

@@ -1,0 +1,83 @@
+"""The enforcer's /metrics, /healthz and /readyz, scraped from a real running process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from confluent_kafka.admin import AdminClient
+
+from streams.publisher import AuthEventPublisher
+from streams.settings import Settings
+from streams.topics import ensure_topics, topic_specs
+from tests.integration.harness import EnforcerProcess, login_doc, wait_until
+from tests.integration.scrape import probe, probe_until, scrape, value
+
+NS = "sessionwarden_enforcer"
+
+
+def test_a_login_its_idle_revocation_and_a_poison_record_move_their_series(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """An operator sees traffic, revocations by reason, their delay and dead letters by reason."""
+    settings = settings_factory()
+    with EnforcerProcess(settings) as proc:
+        proc.wait_assigned()
+        base = proc.metrics_url()
+        wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the enforcer to be ready")
+        before = scrape(base)
+        assert 0 == value(before, f"{NS}_revocations_total", reason="idle_timeout")
+        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+            pub.publish(login_doc("obs-1", "u-obs", time.time()))  # medium: idle 3s
+            pub.publish_raw(b"u-obs", b"\xff\xfenot json")
+
+        def revoked() -> object:
+            now = scrape(base)
+            return now if value(now, f"{NS}_revocations_total", reason="idle_timeout") else None
+
+        after = wait_until(revoked, 20, "the idle revocation to be counted")
+        assert 1 == value(after, f"{NS}_revocations_total", reason="idle_timeout")
+        assert 1 == value(after, f"{NS}_events_total", type="login", outcome="applied")
+        assert 1 == value(after, f"{NS}_dead_letters_total", reason="undecodable")
+        assert 1 == value(after, f"{NS}_revocation_delay_seconds_count")
+        # Fired within the lag grace (2s) plus a few batches of the deadline.
+        assert value(after, f"{NS}_revocation_delay_seconds_bucket", le="5.0") == 1
+        assert value(after, f"{NS}_batches_total") > value(before, f"{NS}_batches_total")
+        assert value(after, f"{NS}_commit_duration_seconds_count") > 0
+        assert 3 == value(after, f"{NS}_assigned_partitions")
+        assert 200 == probe(base, "/healthz")[0]
+
+
+def test_readyz_is_false_while_a_partition_restores_and_healthz_fails_when_it_blocks(
+    settings_factory: Callable[..., Settings], admin: AdminClient
+) -> None:
+    """A changelog without a leader holds the restore: not ready, then unhealthy once the loop
+    has been blocked past its budget; both recover when the changelog becomes available."""
+    settings = settings_factory(provision=False)
+    specs = {s.name: s for s in topic_specs(settings, 86400)}
+    changelog = specs.pop(settings.topics.enforcer_state)
+    ensure_topics(admin, list(specs.values()), report=lambda _: None)
+    proc = EnforcerProcess(
+        settings,
+        SESSIONWARDEN_HEALTH_RESTORE_BUDGET_S="2",
+        SESSIONWARDEN_HEALTH_STALL_S="2",
+    )
+    try:
+        base = proc.metrics_url()
+        status, _ = probe_until(
+            base, "/readyz", lambda _, b: b["status"] == "restoring", 30, "a reported restore"
+        )
+        assert 503 == status
+        assert 1 == value(scrape(base), f"{NS}_restoring")
+        _, body = probe_until(
+            base, "/healthz", lambda s, _: s == 503, 15, "the blocked loop to be unhealthy"
+        )
+        assert "restore stalled" == body["status"]
+        ensure_topics(admin, [changelog], report=lambda _: None)
+        wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the enforcer to be ready")
+        assert 200 == probe(base, "/healthz")[0]
+        samples = scrape(base)
+        assert 0 == value(samples, f"{NS}_restoring")
+        assert 1 <= value(samples, f"{NS}_restore_duration_seconds_count")
+    finally:
+        proc.stop()
