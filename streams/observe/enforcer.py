@@ -216,6 +216,7 @@ class EnforcerMetrics(EnforcerObserver):
 
     def step(self) -> float:
         assert self.progress is not None
+        self.last_step.set(self._wall())
         return self.progress.step()
 
     def apply(self, enforcer: Enforcer, event: Any, now: float) -> str | None:
@@ -262,7 +263,6 @@ class EnforcerMetrics(EnforcerObserver):
         now = time.monotonic()
         self.batch_seconds.observe(now - started)
         self.batches_total.inc()
-        self.last_step.set(self._wall())
         self._flush()
         if now - self._lag_at >= LAG_REFRESH_S:
             self._lag_at = now
