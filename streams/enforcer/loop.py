@@ -63,6 +63,17 @@ LEADERSHIP_ERRORS = frozenset(
 CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
 
 
+def _error_fields(err: KafkaError | object) -> dict[str, Any]:
+    """A Kafka error as log fields: its name (what to query on) and its text."""
+    if isinstance(err, KafkaError):
+        return {"error": err.name(), "detail": err.str(), "retriable": err.retriable()}
+    return {"error": type(err).__name__, "detail": str(err)}
+
+
+def _where(msg: Message) -> dict[str, Any]:
+    return {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
+
+
 @dataclass
 class PartitionRuntime:
     """An owned input partition: its enforcer and how far its input has been read."""
@@ -195,7 +206,7 @@ class EnforcerLoop:
             err = msg.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", err)
+                    log.warning("consumer error", extra=_error_fields(err))
                 continue
             p = msg.partition()
             rt = self.parts.get(p)
@@ -212,7 +223,7 @@ class EnforcerLoop:
             try:
                 reject = self.metrics.apply(rt.enforcer, event, now)
             except Exception as exc:  # a bug must not stop enforcement for everyone else
-                log.exception("internal error applying %s", topic)
+                log.exception("internal error applying an event", extra=_where(msg))
                 self._dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
                 continue
             if reject is not None:
@@ -289,7 +300,7 @@ class EnforcerLoop:
             )
             ends = {tp.partition: f.result().offset for tp, f in futures.items()}
         except KafkaException as exc:
-            log.warning("last-stable-offset probe failed: %s", exc)
+            log.warning("last-stable-offset probe failed", extra=_error_fields(exc.args[0]))
             return
         for p, end in ends.items():
             rt = self.parts[p]
@@ -380,9 +391,7 @@ class EnforcerLoop:
         self._pending_dlq += 1
         self.stats.dead_letters += 1
         self.metrics.dead_lettered(reason)
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
-        )
+        log.warning("dead-lettered", extra={**_where(msg), "reason": reason})
 
     # -- failures -------------------------------------------------------------------------
 
@@ -390,12 +399,12 @@ class EnforcerLoop:
         err: KafkaError = exc.args[0]
         self.metrics.aborted(err.name())
         if err.fatal():
-            log.error("fatal transactional error, exiting: %s", err)
+            log.error("fatal transactional error, exiting", extra=_error_fields(err))
             self._in_txn = False
             for rt in self.parts.values():
                 rt.enforcer.abort()
             raise exc
-        log.warning("transaction failed, aborting the batch: %s", err)
+        log.warning("transaction failed, aborting the batch", extra=_error_fields(err))
         self._abort()
 
     def _abort(self) -> None:
@@ -403,7 +412,7 @@ class EnforcerLoop:
         try:
             self._producer.abort_transaction(30)
         except KafkaException as exc:
-            log.error("abort_transaction failed: %s", exc)
+            log.error("abort_transaction failed", extra=_error_fields(exc.args[0]))
         self._in_txn = False
         self._pending_dlq = 0
         self.stats.aborts += 1
