@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from bench import metrics_cost
 from bench.common import REPO, bench_topics, fill_mixed, run_child
 
 FAUST_EVENTS = 50_000
@@ -172,6 +173,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{det.get('faust_rate', float('nan')):,.0f}/s on the same topic; alert delay "
             f"p50 {det['p50_ms']:.0f} ms, p99 {det['p99_ms']:.0f} ms.",
         ]
+    lines += metrics_cost.markdown(results.get("metrics_cost"))
     return "\n".join(lines) + "\n"
 
 
@@ -234,6 +236,7 @@ def main() -> None:
         recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
     )
     results["detect"] = detect(3_000 if args.quick else 50_000)
+    results["metrics_cost"] = metrics_cost.both(args.quick, log)
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

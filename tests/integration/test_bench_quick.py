@@ -26,6 +26,8 @@ def test_quick_benchmarks_run_and_write_a_complete_report(
     [report] = list(tmp_path.glob("*.json"))
     results = orjson.loads(report.read_bytes())
     assert {"throughput", "latency", "propagation", "recovery", "detect"} <= set(results)
+    cost = results["metrics_cost"]
+    assert all(cost[m]["rate_on"] > 0 and cost[m]["rate_off"] > 0 for m in ("core", "drain"))
     tput = results["throughput"][0]
     assert tput["enforcer_rate"] > 0 and tput["ceiling_rate"] > 0 and tput["faust_rate"] > 0
     verify = results["recovery"]["verify"]["totals"]
