@@ -362,7 +362,11 @@ class RevocationListener:
             self.stats.skipped += 1
             if msg.value() is not None:  # tombstones are expected on a compacted topic
                 located = exc.at(msg.topic(), msg.partition(), msg.offset())
-                log.warning("skipping an unreadable revocation record: %r", located)
+                log.warning(
+                    "skipping an unreadable revocation record",
+                    extra={"topic": located.topic, "partition": located.partition,
+                           "offset": located.offset, "reason": exc.reason},
+                )  # fmt: skip
             return
         if isinstance(record, Revocation):
             if not self._set.add(record, now):
@@ -414,24 +418,27 @@ class RevocationListener:
             if not self._ready.is_set():
                 self._ready.set()
                 log.info(
-                    "revocation set of %s rebuilt: %d revoked session(s) from %d record(s)",
-                    self.topic,
-                    len(self._set),
-                    self.stats.records,
-                )
+                    "revocation set rebuilt",
+                    extra={"topic": self.topic, "revoked_sessions": len(self._set),
+                           "records": self.stats.records},
+                )  # fmt: skip
 
     def _report_health(self) -> None:
         healthy = self.healthy()
         now = self._monotonic()
         if healthy and self._reported_healthy is False:
-            log.warning("revocation listener of %s is current again", self.topic)
+            log.warning("revocation listener is current again", extra={"topic": self.topic})
         elif not healthy and (
             self._ready.is_set() or now - self._started_at > self.staleness_budget_s
         ):
             changed = self._reported_healthy is not False
             if changed or now - self._last_reminder >= _REMIND_UNHEALTHY_S:
                 self._last_reminder = now
-                log.error("%s", self._unhealthy_text())
+                log.error(
+                    self._unhealthy_text(),
+                    extra={"topic": self.topic, "staleness_s": self.staleness(),
+                           "fail_closed": self._fail_closed},
+                )  # fmt: skip
         self._reported_healthy = healthy
 
     def _unhealthy_text(self) -> str:
