@@ -184,12 +184,8 @@ class DetectShell:
             self.skipped += 1
             self.metrics.skipped(exc.reason)
             log.warning(
-                "skipped an undecodable audit record at %s[%d]@%d: %s: %s",
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                exc.reason,
-                exc.detail,
+                "skipped an undecodable audit record",
+                extra={**_where(msg), "reason": exc.reason, "detail": exc.detail},
             )
             return
         try:
@@ -197,12 +193,7 @@ class DetectShell:
         except Exception:  # a bug on one record must not stop detection for everyone
             self.skipped += 1
             self.metrics.skipped("internal_error")
-            log.exception(
-                "internal error on the audit record at %s[%d]@%d; skipped",
-                msg.topic,
-                msg.partition,
-                msg.offset,
-            )
+            log.exception("internal error on an audit record; skipped", extra=_where(msg))
             return
         self.metrics.event(record.type)
         for alert in outcome.alerts:
@@ -210,7 +201,9 @@ class DetectShell:
         apply_writes(self.tables, outcome.writes)
         for kind in outcome.suppressed:
             self.metrics.withheld(kind)
-            log.debug("alert %s withheld by the cooldown", kind, extra={"user_id": record.user_id})
+            log.debug(
+                "alert withheld by the cooldown", extra={"kind": kind, "user_id": record.user_id}
+            )
 
     async def _send(self, alert: dict[str, Any]) -> None:
         user = alert["user_id"]
@@ -222,8 +215,7 @@ class DetectShell:
         self.emitted += 1
         self.metrics.alert(alert["kind"], alert["severity"])
         log.warning(
-            "alert %s",
-            alert["kind"],
+            "alert",
             extra={
                 "alert_id": str(alert["alert_id"]),
                 "kind": alert["kind"],
@@ -234,6 +226,10 @@ class DetectShell:
                 "sessions": [self.session_hash(s) for s in alert["evidence"]["session_ids"][:8]],
             },
         )
+
+
+def _where(msg: Any) -> dict[str, Any]:
+    return {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
 
 
 def check_topics(settings: Settings, timeout: float = 30.0) -> None:
