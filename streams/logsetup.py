@@ -17,6 +17,8 @@ import hashlib
 import logging
 import secrets
 import sys
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -43,6 +45,14 @@ def _add_process_fields(_: WrappedLogger, __: str, event: EventDict) -> EventDic
     return event
 
 
+def _timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """When the line was logged (the record's time, not the formatting's), UTC, milliseconds."""
+    record = event.get("_record")
+    created = record.created if record is not None else time.time()
+    event["ts"] = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+    return event
+
+
 def _pre_chain() -> list[Processor]:
     """What every record goes through before rendering: its fields, then the process fields."""
     return [
@@ -52,7 +62,7 @@ def _pre_chain() -> list[Processor]:
         _add_process_fields,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        _timestamp,
     ]
 
 
