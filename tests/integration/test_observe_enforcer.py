@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
 from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics, topic_specs
 from tests.integration.harness import EnforcerProcess, login_doc, wait_until
+from tests.integration.private_broker import private_broker
 from tests.integration.scrape import probe, probe_until, scrape, value
 
 NS = "sessionwarden_enforcer"
@@ -81,3 +83,34 @@ def test_readyz_is_false_while_a_partition_restores_and_healthz_fails_when_it_bl
         assert 1 <= value(samples, f"{NS}_restore_duration_seconds_count")
     finally:
         proc.stop()
+
+
+def test_healthz_turns_unhealthy_while_the_broker_hangs_and_recovers_after(
+    tmp_path: Path,
+) -> None:
+    """A hung broker blocks the loop in broker round trips; the probe, served from its own
+    thread, says so within the stall budget, and turns healthy again once the broker answers."""
+    with private_broker(tmp_path) as broker:
+        settings = load_settings(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic_prefix="hang.",
+            partitions=1,
+            group_id="hang.enforcer",
+        )
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        ensure_topics(admin, topic_specs(settings, 86400), report=lambda _: None)
+        with EnforcerProcess(settings, SESSIONWARDEN_HEALTH_STALL_S="2") as proc:
+            proc.wait_assigned()
+            base = proc.metrics_url()
+            wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the enforcer to be ready")
+            with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+                pub.publish(login_doc("hang-1", "u-hang", time.time()))  # idle deadline in 3s
+            broker.freeze()
+            try:
+                _, body = probe_until(
+                    base, "/healthz", lambda s, _: s == 503, 60, "the hung loop to be unhealthy"
+                )
+                assert "loop stalled" == body["status"]
+            finally:
+                broker.thaw()
+            probe_until(base, "/healthz", lambda s, _: s == 200, 90, "the loop to recover")
