@@ -105,7 +105,12 @@ def test_healthz_turns_unhealthy_while_the_broker_hangs_and_recovers_after(
             wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the enforcer to be ready")
             with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
                 pub.publish(login_doc("hang-1", "u-hang", time.time()))  # idle deadline in 3s
-            broker.freeze()
+            wait_until(
+                lambda: value(scrape(base), f"{NS}_events_total", type="login", outcome="applied"),
+                30,
+                "the login to be committed",
+            )
+            broker.freeze()  # the due deadline now needs a broker round trip that hangs
             try:
                 _, body = probe_until(
                     base, "/healthz", lambda s, _: s == 503, 60, "the hung loop to be unhealthy"
