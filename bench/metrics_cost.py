@@ -31,12 +31,15 @@ def measure(sessions: int, activities: int, rounds: int, report: Any = print) ->
         args += [str(s.partitions), str(total)]
         run_child([*args, "off"])  # warm-up: the first read of fresh data is slower
         rates: dict[str, list[float]] = {"off": [], "on": []}
+        cpu_rates: dict[str, list[float]] = {"off": [], "on": []}
         for r in range(rounds):
             # Alternate which goes first, so a drift in the machine's load hits both alike.
             for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
                 report(f"metrics cost round {r + 1}/{rounds}: metrics {mode}")
-                rates[mode].append(run_child([*args, mode])["rate"])
-    return _summary(rates, total, rounds)
+                result = run_child([*args, mode])
+                rates[mode].append(result["rate"])
+                cpu_rates[mode].append(result["cpu_rate"])
+    return {**_summary(rates, total, rounds), "cpu": _summary(cpu_rates, total, rounds)}
 
 
 def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> dict[str, Any]:
@@ -121,8 +124,11 @@ def markdown(result: dict[str, Any] | None) -> list[str]:
     if not result:
         return []
     lines = ["", "## Cost of metrics (same run, alternating rounds, medians)", ""]
-    for name, text in (("drain", "enforcer drain"), ("core", "in-process hot path (CPU time)")):
-        r = result[name]
+    for r, text in (
+        (result["drain"], "enforcer drain, wall clock"),
+        (result["drain"]["cpu"], "enforcer drain, per CPU second of the process"),
+        (result["core"], "in-process hot path, per CPU second"),
+    ):
         lines.append(
             f"- {text}: {r['rate_off']:,.0f} ev/s off, {r['rate_on']:,.0f} ev/s on: "
             f"{r['cost_pct']:+.1f}% (best rounds {r['cost_best_pct']:+.1f}%), "
