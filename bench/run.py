@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from bench import metrics_cost
 from bench.common import REPO, bench_topics, fill_mixed, run_child
 from bench.pg_latency import render_markdown as render_postgres
 
@@ -214,6 +215,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     if results.get("postgres"):
         lines += render_postgres(results["postgres"])
+    lines += metrics_cost.markdown(results.get("metrics_cost"))
     return "\n".join(lines) + "\n"
 
 
@@ -295,6 +297,7 @@ def main() -> None:
     results["postgres"] = postgres(
         results["latency"]["target_rate"], 5 if args.quick else 20, 5_000 if args.quick else 100_000
     )
+    results["metrics_cost"] = metrics_cost.both(args.quick, log)
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

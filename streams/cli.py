@@ -76,10 +76,11 @@ def _cmd_acls(args: argparse.Namespace) -> int:
 def _cmd_enforce(args: argparse.Namespace) -> int:
     from streams.enforcer.loop import EnforcerLoop
     from streams.enforcer.txn import EnforcerExit
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
 
     settings, policy = _load(args)
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="enforcer", instance=settings.instance_id)
     loop = EnforcerLoop(settings, policy)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
@@ -109,10 +110,11 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from streams.detect.app import run
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
 
     settings, policy = _load(args)
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="detect")
     return run(settings, policy)  # faust's worker handles SIGTERM/SIGINT itself
 
 
