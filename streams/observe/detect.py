@@ -60,9 +60,9 @@ class DetectMetrics(DetectObserver):
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         self.settings = settings
         self.registry = r = registry if registry is not None else CollectorRegistry()
+        # faust reports no lag here: the dashboard and Prometheus watch the group's lag.
         self.progress = Progress(
-            settings.health_stall_s,
-            settings.ready_max_lag_records,
+            settings.health_stall_s, settings.ready_max_lag_records, reports_lag=False
         )
         self._server: MetricsServer | None = None
         ns = "sessionwarden_detect"

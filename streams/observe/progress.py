@@ -33,9 +33,18 @@ class Verdict:
 class Progress:
     """What the loop last did, and what that means for /healthz and /readyz."""
 
-    def __init__(self, stall_s: float, max_lag: int, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        stall_s: float,
+        max_lag: int,
+        clock: Clock = time.monotonic,
+        reports_lag: bool = True,
+    ) -> None:
+        """``reports_lag=False``: a process that never calls :meth:`lag` is ready once
+        restored (its lag is watched from outside)."""
         self.stall_s = stall_s
         self.max_lag = max_lag
+        self.reports_lag = reports_lag
         self._clock = clock
         self._started_at = clock()
         self._last_step: float | None = None
@@ -61,7 +70,8 @@ class Progress:
         """These partitions are restored (none: a process without any is simply ready)."""
         done = frozenset(partitions)
         self._restoring = self._restoring - done
-        self._unmeasured = self._unmeasured | done
+        if self.reports_lag:
+            self._unmeasured = self._unmeasured | done
         self._assigned = True
 
     def revoked(self, partitions: Iterable[int]) -> None:
