@@ -71,7 +71,7 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
         for i in range(0, len(events), batch):
             core.begin()
             for event in events[i : i + batch]:
-                observer.apply(core, event, now)
+                observer.apply(core, event, now, now)
             core.commit()
             core.take_outputs()
             observer.batch_done(batch, started, {}, _NoPartitions())

@@ -151,16 +151,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_sink_postgres(args: argparse.Namespace) -> int:
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
     from streams.pg.command import run_sink_postgres
 
     settings, policy = _load(args)
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="sink")
     return run_sink_postgres(settings, policy, init=args.init, print_sql=args.print_sql)
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
     from streams.settings import load_settings
     from streams.web.dashboard.run import serve
 
@@ -168,6 +169,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         args.config, dashboard_port=args.port, dashboard_token_file=args.token_file
     )
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="dashboard")
     return serve(settings, settings.dashboard_token_file, args.show_session_ids)
 
 
