@@ -82,3 +82,21 @@ def test_a_disabled_level_never_reaches_the_pipeline() -> None:
     logger.debug("not shown", extra={"n": 1})
     assert [] == calls
     assert "" == stream.getvalue()
+
+
+def test_error_fields_name_the_kafka_error_a_query_filters_on() -> None:
+    """A Kafka error, an exception carrying one, or any other exception, as log fields."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from streams.enforcer.txn import Action, TxnFailure, cause_of
+    from streams.logsetup import error_fields
+
+    err = KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True)
+    expected = {"error": "_TIMED_OUT", "detail": "timed out", "retriable": True}
+    assert expected == error_fields(err)
+    assert expected == error_fields(KafkaException(err))
+    failure = TxnFailure(Action.ABORT, err, "commit_transaction")
+    assert expected == error_fields(failure)
+    assert {"error": "ValueError", "detail": "bad"} == error_fields(ValueError("bad"))
+    assert "commit_transaction: _TIMED_OUT" == cause_of(failure)
+    assert "_TIMED_OUT" == cause_of(KafkaException(err))
