@@ -159,6 +159,7 @@ class EnforcerMetrics(EnforcerObserver):
         self._lag_at = 0.0
         self._live_at = 0.0
         self._lag_labels: set[str] = set()
+        self._owned: set[int] = set()  # partitions restored and not revoked since
         self._define(self.registry)
 
     def _define(self, r: CollectorRegistry) -> None:
@@ -360,7 +361,6 @@ class EnforcerMetrics(EnforcerObserver):
             )
             self.lag_seconds.labels(label).set(max(0.0, age))
         self._drop_lag({str(p) for p in behind})
-        self.partitions.set(len(parts))
         assert self.progress is not None
         self.progress.lag(behind)
 
@@ -393,7 +393,9 @@ class EnforcerMetrics(EnforcerObserver):
         self._forget_batch()
         self.progress.recovering()
         self.restoring.set(0)
+        self._owned.clear()
         self.partitions.set(0)
+        self.live_sessions.set(0)
         self._drop_lag(set())
 
     def restore_begin(self, partitions: list[int]) -> None:
@@ -409,6 +411,8 @@ class EnforcerMetrics(EnforcerObserver):
             self.restore_records_total.inc(pending.records)
         self.progress.restore_end([p for p, _ in done])
         self.restoring.set(self.progress.restoring_count())
+        self._owned.update(p for p, _ in done)
+        self.partitions.set(len(self._owned))
         self._live_at = 0.0  # count the restored sessions at the next batch
         self._lag_at = 0.0  # and measure their lag, which readiness waits for
 
@@ -416,3 +420,9 @@ class EnforcerMetrics(EnforcerObserver):
         assert self.progress is not None
         self.progress.revoked(partitions)
         self.restoring.set(self.progress.restoring_count())
+        self._owned.difference_update(partitions)
+        self.partitions.set(len(self._owned))
+        self._drop_lag(self._lag_labels - {str(p) for p in partitions})
+        self._live_at = 0.0
+        if not self._owned:
+            self.live_sessions.set(0)

@@ -96,6 +96,9 @@ def test_restores_forwards_and_recoveries_are_counted() -> None:
     assert 0 == _value(registry, "sessionwarden_enforcer_restoring")
     assert 2 == _value(registry, "sessionwarden_enforcer_restore_duration_seconds_count")
     assert 10 == _value(registry, "sessionwarden_enforcer_restore_records_total")
+    assert 2 == _value(registry, "sessionwarden_enforcer_assigned_partitions")
+    metrics.partitions_revoked([1])
+    assert 1 == _value(registry, "sessionwarden_enforcer_assigned_partitions")
     metrics.forwarded()
     assert 0 == _value(registry, "sessionwarden_enforcer_forwarded_records_total")
     metrics.batch_done(1, 0.0, {}, _NoWatermarks())
@@ -109,6 +112,7 @@ def test_restores_forwards_and_recoveries_are_counted() -> None:
     )
     assert metrics.progress is not None
     assert "recovering" == metrics.progress.readiness().reason
+    assert 0 == _value(registry, "sessionwarden_enforcer_assigned_partitions")
 
 
 class _Restored:
