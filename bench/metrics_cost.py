@@ -48,7 +48,8 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
 
     from schemas.codec import decode_auth_event, encode_dict
     from streams.enforcer.core import PartitionEnforcer
-    from streams.observe.enforcer import EnforcerMetrics, EnforcerObserver
+    from streams.observe.enforcer import EnforcerMetrics
+    from streams.observe.observer import EnforcerObserver
     from streams.policy import default_policy
     from streams.settings import load_settings
     from tests.integration.harness import activity_doc, login_doc

@@ -15,7 +15,7 @@ from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW, dead_letter_doc
 from streams.enforcer.forward import HINT, Router, producer_identity
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.logsetup import SessionHasher
-from streams.observe.enforcer import EnforcerObserver
+from streams.observe.observer import EnforcerObserver
 from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)

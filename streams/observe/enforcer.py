@@ -12,10 +12,11 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.observe.observer import Enforcer, EnforcerObserver, Partition, Restored, Watermarks
 from streams.observe.progress import Progress
 from streams.observe.server import MetricsServer, serve_metrics
 from streams.settings import Settings
@@ -41,87 +42,6 @@ _OUTCOME_NAMES = tuple(name for name, _ in _OUTCOMES)
 _OUTCOME_STATS = operator.itemgetter(*_OUTCOME_NAMES)
 LAG_REFRESH_S = 1.0
 LIVE_REFRESH_S = 10.0  # counting live sessions walks every session of the partition
-
-
-class Enforcer(Protocol):
-    stats: dict[str, int]
-    received_watermark: float
-
-    def apply(self, event: Any, now: float, received: float | None = ...) -> str | None: ...
-    def live_sessions(self) -> int: ...
-
-
-class Partition(Protocol):
-    """What the loop keeps per owned input partition (PartitionRuntime)."""
-
-    next_offset: int
-    position: int
-
-    @property
-    def enforcer(self) -> Enforcer: ...
-
-
-class Watermarks(Protocol):
-    def get_watermark_offsets(
-        self, partition: Any, timeout: float = ..., cached: bool = ...
-    ) -> Any: ...
-
-
-class Restored(Protocol):
-    """A partition's finished restore (restore.Pending)."""
-
-    records: int
-    started: float
-
-
-class EnforcerObserver:
-    """The calls the loop makes; this base records nothing."""
-
-    progress: Progress | None = None
-
-    def start(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def step(self) -> float:
-        return time.monotonic()
-
-    def apply(self, enforcer: Enforcer, event: Any, now: float, received: float) -> str | None:
-        return enforcer.apply(event, now, received)
-
-    def dead_lettered(self, reason: str) -> None:
-        pass
-
-    def forwarded(self) -> None:
-        pass
-
-    def revoked(self, revocation: Mapping[str, Any]) -> None:
-        pass
-
-    def committed(self, started: float) -> None:
-        pass
-
-    def batch_done(
-        self, events: int, started: float, parts: Mapping[int, Partition], consumer: Watermarks
-    ) -> None:
-        pass
-
-    def aborted(self, cause: str) -> None:
-        pass
-
-    def recovering(self, cause: str) -> None:
-        pass
-
-    def restore_begin(self, partitions: list[int]) -> None:
-        pass
-
-    def restore_end(self, done: Sequence[tuple[int, Restored]]) -> None:
-        pass
-
-    def partitions_revoked(self, partitions: list[int]) -> None:
-        pass
 
 
 def observer_for(settings: Settings, topic: str) -> EnforcerObserver:
