@@ -9,7 +9,6 @@ session id, user id or tenant.
 
 from __future__ import annotations
 
-import operator
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,8 +37,7 @@ _OUTCOMES = (
     ("ended_session_used", "refused"),
     ("login_after_logout", "refused"),
 )
-_OUTCOME_NAMES = tuple(name for name, _ in _OUTCOMES)
-_OUTCOME_STATS = operator.itemgetter(*_OUTCOME_NAMES)
+_OUTCOME_OF = dict(_OUTCOMES)
 LAG_REFRESH_S = 1.0
 LIVE_REFRESH_S = 10.0  # counting live sessions walks every session of the partition
 
@@ -179,28 +177,20 @@ class EnforcerMetrics(EnforcerObserver):
         return self.progress.step()
 
     def apply(self, enforcer: Enforcer, event: Any, now: float, received: float) -> str | None:
-        # What became of the event, from the core's own counters (PartitionEnforcer.stats),
-        # read with one C call before and after: the common case costs two tuple reads.
-        stats = enforcer.stats
-        try:
-            before = _OUTCOME_STATS(stats)
-        except KeyError:  # a new partition: give its counters their zero
-            for name in _OUTCOME_NAMES:
-                stats.setdefault(name, 0)
-            before = _OUTCOME_STATS(stats)
+        # What became of the event, from the core's own bookkeeping: an applied activity
+        # counts nothing in the core, so the common case costs one attribute read before and
+        # after; when the core counted something, its last count names the outcome.
+        before = enforcer.counted
         reject = enforcer.apply(event, now, received)
         kind = event.type
         if reject is not None:
             outcome = "dead_lettered"
-        else:
-            after = _OUTCOME_STATS(stats)
-            if after == before:
-                applied = self._applied
-                applied[kind] = applied.get(kind, 0) + 1
-                return None
-            outcome = next(
-                o for (_, o), a, b in zip(_OUTCOMES, after, before, strict=True) if a != b
-            )
+        elif enforcer.counted == before or (
+            (outcome := _OUTCOME_OF.get(enforcer.last_counted, "")) == ""
+        ):
+            applied = self._applied
+            applied[kind] = applied.get(kind, 0) + 1
+            return None
         key = (kind, outcome)
         self._events[key] = self._events.get(key, 0) + 1
         return reject

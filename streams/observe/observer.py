@@ -12,7 +12,8 @@ from streams.observe.progress import Progress
 
 
 class Enforcer(Protocol):
-    stats: dict[str, int]
+    counted: int  # how many outcomes the core counted so far
+    last_counted: str  # the last of them
     received_watermark: float
 
     def apply(self, event: Any, now: float, received: float | None = ...) -> str | None: ...
