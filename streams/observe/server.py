@@ -4,8 +4,8 @@ The server runs beside the processing loop, never inside it, so a stalled loop i
 as unhealthy instead of going silent. It binds to 127.0.0.1 unless the settings say
 otherwise, and every request must carry the bearer token: read from
 ``metrics_token_file``, or made at random at start and written (mode 0600) to
-``<metrics_token_dir or the working directory>/<service>-<port>.metrics-token``, whose path is
-logged (never the token).
+``<metrics_token_dir or the working directory>/<service>-<port>.metrics-token`` (removed on
+close), whose path is logged (never the token).
 
 Any process gets all three endpoints with one line::
 
@@ -56,6 +56,7 @@ class MetricsServer:
         self.host = host
         self.port: int = self._httpd.server_address[1]
         self.token_file: Path | None = None
+        self.generated = False  # the token file is this server's own: removed on close
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="metrics-server", daemon=True
         )
@@ -72,6 +73,8 @@ class MetricsServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
+        if self.generated and self.token_file is not None:
+            self.token_file.unlink(missing_ok=True)
 
 
 def serve_metrics(
@@ -99,6 +102,7 @@ def serve_metrics(
     if given is None:
         folder = settings.metrics_token_dir or Path.cwd()
         given = write_token(folder / f"{service}-{server.port}.metrics-token", token)
+        server.generated = True
     server.token_file = given
     return server.start()
 

@@ -84,6 +84,7 @@ def test_a_generated_token_is_written_owner_only_and_only_its_path_logged(
         assert 200 == get(f"{base}/metrics", token=token)[0]
     finally:
         server.close()
+    assert not path.exists(), "a generated token outlived its server"
 
 
 def test_a_token_file_setting_is_used_and_a_short_token_refused(tmp_path: Path) -> None:
@@ -98,6 +99,7 @@ def test_a_token_file_setting_is_used_and_a_short_token_refused(tmp_path: Path) 
         assert 200 == get(f"http://127.0.0.1:{server.port}/metrics", token=TOKEN)[0]
     finally:
         server.close()
+    assert given.exists(), "the operator's token file is not the server's to remove"
     given.write_text("short\n")
     with pytest.raises(ConfigError, match="16"):
         serve_metrics(settings, 0, CollectorRegistry(), None, "detect")
