@@ -50,6 +50,7 @@ from schemas.outputs import Revalidation, Revocation
 from streams.clients.probe import AdminLike, Probe, caught_up
 from streams.clients.revocation_set import RevocationSet, RevokedEntry, SessionKey
 from streams.clients.tenant_view import TenantView
+from streams.logsetup import error_fields
 from streams.policy import Policy, default_policy, load_policy
 from streams.security import explain_refusal
 from streams.settings import Settings
@@ -181,7 +182,9 @@ class RevocationListener:
         reason = explain_refusal(err)
         if reason is not None:
             if self._refused is None:
-                log.error("revocation listener of %s: %s", self.topic, reason)
+                log.error(
+                    "revocation listener refused", extra={"topic": self.topic, "reason": reason}
+                )
             self._refused = reason
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -222,7 +225,9 @@ class RevocationListener:
             while not self._stop.is_set():
                 self.step()
         except Exception:
-            log.exception("revocation listener of %s stopped by an unexpected error", self.topic)
+            log.exception(
+                "revocation listener stopped by an unexpected error", extra={"topic": self.topic}
+            )
         finally:
             self._running = False
 
@@ -321,7 +326,7 @@ class RevocationListener:
 
     def _apply(self, msg: Message, now: float) -> None:
         if msg.error() is not None:
-            log.debug("consumer event on %s: %s", self.topic, msg.error())
+            log.debug("consumer event", extra={"topic": self.topic, **error_fields(msg.error())})
             return
         self.stats.records += 1
         try:
@@ -330,7 +335,11 @@ class RevocationListener:
             self.stats.skipped += 1
             if msg.value() is not None:  # tombstones are expected on a compacted topic
                 located = exc.at(msg.topic(), msg.partition(), msg.offset())
-                log.warning("skipping an unreadable revocation record: %r", located)
+                log.warning(
+                    "skipping an unreadable revocation record",
+                    extra={"topic": located.topic, "partition": located.partition,
+                           "offset": located.offset, "reason": exc.reason},
+                )  # fmt: skip
             return
         if isinstance(record, Revocation):
             if not self._set.add(record, now):
@@ -348,14 +357,16 @@ class RevocationListener:
         try:
             callback(record)
         except Exception:
-            log.exception("revocation listener callback %r failed", callback)
+            log.exception("revocation listener callback failed", extra={"callback": repr(callback)})
 
     def _ask(self, now: float) -> Probe | None:
         try:
             return Probe(self._admin, self._tps, now, self._probe_timeout)
         except KafkaException as exc:
             self.stats.probes_failed += 1
-            log.debug("cannot ask for the end offsets of %s: %s", self.topic, exc)
+            log.debug(
+                "cannot ask for the end offsets", extra={"topic": self.topic, **error_fields(exc)}
+            )
             return None
 
     def _check_freshness(self) -> None:
@@ -382,24 +393,27 @@ class RevocationListener:
             if not self._ready.is_set():
                 self._ready.set()
                 log.info(
-                    "revocation set of %s rebuilt: %d revoked session(s) from %d record(s)",
-                    self.topic,
-                    len(self._set),
-                    self.stats.records,
-                )
+                    "revocation set rebuilt",
+                    extra={"topic": self.topic, "revoked_sessions": len(self._set),
+                           "records": self.stats.records},
+                )  # fmt: skip
 
     def _report_health(self) -> None:
         healthy = self.healthy()
         now = self._monotonic()
         if healthy and self._reported_healthy is False:
-            log.warning("revocation listener of %s is current again", self.topic)
+            log.warning("revocation listener is current again", extra={"topic": self.topic})
         elif not healthy and (
             self._ready.is_set() or now - self._started_at > self.staleness_budget_s
         ):
             changed = self._reported_healthy is not False
             if changed or now - self._last_reminder >= _REMIND_UNHEALTHY_S:
                 self._last_reminder = now
-                log.error("%s", self._unhealthy_text())
+                log.error(
+                    self._unhealthy_text(),
+                    extra={"topic": self.topic, "staleness_s": self.staleness(),
+                           "fail_closed": self._fail_closed},
+                )  # fmt: skip
         self._reported_healthy = healthy
 
     def _unhealthy_text(self) -> str:

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
+from streams.logsetup import error_fields
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,7 @@ class Probe:
             low = {tp.partition: future.result().offset for tp, future in self._low.items()}
             end = {tp.partition: future.result().offset for tp, future in self._end.items()}
         except KafkaException as exc:
-            log.debug("end offsets unavailable: %s", exc)
+            log.debug("end offsets unavailable", extra=error_fields(exc))
             return False
         self.ends = {p: (low[p], end[p]) for p in end}
         return True
