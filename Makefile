@@ -34,6 +34,10 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on streams/ and s
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy streams schemas
+	@if command -v promtool >/dev/null; then \
+		promtool check rules infra/prometheus/alerts.yml && \
+		(cd infra/prometheus && promtool test rules alerts_test.yml); \
+	else echo "promtool not installed: alert rules checked by tests/unit/infra only"; fi
 
 fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .

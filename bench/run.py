@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from bench import peers
+from bench import metrics_cost, peers
 from bench.common import REPO, bench_topics, bootstrap, fill_mixed, run_child
 from bench.pg_latency import render_markdown as render_postgres
 
@@ -29,6 +29,7 @@ SECTIONS = (
     "restore_fire",
     "detect",
     "postgres",
+    "metrics_cost",
 )
 
 
@@ -241,6 +242,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     if results.get("postgres"):
         lines += render_postgres(results["postgres"])
+    lines += metrics_cost.markdown(results.get("metrics_cost"))
     return "\n".join(lines + peers.render(results)) + "\n"
 
 
@@ -360,6 +362,8 @@ def main() -> None:
         results["postgres"] = postgres(
             rate, 5 if args.quick else 20, 5_000 if args.quick else 100_000
         )
+    if "metrics_cost" in only:
+        results["metrics_cost"] = metrics_cost.both(args.quick, log)
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 
 from streams.caep import CaepConfig, CaepError, caep_events_for
+from streams.logsetup import error_fields
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,10 @@ class CaepTransmitter:
             except KafkaException as exc:
                 # Start over from the committed offsets: the batch is signed and sent again
                 # (same jti), never skipped.
-                log.error("CAEP transmitter: %s; resuming from the last committed batch", exc)
+                log.error(
+                    "CAEP transmitter failed, resuming from the last committed batch",
+                    extra=error_fields(exc),
+                )
                 self._failed.clear()
                 self._consumer.close()
                 self._stop.wait(1.0)
@@ -153,7 +157,7 @@ class CaepTransmitter:
             tokens = caep_events_for(record, self.config)
         except (orjson.JSONDecodeError, CaepError) as exc:
             self.skipped += 1
-            log.warning("no CAEP token for a record: %s", exc)
+            log.warning("no CAEP token for a record", extra=error_fields(exc))
             return 0
         for key, token in tokens:
             while True:

@@ -78,10 +78,11 @@ def _cmd_acls(args: argparse.Namespace) -> int:
 def _cmd_enforce(args: argparse.Namespace) -> int:
     from streams.enforcer.loop import EnforcerLoop
     from streams.enforcer.txn import EnforcerExit
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
 
     settings, policy = _load(args)
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="enforcer", instance=settings.instance_id)
     loop = EnforcerLoop(settings, policy)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
@@ -111,10 +112,11 @@ def _cmd_tail(args: argparse.Namespace) -> int:
 
 def _cmd_detect(args: argparse.Namespace) -> int:
     from streams.detect.app import run
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
 
     settings, policy = _load(args)
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="detect")
     return run(settings, policy)  # faust's worker handles SIGTERM/SIGINT itself
 
 
@@ -151,16 +153,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_sink_postgres(args: argparse.Namespace) -> int:
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
     from streams.pg.command import run_sink_postgres
 
     settings, policy = _load(args)
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="sink")
     return run_sink_postgres(settings, policy, init=args.init, print_sql=args.print_sql)
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from streams.logsetup import configure_logging
+    from streams.logsetup import bind_process, configure_logging
     from streams.settings import load_settings
     from streams.web.dashboard.run import serve
 
@@ -168,6 +171,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         args.config, dashboard_port=args.port, dashboard_token_file=args.token_file
     )
     configure_logging(settings.log_level, settings.log_format)
+    bind_process(service="dashboard")
     return serve(settings, settings.dashboard_token_file, args.show_session_ids)
 
 

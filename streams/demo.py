@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "SESSIONWARDEN_POLICY_FILE": str(POLICY),
         "SESSIONWARDEN_LOG_FORMAT": "json",
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        # Each process's generated metrics token goes beside its log.
+        "SESSIONWARDEN_METRICS_TOKEN_DIR": str(WORKDIR.resolve()),
     }
     services = [
         ("enforcer", "streams.cli enforce"),

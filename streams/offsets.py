@@ -10,6 +10,8 @@ from typing import Any, Protocol
 from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
+from streams.logsetup import error_fields
+
 log = logging.getLogger(__name__)
 
 
@@ -62,7 +64,7 @@ class Probe:
             low = {tp.partition: future.result().offset for tp, future in self._low.items()}
             end = {tp.partition: future.result().offset for tp, future in self._end.items()}
         except KafkaException as exc:
-            log.debug("end offsets unavailable: %s", exc)
+            log.debug("end offsets unavailable", extra=error_fields(exc))
             self.error = exc
             return False
         self.ends = {p: (low.get(p, 0), end[p]) for p in end}

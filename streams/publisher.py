@@ -176,7 +176,10 @@ class AsyncAuthEventPublisher:
                     done = Delivery(msg.topic(), msg.partition(), msg.offset())
                     loop.call_soon_threadsafe(_set_result, result, done)
             except RuntimeError:  # the loop is closed: nobody is waiting for this report
-                log.debug("delivery report for %s arrived after its event loop closed", msg.topic())
+                log.debug(
+                    "delivery report arrived after its event loop closed",
+                    extra={"topic": msg.topic()},
+                )
 
         while True:
             try:
@@ -206,7 +209,9 @@ class AsyncAuthEventPublisher:
         except DeliveryError:
             if strict:
                 raise
-            log.warning("closing the publisher of %s with events undelivered", self.topic)
+            log.warning(
+                "closing the publisher with events undelivered", extra={"topic": self.topic}
+            )
         finally:
             self._stop.set()
             if self._poller is not None:

@@ -225,6 +225,26 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(default=8765, ge=1, le=65535)
     dashboard_token_file: Path | None = None
     # --- end of the dashboard's settings --------------------------------------------------
+    # --- Metrics and health (/metrics, /healthz, /readyz) -----------------------------------
+    # Every long-running process serves them on its own port; 0 picks a free port (logged as
+    # "metrics serving", with the token file). Every request needs the bearer token
+    # (Authorization header) from metrics_token_file; when unset, each process makes a random
+    # one at start and writes it (0600) to <metrics_token_dir or its working
+    # directory>/<service>-<port>.metrics-token.
+    metrics_enabled: bool = True
+    metrics_host: str = Field(default="127.0.0.1", max_length=255)
+    metrics_token_file: Path | None = None
+    metrics_token_dir: Path | None = None
+    enforcer_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    detect_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    sink_metrics_port: int = Field(default=9466, ge=0, le=65535)
+    dashboard_metrics_port: int = Field(default=9467, ge=0, le=65535)
+    # /healthz fails when the loop began no step for this long, or a rebuild of its clients
+    # has been retrying for this long (restores run a slice per loop turn: no excuse).
+    health_stall_s: float = Field(default=30.0, gt=0, le=3600)
+    # /readyz: every owned partition restored and at most this many records behind.
+    ready_max_lag_records: int = Field(default=10_000, ge=0)
+    # --- end of the metrics settings ---------------------------------------------------------
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

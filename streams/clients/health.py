@@ -25,12 +25,16 @@ class HealthLog:
     ) -> None:
         """``waited``: seconds since the start; ``staleness``: seconds since last current."""
         if healthy and self._reported_healthy is False:
-            log.warning("revocation listener of %s is current again", self._topic)
+            log.warning("revocation listener is current again", extra={"topic": self._topic})
         elif not healthy and (ready or waited > self._budget):
             changed = self._reported_healthy is not False
             if changed or now - self._last_reminder >= REMIND_UNHEALTHY_S:
                 self._last_reminder = now
-                log.error("%s", self._unhealthy_text(ready, waited, staleness))
+                log.error(
+                    self._unhealthy_text(ready, waited, staleness),
+                    extra={"topic": self._topic, "staleness_s": staleness,
+                           "fail_closed": self._fail_closed},
+                )  # fmt: skip
         self._reported_healthy = healthy
 
     def _unhealthy_text(self, ready: bool, waited: float, staleness: float) -> str:

@@ -51,6 +51,7 @@ from streams.clients.health import HealthLog
 from streams.clients.revocation_set import RevocationSet, RevokedEntry, SessionKey
 from streams.clients.staleness import Staleness
 from streams.clients.tenant_view import TenantView
+from streams.logsetup import error_fields
 from streams.offsets import AdminLike
 from streams.policy import Policy, default_policy, load_policy
 from streams.security import explain_refusal
@@ -184,7 +185,9 @@ class RevocationListener:
         reason = explain_refusal(err)
         if reason is not None:
             if self._refused is None:
-                log.error("revocation listener of %s: %s", self.topic, reason)
+                log.error(
+                    "revocation listener refused", extra={"topic": self.topic, "reason": reason}
+                )
             self._refused = reason
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -223,7 +226,9 @@ class RevocationListener:
             while not self._stop.is_set():
                 self.step()
         except Exception:
-            log.exception("revocation listener of %s stopped by an unexpected error", self.topic)
+            log.exception(
+                "revocation listener stopped by an unexpected error", extra={"topic": self.topic}
+            )
         finally:
             self._running = False
 
@@ -320,7 +325,7 @@ class RevocationListener:
 
     def _apply(self, msg: Message, now: float) -> None:
         if msg.error() is not None:
-            log.debug("consumer event on %s: %s", self.topic, msg.error())
+            log.debug("consumer event", extra={"topic": self.topic, **error_fields(msg.error())})
             return
         self.stats.records += 1
         try:
@@ -329,7 +334,11 @@ class RevocationListener:
             self.stats.skipped += 1
             if msg.value() is not None:  # tombstones are expected on a compacted topic
                 located = exc.at(msg.topic(), msg.partition(), msg.offset())
-                log.warning("skipping an unreadable revocation record: %r", located)
+                log.warning(
+                    "skipping an unreadable revocation record",
+                    extra={"topic": located.topic, "partition": located.partition,
+                           "offset": located.offset, "reason": exc.reason},
+                )  # fmt: skip
             return
         if isinstance(record, Revocation):
             if not self._set.add(record, now):
@@ -347,7 +356,7 @@ class RevocationListener:
         try:
             callback(record)
         except Exception:
-            log.exception("revocation listener callback %r failed", callback)
+            log.exception("revocation listener callback failed", extra={"callback": repr(callback)})
 
     def _probe_failed(self) -> None:
         self.stats.probes_failed += 1
@@ -356,11 +365,10 @@ class RevocationListener:
         if self._staleness.check(self._consumer.position) and not self._ready.is_set():
             self._ready.set()
             log.info(
-                "revocation set of %s rebuilt: %d revoked session(s) from %d record(s)",
-                self.topic,
-                len(self._set),
-                self.stats.records,
-            )
+                "revocation set rebuilt",
+                extra={"topic": self.topic, "revoked_sessions": len(self._set),
+                       "records": self.stats.records},
+            )  # fmt: skip
 
     def _report_health(self) -> None:
         now = self._monotonic()

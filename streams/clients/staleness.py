@@ -8,6 +8,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaException, TopicPartition
 
 from streams.freshness import caught_up
+from streams.logsetup import error_fields
 from streams.offsets import AdminLike, Probe
 
 log = logging.getLogger(__name__)
@@ -81,5 +82,7 @@ class Staleness:
             return Probe(self._admin, self._tps, now, self._timeout)
         except KafkaException as exc:
             self._on_failure()
-            log.debug("cannot ask for the end offsets of %s: %s", self._topic, exc)
+            log.debug(
+                "cannot ask for the end offsets", extra={"topic": self._topic, **error_fields(exc)}
+            )
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from schemas.errors import SessionwardenError
-from streams.logsetup import configure_logging
+from streams.logsetup import bind_process, configure_logging
 from streams.policy import default_policy, load_policy
 from streams.settings import load_settings
 
@@ -17,6 +17,7 @@ def main() -> int:
         settings = load_settings()
         policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
         configure_logging(settings.log_level, settings.log_format)
+        bind_process(service="detect")
         return run(settings, policy)
     except SessionwardenError as exc:
         print(f"sessionwarden detect: {exc}", file=sys.stderr)

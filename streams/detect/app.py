@@ -32,6 +32,7 @@ from streams.detect.engine import Engine
 from streams.detect.pending import PendingTables
 from streams.detect.state import COOLDOWNS, EXPIRATIONS, GRANTS, SESSIONS, DetectState, Tables
 from streams.logsetup import SessionHasher
+from streams.observe.detect import BEAT_INTERVAL_S, DetectObserver, detect_observer_for
 from streams.policy import Policy
 from streams.settings import Settings
 
@@ -55,8 +56,14 @@ def app_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}{settings.detect_group_id}"
 
 
-def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None) -> faust.App:
+def create_app(
+    settings: Settings,
+    policy: Policy,
+    data_dir: Path | None = None,
+    observer: DetectObserver | None = None,
+) -> faust.App:
     """Build the detect app; nothing connects until a worker starts it."""
+    observer = observer if observer is not None else DetectObserver()
     engine = Engine(policy)
     ident = app_id(settings)
     web = settings.detect_web_enabled
@@ -98,7 +105,7 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
         if caep is not None
         else None
     )
-    shell = DetectShell(engine, tables, alerts, settings.log_salt, caep, caep_topic)
+    shell = DetectShell(engine, tables, alerts, settings.log_salt, caep, caep_topic, observer)
     shell.drain = app.producer.buffer.flush
 
     async def detect(stream: Any) -> None:
@@ -107,9 +114,15 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
 
     app.agent(audit, name="sessionwarden-detect", concurrency=1)(detect)
 
+    async def beat() -> None:
+        observer.beat()
+
+    app.timer(BEAT_INTERVAL_S)(beat)
+
     async def on_rebalance_complete(sender: Any, *_: Any, **__: Any) -> None:
         actives = app.assignor.assigned_actives()
         mine = sorted(tp.partition for tp in actives if tp.topic == settings.topics.audit)
+        observer.rebalance_end(len(mine))
         log.info(
             "partitions assigned and recovered",
             extra={"partitions": mine, "users_with_sessions": len(tables[SESSIONS])},
@@ -117,8 +130,13 @@ def create_app(settings: Settings, policy: Policy, data_dir: Path | None = None)
 
     # mode types signal receivers with mypy's extended callable types, which no plain
     # signature satisfies; the receiver is called as receiver(sender, signal=...).
+    async def on_partitions_assigned(sender: Any, *_: Any, **__: Any) -> None:
+        observer.rebalance_begin()  # the tables recover until the rebalance completes
+
     receiver: Any = on_rebalance_complete
     app.on_rebalance_complete.connect(receiver)
+    receiver = on_partitions_assigned
+    app.on_partitions_assigned.connect(receiver)
     return app
 
 
@@ -171,7 +189,9 @@ class DetectShell:
         salt: str = "",
         caep: CaepConfig | None = None,
         caep_topic: Any = None,
+        observer: DetectObserver | None = None,
     ) -> None:
+        self.metrics = observer if observer is not None else DetectObserver()
         self.caep = caep
         self.caep_topic = caep_topic
         self.engine = engine
@@ -216,30 +236,27 @@ class DetectShell:
             record = decode_audit_event(event.value)
         except DecodeError as exc:
             self.skipped += 1
+            self.metrics.skipped(exc.reason)
             log.warning(
-                "skipped an undecodable audit record at %s[%d]@%d: %s: %s",
-                msg.topic,
-                msg.partition,
-                msg.offset,
-                exc.reason,
-                exc.detail,
+                "skipped an undecodable audit record",
+                extra={**_where(msg), "reason": exc.reason, "detail": exc.detail},
             )
             return
         try:
             outcome = self.engine.process(record, state, time.time())
         except Exception:  # a bug on one record must not stop detection for everyone
             self.skipped += 1
-            log.exception(
-                "internal error on the audit record at %s[%d]@%d; skipped",
-                msg.topic,
-                msg.partition,
-                msg.offset,
-            )
+            self.metrics.skipped("internal_error")
+            log.exception("internal error on an audit record; skipped", extra=_where(msg))
             return
+        self.metrics.event(record.type)
         alerts.extend(outcome.alerts)
         pending.apply(outcome.writes, event)
         for kind in outcome.suppressed:
-            log.debug("alert %s withheld by the cooldown", kind, extra={"user_id": record.user_id})
+            self.metrics.withheld(kind)
+            log.debug(
+                "alert withheld by the cooldown", extra={"kind": kind, "user_id": record.user_id}
+            )
 
     async def _after_delivery(self, alert: dict[str, Any]) -> None:
         user = alert["user_id"]
@@ -247,9 +264,9 @@ class DetectShell:
             for key, token in caep_events_for(alert, self.caep):  # risk-level-change
                 await (await self.caep_topic.send(key=key, value=token))
         self.emitted += 1
+        self.metrics.alert(alert["kind"], alert["severity"])
         log.warning(
-            "alert %s",
-            alert["kind"],
+            "alert",
             extra={
                 "alert_id": str(alert["alert_id"]),
                 "kind": alert["kind"],
@@ -260,6 +277,10 @@ class DetectShell:
                 "sessions": [self.session_hash(s) for s in alert["evidence"]["session_ids"][:8]],
             },
         )
+
+
+def _where(msg: Any) -> dict[str, Any]:
+    return {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}
 
 
 def check_topics(settings: Settings, timeout: float = 30.0) -> None:
@@ -298,8 +319,12 @@ def run(settings: Settings, policy: Policy) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    observer = detect_observer_for(settings)
+    observer.start()
     with tempfile.TemporaryDirectory(prefix="sessionwarden-detect-") as scratch:
-        app = create_app(settings, policy, data_dir=settings.detect_data_dir or Path(scratch))
+        app = create_app(
+            settings, policy, settings.detect_data_dir or Path(scratch), observer=observer
+        )
         worker = faust.Worker(
             app, loop=loop, override_logging=False, redirect_stdouts=False, quiet=True
         )
@@ -314,5 +339,6 @@ def run(settings: Settings, policy: Policy) -> int:
             code = exc.code
         else:  # pragma: no cover - execute_from_commandline always exits
             code = 0
+    observer.close()
     log.info("detect worker stopped", extra={"exit_status": code})
     return code if isinstance(code, int) else (0 if code is None else 1)

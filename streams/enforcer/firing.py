@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicParti
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.enforcer.runtime import PartitionRuntime
+from streams.logsetup import error_fields
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Firing:
             )
             ends = {tp.partition: f.result().offset for tp, f in futures.items()}
         except KafkaException as exc:
-            log.warning("last-stable-offset probe failed: %s", exc)
+            log.warning("last-stable-offset probe failed", extra=error_fields(exc))
             return
         for p, end in ends.items():
             rt = parts.get(p)

@@ -57,10 +57,12 @@ from streams.enforcer.txn import (
     FenceWindow,
     TxnFailure,
     call_transactional,
+    cause_of,
     consumer_fatal,
     describe,
 )
-from streams.logsetup import SessionHasher
+from streams.logsetup import SessionHasher, error_fields
+from streams.observe.enforcer import observer_for
 from streams.policy import Policy
 from streams.settings import Settings
 
@@ -95,6 +97,7 @@ class EnforcerLoop:
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
         self._skipped: set[int] = set()  # restoring partitions whose input showed up anyway
+        self.metrics = observer_for(settings, self.topics.input)
         self._connect()
 
     def _connect(self) -> None:
@@ -106,7 +109,9 @@ class EnforcerLoop:
             Consumer(restore_config(s)), self._admin, self.topics.enforcer_state
         )
         self._router: Router | None = None
-        self._out = Outputs(self._producer, self.topics, self.stats, self.session_hash, self.clock)
+        self._out = Outputs(
+            self._producer, self.topics, self.stats, self.session_hash, self.clock, self.metrics
+        )
         self._firing = Firing(
             self._consumer,
             self._admin,
@@ -127,6 +132,7 @@ class EnforcerLoop:
         try:
             if self._caep is not None:
                 self._caep.start()
+            self.metrics.start()
             self._start_or_recover()
             while not self._stop.is_set():
                 try:
@@ -173,10 +179,13 @@ class EnforcerLoop:
             try:
                 self._abort("shutdown")
             except (TxnFailure, KafkaException) as exc:
-                log.warning("could not abort the open transaction on shutdown: %s", exc)
+                log.warning(
+                    "could not abort the open transaction on shutdown", extra=error_fields(exc)
+                )
         self._disconnect(flush_s=10)
         if self._caep is not None:
             self._caep.close()
+        self.metrics.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
 
     def _disconnect(self, flush_s: float) -> None:
@@ -189,13 +198,14 @@ class EnforcerLoop:
             try:
                 close()
             except (KafkaException, RuntimeError) as exc:
-                log.warning("closing the %s failed: %s", name, exc)
+                log.warning("closing a client failed", extra={"client": name, **error_fields(exc)})
 
     def _recover(self, exc: Exception) -> None:
         """Rebuild every client and restore all state from the committed log, as a restart
         would, until a start succeeds; after ``max_recoveries`` in a row without a committed
         batch, exit."""
         while True:
+            self.metrics.recovering(cause_of(exc))
             self._rebuild(exc)
             try:
                 self.start()
@@ -214,13 +224,13 @@ class EnforcerLoop:
         self.stats.recoveries += 1
         if self._recoveries_in_row > self.settings.max_recoveries:
             log.error(
-                "enforcer cannot recover after %d attempts, exiting", self.settings.max_recoveries
+                "enforcer cannot recover, exiting",
+                extra={"attempts": self.settings.max_recoveries, **error_fields(exc)},
             )
             raise EnforcerExit(EXIT_UNRECOVERABLE) from exc
         log.error(
-            "enforcer lost its transaction state, rebuilding clients and restoring: %s",
-            exc,
-            extra={"attempt": self._recoveries_in_row},
+            "enforcer lost its transaction state, rebuilding clients and restoring",
+            extra={"attempt": self._recoveries_in_row, **error_fields(exc)},
         )
         self._in_txn = False
         self.parts.clear()
@@ -228,7 +238,7 @@ class EnforcerLoop:
         try:
             self._producer.purge()
         except KafkaException as purge_error:
-            log.warning("purging the old producer failed: %s", purge_error)
+            log.warning("purging the old producer failed", extra=error_fields(purge_error))
         self._disconnect(flush_s=0)
         self._connect()
 
@@ -248,6 +258,7 @@ class EnforcerLoop:
 
     def step(self) -> int:
         """Consume one batch and commit it with everything that became due. Returns events."""
+        started = self.metrics.step()
         self._restore_step()
         self._firing.probe_ahead(self.parts)
         msgs = self._consumer.consume(self.settings.batch_size, self.poll_timeout())
@@ -260,10 +271,14 @@ class EnforcerLoop:
         except TxnFailure as exc:
             if exc.action is not Action.ABORT:
                 raise
-            log.warning(describe(exc.action, exc.err, self.settings.transactional_id))
-            self._abort(f"{exc.call}: {exc.err.name()}")
+            log.warning(
+                describe(exc.action, exc.err, self.settings.transactional_id),
+                extra={"call": exc.call, "error": exc.err.name()},
+            )
+            self._abort(cause_of(exc))
             return 0
         self._out.committed(self.parts)
+        self.metrics.batch_done(len(msgs), started, self.parts, self._consumer)
         return len(msgs)
 
     def poll_timeout(self) -> float:
@@ -289,11 +304,13 @@ class EnforcerLoop:
                 TopicPartition(self.topics.input, p, rt.next_offset) for p, rt in self.parts.items()
             ]
             group = self._consumer.consumer_group_metadata()
+            committing = time.monotonic()
             self._call(
                 "send_offsets_to_transaction",
                 lambda t: self._producer.send_offsets_to_transaction(offsets, group, t),
             )
             self._call("commit_transaction", self._producer.commit_transaction, committing=True)
+            self.metrics.committed(committing)
             self._recoveries_in_row = 0
         self._in_txn = False
 
@@ -317,7 +334,7 @@ class EnforcerLoop:
                 if consumer_fatal(err):
                     raise TxnFailure(Action.REBUILD, err, CONSUME)
                 if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", err)
+                    log.warning("consumer error", extra=error_fields(err))
                 continue
             p = msg.partition()
             rt = self.parts.get(p)
@@ -348,9 +365,12 @@ class EnforcerLoop:
             out.dead_letter(exc.reason, exc.detail, msg)
             return
         try:
-            reject = rt.enforcer.apply(event, now, received=received)
+            reject = self.metrics.apply(rt.enforcer, event, now, received)
         except Exception as exc:  # a bug must not stop enforcement for everyone else
-            log.exception("internal error applying %s", self.topics.input)
+            log.exception(
+                "internal error applying an event",
+                extra={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
+            )
             out.dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
             return
         if reject is not None:
@@ -365,6 +385,7 @@ class EnforcerLoop:
         self._in_txn = False
         self._out.pending = 0
         self.stats.aborts += 1
+        self.metrics.aborted(cause)
         for rt in self.parts.values():
             rt.enforcer.abort()
             rt.clock.abort()
@@ -390,6 +411,7 @@ class EnforcerLoop:
         consumer.pause(partitions)
         for tp in partitions:
             self._restorer.add(tp.partition, PartitionEnforcer(self.policy, tp.partition))
+        self.metrics.restore_begin([tp.partition for tp in partitions])
         log.info(
             "restoring newly assigned partitions",
             extra={"partitions": sorted(tp.partition for tp in partitions)},
@@ -399,6 +421,7 @@ class EnforcerLoop:
         for tp in partitions:
             self.parts.pop(tp.partition, None)
             self._restorer.drop(tp.partition)
+        self.metrics.partitions_revoked([tp.partition for tp in partitions])
         if partitions:
             log.info(
                 "partitions revoked",
@@ -428,6 +451,7 @@ class EnforcerLoop:
                 )
         self._consumer.resume(tps)
         self.stats.last_restore_s = max(time.monotonic() - p.started for _, p in done)
+        self.metrics.restore_end(done)
         log.info(
             "partitions assigned and restored",
             extra={

@@ -15,6 +15,7 @@ from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW, dead_letter_doc
 from streams.enforcer.forward import HINT, Router, producer_identity
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.logsetup import SessionHasher
+from streams.observe.observer import EnforcerObserver
 from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,14 @@ class Outputs:
         stats: LoopStats,
         session_hash: SessionHasher,
         clock: Callable[[], float],
+        metrics: EnforcerObserver | None = None,
     ) -> None:
         self._producer = producer
         self._topics = topics
         self._stats = stats
         self._session_hash = session_hash
         self._clock = clock
+        self._metrics = metrics if metrics is not None else EnforcerObserver()
         self.pending = 0  # dead letters and forwards produced in the open transaction
 
     def produce(
@@ -72,6 +75,7 @@ class Outputs:
         self.produce(self._topics.input, msg.value(), key, target, msg.headers())
         self.pending += 1
         self._stats.forwarded += 1
+        self._metrics.forwarded()
         producer = producer_identity(key, msg.headers())
         if router.first_from(producer):
             log.warning(
@@ -90,8 +94,15 @@ class Outputs:
         self.produce(self._topics.dlq, encode_dict(doc), key[:MAX_DEAD_LETTER_RAW] if key else key)
         self.pending += 1
         self._stats.dead_letters += 1
+        self._metrics.dead_lettered(reason)
         log.warning(
-            "dead-lettered %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), reason
+            "dead-lettered",
+            extra={
+                "topic": msg.topic(),
+                "partition": msg.partition(),
+                "offset": msg.offset(),
+                "reason": reason,
+            },
         )
 
     def committed(self, parts: dict[int, PartitionRuntime]) -> None:
@@ -106,6 +117,7 @@ class Outputs:
                 if kind == "revocation":
                     reason = emit.value["reason"]
                     by_reason[reason] = by_reason.get(reason, 0) + 1
+                    self._metrics.revoked(emit.value)
                 elif kind in ("session_started", "session_ended"):
                     self._log_lifecycle(emit.value)
         self._producer.poll(0)

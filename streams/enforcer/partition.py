@@ -57,6 +57,8 @@ class PartitionState:
         self.received_watermark = 0.0  # highest receive time read on this partition
         self.now = 0.0
         self.stats: dict[str, int] = {}
+        self.counted = 0
+        self.last_counted = ""
         self._deadlines: list[tuple[float, Key]] = []
         self._forget: list[tuple[float, str, Key]] = []  # (forget_at, kind, key)
         self._seen: set[SeenId] = set()
@@ -266,3 +268,5 @@ class PartitionState:
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
+        self.counted += 1  # with last_counted: what the last apply did, read by its metrics
+        self.last_counted = what

@@ -21,6 +21,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
+from streams.logsetup import error_fields
+
 log = logging.getLogger(__name__)
 
 
@@ -127,7 +129,7 @@ def call_transactional(
             action = classify(err, committing, age, txn_timeout_s, give_up - time.monotonic())
             if action is not Action.RETRY:
                 raise TxnFailure(action, err, name) from exc
-            log.warning("%s: %s", name, describe(action, err, ""))
+            log.warning(describe(action, err, ""), extra={"call": name, **error_fields(err)})
 
 
 class TxnFailure(Exception):
@@ -146,3 +148,10 @@ class EnforcerExit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(f"exit code {code}")
         self.code = code
+
+
+def cause_of(exc: BaseException) -> str:
+    """A bounded label for an abort or a recovery: the call and the Kafka error's name."""
+    if isinstance(exc, TxnFailure):
+        return f"{exc.call}: {exc.err.name()}"
+    return str(error_fields(exc)["error"])

@@ -74,7 +74,7 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[Migration]:
                 " VALUES (%s, %s, %s)",
                 (m.version, m.name, m.sha256),
             )
-            log.info("applied migration %03d_%s", m.version, m.name)
+            log.info("applied migration", extra={"version": m.version, "migration": m.name})
             applied.append(m)
     return applied
 

@@ -16,6 +16,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from psycopg.conninfo import conninfo_to_dict
 
 from schemas.errors import SessionwardenError
+from streams.logsetup import error_fields
+from streams.observe.service import ServiceObserver
 from streams.pg.migrations import check_schema
 from streams.pg.plan import Batch, PruneSchedule, RawRecord, plan_batch, utc
 from streams.pg.store import OffsetConflict, RevocationStore
@@ -83,6 +85,9 @@ class PostgresSink:
         self._prune = PruneSchedule(settings.pg_prune_interval_s)
         self._store: RevocationStore | None = None
         self._consumer: Consumer | None = None
+        self.metrics = ServiceObserver(
+            settings, settings.sink_metrics_port, "sessionwarden_sink", lambda: self.stats
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -97,6 +102,7 @@ class PostgresSink:
                 raise SinkError(f"cannot read the sessionwarden schema: {exc}") from exc
             self._store = RevocationStore(conn, self.topic)
             self._consumer = Consumer(consumer_config(self.settings))
+            self.metrics.start()
             try:
                 self._check_topic(self._consumer)
                 self._consumer.subscribe([self.topic], on_assign=self._on_assign)
@@ -105,6 +111,7 @@ class PostgresSink:
                 raise SinkError(f"PostgreSQL failed under the sink: {exc}") from exc
             finally:
                 self._consumer.close()
+                self.metrics.close()
         log.info("sink stopped", extra=dict(self.stats))
 
     def _check_topic(self, consumer: Consumer) -> None:
@@ -127,6 +134,7 @@ class PostgresSink:
         for tp in partitions:
             tp.offset = stored[tp.partition]
         consumer.assign(partitions)
+        self.metrics.ready()  # seeking to the stored offsets is the whole restore
         log.info(
             "partitions assigned",
             extra={"topic": self.topic, "offsets": {str(p): o for p, o in sorted(stored.items())}},
@@ -136,6 +144,7 @@ class PostgresSink:
         assert self._consumer is not None
         next_progress = time.monotonic() + _PROGRESS_EVERY_S
         while not self._stop.is_set():
+            self.metrics.step()
             records = self._records(self._next_messages(self._consumer))
             if records and self._write(plan_batch(records, utc(time.time()), self.keep_for)):
                 self.stats["records"] += len(records)
@@ -164,7 +173,7 @@ class PostgresSink:
                 if err.fatal():
                     raise SinkError(f"fatal Kafka error: {err}")
                 if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer error: %s", err)
+                    log.warning("consumer error", extra=error_fields(err))
                 continue
             partition, offset = msg.partition(), msg.offset()
             if partition in self.seen and offset >= self.seen[partition]:
@@ -177,15 +186,20 @@ class PostgresSink:
         try:
             self._store.write(batch, self.seen)
         except OffsetConflict as exc:
-            log.warning("%s: seeking to the stored offsets again", exc)
+            log.warning("seeking to the stored offsets again", extra=error_fields(exc))
             self._reseek()
             return False
         self.seen.update(batch.next_offsets)
         for partition, offset, problem in batch.undecodable:
             log.warning(
-                "undecodable revocation record skipped (%s) at %s[%d]@%d",
-                problem.reason, self.topic, partition, offset,
-            )  # fmt: skip
+                "undecodable revocation record skipped",
+                extra={
+                    "reason": problem.reason,
+                    "topic": self.topic,
+                    "partition": partition,
+                    "offset": offset,
+                },
+            )
         self.stats["rows"] += len(batch.rows)
         self.stats["expired"] += batch.expired
         self.stats["undecodable"] += len(batch.undecodable)

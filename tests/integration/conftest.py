@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -21,6 +22,12 @@ def bootstrap_servers() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def metrics_token_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the processes of the tests write their generated metrics tokens."""
+    return tmp_path_factory.mktemp("metrics-tokens")
+
+
+@pytest.fixture(scope="session")
 def admin(bootstrap_servers: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap_servers})
 
@@ -28,9 +35,10 @@ def admin(bootstrap_servers: str) -> AdminClient:
 class TopicSets:
     """Settings with a fresh topic prefix and group per call; every topic deleted by ``close``."""
 
-    def __init__(self, bootstrap_servers: str, admin: AdminClient) -> None:
+    def __init__(self, bootstrap_servers: str, admin: AdminClient, token_dir: Path) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.admin = admin
+        self.token_dir = token_dir
         self.created: list[str] = []
 
     def __call__(self, provision: bool = True, **overrides: object) -> Settings:
@@ -40,6 +48,13 @@ class TopicSets:
             "topic_prefix": prefix,
             "partitions": 3,
             "group_id": f"{prefix}enforcer",
+            # A free metrics port each (tests and other checkouts run several services at once),
+            # tokens written beside the test's other files.
+            "enforcer_metrics_port": 0,
+            "detect_metrics_port": 0,
+            "sink_metrics_port": 0,
+            "dashboard_metrics_port": 0,
+            "metrics_token_dir": self.token_dir,
         }
         values.update(overrides)
         settings = load_settings(**values)
@@ -59,9 +74,9 @@ class TopicSets:
 
 @pytest.fixture
 def settings_factory(
-    bootstrap_servers: str, admin: AdminClient
+    bootstrap_servers: str, admin: AdminClient, metrics_token_dir: Path
 ) -> Iterator[Callable[..., Settings]]:
     """Settings with a fresh topic prefix and group per call; topics created, deleted after."""
-    topics = TopicSets(bootstrap_servers, admin)
+    topics = TopicSets(bootstrap_servers, admin, metrics_token_dir)
     yield topics
     topics.close()

@@ -8,10 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,14 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A process's metrics server: its base URL and the bearer token every request needs."""
+
+    base: str
+    token: str
 
 
 class ServiceProcess:
@@ -72,6 +82,22 @@ class ServiceProcess:
                 doc = orjson.loads(line)
                 if isinstance(doc, dict):
                     found.append(doc)
+        return found
+
+    def metrics_url(self, timeout: float = 30) -> Endpoint:
+        """Where the process serves /metrics, /healthz and /readyz, and the bearer token from
+        the file it wrote (both from its log line)."""
+
+        def bound() -> Endpoint | None:
+            for doc in self.messages():
+                if doc.get("msg") == "metrics serving":
+                    token = Path(doc["token_file"]).read_text().strip()
+                    return Endpoint(f"http://{doc['host']}:{doc['port']}", token)
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
+            return None
+
+        found: Endpoint = wait_until(bound, timeout, f"the {self.name}'s metrics server")
         return found
 
     def is_ready(self) -> bool:
@@ -137,6 +163,13 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
         "SESSIONWARDEN_POLICY_FILE": str(policy),
         "SESSIONWARDEN_LOG_SALT": "test-salt",
         "SESSIONWARDEN_LOG_FORMAT": "json",
+        # A free port each: tests (and other checkouts) run several services at once.
+        "SESSIONWARDEN_ENFORCER_METRICS_PORT": "0",
+        "SESSIONWARDEN_DETECT_METRICS_PORT": "0",
+        "SESSIONWARDEN_SINK_METRICS_PORT": "0",
+        "SESSIONWARDEN_DASHBOARD_METRICS_PORT": "0",
+        # Generated metrics tokens go beside the test's files, not into the working directory.
+        "SESSIONWARDEN_METRICS_TOKEN_DIR": str(settings.metrics_token_dir or tempfile.gettempdir()),
     }
 
 

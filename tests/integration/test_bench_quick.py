@@ -32,10 +32,13 @@ def test_quick_benchmarks_run_and_write_a_complete_report(
         "recovery",
         "detect",
         "postgres",
+        "metrics_cost",
         "browser",
     } <= set(results)
     assert results["postgres"]["latency"]["samples"] > 0
     assert "skipped" in results["browser"] or 10 == results["browser"]["sessions"]
+    cost = results["metrics_cost"]
+    assert all(cost[m]["rate_on"] > 0 and cost[m]["rate_off"] > 0 for m in ("core", "drain"))
     tput = results["throughput"][0]
     assert tput["enforcer_rate"] > 0 and tput["ceiling_rate"] > 0 and tput["faust_rate"] > 0
     verify = results["recovery"]["verify"]["totals"]

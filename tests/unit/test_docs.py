@@ -16,8 +16,10 @@ TOP = "streams|schemas|tests|infra|bench|docs|examples"
 PATH = re.compile(rf"(?<![\w./-])((?:{TOP})/[\w./-]*[\w/])")
 PLACEHOLDER = re.compile(r"NNN|<|\*")  # a file-name pattern, not a file
 VARIABLE = re.compile(r"SESSIONWARDEN_([A-Z0-9_]*[A-Z0-9])")
-# "`SESSIONWARDEN_LOG_FORMAT` / `_LOG_LEVEL`": the second stands for SESSIONWARDEN_LOG_LEVEL.
-SHORTHAND = re.compile(r"`SESSIONWARDEN_([A-Z0-9_]+)`\s*/\s*`_([A-Z0-9_]+)`")
+# "`SESSIONWARDEN_LOG_FORMAT` / `_LOG_LEVEL`": the second stands for SESSIONWARDEN_LOG_LEVEL
+# (as many as follow, each against the first).
+SHORTHAND = re.compile(r"`SESSIONWARDEN_([A-Z0-9_]+)`((?:\s*/\s*`_[A-Z0-9_]+`)+)")
+SHORT = re.compile(r"`_([A-Z0-9_]+)`")
 NOT_SETTINGS = ("Makefile", ".ci/run")  # variables read by the tests and tools, not Settings
 
 
@@ -35,9 +37,10 @@ def _documented(doc: Path) -> set[str]:
     names: set[str] = set()
     for line in doc.read_text("utf-8").splitlines():
         names.update(VARIABLE.findall(line))
-        for first, short in SHORTHAND.findall(line):
-            keep = first.split("_")[: -len(short.split("_"))]
-            names.add("_".join([*keep, short]))
+        for first, shorts in SHORTHAND.findall(line):
+            for short in SHORT.findall(shorts):
+                keep = first.split("_")[: -len(short.split("_"))]
+                names.add("_".join([*keep, short]))
     return names
 
 

@@ -21,6 +21,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from streams.logsetup import error_fields
 from streams.settings import Settings
 from streams.web.dashboard.state import DashboardState
 
@@ -61,6 +62,7 @@ class DashboardFeed:
         on_change: Callable[[], None],
         detect_group: str,
         lag_every_s: float = 2.0,
+        on_step: Callable[[], None] = lambda: None,
     ) -> None:
         topics = settings.topics
         self._apply: dict[str, Callable[[dict[str, Any], float], None]] = {
@@ -74,6 +76,9 @@ class DashboardFeed:
         }
         self.state, self.lock, self.on_change = state, lock, on_change
         self.lag_every_s = lag_every_s
+        self.on_step = on_step
+        # Counters of the feed, exported as sessionwarden_dashboard_<key>_total.
+        self.stats = {"records": 0, "records_skipped": 0, "feed_errors": 0}
         client = {**settings.kafka_client_config(), "log_level": 4}
         self._consumer = Consumer({
             **client, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
@@ -103,6 +108,7 @@ class DashboardFeed:
     def _run(self) -> None:
         next_lag = 0.0
         while not self._stop.is_set():
+            self.on_step()
             try:
                 changed = self._read()
                 if time.monotonic() >= next_lag:
@@ -110,6 +116,7 @@ class DashboardFeed:
                     changed = self._probe_lag() or changed
             except Exception:  # never let one bad moment end the live view
                 log.exception("dashboard feed error")
+                self.stats["feed_errors"] += 1
                 time.sleep(1.0)
                 continue
             if changed:
@@ -121,6 +128,7 @@ class DashboardFeed:
         if not msgs:
             return False
         before = self.state.version
+        used = 0
         with self.lock:
             for msg in msgs:
                 value = msg.value()
@@ -132,6 +140,9 @@ class DashboardFeed:
                     continue
                 if isinstance(doc, dict):
                     self._apply[msg.topic()](doc, received)
+                    used += 1
+        self.stats["records"] += used
+        self.stats["records_skipped"] += len(msgs) - used
         return self.state.version != before
 
     def _probe_lag(self) -> bool:
@@ -140,7 +151,7 @@ class DashboardFeed:
             try:
                 lag: int | None = group_lag(self._admin, group, topic)
             except Exception as exc:
-                log.debug("no lag for %s: %s", group, exc)
+                log.debug("no lag", extra={"group": group, **error_fields(exc)})
                 lag = None
             with self.lock:
                 self.state.set_lag(name, group, lag)

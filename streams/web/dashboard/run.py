@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from schemas.errors import ConfigError
 from streams.clients.asgi import ASGIApp
 from streams.logsetup import SessionHasher
+from streams.observe.service import ServiceObserver
 from streams.settings import Settings
+from streams.tokens import read_token
 from streams.web.dashboard.app import Pusher, dashboard_app
 from streams.web.dashboard.feed import DashboardFeed
 from streams.web.dashboard.state import DashboardState
 
 log = logging.getLogger(__name__)
-
-
-def read_token(path: Path | None) -> tuple[str, bool]:
-    """The token from ``path`` (first line, stripped), or a fresh random one (and True)."""
-    if path is None:
-        return secrets.token_urlsafe(24), True
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"dashboard token file {path}: {exc.strerror}") from exc
-    if len(token) < 16:
-        raise ConfigError(f"dashboard token file {path}: the token must be 16+ characters")
-    return token, False
 
 
 def create_app(settings: Settings, token: str, *, show_session_ids: bool = False) -> ASGIApp:
@@ -40,14 +27,21 @@ def create_app(settings: Settings, token: str, *, show_session_ids: bool = False
     show = (lambda s: s) if show_session_ids else SessionHasher(settings.log_salt)
     state, lock, pusher = DashboardState(show_session=show), threading.Lock(), Pusher()
     feed = DashboardFeed(settings, state, lock, pusher.notify, detect_group=app_id(settings))
+    metrics = ServiceObserver(
+        settings, settings.dashboard_metrics_port, "sessionwarden_dashboard", lambda: feed.stats
+    )
+    feed.on_step = metrics.step
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
-        feed.start()
+        metrics.start()
         try:
+            feed.start()
+            metrics.ready()  # every record of the three topics is read from the beginning
             yield
         finally:
             feed.stop()
+            metrics.close()
 
     return dashboard_app(state, lock, token, pusher=pusher, lifespan=lifespan)
 

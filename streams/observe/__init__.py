@@ -1,0 +1,1 @@
+"""Operability: Prometheus metrics, health and readiness of every long-running process."""

@@ -1,0 +1,52 @@
+"""The dashboard process's /metrics, /healthz and /readyz, scraped while its feed reads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from streams.settings import Settings
+from streams.web.dashboard.run import create_app
+from streams.web.serve import ServerThread
+from tests.integration.harness import Endpoint, wait_until
+from tests.integration.scrape import get, probe, scrape, value
+
+NS = "sessionwarden_dashboard"
+
+
+def test_the_feeds_counters_move_and_every_endpoint_needs_the_token(
+    settings_factory: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records the feed uses and records it skips are counted; the probes follow its loop."""
+    settings = settings_factory()
+    caplog.set_level("INFO", logger="streams.observe.server")
+    with ServerThread(create_app(settings, "dashboard-token-" + uuid.uuid4().hex)):
+
+        def serving() -> Endpoint | None:
+            for r in caplog.records:
+                if r.getMessage() == "metrics serving":
+                    token = Path(r.__dict__["token_file"]).read_text().strip()
+                    return Endpoint(f"http://{r.__dict__['host']}:{r.__dict__['port']}", token)
+            return None
+
+        at: Endpoint = wait_until(serving, 30, "the dashboard's metrics server")
+        assert 401 == get(f"{at.base}/metrics")[0]
+        wait_until(lambda: 200 == probe(at, "/readyz")[0], 30, "the dashboard to be ready")
+        producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        producer.produce(settings.topics.alerts, b'{"type": "alert"}', b"u1")
+        producer.produce(settings.topics.alerts, b"\xff\xfenot json", b"u1")
+        assert 0 == producer.flush(10)
+
+        def counted() -> object:
+            now = scrape(at)
+            done = value(now, f"{NS}_records_total") and value(now, f"{NS}_records_skipped_total")
+            return now if done else None
+
+        samples = wait_until(counted, 20, "the feed's records to be counted")
+        assert 1 == value(samples, f"{NS}_records_total")
+        assert 1 == value(samples, f"{NS}_records_skipped_total")
+        assert 200 == probe(at, "/healthz")[0]
