@@ -16,6 +16,7 @@ from streams.enforcer.forward import HINT, Router, producer_identity
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.logsetup import SessionHasher
 from streams.observe.observer import EnforcerObserver
+from streams.producing import produce_waiting
 from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,7 @@ class Outputs:
         headers: Any = None,
     ) -> None:
         """Produce, waiting for room when the local queue is full (deliveries free it)."""
-        while True:
-            try:
-                self._producer.produce(topic, value, key, partition=partition, headers=headers)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_waiting(self._producer, topic, value, key, partition, headers)
 
     def produce_batch(self, parts: dict[int, PartitionRuntime]) -> int:
         """Produce every partition's changelog and outputs; returns records produced."""
