@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from streams.enforcer.runtime import PartitionRuntime
 from streams.logsetup import error_fields
+from streams.offsets import Probe
 
 log = logging.getLogger(__name__)
 
 Parts = dict[int, PartitionRuntime]
+PROBE_TIMEOUT_S = 5.0
 
 
 class Firing:
@@ -75,16 +77,19 @@ class Firing:
         """Ask the broker for the last stable offsets (one round trip, never a cached value:
         that can be stale for a partition just assigned)."""
         taken = self._clock()
-        specs = {TopicPartition(self._topic, p): OffsetSpec.latest() for p in partitions}
+        tps = [TopicPartition(self._topic, p) for p in partitions]
         try:
-            futures = self._admin.list_offsets(
-                specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=5
-            )
-            ends = {tp.partition: f.result().offset for tp, f in futures.items()}
+            probe = Probe(self._admin, tps, taken, PROBE_TIMEOUT_S, earliest=False)
         except KafkaException as exc:
             log.warning("last-stable-offset probe failed", extra=error_fields(exc))
             return
-        for p, end in ends.items():
+        # The request times out after PROBE_TIMEOUT_S; the wait only guards against a hang.
+        if not probe.wait(2 * PROBE_TIMEOUT_S):
+            why = error_fields(probe.error) if probe.error else {"error": "timed out"}
+            log.warning("last-stable-offset probe failed", extra=why)
+            return
+        assert probe.ends is not None
+        for p, (_, end) in probe.ends.items():
             rt = parts.get(p)
             if rt is not None:
                 rt.clock.probed(taken, end, rt.read_to())
