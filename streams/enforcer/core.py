@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from typing import Any
 from uuid import UUID
 
 from schemas.inputs import Activity, AuthEvent, Login, Logout, RoleChange
@@ -33,12 +32,10 @@ from streams.enforcer.state import (
     remember,
     revocation_key,
 )
-from streams.policy import HighRiskRule, Policy
+from streams.policy import Policy
 
 FORGET_MARGIN = 3600.0  # keep an ended session's marker this long past its absolute deadline
-RULE_CACHE_CAPACITY = 10_000
 DEADLINE_REASONS = frozenset({"idle_timeout", "absolute_timeout"})
-_UNCACHED: Any = object()
 
 SessionEvent = Login | Activity | Logout
 
@@ -48,7 +45,7 @@ class PartitionEnforcer(PartitionState):
 
     def __init__(self, policy: Policy, partition: int = 0) -> None:
         super().__init__(policy, partition)
-        self._rules: dict[str, HighRiskRule | None] = {}
+        self._high_risk_rule = policy.high_risk_rule  # cached in the policy
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -177,9 +174,7 @@ class PartitionEnforcer(PartitionState):
                 self._touch_session(key, sess)
                 if e > sess.last_activity:
                     sess.last_activity = e
-                rule = self._rules.get(ev.action, _UNCACHED)
-                if rule is _UNCACHED:
-                    rule = self._rule_for(ev.action)
+                rule = self._high_risk_rule(ev.action)
                 if rule is not None:
                     self._high_risk(ev, sess, e, rule.max_auth_age, rule.idle)
                 return
@@ -387,9 +382,3 @@ class PartitionEnforcer(PartitionState):
         if forget_at > user.forget_at:
             user.forget_at = forget_at
             heapq.heappush(self._forget, (forget_at, USER, user.key))
-
-    def _rule_for(self, action: str) -> HighRiskRule | None:
-        rule = self.policy.high_risk_rule(action)
-        if len(self._rules) < RULE_CACHE_CAPACITY:  # hostile input cannot grow it unbounded
-            self._rules[action] = rule
-        return rule
