@@ -56,18 +56,10 @@ def app_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}{settings.detect_group_id}"
 
 
-def create_app(
-    settings: Settings,
-    policy: Policy,
-    data_dir: Path | None = None,
-    observer: DetectObserver | None = None,
-) -> faust.App:
-    """Build the detect app; nothing connects until a worker starts it."""
-    observer = observer if observer is not None else DetectObserver()
-    engine = Engine(policy)
-    ident = app_id(settings)
+def _faust_app(settings: Settings, ident: str, data_dir: Path | None) -> faust.App:
+    """The faust app with every setting from Settings (none from the environment)."""
     web = settings.detect_web_enabled
-    app = faust.App(
+    return faust.App(
         ident,
         env={},  # every setting comes from Settings: faust must not read the environment
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
@@ -96,6 +88,19 @@ def create_app(
         web_graph_enabled=False,
         web_metrics_enabled=web,
     )
+
+
+def create_app(
+    settings: Settings,
+    policy: Policy,
+    data_dir: Path | None = None,
+    observer: DetectObserver | None = None,
+) -> faust.App:
+    """Build the detect app; nothing connects until a worker starts it."""
+    observer = observer if observer is not None else DetectObserver()
+    engine = Engine(policy)
+    ident = app_id(settings)
+    app = _faust_app(settings, ident, data_dir)
     audit = app.topic(settings.topics.audit, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
     tables = _tables(app, settings, engine)
