@@ -12,6 +12,11 @@ is restored from the committed changelog instead.
 Rebalance callbacks run inside ``consume()``, when no transaction is open: a revoked partition's
 state is dropped (everything it did is committed); an assigned one is paused and restored from
 the changelog a slice per loop turn (restore.py) before any of its input is processed.
+
+Past the ~400-line guide on purpose: what is left here is one transaction cycle whose steps
+share its state (the open transaction, the owned partitions, the clients rebuilt on recovery).
+The concerns with state of their own already live beside it: firing.py, outputs.py,
+restore.py, forward.py, horizon.py, txn.py and runtime.py, with metrics in streams/observe/.
 """
 
 from __future__ import annotations
