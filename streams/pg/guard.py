@@ -15,10 +15,11 @@ a statement that examines none is not refused by the policy itself)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from streams.pg.plan import NOTIFY_CHANNEL, TAG_CONNECTION, TAG_TRANSACTION, session_tag
 
@@ -47,11 +48,21 @@ def session_transaction(
     """A transaction bound to the session; yields a cursor. Commits on success, rolls back on an
     exception, like ``conn.transaction()``. Inside an open transaction it is a savepoint, and the
     binding then lasts until that outer transaction ends."""
-    with conn.transaction(), conn.cursor() as cur:
-        tag = TAG_TRANSACTION + session_tag(tenant, session_id)
-        cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
-        cur.execute(_CHECK)
-        yield cur
+    outermost = conn.info.transaction_status == TransactionStatus.IDLE
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            tag = TAG_TRANSACTION + session_tag(tenant, session_id)
+            cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
+            cur.execute(_CHECK)
+            yield cur
+    except BaseException:
+        # A cancel that lands on the closing COMMIT/ROLLBACK (the sink cuts off revoked
+        # sessions' statements) can leave the connection inside a failed transaction: end it,
+        # so the connection's next transaction starts clean instead of failing forever.
+        if outermost and not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with suppress(psycopg.Error):
+                conn.rollback()
+        raise
 
 
 @asynccontextmanager
@@ -59,11 +70,18 @@ async def async_session_transaction(
     conn: psycopg.AsyncConnection[Any], tenant: str, session_id: str
 ) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
     """``session_transaction`` for an ``AsyncConnection``."""
-    async with conn.transaction(), conn.cursor() as cur:
-        tag = TAG_TRANSACTION + session_tag(tenant, session_id)
-        await cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
-        await cur.execute(_CHECK)
-        yield cur
+    outermost = conn.info.transaction_status == TransactionStatus.IDLE
+    try:
+        async with conn.transaction(), conn.cursor() as cur:
+            tag = TAG_TRANSACTION + session_tag(tenant, session_id)
+            await cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
+            await cur.execute(_CHECK)
+            yield cur
+    except BaseException:
+        if outermost and not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+            with suppress(psycopg.Error):
+                await conn.rollback()
+        raise
 
 
 def bind_connection(conn: psycopg.Connection[Any], tenant: str, session_id: str) -> None:
