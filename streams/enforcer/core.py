@@ -371,7 +371,7 @@ class PartitionEnforcer(PartitionState):
             self._touch_user(ukey, user)
             if key[1] in user.sessions:
                 user.sessions.remove(key[1])
-            self._keep_user(user, at)
+            self._keep_user(user, at, last_ended=True)
         self._emit(
             "revocations",
             revocation_key(*key),
@@ -382,11 +382,16 @@ class PartitionEnforcer(PartitionState):
         self._emit("audit", sess.user_id, records.session_ended(sess, ended))
         self._count(reason)
 
-    def _keep_user(self, user: User, at: float) -> None:
+    def _keep_user(self, user: User, at: float, last_ended: bool = False) -> None:
+        """Keep a user until ``at`` + the longest absolute timeout. Its forget entry is pushed
+        only once it has no live session (a live session's user is never forgotten): a
+        million live users' entries would cost a hundred bytes each."""
         forget_at = at + self.policy.max_absolute
-        if forget_at > user.forget_at:
+        moved = forget_at > user.forget_at
+        if moved:
             user.forget_at = forget_at
-            heapq.heappush(self._forget, (forget_at, USER, user.key))
+        if (moved or last_ended) and not user.sessions:
+            heapq.heappush(self._forget, (user.forget_at, USER, user.key))
 
     def _rule_for(self, action: str) -> HighRiskRule | None:
         rule = self.policy.high_risk_rule(action)

@@ -22,6 +22,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.runtime import freeze_state
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Restorer:
             p.enforcer.finish_restore()
         if done:
             self._assign()
+            freeze_state()  # restored state lives as long as the partition
         return done
 
     def _find_ends(self) -> None:
