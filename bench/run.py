@@ -10,6 +10,7 @@ import argparse
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,15 @@ from bench.common import REPO, bench_topics, fill_mixed, run_child
 from bench.pg_latency import render_markdown as render_postgres
 
 FAUST_EVENTS = 50_000
+SECTIONS = (
+    "latency",
+    "propagation",
+    "browser",
+    "recovery",
+    "restore_fire",
+    "detect",
+    "postgres",
+)  # after the throughput runs, which every report has
 
 
 def log(msg: str) -> None:
@@ -148,7 +158,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"# Benchmark {results['started']}",
         "",
         f"Machine: {results['machine']}; Kafka {results['kafka']}; sizes "
-        f"{'quick' if results['quick'] else 'default'}.",
+        f"{'quick' if results['quick'] else 'default'}. Load average (1/5/15 min) at the start "
+        f"{_load(results, 'load_average_start')}, at the end {_load(results, 'load_average_end')}.",
         "",
         "## Enforcer throughput (same topic, same run)",
         "",
@@ -162,15 +173,23 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"{t['enforcer_rate']:,.0f} | {t['faust_rate']:,.0f} | {t['ratio_to_ceiling']:.2f} | "
             f"{t['ratio_to_faust']:.1f} | {t['bytes_per_session']:,.0f} B |"
         )
-    lat = results["latency"]
-    lines += [
-        "",
-        "## Revocation latency (visible to read_committed - deadline)",
-        "",
-        f"Load {lat['achieved_rate']:,.0f} events/s (target {lat['target_rate']:,.0f}, "
-        f"half the measured max): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
-        f"max {lat['max_ms']:.0f} ms over {lat['samples']} revocations.",
-    ]
+    lines.append("")
+    for t in results["throughput"]:
+        rounds = ", ".join(
+            f"{c:,.0f}/{e:,.0f}"
+            for c, e in zip(t["ceiling_rates"], t["enforcer_rates"], strict=True)
+        )
+        lines.append(f"Rounds at {t['sessions']:,} (ceiling/enforcer ev/s, alternating): {rounds}.")
+    lat = results.get("latency")
+    if lat:
+        lines += [
+            "",
+            "## Revocation latency (visible to read_committed - deadline)",
+            "",
+            f"Load {lat['achieved_rate']:,.0f} events/s (target {lat['target_rate']:,.0f}, "
+            f"half the measured max): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
+            f"max {lat['max_ms']:.0f} ms over {lat['samples']} revocations.",
+        ]
     prop = results.get("propagation")
     if prop:
         lines += [
@@ -180,17 +199,18 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"p99 {prop.get('p99_ms', float('nan')):.0f} ms.",
         ]
     lines += _browser_lines(results.get("browser"))
-    rec = results["recovery"]
-    v = rec["verify"]["totals"]
-    lines += [
-        "",
-        "## Recovery",
-        "",
-        f"SIGKILL with {rec['sessions']:,} live sessions; new enforcer enforcing after "
-        f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s). Verify of the run: "
-        f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
-        f"{v['late']:,} late, {v['spurious']} spurious.",
-    ]
+    rec = results.get("recovery")
+    if rec:
+        v = rec["verify"]["totals"]
+        lines += [
+            "",
+            "## Recovery",
+            "",
+            f"SIGKILL with {rec['sessions']:,} live sessions; new enforcer enforcing after "
+            f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s). Verify of the run: "
+            f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
+            f"{v['late']:,} late, {v['spurious']} spurious.",
+        ]
     rf = results.get("restore_fire")
     if rf:
         lines += [
@@ -215,6 +235,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     if results.get("postgres"):
         lines += render_postgres(results["postgres"])
     return "\n".join(lines) + "\n"
+
+
+def _load(results: dict[str, Any], key: str) -> str:
+    return "/".join(f"{x:.1f}" for x in results.get(key) or ()) or "not recorded"
 
 
 def _browser_lines(web: dict[str, Any] | None) -> list[str]:
@@ -256,7 +280,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a CI smoke test")
     parser.add_argument("--sizes", help="live sessions per throughput run, comma separated")
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--sections", help=f"comma separated, of: {','.join(SECTIONS)} (all)")
     args = parser.parse_args()
+    wanted = set(args.sections.split(",")) if args.sections else set(SECTIONS)
     sizes = (
         [int(x) for x in args.sizes.split(",")]
         if args.sizes
@@ -271,6 +297,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, {__import__('os').cpu_count()} cores",
         "kafka": "4.1.1 (infra/kafka/pom.xml)",
+        "load_average_start": __import__("os").getloadavg(),
         "throughput": [],
     }
     t0 = time.monotonic()
@@ -280,21 +307,27 @@ def main() -> None:
                 n,
                 n * 3 if n <= 100_000 else n,
                 5_000 if args.quick else FAUST_EVENTS,
-                1 if args.quick or n > 100_000 else 3,
+                1 if args.quick else 3,
             )
         )
     max_rate = max(t["enforcer_rate"] for t in results["throughput"])
-    results["latency"] = latency(max_rate / 2, 5 if args.quick else 20)
-    results["propagation"] = propagation(30 if args.quick else 200)
-    results["browser"] = browser(10 if args.quick else 60)
-    results["recovery"] = (
-        recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
-    )
-    results["restore_fire"] = restore_fire(5_000 if args.quick else max(sizes))
-    results["detect"] = detect(3_000 if args.quick else 50_000)
-    results["postgres"] = postgres(
-        results["latency"]["target_rate"], 5 if args.quick else 20, 5_000 if args.quick else 100_000
-    )
+    sections: dict[str, Callable[[], Any]] = {
+        "latency": lambda: latency(max_rate / 2, 5 if args.quick else 20),
+        "propagation": lambda: propagation(30 if args.quick else 200),
+        "browser": lambda: browser(10 if args.quick else 60),
+        "recovery": lambda: (
+            recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)
+        ),
+        "restore_fire": lambda: restore_fire(5_000 if args.quick else max(sizes)),
+        "detect": lambda: detect(3_000 if args.quick else 50_000),
+        "postgres": lambda: postgres(
+            max_rate / 2, 5 if args.quick else 20, 5_000 if args.quick else 100_000
+        ),
+    }
+    for name, run in sections.items():
+        if name in wanted:
+            results[name] = run()
+    results["load_average_end"] = __import__("os").getloadavg()
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

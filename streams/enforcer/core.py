@@ -64,7 +64,7 @@ class PartitionEnforcer(PartitionState):
                 f"occurred_at is {t - r:.1f}s ahead of the time it was received "
                 f"(tolerance {self.policy.clock_skew_tolerance:g}s)"
             )
-        seen = (event.tenant, event.event_id)
+        seen = (event.tenant, event.event_id.int)
         if seen in self._seen:
             self._count("duplicate")
             return None
@@ -121,6 +121,8 @@ class PartitionEnforcer(PartitionState):
         claimed = ev.auth_time.timestamp()
         # authentication after the login it started (or ahead of receive time) is not trusted
         auth_time = min(claimed, e) if claimed <= t else None
+        if auth_time == e:
+            auth_time = e  # the same float object as login_at: 24 bytes less per session
         roles = self._interned(tuple(ev.roles))
         sess = Session(
             (self._interned(ev.tenant), ev.session_id),

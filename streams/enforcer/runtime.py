@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from streams.enforcer.core import PartitionEnforcer
@@ -43,3 +45,16 @@ def freeze_state() -> None:
     sessions, in the middle of a batch). Reference counting still frees a frozen object once
     nothing refers to it."""
     gc.freeze()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collection while restored state is built: it would walk the growing heap
+    again and again (restored records form no cycles; reference counting runs as ever)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
