@@ -77,8 +77,8 @@ class Restorer:
             self._find_ends()
         done = [(n, p) for n, p in self.pending.items() if p.end == 0]
         decoding = {n for n, _ in self._decoding}
+        deadline = time.monotonic() + timeout  # reading and decoding share the slice
         if len(done) + len(decoding) < len(self.pending):
-            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 msgs = self._consumer.consume(SLICE_RECORDS, min(timeout, 0.05))
                 for msg in msgs:
@@ -94,7 +94,7 @@ class Restorer:
                 if not msgs:
                     break
             self._decoding.extend(e for e in self._reached_end() if e[0] not in decoding)
-        done.extend(self._decode(timeout))
+        done.extend(self._decode(deadline))
         for n, p in done:
             del self.pending[n]
             with collector_paused():  # finish_restore allocates millions of lasting objects
@@ -104,18 +104,19 @@ class Restorer:
             freeze_state()  # restored state lives as long as the partition
         return done
 
-    def _decode(self, timeout: float) -> list[tuple[int, Pending]]:
-        """Decode the records of partitions read to their end, a slice per loop turn; returns
-        those with nothing left to decode."""
-        deadline = time.monotonic() + timeout
+    def _decode(self, deadline: float) -> list[tuple[int, Pending]]:
+        """Decode the records of partitions read to their end until ``deadline`` (monotonic);
+        returns those with nothing left to decode."""
         ready: list[tuple[int, Pending]] = []
         with collector_paused():
             for n, p in list(self._decoding):
-                while not p.enforcer.decode_restored(SLICE_RECORDS):
-                    if time.monotonic() >= deadline:
-                        return ready
-                ready.append((n, p))
-                self._decoding.remove((n, p))
+                while time.monotonic() < deadline:
+                    if p.enforcer.decode_restored(SLICE_RECORDS):
+                        ready.append((n, p))
+                        self._decoding.remove((n, p))
+                        break
+                else:
+                    return ready
         return ready
 
     def _find_ends(self) -> None:
