@@ -244,10 +244,11 @@ class PartitionState:
             if isinstance(sess, Session):
                 ukey = (key[0], sess.user_id)
                 user = self.users.get(ukey)
+                roles = self._interned(frozenset(sess.roles))
                 if user is None:
-                    user = User(ukey, frozenset())
-                    self.users[ukey] = user
-                user.roles = self._interned(user.roles | frozenset(sess.roles))
+                    self.users[ukey] = user = User(ukey, roles)
+                elif not roles <= user.roles:
+                    user.roles = self._interned(user.roles | roles)
                 user.forget_at = max(
                     user.forget_at, sess.absolute_deadline + self.policy.max_absolute
                 )

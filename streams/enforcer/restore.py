@@ -22,7 +22,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.runtime import collector_paused, freeze_state
+from streams.enforcer.runtime import restoring_heap
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,17 @@ class Restorer:
         done.extend(self._decode(deadline))
         for n, p in done:
             del self.pending[n]
-            with collector_paused():  # finish_restore allocates millions of lasting objects
+            with restoring_heap():
                 p.enforcer.finish_restore()
         if done:
             self._assign()
-            freeze_state()  # restored state lives as long as the partition
         return done
 
     def _decode(self, deadline: float) -> list[tuple[int, Pending]]:
         """Decode the records of partitions read to their end until ``deadline`` (monotonic);
         returns those with nothing left to decode."""
         ready: list[tuple[int, Pending]] = []
-        with collector_paused():
+        with restoring_heap():
             for n, p in list(self._decoding):
                 while time.monotonic() < deadline:
                     if p.enforcer.decode_restored(SLICE_RECORDS):

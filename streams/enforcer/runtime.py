@@ -38,23 +38,22 @@ class LoopStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def freeze_state() -> None:
-    """After a restore: move every object alive now (the restored sessions above all) out of
-    the cyclic collector's reach. They live as long as the partition and form no reference
-    cycles; left tracked, every full collection would walk all of them (seconds at a million
-    sessions, in the middle of a batch). Reference counting still frees a frozen object once
-    nothing refers to it."""
-    gc.freeze()
-
 
 @contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic collection while restored state is built: it would walk the growing heap
-    again and again (restored records form no cycles; reference counting runs as ever)."""
+def restoring_heap() -> Iterator[None]:
+    """Build restored state with the cyclic collector paused, then freeze what was built.
+
+    Paused: a collection would walk the growing heap again and again. Frozen before the
+    collector runs again: otherwise its first collection walks all of it at once (seconds at
+    a million sessions), and every full collection after that. Restored state lives as long
+    as its partition and forms no reference cycles; reference counting still frees a frozen
+    object once nothing refers to it.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
