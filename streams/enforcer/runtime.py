@@ -38,7 +38,6 @@ class LoopStats:
     by_reason: dict[str, int] = field(default_factory=dict)
 
 
-
 @contextlib.contextmanager
 def restoring_heap() -> Iterator[None]:
     """Build restored state with the cyclic collector paused, then freeze what was built.
