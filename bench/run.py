@@ -335,7 +335,7 @@ def main() -> None:
                 n,
                 n * 3 if n <= 100_000 else n,
                 5_000 if args.quick else FAUST_EVENTS,
-                1 if args.quick or n > 100_000 else 3,
+                1 if args.quick else 3,
                 with_peers=not args.no_peers,
             )
         )

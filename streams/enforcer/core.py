@@ -61,7 +61,7 @@ class PartitionEnforcer(PartitionState):
                 f"occurred_at is {t - r:.1f}s ahead of the time it was received "
                 f"(tolerance {self.policy.clock_skew_tolerance:g}s)"
             )
-        seen = (event.tenant, event.event_id)
+        seen = (event.tenant, event.event_id.int)
         if seen in self._seen:
             self._count("duplicate")
             return None
@@ -118,6 +118,8 @@ class PartitionEnforcer(PartitionState):
         claimed = ev.auth_time.timestamp()
         # authentication after the login it started (or ahead of receive time) is not trusted
         auth_time = min(claimed, e) if claimed <= t else None
+        if auth_time == e:
+            auth_time = e  # the same float object as login_at: 24 bytes less per session
         roles = self._interned(tuple(ev.roles))
         sess = Session(
             (self._interned(ev.tenant), ev.session_id),
@@ -366,7 +368,7 @@ class PartitionEnforcer(PartitionState):
             self._touch_user(ukey, user)
             if key[1] in user.sessions:
                 user.sessions.remove(key[1])
-            self._keep_user(user, at)
+            self._keep_user(user, at, last_ended=True)
         self._emit(
             "revocations",
             revocation_key(*key),
@@ -377,8 +379,13 @@ class PartitionEnforcer(PartitionState):
         self._emit("audit", sess.user_id, records.session_ended(sess, ended))
         self._count(reason)
 
-    def _keep_user(self, user: User, at: float) -> None:
+    def _keep_user(self, user: User, at: float, last_ended: bool = False) -> None:
+        """Keep a user until ``at`` + the longest absolute timeout. Its forget entry is pushed
+        only once it has no live session (a live session's user is never forgotten): a
+        million live users' entries would cost a hundred bytes each."""
         forget_at = at + self.policy.max_absolute
-        if forget_at > user.forget_at:
+        moved = forget_at > user.forget_at
+        if moved:
             user.forget_at = forget_at
-            heapq.heappush(self._forget, (forget_at, USER, user.key))
+        if (moved or last_ended) and not user.sessions:
+            heapq.heappush(self._forget, (user.forget_at, USER, user.key))

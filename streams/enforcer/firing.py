@@ -61,17 +61,22 @@ class Firing:
         for rt in parts.values():
             rt.enforcer.forget_expired(now)
 
-    def probe_ahead(self, parts: Parts) -> None:
+    def probe_ahead(self, parts: Parts) -> bool:
         """Probe partitions with due deadlines before consuming: the batch about to be read can
-        then prove them, and they fire in this transaction rather than the next."""
+        then prove them, and they fire in this transaction rather than the next. Returns
+        whether any deadline is due (the loop then waits less for input)."""
         until = self._clock() - self._budget
         due = []
+        any_due = False
         for p, rt in parts.items():
             deadline = rt.enforcer.due_by(until)
-            if deadline is not None and rt.clock.needs_probe(deadline, self._budget):
-                due.append(p)
+            if deadline is not None:
+                any_due = True
+                if rt.clock.needs_probe(deadline, self._budget):
+                    due.append(p)
         if due:
             self.probe(parts, due)
+        return any_due
 
     def probe(self, parts: Parts, partitions: list[int]) -> None:
         """Ask the broker for the last stable offsets (one round trip, never a cached value:

@@ -77,6 +77,7 @@ Clock = Callable[[], float]
 
 GC_GEN0_THRESHOLD = 50_000
 RESTORE_SLICE_S = 0.2  # changelog reading per loop turn while partitions restore
+DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
 CONSUME = "consume"
@@ -265,8 +266,8 @@ class EnforcerLoop:
         """Consume one batch and commit it with everything that became due. Returns events."""
         started = self.metrics.step()
         self._restore_step()
-        self._firing.probe_ahead(self.parts)
-        msgs = self._consumer.consume(self.settings.batch_size, self.poll_timeout())
+        due = self._firing.probe_ahead(self.parts)
+        msgs = self._consumer.consume(self.settings.batch_size, self.poll_timeout(due))
         now = self.clock()
         if not self.parts:
             self._check_consumer_errors(msgs)
@@ -286,9 +287,13 @@ class EnforcerLoop:
         self.metrics.batch_done(len(msgs), started, self.parts, self._consumer)
         return len(msgs)
 
-    def poll_timeout(self) -> float:
-        # While a partition restores the loop turns quickly, so the restore keeps moving.
-        return 0.0 if self._restorer.pending else self.settings.poll_timeout_s
+    def poll_timeout(self, due: bool = False) -> float:
+        # While a partition restores the loop turns quickly, so the restore keeps moving; with
+        # a deadline due it takes what input has arrived and fires it without waiting for more.
+        if self._restorer.pending:
+            return 0.0
+        wait = self.settings.poll_timeout_s
+        return min(DUE_POLL_TIMEOUT_S, wait) if due else wait
 
     def _batch(self, msgs: list[Message], now: float) -> None:
         """One transaction: begin, apply, fire, produce, send offsets, commit."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from typing import Any, NamedTuple
-from uuid import UUID
 
 from streams.enforcer.state import (
     SESSION,
@@ -33,7 +32,11 @@ from streams.policy import Policy
 DEDUPE_CAPACITY = 50_000  # recent event ids remembered per partition (in memory, a fast path)
 INTERN_CAPACITY = 10_000
 
-SeenId = tuple[str, UUID]  # (tenant, event_id): tenants may reuse each other's event ids
+SessionUndo = tuple[Session, float, float, tuple[str, ...], tuple[str, ...]]
+"""A live session and its mutable fields (last_activity, idle_timeout, roles, recent)."""
+SeenId = tuple[str, int]
+"""(tenant, event_id as an int): tenants may reuse each other's event ids. The int, not the
+UUID: half the memory, and hashed in C rather than by ``UUID.__hash__``."""
 
 
 class Emit(NamedTuple):
@@ -63,7 +66,7 @@ class PartitionState:
         self._forget: list[tuple[float, str, Key]] = []  # (forget_at, kind, key)
         self._seen: set[SeenId] = set()
         self._seen_order: deque[SeenId] = deque()
-        self._undo_sessions: dict[Key, list[Any] | Ended | None] = {}
+        self._undo_sessions: dict[Key, SessionUndo | Ended | None] = {}
         self._undo_users: dict[Key, User | None] = {}
         self._batch_ids: list[SeenId] = []
         self._batch_watermarks = (0.0, 0.0)
@@ -72,6 +75,8 @@ class PartitionState:
         # records restored under the older key form: rewritten under the new one, then the
         # old key is tombstoned, in the first batch that commits
         self._legacy: dict[str, tuple[str, Key]] = {}
+        self._restoring: dict[str, bytes | None] = {}  # raw changelog records, last per key
+        self._decode_queue: deque[tuple[str, bytes | None]] = deque()
 
     def begin(self) -> None:
         if self._in_batch:
@@ -117,8 +122,9 @@ class PartitionState:
         for key, old in self._undo_sessions.items():
             if old is None:
                 self.sessions.pop(key, None)
-            elif isinstance(old, list):
-                sess = Session.from_row(old)
+            elif isinstance(old, tuple):
+                sess = old[0]
+                _, sess.last_activity, sess.idle_timeout, sess.roles, sess.recent = old
                 self.sessions[key] = sess
                 # its heap entry may have been consumed during the batch
                 heapq.heappush(self._deadlines, (sess.deadline()[0], key))
@@ -185,7 +191,30 @@ class PartitionState:
         return sum(1 for s in self.sessions.values() if s.__class__ is Session)
 
     def restore(self, raw_key: str, value: bytes | None) -> None:
-        """Apply one changelog record (outside any batch), in changelog order."""
+        """Take one changelog record (outside any batch), in changelog order. Records are
+        kept raw, one per key (the last), and decoded in ``finish_restore``: most keys have
+        several records in an uncompacted changelog. A key of the older form flushes them
+        first, so the order in which records apply is the changelog's."""
+        if raw_key.startswith("["):
+            restoring = self._restoring
+            restoring.pop(raw_key, None)  # re-inserted last: the dict keeps last-write order
+            restoring[raw_key] = value
+            return
+        self.decode_restored()
+        self._restore_one(raw_key, value)
+
+    def decode_restored(self, limit: int | None = None) -> bool:
+        """Decode up to ``limit`` (None: all) of the records kept by ``restore``, in their
+        order; True once none is left. Lets the shell spread the decoding over loop turns."""
+        if self._restoring:
+            self._decode_queue.extend(self._restoring.items())
+            self._restoring = {}
+        queue = self._decode_queue
+        for _ in range(len(queue) if limit is None else min(limit, len(queue))):
+            self._restore_one(*queue.popleft())
+        return not queue
+
+    def _restore_one(self, raw_key: str, value: bytes | None) -> None:
         parsed = parse_changelog_key(raw_key)
         if parsed is None:  # the older key form: the value names the tenant
             parsed = self._legacy.get(raw_key)
@@ -210,16 +239,18 @@ class PartitionState:
 
     def finish_restore(self) -> None:
         """Rebuild the derived indexes (user -> live sessions, deadline and forget heaps)."""
+        self.decode_restored()
         self._deadlines = []
         self._forget = []
         for key, sess in self.sessions.items():
             if isinstance(sess, Session):
                 ukey = (key[0], sess.user_id)
                 user = self.users.get(ukey)
+                roles = self._interned(frozenset(sess.roles))
                 if user is None:
-                    user = User(ukey, frozenset())
-                    self.users[ukey] = user
-                user.roles = self._interned(user.roles | frozenset(sess.roles))
+                    self.users[ukey] = user = User(ukey, roles)
+                elif not roles <= user.roles:
+                    user.roles = self._interned(user.roles | roles)
                 user.forget_at = max(
                     user.forget_at, sess.absolute_deadline + self.policy.max_absolute
                 )
@@ -228,16 +259,25 @@ class PartitionState:
             else:
                 self._forget.append((sess.forget_at, SESSION, key))
         for ukey, user in self.users.items():
-            self._forget.append((user.forget_at, USER, ukey))
+            if not user.sessions:  # the others get theirs when their last session ends
+                self._forget.append((user.forget_at, USER, ukey))
         heapq.heapify(self._deadlines)
         heapq.heapify(self._forget)
 
     def _touch_session(self, key: Key, current: Session | Ended | None) -> None:
         """Record the value a session key had when the batch began (first touch only). A live
-        session is kept as its row (cheaper than a copy: activity touches one per event)."""
+        session is kept as itself and the values of its mutable fields (cheaper than a copy:
+        activity touches one per event; the other fields never change)."""
         if key not in self._undo_sessions:
             if current.__class__ is Session:
-                self._undo_sessions[key] = current.to_row()
+                assert isinstance(current, Session)
+                self._undo_sessions[key] = (
+                    current,
+                    current.last_activity,
+                    current.idle_timeout,
+                    current.roles,
+                    current.recent,
+                )
             elif current is None:
                 self._undo_sessions[key] = None
             else:

@@ -22,6 +22,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.runtime import restoring_heap
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Restorer:
         self.pending: dict[int, Pending] = {}
         self.restored_records = 0
         self._assigned: set[int] = set()
+        self._decoding: list[tuple[int, Pending]] = []  # read to their end, still decoding
 
     def close(self) -> None:
         self._consumer.close()
@@ -64,6 +66,7 @@ class Restorer:
     def drop(self, partition: int) -> None:
         """A partition revoked before its restore finished."""
         if self.pending.pop(partition, None) is not None:
+            self._decoding = [(n, p) for n, p in self._decoding if n != partition]
             self._assign()
 
     def step(self, timeout: float) -> list[tuple[int, Pending]]:
@@ -73,8 +76,9 @@ class Restorer:
         if any(p.end is None for p in self.pending.values()):
             self._find_ends()
         done = [(n, p) for n, p in self.pending.items() if p.end == 0]
-        if len(done) < len(self.pending):
-            deadline = time.monotonic() + timeout
+        decoding = {n for n, _ in self._decoding}
+        deadline = time.monotonic() + timeout  # reading and decoding share the slice
+        if len(done) + len(decoding) < len(self.pending):
             while time.monotonic() < deadline:
                 msgs = self._consumer.consume(SLICE_RECORDS, min(timeout, 0.05))
                 for msg in msgs:
@@ -89,13 +93,30 @@ class Restorer:
                 self.restored_records += len(msgs)
                 if not msgs:
                     break
-            done.extend(self._reached_end())
+            self._decoding.extend(e for e in self._reached_end() if e[0] not in decoding)
+        done.extend(self._decode(deadline))
         for n, p in done:
             del self.pending[n]
-            p.enforcer.finish_restore()
+            with restoring_heap():
+                p.enforcer.finish_restore()
         if done:
             self._assign()
         return done
+
+    def _decode(self, deadline: float) -> list[tuple[int, Pending]]:
+        """Decode the records of partitions read to their end until ``deadline`` (monotonic);
+        returns those with nothing left to decode."""
+        ready: list[tuple[int, Pending]] = []
+        with restoring_heap():
+            for n, p in list(self._decoding):
+                while time.monotonic() < deadline:
+                    if p.enforcer.decode_restored(SLICE_RECORDS):
+                        ready.append((n, p))
+                        self._decoding.remove((n, p))
+                        break
+                else:
+                    return ready
+        return ready
 
     def _find_ends(self) -> None:
         unknown = [n for n, p in self.pending.items() if p.end is None]

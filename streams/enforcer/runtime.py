@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from streams.enforcer.core import PartitionEnforcer
@@ -33,3 +36,23 @@ class LoopStats:
     restored_records: int = 0
     last_restore_s: float = 0.0
     by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def restoring_heap() -> Iterator[None]:
+    """Build restored state with the cyclic collector paused, then freeze what was built.
+
+    Paused: a collection would walk the growing heap again and again. Frozen before the
+    collector runs again: otherwise its first collection walks all of it at once (seconds at
+    a million sessions), and every full collection after that. Restored state lives as long
+    as its partition and forms no reference cycles; reference counting still frees a frozen
+    object once nothing refers to it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()

@@ -285,6 +285,26 @@ def test_aborted_batch_leaves_state_exactly_as_before() -> None:
     assert [("b", "idle_timeout", 100.0)] == h.ended()
 
 
+def test_an_aborted_batch_undoes_every_field_a_live_session_changes() -> None:
+    """Activity, a high-risk action (recent outputs, the shorter idle window) and a grant
+    (roles) change a live session in place; an abort must put each field back."""
+    h = Harness()
+    h.feed(login(0, "a", roles=("viewer",)))
+    snapshot = _state(h.enforcer)
+    e = h.enforcer
+    e.begin()
+    e.apply(activity(10, "a", action="payments.send"), T0 + 10)
+    e.apply(role_change(11, granted=("editor",)), T0 + 11)
+    e.apply(activity(12, "a"), T0 + 12)
+    assert snapshot != _state(e)
+    e.abort()
+    assert snapshot == _state(e)
+    h.tick(99)  # the original idle window (100 s), not the high-risk one (20 s)
+    assert [] == h.ended()
+    h.tick(101)
+    assert [("a", "idle_timeout", 100.0)] == h.ended()
+
+
 def test_every_output_matches_its_schema() -> None:
     """Outputs are built as dicts for speed; each must still validate against the contract."""
     h = Harness()
@@ -356,6 +376,26 @@ def test_ended_markers_and_idle_users_are_forgotten_with_tombstones() -> None:
     e.commit()
     assert {'["s","acme","s1"]': None} == changes  # the user never had a record of its own
     assert ({}, {}) == (e.sessions, e.users)
+
+
+def test_users_of_live_sessions_hold_no_forget_entry_until_their_last_session_ends() -> None:
+    """A forget entry per live user would cost ~100 bytes each; the user is queued for
+    forgetting when its last session ends, and is then forgotten on time."""
+    h = Harness()
+    h.feed(login(0, "a"), login(0, "b"), login(0, "c", user="u2"))
+    h.feed(role_change(5, granted=("editor",)))
+    e = h.enforcer
+    assert [] == [entry for entry in e._forget if entry[1] == "u"]
+    h.feed(logout(10, "a"))
+    assert [] == [entry for entry in e._forget if entry[1] == "u"]
+    h.feed(logout(11, "b"), logout(12, "c", user="u2"))
+    assert 2 == len([entry for entry in e._forget if entry[1] == "u"])
+    e.begin()
+    e.forget_expired(T0 + 1999)
+    assert {"u1", "u2"} == {key[1] for key in e.users}
+    e.forget_expired(T0 + 2000)  # absolute deadline (1000 s) + max absolute (1000 s)
+    assert {} == e.users
+    e.commit()
 
 
 def test_only_users_with_role_changes_get_a_changelog_record() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import zlib
+
+from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from streams.enforcer.forward import (
     REPORTED_CAPACITY,
     Router,
+    murmur2,
     murmur2_partition,
     producer_identity,
 )
@@ -24,6 +28,14 @@ def test_murmur2_matches_the_java_client() -> None:
     for key, signed in cases.items():
         for n in (1, 3, 6, 7, 100):
             assert java_partition(signed, n) == murmur2_partition(key, n), (key, n)
+
+
+def test_murmur2_matches_aiokafka_on_every_length_and_byte() -> None:
+    rng = random.Random(7)
+    keys = [b"", b"\x00", b"\xff" * 5, b"u1", b"u12", b"u123", b"u1234"]
+    keys += [rng.randbytes(rng.randrange(0, 70)) for _ in range(5000)]
+    for key in keys:
+        assert murmur2(key) == aiokafka_murmur2(key) & 0xFFFFFFFF, key
 
 
 def test_records_on_their_murmur2_partition_stay() -> None:
