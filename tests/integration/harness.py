@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streams.settings import Settings
 from streams.sim.scenario import iso
@@ -37,6 +37,24 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def open_changelog_transaction(settings: Settings, partition: int) -> Producer:
+    """A dead owner's transaction left open on one enforcer-state partition (read_committed
+    restores of that partition wait for it); the caller aborts it with ``abort_transaction``."""
+    zombie = Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "transactional.id": f"zombie-{uuid.uuid4().hex[:8]}",
+            "transaction.timeout.ms": 120_000,
+            "log_level": 3,
+        }
+    )
+    zombie.init_transactions(30)
+    zombie.begin_transaction()
+    zombie.produce(settings.topics.enforcer_state, b"{}", b"s:zombie", partition=partition)
+    assert 0 == zombie.flush(10)
+    return zombie
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ time against future-stamped events, and restore that never stalls owned partitio
 from __future__ import annotations
 
 import time
-import uuid
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from tests.integration.harness import (
     EnforcerProcess,
     activity_doc,
     login_doc,
+    open_changelog_transaction,
     parse_ts,
     wait_until,
 )
@@ -132,18 +132,7 @@ def test_owned_partitions_keep_firing_while_another_partition_restores(
     committed). Partition 0 is owned meanwhile and fires its deadline; partition 1 processes
     nothing until its restore completes."""
     settings = settings_factory(partitions=PARTITIONS)
-    zombie = Producer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "transactional.id": f"zombie-{uuid.uuid4().hex[:8]}",
-            "transaction.timeout.ms": 120_000,
-            "log_level": 3,
-        }
-    )
-    zombie.init_transactions(30)
-    zombie.begin_transaction()
-    zombie.produce(settings.topics.enforcer_state, b"{}", b"s:zombie", partition=1)
-    assert 0 == zombie.flush(10)
+    zombie = open_changelog_transaction(settings, partition=1)
     owned, restoring = user_on(0), user_on(1)
     revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
     audit = Collector(settings.bootstrap_servers, settings.topics.audit)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics, topic_specs
-from tests.integration.harness import EnforcerProcess, login_doc, wait_until
+from tests.integration.harness import (
+    EnforcerProcess,
+    login_doc,
+    open_changelog_transaction,
+    wait_until,
+)
 from tests.integration.private_broker import private_broker
 from tests.integration.scrape import probe, probe_until, scrape, value
 
@@ -60,18 +63,7 @@ def test_readyz_is_false_while_a_partition_restores_and_true_after(
     (/healthz stays healthy: restores run a slice per loop turn). Once the transaction ends
     the partition is restored and the enforcer becomes ready."""
     settings = settings_factory()
-    zombie = Producer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "transactional.id": f"zombie-{uuid.uuid4().hex[:8]}",
-            "transaction.timeout.ms": 120_000,
-            "log_level": 3,
-        }
-    )
-    zombie.init_transactions(30)
-    zombie.begin_transaction()
-    zombie.produce(settings.topics.enforcer_state, b"{}", b"s:zombie", partition=1)
-    assert 0 == zombie.flush(10)
+    zombie = open_changelog_transaction(settings, partition=1)
     with EnforcerProcess(settings, SESSIONWARDEN_HEALTH_STALL_S="2") as proc:
         base = proc.metrics_url()
         status, _ = probe_until(
