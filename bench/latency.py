@@ -13,12 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
 from bench.kstreams_peer import KStreamsProcess
 from schemas.codec import encode_dict
+from streams.offsets import GroupOffsets, group_lag
 from streams.settings import Settings, load_settings
 from streams.sim.scenario import iso
 from streams.stats import percentiles
@@ -104,7 +105,12 @@ def run_load(
     p.flush(60)
     # measure the steady state, not the enforcer taking in the background logins
     admin = AdminClient({"bootstrap.servers": servers})
-    wait_until(lambda: _lag(admin, settings) == 0, 120, "the background logins to be applied")
+    offsets = GroupOffsets({"bootstrap.servers": servers}, settings.group_id)
+    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    try:
+        wait_until(lambda: group_lag(admin, offsets, tps) == 0, 120, "the background logins")
+    finally:
+        offsets.close()
     deadlines: dict[str, float] = {}
     stop = time.monotonic() + seconds
     sent = 0
@@ -133,17 +139,6 @@ def run_load(
     achieved = sent / (time.monotonic() - started)
     p.flush(60)
     return deadlines, achieved
-
-
-def _lag(admin: AdminClient, settings: Settings) -> int:
-    """Records of the input not yet committed by the enforcer's group."""
-    tps = [TopicPartition(settings.topics.input, p) for p in range(settings.partitions)]
-    done = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(settings.group_id, tps)])
-    committed = {
-        tp.partition: tp.offset for tp in done[settings.group_id].result().topic_partitions
-    }
-    ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in tps})
-    return sum(f.result().offset - max(0, committed.get(tp.partition, 0)) for tp, f in ends.items())
 
 
 def datetime_round(t: float) -> float:

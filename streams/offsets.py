@@ -1,4 +1,5 @@
-"""The probe of probe-then-catch-up (streams/freshness.py): where do partitions end now?"""
+"""Offsets asked of the broker: the probe of probe-then-catch-up (streams/freshness.py), where
+do partitions end now, and a consumer group's lag."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import functools
 import logging
 from typing import Any, Protocol
 
-from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from streams.logsetup import error_fields
@@ -69,3 +70,44 @@ class Probe:
             return False
         self.ends = {p: (low.get(p, 0), end[p]) for p in end}
         return True
+
+
+class GroupOffsets:
+    """A consumer group's committed offsets, asked through a consumer configured as that group
+    that never joins it (it neither subscribes nor commits).
+
+    Not ``AdminClient.list_consumer_group_offsets``: when the group coordinator answers that
+    request with NOT_COORDINATOR, as a broker does while its offsets topic is still loading,
+    librdkafka 2.x hands the retry to a consumer-group handle an admin client does not have,
+    and the whole process dies of a segmentation fault (librdkafka issue 5040). A consumer has
+    that handle and looks the coordinator up again."""
+
+    def __init__(self, client_config: dict[str, Any], group: str) -> None:
+        self.group = group
+        self._consumer = Consumer({
+            **client_config, "group.id": group,
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+        })  # fmt: skip
+
+    def committed(self, tps: list[TopicPartition], timeout: float) -> dict[int, int]:
+        """partition -> committed offset (negative where the group never committed)."""
+        done = self._consumer.committed(tps, timeout=timeout)
+        failed = [tp for tp in done if tp.error is not None]
+        if failed:
+            raise KafkaException(failed[0].error)
+        return {tp.partition: tp.offset for tp in done}
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def group_lag(
+    admin: AdminLike, offsets: GroupOffsets, tps: list[TopicPartition], timeout: float = 5.0
+) -> int:
+    """Records of the partitions ``tps`` that ``offsets.group`` has not committed yet, up to the
+    last stable offsets; a partition the group never committed counts from its first record."""
+    committed = offsets.committed(tps, timeout)
+    probe = Probe(admin, tps, taken_at=0.0, timeout=timeout)
+    if not probe.wait(timeout) or probe.ends is None:
+        raise probe.error or KafkaException(f"no end offsets within {timeout}s")
+    return sum(max(0, end - max(low, committed.get(p, -1))) for p, (low, end) in probe.ends.items())

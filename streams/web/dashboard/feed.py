@@ -12,42 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    IsolationLevel,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from streams.logsetup import error_fields
+from streams.offsets import GroupOffsets, group_lag
 from streams.settings import Settings
 from streams.web.dashboard.state import DashboardState
 
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 1024 * 1024
-
-
-def group_lag(admin: AdminClient, group: str, topic: str, timeout: float = 5.0) -> int:
-    """Records of ``topic`` the consumer group has not committed yet (up to the last stable
-    offsets; a partition the group never committed counts from its start)."""
-    meta = admin.list_topics(topic, timeout=timeout).topics[topic]
-    tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
-    request = [ConsumerGroupTopicPartitions(group, tps)]
-    done = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group]
-    committed = {tp.partition: tp.offset for tp in done.result(timeout).topic_partitions}
-    ask = {tp: OffsetSpec.latest() for tp in tps}
-    ends = admin.list_offsets(
-        ask, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
-    )
-    starts = admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps}, request_timeout=timeout)
-    lag = 0
-    for tp, future in ends.items():
-        start = starts[tp].result(timeout).offset
-        lag += max(0, future.result(timeout).offset - max(start, committed.get(tp.partition, -1)))
-    return lag
 
 
 class DashboardFeed:
@@ -86,6 +61,9 @@ class DashboardFeed:
             "fetch.wait.max.ms": 50,
         })  # fmt: skip
         self._admin = AdminClient(client)
+        self._offsets = {
+            name: GroupOffsets(client, group) for name, (group, _) in self._groups.items()
+        }
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
 
@@ -104,6 +82,8 @@ class DashboardFeed:
         if self._thread.is_alive():
             self._thread.join(10)
         self._consumer.close()
+        for offsets in self._offsets.values():
+            offsets.close()
 
     def _run(self) -> None:
         next_lag = 0.0
@@ -149,7 +129,9 @@ class DashboardFeed:
         before = self.state.version
         for name, (group, topic) in self._groups.items():
             try:
-                lag: int | None = group_lag(self._admin, group, topic)
+                meta = self._admin.list_topics(topic, timeout=5.0).topics[topic]
+                tps = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
+                lag: int | None = group_lag(self._admin, self._offsets[name], tps)
             except Exception as exc:
                 log.debug("no lag", extra={"group": group, **error_fields(exc)})
                 lag = None
