@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -120,6 +121,11 @@ def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1
     }
 
 
+# What a child's terminal spinner may leave before its result on the same line (faust's worker
+# hides and shows the cursor even when stdout is a pipe): CSI sequences and backspaces.
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x08")
+
+
 def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 1200) -> Any:
     """Run a benchmark child process; its last JSON object line on stdout is the result."""
     proc = subprocess.run(
@@ -132,10 +138,19 @@ def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    for line in reversed(proc.stdout.strip().splitlines()):
+    result = child_result(proc.stdout)
+    if result is None:
+        raise RuntimeError(f"{args} printed no JSON result:\n{proc.stdout[-2000:]}")
+    return result
+
+
+def child_result(stdout: str) -> Any:
+    """The last line of ``stdout`` that is a JSON object, terminal control codes aside; None if
+    there is none."""
+    for line in reversed(_TERMINAL_CONTROL.sub("", stdout).strip().splitlines()):
         if line.startswith("{"):
             return orjson.loads(line)
-    raise RuntimeError(f"{args} printed no JSON result:\n{proc.stdout[-2000:]}")
+    return None
 
 
 def rss_bytes() -> int:
