@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from bench import metrics_cost, peers
+from bench import metrics_cost, peers, targets
 from bench.common import REPO, bench_topics, bootstrap, fill_mixed, run_child
 from bench.pg_latency import render_markdown as render_postgres
 
@@ -167,6 +167,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"Machine: {results['machine']}; Kafka {results['kafka']}; sizes "
         f"{'quick' if results['quick'] else 'default'}.",
+        *targets.markdown(results),
         "",
         "## Enforcer throughput (same topic, same run)",
         "",
@@ -246,17 +247,12 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines + peers.render(results)) + "\n"
 
 
-AUDIT_PER_INPUT = 2 / 51
-"""Audit records per input record in a mix of 1 login per 50 activities: each login yields a
-session_started, and each session in time a session_ended; plain activity yields none."""
-
-
 def detect_lines(det: dict[str, Any], tput: list[dict[str, Any]]) -> list[str]:
     rounds = ", ".join(f"{r:.2f}" for r in det.get("ratios", []))
     lines = ["", f"detect/faust: {det.get('ratio', float('nan')):.2f} (rounds {rounds})."]
     if tput:
         full = max(t["enforcer_rate"] for t in tput)
-        need = full * AUDIT_PER_INPUT
+        need = full * targets.AUDIT_PER_INPUT
         lines.append(
             f"At the enforcer's full rate ({full:,.0f} events/s) a mix of 1 login per 50 "
             f"activities makes {need:,.0f} audit records/s; the detectors take "

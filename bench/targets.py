@@ -1,0 +1,127 @@
+"""The performance targets of `make bench`, each judged on this run's own figures: one table at
+the top of the report that says, row by row, what was measured and whether it met its target.
+A figure the run did not measure (a section left out, a size not run) is reported as such,
+never as met."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MEGA = 1_000_000
+HUNDRED_K = 100_000
+AUDIT_PER_INPUT = 2 / 51
+"""Audit records per input record in a mix of 1 login per 50 activities: each login yields a
+session_started, and each session in time a session_ended; plain activity yields none."""
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    target: str
+    measured: str  # "not measured" when the run has no figure for it
+    met: bool | None  # None: not measured
+
+
+def _size(results: dict[str, Any], sessions: int) -> dict[str, Any] | None:
+    return next((t for t in results.get("throughput", []) if t["sessions"] == sessions), None)
+
+
+def _ratio_row(results: dict[str, Any], figure: str, sessions: int, key: str, least: float) -> Row:
+    t = _size(results, sessions)
+    if t is None:
+        return Row(figure, f">= {least:g}", "not measured", None)
+    value = float(t[key])
+    return Row(figure, f">= {least:g}", f"{value:.2f}", value >= least)
+
+
+def _peer_row(results: dict[str, Any], peer: str, label: str, least: float) -> Row:
+    found = [
+        (t["sessions"], float(t["peers"][peer]["enforcer_ratio"]))
+        for t in results.get("throughput", [])
+        if peer in t.get("peers", {})
+    ]
+    figure = f"enforcer vs {label}, same job"
+    if not found:
+        return Row(figure, f">= {least:g}x", "not measured", None)
+    text = ", ".join(f"{r:.2f}x at {n // 1000:,}k" for n, r in found)
+    return Row(figure, f">= {least:g}x at every size", text, all(r >= least for _, r in found))
+
+
+def _rss_row(results: dict[str, Any]) -> Row:
+    figure, target = "RSS per live session, 1M", "<= 768 B and below Kafka Streams"
+    t = _size(results, MEGA)
+    if t is None:
+        return Row(figure, target, "not measured", None)
+    ours = float(t["bytes_per_session"])
+    ks = t.get("peers", {}).get("kstreams", {}).get("bytes_per_session")
+    peer = "Kafka Streams not measured" if ks is None else f"Kafka Streams {ks:,.0f} B"
+    met = ours <= 768 and ks is not None and ours < float(ks)
+    return Row(figure, target, f"{ours:,.0f} B ({peer})", met)
+
+
+def _restore_row(results: dict[str, Any]) -> Row:
+    figure, rec = "restore after SIGKILL, 1M sessions", results.get("recovery")
+    if rec is None or rec.get("sessions") != MEGA:
+        return Row(figure, "<= 5 s", "not measured", None)
+    return Row(figure, "<= 5 s", f"{rec['restore_s']:.1f} s", rec["restore_s"] <= 5.0)
+
+
+def _latency_row(results: dict[str, Any]) -> Row:
+    figure, target = "revocation latency at half load, p50 / p99", "<= 100 / 250 ms"
+    lat = results.get("latency")
+    if lat is None:
+        return Row(figure, target, "not measured", None)
+    met = lat["p50_ms"] <= 100 and lat["p99_ms"] <= 250
+    return Row(figure, target, f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", met)
+
+
+def _detect_rows(results: dict[str, Any]) -> list[Row]:
+    det = results.get("detect")
+    ratio_fig, headroom_fig = "detectors / bare faust agent", "detectors vs a 1:50 mix at full rate"
+    if det is None:
+        return [
+            Row(ratio_fig, ">= 0.6", "not measured", None),
+            Row(headroom_fig, ">= 2x headroom", "not measured", None),
+        ]
+    ratio = float(det["ratio"])
+    rows = [Row(ratio_fig, ">= 0.6", f"{ratio:.2f}", ratio >= 0.6)]
+    tput = results.get("throughput", [])
+    if not tput:
+        return [*rows, Row(headroom_fig, ">= 2x headroom", "not measured", None)]
+    need = max(t["enforcer_rate"] for t in tput) * AUDIT_PER_INPUT
+    headroom = float(det["rate"]) / need
+    return [*rows, Row(headroom_fig, ">= 2x headroom", f"{headroom:.1f}x", headroom >= 2.0)]
+
+
+RowsOf = Callable[[dict[str, Any]], list[Row]]
+ROWS: list[RowsOf] = [
+    lambda r: [_ratio_row(r, "enforcer / ceiling, 1M", MEGA, "ratio_to_ceiling", 0.6)],
+    lambda r: [_ratio_row(r, "enforcer / ceiling, 100k", HUNDRED_K, "ratio_to_ceiling", 0.75)],
+    lambda r: [_ratio_row(r, "enforcer / bare faust agent, 1M", MEGA, "ratio_to_faust", 10.0)],
+    lambda r: [_peer_row(r, "quix", "Quix Streams", 2.0)],
+    lambda r: [_peer_row(r, "kstreams", "Kafka Streams", 1.0)],
+    lambda r: [_rss_row(r)],
+    lambda r: [_restore_row(r)],
+    lambda r: [_latency_row(r)],
+    _detect_rows,
+]
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    return [row for make in ROWS for row in make(results)]
+
+
+def markdown(results: dict[str, Any]) -> list[str]:
+    verdict = {True: "met", False: "**missed**", None: "not measured"}
+    lines = [
+        "",
+        "## Targets (this run's figures)",
+        "",
+        "| figure | target | this run | |",
+        "|---|---|---|---|",
+    ]
+    for row in rows(results):
+        lines.append(f"| {row.figure} | {row.target} | {row.measured} | {verdict[row.met]} |")
+    return lines

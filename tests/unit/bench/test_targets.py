@@ -1,0 +1,63 @@
+"""The targets table of `make bench`: each row judged on the run's own figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.targets import markdown, rows
+
+
+def run(**overrides: Any) -> dict[str, Any]:
+    peers = {
+        "kstreams": {"enforcer_ratio": 1.1, "bytes_per_session": 442.0},
+        "quix": {"enforcer_ratio": 2.5, "bytes_per_session": 900.0},
+    }
+    results: dict[str, Any] = {
+        "throughput": [
+            {"sessions": 100_000, "ratio_to_ceiling": 0.8, "ratio_to_faust": 9.0,
+             "enforcer_rate": 40_000.0, "bytes_per_session": 900.0, "peers": peers},
+            {"sessions": 1_000_000, "ratio_to_ceiling": 0.59, "ratio_to_faust": 11.0,
+             "enforcer_rate": 30_000.0, "bytes_per_session": 700.0, "peers": peers},
+        ],
+        "recovery": {"sessions": 1_000_000, "restore_s": 4.2},
+        "latency": {"p50_ms": 90.0, "p99_ms": 260.0},
+        "detect": {"ratio": 0.61, "rate": 3_200.0},
+    }  # fmt: skip
+    results.update(overrides)
+    return results
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, bool | None]:
+    return {row.figure: row.met for row in rows(results)}
+
+
+def test_each_row_is_judged_against_its_own_threshold() -> None:
+    got = verdicts(run())
+    assert got["enforcer / ceiling, 1M"] is False  # 0.59 < 0.6
+    assert got["enforcer / ceiling, 100k"] is True  # 0.8 >= 0.75
+    assert got["enforcer / bare faust agent, 1M"] is True
+    assert got["enforcer vs Quix Streams, same job"] is True
+    assert got["enforcer vs Kafka Streams, same job"] is True
+    assert got["RSS per live session, 1M"] is False  # 700 B, but Kafka Streams holds 442 B
+    assert got["restore after SIGKILL, 1M sessions"] is True
+    assert got["revocation latency at half load, p50 / p99"] is False  # p99 260 > 250
+    assert got["detectors / bare faust agent"] is True
+    # 30,000 events/s * 2/51 = 1,176 audit records/s; 3,200/s is 2.7x
+    assert got["detectors vs a 1:50 mix at full rate"] is True
+
+
+def test_a_peer_must_be_beaten_at_every_size() -> None:
+    results = run()
+    results["throughput"][0]["peers"] = {"kstreams": {"enforcer_ratio": 0.9}}
+    assert verdicts(results)["enforcer vs Kafka Streams, same job"] is False
+
+
+def test_what_the_run_did_not_measure_is_never_met() -> None:
+    results = run(throughput=[], recovery=None, latency=None, detect=None)
+    assert set(verdicts(results).values()) == {None}
+    assert "not measured" in "\n".join(markdown(results))
+
+
+def test_a_recovery_of_another_size_does_not_count_for_1m() -> None:
+    results = run(recovery={"sessions": 5_000, "restore_s": 0.4})
+    assert verdicts(results)["restore after SIGKILL, 1M sessions"] is None
