@@ -31,6 +31,11 @@ def bootstrap() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 
 
+def broker_port() -> int:
+    """The port of the first bootstrap server."""
+    return int(bootstrap().split(",")[0].rsplit(":", 1)[1])
+
+
 @contextlib.contextmanager
 def bench_topics(name: str, partitions: int = 6) -> Iterator[Settings]:
     """Fresh prefixed topics for one benchmark, deleted afterwards."""

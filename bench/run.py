@@ -7,6 +7,7 @@ Writes bench/results/<timestamp>.json and <timestamp>.md (+ PNG plots) and print
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import statistics
 import time
@@ -17,8 +18,9 @@ from typing import Any
 import orjson
 
 from bench import metrics_cost, peers, targets
-from bench.common import REPO, bench_topics, bootstrap, fill_mixed, run_child
+from bench.common import REPO, bench_topics, bootstrap, broker_port, fill_mixed, run_child
 from bench.pg_latency import render_markdown as render_postgres
+from bench.pinning import pinned
 
 FAUST_EVENTS = 50_000
 SECTIONS = (
@@ -166,7 +168,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"# Benchmark {results['started']}",
         "",
         f"Machine: {results['machine']}; Kafka {results['kafka']}; sizes "
-        f"{'quick' if results['quick'] else 'default'}.",
+        f"{'quick' if results['quick'] else 'default'}. Throughput and detector rounds: "
+        f"{results.get('pinning', 'not pinned')}.",
         *targets.markdown(results),
         "",
         "## Enforcer throughput (same topic, same run)",
@@ -302,6 +305,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "bench" / "results"))
     parser.add_argument("--no-peers", action="store_true", help="skip Kafka/Quix Streams")
     parser.add_argument("--latency-rate", type=float, help="events/s (default: half the max)")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="leave the broker and the systems measured on every core (throughput, detect)",
+    )
     parser.add_argument("--only", help=f"comma separated sections: {','.join(SECTIONS)}")
     args = parser.parse_args()
     sizes = (
@@ -325,16 +333,20 @@ def main() -> None:
     if not args.no_peers and "throughput" in only:
         log("seeded check: the peers' revocations against the enforcer's")
         results["peers_check"] = peers.check(bootstrap())
-    for n in sizes if "throughput" in only else []:
-        results["throughput"].append(
-            throughput(
-                n,
-                n * 3 if n <= 100_000 else n,
-                5_000 if args.quick else FAUST_EVENTS,
-                1 if args.quick else 3,
-                with_peers=not args.no_peers,
+    pin = contextlib.nullcontext("not pinned (--no-pin)") if args.no_pin else pinned(broker_port())
+    with pin as results["pinning"]:
+        for n in sizes if "throughput" in only else []:
+            results["throughput"].append(
+                throughput(
+                    n,
+                    n * 3 if n <= 100_000 else n,
+                    5_000 if args.quick else FAUST_EVENTS,
+                    1 if args.quick else 3,
+                    with_peers=not args.no_peers,
+                )
             )
-        )
+        if "detect" in only:
+            results["detect"] = detect(3_000 if args.quick else 50_000, 1 if args.quick else 3)
     if "latency" in only:
         max_rate = max((t["enforcer_rate"] for t in results["throughput"]), default=40_000.0)
         rate = args.latency_rate or max_rate / 2
@@ -351,8 +363,6 @@ def main() -> None:
         )
     if "restore_fire" in only:
         results["restore_fire"] = restore_fire(5_000 if args.quick else max(sizes))
-    if "detect" in only:
-        results["detect"] = detect(3_000 if args.quick else 50_000, 1 if args.quick else 3)
     if "postgres" in only:
         rate = results["latency"]["target_rate"] if "latency" in results else 10_000.0
         results["postgres"] = postgres(

@@ -114,7 +114,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
 
 
 def markdown(results: dict[str, Any]) -> list[str]:
-    verdict = {True: "met", False: "**missed**", None: "not measured"}
+    verdict = {True: "met", False: "**missed**", None: "-"}
     lines = [
         "",
         "## Targets (this run's figures)",
