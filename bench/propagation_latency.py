@@ -41,8 +41,8 @@ from schemas.outputs import Revocation
 from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings, load_settings
+from streams.stats import percentiles
 from streams.topics import ensure_topics, topic_specs
-from streams.web.dashboard.state import percentile
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = """name = "bench-propagation"
@@ -285,8 +285,8 @@ def listener_share(values: list[float], expected: int) -> dict[str, Any]:
     if not values:
         return {"listener_missing": expected}
     shares: dict[str, Any] = {"listener_missing": expected - len(values)}
-    for pct in (50, 90, 99):
-        shares[f"listener_p{pct}_ms"] = round(percentile(values, pct), 1)
+    for pct, value in zip((50, 90, 99), percentiles(values, 50, 90, 99), strict=True):
+        shares[f"listener_p{pct}_ms"] = round(value, 1)
     shares["listener_max_ms"] = round(max(values), 1)
     return shares
 
@@ -313,8 +313,8 @@ def summarise(
         "spread_s": args.spread,
     }
     for name, values in (("", total), ("fire_", firing), ("deliver_", delivery)):
-        for pct in (50, 90, 99):
-            result[f"{name}p{pct}_ms"] = round(percentile(values, pct), 1)
+        for pct, value in zip((50, 90, 99), percentiles(values, 50, 90, 99), strict=True):
+            result[f"{name}p{pct}_ms"] = round(value, 1)
         result[f"{name}max_ms"] = round(max(values), 1)
     result["min_ms"] = round(min(total), 1)
     result["early"] = sum(1 for x in total if x < 0)
