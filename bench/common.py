@@ -21,7 +21,7 @@ from schemas.codec import encode_dict
 from streams.producing import produce_waiting as produce
 from streams.settings import Settings, load_settings
 from streams.sim.scenario import iso
-from streams.topics import INPUT_MAX_MESSAGE_BYTES, ensure_topics, topic_specs
+from streams.topics import INPUT_MAX_MESSAGE_BYTES, delete_topics, ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,9 +46,7 @@ def bench_topics(name: str, partitions: int = 6) -> Iterator[Settings]:
     try:
         yield settings
     finally:
-        for fut in admin.delete_topics([s.name for s in specs], operation_timeout=60).values():
-            with contextlib.suppress(Exception):
-                fut.result(60)
+        delete_topics(admin, [s.name for s in specs], timeout=60)
 
 
 def producer(settings: Settings) -> Producer:

@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import REPO
 from bench.peer_policy import write_policy_json
+from streams.topics import delete_topics
 
 
 @contextlib.contextmanager
@@ -34,11 +35,7 @@ def policy_json(policy_file: Path | None) -> Iterator[Path]:
 
 
 def delete_internal_topics(servers: str, prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": servers})
-    names = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-    for fut in (admin.delete_topics(names, operation_timeout=60) if names else {}).values():
-        with contextlib.suppress(Exception):
-            fut.result(60)
+    delete_topics(AdminClient({"bootstrap.servers": servers}), prefix=prefix, timeout=60)
 
 
 class PeerProcess:

@@ -42,7 +42,7 @@ from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings, load_settings
 from streams.stats import percentiles
-from streams.topics import ensure_topics, topic_specs
+from streams.topics import delete_topics, ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = """name = "bench-propagation"
@@ -73,9 +73,7 @@ def bench_topics(servers: str, partitions: int, policy_file: Path) -> Iterator[S
     try:
         yield settings
     finally:
-        for future in admin.delete_topics([s.name for s in specs], operation_timeout=60).values():
-            with contextlib.suppress(Exception):
-                future.result(60)
+        delete_topics(admin, [s.name for s in specs], timeout=60)
 
 
 class Child:
