@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import REPO
 from bench.peer_policy import write_policy_json
+from streams.children import stop_child
 from streams.topics import delete_topics
 
 
@@ -118,12 +119,7 @@ class PeerProcess:
             raise RuntimeError(f"{self.name} did not start (exit {self.proc.poll()})")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_child(self.proc, 60)
         try:
             delete_internal_topics(self.servers, self.internal_topics(self.group_id))
         finally:

@@ -38,6 +38,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode
 from schemas.outputs import Revocation
+from streams.children import stop_child
 from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings, load_settings
@@ -110,13 +111,7 @@ class Child:
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
 
 
 def enforcer(settings: Settings) -> Child:

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import IO, Any, Self
 
 from schemas.outputs import Revocation
+from streams.children import stop_child
 from streams.clients.listener import RevocationListener
 from streams.policy import Policy
 from streams.publisher import AsyncAuthEventPublisher
@@ -55,13 +56,7 @@ class Child:
         raise StackError(f"{self.name} did not log {text!r} in {timeout:g}s; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
         self._out.close()
 
 
