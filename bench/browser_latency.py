@@ -29,7 +29,8 @@ from typing import Any
 import orjson
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from bench.propagation_latency import POLICY, bench_topics, enforcer, login, say
+from bench.common import bench_topics
+from bench.propagation_latency import POLICY, enforcer, login, say
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
 from streams.stats import percentiles
@@ -79,7 +80,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policy.toml"
         policy_file.write_text(POLICY.format(idle=args.idle))
-        with bench_topics(args.servers, args.partitions, policy_file) as settings:
+        with bench_topics("browser", args.partitions, args.servers, policy_file) as settings:
             child = enforcer(settings)
             try:
                 child.wait_for("partitions assigned", 120)

@@ -27,23 +27,20 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
+from bench.common import bench_topics
 from schemas.codec import encode
 from schemas.outputs import Revocation
 from streams.children import stop_child
-from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher
-from streams.settings import Settings, load_settings
+from streams.settings import Settings
 from streams.stats import percentiles
-from streams.topics import delete_topics, ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = """name = "bench-propagation"
@@ -56,25 +53,6 @@ absolute = "1h"
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def bench_topics(servers: str, partitions: int, policy_file: Path) -> Iterator[Settings]:
-    prefix = f"bench-propagation-{uuid.uuid4().hex[:8]}."
-    settings = load_settings(
-        bootstrap_servers=servers,
-        topic_prefix=prefix,
-        partitions=partitions,
-        group_id=f"{prefix}enforcer",
-        policy_file=str(policy_file),
-    )
-    admin = AdminClient({"bootstrap.servers": servers})
-    specs = topic_specs(settings, load_policy(policy_file).max_absolute)
-    ensure_topics(admin, specs, report=lambda _: None)
-    try:
-        yield settings
-    finally:
-        delete_topics(admin, [s.name for s in specs], timeout=60)
 
 
 class Child:
@@ -213,7 +191,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policy.toml"
         policy_file.write_text(POLICY.format(idle=args.idle))
-        with bench_topics(args.servers, args.partitions, policy_file) as settings:
+        with bench_topics("propagation", args.partitions, args.servers, policy_file) as settings:
             children: list[Child] = []
             try:
                 children.append(enforcer(settings))
