@@ -29,11 +29,12 @@ from typing import Any
 import orjson
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from bench.propagation_latency import POLICY, bench_topics, enforcer, login, say
+from bench.common import bench_topics
+from bench.propagation_latency import POLICY, enforcer, login, say
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
+from streams.stats import percentiles
 from streams.web.browser import chromium
-from streams.web.dashboard.state import percentile
 from tests.integration.browser.harness import ExampleService, open_as, wait_ended
 
 
@@ -79,7 +80,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policy.toml"
         policy_file.write_text(POLICY.format(idle=args.idle))
-        with bench_topics(args.servers, args.partitions, policy_file) as settings:
+        with bench_topics("browser", args.partitions, args.servers, policy_file) as settings:
             child = enforcer(settings)
             try:
                 child.wait_for("partitions assigned", 120)
@@ -109,12 +110,13 @@ def summarise(args: argparse.Namespace, samples: list[dict[str, float]]) -> dict
     }
     for name, key in (("", "logged_out_ms"), ("is_revoked_", "is_revoked_ms")):
         values = [s[key] for s in samples]
-        for pct in (50, 90, 99):
-            result[f"{name}p{pct}_ms"] = round(percentile(values, pct), 1)
+        for pct, value in zip((50, 90, 99), percentiles(values, 50, 90, 99), strict=True):
+            result[f"{name}p{pct}_ms"] = round(value, 1)
         result[f"{name}max_ms"] = round(max(values), 1)
     browser_share = [s["logged_out_ms"] - s["is_revoked_ms"] for s in samples]
-    result["push_p50_ms"] = round(percentile(browser_share, 50), 1)
-    result["push_p99_ms"] = round(percentile(browser_share, 99), 1)
+    push_p50, push_p99 = percentiles(browser_share, 50, 99)
+    result["push_p50_ms"] = round(push_p50, 1)
+    result["push_p99_ms"] = round(push_p99, 1)
     return result
 
 

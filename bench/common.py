@@ -19,10 +19,11 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode_dict
+from streams.policy import load_policy
 from streams.producing import produce_waiting as produce
 from streams.settings import Settings, load_settings
 from streams.sim.scenario import iso
-from streams.topics import INPUT_MAX_MESSAGE_BYTES, ensure_topics, topic_specs
+from streams.topics import INPUT_MAX_MESSAGE_BYTES, delete_topics, ensure_topics, topic_specs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,24 +38,27 @@ def broker_port() -> int:
 
 
 @contextlib.contextmanager
-def bench_topics(name: str, partitions: int = 6) -> Iterator[Settings]:
-    """Fresh prefixed topics for one benchmark, deleted afterwards."""
+def bench_topics(
+    name: str, partitions: int = 6, servers: str | None = None, policy_file: Path | None = None
+) -> Iterator[Settings]:
+    """Fresh prefixed topics for one benchmark, deleted afterwards; with a ``policy_file`` the
+    settings name it and retention follows its longest absolute timeout (else a day)."""
     prefix = f"bench-{name}-{uuid.uuid4().hex[:6]}."
     settings = load_settings(
-        bootstrap_servers=bootstrap(),
+        bootstrap_servers=servers or bootstrap(),
         topic_prefix=prefix,
         partitions=partitions,
         group_id=f"{prefix}enforcer",
+        **({} if policy_file is None else {"policy_file": str(policy_file)}),
     )
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    specs = topic_specs(settings, 86400)
+    max_absolute = 86400 if policy_file is None else load_policy(policy_file).max_absolute
+    specs = topic_specs(settings, max_absolute)
     ensure_topics(admin, specs, report=lambda _: None)
     try:
         yield settings
     finally:
-        for fut in admin.delete_topics([s.name for s in specs], operation_timeout=60).values():
-            with contextlib.suppress(Exception):
-                fut.result(60)
+        delete_topics(admin, [s.name for s in specs], timeout=60)
 
 
 def producer(settings: Settings) -> Producer:

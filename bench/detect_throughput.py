@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 from schemas.codec import encode_dict  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.stats import percentiles  # noqa: E402
-from streams.topics import ensure_topics, topic_specs  # noqa: E402
+from streams.topics import delete_topics, ensure_topics, topic_specs  # noqa: E402
 
 ROLES = [("viewer", 10), ("user", 20), ("support", 40), ("developer", 50)]
 
@@ -382,12 +382,7 @@ def main() -> None:
     try:
         result = rounds(settings, producer, args)
     finally:
-        names = [
-            t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)
-        ]
-        for fut in admin.delete_topics(names, operation_timeout=30).values():
-            with contextlib.suppress(Exception):
-                fut.result(timeout=30)
+        delete_topics(admin, prefix=settings.topic_prefix)
     rate = result["records"] / result["seconds"]
     print(
         f"drain:   {result['records']:.0f} audit records in {result['seconds']:.2f} s"

@@ -11,11 +11,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench import kstreams_peer, quix_peer_run
 from bench.common import run_child
+from bench.kstreams_peer import KStreamsProcess
+from bench.peer_process import PeerProcess
+from bench.quix_peer_run import QuixProcess
 from streams.settings import Settings
 
-PEERS = {"kstreams": kstreams_peer, "quix": quix_peer_run}
+PEERS: dict[str, type[PeerProcess]] = {"kstreams": KStreamsProcess, "quix": QuixProcess}
 LABELS = {"kstreams": "Kafka Streams 4.1.1", "quix": "Quix Streams 3.28.1"}
 
 

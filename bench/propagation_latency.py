@@ -27,22 +27,20 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
+from bench.common import bench_topics
 from schemas.codec import encode
 from schemas.outputs import Revocation
-from streams.policy import load_policy
+from streams.children import stop_child
 from streams.publisher import AuthEventPublisher
-from streams.settings import Settings, load_settings
-from streams.topics import ensure_topics, topic_specs
-from streams.web.dashboard.state import percentile
+from streams.settings import Settings
+from streams.stats import percentiles
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = """name = "bench-propagation"
@@ -55,27 +53,6 @@ absolute = "1h"
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def bench_topics(servers: str, partitions: int, policy_file: Path) -> Iterator[Settings]:
-    prefix = f"bench-propagation-{uuid.uuid4().hex[:8]}."
-    settings = load_settings(
-        bootstrap_servers=servers,
-        topic_prefix=prefix,
-        partitions=partitions,
-        group_id=f"{prefix}enforcer",
-        policy_file=str(policy_file),
-    )
-    admin = AdminClient({"bootstrap.servers": servers})
-    specs = topic_specs(settings, load_policy(policy_file).max_absolute)
-    ensure_topics(admin, specs, report=lambda _: None)
-    try:
-        yield settings
-    finally:
-        for future in admin.delete_topics([s.name for s in specs], operation_timeout=60).values():
-            with contextlib.suppress(Exception):
-                future.result(60)
 
 
 class Child:
@@ -112,13 +89,7 @@ class Child:
         if self.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
 
 
 def enforcer(settings: Settings) -> Child:
@@ -220,7 +191,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         policy_file = Path(tmp) / "policy.toml"
         policy_file.write_text(POLICY.format(idle=args.idle))
-        with bench_topics(args.servers, args.partitions, policy_file) as settings:
+        with bench_topics("propagation", args.partitions, args.servers, policy_file) as settings:
             children: list[Child] = []
             try:
                 children.append(enforcer(settings))
@@ -285,8 +256,8 @@ def listener_share(values: list[float], expected: int) -> dict[str, Any]:
     if not values:
         return {"listener_missing": expected}
     shares: dict[str, Any] = {"listener_missing": expected - len(values)}
-    for pct in (50, 90, 99):
-        shares[f"listener_p{pct}_ms"] = round(percentile(values, pct), 1)
+    for pct, value in zip((50, 90, 99), percentiles(values, 50, 90, 99), strict=True):
+        shares[f"listener_p{pct}_ms"] = round(value, 1)
     shares["listener_max_ms"] = round(max(values), 1)
     return shares
 
@@ -313,8 +284,8 @@ def summarise(
         "spread_s": args.spread,
     }
     for name, values in (("", total), ("fire_", firing), ("deliver_", delivery)):
-        for pct in (50, 90, 99):
-            result[f"{name}p{pct}_ms"] = round(percentile(values, pct), 1)
+        for pct, value in zip((50, 90, 99), percentiles(values, 50, 90, 99), strict=True):
+            result[f"{name}p{pct}_ms"] = round(value, 1)
         result[f"{name}max_ms"] = round(max(values), 1)
     result["min_ms"] = round(min(total), 1)
     result["early"] = sum(1 for x in total if x < 0)

@@ -7,8 +7,9 @@ than the state that belongs to them (the enforcer's changelog is co-partitioned 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
@@ -220,3 +221,20 @@ def _align(
 
 def admin_client(settings: Settings) -> AdminClient:
     return AdminClient(settings.kafka_client_config())
+
+
+def delete_topics(
+    admin: AdminClient, names: Iterable[str] = (), prefix: str = "", timeout: float = 30
+) -> None:
+    """Delete ``names``, and with a ``prefix`` every topic whose name starts with it (what a
+    test, a benchmark or the drill created, faust's and the peers' own topics included),
+    waiting up to ``timeout`` s for each. A topic that is already gone, or one that is slow to
+    go, is no error."""
+    doomed = set(names)
+    if prefix:
+        doomed.update(t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix))
+    if not doomed:
+        return  # the admin client refuses an empty list
+    for future in admin.delete_topics(sorted(doomed), operation_timeout=timeout).values():
+        with contextlib.suppress(Exception):  # cleaning up: never mask the caller's outcome
+            future.result(timeout=timeout)

@@ -14,11 +14,12 @@ when it was never seen granted before its deadline (a refusal then proves nothin
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from streams.stats import percentiles as stats_percentiles
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,11 @@ class Audit:
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
-    """p50, p99 and max (statistics.quantiles, inclusive method; one value is all three)."""
+    """p50, p99 (streams.stats.percentiles) and max of a non-empty list."""
     if not values:
         raise ValueError("no values")
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q = statistics.quantiles(values, n=100, method="inclusive")
-    return q[49], q[98], max(values)
+    p50, p99 = stats_percentiles(values, 50, 99)
+    return p50, p99, max(values)
 
 
 def audit(

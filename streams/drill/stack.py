@@ -12,12 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any
+from typing import IO, Any, Self
 
+from schemas.outputs import Revocation
+from streams.children import stop_child
 from streams.clients.listener import RevocationListener
 from streams.policy import Policy
+from streams.publisher import AsyncAuthEventPublisher
 from streams.settings import Settings
 from streams.web.push import PushHub
 from streams.web.serve import ServerThread
@@ -52,13 +56,7 @@ class Child:
         raise StackError(f"{self.name} did not log {text!r} in {timeout:g}s; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_child(self.proc)
         self._out.close()
 
 
@@ -135,24 +133,40 @@ def load_example() -> ModuleType:
 
 
 class Service:
-    """The example service on the settings' topics, in this process. ``unprotected`` and
-    ``page_script`` are passed to its ``create_app`` (the weakened variants)."""
+    """The example service on the settings' topics, in this process: a real RevocationListener
+    (``listener``: more of its options) feeding a PushHub, served by uvicorn on 127.0.0.1 and
+    ``port`` (0: a free one). ``publisher`` (on the input topic) makes ``/login`` real;
+    ``unprotected`` and ``page_script`` are passed to its ``create_app`` (the weakened
+    variants). A subclass that overrides ``on_revocation`` sees each record as it is applied."""
 
-    def __init__(self, settings: Settings, policy: Policy, tenant: str, **weakened: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        tenant: str,
+        *,
+        publisher: AsyncAuthEventPublisher | None = None,
+        port: int = 0,
+        listener: Mapping[str, Any] | None = None,
+        **weakened: Any,
+    ) -> None:
         example = load_example()
         self.hub = PushHub()
         self.listener = RevocationListener.from_settings(
-            settings, policy, on_revocation=self.hub.on_revocation
+            settings, policy, on_revocation=self.on_revocation, **(listener or {})
         )
         self.hub.lookup = example.listener_lookup(self.listener)
-        self.server = ServerThread(example.create_app(self.listener, self.hub, None, tenant,
-                                                      **weakened))  # fmt: skip
+        app = example.create_app(self.listener, self.hub, publisher, tenant, **weakened)
+        self.server = ServerThread(app, port=port)
+
+    def on_revocation(self, record: Revocation) -> None:
+        self.hub.on_revocation(record)
 
     @property
     def url(self) -> str:
         return self.server.url
 
-    def start(self) -> Service:
+    def start(self) -> Self:
         self.listener.start()
         if not self.listener.wait_ready(30):
             raise StackError("the service's revocation listener did not catch up in 30 s")
@@ -162,3 +176,9 @@ class Service:
     def stop(self) -> None:
         self.server.stop()
         self.listener.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -18,7 +18,7 @@ from streams.drill.drivers import BrowserDriver, Target, http_session, run_async
 from streams.drill.stack import FrozenService, Service, start_enforcer, start_sink
 from streams.policy import Policy
 from streams.settings import Settings
-from streams.topics import admin_client, ensure_topics, topic_specs
+from streams.topics import admin_client, delete_topics, ensure_topics, topic_specs
 
 if TYPE_CHECKING:
     from streams.drill.plan import SessionPlan
@@ -47,7 +47,7 @@ def open_stack(
     ensure_topics(admin, specs, report=lambda _: None)
     with contextlib.ExitStack() as stop:
         if options.own_topics:
-            stop.callback(_delete_topics, admin, [s.name for s in specs])
+            stop.callback(delete_topics, admin, [s.name for s in specs])
         if options.start_enforcer:
             stop.callback(start_enforcer(settings, policy_file, options.workdir).stop)
             say("drill: enforcer started")
@@ -70,12 +70,6 @@ def open_stack(
             frozen = FrozenService(settings, policy_file, options.workdir, options.budget_s)
             stop.callback(frozen.stop)
         yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen)
-
-
-def _delete_topics(admin: Any, names: list[str]) -> None:
-    for future in admin.delete_topics(names, operation_timeout=30).values():
-        with contextlib.suppress(Exception):
-            future.result(timeout=30)
 
 
 def _database(

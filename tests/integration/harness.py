@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from streams.children import stop_child
 from streams.settings import Settings
 from streams.sim.scenario import iso
 
@@ -134,14 +135,7 @@ class ServiceProcess:
         self.proc.wait(10)
 
     def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+        return stop_child(self.proc, timeout)
 
     def __enter__(self) -> ServiceProcess:
         return self

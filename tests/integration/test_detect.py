@@ -3,7 +3,6 @@ its scenario and never for its benign twin, and counts survive a restart of the 
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections import Counter
@@ -19,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.codec import encode_dict
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
+from streams.topics import delete_topics
 from tests.integration.harness import (
     REPO,
     Collector,
@@ -65,12 +65,7 @@ def env(
         detect.stop()
         enforcer.stop()
         # faust's changelog topics carry the prefix too; settings_factory does not know them.
-        names = [
-            t for t in admin.list_topics(timeout=10).topics if t.startswith(settings.topic_prefix)
-        ]
-        for fut in admin.delete_topics(names, operation_timeout=30).values():
-            with contextlib.suppress(Exception):
-                fut.result(timeout=30)
+        delete_topics(admin, prefix=settings.topic_prefix)
 
 
 def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:

@@ -9,7 +9,14 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from schemas.errors import ConfigError
 from streams.settings import Settings
-from streams.topics import INPUT_MAX_MESSAGE_BYTES, TopicSpec, ensure_topics, topic_specs
+from streams.topics import (
+    INPUT_MAX_MESSAGE_BYTES,
+    TopicSpec,
+    delete_topics,
+    ensure_topics,
+    topic_specs,
+)
+from tests.integration.harness import wait_until
 
 
 def test_provisioning_twice_changes_nothing_the_second_time(
@@ -81,3 +88,27 @@ def test_an_existing_create_time_input_is_switched_to_broker_time_and_said_so(
     assert "LogAppendTime" == configs["message.timestamp.type"].value
     assert "1" == configs["min.insync.replicas"].value
     assert str(INPUT_MAX_MESSAGE_BYTES) == configs["max.message.bytes"].value
+
+
+def test_delete_topics_removes_the_named_and_the_prefixed_and_nothing_else(
+    settings_factory: Callable[..., Settings], admin: AdminClient
+) -> None:
+    """Tests, benchmarks and the drill clean up after themselves, topics that faust or a peer
+    made under their prefix included; a topic already gone or a prefix with none is no error."""
+    mine, neighbour = settings_factory(), settings_factory()
+    own = f"{mine.topic_prefix}peer-changelog"
+    ensure_topics(admin, [TopicSpec(own, 1, 1)], report=lambda _: None)
+    names = [s.name for s in topic_specs(mine, 86400)]
+    kept = {s.name for s in topic_specs(neighbour, 86400)}
+
+    def present() -> set[str]:
+        return set(admin.list_topics(timeout=10).topics)
+
+    delete_topics(admin, [names[0], f"{mine.topic_prefix}never-created"])
+    wait_until(lambda: names[0] not in present(), 10, f"{names[0]} to go")
+    assert {own, *names[1:]} <= present()
+
+    delete_topics(admin, prefix=mine.topic_prefix)
+    delete_topics(admin, prefix=f"{mine.topic_prefix}none-left.")
+    wait_until(lambda: not any(t.startswith(mine.topic_prefix) for t in present()), 10, "all")
+    assert kept <= present()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from streams.stats import percentiles
+
 DEADLINE_REASONS = frozenset({"idle_timeout", "absolute_timeout"})
 LATENCY_EDGES_MS = (25, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 """Upper bounds of the latency histogram's bins; one more bin holds everything slower."""
@@ -28,13 +30,6 @@ def _ts(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of a non-empty list."""
-    ordered = sorted(values)
-    rank = max(1, round(pct / 100 * len(ordered) + 0.5 - 1e-9))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass
@@ -166,14 +161,14 @@ class DashboardState:
         return {"bucket_s": self.bucket_s, "buckets": buckets, "by_reason": counts}
 
     def _latency(self) -> dict[str, Any]:
-        ordered = sorted(self._latencies)
         bins = [0] * (len(LATENCY_EDGES_MS) + 1)
-        for value in ordered:
+        for value in self._latencies:
             bins[bisect.bisect_left(LATENCY_EDGES_MS, value)] += 1
+        p50, p99 = percentiles(self._latencies, 50, 99) if self._latencies else (None, None)
         return {
             "edges_ms": list(LATENCY_EDGES_MS),
             "bins": bins,
-            "count": len(ordered),
-            "p50_ms": percentile(ordered, 50) if ordered else None,
-            "p99_ms": percentile(ordered, 99) if ordered else None,
+            "count": len(self._latencies),
+            "p50_ms": p50,
+            "p99_ms": p99,
         }

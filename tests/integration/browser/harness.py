@@ -5,47 +5,36 @@ end-to-end checks.
         page, session_id = sign_in(context, service.url, "alice", "medium")
         ended = wait_ended(page, timeout=10)                   # {"reason", "at", "via", ...}
 
-``ExampleService`` runs ``examples/service/app.py``'s ``create_app`` in this process: a real
-RevocationListener on the settings' revocation topic feeding a PushHub, a real publisher on the
-input topic (so ``/login`` starts a session the enforcer tracks), served by uvicorn on
-127.0.0.1 and a free port. ``Screenshots`` saves PNGs under ``test-artifacts/`` (git-ignored).
+``ExampleService`` (the drill's ``Service``) runs ``examples/service/app.py``'s ``create_app`` in
+this process: a real RevocationListener on the settings' revocation topic feeding a PushHub, a
+real publisher on the input topic (so ``/login`` starts a session the enforcer tracks), served
+by uvicorn on 127.0.0.1 and a free port. ``Screenshots`` saves PNGs under ``test-artifacts/``
+(git-ignored).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
 
 from schemas.outputs import Revocation
-from streams.clients.listener import RevocationListener
+from streams.drill.stack import Service
 from streams.policy import load_policy
 from streams.publisher import AsyncAuthEventPublisher
 from streams.settings import Settings
-from streams.web.push import PushHub
-from streams.web.serve import ServerThread
 from tests.integration.harness import FAST_POLICY, REPO
 
 ARTIFACTS = REPO / "test-artifacts"
 
 
-def load_example() -> ModuleType:
-    """examples/service/app.py as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("example_app", REPO / "examples/service/app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class ExampleService:
-    """The example service on the settings' topics, in this process (see the module docstring).
+class ExampleService(Service):
+    """The drill's example service (streams/drill/stack.py) with a real publisher on the input
+    topic and the test policy (see the module docstring).
 
     ``applied`` maps each session id to the wall-clock moment the listener applied its
     revocation (``is_revoked`` turned true), ``revocations`` to the record itself."""
@@ -58,44 +47,17 @@ class ExampleService:
         port: int = 0,
         **listener: Any,
     ) -> None:
-        example = load_example()
         self.applied: dict[str, float] = {}
         self.revocations: dict[str, Revocation] = {}
-        self.hub = PushHub()
-        self.listener = RevocationListener.from_settings(
-            settings, load_policy(policy), on_revocation=self._on_revocation, **listener
-        )
-        self.hub.lookup = example.listener_lookup(self.listener)
         publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
-        self.server = ServerThread(
-            example.create_app(self.listener, self.hub, publisher, tenant), port=port
+        super().__init__(
+            settings, load_policy(policy), tenant, publisher=publisher, port=port, listener=listener
         )
 
-    def _on_revocation(self, record: Revocation) -> None:
+    def on_revocation(self, record: Revocation) -> None:
         self.applied.setdefault(record.session_id, time.time())
         self.revocations.setdefault(record.session_id, record)
-        self.hub.on_revocation(record)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def start(self) -> ExampleService:
-        self.listener.start()
-        if not self.listener.wait_ready(30):
-            raise RuntimeError("the example's revocation listener did not catch up in 30 s")
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.listener.close()
-
-    def __enter__(self) -> ExampleService:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().on_revocation(record)
 
 
 def sign_in(context: BrowserContext, base: str, user: str, risk: str) -> tuple[Page, str]:
