@@ -1,5 +1,6 @@
 """The transactional state of one input partition: sessions, users, deadline heaps, the undo
-log of the open batch and the changelog it produces. No decisions here (see core.py).
+log of the open batch and the changelog it produces. No decisions here: the enforcer of
+core.py holds one ``PartitionState`` and changes it only through the methods below.
 
 A *batch* is what the Kafka shell commits as one transaction. ``changelog()`` returns the
 records of everything the batch touched (coalesced per key), ``commit()`` closes the batch once
@@ -58,10 +59,6 @@ class PartitionState:
         self.out: list[Emit] = []
         self.event_watermark = 0.0  # highest effective event time read on this partition
         self.received_watermark = 0.0  # highest receive time read on this partition
-        self.now = 0.0
-        self.stats: dict[str, int] = {}
-        self.counted = 0
-        self.last_counted = ""
         self._deadlines: list[tuple[float, Key]] = []
         self._forget: list[tuple[float, str, Key]] = []  # (forget_at, kind, key)
         self._seen: set[SeenId] = set()
@@ -85,9 +82,9 @@ class PartitionState:
         self._batch_watermarks = (self.event_watermark, self.received_watermark)
         for kind, key in self._legacy.values():
             if kind == SESSION:
-                self._touch_session(key, self.sessions.get(key))
+                self.touch_session(key, self.sessions.get(key))
             else:
-                self._touch_user(key, self.users.get(key))
+                self.touch_user(key, self.users.get(key))
 
     def changelog(self) -> list[tuple[str, bytes | None]]:
         """The changelog records (key, value or None) of every key the open batch touched,
@@ -167,6 +164,31 @@ class PartitionState:
             heapq.heapreplace(heap, (deadline, key))
         return None
 
+    def pop_due(self, until: float) -> Session | None:
+        """Take the live session with the earliest real deadline at or before ``until`` off
+        the deadline heap, or None; stale entries are re-armed on the way."""
+        heap = self._deadlines
+        while heap and heap[0][0] <= until:
+            _, key = heapq.heappop(heap)
+            sess = self.sessions.get(key)
+            if sess.__class__ is not Session:
+                continue
+            assert isinstance(sess, Session)
+            deadline = sess.deadline()[0]
+            if deadline > until:
+                heapq.heappush(heap, (deadline, key))
+                continue
+            return sess
+        return None
+
+    def arm(self, deadline: float, key: Key) -> None:
+        """Put a live session's (new) deadline on the heap; the older entry goes stale."""
+        heapq.heappush(self._deadlines, (deadline, key))
+
+    def forget_later(self, forget_at: float, kind: str, key: Key) -> None:
+        """Queue an ended-session marker or an idle user for ``forget_expired``."""
+        heapq.heappush(self._forget, (forget_at, kind, key))
+
     def forget_expired(self, now: float) -> int:
         """Drop ended-session markers and idle user records past their retention (tombstones)."""
         dropped = 0
@@ -176,13 +198,13 @@ class PartitionState:
             if kind == SESSION:
                 ended = self.sessions.get(key)
                 if isinstance(ended, Ended) and ended.forget_at <= now:
-                    self._touch_session(key, ended)
+                    self.touch_session(key, ended)
                     del self.sessions[key]
                     dropped += 1
             else:
                 user = self.users.get(key)
                 if user is not None and not user.sessions and user.forget_at <= now:
-                    self._touch_user(key, user)
+                    self.touch_user(key, user)
                     del self.users[key]
                     dropped += 1
         return dropped
@@ -246,11 +268,11 @@ class PartitionState:
             if isinstance(sess, Session):
                 ukey = (key[0], sess.user_id)
                 user = self.users.get(ukey)
-                roles = self._interned(frozenset(sess.roles))
+                roles = self.intern(frozenset(sess.roles))
                 if user is None:
                     self.users[ukey] = user = User(ukey, roles)
                 elif not roles <= user.roles:
-                    user.roles = self._interned(user.roles | roles)
+                    user.roles = self.intern(user.roles | roles)
                 user.forget_at = max(
                     user.forget_at, sess.absolute_deadline + self.policy.max_absolute
                 )
@@ -264,7 +286,9 @@ class PartitionState:
         heapq.heapify(self._deadlines)
         heapq.heapify(self._forget)
 
-    def _touch_session(self, key: Key, current: Session | Ended | None) -> None:
+    # -- what the decisions change the state through -----------------------------------
+
+    def touch_session(self, key: Key, current: Session | Ended | None) -> None:
         """Record the value a session key had when the batch began (first touch only). A live
         session is kept as itself and the values of its mutable fields (cheaper than a copy:
         activity touches one per event; the other fields never change)."""
@@ -284,29 +308,31 @@ class PartitionState:
                 assert isinstance(current, Ended)
                 self._undo_sessions[key] = current.copy()
 
-    def _touch_user(self, key: Key, current: User | None) -> None:
+    def touch_user(self, key: Key, current: User | None) -> None:
+        """Record the user a key had when the batch began (first touch only)."""
         if key not in self._undo_users:
             self._undo_users[key] = current.copy() if current is not None else None
 
-    def _remember(self, seen: SeenId) -> None:
+    def first_seen(self, seen: SeenId) -> bool:
+        """Whether this event id is new to the in-memory filter (of the last
+        ``DEDUPE_CAPACITY`` ids); remembers it. An aborted batch forgets its ids."""
+        if seen in self._seen:
+            return False
         if len(self._seen_order) >= DEDUPE_CAPACITY:
             self._seen.discard(self._seen_order.popleft())
         self._seen.add(seen)
         self._seen_order.append(seen)
         self._batch_ids.append(seen)
+        return True
 
-    def _emit(self, topic: str, key: str, value: dict[str, Any]) -> None:
+    def emit(self, topic: str, key: str, value: dict[str, Any]) -> None:
         self.out.append(Emit(topic, key, value))
 
-    def _interned(self, value: Any) -> Any:
+    def intern(self, value: Any) -> Any:
+        """One shared object per equal value (roles, tenants, user types), up to a bound."""
         found = self._intern.get(value)
         if found is not None:
             return found
         if len(self._intern) < INTERN_CAPACITY:
             self._intern[value] = value
         return value
-
-    def _count(self, what: str) -> None:
-        self.stats[what] = self.stats.get(what, 0) + 1
-        self.counted += 1  # with last_counted: what the last apply did, read by its metrics
-        self.last_counted = what

@@ -19,8 +19,8 @@ from tests.unit.streams.enforcer.harness import Harness
 def _restored(h: Harness) -> PartitionEnforcer:
     fresh = PartitionEnforcer(policy())
     for key, value in h.changelog:
-        fresh.restore(key, value)
-    fresh.finish_restore()
+        fresh.state.restore(key, value)
+    fresh.state.finish_restore()
     return fresh
 
 
@@ -41,11 +41,11 @@ def test_a_logged_out_session_cannot_come_back_after_a_restore() -> None:
     h = Harness()
     h.feed(logout(10), now=10)
     fresh = _restored(h)
-    fresh.begin()
+    fresh.state.begin()
     fresh.apply(login(0), T0 + 11)
     fresh.fire_due(T0 + 10_000, T0 + 10_000)
-    fresh.commit()
-    assert ["login_after_logout"] == [o.value["type"] for o in fresh.take_outputs()]
+    fresh.state.commit()
+    assert ["login_after_logout"] == [o.value["type"] for o in fresh.state.take_outputs()]
 
 
 def test_an_older_grant_read_after_a_newer_removal_regrants_nothing() -> None:
@@ -100,10 +100,10 @@ def test_a_duplicate_high_risk_activity_after_a_restore_changes_nothing() -> Non
     eid = uuid.uuid4()
     h.feed(activity(5, action="payments.send", event_id=eid))
     fresh = _restored(h)
-    fresh.begin()
+    fresh.state.begin()
     fresh.apply(activity(5, action="payments.send", event_id=eid), T0 + 6)
-    fresh.commit()
-    assert [] == fresh.take_outputs()
+    fresh.state.commit()
+    assert [] == fresh.state.take_outputs()
 
 
 def test_a_duplicate_login_after_logout_after_a_restore_is_not_a_new_anomaly() -> None:
@@ -113,10 +113,10 @@ def test_a_duplicate_login_after_logout_after_a_restore_is_not_a_new_anomaly() -
     eid = uuid.uuid4()
     h.feed(login(0, event_id=eid), now=11)
     fresh = _restored(h)
-    fresh.begin()
+    fresh.state.begin()
     fresh.apply(login(0, event_id=eid), T0 + 12)
-    fresh.commit()
-    assert [] == fresh.take_outputs()
+    fresh.state.commit()
+    assert [] == fresh.state.take_outputs()
 
 
 def test_duplicate_use_of_an_ended_session_after_a_restore_is_audited_once() -> None:
@@ -128,10 +128,10 @@ def test_duplicate_use_of_an_ended_session_after_a_restore_is_audited_once() -> 
     h.feed(activity(20, event_id=eid))
     assert 1 == len(h.audits("ended_session_used"))
     fresh = _restored(h)
-    fresh.begin()
+    fresh.state.begin()
     fresh.apply(activity(20, event_id=eid), T0 + 21)
-    fresh.commit()
-    assert [] == fresh.take_outputs()
+    fresh.state.commit()
+    assert [] == fresh.state.take_outputs()
 
 
 def test_an_aborted_batch_restores_forget_entries_too() -> None:
@@ -140,14 +140,14 @@ def test_an_aborted_batch_restores_forget_entries_too() -> None:
     h.feed(login(0))
     h.feed(logout(10))
     e = h.enforcer
-    e.begin()
-    assert 2 == e.forget_expired(T0 + 5000)
-    e.abort()
-    assert 1 == len(e.sessions) and 1 == len(e.users)
-    e.begin()
-    assert 2 == e.forget_expired(T0 + 5001)
-    e.commit()
-    assert ({}, {}) == (e.sessions, e.users)
+    e.state.begin()
+    assert 2 == e.state.forget_expired(T0 + 5000)
+    e.state.abort()
+    assert 1 == len(e.state.sessions) and 1 == len(e.state.users)
+    e.state.begin()
+    assert 2 == e.state.forget_expired(T0 + 5001)
+    e.state.commit()
+    assert ({}, {}) == (e.state.sessions, e.state.users)
 
 
 def test_duplicates_are_per_tenant() -> None:
