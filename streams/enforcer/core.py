@@ -27,6 +27,7 @@ from streams.enforcer.state import (
     USER,
     Ended,
     Key,
+    RoleTimes,
     Session,
     User,
     remember,
@@ -114,38 +115,16 @@ class PartitionEnforcer:
             else:  # a replayed login never resets or resurrects a session
                 self._count("login_ignored")
             return
-        tm = self.policy.timeouts_for(ev.user_type, ev.risk_profile)
+        state = self.state
         claimed = ev.auth_time.timestamp()
-        # authentication after the login it started (or ahead of receive time) is not trusted
-        auth_time = min(claimed, e) if claimed <= t else None
-        if auth_time == e:
-            auth_time = e  # the same float object as login_at: 24 bytes less per session
-        roles = self.state.intern(tuple(ev.roles))
-        sess = Session(
-            (self.state.intern(ev.tenant), ev.session_id),
-            ev.user_id,
-            self.state.intern(ev.user_type),
-            self.state.intern(ev.risk_profile),
-            e,
-            e,
-            auth_time,
-            tm.idle,
-            e + tm.absolute,
-            roles,
-            self.state.intern(tuple(ev.permissions)),
-        )
-        self.state.touch_session(key, None)
-        self.state.sessions[key] = sess
-        self.state.arm(sess.deadline()[0], key)
-        user = self._user_of(sess)
-        late = removed_after(user.role_times, roles, e)
-        # The user's known roles: everything seen granted (logins may carry subsets), minus
-        # what role changes removed since.
-        user.roles = self.state.intern(user.roles | (frozenset(roles) - frozenset(late)))
-        user.sessions.append(ev.session_id)
-        self._keep_user(user, sess.absolute_deadline)
-        privilege = self.policy.privilege_of(roles)
-        self.state.emit(
+        sess = self._new_session(ev, e, t, claimed)
+        key = sess.key  # one tuple for the session, its dict entry and its heap entries
+        state.touch_session(key, None)
+        state.sessions[key] = sess
+        state.arm(sess.deadline()[0], key)
+        late = self._join_user(sess, e)
+        privilege = self.policy.privilege_of(sess.roles)
+        state.emit(
             "audit",
             sess.user_id,
             records.session_started(sess, ev.auth_method, privilege, ev.source_ip, claimed),
@@ -154,14 +133,47 @@ class PartitionEnforcer:
         if late:  # a removal newer than this login was read before it
             self._end_for_roles(sess, min(at for at, _ in late.values()), None, list(late))
 
-    def _user_of(self, sess: Session) -> User:
-        ukey = (sess.tenant, sess.user_id)
-        user = self.state.users.get(ukey)
-        self.state.touch_user(ukey, user)
-        if user is None:
-            user = User(ukey, frozenset())
-            self.state.users[ukey] = user
-        return user
+    def _new_session(self, ev: Login, e: float, t: float, claimed: float) -> Session:
+        intern = self.state.intern
+        tm = self.policy.timeouts_for(ev.user_type, ev.risk_profile)
+        # authentication after the login it started (or ahead of receive time) is not trusted
+        auth_time = min(claimed, e) if claimed <= t else None
+        if auth_time == e:
+            auth_time = e  # the same float object as login_at: 24 bytes less per session
+        return Session(
+            (intern(ev.tenant), ev.session_id),
+            ev.user_id,
+            intern(ev.user_type),
+            intern(ev.risk_profile),
+            e,
+            e,
+            auth_time,
+            tm.idle,
+            e + tm.absolute,
+            intern(tuple(ev.roles)),
+            intern(tuple(ev.permissions)),
+        )
+
+    def _join_user(self, sess: Session, e: float) -> RoleTimes:
+        """Add a new live session to its user; returns the roles of the session that role
+        changes read before the login removed after it (role -> (time, granted))."""
+        state = self.state
+        ukey = (sess.key[0], sess.user_id)
+        if ukey not in state.users:  # its first session: the user is that session for now
+            state.touch_user(ukey, None)
+            state.users[ukey] = sess
+            return {}
+        user = state.user(ukey)
+        assert user is not None
+        state.touch_user(ukey, user)
+        roles = sess.roles
+        late = removed_after(user.role_times, roles, e)
+        # The user's known roles: everything seen granted (logins may carry subsets), minus
+        # what role changes removed since.
+        user.roles = state.intern(user.roles | (frozenset(roles) - frozenset(late)))
+        user.sessions.append(sess.key[1])
+        self._keep_user(user, sess.absolute_deadline)
+        return late
 
     def _activity(self, ev: Activity, e: float, r: float) -> None:
         key = (ev.tenant, ev.session_id)
@@ -273,7 +285,7 @@ class PartitionEnforcer:
     def _role_change(self, ev: RoleChange, e: float) -> None:
         change_id = str(ev.event_id)
         ukey = (ev.tenant, ev.user_id)
-        user = self.state.users.get(ukey)
+        user = self.state.user(ukey)
         if user is not None and change_id in user.recent_changes:
             self._count("duplicate")
             return
@@ -368,7 +380,7 @@ class PartitionEnforcer:
         self.state.sessions[key] = ended
         self.state.forget_later(forget_at, SESSION, key)
         ukey = (key[0], sess.user_id)
-        user = self.state.users.get(ukey)
+        user = self.state.user(ukey)
         if user is not None:
             self.state.touch_user(ukey, user)
             if key[1] in user.sessions:

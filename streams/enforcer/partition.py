@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from streams.enforcer.state import (
@@ -55,7 +56,10 @@ class PartitionState:
         self.policy = policy
         self.partition = partition
         self.sessions: dict[Key, Session | Ended] = {}
-        self.users: dict[Key, User] = {}
+        # A user whose only live session is its first one since it was last unknown, with no
+        # role change, is that Session itself (its User derives from it, see ``user``): most
+        # users are, and a User of their own would cost some 200 bytes each.
+        self.users: dict[Key, User | Session] = {}
         self.out: list[Emit] = []
         self.event_watermark = 0.0  # highest effective event time read on this partition
         self.received_watermark = 0.0  # highest receive time read on this partition
@@ -64,7 +68,7 @@ class PartitionState:
         self._seen: set[SeenId] = set()
         self._seen_order: deque[SeenId] = deque()
         self._undo_sessions: dict[Key, SessionUndo | Ended | None] = {}
-        self._undo_users: dict[Key, User | None] = {}
+        self._undo_users: dict[Key, User | Session | None] = {}
         self._batch_ids: list[SeenId] = []
         self._batch_watermarks = (0.0, 0.0)
         self._in_batch = False
@@ -100,9 +104,9 @@ class PartitionState:
             # A user is derivable from its live sessions until a role change; only then
             # (recent_changes non-empty) does it need a record of its own.
             user = self.users.get(key)
-            if user is not None and user.recent_changes:
+            if isinstance(user, User) and user.recent_changes:
                 changes.append((changelog_key(USER, key), encode_user_value(user)))
-            elif user is None and old is not None and old.recent_changes:
+            elif user is None and isinstance(old, User) and old.recent_changes:
                 changes.append((changelog_key(USER, key), None))
         return changes
 
@@ -133,7 +137,8 @@ class PartitionState:
                 self.users.pop(key, None)
             else:
                 self.users[key] = user
-                heapq.heappush(self._forget, (user.forget_at, USER, key))
+                if isinstance(user, User):
+                    heapq.heappush(self._forget, (user.forget_at, USER, key))
         for seen in self._batch_ids:
             self._seen.discard(seen)
         self._undo_sessions.clear()
@@ -203,7 +208,7 @@ class PartitionState:
                     dropped += 1
             else:
                 user = self.users.get(key)
-                if user is not None and not user.sessions and user.forget_at <= now:
+                if isinstance(user, User) and not user.sessions and user.forget_at <= now:
                     self.touch_user(key, user)
                     del self.users[key]
                     dropped += 1
@@ -268,10 +273,14 @@ class PartitionState:
             if isinstance(sess, Session):
                 ukey = (key[0], sess.user_id)
                 user = self.users.get(ukey)
-                roles = self.intern(frozenset(sess.roles))
                 if user is None:
-                    self.users[ukey] = user = User(ukey, roles)
-                elif not roles <= user.roles:
+                    self.users[ukey] = sess
+                    self._deadlines.append((sess.deadline()[0], key))
+                    continue
+                if isinstance(user, Session):
+                    self.users[ukey] = user = self._derived_user(ukey, user)
+                roles = self.intern(frozenset(sess.roles))
+                if not roles <= user.roles:
                     user.roles = self.intern(user.roles | roles)
                 user.forget_at = max(
                     user.forget_at, sess.absolute_deadline + self.policy.max_absolute
@@ -281,7 +290,7 @@ class PartitionState:
             else:
                 self._forget.append((sess.forget_at, SESSION, key))
         for ukey, user in self.users.items():
-            if not user.sessions:  # the others get theirs when their last session ends
+            if isinstance(user, User) and not user.sessions:  # the others: when it ends
                 self._forget.append((user.forget_at, USER, ukey))
         heapq.heapify(self._deadlines)
         heapq.heapify(self._forget)
@@ -308,10 +317,35 @@ class PartitionState:
                 assert isinstance(current, Ended)
                 self._undo_sessions[key] = current.copy()
 
-    def touch_user(self, key: Key, current: User | None) -> None:
-        """Record the user a key had when the batch began (first touch only)."""
+    def touch_user(self, key: Key, current: User | Session | None) -> None:
+        """Record the user a key had when the batch began (first touch only); a user that is
+        its session is kept as that session (touch_session keeps the session's fields)."""
         if key not in self._undo_users:
-            self._undo_users[key] = current.copy() if current is not None else None
+            self._undo_users[key] = current.copy() if isinstance(current, User) else current
+
+    def user(self, ukey: Key) -> User | None:
+        """The user of ``ukey``, as a User of its own from now on: one that was its only
+        session gets one (derived from it) first, so that it can change."""
+        entry = self.users.get(ukey)
+        if entry.__class__ is Session:
+            assert isinstance(entry, Session)
+            self.touch_user(ukey, entry)
+            self.users[ukey] = user = self._derived_user(ukey, entry)
+            return user
+        assert entry is None or isinstance(entry, User)
+        return entry
+
+    def user_items(self) -> Iterator[tuple[Key, User]]:
+        """Every user as a User (derived, not kept, for one that is its only session)."""
+        for ukey, entry in self.users.items():
+            yield ukey, entry if isinstance(entry, User) else self._derived_user(ukey, entry)
+
+    def _derived_user(self, ukey: Key, sess: Session) -> User:
+        """What a user that is its only session stands for: its roles, that session, no role
+        change, kept until the longest absolute timeout past the session's absolute deadline
+        (what the login made, and what restore derives)."""
+        forget_at = sess.absolute_deadline + self.policy.max_absolute
+        return User(ukey, self.intern(frozenset(sess.roles)), [sess.key[1]], (), forget_at)
 
     def first_seen(self, seen: SeenId) -> bool:
         """Whether this event id is new to the in-memory filter (of the last

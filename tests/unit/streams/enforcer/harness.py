@@ -49,3 +49,11 @@ class Harness:
             (r["session_id"], r["reason"], r["effective_at"].timestamp() - T0)
             for r in self.revocations()
         ]
+
+    def restored(self) -> PartitionEnforcer:
+        """A fresh enforcer restored from everything this one's changelog holds."""
+        fresh = PartitionEnforcer(policy())
+        for key, value in self.changelog:
+            fresh.state.restore(key, value)
+        fresh.state.finish_restore()
+        return fresh

@@ -424,7 +424,7 @@ def _state(e: PartitionEnforcer, watermark: bool = True) -> dict[str, Any]:
     sessions = {sid: (type(s).__name__, s.to_row()) for sid, s in e.state.sessions.items()}
     users = {
         uid: (sorted(u.roles), sorted(u.sessions), u.recent_changes)
-        for uid, u in e.state.users.items()
+        for uid, u in e.state.user_items()
     }
     state: dict[str, Any] = {"sessions": sessions, "users": users}
     if watermark:

@@ -241,6 +241,6 @@ def test_restored_records_decoded_in_slices_give_the_same_state() -> None:
         for e in (whole, sliced)
     ]
     assert rows[0] == rows[1] and len(rows[0]) == 7
-    assert {k: u.to_row() for k, u in whole.state.users.items()} == {
-        k: u.to_row() for k, u in sliced.state.users.items()
+    assert {k: u.to_row() for k, u in whole.state.user_items()} == {
+        k: u.to_row() for k, u in sliced.state.user_items()
     }

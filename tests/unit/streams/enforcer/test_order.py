@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from streams.enforcer.core import PartitionEnforcer
 from tests.unit.streams.enforcer.factories import (
     T0,
     activity,
     login,
     logout,
-    policy,
     role_change,
 )
 from tests.unit.streams.enforcer.harness import Harness
-
-
-def _restored(h: Harness) -> PartitionEnforcer:
-    fresh = PartitionEnforcer(policy())
-    for key, value in h.changelog:
-        fresh.state.restore(key, value)
-    fresh.state.finish_restore()
-    return fresh
 
 
 def test_a_logout_read_before_its_login_keeps_the_session_from_living() -> None:
@@ -40,7 +30,7 @@ def test_a_logged_out_session_cannot_come_back_after_a_restore() -> None:
     """The marker a pre-login logout leaves is in the changelog like any ended session."""
     h = Harness()
     h.feed(logout(10), now=10)
-    fresh = _restored(h)
+    fresh = h.restored()
     fresh.state.begin()
     fresh.apply(login(0), T0 + 11)
     fresh.fire_due(T0 + 10_000, T0 + 10_000)
@@ -99,7 +89,7 @@ def test_a_duplicate_high_risk_activity_after_a_restore_changes_nothing() -> Non
     h.feed(login(0))
     eid = uuid.uuid4()
     h.feed(activity(5, action="payments.send", event_id=eid))
-    fresh = _restored(h)
+    fresh = h.restored()
     fresh.state.begin()
     fresh.apply(activity(5, action="payments.send", event_id=eid), T0 + 6)
     fresh.state.commit()
@@ -112,7 +102,7 @@ def test_a_duplicate_login_after_logout_after_a_restore_is_not_a_new_anomaly() -
     h.feed(logout(10), now=10)
     eid = uuid.uuid4()
     h.feed(login(0, event_id=eid), now=11)
-    fresh = _restored(h)
+    fresh = h.restored()
     fresh.state.begin()
     fresh.apply(login(0, event_id=eid), T0 + 12)
     fresh.state.commit()
@@ -127,7 +117,7 @@ def test_duplicate_use_of_an_ended_session_after_a_restore_is_audited_once() -> 
     eid = uuid.uuid4()
     h.feed(activity(20, event_id=eid))
     assert 1 == len(h.audits("ended_session_used"))
-    fresh = _restored(h)
+    fresh = h.restored()
     fresh.state.begin()
     fresh.apply(activity(20, event_id=eid), T0 + 21)
     fresh.state.commit()
