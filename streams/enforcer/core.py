@@ -70,7 +70,7 @@ class PartitionEnforcer:
                 f"(tolerance {self.policy.clock_skew_tolerance:g}s)"
             )
         state = self.state
-        if not state.first_seen((event.tenant, event.event_id.int)):
+        if not state.first_seen(event.tenant, event.event_id.int):
             self._count("duplicate")
             return None
         e = t if t < r else r

@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 
 from schemas.outputs import AuditEvent, RevocationRecord
 from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.partition import TAGGED_TENANTS, PartitionState
 from streams.enforcer.state import Session, changelog_key, parse_changelog_key
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy, role_change
 from tests.unit.streams.enforcer.harness import Harness
@@ -244,3 +245,13 @@ def test_restored_records_decoded_in_slices_give_the_same_state() -> None:
     assert {k: u.to_row() for k, u in whole.state.user_items()} == {
         k: u.to_row() for k, u in sliced.state.user_items()
     }
+
+
+def test_the_duplicate_filter_tells_tenants_apart_past_its_tagged_tenants() -> None:
+    """Event ids are remembered per tenant (one int each for the first TAGGED_TENANTS
+    tenants, a (tenant, id) pair beyond): the same id of another tenant is never a duplicate."""
+    state = PartitionState(policy())
+    tenants = [f"t{i}" for i in range(TAGGED_TENANTS + 2)]
+    assert all(state.first_seen(t, 7) for t in tenants)
+    assert not any(state.first_seen(t, 7) for t in tenants)
+    assert state.first_seen("t0", 8) and state.first_seen(tenants[-1], 8)
