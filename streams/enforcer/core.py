@@ -8,8 +8,9 @@ Time: every event is judged on its effective time e = min(occurred_at, received)
 ``received`` is the broker append time of its record: a producer clock ahead of the broker can
 neither extend a deadline past receive time nor make a live session look expired.
 
-Deadlines live in a heap with lazy re-arm: activity only rewrites ``last_activity``; when an
-entry comes due the session's real deadline is recomputed and, if it moved, re-armed.
+Deadlines are indexed with lazy re-arm (deadlines.py): activity only rewrites
+``last_activity``; when an entry comes due the session's real deadline is recomputed and, if it
+moved, re-armed.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class PartitionEnforcer:
         state = self.state
         claimed = ev.auth_time.timestamp()
         sess = self._new_session(ev, e, t, claimed)
-        key = sess.key  # one tuple for the session, its dict entry and its heap entries
+        key = sess.key  # one tuple for the session, its dict entry and its deadline entries
         state.touch_session(key, None)
         state.sessions[key] = sess
         state.arm(sess.deadline()[0], key)

@@ -1,6 +1,7 @@
-"""The transactional state of one input partition: sessions, users, deadline heaps, the undo
-log of the open batch and the changelog it produces. No decisions here: the enforcer of
-core.py holds one ``PartitionState`` and changes it only through the methods below.
+"""The transactional state of one input partition: sessions, users, the deadline index, the
+forget heap, the undo log of the open batch and the changelog it produces. No decisions here:
+the enforcer of core.py holds one ``PartitionState`` and changes it only through the methods
+below.
 
 A *batch* is what the Kafka shell commits as one transaction. ``changelog()`` returns the
 records of everything the batch touched (coalesced per key), ``commit()`` closes the batch once
@@ -15,6 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from streams.enforcer.deadlines import Deadlines
 from streams.enforcer.state import (
     SESSION,
     USER,
@@ -65,7 +67,7 @@ class PartitionState:
         self.out: list[Emit] = []
         self.event_watermark = 0.0  # highest effective event time read on this partition
         self.received_watermark = 0.0  # highest receive time read on this partition
-        self._deadlines: list[tuple[float, Key]] = []
+        self._deadlines = Deadlines()
         self._forget: list[tuple[float, str, Key]] = []  # (forget_at, kind, key)
         self._seen: set[SeenId] = set()
         self._tenant_tags: dict[str, int] = {}
@@ -130,8 +132,8 @@ class PartitionState:
                 sess = old[0]
                 _, sess.last_activity, sess.idle_timeout, sess.roles, sess.recent = old
                 self.sessions[key] = sess
-                # its heap entry may have been consumed during the batch
-                heapq.heappush(self._deadlines, (sess.deadline()[0], key))
+                # its deadline entry may have been consumed during the batch
+                self._deadlines.arm(sess.deadline()[0], key)
             else:
                 self.sessions[key] = old
                 heapq.heappush(self._forget, (old.forget_at, SESSION, key))
@@ -156,42 +158,18 @@ class PartitionState:
         return out
 
     def due_by(self, until: float) -> float | None:
-        """The earliest real deadline at or before ``until``, or None. Re-arms stale heap
-        entries on the way (activity moved them later), so it is cheap to ask every batch."""
-        heap = self._deadlines
-        while heap and heap[0][0] <= until:
-            key = heap[0][1]
-            sess = self.sessions.get(key)
-            if sess.__class__ is not Session:
-                heapq.heappop(heap)
-                continue
-            assert isinstance(sess, Session)
-            deadline = sess.deadline()[0]
-            if deadline <= until:
-                return deadline
-            heapq.heapreplace(heap, (deadline, key))
-        return None
+        """The earliest real deadline at or before ``until``, or None. Re-arms stale entries
+        on the way (activity moved them later), so it is cheap to ask every batch."""
+        return self._deadlines.due_by(until, self.sessions)
 
     def pop_due(self, until: float) -> Session | None:
         """Take the live session with the earliest real deadline at or before ``until`` off
-        the deadline heap, or None; stale entries are re-armed on the way."""
-        heap = self._deadlines
-        while heap and heap[0][0] <= until:
-            _, key = heapq.heappop(heap)
-            sess = self.sessions.get(key)
-            if sess.__class__ is not Session:
-                continue
-            assert isinstance(sess, Session)
-            deadline = sess.deadline()[0]
-            if deadline > until:
-                heapq.heappush(heap, (deadline, key))
-                continue
-            return sess
-        return None
+        the deadline index, or None."""
+        return self._deadlines.pop_due(until, self.sessions)
 
     def arm(self, deadline: float, key: Key) -> None:
-        """Put a live session's (new) deadline on the heap; the older entry goes stale."""
-        heapq.heappush(self._deadlines, (deadline, key))
+        """Index a live session's (new) deadline; the older entry goes stale."""
+        self._deadlines.arm(deadline, key)
 
     def forget_later(self, forget_at: float, kind: str, key: Key) -> None:
         """Queue an ended-session marker or an idle user for ``forget_expired``."""
@@ -270,7 +248,7 @@ class PartitionState:
     def finish_restore(self) -> None:
         """Rebuild the derived indexes (user -> live sessions, deadline and forget heaps)."""
         self.decode_restored()
-        self._deadlines = []
+        self._deadlines = deadlines = Deadlines()
         self._forget = []
         for key, sess in self.sessions.items():
             if isinstance(sess, Session):
@@ -278,7 +256,7 @@ class PartitionState:
                 user = self.users.get(ukey)
                 if user is None:
                     self.users[ukey] = sess
-                    self._deadlines.append((sess.deadline()[0], key))
+                    deadlines.arm(sess.deadline()[0], key)
                     continue
                 if isinstance(user, Session):
                     self.users[ukey] = user = self._derived_user(ukey, user)
@@ -289,13 +267,12 @@ class PartitionState:
                     user.forget_at, sess.absolute_deadline + self.policy.max_absolute
                 )
                 user.sessions.append(key[1])
-                self._deadlines.append((sess.deadline()[0], key))
+                deadlines.arm(sess.deadline()[0], key)
             else:
                 self._forget.append((sess.forget_at, SESSION, key))
         for ukey, user in self.users.items():
             if isinstance(user, User) and not user.sessions:  # the others: when it ends
                 self._forget.append((user.forget_at, USER, ukey))
-        heapq.heapify(self._deadlines)
         heapq.heapify(self._forget)
 
     # -- what the decisions change the state through -----------------------------------
