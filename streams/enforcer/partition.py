@@ -239,11 +239,30 @@ class PartitionState:
             if value is None:
                 self.sessions.pop(key, None)
             else:
-                self.sessions[key] = decode_session_value(value)
+                self._put_restored(key, decode_session_value(value))
         elif value is None:
             self.users.pop(key, None)
         else:
             self.users[key] = decode_user_value(value)
+
+    def _put_restored(self, key: Key, sess: Session | Ended) -> None:
+        """Keep a decoded session sharing what a live one shares: one key tuple (its dict
+        key's), the interned tenant, strings and role tuples, and one float for equal times."""
+        intern = self.intern
+        old = self.sessions.get(key)
+        sess.key = old.key if old is not None else (intern(key[0]), key[1])
+        if isinstance(sess, Session):
+            sess.user_type = intern(sess.user_type)
+            sess.risk_profile = intern(sess.risk_profile)
+            sess.roles = intern(sess.roles)
+            sess.permissions = intern(sess.permissions)
+            if sess.last_activity == sess.login_at:
+                sess.last_activity = sess.login_at
+            if sess.auth_time == sess.login_at:
+                sess.auth_time = sess.login_at
+        else:
+            sess.reason = intern(sess.reason)
+        self.sessions[sess.key] = sess
 
     def finish_restore(self) -> None:
         """Rebuild the derived indexes (user -> live sessions, deadline and forget heaps)."""

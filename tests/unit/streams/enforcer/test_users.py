@@ -105,3 +105,21 @@ def test_restore_keeps_single_session_users_as_their_session() -> None:
     assert isinstance(fresh.state.users[U1], Session)
     assert isinstance(fresh.state.users[("acme", "u2")], User)
     assert isinstance(fresh.state.users[("acme", "u3")], User)
+
+
+def test_restored_sessions_share_their_key_and_values_as_live_ones_do() -> None:
+    """A restored session should cost what a live one does: one key tuple (its dict key's),
+    the interned tenant, strings and role tuples, and one float for equal times."""
+    h = Harness()
+    h.feed(login(0, "s1", roles=("editor",)), login(0, "s2", user="u2", roles=("editor",)))
+    fresh = h.restored()
+    sessions = fresh.state.sessions
+    a, b = (sessions[("acme", sid)] for sid in ("s1", "s2"))
+    assert isinstance(a, Session) and isinstance(b, Session)
+    dict_keys = {key: key for key in sessions}
+    assert dict_keys[a.key] is a.key and dict_keys[b.key] is b.key
+    assert a.key[0] is b.key[0] and a.user_type is b.user_type and a.risk_profile is b.risk_profile
+    assert a.roles is b.roles and a.permissions is b.permissions
+    assert a.last_activity is a.login_at and a.auth_time is a.login_at
+    live = h.enforcer.state.sessions
+    assert [live[k].to_row() for k in (a.key, b.key)] == [a.to_row(), b.to_row()]
