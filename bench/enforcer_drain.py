@@ -71,7 +71,7 @@ def main() -> None:
         if scraper is not None:
             scraper.stop()
         gc.collect()
-        live = sum(rt.enforcer.live_sessions() for rt in loop.parts.values())
+        live = sum(rt.enforcer.state.live_sessions() for rt in loop.parts.values())
         rss_full = rss_bytes()
         loop.close()
     result = {

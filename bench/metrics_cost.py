@@ -70,11 +70,11 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
         gc.collect()
         started = time.process_time()  # CPU time: another process's load does not count
         for i in range(0, len(events), batch):
-            core.begin()
+            core.state.begin()
             for event in events[i : i + batch]:
                 observer.apply(core, event, now, now)
-            core.commit()
-            core.take_outputs()
+            core.state.commit()
+            core.state.take_outputs()
             observer.batch_done(batch, started, {}, _NoPartitions())
         return len(events) / (time.process_time() - started)
 

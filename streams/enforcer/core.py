@@ -1,19 +1,20 @@
 """The enforcement decision for one input partition: pure, no Kafka, time passed in.
 
-``PartitionEnforcer`` applies auth events and fires deadlines inside a batch of its
-``PartitionState`` (partition.py), which the Kafka shell maps onto one transaction.
+``PartitionEnforcer`` applies auth events and fires deadlines; what they change lives in the
+``PartitionState`` it holds (``enforcer.state``, partition.py), changed in batches the Kafka
+shell maps onto one transaction each (``state.begin()``, ``changelog()``, ``commit()``).
 
 Time: every event is judged on its effective time e = min(occurred_at, received), where
 ``received`` is the broker append time of its record: a producer clock ahead of the broker can
 neither extend a deadline past receive time nor make a live session look expired.
 
-Deadlines live in a heap with lazy re-arm: activity only rewrites ``last_activity``; when an
-entry comes due the session's real deadline is recomputed and, if it moved, re-armed.
+Deadlines are indexed with lazy re-arm (deadlines.py): activity only rewrites
+``last_activity``; when an entry comes due the session's real deadline is recomputed and, if it
+moved, re-armed.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from streams.enforcer.state import (
     USER,
     Ended,
     Key,
+    RoleTimes,
     Session,
     User,
     remember,
@@ -40,11 +42,18 @@ DEADLINE_REASONS = frozenset({"idle_timeout", "absolute_timeout"})
 SessionEvent = Login | Activity | Logout
 
 
-class PartitionEnforcer(PartitionState):
-    """The decisions: auth events in, sessions ended, revocations and audit events out."""
+class PartitionEnforcer:
+    """The decisions: auth events in, sessions ended, revocations and audit events out.
+    ``stats`` counts outcomes by name; ``counted`` and ``last_counted`` say what the last
+    ``apply`` did (read by the metrics)."""
 
     def __init__(self, policy: Policy, partition: int = 0) -> None:
-        super().__init__(policy, partition)
+        self.policy = policy
+        self.state = PartitionState(policy, partition)
+        self.now = 0.0
+        self.stats: dict[str, int] = {}
+        self.counted = 0
+        self.last_counted = ""
         self._high_risk_rule = policy.high_risk_rule  # cached in the policy
 
     # -- inputs ---------------------------------------------------------------------------
@@ -61,16 +70,15 @@ class PartitionEnforcer(PartitionState):
                 f"occurred_at is {t - r:.1f}s ahead of the time it was received "
                 f"(tolerance {self.policy.clock_skew_tolerance:g}s)"
             )
-        seen = (event.tenant, event.event_id.int)
-        if seen in self._seen:
+        state = self.state
+        if not state.first_seen(event.tenant, event.event_id.int):
             self._count("duplicate")
             return None
-        self._remember(seen)
         e = t if t < r else r
-        if e > self.event_watermark:
-            self.event_watermark = e
-        if r > self.received_watermark:
-            self.received_watermark = r
+        if e > state.event_watermark:
+            state.event_watermark = e
+        if r > state.received_watermark:
+            state.received_watermark = r
         if isinstance(event, Activity):
             self._activity(event, e, r)
         elif isinstance(event, Login):
@@ -86,17 +94,11 @@ class PartitionEnforcer(PartitionState):
         of them, earliest first: the rest stay due for the next batch)."""
         self.now = now
         fired = 0
-        heap = self._deadlines
-        while heap and heap[0][0] <= until and (limit is None or fired < limit):
-            _, key = heapq.heappop(heap)
-            sess = self.sessions.get(key)
-            if sess.__class__ is not Session:
-                continue
-            assert isinstance(sess, Session)
+        while limit is None or fired < limit:
+            sess = self.state.pop_due(until)
+            if sess is None:
+                break
             deadline, reason = sess.deadline()
-            if deadline > until:
-                heapq.heappush(heap, (deadline, key))
-                continue
             self._end(sess, reason, deadline)
             fired += 1
         return fired
@@ -105,7 +107,7 @@ class PartitionEnforcer(PartitionState):
 
     def _login(self, ev: Login, e: float, t: float) -> None:
         key = (ev.tenant, ev.session_id)
-        existing = self.sessions.get(key)
+        existing = self.state.sessions.get(key)
         if existing is not None:
             if existing.user_id != ev.user_id:
                 self._foreign(ev, existing, e)
@@ -114,38 +116,16 @@ class PartitionEnforcer(PartitionState):
             else:  # a replayed login never resets or resurrects a session
                 self._count("login_ignored")
             return
-        tm = self.policy.timeouts_for(ev.user_type, ev.risk_profile)
+        state = self.state
         claimed = ev.auth_time.timestamp()
-        # authentication after the login it started (or ahead of receive time) is not trusted
-        auth_time = min(claimed, e) if claimed <= t else None
-        if auth_time == e:
-            auth_time = e  # the same float object as login_at: 24 bytes less per session
-        roles = self._interned(tuple(ev.roles))
-        sess = Session(
-            (self._interned(ev.tenant), ev.session_id),
-            ev.user_id,
-            self._interned(ev.user_type),
-            self._interned(ev.risk_profile),
-            e,
-            e,
-            auth_time,
-            tm.idle,
-            e + tm.absolute,
-            roles,
-            self._interned(tuple(ev.permissions)),
-        )
-        self._touch_session(key, None)
-        self.sessions[key] = sess
-        heapq.heappush(self._deadlines, (sess.deadline()[0], key))
-        user = self._user_of(sess)
-        late = removed_after(user.role_times, roles, e)
-        # The user's known roles: everything seen granted (logins may carry subsets), minus
-        # what role changes removed since.
-        user.roles = self._interned(user.roles | (frozenset(roles) - frozenset(late)))
-        user.sessions.append(ev.session_id)
-        self._keep_user(user, sess.absolute_deadline)
-        privilege = self.policy.privilege_of(roles)
-        self._emit(
+        sess = self._new_session(ev, e, t, claimed)
+        key = sess.key  # one tuple for the session, its dict entry and its deadline entries
+        state.touch_session(key, None)
+        state.sessions[key] = sess
+        state.arm(sess.deadline()[0], key)
+        late = self._join_user(sess, e)
+        privilege = self.policy.privilege_of(sess.roles)
+        state.emit(
             "audit",
             sess.user_id,
             records.session_started(sess, ev.auth_method, privilege, ev.source_ip, claimed),
@@ -154,18 +134,51 @@ class PartitionEnforcer(PartitionState):
         if late:  # a removal newer than this login was read before it
             self._end_for_roles(sess, min(at for at, _ in late.values()), None, list(late))
 
-    def _user_of(self, sess: Session) -> User:
-        ukey = (sess.tenant, sess.user_id)
-        user = self.users.get(ukey)
-        self._touch_user(ukey, user)
-        if user is None:
-            user = User(ukey, frozenset())
-            self.users[ukey] = user
-        return user
+    def _new_session(self, ev: Login, e: float, t: float, claimed: float) -> Session:
+        intern = self.state.intern
+        tm = self.policy.timeouts_for(ev.user_type, ev.risk_profile)
+        # authentication after the login it started (or ahead of receive time) is not trusted
+        auth_time = min(claimed, e) if claimed <= t else None
+        if auth_time == e:
+            auth_time = e  # the same float object as login_at: 24 bytes less per session
+        return Session(
+            (intern(ev.tenant), ev.session_id),
+            ev.user_id,
+            intern(ev.user_type),
+            intern(ev.risk_profile),
+            e,
+            e,
+            auth_time,
+            tm.idle,
+            e + tm.absolute,
+            intern(tuple(ev.roles)),
+            intern(tuple(ev.permissions)),
+        )
+
+    def _join_user(self, sess: Session, e: float) -> RoleTimes:
+        """Add a new live session to its user; returns the roles of the session that role
+        changes read before the login removed after it (role -> (time, granted))."""
+        state = self.state
+        ukey = (sess.key[0], sess.user_id)
+        if ukey not in state.users:  # its first session: the user is that session for now
+            state.touch_user(ukey, None)
+            state.users[ukey] = sess
+            return {}
+        user = state.user(ukey)
+        assert user is not None
+        state.touch_user(ukey, user)
+        roles = sess.roles
+        late = removed_after(user.role_times, roles, e)
+        # The user's known roles: everything seen granted (logins may carry subsets), minus
+        # what role changes removed since.
+        user.roles = state.intern(user.roles | (frozenset(roles) - frozenset(late)))
+        user.sessions.append(sess.key[1])
+        self._keep_user(user, sess.absolute_deadline)
+        return late
 
     def _activity(self, ev: Activity, e: float, r: float) -> None:
         key = (ev.tenant, ev.session_id)
-        sess = self.sessions.get(key)
+        sess = self.state.sessions.get(key)
         if sess.__class__ is Session:
             assert isinstance(sess, Session)
             if sess.user_id != ev.user_id:
@@ -173,7 +186,7 @@ class PartitionEnforcer(PartitionState):
                 return
             deadline, reason = sess.deadline()
             if deadline > e:
-                self._touch_session(key, sess)
+                self.state.touch_session(key, sess)
                 if e > sess.last_activity:
                     sess.last_activity = e
                 rule = self._high_risk_rule(ev.action)
@@ -184,9 +197,9 @@ class PartitionEnforcer(PartitionState):
             if e <= deadline:  # made at the very deadline: too late to extend, not a misuse
                 self._count("late_ignored")
                 return
-            sess = self.sessions[key]
+            sess = self.state.sessions[key]
         if sess is None:
-            self._emit("audit", ev.user_id, records.ended_session_used(ev, e, None))
+            self.state.emit("audit", ev.user_id, records.ended_session_used(ev, e, None))
             self._count("ended_session_used")
             return
         assert isinstance(sess, Ended)
@@ -203,10 +216,10 @@ class PartitionEnforcer(PartitionState):
             return
         if e <= ended.ended_at:  # produced in time, appended after its deadline fired
             doc = records.activity_after_revocation(ev, e, r, ended)
-            self._emit("audit", ev.user_id, doc)
+            self.state.emit("audit", ev.user_id, doc)
             self._count("activity_after_revocation")
         else:
-            self._emit("audit", ev.user_id, records.ended_session_used(ev, e, ended))
+            self.state.emit("audit", ev.user_id, records.ended_session_used(ev, e, ended))
             self._count("ended_session_used")
 
     def _first_output(self, target: Session | Ended, event_id: UUID) -> bool:
@@ -216,7 +229,7 @@ class PartitionEnforcer(PartitionState):
         if eid in target.recent:
             self._count("duplicate")
             return False
-        self._touch_session(target.key, target)
+        self.state.touch_session(target.key, target)
         target.recent = remember(target.recent, eid)
         return True
 
@@ -228,23 +241,23 @@ class PartitionEnforcer(PartitionState):
         auth_time = sess.auth_time
         allowed = auth_time is not None and e - auth_time <= max_age
         doc = records.high_risk_operation(ev, sess, e, max_age, allowed)
-        self._emit("audit", sess.user_id, doc)
+        self.state.emit("audit", sess.user_id, doc)
         if not allowed:
             self._end(sess, "step_up_required", e, ev.event_id)
         elif idle is not None and idle < sess.idle_timeout:
             sess.idle_timeout = idle  # sticky: the session stays on the shorter idle window
-            heapq.heappush(self._deadlines, (sess.deadline()[0], sess.key))
+            self.state.arm(sess.deadline()[0], sess.key)
 
     def _logout(self, ev: Logout, e: float) -> None:
         key = (ev.tenant, ev.session_id)
-        sess = self.sessions.get(key)
+        sess = self.state.sessions.get(key)
         if sess is None:
             # unknown so far: its login may still be read; it must not go live then
             forget_at = e + self.policy.max_absolute + FORGET_MARGIN
             marker = Ended(key, ev.user_id, "logout", e, forget_at, lived=False)
-            self._touch_session(key, None)
-            self.sessions[key] = marker
-            heapq.heappush(self._forget, (forget_at, SESSION, key))
+            self.state.touch_session(key, None)
+            self.state.sessions[key] = marker
+            self.state.forget_later(forget_at, SESSION, key)
             self._count("logout_before_login")
             return
         if sess.user_id != ev.user_id:
@@ -261,26 +274,26 @@ class PartitionEnforcer(PartitionState):
 
     def _login_after_logout(self, ev: Login, marker: Ended, e: float) -> None:
         if self._first_output(marker, ev.event_id):
-            self._emit("audit", ev.user_id, records.login_after_logout(ev, e, marker))
+            self.state.emit("audit", ev.user_id, records.login_after_logout(ev, e, marker))
             self._count("login_after_logout")
 
     def _foreign(self, ev: SessionEvent, target: Session | Ended, e: float) -> None:
         """An event naming a session of another user of the tenant: it changes nothing, not
         even the owner's record (so its duplicates are caught by the in-memory filter only)."""
-        self._emit("audit", ev.user_id, records.foreign_session_event(ev, e, target))
+        self.state.emit("audit", ev.user_id, records.foreign_session_event(ev, e, target))
         self._count("foreign_session_event")
 
     def _role_change(self, ev: RoleChange, e: float) -> None:
         change_id = str(ev.event_id)
         ukey = (ev.tenant, ev.user_id)
-        user = self.users.get(ukey)
+        user = self.state.user(ukey)
         if user is not None and change_id in user.recent_changes:
             self._count("duplicate")
             return
-        self._touch_user(ukey, user)
+        self.state.touch_user(ukey, user)
         if user is None:
-            user = User((self._interned(ev.tenant), ev.user_id), frozenset())
-            self.users[ukey] = user
+            user = User((self.state.intern(ev.tenant), ev.user_id), frozenset())
+            self.state.users[ukey] = user
         # only changes newer than each role's last change apply (event time decides)
         user.role_times, removed, granted = apply_role_times(
             user.role_times, ev.roles_granted, ev.roles_removed, e, self.policy.max_absolute
@@ -289,12 +302,12 @@ class PartitionEnforcer(PartitionState):
         after = (before - removed) | frozenset(granted)
         live = len(user.sessions)
         for sid in list(user.sessions):
-            self._apply_role_change(self.sessions[(ukey[0], sid)], ev, e, removed, granted)
-        user.roles = self._interned(after)
+            self._apply_role_change(self.state.sessions[(ukey[0], sid)], ev, e, removed, granted)
+        user.roles = self.state.intern(after)
         user.recent_changes = (*user.recent_changes, change_id)[-RECENT_CHANGES:]
         self._keep_user(user, e)
         new_grants = [r for r in granted if r not in before]
-        self._emit(
+        self.state.emit(
             "audit",
             ev.user_id,
             records.role_changed(
@@ -327,9 +340,9 @@ class PartitionEnforcer(PartitionState):
             return
         fresh = [r for r in granted if r not in sess.roles]
         if fresh:
-            self._touch_session(sess.key, sess)
-            sess.roles = self._interned((*sess.roles, *fresh))
-            self._emit(
+            self.state.touch_session(sess.key, sess)
+            sess.roles = self.state.intern((*sess.roles, *fresh))
+            self.state.emit(
                 "revocations",
                 revocation_key(*sess.key),
                 records.revalidation(sess, fresh, e, self.now, self.policy.version, ev.event_id),
@@ -337,6 +350,11 @@ class PartitionEnforcer(PartitionState):
             self._count("revalidation")
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _count(self, what: str) -> None:
+        self.stats[what] = self.stats.get(what, 0) + 1
+        self.counted += 1
+        self.last_counted = what
 
     def _end_for_roles(
         self, sess: Session, at: float, cause: UUID | None, roles: Iterable[str]
@@ -357,26 +375,26 @@ class PartitionEnforcer(PartitionState):
         roles_removed: Iterable[str] = (),
     ) -> None:
         key: Key = sess.key
-        self._touch_session(key, sess)
+        self.state.touch_session(key, sess)
         forget_at = max(at, sess.absolute_deadline) + FORGET_MARGIN
         ended = Ended(key, sess.user_id, reason, at, forget_at, sess.recent)
-        self.sessions[key] = ended
-        heapq.heappush(self._forget, (forget_at, SESSION, key))
+        self.state.sessions[key] = ended
+        self.state.forget_later(forget_at, SESSION, key)
         ukey = (key[0], sess.user_id)
-        user = self.users.get(ukey)
+        user = self.state.user(ukey)
         if user is not None:
-            self._touch_user(ukey, user)
+            self.state.touch_user(ukey, user)
             if key[1] in user.sessions:
                 user.sessions.remove(key[1])
             self._keep_user(user, at, last_ended=True)
-        self._emit(
+        self.state.emit(
             "revocations",
             revocation_key(*key),
             records.revocation(
                 sess, reason, at, self.now, self.policy.version, cause, roles_removed
             ),
         )
-        self._emit("audit", sess.user_id, records.session_ended(sess, ended))
+        self.state.emit("audit", sess.user_id, records.session_ended(sess, ended))
         self._count(reason)
 
     def _keep_user(self, user: User, at: float, last_ended: bool = False) -> None:
@@ -388,4 +406,4 @@ class PartitionEnforcer(PartitionState):
         if moved:
             user.forget_at = forget_at
         if (moved or last_ended) and not user.sessions:
-            heapq.heappush(self._forget, (user.forget_at, USER, user.key))
+            self.state.forget_later(user.forget_at, USER, user.key)

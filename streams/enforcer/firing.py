@@ -45,7 +45,7 @@ class Firing:
         unproven: list[int] = []
         for p, rt in parts.items():
             rt.clock.advance(rt.read_to())
-            deadline = rt.enforcer.due_by(now - budget)
+            deadline = rt.enforcer.state.due_by(now - budget)
             if deadline is not None:
                 due.append(p)
                 if rt.clock.needs_probe(deadline, budget):
@@ -59,7 +59,7 @@ class Firing:
             rt = parts[p]
             rt.enforcer.fire_due(rt.clock.horizon(now, budget), now, limit)
         for rt in parts.values():
-            rt.enforcer.forget_expired(now)
+            rt.enforcer.state.forget_expired(now)
 
     def probe_ahead(self, parts: Parts) -> bool:
         """Probe partitions with due deadlines before consuming: the batch about to be read can
@@ -69,7 +69,7 @@ class Firing:
         due = []
         any_due = False
         for p, rt in parts.items():
-            deadline = rt.enforcer.due_by(until)
+            deadline = rt.enforcer.state.due_by(until)
             if deadline is not None:
                 any_due = True
                 if rt.clock.needs_probe(deadline, self._budget):

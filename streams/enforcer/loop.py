@@ -301,7 +301,7 @@ class EnforcerLoop:
         self._in_txn = True
         self._txn_started = time.monotonic()
         for rt in self.parts.values():
-            rt.enforcer.begin()
+            rt.enforcer.state.begin()
             rt.clock.begin()
         consumed = self._apply(msgs, now)
         self._firing.fire_due(self.parts, now)
@@ -397,7 +397,7 @@ class EnforcerLoop:
         self.stats.aborts += 1
         self.metrics.aborted(cause)
         for rt in self.parts.values():
-            rt.enforcer.abort()
+            rt.enforcer.state.abort()
             rt.clock.abort()
         self._rewind(list(self.parts))
         log.warning("batch aborted and rewound", extra={"cause": cause})
@@ -467,7 +467,9 @@ class EnforcerLoop:
             extra={
                 "partitions": sorted(p for p, _ in done),
                 "restoring": sorted(self._restorer.pending),  # empty: every partition is ready
-                "live_sessions": sum(rt.enforcer.live_sessions() for rt in self.parts.values()),
+                "live_sessions": sum(
+                    rt.enforcer.state.live_sessions() for rt in self.parts.values()
+                ),
                 "restored_records": sum(p.records for _, p in done),
                 "restore_s": round(self.stats.last_restore_s, 3),
             },

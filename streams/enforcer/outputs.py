@@ -58,10 +58,10 @@ class Outputs:
         state_topic = self._topics.enforcer_state
         count = 0
         for p, rt in parts.items():
-            for key, value in rt.enforcer.changelog():
+            for key, value in rt.enforcer.state.changelog():
                 produce(state_topic, value, key, partition=p)
                 count += 1
-            for emit in rt.enforcer.out:
+            for emit in rt.enforcer.state.out:
                 produce(topics[emit.topic], encode_dict(emit.value), emit.key)
                 count += 1
         return count + self.pending
@@ -107,8 +107,8 @@ class Outputs:
         self._stats.batches += 1
         by_reason = self._stats.by_reason
         for rt in parts.values():
-            rt.enforcer.commit()
-            for emit in rt.enforcer.take_outputs():
+            rt.enforcer.state.commit()
+            for emit in rt.enforcer.state.take_outputs():
                 kind = emit.value["type"]
                 if kind == "revocation":
                     reason = emit.value["reason"]

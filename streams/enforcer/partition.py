@@ -1,5 +1,7 @@
-"""The transactional state of one input partition: sessions, users, deadline heaps, the undo
-log of the open batch and the changelog it produces. No decisions here (see core.py).
+"""The transactional state of one input partition: sessions, users, the deadline index, the
+forget heap, the undo log of the open batch and the changelog it produces. No decisions here:
+the enforcer of core.py holds one ``PartitionState`` and changes it only through the methods
+below.
 
 A *batch* is what the Kafka shell commits as one transaction. ``changelog()`` returns the
 records of everything the batch touched (coalesced per key), ``commit()`` closes the batch once
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from streams.enforcer.deadlines import Deadlines
 from streams.enforcer.state import (
     SESSION,
     USER,
@@ -34,9 +38,11 @@ INTERN_CAPACITY = 10_000
 
 SessionUndo = tuple[Session, float, float, tuple[str, ...], tuple[str, ...]]
 """A live session and its mutable fields (last_activity, idle_timeout, roles, recent)."""
-SeenId = tuple[str, int]
-"""(tenant, event_id as an int): tenants may reuse each other's event ids. The int, not the
-UUID: half the memory, and hashed in C rather than by ``UUID.__hash__``."""
+TAGGED_TENANTS = 10_000  # tenants whose remembered event ids are one int each
+SeenId = int | tuple[str, int]
+"""An event id as an int (half the memory of the UUID, hashed in C) tagged with its tenant,
+as tenants may reuse each other's ids: the tenant's number above the UUID's 128 bits (no
+tuple: 64 bytes less per remembered id), or (tenant, id) past ``TAGGED_TENANTS`` tenants."""
 
 
 class Emit(NamedTuple):
@@ -54,20 +60,20 @@ class PartitionState:
         self.policy = policy
         self.partition = partition
         self.sessions: dict[Key, Session | Ended] = {}
-        self.users: dict[Key, User] = {}
+        # A user whose only live session is its first one since it was last unknown, with no
+        # role change, is that Session itself (its User derives from it, see ``user``): most
+        # users are, and a User of their own would cost some 200 bytes each.
+        self.users: dict[Key, User | Session] = {}
         self.out: list[Emit] = []
         self.event_watermark = 0.0  # highest effective event time read on this partition
         self.received_watermark = 0.0  # highest receive time read on this partition
-        self.now = 0.0
-        self.stats: dict[str, int] = {}
-        self.counted = 0
-        self.last_counted = ""
-        self._deadlines: list[tuple[float, Key]] = []
+        self._deadlines = Deadlines()
         self._forget: list[tuple[float, str, Key]] = []  # (forget_at, kind, key)
         self._seen: set[SeenId] = set()
+        self._tenant_tags: dict[str, int] = {}
         self._seen_order: deque[SeenId] = deque()
         self._undo_sessions: dict[Key, SessionUndo | Ended | None] = {}
-        self._undo_users: dict[Key, User | None] = {}
+        self._undo_users: dict[Key, User | Session | None] = {}
         self._batch_ids: list[SeenId] = []
         self._batch_watermarks = (0.0, 0.0)
         self._in_batch = False
@@ -85,9 +91,9 @@ class PartitionState:
         self._batch_watermarks = (self.event_watermark, self.received_watermark)
         for kind, key in self._legacy.values():
             if kind == SESSION:
-                self._touch_session(key, self.sessions.get(key))
+                self.touch_session(key, self.sessions.get(key))
             else:
-                self._touch_user(key, self.users.get(key))
+                self.touch_user(key, self.users.get(key))
 
     def changelog(self) -> list[tuple[str, bytes | None]]:
         """The changelog records (key, value or None) of every key the open batch touched,
@@ -103,9 +109,9 @@ class PartitionState:
             # A user is derivable from its live sessions until a role change; only then
             # (recent_changes non-empty) does it need a record of its own.
             user = self.users.get(key)
-            if user is not None and user.recent_changes:
+            if isinstance(user, User) and user.recent_changes:
                 changes.append((changelog_key(USER, key), encode_user_value(user)))
-            elif user is None and old is not None and old.recent_changes:
+            elif user is None and isinstance(old, User) and old.recent_changes:
                 changes.append((changelog_key(USER, key), None))
         return changes
 
@@ -126,8 +132,8 @@ class PartitionState:
                 sess = old[0]
                 _, sess.last_activity, sess.idle_timeout, sess.roles, sess.recent = old
                 self.sessions[key] = sess
-                # its heap entry may have been consumed during the batch
-                heapq.heappush(self._deadlines, (sess.deadline()[0], key))
+                # its deadline entry may have been consumed during the batch
+                self._deadlines.arm(sess.deadline()[0], key)
             else:
                 self.sessions[key] = old
                 heapq.heappush(self._forget, (old.forget_at, SESSION, key))
@@ -136,7 +142,8 @@ class PartitionState:
                 self.users.pop(key, None)
             else:
                 self.users[key] = user
-                heapq.heappush(self._forget, (user.forget_at, USER, key))
+                if isinstance(user, User):
+                    heapq.heappush(self._forget, (user.forget_at, USER, key))
         for seen in self._batch_ids:
             self._seen.discard(seen)
         self._undo_sessions.clear()
@@ -151,21 +158,22 @@ class PartitionState:
         return out
 
     def due_by(self, until: float) -> float | None:
-        """The earliest real deadline at or before ``until``, or None. Re-arms stale heap
-        entries on the way (activity moved them later), so it is cheap to ask every batch."""
-        heap = self._deadlines
-        while heap and heap[0][0] <= until:
-            key = heap[0][1]
-            sess = self.sessions.get(key)
-            if sess.__class__ is not Session:
-                heapq.heappop(heap)
-                continue
-            assert isinstance(sess, Session)
-            deadline = sess.deadline()[0]
-            if deadline <= until:
-                return deadline
-            heapq.heapreplace(heap, (deadline, key))
-        return None
+        """The earliest real deadline at or before ``until``, or None. Re-arms stale entries
+        on the way (activity moved them later), so it is cheap to ask every batch."""
+        return self._deadlines.due_by(until, self.sessions)
+
+    def pop_due(self, until: float) -> Session | None:
+        """Take the live session with the earliest real deadline at or before ``until`` off
+        the deadline index, or None."""
+        return self._deadlines.pop_due(until, self.sessions)
+
+    def arm(self, deadline: float, key: Key) -> None:
+        """Index a live session's (new) deadline; the older entry goes stale."""
+        self._deadlines.arm(deadline, key)
+
+    def forget_later(self, forget_at: float, kind: str, key: Key) -> None:
+        """Queue an ended-session marker or an idle user for ``forget_expired``."""
+        heapq.heappush(self._forget, (forget_at, kind, key))
 
     def forget_expired(self, now: float) -> int:
         """Drop ended-session markers and idle user records past their retention (tombstones)."""
@@ -176,13 +184,13 @@ class PartitionState:
             if kind == SESSION:
                 ended = self.sessions.get(key)
                 if isinstance(ended, Ended) and ended.forget_at <= now:
-                    self._touch_session(key, ended)
+                    self.touch_session(key, ended)
                     del self.sessions[key]
                     dropped += 1
             else:
                 user = self.users.get(key)
-                if user is not None and not user.sessions and user.forget_at <= now:
-                    self._touch_user(key, user)
+                if isinstance(user, User) and not user.sessions and user.forget_at <= now:
+                    self.touch_user(key, user)
                     del self.users[key]
                     dropped += 1
         return dropped
@@ -231,40 +239,64 @@ class PartitionState:
             if value is None:
                 self.sessions.pop(key, None)
             else:
-                self.sessions[key] = decode_session_value(value)
+                self._put_restored(key, decode_session_value(value))
         elif value is None:
             self.users.pop(key, None)
         else:
             self.users[key] = decode_user_value(value)
 
+    def _put_restored(self, key: Key, sess: Session | Ended) -> None:
+        """Keep a decoded session sharing what a live one shares: one key tuple (its dict
+        key's), the interned tenant, strings and role tuples, and one float for equal times."""
+        intern = self.intern
+        old = self.sessions.get(key)
+        sess.key = old.key if old is not None else (intern(key[0]), key[1])
+        if isinstance(sess, Session):
+            sess.user_type = intern(sess.user_type)
+            sess.risk_profile = intern(sess.risk_profile)
+            sess.roles = intern(sess.roles)
+            sess.permissions = intern(sess.permissions)
+            if sess.last_activity == sess.login_at:
+                sess.last_activity = sess.login_at
+            if sess.auth_time == sess.login_at:
+                sess.auth_time = sess.login_at
+        else:
+            sess.reason = intern(sess.reason)
+        self.sessions[sess.key] = sess
+
     def finish_restore(self) -> None:
         """Rebuild the derived indexes (user -> live sessions, deadline and forget heaps)."""
         self.decode_restored()
-        self._deadlines = []
+        self._deadlines = deadlines = Deadlines()
         self._forget = []
         for key, sess in self.sessions.items():
             if isinstance(sess, Session):
                 ukey = (key[0], sess.user_id)
                 user = self.users.get(ukey)
-                roles = self._interned(frozenset(sess.roles))
                 if user is None:
-                    self.users[ukey] = user = User(ukey, roles)
-                elif not roles <= user.roles:
-                    user.roles = self._interned(user.roles | roles)
+                    self.users[ukey] = sess
+                    deadlines.arm(sess.deadline()[0], key)
+                    continue
+                if isinstance(user, Session):
+                    self.users[ukey] = user = self._derived_user(ukey, user)
+                roles = self.intern(frozenset(sess.roles))
+                if not roles <= user.roles:
+                    user.roles = self.intern(user.roles | roles)
                 user.forget_at = max(
                     user.forget_at, sess.absolute_deadline + self.policy.max_absolute
                 )
                 user.sessions.append(key[1])
-                self._deadlines.append((sess.deadline()[0], key))
+                deadlines.arm(sess.deadline()[0], key)
             else:
                 self._forget.append((sess.forget_at, SESSION, key))
         for ukey, user in self.users.items():
-            if not user.sessions:  # the others get theirs when their last session ends
+            if isinstance(user, User) and not user.sessions:  # the others: when it ends
                 self._forget.append((user.forget_at, USER, ukey))
-        heapq.heapify(self._deadlines)
         heapq.heapify(self._forget)
 
-    def _touch_session(self, key: Key, current: Session | Ended | None) -> None:
+    # -- what the decisions change the state through -----------------------------------
+
+    def touch_session(self, key: Key, current: Session | Ended | None) -> None:
         """Record the value a session key had when the batch began (first touch only). A live
         session is kept as itself and the values of its mutable fields (cheaper than a copy:
         activity touches one per event; the other fields never change)."""
@@ -284,29 +316,68 @@ class PartitionState:
                 assert isinstance(current, Ended)
                 self._undo_sessions[key] = current.copy()
 
-    def _touch_user(self, key: Key, current: User | None) -> None:
+    def touch_user(self, key: Key, current: User | Session | None) -> None:
+        """Record the user a key had when the batch began (first touch only); a user that is
+        its session is kept as that session (touch_session keeps the session's fields)."""
         if key not in self._undo_users:
-            self._undo_users[key] = current.copy() if current is not None else None
+            self._undo_users[key] = current.copy() if isinstance(current, User) else current
 
-    def _remember(self, seen: SeenId) -> None:
+    def user(self, ukey: Key) -> User | None:
+        """The user of ``ukey``, as a User of its own from now on: one that was its only
+        session gets one (derived from it) first, so that it can change."""
+        entry = self.users.get(ukey)
+        if entry.__class__ is Session:
+            assert isinstance(entry, Session)
+            self.touch_user(ukey, entry)
+            self.users[ukey] = user = self._derived_user(ukey, entry)
+            return user
+        assert entry is None or isinstance(entry, User)
+        return entry
+
+    def user_items(self) -> Iterator[tuple[Key, User]]:
+        """Every user as a User (derived, not kept, for one that is its only session)."""
+        for ukey, entry in self.users.items():
+            yield ukey, entry if isinstance(entry, User) else self._derived_user(ukey, entry)
+
+    def _derived_user(self, ukey: Key, sess: Session) -> User:
+        """What a user that is its only session stands for: its roles, that session, no role
+        change, kept until the longest absolute timeout past the session's absolute deadline
+        (what the login made, and what restore derives)."""
+        forget_at = sess.absolute_deadline + self.policy.max_absolute
+        return User(ukey, self.intern(frozenset(sess.roles)), [sess.key[1]], (), forget_at)
+
+    def first_seen(self, tenant: str, event_id: int) -> bool:
+        """Whether this event id (the UUID's int) of ``tenant`` is new to the in-memory filter
+        (of the last ``DEDUPE_CAPACITY`` ids); remembers it. An aborted batch forgets its ids."""
+        tag = self._tenant_tags.get(tenant)
+        if tag is None:
+            tag = self._tag(tenant)
+        seen: SeenId = tag | event_id if tag else (tenant, event_id)
+        if seen in self._seen:
+            return False
         if len(self._seen_order) >= DEDUPE_CAPACITY:
             self._seen.discard(self._seen_order.popleft())
         self._seen.add(seen)
         self._seen_order.append(seen)
         self._batch_ids.append(seen)
+        return True
 
-    def _emit(self, topic: str, key: str, value: dict[str, Any]) -> None:
+    def _tag(self, tenant: str) -> int:
+        """The tenant's tag for ``first_seen``: a number above bit 128, or 0 past the bound."""
+        tags = self._tenant_tags
+        if len(tags) >= TAGGED_TENANTS:
+            return 0
+        tags[tenant] = tag = (len(tags) + 1) << 128
+        return tag
+
+    def emit(self, topic: str, key: str, value: dict[str, Any]) -> None:
         self.out.append(Emit(topic, key, value))
 
-    def _interned(self, value: Any) -> Any:
+    def intern(self, value: Any) -> Any:
+        """One shared object per equal value (roles, tenants, user types), up to a bound."""
         found = self._intern.get(value)
         if found is not None:
             return found
         if len(self._intern) < INTERN_CAPACITY:
             self._intern[value] = value
         return value
-
-    def _count(self, what: str) -> None:
-        self.stats[what] = self.stats.get(what, 0) + 1
-        self.counted += 1  # with last_counted: what the last apply did, read by its metrics
-        self.last_counted = what

@@ -88,7 +88,9 @@ class Restorer:
                     if pending is None:
                         continue
                     key = msg.key()
-                    pending.enforcer.restore(key.decode() if key is not None else "", msg.value())
+                    pending.enforcer.state.restore(
+                        key.decode() if key is not None else "", msg.value()
+                    )
                     pending.records += 1
                 self.restored_records += len(msgs)
                 if not msgs:
@@ -98,7 +100,7 @@ class Restorer:
         for n, p in done:
             del self.pending[n]
             with restoring_heap():
-                p.enforcer.finish_restore()
+                p.enforcer.state.finish_restore()
         if done:
             self._assign()
         return done
@@ -110,7 +112,7 @@ class Restorer:
         with restoring_heap():
             for n, p in list(self._decoding):
                 while time.monotonic() < deadline:
-                    if p.enforcer.decode_restored(SLICE_RECORDS):
+                    if p.enforcer.state.decode_restored(SLICE_RECORDS):
                         ready.append((n, p))
                         self._decoding.remove((n, p))
                         break

@@ -223,7 +223,7 @@ class EnforcerMetrics(EnforcerObserver):
             self._refresh_lag(parts, consumer)
         if now - self._live_at >= LIVE_REFRESH_S:
             self._live_at = now
-            self.live_sessions.set(sum(rt.enforcer.live_sessions() for rt in parts.values()))
+            self.live_sessions.set(sum(rt.enforcer.state.live_sessions() for rt in parts.values()))
 
     def _flush(self) -> None:
         if self._applied:
@@ -265,8 +265,8 @@ class EnforcerMetrics(EnforcerObserver):
             label = str(p)
             self.lag_records.labels(label).set(lag)
             age = (
-                wall - rt.enforcer.received_watermark
-                if lag and rt.enforcer.received_watermark
+                wall - rt.enforcer.state.received_watermark
+                if lag and rt.enforcer.state.received_watermark
                 else 0
             )
             self.lag_seconds.labels(label).set(max(0.0, age))

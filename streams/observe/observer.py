@@ -11,13 +11,20 @@ from typing import Any, Protocol
 from streams.observe.progress import Progress
 
 
+class EnforcerState(Protocol):
+    received_watermark: float
+
+    def live_sessions(self) -> int: ...
+
+
 class Enforcer(Protocol):
     counted: int  # how many outcomes the core counted so far
     last_counted: str  # the last of them
-    received_watermark: float
+
+    @property
+    def state(self) -> EnforcerState: ...
 
     def apply(self, event: Any, now: float, received: float | None = ...) -> str | None: ...
-    def live_sessions(self) -> int: ...
 
 
 class Partition(Protocol):

@@ -19,7 +19,7 @@ class Harness:
         self.changelog: list[tuple[str, bytes | None]] = []
 
     def feed(self, *events: AuthEvent, now: float | None = None) -> list[str | None]:
-        self.enforcer.begin()
+        self.enforcer.state.begin()
         results = []
         for event in events:
             clock = now if now is not None else event.occurred_at.timestamp() - T0
@@ -28,15 +28,15 @@ class Harness:
         return results
 
     def tick(self, now: float) -> int:
-        self.enforcer.begin()
+        self.enforcer.state.begin()
         fired = self.enforcer.fire_due(T0 + now, T0 + now)
         self._commit()
         return fired
 
     def _commit(self) -> None:
-        self.changelog.extend(self.enforcer.changelog())
-        self.enforcer.commit()
-        self.outputs.extend(self.enforcer.take_outputs())
+        self.changelog.extend(self.enforcer.state.changelog())
+        self.enforcer.state.commit()
+        self.outputs.extend(self.enforcer.state.take_outputs())
 
     def revocations(self) -> list[dict[str, Any]]:
         return [o.value for o in self.outputs if o.value["type"] == "revocation"]
@@ -49,3 +49,11 @@ class Harness:
             (r["session_id"], r["reason"], r["effective_at"].timestamp() - T0)
             for r in self.revocations()
         ]
+
+    def restored(self) -> PartitionEnforcer:
+        """A fresh enforcer restored from everything this one's changelog holds."""
+        fresh = PartitionEnforcer(policy())
+        for key, value in self.changelog:
+            fresh.state.restore(key, value)
+        fresh.state.finish_restore()
+        return fresh

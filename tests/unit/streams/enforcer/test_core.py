@@ -171,13 +171,13 @@ def test_role_change_dedupe_survives_a_restore() -> None:
     h.feed(role_change(5, granted=("editor",), event_id=eid))
     fresh = PartitionEnforcer(policy())
     for key, value in h.changelog:
-        fresh.restore(key, value)
-    fresh.finish_restore()
-    fresh.begin()
+        fresh.state.restore(key, value)
+    fresh.state.finish_restore()
+    fresh.state.begin()
     fresh.apply(role_change(5, granted=("editor",), event_id=eid), T0 + 6)
-    assert [] == fresh.changelog()
-    fresh.commit()
-    assert [] == fresh.take_outputs()
+    assert [] == fresh.state.changelog()
+    fresh.state.commit()
+    assert [] == fresh.state.take_outputs()
 
 
 def test_late_event_never_resurrects_an_ended_session() -> None:
@@ -191,7 +191,7 @@ def test_late_event_never_resurrects_an_ended_session() -> None:
     assert [] == h.audits("ended_session_used")
     assert 0 == h.tick(10_000)
     assert 1 == len(h.revocations())
-    assert "Ended" == type(h.enforcer.sessions[("acme", "s1")]).__name__
+    assert "Ended" == type(h.enforcer.state.sessions[("acme", "s1")]).__name__
 
 
 def test_activity_after_the_end_is_flagged_for_the_detectors() -> None:
@@ -229,12 +229,12 @@ def test_lag_rule_fires_only_up_to_the_given_horizon() -> None:
     """The shell passes a horizon; nothing due after it fires, however late the wall clock."""
     h = Harness()
     h.feed(login(0, "a"), login(50, "b"))
-    h.enforcer.begin()
+    h.enforcer.state.begin()
     assert 1 == h.enforcer.fire_due(T0 + 120, T0 + 10_000)
-    h.enforcer.commit()
+    h.enforcer.state.commit()
     assert [("a", "idle_timeout", 100.0)] == [
         (o.value["session_id"], o.value["reason"], o.value["effective_at"].timestamp() - T0)
-        for o in h.enforcer.take_outputs()
+        for o in h.enforcer.state.take_outputs()
         if o.value["type"] == "revocation"
     ]
 
@@ -244,14 +244,16 @@ def test_fire_due_limit_spreads_a_mass_expiry_over_batches() -> None:
     h = Harness()
     h.feed(*[login(i * 0.01, f"s{i}", user=f"u{i}") for i in range(10)])
     e = h.enforcer
-    e.begin()
+    e.state.begin()
     assert 4 == e.fire_due(T0 + 500, T0 + 500, limit=4)
-    e.commit()
-    first = [o.value["session_id"] for o in e.take_outputs() if o.value["type"] == "revocation"]
+    e.state.commit()
+    first = [
+        o.value["session_id"] for o in e.state.take_outputs() if o.value["type"] == "revocation"
+    ]
     assert ["s0", "s1", "s2", "s3"] == first
-    e.begin()
+    e.state.begin()
     assert 6 == e.fire_due(T0 + 500, T0 + 500, limit=100)
-    e.commit()
+    e.state.commit()
 
 
 def test_due_by_sees_through_stale_heap_entries() -> None:
@@ -259,9 +261,9 @@ def test_due_by_sees_through_stale_heap_entries() -> None:
     h = Harness()
     h.feed(login(0, "a"), login(0, "b", user="u2"))
     h.feed(activity(60, "a"), activity(70, "b", user="u2"))
-    assert None is h.enforcer.due_by(T0 + 159)
-    assert T0 + 160 == h.enforcer.due_by(T0 + 165)
-    assert T0 + 160 == h.enforcer.due_by(T0 + 500)
+    assert None is h.enforcer.state.due_by(T0 + 159)
+    assert T0 + 160 == h.enforcer.state.due_by(T0 + 165)
+    assert T0 + 160 == h.enforcer.state.due_by(T0 + 500)
 
 
 def test_aborted_batch_leaves_state_exactly_as_before() -> None:
@@ -270,15 +272,15 @@ def test_aborted_batch_leaves_state_exactly_as_before() -> None:
     h.feed(login(0, "a", roles=("editor",)), login(0, "b"))
     snapshot = _state(h.enforcer)
     e = h.enforcer
-    e.begin()
+    e.state.begin()
     e.apply(activity(50, "a"), T0 + 50)
     e.apply(role_change(60, removed=("editor",), granted=("viewer",)), T0 + 60)
     e.apply(login(61, "c"), T0 + 61)
     e.fire_due(T0 + 300, T0 + 300)
     assert snapshot != _state(e)
-    e.abort()
+    e.state.abort()
     assert snapshot == _state(e)
-    assert [] == e.take_outputs()
+    assert [] == e.state.take_outputs()
     # the aborted events are not remembered as duplicates: the replay applies them
     h.feed(activity(50, "a"), now=50)
     h.tick(149)
@@ -292,12 +294,12 @@ def test_an_aborted_batch_undoes_every_field_a_live_session_changes() -> None:
     h.feed(login(0, "a", roles=("viewer",)))
     snapshot = _state(h.enforcer)
     e = h.enforcer
-    e.begin()
+    e.state.begin()
     e.apply(activity(10, "a", action="payments.send"), T0 + 10)
     e.apply(role_change(11, granted=("editor",)), T0 + 11)
     e.apply(activity(12, "a"), T0 + 12)
     assert snapshot != _state(e)
-    e.abort()
+    e.state.abort()
     assert snapshot == _state(e)
     h.tick(99)  # the original idle window (100 s), not the high-risk one (20 s)
     assert [] == h.ended()
@@ -345,17 +347,17 @@ def test_restore_from_changelog_rebuilds_sessions_and_deadlines() -> None:
     h.feed(activity(60, "a"), logout(61, "c", user="u2"))
     fresh = PartitionEnforcer(policy())
     for key, value in h.changelog:
-        fresh.restore(key, value)
-    fresh.finish_restore()
+        fresh.state.restore(key, value)
+    fresh.state.finish_restore()
     before = _state(h.enforcer, watermark=False)
     del before["users"][("acme", "u2")]  # no live session and no role change: nothing to remember
     assert before == _state(fresh, watermark=False)
-    fresh.begin()
+    fresh.state.begin()
     fresh.fire_due(T0 + 160, T0 + 160)
-    fresh.commit()
+    fresh.state.commit()
     ended = sorted(
         (o.value["session_id"], o.value["effective_at"].timestamp() - T0)
-        for o in fresh.take_outputs()
+        for o in fresh.state.take_outputs()
         if o.value["type"] == "revocation"
     )
     assert [("a", 160.0), ("b", 100.0)] == ended
@@ -367,15 +369,15 @@ def test_ended_markers_and_idle_users_are_forgotten_with_tombstones() -> None:
     h.feed(login(0))
     h.feed(logout(10))
     e = h.enforcer
-    e.begin()
-    assert 0 == e.forget_expired(T0 + 1999)
-    assert 1 == e.forget_expired(T0 + 2000)  # the user: absolute deadline + max absolute
-    assert 0 == e.forget_expired(T0 + 4599)
-    assert 1 == e.forget_expired(T0 + 4600)  # the marker: absolute deadline + 1 h margin
-    changes = dict(e.changelog())
-    e.commit()
+    e.state.begin()
+    assert 0 == e.state.forget_expired(T0 + 1999)
+    assert 1 == e.state.forget_expired(T0 + 2000)  # the user: absolute deadline + max absolute
+    assert 0 == e.state.forget_expired(T0 + 4599)
+    assert 1 == e.state.forget_expired(T0 + 4600)  # the marker: absolute deadline + 1 h margin
+    changes = dict(e.state.changelog())
+    e.state.commit()
     assert {'["s","acme","s1"]': None} == changes  # the user never had a record of its own
-    assert ({}, {}) == (e.sessions, e.users)
+    assert ({}, {}) == (e.state.sessions, e.state.users)
 
 
 def test_users_of_live_sessions_hold_no_forget_entry_until_their_last_session_ends() -> None:
@@ -385,17 +387,17 @@ def test_users_of_live_sessions_hold_no_forget_entry_until_their_last_session_en
     h.feed(login(0, "a"), login(0, "b"), login(0, "c", user="u2"))
     h.feed(role_change(5, granted=("editor",)))
     e = h.enforcer
-    assert [] == [entry for entry in e._forget if entry[1] == "u"]
+    assert [] == [entry for entry in e.state._forget if entry[1] == "u"]
     h.feed(logout(10, "a"))
-    assert [] == [entry for entry in e._forget if entry[1] == "u"]
+    assert [] == [entry for entry in e.state._forget if entry[1] == "u"]
     h.feed(logout(11, "b"), logout(12, "c", user="u2"))
-    assert 2 == len([entry for entry in e._forget if entry[1] == "u"])
-    e.begin()
-    e.forget_expired(T0 + 1999)
-    assert {"u1", "u2"} == {key[1] for key in e.users}
-    e.forget_expired(T0 + 2000)  # absolute deadline (1000 s) + max absolute (1000 s)
-    assert {} == e.users
-    e.commit()
+    assert 2 == len([entry for entry in e.state._forget if entry[1] == "u"])
+    e.state.begin()
+    e.state.forget_expired(T0 + 1999)
+    assert {"u1", "u2"} == {key[1] for key in e.state.users}
+    e.state.forget_expired(T0 + 2000)  # absolute deadline (1000 s) + max absolute (1000 s)
+    assert {} == e.state.users
+    e.state.commit()
 
 
 def test_only_users_with_role_changes_get_a_changelog_record() -> None:
@@ -410,20 +412,23 @@ def test_only_users_with_role_changes_get_a_changelog_record() -> None:
     ]
     h.feed(logout(6, "b", user="u2"))
     e = h.enforcer
-    e.begin()
-    e.forget_expired(T0 + 5 + 86_400 + 1000)
-    assert {'["u","acme","u2"]': None} == {k: v for k, v in e.changelog() if k.startswith('["u"')}
-    e.commit()
+    e.state.begin()
+    e.state.forget_expired(T0 + 5 + 86_400 + 1000)
+    assert {'["u","acme","u2"]': None} == {
+        k: v for k, v in e.state.changelog() if k.startswith('["u"')
+    }
+    e.state.commit()
 
 
 def _state(e: PartitionEnforcer, watermark: bool = True) -> dict[str, Any]:
-    sessions = {sid: (type(s).__name__, s.to_row()) for sid, s in e.sessions.items()}
+    sessions = {sid: (type(s).__name__, s.to_row()) for sid, s in e.state.sessions.items()}
     users = {
-        uid: (sorted(u.roles), sorted(u.sessions), u.recent_changes) for uid, u in e.users.items()
+        uid: (sorted(u.roles), sorted(u.sessions), u.recent_changes)
+        for uid, u in e.state.user_items()
     }
     state: dict[str, Any] = {"sessions": sessions, "users": users}
     if watermark:
-        state["watermark"] = e.event_watermark
+        state["watermark"] = e.state.event_watermark
     return state
 
 

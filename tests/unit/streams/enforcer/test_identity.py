@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 
 from schemas.outputs import AuditEvent, RevocationRecord
 from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.partition import TAGGED_TENANTS, PartitionState
 from streams.enforcer.state import Session, changelog_key, parse_changelog_key
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy, role_change
 from tests.unit.streams.enforcer.harness import Harness
@@ -117,14 +118,14 @@ def test_restore_keeps_tenants_apart() -> None:
     h.feed(activity(60, "s1", tenant="b"))
     fresh = PartitionEnforcer(policy())
     for key, value in h.changelog:
-        fresh.restore(key, value)
-    fresh.finish_restore()
-    fresh.begin()
+        fresh.state.restore(key, value)
+    fresh.state.finish_restore()
+    fresh.state.begin()
     fresh.fire_due(T0 + 160, T0 + 160)
-    fresh.commit()
+    fresh.state.commit()
     ended = sorted(
         (o.value["tenant"], o.value["effective_at"].timestamp() - T0)
-        for o in fresh.take_outputs()
+        for o in fresh.state.take_outputs()
         if o.value["type"] == "revocation"
     )
     assert [("a", 100.0), ("b", 160.0)] == ended
@@ -151,24 +152,24 @@ def test_a_changelog_of_the_older_key_form_is_restored_and_rewritten() -> None:
     old_row = ["S", "s1", "u1", "acme", "customer", "low", T0, T0, T0, 100.0, T0 + 1000.0]
     old_value = orjson.dumps([*old_row, ["viewer"], ["viewer:read"]])
     fresh = PartitionEnforcer(policy())
-    fresh.restore("s|s1", old_value)
-    fresh.restore("s|gone", orjson.dumps(["E", "gone", "u1", "acme", "logout", T0, T0 + 9]))
-    fresh.restore("s|gone", None)
-    fresh.finish_restore()
-    fresh.begin()
-    changes = dict(fresh.changelog())
+    fresh.state.restore("s|s1", old_value)
+    fresh.state.restore("s|gone", orjson.dumps(["E", "gone", "u1", "acme", "logout", T0, T0 + 9]))
+    fresh.state.restore("s|gone", None)
+    fresh.state.finish_restore()
+    fresh.state.begin()
+    changes = dict(fresh.state.changelog())
     assert {"s|s1": None, "s|gone": None} == {k: v for k, v in changes.items() if k[0] == "s"}
     assert changes['["s","acme","s1"]'] is not None
     fresh.fire_due(T0 + 100, T0 + 100)
-    fresh.commit()
+    fresh.state.commit()
     assert [("acme", "s1")] == [
         (o.value["tenant"], o.value["session_id"])
-        for o in fresh.take_outputs()
+        for o in fresh.state.take_outputs()
         if o.value["type"] == "revocation"
     ]
-    fresh.begin()
-    assert [] == [k for k, _ in fresh.changelog() if not k.startswith("[")]
-    fresh.commit()
+    fresh.state.begin()
+    assert [] == [k for k, _ in fresh.state.changelog() if not k.startswith("[")]
+    fresh.state.commit()
 
 
 def test_a_foreign_event_leaves_the_owners_record_untouched() -> None:
@@ -204,17 +205,17 @@ def test_restore_applies_the_last_record_of_each_key_in_changelog_order() -> Non
         return orjson.dumps([*base, ["viewer"], ["viewer:read"]])
 
     fresh = PartitionEnforcer(policy())
-    fresh.restore('["s","acme","s1"]', row("s1", 10))
-    fresh.restore("s|s1", row("s1", 20))  # the older form, later in the log: it wins
-    fresh.restore('["s","acme","s2"]', row("s2", 1))
-    fresh.restore('["s","acme","s2"]', None)
-    fresh.restore('["s","acme","s2"]', row("s2", 30))
-    fresh.restore('["s","acme","s3"]', row("s3", 5))
-    fresh.restore('["s","acme","s3"]', None)
-    fresh.finish_restore()
+    fresh.state.restore('["s","acme","s1"]', row("s1", 10))
+    fresh.state.restore("s|s1", row("s1", 20))  # the older form, later in the log: it wins
+    fresh.state.restore('["s","acme","s2"]', row("s2", 1))
+    fresh.state.restore('["s","acme","s2"]', None)
+    fresh.state.restore('["s","acme","s2"]', row("s2", 30))
+    fresh.state.restore('["s","acme","s3"]', row("s3", 5))
+    fresh.state.restore('["s","acme","s3"]', None)
+    fresh.state.finish_restore()
     restored = {
         key[1]: sess.last_activity - T0
-        for key, sess in fresh.sessions.items()
+        for key, sess in fresh.state.sessions.items()
         if isinstance(sess, Session)
     }
     assert {"s1": 20.0, "s2": 30.0} == restored
@@ -229,17 +230,28 @@ def test_restored_records_decoded_in_slices_give_the_same_state() -> None:
     whole, sliced = PartitionEnforcer(policy()), PartitionEnforcer(policy())
     for fresh in (whole, sliced):
         for key, value in h.changelog:
-            fresh.restore(key, value)
+            fresh.state.restore(key, value)
     turns = 0
-    while not sliced.decode_restored(2):
+    while not sliced.state.decode_restored(2):
         turns += 1
     assert turns >= 3
-    whole.finish_restore()
-    sliced.finish_restore()
+    whole.state.finish_restore()
+    sliced.state.finish_restore()
     rows = [
-        {k: (type(s).__name__, s.to_row()) for k, s in e.sessions.items()} for e in (whole, sliced)
+        {k: (type(s).__name__, s.to_row()) for k, s in e.state.sessions.items()}
+        for e in (whole, sliced)
     ]
     assert rows[0] == rows[1] and len(rows[0]) == 7
-    assert {k: u.to_row() for k, u in whole.users.items()} == {
-        k: u.to_row() for k, u in sliced.users.items()
+    assert {k: u.to_row() for k, u in whole.state.user_items()} == {
+        k: u.to_row() for k, u in sliced.state.user_items()
     }
+
+
+def test_the_duplicate_filter_tells_tenants_apart_past_its_tagged_tenants() -> None:
+    """Event ids are remembered per tenant (one int each for the first TAGGED_TENANTS
+    tenants, a (tenant, id) pair beyond): the same id of another tenant is never a duplicate."""
+    state = PartitionState(policy())
+    tenants = [f"t{i}" for i in range(TAGGED_TENANTS + 2)]
+    assert all(state.first_seen(t, 7) for t in tenants)
+    assert not any(state.first_seen(t, 7) for t in tenants)
+    assert state.first_seen("t0", 8) and state.first_seen(tenants[-1], 8)

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from streams.enforcer.core import PartitionEnforcer
 from tests.unit.streams.enforcer.factories import (
     T0,
     activity,
     login,
     logout,
-    policy,
     role_change,
 )
 from tests.unit.streams.enforcer.harness import Harness
-
-
-def _restored(h: Harness) -> PartitionEnforcer:
-    fresh = PartitionEnforcer(policy())
-    for key, value in h.changelog:
-        fresh.restore(key, value)
-    fresh.finish_restore()
-    return fresh
 
 
 def test_a_logout_read_before_its_login_keeps_the_session_from_living() -> None:
@@ -40,12 +30,12 @@ def test_a_logged_out_session_cannot_come_back_after_a_restore() -> None:
     """The marker a pre-login logout leaves is in the changelog like any ended session."""
     h = Harness()
     h.feed(logout(10), now=10)
-    fresh = _restored(h)
-    fresh.begin()
+    fresh = h.restored()
+    fresh.state.begin()
     fresh.apply(login(0), T0 + 11)
     fresh.fire_due(T0 + 10_000, T0 + 10_000)
-    fresh.commit()
-    assert ["login_after_logout"] == [o.value["type"] for o in fresh.take_outputs()]
+    fresh.state.commit()
+    assert ["login_after_logout"] == [o.value["type"] for o in fresh.state.take_outputs()]
 
 
 def test_an_older_grant_read_after_a_newer_removal_regrants_nothing() -> None:
@@ -99,11 +89,11 @@ def test_a_duplicate_high_risk_activity_after_a_restore_changes_nothing() -> Non
     h.feed(login(0))
     eid = uuid.uuid4()
     h.feed(activity(5, action="payments.send", event_id=eid))
-    fresh = _restored(h)
-    fresh.begin()
+    fresh = h.restored()
+    fresh.state.begin()
     fresh.apply(activity(5, action="payments.send", event_id=eid), T0 + 6)
-    fresh.commit()
-    assert [] == fresh.take_outputs()
+    fresh.state.commit()
+    assert [] == fresh.state.take_outputs()
 
 
 def test_a_duplicate_login_after_logout_after_a_restore_is_not_a_new_anomaly() -> None:
@@ -112,11 +102,11 @@ def test_a_duplicate_login_after_logout_after_a_restore_is_not_a_new_anomaly() -
     h.feed(logout(10), now=10)
     eid = uuid.uuid4()
     h.feed(login(0, event_id=eid), now=11)
-    fresh = _restored(h)
-    fresh.begin()
+    fresh = h.restored()
+    fresh.state.begin()
     fresh.apply(login(0, event_id=eid), T0 + 12)
-    fresh.commit()
-    assert [] == fresh.take_outputs()
+    fresh.state.commit()
+    assert [] == fresh.state.take_outputs()
 
 
 def test_duplicate_use_of_an_ended_session_after_a_restore_is_audited_once() -> None:
@@ -127,11 +117,11 @@ def test_duplicate_use_of_an_ended_session_after_a_restore_is_audited_once() -> 
     eid = uuid.uuid4()
     h.feed(activity(20, event_id=eid))
     assert 1 == len(h.audits("ended_session_used"))
-    fresh = _restored(h)
-    fresh.begin()
+    fresh = h.restored()
+    fresh.state.begin()
     fresh.apply(activity(20, event_id=eid), T0 + 21)
-    fresh.commit()
-    assert [] == fresh.take_outputs()
+    fresh.state.commit()
+    assert [] == fresh.state.take_outputs()
 
 
 def test_an_aborted_batch_restores_forget_entries_too() -> None:
@@ -140,14 +130,14 @@ def test_an_aborted_batch_restores_forget_entries_too() -> None:
     h.feed(login(0))
     h.feed(logout(10))
     e = h.enforcer
-    e.begin()
-    assert 2 == e.forget_expired(T0 + 5000)
-    e.abort()
-    assert 1 == len(e.sessions) and 1 == len(e.users)
-    e.begin()
-    assert 2 == e.forget_expired(T0 + 5001)
-    e.commit()
-    assert ({}, {}) == (e.sessions, e.users)
+    e.state.begin()
+    assert 2 == e.state.forget_expired(T0 + 5000)
+    e.state.abort()
+    assert 1 == len(e.state.sessions) and 1 == len(e.state.users)
+    e.state.begin()
+    assert 2 == e.state.forget_expired(T0 + 5001)
+    e.state.commit()
+    assert ({}, {}) == (e.state.sessions, e.state.users)
 
 
 def test_duplicates_are_per_tenant() -> None:

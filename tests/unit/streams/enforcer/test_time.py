@@ -42,7 +42,7 @@ def test_a_future_login_stamp_does_not_extend_the_absolute_deadline() -> None:
 def test_skew_is_judged_against_the_receive_time() -> None:
     """An event stamped 35s past its broker append time is rejected even if read much later."""
     e = PartitionEnforcer(policy())
-    e.begin()
+    e.state.begin()
     reason = e.apply(activity(35), T0 + 100, received=T0)
     assert reason is not None and "35.0s ahead" in reason
     assert None is e.apply(activity(25), T0 + 100, received=T0)

@@ -25,7 +25,7 @@ def test_events_are_counted_by_type_and_outcome_once_the_batch_commits() -> None
     """Duplicates, late activity and rejected events are told apart from applied ones."""
     metrics, registry = _metrics()
     core = PartitionEnforcer(policy(), 0)
-    core.begin()
+    core.state.begin()
     first = login(0, "s1")
     metrics.apply(core, first, T0, T0)
     metrics.apply(core, first, T0, T0)  # the same event again
@@ -55,7 +55,7 @@ def test_an_aborted_batch_counts_nothing_but_its_abort() -> None:
     """The batch is read again after an abort: counting it twice would inflate every rate."""
     metrics, registry = _metrics()
     core = PartitionEnforcer(policy(), 0)
-    core.begin()
+    core.state.begin()
     metrics.apply(core, login(0, "s1"), T0, T0)
     metrics.dead_lettered("undecodable")
     metrics.aborted("_TIMED_OUT")
@@ -73,10 +73,10 @@ def test_a_revocation_delay_is_measured_from_its_effective_time() -> None:
     """The delay histogram answers "how late did we revoke" with sub-second buckets."""
     metrics, registry = _metrics()
     core = PartitionEnforcer(policy(), 0)
-    core.begin()
+    core.state.begin()
     core.apply(login(0, "s1"), T0)
     core.fire_due(T0 + 1000, T0 + 500)
-    revocations = [e.value for e in core.out if e.value["type"] == "revocation"]
+    revocations = [e.value for e in core.state.out if e.value["type"] == "revocation"]
     metrics.revoked(revocations[0])  # effective at T0 + 100 (idle), committed at T0 + 500
     metrics.batch_done(0, 0.0, {}, _NoWatermarks())
     assert 1 == _value(registry, "sessionwarden_enforcer_revocations_total", reason="idle_timeout")
