@@ -101,12 +101,13 @@ class Checkpoints:
 
     def delivered(self, err: KafkaError | None, msg: Message) -> None:
         """Delivery report of a changelog record of the open transaction."""
-        if err is not None:
-            return
         offset = msg.offset()
-        if offset is None or offset < 0:
-            return
-        seen = self._pending.setdefault(msg.partition(), [0, 0])
+        if err is None and offset is not None and offset >= 0:
+            self.record(msg.partition(), offset)
+
+    def record(self, partition: int, offset: int) -> None:
+        """A changelog record of the open transaction was written at ``offset``."""
+        seen = self._pending.setdefault(partition, [0, 0])
         seen[0] = max(seen[0], offset + 1)
         seen[1] += 1
 
