@@ -140,7 +140,7 @@ class Restorer:
     def _find_ends(self) -> None:
         unknown = [n for n, p in self.pending.items() if p.end is None]
         bounds = self._bounds(unknown)
-        if self._checkpoints is not None and any(high > low for low, high in bounds.values()):
+        if self._checkpoints is not None:  # what snapshots are checked against, and name
             self._checkpoints.read_facts(self._admin)
         for n, (low, high) in bounds.items():
             pending = self.pending[n]
