@@ -100,14 +100,22 @@ def _drained(settings: Settings) -> None:
         offsets.close()
 
 
-def _revoked(revocations: Collector, sids: set[str]) -> Counter[str]:
+def _every_session_ends_once(settings: Settings, revocations: Collector) -> None:
+    """Log every session out: each one is revoked exactly once over the whole test (the ones
+    that ended before the restore must not end again, the others must)."""
+    now = time.time()
+    _publish(settings, [logout_doc(f"s{i}", f"u{i % 6}", now) for i in range(SESSIONS)])
     wait_until(
-        lambda: {d["session_id"] for d in revocations.docs(type="revocation")} >= sids,
+        lambda: (
+            {d["session_id"] for d in revocations.docs(type="revocation")}
+            >= {f"s{i}" for i in range(SESSIONS)}
+        ),
         60,
-        f"revocations of {len(sids)} sessions",
+        f"revocations of {SESSIONS} sessions",
     )
     time.sleep(1.0)  # settle: a duplicate would arrive in the same window
-    return Counter(d["session_id"] for d in revocations.docs(type="revocation"))
+    counts = Counter(d["session_id"] for d in revocations.docs(type="revocation"))
+    assert {} == {sid: c for sid, c in counts.items() if c != 1}, "duplicate revocations"
 
 
 def _first_run(settings: Settings, state: Path, policy: Path) -> None:
@@ -174,10 +182,7 @@ def test_a_restart_after_sigkill_restores_from_the_snapshot_and_the_changelog_af
         assert restored["from_snapshot"] == restored["partitions"]
         assert SESSIONS - 12 == restored["live_sessions"]  # the tail's logouts replayed
         assert restored["restored_records"] > 0
-        now = time.time()
-        _publish(settings, [logout_doc(f"s{i}", f"u{i % 6}", now) for i in range(SESSIONS)])
-        counts = _revoked(revocations, {f"s{i}" for i in range(SESSIONS)})
-        assert {} == {sid: c for sid, c in counts.items() if c != 1}, "duplicate revocations"
+        _every_session_ends_once(settings, revocations)
     finally:
         revocations.close()
         for proc in procs:
@@ -234,10 +239,7 @@ def test_a_snapshot_that_does_not_fit_falls_back_to_the_full_restore(
         assert 2 == len(reasons) and all(reason in r for r in reasons), reasons
         assert [] == _restore_line(proc)["from_snapshot"]
         assert SESSIONS - 4 == _restore_line(proc)["live_sessions"]
-        now = time.time()
-        _publish(settings, [logout_doc(f"s{i}", f"u{i % 6}", now) for i in range(SESSIONS)])
-        counts = _revoked(revocations, {f"s{i}" for i in range(SESSIONS)})
-        assert {} == {sid: c for sid, c in counts.items() if c != 1}, "duplicate revocations"
+        _every_session_ends_once(settings, revocations)
     finally:
         revocations.close()
         if proc is not None:
