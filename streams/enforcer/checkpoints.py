@@ -158,14 +158,19 @@ class Checkpoints:
         transactions); with ``wait_s``, wait that long for the writes to finish."""
         if self.facts is None:
             return
+        self._idle(wait_s or 30.0)  # a write under way must not make this one skip
         for p, state in states.items():
             part = self._parts.get(p)
             if part is not None and part.changed:
                 self._submit(p, state)
         if wait_s:
-            deadline = time.monotonic() + wait_s
-            while self._busy and time.monotonic() < deadline:
-                time.sleep(0.01)
+            self._idle(wait_s)
+
+    def _idle(self, wait_s: float) -> None:
+        """Wait (up to ``wait_s``) for the writer to finish what it was given."""
+        deadline = time.monotonic() + wait_s
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _submit(self, p: int, state: PartitionState) -> None:
         part = self._parts[p]

@@ -46,11 +46,17 @@ class Pending:
     records: int = 0
     started: float = 0.0
     start: int = 0  # the changelog offset to read from: a snapshot's, or 0
-    high: int = 0  # the high watermark, also when ``end`` is 0 (nothing to read)
+    low: int = 0  # the changelog's low and high watermarks (``end`` is 0 when it is empty)
+    high: int = 0
+    checked: bool = False  # whether to start from a snapshot is decided (``start`` is known)
     snapshot: bool = False  # the state began from a local snapshot
 
+    def ready(self) -> bool:
+        """The restore can begin (or, with nothing to read, is complete)."""
+        return self.end is not None and self.checked
+
     def reading(self) -> bool:
-        return bool(self.end) and self.start < (self.end or 0)
+        return self.checked and bool(self.end) and self.start < (self.end or 0)
 
 
 class Restorer:
@@ -94,7 +100,13 @@ class Restorer:
             return []
         if any(p.end is None for p in self.pending.values()):
             self._find_ends()
-        done = [(n, p) for n, p in self.pending.items() if p.end is not None and not p.reading()]
+        unchecked = [(n, p) for n, p in self.pending.items() if not p.ready()]
+        if unchecked:  # one snapshot load per turn: owned partitions keep firing between them
+            self._from_snapshot(*unchecked[0])
+            self._assign()
+            if len(unchecked) > 1:
+                return []
+        done = [(n, p) for n, p in self.pending.items() if p.ready() and not p.reading()]
         decoding = {n for n, _ in self._decoding}
         deadline = time.monotonic() + timeout  # reading and decoding share the slice
         if len(done) + len(decoding) < len(self.pending):
@@ -145,15 +157,16 @@ class Restorer:
         for n, (low, high) in bounds.items():
             pending = self.pending[n]
             pending.end = high if high > low else 0
-            pending.high = high
-            if pending.end and self._checkpoints is not None:
-                self._from_snapshot(n, pending, low, high)
+            pending.low, pending.high = low, high
+            pending.checked = not pending.end or self._checkpoints is None
         self._assign()
 
-    def _from_snapshot(self, n: int, pending: Pending, low: int, high: int) -> None:
+    def _from_snapshot(self, n: int, pending: Pending) -> None:
+        """Load the partition's snapshot if it fits; else restore from the start."""
         assert self._checkpoints is not None
+        pending.checked = True
         with restoring_heap():
-            start = self._checkpoints.load(pending.enforcer, n, low, high)
+            start = self._checkpoints.load(pending.enforcer, n, pending.low, pending.high)
         if start is None:
             pending.enforcer = self._make(n)  # whatever a failed load left is discarded
         else:
