@@ -61,13 +61,14 @@ def _assigned_at(proc: EnforcerProcess) -> tuple[float, dict[str, Any]] | None:
 
 
 def _snapshots_cover_changelog(servers: str, topic: str, state: Path, partitions: int) -> bool:
-    """Every partition's snapshot is at the changelog's end (nothing left to replay)."""
+    """Every partition's snapshot is at the changelog's end: the offset after the last record,
+    which the commit marker that follows it takes (nothing left to replay)."""
     c = Consumer({"bootstrap.servers": servers, "group.id": "bench-recovery-probe", "log_level": 3})
     try:
         for p in range(partitions):
             _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             path = snapshot.path_for(state, topic, p)
-            if high and (not path.exists() or snapshot.read_header(path).offset < high):
+            if high and (not path.exists() or snapshot.read_header(path).offset + 1 < high):
                 return False
         return True
     finally:

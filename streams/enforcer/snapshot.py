@@ -61,9 +61,22 @@ class Header:
             header = cls(**doc)
         except (orjson.JSONDecodeError, TypeError) as exc:
             raise SnapshotError("unreadable snapshot header") from exc
-        if not (isinstance(header.offset, int) and isinstance(header.partition, int)):
+        if not all(isinstance(getattr(header, name), kinds) for name, kinds in FIELDS.items()):
             raise SnapshotError("unreadable snapshot header")
         return header
+
+
+FIELDS: dict[str, type | tuple[type, ...]] = {
+    "topic": str,
+    "partition": int,
+    "offset": int,
+    "cluster_id": (str, type(None)),
+    "topic_id": (str, type(None)),
+    "written_at": (int, float),
+    "sessions": int,
+    "users": int,
+    "sha256": str,
+}
 
 
 @dataclass(frozen=True)
@@ -171,8 +184,9 @@ def load(path: Path, header: Header, state: PartitionState) -> None:
         data = path.read_bytes()
     except OSError as exc:
         raise SnapshotError(f"unreadable snapshot file: {exc.strerror}") from exc
-    body = data[data.index(b"\n", len(MAGIC)) + 1 :]
-    if hashlib.sha256(body).hexdigest() != header.sha256:
+    newline = data.find(b"\n", len(MAGIC))
+    body = data[newline + 1 :]
+    if newline < 0 or hashlib.sha256(body).hexdigest() != header.sha256:
         raise SnapshotError("snapshot checksum mismatch")
     try:
         doc = orjson.loads(body)

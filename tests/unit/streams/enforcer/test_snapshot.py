@@ -190,6 +190,8 @@ def test_a_snapshot_file_is_private_and_its_header_says_what_it_holds(tmp_path: 
         lambda data: b"GARBAGE" + data,  # not a snapshot
         lambda data: data.replace(b'"format":1', b'"format":9'),  # a later format
         lambda data: data.replace(b'"offset":42', b'"offset":"42"'),
+        lambda data: data.replace(b'"written_at":1800000000.0', b'"written_at":"x"'),
+        lambda data: data.replace(b'"cluster_id":"cluster-a"', b'"cluster_id":7'),
         lambda data: data[:40],  # cut inside the header
         lambda data: b"",
     ],
