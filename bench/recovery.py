@@ -10,6 +10,7 @@ the snapshots; ``full``: no local state, the restore reads the changelog from of
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -165,6 +166,7 @@ def main() -> None:
     finally:
         revocations.close()
         second.stop()
+        shutil.rmtree(state.parent, ignore_errors=True)  # the snapshots hold the run's sessions
     report = audit(truth, docs, [], tolerance=2.0)
     print(
         orjson.dumps(
