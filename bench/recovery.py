@@ -1,12 +1,16 @@
 """Recovery: SIGKILL an enforcer holding N live sessions, start a new one; seconds until it is
 enforcing again, then the verify audit of every session of the run.
-Usage: python -m bench.recovery SERVERS PREFIX SESSIONS IDLE_SECONDS
+Usage: python -m bench.recovery SERVERS PREFIX SESSIONS IDLE_SECONDS [snapshot|full]
 
 Every session idles out IDLE_SECONDS after its login: long enough for the first enforcer to
-take in every login and be killed, and for its successor to restore, before deadlines come."""
+take in every login and be killed, and for its successor to restore, before deadlines come.
+``snapshot`` (the default): both enforcers keep local state (SESSIONWARDEN_STATE_DIR), and the
+kill comes once every partition's snapshot covers its whole changelog, so the restore loads
+the snapshots; ``full``: no local state, the restore reads the changelog from offset 0."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -21,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
 from schemas.codec import encode_dict
+from streams.enforcer import snapshot
 from streams.policy import load_policy
 from streams.settings import load_settings
 from streams.sim.verify import audit
@@ -56,6 +61,34 @@ def _assigned_at(proc: EnforcerProcess) -> tuple[float, dict[str, Any]] | None:
     return None
 
 
+def _snapshots_cover_changelog(servers: str, topic: str, state: Path, partitions: int) -> bool:
+    """Every partition's snapshot is at the changelog's end: the offset after the last record,
+    which the commit marker that follows it takes (nothing left to replay)."""
+    c = Consumer({"bootstrap.servers": servers, "group.id": "bench-recovery-probe", "log_level": 3})
+    try:
+        for p in range(partitions):
+            _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            path = snapshot.path_for(state, topic, p)
+            if high and (not path.exists() or snapshot.read_header(path).offset + 1 < high):
+                return False
+        return True
+    finally:
+        c.close()
+
+
+def _snapshot_use(proc: EnforcerProcess) -> dict[str, Any]:
+    """What the restore's log lines say about the snapshots it loaded."""
+    docs = [orjson.loads(line) for line in proc.lines if "restoring the partition from" in line]
+    used = [d for d in docs if d["msg"] == "restoring the partition from its snapshot"]
+    return {
+        "snapshot_partitions": len(used),
+        "full_restore_partitions": len(docs) - len(used),
+        "snapshot_age_s": max((d["snapshot_age_s"] for d in used), default=None),
+        "snapshot_bytes": sum(d["snapshot_bytes"] for d in used),
+        "fallback_reasons": sorted({d["reason"] for d in docs if "reason" in d}),
+    }
+
+
 def _alive(proc: EnforcerProcess) -> bool:
     if proc.proc.poll() is not None:
         raise AssertionError(f"the enforcer exited ({proc.proc.returncode}):\n{proc.log()}")
@@ -64,6 +97,13 @@ def _alive(proc: EnforcerProcess) -> bool:
 
 def main() -> None:
     servers, prefix, sessions, idle_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    use_snapshots = (sys.argv[5] if len(sys.argv) > 5 else "snapshot") == "snapshot"
+    state = Path(tempfile.mkdtemp()) / "state"
+    local = (
+        {"SESSIONWARDEN_STATE_DIR": str(state), "SESSIONWARDEN_STATE_SNAPSHOT_INTERVAL_S": "5"}
+        if use_snapshots
+        else {}
+    )
     policy_file = Path(tempfile.mkdtemp()) / "recovery.toml"
     policy_file.write_text(POLICY_TEXT.format(idle=float(idle_s)))
     settings = load_settings(
@@ -71,7 +111,7 @@ def main() -> None:
     )
     idle = load_policy(policy_file).timeouts_for("customer", "low").idle
     admin = AdminClient({"bootstrap.servers": servers})
-    first = EnforcerProcess(settings, policy=policy_file, SESSIONWARDEN_LOG_LEVEL="INFO")
+    first = EnforcerProcess(settings, policy=policy_file, SESSIONWARDEN_LOG_LEVEL="INFO", **local)
     first.wait_assigned()
     p = producer(settings)
     truth: dict[str, Any] = {"run_id": prefix, "sessions": {}, "ended_session_used": []}
@@ -96,10 +136,16 @@ def main() -> None:
         "the first enforcer to take in every login",
     )
     drained_at = time.time()
+    if use_snapshots:
+        wait_until(
+            lambda: _snapshots_cover_changelog(servers, settings.topics.enforcer_state, state, 6),
+            300,
+            "snapshots covering the whole changelog",
+        )
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(30)
     killed_at = time.time()
-    second = EnforcerProcess(settings, policy=policy_file, SESSIONWARDEN_LOG_LEVEL="INFO")
+    second = EnforcerProcess(settings, policy=policy_file, SESSIONWARDEN_LOG_LEVEL="INFO", **local)
     revocations = Collector(servers, settings.topics.revocations)
     try:
         ready_at, doc = wait_until(
@@ -120,6 +166,7 @@ def main() -> None:
     finally:
         revocations.close()
         second.stop()
+        shutil.rmtree(state.parent, ignore_errors=True)  # the snapshots hold the run's sessions
     report = audit(truth, docs, [], tolerance=2.0)
     print(
         orjson.dumps(
@@ -129,6 +176,8 @@ def main() -> None:
                 "first_drain_s": drained_at - fill_started,
                 "recovery_s": ready_at - killed_at,
                 "restore_s": doc.get("restore_s"),
+                "local_state": use_snapshots,
+                **_snapshot_use(second),
                 "live_sessions_restored": doc.get("live_sessions"),
                 "verify": report.to_json() | {"problems": report.problems[:10]},
             }

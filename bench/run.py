@@ -109,9 +109,20 @@ def latency(rate: float, seconds: float, peer: str = "enforcer") -> dict[str, An
         return run_child(["-m", "bench.latency", *args])
 
 
-def recovery(sessions: int, idle_s: float) -> dict[str, Any]:
+def _snapshot_words(rec: dict[str, Any]) -> str:
+    if not rec.get("snapshot_partitions"):
+        return "from the changelog's start: " + (
+            ", ".join(rec.get("fallback_reasons", [])) or "no local state"
+        )
+    return (
+        f"{rec['snapshot_partitions']} partitions from local snapshots of "
+        f"{rec['snapshot_bytes'] / 1e6:.0f} MB, at most {rec['snapshot_age_s']:.0f} s old"
+    )
+
+
+def recovery(sessions: int, idle_s: float, mode: str = "snapshot") -> dict[str, Any]:
     with bench_topics("rec") as s:
-        log(f"recovery with {sessions:,} live sessions (idle timeout {idle_s:g}s)")
+        log(f"recovery with {sessions:,} live sessions (idle timeout {idle_s:g}s, {mode})")
         return run_child(
             [
                 "-m",
@@ -120,6 +131,7 @@ def recovery(sessions: int, idle_s: float) -> dict[str, Any]:
                 s.topic_prefix,
                 str(sessions),
                 str(idle_s),
+                mode,
             ],
             timeout=1500,
         )
@@ -217,7 +229,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             "## Recovery",
             "",
             f"SIGKILL with {rec['sessions']:,} live sessions; new enforcer enforcing after "
-            f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s). Verify of the run: "
+            f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s, "
+            f"{_snapshot_words(rec)}). Verify of the run: "
             f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
             f"{v['late']:,} late, {v['spurious']} spurious.",
         ]

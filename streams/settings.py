@@ -245,6 +245,17 @@ class Settings(BaseSettings):
     # /readyz: every owned partition restored and at most this many records behind.
     ready_max_lag_records: int = Field(default=10_000, ge=0)
     # --- end of the metrics settings ---------------------------------------------------------
+    # --- Enforcer local state (snapshots of committed changelog state) ---------------------
+    # When set, the enforcer keeps one snapshot file per changelog partition in this directory
+    # (0700; files 0600) and restores from it plus the changelog's tail instead of reading
+    # the changelog from offset 0. Unset: no snapshots, every restore reads the whole
+    # changelog. Use a directory of this instance alone (one per instance_id).
+    state_dir: Path | None = None
+    # A partition's snapshot is rewritten once its state changed and this much time passed,
+    # or sooner once this many changelog records were committed since the last one.
+    state_snapshot_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    state_snapshot_records: int = Field(default=1_000_000, ge=1)
+    # --- end of the enforcer local state settings -------------------------------------------
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

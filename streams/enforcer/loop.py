@@ -11,12 +11,9 @@ is restored from the committed changelog instead.
 
 Rebalance callbacks run inside ``consume()``, when no transaction is open: a revoked partition's
 state is dropped (everything it did is committed); an assigned one is paused and restored from
-the changelog a slice per loop turn (restore.py) before any of its input is processed.
-
-Past the ~400-line guide on purpose: what is left here is one transaction cycle whose steps
-share its state (the open transaction, the owned partitions, the clients rebuilt on recovery).
-The concerns with state of their own already live beside it: firing.py, outputs.py,
-restore.py, forward.py, horizon.py, txn.py and runtime.py, with metrics in streams/observe/.
+a local snapshot and the changelog a slice per loop turn (assign.py, restore.py) before any of
+its input is processed. Snapshots of committed state are taken between transactions
+(checkpoints.py).
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_INVALID,
     TIMESTAMP_LOG_APPEND_TIME,
     Consumer,
     KafkaError,
@@ -43,20 +38,16 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import DecodeError, decode_auth_event
 from streams.caep_transmitter import CaepTransmitter
-from streams.enforcer.core import PartitionEnforcer
+from streams.enforcer.assign import Assignments
+from streams.enforcer.checkpoints import Checkpoints
 from streams.enforcer.firing import Firing
 from streams.enforcer.forward import Router
-from streams.enforcer.horizon import PartitionClock, received_time
-from streams.enforcer.kafka_config import (
-    admin_config,
-    consumer_config,
-    producer_config,
-    restore_config,
-)
+from streams.enforcer.horizon import received_time
+from streams.enforcer.kafka_config import admin_config, consumer_config, producer_config
 from streams.enforcer.outputs import Outputs
-from streams.enforcer.restore import Pending, Restorer
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.enforcer.txn import (
+    CONSUME,
     Action,
     EnforcerExit,
     FenceWindow,
@@ -76,11 +67,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 GC_GEN0_THRESHOLD = 50_000
-RESTORE_SLICE_S = 0.2  # changelog reading per loop turn while partitions restore
 DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
-CONSUME = "consume"
 
 
 class EnforcerLoop:
@@ -102,8 +91,8 @@ class EnforcerLoop:
         self._txn_started = 0.0
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
-        self._skipped: set[int] = set()  # restoring partitions whose input showed up anyway
         self.metrics = observer_for(settings, self.topics.input)
+        self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
         self._connect()
 
     def _connect(self) -> None:
@@ -111,13 +100,21 @@ class EnforcerLoop:
         self._consumer = Consumer(consumer_config(s))
         self._producer = Producer(producer_config(s))
         self._admin = AdminClient(admin_config(s))
-        self._restorer = Restorer(
-            Consumer(restore_config(s)), self._admin, self.topics.enforcer_state
+        self._assign = Assignments(
+            s,
+            self.policy,
+            self._consumer,
+            self._admin,
+            self.parts,
+            self.stats,
+            self.metrics,
+            self._checkpoints,
         )
         self._router: Router | None = None
         self._out = Outputs(
             self._producer, self.topics, self.stats, self.session_hash, self.clock, self.metrics
         )
+        self._out.on_changelog = self._assign.delivered
         self._firing = Firing(
             self._consumer,
             self._admin,
@@ -167,9 +164,9 @@ class EnforcerLoop:
         self._router = Router(found or self.settings.partitions)
         self._consumer.subscribe(
             [self.topics.input],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_assign=self._assign.on_assign,
+            on_revoke=self._assign.on_revoke,
+            on_lost=self._assign.on_revoke,
         )
         log.info(
             "enforcer started",
@@ -181,13 +178,16 @@ class EnforcerLoop:
 
     def close(self) -> None:
         """Never raises: a failing broker must not turn a clean stop into a traceback."""
+        committed_state = True
         if self._in_txn:
             try:
                 self._abort("shutdown")
             except (TxnFailure, KafkaException) as exc:
+                committed_state = False
                 log.warning(
                     "could not abort the open transaction on shutdown", extra=error_fields(exc)
                 )
+        self._assign.shutdown(committed_state)
         self._disconnect(flush_s=10)
         if self._caep is not None:
             self._caep.close()
@@ -197,7 +197,7 @@ class EnforcerLoop:
     def _disconnect(self, flush_s: float) -> None:
         closers: list[tuple[str, Callable[[], Any]]] = [
             ("consumer", self._consumer.close),
-            ("restore consumer", self._restorer.close),
+            ("restore consumer", self._assign.restorer.close),
             ("producer", lambda: self._producer.flush(flush_s)),
         ]
         for name, close in closers:
@@ -239,8 +239,9 @@ class EnforcerLoop:
             extra={"attempt": self._recoveries_in_row, **error_fields(exc)},
         )
         self._in_txn = False
+        self._assign.aborted()
+        self._assign.forget(list(self.parts))
         self.parts.clear()
-        self._skipped.clear()
         try:
             self._producer.purge()
         except KafkaException as purge_error:
@@ -265,12 +266,12 @@ class EnforcerLoop:
     def step(self) -> int:
         """Consume one batch and commit it with everything that became due. Returns events."""
         started = self.metrics.step()
-        self._restore_step()
+        self._assign.step()  # between transactions: snapshots, then a slice of restore
         due = self._firing.probe_ahead(self.parts)
         msgs = self._consumer.consume(self.settings.batch_size, self.poll_timeout(due))
         now = self.clock()
         if not self.parts:
-            self._check_consumer_errors(msgs)
+            self._assign.unowned(msgs)
             return 0
         try:
             self._batch(msgs, now)
@@ -284,13 +285,14 @@ class EnforcerLoop:
             self._abort(cause_of(exc))
             return 0
         self._out.committed(self.parts)
+        self._assign.committed()
         self.metrics.batch_done(len(msgs), started, self.parts, self._consumer)
         return len(msgs)
 
     def poll_timeout(self, due: bool = False) -> float:
         # While a partition restores the loop turns quickly, so the restore keeps moving; with
         # a deadline due it takes what input has arrived and fires it without waiting for more.
-        if self._restorer.pending:
+        if self._assign.restorer.pending:
             return 0.0
         wait = self.settings.poll_timeout_s
         return min(DUE_POLL_TIMEOUT_S, wait) if due else wait
@@ -324,15 +326,6 @@ class EnforcerLoop:
             self._recoveries_in_row = 0
         self._in_txn = False
 
-    def _check_consumer_errors(self, msgs: list[Message]) -> None:
-        """With no partition owned yet: fatal errors, and input of restoring partitions."""
-        for msg in msgs:
-            err = msg.error()
-            if err is not None and consumer_fatal(err):
-                raise TxnFailure(Action.REBUILD, err, CONSUME)
-            if err is None and msg.partition() in self._restorer.pending:
-                self._skipped.add(msg.partition())
-
     def _apply(self, msgs: list[Message], now: float) -> bool:
         """Apply (or forward) the batch's records; True if any input was consumed."""
         last: dict[int, int] = {}
@@ -349,8 +342,7 @@ class EnforcerLoop:
             p = msg.partition()
             rt = self.parts.get(p)
             if rt is None:  # not ours any more, or still restoring (paused): read it later
-                if p in self._restorer.pending:
-                    self._skipped.add(p)
+                self._assign.unowned([msg])
                 continue
             last[p] = msg.offset()
             key = msg.key()
@@ -394,83 +386,11 @@ class EnforcerLoop:
         self._call("abort_transaction", self._producer.abort_transaction)
         self._in_txn = False
         self._out.pending = 0
+        self._assign.aborted()
         self.stats.aborts += 1
         self.metrics.aborted(cause)
         for rt in self.parts.values():
             rt.enforcer.state.abort()
             rt.clock.abort()
-        self._rewind(list(self.parts))
+        self._assign.rewind()
         log.warning("batch aborted and rewound", extra={"cause": cause})
-
-    def _rewind(self, partitions: list[int]) -> None:
-        if not partitions:
-            return
-        tps = [TopicPartition(self.topics.input, p) for p in partitions]
-        for tp in self._consumer.committed(tps, 30):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-            self.parts[tp.partition].next_offset = max(tp.offset, 0)
-
-    # -- rebalance and restore --------------------------------------------------------------
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Take the partitions paused; the main loop restores them (``_restore_step``)."""
-        consumer.incremental_assign(partitions)
-        if not partitions:
-            return
-        consumer.pause(partitions)
-        for tp in partitions:
-            self._restorer.add(tp.partition, PartitionEnforcer(self.policy, tp.partition))
-        self.metrics.restore_begin([tp.partition for tp in partitions])
-        log.info(
-            "restoring newly assigned partitions",
-            extra={"partitions": sorted(tp.partition for tp in partitions)},
-        )
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self.parts.pop(tp.partition, None)
-            self._restorer.drop(tp.partition)
-        self.metrics.partitions_revoked([tp.partition for tp in partitions])
-        if partitions:
-            log.info(
-                "partitions revoked",
-                extra={"partitions": sorted(tp.partition for tp in partitions)},
-            )
-
-    def _restore_step(self) -> None:
-        """Restore a slice of the partitions assigned last; take up those that are complete."""
-        done = self._restorer.step(RESTORE_SLICE_S)
-        self.stats.restored_records = self._restorer.restored_records
-        if done:
-            self._restored(done)
-
-    def _restored(self, done: list[tuple[int, Pending]]) -> None:
-        """Own the restored partitions from their committed input offsets and resume them."""
-        tps = [TopicPartition(self.topics.input, p) for p, _ in done]
-        committed = {tp.partition: tp.offset for tp in self._consumer.committed(tps, 30)}
-        for p, pending in done:
-            start = committed.get(p, OFFSET_INVALID)
-            rt = PartitionRuntime(pending.enforcer, PartitionClock(self.settings.lag_grace_s))
-            rt.next_offset = start if start >= 0 else 0
-            self.parts[p] = rt
-            if p in self._skipped:  # input read while paused was dropped: read it again
-                self._skipped.discard(p)
-                self._consumer.seek(
-                    TopicPartition(self.topics.input, p, start if start >= 0 else OFFSET_BEGINNING)
-                )
-        self._consumer.resume(tps)
-        self.stats.last_restore_s = max(time.monotonic() - p.started for _, p in done)
-        self.metrics.restore_end(done)
-        log.info(
-            "partitions assigned and restored",
-            extra={
-                "partitions": sorted(p for p, _ in done),
-                "restoring": sorted(self._restorer.pending),  # empty: every partition is ready
-                "live_sessions": sum(
-                    rt.enforcer.state.live_sessions() for rt in self.parts.values()
-                ),
-                "restored_records": sum(p.records for _, p in done),
-                "restore_s": round(self.stats.last_restore_s, 3),
-            },
-        )

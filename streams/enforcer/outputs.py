@@ -16,7 +16,7 @@ from streams.enforcer.forward import HINT, Router, producer_identity
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.logsetup import SessionHasher
 from streams.observe.observer import EnforcerObserver
-from streams.producing import produce_waiting
+from streams.producing import DeliveryCallback, produce_waiting
 from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class Outputs:
         self._clock = clock
         self._metrics = metrics if metrics is not None else EnforcerObserver()
         self.pending = 0  # dead letters and forwards produced in the open transaction
+        self.on_changelog: DeliveryCallback | None = None  # delivery reports of changelog records
 
     def produce(
         self,
@@ -56,10 +57,11 @@ class Outputs:
         produce = self.produce
         topics = {"revocations": self._topics.revocations, "audit": self._topics.audit}
         state_topic = self._topics.enforcer_state
+        on_changelog = self.on_changelog
         count = 0
         for p, rt in parts.items():
             for key, value in rt.enforcer.state.changelog():
-                produce(state_topic, value, key, partition=p)
+                produce_waiting(self._producer, state_topic, value, key, p, None, on_changelog)
                 count += 1
             for emit in rt.enforcer.state.out:
                 produce(topics[emit.topic], encode_dict(emit.value), emit.key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import (
@@ -21,6 +22,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from streams.enforcer.checkpoints import Checkpoints
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.runtime import restoring_heap
 
@@ -43,15 +45,38 @@ class Pending:
     end: int | None = None  # changelog high watermark at assignment; None until known
     records: int = 0
     started: float = 0.0
+    start: int = 0  # the changelog offset to read from: a snapshot's, or 0
+    low: int = 0  # the changelog's low and high watermarks (``end`` is 0 when it is empty)
+    high: int = 0
+    checked: bool = False  # whether to start from a snapshot is decided (``start`` is known)
+    snapshot: bool = False  # the state began from a local snapshot
+
+    def ready(self) -> bool:
+        """The restore can begin (or, with nothing to read, is complete)."""
+        return self.end is not None and self.checked
+
+    def reading(self) -> bool:
+        return self.checked and bool(self.end) and self.start < (self.end or 0)
 
 
 class Restorer:
-    """Reads changelog partitions (read_committed) from the beginning up to their end."""
+    """Reads changelog partitions (read_committed) up to their end: from a local snapshot's
+    offset when ``checkpoints`` has a usable one (loaded into a fresh enforcer), else from the
+    beginning."""
 
-    def __init__(self, consumer: Consumer, admin: AdminClient, topic: str) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        admin: AdminClient,
+        topic: str,
+        make: Callable[[int], PartitionEnforcer],
+        checkpoints: Checkpoints | None = None,
+    ) -> None:
         self._consumer = consumer
         self._admin = admin
         self._topic = topic
+        self._make = make
+        self._checkpoints = checkpoints
         self.pending: dict[int, Pending] = {}
         self.restored_records = 0
         self._assigned: set[int] = set()
@@ -60,8 +85,8 @@ class Restorer:
     def close(self) -> None:
         self._consumer.close()
 
-    def add(self, partition: int, enforcer: PartitionEnforcer) -> None:
-        self.pending[partition] = Pending(enforcer, started=time.monotonic())
+    def add(self, partition: int) -> None:
+        self.pending[partition] = Pending(self._make(partition), started=time.monotonic())
 
     def drop(self, partition: int) -> None:
         """A partition revoked before its restore finished."""
@@ -75,7 +100,13 @@ class Restorer:
             return []
         if any(p.end is None for p in self.pending.values()):
             self._find_ends()
-        done = [(n, p) for n, p in self.pending.items() if p.end == 0]
+        unchecked = [(n, p) for n, p in self.pending.items() if not p.ready()]
+        if unchecked:  # one snapshot load per turn: owned partitions keep firing between them
+            self._from_snapshot(*unchecked[0])
+            self._assign()
+            if len(unchecked) > 1:
+                return []
+        done = [(n, p) for n, p in self.pending.items() if p.ready() and not p.reading()]
         decoding = {n for n, _ in self._decoding}
         deadline = time.monotonic() + timeout  # reading and decoding share the slice
         if len(done) + len(decoding) < len(self.pending):
@@ -122,25 +153,45 @@ class Restorer:
 
     def _find_ends(self) -> None:
         unknown = [n for n, p in self.pending.items() if p.end is None]
-        for n, end in self._bounds(unknown).items():
-            self.pending[n].end = end
+        bounds = self._bounds(unknown)
+        if self._checkpoints is not None:  # what snapshots are checked against, and name
+            self._checkpoints.read_facts(self._admin)
+        for n, (low, high) in bounds.items():
+            pending = self.pending[n]
+            pending.end = high if high > low else 0
+            pending.low, pending.high = low, high
+            pending.checked = not pending.end or self._checkpoints is None
         self._assign()
+
+    def _from_snapshot(self, n: int, pending: Pending) -> None:
+        """Load the partition's snapshot if it fits; else restore from the start."""
+        assert self._checkpoints is not None
+        pending.checked = True
+        with restoring_heap():
+            start = self._checkpoints.load(pending.enforcer.state, n, pending.low, pending.high)
+        if start is None:
+            pending.enforcer = self._make(n)  # whatever a failed load left is discarded
+        else:
+            pending.start, pending.snapshot = start, True
 
     def _assign(self) -> None:
         """Read exactly the pending partitions with a changelog, each from where it got to."""
-        wanted = {n for n, p in self.pending.items() if p.end}
+        wanted = {n for n, p in self.pending.items() if p.reading()}
         gone = self._assigned - wanted
         new = wanted - self._assigned
         if gone:
             self._consumer.incremental_unassign([TopicPartition(self._topic, n) for n in gone])
         if new:
             self._consumer.incremental_assign(
-                [TopicPartition(self._topic, n, OFFSET_BEGINNING) for n in new]
+                [
+                    TopicPartition(self._topic, n, self.pending[n].start or OFFSET_BEGINNING)
+                    for n in new
+                ]
             )
         self._assigned = wanted
 
     def _reached_end(self) -> list[tuple[int, Pending]]:
-        reading = [n for n, p in self.pending.items() if p.end]
+        reading = [n for n, p in self.pending.items() if p.reading()]
         if not reading:
             return []
         tps = [TopicPartition(self._topic, n) for n in reading]
@@ -151,8 +202,8 @@ class Restorer:
                 done.append((tp.partition, pending))
         return done
 
-    def _bounds(self, partitions: list[int], timeout: float = 30.0) -> dict[int, int]:
-        """Per partition, the changelog's end to restore to, or 0 if it holds nothing: the high
+    def _bounds(self, partitions: list[int], timeout: float = 30.0) -> dict[int, tuple[int, int]]:
+        """Per partition, the changelog's (low, high) watermarks; it is restored up to the high
         watermark, not the last stable offset, so a transaction still open (a dead owner's, or
         one being committed as it died) is waited for rather than restored without. Retries
         while a leader is being elected."""
@@ -161,7 +212,7 @@ class Restorer:
             try:
                 low = self._offsets(partitions, OffsetSpec.earliest())
                 high = self._offsets(partitions, OffsetSpec.latest())
-                return {p: high[p] if high[p] > low[p] else 0 for p in partitions}
+                return {p: (low[p], high[p]) for p in partitions}
             except KafkaException as exc:
                 err = exc.args[0]
                 retry = err.retriable() or err.code() in LEADERSHIP_ERRORS

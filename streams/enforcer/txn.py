@@ -33,6 +33,7 @@ class Action(Enum):
     EXIT = "exit"  # fenced by another instance: stop for the supervisor
 
 
+CONSUME = "consume"  # the call named by a consumer's fatal error
 FENCED = frozenset(
     {
         KafkaError._FENCED,

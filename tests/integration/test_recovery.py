@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
@@ -20,6 +23,7 @@ from tests.integration.harness import (
 )
 
 IDLE = 3.0  # fast.toml, risk profile "medium"
+SNAPSHOT_LOADED = "restoring the partition from its snapshot"
 
 
 def _scenario(t0: float, n: int) -> tuple[list[tuple[float, dict[str, Any]]], dict[str, Any]]:
@@ -75,12 +79,23 @@ def _check_exactly_once(revocations: Collector, truth: dict[str, Any]) -> None:
     assert expected == actual
 
 
+@pytest.mark.parametrize("local_state", [False, True], ids=["changelog", "snapshots"])
 def test_sigkill_and_restart_ends_every_session_exactly_once(
-    settings_factory: Callable[..., Settings],
+    settings_factory: Callable[..., Settings], tmp_path: Path, local_state: bool
 ) -> None:
-    """A crash mid-transaction loses nothing and doubles nothing (ground truth comparison)."""
+    """A crash mid-transaction loses nothing and doubles nothing (ground truth comparison);
+    with local state, snapshots are written every turn, so the restart loads one."""
     settings = settings_factory()
-    procs = [EnforcerProcess(settings)]
+    env = (
+        {
+            "SESSIONWARDEN_STATE_DIR": str(tmp_path / "state"),
+            "SESSIONWARDEN_STATE_SNAPSHOT_INTERVAL_S": "0.1",
+            "SESSIONWARDEN_LOG_LEVEL": "INFO",
+        }
+        if local_state
+        else {}
+    )
+    procs = [EnforcerProcess(settings, **env)]
     procs[0].wait_assigned()
     revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
     t0 = time.time() + 0.5
@@ -88,11 +103,14 @@ def test_sigkill_and_restart_ends_every_session_exactly_once(
 
     def crash_and_restart() -> None:
         procs[0].kill()
-        procs.append(EnforcerProcess(settings))  # same instance id: fences the zombie
+        procs.append(EnforcerProcess(settings, **env))  # same instance id: fences the zombie
 
     try:
         _play(settings, script, {t0 + 3.0: crash_and_restart})
         _check_exactly_once(revocations, truth)
+        if local_state:
+            loaded = [m for m in procs[1].messages() if m.get("msg") == SNAPSHOT_LOADED]
+            assert loaded, "the restart restored no partition from a snapshot"
     finally:
         revocations.close()
         for proc in procs:
