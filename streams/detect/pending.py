@@ -4,7 +4,8 @@ The shell judges a batch of audit records against :class:`PendingTables`: every 
 writes of the records before it (so judging a batch equals judging its records one by one),
 and nothing reaches the real tables, or their changelogs, until :meth:`PendingTables.flush`,
 which the shell calls after the batch's alerts were delivered. A key written several times in
-a batch is written once, with its last value.
+a batch is written once, with its last value; a key the batch created and deleted again (a
+session that started and ended within it) is not touched at all: the table never held it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class PendingTables(Mapping[str, PendingTable]):
     def flush(self, make_current: Callable[[Any], None] = lambda _: None) -> int:
         """Write every pending key once to the real tables; returns how many were written.
 
+        A pending delete of a key the table does not hold is dropped (nothing to delete).
         ``make_current(event)`` runs before the writes of each event that made them (faust
         tables take a write's changelog partition from the current event)."""
         current: Any = _ABSENT
@@ -89,6 +91,8 @@ class PendingTables(Mapping[str, PendingTable]):
         for pending in self._tables.values():
             table = pending.table
             for key, (value, event) in pending.writes.items():
+                if value is None and key not in table:
+                    continue
                 if event is not current:
                     make_current(event)
                     current = event

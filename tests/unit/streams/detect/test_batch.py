@@ -138,9 +138,22 @@ def test_a_key_is_written_while_the_event_that_wrote_it_last_is_current() -> Non
     batched, _, _ = run([events])
     for name in TABLES:
         last_writer = dict(one_by_one[name].writes)  # type: ignore[attr-defined]
-        assert last_writer == dict(batched[name].writes)  # type: ignore[attr-defined]
-        assert None not in last_writer.values()
-    assert {("acme", "alice"), ("acme", "bob")} == set(dict(batched[SESSIONS].writes))  # type: ignore[attr-defined]
+        written = dict(batched[name].writes)  # type: ignore[attr-defined]
+        assert {k: last_writer[k] for k in written} == written
+        assert None not in written.values()
+    # alice's sessions all started and ended within the batch: nothing of hers to write
+    assert {("acme", "bob")} == set(dict(batched[SESSIONS].writes))  # type: ignore[attr-defined]
+
+
+def test_a_key_created_and_deleted_within_a_batch_is_not_written() -> None:
+    """The table never held it: nothing to delete, no changelog record to send."""
+    lifecycle = [started("c1", "carl", T0), ended("c1", "carl", T0 + 5, reason="logout")]
+    batched, _, _ = run([[event(r, i) for i, r in enumerate(lifecycle)]])
+    assert [] == batched[SESSIONS].writes  # type: ignore[attr-defined]
+    one_by_one, _, _ = run([[event(r, i)] for i, r in enumerate(lifecycle)])
+    user = ("acme", "carl")
+    assert [user, user] == [k for k, _ in one_by_one[SESSIONS].writes]  # type: ignore[attr-defined]
+    assert user not in one_by_one[SESSIONS], "a delete of a held key is still written"
 
 
 def test_pending_tables_read_through_their_writes_and_flush_once() -> None:
