@@ -199,7 +199,8 @@ def test_a_snapshot_file_is_private_and_its_header_says_what_it_holds(tmp_path: 
 def test_a_damaged_snapshot_is_refused(tmp_path: Path, damage: Any) -> None:
     """Whatever is wrong with the file, loading raises SnapshotError, never anything else."""
     path = _written(tmp_path)
-    snapshot.load(path, snapshot.read_header(path), PartitionEnforcer(policy()).state)  # intact: loads
+    fresh = PartitionEnforcer(policy()).state
+    snapshot.load(path, snapshot.read_header(path), fresh)  # intact: loads
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(SnapshotError):
         snapshot.load(path, snapshot.read_header(path), PartitionEnforcer(policy()).state)
@@ -241,7 +242,8 @@ def test_the_shell_falls_back_to_a_full_restore_and_logs_why(
         path.rename(snapshot.path_for(tmp_path, TOPIC, 3))
     cp = _checkpoints(tmp_path, now)
     with caplog.at_level(logging.INFO, logger="streams.enforcer.checkpoints"):
-        assert cp.load(PartitionEnforcer(policy()).state, 3 if case == "foreign" else 1, 0, high) is None
+        partition = 3 if case == "foreign" else 1
+        assert cp.load(PartitionEnforcer(policy()).state, partition, 0, high) is None
     cp.close()
     lines = [r for r in caplog.records if r.getMessage().startswith("restoring the partition")]
     assert ["restoring the partition from the changelog's start"] == [r.getMessage() for r in lines]
