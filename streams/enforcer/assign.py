@@ -22,7 +22,7 @@ from streams.enforcer.txn import CONSUME, Action, TxnFailure, consumer_fatal
 from streams.observe.observer import EnforcerObserver
 from streams.policy import Policy
 from streams.producing import DeliveryCallback
-from streams.settings import Settings
+from streams.settings import Settings, TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,13 @@ class Assignments:
         stats: LoopStats,
         metrics: EnforcerObserver,
         checkpoints: Checkpoints | None,
+        topics: TopicNames | None = None,
     ) -> None:
         self._settings = settings
         self._policy = policy
         self._consumer = consumer
-        self._input = settings.topics.input
+        # The loop's own names (``Settings.topics`` makes a new object at each call).
+        self._topics = topics if topics is not None else settings.topics
         self.parts = parts
         self._stats = stats
         self._metrics = metrics
@@ -105,7 +107,7 @@ class Assignments:
         """Seek every owned partition back to its committed input offset (after an abort)."""
         if not self.parts:
             return
-        tps = [TopicPartition(self._input, p) for p in self.parts]
+        tps = [TopicPartition(self._topics.input, p) for p in self.parts]
         for tp in self._consumer.committed(tps, 30):
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
@@ -151,7 +153,7 @@ class Assignments:
 
     def _restored(self, done: list[tuple[int, Pending]]) -> None:
         """Own the restored partitions from their committed input offsets and resume them."""
-        tps = [TopicPartition(self._input, p) for p, _ in done]
+        tps = [TopicPartition(self._topics.input, p) for p, _ in done]
         committed = {tp.partition: tp.offset for tp in self._consumer.committed(tps, 30)}
         for p, pending in done:
             start = committed.get(p, OFFSET_INVALID)
@@ -161,7 +163,7 @@ class Assignments:
             if p in self.skipped:  # input read while paused was dropped: read it again
                 self.skipped.discard(p)
                 self._consumer.seek(
-                    TopicPartition(self._input, p, start if start >= 0 else OFFSET_BEGINNING)
+                    TopicPartition(self._topics.input, p, start if start >= 0 else OFFSET_BEGINNING)
                 )
             if self._checkpoints is not None:
                 self._checkpoints.restored(p, pending.high, pending.records, not pending.snapshot)

@@ -109,6 +109,7 @@ class EnforcerLoop:
             self.stats,
             self.metrics,
             self._checkpoints,
+            self.topics,
         )
         self._router: Router | None = None
         self._out = Outputs(
