@@ -43,6 +43,7 @@ from confluent_kafka.admin import AdminClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import child_result  # noqa: E402
 from schemas.codec import encode_dict  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.stats import percentiles  # noqa: E402
@@ -295,7 +296,10 @@ def faust_peer(settings: Settings, records: int) -> float:
         timeout=900,
         check=True,
     )
-    rate: float = orjson.loads(peer.stdout.strip().splitlines()[-1])["rate"]
+    result = child_result(peer.stdout)  # its spinner may stand before the result
+    if result is None:
+        raise SystemExit(f"the bare faust agent printed no result:\n{peer.stdout[-2000:]}")
+    rate: float = result["rate"]
     return rate
 
 

@@ -119,9 +119,20 @@ def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
 
 
 def _wait_aligned(admin: AdminClient, spec: TopicSpec, timeout: float) -> None:
-    """The controller has the change once the alter returns; brokers serve it a moment later."""
+    """The controller has the change once the alter returns; brokers serve it a moment later
+    (on a cluster, the broker asked may not know a new topic yet: that is waited out too)."""
     deadline = time.monotonic() + timeout
-    while _config_drift(admin, spec, timeout) and time.monotonic() < deadline:
+    while True:
+        try:
+            pending = bool(_config_drift(admin, spec, timeout))
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            pending = True
+        if not pending or time.monotonic() >= deadline:
+            return
         time.sleep(0.05)
 
 
