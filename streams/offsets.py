@@ -6,9 +6,10 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import time
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from streams.logsetup import error_fields
@@ -72,6 +73,14 @@ class Probe:
         return True
 
 
+COORDINATOR_MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+"""Answers of a group coordinator that is being elected, moved or loaded: ask again."""
+
+
 class GroupOffsets:
     """A consumer group's committed offsets, asked through a consumer configured as that group
     that never joins it (it neither subscribes nor commits).
@@ -90,12 +99,20 @@ class GroupOffsets:
         })  # fmt: skip
 
     def committed(self, tps: list[TopicPartition], timeout: float) -> dict[int, int]:
-        """partition -> committed offset (negative where the group never committed)."""
-        done = self._consumer.committed(tps, timeout=timeout)
-        failed = [tp for tp in done if tp.error is not None]
-        if failed:
-            raise KafkaException(failed[0].error)
-        return {tp.partition: tp.offset for tp in done}
+        """partition -> committed offset (negative where the group never committed). A
+        coordinator still moving or loading is asked again until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                done = self._consumer.committed(tps, timeout=max(0.1, deadline - time.monotonic()))
+                failed = [tp.error for tp in done if tp.error is not None]
+                if failed:
+                    raise KafkaException(failed[0])
+                return {tp.partition: tp.offset for tp in done}
+            except KafkaException as exc:
+                if exc.args[0].code() not in COORDINATOR_MOVING or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.1)
 
     def close(self) -> None:
         self._consumer.close()

@@ -11,6 +11,9 @@ neither extend a deadline past receive time nor make a live session look expired
 Deadlines are indexed with lazy re-arm (deadlines.py): activity only rewrites
 ``last_activity``; when an entry comes due the session's real deadline is recomputed and, if it
 moved, re-armed.
+
+A little past the ~400-line guide on purpose: the handlers of the four event kinds and of a
+deadline share the ownership, ordering and dedup rules above, and read best side by side.
 """
 
 from __future__ import annotations
