@@ -266,13 +266,13 @@ def render_markdown(results: dict[str, Any]) -> str:
 def detect_lines(det: dict[str, Any], tput: list[dict[str, Any]]) -> list[str]:
     rounds = ", ".join(f"{r:.2f}" for r in det.get("ratios", []))
     lines = ["", f"detect/faust: {det.get('ratio', float('nan')):.2f} (rounds {rounds})."]
-    if tput:
-        full = max(t["enforcer_rate"] for t in tput)
-        need = full * targets.AUDIT_PER_INPUT
+    room = targets.headroom(det, tput)
+    if room is not None:
+        full, need, times = room
         lines.append(
             f"At the enforcer's full rate ({full:,.0f} events/s) a mix of 1 login per 50 "
             f"activities makes {need:,.0f} audit records/s; the detectors take "
-            f"{det['rate']:,.0f}/s: {det['rate'] / need:.1f}x headroom (target 2x)."
+            f"{det['rate']:,.0f}/s: {times:.1f}x headroom (target 2x)."
         )
     return lines
 

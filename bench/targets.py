@@ -87,12 +87,21 @@ def _detect_rows(results: dict[str, Any]) -> list[Row]:
         ]
     ratio = float(det["ratio"])
     rows = [Row(ratio_fig, ">= 0.6", f"{ratio:.2f}", ratio >= 0.6)]
-    tput = results.get("throughput", [])
-    if not tput:
+    room = headroom(det, results.get("throughput", []))
+    if room is None:
         return [*rows, Row(headroom_fig, ">= 2x headroom", "not measured", None)]
-    need = max(t["enforcer_rate"] for t in tput) * AUDIT_PER_INPUT
-    headroom = float(det["rate"]) / need
-    return [*rows, Row(headroom_fig, ">= 2x headroom", f"{headroom:.1f}x", headroom >= 2.0)]
+    _, _, times = room
+    return [*rows, Row(headroom_fig, ">= 2x headroom", f"{times:.1f}x", times >= 2.0)]
+
+
+def headroom(det: dict[str, Any], tput: list[dict[str, Any]]) -> tuple[float, float, float] | None:
+    """(the enforcer's full rate, the audit records/s a 1:50 mix makes at it, the detectors'
+    rate over that); None without a throughput figure."""
+    if not tput:
+        return None
+    full = max(float(t["enforcer_rate"]) for t in tput)
+    need = full * AUDIT_PER_INPUT
+    return full, need, float(det["rate"]) / need
 
 
 RowsOf = Callable[[dict[str, Any]], list[Row]]

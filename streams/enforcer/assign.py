@@ -42,13 +42,13 @@ class Assignments:
         stats: LoopStats,
         metrics: EnforcerObserver,
         checkpoints: Checkpoints | None,
-        topics: TopicNames | None = None,
+        topics: TopicNames,
     ) -> None:
         self._settings = settings
         self._policy = policy
         self._consumer = consumer
-        # The loop's own names (``Settings.topics`` makes a new object at each call).
-        self._topics = topics if topics is not None else settings.topics
+        # The loop's own names, not ``settings.topics`` (a new object at each call).
+        self._topics = topics
         self.parts = parts
         self._stats = stats
         self._metrics = metrics
