@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode_dict
+from streams.children import kill_tree
 from streams.policy import load_policy
 from streams.producing import produce_waiting as produce
 from streams.settings import Settings, load_settings
@@ -135,21 +136,39 @@ def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1
 _TERMINAL_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x08")
 
 
+CHILD_TIMEOUT_CAP_S: float | None = None
+"""When set (``bench.run --quick``), no child runs longer than this, whatever its own timeout."""
+
+
 def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 1200) -> Any:
-    """Run a benchmark child process; its last JSON object line on stdout is the result."""
-    proc = subprocess.run(
+    """Run a benchmark child process; its last JSON object line on stdout is the result.
+
+    On a timeout the child and every process below it (the services, workers and browser it
+    started) are killed, and the error names the child and ends with what it printed: a hang
+    says where it hung instead of outliving the run."""
+    limit = timeout if CHILD_TIMEOUT_CAP_S is None else min(timeout, CHILD_TIMEOUT_CAP_S)
+    proc = subprocess.Popen(
         [sys.executable, *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        stdout, stderr = proc.communicate()
+        raise RuntimeError(
+            f"{args} timed out after {limit:g}s; its output ended with:\n"
+            f"{stdout[-2000:]}\n{stderr[-3000:]}"
+        ) from None
     if proc.returncode != 0:
-        raise RuntimeError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = child_result(proc.stdout)
+        raise RuntimeError(f"{args} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    result = child_result(stdout)
     if result is None:
-        raise RuntimeError(f"{args} printed no JSON result:\n{proc.stdout[-2000:]}")
+        raise RuntimeError(f"{args} printed no JSON result:\n{stdout[-2000:]}")
     return result
 
 

@@ -265,8 +265,14 @@ def drain(
     watcher = AlertWatcher(settings)
     proc, lines = start_worker(settings, f"bench-detect-{uuid.uuid4().hex[:6]}")
     try:
-        wait_for(lambda: assigned_at(lines) is not None, 60, "the worker's assignment")
-        wait_for(lambda: all(watcher.arrived(e) for e in sentinels), 900, "the drain")
+        try:
+            wait_for(lambda: assigned_at(lines) is not None, 60, "the worker's assignment")
+            wait_for(
+                lambda: all(watcher.arrived(e) for e in sentinels), args.drain_timeout, "the drain"
+            )
+        except SystemExit:
+            sys.stderr.write("the detect worker's last log lines:\n" + "".join(lines[-60:]))
+            raise
         started = assigned_at(lines) or 0.0
         finished = max(watcher.arrived(e) or 0.0 for e in sentinels)
         alerts = len(watcher.arrivals) - len(sentinels)
@@ -368,6 +374,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating detect/faust rounds")
     parser.add_argument("--json", action="store_true", help="end with one JSON result line")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=900.0, help="seconds a worker may take to drain"
+    )
     args = parser.parse_args()
     settings = load_settings(
         topic_prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=args.partitions

@@ -17,12 +17,14 @@ from typing import Any
 
 import orjson
 
-from bench import metrics_cost, peers, targets
+from bench import common, metrics_cost, peers, targets
 from bench.common import REPO, bench_topics, bootstrap, broker_port, fill_mixed, run_child
 from bench.pg_latency import render_markdown as render_postgres
 from bench.pinning import pinned
 
 FAUST_EVENTS = 50_000
+QUICK_CHILD_TIMEOUT_S = 240.0
+"""With --quick no benchmark child may run longer (each takes well under a minute)."""
 SECTIONS = (
     "throughput",
     "latency",
@@ -162,9 +164,10 @@ def browser(sessions: int) -> dict[str, Any]:
     return run_child(["-m", "bench.browser_latency", "--sessions", str(sessions)])
 
 
-def detect(events: int, rounds: int) -> dict[str, Any]:
+def detect(events: int, rounds: int, drain_timeout: float) -> dict[str, Any]:
     log(f"detect app on {events:,} audit records, beside a bare faust agent ({rounds} rounds)")
     args = ["--events", str(events), "--rounds", str(rounds), "--json"]
+    args += ["--drain-timeout", str(drain_timeout)]
     return run_child(["bench/detect_throughput.py", *args], timeout=2400)
 
 
@@ -342,6 +345,8 @@ def main() -> None:
         "throughput": [],
     }
     only = set(args.only.split(",")) if args.only else set(SECTIONS)
+    if args.quick:  # a smoke test: a child that hangs fails it soon, saying where
+        common.CHILD_TIMEOUT_CAP_S = QUICK_CHILD_TIMEOUT_S
     t0 = time.monotonic()
     if not args.no_peers and "throughput" in only:
         log("seeded check: the peers' revocations against the enforcer's")
@@ -359,7 +364,11 @@ def main() -> None:
                 )
             )
         if "detect" in only:
-            results["detect"] = detect(3_000 if args.quick else 50_000, 1 if args.quick else 3)
+            results["detect"] = (
+                detect(3_000, 1, QUICK_CHILD_TIMEOUT_S / 2)
+                if args.quick
+                else detect(50_000, 3, 900)
+            )
     if "latency" in only:
         max_rate = max((t["enforcer_rate"] for t in results["throughput"]), default=40_000.0)
         rate = args.latency_rate or max_rate / 2

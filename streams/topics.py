@@ -162,6 +162,21 @@ def ensure_topics(
     return changes
 
 
+def create_missing_topics(
+    admin: AdminClient,
+    specs: list[TopicSpec],
+    report: Callable[[str], None] = print,
+    timeout: float = 30.0,
+) -> list[TopicSpec]:
+    """Create those of ``specs`` that do not exist and wait until metadata shows them with
+    leaders; returns those created. Existing topics are only checked for their partition count
+    (no config reads: a client may hold CREATE on the names and nothing more)."""
+    existing = _existing(admin, timeout)
+    _refuse_wrong_partitions(specs, existing)
+    missing = [s for s in specs if s.name not in existing]
+    return _create_missing(admin, missing, report, timeout, check_configs=False)
+
+
 def _refuse_wrong_partitions(specs: list[TopicSpec], existing: dict[str, int]) -> None:
     wrong = [
         (s, existing[s.name]) for s in specs if existing.get(s.name, s.partitions) != s.partitions
@@ -178,10 +193,15 @@ def _refuse_wrong_partitions(specs: list[TopicSpec], existing: dict[str, int]) -
 
 
 def _create_missing(
-    admin: AdminClient, missing: list[TopicSpec], report: Callable[[str], None], timeout: float
+    admin: AdminClient,
+    missing: list[TopicSpec],
+    report: Callable[[str], None],
+    timeout: float,
+    check_configs: bool = True,
 ) -> list[TopicSpec]:
-    """Create ``missing`` and wait until they serve their configs; returns those created here
-    (one that exists meanwhile, created concurrently or seen through stale metadata, is not)."""
+    """Create ``missing`` and wait until they are served (with ``check_configs``, their configs
+    too); returns those created here (one that exists meanwhile, created concurrently or seen
+    through stale metadata, is not)."""
     if not missing:
         return []
     futures = admin.create_topics(
@@ -199,7 +219,7 @@ def _create_missing(
         report(f"created   {spec.name} ({spec.partitions} partitions)")
         created.append(spec)
     _wait_visible(admin, [s.name for s in created], timeout)
-    for spec in created:
+    for spec in created if check_configs else []:
         _wait_aligned(admin, spec, timeout)
     return created
 

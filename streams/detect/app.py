@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.codec import DecodeError, decode_audit_event, encode_dict
 from schemas.errors import ConfigError
 from streams.caep import CaepConfig, caep_events_for
+from streams.detect.changelogs import ensure_changelogs
 from streams.detect.engine import Engine
 from streams.detect.pending import PendingTables
 from streams.detect.state import COOLDOWNS, EXPIRATIONS, GRANTS, SESSIONS, DetectState, Tables
@@ -114,8 +116,8 @@ def create_app(
     shell.drain = app.producer.buffer.flush
 
     async def detect(stream: Any) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            await shell.handle_batch(events, _writing_for)
+        batches = stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+        await judge_batches(batches, lambda events: shell.handle_batch(events, _writing_for))
 
     app.agent(audit, name="sessionwarden-detect", concurrency=1)(detect)
 
@@ -143,6 +145,42 @@ def create_app(
     receiver = on_partitions_assigned
     app.on_partitions_assigned.connect(receiver)
     return app
+
+
+async def judge_batches(
+    batches: AsyncIterator[Sequence[Any]],
+    handle: Callable[[Sequence[Any]], Awaitable[None]],
+    halt: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Hand each batch to ``handle``; a batch that fails (its alerts not delivered, its state
+    not written) halts the worker at once. faust's ``take_events`` acks a batch's records once
+    the loop leaves it, even on an exception, and an agent that crashed is restarted on the next
+    records: carrying on would commit past records that were never judged. Halted, the worker
+    commits nothing more; after a restart those records are read again (judging is
+    idempotent, docs/DETECTORS.md)."""
+    async for events in batches:
+        try:
+            await handle(events)
+        except Exception as exc:  # any failure of a batch stops the worker
+            (halt or halt_worker)(exc)
+            raise
+
+
+HALT_EXIT_STATUS = 70
+"""The worker's exit status when a batch failed (EX_SOFTWARE): its supervisor restarts it."""
+
+
+def halt_worker(exc: BaseException) -> None:
+    """Log why, then end the process without running faust's shutdown (which would ack and
+    commit the failed batch)."""
+    log.critical(
+        "a batch of audit records could not be judged; stopping before its offsets are "
+        "committed (they are read again after a restart)",
+        exc_info=exc,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(HALT_EXIT_STATUS)
 
 
 async def _nothing_buffered() -> None:
@@ -330,6 +368,7 @@ def run(settings: Settings, policy: Policy) -> int:
         app = create_app(
             settings, policy, settings.detect_data_dir or Path(scratch), observer=observer
         )
+        ensure_changelogs(app, settings)
         worker = faust.Worker(
             app, loop=loop, override_logging=False, redirect_stdouts=False, quiet=True
         )

@@ -6,7 +6,8 @@ import signal
 import subprocess
 import sys
 
-from streams.children import stop_child
+from streams.children import descendants, kill_tree, stop_child
+from tests.integration.harness import wait_until
 
 IGNORES_SIGTERM = (
     "import signal, sys, time\n"
@@ -40,3 +41,35 @@ def test_a_child_that_has_exited_keeps_its_exit_code() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     proc.wait(30)
     assert 3 == stop_child(proc) == stop_child(proc)
+
+
+SPAWNS_A_DETACHED_GRANDCHILD = (
+    "import subprocess, sys, time\n"
+    "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],"
+    " start_new_session=True)\n"
+    "print('ready', g.pid, flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_kill_tree_takes_the_child_and_a_grandchild_in_a_session_of_its_own() -> None:
+    """A hung benchmark child's workers must not outlive it, even those that left its group."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SPAWNS_A_DETACHED_GRANDCHILD], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    word, grandchild = proc.stdout.readline().split()
+    assert "ready" == word
+    assert [int(grandchild)] == descendants(proc.pid)
+    kill_tree(proc.pid)
+    assert -signal.SIGKILL == proc.wait(10)
+    wait_until(lambda: not alive(int(grandchild)), 10, "the grandchild to die")
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a killed orphan is reaped by init; a zombie counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

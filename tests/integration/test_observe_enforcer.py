@@ -103,18 +103,26 @@ def test_healthz_turns_unhealthy_while_the_broker_hangs_and_recovers_after(
         )
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         ensure_topics(admin, topic_specs(settings, 86400), report=lambda _: None)
-        with EnforcerProcess(settings, SESSIONWARDEN_HEALTH_STALL_S="2") as proc:
+        # The group session outlives the hang (the harness's 3 s would end it first: the
+        # consumer then drops its partition and has no deadline left to block on).
+        with EnforcerProcess(
+            settings, SESSIONWARDEN_HEALTH_STALL_S="2", SESSIONWARDEN_SESSION_TIMEOUT_MS="30000"
+        ) as proc:
             proc.wait_assigned()
             base = proc.metrics_url()
             wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the enforcer to be ready")
             with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
-                pub.publish(login_doc("hang-1", "u-hang", time.time()))  # idle deadline in 3s
+                # idle deadline in 6 s: it falls due after the freeze below, which follows the
+                # login's commit (a 3 s one could fire first on a loaded machine)
+                pub.publish(login_doc("hang-1", "u-hang", time.time(), risk="low"))
             wait_until(
                 lambda: value(scrape(base), f"{NS}_events_total", type="login", outcome="applied"),
                 30,
                 "the login to be committed",
             )
             broker.freeze()  # the due deadline now needs a broker round trip that hangs
+            fired = value(scrape(base), f"{NS}_revocations_total", reason="idle_timeout")
+            assert 0 == fired, "the deadline fired before the broker hung: nothing to block on"
             try:
                 _, body = probe_until(
                     base, "/healthz", lambda s, _: s == 503, 60, "the hung loop to be unhealthy"

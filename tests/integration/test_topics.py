@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from schemas.errors import ConfigError
 from streams.settings import Settings
@@ -112,3 +112,40 @@ def test_delete_topics_removes_the_named_and_the_prefixed_and_nothing_else(
     delete_topics(admin, prefix=f"{mine.topic_prefix}none-left.")
     wait_until(lambda: not any(t.startswith(mine.topic_prefix) for t in present()), 10, "all")
     assert kept <= present()
+
+
+def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfit(
+    settings_factory: Callable[..., Settings], admin: AdminClient
+) -> None:
+    """Each table changelog exists with the audit topic's partitions and faust's cleanup policy
+    before the faust worker subscribes; a second start creates nothing; a changelog with
+    another partition count is refused (its keys would land on the wrong partitions)."""
+    from streams.detect.app import create_app
+    from streams.detect.changelogs import changelog_specs, ensure_changelogs
+    from tests.unit.streams.detect.factories import policy
+
+    settings = settings_factory()
+    try:
+        app = create_app(settings, policy())
+        specs = changelog_specs(app, settings)
+        assert 4 == ensure_changelogs(app, settings)
+        md = admin.list_topics(timeout=10)
+        assert {s.name: settings.partitions for s in specs} == {
+            s.name: len(md.topics[s.name].partitions) for s in specs
+        }
+        for spec in specs:
+            res = ConfigResource(ResourceType.TOPIC, spec.name)
+            configs = admin.describe_configs([res])[res].result(timeout=10)
+            assert spec.configs["cleanup.policy"] == configs["cleanup.policy"].value
+        assert 0 == ensure_changelogs(app, settings)
+
+        other = settings_factory()
+        misfit = create_app(other, policy())
+        name = changelog_specs(misfit, other)[0].name
+        admin.create_topics([NewTopic(name, 2, 1)])[name].result(30)
+        wait_until(lambda: name in admin.list_topics(timeout=10).topics, 30, "the misfit")
+        with pytest.raises(ConfigError, match="wrong partition count"):
+            ensure_changelogs(misfit, other)
+        delete_topics(admin, prefix=other.topic_prefix)
+    finally:
+        delete_topics(admin, prefix=settings.topic_prefix)
