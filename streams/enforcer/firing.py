@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient
 from streams.enforcer.runtime import PartitionRuntime
 from streams.logsetup import error_fields
 from streams.offsets import Probe
+from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +25,14 @@ class Firing:
         self,
         consumer: Consumer,
         admin: AdminClient,
-        topic: str,
+        topics: TopicNames,
         budget: float,
         batch_size: int,
         clock: Callable[[], float],
     ) -> None:
         self._consumer = consumer
         self._admin = admin
-        self._topic = topic
+        self._topics = topics  # the loop's own: its input name is read at each use
         self._budget = budget
         self._batch_size = batch_size
         self._clock = clock
@@ -82,7 +83,7 @@ class Firing:
         """Ask the broker for the last stable offsets (one round trip, never a cached value:
         that can be stale for a partition just assigned)."""
         taken = self._clock()
-        tps = [TopicPartition(self._topic, p) for p in partitions]
+        tps = [TopicPartition(self._topics.input, p) for p in partitions]
         try:
             probe = Probe(self._admin, tps, taken, PROBE_TIMEOUT_S, earliest=False)
         except KafkaException as exc:
@@ -100,7 +101,7 @@ class Firing:
                 rt.clock.probed(taken, end, rt.read_to())
 
     def _refresh_positions(self, parts: Parts) -> None:
-        tps = [TopicPartition(self._topic, p) for p in parts]
+        tps = [TopicPartition(self._topics.input, p) for p in parts]
         for tp in self._consumer.position(tps):
             if tp.offset >= 0 and tp.partition in parts:
                 parts[tp.partition].position = tp.offset

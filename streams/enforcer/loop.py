@@ -119,7 +119,7 @@ class EnforcerLoop:
         self._firing = Firing(
             self._consumer,
             self._admin,
-            self.topics.input,
+            self.topics,
             s.producer_delay_budget_s,
             s.batch_size,
             self.clock,
