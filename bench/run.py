@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 
-from bench import common, metrics_cost, peers, targets
+from bench import common, metrics_cost, peers
 from bench.common import REPO, bench_topics, bootstrap, broker_port, fill_mixed, run_child
-from bench.pg_latency import render_markdown as render_postgres
 from bench.pinning import pinned
+from bench.report import plot, render_markdown
 
 FAUST_EVENTS = 50_000
 QUICK_CHILD_TIMEOUT_S = 240.0
@@ -111,17 +111,6 @@ def latency(rate: float, seconds: float, peer: str = "enforcer") -> dict[str, An
         return run_child(["-m", "bench.latency", *args])
 
 
-def _snapshot_words(rec: dict[str, Any]) -> str:
-    if not rec.get("snapshot_partitions"):
-        return "from the changelog's start: " + (
-            ", ".join(rec.get("fallback_reasons", [])) or "no local state"
-        )
-    return (
-        f"{rec['snapshot_partitions']} partitions from local snapshots of "
-        f"{rec['snapshot_bytes'] / 1e6:.0f} MB, at most {rec['snapshot_age_s']:.0f} s old"
-    )
-
-
 def recovery(sessions: int, idle_s: float, mode: str = "snapshot") -> dict[str, Any]:
     with bench_topics("rec") as s:
         log(f"recovery with {sessions:,} live sessions (idle timeout {idle_s:g}s, {mode})")
@@ -176,142 +165,6 @@ def postgres(rate: float, seconds: float, mass: int) -> dict[str, Any]:
         log(f"deadline -> PostgreSQL refuses, at {rate:,.0f} events/s; mass expiry of {mass:,}")
         args = [s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds), str(mass)]
         return run_child(["-m", "bench.pg_latency", *args], timeout=1500)
-
-
-def render_markdown(results: dict[str, Any]) -> str:
-    lines = [
-        f"# Benchmark {results['started']}",
-        "",
-        f"Machine: {results['machine']}; Kafka {results['kafka']}; sizes "
-        f"{'quick' if results['quick'] else 'default'}. Throughput and detector rounds: "
-        f"{results.get('pinning', 'not pinned')}.",
-        *targets.markdown(results),
-        "",
-        "## Enforcer throughput (same topic, same run)",
-        "",
-        "| live sessions | events | ceiling ev/s | enforcer ev/s | faust ev/s | "
-        "enforcer/ceiling | enforcer/faust | RSS/session |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for t in results["throughput"]:
-        lines.append(
-            f"| {t['sessions']:,} | {t['events']:,} | {t['ceiling_rate']:,.0f} | "
-            f"{t['enforcer_rate']:,.0f} | {t['faust_rate']:,.0f} | {t['ratio_to_ceiling']:.2f} | "
-            f"{t['ratio_to_faust']:.1f} | {t['bytes_per_session']:,.0f} B |"
-        )
-    lat = results.get("latency")
-    lat_basis = "fixed" if results.get("latency_rate_fixed") else "half the measured max"
-    lines += (
-        []
-        if lat is None
-        else [
-            "",
-            "## Revocation latency (visible to read_committed - deadline)",
-            "",
-            f"Load {lat['achieved_rate']:,.0f} events/s (target {lat['target_rate']:,.0f}, "
-            f"{lat_basis}): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, "
-            f"max {lat['max_ms']:.0f} ms over {lat['samples']} revocations.",
-        ]
-    )
-    prop = results.get("propagation")
-    if prop:
-        lines += [
-            "",
-            f"Deadline -> `is_revoked` true in a separate process: "
-            f"p50 {prop.get('p50_ms', float('nan')):.0f} ms, "
-            f"p99 {prop.get('p99_ms', float('nan')):.0f} ms.",
-        ]
-    lines += _browser_lines(results.get("browser"))
-    rec = results.get("recovery")
-    v = rec["verify"]["totals"] if rec else {}
-    lines += (
-        []
-        if rec is None
-        else [
-            "",
-            "## Recovery",
-            "",
-            f"SIGKILL with {rec['sessions']:,} live sessions; new enforcer enforcing after "
-            f"{rec['recovery_s']:.1f} s (restore {rec['restore_s']:.1f} s, "
-            f"{_snapshot_words(rec)}). Verify of the run: "
-            f"{v['correct']:,} correct, {v['missed']} missed, {v['early']} early, "
-            f"{v['late']:,} late, {v['spurious']} spurious.",
-        ]
-    )
-    rf = results.get("restore_fire")
-    if rf:
-        lines += [
-            "",
-            f"While {rf['restored_records']:,} changelog records of "
-            f"{len(rf['restored_partitions'])} reassigned partitions restored "
-            f"({rf['restore_s']:.1f} s), deadlines on the partitions already owned fired "
-            f"{rf['fire_delay_p50_ms']:.0f} ms (p50), {rf['fire_delay_p99_ms']:.0f} ms (p99), "
-            f"{rf['fire_delay_max_ms']:.0f} ms (max) after they fell due "
-            f"({rf['probes_inside_restore']} probes).",
-        ]
-    det = results.get("detect")
-    if det:
-        lines += [
-            "",
-            "## Anomaly detectors",
-            "",
-            f"detect app {det['rate']:,.0f} audit records/s vs bare faust agent "
-            f"{det.get('faust_rate', float('nan')):,.0f}/s on the same topic; alert delay "
-            f"p50 {det['p50_ms']:.0f} ms, p99 {det['p99_ms']:.0f} ms.",
-            *detect_lines(det, results["throughput"]),
-        ]
-    if results.get("postgres"):
-        lines += render_postgres(results["postgres"])
-    lines += metrics_cost.markdown(results.get("metrics_cost"))
-    return "\n".join(lines + peers.render(results)) + "\n"
-
-
-def detect_lines(det: dict[str, Any], tput: list[dict[str, Any]]) -> list[str]:
-    rounds = ", ".join(f"{r:.2f}" for r in det.get("ratios", []))
-    lines = ["", f"detect/faust: {det.get('ratio', float('nan')):.2f} (rounds {rounds})."]
-    room = targets.headroom(det, tput)
-    if room is not None:
-        full, need, times = room
-        lines.append(
-            f"At the enforcer's full rate ({full:,.0f} events/s) a mix of 1 login per 50 "
-            f"activities makes {need:,.0f} audit records/s; the detectors take "
-            f"{det['rate']:,.0f}/s: {times:.1f}x headroom (target 2x)."
-        )
-    return lines
-
-
-def _browser_lines(web: dict[str, Any] | None) -> list[str]:
-    if not web:
-        return []
-    if "skipped" in web:
-        return ["", f"Deadline -> page logged out in the browser: not measured ({web['skipped']})."]
-    return [
-        "",
-        f"Deadline -> page logged out in Chromium (example service, SSE, browser script), "
-        f"{web['sessions']} sessions: p50 {web['p50_ms']:.0f} ms, p99 {web['p99_ms']:.0f} ms, "
-        f"max {web['max_ms']:.0f} ms; of which is_revoked -> page: p50 {web['push_p50_ms']:.0f} "
-        f"ms, p99 {web['push_p99_ms']:.0f} ms.",
-    ]
-
-
-def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    labels, values = [], []
-    for t in results["throughput"]:
-        for name in ("ceiling", "enforcer", "faust"):
-            labels.append(f"{name}\n{t['sessions'] // 1000}k")
-            values.append(t[f"{name}_rate"])
-    ax.bar(labels, values, color=["#999999", "#3a6ea5", "#c06030"] * len(results["throughput"]))
-    ax.set_ylabel("events/s")
-    ax.set_title("throughput on the same pre-filled topic")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main() -> None:
