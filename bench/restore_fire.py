@@ -43,25 +43,67 @@ absolute = "12h"
 """
 
 
+SETTLE_S = 3.0
+"""B's assignment counts as settled once it has not changed for this long (cooperative
+rebalancing hands partitions over in more than one round)."""
+
+Log = list[dict[str, Any]]
+
+
 def _ts(doc: dict[str, Any]) -> float:
     return datetime.fromisoformat(doc["ts"]).timestamp()
 
 
-def _log(proc: EnforcerProcess, msg: str, after: float = 0.0) -> dict[str, Any] | None:
-    for doc in proc.messages():
-        if doc.get("msg") == msg and _ts(doc) >= after:
-            return doc
+def owned(messages: Log) -> tuple[set[int], bool, float]:
+    """From an enforcer's log: the partitions it owns, restored; whether any is still
+    restoring; and when its assignment last changed."""
+    have: set[int] = set()
+    restoring: set[int] = set()
+    changed = 0.0
+    for doc in messages:
+        parts = set(doc.get("partitions") or [])
+        if doc.get("msg") == "restoring newly assigned partitions":
+            restoring |= parts
+        elif doc.get("msg") == "partitions assigned and restored":
+            have |= parts
+            restoring = set(doc.get("restoring") or [])
+        elif doc.get("msg") == "partitions revoked":
+            have -= parts
+            restoring -= parts
+        else:
+            continue
+        changed = _ts(doc)
+    return have, bool(restoring), changed
+
+
+def restore_of(messages: Log, after: float, moved: set[int]) -> dict[str, Any] | None:
+    """A's restore of ``moved`` after ``after``: when it began and ended, its records; None
+    until every moved partition is restored. Refuses a restore of other partitions than
+    ``moved``: the probes would then sit on partitions that were restoring too."""
+    began: float | None = None
+    asked: set[int] = set()
+    done: set[int] = set()
+    records = 0
+    for doc in messages:
+        if _ts(doc) < after:
+            continue
+        if doc.get("msg") == "restoring newly assigned partitions":
+            began = _ts(doc) if began is None else began
+            asked |= set(doc["partitions"])
+        elif doc.get("msg") == "partitions assigned and restored" and began is not None:
+            done |= set(doc["partitions"])
+            records += doc.get("restored_records") or 0
+            if done >= moved:
+                if asked != moved:
+                    raise SystemExit(f"A restored {sorted(asked)}, B had owned {sorted(moved)}")
+                return {"t0": began, "t1": _ts(doc), "records": records}
     return None
 
 
-def _all_restored(proc: EnforcerProcess, after: float = 0.0) -> dict[str, Any] | None:
-    for doc in proc.messages():
-        if (
-            doc.get("msg") == "partitions assigned and restored"
-            and not doc.get("restoring")
-            and _ts(doc) >= after
-        ):
-            return doc
+def _settled(b: EnforcerProcess) -> set[int] | None:
+    have, restoring, changed = owned(b.messages())
+    if have and not restoring and time.time() - changed >= SETTLE_S:
+        return have
     return None
 
 
@@ -98,9 +140,7 @@ def main() -> None:
             "A to take in every login",
         )
         b = EnforcerProcess(settings, instance_id="b", policy=policy)
-        joined = time.time()
-        b_ready = wait_until(lambda: _all_restored(b, joined), 600, "B to restore its half")
-        moved = set(b_ready["partitions"])
+        moved = wait_until(lambda: _settled(b), 600, "B to restore its share and keep it")
         own = set(range(PARTITIONS)) - moved
         users = _probe_users(own)
         probes: dict[str, float] = {}
@@ -123,14 +163,13 @@ def main() -> None:
         b.proc.send_signal(signal.SIGKILL)
         b.proc.wait(30)
         killed = time.time()
-        started = wait_until(
-            lambda: _log(a, "restoring newly assigned partitions", killed), 120, "A's restore"
+        restore = wait_until(
+            lambda: restore_of(a.messages(), killed, moved), 600, "A to restore B's partitions"
         )
-        done = wait_until(lambda: _all_restored(a, killed), 600, "A to restore B's partitions")
         time.sleep(3)  # probes whose deadline is inside the restore have fired by now
         stop.set()
         thread.join(15)
-        t0, t1 = _ts(started), _ts(done)
+        t0, t1 = restore["t0"], restore["t1"]
         inside = {sid: at for sid, at in probes.items() if t0 <= at <= t1}
         wait_until(
             lambda: all(revocations.timed(session_id=s) for s in inside), 60, "probe revocations"
@@ -152,7 +191,7 @@ def main() -> None:
                 "sessions": sessions,
                 "restored_partitions": sorted(moved),
                 "restore_s": t1 - t0,
-                "restored_records": done.get("restored_records"),
+                "restored_records": restore["records"],
                 "probes_inside_restore": len(delays),
                 "fire_delay_p50_ms": pct(0.5),
                 "fire_delay_p99_ms": pct(0.99),
