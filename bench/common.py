@@ -159,7 +159,10 @@ def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         kill_tree(proc.pid)
-        stdout, stderr = proc.communicate()
+        try:
+            stdout, stderr = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # an orphan of init still holds the pipes
+            stdout, stderr = "", "(its output pipes stayed open after the kill)"
         raise RuntimeError(
             f"{args} timed out after {limit:g}s; its output ended with:\n"
             f"{stdout[-2000:]}\n{stderr[-3000:]}"

@@ -51,7 +51,7 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
     from streams.observe.enforcer import EnforcerMetrics
     from streams.observe.observer import EnforcerObserver
     from streams.policy import default_policy
-    from streams.settings import load_settings
+    from streams.settings import TopicNames, load_settings
     from tests.integration.harness import activity_doc, login_doc
 
     rng = random.Random(7)
@@ -83,7 +83,7 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
     for r in range(rounds):
         for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
             observer = (
-                EnforcerMetrics(settings, "auth.events", CollectorRegistry())
+                EnforcerMetrics(settings, TopicNames(), CollectorRegistry())
                 if mode == "on"
                 else EnforcerObserver()
             )

@@ -43,7 +43,16 @@ def descendants(pid: int, proc: Path = Path("/proc")) -> list[int]:
 
 def kill_tree(pid: int) -> None:
     """SIGKILL ``pid`` and every process below it, even those that started sessions of their
-    own (a hung benchmark or service must not outlive its caller)."""
-    for victim in [*descendants(pid), pid]:
+    own (a hung benchmark or service must not outlive its caller). Each is stopped first, and
+    the tree read again until it no longer grows, so none can start another meanwhile."""
+    stopped: list[int] = []
+    todo = [pid]
+    while todo:
+        for victim in todo:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(victim, signal.SIGSTOP)
+            stopped.append(victim)
+        todo = [p for p in descendants(pid) if p not in stopped]
+    for victim in stopped:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(victim, signal.SIGKILL)

@@ -102,10 +102,11 @@ def _existing(admin: AdminClient, timeout: float) -> dict[str, int]:
     return {name: len(t.partitions) for name, t in md.topics.items() if t.error is None}
 
 
-def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
-    """Block until new topics show in metadata with leaders, so callers can use them at once."""
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> bool:
+    """Block until new topics show in metadata with leaders, so callers can use them at once;
+    False if some did not within ``timeout``."""
     deadline = time.monotonic() + timeout
-    while names and time.monotonic() < deadline:
+    while names:
         md = admin.list_topics(timeout=timeout)
         if all(
             n in md.topics
@@ -114,8 +115,11 @@ def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
             and all(p.leader >= 0 for p in md.topics[n].partitions.values())
             for n in names
         ):
-            return
+            return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
+    return True
 
 
 def _wait_aligned(admin: AdminClient, spec: TopicSpec, timeout: float) -> None:
@@ -174,7 +178,13 @@ def create_missing_topics(
     existing = _existing(admin, timeout)
     _refuse_wrong_partitions(specs, existing)
     missing = [s for s in specs if s.name not in existing]
-    return _create_missing(admin, missing, report, timeout, check_configs=False)
+    created = _create_missing(admin, missing, report, timeout, check_configs=False)
+    if not _wait_visible(admin, [s.name for s in specs], timeout):
+        raise ConfigError(
+            f"topics not served by the broker {timeout:g} s after creating them: "
+            + ", ".join(s.name for s in specs)
+        )
+    return created
 
 
 def _refuse_wrong_partitions(specs: list[TopicSpec], existing: dict[str, int]) -> None:
@@ -215,10 +225,10 @@ def _create_missing(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
-            continue  # the caller checks its configs like any existing topic
+            continue  # created meanwhile: waited for below, then treated as existing
         report(f"created   {spec.name} ({spec.partitions} partitions)")
         created.append(spec)
-    _wait_visible(admin, [s.name for s in created], timeout)
+    _wait_visible(admin, [s.name for s in missing], timeout)
     for spec in created if check_configs else []:
         _wait_aligned(admin, spec, timeout)
     return created

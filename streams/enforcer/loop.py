@@ -91,7 +91,7 @@ class EnforcerLoop:
         self._txn_started = 0.0
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
-        self.metrics = observer_for(settings, self.topics.input)
+        self.metrics = observer_for(settings, self.topics)
         self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
         self._connect()
 

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from streams.observe.observer import Enforcer, EnforcerObserver, Partition, Restored, Watermarks
 from streams.observe.progress import Progress
 from streams.observe.server import MetricsServer, serve_metrics
-from streams.settings import Settings
+from streams.settings import Settings, TopicNames
 
 # Deadline fired -> its revocation committed: sub-second resolution where it matters.
 DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -42,11 +42,11 @@ LAG_REFRESH_S = 1.0
 LIVE_REFRESH_S = 10.0  # counting live sessions walks every session of the partition
 
 
-def observer_for(settings: Settings, topic: str) -> EnforcerObserver:
+def observer_for(settings: Settings, topics: TopicNames) -> EnforcerObserver:
     """Prometheus metrics when enabled in the settings, else the silent observer."""
     if not settings.metrics_enabled:
         return EnforcerObserver()
-    return EnforcerMetrics(settings, topic)
+    return EnforcerMetrics(settings, topics)
 
 
 class EnforcerMetrics(EnforcerObserver):
@@ -55,12 +55,12 @@ class EnforcerMetrics(EnforcerObserver):
     def __init__(
         self,
         settings: Settings,
-        topic: str,
+        topics: TopicNames,
         registry: CollectorRegistry | None = None,
         wall: Any = time.time,
     ) -> None:
         self.settings = settings
-        self.topic = topic
+        self.topics = topics  # the loop's own: its input name is read at each use
         self.registry = registry if registry is not None else CollectorRegistry()
         self.progress = Progress(
             settings.health_stall_s,
@@ -255,8 +255,9 @@ class EnforcerMetrics(EnforcerObserver):
 
         wall = self._wall()
         behind: dict[int, int] = {}
+        topic = self.topics.input
         for p, rt in parts.items():
-            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
             if high is None or high < 0:
                 continue
             # The high watermark counts transaction markers: one past the last record read.

@@ -136,7 +136,7 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
         for spec in specs:
             res = ConfigResource(ResourceType.TOPIC, spec.name)
             configs = admin.describe_configs([res])[res].result(timeout=10)
-            assert spec.configs["cleanup.policy"] == configs["cleanup.policy"].value
+            assert spec.configs == {k: configs[k].value for k in spec.configs}
         assert 0 == ensure_changelogs(app, settings)
 
         other = settings_factory()

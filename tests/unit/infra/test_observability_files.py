@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from streams.observe.detect import DetectMetrics
 from streams.observe.enforcer import EnforcerMetrics
 from streams.observe.listener import ListenerCollector
-from streams.settings import Settings
+from streams.settings import Settings, TopicNames
 from tests.unit.streams.clients.test_listener import Rig
 
 INFRA = Path(__file__).resolve().parents[3] / "infra"
@@ -35,7 +35,7 @@ REQUIRED_ALERTS = {
 def exported() -> set[str]:
     """Every sample name the enforcer, detect and listener registries can produce."""
     registry = CollectorRegistry()
-    EnforcerMetrics(Settings(), "auth.events", registry)
+    EnforcerMetrics(Settings(), TopicNames(), registry)
     DetectMetrics(Settings(), registry)
     registry.register(ListenerCollector(Rig().listener))
     names = set()

@@ -86,3 +86,19 @@ def test_the_worker_halts_with_its_own_status_without_leaving_the_batch() -> Non
     assert HALT_EXIT_STATUS == proc.returncode, proc.stderr
     assert "" == proc.stdout
     assert "could not be judged" in proc.stderr and "no partitions" in proc.stderr
+
+
+def test_a_cancelled_batch_is_no_failure_and_does_not_halt() -> None:
+    """faust cancels the agent on a rebalance and on shutdown; that must stay a cancellation."""
+
+    async def batches() -> AsyncIterator[list[int]]:
+        yield [1]
+
+    async def handle(events: Sequence[Any]) -> None:
+        raise asyncio.CancelledError
+
+    def halt(exc: BaseException) -> None:
+        raise AssertionError(f"halted on {exc!r}")
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(judge_batches(batches(), handle, halt))

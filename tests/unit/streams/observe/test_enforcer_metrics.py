@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from streams.enforcer.core import PartitionEnforcer
 from streams.observe.enforcer import EnforcerMetrics
-from streams.settings import Settings
+from streams.settings import Settings, TopicNames
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy
 
 
 def _metrics() -> tuple[EnforcerMetrics, CollectorRegistry]:
     registry = CollectorRegistry()
-    return EnforcerMetrics(Settings(), "auth.events", registry, wall=lambda: T0 + 500), registry
+    return EnforcerMetrics(Settings(), TopicNames(), registry, wall=lambda: T0 + 500), registry
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -126,3 +128,31 @@ class _NoWatermarks:
         self, partition: object, timeout: float = 0, cached: bool = True
     ) -> tuple[int, int]:
         raise AssertionError("no partitions, no lag to read")
+
+
+class _RecordingWatermarks:
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float = 0, cached: bool = True
+    ) -> tuple[int, int]:
+        self.asked.append(partition.topic)
+        return 0, 12
+
+
+def test_lag_is_read_on_the_input_topic_the_loop_reads_now() -> None:
+    """The enforcer benchmark points a built loop at a shared input: lag follows the rename."""
+    topics = TopicNames("fresh.")
+    registry = CollectorRegistry()
+    metrics = EnforcerMetrics(Settings(), topics, registry, wall=lambda: T0 + 500)
+    topics.input = "shared.auth.events"
+    part = SimpleNamespace(
+        next_offset=10,
+        position=10,
+        enforcer=SimpleNamespace(state=SimpleNamespace(received_watermark=T0 + 499)),
+    )
+    consumer = _RecordingWatermarks()
+    metrics._refresh_lag({0: part}, consumer)  # type: ignore[dict-item]
+    assert ["shared.auth.events"] == consumer.asked
+    assert 2 == _value(registry, "sessionwarden_enforcer_consumer_lag_records", partition="0")
