@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import tempfile
 import time
 import weakref
@@ -97,8 +98,10 @@ def create_app(
     policy: Policy,
     data_dir: Path | None = None,
     observer: DetectObserver | None = None,
+    halt: Callable[[BaseException], None] | None = None,
 ) -> faust.App:
-    """Build the detect app; nothing connects until a worker starts it."""
+    """Build the detect app; nothing connects until a worker starts it. ``halt`` is what a
+    failed batch calls (default :func:`halt_worker`)."""
     observer = observer if observer is not None else DetectObserver()
     engine = Engine(policy)
     ident = app_id(settings)
@@ -117,7 +120,7 @@ def create_app(
 
     async def detect(stream: Any) -> None:
         batches = stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S)
-        await judge_batches(batches, lambda events: shell.handle_batch(events, _writing_for))
+        await judge_batches(batches, lambda events: shell.handle_batch(events, _writing_for), halt)
 
     app.agent(audit, name="sessionwarden-detect", concurrency=1)(detect)
 
@@ -365,8 +368,13 @@ def run(settings: Settings, policy: Policy) -> int:
     observer = detect_observer_for(settings)
     observer.start()
     with tempfile.TemporaryDirectory(prefix="sessionwarden-detect-") as scratch:
+
+        def halt(exc: BaseException) -> None:
+            shutil.rmtree(scratch, ignore_errors=True)  # os._exit skips the cleanup below
+            halt_worker(exc)
+
         app = create_app(
-            settings, policy, settings.detect_data_dir or Path(scratch), observer=observer
+            settings, policy, settings.detect_data_dir or Path(scratch), observer, halt
         )
         ensure_changelogs(app, settings)
         worker = faust.Worker(
