@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.audit_workload import ended_used, session_records, workload  # noqa: E402
-from bench.common import child_result  # noqa: E402
+from bench.common import run_child  # noqa: E402
 from schemas.codec import encode_dict  # noqa: E402
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.stats import percentiles  # noqa: E402
@@ -189,25 +189,8 @@ def drain(
 
 def faust_peer(settings: Settings, records: int) -> float:
     """The peer: a bare faust agent over the same audit records."""
-    peer = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.faust_peer",
-            settings.bootstrap_servers,
-            settings.topics.audit,
-            str(records),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
-    result = child_result(peer.stdout)  # its spinner may stand before the result
-    if result is None:
-        raise SystemExit(f"the bare faust agent printed no result:\n{peer.stdout[-2000:]}")
-    rate: float = result["rate"]
+    args = ["-m", "bench.faust_peer", settings.bootstrap_servers, settings.topics.audit]
+    rate: float = run_child([*args, str(records)], timeout=900)["rate"]
     return rate
 
 

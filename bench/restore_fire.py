@@ -16,7 +16,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ Log = list[dict[str, Any]]
 
 
 def _ts(doc: dict[str, Any]) -> float:
-    return datetime.fromisoformat(doc["ts"]).timestamp()
+    return parse_ts(doc["ts"])
 
 
 def owned(messages: Log) -> tuple[set[int], bool, float]:
