@@ -113,9 +113,11 @@ browser: ## install Debian's chromium for the browser tests (apt-get, needs root
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing chromium with apt-get"; \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
-		|| echo "apt-get could not install chromium: the browser tests will skip"; \
+		|| { echo "apt-get could not install chromium: the browser tests will skip" >&2; \
+		     if [ "$$CI" = true ]; then exit 1; fi; }; \
 	else \
-		echo "chromium not found at $(CHROMIUM) and cannot be installed here (needs root and apt-get): the browser tests will skip"; \
+		echo "chromium not found at $(CHROMIUM) and cannot be installed here (needs root and apt-get): the browser tests will skip" >&2; \
+		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
 
 drill: $(STAMP) kafka-up postgres-deps browser ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser: audit in .drill/

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.web.browser import unavailable_reason
+from tests.integration.browser.harness import chromium_expected, require_chromium
 from tests.integration.harness import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -36,7 +36,7 @@ def bypasses(doc: dict[str, Any]) -> dict[str, int]:
 
 
 def test_full_stack_passes_every_case(tmp_path: Path, pg_admin_dsn: str) -> None:
-    browser = 1 if unavailable_reason() is None else 0
+    browser = 1 if chromium_expected() else 0
     code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "4", "--pg-sessions", "2",
                             "--browser-sessions", str(browser))  # fmt: skip
     assert code == 0, text
@@ -76,9 +76,7 @@ def test_the_sink_stopped_is_a_bypass(tmp_path: Path, pg_admin_dsn: str) -> None
 
 @pytest.mark.browser
 def test_the_page_without_its_script_is_a_bypass(tmp_path: Path, pg_admin_dsn: str) -> None:
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"browser tests need Chromium: {reason}")
+    require_chromium()
     code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "2", "--pg-sessions", "0",
                             "--browser-sessions", "1", "--no-page-script")  # fmt: skip
     assert code == 1, text

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext
 
-from streams.web.browser import chromium, unavailable_reason
-from tests.integration.browser.harness import Screenshots
+from streams.web.browser import chromium
+from tests.integration.browser.harness import Screenshots, require_chromium
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -24,9 +24,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def browser() -> Iterator[Browser]:
     """Per module, not per session: Playwright's sync API keeps an event loop running in this
     thread while it is open, which would break later tests that call ``asyncio.run``."""
-    reason = unavailable_reason()
-    if reason is not None:
-        pytest.skip(f"browser tests need Chromium: {reason}")
+    require_chromium()
     with chromium() as launched:
         yield launched
 

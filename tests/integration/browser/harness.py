@@ -14,12 +14,14 @@ by uvicorn on 127.0.0.1 and a free port. ``Screenshots`` saves PNGs under ``test
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from schemas.outputs import Revocation
@@ -27,6 +29,7 @@ from streams.drill.stack import Service
 from streams.policy import load_policy
 from streams.publisher import AsyncAuthEventPublisher
 from streams.settings import Settings
+from streams.web.browser import unavailable_reason
 from tests.integration.harness import FAST_POLICY, REPO
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -121,3 +124,20 @@ class Screenshots:
         page.screenshot(path=str(path), full_page=True)
         self.taken.append(path)
         return path
+
+
+def chromium_expected() -> bool:
+    """Whether browser parts run: Chromium is there, or CI (``CI=true``) requires it, so that a
+    missing browser fails there rather than leaving the browser parts out."""
+    return unavailable_reason() is None or os.environ.get("CI") == "true"
+
+
+def require_chromium() -> None:
+    """Skip a browser test, with the reason, where Chromium is missing; under CI a missing
+    browser fails the test instead, so it never passes as skipped."""
+    reason = unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests need Chromium: {reason}")
+    pytest.skip(f"browser tests need Chromium: {reason}")
