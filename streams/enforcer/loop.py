@@ -56,6 +56,8 @@ from streams.enforcer.txn import (
     cause_of,
     consumer_fatal,
     describe,
+    fence_action,
+    resolve,
 )
 from streams.logsetup import SessionHasher, error_fields
 from streams.observe.enforcer import observer_for
@@ -91,6 +93,7 @@ class EnforcerLoop:
         self._txn_started = 0.0
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
+        self._fenced = False  # the producer cannot even abort: close must not try
         self.metrics = observer_for(settings, self.topics)
         self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
         self._connect()
@@ -179,8 +182,8 @@ class EnforcerLoop:
 
     def close(self) -> None:
         """Never raises: a failing broker must not turn a clean stop into a traceback."""
-        committed_state = True
-        if self._in_txn:
+        committed_state = not self._fenced  # a fenced batch's changes are in memory only
+        if self._in_txn and not self._fenced:  # a fenced producer cannot abort
             try:
                 self._abort("shutdown")
             except (TxnFailure, KafkaException) as exc:
@@ -189,18 +192,28 @@ class EnforcerLoop:
                     "could not abort the open transaction on shutdown", extra=error_fields(exc)
                 )
         self._assign.shutdown(committed_state)
-        self._disconnect(flush_s=10)
+        if self._fenced:  # nothing queued can be delivered any more
+            self._purge()
+        self._disconnect(flush_s=None if self._fenced else 10)
         if self._caep is not None:
             self._caep.close()
         self.metrics.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
 
-    def _disconnect(self, flush_s: float) -> None:
+    def _purge(self) -> None:
+        try:
+            self._producer.purge()
+        except KafkaException as purge_error:
+            log.warning("purging the old producer failed", extra=error_fields(purge_error))
+
+    def _disconnect(self, flush_s: float | None) -> None:
+        """Close the clients; flush the producer for ``flush_s`` (None: not at all)."""
         closers: list[tuple[str, Callable[[], Any]]] = [
             ("consumer", self._consumer.close),
             ("restore consumer", self._assign.restorer.close),
-            ("producer", lambda: self._producer.flush(flush_s)),
         ]
+        if flush_s is not None:
+            closers.append(("producer", lambda: self._producer.flush(flush_s)))
         for name, close in closers:
             try:
                 close()
@@ -221,12 +234,7 @@ class EnforcerLoop:
                 exc = again
 
     def _rebuild(self, exc: Exception) -> None:
-        if isinstance(exc, TxnFailure) and (
-            exc.action is Action.EXIT
-            or (exc.call == CONSUME and self._fences.fenced(time.monotonic()))
-        ):
-            log.error(describe(Action.EXIT, exc.err, self.settings.transactional_id))
-            raise EnforcerExit(EXIT_FENCED) from exc
+        self._exit_if_fenced(exc)
         self._recoveries_in_row += 1
         self.stats.recoveries += 1
         if self._recoveries_in_row > self.settings.max_recoveries:
@@ -243,12 +251,42 @@ class EnforcerLoop:
         self._assign.aborted()
         self._assign.forget(list(self.parts))
         self.parts.clear()
-        try:
-            self._producer.purge()
-        except KafkaException as purge_error:
-            log.warning("purging the old producer failed", extra=error_fields(purge_error))
+        self._purge()
         self._disconnect(flush_s=0)
         self._connect()
+
+    def _exit_if_fenced(self, exc: Exception) -> None:
+        """Raise EnforcerExit(3) if ``exc`` is a fence that ends the process, whichever call
+        saw it (txn.fence_action): a transactional call, ``produce()`` or a poll of the
+        producer, or the consumer."""
+        if isinstance(exc, TxnFailure):
+            err, consumer = exc.err, exc.call == CONSUME
+        elif isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError):
+            err, consumer = exc.args[0], False
+        else:
+            return
+        if not consumer:
+            err = resolve(err, self._producer_fatal_error)
+        age = time.monotonic() - self._txn_started if self._in_txn else None
+        fence = fence_action(err, age, self.settings.transaction_timeout_ms / 1000, consumer)
+        if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
+            fence = Action.EXIT
+        if fence is Action.EXIT or (
+            fence is Action.REBUILD and self._fences.fenced(time.monotonic())
+        ):
+            self._fenced = True
+            log.error(describe(Action.EXIT, err, self.settings.transactional_id))
+            raise EnforcerExit(EXIT_FENCED) from exc
+
+    def _producer_fatal_error(self) -> KafkaError | None:
+        """The producer's fatal error: confluent-kafka raises it from the first poll after
+        librdkafka raised it (the Python client has no other query); None if not raised."""
+        try:
+            self._producer.poll(0)
+        except KafkaException as exc:
+            err = exc.args[0]
+            return err if isinstance(err, KafkaError) else None
+        return None
 
     # -- transactional calls ----------------------------------------------------------------
 
