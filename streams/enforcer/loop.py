@@ -72,6 +72,7 @@ GC_GEN0_THRESHOLD = 50_000
 DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
+LEAVE_GROUP_S = 5.0  # a planned stop's wait for its partitions to be revoked
 
 
 class EnforcerLoop:
@@ -136,6 +137,7 @@ class EnforcerLoop:
     def run(self) -> None:
         """Process until ``stop()``; then finish the open batch, leave the group, flush.
         Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable)."""
+        planned = False
         try:
             if self._caep is not None:
                 self._caep.start()
@@ -146,8 +148,9 @@ class EnforcerLoop:
                     self.step()
                 except (TxnFailure, KafkaException) as exc:
                     self._recover(exc)
+            planned = True
         finally:
-            self.close()
+            self.close(leave=planned)
 
     def _start_or_recover(self) -> None:
         try:
@@ -180,8 +183,9 @@ class EnforcerLoop:
             },
         )
 
-    def close(self) -> None:
-        """Never raises: a failing broker must not turn a clean stop into a traceback."""
+    def close(self, leave: bool = False) -> None:
+        """Never raises: a failing broker must not turn a clean stop into a traceback.
+        ``leave``: a planned stop, whose partitions go to the others at once."""
         committed_state = not self._fenced  # a fenced batch's changes are in memory only
         if self._in_txn and not self._fenced:  # a fenced producer cannot abort
             try:
@@ -191,6 +195,8 @@ class EnforcerLoop:
                 log.warning(
                     "could not abort the open transaction on shutdown", extra=error_fields(exc)
                 )
+        if leave and committed_state:
+            self._leave_group()
         self._assign.shutdown(committed_state)
         if self._fenced:  # nothing queued can be delivered any more
             self._purge()
@@ -199,6 +205,24 @@ class EnforcerLoop:
             self._caep.close()
         self.metrics.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
+
+    def _leave_group(self) -> None:
+        """Hand every partition over now. A static member (group.instance.id) that only closes
+        sends no LeaveGroup, so the group would move its partitions only after
+        ``session_timeout_ms``; unsubscribing first revokes them here and sends it. A crash
+        still waits for the timeout, which is what lets a restarted instance take them back
+        without a rebalance."""
+        try:
+            self._consumer.unsubscribe()
+            deadline = time.monotonic() + LEAVE_GROUP_S
+            while self._consumer.assignment() and time.monotonic() < deadline:
+                # Serves the revocation; records read meanwhile are not ours to process (their
+                # next owner reads them from the committed offsets).
+                self._consumer.consume(self.settings.batch_size, 0.1)
+        except KafkaException as exc:
+            log.warning("could not leave the consumer group", extra=error_fields(exc))
+            return
+        log.info("left the consumer group", extra={"partitions_left": len(self.parts)})
 
     def _purge(self) -> None:
         try:
