@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from tests.integration.fault_harness import (
     Truth,
     paced_logins,
     report_failure,
+    wait_all_revoked,
 )
-from tests.integration.harness import EnforcerProcess, wait_until
+from tests.integration.harness import Collector, EnforcerProcess, parse_ts, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -88,3 +90,56 @@ def test_an_enforcer_fenced_during_a_commit_exits_3_promptly_with_a_bounded_log(
         load.join(30)
         watcher.close()
         enforcer.stop()
+
+
+def test_two_enforcers_with_one_instance_id_end_with_one_running_and_nothing_lost(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A second replica started with the same SESSIONWARDEN_INSTANCE_ID fences the first:
+    one of them exits 3 within seconds (they must not fence each other back and forth), the
+    other enforces every session exactly once."""
+    settings = settings_factory()
+    procs = [EnforcerProcess(settings, instance_id="0")]
+    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    truth = Truth()
+    stop_load = threading.Event()
+    load = threading.Thread(
+        target=paced_logins, args=(settings, truth, 1200, 12.0, "d", stop_load), daemon=True
+    )
+    try:
+        procs[0].wait_assigned()
+        load.start()
+        wait_until(lambda: revocations.docs(type="revocation"), 30, "the first revocations")
+        procs.append(EnforcerProcess(settings, instance_id="0"))
+
+        def one_exited() -> EnforcerProcess | None:
+            return next((p for p in procs if p.proc.poll() is not None), None)
+
+        loser = wait_until(one_exited, 60, "one of the two to exit")
+        exited = time.time()
+        survivor = procs[1 - procs.index(loser)]
+
+        def second_started() -> float | None:
+            """When the second one's init_transactions (the fence) had returned."""
+            lines = [m for m in procs[1].messages() if m.get("msg") == "enforcer started"]
+            return parse_ts(lines[0]["ts"]) if lines else None
+
+        started = wait_until(second_started, 30, "the second enforcer to start")
+        n = procs.index(loser)
+        print(f"enforcer {n} exited {exited - started:.2f}s after the second one started")
+        assert EXIT_FENCED == loser.wait_exit(10)
+        assert exited - started < EXIT_BOUND_S
+        load.join(30)
+        wait_all_revoked(revocations, truth, 60)
+        docs = [d for d in revocations.docs(type="revocation") if d["session_id"] in truth.sessions]
+        assert {} == {s: c for s, c in Counter(d["session_id"] for d in docs).items() if c != 1}
+        assert survivor.proc.poll() is None, survivor.log()
+    except BaseException:
+        report_failure(procs, tmp_path)
+        raise
+    finally:
+        stop_load.set()
+        load.join(30)
+        revocations.close()
+        for proc in procs:
+            proc.stop()
