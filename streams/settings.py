@@ -78,8 +78,9 @@ class Settings(BaseSettings):
     poll_timeout_s: float = Field(default=0.05, gt=0, le=5)
     transaction_timeout_ms: int = Field(default=10_000, ge=1000, le=900_000)
     session_timeout_ms: int = Field(default=6_000, ge=1000, le=300_000)
-    # Static group membership: a restarted instance takes its partitions back at once; the
-    # price is that a stopped instance's partitions move only after session_timeout_ms.
+    # Static group membership: a crashed instance that restarts takes its partitions back at
+    # once; the price is that a crashed one's partitions move only after session_timeout_ms (a
+    # planned stop leaves the group and hands them over at once).
     static_membership: bool = True
     # Fire a deadline only once the input is known to be read past deadline + grace.
     lag_grace_s: float = Field(default=2.0, ge=0, le=3600)

@@ -56,6 +56,8 @@ from streams.enforcer.txn import (
     cause_of,
     consumer_fatal,
     describe,
+    fence_action,
+    resolve,
 )
 from streams.logsetup import SessionHasher, error_fields
 from streams.observe.enforcer import observer_for
@@ -70,6 +72,7 @@ GC_GEN0_THRESHOLD = 50_000
 DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
+LEAVE_GROUP_S = 5.0  # a planned stop's wait for its partitions to be revoked
 
 
 class EnforcerLoop:
@@ -91,6 +94,7 @@ class EnforcerLoop:
         self._txn_started = 0.0
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
+        self._fenced = False  # the producer cannot even abort: close must not try
         self.metrics = observer_for(settings, self.topics)
         self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
         self._connect()
@@ -133,6 +137,7 @@ class EnforcerLoop:
     def run(self) -> None:
         """Process until ``stop()``; then finish the open batch, leave the group, flush.
         Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable)."""
+        planned = False
         try:
             if self._caep is not None:
                 self._caep.start()
@@ -143,8 +148,9 @@ class EnforcerLoop:
                     self.step()
                 except (TxnFailure, KafkaException) as exc:
                     self._recover(exc)
+            planned = True
         finally:
-            self.close()
+            self.close(leave=planned)
 
     def _start_or_recover(self) -> None:
         try:
@@ -177,10 +183,11 @@ class EnforcerLoop:
             },
         )
 
-    def close(self) -> None:
-        """Never raises: a failing broker must not turn a clean stop into a traceback."""
-        committed_state = True
-        if self._in_txn:
+    def close(self, leave: bool = False) -> None:
+        """Never raises: a failing broker must not turn a clean stop into a traceback.
+        ``leave``: a planned stop, whose partitions go to the others at once."""
+        committed_state = not self._fenced  # a fenced batch's changes are in memory only
+        if self._in_txn and not self._fenced:  # a fenced producer cannot abort
             try:
                 self._abort("shutdown")
             except (TxnFailure, KafkaException) as exc:
@@ -188,19 +195,49 @@ class EnforcerLoop:
                 log.warning(
                     "could not abort the open transaction on shutdown", extra=error_fields(exc)
                 )
+        if leave and committed_state:
+            self._leave_group()
         self._assign.shutdown(committed_state)
-        self._disconnect(flush_s=10)
+        if self._fenced:  # nothing queued can be delivered any more
+            self._purge()
+        self._disconnect(flush_s=None if self._fenced else 10)
         if self._caep is not None:
             self._caep.close()
         self.metrics.close()
         log.info("enforcer stopped", extra={"events": self.stats.events})
 
-    def _disconnect(self, flush_s: float) -> None:
+    def _leave_group(self) -> None:
+        """Hand every partition over now. A static member (group.instance.id) that only closes
+        sends no LeaveGroup, so the group would move its partitions only after
+        ``session_timeout_ms``; unsubscribing first revokes them here and sends it. A crash
+        still waits for the timeout, which is what lets a restarted instance take them back
+        without a rebalance."""
+        try:
+            self._consumer.unsubscribe()
+            deadline = time.monotonic() + LEAVE_GROUP_S
+            while self._consumer.assignment() and time.monotonic() < deadline:
+                # Serves the revocation; records read meanwhile are not ours to process (their
+                # next owner reads them from the committed offsets).
+                self._consumer.consume(self.settings.batch_size, 0.1)
+        except KafkaException as exc:
+            log.warning("could not leave the consumer group", extra=error_fields(exc))
+            return
+        log.info("left the consumer group", extra={"partitions_left": len(self.parts)})
+
+    def _purge(self) -> None:
+        try:
+            self._producer.purge()
+        except KafkaException as purge_error:
+            log.warning("purging the old producer failed", extra=error_fields(purge_error))
+
+    def _disconnect(self, flush_s: float | None) -> None:
+        """Close the clients; flush the producer for ``flush_s`` (None: not at all)."""
         closers: list[tuple[str, Callable[[], Any]]] = [
             ("consumer", self._consumer.close),
             ("restore consumer", self._assign.restorer.close),
-            ("producer", lambda: self._producer.flush(flush_s)),
         ]
+        if flush_s is not None:
+            closers.append(("producer", lambda: self._producer.flush(flush_s)))
         for name, close in closers:
             try:
                 close()
@@ -221,12 +258,7 @@ class EnforcerLoop:
                 exc = again
 
     def _rebuild(self, exc: Exception) -> None:
-        if isinstance(exc, TxnFailure) and (
-            exc.action is Action.EXIT
-            or (exc.call == CONSUME and self._fences.fenced(time.monotonic()))
-        ):
-            log.error(describe(Action.EXIT, exc.err, self.settings.transactional_id))
-            raise EnforcerExit(EXIT_FENCED) from exc
+        self._exit_if_fenced(exc)
         self._recoveries_in_row += 1
         self.stats.recoveries += 1
         if self._recoveries_in_row > self.settings.max_recoveries:
@@ -243,12 +275,42 @@ class EnforcerLoop:
         self._assign.aborted()
         self._assign.forget(list(self.parts))
         self.parts.clear()
-        try:
-            self._producer.purge()
-        except KafkaException as purge_error:
-            log.warning("purging the old producer failed", extra=error_fields(purge_error))
+        self._purge()
         self._disconnect(flush_s=0)
         self._connect()
+
+    def _exit_if_fenced(self, exc: Exception) -> None:
+        """Raise EnforcerExit(3) if ``exc`` is a fence that ends the process, whichever call
+        saw it (txn.fence_action): a transactional call, ``produce()`` or a poll of the
+        producer, or the consumer."""
+        if isinstance(exc, TxnFailure):
+            err, consumer = exc.err, exc.call == CONSUME
+        elif isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError):
+            err, consumer = exc.args[0], False
+        else:
+            return
+        if not consumer:
+            err = resolve(err, self._producer_fatal_error)
+        age = time.monotonic() - self._txn_started if self._in_txn else None
+        fence = fence_action(err, age, self.settings.transaction_timeout_ms / 1000, consumer)
+        if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
+            fence = Action.EXIT
+        if fence is Action.EXIT or (
+            fence is Action.REBUILD and self._fences.fenced(time.monotonic())
+        ):
+            self._fenced = True
+            log.error(describe(Action.EXIT, err, self.settings.transactional_id))
+            raise EnforcerExit(EXIT_FENCED) from exc
+
+    def _producer_fatal_error(self) -> KafkaError | None:
+        """The producer's fatal error: confluent-kafka raises it from the first poll after
+        librdkafka raised it (the Python client has no other query); None if not raised."""
+        try:
+            self._producer.poll(0)
+        except KafkaException as exc:
+            err = exc.args[0]
+            return err if isinstance(err, KafkaError) else None
+        return None
 
     # -- transactional calls ----------------------------------------------------------------
 

@@ -1,14 +1,22 @@
 """What to do about a transactional error, by librdkafka's contract. Pure: no I/O.
 
-- ``fatal()``: the producer is unusable. If it was fenced while its transaction was younger
-  than ``transaction.timeout.ms``, another instance took over our transactional id: exit
-  non-zero (running on would fence it in turn). Otherwise the coordinator aborted our
-  transaction itself (a broker outage outlived the timeout) or lost its state: rebuild.
+- fenced (whichever call shows it, fatal or not): if it happened while our transaction was
+  younger than ``transaction.timeout.ms``, another instance took over our transactional id:
+  exit non-zero at once (running on would fence it in turn; a fenced producer cannot even
+  abort). Otherwise the coordinator aborted our transaction itself (a broker outage outlived
+  the timeout): rebuild, and FenceWindow exits if fences keep coming.
+- ``fatal()`` otherwise: the producer is unusable; rebuild.
+- ``_CONFLICT``: another transactional call is still in progress (librdkafka marks it
+  retriable, but this call can never succeed until that one is resumed); rebuild.
 - ``txn_requires_abort()``: the transaction did not commit; abort it, undo, rewind.
-- ``retriable()``: call the same method again (commit may still land; never undo it).
+- ``retriable()``: call the same method again, with backoff (commit may still land; never
+  undo it).
 - anything else before commit was called: the transaction cannot have committed; abort.
   After commit was called: the outcome is unknown; memory is dropped and rebuilt from the
   committed changelog (never undone, which could lose a committed login).
+
+A call refused because its client is in a fatal state (``produce()``, a consumer's error
+message) says only ``_FATAL``; ``resolve`` asks the client which fatal error it was.
 """
 
 from __future__ import annotations
@@ -34,14 +42,40 @@ class Action(Enum):
 
 
 CONSUME = "consume"  # the call named by a consumer's fatal error
-FENCED = frozenset(
-    {
-        KafkaError._FENCED,
-        KafkaError.PRODUCER_FENCED,
-        KafkaError.INVALID_PRODUCER_EPOCH,
-        KafkaError.FENCED_INSTANCE_ID,
-    }
+PRODUCER_FENCED = frozenset(
+    {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 )
+RETRY_BACKOFF_S = 0.05  # the first pause between retries of a call; doubled each time
+RETRY_BACKOFF_MAX_S = 1.0
+
+
+def resolve(err: KafkaError, fatal_error: Callable[[], KafkaError | None]) -> KafkaError:
+    """``err``, or for a bare ``_FATAL`` the client's own fatal error (``fatal_error()``; None
+    when it cannot tell), which says whether the client was fenced."""
+    if err.code() != KafkaError._FATAL:
+        return err
+    found = fatal_error()
+    return err if found is None else found
+
+
+def fence_action(
+    err: KafkaError, txn_age_s: float | None, txn_timeout_s: float, consumer: bool = False
+) -> Action | None:
+    """What a fence calls for, whichever call saw it (``consumer``: an error message of the
+    consumer's); None if ``err`` is no fence.
+
+    EXIT: the producer was fenced while its transaction was younger than the transaction
+    timeout, so another process took over our transactional id. REBUILD (FenceWindow counts
+    it): a fence that may be our own doing; the producer fenced after the coordinator timed
+    out our transaction, or the consumer's static member fenced (by our own rejoin after a
+    broker outage, or by a second process with our instance id).
+    """
+    if (consumer and consumer_fatal(err)) or err.code() == KafkaError.FENCED_INSTANCE_ID:
+        return Action.REBUILD
+    if err.code() in PRODUCER_FENCED:
+        young = txn_age_s is not None and txn_age_s < txn_timeout_s
+        return Action.EXIT if young else Action.REBUILD
+    return None
 
 
 def classify(
@@ -57,9 +91,10 @@ def classify(
     be "committed"). ``txn_age_s``: how long the open transaction has been open (None if
     none). ``retry_left_s``: what remains of the retry budget of this call.
     """
-    if err.fatal():
-        if err.code() in FENCED and txn_age_s is not None and txn_age_s < txn_timeout_s:
-            return Action.EXIT
+    fence = fence_action(err, txn_age_s, txn_timeout_s)
+    if fence is not None:
+        return fence
+    if err.fatal() or err.code() in (KafkaError._FATAL, KafkaError._CONFLICT):
         return Action.REBUILD
     if err.txn_requires_abort():
         return Action.ABORT
@@ -115,22 +150,48 @@ def call_transactional(
     txn_started: float | None,
     txn_timeout_s: float,
     retry_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Call a transactional method (given its timeout), retrying retriable errors for
-    ``retry_s``; anything else raises TxnFailure with the action ``classify`` chose.
-    ``txn_started``: monotonic time the open transaction began, None if none is open."""
-    give_up = time.monotonic() + retry_s
-    while True:
-        try:
-            fn(txn_timeout_s)
-            return
-        except KafkaException as exc:
-            err: KafkaError = exc.args[0]
-            age = None if txn_started is None else time.monotonic() - txn_started
-            action = classify(err, committing, age, txn_timeout_s, give_up - time.monotonic())
-            if action is not Action.RETRY:
-                raise TxnFailure(action, err, name) from exc
-            log.warning(describe(action, err, ""), extra={"call": name, **error_fields(err)})
+    ``retry_s`` with exponential backoff; anything else raises TxnFailure with the action
+    ``classify`` chose. ``txn_started``: monotonic time the open transaction began, None if
+    none is open. Logs the first retry and, if there were more, one summary at the end."""
+    first = clock()
+    give_up = first + retry_s
+    retries = 0
+    err: KafkaError | None = None
+    try:
+        while True:
+            try:
+                fn(txn_timeout_s)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                assert err is not None
+                now = clock()
+                age = None if txn_started is None else now - txn_started
+                action = classify(err, committing, age, txn_timeout_s, give_up - now)
+                if action is not Action.RETRY:
+                    raise TxnFailure(action, err, name) from exc
+                if retries == 0:
+                    log.warning(
+                        describe(action, err, ""), extra={"call": name, **error_fields(err)}
+                    )
+                pause = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2**retries, give_up - now)
+                retries += 1
+                sleep(max(0.0, pause))
+    finally:
+        if retries > 1 and err is not None:
+            log.warning(
+                "transactional call retried",
+                extra={
+                    "call": name,
+                    "retries": retries,
+                    "retry_s": round(clock() - first, 3),
+                    **error_fields(err),
+                },
+            )
 
 
 class TxnFailure(Exception):

@@ -3,21 +3,22 @@ and the verdict of `verify` over what the enforcer revoked."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from infra.kafka.cluster import KafkaCluster
 from streams.policy import load_policy
-from streams.publisher import producer_config, to_wire
+from streams.publisher import AuthEventPublisher, producer_config, to_wire
 from streams.settings import Settings, load_settings
 from streams.sim.oracle import judge, stamp
 from streams.sim.scenario import iso
@@ -237,3 +238,76 @@ def assert_enforced(
         if parse_ts(d["effective_at"]) > truth.absolute[d["session_id"]] + 0.002
     ]
     assert [] == past_cap, "sessions left live past their absolute deadline"
+
+
+def open_consumer(settings: Settings, isolation: str) -> Consumer:
+    """A reader of its own group (never committing) at `isolation`."""
+    return Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"watch-{uuid.uuid4().hex[:8]}",
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+            "log_level": 3,
+        }
+    )
+
+
+class OpenTransactionWatcher:
+    """Reads the enforcer's changelog read_uncommitted: its records are appended inside the
+    batch's transaction, before ``commit_transaction`` returns. Once armed, the first record
+    seen triggers ``on_open()`` at once: the enforcer is then between producing a batch and
+    its commit landing. Remembers where that record is."""
+
+    def __init__(self, settings: Settings, on_open: Callable[[], None]) -> None:
+        self._on_open = on_open
+        self._armed = threading.Event()
+        self.fired = threading.Event()
+        self.record: tuple[int, int] = (-1, -1)  # (partition, offset) of the trigger
+        self._stop = threading.Event()
+        self._consumer = open_consumer(settings, "read_uncommitted")
+        topic = settings.topics.enforcer_state
+        md = self._consumer.list_topics(topic, timeout=10)
+        self._consumer.assign(
+            [TopicPartition(topic, p, OFFSET_END) for p in md.topics[topic].partitions]
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def arm(self) -> None:
+        self._armed.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, 0.005):
+                if msg.error() is None and self._armed.is_set() and not self.fired.is_set():
+                    self._on_open()
+                    self.record = (msg.partition(), msg.offset())
+                    self.fired.set()
+        self._consumer.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def paced_logins(
+    settings: Settings, truth: Truth, n: int, span_s: float, tag: str, stop: threading.Event
+) -> None:
+    """`n` logins (medium risk: revoked when idle for 3 s) over `span_s` seconds, each added to
+    `truth` as it is sent; stops early when `stop` is set."""
+    idle, absolute = TIMEOUTS["medium"]
+    start = time.time()
+    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        for i in range(n):
+            if stop.wait(max(0.0, start + span_s * i / n - time.time())):
+                break
+            sid, user, t = (
+                f"{truth.run_id}-{tag}{i}",
+                f"{truth.run_id}-{tag}u{i}",
+                round(time.time(), 3),
+            )
+            pub.publish(login_doc(sid, user, t))
+            truth.add(sid, user, "idle_timeout", t + idle, t + absolute)
+        pub.flush()

@@ -130,6 +130,12 @@ class ServiceProcess:
 
         wait_until(assigned, timeout, f"the {self.name} to be assigned partitions")
 
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to exit by itself and for its whole log to be read."""
+        code = self.proc.wait(timeout)
+        self._reader.join(10)
+        return code
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from streams.settings import Settings
 from tests.integration.fault_harness import (
+    OpenTransactionWatcher,
     Truth,
     assert_enforced,
+    open_consumer,
     play,
     report_failure,
     session_load,
@@ -28,61 +29,10 @@ from tests.integration.harness import Collector, EnforcerProcess, wait_until
 pytestmark = pytest.mark.faults
 
 
-def _consumer(settings: Settings, isolation: str) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"watch-{uuid.uuid4().hex[:8]}",
-            "isolation.level": isolation,
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 5,
-            "log_level": 3,
-        }
-    )
-
-
-class OpenTransactionWatcher:
-    """Reads the enforcer's changelog read_uncommitted: its records are appended inside the
-    batch's transaction, before ``commit_transaction`` returns. Once armed, the first record
-    seen triggers ``on_open()`` at once: the enforcer is then between producing a batch and
-    its commit landing. Remembers where that record is."""
-
-    def __init__(self, settings: Settings, on_open: Callable[[], None]) -> None:
-        self._on_open = on_open
-        self._armed = threading.Event()
-        self.fired = threading.Event()
-        self.record: tuple[int, int] = (-1, -1)  # (partition, offset) of the trigger
-        self._stop = threading.Event()
-        self._consumer = _consumer(settings, "read_uncommitted")
-        topic = settings.topics.enforcer_state
-        md = self._consumer.list_topics(topic, timeout=10)
-        self._consumer.assign(
-            [TopicPartition(topic, p, OFFSET_END) for p in md.topics[topic].partitions]
-        )
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def arm(self) -> None:
-        self._armed.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for msg in self._consumer.consume(500, 0.005):
-                if msg.error() is None and self._armed.is_set() and not self.fired.is_set():
-                    self._on_open()
-                    self.record = (msg.partition(), msg.offset())
-                    self.fired.set()
-        self._consumer.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 def committed(settings: Settings, partition: int, offset: int) -> bool:
     """Whether the record at `offset` became visible to read_committed readers (its
     transaction committed) rather than being skipped (aborted)."""
-    consumer = _consumer(settings, "read_committed")
+    consumer = open_consumer(settings, "read_committed")
     topic = settings.topics.enforcer_state
     consumer.assign([TopicPartition(topic, partition, offset)])
     try:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from streams.enforcer.txn import (
+    RETRY_BACKOFF_MAX_S,
     Action,
     FenceWindow,
     TxnFailure,
     call_transactional,
     classify,
     consumer_fatal,
+    fence_action,
+    resolve,
 )
 
 TIMEOUT = 10.0
@@ -123,3 +127,109 @@ def test_an_abortable_error_is_not_retried() -> None:
     assert Action.ABORT is failure.value.action
     assert "send_offsets_to_transaction" == failure.value.call
     assert 1 == len(calls)
+
+
+PRODUCER_FENCES = (
+    KafkaError._FENCED,
+    KafkaError.PRODUCER_FENCED,
+    KafkaError.INVALID_PRODUCER_EPOCH,
+)
+
+
+@pytest.mark.parametrize("code", PRODUCER_FENCES)
+@pytest.mark.parametrize("fatal", [True, False])
+def test_every_producer_fence_in_a_live_transaction_exits(code: int, fatal: bool) -> None:
+    """Whatever the code and flag, a fence within the transaction timeout is another process
+    with our transactional id: running on (or rebuilding) would fence it back."""
+    e = err(code, fatal=fatal)
+    assert Action.EXIT == classify(e, True, 0.3, TIMEOUT, 5.0)
+    assert Action.EXIT == classify(e, False, 0.3, TIMEOUT, 5.0)
+    assert Action.EXIT == fence_action(e, 0.3, TIMEOUT)
+
+
+def test_a_bare_fatal_from_produce_is_resolved_to_the_producers_fence() -> None:
+    """produce() on a fenced producer says only _FATAL; the producer's own fatal error says
+    it was fenced, so the fence exits instead of rebuilding (which fenced the other process
+    back, and it us, in turn)."""
+    fenced = err(KafkaError._FENCED, fatal=True)
+    resolved = resolve(err(KafkaError._FATAL), lambda: fenced)
+    assert fenced is resolved
+    assert Action.EXIT == fence_action(resolved, 0.3, TIMEOUT)
+
+
+def test_a_bare_fatal_the_client_cannot_explain_rebuilds() -> None:
+    unexplained = resolve(err(KafkaError._FATAL), lambda: None)
+    assert KafkaError._FATAL == unexplained.code()
+    assert fence_action(unexplained, 0.3, TIMEOUT) is None
+    assert Action.REBUILD == classify(unexplained, False, 0.3, TIMEOUT, 5.0)
+
+
+def test_an_explained_error_is_not_queried_again() -> None:
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    assert e is resolve(e, lambda: pytest.fail("queried the client"))
+
+
+def test_a_fenced_static_member_is_counted_not_exited_at_once() -> None:
+    """A consumer fence can be our own rejoin after an outage: FenceWindow decides."""
+    assert Action.REBUILD == fence_action(err(KafkaError.FENCED_INSTANCE_ID, fatal=True), 0.3, 10)
+    assert Action.REBUILD == fence_action(err(KafkaError._FATAL), None, TIMEOUT, consumer=True)
+    assert fence_action(err(KafkaError._FATAL), None, TIMEOUT) is None
+    assert fence_action(err(KafkaError._TIMED_OUT, retriable=True), 0.3, TIMEOUT) is None
+
+
+def test_a_conflicting_call_is_never_retried() -> None:
+    """_CONFLICT (another call, e.g. a fenced commit, still in progress) is marked retriable,
+    but retrying cannot end it: retried hot it spun a core and wrote 400,000 log lines."""
+    e = err(KafkaError._CONFLICT, retriable=True)
+    assert Action.REBUILD == classify(e, False, 0.3, TIMEOUT, 30.0)
+    assert Action.REBUILD == classify(e, True, 0.3, TIMEOUT, 30.0)
+    call, calls = failing(e, e, e)
+    with pytest.raises(TxnFailure) as failure:
+        call_transactional("abort_transaction", call, False, 0.0, TIMEOUT, 30.0)
+    assert Action.REBUILD is failure.value.action
+    assert 1 == len(calls)
+
+
+class FakeTime:
+    """A monotonic clock that only ``sleep`` moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_retries_back_off_exponentially_and_log_two_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    call, calls = failing(*[e] * 40)
+    fake = FakeTime()
+    with caplog.at_level(logging.WARNING, logger="streams.enforcer.txn"):
+        call_transactional(
+            "commit_transaction", call, True, None, TIMEOUT, 60.0, fake.clock, fake.sleep
+        )
+    assert 41 == len(calls)
+    assert [0.05, 0.1, 0.2, 0.4, 0.8] == pytest.approx(fake.sleeps[:5])
+    assert {RETRY_BACKOFF_MAX_S} == set(fake.sleeps[5:])
+    assert 2 == len(caplog.records)  # the first retry, then one summary
+    assert 40 == caplog.records[1].__dict__["retries"]
+
+
+def test_retry_pauses_end_with_the_budget() -> None:
+    e = err(KafkaError._TIMED_OUT, retriable=True)
+    call, calls = failing(*[e] * 1000)
+    fake = FakeTime()
+    with pytest.raises(TxnFailure) as failure:
+        call_transactional(
+            "commit_transaction", call, True, None, TIMEOUT, 3.0, fake.clock, fake.sleep
+        )
+    assert Action.REBUILD is failure.value.action
+    assert 3.0 == pytest.approx(sum(fake.sleeps))
+    assert len(calls) < 15
