@@ -13,11 +13,11 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from psycopg.conninfo import conninfo_to_dict
 
 from schemas.errors import SessionwardenError
 from streams.logsetup import error_fields
 from streams.observe.service import ServiceObserver
+from streams.pg.dsn import connect_error, describe_dsn, redact
 from streams.pg.migrations import check_schema
 from streams.pg.plan import Batch, PruneSchedule, RawRecord, plan_batch, utc
 from streams.pg.store import OffsetConflict, RevocationStore
@@ -32,27 +32,17 @@ class SinkError(SessionwardenError):
     """The sink cannot run: no DSN, PostgreSQL unreachable or refusing, schema missing."""
 
 
-def describe_dsn(dsn: str) -> str:
-    """user@host:port/dbname of a DSN, never its password."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "an unparsable DSN"
-    host = parts.get("host") or parts.get("hostaddr") or "(default host)"
-    return f"{parts.get('user', '(default user)')}@{host}:{parts.get('port', 5432)}/" + str(
-        parts.get("dbname", "(default database)")
-    )
-
-
 def connect(dsn: str) -> psycopg.Connection[Any]:
-    """An autocommit connection (every transaction explicit); one clear SinkError if refused."""
+    """An autocommit connection (every transaction explicit); one clear SinkError if refused,
+    naming the server and never the password (streams.pg.dsn)."""
     if not dsn:
         raise SinkError("no PostgreSQL DSN: set SESSIONWARDEN_PG_DSN (or pg_dsn in the config)")
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SinkError(f"cannot connect to PostgreSQL as {describe_dsn(dsn)}: {first}") from exc
+        raise SinkError(
+            f"cannot connect to PostgreSQL as {describe_dsn(dsn)}: {connect_error(dsn, exc)}"
+        ) from None
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -99,7 +89,10 @@ class PostgresSink:
             try:
                 check_schema(conn)
             except psycopg.Error as exc:
-                raise SinkError(f"cannot read the sessionwarden schema: {exc}") from exc
+                raise SinkError(
+                    "cannot read the sessionwarden schema: "
+                    + redact(str(exc), self.settings.pg_dsn)
+                ) from None
             self._store = RevocationStore(conn, self.topic)
             self._consumer = Consumer(consumer_config(self.settings))
             self.metrics.start()
@@ -108,7 +101,9 @@ class PostgresSink:
                 self._consumer.subscribe([self.topic], on_assign=self._on_assign)
                 self._loop()
             except psycopg.Error as exc:
-                raise SinkError(f"PostgreSQL failed under the sink: {exc}") from exc
+                raise SinkError(
+                    "PostgreSQL failed under the sink: " + redact(str(exc), self.settings.pg_dsn)
+                ) from None
             finally:
                 self._consumer.close()
                 self.metrics.close()
