@@ -19,13 +19,16 @@ from streams.logsetup import error_fields
 from streams.observe.service import ServiceObserver
 from streams.pg.dsn import connect_error, describe_dsn, redact
 from streams.pg.migrations import check_schema
-from streams.pg.plan import Batch, PruneSchedule, RawRecord, plan_batch, utc
+from streams.pg.plan import Batch, CutOffSchedule, PruneSchedule, RawRecord, plan_batch, utc
 from streams.pg.store import OffsetConflict, RevocationStore
 from streams.policy import Policy
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 _PROGRESS_EVERY_S = 10.0
+_SECOND_PASS_S = 0.5
+"""How long after the cut-off of a batch's sessions every backend still marked with one of them
+is terminated (docs/DATABASE.md: a cancel needs a few milliseconds to end a transaction)."""
 
 
 class SinkError(SessionwardenError):
@@ -73,6 +76,7 @@ class PostgresSink:
         self.stats = {"records": 0, "rows": 0, "expired": 0, "undecodable": 0, "cut_off": 0}
         self._stop = threading.Event()
         self._prune = PruneSchedule(settings.pg_prune_interval_s)
+        self._second_pass = CutOffSchedule(_SECOND_PASS_S)
         self._store: RevocationStore | None = None
         self._consumer: Consumer | None = None
         self.metrics = ServiceObserver(
@@ -86,14 +90,15 @@ class PostgresSink:
         conn = connect(self.settings.pg_dsn)
         log.info("sink starting", extra={"database": describe_dsn(self.settings.pg_dsn)})
         with conn:
+            self._store = RevocationStore(conn, self.topic)
             try:
                 check_schema(conn)
+                self._report_bypasses(self._store)
             except psycopg.Error as exc:
                 raise SinkError(
                     "cannot read the sessionwarden schema: "
                     + redact(str(exc), self.settings.pg_dsn)
                 ) from None
-            self._store = RevocationStore(conn, self.topic)
             self._consumer = Consumer(consumer_config(self.settings))
             self.metrics.start()
             try:
@@ -108,6 +113,15 @@ class PostgresSink:
                 self._consumer.close()
                 self.metrics.close()
         log.info("sink stopped", extra=dict(self.stats))
+
+    @staticmethod
+    def _report_bypasses(store: RevocationStore) -> None:
+        """Log what sessionwarden.bypasses() finds: the sink cannot close these, people can."""
+        for table, kind, obj, detail in store.bypasses():
+            log.warning(
+                "a way around the guard of a protected table",
+                extra={"table": table, "kind": kind, "object": obj, "detail": detail},
+            )
 
     def _check_topic(self, consumer: Consumer) -> None:
         try:
@@ -144,6 +158,9 @@ class PostgresSink:
             if records and self._write(plan_batch(records, utc(time.time()), self.keep_for)):
                 self.stats["records"] += len(records)
             now = time.monotonic()
+            due = self._second_pass.due(now)
+            if due:
+                self._cut_off(due, second_pass=True)
             if self._prune.due(now):
                 self._prune_expired()
                 self._prune.done(time.monotonic())
@@ -199,14 +216,23 @@ class PostgresSink:
         self.stats["expired"] += batch.expired
         self.stats["undecodable"] += len(batch.undecodable)
         if batch.rows and self.settings.pg_cut_off:
-            cancelled, terminated = self._store.cut_off(batch.tags)
-            self.stats["cut_off"] += cancelled + terminated
-            if cancelled or terminated:
-                log.info(
-                    "backends of revoked sessions cut off",
-                    extra={"cancelled": cancelled, "terminated": terminated},
-                )
+            self._cut_off(batch.tags, second_pass=False)
+            self._second_pass.add(batch.tags, time.monotonic())
         return True
+
+    def _cut_off(self, tags: list[str], second_pass: bool) -> None:
+        assert self._store is not None
+        cancelled, terminated = self._store.cut_off(tags, terminate_all=second_pass)
+        self.stats["cut_off"] += cancelled + terminated
+        if cancelled or terminated:
+            log.info(
+                "backends of revoked sessions cut off",
+                extra={
+                    "cancelled": cancelled,
+                    "terminated": terminated,
+                    "pass": 2 if second_pass else 1,
+                },
+            )
 
     def _reseek(self) -> None:
         assert self._store is not None and self._consumer is not None

@@ -3,6 +3,7 @@ are refused and its running query is cut off, and a killed sink loses and double
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -116,6 +117,44 @@ def test_running_query_of_a_revoked_session_is_cut_off(
         cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
     assert [psycopg.errors.QueryCanceled] == [type(e) for e in outcome]
     assert [1] == [m["cancelled"] for m in cut]
+
+
+def test_cursor_of_a_revoked_session_returns_nothing_once_the_sink_cut_it_off(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A server-side cursor opened before the revocation, its backend renamed to hide, stops
+    returning rows when the sink commits the revocation: the sink finds the transaction by the
+    mark the guard left and terminates it."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    pg_sandbox.add_documents("acme", *(f"doc {n}" for n in range(50)))
+    now = datetime.now(UTC)
+    with (
+        SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink,
+        psycopg.connect(pg_sandbox.app_dsn) as conn,
+    ):
+        sink.wait_assigned()
+        leaked: list[Any] = []
+        with contextlib.suppress(psycopg.OperationalError), session_transaction(conn, "acme", sid):
+            reader = conn.cursor("reader")
+            reader.execute("SELECT id FROM app.documents ORDER BY id")
+            assert 10 == len(reader.fetchmany(10))
+            conn.execute("SELECT set_config('application_name', 'innocent', true)")
+            p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+            record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
+            p.produce(settings.topics.revocations, encode(record), sid.encode())
+            assert 0 == p.flush(10)
+            wait_until(
+                lambda: any(
+                    m.get("msg") == "backends of revoked sessions cut off" for m in sink.messages()
+                ),
+                60,
+                "the sink to cut the session off",
+            )
+            leaked = reader.fetchmany(10)
+        cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
+    assert [] == leaked
+    assert [(0, 1, 1)] == [(m["cancelled"], m["terminated"], m["pass"]) for m in cut]
 
 
 def fill_revocation_topic(settings: Settings, seed: int = 7) -> int:
