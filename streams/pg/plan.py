@@ -33,12 +33,6 @@ def session_tag(tenant: str, session_id: str) -> str:
     return digest[:32]
 
 
-def lock_key_parts(tag: str) -> tuple[int, int]:
-    """The (classid, objid) that pg_locks shows for the advisory lock require_session() takes
-    for a session: the tag's first 16 hex digits as a 64-bit key, split in two 32-bit halves."""
-    return int(tag[:8], 16), int(tag[8:16], 16)
-
-
 class CutOffSchedule:
     """The second pass of the cut-off: the sessions of a batch, cut off at ``now``, are looked
     at again ``grace_s`` later (a monotonic clock), and every backend still marked with one of

@@ -17,7 +17,6 @@ from streams.pg.plan import (
     TAG_CONNECTION,
     TAG_TRANSACTION,
     Batch,
-    lock_key_parts,
 )
 
 log = logging.getLogger(__name__)
@@ -64,20 +63,23 @@ _NOTIFY = "SELECT count(pg_notify(%s, tag)) FROM unnest(%s::text[]) AS tag"
 # With %(all)s every marked backend is terminated: the second pass, for a cancel that did not
 # end the session's transaction (a savepoint, a cancel that arrived between statements).
 _CUT_OFF = """
-WITH marked AS (
+WITH revoked AS (SELECT DISTINCT unnest(%(tags)s::text[]) AS tag),
+marked AS (
     SELECT a.pid,
            %(all)s OR starts_with(a.application_name, %(dedicated)s)
                OR a.state IS DISTINCT FROM 'active' AS terminate
       FROM pg_stat_activity a
      WHERE a.pid <> pg_backend_pid()
-       AND (a.application_name = ANY(%(names)s::text[])
+       AND ((left(a.application_name, 4) IN (%(dedicated)s, %(pooled)s)
+             AND substr(a.application_name, 5) IN (SELECT tag FROM revoked))
             OR a.pid IN (SELECT l.pid
                            FROM pg_locks l
-                           JOIN unnest(%(high)s::bigint[], %(low)s::bigint[]) AS k(high, low)
-                             ON l.classid::bigint = k.high AND l.objid::bigint = k.low
                           WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
                             AND l.database = (SELECT oid FROM pg_database
-                                               WHERE datname = current_database())))
+                                               WHERE datname = current_database())
+                            AND lpad(to_hex(l.classid::bigint), 8, '0')
+                                || lpad(to_hex(l.objid::bigint), 8, '0')
+                                IN (SELECT left(tag, 16) FROM revoked)))
 )
 SELECT count(*) FILTER (WHERE CASE WHEN NOT terminate THEN pg_cancel_backend(pid) ELSE false END),
        count(*) FILTER (WHERE CASE WHEN terminate THEN pg_terminate_backend(pid) ELSE false END)
@@ -138,14 +140,11 @@ class RevocationStore:
         """Cancel / terminate the live backends of these sessions: (cancelled, terminated).
         ``terminate_all``: terminate every backend still marked with one of them (the second
         pass, a grace after the first, ends what a cancel left open)."""
-        names = [TAG_TRANSACTION + t for t in tags] + [TAG_CONNECTION + t for t in tags]
-        keys = [lock_key_parts(t) for t in tags]
         params = {
             "all": terminate_all,
             "dedicated": TAG_CONNECTION,
-            "names": names,
-            "high": [k[0] for k in keys],
-            "low": [k[1] for k in keys],
+            "pooled": TAG_TRANSACTION,
+            "tags": tags,
         }
         with self.conn.transaction():
             row = self.conn.execute(_CUT_OFF, params).fetchone()

@@ -9,7 +9,6 @@ from streams.pg.plan import (
     CutOffSchedule,
     PruneSchedule,
     RawRecord,
-    lock_key_parts,
     plan_batch,
     session_tag,
 )
@@ -125,11 +124,3 @@ def test_overdue_second_passes_are_merged() -> None:
     schedule.add(["a", "b"], now=1.0)
     schedule.add(["b", "c"], now=2.0)
     assert ["a", "b", "c"] == schedule.due(9.0)
-
-
-def test_lock_key_halves_are_the_first_sixteen_hex_digits_of_the_tag() -> None:
-    """pg_locks shows the advisory lock's 64-bit key as two unsigned 32-bit halves."""
-    tag = session_tag("acme", "s1")
-    high, low = lock_key_parts(tag)
-    assert tag[:16] == f"{high:08x}{low:08x}"
-    assert all(0 <= half < 2**32 for half in (high, low))
