@@ -157,6 +157,58 @@ def test_cursor_of_a_revoked_session_returns_nothing_once_the_sink_cut_it_off(
     assert [(0, 1, 1)] == [(m["cancelled"], m["terminated"], m["pass"]) for m in cut]
 
 
+def test_cursor_kept_alive_by_a_savepoint_is_ended_by_the_second_pass(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """The sink's cancel ends only a savepoint's statement; the client rolls back to the
+    savepoint and reads its cursor on, until the second pass, half a second later, terminates
+    the backend."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    pg_sandbox.add_documents("acme", "one", "two")
+    reads_after_cancel: list[float] = []  # monotonic times of rows read after the cancel
+    ended: list[float] = []
+
+    def reader_thread() -> None:
+        with (
+            psycopg.connect(pg_sandbox.app_dsn) as conn,
+            contextlib.suppress(psycopg.OperationalError),
+            session_transaction(conn, "acme", sid),
+        ):
+            reader = conn.cursor("reader", scrollable=True)
+            reader.execute("SELECT id FROM app.documents")
+            reader.fetchone()
+            with contextlib.suppress(psycopg.errors.QueryCanceled), conn.transaction():
+                conn.execute("SELECT pg_sleep(120)")
+            deadline = time.monotonic() + 30
+            try:
+                while time.monotonic() < deadline:
+                    reader.scroll(0, mode="absolute")
+                    if reader.fetchone() is not None:
+                        reads_after_cancel.append(time.monotonic())
+            finally:
+                ended.append(time.monotonic())
+
+    with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+        sink.wait_assigned()
+        worker = threading.Thread(target=reader_thread, daemon=True)
+        worker.start()
+        wait_until(lambda: running(pg_sandbox, "swt:" + session_tag("acme", sid)), 30, "sleep")
+        now = datetime.now(UTC)
+        p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
+        p.produce(settings.topics.revocations, encode(record), sid.encode())
+        assert 0 == p.flush(10)
+        worker.join(60)
+        cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
+    assert not worker.is_alive()
+    assert [(1, 0, 1), (0, 1, 2)] == [(m["cancelled"], m["terminated"], m["pass"]) for m in cut]
+    assert reads_after_cancel, "the savepoint kept the cursor readable after the cancel"
+    window = ended[0] - reads_after_cancel[0]
+    print(f"cursor readable for {window:.3f} s after the cancel")
+    assert window < 2.0  # the second pass runs 0.5 s after the first
+
+
 def fill_revocation_topic(settings: Settings, seed: int = 7) -> int:
     """Revocations of three tenants' sessions (some revoked twice, the same session id under
     three tenants), revalidations and garbage, under keys of no format the sink could read."""
