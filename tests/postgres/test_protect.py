@@ -223,3 +223,30 @@ def test_the_sink_reads_the_report_of_every_protected_table(
     assert [("app.documents", "not_forced"), ("app.documents", "truncate_unguarded")] == [
         (table, kind) for table, kind, _, _ in found
     ]
+
+
+def test_partitions_and_children_are_protected_with_their_parent(
+    box: Sandbox, owner: psycopg.Connection[Any], app: psycopg.Connection[Any]
+) -> None:
+    """Read directly, a partition or inheritance child skips its parent's policies: protect()
+    guards every descendant, and one added later is reported until protect() runs again."""
+    owner.execute("CREATE TABLE app.parted (id int, tenant text) PARTITION BY LIST (tenant)")
+    owner.execute("CREATE TABLE app.parted_acme PARTITION OF app.parted FOR VALUES IN ('acme')")
+    owner.execute("INSERT INTO app.parted VALUES (1, 'acme')")
+    owner.execute("SELECT sessionwarden.protect('app.parted')")
+    owner.execute("CREATE TABLE app.archive () INHERITS (app.documents)")
+    owner.execute("INSERT INTO app.archive (tenant, body) VALUES ('acme', 'old')")
+    owner.execute(
+        sql.SQL("GRANT SELECT ON app.parted, app.parted_acme, app.archive TO {}").format(
+            app_role(box)
+        )
+    )
+    with pytest.raises(Refused):
+        reads(app, "SELECT count(*) FROM app.parted_acme", None)
+    assert (1,) == reads(app, "SELECT count(*) FROM app.archive", None)  # the hole, reported:
+    found = owner.execute("SELECT kind, object FROM sessionwarden.bypasses()").fetchall()
+    assert [("unprotected_child", "app.archive")] == found
+    owner.execute("SELECT sessionwarden.protect('app.documents')")
+    with pytest.raises(Refused):
+        reads(app, "SELECT count(*) FROM app.archive", None)
+    assert [] == owner.execute("SELECT * FROM sessionwarden.bypasses()").fetchall()

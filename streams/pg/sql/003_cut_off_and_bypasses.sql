@@ -90,6 +90,19 @@ LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 RETURN coalesce((SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE oid = role), false);
 
+-- The partitions and inheritance children of a table, at every depth.
+CREATE FUNCTION sessionwarden.descendants(parent oid) RETURNS SETOF oid
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH RECURSIVE d(child) AS (
+    SELECT inhrelid FROM pg_inherits WHERE inhparent = parent
+    UNION
+    SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.child
+)
+SELECT child FROM d
+$$;
+
 -- Every way around the guard of a protected table (a table with the sessionwarden_guard
 -- policy) that the catalogs show: one row per finding, empty when none is found. What it
 -- cannot see (a function whose body names the table through dynamic SQL, a copy already made)
@@ -115,6 +128,16 @@ SELECT t.rel, 'not_protected', t.rel::text,
  WHERE NOT t.relrowsecurity
     OR NOT EXISTS (SELECT 1 FROM pg_policy p
                     WHERE p.polrelid = t.oid AND p.polname = 'sessionwarden_guard')
+UNION ALL
+SELECT t.rel, 'unprotected_child', d.child::regclass::text,
+       'a partition or inheritance child without the guard: reading it directly skips the'
+       || ' parent''s policies; run sessionwarden.protect() on the parent again'
+  FROM t
+ CROSS JOIN LATERAL sessionwarden.descendants(t.oid) AS d(child)
+ WHERE NOT EXISTS (SELECT 1 FROM pg_policy p
+                    WHERE p.polrelid = d.child AND p.polname = 'sessionwarden_guard')
+    OR NOT EXISTS (SELECT 1 FROM pg_class c
+                    WHERE c.oid = d.child AND c.relrowsecurity AND c.relforcerowsecurity)
 UNION ALL
 SELECT t.rel, 'not_forced', t.rel::text,
        'the owner skips row-level security (and so do its views and SECURITY DEFINER'
@@ -174,19 +197,13 @@ $$;
 
 GRANT EXECUTE ON FUNCTION sessionwarden.bypasses(regclass) TO PUBLIC;
 
--- Puts a table under the guard: enables and forces row-level security (the owner, and its
--- views and SECURITY DEFINER functions, are guarded too), adds the RESTRICTIVE policy
--- sessionwarden_guard for every command and role (and a permissive sessionwarden_allow when the
--- table has no permissive policy), guards TRUNCATE with a trigger, revokes TRUNCATE from the
--- roles the caller granted it to, and warns of every bypass left. Run it as the table's owner;
--- idempotent.
-CREATE OR REPLACE FUNCTION sessionwarden.protect(target regclass) RETURNS void
+-- Puts one table under the guard (protect() does it for a table and all its descendants).
+CREATE FUNCTION sessionwarden.protect_relation(target regclass) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     grantee text;
-    found   record;
 BEGIN
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', target);
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', target);
@@ -214,6 +231,28 @@ BEGIN
     LOOP
         EXECUTE format('REVOKE TRUNCATE ON %s FROM %s', target, grantee);
         RAISE WARNING 'sessionwarden: revoked TRUNCATE on % from %', target, grantee;
+    END LOOP;
+END
+$$;
+
+-- Puts a table under the guard, with its partitions and inheritance children (read directly,
+-- a child skips its parent's policies): enables and forces row-level security (the owner, and
+-- its views and SECURITY DEFINER functions, are guarded too), adds the RESTRICTIVE policy
+-- sessionwarden_guard for every command and role (and a permissive sessionwarden_allow when
+-- the table has no permissive policy), guards TRUNCATE with a trigger, revokes TRUNCATE from
+-- the roles the caller granted it to, and warns of every bypass left. Run it as the owner of
+-- the tables; idempotent (run it again after adding a partition).
+CREATE OR REPLACE FUNCTION sessionwarden.protect(target regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    child oid;
+    found record;
+BEGIN
+    PERFORM sessionwarden.protect_relation(target);
+    FOR child IN SELECT * FROM sessionwarden.descendants(target) LOOP
+        PERFORM sessionwarden.protect_relation(child::regclass);
     END LOOP;
     FOR found IN SELECT * FROM sessionwarden.bypasses(target) LOOP
         RAISE WARNING 'sessionwarden: % %: %', found.kind, found.object, found.detail;
