@@ -6,11 +6,12 @@
 --     (held to the end of the transaction, whatever application_name says), so the sink finds
 --     every backend inside a transaction that read for the session, and refuses while the
 --     backend holds a WITH HOLD cursor (its rows are computed once and outlive the binding);
---   * protect() forces row-level security on the owner, guards TRUNCATE with a trigger, revokes
---     the TRUNCATE grants the owner made, and warns of every bypass bypasses() finds.
+--   * protect() covers the table's partitions and inheritance children, forces row-level
+--     security on the owner, guards TRUNCATE with a trigger, revokes the TRUNCATE grants the
+--     owner made, and warns of every bypass bypasses() finds.
 
 -- The tag: 32 lower-case hex digits, the first 16 bytes of SHA-256 over the UTF-8 bytes of
--- <number of characters of tenant, decimal> ':' <tenant> U+001F <session_id>.
+-- <number of code points of tenant, decimal> ':' <tenant> U+001F <session_id>.
 CREATE FUNCTION sessionwarden.session_tag(tenant text, session_id text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
