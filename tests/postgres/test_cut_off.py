@@ -112,9 +112,10 @@ def test_an_open_held_cursor_blocks_guarded_reads_until_closed(
             assert 200 == len(cur.execute(QUERY).fetchall())
 
 
+@pytest.mark.parametrize("rename", ["innocent", "another session"])
 @pytest.mark.parametrize("binding", ["transaction", "connection"])
 def test_renamed_application_name_does_not_escape_the_cut_off(
-    pg_sandbox: Sandbox, store: RevocationStore, binding: str
+    pg_sandbox: Sandbox, store: RevocationStore, binding: str, rename: str
 ) -> None:
     """The tag is a setting the client can change; the mark require_session() leaves (an
     advisory lock held to the end of the transaction) is not."""
@@ -133,7 +134,14 @@ def test_renamed_application_name_does_not_escape_the_cut_off(
         reader = conn.cursor("reader")
         reader.execute(QUERY)
         assert 10 == len(reader.fetchmany(10))
-        conn.execute("SELECT set_config('application_name', 'innocent', true)")
+        if rename == "innocent":
+            conn.execute("SELECT set_config('application_name', 'innocent', true)")
+        else:  # pass for another, live session
+            conn.execute(
+                "SELECT set_config('sessionwarden.session_id', 's2', true),"
+                " set_config('application_name', %s, true)",
+                ("swt:" + tag("s2"),),
+            )
         revoke(store, "s1")
         cut = store.cut_off([tag("s1")])
         leaked = rows_or_nothing(lambda: reader.fetchmany(10))
