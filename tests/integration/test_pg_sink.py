@@ -200,9 +200,18 @@ def test_cursor_kept_alive_by_a_savepoint_is_ended_by_the_second_pass(
         p.produce(settings.topics.revocations, encode(record), sid.encode())
         assert 0 == p.flush(10)
         worker.join(60)
-        cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
+
+        def cut_off() -> list[tuple[int, int, int]]:
+            return [
+                (m["cancelled"], m["terminated"], m["pass"])
+                for m in sink.messages()
+                if m.get("msg") == "backends of revoked sessions cut off"
+            ]
+
+        wait_until(lambda: len(cut_off()) >= 2, 30, "the sink to log both passes")
+        cut = cut_off()
     assert not worker.is_alive()
-    assert [(1, 0, 1), (0, 1, 2)] == [(m["cancelled"], m["terminated"], m["pass"]) for m in cut]
+    assert [(1, 0, 1), (0, 1, 2)] == cut
     assert reads_after_cancel, "the savepoint kept the cursor readable after the cancel"
     window = ended[0] - reads_after_cancel[0]
     print(f"cursor readable for {window:.3f} s after the cancel")
