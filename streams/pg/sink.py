@@ -102,6 +102,8 @@ class PostgresSink:
             self._consumer = Consumer(consumer_config(self.settings))
             self.metrics.start()
             try:
+                if self.settings.pg_cut_off:
+                    self._cut_off_stored(self._store)
                 self._check_topic(self._consumer)
                 self._consumer.subscribe([self.topic], on_assign=self._on_assign)
                 self._loop()
@@ -113,6 +115,15 @@ class PostgresSink:
                 self._consumer.close()
                 self.metrics.close()
         log.info("sink stopped", extra=dict(self.stats))
+
+    def _cut_off_stored(self, store: RevocationStore) -> None:
+        """Cut off the backends of every session already in the revocation set: a sink stopped
+        between a commit and its cut-off (a crash, a kill) leaves none running past its
+        restart. The second pass follows as for a batch."""
+        tags = store.revoked_tags()
+        if tags:
+            self._cut_off(tags, second_pass=False)
+            self._second_pass.add(tags, time.monotonic())
 
     @staticmethod
     def _report_bypasses(store: RevocationStore) -> None:

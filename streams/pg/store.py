@@ -151,6 +151,17 @@ class RevocationStore:
         assert row is not None
         return int(row[0]), int(row[1])
 
+    def revoked_tags(self) -> list[str]:
+        """The tags of every session in the revocation set (for the cut-off at the sink's
+        start: a sink stopped between a commit and its cut-off must not leave those sessions'
+        backends running)."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT DISTINCT sessionwarden.session_tag(tenant, session_id)"
+                " FROM sessionwarden.revoked_sessions"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def bypasses(self) -> list[tuple[str, str, str, str]]:
         """What ``sessionwarden.bypasses()`` finds around the guard of every protected table:
         (table, kind, object, detail)."""

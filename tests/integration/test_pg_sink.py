@@ -218,6 +218,53 @@ def test_cursor_kept_alive_by_a_savepoint_is_ended_by_the_second_pass(
     assert window < 2.0  # the second pass runs 0.5 s after the first
 
 
+def test_sink_restarted_after_a_commit_cuts_off_what_it_had_not(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A sink stopped between committing a revocation and cutting its session off (here: run
+    without the cut-off) leaves the session's cursor readable; the next sink's start ends it."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    pg_sandbox.add_documents("acme", *(f"doc {n}" for n in range(50)))
+    now = datetime.now(UTC)
+    leaked: list[Any] = []
+    with (
+        psycopg.connect(pg_sandbox.app_dsn) as conn,
+        contextlib.suppress(psycopg.OperationalError),
+        session_transaction(conn, "acme", sid),
+    ):
+        reader = conn.cursor("reader")
+        reader.execute("SELECT id FROM app.documents ORDER BY id")
+        assert 10 == len(reader.fetchmany(10))
+        with SinkProcess(
+            settings, pg_sandbox.sink_dsn, LONG_POLICY, SESSIONWARDEN_PG_CUT_OFF="false"
+        ) as sink:
+            sink.wait_assigned()
+            p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+            record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
+            p.produce(settings.topics.revocations, encode(record), sid.encode())
+            assert 0 == p.flush(10)
+            wait_until(lambda: stored_sessions(pg_sandbox) == [sid], 60, "the row to be stored")
+        assert 10 == len(reader.fetchmany(10))  # no cut-off ran: the cursor still reads
+        with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+            sink.wait_assigned()
+            wait_until(
+                lambda: any(
+                    m.get("msg") == "backends of revoked sessions cut off" for m in sink.messages()
+                ),
+                60,
+                "the restarted sink to cut the session off",
+            )
+            leaked = reader.fetchmany(10)
+    assert [] == leaked
+
+
+def stored_sessions(box: Sandbox) -> list[str]:
+    with psycopg.connect(box.sink_dsn) as conn:
+        rows = conn.execute("SELECT session_id FROM sessionwarden.revoked_sessions").fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def fill_revocation_topic(settings: Settings, seed: int = 7) -> int:
     """Revocations of three tenants' sessions (some revoked twice, the same session id under
     three tenants), revalidations and garbage, under keys of no format the sink could read."""
