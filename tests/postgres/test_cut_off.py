@@ -188,6 +188,22 @@ def test_cancel_that_ends_only_a_savepoint_is_followed_by_termination(
     assert ((1, 0), [5], (0, 1), []) == (first, fetched_after_cancel, second, after_second_pass)
 
 
+def test_repeatable_read_transaction_of_a_revoked_session_is_ended_by_the_cut_off(
+    pg_sandbox: Sandbox, store: RevocationStore
+) -> None:
+    """Its snapshot predates the revocation, so its statements still pass the guard: only the
+    cut-off ends it (the backend is idle in the transaction: terminated)."""
+    with psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with contextlib.suppress(psycopg.OperationalError), session_transaction(conn, "acme", "s1"):
+            assert 200 == len(conn.execute(QUERY).fetchall())
+            revoke(store, "s1")
+            before = len(conn.execute(QUERY).fetchall())
+            cut = store.cut_off([tag("s1")])
+            after = rows_or_nothing(lambda: conn.execute(QUERY).fetchall())
+    assert (200, (0, 1), []) == (before, cut, after)
+
+
 def test_a_pooled_connection_that_moved_on_is_left_alone(
     pg_sandbox: Sandbox, store: RevocationStore
 ) -> None:
