@@ -9,8 +9,9 @@ from typing import TextIO
 
 import psycopg
 
+from streams.pg.dsn import describe_dsn, redact
 from streams.pg.migrations import apply_migrations, full_sql
-from streams.pg.sink import PostgresSink, SinkError, connect, describe_dsn
+from streams.pg.sink import PostgresSink, SinkError, connect
 from streams.policy import Policy
 from streams.settings import Settings
 
@@ -30,8 +31,9 @@ def run_sink_postgres(
                 applied = apply_migrations(conn)
             except psycopg.Error as exc:
                 raise SinkError(
-                    f"cannot apply the schema as {describe_dsn(settings.pg_dsn)}: {exc}"
-                ) from exc
+                    f"cannot apply the schema as {describe_dsn(settings.pg_dsn)}: "
+                    + redact(str(exc), settings.pg_dsn)
+                ) from None
         names = ", ".join(f"{m.version:03d}_{m.name}" for m in applied) or "nothing (up to date)"
         out.write(f"applied {names}\n")
         return 0

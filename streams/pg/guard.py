@@ -4,13 +4,16 @@ can find and stop its backend then.
 
 ``session_transaction(conn, tenant, session_id)`` opens a transaction bound to the session (the
 settings are transaction-local, so a pooled connection, including PgBouncer in transaction mode,
-never carries them to the next client); the sink cancels the statement it is running when the
-session is revoked. ``bind_connection`` binds a connection dedicated to one session for its
-lifetime; the sink terminates it on revocation. A revoked or unbound session's statement on a
-protected table fails with SQLSTATE 28000 (``psycopg.errors.InvalidAuthorizationSpecification``,
-see ``is_refused``); both helpers also ask the guard when they bind, so a revoked session's
-transaction fails at its start even if it would touch no row (row-level security checks rows:
-a statement that examines none is not refused by the policy itself)."""
+never carries them to the next client); when the session is revoked the sink cancels the
+statement it is running, and terminates the backend if it sits idle in the transaction (where
+a server-side cursor would keep returning rows) or is still in it half a second later.
+``bind_connection`` binds a connection dedicated to one session for its lifetime; the sink
+terminates it on revocation. A revoked or unbound session's statement on a protected table
+fails with SQLSTATE 28000 (``psycopg.errors.InvalidAuthorizationSpecification``, see
+``is_refused``), and so does any guarded statement while the connection holds a ``WITH HOLD``
+cursor; both helpers also ask the guard when they bind, so a revoked session's transaction
+fails at its start even if it would touch no row (row-level security checks rows: a statement
+that examines none is not refused by the policy itself)."""
 
 from __future__ import annotations
 

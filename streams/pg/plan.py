@@ -21,12 +21,44 @@ NOTIFY_CHANNEL = "sessionwarden_revoked"
 
 
 def session_tag(tenant: str, session_id: str) -> str:
-    """The session's name in pg_stat_activity: 32 hex digits of SHA-256 over (tenant, session).
+    """The session's name in pg_stat_activity and in NOTIFY payloads (docs/DATABASE.md, "The
+    session tag"): the first 16 bytes of SHA-256, as 32 lower-case hex digits, over the UTF-8
+    bytes of ``<number of characters of tenant>:<tenant>\x1f<session_id>``. The length prefix
+    keeps (tenant, session) pairs apart whatever characters they hold. The database computes
+    the same (``sessionwarden.session_tag(tenant, session_id)``).
 
     application_name is visible to every role on the server and holds at most 63 bytes, so it
     carries this digest, never the raw session id."""
     digest = hashlib.sha256(f"{len(tenant)}:{tenant}\x1f{session_id}".encode()).hexdigest()
     return digest[:32]
+
+
+class CutOffSchedule:
+    """The second pass of the cut-off: the sessions of a batch, cut off at ``now``, are looked
+    at again ``grace_s`` later (a monotonic clock), and every backend still marked with one of
+    them is terminated. A cancel ends the statement and, normally, the session's transaction
+    (its mark goes with it); a savepoint keeps the transaction and its cursors alive, a cancel
+    that lands between two statements does nothing, and a statement that marked itself just
+    after the first pass was not seen by it: the second pass ends all three."""
+
+    def __init__(self, grace_s: float) -> None:
+        if not grace_s > 0:
+            raise ValueError(f"grace_s must be positive, got {grace_s!r}")
+        self.grace_s = grace_s
+        self._pending: list[tuple[float, list[str]]] = []
+
+    def add(self, tags: list[str], now: float) -> None:
+        if tags:
+            self._pending.append((now + self.grace_s, list(tags)))
+
+    def due(self, now: float) -> list[str]:
+        """The tags whose second pass is due (each once), oldest first."""
+        ready = [tags for at, tags in self._pending if at <= now]
+        self._pending = [(at, tags) for at, tags in self._pending if at > now]
+        return list(dict.fromkeys(t for tags in ready for t in tags))
+
+    def __len__(self) -> int:
+        return len(self._pending)
 
 
 class RawRecord(NamedTuple):

@@ -2,7 +2,8 @@
 protected sample table, for tests, benchmarks and the demo.
 
     sandbox = Sandbox.create(admin_dsn, "sw_demo")   # roles sw_demo_{sink,owner,app}
-    sandbox.sink_dsn    # owns the sessionwarden schema (migrations applied), pg_signal_backend
+    sandbox.sink_dsn    # owns the sessionwarden schema (migrations applied), pg_signal_backend,
+                        # pg_read_all_stats
     sandbox.app_dsn     # the service: neither superuser nor owner; reads/writes app.documents
     sandbox.drop()
 
@@ -24,6 +25,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from streams.pg.cluster import ClusterError, TempCluster
+from streams.pg.guard import session_transaction
 from streams.pg.migrations import apply_migrations
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -81,7 +83,9 @@ class Sandbox:
                     )
                 )
             admin.execute(
-                sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(f"{name}_sink"))
+                sql.SQL("GRANT pg_signal_backend, pg_read_all_stats TO {}").format(
+                    sql.Identifier(f"{name}_sink")
+                )
             )
             admin.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(
@@ -110,6 +114,18 @@ class Sandbox:
                 sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON app.documents TO {}").format(app)
             )
             db.execute(sql.SQL("GRANT USAGE ON SEQUENCE app.documents_id_seq TO {}").format(app))
+
+    def add_documents(self, tenant: str, *bodies: str) -> None:
+        """Rows of app.documents, written by the owner in a transaction bound to a session of
+        its own (the table forces row-level security: the owner is guarded too)."""
+        with (
+            psycopg.connect(self.owner_dsn, autocommit=True) as db,
+            session_transaction(db, tenant, "sandbox-owner") as cur,
+        ):
+            cur.executemany(
+                "INSERT INTO app.documents (tenant, body) VALUES (%s, %s)",
+                [(tenant, body) for body in bodies],
+            )
 
     def drop(self) -> None:
         with psycopg.connect(self.admin_dsn, autocommit=True) as admin:

@@ -13,46 +13,39 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from psycopg.conninfo import conninfo_to_dict
 
 from schemas.errors import SessionwardenError
 from streams.logsetup import error_fields
 from streams.observe.service import ServiceObserver
+from streams.pg.dsn import connect_error, describe_dsn, redact
 from streams.pg.migrations import check_schema
-from streams.pg.plan import Batch, PruneSchedule, RawRecord, plan_batch, utc
+from streams.pg.plan import Batch, CutOffSchedule, PruneSchedule, RawRecord, plan_batch, utc
 from streams.pg.store import OffsetConflict, RevocationStore
 from streams.policy import Policy
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 _PROGRESS_EVERY_S = 10.0
+_SECOND_PASS_S = 0.5
+"""How long after the cut-off of a batch's sessions every backend still marked with one of them
+is terminated (docs/DATABASE.md: a cancel needs a few milliseconds to end a transaction)."""
 
 
 class SinkError(SessionwardenError):
     """The sink cannot run: no DSN, PostgreSQL unreachable or refusing, schema missing."""
 
 
-def describe_dsn(dsn: str) -> str:
-    """user@host:port/dbname of a DSN, never its password."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "an unparsable DSN"
-    host = parts.get("host") or parts.get("hostaddr") or "(default host)"
-    return f"{parts.get('user', '(default user)')}@{host}:{parts.get('port', 5432)}/" + str(
-        parts.get("dbname", "(default database)")
-    )
-
-
 def connect(dsn: str) -> psycopg.Connection[Any]:
-    """An autocommit connection (every transaction explicit); one clear SinkError if refused."""
+    """An autocommit connection (every transaction explicit); one clear SinkError if refused,
+    naming the server and never the password (streams.pg.dsn)."""
     if not dsn:
         raise SinkError("no PostgreSQL DSN: set SESSIONWARDEN_PG_DSN (or pg_dsn in the config)")
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SinkError(f"cannot connect to PostgreSQL as {describe_dsn(dsn)}: {first}") from exc
+        raise SinkError(
+            f"cannot connect to PostgreSQL as {describe_dsn(dsn)}: {connect_error(dsn, exc)}"
+        ) from None
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -83,6 +76,7 @@ class PostgresSink:
         self.stats = {"records": 0, "rows": 0, "expired": 0, "undecodable": 0, "cut_off": 0}
         self._stop = threading.Event()
         self._prune = PruneSchedule(settings.pg_prune_interval_s)
+        self._second_pass = CutOffSchedule(_SECOND_PASS_S)
         self._store: RevocationStore | None = None
         self._consumer: Consumer | None = None
         self.metrics = ServiceObserver(
@@ -96,23 +90,49 @@ class PostgresSink:
         conn = connect(self.settings.pg_dsn)
         log.info("sink starting", extra={"database": describe_dsn(self.settings.pg_dsn)})
         with conn:
+            self._store = RevocationStore(conn, self.topic)
             try:
                 check_schema(conn)
+                self._report_bypasses(self._store)
             except psycopg.Error as exc:
-                raise SinkError(f"cannot read the sessionwarden schema: {exc}") from exc
-            self._store = RevocationStore(conn, self.topic)
+                raise SinkError(
+                    "cannot read the sessionwarden schema: "
+                    + redact(str(exc), self.settings.pg_dsn)
+                ) from None
             self._consumer = Consumer(consumer_config(self.settings))
             self.metrics.start()
             try:
+                if self.settings.pg_cut_off:
+                    self._cut_off_stored(self._store)
                 self._check_topic(self._consumer)
                 self._consumer.subscribe([self.topic], on_assign=self._on_assign)
                 self._loop()
             except psycopg.Error as exc:
-                raise SinkError(f"PostgreSQL failed under the sink: {exc}") from exc
+                raise SinkError(
+                    "PostgreSQL failed under the sink: " + redact(str(exc), self.settings.pg_dsn)
+                ) from None
             finally:
                 self._consumer.close()
                 self.metrics.close()
         log.info("sink stopped", extra=dict(self.stats))
+
+    def _cut_off_stored(self, store: RevocationStore) -> None:
+        """Cut off the backends of every session already in the revocation set: a sink stopped
+        between a commit and its cut-off (a crash, a kill) leaves none running past its
+        restart. The second pass follows as for a batch."""
+        tags = store.revoked_tags()
+        if tags:
+            self._cut_off(tags, second_pass=False)
+            self._second_pass.add(tags, time.monotonic())
+
+    @staticmethod
+    def _report_bypasses(store: RevocationStore) -> None:
+        """Log what sessionwarden.bypasses() finds: the sink cannot close these, people can."""
+        for table, kind, obj, detail in store.bypasses():
+            log.warning(
+                "a way around the guard of a protected table",
+                extra={"table": table, "kind": kind, "object": obj, "detail": detail},
+            )
 
     def _check_topic(self, consumer: Consumer) -> None:
         try:
@@ -149,6 +169,9 @@ class PostgresSink:
             if records and self._write(plan_batch(records, utc(time.time()), self.keep_for)):
                 self.stats["records"] += len(records)
             now = time.monotonic()
+            due = self._second_pass.due(now)
+            if due:
+                self._cut_off(due, second_pass=True)
             if self._prune.due(now):
                 self._prune_expired()
                 self._prune.done(time.monotonic())
@@ -204,14 +227,23 @@ class PostgresSink:
         self.stats["expired"] += batch.expired
         self.stats["undecodable"] += len(batch.undecodable)
         if batch.rows and self.settings.pg_cut_off:
-            cancelled, terminated = self._store.cut_off(batch.tags)
-            self.stats["cut_off"] += cancelled + terminated
-            if cancelled or terminated:
-                log.info(
-                    "backends of revoked sessions cut off",
-                    extra={"cancelled": cancelled, "terminated": terminated},
-                )
+            self._cut_off(batch.tags, second_pass=False)
+            self._second_pass.add(batch.tags, time.monotonic())
         return True
+
+    def _cut_off(self, tags: list[str], second_pass: bool) -> None:
+        assert self._store is not None
+        cancelled, terminated = self._store.cut_off(tags, terminate_all=second_pass)
+        self.stats["cut_off"] += cancelled + terminated
+        if cancelled or terminated:
+            log.info(
+                "backends of revoked sessions cut off",
+                extra={
+                    "cancelled": cancelled,
+                    "terminated": terminated,
+                    "pass": 2 if second_pass else 1,
+                },
+            )
 
     def _reseek(self) -> None:
         assert self._store is not None and self._consumer is not None

@@ -12,7 +12,12 @@ import orjson
 import psycopg
 
 from schemas.errors import SessionwardenError
-from streams.pg.plan import NOTIFY_CHANNEL, TAG_CONNECTION, TAG_TRANSACTION, Batch
+from streams.pg.plan import (
+    NOTIFY_CHANNEL,
+    TAG_CONNECTION,
+    TAG_TRANSACTION,
+    Batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +53,37 @@ UPDATE sessionwarden.sink_offsets SET next_offset = %s, updated_at = now()
 
 _NOTIFY = "SELECT count(pg_notify(%s, tag)) FROM unnest(%s::text[]) AS tag"
 
-# Cancel the running statement of backends bound to a session for a transaction (a pooled
-# connection serves other sessions next); terminate connections dedicated to a session.
+# The backends of revoked sessions: named for the session (application_name swt:/swc:<tag>), or
+# inside a transaction that read for it (the shared advisory lock require_session() takes,
+# which no SET can drop). A running statement of a transaction-bound backend is cancelled (a
+# pooled connection serves other sessions next); everything else is terminated: a dedicated
+# connection, and a backend idle in (or between statements of) the session's transaction,
+# where a cancel does nothing and an open cursor still returns rows on FETCH. An unknown state
+# (the sink's role cannot read other roles' activity without pg_read_all_stats) is terminated.
+# With %(all)s every marked backend is terminated: the second pass, for a cancel that did not
+# end the session's transaction (a savepoint, a cancel that arrived between statements).
 _CUT_OFF = """
-SELECT count(*) FILTER (WHERE CASE WHEN starts_with(a.application_name, %s)
-                                    THEN pg_cancel_backend(a.pid) ELSE false END),
-       count(*) FILTER (WHERE CASE WHEN starts_with(a.application_name, %s)
-                                    THEN pg_terminate_backend(a.pid) ELSE false END)
-  FROM pg_stat_activity a
- WHERE a.pid <> pg_backend_pid()
-   AND a.application_name = ANY(%s::text[])
+WITH revoked AS (SELECT DISTINCT unnest(%(tags)s::text[]) AS tag),
+marked AS (
+    SELECT a.pid,
+           %(all)s OR starts_with(a.application_name, %(dedicated)s)
+               OR a.state IS DISTINCT FROM 'active' AS terminate
+      FROM pg_stat_activity a
+     WHERE a.pid <> pg_backend_pid()
+       AND ((left(a.application_name, 4) IN (%(dedicated)s, %(pooled)s)
+             AND substr(a.application_name, 5) IN (SELECT tag FROM revoked))
+            OR a.pid IN (SELECT l.pid
+                           FROM pg_locks l
+                          WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+                            AND l.database = (SELECT oid FROM pg_database
+                                               WHERE datname = current_database())
+                            AND lpad(to_hex(l.classid::bigint), 8, '0')
+                                || lpad(to_hex(l.objid::bigint), 8, '0')
+                                IN (SELECT left(tag, 16) FROM revoked)))
+)
+SELECT count(*) FILTER (WHERE CASE WHEN NOT terminate THEN pg_cancel_backend(pid) ELSE false END),
+       count(*) FILTER (WHERE CASE WHEN terminate THEN pg_terminate_backend(pid) ELSE false END)
+  FROM marked
 """
 
 _PRUNE = """
@@ -110,13 +136,41 @@ class RevocationStore:
             if batch.rows:
                 self.conn.execute(_NOTIFY, (NOTIFY_CHANNEL, batch.tags))
 
-    def cut_off(self, tags: list[str]) -> tuple[int, int]:
-        """Cancel / terminate the live backends of these sessions: (cancelled, terminated)."""
-        names = [TAG_TRANSACTION + t for t in tags] + [TAG_CONNECTION + t for t in tags]
+    def cut_off(self, tags: list[str], terminate_all: bool = False) -> tuple[int, int]:
+        """Cancel / terminate the live backends of these sessions: (cancelled, terminated).
+        ``terminate_all``: terminate every backend still marked with one of them (the second
+        pass, a grace after the first, ends what a cancel left open)."""
+        params = {
+            "all": terminate_all,
+            "dedicated": TAG_CONNECTION,
+            "pooled": TAG_TRANSACTION,
+            "tags": tags,
+        }
         with self.conn.transaction():
-            row = self.conn.execute(_CUT_OFF, (TAG_TRANSACTION, TAG_CONNECTION, names)).fetchone()
+            row = self.conn.execute(_CUT_OFF, params).fetchone()
         assert row is not None
         return int(row[0]), int(row[1])
+
+    def revoked_tags(self) -> list[str]:
+        """The tags of every session in the revocation set (for the cut-off at the sink's
+        start: a sink stopped between a commit and its cut-off must not leave those sessions'
+        backends running)."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT DISTINCT sessionwarden.session_tag(tenant, session_id)"
+                " FROM sessionwarden.revoked_sessions"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def bypasses(self) -> list[tuple[str, str, str, str]]:
+        """What ``sessionwarden.bypasses()`` finds around the guard of every protected table:
+        (table, kind, object, detail)."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT protected::text, kind, object, detail FROM sessionwarden.bypasses()"
+                " ORDER BY 1, 2, 3"
+            ).fetchall()
+        return [(str(t), str(k), str(o), str(d)) for t, k, o, d in rows]
 
     def prune(self, now: datetime, limit: int = 10_000) -> int:
         """Delete up to ``limit`` rows past their keep_until; returns how many."""

@@ -3,6 +3,7 @@ are refused and its running query is cut off, and a killed sink loses and double
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -116,6 +117,152 @@ def test_running_query_of_a_revoked_session_is_cut_off(
         cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
     assert [psycopg.errors.QueryCanceled] == [type(e) for e in outcome]
     assert [1] == [m["cancelled"] for m in cut]
+
+
+def test_cursor_of_a_revoked_session_returns_nothing_once_the_sink_cut_it_off(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A server-side cursor opened before the revocation, its backend renamed to hide, stops
+    returning rows when the sink commits the revocation: the sink finds the transaction by the
+    mark the guard left and terminates it."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    pg_sandbox.add_documents("acme", *(f"doc {n}" for n in range(50)))
+    now = datetime.now(UTC)
+    with (
+        SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink,
+        psycopg.connect(pg_sandbox.app_dsn) as conn,
+    ):
+        sink.wait_assigned()
+        leaked: list[Any] = []
+        with contextlib.suppress(psycopg.OperationalError), session_transaction(conn, "acme", sid):
+            reader = conn.cursor("reader")
+            reader.execute("SELECT id FROM app.documents ORDER BY id")
+            assert 10 == len(reader.fetchmany(10))
+            conn.execute("SELECT set_config('application_name', 'innocent', true)")
+            p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+            record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
+            p.produce(settings.topics.revocations, encode(record), sid.encode())
+            assert 0 == p.flush(10)
+            wait_until(
+                lambda: any(
+                    m.get("msg") == "backends of revoked sessions cut off" for m in sink.messages()
+                ),
+                60,
+                "the sink to cut the session off",
+            )
+            leaked = reader.fetchmany(10)
+        cut = [m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"]
+    assert [] == leaked
+    assert [(0, 1, 1)] == [(m["cancelled"], m["terminated"], m["pass"]) for m in cut]
+
+
+def test_cursor_kept_alive_by_a_savepoint_is_ended_by_the_second_pass(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """The sink's cancel ends only a savepoint's statement; the client rolls back to the
+    savepoint and reads its cursor on, until the second pass, half a second later, terminates
+    the backend."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    pg_sandbox.add_documents("acme", "one", "two")
+    reads_after_cancel: list[float] = []  # monotonic times of rows read after the cancel
+    ended: list[float] = []
+
+    def reader_thread() -> None:
+        with (
+            psycopg.connect(pg_sandbox.app_dsn) as conn,
+            contextlib.suppress(psycopg.OperationalError),
+            session_transaction(conn, "acme", sid),
+        ):
+            reader = conn.cursor("reader", scrollable=True)
+            reader.execute("SELECT id FROM app.documents")
+            reader.fetchone()
+            with contextlib.suppress(psycopg.errors.QueryCanceled), conn.transaction():
+                conn.execute("SELECT pg_sleep(120)")
+            deadline = time.monotonic() + 30
+            try:
+                while time.monotonic() < deadline:
+                    reader.scroll(0, mode="absolute")
+                    if reader.fetchone() is not None:
+                        reads_after_cancel.append(time.monotonic())
+            finally:
+                ended.append(time.monotonic())
+
+    with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+        sink.wait_assigned()
+        worker = threading.Thread(target=reader_thread, daemon=True)
+        worker.start()
+        wait_until(lambda: running(pg_sandbox, "swt:" + session_tag("acme", sid)), 30, "sleep")
+        now = datetime.now(UTC)
+        p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
+        p.produce(settings.topics.revocations, encode(record), sid.encode())
+        assert 0 == p.flush(10)
+        worker.join(60)
+
+        def cut_off() -> list[tuple[int, int, int]]:
+            return [
+                (m["cancelled"], m["terminated"], m["pass"])
+                for m in sink.messages()
+                if m.get("msg") == "backends of revoked sessions cut off"
+            ]
+
+        wait_until(lambda: len(cut_off()) >= 2, 30, "the sink to log both passes")
+        cut = cut_off()
+    assert not worker.is_alive()
+    assert [(1, 0, 1), (0, 1, 2)] == cut
+    assert reads_after_cancel, "the savepoint kept the cursor readable after the cancel"
+    window = ended[0] - reads_after_cancel[0]
+    print(f"cursor readable for {window:.3f} s after the cancel")
+    assert window < 2.0  # the second pass runs 0.5 s after the first
+
+
+def test_sink_restarted_after_a_commit_cuts_off_what_it_had_not(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A sink stopped between committing a revocation and cutting its session off (here: run
+    without the cut-off) leaves the session's cursor readable; the next sink's start ends it."""
+    settings = settings_factory()
+    sid = f"pg-{uuid.uuid4().hex[:8]}"
+    pg_sandbox.add_documents("acme", *(f"doc {n}" for n in range(50)))
+    now = datetime.now(UTC)
+    leaked: list[Any] = []
+    with (
+        psycopg.connect(pg_sandbox.app_dsn) as conn,
+        contextlib.suppress(psycopg.OperationalError),
+        session_transaction(conn, "acme", sid),
+    ):
+        reader = conn.cursor("reader")
+        reader.execute("SELECT id FROM app.documents ORDER BY id")
+        assert 10 == len(reader.fetchmany(10))
+        with SinkProcess(
+            settings, pg_sandbox.sink_dsn, LONG_POLICY, SESSIONWARDEN_PG_CUT_OFF="false"
+        ) as sink:
+            sink.wait_assigned()
+            p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+            record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
+            p.produce(settings.topics.revocations, encode(record), sid.encode())
+            assert 0 == p.flush(10)
+            wait_until(lambda: stored_sessions(pg_sandbox) == [sid], 60, "the row to be stored")
+        assert 10 == len(reader.fetchmany(10))  # no cut-off ran: the cursor still reads
+        with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+            sink.wait_assigned()
+            wait_until(
+                lambda: any(
+                    m.get("msg") == "backends of revoked sessions cut off" for m in sink.messages()
+                ),
+                60,
+                "the restarted sink to cut the session off",
+            )
+            leaked = reader.fetchmany(10)
+    assert [] == leaked
+
+
+def stored_sessions(box: Sandbox) -> list[str]:
+    with psycopg.connect(box.sink_dsn) as conn:
+        rows = conn.execute("SELECT session_id FROM sessionwarden.revoked_sessions").fetchall()
+    return [str(r[0]) for r in rows]
 
 
 def fill_revocation_topic(settings: Settings, seed: int = 7) -> int:

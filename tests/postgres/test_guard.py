@@ -39,8 +39,11 @@ def store(pg_sandbox: Sandbox) -> Iterator[RevocationStore]:
 
 @pytest.fixture
 def app(pg_sandbox: Sandbox) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(pg_sandbox.owner_dsn, autocommit=True) as owner:
-        owner.execute(
+    with (
+        psycopg.connect(pg_sandbox.owner_dsn, autocommit=True) as owner,
+        session_transaction(owner, "acme", "owner") as cur,
+    ):
+        cur.execute(
             "INSERT INTO app.documents (tenant, body) SELECT 'acme', 'doc ' || n"
             " FROM generate_series(1, 1000) AS n"
         )

@@ -93,3 +93,38 @@ def test_edited_migration_is_refused(pg_sandbox: Sandbox) -> None:
             check_schema(conn)
         with pytest.raises(SchemaError, match="applied with different SQL"):
             apply_migrations(conn)
+
+
+def _shapes(box: Sandbox) -> list[tuple[str, str]]:
+    """(DSN, the password its author meant) of the sandbox's server, in the shapes that libpq
+    misreads or refuses: reserved characters unencoded, a password in the query, key=value
+    values unquoted or unterminated."""
+    conn = psycopg.conninfo.conninfo_to_dict(box.sink_dsn)
+    host, port, user, db = "127.0.0.1", conn["port"], f"{box.name}_sink", box.name
+    return [
+        (f"postgresql://{user}:Zq8%Tx4w@{host}:{port}/{db}", "Zq8%Tx4w"),
+        (f"postgresql://{user}:Kf3@Lm9vQ@{host}:{port}/{db}", "Kf3@Lm9vQ"),
+        (f"postgresql://{user}:Kf3:Lm9vQ@{host}:{port}/{db}", "Kf3:Lm9vQ"),  # well-formed
+        (f"postgresql://{user}@{host}:{port}/{db}?password=Wr7%Yp2x", "Wr7%Yp2x"),
+        (f"postgresql://{user}@{host}:{port}/{db}?password=Wr7Yp2x&bogus=1", "Wr7Yp2x"),
+        (f"host={host} port={port} user={user} password=Hn5%Rt8q bogus=1", "Hn5%Rt8q"),
+        (f"host={host} port={port} user={user} password=Hn5 Rt8q", "Hn5 Rt8q"),
+        (f"host={host} port={port} user={user} password='Hn5 Rt8q", "Hn5 Rt8q"),
+    ]
+
+
+@pytest.mark.parametrize("shape", range(8))
+@pytest.mark.parametrize("command", [(), ("--init",)])
+def test_malformed_dsn_never_prints_the_password(
+    pg_bare_sandbox: Sandbox, shape: int, command: tuple[str, ...]
+) -> None:
+    """Whatever the DSN's shape, the sink's error names the cause, never a piece of the
+    password (an unencoded % once printed it whole)."""
+    dsn, password = _shapes(pg_bare_sandbox)[shape]
+    done = sink_command(*command, dsn=dsn)
+    assert (0 if shape == 2 and command else 2) == done.returncode, done.stderr
+    assert "Traceback" not in done.stderr
+    for piece in [password, *(p for p in password.replace("%", " ").split() if len(p) >= 3)]:
+        for cut in [piece, *piece.split("@"), *piece.split(":")]:
+            if len(cut) >= 3:
+                assert cut not in done.stderr, done.stderr

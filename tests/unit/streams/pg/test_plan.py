@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from schemas.codec import encode
-from streams.pg.plan import PruneSchedule, RawRecord, plan_batch, session_tag
+from streams.pg.plan import (
+    CutOffSchedule,
+    PruneSchedule,
+    RawRecord,
+    plan_batch,
+    session_tag,
+)
 from tests.unit.streams.clients.fakes import at, revalidation, revocation
 
 KEEP = timedelta(seconds=100)
@@ -97,3 +103,24 @@ def test_prune_schedule_runs_first_at_once_then_every_interval() -> None:
     schedule.done(0.0)
     assert not schedule.due(59.9)
     assert schedule.due(60.0)
+
+
+def test_second_pass_of_the_cut_off_is_due_once_after_the_grace() -> None:
+    """Each batch's sessions are looked at again once, no earlier than the grace."""
+    schedule = CutOffSchedule(0.5)
+    schedule.add(["a", "b"], now=10.0)
+    schedule.add([], now=10.1)
+    schedule.add(["b", "c"], now=10.2)
+    assert [] == schedule.due(10.49)
+    assert ["a", "b"] == schedule.due(10.5)
+    assert [] == schedule.due(10.6)
+    assert ["b", "c"] == schedule.due(11.0)
+    assert 0 == len(schedule)
+
+
+def test_overdue_second_passes_are_merged() -> None:
+    """A sink that fell behind looks at every overdue session once, in one query."""
+    schedule = CutOffSchedule(0.5)
+    schedule.add(["a", "b"], now=1.0)
+    schedule.add(["b", "c"], now=2.0)
+    assert ["a", "b", "c"] == schedule.due(9.0)
