@@ -52,17 +52,26 @@ class Prober(threading.Thread):
         self.join(10)
 
     def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self._halt.is_set():
-                tick = time.monotonic()
-                with self._lock:
-                    due = [(s, d) for s, d in self.pending.items() if d <= time.time()]
-                for sid, deadline in due:
-                    if _refused(conn, sid):
-                        self.latency[sid] = time.time() - deadline
-                        with self._lock:
-                            del self.pending[sid]
-                time.sleep(max(0.0, PROBE_EVERY_S - (time.monotonic() - tick)))
+        while not self._halt.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    self._probe(conn)
+            except psycopg.OperationalError:
+                # The sink terminated this backend: it was caught between two statements of a
+                # session it was cutting off. Not counted; probe again on a new connection.
+                continue
+
+    def _probe(self, conn: psycopg.Connection[Any]) -> None:
+        while not self._halt.is_set():
+            tick = time.monotonic()
+            with self._lock:
+                due = [(s, d) for s, d in self.pending.items() if d <= time.time()]
+            for sid, deadline in due:
+                if _refused(conn, sid):
+                    self.latency[sid] = time.time() - deadline
+                    with self._lock:
+                        del self.pending[sid]
+            time.sleep(max(0.0, PROBE_EVERY_S - (time.monotonic() - tick)))
 
 
 def _refused(conn: psycopg.Connection[Any], sid: str) -> bool:

@@ -76,7 +76,6 @@ def _database(
     stop: contextlib.ExitStack, settings: Settings, options: DrillOptions, policy_file: Any,
     say: Callable[[str], None],
 ) -> str:  # fmt: skip
-    import psycopg
 
     from streams.pg.cluster import TempCluster
     from streams.pg.sandbox import Sandbox
@@ -88,8 +87,7 @@ def _database(
         admin_dsn = cluster.dsn()
     box = Sandbox.create(admin_dsn, f"sw_drill_{secrets.token_hex(4)}")
     stop.callback(box.drop)
-    with psycopg.connect(box.owner_dsn, autocommit=True) as db:  # a row for the guard to judge
-        db.execute("INSERT INTO app.documents (tenant, body) VALUES ('acme', 'statement')")
+    box.add_documents("acme", "statement")  # a row for the guard to judge
     if options.start_sink:
         stop.callback(start_sink(settings, policy_file, options.workdir, box.sink_dsn).stop)
         say("drill: PostgreSQL and its sink started")
