@@ -69,8 +69,8 @@ class Probe:
         if not all(future.done() for future in self._futures()):
             return None
         try:
-            low = {tp.partition: _offset(tp, future) for tp, future in self._low.items()}
-            end = {tp.partition: _offset(tp, future) for tp, future in self._end.items()}
+            low = {tp.partition: valid_offset(tp, future) for tp, future in self._low.items()}
+            end = {tp.partition: valid_offset(tp, future) for tp, future in self._end.items()}
         except KafkaException as exc:
             log.debug("end offsets unavailable", extra=error_fields(exc))
             self.error = exc
@@ -79,8 +79,9 @@ class Probe:
         return True
 
 
-def _offset(tp: TopicPartition, future: concurrent.futures.Future[Any]) -> int:
-    """The offset answered for ``tp``; KafkaException for an error or an invalid offset."""
+def valid_offset(tp: TopicPartition, future: concurrent.futures.Future[Any]) -> int:
+    """The offset a ``list_offsets`` future answered for ``tp``; KafkaException (retriable for
+    an invalid offset) for an error or an invalid offset, which is never an end."""
     try:
         offset = int(future.result().offset)
     except KafkaException:
