@@ -167,6 +167,7 @@ class RevocationListener:
         self._read_at = 0.0  # monotonic time a record was last read (or the consumer built)
         self._refreshed_for: float | None = None  # the failing run a metadata refresh was for
         self._admin_built_at = 0.0
+        self._failures_at_rebuild = 0  # failed probes in a row when the admin was last built
         self._ready = threading.Event()
         self._running = False
         self._closed = False
@@ -414,12 +415,15 @@ class RevocationListener:
         st = self._staleness
         now = self._monotonic()
         since = st.failing_since
+        if since is None:
+            self._failures_at_rebuild = 0
         if since is not None and st.failures >= 2 and self._refreshed_for != since:
             self._refreshed_for = since
             self._refresh_metadata(st.failures)
         if (
             since is not None
             and st.failures >= 3
+            and st.failures > self._failures_at_rebuild  # the current client failed too
             and now - max(since, self._admin_built_at) >= self.rebuild_after_s
         ):
             self._rebuild_admin(now, st.failures, now - since)
@@ -446,6 +450,7 @@ class RevocationListener:
     def _rebuild_admin(self, now: float, failures: int, failing_s: float) -> None:
         self.stats.admin_rebuilds += 1
         self._admin_built_at = now
+        self._failures_at_rebuild = failures
         first = self.stats.admin_rebuilds == 1 or failures <= 3
         (log.warning if first else log.debug)(
             "revocation listener rebuilding its admin client: end-offset probes keep failing",

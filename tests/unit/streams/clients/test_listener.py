@@ -419,3 +419,18 @@ def test_a_stuck_reader_is_rebuilt_from_its_positions_and_misses_nothing() -> No
     assert listener.is_revoked(TENANT, "while-stuck")
     assert listener.healthy()
     assert 1 == listener.stats.consumer_rebuilds
+
+
+def test_a_long_hang_rebuilds_the_admin_client_only_after_it_failed_too() -> None:
+    """Each new admin client gets its own probe's whole timeout before it is replaced: a
+    rebuild that dropped the probe in flight would rebuild every few seconds for nothing."""
+    rig = Rig(staleness_budget_s=5.0)
+    listener = rig.start()
+    rig.steps()
+    rig.consumer.hanging = True
+    rig.steps(600, seconds=0.1)  # 60 s
+    failed, rebuilds = listener.stats.probes_failed, listener.stats.admin_rebuilds
+    assert 1 <= rebuilds <= failed - 2, f"{rebuilds} rebuilds after {failed} failed probes"
+    rig.consumer.hanging = False
+    rig.steps(40, seconds=0.1)
+    assert listener.healthy()
