@@ -13,6 +13,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -228,15 +229,21 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
         enforcer.stop()
 
 
-@pytest.mark.parametrize("frozen_s", [15.0])
+@pytest.fixture(scope="module")
+def frozen_cluster() -> Iterator[KafkaCluster]:
+    """One cluster for both lengths of freeze (each case has topics and a group of its own)."""
+    with own_cluster(1) as cluster:
+        yield cluster
+
+
+@pytest.mark.parametrize("frozen_s", [15.0, 60.0])
 def test_a_frozen_broker_never_makes_a_stale_listener_look_current(
-    tmp_path: Path, frozen_s: float
+    frozen_cluster: KafkaCluster, tmp_path: Path, frozen_s: float
 ) -> None:
     """The broker process frozen (SIGSTOP) for ``frozen_s`` under load, then thawed."""
-    with own_cluster(1) as cluster:
-        proc = cluster.nodes[0].proc
-        assert proc is not None
-        hang_under_load(cluster, Frozen(proc.pid), frozen_s, tmp_path)
+    proc = frozen_cluster.nodes[0].proc
+    assert proc is not None
+    hang_under_load(frozen_cluster, Frozen(proc.pid), frozen_s, tmp_path)
 
 
 # -- the same fault as a network partition: a TCP proxy between every client and the broker --
