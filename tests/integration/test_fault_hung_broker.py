@@ -208,6 +208,11 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
             f"{listener.stats}"
         )
         print("listener said:", *lines.messages, sep="\n  ")
+        probing = [m for m in enforcer.messages() if "last-stable-offset" in str(m.get("msg"))]
+        print(f"enforcer probe lines: {len(probing)}")
+        # One line per change of state, not one per try.
+        assert len(lines.messages) <= 20
+        assert len(probing) <= 10
         assert [] == stale[:5]
         assert [] == after_commit[:5]
         assert recovered_s <= RECOVER_WITHIN_S
