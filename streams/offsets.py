@@ -57,20 +57,47 @@ class Probe:
         return self.answer() is True
 
     def answer(self) -> bool | None:
-        """True once answered (``ends`` is set), False if it failed, None while pending."""
+        """True once answered (``ends`` is set), False if it failed, None while pending.
+
+        It failed when any partition's answer is an error or no valid offset: a frozen broker
+        makes librdkafka answer OFFSET_INVALID (-1001) for every partition instead of raising,
+        and a caller that took that for an end offset would think itself caught up."""
         if self.ends is not None:
             return True
+        if self.error is not None:
+            return False
         if not all(future.done() for future in self._futures()):
             return None
         try:
-            low = {tp.partition: future.result().offset for tp, future in self._low.items()}
-            end = {tp.partition: future.result().offset for tp, future in self._end.items()}
+            low = {tp.partition: valid_offset(tp, future) for tp, future in self._low.items()}
+            end = {tp.partition: valid_offset(tp, future) for tp, future in self._end.items()}
         except KafkaException as exc:
             log.debug("end offsets unavailable", extra=error_fields(exc))
             self.error = exc
             return False
         self.ends = {p: (low.get(p, 0), end[p]) for p in end}
         return True
+
+
+def valid_offset(tp: TopicPartition, future: concurrent.futures.Future[Any]) -> int:
+    """The offset a ``list_offsets`` future answered for ``tp``; KafkaException (retriable for
+    an invalid offset) for an error or an invalid offset, which is never an end."""
+    try:
+        offset = int(future.result().offset)
+    except KafkaException:
+        raise
+    except Exception as exc:  # a cancelled future, an answer of an unexpected shape
+        why = f"partition {tp.partition}: {exc!r}"
+        raise KafkaException(KafkaError(KafkaError._FAIL, why)) from exc
+    if offset < 0:
+        raise KafkaException(
+            KafkaError(
+                KafkaError._NO_OFFSET,
+                f"partition {tp.partition}: no valid offset ({offset})",
+                retriable=True,
+            )
+        )
+    return offset
 
 
 COORDINATOR_MOVING = {

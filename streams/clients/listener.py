@@ -21,6 +21,15 @@ a listener whose background thread has died is unhealthy at once. Fail-closed (t
 answers "revoked" for every session until it has caught up again; fail-open
 (``fail_closed=False``) keeps answering from the set it has and logs loudly. docs/CLIENTS.md
 and docs/SECURITY.md discuss the trade-off.
+
+A probe that is not answered, fails, or answers with no valid offset (a frozen broker answers
+OFFSET_INVALID) teaches nothing: staleness keeps growing. Failed probes are retried with a
+backoff. The listener recovers by itself from clients left stale by a broker that was frozen,
+restarted or moved its leaders: after probes have failed in a row it refreshes the admin
+client's metadata, and if they still fail ``rebuild_after_s`` later it builds a new admin
+client; a consumer that stops fetching while the probes answer (it is behind and reads
+nothing for ``rebuild_after_s``) is rebuilt and assigned from its current positions, so no
+record is skipped. Each such step is logged once and counted in ``stats``.
 """
 
 from __future__ import annotations
@@ -86,6 +95,9 @@ class ListenerStats:
     skipped: int = 0  # undecodable records and tombstones
     expired: int = 0  # revocations dropped for age, on arrival or later
     probes_failed: int = 0
+    metadata_refreshes: int = 0
+    admin_rebuilds: int = 0
+    consumer_rebuilds: int = 0
 
 
 class RevocationListener:
@@ -107,6 +119,7 @@ class RevocationListener:
         on_revocation: Callable[[Revocation], None] | None = None,
         on_revalidation: Callable[[Revalidation], None] | None = None,
         probe_interval_s: float | None = None,
+        rebuild_after_s: float | None = None,
         clock: Clock = time.time,
         monotonic: Clock = time.monotonic,
         consumer_factory: Callable[[dict[str, Any]], ConsumerLike] = Consumer,
@@ -127,12 +140,19 @@ class RevocationListener:
         self._clock = clock
         self._monotonic = monotonic
         self._refused: str | None = None  # why the cluster refused us (login, TLS), if it did
+        # Failed probes in a row are retried after the interval, doubling up to this.
+        max_backoff = max(self.probe_interval_s, min(2.0, staleness_budget_s / 4))
+        self.rebuild_after_s = rebuild_after_s or max(2 * max_backoff, staleness_budget_s / 2)
         config.setdefault("error_cb", self._on_client_error)
-        self._consumer = consumer_factory(self._consumer_config(bootstrap_servers, config))
-        self._admin = admin_factory(
-            {"bootstrap.servers": bootstrap_servers, "client.id": "sessionwarden-listener",
-             "log_level": 4, **config}
-        )  # fmt: skip
+        self._consumer_factory = consumer_factory
+        self._admin_factory = admin_factory
+        self._consumer_conf = self._consumer_config(bootstrap_servers, config)
+        self._admin_conf = {
+            "bootstrap.servers": bootstrap_servers, "client.id": "sessionwarden-listener",
+            "log_level": 4, **config,
+        }  # fmt: skip
+        self._consumer = consumer_factory(self._consumer_conf)
+        self._admin = admin_factory(self._admin_conf)
         self._staleness = Staleness(
             self._admin,
             topic,
@@ -140,7 +160,14 @@ class RevocationListener:
             min(5.0, staleness_budget_s / 2),
             monotonic,
             self._probe_failed,
+            max_backoff,
         )
+        self._tps: list[TopicPartition] = []
+        self._next: dict[int, int] = {}  # partition -> offset after the last record read
+        self._read_at = 0.0  # monotonic time a record was last read (or the consumer built)
+        self._refreshed_for: float | None = None  # the failing run a metadata refresh was for
+        self._admin_built_at = 0.0
+        self._failures_at_rebuild = 0  # failed probes in a row when the admin was last built
         self._ready = threading.Event()
         self._running = False
         self._closed = False
@@ -210,10 +237,11 @@ class RevocationListener:
             raise ListenerError(f"cannot listen to {self.topic}: {why}")
         partitions = sorted(found.partitions)
         tps = [TopicPartition(self.topic, p) for p in partitions]
+        self._tps = tps
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         if not self._staleness.first(tps, timeout):
             raise ListenerError(f"no end offsets for {self.topic} within {timeout:g}s")
-        self._started_at = self._monotonic()
+        self._started_at = self._read_at = self._admin_built_at = self._monotonic()
         self._running = True
         if background:
             self._thread = threading.Thread(
@@ -298,6 +326,10 @@ class RevocationListener:
         """Seconds since the listener last knew it had applied everything (inf: never)."""
         return self._staleness.age()
 
+    def failing_probes(self) -> int:
+        """End-offset probes failed in a row (0: the last one answered)."""
+        return self._staleness.failures
+
     def healthy(self) -> bool:
         """Running (a dead background thread counts as not running, at once), bootstrapped,
         and current within the staleness budget."""
@@ -319,6 +351,7 @@ class RevocationListener:
         for msg in msgs:
             self._apply(msg, now)
         self._check_freshness()
+        self._recover()
         self.stats.expired += self._set.expire(now)
         self._report_health()
         return len(msgs)
@@ -327,6 +360,10 @@ class RevocationListener:
         if msg.error() is not None:
             log.debug("consumer event", extra={"topic": self.topic, **error_fields(msg.error())})
             return
+        self._read_at = self._monotonic()
+        offset = msg.offset()
+        if offset is not None and offset >= 0:
+            self._next[msg.partition() or 0] = offset + 1
         self.stats.records += 1
         try:
             record = decode_revocation_record(msg.value())
@@ -369,6 +406,86 @@ class RevocationListener:
                 extra={"topic": self.topic, "revoked_sessions": len(self._set),
                        "records": self.stats.records},
             )  # fmt: skip
+
+    # -- recovery (listener thread) -------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Rebuild what a frozen, restarted or re-elected broker left stale; see the module
+        docstring. Each step is bounded in time, so none of them repeats in a loop."""
+        st = self._staleness
+        now = self._monotonic()
+        since = st.failing_since
+        if since is None:
+            self._failures_at_rebuild = 0
+        if since is not None and st.failures >= 2 and self._refreshed_for != since:
+            self._refreshed_for = since
+            self._refresh_metadata(st.failures)
+        if (
+            since is not None
+            and st.failures >= 3
+            and st.failures > self._failures_at_rebuild  # the current client failed too
+            and now - max(since, self._admin_built_at) >= self.rebuild_after_s
+        ):
+            self._rebuild_admin(now, st.failures, now - since)
+        behind = st.behind_since
+        if behind is not None and now - max(behind, self._read_at) >= self.rebuild_after_s:
+            self._rebuild_consumer(now, now - behind)
+
+    def _refresh_metadata(self, failures: int) -> None:
+        """Ask the admin client for the topic's metadata: it then asks the partitions' current
+        leaders (a leader epoch moved on by a restart or re-election is learnt)."""
+        self.stats.metadata_refreshes += 1
+        log.info(
+            "revocation listener refreshing its metadata",
+            extra={"topic": self.topic, "failed_probes": failures},
+        )
+        list_topics = getattr(self._admin, "list_topics", None)
+        if list_topics is None:
+            return
+        try:
+            list_topics(self.topic, timeout=min(1.0, self.probe_interval_s))
+        except KafkaException as exc:
+            log.debug("metadata refresh failed", extra={"topic": self.topic, **error_fields(exc)})
+
+    def _rebuild_admin(self, now: float, failures: int, failing_s: float) -> None:
+        self.stats.admin_rebuilds += 1
+        self._admin_built_at = now
+        self._failures_at_rebuild = failures
+        first = self.stats.admin_rebuilds == 1 or failures <= 3
+        (log.warning if first else log.debug)(
+            "revocation listener rebuilding its admin client: end-offset probes keep failing",
+            extra={"topic": self.topic, "failed_probes": failures,
+                   "failing_s": round(failing_s, 3), "rebuilds": self.stats.admin_rebuilds},
+        )  # fmt: skip
+        self._admin = self._admin_factory(self._admin_conf)
+        self._staleness.replace_admin(self._admin)
+
+    def _rebuild_consumer(self, now: float, behind_s: float) -> None:
+        """A new consumer, assigned where the old one was: its position where it has one, else
+        just after the last record read, else the beginning (nothing was read there)."""
+        self.stats.consumer_rebuilds += 1
+        self._read_at = now
+        at = {
+            tp.partition: tp.offset for tp in self._consumer.position(self._tps) if tp.offset >= 0
+        }
+        resume = [
+            TopicPartition(self.topic, tp.partition,
+                           at.get(tp.partition, self._next.get(tp.partition, OFFSET_BEGINNING)))
+            for tp in self._tps
+        ]  # fmt: skip
+        log.warning(
+            "revocation listener rebuilding its consumer: behind the end offsets and reading "
+            "nothing",
+            extra={"topic": self.topic, "behind_s": round(behind_s, 3),
+                   "rebuilds": self.stats.consumer_rebuilds},
+        )  # fmt: skip
+        old = self._consumer
+        self._consumer = self._consumer_factory(self._consumer_conf)
+        self._consumer.assign(resume)
+        try:
+            old.close()
+        except Exception:
+            log.debug("closing the old consumer failed", extra={"topic": self.topic})
 
     def _report_health(self) -> None:
         now = self._monotonic()

@@ -6,7 +6,8 @@ time ``d + budget`` (``budget`` is the producer-delay budget), by one of two pro
 - the largest broker append time read on ``p`` is at least ``d + budget + grace``: a backlog
   is being read and has got that far (``grace`` absorbs append-time jitter between brokers);
 - ``p`` was read up to its last stable offset as probed at wall time ``T >= d + budget``:
-  every record appended before ``T`` has been applied.
+  every record appended before ``T`` has been applied. A probe that was not answered, or
+  answered with no valid offset, proves nothing (the deadline waits: late, never early).
 
 Producer clocks (``occurred_at``) play no part, so a future-stamped event cannot move it.
 Records without a broker append time (a topic left on CreateTime) only count through probes.
@@ -47,7 +48,11 @@ class PartitionClock:
             self.max_append = append_time
 
     def probed(self, taken: float, end: int, read_to: int) -> None:
-        """A last-stable-offset probe taken at ``taken``; ``read_to`` is the next offset to read."""
+        """A last-stable-offset probe taken at ``taken``; ``read_to`` is the next offset to read.
+        An invalid end (negative: a frozen broker's OFFSET_INVALID) proves nothing and is not
+        kept as pending either: kept, it would block every later probe of the partition."""
+        if end < 0:
+            return
         if reached(end, read_to):
             self.proven_at = max(self.proven_at, taken)
         elif self.probe is None or taken > self.probe[0]:

@@ -127,6 +127,7 @@ class EnforcerLoop:
             s.producer_delay_budget_s,
             s.batch_size,
             self.clock,
+            admin_factory=lambda: AdminClient(admin_config(s)),
         )
 
     # -- lifecycle ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from streams.enforcer.checkpoints import Checkpoints
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.runtime import restoring_heap
+from streams.offsets import valid_offset
 
 log = logging.getLogger(__name__)
 
@@ -226,4 +227,6 @@ class Restorer:
             isolation_level=IsolationLevel.READ_UNCOMMITTED,
             request_timeout=10,
         )
-        return {tp.partition: int(f.result().offset) for tp, f in futures.items()}
+        # An invalid offset (a frozen broker's OFFSET_INVALID) raises, retriable: it is retried
+        # like a leader election, never taken for the end of an empty changelog.
+        return {tp.partition: valid_offset(tp, f) for tp, f in futures.items()}

@@ -255,10 +255,12 @@ class EnforcerMetrics(EnforcerObserver):
 
         wall = self._wall()
         behind: dict[int, int] = {}
+        unknown: list[int] = []
         topic = self.topics.input
         for p, rt in parts.items():
             _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True)
-            if high is None or high < 0:
+            if high is None or high < 0:  # not known (OFFSET_INVALID): unknown, not caught up
+                unknown.append(p)
                 continue
             # The high watermark counts transaction markers: one past the last record read.
             lag = max(0, high - max(rt.next_offset, rt.position))
@@ -273,7 +275,7 @@ class EnforcerMetrics(EnforcerObserver):
             self.lag_seconds.labels(label).set(max(0.0, age))
         self._drop_lag({str(p) for p in behind})
         assert self.progress is not None
-        self.progress.lag(behind)
+        self.progress.lag(behind, unknown)
 
     def _drop_lag(self, keep: set[str]) -> None:
         """Remove the lag series of partitions no longer owned."""

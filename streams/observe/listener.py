@@ -22,7 +22,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 NS = "sessionwarden_listener"
-COUNTED = ("records", "revocations", "revalidations", "skipped", "expired", "probes_failed")
+COUNTED = (
+    "records", "revocations", "revalidations", "skipped", "expired", "probes_failed",
+    "metadata_refreshes", "admin_rebuilds", "consumer_rebuilds",
+)  # fmt: skip
 
 
 class ListenerStatsLike(Protocol):
@@ -32,6 +35,9 @@ class ListenerStatsLike(Protocol):
     skipped: int
     expired: int
     probes_failed: int
+    metadata_refreshes: int
+    admin_rebuilds: int
+    consumer_rebuilds: int
 
 
 class ListenerLike(Protocol):
@@ -44,6 +50,7 @@ class ListenerLike(Protocol):
     def staleness(self) -> float: ...
     def healthy(self) -> bool: ...
     def ready(self) -> bool: ...
+    def failing_probes(self) -> int: ...
 
 
 class ListenerCollector(Collector):
@@ -65,6 +72,11 @@ class ListenerCollector(Collector):
         size = GaugeMetricFamily(f"{NS}_revoked_sessions", "Entries in the set", labels=labels)
         healthy = GaugeMetricFamily(f"{NS}_healthy", "1 if current within budget", labels=labels)
         ready = GaugeMetricFamily(f"{NS}_ready", "1 once bootstrapped", labels=labels)
+        failing = GaugeMetricFamily(
+            f"{NS}_failing_probes",
+            "End-offset probes failed in a row (0: the last one answered)",
+            labels=labels,
+        )
         counters = {
             name: CounterMetricFamily(f"{NS}_{name}", f"Listener {name}", labels=labels)
             for name in COUNTED
@@ -77,6 +89,7 @@ class ListenerCollector(Collector):
             size.add_metric(topic, len(listener))
             healthy.add_metric(topic, 1.0 if listener.healthy() else 0.0)
             ready.add_metric(topic, 1.0 if listener.ready() else 0.0)
+            failing.add_metric(topic, listener.failing_probes())
             for name, family in counters.items():
                 family.add_metric(topic, getattr(listener.stats, name))
-        yield from (staleness, budget, size, healthy, ready, *counters.values())
+        yield from (staleness, budget, size, healthy, ready, failing, *counters.values())

@@ -88,10 +88,11 @@ class Progress:
         self._assigned = False
         self._lag = {}
 
-    def lag(self, by_partition: Mapping[int, int]) -> None:
-        """Records behind on every owned partition (replaces the previous report)."""
+    def lag(self, by_partition: Mapping[int, int], unknown: Iterable[int] = ()) -> None:
+        """Records behind on every owned partition (replaces the previous report); ``unknown``:
+        owned partitions whose end is not known (no valid high watermark), never caught up."""
         self._lag = dict(by_partition)
-        self._unmeasured = frozenset()
+        self._unmeasured = frozenset(unknown)
 
     def restoring_count(self) -> int:
         return len(self._restoring)

@@ -57,7 +57,15 @@ class FakeConsumer:
     """Consumer and admin client in one. Partitions are lists of values. ``down`` makes the
     broker unreachable, ``hanging`` leaves offset requests unanswered, ``paused`` stops delivery
     (a lagging reader) while offsets can still be asked for; ``batch`` bounds what one fetch
-    (a poll and the consume after it) delivers."""
+    (a poll and the consume after it) delivers.
+
+    What a hung or recovering broker answers: ``invalid`` answers every offset request with
+    OFFSET_INVALID (-1001) instead of failing (librdkafka's answer while the broker is frozen),
+    ``invalid_partitions`` only those partitions';
+    ``partition_errors`` fails those partitions' answers with the given error code; ``fenced``
+    fails every offset request with FENCED_LEADER_EPOCH until an admin client is built again
+    (a client whose metadata is stale); ``stuck`` stops delivery until a consumer is built
+    again. ``consumers_built`` and ``admins_built`` count the factories' calls."""
 
     def __init__(self, partitions: int = 2) -> None:
         self.logs: dict[int, list[bytes | None]] = {p: [] for p in range(partitions)}
@@ -70,11 +78,20 @@ class FakeConsumer:
         self.hanging = False
         self.paused = False
         self.batch = 1000
+        self.invalid = False
+        self.invalid_partitions: set[int] = set()
+        self.partition_errors: dict[int, int] = {}
+        self.fenced = False
+        self.stuck = False
+        self.consumers_built = 0
+        self.admins_built = 0
         self._available = 0
         self.closed = False
 
     def factory(self, config: dict[str, Any]) -> FakeConsumer:
         self.config = config
+        self.consumers_built += 1
+        self.stuck = False
         return self
 
     def append(self, value: bytes | None, partition: int = 0) -> int:
@@ -88,7 +105,10 @@ class FakeConsumer:
         return SimpleNamespace(topics={TOPIC: found} if topic == TOPIC else {})
 
     def assign(self, partitions: list[TopicPartition]) -> None:
+        """Reading resumes at each partition's given offset (a logical one: from the start)."""
         self.assigned = partitions
+        for tp in partitions:
+            self.positions[tp.partition] = tp.offset if tp.offset >= 0 else INVALID_OFFSET
 
     def poll(self, timeout: float) -> FakeMessage | None:
         """Starts a new fetch: ``batch`` records are available until the next poll."""
@@ -97,7 +117,7 @@ class FakeConsumer:
         return got[0] if got else None
 
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        if self.down or self.paused:
+        if self.down or self.paused or self.stuck:
             return []
         out: list[FakeMessage] = []
         for p, log in self.logs.items():
@@ -118,6 +138,8 @@ class FakeConsumer:
 
     def admin_factory(self, config: dict[str, Any]) -> FakeConsumer:
         self.admin_config = config
+        self.admins_built += 1
+        self.fenced = False
         return self
 
     def list_offsets(
@@ -128,8 +150,15 @@ class FakeConsumer:
         answers: dict[TopicPartition, Future[Any]] = {}
         for tp, spec in topic_partition_offsets.items():
             future: Future[Any] = Future()
+            error = self.partition_errors.get(tp.partition)
+            if self.fenced:
+                error = KafkaError.FENCED_LEADER_EPOCH
             if self.down:
                 future.set_exception(KafkaException(KafkaError(KafkaError._TRANSPORT)))
+            elif error is not None:
+                future.set_exception(KafkaException(KafkaError(error)))
+            elif self.invalid or tp.partition in self.invalid_partitions:
+                future.set_result(SimpleNamespace(offset=INVALID_OFFSET))
             elif not self.hanging:
                 end = len(self.logs[tp.partition])
                 future.set_result(SimpleNamespace(offset=end if spec == LATEST else 0))

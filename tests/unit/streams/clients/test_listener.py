@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, KafkaError
 
 from schemas.outputs import Revalidation, Revocation
 from streams.clients.listener import ListenerError, RevocationListener
@@ -316,3 +317,120 @@ def test_a_dead_background_thread_makes_the_listener_unhealthy_at_once() -> None
     assert (False, 0.0) == (rig.listener.healthy(), rig.listener.staleness())
     assert rig.listener.is_revoked(TENANT, "any"), "fail-closed: every session refused"
     rig.listener.close()
+
+
+# -- a hung or recovering broker: every unanswered question is "unknown", never "current" --
+
+
+def _log_lines(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    return sum(text in r.getMessage() for r in caplog.records)
+
+
+def test_an_invalid_end_offset_is_unknown_never_caught_up() -> None:
+    """A frozen broker's OFFSET_INVALID (-1001) answer must not pass for "read up to the end":
+    that made a fail-closed service serve every session, revoked ones too."""
+    rig = Rig()
+    listener = rig.start()
+    rig.steps()
+    assert listener.healthy()
+    rig.consumer.invalid = True
+    rig.steps(int(BUDGET) + 2, seconds=1.0)
+    assert (False, True) == (listener.healthy(), listener.is_revoked(TENANT, "any"))
+    assert listener.stats.probes_failed > 0
+    rig.consumer.invalid = False
+    rig.steps(3, seconds=1.0)
+    assert (True, False) == (listener.healthy(), listener.is_revoked(TENANT, "any"))
+
+
+def test_an_invalid_end_offset_on_one_partition_is_unknown() -> None:
+    """One partition without a valid answer leaves the whole set unknown."""
+    rig = Rig()
+    listener = rig.start()
+    rig.steps()
+    rig.consumer.invalid_partitions = {1}
+    rig.steps(int(BUDGET) + 2, seconds=1.0)
+    assert (False, True) == (listener.healthy(), listener.is_revoked(TENANT, "any"))
+
+
+def test_a_per_partition_error_is_unknown_and_heals_when_the_leader_is_back() -> None:
+    """A partition whose leader moved answers with an error: unknown until it answers again."""
+    rig = Rig()
+    listener = rig.start()
+    rig.steps()
+    rig.consumer.partition_errors = {0: KafkaError.UNKNOWN_TOPIC_OR_PART}
+    rig.steps(int(BUDGET) + 2, seconds=1.0)
+    assert not listener.healthy()
+    rig.consumer.partition_errors = {}
+    rig.steps(4, seconds=1.0)
+    assert listener.healthy()
+
+
+def test_a_fenced_leader_epoch_is_recovered_from_by_rebuilding_the_admin_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After a thaw the admin client's metadata can stay stale and every probe answers
+    FENCED_LEADER_EPOCH: the listener must rebuild it by itself rather than refuse every
+    session for ever; and say so once per change, not once per try."""
+    rig = Rig()
+    listener = rig.start()
+    rig.steps()
+    built = rig.consumer.admins_built
+    rig.consumer.fenced = True  # cleared only by a new admin client
+    with caplog.at_level(logging.INFO, logger="streams.clients.listener"):
+        rig.steps(int(BUDGET) * 3 * 10, seconds=0.1)
+    assert listener.healthy(), "recovered by itself"
+    assert built + 1 == rig.consumer.admins_built
+    assert 1 == listener.stats.admin_rebuilds
+    assert (1, 1, 1) == (
+        _log_lines(caplog, "end-offset probes failing"),
+        _log_lines(caplog, "rebuilding its admin client"),
+        _log_lines(caplog, "end-offset probes answer again"),
+    )
+
+
+def test_probe_retries_back_off_while_the_broker_refuses() -> None:
+    """A broker that answers every probe with an error at once must not be asked in a loop."""
+    rig = Rig(probe_interval_s=0.5)
+    rig.start()
+    rig.steps()
+    rig.consumer.down = True
+    asked = len(rig.consumer.offset_requests)
+    rig.steps(300, seconds=0.1)  # 30 s
+    probes = (len(rig.consumer.offset_requests) - asked) // 2  # each asks for low and end
+    # Every 2 s at most once backed off, plus one at once with each new admin client.
+    rebuilds = rig.listener.stats.admin_rebuilds
+    assert probes <= 30 / 2.0 + rebuilds + 3, f"{probes} probes in 30 s, {rebuilds} rebuilds"
+    assert rebuilds <= 30 / rig.listener.rebuild_after_s
+
+
+def test_a_stuck_reader_is_rebuilt_from_its_positions_and_misses_nothing() -> None:
+    """A consumer that stops fetching while the broker answers (stale leadership after a
+    restart) is rebuilt, resuming where it was: a revocation issued meanwhile is read."""
+    rig = Rig()
+    listener = rig.start()
+    rig.add(revocation("before"), 0)
+    rig.steps()
+    assert listener.healthy()
+    rig.consumer.stuck = True  # cleared only by a new consumer
+    rig.add(revocation("while-stuck"), 1)
+    rig.steps(int(BUDGET) * 3, seconds=1.0)
+    assert 2 == rig.consumer.consumers_built
+    assert {0: 1, 1: OFFSET_BEGINNING} == {tp.partition: tp.offset for tp in rig.consumer.assigned}
+    assert listener.is_revoked(TENANT, "while-stuck")
+    assert listener.healthy()
+    assert 1 == listener.stats.consumer_rebuilds
+
+
+def test_a_long_hang_rebuilds_the_admin_client_only_after_it_failed_too() -> None:
+    """Each new admin client gets its own probe's whole timeout before it is replaced: a
+    rebuild that dropped the probe in flight would rebuild every few seconds for nothing."""
+    rig = Rig(staleness_budget_s=5.0)
+    listener = rig.start()
+    rig.steps()
+    rig.consumer.hanging = True
+    rig.steps(600, seconds=0.1)  # 60 s
+    failed, rebuilds = listener.stats.probes_failed, listener.stats.admin_rebuilds
+    assert 1 <= rebuilds <= failed - 2, f"{rebuilds} rebuilds after {failed} failed probes"
+    rig.consumer.hanging = False
+    rig.steps(40, seconds=0.1)
+    assert listener.healthy()

@@ -70,3 +70,21 @@ def test_an_aborted_batch_unproves_what_it_read() -> None:
     clock.abort()
     assert 98.0 == clock.read_through()
     assert clock.probe is None
+
+
+def test_an_invalid_end_offset_proves_nothing() -> None:
+    """A frozen broker answers OFFSET_INVALID (-1001): taken as an end offset, every deadline
+    before the probe's time would fire although the records that extend those sessions may not
+    have been read yet (early revocations)."""
+    clock = PartitionClock(GRACE)
+    clock.probed(taken=500.0, end=-1001, read_to=4)
+    assert NEVER == clock.horizon(now=501.0, budget=0.0)
+    assert clock.needs_probe(deadline=499.0, budget=0.0), "asked again, nothing pending"
+    clock.probed(taken=500.0, end=-1001, read_to=-1001)
+    assert NEVER == clock.horizon(now=501.0, budget=0.0)
+
+
+def test_a_pending_probe_is_never_proven_by_an_invalid_position() -> None:
+    clock = PartitionClock(GRACE)
+    clock.probed(taken=500.0, end=0, read_to=-1001)  # an empty partition: proven at once
+    assert 500.0 == clock.horizon(now=501.0, budget=0.0)

@@ -156,3 +156,31 @@ def test_lag_is_read_on_the_input_topic_the_loop_reads_now() -> None:
     metrics._refresh_lag({0: part}, consumer)  # type: ignore[dict-item]
     assert ["shared.auth.events"] == consumer.asked
     assert 2 == _value(registry, "sessionwarden_enforcer_consumer_lag_records", partition="0")
+
+
+class _InvalidWatermarks:
+    """What a consumer answers for a partition whose high watermark it does not know."""
+
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float = 0, cached: bool = True
+    ) -> tuple[int, int]:
+        return -1001, -1001
+
+
+def test_an_unknown_high_watermark_is_not_ready() -> None:
+    """Readiness must not read "caught up" from a lag it could not measure."""
+    metrics, _ = _metrics()
+    metrics.restore_end([(0, _Restored(records=0))])
+    part = SimpleNamespace(
+        next_offset=0,
+        position=0,
+        enforcer=SimpleNamespace(state=SimpleNamespace(received_watermark=0)),
+    )
+    metrics._refresh_lag({0: part}, _InvalidWatermarks())  # type: ignore[dict-item]
+    assert metrics.progress is not None
+    assert (False, "catching up") == (
+        metrics.progress.readiness().ok,
+        metrics.progress.readiness().reason,
+    )
+    metrics._refresh_lag({0: part}, _RecordingWatermarks())  # type: ignore[dict-item]
+    assert metrics.progress.readiness().ok, "measured again: 12 records behind is ready"

@@ -39,3 +39,19 @@ def test_set_size_staleness_and_health_follow_the_listener() -> None:
     assert 0 == _sample(registry, "sessionwarden_listener_healthy")
     assert _sample(registry, "sessionwarden_listener_staleness_seconds") > BUDGET
     assert BUDGET == _sample(registry, "sessionwarden_listener_staleness_budget_seconds")
+
+
+def test_failing_probes_and_rebuilds_are_exported() -> None:
+    """Operators see a listener that cannot ask the broker, and what it did about it."""
+    rig = Rig()
+    registry = CollectorRegistry()
+    registry.register(ListenerCollector(rig.listener))
+    rig.start()
+    rig.steps()
+    rig.consumer.fenced = True
+    rig.steps(16, seconds=0.25)
+    assert _sample(registry, "sessionwarden_listener_failing_probes") >= 2
+    assert 1 == _sample(registry, "sessionwarden_listener_metadata_refreshes_total")
+    rig.steps(80, seconds=0.25)
+    assert 0 == _sample(registry, "sessionwarden_listener_failing_probes")
+    assert 1 == _sample(registry, "sessionwarden_listener_admin_rebuilds_total")
