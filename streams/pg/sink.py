@@ -50,7 +50,7 @@ def connect(dsn: str) -> psycopg.Connection[Any]:
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **settings.kafka_client_config(),  # bootstrap servers and the security properties
         "group.id": settings.pg_sink_group_id,
         "client.id": "sessionwarden-pg-sink",
         "isolation.level": "read_committed",
