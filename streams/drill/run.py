@@ -120,7 +120,9 @@ def run_drill(
     with open_stack(settings, options, policy, say) as stack:
         all_cases = cases(options, stack)
         say(f"drill: {len(plans)} sessions, cases: {', '.join(c.name for c in all_cases)}")
-        ids = {p.label: secrets.token_urlsafe(18) for p in plans}
+        # The example service accepts only sessions it issued; another service, its own ids.
+        issue = stack.service.issue if stack.service is not None else _random_id
+        ids = {p.label: issue() for p in plans}
         if stack.browser is not None:  # before the clock starts: pages are slow to open
             for label in _browser_labels(plans, options):
                 why = stack.browser.open(label, ids[label])
@@ -228,6 +230,10 @@ def _drive_browser(stack: Stack, targets: list[Target], record: Recorder) -> Non
     while time.time() <= end:
         stack.browser.poll(by_label, record)
         time.sleep(0.03)
+
+
+def _random_id() -> str:
+    return secrets.token_urlsafe(18)
 
 
 def _browser_labels(plans: list[SessionPlan], options: DrillOptions) -> list[str]:
