@@ -16,10 +16,13 @@ cookie or header getter, never a session id in the query string) and:
 * holds at most ``max_streams`` streams per session and ``max_total`` per process (by default
   half the process's file descriptor limit), checked and taken in one step on the event loop:
   more are answered ``429`` (per session) or ``503`` (per process), with ``Retry-After``;
-* sends a ``revoked`` event (``{"reason": ..., "revocation_id": ...}``, id = the revocation id)
-  the moment the listener applies a revocation of its session, or at once if the session is
-  already revoked, then ends; a reconnect of a revoked session (it carries ``Last-Event-ID``) is
-  answered ``204``, which stops the browser from reconnecting for good;
+* first sends a ``session`` event (``{"session": <fingerprint>}``): a hash of the tenant and
+  session id (:func:`session_fingerprint`; never the id itself), by which the page's tabs tell
+  their sessions apart;
+* sends a ``revoked`` event (``{"reason", "revocation_id", "session"}``, id = the revocation
+  id) the moment the listener applies a revocation of its session, or at once if the session
+  is already revoked, then ends; a reconnect of a revoked session (it carries
+  ``Last-Event-ID``) is answered ``204``, which stops the browser from reconnecting for good;
 * otherwise stays open with heartbeat comments (proxies keep it; ``X-Accel-Buffering: no``),
   never a 503: a listener restart or an outage does not end the stream, and a restarted
   service is reconnected to by the browser after ``retry_ms``.
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import resource
@@ -195,8 +199,20 @@ class PushHub:
             self.close(key, queue)
 
 
+def session_fingerprint(tenant: str, session_id: str) -> str:
+    """What the page's tabs compare to tell their sessions apart: 32 hex digits of SHA-256 over
+    a domain label, the tenant (length-prefixed) and the session id. Not the id, and no use
+    to anyone who does not already hold it; a BroadcastChannel message may carry it."""
+    material = f"sessionwarden-tab\x00{len(tenant)}:{tenant}\x1f{session_id}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
 def _revoked_event(notice: Notice) -> ServerSentEvent:
-    data = {"reason": notice.reason, "revocation_id": notice.revocation_id}
+    data = {
+        "reason": notice.reason,
+        "revocation_id": notice.revocation_id,
+        "session": session_fingerprint(notice.tenant, notice.session_id),
+    }
     return ServerSentEvent(orjson.dumps(data).decode(), event="revoked", id=notice.revocation_id)
 
 
@@ -204,6 +220,8 @@ async def _events(
     hub: PushHub, key: SessionKey, queue: asyncio.Queue[Notice], retry_ms: int
 ) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(comment="subscribed", retry=retry_ms)
+    session = orjson.dumps({"session": session_fingerprint(*key)}).decode()
+    yield ServerSentEvent(session, event="session")
     # Looked up after subscribing: a revocation applied in between is in one or the other.
     notice = hub.revoked(key) or await queue.get()
     yield _revoked_event(notice)

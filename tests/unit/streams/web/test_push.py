@@ -23,6 +23,7 @@ from streams.web.push import (
     PushHub,
     RevokedLike,
     browser_routes,
+    session_fingerprint,
 )
 
 
@@ -71,12 +72,12 @@ def client(hub: PushHub) -> Iterator[TestClient]:
         yield client
 
 
-def read_event(lines: Iterator[str]) -> dict[str, str]:
-    """The fields of the next event that has a name (comments and pings skipped)."""
+def read_event(lines: Iterator[str], skip: tuple[str, ...] = ("session",)) -> dict[str, str]:
+    """The fields of the next event that has a name (comments, pings and ``skip`` skipped)."""
     fields: dict[str, str] = {}
     for line in lines:
         if not line:
-            if "event" in fields:
+            if "event" in fields and fields["event"] not in skip:
                 return fields
             fields = {}
         elif not line.startswith(":"):
@@ -140,9 +141,10 @@ def test_stream_sends_revoked_with_the_reason_when_the_listener_learns_of_it(
         assert list(lines) == []  # the stream ends after it
     assert "revoked" == event["event"]
     assert str(record.revocation_id) == event["id"]
+    fingerprint = session_fingerprint("acme", "s1")
     assert (
-        f'{{"reason":"absolute_timeout","revocation_id":"{record.revocation_id}"}}'
-        == (event["data"])
+        f'{{"reason":"absolute_timeout","revocation_id":"{record.revocation_id}",'
+        f'"session":"{fingerprint}"}}' == (event["data"])
     )
 
 
@@ -206,7 +208,7 @@ def test_an_idle_stream_sends_heartbeats_so_proxies_keep_it(hub: PushHub) -> Non
         client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response,
     ):
         lines = response.iter_lines()
-        comments = [next(lines) for _ in range(4)]
+        comments = [next(lines) for _ in range(10)]  # the first event, then pings
         hub.on_revocation(revocation("acme", "s1"))  # ends the stream
         assert "revoked" == read_event(lines)["event"]
     assert any(line.startswith(": ping") for line in comments), comments
@@ -329,3 +331,18 @@ def test_streams_beyond_the_process_cap_get_503_with_retry_after() -> None:
     assert (5, 3) == (statuses.count(200), statuses.count(503))
     assert all(c.header(b"retry-after") for c in connections if c.status() == 503)
     assert 0 == hub.total_streams()
+
+
+def test_the_stream_names_its_session_by_a_fingerprint_never_by_the_id(
+    client: TestClient,
+) -> None:
+    """Tabs of different accounts share one BroadcastChannel: the page must know which
+    session a message is about, without the session id ever reaching the page's script."""
+    with client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response:
+        event = read_event(response.iter_lines(), skip=())
+    fingerprint = session_fingerprint("acme", "s1")
+    assert ("session", f'{{"session":"{fingerprint}"}}') == (event["event"], event["data"])
+    assert "s1" not in fingerprint
+    assert 32 == len(fingerprint)
+    assert fingerprint != session_fingerprint("acme", "s2")
+    assert fingerprint != session_fingerprint("globex", "s1")
