@@ -103,7 +103,12 @@ class FrozenService:
 
         self.port = free_port()
         args = [str(EXAMPLE), "--port", str(self.port), "--staleness-budget", str(budget_s)]
-        env = child_env(settings, policy_file, EXAMPLE_SESSION_KEY=session_key.hex())
+        # A script's own folder heads sys.path, not the repository: name it, so the child
+        # imports this tree's streams package, whatever is installed.
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        env = child_env(
+            settings, policy_file, EXAMPLE_SESSION_KEY=session_key.hex(), PYTHONPATH=path
+        )
         self.child = Child("frozen example service", args, env, workdir / "frozen-service.log")
         self.child.wait_for("listening on", 60)
 
@@ -142,8 +147,9 @@ class Service:
     ``port`` (0: a free one). ``publisher`` (on the input topic) makes ``/login`` real;
     ``unprotected`` and ``page_script`` are passed to its ``create_app`` (the weakened
     variants); ``session_key`` signs the sessions it issues (``issue()`` makes one; services
-    given the same key accept each other's). A subclass that overrides ``on_revocation`` sees
-    each record as it is applied."""
+    given the same key accept each other's). ``revoked_at`` maps each session id to the wall
+    time the listener applied its first revocation. A subclass that overrides
+    ``on_revocation`` sees each record as it is applied."""
 
     def __init__(
         self,
@@ -159,6 +165,7 @@ class Service:
     ) -> None:
         example = load_example()
         self._example = example
+        self.revoked_at: dict[str, float] = {}
         self.session_key = session_key if session_key is not None else secrets.token_bytes(32)
         self.hub = PushHub()
         self.listener = RevocationListener.from_settings(
@@ -176,6 +183,7 @@ class Service:
         return issued
 
     def on_revocation(self, record: Revocation) -> None:
+        self.revoked_at.setdefault(record.session_id, time.time())
         self.hub.on_revocation(record)
 
     @property
