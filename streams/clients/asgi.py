@@ -105,7 +105,14 @@ def checked_session(scope: Scope) -> SessionIdentity | None:
 
 
 def _headers(scope: Scope, name: bytes) -> list[bytes]:
-    return [bytes(value) for key, value in scope.get("headers", ()) if key.lower() == name]
+    """Every value of the header ``name`` (lower case), counting a name spelled with ``_`` for
+    ``-`` as the same header: WSGI/CGI-style stacks (Django's ``META``) map both to one key."""
+    wanted = name.replace(b"_", b"-")
+    return [
+        bytes(value)
+        for key, value in scope.get("headers", ())
+        if bytes(key).lower().replace(b"_", b"-") == wanted
+    ]
 
 
 def _plain(value: str, what: str) -> str:

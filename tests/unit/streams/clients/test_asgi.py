@@ -336,6 +336,7 @@ def test_a_header_and_a_cookie_that_agree_are_one_session() -> None:
 
 AMBIGUOUS = [
     ("two headers", [(b"x-session-id", b"s-2"), (b"x-session-id", b"s-1")]),
+    ("underscore twin header", [(b"x-session-id", b"s-2"), (b"x_session_id", b"s-1")]),
     ("leading space", [(b"x-session-id", b" s-1")]),
     ("trailing tab", [(b"x-session-id", b"s-1\t")]),
     ("control character", [(b"x-session-id", b"s-1\x00")]),
@@ -367,6 +368,13 @@ def test_ambiguous_or_malformed_identity_is_refused_with_400(
     app, sent = run(StubListener({REVOKED}), http_scope(*headers), getter=COOKIE_OR_HEADER)
     assert ([], 400) == (app.calls, sent[0]["status"])
     assert b"invalid_request" in sent[1]["body"]
+
+
+def test_a_header_spelled_with_underscores_is_the_same_header() -> None:
+    """Django reads X_Session_Id and X-Session-Id as one header (HTTP_X_SESSION_ID): the
+    middleware must check what such an app will read."""
+    app, sent = run(StubListener({REVOKED}), http_scope((b"x_session_id", b"s-1")))
+    assert ([], 401) == (app.calls, sent[0]["status"])
 
 
 def test_a_plainly_quoted_cookie_is_one_session() -> None:
