@@ -22,7 +22,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ def wave(
     """``size`` sessions: pages open first, then the logins, then wait for every page to end."""
     contexts = [browser.new_context() for _ in range(size)]
     try:
-        sids = [f"browser-{uuid.uuid4().hex[:12]}" for _ in range(size)]
+        sids = [service.issue() for _ in range(size)]  # the example accepts only its own
         pages = {sid: open_as(c, service.url, sid) for sid, c in zip(sids, contexts, strict=True)}
         with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
             for sid in sids:

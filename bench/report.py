@@ -65,6 +65,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"p99 {prop.get('p99_ms', float('nan')):.0f} ms.",
         ]
     lines += _browser_lines(results.get("browser"))
+    lines += _websocket_lines(results.get("websocket_close"))
     rec = results.get("recovery")
     v = rec["verify"]["totals"] if rec else {}
     lines += (
@@ -134,6 +135,17 @@ def _browser_lines(web: dict[str, Any] | None) -> list[str]:
         f"{web['sessions']} sessions: p50 {web['p50_ms']:.0f} ms, p99 {web['p99_ms']:.0f} ms, "
         f"max {web['max_ms']:.0f} ms; of which is_revoked -> page: p50 {web['push_p50_ms']:.0f} "
         f"ms, p99 {web['push_p99_ms']:.0f} ms.",
+    ]
+
+
+def _websocket_lines(ws: dict[str, Any] | None) -> list[str]:
+    if not ws:
+        return []
+    return [
+        "",
+        f"Revocation read by the service's listener -> WebSocket close frame (4401) at the "
+        f"client, {ws['closed']}/{ws['sessions']} sockets: p50 {ws['p50_ms']:.1f} ms, "
+        f"p99 {ws['p99_ms']:.1f} ms, max {ws['max_ms']:.1f} ms (target p99 <= 100 ms).",
     ]
 
 

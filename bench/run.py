@@ -29,6 +29,7 @@ SECTIONS = (
     "throughput",
     "latency",
     "browser",
+    "websocket",
     "recovery",
     "restore_fire",
     "detect",
@@ -153,6 +154,11 @@ def browser(sessions: int) -> dict[str, Any]:
     return run_child(["-m", "bench.browser_latency", "--sessions", str(sessions)])
 
 
+def websocket_close(sessions: int) -> dict[str, Any]:
+    log(f"revocation read -> WebSocket close frame at the client ({sessions} sockets)")
+    return run_child(["-m", "bench.websocket_close", "--sessions", str(sessions)])
+
+
 def detect(events: int, rounds: int, drain_timeout: float) -> dict[str, Any]:
     log(f"detect app on {events:,} audit records, beside a bare faust agent ({rounds} rounds)")
     args = ["--events", str(events), "--rounds", str(rounds), "--json"]
@@ -232,6 +238,8 @@ def main() -> None:
         results["propagation"] = propagation(30 if args.quick else 200)
     if "browser" in only:
         results["browser"] = browser(10 if args.quick else 60)
+    if "websocket" in only:
+        results["websocket_close"] = websocket_close(30 if args.quick else 300)
     if "recovery" in only:
         results["recovery"] = (
             recovery(5_000, 20) if args.quick else recovery(max(sizes), 60 + max(sizes) / 10_000)

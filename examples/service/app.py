@@ -8,9 +8,12 @@ itself out the moment its session is revoked.
 ``create_app(listener, hub, publisher)`` builds the ASGI app:
 
 * ``/login`` signs a user in: a fresh session id in an HttpOnly cookie, and a ``login`` event
-  published to Kafka, so the enforcer tracks the session and times it out;
+  published to Kafka, so the enforcer tracks the session and times it out. The id carries an
+  HMAC of the service's session key (``issue_session_id``): a session id the service did not
+  issue is refused everywhere (401, the page sends it to ``/login``), whatever Kafka says;
 * ``/`` (a page of protected data) and ``/api/data`` sit behind ``RevocationMiddleware``: 401
-  once the session is revoked;
+  once the session is revoked, 400 when the request names its session ambiguously; they use
+  the session the middleware checked (``scope["sessionwarden"]``), never the cookie again;
 * the page includes the Sessionwarden browser script, whose revocation stream (mounted beside
   the middleware) logs it out, with no click, when the session hits its deadline;
 * ``/ws/echo`` (behind the middleware too) echoes text frames until the session is revoked;
@@ -20,9 +23,13 @@ itself out the moment its session is revoked.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
+import hmac
 import html
 import logging
+import os
 import re
 import secrets
 import uuid
@@ -39,9 +46,12 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from streams.clients.asgi import (
+    SCOPE_KEY,
+    AmbiguousIdentity,
     RevocationMiddleware,
+    Scope,
     constant,
-    first_of,
+    one_of,
     session_id_from_cookie,
     session_id_from_header,
 )
@@ -66,9 +76,41 @@ REASONS = {
     "ended": "ended",
 }
 
-get_session_id = first_of(
+SESSION_KEY_ENV = "EXAMPLE_SESSION_KEY"  # hex; main() reads it (default: a fresh random key)
+
+get_session_id = one_of(
     session_id_from_header(SESSION_HEADER), session_id_from_cookie(SESSION_COOKIE)
 )
+
+
+def _mac(key: bytes, nonce: str) -> str:
+    digest = hmac.new(key, nonce.encode(), hashlib.sha256).digest()[:18]
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def issue_session_id(key: bytes) -> str:
+    """A fresh session id the service holding ``key`` will accept: ``<nonce>.<HMAC>``."""
+    nonce = secrets.token_urlsafe(18)
+    return f"{nonce}.{_mac(key, nonce)}"
+
+
+def is_issued(key: bytes, session_id: str) -> bool:
+    """Whether ``session_id`` was issued with ``key`` (constant-time comparison)."""
+    nonce, dot, mac = session_id.rpartition(".")
+    return bool(dot and nonce) and hmac.compare_digest(mac.encode(), _mac(key, nonce).encode())
+
+
+def _session_of(scope: Scope) -> str | None:
+    """The session of a request: the one the middleware checked; outside the middleware (the
+    deliberately weakened variants only) read from the request."""
+    if SCOPE_KEY in scope:
+        identity = scope[SCOPE_KEY]
+        return identity.session_id if identity is not None else None
+    try:
+        return get_session_id(scope)
+    except AmbiguousIdentity:
+        return None
+
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in - example service</title></head>
@@ -124,12 +166,24 @@ class _Accounts:
     and the auth events it publishes for them."""
 
     def __init__(
-        self, publisher: AsyncAuthEventPublisher | None, tenant: str, page_script: bool
+        self,
+        publisher: AsyncAuthEventPublisher | None,
+        tenant: str,
+        page_script: bool,
+        key: bytes,
     ) -> None:
         self.publisher = publisher
         self.tenant = tenant
         self.page_script = page_script
+        self.key = key
         self.sessions: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    def issued(self, session_id: str | None) -> bool:
+        return session_id is not None and is_issued(self.key, session_id)
+
+    def known(self, tenant: str, session_id: str) -> bool:
+        """The browser stream's authenticator: a session of this tenant that we issued."""
+        return tenant == self.tenant and self.issued(session_id)
 
     async def _event(self, doc: dict[str, Any]) -> None:
         if self.publisher is not None:
@@ -148,7 +202,7 @@ class _Accounts:
         user, risk = form.get("user", ""), form.get("risk", "medium")
         if not USER_RE.match(user) or risk not in RISKS:
             return HTMLResponse("invalid user or risk profile", 400)
-        session_id = secrets.token_urlsafe(18)
+        session_id = issue_session_id(self.key)
         await self._event(
             {"type": "login", "user_id": user, "tenant": self.tenant, "session_id": session_id,
              "user_type": "customer", "risk_profile": risk, "roles": ["viewer"],
@@ -162,7 +216,10 @@ class _Accounts:
         return response
 
     async def logout(self, request: Request) -> Response:
-        session_id = get_session_id(request.scope)
+        try:
+            session_id = get_session_id(request.scope)
+        except AmbiguousIdentity:
+            session_id = None
         if session_id is not None and session_id in self.sessions:
             user, _ = self.sessions.pop(session_id)
             await self._event(
@@ -173,27 +230,29 @@ class _Accounts:
         return response
 
     async def page(self, request: Request) -> Response:
-        session_id = get_session_id(request.scope)
-        if session_id is None:
+        session_id = _session_of(request.scope)
+        if not self.issued(session_id):
             return RedirectResponse("/login", 303)
+        assert session_id is not None
         user, risk = self.sessions.get(session_id, ("unknown user", "unknown"))
         body = DATA_PAGE.format(script=SCRIPT_PATH, user=html.escape(user), risk=risk)
         if not self.page_script:
             body = re.sub(r"<script [^>]*></script>", "", body)
         return HTMLResponse(body, headers={"cache-control": "no-store"})
 
+    async def data(self, request: Request) -> Response:
+        if not self.issued(_session_of(request.scope)):
+            return JSONResponse({"error": "login required"}, 401, {"www-authenticate": "Bearer"})
+        return JSONResponse({"hello": "world"}, headers={"cache-control": "no-store"})
 
-async def _data(request: Request) -> Response:
-    if get_session_id(request.scope) is None:
-        return JSONResponse({"error": "login required"}, 401, {"www-authenticate": "Bearer"})
-    return JSONResponse({"hello": "world"}, headers={"cache-control": "no-store"})
-
-
-async def _echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await websocket.send_text((await websocket.receive_text())[:MAX_FORM])
+    async def echo(self, websocket: WebSocket) -> None:
+        if not self.issued(_session_of(websocket.scope)):
+            await websocket.close(1008)
+            return
+        await websocket.accept()
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.send_text((await websocket.receive_text())[:MAX_FORM])
 
 
 def _healthz(listener: RevocationListener) -> Any:
@@ -216,13 +275,16 @@ def create_app(
     tenant: str = "acme",
     unprotected: tuple[str, ...] = (),
     page_script: bool = True,
+    session_key: bytes | None = None,
 ) -> Starlette:
     """The example service of one ``tenant``; ``publisher`` (on the input topic) makes
-    ``/login`` real. ``unprotected`` (paths of ``/``, ``/api/data``, ``/ws/echo``) and
-    ``page_script=False`` build a deliberately weakened service, which ``sessionwarden drill``
-    must catch as a bypass."""
+    ``/login`` real; ``session_key`` signs the session ids it issues (default: a random key,
+    so only this instance's sessions are accepted). ``unprotected`` (paths of ``/``,
+    ``/api/data``, ``/ws/echo``) and ``page_script=False`` build a deliberately weakened
+    service, which ``sessionwarden drill`` must catch as a bypass."""
     get_tenant = constant(tenant)
-    accounts = _Accounts(publisher, tenant, page_script)
+    key = session_key if session_key is not None else secrets.token_bytes(32)
+    accounts = _Accounts(publisher, tenant, page_script, key)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -232,14 +294,14 @@ def create_app(
 
     routes = [
         Route("/", accounts.page),
-        Route("/api/data", _data),
-        WebSocketRoute("/ws/echo", _echo),
+        Route("/api/data", accounts.data),
+        WebSocketRoute("/ws/echo", accounts.echo),
     ]
     guarded = Starlette(routes=[r for r in routes if r.path not in unprotected])
     return Starlette(
         lifespan=lifespan,
         routes=[
-            *browser_routes(hub, get_session_id, get_tenant),
+            *browser_routes(hub, get_session_id, get_tenant, authenticate=accounts.known),
             Route("/login", accounts.login, methods=["GET", "POST"]),
             Route("/logout", accounts.logout, methods=["POST"]),
             Route("/healthz", _healthz(listener)),
@@ -278,7 +340,9 @@ def main() -> None:
     publisher = AsyncAuthEventPublisher(
         settings.bootstrap_servers, settings.topics.input, **settings.kafka_security.librdkafka()
     )
-    app = create_app(listener, hub, publisher, args.tenant)
+    key_hex = os.environ.get(SESSION_KEY_ENV)
+    key = bytes.fromhex(key_hex) if key_hex else None
+    app = create_app(listener, hub, publisher, args.tenant, session_key=key)
     listener.start()
     if not listener.wait_ready(30):
         log.warning("the revocation set is not rebuilt yet; serving anyway")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from streams.clients.asgi import (
+    AmbiguousIdentity,
     RevocationMiddleware,
     RevocationView,
+    SessionIdentity,
+    checked_session,
     constant,
     first_of,
     from_cookie,
     from_header,
+    one_of,
     session_id_from_cookie,
     session_id_from_header,
     tenant_from_cookie,
@@ -19,6 +23,7 @@ from streams.clients.revocation_set import RevocationSet, RevokedEntry
 from streams.clients.tenant_view import TenantView
 
 __all__ = [
+    "AmbiguousIdentity",
     "ListenerError",
     "ListenerStats",
     "RevocationListener",
@@ -26,11 +31,14 @@ __all__ = [
     "RevocationSet",
     "RevocationView",
     "RevokedEntry",
+    "SessionIdentity",
     "TenantView",
+    "checked_session",
     "constant",
     "first_of",
     "from_cookie",
     "from_header",
+    "one_of",
     "session_id_from_cookie",
     "session_id_from_header",
     "tenant_from_cookie",

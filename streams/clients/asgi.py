@@ -5,8 +5,16 @@
     )
 
 A session is (tenant, session_id): the middleware takes both from the request (a single-tenant
-service passes ``constant("its-tenant")`` as the tenant getter).
+service passes ``constant("its-tenant")`` as the tenant getter) and hands the identity it
+checked to the app as ``scope["sessionwarden"]`` (a :class:`SessionIdentity`, or ``None``
+without a session; Starlette: ``request.state.sessionwarden``). The app must use that, never
+read the cookie or header again its own way.
 
+* a request that names its session ambiguously (twice, a header and a cookie that disagree, a
+  cookie name in another case, whitespace, control characters, quotes with escapes, percent
+  signs, empty or over 256 characters) gets ``400`` ``invalid_request`` (a WebSocket: close
+  1008): frameworks read such requests differently, so the session checked might not be the
+  one served;
 * a revoked session gets ``401`` with
   ``WWW-Authenticate: Bearer error="invalid_token", error_description="session revoked"``
   (RFC 6750 section 3): the client must authenticate again;
@@ -16,20 +24,26 @@ service passes ``constant("its-tenant")`` as the tenant getter).
 * a request with a session id but no tenant gets ``400`` (a WebSocket: close 1008): it cannot
   be checked;
 * WebSocket handshakes are checked the same way (a refused handshake is closed before it is
-  accepted, which servers answer with HTTP 403); a live WebSocket is watched every
-  ``websocket_check_s`` and closed with code 4401 (revoked) or 1013 (try again later:
-  fail-closed and unhealthy) once its session may no longer be served;
+  accepted, which servers answer with HTTP 403); a live WebSocket is closed with code 4401
+  (revoked) as soon as the listener applies its session's revocation (its revocation
+  callback wakes the socket's watcher), or 1013 (try again later) once a fail-closed listener
+  is unhealthy, which a poll every ``websocket_check_s`` notices (also a backstop);
 * requests without a session id, and lifespan scopes, pass through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import re
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
+
+from schemas.errors import SessionwardenError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,6 +55,7 @@ SessionIdGetter = ValueGetter
 TenantGetter = ValueGetter
 
 REVOKED_CHALLENGE = b'Bearer error="invalid_token", error_description="session revoked"'
+AMBIGUOUS_CHALLENGE = b'Bearer error="invalid_request", error_description="ambiguous session"'
 WS_CLOSE_REVOKED = 4401  # application range (4000-4999): "unauthorized", like HTTP 401
 WS_CLOSE_TRY_AGAIN = 1013  # RFC 6455 registry: try again later
 WS_CLOSE_POLICY = 1008  # RFC 6455: policy violation (a session id without a tenant)
@@ -55,41 +70,111 @@ class RevocationView(Protocol):
     def is_revoked(self, tenant: str, session_id: str) -> bool: ...
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value)
-    return None
+MAX_VALUE_CHARS = 256
+"""Longest session id (or tenant) a getter accepts: the schema's bound on a session id."""
+
+# RFC 6265 cookie-octet without "%": visible ASCII but for space, DQUOTE, comma, semicolon,
+# backslash and percent. No reader can split, unquote, unescape or percent-decode such a value
+# into anything but itself.
+_PLAIN = re.compile(r"[\x21\x23\x24\x26-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
+
+
+class AmbiguousIdentity(SessionwardenError):
+    """The request names its session (or tenant) in a way two readers could take differently:
+    twice, two ways that disagree, or in a form some parsers rewrite. The middleware refuses it
+    with 400 (a WebSocket: close 1008); the message never carries the value."""
+
+
+class SessionIdentity(NamedTuple):
+    """The session the middleware checked; the app finds it in ``scope["sessionwarden"]``
+    (Starlette: ``request.state.sessionwarden``), ``None`` for a request without a session."""
+
+    tenant: str
+    session_id: str
+
+
+SCOPE_KEY = "sessionwarden"
+
+
+def checked_session(scope: Scope) -> SessionIdentity | None:
+    """The identity the middleware checked for this request; raises ``KeyError`` if the app is
+    not behind a :class:`RevocationMiddleware` (read the request yourself, and you reopen the
+    gap the middleware closes)."""
+    found: SessionIdentity | None = scope[SCOPE_KEY]
+    return found
+
+
+def _headers(scope: Scope, name: bytes) -> list[bytes]:
+    """Every value of the header ``name`` (lower case), counting a name spelled with ``_`` for
+    ``-`` as the same header: WSGI/CGI-style stacks (Django's ``META``) map both to one key."""
+    wanted = name.replace(b"_", b"-")
+    return [
+        bytes(value)
+        for key, value in scope.get("headers", ())
+        if bytes(key).lower().replace(b"_", b"-") == wanted
+    ]
+
+
+def _plain(value: str, what: str) -> str:
+    if not value:
+        raise AmbiguousIdentity(f"{what} is empty")
+    if len(value) > MAX_VALUE_CHARS:
+        raise AmbiguousIdentity(f"{what} is longer than {MAX_VALUE_CHARS} characters")
+    if _PLAIN.fullmatch(value) is None:
+        raise AmbiguousIdentity(
+            f"{what} has whitespace, a control or non-ASCII character, a quote, comma, "
+            "semicolon, backslash or percent sign"
+        )
+    return value
 
 
 def from_header(name: str) -> ValueGetter:
-    """Read a value from a request header (case-insensitive); empty means none."""
+    """Read a value from a request header (case-insensitive name). Sent twice, empty, with
+    surrounding whitespace, or with any character outside the plain set (see
+    :data:`MAX_VALUE_CHARS` and docs/CLIENTS.md) raises :class:`AmbiguousIdentity`."""
     wanted = name.lower().encode("latin-1")
+    what = f"header {name}"
 
     def get(scope: Scope) -> str | None:
-        value = _header(scope, wanted)
-        if value is None:
+        values = _headers(scope, wanted)
+        if not values:
             return None
-        return value.decode("latin-1").strip() or None
+        if len(values) > 1:
+            raise AmbiguousIdentity(f"{what} sent {len(values)} times")
+        return _plain(values[0].decode("latin-1"), what)
 
     return get
 
 
 def from_cookie(name: str) -> ValueGetter:
-    """Read a value from a cookie of the ``Cookie`` header (RFC 6265 syntax)."""
+    """Read a value from a cookie of the ``Cookie`` header(s) (RFC 6265 syntax). Raises
+    :class:`AmbiguousIdentity` unless the name (compared case-insensitively, and wherever a
+    lenient parser would see a cookie start: after ``;``, ``,`` or whitespace) occurs exactly
+    once, as ``name=value`` with a plain value (optionally in plain double quotes)."""
+    if not name or _PLAIN.fullmatch(name) is None or "=" in name:
+        raise ValueError(f"not a cookie name: {name!r}")
+    mention = re.compile(rf"(?:^|[\s;,]){re.escape(name)}\s*=", re.IGNORECASE)
+    what = f"cookie {name}"
 
     def get(scope: Scope) -> str | None:
-        raw = _header(scope, b"cookie")
-        if raw is None:
+        lines = _headers(scope, b"cookie")
+        if not lines:
             return None
-        for pair in raw.decode("latin-1").split(";"):
-            key, sep, value = pair.strip().partition("=")
-            if sep and key == name:
-                value = value.strip()
-                if len(value) >= 2 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                return value or None
-        return None
+        text = "; ".join(line.decode("latin-1") for line in lines)
+        mentions = len(mention.findall(text))
+        if mentions == 0:
+            return None
+        exact = []
+        for pair in text.split(";"):
+            key, sep, value = pair.strip(" \t").partition("=")
+            if sep and key.rstrip(" \t") == name:
+                exact.append(value)
+        if mentions != 1 or len(exact) != 1:
+            raise AmbiguousIdentity(f"{what} is named more than once or in another case")
+        value = exact[0]
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        return _plain(value, what)
 
     return get
 
@@ -101,17 +186,23 @@ def constant(value: str) -> ValueGetter:
     return lambda scope: value
 
 
-def first_of(*getters: ValueGetter) -> ValueGetter:
-    """The first value any of ``getters`` finds (e.g. a header, then a cookie)."""
+def one_of(*getters: ValueGetter) -> ValueGetter:
+    """The value the ``getters`` find (e.g. a header and a cookie); if two of them find
+    different values, :class:`AmbiguousIdentity`: a reader preferring the other would check a
+    different session than the middleware did."""
 
     def get(scope: Scope) -> str | None:
-        for getter in getters:
-            found = getter(scope)
-            if found:
-                return found
-        return None
+        found = {value for value in (getter(scope) for getter in getters) if value is not None}
+        if len(found) > 1:
+            raise AmbiguousIdentity("the session is named differently in two places")
+        return found.pop() if found else None
 
     return get
+
+
+first_of = one_of
+"""The former name of :func:`one_of`. It once took the first value found, which let a made-up
+header vouch for a revoked cookie; it now refuses values that disagree."""
 
 
 session_id_from_header = tenant_from_header = from_header
@@ -137,8 +228,29 @@ async def _respond(
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
+class RevokedRecord(Protocol):
+    """What the middleware reads of a revocation (schemas.outputs.Revocation provides it)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+
+
+class _Socket(NamedTuple):
+    loop: asyncio.AbstractEventLoop
+    wake: asyncio.Event
+
+
 class RevocationMiddleware:
-    """Wraps an ASGI app; see the module docstring for the responses."""
+    """Wraps an ASGI app; see the module docstring for the responses.
+
+    If the listener offers ``add_revocation_callback`` (RevocationListener does), the middleware
+    subscribes ``on_revocation`` to it, so a live WebSocket is closed as soon as the listener
+    applies its session's revocation; otherwise (or in addition) wire ``on_revocation`` to the
+    listener yourself. The ``websocket_check_s`` poll stays as a backstop and is what closes
+    sockets when a fail-closed listener turns unhealthy.
+    """
 
     def __init__(
         self,
@@ -157,6 +269,21 @@ class RevocationMiddleware:
         self.get_tenant = get_tenant
         self.websocket_check_s = websocket_check_s
         self._retry_after = str(max(1, math.ceil(retry_after_s))).encode()
+        # (tenant, session_id) -> its open sockets; read on the listener thread, changed on the
+        # event loop, so every access holds the lock (never across an await).
+        self._sockets: dict[tuple[str, str], set[_Socket]] = {}
+        self._lock = threading.Lock()
+        subscribe = getattr(listener, "add_revocation_callback", None)
+        if callable(subscribe):
+            subscribe(self.on_revocation)
+
+    def on_revocation(self, record: RevokedRecord) -> None:
+        """Wake the watchers of the record's session (any thread; never blocks on the loop)."""
+        with self._lock:
+            sockets = tuple(self._sockets.get((record.tenant, record.session_id), ()))
+        for socket in sockets:
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                socket.loop.call_soon_threadsafe(socket.wake.set)
 
     def _verdict(self, tenant: str, session_id: str) -> int | None:
         """None when the session may be served, else the WebSocket close code."""
@@ -167,13 +294,31 @@ class RevocationMiddleware:
             return WS_CLOSE_REVOKED
         return None
 
+    def _identify(self, scope: Scope) -> tuple[str | None, str | None]:
+        """(tenant, session_id) as the getters read them; AmbiguousIdentity propagates."""
+        session_id = self.get_session_id(scope)
+        if session_id is None:
+            return None, None
+        return self.get_tenant(scope), session_id
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        session_id = self.get_session_id(scope) if kind in ("http", "websocket") else None
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            tenant, session_id = self._identify(scope)
+        except AmbiguousIdentity as exc:
+            await self._refuse_ambiguous(kind, receive, send, str(exc))
+            return
+        identity = None
+        if session_id is not None and tenant is not None:
+            identity = SessionIdentity(tenant, session_id)
+        scope[SCOPE_KEY] = identity
+        scope.setdefault("state", {})[SCOPE_KEY] = identity
         if session_id is None:
             await self.app(scope, receive, send)
             return
-        tenant = self.get_tenant(scope)
         if kind == "websocket":
             await self._websocket(scope, receive, send, tenant, session_id)
             return
@@ -199,25 +344,56 @@ class RevocationMiddleware:
         else:
             await self.app(scope, receive, send)
 
+    async def _refuse_ambiguous(self, kind: str, receive: Receive, send: Send, why: str) -> None:
+        if kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": WS_CLOSE_POLICY})
+            return
+        body = {"error": "invalid_request", "error_description": f"ambiguous session: {why}"}
+        await _respond(send, 400, body, [(b"www-authenticate", AMBIGUOUS_CHALLENGE)])
+
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, tenant: str | None, session_id: str
     ) -> None:
-        verdict = WS_CLOSE_POLICY if tenant is None else self._verdict(tenant, session_id)
-        if verdict is not None or tenant is None:
+        if tenant is None:
             await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": verdict or WS_CLOSE_POLICY})
+            await send({"type": "websocket.close", "code": WS_CLOSE_POLICY})
             return
-        guard = _WebSocketGuard(receive, send)
-        watcher = asyncio.create_task(self._watch(guard, tenant, session_id))
+        key = (tenant, session_id)
+        socket = _Socket(asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:  # before the handshake's verdict: a revocation in between wakes it
+            self._sockets.setdefault(key, set()).add(socket)
         try:
-            await self.app(scope, guard.receive, guard.send)
-        finally:
-            watcher.cancel()
-
-    async def _watch(self, guard: _WebSocketGuard, tenant: str, session_id: str) -> None:
-        while True:
-            await asyncio.sleep(self.websocket_check_s)
             verdict = self._verdict(tenant, session_id)
+            if verdict is not None:
+                await receive()  # websocket.connect
+                await send({"type": "websocket.close", "code": verdict})
+                return
+            guard = _WebSocketGuard(receive, send)
+            watcher = asyncio.create_task(self._watch(guard, key, socket.wake))
+            try:
+                await self.app(scope, guard.receive, guard.send)
+            finally:
+                watcher.cancel()
+        finally:
+            with self._lock:
+                sockets = self._sockets.get(key)
+                if sockets is not None:
+                    sockets.discard(socket)
+                    if not sockets:
+                        del self._sockets[key]
+
+    async def _watch(
+        self, guard: _WebSocketGuard, key: tuple[str, str], wake: asyncio.Event
+    ) -> None:
+        """Close the socket once its session may no longer be served: woken by the listener's
+        revocation callback, or every ``websocket_check_s`` (staleness, fail-closed, and a
+        backstop for a listener without callbacks)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.websocket_check_s)
+            wake.clear()
+            verdict = self._verdict(*key)
             if verdict is not None:
                 await guard.close(verdict)
                 return

@@ -134,6 +134,7 @@ class RevocationListener:
         self.stats = ListenerStats()
         self.on_revocation = on_revocation
         self.on_revalidation = on_revalidation
+        self._revocation_callbacks: list[Callable[[Revocation], None]] = []
         self._fail_closed = fail_closed
         self._set = RevocationSet(max_lifetime_s)
         # Wall clock for entry lifetimes (effective_at is wall time); monotonic for staleness.
@@ -285,6 +286,12 @@ class RevocationListener:
     ) -> None:
         self.close()
 
+    def add_revocation_callback(self, callback: Callable[[Revocation], None]) -> None:
+        """Also call ``callback`` with every revocation applied, after ``on_revocation`` (on
+        the listener thread, like it: it must not block). RevocationMiddleware subscribes so
+        to close WebSockets the moment their session is revoked."""
+        self._revocation_callbacks.append(callback)
+
     # -- queries (any thread) -------------------------------------------------------------
 
     @property
@@ -383,6 +390,8 @@ class RevocationListener:
                 return
             self.stats.revocations += 1
             self._notify(self.on_revocation, record)
+            for callback in self._revocation_callbacks:
+                self._notify(callback, record)
         else:
             self.stats.revalidations += 1
             self._notify(self.on_revalidation, record)

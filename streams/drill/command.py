@@ -62,7 +62,12 @@ def run_command(args: argparse.Namespace) -> int:
         unprotected=tuple(args.unprotected), page_script=not args.no_page_script,
         workdir=Path(args.out), pg_admin_dsn=args.pg_admin_dsn, own_topics=not args.no_enforcer,
     )  # fmt: skip
-    result, _ = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
+    result, doc = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))
+    closes = doc["websocket_close"]
+    if closes["count"]:
+        print(f"WebSocket close after the revocation was read (ms, {closes['count']} sockets): "
+              f"p50 {closes['p50_ms']:.0f}, p99 {closes['p99_ms']:.0f}, "
+              f"max {closes['max_ms']:.0f}")  # fmt: skip
     print(f"report: {options.workdir}/drill.json, drill.txt, drill.png", file=sys.stderr)
     return 0 if result.passed else 1

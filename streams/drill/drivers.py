@@ -4,8 +4,10 @@ the planned moments and records an Attempt per try. Nothing here decides; the au
 * HTTP: ``GET <base><path>`` with the session in the ``X-Session-Id`` header; 2xx is allowed,
   anything else (401/403 refused, 503 fail-closed) is not.
 * WebSocket: a connection to ``/ws/echo`` opened at sign-in; each try sends a frame and waits
-  for its echo. Once the service closes it, every later try reconnects with the same session
-  (what a client that ignores the close would do), and the handshake must be refused.
+  for its echo. A reader notes the moment the service's close frame arrives (``closed``, for
+  the close latency the drill reports). Once the service closes it, every later try
+  reconnects with the same session (what a client that ignores the close would do), and the
+  handshake must be refused.
 * PostgreSQL: a connection bound to the session for its life (``bind_connection``), opened
   before the revocation and kept open, and per-transaction binding (``session_transaction``)
   on a second connection; each try reads the protected table.
@@ -68,42 +70,91 @@ async def http_session(
         record(Attempt(case, "http", target.label, path, stamp(sent, allowed), allowed))
 
 
+Closed = Callable[[str, float], None]
+"""(session label, wall time the service's close frame arrived)."""
+
+
+class _EchoSocket:
+    """An open WebSocket with a reader: echoes are queued, the close frame's arrival noted."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.echoes: asyncio.Queue[str] = asyncio.Queue()
+        self.closed_at: float | None = None
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for msg in self.ws:  # ends at the close frame (or a broken connection)
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self.echoes.put_nowait(msg.data)
+        except (aiohttp.ClientError, ConnectionError):
+            pass
+        finally:
+            self.closed_at = time.time()
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None or self.ws.closed
+
+    async def echo(self) -> bool:
+        try:
+            await self.ws.send_str("ping")
+            got = await asyncio.wait_for(self.echoes.get(), 2.0)
+        except (aiohttp.ClientError, ConnectionError, TimeoutError):
+            return False
+        return got == "ping"
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+
+
 async def websocket_session(
-    client: aiohttp.ClientSession, base: str, case: str, target: Target, record: Record
+    client: aiohttp.ClientSession,
+    base: str,
+    case: str,
+    target: Target,
+    record: Record,
+    closed: Closed | None = None,
 ) -> None:
     url = base.replace("http://", "ws://", 1) + "/ws/echo"
     headers = {SESSION_HEADER: target.session_id}
-    ws: aiohttp.ClientWebSocketResponse | None = None
+    sock: _EchoSocket | None = None
+    noted = False
+
+    def note_revoked_close() -> None:
+        nonlocal noted
+        if noted or sock is None or sock.closed_at is None or closed is None:
+            return
+        noted = True
+        if sock.ws.close_code == 4401:  # closed because its session was revoked
+            closed(target.label, sock.closed_at)
+
     try:
         for t in target.attempts:
             await _until(t)
+            note_revoked_close()
             sent = time.time()
-            if ws is None or ws.closed:
-                ws = await _connect(client, url, headers)
-            allowed = ws is not None and await _echo(ws)
+            if sock is None or sock.closed:
+                sock = await _connect(client, url, headers)
+            allowed = sock is not None and await sock.echo()
             at = stamp(sent, allowed)
             record(Attempt(case, "websocket", target.label, "/ws/echo", at, allowed))
+        note_revoked_close()
     finally:
-        if ws is not None:
-            await ws.close()
+        if sock is not None:
+            await sock.close()
 
 
 async def _connect(
     client: aiohttp.ClientSession, url: str, headers: dict[str, str]
-) -> aiohttp.ClientWebSocketResponse | None:
+) -> _EchoSocket | None:
     try:
-        return await client.ws_connect(url, headers=headers, heartbeat=None)
+        ws = await client.ws_connect(url, headers=headers, heartbeat=None)
     except (aiohttp.ClientError, TimeoutError):
         return None
-
-
-async def _echo(ws: aiohttp.ClientWebSocketResponse) -> bool:
-    try:
-        await ws.send_str("ping")
-        msg = await ws.receive(timeout=2.0)
-    except (aiohttp.ClientError, ConnectionError, TimeoutError):
-        return False
-    return msg.type == aiohttp.WSMsgType.TEXT and msg.data == "ping"
+    return _EchoSocket(ws)
 
 
 def run_async(jobs: list[Callable[[aiohttp.ClientSession], Any]]) -> None:

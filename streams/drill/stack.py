@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -94,13 +95,21 @@ class FrozenService:
     which the drill freezes (SIGSTOP) for a while and thaws (SIGCONT): its listener misses
     what is revoked meanwhile, and must not answer from the stale set when it wakes."""
 
-    def __init__(self, settings: Settings, policy_file: Path, workdir: Path, budget_s: float):
+    def __init__(
+        self, settings: Settings, policy_file: Path, workdir: Path, budget_s: float,
+        session_key: bytes,
+    ) -> None:  # fmt: skip
         from streams.pg.cluster import free_port
 
         self.port = free_port()
         args = [str(EXAMPLE), "--port", str(self.port), "--staleness-budget", str(budget_s)]
-        self.child = Child("frozen example service", args, child_env(settings, policy_file),
-                           workdir / "frozen-service.log")  # fmt: skip
+        # A script's own folder heads sys.path, not the repository: name it, so the child
+        # imports this tree's streams package, whatever is installed.
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        env = child_env(
+            settings, policy_file, EXAMPLE_SESSION_KEY=session_key.hex(), PYTHONPATH=path
+        )
+        self.child = Child("frozen example service", args, env, workdir / "frozen-service.log")
         self.child.wait_for("listening on", 60)
 
     @property
@@ -137,7 +146,10 @@ class Service:
     (``listener``: more of its options) feeding a PushHub, served by uvicorn on 127.0.0.1 and
     ``port`` (0: a free one). ``publisher`` (on the input topic) makes ``/login`` real;
     ``unprotected`` and ``page_script`` are passed to its ``create_app`` (the weakened
-    variants). A subclass that overrides ``on_revocation`` sees each record as it is applied."""
+    variants); ``session_key`` signs the sessions it issues (``issue()`` makes one; services
+    given the same key accept each other's). ``revoked_at`` maps each session id to the wall
+    time the listener applied its first revocation. A subclass that overrides
+    ``on_revocation`` sees each record as it is applied."""
 
     def __init__(
         self,
@@ -148,18 +160,30 @@ class Service:
         publisher: AsyncAuthEventPublisher | None = None,
         port: int = 0,
         listener: Mapping[str, Any] | None = None,
+        session_key: bytes | None = None,
         **weakened: Any,
     ) -> None:
         example = load_example()
+        self._example = example
+        self.revoked_at: dict[str, float] = {}
+        self.session_key = session_key if session_key is not None else secrets.token_bytes(32)
         self.hub = PushHub()
         self.listener = RevocationListener.from_settings(
             settings, policy, on_revocation=self.on_revocation, **(listener or {})
         )
         self.hub.lookup = example.listener_lookup(self.listener)
-        app = example.create_app(self.listener, self.hub, publisher, tenant, **weakened)
+        app = example.create_app(
+            self.listener, self.hub, publisher, tenant, session_key=self.session_key, **weakened
+        )
         self.server = ServerThread(app, port=port)
 
+    def issue(self) -> str:
+        """A session id this service accepts as one it issued (the caller logs it in)."""
+        issued: str = self._example.issue_session_id(self.session_key)
+        return issued
+
     def on_revocation(self, record: Revocation) -> None:
+        self.revoked_at.setdefault(record.session_id, time.time())
         self.hub.on_revocation(record)
 
     @property

@@ -67,7 +67,8 @@ def open_stack(
             browser = _browser(stop, base, options, say)
         frozen = None
         if service is not None and options.outage_sessions > 0:
-            frozen = FrozenService(settings, policy_file, options.workdir, options.budget_s)
+            frozen = FrozenService(settings, policy_file, options.workdir, options.budget_s,
+                                   service.session_key)  # fmt: skip
             stop.callback(frozen.stop)
         yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen)
 
@@ -122,7 +123,7 @@ def second_service_attempts(
     """A second service started after every revocation, its listener rebuilt from the
     compacted topic: three tries per session, each must be refused."""
     assert stack.service is not None
-    late = Service(settings, policy, tenant).start()
+    late = Service(settings, policy, tenant, session_key=stack.service.session_key).start()
     try:
         now = time.time()
         targets = [Target(p.label, ids[p.label], (now, now + 0.05, now + 0.1)) for p in plans]

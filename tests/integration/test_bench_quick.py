@@ -44,9 +44,11 @@ def test_quick_benchmarks_run_and_write_a_complete_report(
         "postgres",
         "metrics_cost",
         "browser",
+        "websocket_close",
     } <= set(results)
     assert results["postgres"]["latency"]["samples"] > 0
     assert "skipped" in results["browser"] or 10 == results["browser"]["sessions"]
+    assert 30 == results["websocket_close"]["closed"], results["websocket_close"]
     cost = results["metrics_cost"]
     assert all(cost[m]["rate_on"] > 0 and cost[m]["rate_off"] > 0 for m in ("core", "drain"))
     tput = results["throughput"][0]

@@ -47,23 +47,24 @@ def test_the_example_service_refuses_a_session_once_the_enforcer_times_it_out(
         enforcer.wait_assigned()
         service.start()
         port = service.server.port
+        idle, live = service.issue(), service.issue()  # the example accepts only its own
         login_at = time.time()
         with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
-            publisher.publish(login_doc("svc-idle", "u-svc", login_at))
-            publisher.publish(login_doc("svc-live", "u-svc-2", login_at, risk="low"))  # idle 6s
-        assert 200 == get(port, "svc-idle")[0]
+            publisher.publish(login_doc(idle, "u-svc", login_at))
+            publisher.publish(login_doc(live, "u-svc-2", login_at, risk="low"))  # idle 6s
+        assert 200 == get(port, idle)[0]
         refused_at = wait_until(
-            lambda: time.time() if get(port, "svc-idle")[0] == 401 else None,
+            lambda: time.time() if get(port, idle)[0] == 401 else None,
             15,
             "the service to refuse the idle session",
         )
-        status, headers, _ = get(port, "svc-idle")
-        live_status = get(port, "svc-live")[0]
+        status, headers, _ = get(port, idle)
+        live_status = get(port, live)[0]
     finally:
         service.stop()
         enforcer.stop()
     deadline = login_at + IDLE_S
-    possible, observed = service.applied["svc-idle"] - deadline, refused_at - deadline
+    possible, observed = service.applied[idle] - deadline, refused_at - deadline
     print(f"\n401 possible {possible * 1000:.0f} ms after the idle deadline; observed after "
           f"{observed * 1000:.0f} ms (polling)")  # fmt: skip
     assert (401, CHALLENGE) == (status, headers["www-authenticate"])

@@ -51,6 +51,13 @@ def test_full_stack_passes_every_case(tmp_path: Path, pg_admin_dsn: str) -> None
     assert layers == {"http", "websocket", "postgres"} | ({"browser"} if browser else set())
     assert "PASS: 0 bypass(es)" in text
     assert (tmp_path / "drill.png").read_bytes()[:4] == b"\x89PNG"
+    closes = doc["websocket_close"]
+    print(f"\nWebSocket close after the revocation was read: {closes}")
+    assert closes["count"] == 4, "every session's socket was closed for its revocation"
+    # The close follows the revocation event, not the 0.5 s backstop poll (the target is
+    # p99 <= 100 ms; 2.5 times that on a loaded test machine, half the poll interval).
+    assert closes["p99_ms"] <= 250, closes
+    assert "WebSocket close after the revocation was read" in text
 
 
 def test_a_route_outside_the_middleware_is_a_bypass(tmp_path: Path, pg_admin_dsn: str) -> None:

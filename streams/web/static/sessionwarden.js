@@ -3,10 +3,13 @@
  *   <script src="/_sessionwarden/sessionwarden.js" data-login="/login" defer></script>
  *
  * Opens one EventSource per tab on the service's revocation stream (the session is the one the
- * service's cookie names; no id in the URL). On a `revoked` event it clears what the page holds
+ * service's cookie names; no id in the URL). The stream first names its session by a
+ * fingerprint (a hash, never the id). On a `revoked` event it clears what the page holds
  * (elements marked data-sessionwarden-protected, sessionStorage, localStorage), says why
- * ("Your session ended: idle timeout"), tells the other tabs of this origin (BroadcastChannel),
- * and returns to the login page. No build step, no dependencies.
+ * ("Your session ended: idle timeout"), tells the other tabs of this origin of that session
+ * (a BroadcastChannel message carrying the fingerprint: tabs of another account signed in
+ * in the same browser ignore it), and returns to the login page. No build step, no
+ * dependencies.
  *
  * Attributes of the script tag (all optional):
  *   data-stream       the stream URL (default /_sessionwarden/events)
@@ -34,7 +37,8 @@
     permissions_revoked: "permissions revoked",
     step_up_required: "sign-in required again",
   };
-  var state = (window.sessionwarden = { connected: false, ended: null });
+  // session: the fingerprint of this tab's session, from its stream (null until connected).
+  var state = (window.sessionwarden = { connected: false, ended: null, session: null });
   var channel = "BroadcastChannel" in window ? new BroadcastChannel("sessionwarden") : null;
   var source = null;
 
@@ -66,15 +70,18 @@
     document.body.appendChild(box);
   }
 
-  function end(reason, revocationId, via) {
+  function end(reason, revocationId, via, session) {
     if (state.ended) return;
     if (source) source.close();
     clearPage();
     showReason(reason);
     // `at`: when the page had been cleared and the reason was on it (epoch ms).
     state.ended = { reason: reason, revocationId: revocationId, at: Date.now(), via: via };
-    if (via !== "tab" && channel) {
-      channel.postMessage({ type: "revoked", reason: reason, revocationId: revocationId });
+    // Only a revocation the stream announced, and only to the tabs of that session.
+    if (via === "stream" && session && channel) {
+      channel.postMessage({
+        type: "revoked", session: session, reason: reason, revocationId: revocationId,
+      });
     }
     emit("ended", state.ended);
     var target = new URL(loginUrl, window.location.href);
@@ -84,8 +91,9 @@
 
   if (channel) {
     channel.onmessage = function (msg) {
-      if (msg.data && msg.data.type === "revoked") {
-        end(String(msg.data.reason), String(msg.data.revocationId || ""), "tab");
+      var data = msg.data;
+      if (data && data.type === "revoked" && state.session && data.session === state.session) {
+        end(String(data.reason), String(data.revocationId || ""), "tab", null);
       }
     };
   }
@@ -95,15 +103,20 @@
     state.connected = true;
     emit("connected", {});
   };
+  source.addEventListener("session", function (msg) {
+    try { state.session = String(JSON.parse(msg.data).session || "") || null; } catch (e) { /* none */ }
+  });
   source.addEventListener("revoked", function (msg) {
     var doc = {};
     try { doc = JSON.parse(msg.data); } catch (e) { /* keep the defaults */ }
-    end(String(doc.reason || "ended"), String(doc.revocation_id || ""), "stream");
+    var session = String(doc.session || "") || state.session;
+    end(String(doc.reason || "ended"), String(doc.revocation_id || ""), "stream", session);
   });
   source.onerror = function () {
     state.connected = false;
     // CONNECTING: the browser retries by itself (network error, service restart).
-    // CLOSED: the service refused the stream (no session, or revoked): fail closed.
-    if (source.readyState === EventSource.CLOSED) end("ended", "", "stream");
+    // CLOSED: the service refused this tab's stream (no session, or revoked): this tab fails
+    // closed; the other tabs have streams of their own and are not told.
+    if (source.readyState === EventSource.CLOSED) end("ended", "", "closed", null);
   };
 })();

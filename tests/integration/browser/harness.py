@@ -33,6 +33,7 @@ from streams.web.browser import unavailable_reason
 from tests.integration.harness import FAST_POLICY, REPO
 
 ARTIFACTS = REPO / "test-artifacts"
+SESSION_KEY = b"example-service-test-session-key"  # shared: a restarted service knows its sessions
 
 
 class ExampleService(Service):
@@ -54,8 +55,9 @@ class ExampleService(Service):
         self.revocations: dict[str, Revocation] = {}
         publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
         super().__init__(
-            settings, load_policy(policy), tenant, publisher=publisher, port=port, listener=listener
-        )
+            settings, load_policy(policy), tenant, publisher=publisher, port=port,
+            listener=listener, session_key=SESSION_KEY,
+        )  # fmt: skip
 
     def on_revocation(self, record: Revocation) -> None:
         self.applied.setdefault(record.session_id, time.time())
@@ -77,8 +79,8 @@ def sign_in(context: BrowserContext, base: str, user: str, risk: str) -> tuple[P
 
 
 def open_as(context: BrowserContext, base: str, session_id: str) -> Page:
-    """The data page for a session the caller logged in itself (cookie set directly), with its
-    revocation stream open."""
+    """The data page for a session the caller logged in itself (cookie set directly; the id
+    from ``ExampleService.issue()``), with its revocation stream open."""
     context.add_cookies([{"name": "session", "value": session_id, "url": base}])
     page = context.new_page()
     page.goto(f"{base}/")

@@ -137,3 +137,35 @@ def test_the_page_follows_its_session_across_a_restart_of_the_service(
     assert ("idle_timeout", "stream") == (ended["reason"], ended["via"])
     assert session_id in second.applied
     expect(page.locator("#sessionwarden-ended")).to_have_text(ENDED_TEXT)
+
+
+def test_ending_one_account_leaves_another_accounts_tab_in_the_same_browser_alone(
+    stack: tuple[ExampleService, Collector], new_context: Any, shots: Screenshots
+) -> None:
+    """Two accounts in one browser (one context, one BroadcastChannel): when A's session ends,
+    A's tab logs out and tells its tabs; C's tab, of a live session, stays as it is."""
+    service, _ = stack
+    context = new_context()
+    a_page, a_sid = sign_in(context, service.url, "anna", "medium")  # idle 3 s
+    c_page, c_sid = sign_in(context, service.url, "carl", "low")  # idle 8 s, signed in later
+    assert a_sid != c_sid
+    a_fingerprint = a_page.evaluate("window.sessionwarden.session")
+    c_fingerprint = c_page.evaluate("window.sessionwarden.session")
+    assert a_fingerprint and c_fingerprint and a_fingerprint != c_fingerprint
+    assert a_sid not in a_fingerprint
+    shots.take(c_page, "two-accounts")
+
+    ended = wait_ended(a_page, timeout=15)
+    # A's tab goes to the login page 2.5 s after it ended: long after any message it sent.
+    a_page.wait_for_url(f"{service.url}/login?ended=idle_timeout", timeout=10_000)
+    c_state = ended_state(c_page)
+    c_status = c_page.request.get(f"{service.url}/api/data").status  # the jar holds C's cookie
+    shots.take(c_page, "other-account-after")
+
+    assert ("idle_timeout", "stream") == (ended["reason"], ended["via"])
+    assert a_sid in service.applied and c_sid not in service.applied
+    assert c_state is None, c_state
+    assert 200 == c_status
+    expect(c_page.locator("#sessionwarden-ended")).to_have_count(0)
+    expect(c_page.locator("#balance")).to_have_text("Balance: 12,804.17")
+    assert f"{service.url}/" == c_page.url

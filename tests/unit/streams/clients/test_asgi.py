@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from http.cookies import SimpleCookie
 from typing import Any
 
 import pytest
 
 from streams.clients.asgi import (
+    AmbiguousIdentity,
     RevocationMiddleware,
     Scope,
+    SessionIdentity,
     constant,
     first_of,
+    one_of,
     session_id_from_cookie,
     session_id_from_header,
     tenant_from_header,
 )
+from streams.clients.listener import RevocationListener
+from tests.unit.streams.clients.fakes import T0, TOPIC, Clock, FakeConsumer, wire
+from tests.unit.streams.clients.fakes import revocation as fake_revocation
 
 CHALLENGE = 'Bearer error="invalid_token", error_description="session revoked"'
 
@@ -151,11 +160,15 @@ def test_a_session_without_a_tenant_is_refused_with_400() -> None:
     assert ([], 400) == (app.calls, sent[0]["status"])
 
 
-def test_the_session_header_is_matched_case_insensitively_and_blank_means_none() -> None:
-    """Header names are case-insensitive in HTTP; an empty value is no session."""
+def test_the_session_header_is_matched_case_insensitively_and_blank_is_refused() -> None:
+    """Header names are case-insensitive in HTTP; a blank or padded value is not a session some
+    reader might trim to one, it is refused."""
     get = session_id_from_header("X-Session-Id")
-    assert "s-1" == get(http_scope((b"X-SESSION-ID", b" s-1 ")))
-    assert get(http_scope((b"x-session-id", b"  "))) is None
+    assert "s-1" == get(http_scope((b"X-SESSION-ID", b"s-1")))
+    assert get(http_scope()) is None
+    for blank in (b"", b"  ", b" s-1 "):
+        with pytest.raises(AmbiguousIdentity):
+            get(http_scope((b"x-session-id", blank)))
 
 
 def test_the_session_cookie_is_found_among_others_and_unquoted() -> None:
@@ -167,11 +180,14 @@ def test_the_session_cookie_is_found_among_others_and_unquoted() -> None:
     assert get(http_scope()) is None
 
 
-def test_first_of_takes_the_header_before_the_cookie() -> None:
-    """API clients send the header; browsers only the cookie."""
-    get = first_of(session_id_from_header("x-session-id"), session_id_from_cookie("session"))
-    both = http_scope((b"cookie", b"session=c"), (b"x-session-id", b"h"))
-    assert ("h", "c") == (get(both), get(http_scope((b"cookie", b"session=c"))))
+def test_one_of_takes_whichever_is_sent_and_first_of_is_the_same_strict_getter() -> None:
+    """API clients send the header, browsers the cookie; never two different sessions."""
+    for combine in (one_of, first_of):
+        get = combine(session_id_from_header("x-session-id"), session_id_from_cookie("session"))
+        assert "c" == get(http_scope((b"cookie", b"session=c")))
+        assert "h" == get(http_scope((b"x-session-id", b"h")))
+        with pytest.raises(AmbiguousIdentity):
+            get(http_scope((b"cookie", b"session=c"), (b"x-session-id", b"h")))
 
 
 class WebSocketApp:
@@ -284,3 +300,294 @@ def test_a_live_websocket_of_another_tenant_stays_open() -> None:
     asyncio.run(scenario())
     assert ["websocket.accept", "websocket.send"] == client.types()
     assert {"type": "websocket.disconnect", "code": 1000} == app.disconnect
+
+
+# -- ambiguous identity: the middleware must check the session the app will use ---------------
+
+COOKIE_OR_HEADER = one_of(session_id_from_header("x-session-id"), session_id_from_cookie("session"))
+REVOKED = "s-1"
+
+
+def cookie_getter() -> Any:
+    return session_id_from_cookie("session")
+
+
+def test_two_session_cookies_are_refused_as_ambiguous() -> None:
+    """Frameworks give the app the last of two cookies, the middleware once checked the first:
+    a revoked session passed behind a made-up one."""
+    scope = http_scope((b"cookie", f"session=anything; session={REVOKED}".encode()))
+    app, sent = run(StubListener({REVOKED}), scope, getter=cookie_getter())
+    assert ([], 400) == (app.calls, sent[0]["status"])
+
+
+def test_a_header_and_a_cookie_that_disagree_are_refused() -> None:
+    """A made-up header must not vouch for a revoked cookie the app then reads."""
+    scope = http_scope((b"x-session-id", b"anything"), (b"cookie", f"session={REVOKED}".encode()))
+    app, sent = run(StubListener({REVOKED}), scope, getter=COOKIE_OR_HEADER)
+    assert ([], 400) == (app.calls, sent[0]["status"])
+
+
+def test_a_header_and_a_cookie_that_agree_are_one_session() -> None:
+    """Sending the same session both ways is not ambiguous."""
+    scope = http_scope((b"x-session-id", b"s-2"), (b"cookie", b"session=s-2"))
+    app, sent = run(StubListener({REVOKED}), scope, getter=COOKIE_OR_HEADER)
+    assert (["http"], 200) == (app.calls, sent[0]["status"])
+
+
+AMBIGUOUS = [
+    ("two headers", [(b"x-session-id", b"s-2"), (b"x-session-id", b"s-1")]),
+    ("underscore twin header", [(b"x-session-id", b"s-2"), (b"x_session_id", b"s-1")]),
+    ("leading space", [(b"x-session-id", b" s-1")]),
+    ("trailing tab", [(b"x-session-id", b"s-1\t")]),
+    ("control character", [(b"x-session-id", b"s-1\x00")]),
+    ("empty header", [(b"x-session-id", b"")]),
+    ("over-long header", [(b"x-session-id", b"s" * 257)]),
+    ("non-ASCII header", [(b"x-session-id", "s-1\u00e9".encode("latin-1"))]),
+    ("two cookies", [(b"cookie", b"session=s-2; session=s-1")]),
+    ("two cookie lines", [(b"cookie", b"session=s-2"), (b"cookie", b"session=s-1")]),
+    ("cookie name case", [(b"cookie", b"Session=s-1")]),
+    ("cookie name case beside", [(b"cookie", b"session=s-2; SESSION=s-1")]),
+    ("space-separated cookies", [(b"cookie", b"x=1 session=s-1")]),
+    ("comma-separated cookies", [(b"cookie", b"session=s-2,session=s-1")]),
+    ("space in cookie value", [(b"cookie", b"session= s-1")]),
+    ("empty cookie", [(b"cookie", b"session=")]),
+    ("escaped quoted cookie", [(b"cookie", b'session="s\\-1"')]),
+    ("octal-escaped cookie", [(b"cookie", b'session="s\\0551"')]),
+    ("percent-encoded cookie", [(b"cookie", b"session=s%2D1")]),
+    ("cookie inside a quoted value", [(b"cookie", b'x="a; session=s-1"; session=s-2')]),
+    ("header and cookie differ", [(b"x-session-id", b"s-2"), (b"cookie", b"session=s-1")]),
+]
+
+
+@pytest.mark.parametrize("headers", [h for _, h in AMBIGUOUS], ids=[name for name, _ in AMBIGUOUS])
+def test_ambiguous_or_malformed_identity_is_refused_with_400(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Every reader must find the same session the middleware checked, or none: anything a
+    framework could read differently is refused before the app runs."""
+    app, sent = run(StubListener({REVOKED}), http_scope(*headers), getter=COOKIE_OR_HEADER)
+    assert ([], 400) == (app.calls, sent[0]["status"])
+    assert b"invalid_request" in sent[1]["body"]
+
+
+def test_a_header_spelled_with_underscores_is_the_same_header() -> None:
+    """Django reads X_Session_Id and X-Session-Id as one header (HTTP_X_SESSION_ID): the
+    middleware must check what such an app will read."""
+    app, sent = run(StubListener({REVOKED}), http_scope((b"x_session_id", b"s-1")))
+    assert ([], 401) == (app.calls, sent[0]["status"])
+
+
+def test_a_plainly_quoted_cookie_is_one_session() -> None:
+    """RFC 6265 allows DQUOTE around a cookie value; every parser strips it alike."""
+    get = session_id_from_cookie("session")
+    assert "s-9" == get(http_scope((b"cookie", b'theme=dark; session="s-9"')))
+
+
+class ScopeReader:
+    """The wrapped app: records what the middleware handed it in the scope."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        self.seen.append((scope.get("sessionwarden"), scope["state"].get("sessionwarden")))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_the_checked_identity_is_handed_to_the_app_in_the_scope() -> None:
+    """The app must use the session the middleware checked, not read the request again."""
+    reader = ScopeReader()
+    middleware = RevocationMiddleware(reader, StubListener(), COOKIE_OR_HEADER, constant(TENANT))
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def go() -> None:
+        await middleware(http_scope((b"cookie", b"session=s-2")), asyncio.Queue().get, send)
+        await middleware(http_scope(), asyncio.Queue().get, send)
+
+    asyncio.run(go())
+    identity = SessionIdentity(TENANT, "s-2")
+    assert [(identity, identity), (None, None)] == reader.seen
+    assert ("acme", "s-2") == (identity.tenant, identity.session_id)
+
+
+def simple_cookie_app() -> Any:
+    """A raw ASGI app that reads its session cookie the standard library's way (and so takes
+    the last of two, unquotes escapes, splits on whitespace) and serves whatever it reads: it
+    knows nothing of revocations, the middleware must."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        jar: SimpleCookie = SimpleCookie()
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                jar.load(value.decode("latin-1"))
+        morsel = jar.get("session")
+        status = 200 if morsel is not None else 401
+        body = (morsel.value if morsel is not None else "").encode()
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+HOSTILE_COOKIES = [
+    f"session=anything; session={REVOKED}",
+    f"session={REVOKED}; session=anything",
+    f"x=1 session={REVOKED}",
+    f'x="a; session=b"; session={REVOKED}',
+    f'session="{REVOKED}"',
+    'session="s\\0551"',
+    f"Session=anything; session={REVOKED}",
+    f"session=anything;session={REVOKED}",
+    f"session=anything,session={REVOKED}",
+    f"session = {REVOKED}",
+]
+
+
+@pytest.mark.parametrize("cookie", HOSTILE_COOKIES)
+def test_a_simple_cookie_app_never_serves_the_revoked_session(cookie: str) -> None:
+    """Whatever the cookie header, the app behind the middleware never gets a 200 for the
+    revoked session: either the middleware refuses, or both read the same live session."""
+    app = simple_cookie_app()
+    middleware = RevocationMiddleware(
+        app, StubListener({REVOKED}), session_id_from_cookie("session"), constant(TENANT)
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = http_scope((b"cookie", cookie.encode()))
+    asyncio.run(middleware(scope, asyncio.Queue().get, send))
+    status, body = sent[0]["status"], sent[1]["body"]
+    assert not (status == 200 and body == REVOKED.encode()), (status, body)
+    assert status in (400, 401), (status, body)
+
+
+def starlette_app(revoked: str) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def data(request: Request) -> JSONResponse:
+        checked = request.state.sessionwarden
+        return JSONResponse(
+            {"checked": checked.session_id if checked else None,
+             "cookie": request.cookies.get("session")}
+        )  # fmt: skip
+
+    inner = Starlette(routes=[Route("/", data)])
+    return RevocationMiddleware(inner, StubListener({revoked}), COOKIE_OR_HEADER, constant(TENANT))
+
+
+def test_starlette_behind_the_middleware_refuses_duplicate_cookies_and_gets_the_checked_id() -> (
+    None
+):
+    """With Starlette (which gives the app the last cookie of a name) the bypass is closed,
+    and ``request.state.sessionwarden`` is the session the middleware checked."""
+    from starlette.testclient import TestClient
+
+    with TestClient(starlette_app(REVOKED)) as client:
+        dup = client.get("/", headers={"cookie": f"session=anything; session={REVOKED}"})
+        mixed = client.get(
+            "/", headers={"cookie": f"session={REVOKED}", "x-session-id": "anything"}
+        )
+        live = client.get("/", headers={"cookie": "session=s-2"})
+    assert (400, 400) == (dup.status_code, mixed.status_code)
+    assert (200, {"checked": "s-2", "cookie": "s-2"}) == (live.status_code, live.json())
+
+
+def test_a_websocket_with_an_ambiguous_session_is_refused_before_accept() -> None:
+    """Two cookies of the name on a handshake: closed 1008 (policy) before the app runs."""
+    app, client = WebSocketApp(), WebSocketClient()
+    scope = http_scope((b"cookie", b"session=s-2; session=s-1"), kind="websocket")
+    middleware = RevocationMiddleware(
+        app, StubListener({"s-1"}), session_id_from_cookie("session"), constant(TENANT)
+    )
+    asyncio.run(asyncio.wait_for(middleware(scope, client.receive, client.send), 5))
+    assert (0, [{"type": "websocket.close", "code": 1008}]) == (app.calls, client.sent)
+
+
+class PushingListener(StubListener):
+    """A stub listener that, like RevocationListener, calls subscribers on its own thread
+    after a revocation is applied."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.callbacks: list[Any] = []
+
+    def add_revocation_callback(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def revoke_from_thread(self, tenant: str, session_id: str) -> None:
+        record = type("Record", (), {"tenant": tenant, "session_id": session_id})()
+
+        def apply() -> None:
+            self.revoked.add((tenant, session_id))
+            for callback in self.callbacks:
+                callback(record)
+
+        thread = threading.Thread(target=apply)
+        thread.start()
+        thread.join()
+
+
+def test_a_live_websocket_is_closed_when_the_listener_applies_the_revocation() -> None:
+    """The close follows the revocation event, not a poll: with a 30 s backstop the socket is
+    still closed within a fraction of a second of the listener applying the revocation."""
+    listener = PushingListener()
+    app, client = WebSocketApp(), WebSocketClient()
+    middleware = RevocationMiddleware(
+        app, listener, session_id_from_header("x-session-id"), constant(TENANT),
+        websocket_check_s=30.0,
+    )  # fmt: skip
+    elapsed: list[float] = []
+
+    async def scenario() -> None:
+        task = asyncio.create_task(middleware(ws_scope(), client.receive, client.send))
+        await _until(lambda: "websocket.accept" in client.types())
+        listener.revoke_from_thread("other-tenant", "s-1")  # not this socket's session
+        await asyncio.sleep(0.05)
+        assert ["websocket.accept"] == client.types()
+        start = time.monotonic()
+        listener.revoke_from_thread(TENANT, "s-1")
+        await asyncio.wait_for(task, 5)
+        elapsed.append(time.monotonic() - start)
+
+    asyncio.run(scenario())
+    assert ["websocket.accept", "websocket.close"] == client.types()
+    assert 4401 == client.sent[-1]["code"]
+    assert elapsed[0] < 1.0, elapsed
+    assert {} == middleware._sockets, "a closed socket is forgotten"
+
+
+def test_the_revocation_listener_wakes_the_middleware_through_its_callback() -> None:
+    """Wired to a real RevocationListener (over a fake consumer), the middleware subscribes
+    by itself: the step that applies the revocation closes the socket, with no poll."""
+    consumer = FakeConsumer(1)
+    listener = RevocationListener(
+        "unused:9092", TOPIC, max_lifetime_s=100.0, clock=Clock(T0), monotonic=Clock(1000.0),
+        consumer_factory=consumer.factory, admin_factory=consumer.admin_factory,
+    )  # fmt: skip
+    listener.start(background=False)
+    listener.step(poll_timeout=0)
+    app, client = WebSocketApp(), WebSocketClient()
+    middleware = RevocationMiddleware(
+        app, listener, session_id_from_header("x-session-id"), constant("acme"),
+        websocket_check_s=30.0,
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        task = asyncio.create_task(middleware(ws_scope(), client.receive, client.send))
+        await _until(lambda: "websocket.accept" in client.types())
+        consumer.append(wire(fake_revocation("s-1")))
+        await asyncio.to_thread(listener.step, 0)
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    listener.close()
+    assert ["websocket.accept", "websocket.close"] == client.types()
+    assert 4401 == client.sent[-1]["code"]

@@ -7,9 +7,11 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 from starlette.testclient import TestClient
 
 from schemas.outputs import Revocation
@@ -21,6 +23,7 @@ from streams.web.push import (
     PushHub,
     RevokedLike,
     browser_routes,
+    session_fingerprint,
 )
 
 
@@ -48,19 +51,33 @@ def hub() -> PushHub:
     return PushHub(lookup=Known(), max_streams=2)
 
 
+KNOWN_SESSIONS = {"s1", "s2"}
+
+
+def known(tenant: str, session_id: str) -> bool:
+    """The service's authenticator: the sessions it issued."""
+    return tenant == "acme" and session_id in KNOWN_SESSIONS
+
+
+def routes(hub: PushHub, **options: Any) -> list[BaseRoute]:
+    return browser_routes(
+        hub, session_id_from_cookie("s"), constant("acme"), authenticate=known, **options
+    )
+
+
 @pytest.fixture
 def client(hub: PushHub) -> Iterator[TestClient]:
-    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), constant("acme")))
+    app = Starlette(routes=routes(hub))
     with TestClient(app) as client:
         yield client
 
 
-def read_event(lines: Iterator[str]) -> dict[str, str]:
-    """The fields of the next event that has a name (comments and pings skipped)."""
+def read_event(lines: Iterator[str], skip: tuple[str, ...] = ("session",)) -> dict[str, str]:
+    """The fields of the next event that has a name (comments, pings and ``skip`` skipped)."""
     fields: dict[str, str] = {}
     for line in lines:
         if not line:
-            if "event" in fields:
+            if "event" in fields and fields["event"] not in skip:
                 return fields
             fields = {}
         elif not line.startswith(":"):
@@ -124,9 +141,10 @@ def test_stream_sends_revoked_with_the_reason_when_the_listener_learns_of_it(
         assert list(lines) == []  # the stream ends after it
     assert "revoked" == event["event"]
     assert str(record.revocation_id) == event["id"]
+    fingerprint = session_fingerprint("acme", "s1")
     assert (
-        f'{{"reason":"absolute_timeout","revocation_id":"{record.revocation_id}"}}'
-        == (event["data"])
+        f'{{"reason":"absolute_timeout","revocation_id":"{record.revocation_id}",'
+        f'"session":"{fingerprint}"}}' == (event["data"])
     )
 
 
@@ -153,7 +171,7 @@ def test_reconnect_of_a_revoked_session_gets_204_which_stops_the_browser(
 
 def test_more_streams_than_allowed_for_one_session_get_429(hub: PushHub) -> None:
     """One cookie cannot open unbounded streams."""
-    app = Starlette(routes=browser_routes(hub, session_id_from_cookie("s"), constant("acme")))
+    app = Starlette(routes=routes(hub))
     scope = {
         "type": "http", "method": "GET", "path": STREAM_PATH, "headers": [(b"cookie", b"s=s1")],
         "query_string": b"", "root_path": "", "scheme": "http", "server": ("127.0.0.1", 80),
@@ -185,13 +203,146 @@ def test_the_browser_script_is_served_from_the_package(client: TestClient) -> No
 
 def test_an_idle_stream_sends_heartbeats_so_proxies_keep_it(hub: PushHub) -> None:
     """A proxy closes a connection that stays silent; the stream speaks every ``ping_s``."""
-    routes = browser_routes(hub, session_id_from_cookie("s"), constant("acme"), ping_s=0.05)
     with (
-        TestClient(Starlette(routes=routes)) as client,
+        TestClient(Starlette(routes=routes(hub, ping_s=0.05))) as client,
         client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response,
     ):
         lines = response.iter_lines()
-        comments = [next(lines) for _ in range(4)]
+        comments = [next(lines) for _ in range(10)]  # the first event, then pings
         hub.on_revocation(revocation("acme", "s1"))  # ends the stream
         assert "revoked" == read_event(lines)["event"]
     assert any(line.startswith(": ping") for line in comments), comments
+
+
+def test_stream_of_a_session_the_service_did_not_issue_is_refused_with_401(
+    client: TestClient,
+) -> None:
+    """A made-up session id must not hold a stream (and a file descriptor) open."""
+    response = client.get(STREAM_PATH, headers={"cookie": "s=made-up"})
+    assert 401 == response.status_code
+
+
+def test_stream_with_an_ambiguous_session_is_refused_with_400(client: TestClient) -> None:
+    """Two session cookies: the stream must not pick one while the app picks the other."""
+    response = client.get(STREAM_PATH, headers={"cookie": "s=s1; s=s2"})
+    assert 400 == response.status_code
+
+
+def stream_scope(session: str) -> dict[str, Any]:
+    return {
+        "type": "http", "method": "GET", "path": STREAM_PATH, "query_string": b"",
+        "headers": [(b"cookie", f"s={session}".encode())], "root_path": "", "scheme": "http",
+        "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
+    }  # fmt: skip
+
+
+class Connection:
+    """One browser's request to the stream: stays connected until ``leave``."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self._gone = asyncio.Event()
+        self._asked = False
+
+    async def receive(self) -> dict[str, Any]:
+        if not self._asked:
+            self._asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self._gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+    def status(self) -> int | None:
+        for message in self.sent:
+            if message["type"] == "http.response.start":
+                return int(message["status"])
+        return None
+
+    def header(self, name: bytes) -> bytes | None:
+        start = next(m for m in self.sent if m["type"] == "http.response.start")
+        return dict(start["headers"]).get(name)
+
+    def leave(self) -> None:
+        self._gone.set()
+
+
+async def connect_all(hub: PushHub, sessions: list[str]) -> list[Connection]:
+    """Every connection at once; returns when each has its answer (all still connected)."""
+
+    async def slow_known(tenant: str, session_id: str) -> bool:
+        await asyncio.sleep(0)  # a real authenticator awaits its store: connects interleave
+        return True
+
+    app = Starlette(
+        routes=browser_routes(
+            hub, session_id_from_cookie("s"), constant("acme"), authenticate=slow_known
+        )
+    )
+    connections = [Connection() for _ in sessions]
+    tasks = [
+        asyncio.create_task(app(stream_scope(s), c.receive, c.send))
+        for s, c in zip(sessions, connections, strict=True)
+    ]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while any(c.status() is None for c in connections):
+        assert loop.time() < deadline, "not every connection was answered"
+        await asyncio.sleep(0.01)
+    for c in connections:
+        c.leave()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    return connections
+
+
+def test_64_concurrent_connects_of_one_session_get_no_more_streams_than_the_cap() -> None:
+    """The cap is checked and taken in one step: connects racing each other cannot all pass
+    the check before any of them subscribes."""
+    hub = PushHub(lookup=Known(), max_streams=4)
+    peak: list[int] = []
+
+    async def run() -> list[Connection]:
+        watching = asyncio.create_task(watch_peak(hub, ("acme", "s1"), peak))
+        try:
+            return await connect_all(hub, ["s1"] * 64)
+        finally:
+            watching.cancel()
+
+    connections = asyncio.run(run())
+    statuses = [c.status() for c in connections]
+    assert (4, 60) == (statuses.count(200), statuses.count(429))
+    assert all(c.header(b"retry-after") for c in connections if c.status() == 429)
+    assert 4 == max(peak)
+    assert 0 == hub.streams(("acme", "s1")), "every stream's slot is given back"
+
+
+async def watch_peak(hub: PushHub, key: tuple[str, str], peak: list[int]) -> None:
+    while True:
+        peak.append(hub.streams(key))
+        await asyncio.sleep(0)
+
+
+def test_streams_beyond_the_process_cap_get_503_with_retry_after() -> None:
+    """Many sessions together cannot take every file descriptor of the service."""
+    hub = PushHub(lookup=Known(), max_streams=16, max_total=5)
+    connections = asyncio.run(connect_all(hub, [f"s{n}" for n in range(8)]))
+    statuses = [c.status() for c in connections]
+    assert (5, 3) == (statuses.count(200), statuses.count(503))
+    assert all(c.header(b"retry-after") for c in connections if c.status() == 503)
+    assert 0 == hub.total_streams()
+
+
+def test_the_stream_names_its_session_by_a_fingerprint_never_by_the_id(
+    client: TestClient,
+) -> None:
+    """Tabs of different accounts share one BroadcastChannel: the page must know which
+    session a message is about, without the session id ever reaching the page's script."""
+    with client.stream("GET", STREAM_PATH, headers={"cookie": "s=s1"}) as response:
+        event = read_event(response.iter_lines(), skip=())
+    fingerprint = session_fingerprint("acme", "s1")
+    assert ("session", f'{{"session":"{fingerprint}"}}') == (event["event"], event["data"])
+    assert "s1" not in fingerprint
+    assert 32 == len(fingerprint)
+    assert fingerprint != session_fingerprint("acme", "s2")
+    assert fingerprint != session_fingerprint("globex", "s1")
