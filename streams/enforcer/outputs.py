@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import Message, Producer
 
 from schemas.codec import encode_dict
-from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW, dead_letter_doc
+from streams.enforcer.deadletter import MAX_DEAD_LETTER_KEY, dead_letter_doc
 from streams.enforcer.forward import HINT, Router, producer_identity
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.logsetup import SessionHasher
@@ -39,6 +39,8 @@ class Outputs:
         self._clock = clock
         self._metrics = metrics if metrics is not None else EnforcerObserver()
         self.pending = 0  # dead letters and forwards produced in the open transaction
+        self.pending_bytes = 0  # and their size (the transaction's byte budget counts it)
+        self.keep_payload = True  # False: dead letters carry hashes only (a retry alone)
         self.on_changelog: DeliveryCallback | None = None  # delivery reports of changelog records
 
     def produce(
@@ -70,8 +72,10 @@ class Outputs:
 
     def forward(self, router: Router, msg: Message, key: bytes, target: int) -> None:
         """Move a record to the partition its key belongs on, inside this transaction."""
-        self.produce(self._topics.input, msg.value(), key, target, msg.headers())
+        value = msg.value()
+        self.produce(self._topics.input, value, key, target, msg.headers())
         self.pending += 1
+        self.pending_bytes += len(key) + (len(value) if value else 0)
         self._stats.forwarded += 1
         self._metrics.forwarded()
         producer = producer_identity(key, msg.headers())
@@ -88,9 +92,12 @@ class Outputs:
 
     def dead_letter(self, reason: str, detail: str, msg: Message) -> None:
         key = msg.key()
-        doc = dead_letter_doc(reason, detail, msg, self._clock())
-        self.produce(self._topics.dlq, encode_dict(doc), key[:MAX_DEAD_LETTER_RAW] if key else key)
+        doc = dead_letter_doc(reason, detail, msg, self._clock(), self.keep_payload)
+        value = encode_dict(doc)
+        dlq_key = key[:MAX_DEAD_LETTER_KEY] if key else key
+        self.produce(self._topics.dlq, value, dlq_key)
         self.pending += 1
+        self.pending_bytes += len(value) + (len(dlq_key) if dlq_key else 0)
         self._stats.dead_letters += 1
         self._metrics.dead_lettered(reason)
         log.warning(
@@ -106,6 +113,7 @@ class Outputs:
     def committed(self, parts: dict[int, PartitionRuntime]) -> None:
         """The batch committed: close it on every partition, count and log what it emitted."""
         self.pending = 0
+        self.pending_bytes = 0
         self._stats.batches += 1
         by_reason = self._stats.by_reason
         for rt in parts.values():

@@ -32,6 +32,7 @@ class LoopStats:
     forwarded: int = 0
     batches: int = 0
     aborts: int = 0
+    budget_cuts: int = 0  # batches cut short by the input budget
     recoveries: int = 0
     restored_records: int = 0
     last_restore_s: float = 0.0
