@@ -2,8 +2,9 @@
 halves while transactions fail. Pure: the clock is passed in.
 
 A transaction stops taking records from the consumed batch once its input work (decoding,
-applying, dead-lettering, forwarding) has used ``time_s`` or ``bytes`` (input read plus records
-produced for it); the rest of the batch is read again by the next transaction. So a flood of
+applying, dead-lettering, forwarding) has used ``time_s``, or it has taken ``input_bytes`` of
+records or produced ``output_bytes`` for them (dead letters, forwards: what its commit must
+flush); the rest of the batch is read again by the next transaction. So a flood of
 records that are slow to reject or large to dead-letter only slows the input down: every
 transaction still ends well short of the transaction timeout, and fires what is due.
 """
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-INPUT_TIME_BUDGET_S = 0.25
+INPUT_TIME_BUDGET_S = 0.1
 """Input work per transaction; at most a tenth of the transaction timeout (see ``for_timeout``)."""
-INPUT_BYTE_BUDGET = 8 * 1024 * 1024
-"""Input bytes read plus bytes produced for them (dead letters, forwards) per transaction."""
+INPUT_BYTE_BUDGET = 64 * 1024 * 1024
+"""Input record bytes taken per transaction (a thousand records of the 64 KiB limit)."""
+OUTPUT_BYTE_BUDGET = 8 * 1024 * 1024
+"""Bytes produced for the input per transaction (dead letters, forwards)."""
 
 
 @dataclass(slots=True)
@@ -23,9 +26,11 @@ class InputBudget:
     """One transaction's allowance; ``start`` it, ``take`` per record, ask ``spent``."""
 
     time_s: float = INPUT_TIME_BUDGET_S
-    bytes: int = INPUT_BYTE_BUDGET
+    input_bytes: int = INPUT_BYTE_BUDGET
+    output_bytes: int = OUTPUT_BYTE_BUDGET
     started: float = 0.0
-    used_bytes: int = 0
+    taken_bytes: int = 0
+    produced_bytes: int = 0
     taken: int = 0
     limit: int = 1
 
@@ -35,7 +40,8 @@ class InputBudget:
 
     def start(self, now: float, limit: int) -> None:
         self.started = now
-        self.used_bytes = 0
+        self.taken_bytes = 0
+        self.produced_bytes = 0
         self.taken = 0
         self.limit = limit
 
@@ -46,16 +52,18 @@ class InputBudget:
             return False
         return (
             self.taken >= self.limit
-            or self.used_bytes >= self.bytes
+            or self.taken_bytes >= self.input_bytes
+            or self.produced_bytes >= self.output_bytes
             or now - self.started >= self.time_s
         )
 
     def take(self, size: int) -> None:
         self.taken += 1
-        self.used_bytes += size
+        self.taken_bytes += size
 
-    def produced(self, size: int) -> None:
-        self.used_bytes += size
+    def produced(self, total: int) -> None:
+        """What the transaction has produced for its input so far, in bytes."""
+        self.produced_bytes = total
 
 
 @dataclass(slots=True)

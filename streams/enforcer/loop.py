@@ -96,6 +96,7 @@ class EnforcerLoop:
         self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
         self._budget = InputBudget.for_timeout(settings.transaction_timeout_ms / 1000)
         self._limit = RecordLimit(settings.batch_size)
+        self._carry: list[Message] = []  # consumed, left by the input budget to the next batch
         self._connect()
 
     def _connect(self) -> None:
@@ -269,11 +270,11 @@ class EnforcerLoop:
 
     def step(self) -> int:
         """Consume one batch and commit what the input budget let it take, with everything that
-        became due. Returns the events taken (the rest of the batch is read again next)."""
+        became due. Returns the events taken; the rest of the batch is carried to the next."""
         started = self.metrics.step()
         self._assign.step()  # between transactions: snapshots, then a slice of restore
         due = self._firing.probe_ahead(self.parts)
-        msgs = self._consumer.consume(self._limit.current, self.poll_timeout(due))
+        msgs = self._take_input(due)
         now = self.clock()
         if not self.parts:
             self._assign.unowned(msgs)
@@ -283,6 +284,7 @@ class EnforcerLoop:
         except TxnFailure as exc:
             # Whatever the cause, the next attempt carries half as many records, down to one:
             # a record whose outputs cannot commit ends up alone, and is dead-lettered bare.
+            self._drop_carry()
             self._limit.failed()
             self._out.keep_payload = not self._limit.alone
             if exc.action is not Action.ABORT:
@@ -293,12 +295,35 @@ class EnforcerLoop:
             )
             self._abort(cause_of(exc))
             return 0
+        except BaseException:
+            self._drop_carry()  # the clients are rebuilt: what they consumed is read again
+            raise
         self._limit.committed()
         self._out.keep_payload = True
         self._out.committed(self.parts)
         self._assign.committed()
         self.metrics.batch_done(taken, started, self.parts, self._consumer)
         return taken
+
+    def _take_input(self, due: bool) -> list[Message]:
+        """The records carried from the last batch, then what the consumer has (without waiting
+        when records are carried). Carried records consumed before a rebalance are stale: their
+        partitions are sought back to them and they are read again."""
+        carry, self._carry = self._carry, []
+        room = self._limit.current - len(carry)
+        generation = self._assign.generation
+        fresh = (
+            self._consumer.consume(room, 0 if carry else self.poll_timeout(due)) if room > 0 else []
+        )
+        if carry and generation != self._assign.generation:
+            self._seek_back(carry)
+            carry = []
+        return carry + fresh if carry else fresh
+
+    def _drop_carry(self) -> None:
+        self._carry = []
+        for rt in self.parts.values():
+            rt.held = None
 
     def poll_timeout(self, due: bool = False) -> float:
         # While a partition restores the loop turns quickly, so the restore keeps moving; with
@@ -351,13 +376,13 @@ class EnforcerLoop:
         budget = self._budget
         budget.start(time.monotonic(), self._limit.current)
         out = self._out
+        for owned in self.parts.values():
+            owned.held = None
         taken = 0
         for msg in msgs:
-            if (
-                budget.spent(time.monotonic())
-                or out.pending_bytes + budget.used_bytes >= budget.bytes
-            ):
-                self._leave(msgs[taken:])
+            budget.produced(out.pending_bytes)
+            if budget.spent(time.monotonic()):
+                self._hold(msgs[taken:])
                 break
             taken += 1
             err = msg.error()
@@ -389,22 +414,25 @@ class EnforcerLoop:
             self.parts[p].next_offset = off + 1
         return taken, bool(last)
 
-    def _leave(self, rest: list[Message]) -> None:
-        """Records the budget did not take: seek each owned partition back to its first one, so
-        the next transaction reads them again, in order (consume() drops what it prefetched
-        for a partition that is sought)."""
-        first: dict[int, int] = {}
+    def _hold(self, rest: list[Message]) -> None:
+        """Records the budget did not take: carried to the next transaction, in order. Until
+        then their partitions count as read only up to the first of them."""
+        self._carry = rest
         for msg in rest:
-            if msg.error() is not None:
-                continue
-            p = msg.partition()
-            if p in self.parts:
-                first.setdefault(p, msg.offset())
-            else:
-                self._assign.unowned([msg])
+            rt = self.parts.get(msg.partition()) if msg.error() is None else None
+            if rt is not None and rt.held is None:
+                rt.held = msg.offset()
+        self.stats.budget_cuts += 1
+
+    def _seek_back(self, stale: list[Message]) -> None:
+        """Seek each owned partition back to its first stale carried record."""
+        first: dict[int, int] = {}
+        for msg in stale:
+            if msg.error() is None and msg.partition() in self.parts:
+                first.setdefault(msg.partition(), msg.offset())
         for p, offset in first.items():
             self._consumer.seek(TopicPartition(self.topics.input, p, offset))
-        self.stats.budget_cuts += 1
+            self.parts[p].held = None
 
     def _apply_one(self, rt: PartitionRuntime, msg: Message, now: float, received: float) -> None:
         out = self._out

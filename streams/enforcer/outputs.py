@@ -5,6 +5,7 @@ the batch committed."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,11 @@ from streams.producing import DeliveryCallback, produce_waiting
 from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTER_LOG_INTERVAL_S = 10.0
+"""At most one "dead-lettered" line per reason in this interval, with the count it stands for:
+a flood of bad records must not become a flood of log lines (each cost more than rejecting
+its record)."""
 
 
 class Outputs:
@@ -41,6 +47,7 @@ class Outputs:
         self.pending = 0  # dead letters and forwards produced in the open transaction
         self.pending_bytes = 0  # and their size (the transaction's byte budget counts it)
         self.keep_payload = True  # False: dead letters carry hashes only (a retry alone)
+        self._logged: dict[str, tuple[float, int]] = {}  # reason -> (last logged, not logged)
         self.on_changelog: DeliveryCallback | None = None  # delivery reports of changelog records
 
     def produce(
@@ -100,6 +107,12 @@ class Outputs:
         self.pending_bytes += len(value) + (len(dlq_key) if dlq_key else 0)
         self._stats.dead_letters += 1
         self._metrics.dead_lettered(reason)
+        now = time.monotonic()
+        last, unlogged = self._logged.get(reason, (-DEAD_LETTER_LOG_INTERVAL_S, 0))
+        if now - last < DEAD_LETTER_LOG_INTERVAL_S:
+            self._logged[reason] = (last, unlogged + 1)
+            return
+        self._logged[reason] = (now, 0)
         log.warning(
             "dead-lettered",
             extra={
@@ -107,6 +120,7 @@ class Outputs:
                 "partition": msg.partition(),
                 "offset": msg.offset(),
                 "reason": reason,
+                "also_since_last_line": unlogged,
             },
         )
 

@@ -14,7 +14,7 @@ from streams.enforcer.deadletter import MAX_DEAD_LETTER_VALUE, dead_letter_doc
 
 def test_first_record_is_always_taken_even_when_it_alone_is_over_budget() -> None:
     """Every transaction makes progress, or a single huge record would stall the input."""
-    budget = InputBudget(time_s=0.25, bytes=1000)
+    budget = InputBudget(time_s=0.25, input_bytes=1000)
     budget.start(100.0, limit=10)
 
     assert not budget.spent(500.0)
@@ -23,25 +23,30 @@ def test_first_record_is_always_taken_even_when_it_alone_is_over_budget() -> Non
 
 
 def test_budget_is_spent_by_time_bytes_or_count() -> None:
-    """Work per transaction is bounded by each of the three, whichever comes first."""
-    by_time, by_bytes, by_count = InputBudget(0.25, 1000), InputBudget(0.25, 1000), InputBudget()
-    for budget in (by_time, by_bytes, by_count):
+    """Work per transaction is bounded by each of the four, whichever comes first."""
+    budgets = [InputBudget(0.25, 1000, 1000) for _ in range(4)]
+    by_time, by_input, by_output, by_count = budgets
+    for budget in budgets:
         budget.start(100.0, limit=2)
         budget.take(10)
-    assert (False, False, False) == tuple(b.spent(100.1) for b in (by_time, by_bytes, by_count))
+    assert [False] * 4 == [b.spent(100.1) for b in budgets]
 
-    by_bytes.produced(990)
+    by_input.take(990)
+    by_output.produced(1000)
     by_count.take(10)
 
-    assert by_time.spent(100.25)
-    assert by_bytes.spent(100.1)
-    assert by_count.spent(100.1)
+    assert [True] * 4 == [
+        by_time.spent(100.25),
+        by_input.spent(100.1),
+        by_output.spent(100.1),
+        by_count.spent(100.1),
+    ]
 
 
 def test_time_budget_stays_well_short_of_the_transaction_timeout() -> None:
     """A transaction's input work must leave most of the timeout for produce and commit."""
-    assert 0.25 == InputBudget.for_timeout(10.0).time_s
-    assert 0.1 == InputBudget.for_timeout(1.0).time_s
+    assert 0.1 == InputBudget.for_timeout(10.0).time_s
+    assert 0.05 == InputBudget.for_timeout(0.5).time_s
 
 
 def test_record_limit_halves_to_one_and_recovers() -> None:
