@@ -16,6 +16,13 @@ from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from schemas.codec import MAX_RECORD_BYTES, encode_dict
 from streams.publisher import AuthEventPublisher
@@ -244,6 +251,96 @@ def test_record_keyed_by_anything_but_its_user_id_is_dead_lettered(
     assert ["activity", "activity", "activity", "login", "logout", "role_change"] == types
     assert any("no key" in d["detail"] for d in letters)
     assert 1 == len(revoked)
+
+
+def test_an_enforcer_killed_in_the_middle_of_a_flood_is_restarted_and_gets_through_it(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """A restart meets the backlog a crash left with the same budgets: it dead-letters every
+    hostile record exactly once (what the killed one committed is not done again) and fires
+    the sessions that fell due meanwhile."""
+    settings = settings_factory()
+    dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
+    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    flooder = "mallory"
+    now = time.time()
+    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        for n in range(6):
+            pub.publish(login_doc(f"crash-{n}", f"user-crash-{n}", now))
+    flood = Flood(settings, hostile_records(flooder), FLOOD_RECORDS, flooder)
+    flood.start()
+    flood.join(60)
+    assert [] == flood.errors[:3]
+    with EnforcerProcess(settings) as first:
+        first.wait_assigned()
+        wait_until(lambda: len(dlq.docs()) >= 300, 30, "the first dead letters")
+        first.kill()
+    with EnforcerProcess(settings) as second:
+        second.wait_assigned()
+        letters = wait_until(
+            lambda: d if len(d := dlq.docs()) >= FLOOD_RECORDS else None,
+            60,
+            f"{FLOOD_RECORDS} dead letters",
+        )
+        revoked = wait_until(
+            lambda: r if len(r := revocations.docs()) >= 6 else None, 30, "6 revocations"
+        )
+        assert second.proc.poll() is None, second.log()
+        letters = dlq.docs()  # everything up to now: any duplicate would be among them
+    dlq.close()
+    revocations.close()
+
+    offsets = [(d["source_partition"], d["source_offset"]) for d in letters]
+    assert FLOOD_RECORDS == len(offsets) == len(set(offsets))
+    assert 6 == len({d["session_id"] for d in revoked})
+
+
+def test_a_dead_letter_the_broker_refuses_is_retried_alone_without_its_bytes(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """A transaction that cannot commit (here: the DLQ refuses a dead letter as too large) is
+    split until the offending record is alone, which is then dead-lettered with hashes only;
+    the records around it are applied, and the enforcer never exits."""
+    settings = settings_factory()
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    dlq_limit = ConfigResource(
+        ResourceType.TOPIC,
+        settings.topics.dlq,
+        incremental_configs=[
+            ConfigEntry("max.message.bytes", "3000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([dlq_limit])[dlq_limit].result(30)
+    dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
+    audit = Collector(settings.bootstrap_servers, settings.topics.audit)
+    user = "u-wall"
+    now = time.time()
+    bad = orjson.dumps({**login_doc("s-bad", user, now), "pad": "x" * 60_000})
+    with EnforcerProcess(settings) as enforcer:
+        enforcer.wait_assigned()
+        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+            for n in range(10):
+                pub.publish(login_doc(f"s-before-{n}", user, now))
+            pub.publish_raw(user.encode(), bad)
+            for n in range(10):
+                pub.publish(login_doc(f"s-after-{n}", user, now))
+        letter = wait_until(lambda: dlq.docs(), 60, "the dead letter, alone and bare")
+        started = wait_until(
+            lambda: s if len(s := audit.docs(type="session_started")) >= 20 else None,
+            30,
+            "every login around the bad record applied",
+        )
+        assert enforcer.proc.poll() is None, enforcer.log()[-2000:]
+        log = enforcer.log()
+    dlq.close()
+    audit.close()
+
+    assert 1 == len(letter)
+    assert "" == letter[0]["value_b64"]
+    assert f"[value truncated: {len(bad)} bytes, sha256 " in letter[0]["detail"]
+    assert "schema_violation" == letter[0]["reason"]
+    assert 20 == len({d["session_id"] for d in started})
+    assert "batch aborted and rewound" in log
 
 
 def _b64(text: str) -> bytes:
