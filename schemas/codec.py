@@ -215,19 +215,47 @@ def _unparsable(data: bytes | None, limit: int) -> DecodeError:
 def decode_auth_event(data: bytes | None) -> AuthEvent:
     """Decode one auth.events record; raises :class:`DecodeError`.
 
-    The record is screened before field validation: a shape no input can have (an unknown or
-    duplicate key, more keys than the widest type, nesting, an over-long string or array) is
-    refused with one line, so the work of rejecting it stays bounded whatever its content.
+    The work of rejecting a record is bounded before any field is validated: a record with
+    more keys than the widest input type is refused unparsed; one that could make field
+    validation list many errors (long or nested arrays, several objects) is screened first
+    (``_screen``); a key given twice is refused (orjson and pydantic keep the last silently).
     """
     if data is None or len(data) > MAX_RECORD_BYTES:
         raise _unparsable(data, MAX_RECORD_BYTES)
-    problem = _screen(data)
-    if problem is not None:
-        raise problem
+    plain = len(data) <= _PLAIN_BYTES
+    exact = plain and b"\\" not in data
+    # Without a backslash every quote delimits a string, so with whitespace removed each '":'
+    # ends a key: the count is exact. Otherwise it is a lower bound (see _MAX_FIELDS).
+    keys = data.translate(None, _WHITESPACE).count(b'":') if exact else _keys_at_least(data)
+    if keys > _MAX_FIELDS:
+        detail = f"(record): {keys} keys or more; no auth event has more than {_MAX_FIELDS}"
+        raise DecodeError("schema_violation", detail, data)
+    if not plain:
+        problem = _screen(data)
+        if problem is not None:
+            raise problem
     try:
-        return _validate_auth_event_json(data)
+        event = _validate_auth_event_json(data)
     except ValidationError as exc:
-        raise _failure(exc, data, _AUTH_EVENT) from exc
+        raise _failure(exc, data, _AUTH_EVENT, screened=not plain) from exc
+    if not exact or keys != len(event.model_fields_set):
+        # More keys in the raw bytes than were kept, or they cannot be counted exactly.
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:  # NaN or Infinity beside a valid later key
+            raise DecodeError("undecodable", _parse_error_detail(data, exc), data) from exc
+        duplicate = _duplicate_key(data, doc)
+        if duplicate is not None:
+            detail = f"{_preview(duplicate, _LOC_PART_CHARS)}: duplicate key"
+            raise DecodeError("schema_violation", detail, data)
+    return event
+
+
+def _plain(data: bytes) -> bool:
+    """A small record needs no screen: with its keys bounded, field validation lists a few
+    hundred errors at most (an over-long array is one error) and costs less than the screen's
+    parse."""
+    return len(data) <= _PLAIN_BYTES
 
 
 # --- the screen: bounded work before field validation ----------------------------------------
@@ -249,6 +277,8 @@ ending in an escaped backslash is missed), and the count is a lower bound on the
 this, the record is refused without building the object: orjson's parse of a 64 KB object of
 ~7,700 keys is most of what rejecting it costs."""
 _HEAD_BYTES = 2048
+_PLAIN_BYTES = 4096
+_WHITESPACE = b" \t\r\n"
 _NESTED = "fields hold strings and arrays of strings"
 _ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
 
@@ -261,10 +291,6 @@ def _screen(data: bytes) -> DecodeError | None:
     most one error per field and per array item, so its work is bounded too. Only records of
     a known ``type`` are screened for keys: an unknown or missing tag is the whole answer.
     """
-    keys = _keys_at_least(data)
-    if keys > _MAX_FIELDS:
-        detail = f"(record): {keys} keys or more; no auth event has more than {_MAX_FIELDS}"
-        return DecodeError("schema_violation", detail, data)
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -287,10 +313,6 @@ def _screen(data: bytes) -> DecodeError | None:
             problem = _screen_array(name, value)
             if problem is not None:
                 return DecodeError("schema_violation", problem, data)
-    duplicate = _duplicate_key(data, doc)
-    if duplicate is not None:
-        detail = f"{_preview(duplicate, _LOC_PART_CHARS)}: duplicate key"
-        return DecodeError("schema_violation", detail, data)
     return None
 
 
@@ -418,7 +440,15 @@ def decode_dead_letter(data: bytes | None) -> DeadLetter:
 # --- failure classification (cold path) ----------------------------------------------------
 
 
-def _failure(exc: ValidationError, data: bytes, target: _Target[Any]) -> DecodeError:
+def _failure(
+    exc: ValidationError, data: bytes, target: _Target[Any], screened: bool = True
+) -> DecodeError:
+    if not screened and (b"NaN" in data or b"Infinity" in data):
+        # pydantic's parser takes these literals; they are not JSON (orjson refuses them).
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError as invalid:
+            return DecodeError("undecodable", _parse_error_detail(data, invalid), data)
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     kind = first["type"]

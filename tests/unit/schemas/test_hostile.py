@@ -27,6 +27,10 @@ ACTIVITY_FIELDS: dict[str, Any] = {
 }
 
 
+PADDING: dict[str, Any] = {"permissions": ["p" * 120] * 40}
+"""Makes a login larger than the 4 KiB under which records are not screened."""
+
+
 def rejection(data: bytes | None) -> DecodeError:
     with pytest.raises(DecodeError) as caught:
         decode_auth_event(data)
@@ -162,16 +166,17 @@ def test_flood_record_with_an_unknown_or_missing_type_is_cheap(tag: object) -> N
 def test_hostile_shapes_are_rejected_before_field_validation(
     changes: dict[str, Any], detail: str
 ) -> None:
-    """Shapes no input can have are refused with one line per field at most: arrays are
-    screened before field validation, a top-level field costs one error."""
-    error = rejection(orjson.dumps({**LOGIN_FIELDS, **changes}))
+    """Shapes no input can have are refused with one line per field at most: the arrays of a
+    record over 4 KiB are screened before field validation, a top-level field costs one
+    error."""
+    error = rejection(orjson.dumps({**LOGIN_FIELDS, **PADDING, **changes}))
 
     assert ("schema_violation", detail) == (error.reason, error.detail)
 
 
 def test_too_many_fields_are_refused_with_the_first_unknown_one_named() -> None:
     """Key count is bounded by the widest input type, whatever the keys are called."""
-    extras = {f"extra_{i:04d}": i for i in range(5)}
+    extras = {f"extra_{i:04d}": "x" * 1000 for i in range(5)}
 
     error = rejection(orjson.dumps({**ACTIVITY_FIELDS, **extras}))
 
@@ -182,6 +187,20 @@ def test_too_many_fields_are_refused_with_the_first_unknown_one_named() -> None:
 # --- strict corners of the contract ----------------------------------------------------------
 
 
+def test_small_records_with_bad_arrays_list_a_bounded_number_of_errors() -> None:
+    """Under 4 KiB a record skips the screen: an over-long array is still one error."""
+    error = rejection(orjson.dumps({**LOGIN_FIELDS, "roles": [[0]] * 70 + [0] * 1000}))
+
+    assert "roles: List should have at most 64 items after validation, not 1070" in error.detail
+
+
+def test_non_finite_literal_beside_a_duplicate_key_is_not_json() -> None:
+    """pydantic's parser takes NaN; when a later duplicate hides it, it is still refused."""
+    data = orjson.dumps(ACTIVITY_FIELDS)[:-1] + b',"resource":NaN,"resource":"/x"}'
+
+    assert "undecodable" == rejection(data).reason
+
+
 def test_duplicate_json_key_is_rejected() -> None:
     """orjson keeps the last of two keys silently: what the producer's own tools show (the
     first) is not what the enforcer would act on."""
@@ -190,6 +209,14 @@ def test_duplicate_json_key_is_rejected() -> None:
     error = rejection(data)
 
     assert ("schema_violation", "user_id: duplicate key") == (error.reason, error.detail)
+
+
+@pytest.mark.parametrize("spacing", [b" ", b"\t", b"\n", b"\r\n "])
+def test_duplicate_key_spaced_from_its_colon_is_rejected(spacing: bytes) -> None:
+    """Whitespace before a colon must not hide a key from the cheap count."""
+    data = orjson.dumps(LOGIN_FIELDS)[:-1] + b',"user_id"' + spacing + b':"mallory"}'
+
+    assert "user_id: duplicate key" == rejection(data).detail
 
 
 def test_duplicate_type_key_is_rejected() -> None:
