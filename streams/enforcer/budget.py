@@ -21,49 +21,30 @@ OUTPUT_BYTE_BUDGET = 8 * 1024 * 1024
 """Bytes produced for the input per transaction (dead letters, forwards)."""
 
 
-@dataclass(slots=True)
+CHECK_EVERY = 8
+"""Records between checks of the time and byte budgets (a check costs more than a valid
+record's other work; eight hostile records are a few milliseconds and half a MiB)."""
+
+
+@dataclass(frozen=True, slots=True)
 class InputBudget:
-    """One transaction's allowance; ``start`` it, ``take`` per record, ask ``spent``."""
+    """One transaction's allowance of input work."""
 
     time_s: float = INPUT_TIME_BUDGET_S
     input_bytes: int = INPUT_BYTE_BUDGET
     output_bytes: int = OUTPUT_BYTE_BUDGET
-    started: float = 0.0
-    taken_bytes: int = 0
-    produced_bytes: int = 0
-    taken: int = 0
-    limit: int = 1
 
     @classmethod
     def for_timeout(cls, transaction_timeout_s: float) -> InputBudget:
         return cls(time_s=min(INPUT_TIME_BUDGET_S, transaction_timeout_s / 10))
 
-    def start(self, now: float, limit: int) -> None:
-        self.started = now
-        self.taken_bytes = 0
-        self.produced_bytes = 0
-        self.taken = 0
-        self.limit = limit
-
-    def spent(self, now: float) -> bool:
-        """True once the next record must wait for the next transaction. The first record is
-        always taken, so every transaction makes progress."""
-        if self.taken == 0:
-            return False
+    def spent(self, elapsed_s: float, taken_bytes: int, produced_bytes: int) -> bool:
+        """True once the records after these must wait for the next transaction."""
         return (
-            self.taken >= self.limit
-            or self.taken_bytes >= self.input_bytes
-            or self.produced_bytes >= self.output_bytes
-            or now - self.started >= self.time_s
+            elapsed_s >= self.time_s
+            or taken_bytes >= self.input_bytes
+            or produced_bytes >= self.output_bytes
         )
-
-    def take(self, size: int) -> None:
-        self.taken += 1
-        self.taken_bytes += size
-
-    def produced(self, total: int) -> None:
-        """What the transaction has produced for its input so far, in bytes."""
-        self.produced_bytes = total
 
 
 @dataclass(slots=True)

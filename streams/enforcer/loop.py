@@ -39,7 +39,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.codec import DecodeError, decode_auth_event
 from streams.caep_transmitter import CaepTransmitter
 from streams.enforcer.assign import Assignments
-from streams.enforcer.budget import InputBudget, RecordLimit
+from streams.enforcer.budget import CHECK_EVERY, InputBudget, RecordLimit
 from streams.enforcer.checkpoints import Checkpoints
 from streams.enforcer.firing import Firing
 from streams.enforcer.forward import Router
@@ -366,22 +366,28 @@ class EnforcerLoop:
         return taken
 
     def _apply(self, msgs: list[Message], now: float) -> tuple[int, bool]:
-        """Apply (or forward, or dead-letter) the batch's records until the input budget is
-        spent; the rest are left for the next transaction (the consumer is rewound to the first
-        of them on each partition). Returns the records taken and whether any input was
-        consumed."""
+        """Apply (or forward, or dead-letter) the batch's records until the record limit or the
+        input budget is reached; the rest are carried to the next transaction. Returns the
+        records taken and whether any input was consumed."""
         last: dict[int, int] = {}
         router = self._router
         assert router is not None
         budget = self._budget
-        budget.start(time.monotonic(), self._limit.current)
+        limit = self._limit.current
+        started = time.monotonic()
         out = self._out
         for owned in self.parts.values():
             owned.held = None
-        taken = 0
+        taken = taken_bytes = 0
         for msg in msgs:
-            budget.produced(out.pending_bytes)
-            if budget.spent(time.monotonic()):
+            # The first record is always taken, so every transaction makes progress.
+            if taken and (
+                taken >= limit
+                or (
+                    taken % CHECK_EVERY == 0
+                    and budget.spent(time.monotonic() - started, taken_bytes, out.pending_bytes)
+                )
+            ):
                 self._hold(msgs[taken:])
                 break
             taken += 1
@@ -398,7 +404,7 @@ class EnforcerLoop:
                 self._assign.unowned([msg])
                 continue
             value = msg.value()
-            budget.take(len(value) if value else 0)
+            taken_bytes += len(value) if value else 0
             last[p] = msg.offset()
             key = msg.key()
             target = router.target(key, p)

@@ -6,41 +6,29 @@ import base64
 
 from confluent_kafka import Message
 
-from schemas.codec import decode_dead_letter, encode_dict
+from schemas.codec import MAX_RECORD_BYTES, decode_dead_letter, encode_dict
 from schemas.outputs import MAX_DETAIL_CHARS
-from streams.enforcer.budget import InputBudget, RecordLimit
+from streams.enforcer.budget import CHECK_EVERY, InputBudget, RecordLimit
 from streams.enforcer.deadletter import MAX_DEAD_LETTER_VALUE, dead_letter_doc
 
 
-def test_first_record_is_always_taken_even_when_it_alone_is_over_budget() -> None:
-    """Every transaction makes progress, or a single huge record would stall the input."""
-    budget = InputBudget(time_s=0.25, input_bytes=1000)
-    budget.start(100.0, limit=10)
+def test_budget_is_spent_by_time_input_bytes_or_output_bytes() -> None:
+    """Input work per transaction is bounded by each of the three, whichever comes first."""
+    budget = InputBudget(time_s=0.1, input_bytes=1000, output_bytes=500)
 
-    assert not budget.spent(500.0)
-    budget.take(5000)
-    assert budget.spent(100.0)
+    assert not budget.spent(0.09, 999, 499)
+    assert budget.spent(0.1, 0, 0)
+    assert budget.spent(0.0, 1000, 0)
+    assert budget.spent(0.0, 0, 500)
 
 
-def test_budget_is_spent_by_time_bytes_or_count() -> None:
-    """Work per transaction is bounded by each of the four, whichever comes first."""
-    budgets = [InputBudget(0.25, 1000, 1000) for _ in range(4)]
-    by_time, by_input, by_output, by_count = budgets
-    for budget in budgets:
-        budget.start(100.0, limit=2)
-        budget.take(10)
-    assert [False] * 4 == [b.spent(100.1) for b in budgets]
+def test_budget_checks_are_frequent_enough_for_the_largest_records() -> None:
+    """Between two checks a transaction can overrun its budgets by CHECK_EVERY records: for
+    records of the 64 KiB limit that must stay small beside the budgets themselves."""
+    budget = InputBudget()
 
-    by_input.take(990)
-    by_output.produced(1000)
-    by_count.take(10)
-
-    assert [True] * 4 == [
-        by_time.spent(100.25),
-        by_input.spent(100.1),
-        by_output.spent(100.1),
-        by_count.spent(100.1),
-    ]
+    assert CHECK_EVERY * MAX_RECORD_BYTES <= budget.input_bytes / 16
+    assert CHECK_EVERY * 8 * 1024 <= budget.output_bytes / 16  # dead letters are under 8 KiB
 
 
 def test_time_budget_stays_well_short_of_the_transaction_timeout() -> None:
