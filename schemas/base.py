@@ -10,16 +10,35 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 __all__ = [
     "MAX_PERMISSIONS",
     "MAX_ROLES",
+    "TEXT_PATTERN",
+    "TOKEN_PATTERN",
     "Action",
     "AuthMethod",
     "EventBase",
     "FiniteFloat",
     "Identifier",
+    "InputAction",
+    "InputAuthMethod",
+    "InputIdentifier",
+    "InputIpAddress",
+    "InputPermissionList",
+    "InputResource",
+    "InputRoleList",
+    "InputSessionId",
+    "InputUserAgent",
     "IpAddress",
     "NonNegativeFiniteFloat",
     "PermissionList",
@@ -45,8 +64,35 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-"""An offset-carrying timestamp, converted to UTC; naive values are rejected."""
+def _not_a_number(value: Any) -> Any:
+    """A timestamp on the wire is RFC 3339 text; a Unix number has neither unit nor offset."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an RFC 3339 string with an offset, not a number")
+    return value
+
+
+def _exact_int(value: Any) -> Any:
+    """``true`` is not 1, and neither is ``"1"``: only a JSON number is a version."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number, not a boolean or a string")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_to_utc)]
+"""An offset-carrying RFC 3339 timestamp, converted to UTC; naive values and numbers are
+rejected."""
+
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+TOKEN_PATTERN = rf"^[^\s{_CONTROL}](?:[^{_CONTROL}]*[^\s{_CONTROL}])?$"
+"""An id or name: no control character (C0, DEL, C1, line/paragraph separators) anywhere, no
+whitespace at either end, at least one character. Ids end up in keys, logs and SQL settings."""
+TEXT_PATTERN = rf"^[^{_CONTROL}]*$"
+"""Free text (a user agent, a resource): no control characters; may be empty."""
+
+
+def _token(max_length: int) -> Any:
+    return StringConstraints(min_length=1, max_length=max_length, pattern=TOKEN_PATTERN)
+
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 """user_id, tenant, actor and similar names."""
@@ -65,6 +111,20 @@ PolicyVersion = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 RoleList = Annotated[list[RoleName], Field(max_length=MAX_ROLES)]
 PermissionList = Annotated[list[PermissionName], Field(max_length=MAX_PERMISSIONS)]
+
+# Inputs (auth.events) are written by producers we do not control: their text is held to the
+# token and text patterns. Outputs are made by Sessionwarden from validated inputs.
+InputIdentifier = Annotated[str, _token(128)]
+InputSessionId = Annotated[str, _token(256)]
+InputRoleName = Annotated[str, _token(128)]
+InputPermissionName = Annotated[str, _token(128)]
+InputAuthMethod = Annotated[str, _token(32)]
+InputAction = Annotated[str, _token(128)]
+InputResource = Annotated[str, StringConstraints(max_length=512, pattern=TEXT_PATTERN)]
+InputIpAddress = Annotated[str, _token(45)]
+InputUserAgent = Annotated[str, StringConstraints(max_length=512, pattern=TEXT_PATTERN)]
+InputRoleList = Annotated[list[InputRoleName], Field(max_length=MAX_ROLES)]
+InputPermissionList = Annotated[list[InputPermissionName], Field(max_length=MAX_PERMISSIONS)]
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFiniteFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -91,7 +151,7 @@ class WireModel(BaseModel):
 
     type: str
     """The discriminator; each concrete model narrows it to a single literal."""
-    schema_version: Literal[1] = 1
+    schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)] = 1
 
 
 class EventBase(WireModel):
@@ -99,5 +159,5 @@ class EventBase(WireModel):
 
     event_id: UUID
     occurred_at: UtcDatetime
-    user_id: Identifier
-    tenant: Identifier
+    user_id: InputIdentifier
+    tenant: InputIdentifier

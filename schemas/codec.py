@@ -7,16 +7,26 @@ one of the dead-letter reasons.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, get_origin
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, from_json
 
+from schemas.base import MAX_PERMISSIONS
 from schemas.errors import SessionwardenError
-from schemas.inputs import AUTH_EVENT_ADAPTER, AUTH_EVENT_TYPES, AuthEvent
+from schemas.inputs import (
+    AUTH_EVENT_ADAPTER,
+    AUTH_EVENT_TYPES,
+    Activity,
+    AuthEvent,
+    Login,
+    Logout,
+    RoleChange,
+)
 from schemas.outputs import (
     AUDIT_EVENT_ADAPTER,
     MAX_DETAIL_CHARS,
@@ -69,6 +79,11 @@ ORJSON_OPTIONS: Final = orjson.OPT_UTC_Z
   and ``2026-01-02T03:04:05.123456Z`` when microseconds are non-zero;
 * UUIDs as lowercase hyphenated strings; non-finite floats never occur (models forbid them).
 """
+
+MAX_INPUT_STRING_CHARS: Final = 512
+"""The longest string any auth.events field allows (user_agent, resource)."""
+MAX_INPUT_ARRAY_ITEMS: Final = MAX_PERMISSIONS
+"""The longest array any auth.events field allows (permissions)."""
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -198,13 +213,195 @@ def _unparsable(data: bytes | None, limit: int) -> DecodeError:
 
 
 def decode_auth_event(data: bytes | None) -> AuthEvent:
-    """Decode one auth.events record; raises :class:`DecodeError`."""
+    """Decode one auth.events record; raises :class:`DecodeError`.
+
+    The work of rejecting a record is bounded before any field is validated: a record with
+    more keys than the widest input type is refused unparsed; one that could make field
+    validation list many errors (long or nested arrays, several objects) is screened first
+    (``_screen``); a key given twice is refused (orjson and pydantic keep the last silently).
+    """
     if data is None or len(data) > MAX_RECORD_BYTES:
         raise _unparsable(data, MAX_RECORD_BYTES)
+    plain = len(data) <= _PLAIN_BYTES
+    exact = plain and b"\\" not in data
+    # Without a backslash every quote delimits a string, so with whitespace removed each '":'
+    # ends a key: the count is exact. Otherwise it is a lower bound (see _MAX_FIELDS).
+    keys = data.translate(None, _WHITESPACE).count(b'":') if exact else _keys_at_least(data)
+    if keys > _MAX_FIELDS:
+        detail = f"(record): {keys} keys or more; no auth event has more than {_MAX_FIELDS}"
+        raise DecodeError("schema_violation", detail, data)
+    if not plain:
+        problem = _screen(data)
+        if problem is not None:
+            raise problem
     try:
-        return _validate_auth_event_json(data)
+        event = _validate_auth_event_json(data)
     except ValidationError as exc:
-        raise _failure(exc, data, _AUTH_EVENT) from exc
+        raise _failure(exc, data, _AUTH_EVENT, screened=not plain) from exc
+    if not exact or keys != len(event.model_fields_set):
+        # More keys in the raw bytes than were kept, or they cannot be counted exactly.
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:  # NaN or Infinity beside a valid later key
+            raise DecodeError("undecodable", _parse_error_detail(data, exc), data) from exc
+        duplicate = _duplicate_key(data, doc)
+        if duplicate is not None:
+            detail = f"{_preview(duplicate, _LOC_PART_CHARS)}: duplicate key"
+            raise DecodeError("schema_violation", detail, data)
+    return event
+
+
+def _plain(data: bytes) -> bool:
+    """A small record needs no screen: with its keys bounded, field validation lists a few
+    hundred errors at most (an over-long array is one error) and costs less than the screen's
+    parse."""
+    return len(data) <= _PLAIN_BYTES
+
+
+# --- the screen: bounded work before field validation ----------------------------------------
+
+_AUTH_FIELDS: dict[str, frozenset[str]] = {
+    str(model.model_fields["type"].default): frozenset(model.model_fields)
+    for model in (Login, Activity, Logout, RoleChange)
+}
+_LIST_FIELDS: dict[str, tuple[str, ...]] = {
+    str(model.model_fields["type"].default): tuple(
+        name for name, info in model.model_fields.items() if get_origin(info.annotation) is list
+    )
+    for model in (Login, Activity, Logout, RoleChange)
+}
+_MAX_FIELDS = max(len(fields) for fields in _AUTH_FIELDS.values())
+"""Keys of the widest input type. Before parsing, ``":`` not preceded by a backslash is
+counted: inside a JSON string a quote is always escaped, so each such pair ends a key (one
+ending in an escaped backslash is missed), and the count is a lower bound on the keys. Above
+this, the record is refused without building the object: orjson's parse of a 64 KB object of
+~7,700 keys is most of what rejecting it costs."""
+_HEAD_BYTES = 2048
+_PLAIN_BYTES = 4096
+_WHITESPACE = b" \t\r\n"
+_NESTED = "fields hold strings and arrays of strings"
+_ESCAPED_COLONS = (b"\\u003a", b"\\u003A")
+
+
+def _screen(data: bytes) -> DecodeError | None:
+    """A one-line rejection of a shape no auth event has, or None to validate the fields.
+
+    One orjson parse (about 1 us for a normal event), a subset test of the keys and a look at
+    the array fields; it stops at the first problem. What remains for field validation is at
+    most one error per field and per array item, so its work is bounded too. Only records of
+    a known ``type`` are screened for keys: an unknown or missing tag is the whole answer.
+    """
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return DecodeError("undecodable", _parse_error_detail(data, exc), data)
+    if type(doc) is not dict:
+        return DecodeError("undecodable", f"expected a JSON object, got {_json_kind(data)}", data)
+    tag = doc.get("type")
+    fields = _AUTH_FIELDS.get(tag) if type(tag) is str else None
+    if fields is None or type(tag) is not str:
+        return _screen_untyped(doc, data)
+    if not fields.issuperset(doc):
+        key = next(key for key in doc if key not in fields)
+        detail = f"{_preview(key, _LOC_PART_CHARS)}: Extra inputs are not permitted"
+        if len(doc) > len(fields):
+            detail += f" ({len(doc)} fields; a {tag!r} has at most {len(fields)})"
+        return DecodeError("schema_violation", detail, data)
+    for name in _LIST_FIELDS[tag]:
+        value = doc.get(name)
+        if type(value) is list:
+            problem = _screen_array(name, value)
+            if problem is not None:
+                return DecodeError("schema_violation", problem, data)
+    return None
+
+
+def _keys_at_least(data: bytes) -> int:
+    """A lower bound on the keys in ``data`` (see ``_MAX_FIELDS``): from its first 2 KiB when
+    that already shows too many (a few microseconds), else from all of it."""
+    for end in (_HEAD_BYTES, len(data)):
+        keys = data.count(b'":', 0, end)
+        if keys > _MAX_FIELDS and data.find(b'\\"', 0, end) >= 0:
+            keys -= data.count(b'\\":', 0, end)
+        if keys > _MAX_FIELDS or end >= len(data):
+            return keys
+    return 0  # unreachable: the second pass covers the whole record
+
+
+def _screen_array(name: str, value: list[Any]) -> str | None:
+    if len(value) > MAX_INPUT_ARRAY_ITEMS:
+        most = MAX_INPUT_ARRAY_ITEMS
+        return f"{name}: array of {len(value)} items; no field allows more than {most}"
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind is list or kind is dict:
+            return f"{name}.{index}: nested array or object; {_NESTED}"
+        if kind is str and len(item) > MAX_INPUT_STRING_CHARS:
+            return (
+                f"{name}.{index}: string of {len(item)} characters; "
+                f"no field allows more than {MAX_INPUT_STRING_CHARS}"
+            )
+    return None
+
+
+def _screen_untyped(doc: dict[str, Any], data: bytes) -> DecodeError | None:
+    """A record without a known ``type``: the tag is the whole answer."""
+    if "type" not in doc:
+        return DecodeError(
+            "unknown_type", f"type: missing; expected {_AUTH_EVENT.expected()}", data
+        )
+    tag = doc["type"]
+    if type(tag) is not str:
+        detail = f"type: must be a string; expected {_AUTH_EVENT.expected()}"
+        return DecodeError("unknown_type", detail, data)
+    return DecodeError(
+        "unknown_type",
+        f"type: unknown tag {_preview(tag)!r}; expected {_AUTH_EVENT.expected()}",
+        data,
+    )
+
+
+def _duplicate_key(data: bytes, doc: dict[str, Any]) -> str | None:
+    """The first key that occurs twice in the object, else None.
+
+    Cheap for every record: outside strings a colon only ever follows a key, so the raw bytes
+    hold one colon per key plus those inside strings (a ``\\u003a`` escape counted as one);
+    orjson's compact re-encoding of the parsed object holds one per kept key plus the same
+    string colons. Keys orjson dropped (it keeps the last of duplicates) make the raw count
+    larger. Only then is the record parsed again with a hook that names the key; the screen
+    has bounded it to a few dozen keys and arrays of scalars by then.
+    """
+    raw = data.count(b":")
+    if b"\\u" in data:
+        raw += data.count(_ESCAPED_COLONS[0]) + data.count(_ESCAPED_COLONS[1])
+    if raw == orjson.dumps(doc).count(b":"):
+        return None
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen and not found:
+                found.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(data, object_pairs_hook=pairs)
+    return found[0] if found else None
+
+
+def _parse_error_detail(data: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Invalid JSON: pydantic's wording where it agrees that it is invalid; orjson also
+    refuses what pydantic's parser accepts (``NaN``, ``Infinity``)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not valid UTF-8: {bad.reason} at byte {bad.start}"
+    try:
+        from_json(data, allow_inf_nan=False)
+    except ValueError as error:
+        return f"Invalid JSON: {error}"
+    return f"Invalid JSON: {exc.msg}"
 
 
 def _decode(target: _Target[M], data: bytes | None) -> M:
@@ -243,7 +440,15 @@ def decode_dead_letter(data: bytes | None) -> DeadLetter:
 # --- failure classification (cold path) ----------------------------------------------------
 
 
-def _failure(exc: ValidationError, data: bytes, target: _Target[Any]) -> DecodeError:
+def _failure(
+    exc: ValidationError, data: bytes, target: _Target[Any], screened: bool = True
+) -> DecodeError:
+    if not screened and (b"NaN" in data or b"Infinity" in data):
+        # pydantic's parser takes these literals; they are not JSON (orjson refuses them).
+        try:
+            orjson.loads(data)
+        except orjson.JSONDecodeError as invalid:
+            return DecodeError("undecodable", _parse_error_detail(data, invalid), data)
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     kind = first["type"]

@@ -7,17 +7,17 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from schemas.base import (
-    Action,
-    AuthMethod,
     EventBase,
-    Identifier,
-    IpAddress,
-    PermissionList,
+    InputAction,
+    InputAuthMethod,
+    InputIdentifier,
+    InputIpAddress,
+    InputPermissionList,
+    InputResource,
+    InputRoleList,
+    InputSessionId,
+    InputUserAgent,
     Profile,
-    Resource,
-    RoleList,
-    SessionId,
-    UserAgent,
     UtcDatetime,
 )
 
@@ -36,40 +36,40 @@ class Login(EventBase):
     """A user authenticated and a session began."""
 
     type: Literal["login"] = "login"
-    session_id: SessionId
+    session_id: InputSessionId
     user_type: Profile
     risk_profile: Profile
-    roles: RoleList
-    permissions: PermissionList
-    auth_method: AuthMethod
+    roles: InputRoleList
+    permissions: InputPermissionList
+    auth_method: InputAuthMethod
     auth_time: UtcDatetime
-    source_ip: IpAddress | None = None
-    user_agent: UserAgent | None = None
+    source_ip: InputIpAddress | None = None
+    user_agent: InputUserAgent | None = None
 
 
 class Activity(EventBase):
     """A request made within a session; it refreshes the idle deadline."""
 
     type: Literal["activity"] = "activity"
-    session_id: SessionId
-    action: Action
-    resource: Resource = ""
+    session_id: InputSessionId
+    action: InputAction
+    resource: InputResource = ""
 
 
 class Logout(EventBase):
     """The user ended a session explicitly."""
 
     type: Literal["logout"] = "logout"
-    session_id: SessionId
+    session_id: InputSessionId
 
 
 class RoleChange(EventBase):
     """Roles were granted to or removed from a user, affecting all of their sessions."""
 
     type: Literal["role_change"] = "role_change"
-    roles_granted: RoleList = Field(default_factory=list)
-    roles_removed: RoleList = Field(default_factory=list)
-    actor: Identifier
+    roles_granted: InputRoleList = Field(default_factory=list)
+    roles_removed: InputRoleList = Field(default_factory=list)
+    actor: InputIdentifier
 
 
 AuthEvent = Annotated[Login | Activity | Logout | RoleChange, Field(discriminator="type")]

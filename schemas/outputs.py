@@ -80,6 +80,7 @@ DeadLetterReason = Literal[
     "unknown_type",
     "oversized",
     "future_timestamp",
+    "key_mismatch",
     "internal_error",
 ]
 

@@ -61,6 +61,7 @@ class Assignments:
             checkpoints,
         )
         self.skipped: set[int] = set()  # restoring partitions whose input showed up anyway
+        self.generation = 0  # counts rebalance callbacks: records consumed before one are stale
 
     # -- local snapshots (checkpoints.py) ---------------------------------------------------
 
@@ -117,6 +118,7 @@ class Assignments:
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Take the partitions paused; ``step`` restores them."""
+        self.generation += 1
         consumer.incremental_assign(partitions)
         if not partitions:
             return
@@ -130,6 +132,7 @@ class Assignments:
         )
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.generation += 1
         revoked = [tp.partition for tp in partitions]
         if self._checkpoints is not None:  # what they hold is committed: keep it locally
             self._checkpoints.flush({p: s for p, s in self._states().items() if p in revoked})

@@ -1,32 +1,54 @@
-"""Dead letters: an input record the enforcer cannot use, kept whole with its reason."""
+"""Dead letters: an input record the enforcer cannot use, with its reason and (a bounded head
+of) its bytes."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Message
 
-# Dead letters carry the original bytes base64-encoded; the producer and the DLQ topic allow
-# 4 MiB records, so up to 1 MiB of key and of value always fits.
-MAX_DEAD_LETTER_RAW = 1024 * 1024
+from schemas.outputs import MAX_DETAIL_CHARS
+
+# A dead letter carries the head of the original key and value, base64-encoded, and a hash of
+# the whole when that is cut: the record itself stays on its topic (source coordinates below)
+# for its retention. Bounded so that a flood of large hostile records makes small dead letters
+# (a 64 KB record made an 87 KB one) and no dead letter can ever be too large to produce.
+MAX_DEAD_LETTER_VALUE = 4096
+MAX_DEAD_LETTER_KEY = 1024
+"""Also the most of the source key the DLQ record's own Kafka key keeps."""
 
 
-def dead_letter_doc(reason: str, detail: str, msg: Message, now: float) -> dict[str, Any]:
-    """The dead-letter record of ``msg``; an oversized original keeps its first MiB."""
+def _cut(name: str, data: bytes, keep: int) -> tuple[bytes, str]:
+    """The kept head of ``data`` and the marker saying what was cut ('' if nothing)."""
+    if len(data) <= keep:
+        return data, ""
+    digest = hashlib.sha256(data).hexdigest()
+    return data[
+        :keep
+    ], f" [{name} truncated: {len(data)} bytes, sha256 {digest}, first {keep} kept]"
+
+
+def dead_letter_doc(
+    reason: str, detail: str, msg: Message, now: float, keep_payload: bool = True
+) -> dict[str, Any]:
+    """The dead-letter record of ``msg``. ``keep_payload=False`` carries no bytes at all (only
+    hashes): for a record whose dead letter could not be committed with them."""
     key = msg.key()
-    value = msg.value() or b""
-    if len(value) > MAX_DEAD_LETTER_RAW:  # keep the record producible: the head is evidence
-        detail = f"{detail} (original {len(value)} bytes, first {MAX_DEAD_LETTER_RAW} kept)"
-        value = value[:MAX_DEAD_LETTER_RAW]
-    if key is not None and len(key) > MAX_DEAD_LETTER_RAW:
-        key = key[:MAX_DEAD_LETTER_RAW]
+    value, value_marker = _cut("value", msg.value() or b"", MAX_DEAD_LETTER_VALUE * keep_payload)
+    marker = value_marker
+    if key is not None:
+        key, key_marker = _cut("key", key, MAX_DEAD_LETTER_KEY * keep_payload)
+        marker += key_marker
+    # The reason's own text is cut, never the marker: both must be readable.
+    detail = detail[: max(0, MAX_DETAIL_CHARS - len(marker))] + marker
     return {
         "type": "dead_letter",
         "schema_version": 1,
         "reason": reason,
-        "detail": detail[:2048],
+        "detail": detail[:MAX_DETAIL_CHARS],
         "source_topic": msg.topic(),
         "source_partition": msg.partition(),
         "source_offset": msg.offset(),

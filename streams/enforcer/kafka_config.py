@@ -23,6 +23,10 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "partition.assignment.strategy": "cooperative-sticky",
         # Fresh high watermarks: the lag rule asks "have we read everything?" every batch.
         "fetch.wait.max.ms": 50,
+        # When the prefetch queue is full (a flood of large records fills its 64 MiB quickly)
+        # librdkafka waits this long before fetching again (1 s by default): with the input
+        # budget leaving records to a later transaction, that was a second of reading nothing.
+        "fetch.queue.backoff.ms": 10,
         "log_level": 4,
         **settings.kafka_security.librdkafka(),
     }

@@ -39,6 +39,7 @@ from confluent_kafka.admin import AdminClient
 from schemas.codec import DecodeError, decode_auth_event
 from streams.caep_transmitter import CaepTransmitter
 from streams.enforcer.assign import Assignments
+from streams.enforcer.budget import CHECK_EVERY, InputBudget, RecordLimit
 from streams.enforcer.checkpoints import Checkpoints
 from streams.enforcer.firing import Firing
 from streams.enforcer.forward import Router
@@ -97,6 +98,9 @@ class EnforcerLoop:
         self._fenced = False  # the producer cannot even abort: close must not try
         self.metrics = observer_for(settings, self.topics)
         self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
+        self._budget = InputBudget.for_timeout(settings.transaction_timeout_ms / 1000)
+        self._limit = RecordLimit(settings.batch_size)
+        self._carry: list[Message] = []  # consumed, left by the input budget to the next batch
         self._connect()
 
     def _connect(self) -> None:
@@ -328,30 +332,61 @@ class EnforcerLoop:
     # -- one batch ------------------------------------------------------------------------
 
     def step(self) -> int:
-        """Consume one batch and commit it with everything that became due. Returns events."""
+        """Consume one batch and commit what the input budget let it take, with everything that
+        became due. Returns the events taken; the rest of the batch is carried to the next."""
         started = self.metrics.step()
         self._assign.step()  # between transactions: snapshots, then a slice of restore
         due = self._firing.probe_ahead(self.parts)
-        msgs = self._consumer.consume(self.settings.batch_size, self.poll_timeout(due))
+        msgs = self._take_input(due)
         now = self.clock()
         if not self.parts:
             self._assign.unowned(msgs)
             return 0
         try:
-            self._batch(msgs, now)
+            taken = self._batch(msgs, now)
         except TxnFailure as exc:
+            # Whatever the cause, the next attempt carries half as many records, down to one:
+            # a record whose outputs cannot commit ends up alone, and is dead-lettered bare.
+            self._drop_carry()
+            self._limit.failed()
+            self._out.keep_payload = not self._limit.alone
             if exc.action is not Action.ABORT:
                 raise
             log.warning(
                 describe(exc.action, exc.err, self.settings.transactional_id),
-                extra={"call": exc.call, "error": exc.err.name()},
+                extra={"call": exc.call, "error": exc.err.name(), "limit": self._limit.current},
             )
             self._abort(cause_of(exc))
             return 0
+        except BaseException:
+            self._drop_carry()  # the clients are rebuilt: what they consumed is read again
+            raise
+        self._limit.committed()
+        self._out.keep_payload = True
         self._out.committed(self.parts)
         self._assign.committed()
-        self.metrics.batch_done(len(msgs), started, self.parts, self._consumer)
-        return len(msgs)
+        self.metrics.batch_done(taken, started, self.parts, self._consumer)
+        return taken
+
+    def _take_input(self, due: bool) -> list[Message]:
+        """The records carried from the last batch, then what the consumer has (without waiting
+        when records are carried). Carried records consumed before a rebalance are stale: their
+        partitions are sought back to them and they are read again."""
+        carry, self._carry = self._carry, []
+        room = self._limit.current - len(carry)
+        generation = self._assign.generation
+        fresh = (
+            self._consumer.consume(room, 0 if carry else self.poll_timeout(due)) if room > 0 else []
+        )
+        if carry and generation != self._assign.generation:
+            self._seek_back(carry)
+            carry = []
+        return carry + fresh if carry else fresh
+
+    def _drop_carry(self) -> None:
+        self._carry = []
+        for rt in self.parts.values():
+            rt.held = None
 
     def poll_timeout(self, due: bool = False) -> float:
         # While a partition restores the loop turns quickly, so the restore keeps moving; with
@@ -361,15 +396,17 @@ class EnforcerLoop:
         wait = self.settings.poll_timeout_s
         return min(DUE_POLL_TIMEOUT_S, wait) if due else wait
 
-    def _batch(self, msgs: list[Message], now: float) -> None:
-        """One transaction: begin, apply, fire, produce, send offsets, commit."""
+    def _batch(self, msgs: list[Message], now: float) -> int:
+        """One transaction: begin, apply (within the input budget), fire, produce, send
+        offsets, commit. Returns the records taken."""
         self._call("begin_transaction", lambda _: self._producer.begin_transaction())
         self._in_txn = True
         self._txn_started = time.monotonic()
+        self._out.pending_bytes = 0
         for rt in self.parts.values():
             rt.enforcer.state.begin()
             rt.clock.begin()
-        consumed = self._apply(msgs, now)
+        taken, consumed = self._apply(msgs, now)
         self._firing.fire_due(self.parts, now)
         produced = self._out.produce_batch(self.parts)
         if not (produced or consumed):
@@ -389,13 +426,34 @@ class EnforcerLoop:
             self.metrics.committed(committing)
             self._recoveries_in_row = 0
         self._in_txn = False
+        return taken
 
-    def _apply(self, msgs: list[Message], now: float) -> bool:
-        """Apply (or forward) the batch's records; True if any input was consumed."""
+    def _apply(self, msgs: list[Message], now: float) -> tuple[int, bool]:
+        """Apply (or forward, or dead-letter) the batch's records until the record limit or the
+        input budget is reached; the rest are carried to the next transaction. Returns the
+        records taken and whether any input was consumed."""
         last: dict[int, int] = {}
         router = self._router
         assert router is not None
+        budget = self._budget
+        limit = self._limit.current
+        started = time.monotonic()
+        out = self._out
+        for owned in self.parts.values():
+            owned.held = None
+        taken = taken_bytes = 0
         for msg in msgs:
+            # The first record is always taken, so every transaction makes progress.
+            if taken and (
+                taken >= limit
+                or (
+                    taken % CHECK_EVERY == 0
+                    and budget.spent(time.monotonic() - started, taken_bytes, out.pending_bytes)
+                )
+            ):
+                self._hold(msgs[taken:])
+                break
+            taken += 1
             err = msg.error()
             if err is not None:
                 if consumer_fatal(err):
@@ -408,20 +466,42 @@ class EnforcerLoop:
             if rt is None:  # not ours any more, or still restoring (paused): read it later
                 self._assign.unowned([msg])
                 continue
+            value = msg.value()
+            taken_bytes += len(value) if value else 0
             last[p] = msg.offset()
             key = msg.key()
             target = router.target(key, p)
             if target is not None:
                 assert key is not None
-                self._out.forward(router, msg, key, target)
+                out.forward(router, msg, key, target)
                 continue
             r = received_time(msg.timestamp(), TIMESTAMP_LOG_APPEND_TIME)
             rt.clock.observe(r)
             self._apply_one(rt, msg, now, now if r is None else r)
-        self.stats.events += len(msgs)
+        self.stats.events += taken
         for p, off in last.items():
             self.parts[p].next_offset = off + 1
-        return bool(last)
+        return taken, bool(last)
+
+    def _hold(self, rest: list[Message]) -> None:
+        """Records the budget did not take: carried to the next transaction, in order. Until
+        then their partitions count as read only up to the first of them."""
+        self._carry = rest
+        for msg in rest:
+            rt = self.parts.get(msg.partition()) if msg.error() is None else None
+            if rt is not None and rt.held is None:
+                rt.held = msg.offset()
+        self.stats.budget_cuts += 1
+
+    def _seek_back(self, stale: list[Message]) -> None:
+        """Seek each owned partition back to its first stale carried record."""
+        first: dict[int, int] = {}
+        for msg in stale:
+            if msg.error() is None and msg.partition() in self.parts:
+                first.setdefault(msg.partition(), msg.offset())
+        for p, offset in first.items():
+            self._consumer.seek(TopicPartition(self.topics.input, p, offset))
+            self.parts[p].held = None
 
     def _apply_one(self, rt: PartitionRuntime, msg: Message, now: float, received: float) -> None:
         out = self._out
@@ -429,6 +509,12 @@ class EnforcerLoop:
             event = decode_auth_event(msg.value())
         except DecodeError as exc:
             out.dead_letter(exc.reason, exc.detail, msg)
+            return
+        key = msg.key()
+        if key != event.user_id.encode():
+            # State follows the record's user; the partition follows its key. A record keyed by
+            # anything else would be applied where that user's other records are not.
+            out.dead_letter("key_mismatch", _key_mismatch(key), msg)
             return
         try:
             reject = self.metrics.apply(rt.enforcer, event, now, received)
@@ -458,3 +544,11 @@ class EnforcerLoop:
             rt.clock.abort()
         self._assign.rewind()
         log.warning("batch aborted and rewound", extra={"cause": cause})
+
+
+def _key_mismatch(key: bytes | None) -> str:
+    """The dead-letter detail for a record whose key is not its user_id (the key itself is in
+    the dead letter, never in the detail)."""
+    if key is None:
+        return "record has no key; auth.events records are keyed by their user_id"
+    return f"record key ({len(key)} bytes) is not its user_id; auth.events records are keyed by it"

@@ -5,13 +5,14 @@ the batch committed."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Message, Producer
 
 from schemas.codec import encode_dict
-from streams.enforcer.deadletter import MAX_DEAD_LETTER_RAW, dead_letter_doc
+from streams.enforcer.deadletter import MAX_DEAD_LETTER_KEY, dead_letter_doc
 from streams.enforcer.forward import HINT, Router, producer_identity
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
 from streams.logsetup import SessionHasher
@@ -20,6 +21,11 @@ from streams.producing import DeliveryCallback, produce_waiting
 from streams.settings import TopicNames
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTER_LOG_INTERVAL_S = 10.0
+"""At most one "dead-lettered" line per reason in this interval, with the count it stands for:
+a flood of bad records must not become a flood of log lines (each cost more than rejecting
+its record)."""
 
 
 class Outputs:
@@ -39,6 +45,9 @@ class Outputs:
         self._clock = clock
         self._metrics = metrics if metrics is not None else EnforcerObserver()
         self.pending = 0  # dead letters and forwards produced in the open transaction
+        self.pending_bytes = 0  # and their size (the transaction's byte budget counts it)
+        self.keep_payload = True  # False: dead letters carry hashes only (a retry alone)
+        self._logged: dict[str, tuple[float, int]] = {}  # reason -> (last logged, not logged)
         self.on_changelog: DeliveryCallback | None = None  # delivery reports of changelog records
 
     def produce(
@@ -70,8 +79,10 @@ class Outputs:
 
     def forward(self, router: Router, msg: Message, key: bytes, target: int) -> None:
         """Move a record to the partition its key belongs on, inside this transaction."""
-        self.produce(self._topics.input, msg.value(), key, target, msg.headers())
+        value = msg.value()
+        self.produce(self._topics.input, value, key, target, msg.headers())
         self.pending += 1
+        self.pending_bytes += len(key) + (len(value) if value else 0)
         self._stats.forwarded += 1
         self._metrics.forwarded()
         producer = producer_identity(key, msg.headers())
@@ -88,11 +99,20 @@ class Outputs:
 
     def dead_letter(self, reason: str, detail: str, msg: Message) -> None:
         key = msg.key()
-        doc = dead_letter_doc(reason, detail, msg, self._clock())
-        self.produce(self._topics.dlq, encode_dict(doc), key[:MAX_DEAD_LETTER_RAW] if key else key)
+        doc = dead_letter_doc(reason, detail, msg, self._clock(), self.keep_payload)
+        value = encode_dict(doc)
+        dlq_key = key[:MAX_DEAD_LETTER_KEY] if key else key
+        self.produce(self._topics.dlq, value, dlq_key)
         self.pending += 1
+        self.pending_bytes += len(value) + (len(dlq_key) if dlq_key else 0)
         self._stats.dead_letters += 1
         self._metrics.dead_lettered(reason)
+        now = time.monotonic()
+        last, unlogged = self._logged.get(reason, (-DEAD_LETTER_LOG_INTERVAL_S, 0))
+        if now - last < DEAD_LETTER_LOG_INTERVAL_S:
+            self._logged[reason] = (last, unlogged + 1)
+            return
+        self._logged[reason] = (now, 0)
         log.warning(
             "dead-lettered",
             extra={
@@ -100,12 +120,14 @@ class Outputs:
                 "partition": msg.partition(),
                 "offset": msg.offset(),
                 "reason": reason,
+                "also_since_last_line": unlogged,
             },
         )
 
     def committed(self, parts: dict[int, PartitionRuntime]) -> None:
         """The batch committed: close it on every partition, count and log what it emitted."""
         self.pending = 0
+        self.pending_bytes = 0
         self._stats.batches += 1
         by_reason = self._stats.by_reason
         for rt in parts.values():

@@ -20,9 +20,13 @@ class PartitionRuntime:
     clock: PartitionClock
     next_offset: int = 0  # offset of the next input record to process
     position: int = 0  # the consumer's position (moves past transaction markers too)
+    held: int | None = None  # first record consumed but left to the next transaction
 
     def read_to(self) -> int:
-        return max(self.next_offset, self.position)
+        """The next offset not yet processed: records the input budget left for the next
+        transaction are consumed, not read (they may hold the activity a deadline awaits)."""
+        read = max(self.next_offset, self.position)
+        return read if self.held is None else min(read, self.held)
 
 
 @dataclass
@@ -32,6 +36,7 @@ class LoopStats:
     forwarded: int = 0
     batches: int = 0
     aborts: int = 0
+    budget_cuts: int = 0  # batches cut short by the input budget
     recoveries: int = 0
     restored_records: int = 0
     last_restore_s: float = 0.0

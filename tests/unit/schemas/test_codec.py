@@ -155,7 +155,7 @@ def test_valid_login_decodes_to_the_login_model() -> None:
         pytest.param(
             login_bytes(roles=[f"r{i}" for i in range(1000)]),
             "schema_violation",
-            "roles: List should have at most 64 items after validation, not 1000",
+            "roles: array of 1000 items; no field allows more than 256",
             id="oversized-roles-list",
         ),
         pytest.param(
@@ -238,13 +238,11 @@ def test_every_schema_error_is_listed_in_order() -> None:
 
 def test_detail_is_bounded_when_there_are_many_errors() -> None:
     """Detail goes into DeadLetter.detail (max 2048 chars), so it must never exceed that."""
-    extras = {f"extra_field_{i:04d}": i for i in range(2000)}
-
-    error = rejection(orjson.dumps({**LOGIN_FIELDS, **extras}))
+    error = rejection(login_bytes(roles=[""] * 64, permissions=[""] * 256))
 
     assert "schema_violation" == error.reason
     assert len(error.detail) <= MAX_DETAIL_CHARS
-    assert error.detail.startswith("extra_field_0000: Extra inputs are not permitted; ")
+    assert error.detail.startswith("roles.0: String should have at least 1 character; ")
     assert error.detail.endswith("more errors")
 
 
