@@ -68,6 +68,11 @@ SET_TYPE: Final = "secevent+jwt"
 _JTI_NAMESPACE: Final = uuid.UUID("0b7f3c52-8d6e-4a4b-9f0e-2c1d5e7a9b31")
 _ALERT_ADAPTER: TypeAdapter[Alert] = TypeAdapter(Alert)
 
+SESSION_RECORD_TYPES: Final = frozenset({"revocation", "revalidation", "session_started"})
+"""Records that become session events (the enforcer's transmitter signs these)."""
+ALERT_RECORD_TYPES: Final = frozenset({"alert"})
+"""Records that become risk-level-change (the detectors sign these, with a key of their own)."""
+
 _REVOKED: Final[dict[str, tuple[str, str]]] = {
     "idle_timeout": ("policy", "Idle timeout reached"),
     "absolute_timeout": ("policy", "Absolute session lifetime reached"),
@@ -103,12 +108,15 @@ class SigningUnavailable(ConfigError):
 @dataclass(frozen=True, slots=True)
 class CaepConfig:
     """Transmitter settings. One SET per audience: SSF asks for distinct SETs for receivers
-    not known to be the same entity. A signing key is loaded (and checked) at construction."""
+    not known to be the same entity. A signing key is loaded (and checked) at construction.
+    ``signs`` is the record types this transmitter may turn into SETs: a key that signs alerts
+    must never sign a session event, so each process's config names only its own records."""
 
     issuer: str
     audiences: tuple[str, ...]
     signing_key_pem: bytes | None = None
     key_id: str | None = None
+    signs: frozenset[str] = SESSION_RECORD_TYPES | ALERT_RECORD_TYPES
 
     def __post_init__(self) -> None:
         if not self.issuer:
@@ -143,7 +151,7 @@ def set_claims_for(
     record: Mapping[str, Any], config: CaepConfig, now: float | None = None
 ) -> list[tuple[bytes, dict[str, Any]]]:
     """Like :func:`caep_events_for`, with the claims sets not yet encoded."""
-    cause = _cause_of(record)
+    cause = _cause_of(record, config.signs)
     if cause is None:
         return []
     issued_at = _numeric_date(cause.issued_at if now is None else now)
@@ -174,10 +182,13 @@ def _numeric_date(value: float | datetime) -> int:
     return math.floor(seconds)
 
 
-def _cause_of(record: Mapping[str, Any]) -> _Cause | None:
-    builder = _BUILDERS.get(str(record.get("type")))
+def _cause_of(record: Mapping[str, Any], signs: frozenset[str]) -> _Cause | None:
+    kind = str(record.get("type"))
+    builder = _BUILDERS.get(kind)
     if builder is None:
         return None
+    if kind not in signs:
+        raise CaepError(f"this transmitter does not sign {kind} records")
     try:
         return builder(record)
     except ValidationError as exc:

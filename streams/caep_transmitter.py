@@ -25,13 +25,13 @@ from typing import Any, Protocol
 import orjson
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 
-from streams.caep import CaepConfig, CaepError, caep_events_for
+from streams.caep import SESSION_RECORD_TYPES, CaepConfig, CaepError, caep_events_for
 from streams.logsetup import error_fields
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
+CAEP_TYPES = SESSION_RECORD_TYPES
 _BATCH = 500
 
 
