@@ -99,6 +99,12 @@ class CaepTransmitter:
                 "CAEP tokens are UNSIGNED (caep_allow_unsigned): for development only; "
                 "receivers cannot tell them from forgeries"
             )
+        if self.config.raw_session_audiences:
+            log.warning(
+                "CAEP audiences receive RAW session ids (caep_raw_session_audiences): anyone "
+                "who reads their tokens can use a live session",
+                extra={"audiences": sorted(self.config.raw_session_audiences)},
+            )
         self._consumer.subscribe([self.topics.revocations, self.topics.audit])
         self._thread = threading.Thread(target=self._run, name="sessionwarden-caep", daemon=True)
         self._thread.start()

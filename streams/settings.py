@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     caep_signing_key_file: Path | None = None
     caep_key_id: str | None = Field(default=None, max_length=256)
     caep_allow_unsigned: bool = False  # development only; the enforcer warns at start
+    # Session subjects are the keyed hash of the session id (log_salt, as in the log lines),
+    # never the live id itself; audiences listed here (comma separated, each one of
+    # caep_audiences) receive the raw session id instead. The enforcer warns at start.
+    caep_raw_session_audiences: str = Field(default="", max_length=4096)
     # The detectors' risk-level-change tokens (from alerts), under an issuer and a key of
     # their own: the detectors never read caep_signing_key_file, so a compromised detector
     # cannot sign the session events receivers trust the enforcer's issuer for. Off unless
@@ -286,9 +290,23 @@ class Settings(BaseSettings):
                 "caep_enabled needs caep_signing_key_file (SETs are signed); unsigned SETs "
                 "only with caep_allow_unsigned=true, for development"
             )
+        audiences = self._caep_audiences()
+        raw = frozenset(a.strip() for a in self.caep_raw_session_audiences.split(",") if a.strip())
+        if not self.log_salt and not set(audiences) <= raw:
+            raise ConfigError(
+                "caep_enabled needs log_salt: session subjects are its keyed hash of the "
+                "session id (a random salt per process would change them at every restart); "
+                "or name the audiences that may receive raw ids in caep_raw_session_audiences"
+            )
         key = _read_key("caep_signing_key_file", self.caep_signing_key_file)
         return CaepConfig(
-            self.caep_issuer, self._caep_audiences(), key, self.caep_key_id, SESSION_RECORD_TYPES
+            self.caep_issuer,
+            audiences,
+            key,
+            self.caep_key_id,
+            SESSION_RECORD_TYPES,
+            session_salt=self.log_salt,
+            raw_session_audiences=raw,
         )
 
     def detect_caep_config(self) -> CaepConfig | None:
