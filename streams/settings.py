@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     kafka_ssl_key_file: Path | None = None  # PEM private key of the client certificate
     kafka_ssl_key_password_file: Path | None = None
     kafka_ssl_verify_hostname: bool = True
+    # SASL PLAIN sends the password as is: refused without TLS unless this is true (then
+    # every process logs an INSECURE KAFKA CONNECTION warning at start).
+    kafka_allow_sasl_plain_without_tls: bool = False
     _kafka_security: KafkaSecurity | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -180,6 +183,17 @@ class Settings(BaseSettings):
                 f"kafka_security_protocol {protocol} needs kafka_sasl_username and "
                 "kafka_sasl_password_file"
             )
+        if not tls:
+            for name in (
+                "kafka_ssl_ca_file",
+                "kafka_ssl_cert_file",
+                "kafka_ssl_key_file",
+                "kafka_ssl_key_password_file",
+            ):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name} is set but {protocol} uses no TLS (use SSL or SASL_SSL)"
+                    )
         if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
             raise ValueError("kafka_ssl_cert_file and kafka_ssl_key_file go together")
         for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
@@ -202,6 +216,7 @@ class Settings(BaseSettings):
             if tls
             else None,
             verify_hostname=self.kafka_ssl_verify_hostname,
+            allow_plain_without_tls=self.kafka_allow_sasl_plain_without_tls,
         )
         return self
 

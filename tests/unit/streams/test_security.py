@@ -146,3 +146,84 @@ def test_only_the_enforcer_may_write_revocations() -> None:
     plan = acl_plan(load_settings(), Principals())
     writers = {a.principal for a in plan if a.operation == "WRITE" and "revocations" in a.name}
     assert {"User:sessionwarden-enforcer"} == writers
+
+
+def sasl_plaintext(secret_file: Path, mechanism: str, **extra: object) -> dict[str, object]:
+    return {
+        "kafka_security_protocol": "SASL_PLAINTEXT",
+        "kafka_sasl_mechanism": mechanism,
+        "kafka_sasl_username": "enforcer",
+        "kafka_sasl_password_file": str(secret_file),
+        **extra,
+    }
+
+
+def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_sasl_plain_without_tls_is_refused_unless_explicitly_allowed(secret_file: Path) -> None:
+    """PLAIN sends the password as is: over a plaintext connection anyone on the path reads it."""
+    with pytest.raises(ConfigError, match="kafka_allow_sasl_plain_without_tls"):
+        load_settings(**sasl_plaintext(secret_file, "PLAIN"))
+    allowed = load_settings(
+        **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
+    )
+    assert "PLAIN" == allowed.kafka_security.librdkafka()["sasl.mechanism"]
+    assert "password NOT encrypted" in allowed.kafka_security.describe()
+
+
+def test_an_allowed_plain_password_without_tls_is_warned_about_once_per_process(
+    secret_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The opt-in must be impossible to miss in the log, and not repeat for every client."""
+    settings = load_settings(
+        **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
+    )
+    security = settings.kafka_security
+    security.librdkafka()
+    security.aiokafka()
+    security.faust_credentials()
+    [warning] = warnings_logged(caplog)
+    assert warning.startswith("INSECURE KAFKA CONNECTION")
+    assert "SASL PLAIN password travels unencrypted" in warning
+    assert SECRET not in warning
+
+
+@pytest.mark.parametrize(
+    ("settings", "risk"),
+    [
+        ({"kafka_sasl_mechanism": "SCRAM-SHA-512"}, "traffic is not encrypted"),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_verify_hostname": False}, "host name"),
+    ],
+)
+def test_other_weakened_connections_are_warned_about(
+    secret_file: Path,
+    ca_file: Path,
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, object],
+    risk: str,
+) -> None:
+    """SASL over a plaintext connection, TLS without host name verification: allowed, loudly."""
+    values = {**sasl_plaintext(secret_file, "SCRAM-SHA-512"), **settings}
+    if values["kafka_security_protocol"] == "SSL":
+        values["kafka_ssl_ca_file"] = str(ca_file)
+    load_settings(**values).kafka_security.librdkafka()
+    [warning] = warnings_logged(caplog)
+    assert risk in warning
+
+
+def test_tls_settings_with_a_protocol_without_tls_are_refused(
+    secret_file: Path, ca_file: Path
+) -> None:
+    """A CA file beside SASL_PLAINTEXT means TLS was intended; never drop it silently."""
+    with pytest.raises(ConfigError, match=r"kafka_ssl_ca_file.*no TLS"):
+        load_settings(**sasl_plaintext(secret_file, "SCRAM-SHA-512", kafka_ssl_ca_file=ca_file))
+
+
+def test_a_secure_connection_logs_no_warning(
+    secret_file: Path, ca_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Warnings that always fire are warnings nobody reads."""
+    load_settings(**sasl_ssl(secret_file, ca_file)).kafka_security.librdkafka()
+    assert [] == warnings_logged(caplog)
