@@ -199,9 +199,13 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         ("sessionwarden-producer", "revocations"),  # forge or suppress revocations
         ("sessionwarden-service", "input"),  # forge a grant
         ("sessionwarden-service", "revocations"),  # a subscriber forging revocations
-        ("sessionwarden-detect", "revocations"),
+        ("sessionwarden-detect", "revocations"),  # a compromised detector ending sessions
+        ("sessionwarden-detect", "input"),  # ... or granting them
+        ("sessionwarden-detect", "enforcer_state"),
         ("sessionwarden-security", "input"),
+        ("sessionwarden-security", "revocations"),  # investigating never changes sessions
         ("sessionwarden-producer", "enforcer_state"),  # plant state for the next restore
+        ("sessionwarden-producer", "audit"),  # forge the trail the detectors judge
     ],
 )
 def test_a_principal_cannot_write_what_its_acls_do_not_grant(
@@ -216,7 +220,12 @@ def test_a_principal_cannot_write_what_its_acls_do_not_grant(
 
 @pytest.mark.parametrize(
     ("user", "topic"),
-    [("sessionwarden-producer", "revocations"), ("sessionwarden-service", "audit")],
+    [
+        ("sessionwarden-producer", "revocations"),
+        ("sessionwarden-service", "audit"),
+        ("sessionwarden-detect", "input"),  # detectors see the audit trail, not raw events
+        ("sessionwarden-detect", "revocations"),
+    ],
 )
 def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     cluster: Cluster, user: str, topic: str
