@@ -54,8 +54,9 @@ class KafkaSecurity:
     key_password: str | None = field(default=None, repr=False)
     verify_hostname: bool = True
     allow_plain_without_tls: bool = False
-    _warned: threading.Event = field(
-        default_factory=threading.Event, init=False, repr=False, compare=False
+    # Set once the warning about this configuration's risks is logged (a list: copyable).
+    _warned: list[bool] = field(
+        default_factory=lambda: [False], init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
@@ -88,8 +89,8 @@ class KafkaSecurity:
 
     def _warn_once(self) -> None:
         risks = self.risks()
-        if risks and not self._warned.is_set():
-            self._warned.set()
+        if risks and not self._warned[0]:
+            self._warned[0] = True
             log.warning("INSECURE KAFKA CONNECTION (%s): %s", self.describe(), "; ".join(risks))
 
     @property
