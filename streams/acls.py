@@ -25,6 +25,7 @@ class Principals:
     producer: str = "User:sessionwarden-producer"
     service: str = "User:sessionwarden-service"
     security: str = "User:sessionwarden-security"
+    sink: str = "User:sessionwarden-sink"  # the PostgreSQL sink's consumer
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
     from streams.detect.app import app_id
 
     t = settings.topics
-    e, d, p, s, sec = who.enforcer, who.detect, who.producer, who.service, who.security
+    e, d, p, s, sec, k = who.enforcer, who.detect, who.producer, who.service, who.security, who.sink
     detect_id = app_id(settings)
     txn_prefix = f"{settings.topic_prefix}{settings.group_id}-"
     return [
@@ -90,6 +91,10 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
             for name in (t.alerts, t.audit, t.dlq, t.revocations)
         ),
         _group(sec, TAIL_GROUP_PREFIX, "`tail` and `verify` readers", prefixed=True),
+        # READ implies the DESCRIBE that metadata, FindCoordinator, OffsetFetch and ListOffsets
+        # need; the sink keeps its offsets in the database but joins a group to share the work.
+        _topic(k, "READ", t.revocations, "revocations into PostgreSQL, nothing else"),
+        _group(k, settings.pg_sink_group_id, "its consumer group (offsets in the database)"),
     ]
 
 

@@ -23,11 +23,12 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode
 from streams.clients.listener import ListenerError, RevocationListener
+from streams.pg.sink import consumer_config
 from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher, DeliveryError
 from streams.settings import Settings, load_settings
@@ -206,6 +207,8 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         ("sessionwarden-security", "revocations"),  # investigating never changes sessions
         ("sessionwarden-producer", "enforcer_state"),  # plant state for the next restore
         ("sessionwarden-producer", "audit"),  # forge the trail the detectors judge
+        ("sessionwarden-sink", "revocations"),  # the sink forging or burying revocations
+        ("sessionwarden-sink", "input"),  # ... or granting sessions
     ],
 )
 def test_a_principal_cannot_write_what_its_acls_do_not_grant(
@@ -225,6 +228,7 @@ def test_a_principal_cannot_write_what_its_acls_do_not_grant(
         ("sessionwarden-service", "audit"),
         ("sessionwarden-detect", "input"),  # detectors see the audit trail, not raw events
         ("sessionwarden-detect", "revocations"),
+        ("sessionwarden-sink", "input"),  # the sink sees revocations, not raw auth events
     ],
 )
 def test_a_principal_cannot_read_what_its_acls_do_not_grant(
@@ -240,6 +244,57 @@ def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     )
     with pytest.raises(TopicUnavailable, match="Topic authorization failed"):
         next(records)
+
+
+def _sink_consumer(cluster: Cluster, **overrides: Any) -> tuple[Settings, Consumer]:
+    """The sink's own consumer configuration (group, read_committed, no auto commit), logged
+    in as the sink's principal."""
+    settings = cluster.settings("sessionwarden-sink", **overrides)
+    config = {**consumer_config(settings), **settings.kafka_client_config(), "log_level": 0}
+    return settings, Consumer(config)
+
+
+def test_the_sink_principal_reads_revocations_and_commits_its_group(cluster: Cluster) -> None:
+    """With only its own ACLs the PostgreSQL sink's consumer finds the topic, joins its group,
+    reads a revocation the enforcer wrote and commits its position in that group."""
+    sink, consumer = _sink_consumer(cluster)
+    topic = sink.topics.revocations
+    sid = f"sink-{uuid.uuid4().hex[:8]}"
+    enforcer = cluster.client("sessionwarden-enforcer")
+    assert None is _produce(enforcer, topic, encode(revocation(sid)))
+    try:
+        assert None is consumer.list_topics(topic, timeout=15).topics[topic].error
+        consumer.subscribe([topic])
+
+        def ours() -> Message | None:
+            msg = consumer.poll(0.5)
+            assert msg is None or msg.error() is None, msg.error()
+            return msg if msg is not None and sid.encode() in (msg.value() or b"") else None
+
+        msg = wait_until(ours, 60, "the revocation, read as the sink's principal")
+        consumer.commit(message=msg, asynchronous=False)
+        [committed] = consumer.committed([TopicPartition(topic, msg.partition())], timeout=15)
+        assert (msg.offset() + 1, None) == (committed.offset, committed.error)
+    finally:
+        consumer.close()
+
+
+def test_the_sink_principal_cannot_join_another_group(cluster: Cluster) -> None:
+    """Joining the enforcer's group would take partitions of auth.events from the enforcer."""
+    enforcer_group = cluster.settings("sessionwarden-enforcer").group_id
+    sink, consumer = _sink_consumer(cluster, pg_sink_group_id=enforcer_group)
+    try:
+        consumer.subscribe([sink.topics.revocations])
+
+        def refusal() -> KafkaError | None:
+            msg = consumer.poll(0.5)
+            assert msg is None or msg.error() is not None, "a record read in a foreign group"
+            return msg.error() if msg is not None else None
+
+        error = wait_until(refusal, 30, "the group authorization failure")
+        assert KafkaError.GROUP_AUTHORIZATION_FAILED == error.code(), error
+    finally:
+        consumer.close()
 
 
 def test_the_product_publisher_of_a_service_principal_is_refused_on_auth_events(

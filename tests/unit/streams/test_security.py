@@ -10,6 +10,7 @@ import pytest
 
 from schemas.errors import ConfigError
 from streams.acls import Principals, acl_plan
+from streams.cli import main
 from streams.settings import load_settings
 
 SECRET = "correct horse battery staple"
@@ -139,6 +140,39 @@ def test_the_service_principal_reads_revocations_and_writes_nothing() -> None:
     service = [a for a in plan if a.principal == "User:svc"]
     assert [] == [a for a in service if a.operation != "READ"]
     assert {"p.sessionwarden.revocations"} == {a.name for a in service if a.resource == "TOPIC"}
+
+
+def test_the_sink_principal_reads_revocations_with_its_own_group_only() -> None:
+    """The PostgreSQL sink reads the revocation topic in its own group, and nothing more: no
+    write anywhere (no forged or suppressed revocation), no auth events, no other group (joining
+    the enforcer's would take its partitions)."""
+    settings = load_settings(topic_prefix="p.", pg_sink_group_id="pg-sink-a")
+    plan = acl_plan(settings, Principals(sink="User:pg"))
+    sink = {(a.operation, a.resource, a.name, a.pattern) for a in plan if a.principal == "User:pg"}
+    assert {
+        ("READ", "TOPIC", "p.sessionwarden.revocations", "LITERAL"),
+        ("READ", "GROUP", "pg-sink-a", "LITERAL"),
+    } == sink
+
+
+def test_the_sink_principal_defaults_to_its_own_user() -> None:
+    """A deployment that names no sink principal still gets one of its own, not a shared one."""
+    plan = acl_plan(load_settings(), Principals())
+    sink = {a.principal for a in plan if a.name == "sessionwarden-pg-sink"}
+    assert {"User:sessionwarden-sink"} == sink
+
+
+def test_acls_prints_the_sink_principal_given_on_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--sink-principal` names the login the sink runs as; the printed plan uses it."""
+    assert 0 == main(["acls", "--sink-principal", "User:pg-sink"])
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    sink = [(w[1], w[2], w[3]) for w in lines if w[0] == "User:pg-sink"]
+    assert [
+        ("READ", "topic", "sessionwarden.revocations"),
+        ("READ", "group", "sessionwarden-pg-sink"),
+    ] == sink
 
 
 def test_only_the_enforcer_may_write_revocations() -> None:
