@@ -81,7 +81,11 @@ class DashboardState:
 
     def apply_audit(self, doc: dict[str, Any], received_at: float) -> bool:
         kind, session_id = doc.get("type"), doc.get("session_id")
-        if not isinstance(kind, str) or not isinstance(session_id, str):
+        if not isinstance(kind, str):
+            return False
+        if kind not in ("session_started", "session_ended"):
+            return True  # not shown; a role change names no session
+        if not isinstance(session_id, str):
             return False
         if kind == "session_started":
             deadline = _ts(doc.get("absolute_deadline"))

@@ -111,6 +111,22 @@ def test_hostile_records_change_nothing() -> None:
     assert [] == snap["alerts"]
 
 
+def test_every_audit_record_type_is_taken_even_those_without_a_session() -> None:
+    """A role change names a user, not a session: counting it as skipped would log a warning
+    for every grant and hide real skips in the count."""
+    state = DashboardState(show_session=hasher)
+    role_changed = {
+        "type": "role_changed", "user_id": "u", "tenant": "acme", "occurred_at": iso(T0),
+        "roles_granted": ["admin"], "roles_removed": [], "actor": "a",
+    }  # fmt: skip
+    session_less = [{**started("x", "employee", "high", T0), "session_id": None}]
+    session_less += [{"type": "session_ended"}]
+
+    assert [True, False, False] == [
+        state.apply_audit(doc, T0) for doc in (role_changed, *session_less)
+    ]
+
+
 def test_the_feeds_are_newest_first_whatever_order_the_partitions_replay_in() -> None:
     """Records of several partitions arrive interleaved; the feed is ordered by their time."""
     state = DashboardState(show_session=hasher, feed_size=3)
