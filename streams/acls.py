@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 LISTENER_GROUP_PREFIX = "sessionwarden-listener-"  # RevocationListener: never joined
 TAIL_GROUP_PREFIX = "sessionwarden-tail-"  # `sessionwarden tail` / `verify`: never committed
+DASHBOARD_GROUP_PREFIX = "sessionwarden-dashboard-"  # the dashboard's feed: assign only
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,14 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
             for name in (t.alerts, t.audit, t.dlq, t.revocations)
         ),
         _group(sec, TAIL_GROUP_PREFIX, "`tail` and `verify` readers", prefixed=True),
+        # The dashboard: its feed's group is never joined, but librdkafka looks up its
+        # coordinator; its lag panel reads end offsets and committed offsets, never a record.
+        Acl(sec, "DESCRIBE", "GROUP", DASHBOARD_GROUP_PREFIX, "PREFIXED", "the dashboard's feed"),
+        _topic(sec, "DESCRIBE", t.input, "the enforcer's lag on the dashboard (no records)"),
+        *(
+            Acl(sec, "DESCRIBE", "GROUP", group, "LITERAL", f"{who} committed offsets (lag)")
+            for who, group in (("the enforcer's", settings.group_id), ("the detectors'", detect_id))
+        ),
         # READ implies the DESCRIBE that metadata, FindCoordinator, OffsetFetch and ListOffsets
         # need; the sink keeps its offsets in the database but joins a group to share the work.
         _topic(k, "READ", t.revocations, "revocations into PostgreSQL, nothing else"),

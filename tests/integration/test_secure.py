@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,14 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode
@@ -293,6 +301,68 @@ def test_the_sink_principal_cannot_join_another_group(cluster: Cluster) -> None:
 
         error = wait_until(refusal, 30, "the group authorization failure")
         assert KafkaError.GROUP_AUTHORIZATION_FAILED == error.code(), error
+    finally:
+        consumer.close()
+
+
+def test_the_dashboard_of_the_security_principal_shows_the_lag_of_the_enforcer_and_detectors(
+    cluster: Cluster,
+) -> None:
+    """The dashboard runs as the security team: besides reading alerts, audit and revocations
+    it must see how far the enforcer and the detectors are behind, or an outage looks calm."""
+    from streams.detect.app import app_id
+    from streams.web.dashboard.feed import DashboardFeed
+    from streams.web.dashboard.state import DashboardState
+
+    team = cluster.settings("sessionwarden-security")
+    state = DashboardState(show_session=lambda sid: sid)
+    lock = threading.Lock()
+    feed = DashboardFeed(team, state, lock, lambda: None, app_id(team), lag_every_s=0.2)
+    feed.start(timeout=15)
+    try:
+
+        def lags() -> dict[str, int | None] | None:
+            with lock:
+                lag = state.snapshot(time.time())["lag"]
+            found = {name: entry["lag"] for name, entry in lag.items()}
+            return found if {"enforcer", "detectors"} <= found.keys() else None
+
+        found = wait_until(lags, 30, "a lag probe of both groups")
+        assert [] == [name for name, lag in found.items() if lag is None], found
+        enforcer = cluster.client("sessionwarden-enforcer")
+        assert None is _produce(enforcer, team.topics.revocations, encode(revocation("dash")))
+        wait_until(lambda: feed.stats["records"], 30, "the revocation on the dashboard")
+        assert {"records_skipped": 0, "feed_errors": 0} == {
+            k: feed.stats[k] for k in ("records_skipped", "feed_errors")
+        }
+    finally:
+        feed.stop()
+
+
+def test_the_security_principal_sees_the_offsets_of_auth_events_but_not_a_record(
+    cluster: Cluster,
+) -> None:
+    """DESCRIBE for the dashboard's lag must not become a way to read raw auth events."""
+    producer = cluster.client("sessionwarden-producer")
+    topic = cluster.settings("sessionwarden-producer").topics.input
+    secret = f"raw-{uuid.uuid4().hex[:8]}"
+    assert None is _produce(producer, topic, orjson.dumps(login_doc(secret, "u", time.time())))
+    consumer = Consumer(
+        {**cluster.client("sessionwarden-security"), "group.id": "sessionwarden-tail-x"}
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=15).topics[topic]
+        assert None is meta.error
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        values: list[bytes] = []
+
+        def refusal() -> KafkaError | None:
+            msgs = consumer.consume(100, 0.5)
+            values.extend(m.value() or b"" for m in msgs if m.error() is None)
+            return next((m.error() for m in msgs if m.error() is not None), None)
+
+        error = wait_until(refusal, 30, "the fetch to be refused")
+        assert (DENIED, []) == (error.code(), values)
     finally:
         consumer.close()
 

@@ -175,6 +175,25 @@ def test_acls_prints_the_sink_principal_given_on_the_command_line(
     ] == sink
 
 
+def test_the_security_principal_reads_its_topics_and_describes_only_what_the_lag_needs() -> None:
+    """Read only: the team and its dashboard read alerts, audit, dead letters and revocations;
+    of auth.events and the enforcer's and detectors' groups they see offsets, never records."""
+    settings = load_settings(topic_prefix="p.", group_id="enf", detect_group_id="det")
+    plan = acl_plan(settings, Principals(security="User:team"))
+    team = {
+        (a.operation, a.resource, a.name, a.pattern) for a in plan if a.principal == "User:team"
+    }
+    topics = ("alerts", "audit", "dlq", "revocations")
+    assert {
+        *(("READ", "TOPIC", f"p.sessionwarden.{name}", "LITERAL") for name in topics),
+        ("READ", "GROUP", "sessionwarden-tail-", "PREFIXED"),
+        ("DESCRIBE", "GROUP", "sessionwarden-dashboard-", "PREFIXED"),
+        ("DESCRIBE", "TOPIC", "p.auth.events", "LITERAL"),
+        ("DESCRIBE", "GROUP", "enf", "LITERAL"),
+        ("DESCRIBE", "GROUP", "p.det", "LITERAL"),
+    } == team
+
+
 def test_only_the_enforcer_may_write_revocations() -> None:
     """The revocation topic is the product's verdict; one writer."""
     plan = acl_plan(load_settings(), Principals())
