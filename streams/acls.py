@@ -70,6 +70,7 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
             _topic(e, "WRITE", name, "its outputs")
             for name in (t.revocations, t.audit, t.dlq, t.caep, t.enforcer_state)
         ),
+        _topic(e, "WRITE", t.input, "forward a record on the wrong partition to its key's"),
         _topic(e, "READ", t.enforcer_state, "restore its state changelog"),
         Acl(e, "WRITE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),
         Acl(e, "DESCRIBE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),

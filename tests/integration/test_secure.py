@@ -36,9 +36,10 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode
 from streams.clients.listener import ListenerError, RevocationListener
+from streams.enforcer.forward import murmur2_partition
 from streams.pg.sink import consumer_config
 from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher, DeliveryError
+from streams.publisher import AuthEventPublisher, DeliveryError, to_wire
 from streams.settings import Settings, load_settings
 from streams.tail import TopicUnavailable, read_topic
 from streams.topics import admin_client, ensure_topics, topic_specs
@@ -200,6 +201,44 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         detect.stop()
         enforcer.stop()
     assert 0 == enforcer.proc.returncode, enforcer.log()
+
+
+def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
+    cluster: Cluster,
+) -> None:
+    """A producer with another partitioner (librdkafka's default, kcat's) may put a login on
+    any partition; the enforcer moves it to its key's partition inside its transaction. Its
+    ACLs must allow that, or one such record stops revocations for the whole cluster."""
+    enforcer_settings = cluster.settings("sessionwarden-enforcer")
+    user = next(
+        u
+        for u in (f"u-fwd-{i}" for i in range(100))
+        if murmur2_partition(u.encode(), PARTITIONS) == 1
+    )
+    sid = f"fwd-{uuid.uuid4().hex[:8]}"
+    key, value = to_wire(login_doc(sid, user, time.time()))
+    team = cluster.settings("sessionwarden-security")
+
+    def revoked() -> list[dict[str, Any]]:
+        records = read_topic(
+            team.bootstrap_servers,
+            team.topics.revocations,
+            timeout=1.0,
+            **team.kafka_security.librdkafka(),
+        )
+        return [d for _, v in records if (d := orjson.loads(v)).get("session_id") == sid]
+
+    with EnforcerProcess(
+        enforcer_settings, policy=DETECT_POLICY, **cluster.env("sessionwarden-enforcer")
+    ) as enforcer:
+        enforcer.wait_assigned(90)
+        producer = Producer(
+            {**cluster.client("sessionwarden-producer"), "enable.idempotence": False}
+        )
+        producer.produce(enforcer_settings.topics.input, value, key, partition=0)
+        assert 0 == producer.flush(15)
+        rows = wait_until(revoked, 30, "the idle revocation of the forwarded login")
+    assert ["idle_timeout"] == [row["reason"] for row in rows]
 
 
 @pytest.mark.parametrize(

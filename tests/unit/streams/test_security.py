@@ -194,6 +194,18 @@ def test_the_security_principal_reads_its_topics_and_describes_only_what_the_lag
     } == team
 
 
+def test_the_enforcer_may_write_every_topic_it_produces_to_in_its_transactions() -> None:
+    """A topic missing here fails the whole transaction on a secured cluster: the enforcer
+    forwards records from the wrong partition back to auth.events, so one record from a
+    producer with another partitioner would stop every revocation."""
+    settings = load_settings(topic_prefix="p.")
+    plan = acl_plan(settings, Principals())
+    t = settings.topics
+    writes = {a.name for a in plan if a.principal.endswith("enforcer") and a.operation == "WRITE"}
+    produced = {t.input, t.revocations, t.audit, t.dlq, t.caep, t.enforcer_state}
+    assert set() == produced - writes
+
+
 def test_only_the_enforcer_may_write_revocations() -> None:
     """The revocation topic is the product's verdict; one writer."""
     plan = acl_plan(load_settings(), Principals())
