@@ -34,7 +34,7 @@ class Acl:
     """One ALLOW rule: ``principal`` may ``operation`` on a resource (host ``*``)."""
 
     principal: str
-    operation: str  # READ, WRITE, DESCRIBE, CREATE
+    operation: str  # READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS, CREATE
     resource: str  # TOPIC, GROUP, TRANSACTIONAL_ID
     name: str
     pattern: str  # LITERAL or PREFIXED
@@ -42,7 +42,7 @@ class Acl:
 
     def line(self) -> str:
         where = f"{self.resource.lower()} {self.name}{'*' if self.pattern == 'PREFIXED' else ''}"
-        return f"{self.principal:34} {self.operation:9} {where:52} {self.why}"
+        return f"{self.principal:34} {self.operation:16} {where:52} {self.why}"
 
 
 def _topic(principal: str, op: str, name: str, why: str, prefixed: bool = False) -> Acl:
@@ -72,6 +72,7 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
         ),
         _topic(e, "WRITE", t.input, "forward a record on the wrong partition to its key's"),
         _topic(e, "READ", t.enforcer_state, "restore its state changelog"),
+        _topic(e, "DESCRIBE_CONFIGS", t.enforcer_state, "tombstone retention, checks snapshots"),
         Acl(e, "WRITE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),
         Acl(e, "DESCRIBE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),
         _topic(e, "READ", t.revocations, "the CAEP transmitter signs committed records"),
@@ -109,7 +110,7 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
 
 
 def print_plan(plan: list[Acl], out: TextIO) -> None:
-    out.write(f"{'principal':34} {'operation':9} {'resource':52} why\n")
+    out.write(f"{'principal':34} {'operation':16} {'resource':52} why\n")
     for acl in plan:
         out.write(acl.line() + "\n")
 

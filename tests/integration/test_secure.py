@@ -36,6 +36,7 @@ from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode
 from streams.clients.listener import ListenerError, RevocationListener
+from streams.enforcer.checkpoints import changelog_facts
 from streams.enforcer.forward import murmur2_partition
 from streams.pg.sink import consumer_config
 from streams.policy import load_policy
@@ -239,6 +240,16 @@ def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
         assert 0 == producer.flush(15)
         rows = wait_until(revoked, 30, "the idle revocation of the forwarded login")
     assert ["idle_timeout"] == [row["reason"] for row in rows]
+
+
+def test_the_enforcer_reads_the_facts_its_snapshots_are_checked_against(cluster: Cluster) -> None:
+    """With local snapshots, every restore first asks for the changelog's cluster id, topic id
+    and tombstone retention; refused, each restore is a full one from the changelog."""
+    enforcer = cluster.settings("sessionwarden-enforcer")
+    admin = AdminClient(cluster.client("sessionwarden-enforcer"))
+    facts = changelog_facts(admin, enforcer.topics.enforcer_state, timeout=15)
+    assert None not in (facts.cluster_id, facts.topic_id)
+    assert facts.max_age_s > 0
 
 
 @pytest.mark.parametrize(

@@ -206,6 +206,15 @@ def test_the_enforcer_may_write_every_topic_it_produces_to_in_its_transactions()
     assert set() == produced - writes
 
 
+def test_the_enforcer_may_read_the_changelogs_retention_and_no_other_config() -> None:
+    """Snapshots are checked against the changelog's tombstone retention; refused, every
+    restore is a full one."""
+    settings = load_settings(topic_prefix="p.")
+    plan = acl_plan(settings, Principals())
+    configs = {(a.principal, a.name) for a in plan if a.operation == "DESCRIBE_CONFIGS"}
+    assert {("User:sessionwarden-enforcer", "p.sessionwarden.enforcer-state")} == configs
+
+
 def test_only_the_enforcer_may_write_revocations() -> None:
     """The revocation topic is the product's verdict; one writer."""
     plan = acl_plan(load_settings(), Principals())
