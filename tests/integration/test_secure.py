@@ -38,6 +38,7 @@ from schemas.codec import encode
 from streams.clients.listener import ListenerError, RevocationListener
 from streams.enforcer.checkpoints import changelog_facts
 from streams.enforcer.forward import murmur2_partition
+from streams.logsetup import SessionHasher
 from streams.pg.sink import consumer_config
 from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher, DeliveryError, to_wire
@@ -250,6 +251,63 @@ def test_the_enforcer_reads_the_facts_its_snapshots_are_checked_against(cluster:
     facts = changelog_facts(admin, enforcer.topics.enforcer_state, timeout=15)
     assert None not in (facts.cluster_id, facts.topic_id)
     assert facts.max_age_s > 0
+
+
+def test_the_caep_transmitter_signs_under_the_enforcers_acls(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The transmitter runs beside the enforcer as the same principal: its consumer group,
+    its reads of revocations and audit, and its idempotent producer must all be granted."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from streams.caep import SESSION_ESTABLISHED, read_unverified
+
+    key_file = tmp_path / "caep.pem"
+    key_file.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    enforcer_settings = cluster.settings("sessionwarden-enforcer")
+    caep = {
+        "SESSIONWARDEN_CAEP_ENABLED": "true",
+        "SESSIONWARDEN_CAEP_ISSUER": "https://sessionwarden.example",
+        "SESSIONWARDEN_CAEP_AUDIENCES": "https://rp.example",
+        "SESSIONWARDEN_CAEP_SIGNING_KEY_FILE": str(key_file),
+    }
+    env = {**cluster.env("sessionwarden-enforcer"), **caep}
+    reader = Consumer({**cluster.client("admin"), "group.id": "test-caep-reader"})
+    sid = f"caep-{uuid.uuid4().hex[:8]}"
+    opaque = SessionHasher("test-salt")(sid)
+    try:
+        with EnforcerProcess(enforcer_settings, policy=DETECT_POLICY, **env) as enforcer:
+            enforcer.wait_assigned(90)
+            producer = cluster.settings("sessionwarden-producer")
+            with AuthEventPublisher(
+                producer.bootstrap_servers,
+                producer.topics.input,
+                **producer.kafka_security.librdkafka(),
+            ) as publisher:
+                publisher.publish(login_doc(sid, "u-caep", time.time()))
+            topic = enforcer_settings.topics.caep
+            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+
+            def established() -> bool:
+                for msg in reader.consume(100, 0.2):
+                    if msg.error() is None:
+                        _, claims = read_unverified(msg.value())
+                        event = claims["events"].get(SESSION_ESTABLISHED)
+                        if claims["sub_id"]["session"]["id"] == opaque and event is not None:
+                            return True
+                return False
+
+            wait_until(established, 30, "the session-established token")
+            assert [] == [m for m in enforcer.messages() if m.get("level") == "error"]
+    finally:
+        reader.close()
 
 
 @pytest.mark.parametrize(
