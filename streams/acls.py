@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 LISTENER_GROUP_PREFIX = "sessionwarden-listener-"  # RevocationListener: never joined
 TAIL_GROUP_PREFIX = "sessionwarden-tail-"  # `sessionwarden tail` / `verify`: never committed
+DASHBOARD_GROUP_PREFIX = "sessionwarden-dashboard-"  # the dashboard's feed: assign only
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Principals:
     producer: str = "User:sessionwarden-producer"
     service: str = "User:sessionwarden-service"
     security: str = "User:sessionwarden-security"
+    sink: str = "User:sessionwarden-sink"  # the PostgreSQL sink's consumer
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Acl:
     """One ALLOW rule: ``principal`` may ``operation`` on a resource (host ``*``)."""
 
     principal: str
-    operation: str  # READ, WRITE, DESCRIBE, CREATE
+    operation: str  # READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS, CREATE
     resource: str  # TOPIC, GROUP, TRANSACTIONAL_ID
     name: str
     pattern: str  # LITERAL or PREFIXED
@@ -40,7 +42,7 @@ class Acl:
 
     def line(self) -> str:
         where = f"{self.resource.lower()} {self.name}{'*' if self.pattern == 'PREFIXED' else ''}"
-        return f"{self.principal:34} {self.operation:9} {where:52} {self.why}"
+        return f"{self.principal:34} {self.operation:16} {where:52} {self.why}"
 
 
 def _topic(principal: str, op: str, name: str, why: str, prefixed: bool = False) -> Acl:
@@ -57,7 +59,7 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
     from streams.detect.app import app_id
 
     t = settings.topics
-    e, d, p, s, sec = who.enforcer, who.detect, who.producer, who.service, who.security
+    e, d, p, s, sec, k = who.enforcer, who.detect, who.producer, who.service, who.security, who.sink
     detect_id = app_id(settings)
     txn_prefix = f"{settings.topic_prefix}{settings.group_id}-"
     return [
@@ -68,7 +70,9 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
             _topic(e, "WRITE", name, "its outputs")
             for name in (t.revocations, t.audit, t.dlq, t.caep, t.enforcer_state)
         ),
+        _topic(e, "WRITE", t.input, "forward a record on the wrong partition to its key's"),
         _topic(e, "READ", t.enforcer_state, "restore its state changelog"),
+        _topic(e, "DESCRIBE_CONFIGS", t.enforcer_state, "tombstone retention, checks snapshots"),
         Acl(e, "WRITE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),
         Acl(e, "DESCRIBE", "TRANSACTIONAL_ID", txn_prefix, "PREFIXED", "its transactions"),
         _topic(e, "READ", t.revocations, "the CAEP transmitter signs committed records"),
@@ -90,11 +94,23 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
             for name in (t.alerts, t.audit, t.dlq, t.revocations)
         ),
         _group(sec, TAIL_GROUP_PREFIX, "`tail` and `verify` readers", prefixed=True),
+        # The dashboard: its feed's group is never joined, but librdkafka looks up its
+        # coordinator; its lag panel reads end offsets and committed offsets, never a record.
+        Acl(sec, "DESCRIBE", "GROUP", DASHBOARD_GROUP_PREFIX, "PREFIXED", "the dashboard's feed"),
+        _topic(sec, "DESCRIBE", t.input, "the enforcer's lag on the dashboard (no records)"),
+        *(
+            Acl(sec, "DESCRIBE", "GROUP", group, "LITERAL", f"{who} committed offsets (lag)")
+            for who, group in (("the enforcer's", settings.group_id), ("the detectors'", detect_id))
+        ),
+        # READ implies the DESCRIBE that metadata, FindCoordinator, OffsetFetch and ListOffsets
+        # need; the sink keeps its offsets in the database but joins a group to share the work.
+        _topic(k, "READ", t.revocations, "revocations into PostgreSQL, nothing else"),
+        _group(k, settings.pg_sink_group_id, "its consumer group (offsets in the database)"),
     ]
 
 
 def print_plan(plan: list[Acl], out: TextIO) -> None:
-    out.write(f"{'principal':34} {'operation':9} {'resource':52} why\n")
+    out.write(f"{'principal':34} {'operation':16} {'resource':52} why\n")
     for acl in plan:
         out.write(acl.line() + "\n")
 

@@ -17,7 +17,9 @@ alert                                      risk-level-change    policy, principa
 
 Every SET carries ``iss``, ``jti``, ``iat``, ``aud``, ``txn``, ``sub_id`` and exactly one event;
 never ``sub`` nor ``exp`` (SSF 1.0 section 4.1). ``sub_id`` is an SSF complex subject of RFC 9493
-``opaque`` identifiers: user, session and tenant (user and tenant for alerts). ``txn`` is the
+``opaque`` identifiers: user, session and tenant (user and tenant for alerts). The session is
+named by its keyed hash (the log lines' salted hash), never by the live id, unless the
+audience is one of ``raw_session_audiences``; the record key is that hash too. ``txn`` is the
 id of the cause, shared by all SETs of one cause: the input event (logout, role change) when
 there is one, else the record's own id. ``jti`` is derived from the record id, the event type
 and the audience, so a re-emitted record yields the same jti and receivers drop the duplicate.
@@ -38,7 +40,7 @@ import functools
 import math
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -56,6 +58,7 @@ from schemas.outputs import (
     Revocation,
     SessionStarted,
 )
+from streams.logsetup import SessionHasher
 
 EVENT_TYPE_BASE: Final = "https://schemas.openid.net/secevent/caep/event-type/"
 SESSION_REVOKED: Final = EVENT_TYPE_BASE + "session-revoked"
@@ -67,6 +70,11 @@ SET_TYPE: Final = "secevent+jwt"
 # Fixed: the same record, event type and audience always give the same jti.
 _JTI_NAMESPACE: Final = uuid.UUID("0b7f3c52-8d6e-4a4b-9f0e-2c1d5e7a9b31")
 _ALERT_ADAPTER: TypeAdapter[Alert] = TypeAdapter(Alert)
+
+SESSION_RECORD_TYPES: Final = frozenset({"revocation", "revalidation", "session_started"})
+"""Records that become session events (the enforcer's transmitter signs these)."""
+ALERT_RECORD_TYPES: Final = frozenset({"alert"})
+"""Records that become risk-level-change (the detectors sign these, with a key of their own)."""
 
 _REVOKED: Final[dict[str, tuple[str, str]]] = {
     "idle_timeout": ("policy", "Idle timeout reached"),
@@ -103,29 +111,56 @@ class SigningUnavailable(ConfigError):
 @dataclass(frozen=True, slots=True)
 class CaepConfig:
     """Transmitter settings. One SET per audience: SSF asks for distinct SETs for receivers
-    not known to be the same entity. A signing key is loaded (and checked) at construction."""
+    not known to be the same entity. A signing key is loaded (and checked) at construction.
+    ``signs`` is the record types this transmitter may turn into SETs: a key that signs alerts
+    must never sign a session event, so each process's config names only its own records."""
 
     issuer: str
     audiences: tuple[str, ...]
     signing_key_pem: bytes | None = None
     key_id: str | None = None
+    signs: frozenset[str] = SESSION_RECORD_TYPES | ALERT_RECORD_TYPES
+    session_salt: str = field(default="", repr=False)
+    """Key of the opaque session subjects (the log lines' salted hash); empty means a random
+    one for this config, so subjects then change with every process."""
+    raw_session_audiences: frozenset[str] = frozenset()
+    """Audiences that receive the raw session id instead of the opaque one (none by default)."""
+    _session_hash: Callable[[str], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.issuer:
             raise ConfigError("caep issuer: must not be empty")
         if not self.audiences or not all(self.audiences):
             raise ConfigError("caep audiences: give at least one, none empty")
+        unknown = sorted(self.raw_session_audiences - set(self.audiences))
+        if unknown:
+            raise ConfigError(f"caep raw_session_audiences: not among the audiences: {unknown}")
         if self.signing_key_pem is not None:
             _signer(self.signing_key_pem)
+        object.__setattr__(self, "_session_hash", SessionHasher(self.session_salt))
+
+    def session_subject(self, session_id: str, audience: str) -> str:
+        """What ``audience`` is told the session is: its keyed hash unless configured raw."""
+        if audience in self.raw_session_audiences:
+            return session_id
+        return self._session_hash(session_id)
+
+    def session_key(self, session_id: str) -> str:
+        """The record key on the CAEP topic: the opaque form (raw only when every audience
+        receives raw ids and no salt was given, so that keys stay stable across restarts)."""
+        if not self.session_salt and set(self.audiences) <= self.raw_session_audiences:
+            return session_id
+        return self._session_hash(session_id)
 
 
 @dataclass(frozen=True, slots=True)
 class _Cause:
-    key: str
+    user_id: str
+    tenant: str
+    session_id: str | None  # None for alerts, whose principal is the user
     record_id: str
     txn: str
     issued_at: float
-    subject: dict[str, Any]
     event_type: str
     event: dict[str, Any]
 
@@ -143,20 +178,26 @@ def set_claims_for(
     record: Mapping[str, Any], config: CaepConfig, now: float | None = None
 ) -> list[tuple[bytes, dict[str, Any]]]:
     """Like :func:`caep_events_for`, with the claims sets not yet encoded."""
-    cause = _cause_of(record)
+    cause = _cause_of(record, config.signs)
     if cause is None:
         return []
     issued_at = _numeric_date(cause.issued_at if now is None else now)
+    sid = cause.session_id
+    key = (cause.user_id if sid is None else config.session_key(sid)).encode()
     return [
         (
-            cause.key.encode(),
+            key,
             {
                 "iss": config.issuer,
                 "jti": _jti(config.issuer, cause, audience),
                 "iat": issued_at,
                 "aud": audience,
                 "txn": cause.txn,
-                "sub_id": cause.subject,
+                "sub_id": _subject(
+                    cause.user_id,
+                    cause.tenant,
+                    None if sid is None else config.session_subject(sid, audience),
+                ),
                 "events": {cause.event_type: cause.event},
             },
         )
@@ -174,10 +215,13 @@ def _numeric_date(value: float | datetime) -> int:
     return math.floor(seconds)
 
 
-def _cause_of(record: Mapping[str, Any]) -> _Cause | None:
-    builder = _BUILDERS.get(str(record.get("type")))
+def _cause_of(record: Mapping[str, Any], signs: frozenset[str]) -> _Cause | None:
+    kind = str(record.get("type"))
+    builder = _BUILDERS.get(kind)
     if builder is None:
         return None
+    if kind not in signs:
+        raise CaepError(f"this transmitter does not sign {kind} records")
     try:
         return builder(record)
     except ValidationError as exc:
@@ -221,11 +265,12 @@ def _session_cause(
 ) -> _Cause:
     """A session's SET: txn is the causing event (or the record itself), time is the cause."""
     return _Cause(
-        key=rec.session_id,
+        user_id=rec.user_id,
+        tenant=rec.tenant,
+        session_id=rec.session_id,
         record_id=record_id,
         txn=str(rec.cause_event_id) if rec.cause_event_id is not None else record_id,
         issued_at=rec.emitted_at.timestamp(),
-        subject=_subject(rec.user_id, rec.tenant, rec.session_id),
         event_type=event_type,
         event={"event_timestamp": _numeric_date(rec.effective_at), **event},
     )
@@ -243,11 +288,12 @@ def _established(record: Mapping[str, Any]) -> _Cause:
     if amr is not None:
         event["amr"] = [amr]
     return _Cause(
-        key=rec.session_id,
+        user_id=rec.user_id,
+        tenant=rec.tenant,
+        session_id=rec.session_id,
         record_id=str(rec.event_id),
         txn=str(rec.event_id),
         issued_at=rec.occurred_at.timestamp(),
-        subject=_subject(rec.user_id, rec.tenant, rec.session_id),
         event_type=SESSION_ESTABLISHED,
         event=event,
     )
@@ -265,11 +311,12 @@ def _risk_changed(record: Mapping[str, Any]) -> _Cause:
     if rec.summary:
         event["reason_admin"] = {"en": rec.summary}
     return _Cause(
-        key=rec.user_id,
+        user_id=rec.user_id,
+        tenant=rec.tenant,
+        session_id=None,
         record_id=str(rec.alert_id),
         txn=str(rec.alert_id),
         issued_at=rec.emitted_at.timestamp(),
-        subject=_subject(rec.user_id, rec.tenant, None),
         event_type=RISK_LEVEL_CHANGE,
         event=event,
     )

@@ -25,13 +25,13 @@ from typing import Any, Protocol
 import orjson
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 
-from streams.caep import CaepConfig, CaepError, caep_events_for
+from streams.caep import SESSION_RECORD_TYPES, CaepConfig, CaepError, caep_events_for
 from streams.logsetup import error_fields
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CAEP_TYPES = frozenset({"revocation", "revalidation", "session_started"})
+CAEP_TYPES = SESSION_RECORD_TYPES
 _BATCH = 500
 
 
@@ -98,6 +98,12 @@ class CaepTransmitter:
             log.warning(
                 "CAEP tokens are UNSIGNED (caep_allow_unsigned): for development only; "
                 "receivers cannot tell them from forgeries"
+            )
+        if self.config.raw_session_audiences:
+            log.warning(
+                "CAEP audiences receive RAW session ids (caep_raw_session_audiences): anyone "
+                "who reads their tokens can use a live session",
+                extra={"audiences": sorted(self.config.raw_session_audiences)},
             )
         self._consumer.subscribe([self.topics.revocations, self.topics.audit])
         self._thread = threading.Thread(target=self._run, name="sessionwarden-caep", daemon=True)

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,7 @@ def _cmd_acls(args: argparse.Namespace) -> int:
     from streams.settings import load_settings
 
     settings = load_settings(args.config)  # printing needs no connection
-    names = ("enforcer", "detect", "producer", "service", "security")
+    names = [f.name for f in fields(Principals)]
     given = {n: getattr(args, f"{n}_principal") for n in names if getattr(args, f"{n}_principal")}
     plan = acl_plan(settings, Principals(**given))
     print_plan(plan, sys.stdout)
@@ -196,9 +197,11 @@ def _add_topics(sub: Subcommands[argparse.ArgumentParser]) -> None:
 def _add_acls(sub: Subcommands[argparse.ArgumentParser]) -> None:
     acls = sub.add_parser("acls", help="print (--apply: create) the least-privilege ACLs")
     acls.add_argument("--apply", action="store_true", help="create them (needs an admin login)")
-    for who in ("enforcer", "detect", "producer", "service", "security"):
+    from streams.acls import Principals
+
+    for who in fields(Principals):
         acls.add_argument(
-            f"--{who}-principal", metavar="PRINCIPAL", help=f"default User:sessionwarden-{who}"
+            f"--{who.name}-principal", metavar="PRINCIPAL", help=f"default {who.default}"
         )
     acls.set_defaults(func=_cmd_acls)
 

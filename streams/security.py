@@ -12,6 +12,7 @@ line, instead of librdkafka's endless retries.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from schemas.errors import SessionwardenError
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
 
+log = logging.getLogger(__name__)
+
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
 
@@ -35,7 +38,11 @@ class KafkaAuthError(SessionwardenError):
 
 @dataclass(frozen=True)
 class KafkaSecurity:
-    """How to reach a secured cluster. ``password``/``key_password`` are hidden from repr."""
+    """How to reach a secured cluster. ``password``/``key_password`` are hidden from repr.
+
+    SASL PLAIN without TLS is refused unless ``allow_plain_without_tls``; every weakened
+    connection that is allowed (that one, any SASL without TLS, TLS without host name
+    verification) is logged as a warning when the first client is configured."""
 
     protocol: str = "PLAINTEXT"
     mechanism: str = "SCRAM-SHA-512"
@@ -46,6 +53,45 @@ class KafkaSecurity:
     key_file: Path | None = None
     key_password: str | None = field(default=None, repr=False)
     verify_hostname: bool = True
+    allow_plain_without_tls: bool = False
+    # Set once the warning about this configuration's risks is logged (a list: copyable).
+    _warned: list[bool] = field(
+        default_factory=lambda: [False], init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.plain_password_in_clear and not self.allow_plain_without_tls:
+            raise ValueError(
+                f"kafka_sasl_mechanism PLAIN over {self.protocol} sends the password "
+                "unencrypted: use SASL_SSL, or set kafka_allow_sasl_plain_without_tls=true "
+                "to accept that"
+            )
+
+    @property
+    def plain_password_in_clear(self) -> bool:
+        return self.uses_sasl and not self.uses_tls and self.mechanism == "PLAIN"
+
+    def risks(self) -> list[str]:
+        """What an attacker on the network path can do with this configuration (log-safe)."""
+        found = []
+        if self.plain_password_in_clear:
+            found.append("the SASL PLAIN password travels unencrypted")
+        if self.uses_sasl and not self.uses_tls:
+            found.append(
+                "the traffic is not encrypted and the connection can be taken over after the login"
+            )
+        if self.uses_tls and not self.verify_hostname:
+            found.append(
+                "the brokers' host name is not verified: anyone with a certificate from the "
+                "same CA can impersonate them"
+            )
+        return found
+
+    def _warn_once(self) -> None:
+        risks = self.risks()
+        if risks and not self._warned[0]:
+            self._warned[0] = True
+            log.warning("INSECURE KAFKA CONNECTION (%s): %s", self.describe(), "; ".join(risks))
 
     @property
     def uses_sasl(self) -> bool:
@@ -57,6 +103,7 @@ class KafkaSecurity:
 
     def librdkafka(self) -> dict[str, Any]:
         """librdkafka (confluent-kafka) properties; empty for PLAINTEXT."""
+        self._warn_once()
         if self.protocol == "PLAINTEXT":
             return {}
         config: dict[str, Any] = {"security.protocol": self.protocol}
@@ -96,6 +143,7 @@ class KafkaSecurity:
 
     def aiokafka(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka's clients."""
+        self._warn_once()
         kwargs: dict[str, Any] = {"security_protocol": self.protocol}
         context = self.ssl_context()
         if context is not None:
@@ -112,6 +160,7 @@ class KafkaSecurity:
         """``broker_credentials`` for a faust app (None for PLAINTEXT)."""
         from faust.auth import SASLCredentials, SSLCredentials
 
+        self._warn_once()
         if self.protocol == "PLAINTEXT":
             return None
         if self.uses_sasl:
@@ -128,6 +177,7 @@ class KafkaSecurity:
         text = self.protocol
         if self.uses_sasl:
             text += f" {self.mechanism} as {self.username!r}"
+            text += ", password NOT encrypted" if self.plain_password_in_clear else ""
         if self.uses_tls:
             text += f", CA {self.ca_file or 'system store'}"
             text += "" if self.verify_hostname else ", host name NOT verified"

@@ -100,6 +100,17 @@ class Settings(BaseSettings):
     caep_signing_key_file: Path | None = None
     caep_key_id: str | None = Field(default=None, max_length=256)
     caep_allow_unsigned: bool = False  # development only; the enforcer warns at start
+    # Session subjects are the keyed hash of the session id (log_salt, as in the log lines),
+    # never the live id itself; audiences listed here (comma separated, each one of
+    # caep_audiences) receive the raw session id instead. The enforcer warns at start.
+    caep_raw_session_audiences: str = Field(default="", max_length=4096)
+    # The detectors' risk-level-change tokens (from alerts), under an issuer and a key of
+    # their own: the detectors never read caep_signing_key_file, so a compromised detector
+    # cannot sign the session events receivers trust the enforcer's issuer for. Off unless
+    # detect_caep_issuer is set; then the key is required (unless caep_allow_unsigned).
+    detect_caep_issuer: str = Field(default="", max_length=512)
+    detect_caep_signing_key_file: Path | None = None
+    detect_caep_key_id: str | None = Field(default=None, max_length=256)
 
     # --- The anomaly detectors (`sessionwarden detect`) -----------------------------------
     # Consumer group and faust app id; faust's changelog topics are named after it (with the
@@ -157,6 +168,9 @@ class Settings(BaseSettings):
     kafka_ssl_key_file: Path | None = None  # PEM private key of the client certificate
     kafka_ssl_key_password_file: Path | None = None
     kafka_ssl_verify_hostname: bool = True
+    # SASL PLAIN sends the password as is: refused without TLS unless this is true (then
+    # every process logs an INSECURE KAFKA CONNECTION warning at start).
+    kafka_allow_sasl_plain_without_tls: bool = False
     _kafka_security: KafkaSecurity | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -170,6 +184,17 @@ class Settings(BaseSettings):
                 f"kafka_security_protocol {protocol} needs kafka_sasl_username and "
                 "kafka_sasl_password_file"
             )
+        if not tls:
+            for name in (
+                "kafka_ssl_ca_file",
+                "kafka_ssl_cert_file",
+                "kafka_ssl_key_file",
+                "kafka_ssl_key_password_file",
+            ):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name} is set but {protocol} uses no TLS (use SSL or SASL_SSL)"
+                    )
         if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
             raise ValueError("kafka_ssl_cert_file and kafka_ssl_key_file go together")
         for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
@@ -192,6 +217,7 @@ class Settings(BaseSettings):
             if tls
             else None,
             verify_hostname=self.kafka_ssl_verify_hostname,
+            allow_plain_without_tls=self.kafka_allow_sasl_plain_without_tls,
         )
         return self
 
@@ -269,24 +295,75 @@ class Settings(BaseSettings):
         return self
 
     def caep_config(self) -> CaepConfig | None:
-        """The CAEP transmitter settings, or None when CAEP is off. Reads and checks the key."""
+        """The enforcer's CAEP transmitter settings (session events), or None when CAEP is
+        off. Reads and checks the key: only the enforcer calls this."""
         if not self.caep_enabled:
             return None
-        from streams.caep import CaepConfig
+        from streams.caep import SESSION_RECORD_TYPES, CaepConfig
 
-        key = None
         if self.caep_signing_key_file is None and not self.caep_allow_unsigned:
             raise ConfigError(
                 "caep_enabled needs caep_signing_key_file (SETs are signed); unsigned SETs "
                 "only with caep_allow_unsigned=true, for development"
             )
-        if self.caep_signing_key_file is not None:
-            try:
-                key = self.caep_signing_key_file.read_bytes()
-            except OSError as exc:
-                raise ConfigError(f"caep_signing_key_file: {exc.strerror}") from exc
-        audiences = tuple(a.strip() for a in self.caep_audiences.split(",") if a.strip())
-        return CaepConfig(self.caep_issuer, audiences, key, self.caep_key_id)
+        audiences = self._caep_audiences()
+        raw = frozenset(a.strip() for a in self.caep_raw_session_audiences.split(",") if a.strip())
+        if not self.log_salt and not set(audiences) <= raw:
+            raise ConfigError(
+                "caep_enabled needs log_salt: session subjects are its keyed hash of the "
+                "session id (a random salt per process would change them at every restart); "
+                "or name the audiences that may receive raw ids in caep_raw_session_audiences"
+            )
+        key = _read_key("caep_signing_key_file", self.caep_signing_key_file)
+        return CaepConfig(
+            self.caep_issuer,
+            audiences,
+            key,
+            self.caep_key_id,
+            SESSION_RECORD_TYPES,
+            session_salt=self.log_salt,
+            raw_session_audiences=raw,
+        )
+
+    def detect_caep_config(self) -> CaepConfig | None:
+        """The detectors' CAEP settings (risk-level-change only, their own issuer and key), or
+        None when they publish no tokens. Never reads caep_signing_key_file."""
+        if not self.caep_enabled:
+            return None
+        issuer, key_file = self.detect_caep_issuer, self.detect_caep_signing_key_file
+        if not issuer:
+            if key_file is not None:
+                raise ConfigError("detect_caep_signing_key_file needs detect_caep_issuer")
+            return None
+        from streams.caep import ALERT_RECORD_TYPES, CaepConfig
+
+        if issuer == self.caep_issuer:
+            raise ConfigError(
+                "detect_caep_issuer: must differ from caep_issuer (receivers trust the "
+                "enforcer's issuer for session events, never the detectors')"
+            )
+        if key_file is None and not self.caep_allow_unsigned:
+            raise ConfigError(
+                "detect_caep_issuer needs detect_caep_signing_key_file (SETs are signed); "
+                "unsigned SETs only with caep_allow_unsigned=true, for development"
+            )
+        enforcer_key = self.caep_signing_key_file
+        if (
+            key_file is not None
+            and enforcer_key is not None
+            and key_file.absolute() == (enforcer_key.absolute())
+        ):
+            raise ConfigError(
+                "detect_caep_signing_key_file: must not be caep_signing_key_file (the "
+                "detectors get a key of their own)"
+            )
+        key = _read_key("detect_caep_signing_key_file", key_file)
+        return CaepConfig(
+            issuer, self._caep_audiences(), key, self.detect_caep_key_id, ALERT_RECORD_TYPES
+        )
+
+    def _caep_audiences(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.caep_audiences.split(",") if a.strip())
 
     @property
     def topics(self) -> TopicNames:
@@ -308,6 +385,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the config file (passed as init values), which beats defaults.
         return (env_settings, init_settings)
+
+
+def _read_key(name: str, path: Path | None) -> bytes | None:
+    """A PEM key file's bytes (None without a path); errors name the setting, never the key."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}: {exc.strerror}") from exc
 
 
 def _read_secret(name: str, path: Path | None) -> str | None:

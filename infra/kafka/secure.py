@@ -45,6 +45,7 @@ USERS = (
     "sessionwarden-producer",
     "sessionwarden-service",
     "sessionwarden-security",
+    "sessionwarden-sink",
 )
 BROKER_PRINCIPAL = "User:CN=127.0.0.1"  # the broker's certificate, on the controller listener
 

@@ -109,7 +109,9 @@ def create_app(
     audit = app.topic(settings.topics.audit, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
     tables = _tables(app, settings, engine)
-    caep = settings.caep_config()
+    caep = settings.detect_caep_config()  # never the enforcer's key (docs/SECURITY.md)
+    if caep is None and settings.caep_enabled:
+        log.info("no CAEP risk-level-change tokens: detect_caep_issuer is not set")
     caep_topic = (
         app.topic(settings.topics.caep, key_serializer="raw", value_serializer="raw")
         if caep is not None

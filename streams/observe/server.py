@@ -7,6 +7,13 @@ otherwise, and every request must carry the bearer token: read from
 ``<metrics_token_dir or the working directory>/<service>-<port>.metrics-token`` (removed on
 close), whose path is logged (never the token).
 
+Connections are bounded: a connection that sends no request within ``idle_timeout_s`` is
+closed, and at most ``MAX_CONNECTIONS`` are served at once. When that many are open, a new
+connection takes the place of the oldest one still waiting for its request (an idle or
+trickling client, never a request being answered); when every one is answering, the new one
+gets 503 at once. So an unauthenticated client can neither pile up threads nor keep a scrape
+out by holding connections open.
+
 Any process gets all three endpoints with one line::
 
     server = serve_metrics(settings, settings.detect_metrics_port, registry, progress, "detect")
@@ -16,10 +23,12 @@ Any process gets all three endpoints with one line::
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +42,84 @@ from streams.tokens import new_token, read_token, write_token
 log = logging.getLogger(__name__)
 
 
+MAX_CONNECTIONS = 32
+"""Connections served at once (each has a thread); Prometheus and a probe or two need few."""
+IDLE_TIMEOUT_S = 5.0
+"""A connection must send its request within this long (between any two reads)."""
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class _BoundedServer(HTTPServer):
+    """An HTTP server with a thread per connection and a cap on connections; see the module."""
+
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], cap: int) -> None:
+        self.cap = cap
+        self.evicted = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._open: dict[Any, threading.Thread] = {}  # connection -> its thread
+        self._waiting: dict[Any, None] = {}  # no whole request read yet; oldest first
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """In the accept loop: make room (or refuse), then serve in a thread of its own."""
+        with self._lock:
+            victim = next(iter(self._waiting), None) if len(self._open) >= self.cap else None
+            busy = len(self._open) >= self.cap and victim is None
+            thread = self._open.get(victim) if victim is not None else None
+        if busy:
+            self._refuse(request)
+            return
+        if victim is not None:
+            self.evicted += 1
+            with contextlib.suppress(OSError):  # its read returns at once and its thread ends
+                victim.shutdown(socket.SHUT_RDWR)
+            if thread is not None:
+                thread.join(1.0)
+            if thread is not None and thread.is_alive():
+                self._refuse(request)
+                return
+        serve = threading.Thread(
+            target=self._serve,
+            args=(request, client_address),
+            name="metrics-connection",
+            daemon=True,
+        )
+        with self._lock:
+            self._open[request] = serve
+            self._waiting[request] = None
+        serve.start()
+
+    def request_read(self, request: Any) -> None:
+        """The handler read a whole request: this connection is no longer evictable."""
+        with self._lock:
+            self._waiting.pop(request, None)
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self._lock:
+                self._open.pop(request, None)
+                self._waiting.pop(request, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is no error worth a traceback on stderr."""
+        log.debug("metrics connection failed", exc_info=True)
+
+    def _refuse(self, request: Any) -> None:
+        self.refused += 1
+        with contextlib.suppress(OSError):
+            request.setblocking(False)
+            request.send(_BUSY)
+        self.shutdown_request(request)
+
+
 class MetricsServer:
     """A threaded HTTP server for one registry and one Progress; ``port`` is the bound port."""
 
@@ -43,16 +130,23 @@ class MetricsServer:
         registry: CollectorRegistry,
         progress: Progress | None,
         token: str,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         if not token:
             raise ValueError("the metrics server needs a bearer token")
         handler = type(
             "Handler",
             (_Handler,),
-            {"registry": registry, "progress": progress, "token": token.encode()},
+            {
+                "registry": registry,
+                "progress": progress,
+                "token": token.encode(),
+                "timeout": idle_timeout_s,  # StreamRequestHandler sets it on the socket
+            },
         )
-        self._httpd = ThreadingHTTPServer((host, port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _BoundedServer((host, port), handler, max_connections)
         self.host = host
         self.port: int = self._httpd.server_address[1]
         self.token_file: Path | None = None
@@ -113,6 +207,12 @@ class _Handler(BaseHTTPRequestHandler):
     token: bytes
     server_version = "sessionwarden"
     sys_version = ""
+    server: _BoundedServer
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()  # the request line and every header
+        self.server.request_read(self.request)
+        return parsed
 
     def do_GET(self) -> None:
         if not self._authorized():

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from streams.caep import SESSION_ESTABLISHED, SESSION_REVOKED, read_unverified
+from streams.logsetup import SessionHasher
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
 from tests.integration.harness import EnforcerProcess, login_doc, logout_doc, wait_until
@@ -96,3 +97,7 @@ def test_login_and_logout_become_signed_session_established_and_session_revoked(
         assert 1 == len(claims["events"])
     revoked = by_type[SESSION_REVOKED][1]["events"][SESSION_REVOKED]
     assert "user" == revoked["initiating_entity"]
+    # The live session's id never leaves as is: both tokens name it by the same keyed hash.
+    opaque = SessionHasher("test-salt")("caep-1")
+    assert [opaque, opaque] == [c["sub_id"]["session"]["id"] for _, c in tokens]
+    assert all(b"caep-1" not in token for token in raw)

@@ -3,19 +3,26 @@ its scenario and never for its benign twin, and counts survive a restart of the 
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from schemas.codec import encode_dict
+from streams.caep import RISK_LEVEL_CHANGE, read_unverified
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
 from streams.topics import delete_topics
@@ -40,8 +47,8 @@ class DetectProcess(ServiceProcess):
 
     name = "detect worker"
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(["-m", "streams.detect"], service_env(settings, DETECT_POLICY))
+    def __init__(self, settings: Settings, **env: str) -> None:
+        super().__init__(["-m", "streams.detect"], {**service_env(settings, DETECT_POLICY), **env})
 
     def is_ready(self) -> bool:
         return any(
@@ -258,3 +265,75 @@ def test_expiration_counts_survive_a_restart_of_the_detect_worker(
     assert [("repeated_expirations", 3)] == [
         (d["kind"], d["evidence"]["counts"]["expirations"]) for d in found
     ]
+
+
+def _verifies(token: bytes, key: ec.EllipticCurvePublicKey) -> bool:
+    signing_input, _, signature = token.rpartition(b".")
+    raw = base64.urlsafe_b64decode(signature + b"=" * (-len(signature) % 4))
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    try:
+        key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def test_the_detect_worker_runs_without_the_enforcers_caep_key(
+    settings_factory: Callable[..., Settings], admin: AdminClient, tmp_path: Path
+) -> None:
+    """A compromised detector cannot sign session events: the worker never reads the
+    enforcer's key (here absent), and signs its risk-level-change tokens with its own."""
+    settings = settings_factory()
+    key = ec.generate_private_key(ec.SECP256R1())
+    detect_pem = tmp_path / "detect-caep.pem"
+    detect_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    detect = DetectProcess(
+        settings,
+        SESSIONWARDEN_CAEP_ENABLED="true",
+        SESSIONWARDEN_CAEP_ISSUER="https://sessionwarden.example",
+        SESSIONWARDEN_CAEP_AUDIENCES="https://rp.example",
+        SESSIONWARDEN_CAEP_SIGNING_KEY_FILE=str(tmp_path / "absent" / "enforcer-caep.pem"),
+        SESSIONWARDEN_DETECT_CAEP_ISSUER="https://sessionwarden.example/detectors",
+        SESSIONWARDEN_DETECT_CAEP_SIGNING_KEY_FILE=str(detect_pem),
+    )
+    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    tokens: list[bytes] = []
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"caep-{uuid.uuid4().hex[:8]}",
+            "log_level": 3,
+        }
+    )
+    try:
+        detect.wait_assigned()
+        wait_drained(settings, alerts, "caep")  # an alert per partition
+        consumer.assign(
+            [
+                TopicPartition(settings.topics.caep, p, OFFSET_BEGINNING)
+                for p in range(settings.partitions)
+            ]
+        )
+
+        def all_tokens() -> bool:
+            tokens.extend(m.value() for m in consumer.consume(100, 0.2) if m.error() is None)
+            return len(tokens) >= settings.partitions
+
+        wait_until(all_tokens, 20, "a risk-level-change token per alert")
+        assert detect.proc.poll() is None, detect.log()
+    finally:
+        consumer.close()
+        alerts.close()
+        detect.stop()
+        delete_topics(admin, prefix=settings.topic_prefix)
+    for token in tokens:
+        _, claims = read_unverified(token)
+        assert "https://sessionwarden.example/detectors" == claims["iss"]
+        assert [RISK_LEVEL_CHANGE] == list(claims["events"])
+        assert _verifies(token, key.public_key())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from schemas.errors import ConfigError
 from streams.observe.progress import Progress
-from streams.observe.server import MetricsServer, serve_metrics
+from streams.observe.server import MAX_CONNECTIONS, MetricsServer, serve_metrics
 from streams.settings import load_settings
 from tests.integration.harness import Endpoint
 from tests.integration.scrape import get, probe
@@ -111,5 +114,44 @@ def test_a_taken_port_does_not_stop_the_process(tmp_path: Path) -> None:
     try:
         settings = load_settings(metrics_token_dir=tmp_path)
         assert serve_metrics(settings, server.port, CollectorRegistry(), None, "x") is None
+    finally:
+        server.close()
+
+
+def _server_threads(baseline: set[threading.Thread]) -> int:
+    return sum(1 for t in threading.enumerate() if t not in baseline)
+
+
+def test_idle_connections_hold_a_bounded_number_of_threads_and_a_scrape_still_answers() -> None:
+    """An unauthenticated client holding 341 idle connections used to hold 341 threads."""
+    server, _, _ = _server()
+    baseline = set(threading.enumerate())
+    idle: list[socket.socket] = []
+    peak = 0
+    try:
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            peak = max(peak, _server_threads(baseline))
+        deadline = time.monotonic() + 1.0  # watch the count while the server catches up
+        while time.monotonic() < deadline:
+            peak = max(peak, _server_threads(baseline))
+        scraped = get(f"http://127.0.0.1:{server.port}/metrics", TOKEN)[0]
+        assert (200, True) == (scraped, peak <= MAX_CONNECTIONS + 1), peak
+    finally:
+        for sock in idle:
+            sock.close()
+        server.close()
+
+
+def test_an_idle_connection_is_closed_after_the_idle_timeout() -> None:
+    """A connection that sends no request does not keep its thread."""
+    registry = CollectorRegistry()
+    server = MetricsServer("127.0.0.1", 0, registry, None, TOKEN, idle_timeout_s=0.5).start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        started = time.monotonic()
+        assert b"" == sock.recv(1)  # closed by the server, not by the 5 s client timeout
+        assert time.monotonic() - started < 3
+        sock.close()
     finally:
         server.close()

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,13 +24,24 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from schemas.codec import encode
 from streams.clients.listener import ListenerError, RevocationListener
+from streams.enforcer.checkpoints import changelog_facts
+from streams.enforcer.forward import murmur2_partition
+from streams.logsetup import SessionHasher
+from streams.pg.sink import consumer_config
 from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher, DeliveryError
+from streams.publisher import AuthEventPublisher, DeliveryError, to_wire
 from streams.settings import Settings, load_settings
 from streams.tail import TopicUnavailable, read_topic
 from streams.topics import admin_client, ensure_topics, topic_specs
@@ -193,15 +205,126 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
     assert 0 == enforcer.proc.returncode, enforcer.log()
 
 
+def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
+    cluster: Cluster,
+) -> None:
+    """A producer with another partitioner (librdkafka's default, kcat's) may put a login on
+    any partition; the enforcer moves it to its key's partition inside its transaction. Its
+    ACLs must allow that, or one such record stops revocations for the whole cluster."""
+    enforcer_settings = cluster.settings("sessionwarden-enforcer")
+    user = next(
+        u
+        for u in (f"u-fwd-{i}" for i in range(100))
+        if murmur2_partition(u.encode(), PARTITIONS) == 1
+    )
+    sid = f"fwd-{uuid.uuid4().hex[:8]}"
+    key, value = to_wire(login_doc(sid, user, time.time()))
+    team = cluster.settings("sessionwarden-security")
+
+    def revoked() -> list[dict[str, Any]]:
+        records = read_topic(
+            team.bootstrap_servers,
+            team.topics.revocations,
+            timeout=1.0,
+            **team.kafka_security.librdkafka(),
+        )
+        return [d for _, v in records if (d := orjson.loads(v)).get("session_id") == sid]
+
+    with EnforcerProcess(
+        enforcer_settings, policy=DETECT_POLICY, **cluster.env("sessionwarden-enforcer")
+    ) as enforcer:
+        enforcer.wait_assigned(90)
+        producer = Producer(
+            {**cluster.client("sessionwarden-producer"), "enable.idempotence": False}
+        )
+        producer.produce(enforcer_settings.topics.input, value, key, partition=0)
+        assert 0 == producer.flush(15)
+        rows = wait_until(revoked, 30, "the idle revocation of the forwarded login")
+    assert ["idle_timeout"] == [row["reason"] for row in rows]
+
+
+def test_the_enforcer_reads_the_facts_its_snapshots_are_checked_against(cluster: Cluster) -> None:
+    """With local snapshots, every restore first asks for the changelog's cluster id, topic id
+    and tombstone retention; refused, each restore is a full one from the changelog."""
+    enforcer = cluster.settings("sessionwarden-enforcer")
+    admin = AdminClient(cluster.client("sessionwarden-enforcer"))
+    facts = changelog_facts(admin, enforcer.topics.enforcer_state, timeout=15)
+    assert None not in (facts.cluster_id, facts.topic_id)
+    assert facts.max_age_s > 0
+
+
+def test_the_caep_transmitter_signs_under_the_enforcers_acls(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The transmitter runs beside the enforcer as the same principal: its consumer group,
+    its reads of revocations and audit, and its idempotent producer must all be granted."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from streams.caep import SESSION_ESTABLISHED, read_unverified
+
+    key_file = tmp_path / "caep.pem"
+    key_file.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    enforcer_settings = cluster.settings("sessionwarden-enforcer")
+    caep = {
+        "SESSIONWARDEN_CAEP_ENABLED": "true",
+        "SESSIONWARDEN_CAEP_ISSUER": "https://sessionwarden.example",
+        "SESSIONWARDEN_CAEP_AUDIENCES": "https://rp.example",
+        "SESSIONWARDEN_CAEP_SIGNING_KEY_FILE": str(key_file),
+    }
+    env = {**cluster.env("sessionwarden-enforcer"), **caep}
+    reader = Consumer({**cluster.client("admin"), "group.id": "test-caep-reader"})
+    sid = f"caep-{uuid.uuid4().hex[:8]}"
+    opaque = SessionHasher("test-salt")(sid)
+    try:
+        with EnforcerProcess(enforcer_settings, policy=DETECT_POLICY, **env) as enforcer:
+            enforcer.wait_assigned(90)
+            producer = cluster.settings("sessionwarden-producer")
+            with AuthEventPublisher(
+                producer.bootstrap_servers,
+                producer.topics.input,
+                **producer.kafka_security.librdkafka(),
+            ) as publisher:
+                publisher.publish(login_doc(sid, "u-caep", time.time()))
+            topic = enforcer_settings.topics.caep
+            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+
+            def established() -> bool:
+                for msg in reader.consume(100, 0.2):
+                    if msg.error() is None:
+                        _, claims = read_unverified(msg.value())
+                        event = claims["events"].get(SESSION_ESTABLISHED)
+                        if claims["sub_id"]["session"]["id"] == opaque and event is not None:
+                            return True
+                return False
+
+            wait_until(established, 30, "the session-established token")
+            assert [] == [m for m in enforcer.messages() if m.get("level") == "error"]
+    finally:
+        reader.close()
+
+
 @pytest.mark.parametrize(
     ("user", "topic"),
     [
         ("sessionwarden-producer", "revocations"),  # forge or suppress revocations
         ("sessionwarden-service", "input"),  # forge a grant
         ("sessionwarden-service", "revocations"),  # a subscriber forging revocations
-        ("sessionwarden-detect", "revocations"),
+        ("sessionwarden-detect", "revocations"),  # a compromised detector ending sessions
+        ("sessionwarden-detect", "input"),  # ... or granting them
+        ("sessionwarden-detect", "enforcer_state"),
         ("sessionwarden-security", "input"),
+        ("sessionwarden-security", "revocations"),  # investigating never changes sessions
         ("sessionwarden-producer", "enforcer_state"),  # plant state for the next restore
+        ("sessionwarden-producer", "audit"),  # forge the trail the detectors judge
+        ("sessionwarden-sink", "revocations"),  # the sink forging or burying revocations
+        ("sessionwarden-sink", "input"),  # ... or granting sessions
     ],
 )
 def test_a_principal_cannot_write_what_its_acls_do_not_grant(
@@ -216,7 +339,13 @@ def test_a_principal_cannot_write_what_its_acls_do_not_grant(
 
 @pytest.mark.parametrize(
     ("user", "topic"),
-    [("sessionwarden-producer", "revocations"), ("sessionwarden-service", "audit")],
+    [
+        ("sessionwarden-producer", "revocations"),
+        ("sessionwarden-service", "audit"),
+        ("sessionwarden-detect", "input"),  # detectors see the audit trail, not raw events
+        ("sessionwarden-detect", "revocations"),
+        ("sessionwarden-sink", "input"),  # the sink sees revocations, not raw auth events
+    ],
 )
 def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     cluster: Cluster, user: str, topic: str
@@ -231,6 +360,119 @@ def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     )
     with pytest.raises(TopicUnavailable, match="Topic authorization failed"):
         next(records)
+
+
+def _sink_consumer(cluster: Cluster, **overrides: Any) -> tuple[Settings, Consumer]:
+    """The sink's own consumer configuration (group, read_committed, no auto commit), logged
+    in as the sink's principal."""
+    settings = cluster.settings("sessionwarden-sink", **overrides)
+    config = {**consumer_config(settings), **settings.kafka_client_config(), "log_level": 0}
+    return settings, Consumer(config)
+
+
+def test_the_sink_principal_reads_revocations_and_commits_its_group(cluster: Cluster) -> None:
+    """With only its own ACLs the PostgreSQL sink's consumer finds the topic, joins its group,
+    reads a revocation the enforcer wrote and commits its position in that group."""
+    sink, consumer = _sink_consumer(cluster)
+    topic = sink.topics.revocations
+    sid = f"sink-{uuid.uuid4().hex[:8]}"
+    enforcer = cluster.client("sessionwarden-enforcer")
+    assert None is _produce(enforcer, topic, encode(revocation(sid)))
+    try:
+        assert None is consumer.list_topics(topic, timeout=15).topics[topic].error
+        consumer.subscribe([topic])
+
+        def ours() -> Message | None:
+            msg = consumer.poll(0.5)
+            assert msg is None or msg.error() is None, msg.error()
+            return msg if msg is not None and sid.encode() in (msg.value() or b"") else None
+
+        msg = wait_until(ours, 60, "the revocation, read as the sink's principal")
+        consumer.commit(message=msg, asynchronous=False)
+        [committed] = consumer.committed([TopicPartition(topic, msg.partition())], timeout=15)
+        assert (msg.offset() + 1, None) == (committed.offset, committed.error)
+    finally:
+        consumer.close()
+
+
+def test_the_sink_principal_cannot_join_another_group(cluster: Cluster) -> None:
+    """Joining the enforcer's group would take partitions of auth.events from the enforcer."""
+    enforcer_group = cluster.settings("sessionwarden-enforcer").group_id
+    sink, consumer = _sink_consumer(cluster, pg_sink_group_id=enforcer_group)
+    try:
+        consumer.subscribe([sink.topics.revocations])
+
+        def refusal() -> KafkaError | None:
+            msg = consumer.poll(0.5)
+            assert msg is None or msg.error() is not None, "a record read in a foreign group"
+            return msg.error() if msg is not None else None
+
+        error = wait_until(refusal, 30, "the group authorization failure")
+        assert KafkaError.GROUP_AUTHORIZATION_FAILED == error.code(), error
+    finally:
+        consumer.close()
+
+
+def test_the_dashboard_of_the_security_principal_shows_the_lag_of_the_enforcer_and_detectors(
+    cluster: Cluster,
+) -> None:
+    """The dashboard runs as the security team: besides reading alerts, audit and revocations
+    it must see how far the enforcer and the detectors are behind, or an outage looks calm."""
+    from streams.detect.app import app_id
+    from streams.web.dashboard.feed import DashboardFeed
+    from streams.web.dashboard.state import DashboardState
+
+    team = cluster.settings("sessionwarden-security")
+    state = DashboardState(show_session=lambda sid: sid)
+    lock = threading.Lock()
+    feed = DashboardFeed(team, state, lock, lambda: None, app_id(team), lag_every_s=0.2)
+    feed.start(timeout=15)
+    try:
+
+        def lags() -> dict[str, int | None] | None:
+            with lock:
+                lag = state.snapshot(time.time())["lag"]
+            found = {name: entry["lag"] for name, entry in lag.items()}
+            return found if {"enforcer", "detectors"} <= found.keys() else None
+
+        found = wait_until(lags, 30, "a lag probe of both groups")
+        assert [] == [name for name, lag in found.items() if lag is None], found
+        enforcer = cluster.client("sessionwarden-enforcer")
+        assert None is _produce(enforcer, team.topics.revocations, encode(revocation("dash")))
+        wait_until(lambda: feed.stats["records"], 30, "the revocation on the dashboard")
+        assert {"records_skipped": 0, "feed_errors": 0} == {
+            k: feed.stats[k] for k in ("records_skipped", "feed_errors")
+        }
+    finally:
+        feed.stop()
+
+
+def test_the_security_principal_sees_the_offsets_of_auth_events_but_not_a_record(
+    cluster: Cluster,
+) -> None:
+    """DESCRIBE for the dashboard's lag must not become a way to read raw auth events."""
+    producer = cluster.client("sessionwarden-producer")
+    topic = cluster.settings("sessionwarden-producer").topics.input
+    secret = f"raw-{uuid.uuid4().hex[:8]}"
+    assert None is _produce(producer, topic, orjson.dumps(login_doc(secret, "u", time.time())))
+    consumer = Consumer(
+        {**cluster.client("sessionwarden-security"), "group.id": "sessionwarden-tail-x"}
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=15).topics[topic]
+        assert None is meta.error
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        values: list[bytes] = []
+
+        def refusal() -> KafkaError | None:
+            msgs = consumer.consume(100, 0.5)
+            values.extend(m.value() or b"" for m in msgs if m.error() is None)
+            return next((m.error() for m in msgs if m.error() is not None), None)
+
+        error = wait_until(refusal, 30, "the fetch to be refused")
+        assert (DENIED, []) == (error.code(), values)
+    finally:
+        consumer.close()
 
 
 def test_the_product_publisher_of_a_service_principal_is_refused_on_auth_events(

@@ -1,6 +1,11 @@
 """The dashboard's reader: the revocation, audit and alert topics (read_committed, from the
 beginning) applied to a DashboardState in a thread, and the consumer lag of the enforcer and the
-detectors asked of the broker every few seconds."""
+detectors asked of the broker every few seconds.
+
+Records are applied one at a time (:class:`RecordApplier`): a record that is not JSON, not an
+object, too large, or refused by the state (an alert the schema does not accept) is counted in
+``records_skipped`` and logged with its topic, partition, offset and reason (never its
+content, at most one line per ``LOG_EVERY_S``); it never costs the rest of its batch."""
 
 from __future__ import annotations
 
@@ -8,8 +13,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -18,11 +23,84 @@ from confluent_kafka.admin import AdminClient
 from streams.logsetup import error_fields
 from streams.offsets import GroupOffsets, group_lag
 from streams.settings import Settings
-from streams.web.dashboard.state import DashboardState
+from streams.web.dashboard.state import DashboardState, alert_problem
 
 log = logging.getLogger(__name__)
 
 MAX_RECORD_BYTES = 1024 * 1024
+LOG_EVERY_S = 10.0
+"""At most one warning about skipped records this often (a flood must not flood the log)."""
+
+
+class MessageLike(Protocol):
+    def error(self) -> Any: ...
+    def value(self) -> bytes | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+
+
+class RecordApplier:
+    """Applies consumed records to the state one by one; see the module."""
+
+    def __init__(
+        self,
+        apply: Mapping[str, Callable[[dict[str, Any], float], bool]],
+        stats: dict[str, int],
+        alerts_topic: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._apply, self.stats, self._alerts = apply, stats, alerts_topic
+        self._clock = clock
+        self._next_log = 0.0
+        self._unlogged = 0
+
+    def apply(self, msgs: Sequence[MessageLike], received: float) -> None:
+        for msg in msgs:
+            why = self._apply_one(msg, received)
+            if why is None:
+                self.stats["records"] += 1
+            else:
+                self.stats["records_skipped"] += 1
+                self._skipped(msg, why)
+
+    def _apply_one(self, msg: MessageLike, received: float) -> str | None:
+        """None when applied, else why not."""
+        value = msg.value()
+        if msg.error() is not None:
+            return "consumer error"
+        if not value:
+            return "empty"
+        if len(value) > MAX_RECORD_BYTES:
+            return "too large"
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return "not JSON"
+        if not isinstance(doc, dict):
+            return "not a JSON object"
+        topic = msg.topic() or ""
+        try:
+            used = self._apply[topic](doc, received)
+        except Exception as exc:  # a bug on one record must not cost the others
+            return f"internal error: {type(exc).__name__}"
+        if used:
+            return None
+        problem = alert_problem(doc) if topic == self._alerts else None
+        return f"invalid: {problem}" if problem else "invalid"
+
+    def _skipped(self, msg: MessageLike, why: str) -> None:
+        now = self._clock()
+        if now < self._next_log:
+            self._unlogged += 1
+            return
+        self._next_log = now + LOG_EVERY_S
+        where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
+        log.warning(
+            "dashboard skipped a record",
+            extra={**where, "reason": why, "skipped_unlogged": self._unlogged},
+        )
+        self._unlogged = 0
 
 
 class DashboardFeed:
@@ -40,11 +118,7 @@ class DashboardFeed:
         on_step: Callable[[], None] = lambda: None,
     ) -> None:
         topics = settings.topics
-        self._apply: dict[str, Callable[[dict[str, Any], float], None]] = {
-            topics.revocations: state.apply_revocation,
-            topics.audit: state.apply_audit,
-            topics.alerts: state.apply_alert,
-        }
+        self._topics = (topics.revocations, topics.audit, topics.alerts)
         self._groups = {
             "enforcer": (settings.group_id, topics.input),
             "detectors": (detect_group, topics.audit),
@@ -54,6 +128,12 @@ class DashboardFeed:
         self.on_step = on_step
         # Counters of the feed, exported as sessionwarden_dashboard_<key>_total.
         self.stats = {"records": 0, "records_skipped": 0, "feed_errors": 0}
+        apply = {
+            topics.revocations: state.apply_revocation,
+            topics.audit: state.apply_audit,
+            topics.alerts: state.apply_alert,
+        }
+        self._records = RecordApplier(apply, self.stats, topics.alerts)
         client = {**settings.kafka_client_config(), "log_level": 4}
         self._consumer = Consumer({
             **client, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
@@ -69,7 +149,7 @@ class DashboardFeed:
 
     def start(self, timeout: float = 10.0) -> None:
         assignment = []
-        for topic in self._apply:
+        for topic in self._topics:
             meta = self._consumer.list_topics(topic, timeout=timeout).topics.get(topic)
             if meta is None or meta.error is not None:
                 raise RuntimeError(f"cannot read {topic}: {meta.error if meta else 'unknown'}")
@@ -108,21 +188,8 @@ class DashboardFeed:
         if not msgs:
             return False
         before = self.state.version
-        used = 0
         with self.lock:
-            for msg in msgs:
-                value = msg.value()
-                if msg.error() is not None or not value or len(value) > MAX_RECORD_BYTES:
-                    continue
-                try:
-                    doc = orjson.loads(value)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(doc, dict):
-                    self._apply[msg.topic()](doc, received)
-                    used += 1
-        self.stats["records"] += used
-        self.stats["records_skipped"] += len(msgs) - used
+            self._records.apply(msgs, received)
         return self.state.version != before
 
     def _probe_lag(self) -> bool:

@@ -3,6 +3,13 @@
 Records arrive as decoded JSON documents with the wall-clock moment a read_committed consumer
 received them, i.e. after their transaction committed. Session ids are shown as the salted hash
 the log lines use, unless the operator asked for raw ids.
+
+Every record is hostile input. Alerts (written by the detectors, a principal of their own) are
+validated against the alert schema and refused whole when they do not match; revocations and
+audit records (the enforcer's) are type-checked field by field. ``apply_*`` return whether
+the record was usable, so the reader can count the rest. A record's own time is clamped to its
+arrival: nothing received now can claim a later time, so a record dated in the future (year
+9999) sorts as when it came and never hides later ones or outstays the window.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.outputs import Alert
 from streams.stats import percentiles
 
 DEADLINE_REASONS = frozenset({"idle_timeout", "absolute_timeout"})
@@ -21,6 +31,23 @@ LATENCY_EDGES_MS = (25, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 """Upper bounds of the latency histogram's bins; one more bin holds everything slower."""
 LIVE_WITHIN_S = 10.0
 """A revocation received later than this after its emission is a replay, not a latency."""
+EVIDENCE_SESSIONS_SHOWN = 8
+_ALERT: TypeAdapter[Alert] = TypeAdapter(Alert)
+
+
+def alert_problem(doc: Any) -> str | None:
+    """Why ``doc`` is not a valid alert (field and rule, never the value), or None."""
+    try:
+        _ALERT.validate_python(doc)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "record"
+        return f"{where}: {first['msg']}"
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _ts(value: Any) -> float | None:
@@ -52,26 +79,34 @@ class DashboardState:
     _alerts: list[dict[str, Any]] = field(default_factory=list)
     _lag: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def apply_audit(self, doc: dict[str, Any], received_at: float) -> None:
+    def apply_audit(self, doc: dict[str, Any], received_at: float) -> bool:
         kind, session_id = doc.get("type"), doc.get("session_id")
+        if not isinstance(kind, str):
+            return False
+        if kind not in ("session_started", "session_ended"):
+            return True  # not shown; a role change names no session
         if not isinstance(session_id, str):
-            return
+            return False
         if kind == "session_started":
             deadline = _ts(doc.get("absolute_deadline"))
-            if deadline is not None and len(self._live) < self.max_live:
-                user_type, risk = str(doc.get("user_type")), str(doc.get("risk_profile"))
+            user_type, risk = _text(doc.get("user_type")), _text(doc.get("risk_profile"))
+            if deadline is None or user_type is None or risk is None:
+                return False
+            if len(self._live) < self.max_live:
                 self._live[session_id] = (user_type, risk, deadline)
                 self.version += 1
         elif kind == "session_ended" and self._live.pop(session_id, None) is not None:
             self.version += 1
+        return True
 
-    def apply_revocation(self, doc: dict[str, Any], received_at: float) -> None:
-        if doc.get("type") != "revocation" or not isinstance(doc.get("session_id"), str):
-            return
-        reason, session_id = str(doc.get("reason")), doc["session_id"]
+    def apply_revocation(self, doc: dict[str, Any], received_at: float) -> bool:
+        if doc.get("type") != "revocation":
+            return doc.get("type") == "revalidation"  # the revocation topic's other record
+        reason, session_id = _text(doc.get("reason")), _text(doc.get("session_id"))
         emitted, effective = _ts(doc.get("emitted_at")), _ts(doc.get("effective_at"))
-        if emitted is None or effective is None:
-            return
+        if reason is None or session_id is None or emitted is None or effective is None:
+            return False
+        emitted = min(emitted, received_at)  # see the module: never later than its arrival
         self._live.pop(session_id, None)
         self._revocations.append((emitted, reason))
         latency_ms = None
@@ -82,28 +117,32 @@ class DashboardState:
                 self._latencies.popleft()
         self._push(self._recent, {
             "at": emitted, "reason": reason, "session": self.show_session(session_id),
-            "user_id": doc.get("user_id"), "tenant": doc.get("tenant"), "latency_ms": latency_ms,
+            "user_id": _text(doc.get("user_id")), "tenant": _text(doc.get("tenant")),
+            "latency_ms": latency_ms,
         })  # fmt: skip
         self.version += 1
+        return True
 
-    def apply_alert(self, doc: dict[str, Any], received_at: float) -> None:
-        if doc.get("type") != "alert":
-            return
-        evidence = doc.get("evidence")
-        if not isinstance(evidence, dict):
-            evidence = {}
-        sessions = [s for s in evidence.get("session_ids", []) if isinstance(s, str)]
+    def apply_alert(self, doc: dict[str, Any], received_at: float) -> bool:
+        """Show a valid alert; refuse (False) anything the alert schema does not accept."""
+        try:
+            alert = _ALERT.validate_python(doc)
+        except ValidationError:
+            return False
+        sessions = alert.evidence.session_ids
+        shown = EVIDENCE_SESSIONS_SHOWN
         self._push(self._alerts, {
-            "at": _ts(doc.get("emitted_at")), "kind": doc.get("kind"),
-            "severity": doc.get("severity"), "user_id": doc.get("user_id"),
-            "tenant": doc.get("tenant"), "summary": doc.get("summary"),
+            "at": min(alert.emitted_at.timestamp(), received_at), "kind": alert.kind,
+            "severity": alert.severity, "user_id": alert.user_id, "tenant": alert.tenant,
+            "summary": alert.summary,
             "evidence": {
-                "sessions": [self.show_session(s) for s in sessions[:8]],
-                "more_sessions": max(0, len(sessions) - 8),
-                "roles": evidence.get("roles", []), "counts": evidence.get("counts", {}),
+                "sessions": [self.show_session(s) for s in sessions[:shown]],
+                "more_sessions": max(0, len(sessions) - shown),
+                "roles": list(alert.evidence.roles), "counts": dict(alert.evidence.counts),
             },
         })  # fmt: skip
         self.version += 1
+        return True
 
     def set_lag(self, name: str, group: str, lag: int | None) -> None:
         entry = {"group": group, "lag": lag}
@@ -112,11 +151,12 @@ class DashboardState:
             self.version += 1
 
     def _push(self, feed: list[dict[str, Any]], item: dict[str, Any]) -> None:
-        """Newest first by the record's own time (partitions replay in no global order)."""
-        at = item["at"] or 0.0
-        if len(feed) >= self.feed_size and at <= (feed[-1]["at"] or 0.0):
+        """Newest first by the record's own (clamped) time: partitions replay in no global
+        order."""
+        at = item["at"]
+        if len(feed) >= self.feed_size and at <= feed[-1]["at"]:
             return
-        bisect.insort(feed, item, key=lambda doc: -(doc["at"] or 0.0))
+        bisect.insort(feed, item, key=lambda doc: -doc["at"])
         del feed[self.feed_size :]
 
     def expire(self, now: float) -> None:

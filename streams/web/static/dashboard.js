@@ -1,8 +1,22 @@
 /* Sessionwarden dashboard: renders the snapshots the server pushes over /events.
- * Everything from the server is inserted as text (textContent), never as HTML. */
+ * Everything from the server is inserted as text (textContent), never as HTML, and
+ * type-checked before use: a value of the wrong type is shown as empty, a row that cannot be
+ * rendered is replaced by a note, and a section that fails leaves the others rendering. */
 (function () {
   "use strict";
   var seen = { recent: {}, alerts: {} };
+  var SEVERITIES = { low: 1, medium: 1, high: 1, critical: 1 };
+
+  function str(v) { return typeof v === "string" || typeof v === "number" ? String(v) : ""; }
+  function arr(v) { return Array.isArray(v) ? v : []; }
+  function obj(v) { return v !== null && typeof v === "object" && !Array.isArray(v) ? v : {}; }
+  function count(v) { return typeof v === "number" && isFinite(v) ? v : 0; }
+  function token(v) { return typeof v === "string" && /^[a-z_]{1,40}$/.test(v) ? v : "other"; }
+  function safely(what, fn) {
+    try { fn(); } catch (err) {
+      if (window.console) console.error("dashboard: cannot render " + what, err);
+    }
+  }
 
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -16,8 +30,10 @@
     return tr;
   }
   function num(value) { return el("td", value, "num"); }
-  function time(ts) { return ts ? new Date(ts * 1000).toLocaleTimeString() : ""; }
-  function ms(value) { return value === null || value === undefined ? "–" : Math.round(value) + " ms"; }
+  function time(ts) {
+    return typeof ts === "number" && isFinite(ts) ? new Date(ts * 1000).toLocaleTimeString() : "";
+  }
+  function ms(value) { return typeof value === "number" && isFinite(value) ? Math.round(value) + " ms" : "–"; }
 
   function renderLive(live) {
     document.getElementById("live-total").textContent = live.total + " in all";
@@ -48,7 +64,7 @@
       var counts = rev.by_reason[reason];
       var cells = [el("td", reason), num(counts.reduce(function (a, b) { return a + b; }, 0))];
       counts.forEach(function (n) { cells.push(num(n)); });
-      table.appendChild(row(cells, "reason-" + reason));
+      table.appendChild(row(cells, "reason-" + token(reason)));
     });
   }
 
@@ -79,48 +95,67 @@
     Object.keys(lag).sort().forEach(function (name) {
       var entry = lag[name];
       table.appendChild(row([el("td", name), el("td", entry.group, "summary"),
-        num(entry.lag === null ? "unknown" : entry.lag)], "lag-" + name));
+        num(typeof entry.lag === "number" ? entry.lag : "unknown")], "lag-" + token(name)));
     });
   }
 
   function renderFeed(id, items, key, cells) {
     var body = document.querySelector("#" + id + " tbody");
     body.replaceChildren();
-    items.forEach(function (item) {
-      var k = key(item);
-      var fresh = !seen[id][k];
-      seen[id][k] = true;
-      body.appendChild(row(cells(item), fresh ? "new" : ""));
+    arr(items).forEach(function (item) {
+      try {
+        item = obj(item);
+        var k = key(item);
+        var fresh = !seen[id][k];
+        seen[id][k] = true;
+        body.appendChild(row(cells(item), fresh ? "new" : ""));
+      } catch (err) {
+        body.appendChild(row([el("td", "(a record that cannot be shown)", "summary")], "bad"));
+      }
     });
   }
 
   function evidence(ev) {
+    ev = obj(ev);
     var parts = [];
-    if (ev.sessions.length) parts.push("sessions " + ev.sessions.join(", ") + (ev.more_sessions ? " +" + ev.more_sessions : ""));
-    if (ev.roles.length) parts.push("roles " + ev.roles.join(", "));
-    Object.keys(ev.counts).forEach(function (k) { parts.push(k + "=" + ev.counts[k]); });
+    var sessions = arr(ev.sessions).map(str), roles = arr(ev.roles).map(str), counts = obj(ev.counts);
+    var more = count(ev.more_sessions);
+    if (sessions.length) parts.push("sessions " + sessions.join(", ") + (more ? " +" + more : ""));
+    if (roles.length) parts.push("roles " + roles.join(", "));
+    Object.keys(counts).forEach(function (k) { parts.push(k + "=" + str(counts[k])); });
     return el("td", parts.join("; "), "summary");
   }
 
   function render(snap) {
-    renderLive(snap.live);
-    renderReasons(snap.revocations);
-    renderLatency(snap.latency);
-    renderLag(snap.lag);
-    renderFeed("recent", snap.recent, function (r) { return r.session + r.at; }, function (r) {
-      return [el("td", time(r.at)), el("td", r.reason), el("td", r.tenant), el("td", r.user_id),
-        el("td", r.session, "session"), num(ms(r.latency_ms))];
+    snap = obj(snap);
+    safely("live sessions", function () { renderLive(snap.live); });
+    safely("revocations", function () { renderReasons(snap.revocations); });
+    safely("latency", function () { renderLatency(snap.latency); });
+    safely("lag", function () { renderLag(obj(snap.lag)); });
+    safely("recent revocations", function () {
+      renderFeed("recent", snap.recent, function (r) { return str(r.session) + str(r.at); }, function (r) {
+        return [el("td", time(r.at)), el("td", str(r.reason)), el("td", str(r.tenant)),
+          el("td", str(r.user_id)), el("td", str(r.session), "session"), num(ms(r.latency_ms))];
+      });
     });
-    renderFeed("alerts", snap.alerts, function (a) { return a.kind + a.user_id + a.at; }, function (a) {
-      return [el("td", time(a.at)), el("td", a.severity, "sev-" + a.severity), el("td", a.kind),
-        el("td", a.tenant), el("td", a.user_id), el("td", a.summary, "summary"), evidence(a.evidence)];
+    safely("alerts", function () {
+      renderFeed("alerts", snap.alerts, function (a) { return str(a.kind) + str(a.user_id) + str(a.at); }, function (a) {
+        var severity = SEVERITIES[a.severity] === 1 ? a.severity : "";
+        return [el("td", time(a.at)), el("td", severity || str(a.severity), "sev-" + (severity || "other")),
+          el("td", str(a.kind)), el("td", str(a.tenant)), el("td", str(a.user_id)),
+          el("td", str(a.summary), "summary"), evidence(a.evidence)];
+      });
     });
     document.getElementById("status").textContent = "live · updated " + time(snap.now);
     window.sessionwardenDashboard = { version: snap.version, at: Date.now() };
   }
 
   var source = new EventSource("/events");
-  source.addEventListener("snapshot", function (msg) { render(JSON.parse(msg.data)); });
+  source.addEventListener("snapshot", function (msg) {
+    var snap;
+    try { snap = JSON.parse(msg.data); } catch (err) { return; }
+    render(snap);
+  });
   source.onerror = function () {
     document.getElementById("status").textContent =
       source.readyState === EventSource.CLOSED ? "disconnected (reload to sign in again)" : "reconnecting…";

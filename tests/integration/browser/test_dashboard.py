@@ -3,6 +3,7 @@ their commit, with hashed session ids; without the token every route answers 401
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from http.client import HTTPConnection
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Producer
 from playwright.sync_api import expect
@@ -18,7 +20,9 @@ from schemas.codec import encode
 from schemas.outputs import Alert, AlertEvidence, Revocation, SessionStarted
 from streams.logsetup import SessionHasher
 from streams.settings import Settings
+from streams.web.dashboard.app import dashboard_app
 from streams.web.dashboard.run import create_app
+from streams.web.dashboard.state import DashboardState
 from streams.web.serve import ServerThread
 from tests.integration.browser.harness import Screenshots
 
@@ -156,3 +160,91 @@ def test_dashboard_without_its_token_answers_401(
     assert 401 == response.status
     expect(page.locator("#why")).to_contain_text("401")
     expect(page.locator("#live-table")).to_have_count(0)
+
+
+def alert_json(user: str, emitted: float, summary: str, **evidence: Any) -> bytes:
+    """An alert as raw JSON: malformed ones cannot be built with the schema's own models."""
+    return orjson.dumps({
+        "type": "alert", "schema_version": 1, "alert_id": str(uuid.uuid4()),
+        "kind": "privilege_escalation", "severity": "high", "user_id": user, "tenant": "acme",
+        "first_seen": at(emitted - 60).isoformat(), "last_seen": at(emitted).isoformat(),
+        "emitted_at": at(emitted).isoformat(), "summary": summary, "suppressed": 0,
+        "evidence": {"session_ids": ["s-1"], "roles": ["admin"], "counts": {}, **evidence},
+    })  # fmt: skip
+
+
+def test_malformed_and_future_dated_alerts_neither_stop_the_page_nor_hide_later_alerts(
+    dashboard: tuple[Settings, str], new_context: Any, shots: Screenshots
+) -> None:
+    """One bad alert used to stop every open page; a number in session_ids lost the rest of its
+    batch; 25 alerts dated 9999 hid every later alert."""
+    settings, url = dashboard
+    transactions = Transactions(settings.bootstrap_servers)
+    page = new_context().new_page()
+    page.goto(f"{url}/#token={TOKEN}")
+    page.wait_for_url(f"{url}/")
+    expect(page.locator("#status")).to_contain_text("live")
+    now = time.time()
+    alerts = settings.topics.alerts
+    transactions.commit([
+        (alerts, "mallory", alert_json("mallory", now, "roles as a string", roles="admin")),
+        (alerts, "mallory", alert_json("mallory", now, "sessions as a number", session_ids=5)),
+        (alerts, "alice", alert_json("alice", now, "first good alert")),
+    ])  # fmt: skip
+    shown_at(page, "#alert-table", "first good alert")  # the rest of the batch was kept
+    far = datetime(9999, 1, 1, tzinfo=UTC).timestamp()
+    future = [
+        (alerts, f"f{i}", alert_json(f"f{i}", far, f"from the future {i}")) for i in range(25)
+    ]
+    transactions.commit(future)
+    shown_at(page, "#alert-table", "from the future 24")
+    later = transactions.commit([(alerts, "bob", alert_json("bob", time.time(), "later alert"))])
+    later_seen = shown_at(page, "#alert-table", "later alert")
+    shots.take(page, "bad-alerts")
+
+    assert later_seen - later < 1.0, later_seen - later
+    expect(page.locator("#alert-table tbody tr").first).to_contain_text("later alert")
+    text = page.locator("#alert-table").inner_text()
+    assert "roles as a string" not in text and "sessions as a number" not in text
+
+
+class CraftedState:
+    """Snapshots whose alerts the server never validated: the page must cope on its own."""
+
+    def __init__(self, alerts: list[Any]) -> None:
+        self.alerts = alerts
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        empty = DashboardState(show_session=str).snapshot(now)
+        return {**empty, "alerts": self.alerts}
+
+
+def test_the_page_renders_the_good_alerts_beside_a_malformed_one(
+    new_context: Any, shots: Screenshots
+) -> None:
+    """The page script type-checks and escapes what it shows, row by row."""
+    good = {
+        "at": time.time(), "kind": "privilege_escalation", "severity": "high", "user_id": "alice",
+        "tenant": "acme", "summary": "good alert",
+        "evidence": {"sessions": ["h1"], "more_sessions": 0, "roles": ["admin"], "counts": {}},
+    }  # fmt: skip
+    bad = {
+        **good, "at": "soon", "severity": "high sev-x", "summary": "<b id=injected>bold</b>",
+        "user_id": {"nested": 1},
+        "evidence": {"sessions": 5, "more_sessions": "x", "roles": "admin", "counts": [1]},
+    }  # fmt: skip
+    broken_evidence = {**good, "summary": "no evidence", "evidence": None}
+    state = CraftedState([good, bad, broken_evidence, {**good, "summary": "last good alert"}])
+    with ServerThread(dashboard_app(state, threading.Lock(), TOKEN)) as server:  # type: ignore[arg-type]
+        page = new_context().new_page()
+        page.goto(f"{server.url}/#token={TOKEN}")
+        page.wait_for_url(f"{server.url}/")
+        expect(page.locator("#status")).to_contain_text("live")
+        shots.take(page, "crafted-alerts")
+        rows = page.locator("#alert-table tbody tr")
+        expect(rows).to_have_count(4)
+        expect(rows.nth(0)).to_contain_text("good alert")
+        expect(rows.nth(1)).to_contain_text("<b id=injected>bold</b>")  # as text, not markup
+        expect(rows.nth(3)).to_contain_text("last good alert")
+        assert 0 == page.locator("#injected").count()
+        assert 0 == page.locator(".sev-x").count()

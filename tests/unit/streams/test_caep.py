@@ -26,9 +26,15 @@ from streams.caep import (
 )
 from streams.enforcer import records
 from streams.enforcer.state import Session
+from streams.logsetup import SessionHasher
+from streams.settings import load_settings
 
 T0 = 1_800_000_000.25
-CONFIG = CaepConfig("https://sessionwarden.example", ("https://rp.example/caep",))
+SALT = "caep-unit-salt"
+CONFIG = CaepConfig(
+    "https://sessionwarden.example", ("https://rp.example/caep",), session_salt=SALT
+)
+S1 = SessionHasher(SALT)("s-1")  # what receivers are told session s-1 is
 CAEP_EVENTS = {SESSION_REVOKED, TOKEN_CLAIMS_CHANGE, SESSION_ESTABLISHED, RISK_LEVEL_CHANGE}
 SUBJECT_MEMBERS = {"user", "device", "session", "application", "tenant", "org_unit", "group"}
 LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")  # BCP 47, simplified
@@ -85,7 +91,7 @@ def test_each_revocation_reason_becomes_session_revoked(
 ) -> None:
     """Receivers end the session; initiating_entity says whether policy or the user did it."""
     key, claims, event_type, event = only_set(revoked(reason))
-    assert (b"s-1", SESSION_REVOKED) == (key, event_type)
+    assert (S1.encode(), SESSION_REVOKED) == (key, event_type)
     assert {
         "event_timestamp": math.floor(T0 + 300),
         "initiating_entity": entity,
@@ -99,7 +105,7 @@ def test_session_revoked_names_the_user_session_and_tenant_as_opaque_ids() -> No
     _, claims, _, _ = only_set(revoked("idle_timeout"))
     assert {
         "user": {"format": "opaque", "id": "alice"},
-        "session": {"format": "opaque", "id": "s-1"},
+        "session": {"format": "opaque", "id": S1},
         "tenant": {"format": "opaque", "id": "acme"},
     } == claims["sub_id"]
 
@@ -128,7 +134,7 @@ def test_a_revalidation_becomes_token_claims_change_with_the_new_roles() -> None
     """CAEP requires the changed claims with their new values."""
     record = records.revalidation(session(), ["auditor"], T0, T0 + 1, "v1", uuid.uuid4())
     key, _, event_type, event = only_set(record)
-    assert (b"s-1", TOKEN_CLAIMS_CHANGE) == (key, event_type)
+    assert (S1.encode(), TOKEN_CLAIMS_CHANGE) == (key, event_type)
     assert {"roles": ["viewer", "editor"]} == event["claims"]
     assert ("admin", {"en": "Roles granted: auditor"}) == (
         event["initiating_entity"],
@@ -141,7 +147,7 @@ def test_session_started_becomes_session_established(auth_method: str, amr: Any)
     """amr is only stated when our auth_method has an exact RFC 8176 counterpart."""
     record = records.session_started(session(), auth_method, 10, None, T0)
     key, claims, event_type, event = only_set(record)
-    assert (b"s-1", SESSION_ESTABLISHED) == (key, event_type)
+    assert (S1.encode(), SESSION_ESTABLISHED) == (key, event_type)
     assert (math.floor(T0), amr) == (event["event_timestamp"], event.get("amr"))
     assert str(record["event_id"]) == claims["txn"]
 
@@ -269,3 +275,69 @@ def test_a_signed_set_verifies_with_the_public_key(alg: str) -> None:
             int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
         )
         key.public_key().verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
+
+
+def test_session_events_carry_an_opaque_session_subject_by_default() -> None:
+    """A live session id is a bearer credential: no audience gets it unless configured to."""
+    config = CaepConfig("https://sw.example", ("https://a.example",), session_salt=SALT)
+    opaque = SessionHasher(SALT)("s-1")
+    started = records.session_started(session(), "password", 10, None, T0)
+    grant = records.revalidation(session(), ["auditor"], T0, T0 + 1, "v1", uuid.uuid4())
+    for record in (started, grant, revoked("logout")):
+        [(key, token)] = caep_events_for(record, config)
+        assert b"s-1" not in token and b"s-1" != key
+        claims = read_unverified(token)[1]
+        assert ({"format": "opaque", "id": opaque}, opaque.encode()) == (
+            claims["sub_id"]["session"],
+            key,
+        ), record["type"]
+
+
+def test_an_audience_may_be_configured_to_receive_the_raw_session_id() -> None:
+    """A receiver that matches sessions by the id it issued opts in; the others still do not."""
+    config = CaepConfig(
+        "https://sw.example",
+        ("https://raw.example", "https://other.example"),
+        session_salt=SALT,
+        raw_session_audiences=frozenset({"https://raw.example"}),
+    )
+    started = records.session_started(session(), "password", 10, None, T0)
+    by_audience = {
+        claims["aud"]: claims["sub_id"]["session"]["id"]
+        for claims in (read_unverified(t)[1] for _, t in caep_events_for(started, config))
+    }
+    expected = {"https://raw.example": "s-1", "https://other.example": SessionHasher(SALT)("s-1")}
+    assert expected == by_audience
+
+
+def test_a_raw_session_audience_must_be_one_of_the_audiences() -> None:
+    """A typo must not silently leave the intended receiver without matches."""
+    with pytest.raises(ConfigError, match="raw_session_audiences"):
+        CaepConfig(
+            "https://sw.example",
+            ("https://a.example",),
+            session_salt=SALT,
+            raw_session_audiences=frozenset({"https://b.example"}),
+        )
+
+
+def test_the_enforcers_caep_settings_need_a_stable_salt_for_opaque_subjects() -> None:
+    """A random salt per process would change every subject at each restart."""
+    caep = {
+        "caep_enabled": True,
+        "caep_issuer": "https://sw",
+        "caep_audiences": "https://rp, https://raw",
+        "caep_allow_unsigned": True,
+    }
+    with pytest.raises(ConfigError, match="log_salt"):
+        load_settings(**caep).caep_config()
+    config = load_settings(
+        **caep, log_salt="s", caep_raw_session_audiences="https://raw"
+    ).caep_config()
+    assert config is not None
+    assert ("s", frozenset({"https://raw"})) == (
+        config.session_salt,
+        config.raw_session_audiences,
+    )
+    everyone_raw = load_settings(**caep, caep_raw_session_audiences="https://rp,https://raw")
+    assert everyone_raw.caep_config() is not None

@@ -114,7 +114,12 @@ def test_records_without_a_caep_event_and_garbage_are_skipped() -> None:
 
 def test_caep_without_a_signing_key_needs_the_explicit_development_opt_in() -> None:
     """Anyone who can write the CAEP topic could forge an unsigned token."""
-    caep = {"caep_enabled": True, "caep_issuer": "https://sw", "caep_audiences": "https://rp"}
+    caep = {
+        "caep_enabled": True,
+        "caep_issuer": "https://sw",
+        "caep_audiences": "https://rp",
+        "log_salt": "salt",
+    }
     with pytest.raises(ConfigError, match="caep_allow_unsigned"):
         load_settings(**caep).caep_config()
     config = load_settings(**caep, caep_allow_unsigned=True).caep_config()
@@ -132,3 +137,21 @@ def test_the_transmitter_warns_at_start_when_tokens_are_unsigned(
     transmitter.close()
     assert ["sessionwarden.revocations", "sessionwarden.audit"] == consumer.topics
     assert any("UNSIGNED" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_the_transmitter_warns_at_start_when_an_audience_gets_raw_session_ids(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Sending live session ids is an opt-in per audience, and never a quiet one."""
+    consumer, producer = FakeConsumer([]), FakeProducer()
+    config = CaepConfig(
+        "https://sw.example",
+        ("https://a.example", "https://b.example"),
+        session_salt="salt",
+        raw_session_audiences=frozenset({"https://b.example"}),
+    )
+    transmitter = CaepTransmitter(load_settings(), config, lambda _: consumer, lambda _: producer)
+    transmitter.start()
+    transmitter.close()
+    [warning] = [r for r in caplog.records if "RAW session ids" in r.getMessage()]
+    assert ("WARNING", ["https://b.example"]) == (warning.levelname, warning.__dict__["audiences"])

@@ -10,6 +10,7 @@ import pytest
 
 from schemas.errors import ConfigError
 from streams.acls import Principals, acl_plan
+from streams.cli import main
 from streams.settings import load_settings
 
 SECRET = "correct horse battery staple"
@@ -141,8 +142,162 @@ def test_the_service_principal_reads_revocations_and_writes_nothing() -> None:
     assert {"p.sessionwarden.revocations"} == {a.name for a in service if a.resource == "TOPIC"}
 
 
+def test_the_sink_principal_reads_revocations_with_its_own_group_only() -> None:
+    """The PostgreSQL sink reads the revocation topic in its own group, and nothing more: no
+    write anywhere (no forged or suppressed revocation), no auth events, no other group (joining
+    the enforcer's would take its partitions)."""
+    settings = load_settings(topic_prefix="p.", pg_sink_group_id="pg-sink-a")
+    plan = acl_plan(settings, Principals(sink="User:pg"))
+    sink = {(a.operation, a.resource, a.name, a.pattern) for a in plan if a.principal == "User:pg"}
+    assert {
+        ("READ", "TOPIC", "p.sessionwarden.revocations", "LITERAL"),
+        ("READ", "GROUP", "pg-sink-a", "LITERAL"),
+    } == sink
+
+
+def test_the_sink_principal_defaults_to_its_own_user() -> None:
+    """A deployment that names no sink principal still gets one of its own, not a shared one."""
+    plan = acl_plan(load_settings(), Principals())
+    sink = {a.principal for a in plan if a.name == "sessionwarden-pg-sink"}
+    assert {"User:sessionwarden-sink"} == sink
+
+
+def test_acls_prints_the_sink_principal_given_on_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--sink-principal` names the login the sink runs as; the printed plan uses it."""
+    assert 0 == main(["acls", "--sink-principal", "User:pg-sink"])
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    sink = [(w[1], w[2], w[3]) for w in lines if w[0] == "User:pg-sink"]
+    assert [
+        ("READ", "topic", "sessionwarden.revocations"),
+        ("READ", "group", "sessionwarden-pg-sink"),
+    ] == sink
+
+
+def test_the_security_principal_reads_its_topics_and_describes_only_what_the_lag_needs() -> None:
+    """Read only: the team and its dashboard read alerts, audit, dead letters and revocations;
+    of auth.events and the enforcer's and detectors' groups they see offsets, never records."""
+    settings = load_settings(topic_prefix="p.", group_id="enf", detect_group_id="det")
+    plan = acl_plan(settings, Principals(security="User:team"))
+    team = {
+        (a.operation, a.resource, a.name, a.pattern) for a in plan if a.principal == "User:team"
+    }
+    topics = ("alerts", "audit", "dlq", "revocations")
+    assert {
+        *(("READ", "TOPIC", f"p.sessionwarden.{name}", "LITERAL") for name in topics),
+        ("READ", "GROUP", "sessionwarden-tail-", "PREFIXED"),
+        ("DESCRIBE", "GROUP", "sessionwarden-dashboard-", "PREFIXED"),
+        ("DESCRIBE", "TOPIC", "p.auth.events", "LITERAL"),
+        ("DESCRIBE", "GROUP", "enf", "LITERAL"),
+        ("DESCRIBE", "GROUP", "p.det", "LITERAL"),
+    } == team
+
+
+def test_the_enforcer_may_write_every_topic_it_produces_to_in_its_transactions() -> None:
+    """A topic missing here fails the whole transaction on a secured cluster: the enforcer
+    forwards records from the wrong partition back to auth.events, so one record from a
+    producer with another partitioner would stop every revocation."""
+    settings = load_settings(topic_prefix="p.")
+    plan = acl_plan(settings, Principals())
+    t = settings.topics
+    writes = {a.name for a in plan if a.principal.endswith("enforcer") and a.operation == "WRITE"}
+    produced = {t.input, t.revocations, t.audit, t.dlq, t.caep, t.enforcer_state}
+    assert set() == produced - writes
+
+
+def test_the_enforcer_may_read_the_changelogs_retention_and_no_other_config() -> None:
+    """Snapshots are checked against the changelog's tombstone retention; refused, every
+    restore is a full one."""
+    settings = load_settings(topic_prefix="p.")
+    plan = acl_plan(settings, Principals())
+    configs = {(a.principal, a.name) for a in plan if a.operation == "DESCRIBE_CONFIGS"}
+    assert {("User:sessionwarden-enforcer", "p.sessionwarden.enforcer-state")} == configs
+
+
 def test_only_the_enforcer_may_write_revocations() -> None:
     """The revocation topic is the product's verdict; one writer."""
     plan = acl_plan(load_settings(), Principals())
     writers = {a.principal for a in plan if a.operation == "WRITE" and "revocations" in a.name}
     assert {"User:sessionwarden-enforcer"} == writers
+
+
+def sasl_plaintext(secret_file: Path, mechanism: str, **extra: object) -> dict[str, object]:
+    return {
+        "kafka_security_protocol": "SASL_PLAINTEXT",
+        "kafka_sasl_mechanism": mechanism,
+        "kafka_sasl_username": "enforcer",
+        "kafka_sasl_password_file": str(secret_file),
+        **extra,
+    }
+
+
+def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_sasl_plain_without_tls_is_refused_unless_explicitly_allowed(secret_file: Path) -> None:
+    """PLAIN sends the password as is: over a plaintext connection anyone on the path reads it."""
+    with pytest.raises(ConfigError, match="kafka_allow_sasl_plain_without_tls"):
+        load_settings(**sasl_plaintext(secret_file, "PLAIN"))
+    allowed = load_settings(
+        **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
+    )
+    assert "PLAIN" == allowed.kafka_security.librdkafka()["sasl.mechanism"]
+    assert "password NOT encrypted" in allowed.kafka_security.describe()
+
+
+def test_an_allowed_plain_password_without_tls_is_warned_about_once_per_process(
+    secret_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The opt-in must be impossible to miss in the log, and not repeat for every client."""
+    settings = load_settings(
+        **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
+    )
+    security = settings.kafka_security
+    security.librdkafka()
+    security.aiokafka()
+    security.faust_credentials()
+    [warning] = warnings_logged(caplog)
+    assert warning.startswith("INSECURE KAFKA CONNECTION")
+    assert "SASL PLAIN password travels unencrypted" in warning
+    assert SECRET not in warning
+
+
+@pytest.mark.parametrize(
+    ("settings", "risk"),
+    [
+        ({"kafka_sasl_mechanism": "SCRAM-SHA-512"}, "traffic is not encrypted"),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_verify_hostname": False}, "host name"),
+    ],
+)
+def test_other_weakened_connections_are_warned_about(
+    secret_file: Path,
+    ca_file: Path,
+    caplog: pytest.LogCaptureFixture,
+    settings: dict[str, object],
+    risk: str,
+) -> None:
+    """SASL over a plaintext connection, TLS without host name verification: allowed, loudly."""
+    values = {**sasl_plaintext(secret_file, "SCRAM-SHA-512"), **settings}
+    if values["kafka_security_protocol"] == "SSL":
+        values["kafka_ssl_ca_file"] = str(ca_file)
+    load_settings(**values).kafka_security.librdkafka()
+    [warning] = warnings_logged(caplog)
+    assert risk in warning
+
+
+def test_tls_settings_with_a_protocol_without_tls_are_refused(
+    secret_file: Path, ca_file: Path
+) -> None:
+    """A CA file beside SASL_PLAINTEXT means TLS was intended; never drop it silently."""
+    with pytest.raises(ConfigError, match=r"kafka_ssl_ca_file.*no TLS"):
+        load_settings(**sasl_plaintext(secret_file, "SCRAM-SHA-512", kafka_ssl_ca_file=ca_file))
+
+
+def test_a_secure_connection_logs_no_warning(
+    secret_file: Path, ca_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Warnings that always fire are warnings nobody reads."""
+    load_settings(**sasl_ssl(secret_file, ca_file)).kafka_security.librdkafka()
+    assert [] == warnings_logged(caplog)

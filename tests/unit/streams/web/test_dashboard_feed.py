@@ -1,0 +1,101 @@
+"""The dashboard's reader applies records one at a time: a bad one is counted and logged with
+its position and reason, and never costs the rest of its batch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.logsetup import SessionHasher
+from streams.web.dashboard.feed import RecordApplier
+from streams.web.dashboard.state import DashboardState
+from tests.unit.streams.web.test_dashboard_state import T0, alert_doc, revoked
+
+ALERTS, REVOCATIONS, AUDIT = "t.alerts", "t.revocations", "t.audit"
+
+
+class Msg:
+    def __init__(self, topic: str, value: bytes | None, offset: int) -> None:
+        self._topic, self._value, self._offset = topic, value, offset
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def applier(state: DashboardState, clock: list[float]) -> RecordApplier:
+    stats = {"records": 0, "records_skipped": 0, "feed_errors": 0}
+    apply = {
+        REVOCATIONS: state.apply_revocation,
+        AUDIT: state.apply_audit,
+        ALERTS: state.apply_alert,
+    }
+    return RecordApplier(apply, stats, ALERTS, clock=lambda: clock[0])
+
+
+def batch(*records: tuple[str, Any]) -> list[Msg]:
+    return [
+        Msg(topic, value if isinstance(value, bytes) else orjson.dumps(value), offset)
+        for offset, (topic, value) in enumerate(records)
+    ]
+
+
+def test_a_bad_alert_in_a_batch_costs_nothing_but_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """evidence.session_ids a number used to end the batch: every later record was lost."""
+    state = DashboardState(show_session=SessionHasher("salt"))
+    records = applier(state, [0.0])
+    records.apply(
+        batch(
+            (ALERTS, alert_doc("alice", T0)),
+            (ALERTS, alert_doc("mallory", T0, evidence__session_ids=5)),
+            (ALERTS, alert_doc("mallory", T0, evidence__roles="admin")),
+            (REVOCATIONS, revoked("s-2", "logout", T0, T0)),
+            (ALERTS, b"\xff not json"),
+            (ALERTS, alert_doc("bob", T0 + 1)),
+        ),
+        T0 + 2,
+    )
+
+    snap = state.snapshot(T0 + 2)
+
+    assert ["bob", "alice"] == [a["user_id"] for a in snap["alerts"]]
+    assert 1 == len(snap["recent"])
+    assert {"records": 3, "records_skipped": 3, "feed_errors": 0} == records.stats
+    [line] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert (ALERTS, 1) == (line.__dict__["topic"], line.__dict__["offset"])
+    assert "invalid: evidence.session_ids: Input should be a valid list" == line.__dict__["reason"]
+
+
+def test_skipped_records_are_logged_at_most_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flood of bad alerts must not flood the dashboard's log; the count is kept."""
+    state = DashboardState(show_session=SessionHasher("salt"))
+    clock = [100.0]
+    records = applier(state, clock)
+    bad = (ALERTS, alert_doc("mallory", T0, severity="urgent"))
+    records.apply(batch(*[bad] * 50), T0)
+    clock[0] += 10.0
+    records.apply(batch(bad), T0)
+
+    lines = [r for r in caplog.records if r.levelno == logging.WARNING]
+
+    assert 51 == records.stats["records_skipped"]
+    assert [0, 49] == [r.__dict__["skipped_unlogged"] for r in lines]
+    assert all("mallory" not in str(vars(r)) for r in lines), "the content is never logged"
