@@ -26,7 +26,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from streams.clients.asgi import ASGIApp, Receive, Scope, Send, session_id_from_cookie
+from streams.clients.asgi import (
+    AmbiguousIdentity,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    session_id_from_cookie,
+)
 from streams.web.dashboard.state import DashboardState
 
 COOKIE = "sessionwarden_dashboard"
@@ -59,7 +66,10 @@ class TokenGate:
         bearer = request.headers.get("authorization", "")
         if bearer.lower().startswith("bearer "):
             return hmac.compare_digest(bearer[7:].strip().encode(), self._token)
-        cookie = self._get_cookie(request.scope) or ""
+        try:
+            cookie = self._get_cookie(request.scope) or ""
+        except AmbiguousIdentity:  # two login cookies, or a malformed one: not authorized
+            return False
         return hmac.compare_digest(cookie.encode(), self._cookie.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
