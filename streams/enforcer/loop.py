@@ -50,13 +50,15 @@ from streams.enforcer.txn import (
     CONSUME,
     Action,
     EnforcerExit,
+    Fence,
     FenceWindow,
     TxnFailure,
     call_transactional,
     cause_of,
     consumer_fatal,
     describe,
-    fence_action,
+    describe_timed_out,
+    fence_kind,
     resolve,
 )
 from streams.logsetup import SessionHasher, error_fields
@@ -75,10 +77,30 @@ EXIT_UNRECOVERABLE = 4
 LEAVE_GROUP_S = 5.0  # a planned stop's wait for its partitions to be revoked
 
 
+class KafkaClients:
+    """Makes the loop's consumer, producer and admin client; a unit test of the lifecycle
+    passes fakes of the calls it makes."""
+
+    def consumer(self, config: dict[str, Any]) -> Consumer:
+        return Consumer(config)
+
+    def producer(self, config: dict[str, Any]) -> Producer:
+        return Producer(config)
+
+    def admin(self, config: dict[str, Any]) -> AdminClient:
+        return AdminClient(config)
+
+
 class EnforcerLoop:
     """Owns a consumer, a transactional producer and one PartitionEnforcer per partition."""
 
-    def __init__(self, settings: Settings, policy: Policy, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        clock: Clock = time.time,
+        clients: KafkaClients | None = None,
+    ) -> None:
         # Wall clock on purpose: deadlines are enforced in real time, even on silent partitions.
         self.settings = settings
         self.policy = policy
@@ -89,8 +111,11 @@ class EnforcerLoop:
         self.session_hash = SessionHasher(settings.log_salt)
         # CAEP tokens are signed outside the transactions (streams/caep_transmitter.py).
         self._caep = CaepTransmitter.from_settings(settings)
+        self._clients = clients or KafkaClients()
         self._stop = threading.Event()
         self._in_txn = False
+        # When the producer began its last transaction, or was initialised: a fence sooner
+        # than the transaction timeout after it is another process's doing (txn.fence_kind).
         self._txn_started = 0.0
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
@@ -101,9 +126,9 @@ class EnforcerLoop:
 
     def _connect(self) -> None:
         s = self.settings
-        self._consumer = Consumer(consumer_config(s))
-        self._producer = Producer(producer_config(s))
-        self._admin = AdminClient(admin_config(s))
+        self._consumer = self._clients.consumer(consumer_config(s))
+        self._producer = self._clients.producer(producer_config(s))
+        self._admin = self._clients.admin(admin_config(s))
         self._assign = Assignments(
             s,
             self.policy,
@@ -164,6 +189,7 @@ class EnforcerLoop:
         # gen-0 threshold (700) the collector runs every few events and walks the session
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+        self._txn_started = time.monotonic()  # a fence from here on is another process's
         self._call("init_transactions", self._producer.init_transactions)
         # Producers hash keys over the topic's real partition count; the setting until it exists.
         md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
@@ -291,12 +317,22 @@ class EnforcerLoop:
             return
         if not consumer:
             err = resolve(err, self._producer_fatal_error)
-        age = time.monotonic() - self._txn_started if self._in_txn else None
-        fence = fence_action(err, age, self.settings.transaction_timeout_ms / 1000, consumer)
+            if err.code() == KafkaError._FATAL and not isinstance(exc, TxnFailure):
+                # A call refused for a fatal client, and the producer has no fatal error:
+                # the consumer's call (its only fatal error is a static member fenced).
+                consumer = True
+        timeout_s = self.settings.transaction_timeout_ms / 1000
+        # Since the last begin_transaction (or init_transactions), open or not: a fence seen
+        # between transactions (the poll after a commit, begin_transaction itself) is judged
+        # by it too.
+        age = time.monotonic() - self._txn_started
+        kind = fence_kind(err, age, timeout_s, consumer)
         if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
-            fence = Action.EXIT
-        if fence is Action.EXIT or (
-            fence is Action.REBUILD and self._fences.fenced(time.monotonic())
+            kind = Fence.TAKEN_OVER
+        if kind is Fence.TXN_TIMED_OUT:
+            log.warning(describe_timed_out(err, age, timeout_s))
+        if kind is Fence.TAKEN_OVER or (
+            kind is Fence.MEMBER and self._fences.fenced(time.monotonic())
         ):
             self._fenced = True
             log.error(describe(Action.EXIT, err, self.settings.transactional_id))
@@ -319,7 +355,7 @@ class EnforcerLoop:
             name,
             fn,
             committing,
-            self._txn_started if self._in_txn else None,
+            self._txn_started,
             self.settings.transaction_timeout_ms / 1000,
             self.settings.txn_retry_timeout_s,
         )
