@@ -144,6 +144,118 @@ def index(calls: list[str], prefix: str) -> int:
     return next(i for i, c in enumerate(calls) if c.startswith(prefix))
 
 
+# -- closing ----------------------------------------------------------------------------------
+
+
+def test_a_planned_stop_aborts_then_leaves_then_closes_and_flushes() -> None:
+    loop, clients = make_loop()
+    in_transaction(loop, 0.5)
+    loop.close(leave=True)
+    calls = clients.calls
+    assert (
+        index(calls, "producer.abort_transaction")
+        < index(calls, "consumer.unsubscribe")
+        < index(calls, "consumer.left")
+        < index(calls, "consumer.close")
+        < index(calls, "producer.flush(10)")
+    ), calls
+
+
+def test_a_planned_stop_waits_until_the_leave_group_is_sent_not_only_the_unassign() -> None:
+    """librdkafka empties the assignment first and sends LeaveGroup (clearing the member id)
+    only once the revocation is served; closing before that leaves the partitions to wait
+    for the session timeout."""
+    loop, clients = make_loop()
+    loop.close(leave=True)
+    assert "consumer.close(member=None)" in clients.calls, clients.calls
+
+
+def test_a_leave_that_does_not_happen_in_time_is_not_reported_as_left(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.enforcer.loop.LEAVE_GROUP_S", 0.2)
+    loop, clients = make_loop()
+    clients.consumers[-1].leave_after = 10**9
+    with caplog.at_level("INFO", logger="streams.enforcer.loop"):
+        loop.close(leave=True)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "left the consumer group" not in messages
+    assert any("did not leave the consumer group" in m for m in messages), messages
+
+
+def test_the_leave_log_counts_the_partitions_handed_over(caplog: pytest.LogCaptureFixture) -> None:
+    loop, _ = make_loop()
+    with caplog.at_level("INFO", logger="streams.enforcer.loop"):
+        loop.close(leave=True)
+    left = [r for r in caplog.records if r.getMessage() == "left the consumer group"]
+    assert 1 == len(left)
+    assert 3 == left[0].__dict__["partitions_handed_over"]
+
+
+def test_a_fenced_enforcer_neither_aborts_nor_leaves_nor_flushes() -> None:
+    loop, clients = make_loop()
+    in_transaction(loop, 0.5)
+    loop._fenced = True
+    loop.close(leave=True)
+    calls = clients.calls
+    assert "producer.abort_transaction" not in calls
+    assert "consumer.unsubscribe" not in calls
+    assert not any(c.startswith("producer.flush") for c in calls)
+    assert "producer.purge" in calls
+
+
+def test_a_failed_abort_means_no_leave() -> None:
+    """The open transaction's partitions must not go to another member before it ended."""
+    loop, clients = make_loop()
+    in_transaction(loop, 0.5)
+    clients.producers[-1].abort_error = KafkaError(KafkaError._STATE, "bad state")
+    loop.close(leave=True)
+    assert "consumer.unsubscribe" not in clients.calls
+    assert "producer.flush(10)" in clients.calls
+
+
+def test_a_fence_found_by_the_shutdown_abort_purges_skips_the_flush_and_exits_3() -> None:
+    loop, clients = make_loop()
+    in_transaction(loop, 0.5)
+    clients.producers[-1].abort_error = fenced(KafkaError.PRODUCER_FENCED)
+    loop.close(leave=True)
+    assert loop._fenced
+    assert "producer.purge" in clients.calls
+    assert not any(c.startswith("producer.flush") for c in clients.calls)
+    assert "consumer.unsubscribe" not in clients.calls
+
+    loop, clients = make_loop()
+    loop.stop()  # a planned stop, with a batch open
+    in_transaction(loop, 0.5)
+    clients.producers[-1].abort_error = fenced(KafkaError.PRODUCER_FENCED)
+    with pytest.raises(EnforcerExit) as stopped:
+        loop.run()
+    assert EXIT_FENCED == stopped.value.code
+
+
+def test_a_producer_fenced_by_its_own_timed_out_transaction_is_purged_not_flushed() -> None:
+    """Not another process (a planned stop still exits 0), but a fenced producer can deliver
+    nothing: no 10 s flush."""
+    loop, clients = make_loop()
+    in_transaction(loop, TIMEOUT_S + 1)
+    clients.producers[-1].abort_error = fenced(KafkaError.PRODUCER_FENCED)
+    loop.close(leave=True)
+    assert not loop._fenced
+    assert "producer.purge" in clients.calls
+    assert not any(c.startswith("producer.flush") for c in clients.calls)
+    assert "consumer.unsubscribe" not in clients.calls
+
+
+def test_close_never_raises_when_the_revocation_callback_fails() -> None:
+    """A revoked partition's checkpoint is written by on_revoke, inside consume(); a full disk
+    there must not turn a clean stop into a traceback, and the clients are still closed."""
+    loop, clients = make_loop()
+    clients.consumers[-1].consume_error = OSError(28, "No space left on device")
+    loop.close(leave=True)
+    assert any(c.startswith("consumer.close") for c in clients.calls)
+    assert "producer.flush(10)" in clients.calls
+
+
 # -- fences: exit or rebuild ------------------------------------------------------------------
 
 
