@@ -331,3 +331,17 @@ def test_a_bare_fatal_from_a_consumer_call_is_counted_as_a_member_fence() -> Non
     loop._exit_if_fenced(fatal)
     with pytest.raises(EnforcerExit):
         loop._exit_if_fenced(fatal)
+
+
+def test_a_fence_seen_by_begin_transaction_is_a_takeover() -> None:
+    """Between batches no transaction is open, but the last one began a moment ago."""
+    loop, _ = make_loop()
+    in_transaction(loop, 0.2)
+    loop._in_txn = False  # the previous batch committed
+
+    def begin(_: float) -> None:
+        raise KafkaException(fenced(KafkaError.PRODUCER_FENCED))
+
+    with pytest.raises(TxnFailure) as failure:
+        loop._call("begin_transaction", begin)
+    assert Action.EXIT is failure.value.action
