@@ -1,6 +1,7 @@
 """Another process takes the enforcer's transactional id while a batch is being committed: the
 fenced enforcer exits 3 within seconds, quietly, without trying to abort what it can no longer
-touch."""
+touch. A fence of its own doing (its transaction outlived the transaction timeout) rebuilds
+instead, however often it comes."""
 
 from __future__ import annotations
 
