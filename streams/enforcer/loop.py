@@ -51,13 +51,15 @@ from streams.enforcer.txn import (
     CONSUME,
     Action,
     EnforcerExit,
+    Fence,
     FenceWindow,
     TxnFailure,
     call_transactional,
     cause_of,
     consumer_fatal,
     describe,
-    fence_action,
+    describe_timed_out,
+    fence_kind,
     resolve,
 )
 from streams.logsetup import SessionHasher, error_fields
@@ -73,13 +75,33 @@ GC_GEN0_THRESHOLD = 50_000
 DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
-LEAVE_GROUP_S = 5.0  # a planned stop's wait for its partitions to be revoked
+LEAVE_GROUP_S = 5.0  # a planned stop's wait for its LeaveGroup to be sent
+
+
+class KafkaClients:
+    """Makes the loop's consumer, producer and admin client; a unit test of the lifecycle
+    passes fakes of the calls it makes."""
+
+    def consumer(self, config: dict[str, Any]) -> Consumer:
+        return Consumer(config)
+
+    def producer(self, config: dict[str, Any]) -> Producer:
+        return Producer(config)
+
+    def admin(self, config: dict[str, Any]) -> AdminClient:
+        return AdminClient(config)
 
 
 class EnforcerLoop:
     """Owns a consumer, a transactional producer and one PartitionEnforcer per partition."""
 
-    def __init__(self, settings: Settings, policy: Policy, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        clock: Clock = time.time,
+        clients: KafkaClients | None = None,
+    ) -> None:
         # Wall clock on purpose: deadlines are enforced in real time, even on silent partitions.
         self.settings = settings
         self.policy = policy
@@ -90,8 +112,11 @@ class EnforcerLoop:
         self.session_hash = SessionHasher(settings.log_salt)
         # CAEP tokens are signed outside the transactions (streams/caep_transmitter.py).
         self._caep = CaepTransmitter.from_settings(settings)
+        self._clients = clients or KafkaClients()
         self._stop = threading.Event()
         self._in_txn = False
+        # When the producer began its last transaction, or was initialised: a fence sooner
+        # than the transaction timeout after it is another process's doing (txn.fence_kind).
         self._txn_started = 0.0
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
@@ -105,9 +130,9 @@ class EnforcerLoop:
 
     def _connect(self) -> None:
         s = self.settings
-        self._consumer = Consumer(consumer_config(s))
-        self._producer = Producer(producer_config(s))
-        self._admin = AdminClient(admin_config(s))
+        self._consumer = self._clients.consumer(consumer_config(s))
+        self._producer = self._clients.producer(producer_config(s))
+        self._admin = self._clients.admin(admin_config(s))
         self._assign = Assignments(
             s,
             self.policy,
@@ -141,7 +166,8 @@ class EnforcerLoop:
 
     def run(self) -> None:
         """Process until ``stop()``; then finish the open batch, leave the group, flush.
-        Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable)."""
+        Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable),
+        also when closing found the producer fenced."""
         planned = False
         try:
             if self._caep is not None:
@@ -156,6 +182,8 @@ class EnforcerLoop:
             planned = True
         finally:
             self.close(leave=planned)
+        if self._fenced:
+            raise EnforcerExit(EXIT_FENCED)
 
     def _start_or_recover(self) -> None:
         try:
@@ -169,6 +197,7 @@ class EnforcerLoop:
         # gen-0 threshold (700) the collector runs every few events and walks the session
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+        self._txn_started = time.monotonic()  # a fence from here on is another process's
         self._call("init_transactions", self._producer.init_transactions)
         # Producers hash keys over the topic's real partition count; the setting until it exists.
         md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
@@ -189,45 +218,86 @@ class EnforcerLoop:
         )
 
     def close(self, leave: bool = False) -> None:
-        """Never raises: a failing broker must not turn a clean stop into a traceback.
-        ``leave``: a planned stop, whose partitions go to the others at once."""
+        """Never raises: a failing broker (or disk) must not turn a clean stop into a
+        traceback. ``leave``: a planned stop, whose partitions go to the others at once. In
+        order: abort the open batch; leave the group only if that succeeded (its partitions
+        must not move while it may be open); snapshot; close the clients. A fence found on
+        the way sets ``_fenced`` (run() then exits 3): no flush, queued records are purged."""
         committed_state = not self._fenced  # a fenced batch's changes are in memory only
+        unusable = self._fenced  # the producer can deliver nothing more
         if self._in_txn and not self._fenced:  # a fenced producer cannot abort
-            try:
-                self._abort("shutdown")
-            except (TxnFailure, KafkaException) as exc:
-                committed_state = False
-                log.warning(
-                    "could not abort the open transaction on shutdown", extra=error_fields(exc)
-                )
+            committed_state, unusable = self._abort_on_shutdown()
         if leave and committed_state:
-            self._leave_group()
-        self._assign.shutdown(committed_state)
-        if self._fenced:  # nothing queued can be delivered any more
-            self._purge()
-        self._disconnect(flush_s=None if self._fenced else 10)
+            self._quietly("leaving the consumer group", self._leave_group)
+        self._quietly("snapshotting state", lambda: self._assign.shutdown(committed_state))
+        if unusable:  # nothing queued can be delivered any more: no flush
+            self._quietly("purging the producer", self._purge)
+        self._quietly("closing the clients", lambda: self._disconnect(None if unusable else 10))
         if self._caep is not None:
-            self._caep.close()
-        self.metrics.close()
+            self._quietly("closing the CAEP transmitter", self._caep.close)
+        self._quietly("closing the metrics", self.metrics.close)
         log.info("enforcer stopped", extra={"events": self.stats.events})
+
+    def _abort_on_shutdown(self) -> tuple[bool, bool]:
+        """Abort the open batch. Returns (aborted: memory is the committed state, the
+        producer is unusable: fenced or in a fatal state)."""
+        try:
+            self._abort("shutdown")
+            return True, False
+        except (TxnFailure, KafkaException) as exc:
+            try:
+                self._exit_if_fenced(exc)  # sets _fenced and says so
+            except EnforcerExit:
+                return False, True
+            log.warning("could not abort the open transaction on shutdown", extra=error_fields(exc))
+            err = exc.err if isinstance(exc, TxnFailure) else exc.args[0]
+            return False, isinstance(err, KafkaError) and bool(err.fatal())
+        except Exception:
+            log.exception("could not abort the open transaction on shutdown")
+        return False, False
+
+    def _quietly(self, what: str, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("stopping: %s failed", what)
 
     def _leave_group(self) -> None:
         """Hand every partition over now. A static member (group.instance.id) that only closes
         sends no LeaveGroup, so the group would move its partitions only after
-        ``session_timeout_ms``; unsubscribing first revokes them here and sends it. A crash
-        still waits for the timeout, which is what lets a restarted instance take them back
-        without a rebalance."""
+        ``session_timeout_ms``; unsubscribing sends it. A crash still waits for the timeout,
+        which is what lets a restarted instance take them back without a rebalance.
+
+        librdkafka first serves the revocation (on_revoke runs inside consume) and empties
+        the assignment; only when the unassign is done does it send LeaveGroup, clearing the
+        member id as it does (librdkafka 2.12's debug log: sent as the revocation ended,
+        answered 7 ms later; the assignment had emptied before). So wait for the member id,
+        not the assignment; close() then waits for the LeaveGroup response (librdkafka
+        stalls termination on it)."""
+        started = time.monotonic()
+        deadline = started + LEAVE_GROUP_S
         try:
+            handed_over = len(self._consumer.assignment())
             self._consumer.unsubscribe()
-            deadline = time.monotonic() + LEAVE_GROUP_S
-            while self._consumer.assignment() and time.monotonic() < deadline:
+            while self._consumer.memberid() and time.monotonic() < deadline:
                 # Serves the revocation; records read meanwhile are not ours to process (their
                 # next owner reads them from the committed offsets).
                 self._consumer.consume(self.settings.batch_size, 0.1)
+            left = not self._consumer.memberid()
         except KafkaException as exc:
             log.warning("could not leave the consumer group", extra=error_fields(exc))
             return
-        log.info("left the consumer group", extra={"partitions_left": len(self.parts)})
+        took = round(time.monotonic() - started, 3)
+        fields = {"partitions_handed_over": handed_over, "leave_s": took}
+        if left:
+            log.info("left the consumer group", extra=fields)
+        else:
+            log.warning(
+                "did not leave the consumer group within %s s: its partitions move to the "
+                "others only after the session timeout",
+                LEAVE_GROUP_S,
+                extra=fields,
+            )
 
     def _purge(self) -> None:
         try:
@@ -296,12 +366,22 @@ class EnforcerLoop:
             return
         if not consumer:
             err = resolve(err, self._producer_fatal_error)
-        age = time.monotonic() - self._txn_started if self._in_txn else None
-        fence = fence_action(err, age, self.settings.transaction_timeout_ms / 1000, consumer)
+            if err.code() == KafkaError._FATAL and not isinstance(exc, TxnFailure):
+                # A call refused for a fatal client, and the producer has no fatal error:
+                # the consumer's call (its only fatal error is a static member fenced).
+                consumer = True
+        timeout_s = self.settings.transaction_timeout_ms / 1000
+        # Since the last begin_transaction (or init_transactions), open or not: a fence seen
+        # between transactions (the poll after a commit, begin_transaction itself) is judged
+        # by it too.
+        age = time.monotonic() - self._txn_started
+        kind = fence_kind(err, age, timeout_s, consumer)
         if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
-            fence = Action.EXIT
-        if fence is Action.EXIT or (
-            fence is Action.REBUILD and self._fences.fenced(time.monotonic())
+            kind = Fence.TAKEN_OVER
+        if kind is Fence.TXN_TIMED_OUT:
+            log.warning(describe_timed_out(err, age, timeout_s))
+        if kind is Fence.TAKEN_OVER or (
+            kind is Fence.MEMBER and self._fences.fenced(time.monotonic())
         ):
             self._fenced = True
             log.error(describe(Action.EXIT, err, self.settings.transactional_id))
@@ -324,7 +404,7 @@ class EnforcerLoop:
             name,
             fn,
             committing,
-            self._txn_started if self._in_txn else None,
+            self._txn_started,
             self.settings.transaction_timeout_ms / 1000,
             self.settings.txn_retry_timeout_s,
         )

@@ -1,10 +1,13 @@
 """What to do about a transactional error, by librdkafka's contract. Pure: no I/O.
 
-- fenced (whichever call shows it, fatal or not): if it happened while our transaction was
-  younger than ``transaction.timeout.ms``, another instance took over our transactional id:
-  exit non-zero at once (running on would fence it in turn; a fenced producer cannot even
-  abort). Otherwise the coordinator aborted our transaction itself (a broker outage outlived
-  the timeout): rebuild, and FenceWindow exits if fences keep coming.
+- fenced (whichever call shows it, fatal or not; ``Fence``): if our producer began its last
+  transaction (or was initialised) less than ``transaction.timeout.ms`` ago, the coordinator
+  cannot have timed it out, so another instance took over our transactional id: exit
+  non-zero at once (running on would fence it in turn; a fenced producer cannot even abort).
+  Otherwise the coordinator aborted our own transaction (slow input, a slow disk, a broker
+  stall outlived the timeout): rebuild, under ``max_recoveries`` like any lost transaction.
+  A static member fenced (the consumer's): rebuild, and FenceWindow exits if fences keep
+  coming.
 - ``fatal()`` otherwise: the producer is unusable; rebuild.
 - ``_CONFLICT``: another transactional call is still in progress (librdkafka marks it
   retriable, but this call can never succeed until that one is resumed); rebuild.
@@ -58,24 +61,43 @@ def resolve(err: KafkaError, fatal_error: Callable[[], KafkaError | None]) -> Ka
     return err if found is None else found
 
 
+class Fence(Enum):
+    TAKEN_OVER = "taken_over"  # the producer, by another process with our transactional id
+    TXN_TIMED_OUT = "txn_timed_out"  # the producer, after the coordinator aborted our txn
+    MEMBER = "member"  # the consumer's static member (group.instance.id)
+
+
+def fence_kind(
+    err: KafkaError, txn_age_s: float | None, txn_timeout_s: float, consumer: bool = False
+) -> Fence | None:
+    """Which fence ``err`` is, whichever call saw it (``consumer``: a consumer's error);
+    None if it is none. ``txn_age_s``: time since the producer began its last transaction
+    or was initialised (None: unknown, taken as old).
+
+    TAKEN_OVER: the producer was fenced sooner than the transaction timeout after its last
+    transaction began: the coordinator cannot have timed it out, so another process took over
+    our transactional id. TXN_TIMED_OUT: fenced later; the coordinator aborted our own
+    transaction (slow input, a slow disk, a broker stall). MEMBER: the consumer's static
+    member fenced, by our own rejoin after a broker outage or by a second process with our
+    instance id (FenceWindow tells them apart).
+    """
+    if (consumer and consumer_fatal(err)) or err.code() == KafkaError.FENCED_INSTANCE_ID:
+        return Fence.MEMBER
+    if err.code() in PRODUCER_FENCED:
+        young = txn_age_s is not None and txn_age_s < txn_timeout_s
+        return Fence.TAKEN_OVER if young else Fence.TXN_TIMED_OUT
+    return None
+
+
 def fence_action(
     err: KafkaError, txn_age_s: float | None, txn_timeout_s: float, consumer: bool = False
 ) -> Action | None:
-    """What a fence calls for, whichever call saw it (``consumer``: an error message of the
-    consumer's); None if ``err`` is no fence.
-
-    EXIT: the producer was fenced while its transaction was younger than the transaction
-    timeout, so another process took over our transactional id. REBUILD (FenceWindow counts
-    it): a fence that may be our own doing; the producer fenced after the coordinator timed
-    out our transaction, or the consumer's static member fenced (by our own rejoin after a
-    broker outage, or by a second process with our instance id).
-    """
-    if (consumer and consumer_fatal(err)) or err.code() == KafkaError.FENCED_INSTANCE_ID:
-        return Action.REBUILD
-    if err.code() in PRODUCER_FENCED:
-        young = txn_age_s is not None and txn_age_s < txn_timeout_s
-        return Action.EXIT if young else Action.REBUILD
-    return None
+    """What a fence calls for (``fence_kind``): EXIT when taken over, else REBUILD; None if
+    ``err`` is no fence."""
+    kind = fence_kind(err, txn_age_s, txn_timeout_s, consumer)
+    if kind is None:
+        return None
+    return Action.EXIT if kind is Fence.TAKEN_OVER else Action.REBUILD
 
 
 def classify(
@@ -88,8 +110,9 @@ def classify(
     """The action for ``err`` raised by a transactional call.
 
     ``committing``: commit_transaction was called for the open transaction (its outcome may
-    be "committed"). ``txn_age_s``: how long the open transaction has been open (None if
-    none). ``retry_left_s``: what remains of the retry budget of this call.
+    be "committed"). ``txn_age_s``: time since the producer began its last transaction or
+    was initialised (None: unknown). ``retry_left_s``: what remains of the retry budget of
+    this call.
     """
     fence = fence_action(err, txn_age_s, txn_timeout_s)
     if fence is not None:
@@ -112,8 +135,9 @@ def consumer_fatal(err: KafkaError) -> bool:
 
 
 class FenceWindow:
-    """Fenced ``limit`` times within ``window_s``: another process has our id (each rebuild of
-    ours fences it, and it fences us back), so exit. Once after an outage: rebuild."""
+    """A static member fenced ``limit`` times within ``window_s``: another process has our
+    instance id (each rebuild of ours fences it, and it fences us back), so exit. Once after
+    an outage: rebuild. Producer fences are not counted: ``fence_kind`` tells them apart."""
 
     def __init__(self, limit: int = 3, window_s: float = 600.0) -> None:
         self.limit = limit
@@ -124,6 +148,15 @@ class FenceWindow:
         """Record a fencing at ``now``; True if it is time to exit."""
         self._times = [t for t in self._times if t > now - self.window_s] + [now]
         return len(self._times) >= self.limit
+
+
+def describe_timed_out(err: KafkaError, txn_age_s: float, txn_timeout_s: float) -> str:
+    """The log line for a producer fenced because its own transaction timed out."""
+    return (
+        f"fenced ({err.name()}) {txn_age_s:.1f} s after the transaction began, past "
+        f"transaction.timeout.ms ({txn_timeout_s:g} s): the coordinator aborted our own "
+        "transaction (slow input, disk or broker); no other process is involved"
+    )
 
 
 def describe(action: Action, err: KafkaError, transactional_id: str) -> str:
@@ -155,8 +188,9 @@ def call_transactional(
 ) -> None:
     """Call a transactional method (given its timeout), retrying retriable errors for
     ``retry_s`` with exponential backoff; anything else raises TxnFailure with the action
-    ``classify`` chose. ``txn_started``: monotonic time the open transaction began, None if
-    none is open. Logs the first retry and, if there were more, one summary at the end."""
+    ``classify`` chose. ``txn_started``: monotonic time the producer began its last
+    transaction or was initialised (None: unknown). Logs the first retry and, if there were
+    more, one summary at the end."""
     first = clock()
     give_up = first + retry_s
     retries = 0

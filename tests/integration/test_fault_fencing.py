@@ -1,9 +1,12 @@
 """Another process takes the enforcer's transactional id while a batch is being committed: the
 fenced enforcer exits 3 within seconds, quietly, without trying to abort what it can no longer
-touch."""
+touch. A fence of its own doing (its transaction outlived the transaction timeout) rebuilds
+instead, however often it comes."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -11,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import IsolationLevel, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.settings import Settings
 from tests.integration.fault_harness import (
@@ -143,3 +147,94 @@ def test_two_enforcers_with_one_instance_id_end_with_one_running_and_nothing_los
         revocations.close()
         for proc in procs:
             proc.stop()
+
+
+TIMED_OUT_TXN_MS = 1500  # the coordinator aborts (and fences) past this, within 1 s more
+TIMED_OUT_ROUNDS = 3  # FenceWindow's limit: the defect exited 3 at the third
+
+
+def committed_end(admin: AdminClient, topic: str, partition: int) -> int:
+    """The partition's last stable offset: no open transaction starts below it."""
+    tp = TopicPartition(topic, partition)
+    futures = admin.list_offsets(
+        {tp: OffsetSpec.latest()}, isolation_level=IsolationLevel.READ_COMMITTED
+    )
+    return int(futures[tp].result().offset)
+
+
+def test_an_enforcer_paused_past_its_transaction_timeout_rebuilds_and_never_exits_3(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A pause longer than transaction.timeout.ms inside a batch (a slow disk, a GC pause, a
+    stalled host): the coordinator aborts the transaction and fences the producer. That is the
+    enforcer's own doing, however often it happens: it rebuilds and says why, and never exits
+    3 as if another process had taken its id."""
+    settings = settings_factory(instance_id="0")
+    env = {
+        "SESSIONWARDEN_TRANSACTION_TIMEOUT_MS": str(TIMED_OUT_TXN_MS),
+        # The pause must not also time the consumer's session out.
+        "SESSIONWARDEN_SESSION_TIMEOUT_MS": "45000",
+    }
+    enforcer = EnforcerProcess(settings, instance_id=settings.instance_id, **env)
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    topic = settings.topics.enforcer_state
+    stop_load = threading.Event()
+    load = threading.Thread(
+        target=paced_logins, args=(settings, Truth(), 6000, 90.0, "p", stop_load), daemon=True
+    )
+
+    def said(text: str) -> int:
+        return sum(text in str(m.get("msg", "")) for m in enforcer.messages())
+
+    def running() -> bool:
+        assert enforcer.proc.poll() is None, f"exited {enforcer.proc.poll()}: {enforcer.log()}"
+        return True
+
+    def pause_in_a_transaction() -> None:
+        """Stop the process (SIGSTOP) inside a batch's transaction until the transaction has
+        ended (aborted by the coordinator past the timeout, or committed if the stop came
+        just after the commit), then let it run on until it works again."""
+        watcher = OpenTransactionWatcher(
+            settings, lambda: os.kill(enforcer.proc.pid, signal.SIGSTOP)
+        )
+        try:
+            watcher.arm()
+            wait_until(watcher.fired.is_set, 60, "a transaction caught open")
+        finally:
+            watcher.close()
+        part, offset = watcher.record
+        wait_until(lambda: committed_end(admin, topic, part) > offset, 60, "its end")
+        started, end = said("enforcer started"), committed_end(admin, topic, part)
+        os.kill(enforcer.proc.pid, signal.SIGCONT)
+        wait_until(
+            lambda: (
+                running()
+                and (said("enforcer started") > started or committed_end(admin, topic, part) > end)
+            ),
+            60,
+            "a rebuild or a later batch",
+        )
+
+    try:
+        enforcer.wait_assigned()
+        load.start()
+        rounds = 0
+        while said("enforcer lost its transaction state") < TIMED_OUT_ROUNDS:
+            assert rounds < 10 * TIMED_OUT_ROUNDS, enforcer.log()  # most catch no open one
+            rounds += 1
+            pause_in_a_transaction()
+            assert enforcer.proc.poll() is None, enforcer.log()
+        wait_until(lambda: said("enforcer started") > TIMED_OUT_ROUNDS, 60, "the last rebuild")
+        print(f"{said('enforcer lost its transaction state')} rebuilds in {rounds} pauses")
+        assert enforcer.proc.poll() is None, enforcer.log()
+        assert 0 == said("another enforcer took over"), enforcer.log()
+        assert said("the coordinator aborted our own transaction") >= TIMED_OUT_ROUNDS
+    except BaseException:
+        report_failure([enforcer], tmp_path)
+        raise
+    finally:
+        if enforcer.proc.poll() is None:
+            os.kill(enforcer.proc.pid, signal.SIGCONT)
+        stop_load.set()
+        load.join(30)
+        enforcer.stop()

@@ -82,6 +82,10 @@ def test_a_planned_stop_hands_its_partitions_over_without_the_session_timeout(
         load.join(LOAD_S + 30)
         wait_all_revoked(revocations, truth, 60)
         assert 0 == victim.wait_exit(30), victim.log()
+        # It says it left, after librdkafka sent the LeaveGroup, with what it handed over.
+        left = [d for d in victim.messages() if d.get("msg") == "left the consumer group"]
+        assert [len(moved)] == [d["partitions_handed_over"] for d in left], victim.log()
+        print(f"left the group {left[0]['leave_s']:.3f}s after unsubscribing")
 
         arrived: dict[str, float] = {}
         counts: Counter[str] = Counter()

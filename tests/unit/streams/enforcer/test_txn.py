@@ -11,12 +11,14 @@ from confluent_kafka import KafkaError, KafkaException
 from streams.enforcer.txn import (
     RETRY_BACKOFF_MAX_S,
     Action,
+    Fence,
     FenceWindow,
     TxnFailure,
     call_transactional,
     classify,
     consumer_fatal,
     fence_action,
+    fence_kind,
     resolve,
 )
 
@@ -66,7 +68,23 @@ def test_fenced_after_our_own_transaction_timed_out_rebuilds() -> None:
     """A broker outage longer than transaction.timeout.ms: the coordinator aborted it."""
     e = err(KafkaError._FENCED, fatal=True)
     assert Action.REBUILD == classify(e, False, 31.0, TIMEOUT, 5.0)
-    assert Action.REBUILD == classify(e, False, None, TIMEOUT, 5.0)  # between transactions
+    assert Action.REBUILD == classify(e, False, None, TIMEOUT, 5.0)  # age unknown: old
+
+
+def test_only_a_fence_sooner_than_the_timeout_after_the_last_begin_is_a_takeover() -> None:
+    """The coordinator aborts a transaction only once it is older than the timeout: a fence
+    sooner than that after our last begin_transaction (or init_transactions) is another
+    process's, open transaction or not; later, it is our own timed-out transaction's."""
+    e = err(KafkaError.PRODUCER_FENCED, fatal=True)
+    assert Fence.TAKEN_OVER is fence_kind(e, TIMEOUT - 0.1, TIMEOUT)
+    assert Fence.TXN_TIMED_OUT is fence_kind(e, TIMEOUT + 0.1, TIMEOUT)
+    assert Fence.TXN_TIMED_OUT is fence_kind(e, None, TIMEOUT)
+
+
+def test_only_a_static_member_fence_is_for_fence_window_to_count() -> None:
+    assert Fence.MEMBER is fence_kind(err(KafkaError._FATAL), 0.1, TIMEOUT, consumer=True)
+    assert Fence.MEMBER is fence_kind(err(KafkaError.FENCED_INSTANCE_ID, fatal=True), 99, TIMEOUT)
+    assert fence_kind(err(KafkaError._TIMED_OUT, retriable=True), 0.1, TIMEOUT) is None
 
 
 def test_other_fatal_errors_rebuild() -> None:
