@@ -101,6 +101,11 @@ class PostgresSink:
             self._store = RevocationStore(conn, self.topic)
             try:
                 check_schema(conn)
+                if self._store.repair_last_write():
+                    log.warning(
+                        "the recorded revocation write was in this server's future (a restored"
+                        " database?): reset, guarded statements no longer fail on it"
+                    )
                 self._report_bypasses(self._store)
                 if self.settings.pg_cut_off:
                     self._report_missing_powers(self._store)

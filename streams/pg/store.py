@@ -56,8 +56,10 @@ _NOTIFY = "SELECT count(pg_notify(%s, tag)) FROM unnest(%s::text[]) AS tag"
 # 004). Set last in the transaction, never lowered (another sink may have written since).
 _RECORD_WRITE = """
 SELECT setval('sessionwarden.last_revocation_write',
-              greatest(pg_current_xact_id()::text::bigint,
-                       coalesce(pg_sequence_last_value('sessionwarden.last_revocation_write'), 0)))
+              CASE WHEN last < pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                   THEN greatest(last, pg_current_xact_id()::text::bigint)
+                   ELSE pg_current_xact_id()::text::bigint END)
+  FROM coalesce(pg_sequence_last_value('sessionwarden.last_revocation_write'), 0) AS last
 """
 
 # The backends of revoked sessions (sessionwarden.cut_off(), migration 004): named for the
@@ -151,6 +153,18 @@ class RevocationStore:
                 },
             )
         return cancelled, terminated
+
+    def repair_last_write(self) -> bool:
+        """Forget a recorded revocation write whose transaction id is in this server's future (a
+        database restored from a dump into another cluster): it would turn the guard's check
+        of old snapshots off until overwritten. True if it was reset."""
+        with self.conn.transaction():
+            row = self.conn.execute(
+                "SELECT setval('sessionwarden.last_revocation_write', 0, false) FROM"
+                " pg_sequence_last_value('sessionwarden.last_revocation_write') AS last"
+                " WHERE last >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+            ).fetchone()
+        return row is not None
 
     def missing_powers(self) -> list[str]:
         """The predefined roles the cut-off needs that the sink's role lacks."""

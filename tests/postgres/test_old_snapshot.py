@@ -158,3 +158,20 @@ def test_a_backend_the_sink_may_not_signal_does_not_stop_the_cut_off(
         refused = store.refused_signals
         alive = su.execute("SELECT 1").fetchone()
     assert ((0, 1), "ended", 1, (1,)) == (cut, got, refused, alive)
+
+
+def test_a_revocation_write_from_another_clusters_future_is_repaired(
+    pg_sandbox: Sandbox, store: RevocationStore
+) -> None:
+    """A dump restored into a younger cluster carries the sequence's transaction id, which
+    would turn the check of old snapshots off: the sink resets it at its start, and a
+    REPEATABLE READ snapshot older than the next revocation is refused again."""
+    store.conn.execute("SELECT setval('sessionwarden.last_revocation_write', 1099511627776)")
+    with psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as conn:
+        repaired = (store.repair_last_write(), store.repair_last_write())
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(RAW_BIND, ("s1",))
+        conn.execute("SELECT 1").fetchall()
+        revoke(store, "s1")
+        got = outcome(lambda: len(conn.execute(QUERY).fetchall()))
+    assert ((True, False), "40001") == (repaired, got)

@@ -303,3 +303,18 @@ def test_partitions_and_children_are_protected_with_their_parent(
     with pytest.raises(Refused):
         reads(app, "SELECT count(*) FROM app.archive", None)
     assert [] == owner.execute("SELECT * FROM sessionwarden.bypasses()").fetchall()
+
+
+def test_a_table_protected_before_the_upgrade_is_reported_with_the_step_to_take(
+    box: Sandbox, owner: psycopg.Connection[Any]
+) -> None:
+    """A trigger of an earlier protect() fires only in the origin role (migration 004 cannot
+    change tables it does not own): the sink's report names protect(), and protect() clears it."""
+    owner.execute("ALTER TABLE app.documents ENABLE TRIGGER sessionwarden_guard_truncate")
+    with psycopg.connect(box.sink_dsn, autocommit=True) as conn:
+        found = RevocationStore(conn, TOPIC).bypasses()
+    owner.execute("SELECT sessionwarden.protect('app.documents')")
+    after = owner.execute("SELECT * FROM sessionwarden.bypasses('app.documents')").fetchall()
+    assert [("app.documents", "truncate_unguarded")] == [(t, k) for t, k, _, _ in found]
+    assert "run sessionwarden.protect() again as the table's owner" in found[0][3]
+    assert [] == after

@@ -92,3 +92,17 @@ def test_a_sink_that_does_not_own_the_schema_runs_but_cannot_change_the_guard(
             )
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(owner)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(owner)))
+
+
+def test_the_sink_names_the_roles_the_cut_off_needs_that_it_lacks(pg_sandbox: Sandbox) -> None:
+    """What the sink warns of at its start (docs/DATABASE.md, "Setting it up")."""
+    sink = sql.Identifier(f"{pg_sandbox.name}_sink")
+    with psycopg.connect(pg_sandbox.sink_dsn, autocommit=True) as conn:
+        store = RevocationStore(conn, TOPIC)
+        before = store.missing_powers()
+        with psycopg.connect(pg_sandbox.admin_dsn, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("REVOKE pg_read_all_stats, pg_signal_backend FROM {}").format(sink)
+            )
+        after = store.missing_powers()
+    assert ([], ["pg_signal_backend", "pg_read_all_stats"]) == (before, after)

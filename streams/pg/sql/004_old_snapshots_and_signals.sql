@@ -51,10 +51,11 @@ BEGIN
     -- included). A REPEATABLE READ / SERIALIZABLE transaction keeps its snapshot: if the latest
     -- revocation write has ended and that snapshot does not show it, the lookup may be stale.
     -- The write is not visible in the snapshot ⇒ refuse (40001, retry). Still in progress ⇒ it
-    -- commits after the mark above, and the cut-off after it finds the mark.
+    -- commits after the mark above, and the cut-off after it finds the mark. Too old to know
+    -- (NULL) ⇒ older than every snapshot, so visible.
     last_write := pg_sequence_last_value('sessionwarden.last_revocation_write');
     IF last_write IS NOT NULL
-       AND coalesce(pg_xact_status(last_write::text::xid8), 'committed') <> 'in progress'
+       AND pg_xact_status(last_write::text::xid8) IN ('committed', 'aborted')
        AND NOT pg_visible_in_snapshot(last_write::text::xid8, pg_current_snapshot())
     THEN
         RAISE EXCEPTION 'sessionwarden: the revocation set changed after this transaction''s snapshot'
