@@ -86,8 +86,8 @@ AS $$
 DECLARE
     tag text := sessionwarden.session_tag(tenant, session_id);
 BEGIN
-    IF tag IS NULL THEN
-        RAISE EXCEPTION 'sessionwarden: tenant and session_id must not be null'
+    IF tag IS NULL OR local IS NULL THEN
+        RAISE EXCEPTION 'sessionwarden: tenant, session_id and local must not be null'
             USING ERRCODE = '28000';
     END IF;
     PERFORM pg_catalog.set_config('sessionwarden.tenant', tenant, local),
