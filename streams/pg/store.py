@@ -51,17 +51,6 @@ UPDATE sessionwarden.sink_offsets SET next_offset = %s, updated_at = now()
 
 _NOTIFY = "SELECT count(pg_notify(%s, tag)) FROM unnest(%s::text[]) AS tag"
 
-# The batch's transaction id, recorded where every snapshot reads its current value (a sequence
-# is not transactional): require_session() refuses a snapshot that does not show it (migration
-# 004). Set last in the transaction, never lowered (another sink may have written since).
-_RECORD_WRITE = """
-SELECT setval('sessionwarden.last_revocation_write',
-              CASE WHEN last < pg_snapshot_xmax(pg_current_snapshot())::text::bigint
-                   THEN greatest(last, pg_current_xact_id()::text::bigint)
-                   ELSE pg_current_xact_id()::text::bigint END)
-  FROM coalesce(pg_sequence_last_value('sessionwarden.last_revocation_write'), 0) AS last
-"""
-
 # The backends of revoked sessions (sessionwarden.cut_off(), migration 004): named for the
 # session (application_name swt:/swc:<tag>), or inside a transaction that read for it (the
 # shared advisory lock require_session() takes, which no SET can drop). A running statement of
@@ -131,7 +120,6 @@ class RevocationStore:
                     raise OffsetConflict(f"{self.topic}[{partition}] moved under this sink")
             if batch.rows:
                 self.conn.execute(_NOTIFY, (NOTIFY_CHANNEL, batch.tags))
-                self.conn.execute(_RECORD_WRITE)
 
     def cut_off(self, tags: list[str], terminate_all: bool = False) -> tuple[int, int]:
         """Cancel / terminate the live backends of these sessions: (cancelled, terminated).

@@ -175,3 +175,22 @@ def test_a_revocation_write_from_another_clusters_future_is_repaired(
         revoke(store, "s1")
         got = outcome(lambda: len(conn.execute(QUERY).fetchall()))
     assert ((True, False), "40001") == (repaired, got)
+
+
+def test_a_revocation_written_by_hand_also_refuses_older_snapshots(
+    pg_sandbox: Sandbox, store: RevocationStore
+) -> None:
+    """The write's transaction id is recorded by a trigger of the revocation table, not by the
+    sink: an operator's INSERT counts too."""
+    with psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        conn.execute(RAW_BIND, ("s1",))
+        conn.execute("SELECT 1").fetchall()
+        store.conn.execute(
+            "INSERT INTO sessionwarden.revoked_sessions (tenant, session_id, user_id, reason,"
+            " revocation_id, effective_at, keep_until, source_topic, source_partition,"
+            " source_offset) VALUES ('acme', 's1', 'u1', 'by hand', gen_random_uuid(), now(),"
+            " now() + interval '1 hour', 'manual', -1, -1)"
+        )
+        got = outcome(lambda: len(conn.execute(QUERY).fetchall()))
+    assert "40001" == got

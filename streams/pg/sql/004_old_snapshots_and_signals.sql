@@ -2,8 +2,9 @@
 -- (docs/DATABASE.md, "What the guard closes and what it does not"):
 --   * require_session() looks the session up with a fresh snapshot under READ COMMITTED
 --     (VOLATILE), and refuses (40001) a snapshot that predates the latest revocation write;
---     the sink records that write's transaction id in last_revocation_write, a sequence
---     (non-transactional: every snapshot reads its current value);
+--     a trigger on revoked_sessions records that write's transaction id in
+--     last_revocation_write, a sequence (non-transactional: every snapshot reads its current
+--     value);
 --   * bind() binds a session, names the backend with its tag and asks the guard, in one
 --     statement: the binding every service should use, in any language;
 --   * cut_off() signals the backends of revoked sessions one at a time: a backend the sink may
@@ -13,6 +14,32 @@
 
 CREATE SEQUENCE sessionwarden.last_revocation_write AS bigint MINVALUE 0 START 0;
 REVOKE ALL ON SEQUENCE sessionwarden.last_revocation_write FROM PUBLIC;
+
+-- Every write to the revocation set records its transaction id there, whoever writes (the sink,
+-- an operator by hand): set at the end of each INSERT or UPDATE statement, never lowered by a
+-- value this server has issued (another sink may have written since), and replacing one in the
+-- server's future (a database restored from a dump into another cluster).
+CREATE FUNCTION sessionwarden.record_revocation_write() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mine bigint := pg_current_xact_id()::text::bigint;
+    last bigint := coalesce(pg_sequence_last_value('sessionwarden.last_revocation_write'), 0);
+BEGIN
+    PERFORM setval('sessionwarden.last_revocation_write',
+                   CASE WHEN last < pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+                        THEN greatest(last, mine) ELSE mine END);
+    RETURN NULL;
+END
+$$;
+
+REVOKE ALL ON FUNCTION sessionwarden.record_revocation_write() FROM PUBLIC;
+
+CREATE TRIGGER record_revocation_write
+    AFTER INSERT OR UPDATE ON sessionwarden.revoked_sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION sessionwarden.record_revocation_write();
+ALTER TABLE sessionwarden.revoked_sessions ENABLE ALWAYS TRIGGER record_revocation_write;
 
 CREATE OR REPLACE FUNCTION sessionwarden.require_session() RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
