@@ -11,9 +11,10 @@ a server-side cursor would keep returning rows) or is still in it half a second 
 terminates it on revocation. A revoked or unbound session's statement on a protected table
 fails with SQLSTATE 28000 (``psycopg.errors.InvalidAuthorizationSpecification``, see
 ``is_refused``), and so does any guarded statement while the connection holds a ``WITH HOLD``
-cursor; both helpers also ask the guard when they bind, so a revoked session's transaction
-fails at its start even if it would touch no row (row-level security checks rows: a statement
-that examines none is not refused by the policy itself)."""
+cursor. Both helpers bind through ``sessionwarden.bind()``, which also asks the guard: a
+revoked session's transaction fails at its start even if it would touch no row (row-level
+security checks rows: a statement that examines none is not refused by the policy itself), and
+the transaction is marked for the cut-off before it reads anything."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from streams.pg.plan import NOTIFY_CHANNEL, TAG_CONNECTION, TAG_TRANSACTION, session_tag
+from streams.pg.plan import NOTIFY_CHANNEL, session_tag
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -35,12 +36,9 @@ __all__ = [
     "session_transaction",
 ]
 
-_BIND = (
-    "SELECT set_config('sessionwarden.tenant', %s, %s),"
-    " set_config('sessionwarden.session_id', %s, %s),"
-    " set_config('application_name', %s, %s)"
-)
-_CHECK = "SELECT sessionwarden.require_session()"
+# Sets the binding and application_name ('swt:'/'swc:' + tag) and asks the guard, in one
+# statement (migration 004): the transaction carries the mark the cut-off looks for from here.
+_BIND = "SELECT sessionwarden.bind(%s, %s, %s)"
 REFUSED_SQLSTATE = "28000"
 
 
@@ -54,9 +52,7 @@ def session_transaction(
     outermost = conn.info.transaction_status == TransactionStatus.IDLE
     try:
         with conn.transaction(), conn.cursor() as cur:
-            tag = TAG_TRANSACTION + session_tag(tenant, session_id)
-            cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
-            cur.execute(_CHECK)
+            cur.execute(_BIND, (tenant, session_id, True))
             yield cur
     except BaseException:
         # A cancel that lands on the closing COMMIT/ROLLBACK (the sink cuts off revoked
@@ -76,9 +72,7 @@ async def async_session_transaction(
     outermost = conn.info.transaction_status == TransactionStatus.IDLE
     try:
         async with conn.transaction(), conn.cursor() as cur:
-            tag = TAG_TRANSACTION + session_tag(tenant, session_id)
-            await cur.execute(_BIND, (tenant, True, session_id, True, tag, True))
-            await cur.execute(_CHECK)
+            await cur.execute(_BIND, (tenant, session_id, True))
             yield cur
     except BaseException:
         if outermost and not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
@@ -90,9 +84,7 @@ async def async_session_transaction(
 def bind_connection(conn: psycopg.Connection[Any], tenant: str, session_id: str) -> None:
     """Bind a connection dedicated to one session, for the rest of its life (the settings are
     session-level, so never use this on a pooled connection). Commits if not in autocommit."""
-    tag = TAG_CONNECTION + session_tag(tenant, session_id)
-    conn.execute(_BIND, (tenant, False, session_id, False, tag, False))
-    conn.execute(_CHECK)
+    conn.execute(_BIND, (tenant, session_id, False))
     if not conn.autocommit:
         conn.commit()
 

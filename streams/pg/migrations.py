@@ -62,6 +62,7 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[Migration]:
     Returns the ones applied; refuses a database whose applied SQL differs from ours."""
     applied: list[Migration] = []
     with conn.transaction():
+        _require_utf8(conn)
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         conn.execute(_read(BOOTSTRAP))
         done = _applied(conn)
@@ -77,6 +78,20 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[Migration]:
             log.info("applied migration", extra={"version": m.version, "migration": m.name})
             applied.append(m)
     return applied
+
+
+def _require_utf8(conn: psycopg.Connection[Any]) -> None:
+    """The session tag hashes UTF-8 and counts code points: in another server encoding (in
+    SQL_ASCII length() counts bytes) sessionwarden.session_tag() would differ from the
+    specification, and the cut-off would miss the backends that name themselves with it."""
+    row = conn.execute("SELECT current_setting('server_encoding')").fetchone()
+    raw = row[0] if row else b"?"
+    encoding = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+    if encoding != "UTF8":
+        raise SchemaError(
+            f"the database's encoding is {encoding}, not UTF8: the session tag is specified over"
+            " UTF-8; create the database WITH ENCODING 'UTF8'"
+        )
 
 
 def check_schema(conn: psycopg.Connection[Any]) -> None:

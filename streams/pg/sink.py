@@ -73,7 +73,15 @@ class PostgresSink:
         self.topic = settings.topics.revocations
         self.keep_for = timedelta(seconds=policy.max_absolute)
         self.seen: dict[int, int] = {}  # partition -> next offset, as stored in the database
-        self.stats = {"records": 0, "rows": 0, "expired": 0, "undecodable": 0, "cut_off": 0}
+        self.stats = {
+            "records": 0,
+            "rows": 0,
+            "expired": 0,
+            "undecodable": 0,
+            "cut_off": 0,
+            "cut_off_refused": 0,  # signals the server refused (a superuser's backend)
+            "cut_off_failed": 0,  # cut-off queries that failed (the rows were committed)
+        }
         self._stop = threading.Event()
         self._prune = PruneSchedule(settings.pg_prune_interval_s)
         self._second_pass = CutOffSchedule(_SECOND_PASS_S)
@@ -93,7 +101,14 @@ class PostgresSink:
             self._store = RevocationStore(conn, self.topic)
             try:
                 check_schema(conn)
+                if self._store.repair_last_write():
+                    log.warning(
+                        "the recorded revocation write was in this server's future (a restored"
+                        " database?): reset, guarded statements no longer fail on it"
+                    )
                 self._report_bypasses(self._store)
+                if self.settings.pg_cut_off:
+                    self._report_missing_powers(self._store)
             except psycopg.Error as exc:
                 raise SinkError(
                     "cannot read the sessionwarden schema: "
@@ -132,6 +147,25 @@ class PostgresSink:
             log.warning(
                 "a way around the guard of a protected table",
                 extra={"table": table, "kind": kind, "object": obj, "detail": detail},
+            )
+
+    @staticmethod
+    def _report_missing_powers(store: RevocationStore) -> None:
+        """Warn of each predefined role the cut-off needs and the sink's role lacks."""
+        effects = {
+            "pg_signal_backend": "the cut-off cannot cancel or terminate other roles' backends:"
+            " a revoked session's open cursor or transaction runs on",
+            "pg_read_all_stats": "the cut-off cannot see whether a backend runs a statement:"
+            " it terminates every backend of a revoked session instead of cancelling",
+        }
+        for role in store.missing_powers():
+            log.warning(
+                "the sink's role lacks a role the cut-off needs",
+                extra={
+                    "role": role,
+                    "effect": effects[role],
+                    "fix": f"GRANT {role} TO <sink role>",
+                },
             )
 
     def _check_topic(self, consumer: Consumer) -> None:
@@ -232,8 +266,22 @@ class PostgresSink:
         return True
 
     def _cut_off(self, tags: list[str], second_pass: bool) -> None:
+        """Never fatal while the connection lives: the rows are committed, so the guard refuses
+        the sessions already; a failed cut-off only leaves work already running."""
         assert self._store is not None
-        cancelled, terminated = self._store.cut_off(tags, terminate_all=second_pass)
+        refused_before = self._store.refused_signals
+        try:
+            cancelled, terminated = self._store.cut_off(tags, terminate_all=second_pass)
+        except psycopg.Error as exc:
+            if self._store.conn.closed or self._store.conn.broken:
+                raise
+            self.stats["cut_off_failed"] += 1
+            log.warning(
+                "the cut-off of revoked sessions failed",
+                extra={"error": redact(str(exc), self.settings.pg_dsn), "sessions": len(tags)},
+            )
+            return
+        self.stats["cut_off_refused"] += self._store.refused_signals - refused_before
         self.stats["cut_off"] += cancelled + terminated
         if cancelled or terminated:
             log.info(

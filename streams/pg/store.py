@@ -14,8 +14,6 @@ import psycopg
 from schemas.errors import SessionwardenError
 from streams.pg.plan import (
     NOTIFY_CHANNEL,
-    TAG_CONNECTION,
-    TAG_TRANSACTION,
     Batch,
 )
 
@@ -53,37 +51,23 @@ UPDATE sessionwarden.sink_offsets SET next_offset = %s, updated_at = now()
 
 _NOTIFY = "SELECT count(pg_notify(%s, tag)) FROM unnest(%s::text[]) AS tag"
 
-# The backends of revoked sessions: named for the session (application_name swt:/swc:<tag>), or
-# inside a transaction that read for it (the shared advisory lock require_session() takes,
-# which no SET can drop). A running statement of a transaction-bound backend is cancelled (a
-# pooled connection serves other sessions next); everything else is terminated: a dedicated
-# connection, and a backend idle in (or between statements of) the session's transaction,
-# where a cancel does nothing and an open cursor still returns rows on FETCH. An unknown state
-# (the sink's role cannot read other roles' activity without pg_read_all_stats) is terminated.
-# With %(all)s every marked backend is terminated: the second pass, for a cancel that did not
-# end the session's transaction (a savepoint, a cancel that arrived between statements).
-_CUT_OFF = """
-WITH revoked AS (SELECT DISTINCT unnest(%(tags)s::text[]) AS tag),
-marked AS (
-    SELECT a.pid,
-           %(all)s OR starts_with(a.application_name, %(dedicated)s)
-               OR a.state IS DISTINCT FROM 'active' AS terminate
-      FROM pg_stat_activity a
-     WHERE a.pid <> pg_backend_pid()
-       AND ((left(a.application_name, 4) IN (%(dedicated)s, %(pooled)s)
-             AND substr(a.application_name, 5) IN (SELECT tag FROM revoked))
-            OR a.pid IN (SELECT l.pid
-                           FROM pg_locks l
-                          WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-                            AND l.database = (SELECT oid FROM pg_database
-                                               WHERE datname = current_database())
-                            AND lpad(to_hex(l.classid::bigint), 8, '0')
-                                || lpad(to_hex(l.objid::bigint), 8, '0')
-                                IN (SELECT left(tag, 16) FROM revoked)))
-)
-SELECT count(*) FILTER (WHERE CASE WHEN NOT terminate THEN pg_cancel_backend(pid) ELSE false END),
-       count(*) FILTER (WHERE CASE WHEN terminate THEN pg_terminate_backend(pid) ELSE false END)
-  FROM marked
+# The backends of revoked sessions (sessionwarden.cut_off(), migration 004): named for the
+# session (application_name swt:/swc:<tag>), or inside a transaction that read for it (the
+# shared advisory lock require_session() takes, which no SET can drop). A running statement of
+# a transaction-bound backend is cancelled (a pooled connection serves other sessions next);
+# everything else is terminated: a dedicated connection, and a backend idle in (or between
+# statements of) the session's transaction, where a cancel does nothing and an open cursor
+# still returns rows on FETCH. An unknown state (the sink's role cannot read other roles'
+# activity without pg_read_all_stats) is terminated. With terminate_all every marked backend is
+# terminated: the second pass, for a cancel that did not end the session's transaction (a
+# savepoint, a cancel that arrived between statements). Each signal goes on its own: one the
+# sink may not send (a superuser's backend) is counted in refused, and the others still go.
+_CUT_OFF = "SELECT cancelled, terminated, refused FROM sessionwarden.cut_off(%s::text[], %s)"
+
+# What the sink's role may do on the server: signal other roles' backends, read their state.
+_POWERS = """
+SELECT pg_has_role(current_user, 'pg_signal_backend', 'USAGE'),
+       pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
 """
 
 _PRUNE = """
@@ -103,6 +87,7 @@ class RevocationStore:
     def __init__(self, conn: psycopg.Connection[Any], topic: str) -> None:
         self.conn = conn
         self.topic = topic
+        self.refused_signals = 0  # signals of the cut-off the server refused (a superuser's)
 
     def offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         """The next offset per partition, inserting 0 (the topic's start) for new ones."""
@@ -139,17 +124,43 @@ class RevocationStore:
     def cut_off(self, tags: list[str], terminate_all: bool = False) -> tuple[int, int]:
         """Cancel / terminate the live backends of these sessions: (cancelled, terminated).
         ``terminate_all``: terminate every backend still marked with one of them (the second
-        pass, a grace after the first, ends what a cancel left open)."""
-        params = {
-            "all": terminate_all,
-            "dedicated": TAG_CONNECTION,
-            "pooled": TAG_TRANSACTION,
-            "tags": tags,
-        }
+        pass, a grace after the first, ends what a cancel left open). Backends the sink may not
+        signal are skipped and counted in ``refused_signals``."""
         with self.conn.transaction():
-            row = self.conn.execute(_CUT_OFF, params).fetchone()
+            row = self.conn.execute(_CUT_OFF, (tags, terminate_all)).fetchone()
         assert row is not None
-        return int(row[0]), int(row[1])
+        cancelled, terminated, refused = (int(v) for v in row)
+        if refused:
+            self.refused_signals += refused
+            log.warning(
+                "backends of revoked sessions the sink may not signal were left running",
+                extra={
+                    "backends": refused,
+                    "detail": "a superuser's backend, or the sink's role lacks"
+                    " pg_signal_backend: see docs/DATABASE.md",
+                },
+            )
+        return cancelled, terminated
+
+    def repair_last_write(self) -> bool:
+        """Forget a recorded revocation write whose transaction id is in this server's future (a
+        database restored from a dump into another cluster): it would turn the guard's check
+        of old snapshots off until overwritten. True if it was reset."""
+        with self.conn.transaction():
+            row = self.conn.execute(
+                "SELECT setval('sessionwarden.last_revocation_write', 0, false) FROM"
+                " pg_sequence_last_value('sessionwarden.last_revocation_write') AS last"
+                " WHERE last >= pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+            ).fetchone()
+        return row is not None
+
+    def missing_powers(self) -> list[str]:
+        """The predefined roles the cut-off needs that the sink's role lacks."""
+        with self.conn.transaction():
+            row = self.conn.execute(_POWERS).fetchone()
+        assert row is not None
+        names = ("pg_signal_backend", "pg_read_all_stats")
+        return [name for name, has in zip(names, row, strict=True) if not has]
 
     def revoked_tags(self) -> list[str]:
         """The tags of every session in the revocation set (for the cut-off at the sink's

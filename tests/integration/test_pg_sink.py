@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from psycopg.conninfo import make_conninfo
 
 from schemas.codec import decode_revocation_record, encode, encode_dict
 from schemas.outputs import Revocation
@@ -389,3 +390,60 @@ def test_missing_revocation_topic_is_one_clear_message(
         " run `sessionwarden topics create` (and the enforcer)"
     )
     assert expected == sink.lines[-1]
+
+
+def test_a_backend_the_sink_may_not_signal_neither_stops_it_nor_its_restart(
+    settings_factory: Callable[..., Settings], pg_sandbox: Sandbox
+) -> None:
+    """A superuser's backend named for a revoked session: the server refuses the sink's
+    signal. The sink counts it, ends the other backend of the session, writes the next
+    revocations, and starts again over the same revocation set (its start-up cut-off)."""
+    settings = settings_factory()
+    sid, later = f"pg-{uuid.uuid4().hex[:8]}", f"pg-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    superuser = make_conninfo(pg_sandbox.admin_dsn, dbname=pg_sandbox.name)
+    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+
+    def revoke(session_id: str) -> None:
+        record = revocation(session_id, tenant="acme", effective_at=now, emitted_at=now)
+        p.produce(settings.topics.revocations, encode(record), session_id.encode())
+        assert 0 == p.flush(10)
+
+    def stored() -> set[str]:
+        with psycopg.connect(pg_sandbox.sink_dsn) as db:
+            rows = db.execute("SELECT session_id FROM sessionwarden.revoked_sessions")
+            return {str(r[0]) for r in rows.fetchall()}
+
+    with (
+        psycopg.connect(superuser, autocommit=True) as su,
+        psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as victim,
+    ):
+        su.execute(
+            "SELECT set_config('application_name', %s, false)", ("swc:" + session_tag("acme", sid),)
+        )
+        victim.execute("BEGIN")
+        victim.execute("SELECT sessionwarden.bind('acme', %s)", (sid,))
+        with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+            sink.wait_assigned()
+            revoke(sid)
+            wait_until(lambda: sid in stored(), 60, "the revocation in the database")
+            wait_until(
+                lambda: any("may not signal" in str(m.get("msg")) for m in sink.messages()),
+                30,
+                "the refused signal to be reported",
+            )
+            revoke(later)
+            wait_until(lambda: later in stored(), 60, "the next revocation in the database")
+            assert sink.proc.poll() is None
+            cut = [
+                m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"
+            ]
+        with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as again:
+            again.wait_assigned()  # the start-up cut-off refused the same signal, and went on
+            assert again.proc.poll() is None
+        alive = su.execute("SELECT 1").fetchone()
+        with contextlib.suppress(psycopg.Error):
+            victim.execute("SELECT 1")
+        victim_ended = victim.closed or victim.broken
+    assert ((1,), True) == (alive, victim_ended)
+    assert 1 == sum(m["terminated"] for m in cut if m["pass"] == 1)

@@ -56,11 +56,22 @@ def revoke(box: Sandbox, sid: str) -> None:
 
 
 def reads(conn: psycopg.Connection[Any], query: str, sid: str | None) -> Any:
-    """The first row of ``query``, bound to session ``sid`` (None: no session bound)."""
+    """The first row of ``query``, bound to session ``sid`` (None: no session bound) with raw
+    set_config and no check at bind: what refuses is the guard on the path itself (the policy,
+    the trigger), not a helper's check before it."""
     if sid is None:
         return conn.execute(query).fetchone()
-    with session_transaction(conn, "acme", sid) as cur:
-        return cur.execute(query).fetchone()
+    with conn.transaction():
+        bind_raw(conn, sid)
+        return conn.execute(query).fetchone()
+
+
+def bind_raw(conn: psycopg.Connection[Any], sid: str) -> None:
+    conn.execute(
+        "SELECT set_config('sessionwarden.tenant', 'acme', true),"
+        " set_config('sessionwarden.session_id', %s, true)",
+        (sid,),
+    )
 
 
 def test_the_owner_is_guarded_too(owner: psycopg.Connection[Any], box: Sandbox) -> None:
@@ -108,9 +119,40 @@ def test_truncate_needs_a_live_session_whatever_was_granted(
     for conn in (app, owner):
         with pytest.raises(Refused):
             conn.execute("TRUNCATE app.documents")
-        with pytest.raises(Refused), session_transaction(conn, "acme", "s1") as cur:
-            cur.execute("TRUNCATE app.documents")
+        with pytest.raises(Refused), conn.transaction():
+            bind_raw(conn, "s1")
+            conn.execute("TRUNCATE app.documents")
     assert (3,) == reads(owner, "SELECT count(*) FROM app.documents", "s2")
+    with session_transaction(owner, "acme", "s2") as cur:  # a live session may
+        cur.execute("TRUNCATE app.documents")
+    assert (0,) == reads(owner, "SELECT count(*) FROM app.documents", "s2")
+
+
+def test_truncate_is_guarded_in_replica_mode(box: Sandbox, owner: psycopg.Connection[Any]) -> None:
+    """session_replication_role = replica skips ordinary triggers: the guard's fires always,
+    and a role that may set replica mode is reported."""
+    owner_role = f"{box.name}_owner"
+    with psycopg.connect(make_conninfo(box.admin_dsn, dbname=box.name), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("GRANT SET ON PARAMETER session_replication_role TO {}").format(
+                sql.Identifier(owner_role)
+            )
+        )
+        try:
+            owner.execute("SET session_replication_role = replica")
+            with pytest.raises(Refused):
+                owner.execute("TRUNCATE app.documents")
+            found = owner.execute(
+                "SELECT kind, object FROM sessionwarden.bypasses('app.documents')"
+            ).fetchall()
+        finally:
+            admin.execute(
+                sql.SQL("REVOKE SET ON PARAMETER session_replication_role FROM {}").format(
+                    sql.Identifier(owner_role)
+                )
+            )
+    assert [("replication_role", owner_role)] == found
+    assert (3,) == reads(owner, "SELECT count(*) FROM app.documents", "s1")
 
 
 def test_protect_revokes_truncate_grants_and_warns(
@@ -261,3 +303,18 @@ def test_partitions_and_children_are_protected_with_their_parent(
     with pytest.raises(Refused):
         reads(app, "SELECT count(*) FROM app.archive", None)
     assert [] == owner.execute("SELECT * FROM sessionwarden.bypasses()").fetchall()
+
+
+def test_a_table_protected_before_the_upgrade_is_reported_with_the_step_to_take(
+    box: Sandbox, owner: psycopg.Connection[Any]
+) -> None:
+    """A trigger of an earlier protect() fires only in the origin role (migration 004 cannot
+    change tables it does not own): the sink's report names protect(), and protect() clears it."""
+    owner.execute("ALTER TABLE app.documents ENABLE TRIGGER sessionwarden_guard_truncate")
+    with psycopg.connect(box.sink_dsn, autocommit=True) as conn:
+        found = RevocationStore(conn, TOPIC).bypasses()
+    owner.execute("SELECT sessionwarden.protect('app.documents')")
+    after = owner.execute("SELECT * FROM sessionwarden.bypasses('app.documents')").fetchall()
+    assert [("app.documents", "truncate_unguarded")] == [(t, k) for t, k, _, _ in found]
+    assert "run sessionwarden.protect() again as the table's owner" in found[0][3]
+    assert [] == after

@@ -9,6 +9,7 @@ import sys
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from streams.pg.migrations import SchemaError, apply_migrations, check_schema, migrations
@@ -128,3 +129,26 @@ def test_malformed_dsn_never_prints_the_password(
         for cut in [piece, *piece.split("@"), *piece.split(":")]:
             if len(cut) >= 3:
                 assert cut not in done.stderr, done.stderr
+
+
+def test_init_refuses_a_database_not_in_utf8(pg_bare_sandbox: Sandbox) -> None:
+    """In SQL_ASCII, length() counts bytes: the database's session_tag() would differ from the
+    specification (and from every client) for a tenant outside ASCII."""
+    box = pg_bare_sandbox
+    name = f"{box.name}_ascii"
+    with psycopg.connect(box.admin_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL(
+                "CREATE DATABASE {} OWNER {} ENCODING 'SQL_ASCII' TEMPLATE template0"
+                " LC_COLLATE 'C' LC_CTYPE 'C'"
+            ).format(sql.Identifier(name), sql.Identifier(f"{box.name}_sink"))
+        )
+    try:
+        done = sink_command("--init", dsn=make_conninfo(box.sink_dsn, dbname=name))
+        with psycopg.connect(make_conninfo(box.admin_dsn, dbname=name)) as conn:
+            schema = conn.execute("SELECT to_regnamespace('sessionwarden')").fetchone()
+    finally:
+        with psycopg.connect(box.admin_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    assert (2, (None,)) == (done.returncode, schema)
+    assert "encoding is SQL_ASCII, not UTF8" in done.stderr

@@ -13,8 +13,13 @@ from streams.settings import load_settings
 def test_migrations_are_numbered_in_order_and_exclude_the_bootstrap() -> None:
     """--init applies them in version order; the bootstrap runs before every migration."""
     found = migrations()
-    assert [1, 2, 3] == [m.version for m in found]
-    assert ["revocations", "guard", "cut_off_and_bypasses"] == [m.name for m in found]
+    assert [1, 2, 3, 4] == [m.version for m in found]
+    assert [
+        "revocations",
+        "guard",
+        "cut_off_and_bypasses",
+        "old_snapshots_and_signals",
+    ] == [m.name for m in found]
     assert all(len(m.sha256) == 64 for m in found)
     sql = full_sql()
     assert sql.index(BOOTSTRAP) < sql.index("001_revocations.sql") < sql.index("002_guard.sql")
