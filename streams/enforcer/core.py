@@ -136,6 +136,7 @@ class PartitionEnforcer:
         self._count("login")
         if late:  # a removal newer than this login was read before it
             self._end_for_roles(sess, min(at for at, _ in late.values()), None, list(late))
+        self._limit_sessions(sess, e, ev.event_id)
 
     def _new_session(self, ev: Login, e: float, t: float, claimed: float) -> Session:
         intern = self.state.intern
@@ -178,6 +179,34 @@ class PartitionEnforcer:
         user.sessions.append(sess.key[1])
         self._keep_user(user, sess.absolute_deadline)
         return late
+
+    def _limit_sessions(self, sess: Session, e: float, cause: UUID) -> None:
+        """Hold the user of a new login to ``max_sessions_per_user`` live sessions: end its
+        oldest (by login time, then session id: the same choice in any read order and after a
+        restore) at the login's time, or at its deadline if that passed already. Bounds what
+        one record about the user (a role change) must change and emit."""
+        state = self.state
+        ukey = (sess.key[0], sess.user_id)
+        entry = state.users.get(ukey)
+        if entry.__class__ is not User:  # no user, or the user is its only session
+            return
+        assert isinstance(entry, User)
+        sids = entry.sessions
+        cap = self.policy.max_sessions_per_user
+        while len(sids) > cap:
+            tenant = ukey[0]
+            oldest: Session | None = None
+            for sid in sids:
+                other = state.sessions[(tenant, sid)]
+                assert isinstance(other, Session)
+                if oldest is None or (other.login_at, sid) < (oldest.login_at, oldest.key[1]):
+                    oldest = other
+            assert oldest is not None
+            deadline, reason = oldest.deadline()
+            if deadline <= e:
+                self._end(oldest, reason, deadline)
+            else:
+                self._end(oldest, "session_limit", e, cause)
 
     def _activity(self, ev: Activity, e: float, r: float) -> None:
         key = (ev.tenant, ev.session_id)
