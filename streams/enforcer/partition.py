@@ -153,6 +153,11 @@ class PartitionState:
         self.event_watermark, self.received_watermark = self._batch_watermarks
         self._in_batch = False
 
+    def pending_records(self) -> int:
+        """Records the open batch has made so far: its outputs, and a changelog record per
+        key it touched (an upper bound; the changelog coalesces per key). Constant time."""
+        return len(self.out) + len(self._undo_sessions) + len(self._undo_users)
+
     def take_outputs(self) -> list[Emit]:
         out, self.out = self.out, []
         return out
