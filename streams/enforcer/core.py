@@ -176,15 +176,16 @@ class PartitionEnforcer:
         # The user's known roles: everything seen granted (logins may carry subsets), minus
         # what role changes removed since.
         user.roles = state.intern(user.roles | (frozenset(roles) - frozenset(late)))
-        user.sessions.append(sess.key[1])
+        state.add_user_session(user, sess)
         self._keep_user(user, sess.absolute_deadline)
         return late
 
     def _limit_sessions(self, sess: Session, e: float, cause: UUID) -> None:
         """Hold the user of a new login to ``max_sessions_per_user`` live sessions: end its
         oldest (by login time, then session id: the same choice in any read order and after a
-        restore) at the login's time, or at its deadline if that passed already. Bounds what
-        one record about the user (a role change) must change and emit."""
+        restore; the user keeps them in that order) at the login's time, or at its deadline if
+        that passed already. Bounds what one record about the user (a role change) must
+        change and emit."""
         state = self.state
         ukey = (sess.key[0], sess.user_id)
         entry = state.users.get(ukey)
@@ -194,14 +195,8 @@ class PartitionEnforcer:
         sids = entry.sessions
         cap = self.policy.max_sessions_per_user
         while len(sids) > cap:
-            tenant = ukey[0]
-            oldest: Session | None = None
-            for sid in sids:
-                other = state.sessions[(tenant, sid)]
-                assert isinstance(other, Session)
-                if oldest is None or (other.login_at, sid) < (oldest.login_at, oldest.key[1]):
-                    oldest = other
-            assert oldest is not None
+            oldest = state.sessions[(ukey[0], sids[0])]
+            assert isinstance(oldest, Session)
             deadline, reason = oldest.deadline()
             if deadline <= e:
                 self._end(oldest, reason, deadline)

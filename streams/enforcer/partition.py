@@ -11,9 +11,10 @@ as it was when the batch began, forget-heap entries included.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from streams.enforcer.deadlines import Deadlines
@@ -297,6 +298,8 @@ class PartitionState:
         for ukey, user in self.users.items():
             if isinstance(user, User) and not user.sessions:  # the others: when it ends
                 self._forget.append((user.forget_at, USER, ukey))
+            elif isinstance(user, User) and len(user.sessions) > 1:
+                user.sessions.sort(key=self._login_order(ukey[0]))
         heapq.heapify(self._forget)
 
     # -- what the decisions change the state through -----------------------------------
@@ -338,6 +341,28 @@ class PartitionState:
             return user
         assert entry is None or isinstance(entry, User)
         return entry
+
+    def add_user_session(self, user: User, sess: Session) -> None:
+        """Add a live session to its user's, which are kept oldest first (by login time, then
+        session id), so the oldest is found at once. Logins come mostly in time order: an
+        append; one read late is inserted in its place."""
+        sids = user.sessions
+        order = self._login_order(user.key[0])
+        mine = (sess.login_at, sess.key[1])
+        if not sids or order(sids[-1]) <= mine:
+            sids.append(sess.key[1])
+        else:
+            sids.insert(bisect.bisect_right(sids, mine, key=order), sess.key[1])
+
+    def _login_order(self, tenant: str) -> Callable[[str], tuple[float, str]]:
+        sessions = self.sessions
+
+        def order(sid: str) -> tuple[float, str]:
+            sess = sessions[(tenant, sid)]
+            assert isinstance(sess, Session)
+            return sess.login_at, sid
+
+        return order
 
     def user_items(self) -> Iterator[tuple[Key, User]]:
         """Every user as a User (derived, not kept, for one that is its only session)."""

@@ -5,7 +5,7 @@ login beyond it ends the user's oldest live session (``session_limit``), so no s
 from __future__ import annotations
 
 from schemas.codec import decode_audit_event, decode_revocation_record, encode_dict
-from streams.enforcer.state import Session
+from streams.enforcer.state import Session, User
 from streams.policy import parse_policy
 from tests.unit.streams.enforcer.factories import POLICY_TOML, login, role_change
 from tests.unit.streams.enforcer.harness import Harness
@@ -135,3 +135,15 @@ def test_a_session_limit_revocation_and_its_audit_record_meet_the_output_contrac
 
     assert ["session_limit"] == [decode_revocation_record(r).reason for r in revocations]  # type: ignore[union-attr]
     assert ["session_limit"] == [decode_audit_event(a).reason for a in ended]  # type: ignore[union-attr]
+
+
+def test_a_users_sessions_are_kept_oldest_first_in_any_read_order_and_after_restore() -> None:
+    """The oldest is found at once (no scan of the user's sessions per login at the cap)."""
+    h = _capped(10)
+    h.feed(login(5, "b"), login(7, "c"), login(2, "z"), login(5, "a"), login(9, "d"), now=10.0)
+    user = h.enforcer.state.users[("acme", "u1")]
+    restored = h.restored().state.users[("acme", "u1")]
+
+    expected = ["z", "a", "b", "c", "d"]
+    assert isinstance(user, User) and isinstance(restored, User)
+    assert (expected, expected) == (user.sessions, restored.sessions)
