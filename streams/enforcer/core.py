@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID
 
+from schemas.base import MAX_ROLES
 from schemas.inputs import Activity, AuthEvent, Login, Logout, RoleChange
 from streams.enforcer import records
 from streams.enforcer.partition import PartitionState
@@ -173,9 +174,12 @@ class PartitionEnforcer:
         state.touch_user(ukey, user)
         roles = sess.roles
         late = removed_after(user.role_times, roles, e)
-        # The user's known roles: everything seen granted (logins may carry subsets), minus
-        # what role changes removed since.
-        user.roles = state.intern(user.roles | (frozenset(roles) - frozenset(late)))
+        # The user's known roles: every catalogued role seen granted (logins may carry
+        # subsets), minus what role changes removed since. Only catalogued roles have a
+        # privilege or sensitivity; others would only grow the user's record.
+        known = self.policy.known_roles(roles)
+        if not known <= user.roles:
+            user.roles = state.intern(user.roles | (known - frozenset(late)))
         state.add_user_session(user, sess)
         self._keep_user(user, sess.absolute_deadline)
         return late
@@ -326,7 +330,7 @@ class PartitionEnforcer:
             user.role_times, ev.roles_granted, ev.roles_removed, e, self.policy.max_absolute
         )
         before = user.roles
-        after = (before - removed) | frozenset(granted)
+        after = self.policy.known_roles((before - removed).union(granted))
         live = len(user.sessions)
         for sid in list(user.sessions):
             self._apply_role_change(self.state.sessions[(ukey[0], sid)], ev, e, removed, granted)
@@ -365,7 +369,10 @@ class PartitionEnforcer:
         if deadline <= e:
             self._end(sess, reason, deadline)
             return
-        fresh = [r for r in granted if r not in sess.roles]
+        # A session holds at most the roles its records may carry (MAX_ROLES): a strict
+        # decoder refuses a longer list, and its revocation would not be enforced downstream.
+        # Grants past that do not reach it (it goes on without them).
+        fresh = [r for r in granted if r not in sess.roles][: MAX_ROLES - len(sess.roles)]
         if fresh:
             self.state.touch_session(sess.key, sess)
             sess.roles = self.state.intern((*sess.roles, *fresh))

@@ -285,7 +285,7 @@ class PartitionState:
                     continue
                 if isinstance(user, Session):
                     self.users[ukey] = user = self._derived_user(ukey, user)
-                roles = self.intern(frozenset(sess.roles))
+                roles = self.intern(self.policy.known_roles(sess.roles))
                 if not roles <= user.roles:
                     user.roles = self.intern(user.roles | roles)
                 user.forget_at = max(
@@ -296,6 +296,8 @@ class PartitionState:
             else:
                 self._forget.append((sess.forget_at, SESSION, key))
         for ukey, user in self.users.items():
+            if isinstance(user, User):  # records written before roles were kept catalogued
+                user.roles = self.intern(self.policy.known_roles(user.roles))
             if isinstance(user, User) and not user.sessions:  # the others: when it ends
                 self._forget.append((user.forget_at, USER, ukey))
             elif isinstance(user, User) and len(user.sessions) > 1:
@@ -374,7 +376,8 @@ class PartitionState:
         change, kept until the longest absolute timeout past the session's absolute deadline
         (what the login made, and what restore derives)."""
         forget_at = sess.absolute_deadline + self.policy.max_absolute
-        return User(ukey, self.intern(frozenset(sess.roles)), [sess.key[1]], (), forget_at)
+        roles = self.intern(self.policy.known_roles(sess.roles))
+        return User(ukey, roles, [sess.key[1]], (), forget_at)
 
     def first_seen(self, tenant: str, event_id: int) -> bool:
         """Whether this event id (the UUID's int) of ``tenant`` is new to the in-memory filter

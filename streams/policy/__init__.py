@@ -158,6 +158,12 @@ class Policy:
                 highest = level
         return highest
 
+    def known_roles(self, roles: Iterable[str]) -> frozenset[str]:
+        """The roles among ``roles`` the catalog names: the only ones with a privilege level
+        or sensitivity (what a user's roles are kept for)."""
+        privileges = self._privileges
+        return frozenset(role for role in roles if role in privileges)
+
     def sensitive_roles(self, roles: Iterable[str]) -> list[str]:
         """The roles marked sensitive, in input order, each once."""
         return [role for role in dict.fromkeys(roles) if role in self._sensitive]
