@@ -115,8 +115,9 @@ def test_the_cap_holds_after_a_restore() -> None:
     assert [("s2", "session_limit", 5.0)] == h.ended()
 
 
-def test_the_shipped_cap_bounds_the_repro_fan_out() -> None:
-    """With the default cap, many logins of one user leave that many live sessions."""
+def test_a_policy_that_sets_no_cap_still_bounds_a_users_sessions() -> None:
+    """Without max_sessions_per_user the default cap applies: many logins of one user leave
+    that many live sessions."""
     h = Harness()
     cap = h.enforcer.policy.max_sessions_per_user
     h.feed(*[login(i * 0.01, f"s{i}") for i in range(cap + 20)])
