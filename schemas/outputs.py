@@ -64,8 +64,15 @@ __all__ = [
 ]
 
 RevocationReason = Literal[
-    "idle_timeout", "absolute_timeout", "logout", "permissions_revoked", "step_up_required"
+    "idle_timeout",
+    "absolute_timeout",
+    "logout",
+    "permissions_revoked",
+    "step_up_required",
+    "session_limit",
 ]
+"""Why a session ended. ``session_limit``: a newer login of its user went past the policy's
+``max_sessions_per_user``, and this was the user's oldest live session."""
 AlertKind = Literal[
     "repeated_expirations",
     "privilege_escalation",

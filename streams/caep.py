@@ -10,6 +10,7 @@ revocation idle_timeout, absolute_timeout  session-revoked      policy, reason_a
 revocation logout                          session-revoked      user, reason_admin
 revocation permissions_revoked             session-revoked      policy, reason_admin: the roles
 revocation step_up_required                session-revoked      policy, reason_admin
+revocation session_limit                   session-revoked      policy, reason_admin
 revalidation                               token-claims-change  admin, claims: {"roles": [...]}
 session_started (audit)                    session-established  user, amr when known
 alert                                      risk-level-change    policy, principal USER
@@ -82,6 +83,7 @@ _REVOKED: Final[dict[str, tuple[str, str]]] = {
     "logout": ("user", "User logged out"),
     "permissions_revoked": ("policy", "Roles removed"),
     "step_up_required": ("policy", "Step-up authentication required for a high-risk operation"),
+    "session_limit": ("policy", "Concurrent session limit reached; oldest session ended"),
 }
 _RISK_LEVEL: Final = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "critical": "HIGH"}
 # auth_method values with an exact RFC 8176 "amr" counterpart; others are left out.

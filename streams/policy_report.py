@@ -56,15 +56,23 @@ def _label(name: str | None) -> str:
 
 def policy_warnings(policy: Policy) -> list[str]:
     """What is valid but risky in ``policy``."""
+    warnings = []
     idle, where = shortest_idle(policy)
-    if policy.clock_skew_tolerance <= idle:
-        return []
-    return [
-        f"warning: clock skew tolerance {format_duration(policy.clock_skew_tolerance)} exceeds"
-        f" the shortest idle timeout {format_duration(idle)} ({where}): producer clocks"
-        " allowed to be that far off can move such a session's idle deadline by more than"
-        " its whole timeout; keep the tolerance below every idle timeout"
-    ]
+    if policy.clock_skew_tolerance > idle:
+        warnings.append(
+            f"warning: clock skew tolerance {format_duration(policy.clock_skew_tolerance)} exceeds"
+            f" the shortest idle timeout {format_duration(idle)} ({where}): producer clocks"
+            " allowed to be that far off can move such a session's idle deadline by more than"
+            " its whole timeout; keep the tolerance below every idle timeout"
+        )
+    cap, alert = policy.max_sessions_per_user, policy.anomaly.concurrent_sessions.max
+    if alert >= cap:
+        warnings.append(
+            f"warning: anomaly.concurrent_sessions.max {alert} is not below"
+            f" max_sessions_per_user {cap}: no user can hold more than {cap} live sessions,"
+            " so that alert never fires"
+        )
+    return warnings
 
 
 def render_effective(policy: Policy) -> str:
@@ -75,6 +83,8 @@ def render_effective(policy: Policy) -> str:
         f"hard cap (absolute): {format_duration(policy.hard_cap_absolute)}",
         f"longest effective absolute: {format_duration(policy.max_absolute)}",
         f"clock skew tolerance: {format_duration(policy.clock_skew_tolerance)}",
+        f"live sessions per user: at most {policy.max_sessions_per_user}"
+        " (a login beyond ends the oldest)",
         *policy_warnings(policy),
         "",
         "effective timeouts (stricter of user type and risk profile; unlisted use defaults)",

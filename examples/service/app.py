@@ -73,6 +73,7 @@ REASONS = {
     "logout": "signed out",
     "permissions_revoked": "permissions revoked",
     "step_up_required": "sign-in required again",
+    "session_limit": "signed in on too many devices",
     "ended": "ended",
 }
 

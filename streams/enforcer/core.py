@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID
 
+from schemas.base import MAX_ROLES
 from schemas.inputs import Activity, AuthEvent, Login, Logout, RoleChange
 from streams.enforcer import records
 from streams.enforcer.partition import PartitionState
@@ -136,6 +137,7 @@ class PartitionEnforcer:
         self._count("login")
         if late:  # a removal newer than this login was read before it
             self._end_for_roles(sess, min(at for at, _ in late.values()), None, list(late))
+        self._limit_sessions(sess, e, ev.event_id)
 
     def _new_session(self, ev: Login, e: float, t: float, claimed: float) -> Session:
         intern = self.state.intern
@@ -172,12 +174,38 @@ class PartitionEnforcer:
         state.touch_user(ukey, user)
         roles = sess.roles
         late = removed_after(user.role_times, roles, e)
-        # The user's known roles: everything seen granted (logins may carry subsets), minus
-        # what role changes removed since.
-        user.roles = state.intern(user.roles | (frozenset(roles) - frozenset(late)))
-        user.sessions.append(sess.key[1])
+        # The user's known roles: every catalogued role seen granted (logins may carry
+        # subsets), minus what role changes removed since. Only catalogued roles have a
+        # privilege or sensitivity; others would only grow the user's record.
+        known = self.policy.known_roles(roles)
+        if not known <= user.roles:
+            user.roles = state.intern(user.roles | (known - frozenset(late)))
+        state.add_user_session(user, sess)
         self._keep_user(user, sess.absolute_deadline)
         return late
+
+    def _limit_sessions(self, sess: Session, e: float, cause: UUID) -> None:
+        """Hold the user of a new login to ``max_sessions_per_user`` live sessions: end its
+        oldest (by login time, then session id: the same choice in any read order and after a
+        restore; the user keeps them in that order) at the login's time, or at its deadline if
+        that passed already. Bounds what one record about the user (a role change) must
+        change and emit."""
+        state = self.state
+        ukey = (sess.key[0], sess.user_id)
+        entry = state.users.get(ukey)
+        if entry.__class__ is not User:  # no user, or the user is its only session
+            return
+        assert isinstance(entry, User)
+        sids = entry.sessions
+        cap = self.policy.max_sessions_per_user
+        while len(sids) > cap:
+            oldest = state.sessions[(ukey[0], sids[0])]
+            assert isinstance(oldest, Session)
+            deadline, reason = oldest.deadline()
+            if deadline <= e:
+                self._end(oldest, reason, deadline)
+            else:
+                self._end(oldest, "session_limit", e, cause)
 
     def _activity(self, ev: Activity, e: float, r: float) -> None:
         key = (ev.tenant, ev.session_id)
@@ -302,7 +330,7 @@ class PartitionEnforcer:
             user.role_times, ev.roles_granted, ev.roles_removed, e, self.policy.max_absolute
         )
         before = user.roles
-        after = (before - removed) | frozenset(granted)
+        after = self.policy.known_roles((before - removed).union(granted))
         live = len(user.sessions)
         for sid in list(user.sessions):
             self._apply_role_change(self.state.sessions[(ukey[0], sid)], ev, e, removed, granted)
@@ -341,7 +369,10 @@ class PartitionEnforcer:
         if deadline <= e:
             self._end(sess, reason, deadline)
             return
-        fresh = [r for r in granted if r not in sess.roles]
+        # A session holds at most the roles its records may carry (MAX_ROLES): a strict
+        # decoder refuses a longer list, and its revocation would not be enforced downstream.
+        # Grants past that do not reach it (it goes on without them).
+        fresh = [r for r in granted if r not in sess.roles][: MAX_ROLES - len(sess.roles)]
         if fresh:
             self.state.touch_session(sess.key, sess)
             sess.roles = self.state.intern((*sess.roles, *fresh))

@@ -522,10 +522,12 @@ class EnforcerLoop:
         for owned in self.parts.values():
             owned.held = None
         taken = taken_bytes = 0
+        produced = 0  # outputs and changelog records the applied records made
         for msg in msgs:
             # The first record is always taken, so every transaction makes progress.
             if taken and (
                 taken >= limit
+                or budget.records_spent(produced)
                 or (
                     taken % CHECK_EVERY == 0
                     and budget.spent(time.monotonic() - started, taken_bytes, out.pending_bytes)
@@ -557,7 +559,10 @@ class EnforcerLoop:
                 continue
             r = received_time(msg.timestamp(), TIMESTAMP_LOG_APPEND_TIME)
             rt.clock.observe(r)
+            state = rt.enforcer.state
+            before = state.pending_records()
             self._apply_one(rt, msg, now, now if r is None else r)
+            produced += state.pending_records() - before
         self.stats.events += taken
         for p, off in last.items():
             self.parts[p].next_offset = off + 1

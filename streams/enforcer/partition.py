@@ -11,9 +11,10 @@ as it was when the batch began, forget-heap entries included.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from streams.enforcer.deadlines import Deadlines
@@ -153,6 +154,11 @@ class PartitionState:
         self.event_watermark, self.received_watermark = self._batch_watermarks
         self._in_batch = False
 
+    def pending_records(self) -> int:
+        """Records the open batch has made so far: its outputs, and a changelog record per
+        key it touched (an upper bound; the changelog coalesces per key). Constant time."""
+        return len(self.out) + len(self._undo_sessions) + len(self._undo_users)
+
     def take_outputs(self) -> list[Emit]:
         out, self.out = self.out, []
         return out
@@ -279,7 +285,7 @@ class PartitionState:
                     continue
                 if isinstance(user, Session):
                     self.users[ukey] = user = self._derived_user(ukey, user)
-                roles = self.intern(frozenset(sess.roles))
+                roles = self.intern(self.policy.known_roles(sess.roles))
                 if not roles <= user.roles:
                     user.roles = self.intern(user.roles | roles)
                 user.forget_at = max(
@@ -290,8 +296,12 @@ class PartitionState:
             else:
                 self._forget.append((sess.forget_at, SESSION, key))
         for ukey, user in self.users.items():
+            if isinstance(user, User):  # records written before roles were kept catalogued
+                user.roles = self.intern(self.policy.known_roles(user.roles))
             if isinstance(user, User) and not user.sessions:  # the others: when it ends
                 self._forget.append((user.forget_at, USER, ukey))
+            elif isinstance(user, User) and len(user.sessions) > 1:
+                user.sessions.sort(key=self._login_order(ukey[0]))
         heapq.heapify(self._forget)
 
     # -- what the decisions change the state through -----------------------------------
@@ -334,6 +344,28 @@ class PartitionState:
         assert entry is None or isinstance(entry, User)
         return entry
 
+    def add_user_session(self, user: User, sess: Session) -> None:
+        """Add a live session to its user's, which are kept oldest first (by login time, then
+        session id), so the oldest is found at once. Logins come mostly in time order: an
+        append; one read late is inserted in its place."""
+        sids = user.sessions
+        order = self._login_order(user.key[0])
+        mine = (sess.login_at, sess.key[1])
+        if not sids or order(sids[-1]) <= mine:
+            sids.append(sess.key[1])
+        else:
+            sids.insert(bisect.bisect_right(sids, mine, key=order), sess.key[1])
+
+    def _login_order(self, tenant: str) -> Callable[[str], tuple[float, str]]:
+        sessions = self.sessions
+
+        def order(sid: str) -> tuple[float, str]:
+            sess = sessions[(tenant, sid)]
+            assert isinstance(sess, Session)
+            return sess.login_at, sid
+
+        return order
+
     def user_items(self) -> Iterator[tuple[Key, User]]:
         """Every user as a User (derived, not kept, for one that is its only session)."""
         for ukey, entry in self.users.items():
@@ -344,7 +376,8 @@ class PartitionState:
         change, kept until the longest absolute timeout past the session's absolute deadline
         (what the login made, and what restore derives)."""
         forget_at = sess.absolute_deadline + self.policy.max_absolute
-        return User(ukey, self.intern(frozenset(sess.roles)), [sess.key[1]], (), forget_at)
+        roles = self.intern(self.policy.known_roles(sess.roles))
+        return User(ukey, roles, [sess.key[1]], (), forget_at)
 
     def first_seen(self, tenant: str, event_id: int) -> bool:
         """Whether this event id (the UUID's int) of ``tenant`` is new to the in-memory filter

@@ -26,7 +26,9 @@ from streams.policy.durations import DAY, HOUR, MINUTE, format_duration, parse_d
 from streams.policy.errors import PolicyError, pydantic_errors, toml_error
 from streams.policy.models import (
     DEFAULT_HARD_CAP,
+    DEFAULT_MAX_SESSIONS_PER_USER,
     MAX_HARD_CAP,
+    MAX_SESSIONS_PER_USER,
     AnomalySettings,
     ConcurrentSessions,
     Duration,
@@ -43,9 +45,11 @@ from streams.policy.resolve import layout_of, partial_layout, resolve_all, seman
 __all__ = [
     "DAY",
     "DEFAULT_HARD_CAP",
+    "DEFAULT_MAX_SESSIONS_PER_USER",
     "HIGH_RISK_CACHE_SIZE",
     "HOUR",
     "MAX_HARD_CAP",
+    "MAX_SESSIONS_PER_USER",
     "MINUTE",
     "AnomalySettings",
     "ConcurrentSessions",
@@ -95,6 +99,7 @@ class Policy:
         "hard_cap_absolute",
         "high_risk_operations",
         "max_absolute",
+        "max_sessions_per_user",
         "name",
         "risk_profiles",
         "roles",
@@ -111,6 +116,7 @@ class Policy:
         self.version = _content_version(document)
         self.hard_cap_absolute = document.hard_cap_absolute
         self.clock_skew_tolerance = document.clock_skew_tolerance
+        self.max_sessions_per_user = document.max_sessions_per_user
         self.anomaly = document.anomaly
         self.user_types = tuple(document.user_types)
         self.risk_profiles = tuple(document.risk_profiles)
@@ -151,6 +157,12 @@ class Policy:
             if level > highest:
                 highest = level
         return highest
+
+    def known_roles(self, roles: Iterable[str]) -> frozenset[str]:
+        """The roles among ``roles`` the catalog names: the only ones with a privilege level
+        or sensitivity (what a user's roles are kept for)."""
+        privileges = self._privileges
+        return frozenset(role for role in roles if role in privileges)
 
     def sensitive_roles(self, roles: Iterable[str]) -> list[str]:
         """The roles marked sensitive, in input order, each once."""

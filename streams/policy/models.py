@@ -11,6 +11,10 @@ from streams.policy.durations import DAY, HOUR, MINUTE, parse_duration
 
 DEFAULT_HARD_CAP = 30 * DAY
 MAX_HARD_CAP = 366 * DAY
+DEFAULT_MAX_SESSIONS_PER_USER = 100
+MAX_SESSIONS_PER_USER = 1000
+"""The highest cap a policy may set: one record about a user (a role change) changes at most
+this many sessions, a few thousand output records, well inside one transaction's budget."""
 
 
 def _duration_field(value: Any) -> float:
@@ -21,6 +25,25 @@ def _duration_field(value: Any) -> float:
 
 
 Duration = Annotated[float, PlainValidator(_duration_field)]
+
+
+def _session_cap(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PydanticCustomError(
+            "session_cap", "must be an integer, got {value}", {"value": repr(value)}
+        )
+    if value < 1:
+        raise PydanticCustomError("session_cap", "must be >= 1, got {value}", {"value": value})
+    if value > MAX_SESSIONS_PER_USER:
+        raise PydanticCustomError(
+            "session_cap",
+            "must be <= {cap}, got {value}",
+            {"cap": MAX_SESSIONS_PER_USER, "value": value},
+        )
+    return value
+
+
+SessionCap = Annotated[int, PlainValidator(_session_cap)]
 Label = Annotated[str, Field(strict=True, min_length=1)]
 Count = Annotated[int, Field(strict=True, ge=1)]
 
@@ -76,6 +99,7 @@ class PolicyDocument(_Strict):
     name: Label
     hard_cap_absolute: Duration = DEFAULT_HARD_CAP
     clock_skew_tolerance: Duration = 2 * MINUTE
+    max_sessions_per_user: SessionCap = DEFAULT_MAX_SESSIONS_PER_USER
     defaults: TimeoutDefaults
     user_types: dict[str, TimeoutOverride] = Field(default_factory=dict)
     risk_profiles: dict[str, TimeoutOverride] = Field(default_factory=dict)

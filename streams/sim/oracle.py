@@ -13,6 +13,9 @@ enforcer follows:
 - a logout of a session not yet known leaves a marker: the later login creates nothing;
 - a role change applies to a role only if it is newer (by ``e``) than that role's last change;
   a login carrying a role removed at a later ``e`` is revoked as the removal would have done;
+- a login that leaves its user more live sessions than ``max_sessions_per_user`` ends the
+  oldest (by login ``e``, then session id): at its deadline if that is not after the login's
+  ``e``, else as ``session_limit`` at that ``e``;
 - a repeated ``event_id`` changes nothing.
 
 An event read too close to the moment a deadline fires could go either way on a real broker
@@ -50,6 +53,7 @@ class _Session:
     auth_time: float
     roles: set[str]
     end: tuple[str, float] | None = None
+    login: float = 0.0
 
     def deadline(self) -> tuple[str, float]:
         idle_at = self.last + self.idle
@@ -122,7 +126,7 @@ class _Replay:
             return
         tm = self.policy.timeouts_for(doc["user_type"], doc["risk_profile"])
         roles = set(doc["roles"])
-        s = _Session(sid, tm.idle, e + tm.absolute, e, stamp(doc["auth_time"]), roles)
+        s = _Session(sid, tm.idle, e + tm.absolute, e, stamp(doc["auth_time"]), roles, login=e)
         self.sessions[sid] = s
         if sid in self.logged_out:
             s.end = (NEVER_LIVE, self.logged_out[sid])
@@ -133,6 +137,12 @@ class _Replay:
             reason, d = s.deadline()
             at = min(later)
             s.end = (reason, d) if d <= at else ("permissions_revoked", at)
+        live = self.live()
+        while len(live) > self.policy.max_sessions_per_user:
+            oldest = min(live, key=lambda o: (o.login, o.sid))
+            reason, d = oldest.deadline()
+            oldest.end = (reason, d) if d <= e else ("session_limit", e)
+            live.remove(oldest)
 
     def _activity(self, doc: dict[str, Any], s: _Session | None, e: float) -> None:
         if s is None:

@@ -7,9 +7,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from schemas.codec import decode_revocation_record, encode_dict
+from schemas.outputs import Revocation
+from streams.policy import load_policy
 from streams.publisher import AuthEventPublisher
 from streams.settings import Settings
 from tests.integration.harness import (
+    FAST_POLICY,
     Collector,
     EnforcerProcess,
     activity_doc,
@@ -93,6 +97,33 @@ def test_role_removal_revokes_every_affected_session(
         for d in revocations.docs()
         if d["session_id"] == "r3" and d["reason"] == "permissions_revoked"
     ]
+
+
+def test_a_login_beyond_the_session_cap_revokes_the_users_oldest_session(
+    env: tuple[Settings, EnforcerProcess],
+) -> None:
+    """One user holds at most max_sessions_per_user live sessions: the login past it ends the
+    oldest, in a record gateways decode strictly, so no role change can fan out further."""
+    settings, _ = env
+    cap = load_policy(FAST_POLICY).max_sessions_per_user
+    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    now = time.time()
+    logins = [
+        login_doc(f"cap-{i:04d}", "u-cap", now + i * 0.001, risk="low") for i in range(cap + 1)
+    ]
+    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        for doc in logins:
+            pub.publish(doc)
+    [doc] = wait_until(
+        lambda: revocations.docs(reason="session_limit"), 10, "the session_limit revocation"
+    )
+    revocation = decode_revocation_record(encode_dict(doc))
+    revocations.close()
+    assert isinstance(revocation, Revocation)
+    assert ("cap-0000", "session_limit") == (revocation.session_id, revocation.reason)
+    assert logins[-1]["event_id"] == str(revocation.cause_event_id)
+    assert pytest.approx(now + cap * 0.001, abs=0.001) == revocation.effective_at.timestamp()
+    assert [doc] == [d for d in revocations.docs() if d["user_id"] == "u-cap"]
 
 
 def test_poison_records_are_dead_lettered_and_processing_goes_on(

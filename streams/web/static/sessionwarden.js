@@ -36,6 +36,7 @@
     logout: "signed out",
     permissions_revoked: "permissions revoked",
     step_up_required: "sign-in required again",
+    session_limit: "signed in on too many devices",
   };
   // session: the fingerprint of this tab's session, from its stream (null until connected).
   var state = (window.sessionwarden = { connected: false, ended: null, session: null });

@@ -84,6 +84,7 @@ def only_set(record: dict[str, Any]) -> tuple[bytes, dict[str, Any], str, dict[s
         ("absolute_timeout", "policy", "Absolute session lifetime reached"),
         ("logout", "user", "User logged out"),
         ("step_up_required", "policy", "Step-up authentication required for a high-risk operation"),
+        ("session_limit", "policy", "Concurrent session limit reached; oldest session ended"),
     ],
 )
 def test_each_revocation_reason_becomes_session_revoked(

@@ -145,3 +145,23 @@ def test_a_high_risk_idle_below_the_skew_tolerance_is_flagged() -> None:
 def test_a_skew_tolerance_within_every_idle_timeout_is_not_flagged() -> None:
     """The shipped policy keeps its tolerance below every idle timeout."""
     assert "warning:" not in render_effective(default_policy())
+
+
+def test_report_names_the_live_session_cap_per_user() -> None:
+    """Operators see how many sessions one user may hold before the oldest is ended."""
+    lines = render_effective(default_policy()).splitlines()
+    expected = "live sessions per user: at most 100 (a login beyond ends the oldest)"
+    assert expected in lines
+
+
+def test_a_concurrent_sessions_alert_at_or_above_the_cap_is_flagged() -> None:
+    """The enforcer never lets a user hold more than the cap: such an alert cannot fire."""
+    policy = parse_policy(
+        'name = "c"\nmax_sessions_per_user = 5\n[defaults]\nidle = "5m"\nabsolute = "1h"\n'
+        "[anomaly]\nconcurrent_sessions = { max = 5 }\n"
+    )
+    warned = [line for line in render_effective(policy).splitlines() if "warning:" in line]
+    assert [
+        "warning: anomaly.concurrent_sessions.max 5 is not below max_sessions_per_user 5:"
+        " no user can hold more than 5 live sessions, so that alert never fires"
+    ] == warned

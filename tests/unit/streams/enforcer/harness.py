@@ -7,14 +7,16 @@ from typing import Any
 from schemas.inputs import AuthEvent
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.partition import Emit
+from streams.policy import Policy
 from tests.unit.streams.enforcer.factories import T0, policy
 
 
 class Harness:
     """Drives one partition the way the Kafka shell does: every step is one batch."""
 
-    def __init__(self) -> None:
-        self.enforcer = PartitionEnforcer(policy())
+    def __init__(self, with_policy: Policy | None = None) -> None:
+        self.policy = with_policy if with_policy is not None else policy()
+        self.enforcer = PartitionEnforcer(self.policy)
         self.outputs: list[Emit] = []
         self.changelog: list[tuple[str, bytes | None]] = []
 
@@ -52,7 +54,7 @@ class Harness:
 
     def restored(self) -> PartitionEnforcer:
         """A fresh enforcer restored from everything this one's changelog holds."""
-        fresh = PartitionEnforcer(policy())
+        fresh = PartitionEnforcer(self.policy)
         for key, value in self.changelog:
             fresh.state.restore(key, value)
         fresh.state.finish_restore()

@@ -10,6 +10,11 @@ from schemas.codec import MAX_RECORD_BYTES, decode_dead_letter, encode_dict
 from schemas.outputs import MAX_DETAIL_CHARS
 from streams.enforcer.budget import CHECK_EVERY, InputBudget, RecordLimit
 from streams.enforcer.deadletter import MAX_DEAD_LETTER_VALUE, dead_letter_doc
+from streams.enforcer.kafka_config import producer_config
+from streams.policy import MAX_SESSIONS_PER_USER, parse_policy
+from streams.settings import Settings
+from tests.unit.streams.enforcer.factories import POLICY_TOML, login, role_change
+from tests.unit.streams.enforcer.harness import Harness
 
 
 def test_budget_is_spent_by_time_input_bytes_or_output_bytes() -> None:
@@ -29,6 +34,44 @@ def test_budget_checks_are_frequent_enough_for_the_largest_records() -> None:
 
     assert CHECK_EVERY * MAX_RECORD_BYTES <= budget.input_bytes / 16
     assert CHECK_EVERY * 8 * 1024 <= budget.output_bytes / 16  # dead letters are under 8 KiB
+
+
+def test_budget_is_spent_by_the_records_the_applied_records_produced() -> None:
+    """Outputs and changelog records count as soon as the record that made them is applied,
+    not at the next periodic check: one record that fanned out makes the next one wait."""
+    budget = InputBudget(output_records=300)
+
+    assert not budget.records_spent(299)
+    assert budget.records_spent(300)
+
+
+def test_one_records_largest_fan_out_is_small_beside_the_record_budget() -> None:
+    """A role change ends at most max_sessions_per_user sessions (a revocation, an audit
+    record and a changelog record each, plus its own audit and user records); between two
+    records the budget overruns by one such record at most. And a transaction's records stay
+    far below the producer's queue (queue.buffering.max.messages), fires included."""
+    budget = InputBudget()
+    largest = 3 * MAX_SESSIONS_PER_USER + 2
+    queue = producer_config(Settings())["queue.buffering.max.messages"]
+
+    assert largest <= budget.output_records / 16
+    assert budget.output_records <= queue / 5
+
+
+def test_pending_records_count_what_a_role_change_at_the_cap_made() -> None:
+    """The loop charges a record with the outputs and changelog keys its apply added."""
+    h = Harness(parse_policy("max_sessions_per_user = 5\n" + POLICY_TOML))
+    h.feed(*[login(i, f"s{i}", user="u1") for i in range(9)])
+    state = h.enforcer.state
+    state.begin()
+    before = state.pending_records()
+    h.enforcer.apply(role_change(20, removed=("viewer",)), 1_800_000_020.0)
+    made = state.pending_records() - before
+    outputs, changelog = len(state.out), len(state.changelog())
+    state.abort()
+
+    assert (0, 11, 6) == (before, outputs, changelog)  # 5 x (revocation, audit) + 1 audit
+    assert outputs + changelog <= made <= outputs + changelog + 1
 
 
 def test_time_budget_stays_well_short_of_the_transaction_timeout() -> None:

@@ -100,3 +100,9 @@ def test_anomaly_thresholds_default_when_the_section_is_absent() -> None:
         anomaly.cooldown,
     )
     assert expected == actual
+
+
+def test_shipped_default_caps_the_live_sessions_of_a_user() -> None:
+    """OWASP and NIST SP 800-63B: concurrent sessions per user are limited; the cap also
+    bounds the sessions one role change must end."""
+    assert 100 == default_policy().max_sessions_per_user

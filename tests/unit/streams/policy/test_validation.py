@@ -220,3 +220,30 @@ def test_version_changes_when_a_value_changes() -> None:
     changed = BASE.replace('idle = "30m"', 'idle = "29m"')
 
     assert parse_policy(BASE).version != parse_policy(changed).version
+
+
+# --- the live sessions of one user ----------------------------------------------------------
+
+
+def test_max_sessions_per_user_defaults_to_a_finite_cap() -> None:
+    """Without a cap one user's live sessions, and what one role change fans out to, are
+    unbounded: a policy that does not set it still gets one."""
+    assert 100 == parse_policy(BASE).max_sessions_per_user
+    assert 7 == parse_policy("max_sessions_per_user = 7\n" + BASE).max_sessions_per_user
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", "max_sessions_per_user: must be >= 1, got 0"),
+        ("-3", "max_sessions_per_user: must be >= 1, got -3"),
+        ("1001", "max_sessions_per_user: must be <= 1000, got 1001"),
+        ('"10"', "max_sessions_per_user: must be an integer, got '10'"),
+        ("inf", "max_sessions_per_user: must be an integer, got inf"),
+    ],
+)
+def test_max_sessions_per_user_must_be_a_bounded_positive_integer(
+    value: str, expected: str
+) -> None:
+    """No value may switch the cap off or set it so high that one record fans out unbounded."""
+    assert [expected] == errors_of(f"max_sessions_per_user = {value}\n" + BASE)

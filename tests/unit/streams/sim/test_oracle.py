@@ -151,3 +151,15 @@ def test_clock_ahead_event_near_a_deadline_is_ambiguous() -> None:
     events = [(100.0, ev("login", 100.0)), (101.8, ev("activity", 104.0))]
     assert "" == judge(POLICY, events, 1.0).ambiguous
     assert judge(POLICY, events, 1.0, window=0.5).ambiguous
+
+
+def test_a_login_beyond_the_session_cap_ends_the_oldest_live_session() -> None:
+    """The enforcer holds a user to max_sessions_per_user; verify must expect those ends
+    (session_limit at the newer login's time), not count them as spurious."""
+    cap = POLICY.max_sessions_per_user
+    logins = [(100.0 + i * 0.01, ev("login", 100.0 + i * 0.01, f"s{i}")) for i in range(cap + 1)]
+    ends = judge(POLICY, logins, 0.0).ends
+    newest = 100.0 + cap * 0.01
+
+    assert ("session_limit", newest) == ends["s0"]
+    assert {"idle_timeout"} == {reason for sid, (reason, _) in ends.items() if sid != "s0"}
