@@ -41,7 +41,6 @@ import contextlib
 import hashlib
 import inspect
 import logging
-import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any, NamedTuple, Protocol
@@ -61,6 +60,7 @@ from streams.clients.asgi import (
     Send,
     SessionIdGetter,
     TenantGetter,
+    default_max_connections,
 )
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,7 @@ class StreamLimit(SessionwardenError):
 
 def default_max_total() -> int:
     """Half the process's soft file descriptor limit (each stream holds one), at least 16."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 10_000
-    return max(16, soft // 2)
+    return default_max_connections()
 
 
 class Notice(NamedTuple):
