@@ -8,9 +8,14 @@ itself out the moment its session is revoked.
 ``create_app(listener, hub, publisher)`` builds the ASGI app:
 
 * ``/login`` signs a user in: a fresh session id in an HttpOnly cookie, and a ``login`` event
-  published to Kafka, so the enforcer tracks the session and times it out. The id carries an
-  HMAC of the service's session key (``issue_session_id``): a session id the service did not
-  issue is refused everywhere (401, the page sends it to ``/login``), whatever Kafka says;
+  published to Kafka, so the enforcer tracks the session and times it out. The id carries
+  its issue time, tenant, user and risk under an HMAC of the service's session key
+  (``issue_session_id``): a session id the service did not issue, or one older than the
+  listener's ``max_lifetime_s`` (whose revocation the listener may have forgotten), is refused
+  everywhere (401, the page sends it to ``/login``), whatever Kafka says; sign-ins are
+  rate-limited per client address;
+* ``/logout`` publishes the logout of any live id it issued (the id names its user and
+  tenant: no session table, any instance, any restart);
 * ``/`` (a page of protected data) and ``/api/data`` sit behind ``RevocationMiddleware``: 401
   once the session is revoked, 400 when the request names its session ambiguously; they use
   the session the middleware checked (``scope["sessionwarden"]``), never the cookie again;
