@@ -318,3 +318,24 @@ def test_sign_out_is_never_rate_limited_and_a_repeat_publishes_nothing(
     victim.cookies.set("session", sid)
     assert 303 == victim.post("/logout").status_code
     assert [("acme", "victim", sid)] == logouts(publisher)
+
+
+def test_an_open_websocket_is_closed_when_its_sessions_lifetime_runs_out(
+    example: ModuleType,
+) -> None:
+    """A socket opened just before the id's lifetime ends does not outlive it (the listener
+    may forget the session's revocation from then on)."""
+    clock = Clock()
+    sid = example.issue_session_id(KEY, "alice", "acme", "low", clock.now)
+    clock.now = int(clock.now) + LIFE - 0.2  # 0.2 s left
+    app = example.create_app(ForgettingListener(), PushHub(), None, "acme", session_key=KEY,
+                             clock=clock)  # fmt: skip
+    client = TestClient(app)
+    with (
+        client.websocket_connect("/ws/echo", headers={"x-session-id": sid}) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
+        ws.send_text("ping")
+        assert "ping" == ws.receive_text()
+        ws.receive_text()
+    assert 4401 == closed.value.code
