@@ -18,6 +18,7 @@ from streams.clients.asgi import (
     tenant_from_cookie,
     tenant_from_header,
 )
+from streams.clients.lifetime import lifetime_left, within_lifetime
 from streams.clients.listener import ListenerError, ListenerStats, RevocationListener
 from streams.clients.revocation_set import RevocationSet, RevokedEntry
 from streams.clients.tenant_view import TenantView
@@ -38,9 +39,11 @@ __all__ = [
     "first_of",
     "from_cookie",
     "from_header",
+    "lifetime_left",
     "one_of",
     "session_id_from_cookie",
     "session_id_from_header",
     "tenant_from_cookie",
     "tenant_from_header",
+    "within_lifetime",
 ]

@@ -26,8 +26,10 @@ read the cookie or header again its own way.
 * WebSocket handshakes are checked the same way (a refused handshake is closed before it is
   accepted, which servers answer with HTTP 403); a live WebSocket is closed with code 4401
   (revoked) as soon as the listener applies its session's revocation (its revocation
-  callback wakes the socket's watcher), or 1013 (try again later) once a fail-closed listener
-  is unhealthy, which a poll every ``websocket_check_s`` notices (also a backstop);
+  callback has it checked), or 1013 (try again later) once a fail-closed listener is
+  unhealthy, which one poll per event loop every ``websocket_check_s`` notices (also a
+  backstop); WebSockets beyond ``max_websockets_per_session`` per session or
+  ``max_websockets`` per process are closed before they are accepted with 1013;
 * requests without a session id, and lifespan scopes, pass through.
 """
 
@@ -37,6 +39,7 @@ import asyncio
 import contextlib
 import math
 import re
+import resource
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NamedTuple, Protocol
@@ -237,9 +240,19 @@ class RevokedRecord(Protocol):
     def session_id(self) -> str: ...
 
 
+def default_max_connections() -> int:
+    """Half the process's soft file descriptor limit (each connection holds one), at least 16;
+    10,000 without a limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 10_000
+    return max(16, soft // 2)
+
+
 class _Socket(NamedTuple):
     loop: asyncio.AbstractEventLoop
-    wake: asyncio.Event
+    key: tuple[str, str]
+    guard: _WebSocketGuard
 
 
 class RevocationMiddleware:
@@ -248,8 +261,13 @@ class RevocationMiddleware:
     If the listener offers ``add_revocation_callback`` (RevocationListener does), the middleware
     subscribes ``on_revocation`` to it, so a live WebSocket is closed as soon as the listener
     applies its session's revocation; otherwise (or in addition) wire ``on_revocation`` to the
-    listener yourself. The ``websocket_check_s`` poll stays as a backstop and is what closes
-    sockets when a fail-closed listener turns unhealthy.
+    listener yourself. One poll per event loop, every ``websocket_check_s``, checks every open
+    socket: a backstop, and what closes sockets when a fail-closed listener turns unhealthy.
+
+    WebSockets are capped: at most ``max_websockets_per_session`` per session and
+    ``max_websockets`` per process (by default half the file descriptor limit), checked and
+    taken in one step before the handshake; more are closed before they are accepted with
+    1013 (try again later).
     """
 
     def __init__(
@@ -260,30 +278,48 @@ class RevocationMiddleware:
         get_tenant: TenantGetter,
         retry_after_s: float = 5.0,
         websocket_check_s: float = 0.5,
+        max_websockets_per_session: int = 16,
+        max_websockets: int | None = None,
     ) -> None:
         if not websocket_check_s > 0:
             raise ValueError(f"websocket_check_s must be positive, got {websocket_check_s!r}")
+        if max_websockets_per_session < 1 or (max_websockets is not None and max_websockets < 1):
+            raise ValueError("the WebSocket caps must be at least 1")
         self.app = app
         self.listener = listener
         self.get_session_id = get_session_id
         self.get_tenant = get_tenant
         self.websocket_check_s = websocket_check_s
+        self.max_websockets_per_session = max_websockets_per_session
+        self.max_websockets = (
+            default_max_connections() if max_websockets is None else max_websockets
+        )
         self._retry_after = str(max(1, math.ceil(retry_after_s))).encode()
         # (tenant, session_id) -> its open sockets; read on the listener thread, changed on the
-        # event loop, so every access holds the lock (never across an await).
+        # event loops, so every access holds the lock (never across an await).
         self._sockets: dict[tuple[str, str], set[_Socket]] = {}
+        self._total = 0
+        self._polls: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._lock = threading.Lock()
         subscribe = getattr(listener, "add_revocation_callback", None)
         if callable(subscribe):
             subscribe(self.on_revocation)
 
+    def websockets(self, tenant: str, session_id: str) -> int:
+        with self._lock:
+            return len(self._sockets.get((tenant, session_id), ()))
+
+    def total_websockets(self) -> int:
+        return self._total
+
     def on_revocation(self, record: RevokedRecord) -> None:
-        """Wake the watchers of the record's session (any thread; never blocks on the loop)."""
+        """Check the sockets of the record's session (any thread; never blocks on a loop)."""
         with self._lock:
             sockets = tuple(self._sockets.get((record.tenant, record.session_id), ()))
         for socket in sockets:
             with contextlib.suppress(RuntimeError):  # that loop has closed
-                socket.loop.call_soon_threadsafe(socket.wake.set)
+                socket.loop.call_soon_threadsafe(self._check, socket)
 
     def _verdict(self, tenant: str, session_id: str) -> int | None:
         """None when the session may be served, else the WebSocket close code."""
@@ -352,6 +388,61 @@ class RevocationMiddleware:
         body = {"error": "invalid_request", "error_description": f"ambiguous session: {why}"}
         await _respond(send, 400, body, [(b"www-authenticate", AMBIGUOUS_CHALLENGE)])
 
+    def _take(self, socket: _Socket) -> bool:
+        """Register ``socket`` if the caps allow (one step, under the lock), and make sure its
+        loop's poll runs."""
+        with self._lock:
+            sockets = self._sockets.get(socket.key, set())
+            if (
+                self._total >= self.max_websockets
+                or len(sockets) >= self.max_websockets_per_session
+            ):
+                return False
+            sockets.add(socket)
+            self._sockets[socket.key] = sockets
+            self._total += 1
+            if socket.loop not in self._polls:
+                self._polls[socket.loop] = socket.loop.create_task(self._poll(socket.loop))
+            return True
+
+    def _give_back(self, socket: _Socket) -> None:
+        with self._lock:
+            sockets = self._sockets.get(socket.key)
+            if sockets is None or socket not in sockets:
+                return
+            sockets.discard(socket)
+            self._total -= 1
+            if not sockets:
+                del self._sockets[socket.key]
+
+    def _check(self, socket: _Socket) -> None:
+        """Close ``socket`` (on its loop) if its session may no longer be served."""
+        with self._lock:
+            if socket not in self._sockets.get(socket.key, ()):
+                return
+        verdict = self._verdict(*socket.key)
+        if verdict is not None and not socket.guard.closed:
+            task = socket.loop.create_task(socket.guard.close(verdict))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Every ``websocket_check_s``, check every socket of this loop (staleness,
+        fail-closed, and a backstop for a listener without callbacks); ends with the last."""
+        try:
+            while True:
+                await asyncio.sleep(self.websocket_check_s)
+                with self._lock:
+                    mine = [s for group in self._sockets.values() for s in group if s.loop is loop]
+                    if not mine:
+                        return
+                for socket in mine:
+                    self._check(socket)
+        finally:
+            with self._lock:
+                if self._polls.get(loop) is asyncio.current_task():
+                    del self._polls[loop]
+
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, tenant: str | None, session_id: str
     ) -> None:
@@ -359,44 +450,21 @@ class RevocationMiddleware:
             await receive()  # websocket.connect
             await send({"type": "websocket.close", "code": WS_CLOSE_POLICY})
             return
-        key = (tenant, session_id)
-        socket = _Socket(asyncio.get_running_loop(), asyncio.Event())
-        with self._lock:  # before the handshake's verdict: a revocation in between wakes it
-            self._sockets.setdefault(key, set()).add(socket)
+        guard = _WebSocketGuard(receive, send)
+        socket = _Socket(asyncio.get_running_loop(), (tenant, session_id), guard)
+        # Registered before the handshake's verdict: a revocation in between is checked again.
+        taken = self._take(socket)
+        verdict = self._verdict(tenant, session_id) if taken else WS_CLOSE_TRY_AGAIN
+        if verdict is not None:
+            self._give_back(socket)
+            await receive()  # websocket.connect
+            await guard.close(verdict)
+            return
         try:
-            verdict = self._verdict(tenant, session_id)
-            if verdict is not None:
-                await receive()  # websocket.connect
-                await send({"type": "websocket.close", "code": verdict})
-                return
-            guard = _WebSocketGuard(receive, send)
-            watcher = asyncio.create_task(self._watch(guard, key, socket.wake))
-            try:
-                await self.app(scope, guard.receive, guard.send)
-            finally:
-                watcher.cancel()
+            await self.app(scope, guard.receive, guard.send)
         finally:
-            with self._lock:
-                sockets = self._sockets.get(key)
-                if sockets is not None:
-                    sockets.discard(socket)
-                    if not sockets:
-                        del self._sockets[key]
-
-    async def _watch(
-        self, guard: _WebSocketGuard, key: tuple[str, str], wake: asyncio.Event
-    ) -> None:
-        """Close the socket once its session may no longer be served: woken by the listener's
-        revocation callback, or every ``websocket_check_s`` (staleness, fail-closed, and a
-        backstop for a listener without callbacks)."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.websocket_check_s)
-            wake.clear()
-            verdict = self._verdict(*key)
-            if verdict is not None:
-                await guard.close(verdict)
-                return
+            guard.closed = True  # the app is done: nothing may be sent for it any more
+            self._give_back(socket)
 
 
 class _WebSocketGuard:
@@ -407,26 +475,30 @@ class _WebSocketGuard:
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
-        self._closed = asyncio.Event()
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._code = 1000
+        self.closed = False
+        """True once a close was sent (by the middleware or the app), or the app is done."""
 
     async def close(self, code: int) -> None:
-        if self._closed.is_set():
+        if self.closed:
             return
+        self.closed = True
         self._code = code
-        self._closed.set()
+        self._closed.set_result(None)
         await self._send({"type": "websocket.close", "code": code})
 
     async def send(self, message: Message) -> None:
-        if not self._closed.is_set():
+        if not self.closed:
+            if message.get("type") == "websocket.close":
+                self.closed = True
             await self._send(message)
 
     async def receive(self) -> Message:
-        if not self._closed.is_set():
+        if not self._closed.done():
             incoming = asyncio.ensure_future(self._receive())
-            closed = asyncio.ensure_future(self._closed.wait())
-            await asyncio.wait({incoming, closed}, return_when=asyncio.FIRST_COMPLETED)
-            closed.cancel()
+            either: set[asyncio.Future[Any]] = {incoming, self._closed}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if incoming.done():
                 return incoming.result()
             incoming.cancel()

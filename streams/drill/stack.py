@@ -167,6 +167,7 @@ class Service:
         self._example = example
         self.revoked_at: dict[str, float] = {}
         self.session_key = session_key if session_key is not None else secrets.token_bytes(32)
+        self.tenant = tenant
         self.hub = PushHub()
         self.listener = RevocationListener.from_settings(
             settings, policy, on_revocation=self.on_revocation, **(listener or {})
@@ -177,9 +178,10 @@ class Service:
         )
         self.server = ServerThread(app, port=port)
 
-    def issue(self) -> str:
-        """A session id this service accepts as one it issued (the caller logs it in)."""
-        issued: str = self._example.issue_session_id(self.session_key)
+    def issue(self, user: str = "user") -> str:
+        """A session id this service accepts as one it issued, from now until the listener's
+        ``max_lifetime_s`` (the caller logs it in)."""
+        issued: str = self._example.issue_session_id(self.session_key, user, self.tenant)
         return issued
 
     def on_revocation(self, record: Revocation) -> None:

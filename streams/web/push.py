@@ -13,9 +13,12 @@ cookie or header getter, never a session id in the query string) and:
   the service's own check that it issued the session, says no): the browser does not
   reconnect after a non-200 status; ``400`` when the session is named ambiguously (see
   streams.clients.asgi);
-* holds at most ``max_streams`` streams per session and ``max_total`` per process (by default
-  half the process's file descriptor limit), checked and taken in one step on the event loop:
-  more are answered ``429`` (per session) or ``503`` (per process), with ``Retry-After``;
+* holds at most ``max_streams`` streams per session, ``max_per_owner`` per user (when the
+  service says whose session it is: ``owner``) and ``max_total`` per process (by default half
+  the process's file descriptor limit), checked and taken in one step on the event loop: more
+  are answered ``429`` (per session or user) or ``503`` (per process), with ``Retry-After``.
+  These are capacity refusals, not revocations: the browser script keeps the page and tries
+  again after ``Retry-After`` (the API still refuses a revoked session by itself);
 * first sends a ``session`` event (``{"session": <fingerprint>}``): a hash of the tenant and
   session id (:func:`session_fingerprint`; never the id itself), by which the page's tabs tell
   their sessions apart;
@@ -38,7 +41,6 @@ import contextlib
 import hashlib
 import inspect
 import logging
-import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any, NamedTuple, Protocol
@@ -58,6 +60,7 @@ from streams.clients.asgi import (
     Send,
     SessionIdGetter,
     TenantGetter,
+    default_max_connections,
 )
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,10 @@ RevocationLookup = Callable[[str, str], "RevokedLike | None"]
 Authenticator = Callable[[str, str], "bool | Awaitable[bool]"]
 """(tenant, session_id) -> whether the service issued this session (sync or async)."""
 
+OwnerOf = Callable[[str, str], "str | None"]
+"""(tenant, session_id) -> the user the session belongs to, if the service knows (streams are
+capped per user too: one user signing in many times cannot take every stream)."""
+
 
 class StreamLimit(SessionwardenError):
     """No stream for this request: too many for its session (429) or the process (503)."""
@@ -97,10 +104,7 @@ class StreamLimit(SessionwardenError):
 
 def default_max_total() -> int:
     """Half the process's soft file descriptor limit (each stream holds one), at least 16."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 10_000
-    return max(16, soft // 2)
+    return default_max_connections()
 
 
 class Notice(NamedTuple):
@@ -122,13 +126,19 @@ class PushHub:
         lookup: RevocationLookup | None = None,
         max_streams: int = 16,
         max_total: int | None = None,
+        max_per_owner: int = 32,
     ) -> None:
         self.lookup = lookup
         self.max_streams = max_streams
         """Open streams per session at most (one per tab); more are refused with 429."""
         self.max_total = default_max_total() if max_total is None else max_total
         """Open streams in this process at most; more are refused with 503."""
+        self.max_per_owner = max_per_owner
+        """Open streams per user (tenant, owner) at most, over all of the user's sessions, when
+        the stream is told the owner; more are refused with 429."""
         self._streams: dict[SessionKey, set[asyncio.Queue[Notice]]] = {}
+        self._owners: dict[tuple[str, str], int] = {}
+        self._owner_of: dict[asyncio.Queue[Notice], tuple[str, str]] = {}
         self._total = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -163,19 +173,29 @@ class PushHub:
     def total_streams(self) -> int:
         return self._total
 
-    def open(self, key: SessionKey) -> asyncio.Queue[Notice]:
-        """Take a stream slot for the session and return its queue, or raise StreamLimit; the
-        check and the taking are one step (loop thread, nothing awaited in between), so
-        concurrent connects cannot all pass the check. Give it back with :meth:`close`."""
+    def owner_streams(self, tenant: str, owner: str) -> int:
+        return self._owners.get((tenant, owner), 0)
+
+    def open(self, key: SessionKey, owner: str | None = None) -> asyncio.Queue[Notice]:
+        """Take a stream slot for the session (of the user ``owner``, if known) and return its
+        queue, or raise StreamLimit; the check and the taking are one step (loop thread,
+        nothing awaited in between), so concurrent connects cannot all pass the check. Give it
+        back with :meth:`close`."""
         if self._total >= self.max_total:
             raise StreamLimit(503, 10, "too many streams in this service")
         queues = self._streams.get(key)
         if queues is not None and len(queues) >= self.max_streams:
             raise StreamLimit(429, 30, "too many streams for this session")
+        who = (key[0], owner) if owner is not None else None
+        if who is not None and self._owners.get(who, 0) >= self.max_per_owner:
+            raise StreamLimit(429, 30, "too many streams for this user")
         self._loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Notice] = asyncio.Queue()
         self._streams.setdefault(key, set()).add(queue)
         self._total += 1
+        if who is not None:
+            self._owners[who] = self._owners.get(who, 0) + 1
+            self._owner_of[queue] = who
         return queue
 
     def close(self, key: SessionKey, queue: asyncio.Queue[Notice]) -> None:
@@ -187,6 +207,13 @@ class PushHub:
         self._total -= 1
         if not queues:
             del self._streams[key]
+        who = self._owner_of.pop(queue, None)
+        if who is not None:
+            left = self._owners[who] - 1
+            if left:
+                self._owners[who] = left
+            else:
+                del self._owners[who]
 
     @contextlib.contextmanager
     def subscribe(self, key: SessionKey) -> Iterator[asyncio.Queue[Notice]]:
@@ -257,11 +284,13 @@ def revocation_stream(
     get_tenant: TenantGetter,
     *,
     authenticate: Authenticator,
+    owner: OwnerOf | None = None,
     ping_s: float = 15.0,
     retry_ms: int = 1000,
 ) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint of one tab's revocation stream (see the module docstring).
-    ``authenticate(tenant, session_id)`` is the service's check that it issued the session."""
+    ``authenticate(tenant, session_id)`` is the service's check that it issued the session;
+    ``owner(tenant, session_id)``, the user it belongs to (streams are capped per user too)."""
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -278,8 +307,9 @@ def revocation_stream(
             known = await known
         if not known:
             return _refusal(401, "login required")
+        who = owner(tenant, session_id) if owner is not None else None
         try:
-            queue = hub.open(key)  # after the last await: the cap is checked and taken at once
+            queue = hub.open(key, who)  # after the last await: checked and taken at once
         except StreamLimit as exc:
             return _refusal(exc.status, str(exc), **{"retry-after": str(exc.retry_after_s)})
         return _Stream(hub, key, queue, retry_ms, ping_s)
@@ -302,8 +332,8 @@ def browser_routes(
 ) -> list[BaseRoute]:
     """The stream and the script, to mount beside (not behind) the revocation middleware;
     ``authenticate(tenant, session_id)`` says whether the service issued the session (streams
-    of any other are refused); ``options`` go to :func:`revocation_stream` (``ping_s``,
-    ``retry_ms``)."""
+    of any other are refused); ``options`` go to :func:`revocation_stream` (``owner``,
+    ``ping_s``, ``retry_ms``)."""
     script = script_source()
 
     async def serve_script(request: Request) -> Response:

@@ -3,13 +3,18 @@ with no click, shows why, takes its other tabs along, and leaves other sessions 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
+from http.client import HTTPConnection
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from streams.drill.stack import Service
+from streams.policy import load_policy
 from streams.settings import Settings
+from streams.web.push import STREAM_PATH
 from tests.integration.browser.harness import (
     ExampleService,
     Screenshots,
@@ -169,3 +174,96 @@ def test_ending_one_account_leaves_another_accounts_tab_in_the_same_browser_alon
     expect(c_page.locator("#sessionwarden-ended")).to_have_count(0)
     expect(c_page.locator("#balance")).to_have_text("Balance: 12,804.17")
     assert f"{service.url}/" == c_page.url
+
+
+class StreamHog:
+    """Another client holding revocation streams of sessions of its own (signed in for free),
+    over raw sockets, until ``release``."""
+
+    def __init__(self, base: str) -> None:
+        self.host, port = base.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.held: list[socket.socket] = []
+
+    def sign_in(self, user: str) -> str:
+        conn = HTTPConnection(self.host, self.port, timeout=5)
+        conn.request("POST", "/login", body=f"user={user}&risk=low",
+                     headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+        cookie = conn.getresponse().getheader("set-cookie") or ""
+        conn.close()
+        return cookie.split(";")[0]
+
+    def hold(self, cookie: str) -> bytes:
+        held = socket.create_connection((self.host, self.port), timeout=5)
+        held.sendall(f"GET {STREAM_PATH} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                     f"Cookie: {cookie}\r\n\r\n".encode())  # fmt: skip
+        status = held.recv(200).split(b"\r\n")[0]
+        self.held.append(held)
+        return status
+
+    def release(self) -> None:
+        for held in self.held:
+            held.close()
+        self.held.clear()
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[ExampleService]:
+    """The example service alone (no enforcer: nobody's session ends by itself)."""
+    with ExampleService(settings, POLICY) as service:
+        yield service
+
+
+def test_a_page_stays_signed_in_while_the_stream_caps_are_full_and_reconnects_after(
+    service: ExampleService, new_context: Any, shots: Screenshots
+) -> None:
+    """Another client fills the service's stream cap with sessions of its own: a stream refused
+    for capacity (503) is no revocation. The page keeps its data and its session, and opens
+    its stream once capacity frees (after Retry-After)."""
+    service.hub.max_total = 3
+    hog = StreamHog(service.url)
+    statuses = [hog.hold(hog.sign_in(f"hog{n}")) for n in range(3)]
+    assert all(b" 200 " in s for s in statuses), statuses
+    assert 3 == service.hub.total_streams()
+    try:
+        page = new_context().new_page()
+        page.goto(f"{service.url}/login")
+        page.fill("input[name=user]", "victim")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{service.url}/")
+        page.wait_for_function(
+            "window.sessionwarden && window.sessionwarden.waiting"
+            " && window.sessionwarden.waiting.status === 503",
+            timeout=10_000,
+        )
+        shots.take(page, "waiting-for-capacity")
+        assert ended_state(page) is None
+        expect(page.locator("#balance")).to_have_text("Balance: 12,804.17")
+        expect(page.locator("#sessionwarden-ended")).to_have_count(0)
+        assert 200 == page.request.get(f"{service.url}/api/data").status
+    finally:
+        hog.release()
+    wait_until(lambda: service.hub.total_streams() == 0, 10, "the held streams to be released")
+    wait_connected(page, timeout=30)  # Retry-After (10 s) plus jitter
+    shots.take(page, "reconnected")
+    assert ended_state(page) is None
+    assert f"{service.url}/" == page.url
+    expect(page.locator("#balance")).to_have_text("Balance: 12,804.17")
+
+
+def test_a_page_whose_stream_is_refused_with_401_still_logs_itself_out(
+    settings: Settings, new_context: Any, shots: Screenshots
+) -> None:
+    """The other side: the service no longer knows the session (here it restarted with a new
+    session key), so its stream answers 401; that ends the page, as before."""
+    first = ExampleService(settings, POLICY).start()
+    try:
+        page, _ = sign_in(new_context(), first.url, "erin", "low")
+    finally:
+        first.stop()
+    policy = load_policy(POLICY)
+    with Service(settings, policy, "acme", port=first.server.port, session_key=b"n" * 32):
+        ended = wait_ended(page, timeout=20)
+        shots.take(page, "ended-401")
+    assert ("ended", "closed") == (ended["reason"], ended["via"])
+    expect(page.locator("#balance")).to_have_count(0)

@@ -591,3 +591,137 @@ def test_the_revocation_listener_wakes_the_middleware_through_its_callback() -> 
     listener.close()
     assert ["websocket.accept", "websocket.close"] == client.types()
     assert 4401 == client.sent[-1]["code"]
+
+
+# -- WebSocket caps: one session (or many) cannot open sockets without bound -----------------
+
+
+class Sockets:
+    """Many WebSockets through one middleware: each a client and a task."""
+
+    def __init__(self, middleware: RevocationMiddleware) -> None:
+        self.middleware = middleware
+        self.clients: list[WebSocketClient] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def open(self, session: str) -> WebSocketClient:
+        client = WebSocketClient()
+        scope = http_scope((b"x-session-id", session.encode()), kind="websocket")
+        self.clients.append(client)
+        self.tasks.append(asyncio.create_task(self.middleware(scope, client.receive, client.send)))
+        return client
+
+    async def answered(self) -> None:
+        await _until(lambda: all(c.sent for c in self.clients))
+
+    async def close_all(self) -> None:
+        for client in self.clients:
+            client.incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(asyncio.gather(*self.tasks), 5)
+
+
+def first_answers(clients: list[WebSocketClient]) -> list[Any]:
+    return [c.sent[0]["type"] if c.sent[0]["type"] != "websocket.close" else c.sent[0]["code"]
+            for c in clients]  # fmt: skip
+
+
+def test_websockets_beyond_the_per_session_cap_are_closed_before_accept_with_1013() -> None:
+    """64 handshakes of one session at once: exactly the cap is accepted, the rest are told to
+    try again later (1013) before accept, and a freed slot can be taken again."""
+    app = WebSocketApp()
+    middleware = RevocationMiddleware(
+        app, StubListener(), session_id_from_header("x-session-id"), constant(TENANT),
+        max_websockets_per_session=4,
+    )  # fmt: skip
+    answers: list[Any] = []
+
+    async def scenario() -> None:
+        sockets = Sockets(middleware)
+        for _ in range(64):
+            sockets.open("s-1")
+        await sockets.answered()
+        answers.extend(first_answers(sockets.clients))
+        accepted = [c for c in sockets.clients if c.sent[0]["type"] == "websocket.accept"]
+        accepted[0].incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        await _until(lambda: middleware.websockets(TENANT, "s-1") == 3)
+        again = sockets.open("s-1")
+        await sockets.answered()
+        answers.append(again.sent[0]["type"])
+        await sockets.close_all()
+
+    asyncio.run(scenario())
+    assert (4, 60) == (answers[:64].count("websocket.accept"), answers[:64].count(1013))
+    assert "websocket.accept" == answers[64]
+    assert 5 == app.calls
+    assert {} == middleware._sockets
+
+
+def test_websockets_beyond_the_process_cap_are_closed_before_accept_with_1013() -> None:
+    app = WebSocketApp()
+    middleware = RevocationMiddleware(
+        app, StubListener(), session_id_from_header("x-session-id"), constant(TENANT),
+        max_websockets_per_session=4, max_websockets=5,
+    )  # fmt: skip
+    answers: list[Any] = []
+
+    async def scenario() -> None:
+        sockets = Sockets(middleware)
+        for n in range(8):
+            sockets.open(f"s-{n}")
+        await sockets.answered()
+        answers.extend(first_answers(sockets.clients))
+        await sockets.close_all()
+
+    asyncio.run(scenario())
+    assert (5, 3) == (answers.count("websocket.accept"), answers.count(1013))
+    assert 0 == middleware.total_websockets()
+
+
+def test_open_websockets_cost_one_backstop_poll_not_one_task_each() -> None:
+    """Idle sockets are checked by one shared poll (and woken by the revocation callback),
+    which still closes every socket of a session once it is revoked."""
+    listener = StubListener()
+    app = WebSocketApp()
+    middleware = RevocationMiddleware(
+        app, listener, session_id_from_header("x-session-id"), constant(TENANT),
+        websocket_check_s=0.01,
+    )  # fmt: skip
+    counts: list[int] = []
+
+    async def scenario() -> None:
+        sockets = Sockets(middleware)
+        before = len(asyncio.all_tasks())
+        for n in range(50):
+            sockets.open(f"s-{n % 2}")
+        await sockets.answered()
+        await asyncio.sleep(0.05)  # every app is waiting for its next frame
+        counts.append(len(asyncio.all_tasks()) - before)
+        listener.revoked.add((TENANT, "s-0"))
+        await asyncio.wait_for(asyncio.gather(*sockets.tasks[0::2]), 5)
+        counts.append(sum(1 for c in sockets.clients[1::2] if len(c.sent) > 1))
+        await sockets.close_all()
+
+    asyncio.run(scenario())
+    assert counts[0] <= 2 * 50 + 1, "per socket its own task and its pending receive; one poll"
+    assert 0 == counts[1], "the other session's sockets stay open"
+
+
+def test_the_shared_poll_closes_live_websockets_with_1013_once_a_fail_closed_listener_is_stale(
+) -> None:  # fmt: skip
+    listener = StubListener(fail_closed=True)
+    app = WebSocketApp()
+    middleware = middleware_for(listener, app)
+    codes: list[int] = []
+
+    async def scenario() -> None:
+        sockets = Sockets(middleware)
+        for n in range(3):
+            sockets.open(f"s-{n}")
+        await sockets.answered()
+        listener._healthy = False
+        await asyncio.wait_for(asyncio.gather(*sockets.tasks), 5)
+        codes.extend(c.sent[-1]["code"] for c in sockets.clients)
+
+    asyncio.run(scenario())
+    assert [1013, 1013, 1013] == codes
+    assert 0 == middleware.total_websockets()

@@ -51,7 +51,7 @@ def hub() -> PushHub:
     return PushHub(lookup=Known(), max_streams=2)
 
 
-KNOWN_SESSIONS = {"s1", "s2"}
+KNOWN_SESSIONS = {"s1", "s2", "v", *(f"a{n}" for n in range(8))}
 
 
 def known(tenant: str, session_id: str) -> bool:
@@ -346,3 +346,37 @@ def test_the_stream_names_its_session_by_a_fingerprint_never_by_the_id(
     assert 32 == len(fingerprint)
     assert fingerprint != session_fingerprint("acme", "s2")
     assert fingerprint != session_fingerprint("globex", "s1")
+
+
+def test_one_user_signed_in_many_times_cannot_take_every_stream() -> None:
+    """Sessions are cheap (sign in again); the per-session cap alone lets one user fill the
+    process cap and lock every other user's page out. Streams are capped per user as well."""
+    hub = PushHub(lookup=Known(), max_streams=4, max_total=64, max_per_owner=6)
+
+    def owner(tenant: str, session_id: str) -> str:
+        return "victim" if session_id == "v" else "attacker"
+
+    async def run() -> tuple[list[Connection], list[Connection]]:
+        app = Starlette(routes=routes(hub, owner=owner))
+        held = [Connection() for _ in range(4 * 8)]
+        tasks = [
+            asyncio.create_task(app(stream_scope(f"a{n // 4}"), c.receive, c.send))
+            for n, c in enumerate(held)
+        ]
+        victim = [Connection()]
+        tasks.append(asyncio.create_task(app(stream_scope("v"), victim[0].receive, victim[0].send)))
+        deadline = asyncio.get_running_loop().time() + 10
+        while any(c.status() is None for c in [*held, *victim]):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.01)
+        for c in [*held, *victim]:
+            c.leave()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        return held, victim
+
+    held, victim = asyncio.run(run())
+    statuses = [c.status() for c in held]
+    assert (6, 26) == (statuses.count(200), statuses.count(429))
+    assert [200] == [c.status() for c in victim]
+    assert 0 == hub.total_streams()
+    assert 0 == hub.owner_streams("acme", "attacker")
