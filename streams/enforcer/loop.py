@@ -60,6 +60,7 @@ from streams.enforcer.txn import (
     describe,
     describe_timed_out,
     fence_kind,
+    forget_frames,
     resolve,
 )
 from streams.logsetup import SessionHasher, error_fields
@@ -322,8 +323,11 @@ class EnforcerLoop:
     def _recover(self, exc: Exception) -> None:
         """Rebuild every client and restore all state from the committed log, as a restart
         would, until a start succeeds; after ``max_recoveries`` in a row without a committed
-        batch, exit."""
+        batch, exit. The old producer is destroyed before the new one is made (its traceback
+        and every object built around it let go): it must not race the new one for our
+        transactional id."""
         while True:
+            forget_frames(exc)
             self.metrics.recovering(cause_of(exc))
             self._rebuild(exc)
             try:
@@ -352,7 +356,14 @@ class EnforcerLoop:
         self.parts.clear()
         self._purge()
         self._disconnect(flush_s=0)
+        self._release_clients()
         self._connect()
+
+    def _release_clients(self) -> None:
+        """Let go of the closed clients and of everything built around them, so that reference
+        counting destroys the old producer here, before ``_connect`` makes its successor."""
+        del self._out, self._firing, self._assign, self._router
+        del self._producer, self._consumer, self._admin
 
     def _exit_if_fenced(self, exc: Exception) -> None:
         """Raise EnforcerExit(3) if ``exc`` is a fence that ends the process, whichever call

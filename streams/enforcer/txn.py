@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -244,6 +245,26 @@ class EnforcerExit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(f"exit code {code}")
         self.code = code
+
+
+def forget_frames(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and of the exceptions it was raised from or during. Their
+    frames hold what the failed calls held, such as the bound method of the producer that
+    ``call_transactional`` called: kept, they keep a producer alive that is being replaced.
+    librdkafka's producer has no close(); it stops only when destroyed, and one left running
+    with our transactional id retries its own epoch bump once the broker answers again,
+    racing the new producer for the id."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)  # skips frames still running
+            current.__traceback__ = None
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
 
 
 def cause_of(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ between rebuilding and exiting when fenced."""
 from __future__ import annotations
 
 import time
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -345,3 +346,63 @@ def test_a_fence_seen_by_begin_transaction_is_a_takeover() -> None:
     with pytest.raises(TxnFailure) as failure:
         loop._call("begin_transaction", begin)
     assert Action.EXIT is failure.value.action
+
+
+# -- rebuilding: the old producer is gone before the new one starts ---------------------------
+
+
+class TrackingClients(FakeClients):
+    """Holds its producers only weakly, and records how many earlier producers are still alive
+    when a new one is made and when it calls init_transactions: librdkafka's producer has no
+    close(), it stops only when destroyed, and one still alive with our transactional id races
+    the new one for it (it retries its own epoch bump after the broker answers again)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: list[weakref.ref[FakeProducer]] = []
+        self.alive_when_made: list[int] = []
+        self.alive_at_init: list[int] = []
+
+    def older_alive(self, than: FakeProducer | None = None) -> int:
+        return sum(1 for ref in self.made if ref() is not None and ref() is not than)
+
+    def producer(self, config: dict[str, Any]) -> Any:
+        self.alive_when_made.append(self.older_alive())
+        made = TrackedProducer(self)
+        self.made.append(weakref.ref(made))
+        return made
+
+
+class TrackedProducer(FakeProducer):
+    def __init__(self, clients: TrackingClients) -> None:
+        super().__init__(clients.calls)
+        self.clients = clients
+
+    def init_transactions(self, timeout: float = -1) -> None:
+        self.clients.alive_at_init.append(self.clients.older_alive(self))
+        super().init_transactions(timeout)
+
+
+def test_a_rebuild_destroys_the_old_producer_before_the_new_one_is_made() -> None:
+    """The failed call's traceback holds the old producer (the bound method it called); so do
+    the objects built around it. All of it must be let go before the new producer exists."""
+    settings = Settings(
+        bootstrap_servers="127.0.0.1:1",
+        metrics_enabled=False,
+        transaction_timeout_ms=TIMEOUT_MS,
+        txn_retry_timeout_s=1.0,
+    )
+    clients = TrackingClients()
+    loop = EnforcerLoop(settings, policy(), clients=clients)
+    loop.start()
+    first = clients.made[0]()
+    assert first is not None
+    first.abort_error = KafkaError(KafkaError._TIMED_OUT, "timed out")  # not retriable
+    in_transaction(loop, 1.0)
+    del first
+    try:
+        loop._abort("test")  # as run() does: the failure reaches _recover from an except clause
+    except TxnFailure as exc:
+        loop._recover(exc)
+    assert ([0, 0], [0, 0]) == (clients.alive_when_made, clients.alive_at_init)
+    loop.close()
