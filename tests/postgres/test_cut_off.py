@@ -7,37 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
-from schemas.codec import encode
 from streams.pg.guard import bind_connection, is_refused, session_transaction
-from streams.pg.plan import RawRecord, plan_batch, session_tag
+from streams.pg.plan import session_tag
 from streams.pg.sandbox import Sandbox
 from streams.pg.store import RevocationStore
 from tests.integration.harness import wait_until
 from tests.pg import running
-from tests.unit.streams.clients.fakes import at, revocation
-
-TOPIC = "t.sessionwarden.revocations"
-QUERY = "SELECT id FROM app.documents ORDER BY id"
-
-
-@pytest.fixture
-def store(pg_sandbox: Sandbox) -> Iterator[RevocationStore]:
-    pg_sandbox.add_documents("acme", *(f"doc {n}" for n in range(200)))
-    with psycopg.connect(pg_sandbox.sink_dsn, autocommit=True) as conn:
-        yield RevocationStore(conn, TOPIC)
-
-
-def revoke(store: RevocationStore, sid: str) -> None:
-    seen = store.offsets([0])
-    record = RawRecord(0, seen[0], encode(revocation(sid, 0, tenant="acme")))
-    store.write(plan_batch([record], at(1), timedelta(hours=1)), seen)
+from tests.postgres.revoking import QUERY, revoke
 
 
 def tag(sid: str) -> str:

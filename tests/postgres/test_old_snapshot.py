@@ -7,40 +7,22 @@ superuser's) neither stops the cut-off of the others nor fails it."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from schemas.codec import encode
 from streams.pg.guard import is_refused
-from streams.pg.plan import RawRecord, plan_batch, session_tag
+from streams.pg.plan import session_tag
 from streams.pg.sandbox import Sandbox
 from streams.pg.store import RevocationStore
-from tests.unit.streams.clients.fakes import at, revocation
+from tests.postgres.revoking import QUERY, revoke
 
-TOPIC = "t.sessionwarden.revocations"
-QUERY = "SELECT id FROM app.documents ORDER BY id"
 RAW_BIND = (
     "SELECT set_config('sessionwarden.tenant', 'acme', true),"
     " set_config('sessionwarden.session_id', %s, true)"
 )
-
-
-@pytest.fixture
-def store(pg_sandbox: Sandbox) -> Iterator[RevocationStore]:
-    pg_sandbox.add_documents("acme", *(f"doc {n}" for n in range(200)))
-    with psycopg.connect(pg_sandbox.sink_dsn, autocommit=True) as conn:
-        yield RevocationStore(conn, TOPIC)
-
-
-def revoke(store: RevocationStore, sid: str) -> None:
-    seen = store.offsets([0])
-    record = RawRecord(0, seen[0], encode(revocation(sid, 0, tenant="acme")))
-    store.write(plan_batch([record], at(1), timedelta(hours=1)), seen)
 
 
 def both_passes(store: RevocationStore, sid: str) -> tuple[tuple[int, int], tuple[int, int]]:
