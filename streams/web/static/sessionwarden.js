@@ -43,7 +43,7 @@
     step_up_required: "sign-in required again",
     session_limit: "signed in on too many devices",
   };
-  // session: the fingerprint of this tab's session, from its stream (null until connected).
+  // session: the fingerprint of this tab's session, from its stream (set when connected).
   // waiting: {status, retryInMs, at} while the stream is refused for capacity (null otherwise).
   var state = (window.sessionwarden = {
     connected: false, ended: null, session: null, waiting: null,
@@ -163,14 +163,14 @@
   function connect() {
     if (state.ended) return;
     source = new EventSource(streamUrl);
-    source.onopen = function () {
+    // Connected once the stream has named its session (its first event), not at open: a
+    // page that sees `connected` knows which session its tabs share.
+    source.addEventListener("session", function (msg) {
+      try { state.session = String(JSON.parse(msg.data).session || "") || null; } catch (e) { /* none */ }
       failures = 0;
       state.connected = true;
       state.waiting = null;
       emit("connected", {});
-    };
-    source.addEventListener("session", function (msg) {
-      try { state.session = String(JSON.parse(msg.data).session || "") || null; } catch (e) { /* none */ }
     });
     source.addEventListener("revoked", function (msg) {
       var doc = {};
