@@ -30,10 +30,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install the project with its dev tools
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on streams/ and schemas/
+lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on the sessionwarden package
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy streams schemas
+	$(VENV)/bin/mypy
 	@if command -v promtool >/dev/null; then \
 		promtool check rules infra/prometheus/alerts.yml && \
 		(cd infra/prometheus && promtool test rules alerts_test.yml); \
@@ -71,10 +71,10 @@ kafka-secure-down: $(STAMP) ## stop the secured broker and remove its data and s
 	$(PY) infra/kafka/secure.py down
 
 schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
-	$(PY) -m schemas.jsonschema
+	$(PY) -m sessionwarden.contracts.jsonschema
 
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
-	$(PY) -m streams.demo
+	$(PY) -m sessionwarden.audit.demo
 
 # The benchmark's peers: Quix Streams in its own venv (its pins exclude ours: pydantic-settings
 # <2.16), the Kafka Streams job built by Maven from Maven Central.
@@ -121,7 +121,7 @@ browser: ## install Debian's chromium for the browser tests (apt-get, needs root
 	fi
 
 drill: $(STAMP) kafka-up postgres-deps browser ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser: audit in .drill/
-	$(PY) -m streams.cli drill --sessions $(DRILL_SESSIONS) $(DRILL_ARGS)
+	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) $(DRILL_ARGS)
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -30,10 +30,10 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.common import bench_topics
 from bench.propagation_latency import POLICY, enforcer, login, say
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
-from streams.stats import percentiles
-from streams.web.browser import chromium
+from sessionwarden.config.settings import Settings
+from sessionwarden.ops.stats import percentiles
+from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.browser import chromium
 from tests.integration.browser.harness import ExampleService, open_as, wait_ended
 
 

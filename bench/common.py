@@ -18,13 +18,18 @@ import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from schemas.codec import encode_dict
-from streams.children import kill_tree
-from streams.policy import load_policy
-from streams.producing import produce_waiting as produce
-from streams.settings import Settings, load_settings
-from streams.sim.scenario import iso
-from streams.topics import INPUT_MAX_MESSAGE_BYTES, delete_topics, ensure_topics, topic_specs
+from sessionwarden.audit.scenario import iso
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.kafka.producing import produce_waiting as produce
+from sessionwarden.kafka.topics import (
+    INPUT_MAX_MESSAGE_BYTES,
+    delete_topics,
+    ensure_topics,
+    topic_specs,
+)
+from sessionwarden.policy import load_policy
+from sessionwarden.testing.children import kill_tree
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@
    (consumer group and tables), alternating with a bare faust agent draining the same records;
    rates and their ratio are medians of the rounds, the latency is measured in the last one.
 
-Runs the worker as `python -m streams.detect` with the shipped policy; creates its own
+Runs the worker as `python -m sessionwarden.detect` with the shipped policy; creates its own
 prefixed topics and deletes them (and faust's changelogs) afterwards.
 
     .venv/bin/python bench/detect_throughput.py [--events 50000] [--partitions 6]
@@ -44,10 +44,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.audit_workload import ended_used, session_records, workload  # noqa: E402
 from bench.common import run_child  # noqa: E402
-from schemas.codec import encode_dict  # noqa: E402
-from streams.settings import Settings, load_settings  # noqa: E402
-from streams.stats import percentiles  # noqa: E402
-from streams.topics import delete_topics, ensure_topics, topic_specs  # noqa: E402
+from sessionwarden.config.settings import Settings, load_settings  # noqa: E402
+from sessionwarden.contracts.codec import encode_dict  # noqa: E402
+from sessionwarden.kafka.topics import delete_topics, ensure_topics, topic_specs  # noqa: E402
+from sessionwarden.ops.stats import percentiles  # noqa: E402
 
 
 class AlertWatcher:
@@ -111,7 +111,7 @@ def start_worker(settings: Settings, group: str) -> tuple[subprocess.Popen[str],
     }
     env.pop("SESSIONWARDEN_POLICY_FILE", None)  # the shipped policy
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.detect"],
+        [sys.executable, "-m", "sessionwarden.detect"],
         env=env,
         cwd=REPO,
         stdout=subprocess.DEVNULL,

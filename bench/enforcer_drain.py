@@ -18,8 +18,8 @@ import orjson
 from prometheus_client import generate_latest
 
 from bench.common import bench_topics, rss_bytes
-from streams.enforcer.loop import EnforcerLoop
-from streams.policy import default_policy
+from sessionwarden.enforcer.loop import EnforcerLoop
+from sessionwarden.policy import default_policy
 
 
 class Scraper:

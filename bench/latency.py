@@ -18,11 +18,11 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
 from bench.kstreams_peer import KStreamsProcess
-from schemas.codec import encode_dict
-from streams.offsets import GroupOffsets, group_lag
-from streams.settings import Settings, load_settings
-from streams.sim.scenario import iso
-from streams.stats import percentiles
+from sessionwarden.audit.scenario import iso
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.kafka.offsets import GroupOffsets, group_lag
+from sessionwarden.ops.stats import percentiles
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,

@@ -46,12 +46,12 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
     """Events/s of PartitionEnforcer.apply through the silent observer vs. the metrics one."""
     from prometheus_client import CollectorRegistry
 
-    from schemas.codec import decode_auth_event, encode_dict
-    from streams.enforcer.core import PartitionEnforcer
-    from streams.observe.enforcer import EnforcerMetrics
-    from streams.observe.observer import EnforcerObserver
-    from streams.policy import default_policy
-    from streams.settings import TopicNames, load_settings
+    from sessionwarden.config.settings import TopicNames, load_settings
+    from sessionwarden.contracts.codec import decode_auth_event, encode_dict
+    from sessionwarden.enforcer.engine.core import PartitionEnforcer
+    from sessionwarden.enforcer.metrics import EnforcerMetrics
+    from sessionwarden.ops.observer import EnforcerObserver
+    from sessionwarden.policy import default_policy
     from tests.integration.harness import activity_doc, login_doc
 
     rng = random.Random(7)

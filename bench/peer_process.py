@@ -24,8 +24,8 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import REPO
 from bench.peer_policy import write_policy_json
-from streams.children import stop_child
-from streams.topics import delete_topics
+from sessionwarden.kafka.topics import delete_topics
+from sessionwarden.testing.children import stop_child
 
 
 @contextlib.contextmanager

@@ -27,8 +27,8 @@ import orjson
 from bench.common import REPO, bench_topics, produce, producer
 from bench.kstreams_peer import KStreamsProcess
 from bench.quix_peer_run import QuixProcess
-from schemas.codec import encode_dict
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode_dict
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,

@@ -18,11 +18,11 @@ import psycopg
 
 from bench.common import produce, producer
 from bench.latency import POLICY, run_load, summary
-from schemas.codec import encode_dict
-from streams.pg.cluster import TempCluster
-from streams.pg.guard import is_refused, session_transaction
-from streams.pg.sandbox import Sandbox
-from streams.settings import Settings, load_settings
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.sdk.pg_guard import is_refused, session_transaction
+from sessionwarden.testing.pg_cluster import TempCluster
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import Collector, EnforcerProcess, login_doc, wait_until
 from tests.pg import SinkProcess
 

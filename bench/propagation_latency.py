@@ -35,12 +35,12 @@ import orjson
 from confluent_kafka import Producer
 
 from bench.common import bench_topics
-from schemas.codec import encode
-from schemas.outputs import Revocation
-from streams.children import stop_child
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
-from streams.stats import percentiles
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.ops.stats import percentiles
+from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.children import stop_child
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = """name = "bench-propagation"
@@ -104,7 +104,7 @@ def enforcer(settings: Settings) -> Child:
         "SESSIONWARDEN_SESSION_TIMEOUT_MS": "6000",
         "SESSIONWARDEN_LOG_LEVEL": "INFO",
     }
-    return Child([sys.executable, "-m", "streams.cli", "enforce"], env, watch="stderr")
+    return Child([sys.executable, "-m", "sessionwarden", "enforce"], env, watch="stderr")
 
 
 def listener_child(settings: Settings) -> Child:
@@ -115,7 +115,7 @@ def listener_child(settings: Settings) -> Child:
 
 def run_listener(servers: str, topic: str) -> None:
     """Child role: print one JSON line per revocation applied after the bootstrap."""
-    from streams.clients.listener import RevocationListener
+    from sessionwarden.sdk.listener import RevocationListener
 
     lock = threading.Lock()
 

@@ -24,11 +24,11 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
-from schemas.codec import encode_dict
-from streams.enforcer import snapshot
-from streams.policy import load_policy
-from streams.settings import load_settings
-from streams.sim.verify import audit
+from sessionwarden.audit.verify import audit
+from sessionwarden.config.settings import load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.enforcer.engine import snapshot
+from sessionwarden.policy import load_policy
 from tests.integration.harness import Collector, EnforcerProcess, login_doc, wait_until
 
 POLICY_TEXT = """name = "bench-recovery"

@@ -24,9 +24,9 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
 from bench.recovery import _lag
-from schemas.codec import encode_dict
-from streams.enforcer.forward import murmur2_partition
-from streams.settings import load_settings
+from sessionwarden.config.settings import load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.enforcer.engine.forward import murmur2_partition
 from tests.integration.harness import Collector, EnforcerProcess, login_doc, parse_ts, wait_until
 
 PARTITIONS = 6

@@ -144,7 +144,7 @@ def propagation(sessions: int) -> dict[str, Any]:
 
 
 def browser(sessions: int) -> dict[str, Any]:
-    from streams.web.browser import unavailable_reason
+    from sessionwarden.testing.browser import unavailable_reason
 
     reason = unavailable_reason()
     if reason is not None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streams.pg.cluster import TempCluster
-from streams.pg.sandbox import Sandbox
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.testing.pg_cluster import TempCluster
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import FAST_POLICY, ServiceProcess, service_env
 
 
@@ -67,7 +67,7 @@ class SinkProcess(ServiceProcess):
         self, settings: Settings, dsn: str, policy: Path = FAST_POLICY, **env: str
     ) -> None:
         super().__init__(
-            ["-m", "streams.cli", "sink", "postgres"],
+            ["-m", "sessionwarden", "sink", "postgres"],
             {
                 **service_env(settings, policy),
                 "SESSIONWARDEN_PG_DSN": dsn,

@@ -53,7 +53,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from streams.clients.asgi import (
+from sessionwarden.policy import default_policy
+from sessionwarden.sdk.asgi import (
     SCOPE_KEY,
     WS_CLOSE_REVOKED,
     AmbiguousIdentity,
@@ -64,11 +65,10 @@ from streams.clients.asgi import (
     session_id_from_cookie,
     session_id_from_header,
 )
-from streams.clients.lifetime import lifetime_left, within_lifetime
-from streams.clients.listener import RevocationListener
-from streams.policy import default_policy
-from streams.publisher import AsyncAuthEventPublisher
-from streams.web.push import SCRIPT_PATH, PushHub, RevokedLike, browser_routes
+from sessionwarden.sdk.lifetime import lifetime_left, within_lifetime
+from sessionwarden.sdk.listener import RevocationListener
+from sessionwarden.sdk.publisher import AsyncAuthEventPublisher
+from sessionwarden.sdk.push import SCRIPT_PATH, PushHub, RevokedLike, browser_routes
 
 log = logging.getLogger("example.service")
 
@@ -464,8 +464,8 @@ def create_app(
 def main() -> None:
     import uvicorn
 
-    from streams.logsetup import configure_logging
-    from streams.settings import load_settings
+    from sessionwarden.config.settings import load_settings
+    from sessionwarden.ops.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

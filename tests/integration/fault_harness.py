@@ -17,14 +17,14 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer,
 from confluent_kafka.admin import AdminClient
 
 from infra.kafka.cluster import KafkaCluster
-from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher, producer_config, to_wire
-from streams.settings import Settings, load_settings
-from streams.sim.oracle import judge, stamp
-from streams.sim.scenario import iso
-from streams.sim.verify import AUDITED, audit, render_text
-from streams.sim.verify_cli import read_run
-from streams.topics import ensure_topics, topic_specs
+from sessionwarden.audit.oracle import judge, stamp
+from sessionwarden.audit.scenario import iso
+from sessionwarden.audit.verify import AUDITED, audit, render_text
+from sessionwarden.cli.verify import read_run
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.kafka.topics import ensure_topics, topic_specs
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.publisher import AuthEventPublisher, producer_config, to_wire
 from tests.integration.harness import (
     FAST_POLICY,
     Collector,

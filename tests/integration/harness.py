@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
-from streams.children import stop_child
-from streams.settings import Settings
-from streams.sim.scenario import iso
+from sessionwarden.audit.scenario import iso
+from sessionwarden.config.settings import Settings
+from sessionwarden.testing.children import stop_child
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_POLICY = REPO / "tests/fixtures/policies/fast.toml"
@@ -160,7 +160,7 @@ class EnforcerProcess(ServiceProcess):
         self, settings: Settings, instance_id: str = "0", policy: Path = FAST_POLICY, **env: str
     ) -> None:
         super().__init__(
-            ["-m", "streams.cli", "enforce"],
+            ["-m", "sessionwarden", "enforce"],
             {
                 **service_env(settings, policy),
                 "SESSIONWARDEN_GROUP_ID": settings.group_id,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.children import kill_tree
+from sessionwarden.testing.children import kill_tree
 from tests.integration.harness import REPO
 
 

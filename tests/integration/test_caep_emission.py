@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from streams.caep import SESSION_ESTABLISHED, SESSION_REVOKED, read_unverified
-from streams.logsetup import SessionHasher
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.caep.events import SESSION_ESTABLISHED, SESSION_REVOKED, read_unverified
+from sessionwarden.config.settings import Settings
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import EnforcerProcess, login_doc, logout_doc, wait_until
 
 

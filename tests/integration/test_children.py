@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 
-from streams.children import descendants, kill_tree, stop_child
+from sessionwarden.testing.children import descendants, kill_tree, stop_child
 from tests.integration.harness import wait_until
 
 IGNORES_SIGTERM = (

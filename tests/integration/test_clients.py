@@ -14,11 +14,11 @@ from http.client import HTTPConnection
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from schemas.codec import decode_revocation_record, encode
-from schemas.outputs import Revalidation, Revocation
-from streams.clients.listener import RevocationListener
-from streams.publisher import AsyncAuthEventPublisher, AuthEventPublisher, DeliveryError
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_revocation_record, encode
+from sessionwarden.contracts.outputs import Revalidation, Revocation
+from sessionwarden.sdk.listener import RevocationListener
+from sessionwarden.sdk.publisher import AsyncAuthEventPublisher, AuthEventPublisher, DeliveryError
 from tests.integration.browser.harness import ExampleService
 from tests.integration.harness import EnforcerProcess, login_doc, wait_until
 

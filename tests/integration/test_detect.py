@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from schemas.codec import encode_dict
-from streams.caep import RISK_LEVEL_CHANGE, read_unverified
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
-from streams.topics import delete_topics
+from sessionwarden.caep.events import RISK_LEVEL_CHANGE, read_unverified
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.kafka.topics import delete_topics
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     REPO,
     Collector,
@@ -43,12 +43,14 @@ DETECT_POLICY = REPO / "tests/fixtures/policies/detect.toml"
 
 
 class DetectProcess(ServiceProcess):
-    """`python -m streams.detect` in a subprocess."""
+    """`python -m sessionwarden.detect` in a subprocess."""
 
     name = "detect worker"
 
     def __init__(self, settings: Settings, **env: str) -> None:
-        super().__init__(["-m", "streams.detect"], {**service_env(settings, DETECT_POLICY), **env})
+        super().__init__(
+            ["-m", "sessionwarden.detect"], {**service_env(settings, DETECT_POLICY), **env}
+        )
 
     def is_ready(self) -> bool:
         return any(

@@ -22,7 +22,7 @@ def drill(out: Path, pg_admin_dsn: str, *args: str) -> tuple[int, dict[str, Any]
     """The CLI at a small size (2 s tolerance: a loaded machine must not fail the judging;
     the speed itself is what `make drill` reports)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "drill", "--out", str(out),
+        [sys.executable, "-m", "sessionwarden", "drill", "--out", str(out),
          "--pg-admin-dsn", pg_admin_dsn, "--rate", "4", "--tolerance", "2", *args],
         cwd=REPO, capture_output=True, text=True, timeout=240,
     )  # fmt: skip

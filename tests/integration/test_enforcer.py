@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from schemas.codec import decode_revocation_record, encode_dict
-from schemas.outputs import Revocation
-from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_revocation_record, encode_dict
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     FAST_POLICY,
     Collector,

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from streams.enforcer.forward import murmur2_partition
-from streams.publisher import AuthEventPublisher, to_wire
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.engine.forward import murmur2_partition
+from sessionwarden.sdk.publisher import AuthEventPublisher, to_wire
 from tests.integration.harness import (
     FAST_POLICY,
     Collector,

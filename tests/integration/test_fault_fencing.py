@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import IsolationLevel, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
 from tests.integration.fault_harness import (
     OpenTransactionWatcher,
     Truth,

@@ -21,7 +21,7 @@ from typing import Protocol
 import pytest
 
 from infra.kafka.cluster import KafkaCluster, KafkaNode
-from streams.clients.listener import RevocationListener
+from sessionwarden.sdk.listener import RevocationListener
 from tests.integration.fault_harness import (
     Truth,
     assert_enforced,
@@ -134,7 +134,7 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
     for a time after their revocation was committed, and `verify`: 0 missed, 0 early, 0
     spurious."""
     lines = Lines()
-    said = logging.getLogger("streams.clients.listener")
+    said = logging.getLogger("sessionwarden.sdk.listener")
     level = said.level
     said.setLevel(logging.INFO)
     said.addHandler(lines)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import TopicPartition
 
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
 from tests.integration.fault_harness import (
     OpenTransactionWatcher,
     Truth,

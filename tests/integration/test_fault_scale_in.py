@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.enforcer.forward import murmur2_partition
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.engine.forward import murmur2_partition
 from tests.integration.fault_harness import Truth, paced_logins, report_failure, wait_all_revoked
 from tests.integration.harness import Collector, EnforcerProcess, wait_until
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pytest
 
-from schemas.codec import MAX_RECORD_BYTES
-from streams.publisher import AuthEventPublisher, DeliveryError
-from streams.settings import Settings
-from streams.topics import INPUT_MAX_MESSAGE_BYTES, topic_specs
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import MAX_RECORD_BYTES
+from sessionwarden.kafka.topics import INPUT_MAX_MESSAGE_BYTES, topic_specs
+from sessionwarden.sdk.publisher import AuthEventPublisher, DeliveryError
 
 
 def test_auth_events_max_message_bytes_matches_the_decoder_limit(

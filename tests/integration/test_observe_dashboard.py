@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from schemas.codec import encode
-from schemas.outputs import Alert, AlertEvidence
-from streams.settings import Settings
-from streams.web.dashboard.run import create_app
-from streams.web.serve import ServerThread
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Alert, AlertEvidence
+from sessionwarden.testing.serve import ServerThread
+from sessionwarden.web.dashboard.service import create_app
 from tests.integration.harness import Endpoint, wait_until
 from tests.integration.scrape import get, probe, scrape, value
 
@@ -35,7 +35,7 @@ def test_the_feeds_counters_move_and_every_endpoint_needs_the_token(
 ) -> None:
     """Records the feed uses and records it skips are counted; the probes follow its loop."""
     settings = settings_factory()
-    caplog.set_level("INFO", logger="streams.observe.server")
+    caplog.set_level("INFO", logger="sessionwarden.ops.server")
     with ServerThread(create_app(settings, "dashboard-token-" + uuid.uuid4().hex)):
 
         def serving() -> Endpoint | None:

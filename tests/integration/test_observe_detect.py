@@ -6,8 +6,8 @@ import time
 
 from confluent_kafka import Producer
 
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,

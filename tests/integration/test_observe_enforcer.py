@@ -8,9 +8,9 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings, load_settings
-from streams.topics import ensure_topics, topic_specs
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.kafka.topics import ensure_topics, topic_specs
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     EnforcerProcess,
     login_doc,

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.pg.sandbox import Sandbox
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import EnforcerProcess, login_doc, wait_until
 from tests.integration.scrape import get, probe, scrape, value
 from tests.pg import SinkProcess

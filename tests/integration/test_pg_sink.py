@@ -17,11 +17,11 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from psycopg.conninfo import make_conninfo
 
-from schemas.codec import decode_revocation_record, encode, encode_dict
-from schemas.outputs import Revocation
-from streams.pg.guard import is_refused, session_tag, session_transaction
-from streams.pg.sandbox import Sandbox
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_revocation_record, encode, encode_dict
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.sdk.pg_guard import is_refused, session_tag, session_transaction
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import (
     REPO,
     Collector,
@@ -33,7 +33,9 @@ from tests.integration.harness import (
 from tests.pg import SinkProcess, running
 from tests.unit.streams.clients.fakes import revalidation, revocation
 
-LONG_POLICY = REPO / "streams/policies/default.toml"  # rows kept for hours: nothing is pruned
+LONG_POLICY = (
+    REPO / "streams/sessionwarden/policy/shipped/default.toml"
+)  # rows kept for hours: nothing is pruned
 
 
 def publish(settings: Settings, *docs: dict[str, Any]) -> None:

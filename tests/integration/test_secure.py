@@ -34,17 +34,17 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from schemas.codec import encode
-from streams.clients.listener import ListenerError, RevocationListener
-from streams.enforcer.checkpoints import changelog_facts
-from streams.enforcer.forward import murmur2_partition
-from streams.logsetup import SessionHasher
-from streams.pg.sink import consumer_config
-from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher, DeliveryError, to_wire
-from streams.settings import Settings, load_settings
-from streams.tail import TopicUnavailable, read_topic
-from streams.topics import admin_client, ensure_topics, topic_specs
+from sessionwarden.cli.tail import TopicUnavailable, read_topic
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.enforcer.checkpoints import changelog_facts
+from sessionwarden.enforcer.engine.forward import murmur2_partition
+from sessionwarden.kafka.topics import admin_client, ensure_topics, topic_specs
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.listener import ListenerError, RevocationListener
+from sessionwarden.sdk.publisher import AuthEventPublisher, DeliveryError, to_wire
+from sessionwarden.sink.postgres.consumer import consumer_config
 from tests.integration.harness import (
     REPO,
     EnforcerProcess,
@@ -114,7 +114,7 @@ class Cluster:
         self, env: dict[str, str], *args: str, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "streams.cli", *args],
+            [sys.executable, "-m", "sessionwarden", *args],
             env={**os.environ, **env},
             cwd=REPO,
             capture_output=True,
@@ -152,7 +152,7 @@ def _produce(config: dict[str, Any], topic: str, value: bytes) -> KafkaError | N
 class SecureDetect(DetectProcess):
     def __init__(self, settings: Settings, env: dict[str, str]) -> None:
         ServiceProcess.__init__(
-            self, ["-m", "streams.detect"], {**service_env(settings, DETECT_POLICY), **env}
+            self, ["-m", "sessionwarden.detect"], {**service_env(settings, DETECT_POLICY), **env}
         )
 
 
@@ -261,7 +261,7 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from streams.caep import SESSION_ESTABLISHED, read_unverified
+    from sessionwarden.caep.events import SESSION_ESTABLISHED, read_unverified
 
     key_file = tmp_path / "caep.pem"
     key_file.write_bytes(
@@ -418,9 +418,9 @@ def test_the_dashboard_of_the_security_principal_shows_the_lag_of_the_enforcer_a
 ) -> None:
     """The dashboard runs as the security team: besides reading alerts, audit and revocations
     it must see how far the enforcer and the detectors are behind, or an outage looks calm."""
-    from streams.detect.app import app_id
-    from streams.web.dashboard.feed import DashboardFeed
-    from streams.web.dashboard.state import DashboardState
+    from sessionwarden.detect.app import app_id
+    from sessionwarden.web.dashboard.feed import DashboardFeed
+    from sessionwarden.web.dashboard.view import DashboardState
 
     team = cluster.settings("sessionwarden-security")
     state = DashboardState(show_session=lambda sid: sid)
@@ -543,7 +543,7 @@ def test_the_detect_worker_with_an_untrusted_ca_exits_with_one_line(
     other_ca, _ = secure.make_ca(tmp_path / "other", "Somebody else's CA")
     env = {**cluster.env("sessionwarden-detect"), "SESSIONWARDEN_KAFKA_SSL_CA_FILE": str(other_ca)}
     done = subprocess.run(
-        [sys.executable, "-m", "streams.detect"],
+        [sys.executable, "-m", "sessionwarden.detect"],
         env={**os.environ, **env},
         cwd=REPO,
         capture_output=True,

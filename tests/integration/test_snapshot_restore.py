@@ -21,11 +21,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from streams.enforcer import snapshot
-from streams.enforcer.state import SESSION, changelog_key
-from streams.offsets import GroupOffsets, group_lag
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.engine import snapshot
+from sessionwarden.enforcer.engine.sessions import SESSION, changelog_key
+from sessionwarden.kafka.offsets import GroupOffsets, group_lag
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from schemas.errors import ConfigError
-from streams.settings import Settings
-from streams.topics import (
+from sessionwarden.config.settings import Settings
+from sessionwarden.errors import ConfigError
+from sessionwarden.kafka.topics import (
     INPUT_MAX_MESSAGE_BYTES,
     TopicSpec,
     delete_topics,
@@ -120,8 +120,8 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
     """Each table changelog exists with the audit topic's partitions and faust's cleanup policy
     before the faust worker subscribes; a second start creates nothing; a changelog with
     another partition count is refused (its keys would land on the wrong partitions)."""
-    from streams.detect.app import create_app
-    from streams.detect.changelogs import changelog_specs, ensure_changelogs
+    from sessionwarden.detect.app import create_app
+    from sessionwarden.detect.changelogs import changelog_specs, ensure_changelogs
     from tests.unit.streams.detect.factories import policy
 
     settings = settings_factory()

@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from schemas.codec import decode_auth_event, encode
-from schemas.inputs import AUTH_EVENT_ADAPTER
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_auth_event, encode
+from sessionwarden.contracts.inputs import AUTH_EVENT_ADAPTER
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import activity_doc, login_doc, logout_doc, role_change_doc
 
 

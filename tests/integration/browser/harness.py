@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from schemas.outputs import Revocation
-from streams.drill.stack import Service
-from streams.policy import load_policy
-from streams.publisher import AsyncAuthEventPublisher
-from streams.settings import Settings
-from streams.web.browser import unavailable_reason
+from sessionwarden.audit.drill.stack import Service
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.publisher import AsyncAuthEventPublisher
+from sessionwarden.testing.browser import unavailable_reason
 from tests.integration.harness import FAST_POLICY, REPO
 
 ARTIFACTS = REPO / "test-artifacts"
@@ -37,8 +37,8 @@ SESSION_KEY = b"example-service-test-session-key"  # shared: a restarted service
 
 
 class ExampleService(Service):
-    """The drill's example service (streams/drill/stack.py) with a real publisher on the input
-    topic and the test policy (see the module docstring).
+    """The drill's example service (sessionwarden/audit/drill/stack.py) with a real publisher on the
+    input topic and the test policy (see the module docstring).
 
     ``applied`` maps each session id to the wall-clock moment the listener applied its
     revocation (``is_revoked`` turned true), ``revocations`` to the record itself."""

@@ -16,14 +16,14 @@ import pytest
 from confluent_kafka import Producer
 from playwright.sync_api import expect
 
-from schemas.codec import encode
-from schemas.outputs import Alert, AlertEvidence, Revocation, SessionStarted
-from streams.logsetup import SessionHasher
-from streams.settings import Settings
-from streams.web.dashboard.app import dashboard_app
-from streams.web.dashboard.run import create_app
-from streams.web.dashboard.state import DashboardState
-from streams.web.serve import ServerThread
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Alert, AlertEvidence, Revocation, SessionStarted
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.testing.serve import ServerThread
+from sessionwarden.web.dashboard.app import dashboard_app
+from sessionwarden.web.dashboard.service import create_app
+from sessionwarden.web.dashboard.view import DashboardState
 from tests.integration.browser.harness import Screenshots
 
 TOKEN = "dashboard-test-token-" + uuid.uuid4().hex

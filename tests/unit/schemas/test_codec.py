@@ -12,7 +12,7 @@ from uuid import UUID
 import orjson
 import pytest
 
-from schemas.codec import (
+from sessionwarden.contracts.codec import (
     MAX_DEAD_LETTER_BYTES,
     MAX_OUTPUT_RECORD_BYTES,
     MAX_RECORD_BYTES,
@@ -25,9 +25,8 @@ from schemas.codec import (
     encode,
     encode_dict,
 )
-from schemas.errors import SessionwardenError
-from schemas.inputs import Login
-from schemas.outputs import (
+from sessionwarden.contracts.inputs import Login
+from sessionwarden.contracts.outputs import (
     MAX_DETAIL_CHARS,
     MAX_RAW_B64_CHARS,
     Alert,
@@ -35,6 +34,7 @@ from schemas.outputs import (
     DeadLetter,
     Revocation,
 )
+from sessionwarden.errors import SessionwardenError
 
 Decoder = Callable[[bytes | None], Any]
 

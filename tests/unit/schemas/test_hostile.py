@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.codec import MAX_RECORD_BYTES, DecodeError, decode_auth_event
-from schemas.jsonschema import JSON_DIR
+from sessionwarden.contracts.codec import MAX_RECORD_BYTES, DecodeError, decode_auth_event
+from sessionwarden.contracts.jsonschema import JSON_DIR
 from tests.unit.schemas.test_codec import LOGIN_FIELDS
 
 ACTIVITY_FIELDS: dict[str, Any] = {

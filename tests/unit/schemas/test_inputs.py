@@ -8,8 +8,15 @@ from uuid import UUID
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from schemas.codec import decode_auth_event, encode
-from schemas.inputs import AUTH_EVENT_ADAPTER, AUTH_EVENT_TYPES, Activity, Login, Logout, RoleChange
+from sessionwarden.contracts.codec import decode_auth_event, encode
+from sessionwarden.contracts.inputs import (
+    AUTH_EVENT_ADAPTER,
+    AUTH_EVENT_TYPES,
+    Activity,
+    Login,
+    Logout,
+    RoleChange,
+)
 
 EVENT_ID = UUID("0b9e1c3a-5d7f-4a2b-8c6d-1e3f5a7b9c0d")
 OCCURRED = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.jsonschema import JSON_DIR, main, render_all
+from sessionwarden.contracts.jsonschema import JSON_DIR, main, render_all
 
 EXPECTED_FILES = {
     "login.json",

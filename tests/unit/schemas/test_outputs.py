@@ -10,14 +10,14 @@ from uuid import UUID
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from schemas.codec import (
+from sessionwarden.contracts.codec import (
     decode_alert,
     decode_audit_event,
     decode_dead_letter,
     decode_revocation_record,
     encode,
 )
-from schemas.outputs import (
+from sessionwarden.contracts.outputs import (
     ActivityAfterRevocation,
     Alert,
     AlertEvidence,

@@ -12,9 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.codec import encode_dict
-from schemas.errors import ConfigError
-from streams.caep import (
+from sessionwarden.caep.events import (
     RISK_LEVEL_CHANGE,
     SESSION_ESTABLISHED,
     SESSION_REVOKED,
@@ -24,10 +22,12 @@ from streams.caep import (
     caep_events_for,
     read_unverified,
 )
-from streams.enforcer import records
-from streams.enforcer.state import Session
-from streams.logsetup import SessionHasher
-from streams.settings import load_settings
+from sessionwarden.config.settings import load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.enforcer.engine import records
+from sessionwarden.enforcer.engine.sessions import Session
+from sessionwarden.errors import ConfigError
+from sessionwarden.ops.logs import SessionHasher
 
 T0 = 1_800_000_000.25
 SALT = "caep-unit-salt"

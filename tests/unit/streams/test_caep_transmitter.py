@@ -9,11 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from schemas.codec import encode
-from schemas.errors import ConfigError
-from streams.caep import SESSION_REVOKED, CaepConfig, read_unverified
-from streams.caep_transmitter import CaepTransmitter
-from streams.settings import load_settings
+from sessionwarden.caep.events import SESSION_REVOKED, CaepConfig, read_unverified
+from sessionwarden.caep.transmitter import CaepTransmitter
+from sessionwarden.config.settings import load_settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.errors import ConfigError
 from tests.unit.streams.clients.fakes import revalidation, revocation
 
 

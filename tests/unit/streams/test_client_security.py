@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from streams.enforcer import kafka_config
-from streams.pg import sink
-from streams.settings import Settings, load_settings
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.enforcer import kafka_config
+from sessionwarden.sink.postgres import consumer
 
 BUILDERS: dict[str, Callable[[Settings], dict[str, Any]]] = {
     "enforcer consumer": kafka_config.consumer_config,
     "enforcer producer": kafka_config.producer_config,
     "enforcer restore": kafka_config.restore_config,
     "enforcer admin": kafka_config.admin_config,
-    "postgres sink": sink.consumer_config,
+    "postgres sink": consumer.consumer_config,
 }
 
 

@@ -7,7 +7,7 @@ import logging
 
 import orjson
 
-from streams.logsetup import SessionHasher, bind_process, build_formatter
+from sessionwarden.ops.logs import SessionHasher, bind_process, build_formatter
 
 
 def test_same_salt_gives_correlatable_hashes_and_hides_the_id() -> None:
@@ -88,8 +88,8 @@ def test_error_fields_name_the_kafka_error_a_query_filters_on() -> None:
     """A Kafka error, an exception carrying one, or any other exception, as log fields."""
     from confluent_kafka import KafkaError, KafkaException
 
-    from streams.enforcer.txn import Action, TxnFailure, cause_of
-    from streams.logsetup import error_fields
+    from sessionwarden.enforcer.txn import Action, TxnFailure, cause_of
+    from sessionwarden.ops.logs import error_fields
 
     err = KafkaError(KafkaError._TIMED_OUT, "timed out", retriable=True)
     expected = {"error": "_TIMED_OUT", "detail": "timed out", "retriable": True}

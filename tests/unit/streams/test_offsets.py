@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.offsets import Probe, group_lag
+from sessionwarden.kafka.offsets import Probe, group_lag
 
 INVALID = -1001
 

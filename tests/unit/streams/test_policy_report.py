@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from streams.policy import default_policy, load_policy, parse_policy
-from streams.policy_report import render_effective, run_policy_check
+from sessionwarden.cli.policy import render_effective, run_policy_check
+from sessionwarden.policy import default_policy, load_policy, parse_policy
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "policies"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.producing import produce_waiting
+from sessionwarden.kafka.producing import produce_waiting
 
 
 class FullQueue:

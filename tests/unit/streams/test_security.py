@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from schemas.errors import ConfigError
-from streams.acls import Principals, acl_plan
-from streams.cli import main
-from streams.settings import load_settings
+from sessionwarden.cli.acls import Principals, acl_plan
+from sessionwarden.cli.main import main
+from sessionwarden.config.settings import load_settings
+from sessionwarden.errors import ConfigError
 
 SECRET = "correct horse battery staple"
 

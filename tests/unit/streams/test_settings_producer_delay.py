@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.errors import ConfigError
-from streams.settings import load_settings
+from sessionwarden.config.settings import load_settings
+from sessionwarden.errors import ConfigError
 
 
 def test_the_budget_defaults_to_no_delay(monkeypatch: pytest.MonkeyPatch) -> None:

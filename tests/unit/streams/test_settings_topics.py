@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from schemas.errors import ConfigError
-from streams.settings import host_instance_id, load_settings
-from streams.topics import topic_specs
+from sessionwarden.config.settings import host_instance_id, load_settings
+from sessionwarden.errors import ConfigError
+from sessionwarden.kafka.topics import topic_specs
 
 
 def test_instance_id_defaults_from_the_host_name() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.stats import percentiles
+from sessionwarden.ops.stats import percentiles
 
 
 def test_percentiles_interpolate_within_the_sample() -> None:

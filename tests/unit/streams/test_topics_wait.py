@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.topics import TopicSpec, _wait_aligned
+from sessionwarden.kafka.topics import TopicSpec, _wait_aligned
 
 SPEC = TopicSpec("t", 3, 3, {"cleanup.policy": "compact"})
 

@@ -11,8 +11,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
-from schemas.codec import encode
-from schemas.outputs import Revalidation, Revocation
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Revalidation, Revocation
 
 TOPIC = "unit.sessionwarden.revocations"
 T0 = 1_800_000_000.0

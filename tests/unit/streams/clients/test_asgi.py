@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams.clients.asgi import (
+from sessionwarden.sdk.asgi import (
     AmbiguousIdentity,
     RevocationMiddleware,
     Scope,
@@ -22,7 +22,7 @@ from streams.clients.asgi import (
     session_id_from_header,
     tenant_from_header,
 )
-from streams.clients.listener import RevocationListener
+from sessionwarden.sdk.listener import RevocationListener
 from tests.unit.streams.clients.fakes import T0, TOPIC, Clock, FakeConsumer, wire
 from tests.unit.streams.clients.fakes import revocation as fake_revocation
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streams.clients.lifetime import lifetime_left, within_lifetime
+from sessionwarden.sdk.lifetime import lifetime_left, within_lifetime
 
 LIFE = 86_400.0
 NOW = 1_800_000_000.0

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError
 
-from schemas.outputs import Revalidation, Revocation
-from streams.clients.listener import ListenerError, RevocationListener
-from streams.clients.revocation_set import RevocationSet
-from streams.settings import load_settings
+from sessionwarden.config.settings import load_settings
+from sessionwarden.contracts.outputs import Revalidation, Revocation
+from sessionwarden.sdk.listener import ListenerError, RevocationListener
+from sessionwarden.sdk.revocation_set import RevocationSet
 from tests.unit.streams.clients.fakes import (
     T0,
     TOPIC,
@@ -227,7 +227,7 @@ def test_fail_open_logs_loudly_when_stale(caplog: pytest.LogCaptureFixture) -> N
     rig.start()
     rig.steps()
     rig.consumer.down = True
-    with caplog.at_level(logging.ERROR, logger="streams.clients.listener"):
+    with caplog.at_level(logging.ERROR, logger="sessionwarden.sdk.listener"):
         rig.steps(int(BUDGET) + 2, seconds=1.0)
     assert 1 == sum("FAIL-OPEN" in r.getMessage() for r in caplog.records)
 
@@ -376,7 +376,7 @@ def test_a_fenced_leader_epoch_is_recovered_from_by_rebuilding_the_admin_client(
     rig.steps()
     built = rig.consumer.admins_built
     rig.consumer.fenced = True  # cleared only by a new admin client
-    with caplog.at_level(logging.INFO, logger="streams.clients.listener"):
+    with caplog.at_level(logging.INFO, logger="sessionwarden.sdk.listener"):
         rig.steps(int(BUDGET) * 3 * 10, seconds=0.1)
     assert listener.healthy(), "recovered by itself"
     assert built + 1 == rig.consumer.admins_built

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.outputs import (
+from sessionwarden.contracts.outputs import (
     EndedSessionUsed,
     ForeignSessionEvent,
     HighRiskOperation,
@@ -14,7 +14,7 @@ from schemas.outputs import (
     SessionEnded,
     SessionStarted,
 )
-from streams.policy import Policy, parse_policy
+from sessionwarden.policy import Policy, parse_policy
 
 T0 = 1_800_000_000.0  # a fixed epoch; every test time is T0 + seconds
 

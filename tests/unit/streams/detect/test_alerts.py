@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from schemas.codec import decode_alert, encode_dict
-from streams.detect.alerts import Cooldown, CooldownRecord, alert_id, build_alert
-from streams.detect.detectors import Trigger
+from sessionwarden.contracts.codec import decode_alert, encode_dict
+from sessionwarden.detect.alerts import Cooldown, CooldownRecord, alert_id, build_alert
+from sessionwarden.detect.detectors import Trigger
 from tests.unit.streams.detect.factories import T0, FakeClock
 
 

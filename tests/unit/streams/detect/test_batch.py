@@ -7,11 +7,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from schemas.codec import encode
-from streams.detect.app import DetectShell
-from streams.detect.engine import Engine
-from streams.detect.pending import PendingTables
-from streams.detect.state import SESSIONS, TABLES, Tables, Write
+from sessionwarden.contracts.codec import encode
+from sessionwarden.detect.app import DetectShell
+from sessionwarden.detect.engine import Engine
+from sessionwarden.detect.pending import PendingTables
+from sessionwarden.detect.tables import SESSIONS, TABLES, Tables, Write
 from tests.unit.streams.detect.factories import T0, ended, ended_used, policy, started
 
 

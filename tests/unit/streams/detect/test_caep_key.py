@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from schemas.codec import encode
-from schemas.errors import ConfigError
-from streams.caep import RISK_LEVEL_CHANGE, CaepError, caep_events_for, read_unverified
-from streams.detect.app import DetectShell, create_app
-from streams.detect.engine import Engine
-from streams.detect.state import TABLES, Tables
-from streams.settings import Settings, load_settings
+from sessionwarden.caep.events import RISK_LEVEL_CHANGE, CaepError, caep_events_for, read_unverified
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.detect.app import DetectShell, create_app
+from sessionwarden.detect.engine import Engine
+from sessionwarden.detect.tables import TABLES, Tables
+from sessionwarden.errors import ConfigError
 from tests.unit.streams.clients.fakes import revocation
 from tests.unit.streams.detect.factories import T0, ended_used, policy
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from faust.transport.drivers.aiokafka import Transport
 
-from streams.detect.app import BACKLOG_ALLOWANCE_S, app_id, create_app
-from streams.detect.changelogs import changelog_specs
-from streams.detect.state import TABLES
-from streams.settings import load_settings
+from sessionwarden.config.settings import load_settings
+from sessionwarden.detect.app import BACKLOG_ALLOWANCE_S, app_id, create_app
+from sessionwarden.detect.changelogs import changelog_specs
+from sessionwarden.detect.tables import TABLES
 from tests.unit.streams.detect.factories import policy
 
 

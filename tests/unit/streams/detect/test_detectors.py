@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.detect.detectors import (
+from sessionwarden.detect.detectors import (
     ConcurrentSessions,
     Escalation,
     Expiry,

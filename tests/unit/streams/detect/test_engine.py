@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.codec import decode_alert, encode_dict
-from schemas.outputs import Alert, AuditEvent
-from streams.detect.engine import Engine, Outcome
-from streams.detect.state import SESSIONS, TABLES, Tables, apply_writes, bucket_range
+from sessionwarden.contracts.codec import decode_alert, encode_dict
+from sessionwarden.contracts.outputs import Alert, AuditEvent
+from sessionwarden.detect.engine import Engine, Outcome
+from sessionwarden.detect.tables import SESSIONS, TABLES, Tables, apply_writes, bucket_range
 from tests.unit.streams.detect.factories import (
     T0,
     FakeClock,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streams.detect.app import HALT_EXIT_STATUS, judge_batches
+from sessionwarden.detect.app import HALT_EXIT_STATUS, judge_batches
 
 
 class Halted(Exception):
@@ -62,7 +62,7 @@ def test_batches_that_succeed_are_all_judged_and_nothing_halts() -> None:
 
 HALTING_CHILD = """
 import asyncio, sys
-from streams.detect.app import judge_batches
+from sessionwarden.detect.app import judge_batches
 
 async def batches():
     try:

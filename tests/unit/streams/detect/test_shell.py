@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import encode
-from streams.detect.app import DetectShell
-from streams.detect.engine import Engine
-from streams.detect.state import COOLDOWNS, TABLES, Tables
+from sessionwarden.contracts.codec import encode
+from sessionwarden.detect.app import DetectShell
+from sessionwarden.detect.engine import Engine
+from sessionwarden.detect.tables import COOLDOWNS, TABLES, Tables
 from tests.unit.streams.detect.factories import T0, ended_used, policy
 
 

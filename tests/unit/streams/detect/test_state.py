@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from faust.windows import TumblingWindow
 
-from streams.detect.alerts import CooldownRecord
-from streams.detect.detectors import Expiry, Grant
-from streams.detect.state import (
+from sessionwarden.detect.alerts import CooldownRecord
+from sessionwarden.detect.detectors import Expiry, Grant
+from sessionwarden.detect.tables import (
     COOLDOWNS,
     EXPIRATIONS,
     TABLES,

@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.inputs import Activity, Login, Logout, RoleChange
-from streams.policy import Policy, parse_policy
+from sessionwarden.contracts.inputs import Activity, Login, Logout, RoleChange
+from sessionwarden.policy import Policy, parse_policy
 
 T0 = 1_800_000_000.0  # an arbitrary fixed epoch; every test time is T0 + seconds
 

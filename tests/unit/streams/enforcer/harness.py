@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.inputs import AuthEvent
-from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.partition import Emit
-from streams.policy import Policy
+from sessionwarden.contracts.inputs import AuthEvent
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
+from sessionwarden.enforcer.engine.partition import Emit
+from sessionwarden.policy import Policy
 from tests.unit.streams.enforcer.factories import T0, policy
 
 

@@ -6,13 +6,13 @@ import base64
 
 from confluent_kafka import Message
 
-from schemas.codec import MAX_RECORD_BYTES, decode_dead_letter, encode_dict
-from schemas.outputs import MAX_DETAIL_CHARS
-from streams.enforcer.budget import CHECK_EVERY, InputBudget, RecordLimit
-from streams.enforcer.deadletter import MAX_DEAD_LETTER_VALUE, dead_letter_doc
-from streams.enforcer.kafka_config import producer_config
-from streams.policy import MAX_SESSIONS_PER_USER, parse_policy
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import MAX_RECORD_BYTES, decode_dead_letter, encode_dict
+from sessionwarden.contracts.outputs import MAX_DETAIL_CHARS
+from sessionwarden.enforcer.deadletter import MAX_DEAD_LETTER_VALUE, dead_letter_doc
+from sessionwarden.enforcer.engine.budget import CHECK_EVERY, InputBudget, RecordLimit
+from sessionwarden.enforcer.kafka_config import producer_config
+from sessionwarden.policy import MAX_SESSIONS_PER_USER, parse_policy
 from tests.unit.streams.enforcer.factories import POLICY_TOML, login, role_change
 from tests.unit.streams.enforcer.harness import Harness
 

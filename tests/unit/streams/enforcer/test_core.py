@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from schemas.outputs import AuditEvent, RevocationRecord
-from streams.enforcer.core import PartitionEnforcer
+from sessionwarden.contracts.outputs import AuditEvent, RevocationRecord
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from tests.unit.streams.enforcer.factories import (
     T0,
     activity,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.enforcer.deadlines import Deadlines
-from streams.enforcer.state import Ended, Key, Session
+from sessionwarden.enforcer.engine.deadlines import Deadlines
+from sessionwarden.enforcer.engine.sessions import Ended, Key, Session
 
 
 def _session(sid: str, login: float, idle: float, absolute: float = 10_000.0) -> Session:

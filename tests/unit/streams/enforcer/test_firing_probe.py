@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.enforcer.firing import Firing
-from streams.enforcer.horizon import NEVER, PartitionClock
-from streams.enforcer.runtime import PartitionRuntime
-from streams.settings import TopicNames
+from sessionwarden.config.settings import TopicNames
+from sessionwarden.enforcer.engine.horizon import NEVER, PartitionClock
+from sessionwarden.enforcer.firing import Firing
+from sessionwarden.enforcer.runtime import PartitionRuntime
 
 INVALID = -1001
 
@@ -82,7 +82,7 @@ def test_failed_probes_back_off_and_are_logged_once(caplog: pytest.LogCaptureFix
     admin = Admin(KafkaError(KafkaError.FENCED_LEADER_EPOCH))
     firing = _firing(admin, clock)
     parts = {0: _part(read_to=4)}
-    with caplog.at_level(logging.INFO, logger="streams.enforcer.firing"):
+    with caplog.at_level(logging.INFO, logger="sessionwarden.enforcer.firing"):
         for _ in range(int(30 / 0.006)):  # 30 s of a loop turning every 6 ms
             firing.probe(parts, [0])
             clock.now += 0.006

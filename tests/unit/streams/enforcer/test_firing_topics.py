@@ -9,8 +9,8 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from streams.enforcer.firing import Firing
-from streams.settings import TopicNames
+from sessionwarden.config.settings import TopicNames
+from sessionwarden.enforcer.firing import Firing
 
 
 class RecordingAdmin:

@@ -7,7 +7,7 @@ import zlib
 
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from streams.enforcer.forward import (
+from sessionwarden.enforcer.engine.forward import (
     REPORTED_CAPACITY,
     Router,
     murmur2,

@@ -3,9 +3,9 @@ its outputs carry, and the user record its changelog carries."""
 
 from __future__ import annotations
 
-from schemas.base import MAX_ROLES
-from schemas.codec import decode_revocation_record, encode_dict
-from streams.enforcer.state import Session, User, encode_user_value
+from sessionwarden.contracts.base import MAX_ROLES
+from sessionwarden.contracts.codec import decode_revocation_record, encode_dict
+from sessionwarden.enforcer.engine.sessions import Session, User, encode_user_value
 from tests.unit.streams.enforcer.factories import login, role_change
 from tests.unit.streams.enforcer.harness import Harness
 

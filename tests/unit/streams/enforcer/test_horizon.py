@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME
 
-from streams.enforcer.horizon import NEVER, PartitionClock, firing_horizon, received_time
+from sessionwarden.enforcer.engine.horizon import (
+    NEVER,
+    PartitionClock,
+    firing_horizon,
+    received_time,
+)
 
 GRACE = 2.0
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 from pydantic import TypeAdapter
 
-from schemas.outputs import AuditEvent, RevocationRecord
-from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.partition import TAGGED_TENANTS, PartitionState
-from streams.enforcer.state import Session, changelog_key, parse_changelog_key
+from sessionwarden.contracts.outputs import AuditEvent, RevocationRecord
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
+from sessionwarden.enforcer.engine.partition import TAGGED_TENANTS, PartitionState
+from sessionwarden.enforcer.engine.sessions import Session, changelog_key, parse_changelog_key
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy, role_change
 from tests.unit.streams.enforcer.harness import Harness
 

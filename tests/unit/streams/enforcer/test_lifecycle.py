@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from streams.enforcer.loop import EXIT_FENCED, EXIT_UNRECOVERABLE, EnforcerLoop, KafkaClients
-from streams.enforcer.txn import CONSUME, Action, EnforcerExit, TxnFailure
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.loop import EXIT_FENCED, EXIT_UNRECOVERABLE, EnforcerLoop, KafkaClients
+from sessionwarden.enforcer.txn import CONSUME, Action, EnforcerExit, TxnFailure
 from tests.unit.streams.enforcer.factories import policy
 
 TIMEOUT_MS = 10_000
@@ -174,10 +174,10 @@ def test_a_planned_stop_waits_until_the_leave_group_is_sent_not_only_the_unassig
 def test_a_leave_that_does_not_happen_in_time_is_not_reported_as_left(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("streams.enforcer.loop.LEAVE_GROUP_S", 0.2)
+    monkeypatch.setattr("sessionwarden.enforcer.loop.LEAVE_GROUP_S", 0.2)
     loop, clients = make_loop()
     clients.consumers[-1].leave_after = 10**9
-    with caplog.at_level("INFO", logger="streams.enforcer.loop"):
+    with caplog.at_level("INFO", logger="sessionwarden.enforcer.loop"):
         loop.close(leave=True)
     messages = [r.getMessage() for r in caplog.records]
     assert "left the consumer group" not in messages
@@ -186,7 +186,7 @@ def test_a_leave_that_does_not_happen_in_time_is_not_reported_as_left(
 
 def test_the_leave_log_counts_the_partitions_handed_over(caplog: pytest.LogCaptureFixture) -> None:
     loop, _ = make_loop()
-    with caplog.at_level("INFO", logger="streams.enforcer.loop"):
+    with caplog.at_level("INFO", logger="sessionwarden.enforcer.loop"):
         loop.close(leave=True)
     left = [r for r in caplog.records if r.getMessage() == "left the consumer group"]
     assert 1 == len(left)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaException, TopicPartition
 
-from streams.enforcer.restore import Restorer
+from sessionwarden.enforcer.restore import Restorer
 
 
 class Admin:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.enforcer.roles import apply_role_times, removed_after
-from streams.enforcer.state import MAX_ROLE_TIMES
+from sessionwarden.enforcer.engine.roles import apply_role_times, removed_after
+from sessionwarden.enforcer.engine.sessions import MAX_ROLE_TIMES
 
 
 def test_only_changes_newer_than_the_roles_last_change_apply() -> None:

@@ -4,9 +4,9 @@ login beyond it ends the user's oldest live session (``session_limit``), so no s
 
 from __future__ import annotations
 
-from schemas.codec import decode_audit_event, decode_revocation_record, encode_dict
-from streams.enforcer.state import Session, User
-from streams.policy import parse_policy
+from sessionwarden.contracts.codec import decode_audit_event, decode_revocation_record, encode_dict
+from sessionwarden.enforcer.engine.sessions import Session, User
+from sessionwarden.policy import parse_policy
 from tests.unit.streams.enforcer.factories import POLICY_TOML, login, role_change
 from tests.unit.streams.enforcer.harness import Harness
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from streams.enforcer import snapshot
-from streams.enforcer.checkpoints import Checkpoints, Facts
-from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.snapshot import Expect, Header, SnapshotError
+from sessionwarden.enforcer.checkpoints import Checkpoints, Facts
+from sessionwarden.enforcer.engine import snapshot
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
+from sessionwarden.enforcer.engine.snapshot import Expect, Header, SnapshotError
 from tests.unit.streams.enforcer.factories import (
     T0,
     activity,
@@ -241,7 +241,7 @@ def test_the_shell_falls_back_to_a_full_restore_and_logs_why(
     else:
         path.rename(snapshot.path_for(tmp_path, TOPIC, 3))
     cp = _checkpoints(tmp_path, now)
-    with caplog.at_level(logging.INFO, logger="streams.enforcer.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="sessionwarden.enforcer.checkpoints"):
         partition = 3 if case == "foreign" else 1
         assert cp.load(PartitionEnforcer(policy()).state, partition, 0, high) is None
     cp.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from streams.enforcer.core import PartitionEnforcer
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy
 from tests.unit.streams.enforcer.harness import Harness
 

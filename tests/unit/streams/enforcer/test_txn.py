@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.enforcer.txn import (
+from sessionwarden.enforcer.txn import (
     RETRY_BACKOFF_MAX_S,
     Action,
     Fence,
@@ -229,7 +229,7 @@ def test_retries_back_off_exponentially_and_log_two_lines(
     e = err(KafkaError._TIMED_OUT, retriable=True)
     call, calls = failing(*[e] * 40)
     fake = FakeTime()
-    with caplog.at_level(logging.WARNING, logger="streams.enforcer.txn"):
+    with caplog.at_level(logging.WARNING, logger="sessionwarden.enforcer.txn"):
         call_transactional(
             "commit_transaction", call, True, None, TIMEOUT, 60.0, fake.clock, fake.sleep
         )

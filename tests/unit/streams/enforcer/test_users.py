@@ -3,8 +3,8 @@ the session's end needs one, with the same decisions and changelog as a User of 
 
 from __future__ import annotations
 
-from streams.enforcer.core import PartitionEnforcer
-from streams.enforcer.state import Session, User
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
+from sessionwarden.enforcer.engine.sessions import Session, User
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy, role_change
 from tests.unit.streams.enforcer.harness import Harness
 

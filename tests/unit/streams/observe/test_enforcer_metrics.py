@@ -8,9 +8,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from streams.enforcer.core import PartitionEnforcer
-from streams.observe.enforcer import EnforcerMetrics
-from streams.settings import Settings, TopicNames
+from sessionwarden.config.settings import Settings, TopicNames
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
+from sessionwarden.enforcer.metrics import EnforcerMetrics
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy
 
 

@@ -6,7 +6,7 @@ import math
 
 from prometheus_client import CollectorRegistry
 
-from streams.observe.listener import ListenerCollector
+from sessionwarden.sdk.listener_metrics import ListenerCollector
 from tests.unit.streams.clients.fakes import TOPIC, revocation
 from tests.unit.streams.clients.test_listener import BUDGET, Rig
 

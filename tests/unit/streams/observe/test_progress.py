@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.observe.progress import Progress
+from sessionwarden.ops.progress import Progress
 
 
 class FakeClock:

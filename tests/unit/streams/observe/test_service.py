@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from streams.observe.service import ServiceObserver
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.ops.service_metrics import ServiceObserver
 
 
 def test_counters_are_read_when_scraped_and_readiness_follows_the_process() -> None:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from streams.pg.dsn import connect_error, describe_dsn, redact, secrets_in
+from sessionwarden.sink.postgres.dsn import connect_error, describe_dsn, redact, secrets_in
 
 # (DSN, the password its author meant). Hosts are never contacted: every case is parsed only.
 SHAPES = [

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.errors import ConfigError
-from streams.pg.migrations import BOOTSTRAP, full_sql, migrations
-from streams.pg.sink import describe_dsn
-from streams.settings import load_settings
+from sessionwarden.config.settings import load_settings
+from sessionwarden.errors import ConfigError
+from sessionwarden.sink.postgres.consumer import describe_dsn
+from sessionwarden.sink.postgres.migrations import BOOTSTRAP, full_sql, migrations
 
 
 def test_migrations_are_numbered_in_order_and_exclude_the_bootstrap() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas.codec import encode
-from streams.pg.plan import (
+from sessionwarden.contracts.codec import encode
+from sessionwarden.sink.postgres.plan import (
     CutOffSchedule,
     PruneSchedule,
     RawRecord,

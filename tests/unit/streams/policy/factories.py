@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.policy import Policy, PolicyError, Timeouts, parse_policy
+from sessionwarden.policy import Policy, PolicyError, Timeouts, parse_policy
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "policies"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.policy import default_policy, parse_policy
+from sessionwarden.policy import default_policy, parse_policy
 from tests.unit.streams.policy.factories import BASE, every_combination
 
 AAL2_ABSOLUTE = 24 * 3600.0

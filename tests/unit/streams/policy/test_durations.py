@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streams.policy import format_duration, parse_duration
+from sessionwarden.policy import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

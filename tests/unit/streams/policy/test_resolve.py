@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.policy import HighRiskRule, Timeouts, default_policy, parse_policy
+from sessionwarden.policy import HighRiskRule, Timeouts, default_policy, parse_policy
 from tests.unit.streams.policy.factories import BASE
 
 BOTH_RULES = (

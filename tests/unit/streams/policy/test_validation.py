@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.errors import ConfigError
-from streams.policy import Policy, PolicyDocument, PolicyError, Timeouts, load_policy, parse_policy
+from sessionwarden.errors import ConfigError
+from sessionwarden.policy import (
+    Policy,
+    PolicyDocument,
+    PolicyError,
+    Timeouts,
+    load_policy,
+    parse_policy,
+)
 from tests.unit.streams.policy.factories import BASE, FIXTURES, errors_of
 
 # --- rejections, each naming the field ------------------------------------------------------

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from schemas.errors import ConfigError
-from streams.policy import load_policy
-from streams.sim.faults import FAULTS, coverage_names, parse_faults
-from streams.sim.oracle import NEVER_LIVE
-from streams.sim.scenario import APPEND_SLACK_S, FORWARD_SLACK_S, Plan, build_plan
-from streams.sim.verify import audit
+from sessionwarden.audit.faults import FAULTS, coverage_names, parse_faults
+from sessionwarden.audit.oracle import NEVER_LIVE
+from sessionwarden.audit.scenario import APPEND_SLACK_S, FORWARD_SLACK_S, Plan, build_plan
+from sessionwarden.audit.verify import audit
+from sessionwarden.errors import ConfigError
+from sessionwarden.policy import load_policy
 
 POLICY = load_policy(Path(__file__).parents[3] / "fixtures/policies/sim.toml")
 ALL = frozenset(FAULTS)

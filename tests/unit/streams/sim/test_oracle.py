@@ -6,9 +6,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.policy import load_policy
-from streams.sim.oracle import NEVER_LIVE, judge
-from streams.sim.scenario import iso
+from sessionwarden.audit.oracle import NEVER_LIVE, judge
+from sessionwarden.audit.scenario import iso
+from sessionwarden.policy import load_policy
 
 POLICY = load_policy(Path(__file__).parents[3] / "fixtures/policies/sim.toml")
 IDLE = 2.0  # sim.toml defaults (customer, medium)

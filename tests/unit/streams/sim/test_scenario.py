@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-from streams.policy import load_policy
-from streams.sim.scenario import build_plan
+from sessionwarden.audit.scenario import build_plan
+from sessionwarden.policy import load_policy
 
 POLICY = load_policy(Path(__file__).parents[3] / "fixtures/policies/sim.toml")
 

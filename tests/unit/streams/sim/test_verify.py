@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from streams.sim.verify import audit, render_text
+from sessionwarden.audit.verify import audit, render_text
 
 TRUTH: dict[str, Any] = {
     "run_id": "r1",

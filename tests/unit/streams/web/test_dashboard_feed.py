@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.logsetup import SessionHasher
-from streams.web.dashboard.feed import RecordApplier
-from streams.web.dashboard.state import DashboardState
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.web.dashboard.feed import RecordApplier
+from sessionwarden.web.dashboard.view import DashboardState
 from tests.unit.streams.web.test_dashboard_state import T0, alert_doc, revoked
 
 ALERTS, REVOCATIONS, AUDIT = "t.alerts", "t.revocations", "t.audit"

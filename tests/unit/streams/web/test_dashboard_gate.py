@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from streams.clients.asgi import Receive, Scope, Send
-from streams.web.dashboard.app import COOKIE, TokenGate
+from sessionwarden.sdk.asgi import Receive, Scope, Send
+from sessionwarden.web.dashboard.app import COOKIE, TokenGate
 
 TOKEN = "a-dashboard-token-of-enough-length"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from streams.logsetup import SessionHasher
-from streams.web.dashboard.state import DashboardState
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.web.dashboard.view import DashboardState
 
 T0 = 1_800_000_000.0
 hasher = SessionHasher("salt")
@@ -61,7 +61,8 @@ def test_deadline_latency_counts_only_live_deadline_revocations() -> None:
 
     assert 2 == latency["count"]
     assert [0, 0, 1, 0, 1, 0, 0, 0, 0, 0] == latency["bins"]  # 80 ms in <=100, 250 ms in <=300
-    # streams.stats.percentiles, interpolated between the two: 80 + 0.5 * 170, 80 + 0.99 * 170
+    # sessionwarden.ops.stats.percentiles, interpolated between the two:
+    # 80 + 0.5 * 170, 80 + 0.99 * 170
     assert (165.0, 248.3) == (round(latency["p50_ms"], 1), round(latency["p99_ms"], 1))
 
 

@@ -14,9 +14,9 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.testclient import TestClient
 
-from schemas.outputs import Revocation
-from streams.clients.asgi import constant, session_id_from_cookie
-from streams.web.push import (
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.sdk.asgi import constant, session_id_from_cookie
+from sessionwarden.sdk.push import (
     SCRIPT_PATH,
     STREAM_PATH,
     Notice,

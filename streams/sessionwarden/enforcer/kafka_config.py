@@ -1,0 +1,76 @@
+"""librdkafka settings of the enforcer's clients, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sessionwarden.config.settings import Settings
+from sessionwarden.kafka.topics import INPUT_MAX_MESSAGE_BYTES
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    config = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "client.id": f"sessionwarden-enforcer-{settings.instance_id}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": max(250, settings.session_timeout_ms // 4),
+        "max.poll.interval.ms": 300_000,
+        "partition.assignment.strategy": "cooperative-sticky",
+        # Fresh high watermarks: the lag rule asks "have we read everything?" every batch.
+        "fetch.wait.max.ms": 50,
+        # When the prefetch queue is full (a flood of large records fills its 64 MiB quickly)
+        # librdkafka waits this long before fetching again (1 s by default): with the input
+        # budget leaving records to a later transaction, that was a second of reading nothing.
+        "fetch.queue.backoff.ms": 10,
+        "log_level": 4,
+        **settings.kafka_security.librdkafka(),
+    }
+    if settings.static_membership:
+        # A restarted instance takes its partitions back at once instead of waiting for its
+        # dead predecessor's session to time out.
+        config["group.instance.id"] = settings.transactional_id
+    return config
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": f"sessionwarden-enforcer-{settings.instance_id}",
+        "transactional.id": settings.transactional_id,
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 2,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
+        "message.max.bytes": 4 * 1024 * 1024,  # dead letters carry up to 1 MiB raw, base64
+        # Java and aiokafka producers use murmur2: every producer we ship agrees with them.
+        "partitioner": "murmur2_random",
+        # Records forwarded to auth.events (wrong partition for their key) must fit its
+        # per-batch max.message.bytes.
+        "batch.size": INPUT_MAX_MESSAGE_BYTES,
+        "log_level": 4,
+        **settings.kafka_security.librdkafka(),
+    }
+
+
+def restore_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": f"{settings.group_id}-restore",  # never commits; assign() only
+        "client.id": f"sessionwarden-restore-{settings.instance_id}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "fetch.max.bytes": 52_428_800,
+        "log_level": 4,
+        **settings.kafka_security.librdkafka(),
+    }
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    return {**settings.kafka_client_config(), "log_level": 4}

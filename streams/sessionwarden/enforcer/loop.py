@@ -1,0 +1,650 @@
+"""The enforcer's Kafka shell: a batched consume-transform-produce loop on transactions.
+
+Per batch (``_batch``): ``begin_transaction`` -> decode and apply events (records on the wrong
+partition for their key are forwarded instead) -> fire due deadlines -> produce changelog
+records, revocations, audit events and dead letters -> ``send_offsets_to_transaction`` (every
+transaction that commits carries the consumer group's generation) -> ``commit_transaction``.
+State, outputs and input offsets commit atomically; an aborted batch also undoes its in-memory
+changes and rewinds the consumer to the committed offsets. Errors follow librdkafka's contract
+(txn.py); a batch whose outcome is unknown is never undone: the clients are rebuilt and state
+is restored from the committed changelog instead.
+
+Rebalance callbacks run inside ``consume()``, when no transaction is open: a revoked partition's
+state is dropped (everything it did is committed); an assigned one is paused and restored from
+a local snapshot and the changelog a slice per loop turn (assign.py, restore.py) before any of
+its input is processed. Snapshots of committed state are taken between transactions
+(checkpoints.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import (
+    TIMESTAMP_LOG_APPEND_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+
+from sessionwarden.caep.transmitter import CaepTransmitter
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import DecodeError, decode_auth_event
+from sessionwarden.enforcer.assign import Assignments
+from sessionwarden.enforcer.checkpoints import Checkpoints
+from sessionwarden.enforcer.engine.budget import CHECK_EVERY, InputBudget, RecordLimit
+from sessionwarden.enforcer.engine.forward import Router
+from sessionwarden.enforcer.engine.horizon import received_time
+from sessionwarden.enforcer.firing import Firing
+from sessionwarden.enforcer.kafka_config import admin_config, consumer_config, producer_config
+from sessionwarden.enforcer.metrics import observer_for
+from sessionwarden.enforcer.outputs import Outputs
+from sessionwarden.enforcer.runtime import LoopStats, PartitionRuntime
+from sessionwarden.enforcer.txn import (
+    CONSUME,
+    Action,
+    EnforcerExit,
+    Fence,
+    FenceWindow,
+    TxnFailure,
+    call_transactional,
+    cause_of,
+    consumer_fatal,
+    describe,
+    describe_timed_out,
+    fence_kind,
+    forget_frames,
+    resolve,
+)
+from sessionwarden.ops.logs import SessionHasher, error_fields
+from sessionwarden.policy import Policy
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+GC_GEN0_THRESHOLD = 50_000
+DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
+EXIT_FENCED = 3
+EXIT_UNRECOVERABLE = 4
+LEAVE_GROUP_S = 5.0  # a planned stop's wait for its LeaveGroup to be sent
+
+
+class KafkaClients:
+    """Makes the loop's consumer, producer and admin client; a unit test of the lifecycle
+    passes fakes of the calls it makes."""
+
+    def consumer(self, config: dict[str, Any]) -> Consumer:
+        return Consumer(config)
+
+    def producer(self, config: dict[str, Any]) -> Producer:
+        return Producer(config)
+
+    def admin(self, config: dict[str, Any]) -> AdminClient:
+        return AdminClient(config)
+
+
+class EnforcerLoop:
+    """Owns a consumer, a transactional producer and one PartitionEnforcer per partition."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        clock: Clock = time.time,
+        clients: KafkaClients | None = None,
+    ) -> None:
+        # Wall clock on purpose: deadlines are enforced in real time, even on silent partitions.
+        self.settings = settings
+        self.policy = policy
+        self.clock = clock
+        self.topics = settings.topics
+        self.parts: dict[int, PartitionRuntime] = {}
+        self.stats = LoopStats()
+        self.session_hash = SessionHasher(settings.log_salt)
+        # CAEP tokens are signed outside the transactions (sessionwarden/caep/transmitter.py).
+        self._caep = CaepTransmitter.from_settings(settings)
+        self._clients = clients or KafkaClients()
+        self._stop = threading.Event()
+        self._in_txn = False
+        # When the producer began its last transaction, or was initialised: a fence sooner
+        # than the transaction timeout after it is another process's doing (txn.fence_kind).
+        self._txn_started = 0.0
+        self._recoveries_in_row = 0
+        self._fences = FenceWindow()
+        self._fenced = False  # the producer cannot even abort: close must not try
+        self.metrics = observer_for(settings, self.topics)
+        self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
+        self._budget = InputBudget.for_timeout(settings.transaction_timeout_ms / 1000)
+        self._limit = RecordLimit(settings.batch_size)
+        self._carry: list[Message] = []  # consumed, left by the input budget to the next batch
+        self._connect()
+
+    def _connect(self) -> None:
+        s = self.settings
+        self._consumer = self._clients.consumer(consumer_config(s))
+        self._producer = self._clients.producer(producer_config(s))
+        self._admin = self._clients.admin(admin_config(s))
+        self._assign = Assignments(
+            s,
+            self.policy,
+            self._consumer,
+            self._admin,
+            self.parts,
+            self.stats,
+            self.metrics,
+            self._checkpoints,
+            self.topics,
+        )
+        self._router: Router | None = None
+        self._out = Outputs(
+            self._producer, self.topics, self.stats, self.session_hash, self.clock, self.metrics
+        )
+        self._out.on_changelog = self._assign.delivered
+        self._firing = Firing(
+            self._consumer,
+            self._admin,
+            self.topics,
+            s.producer_delay_budget_s,
+            s.batch_size,
+            self.clock,
+            admin_factory=lambda: AdminClient(admin_config(s)),
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process until ``stop()``; then finish the open batch, leave the group, flush.
+        Raises EnforcerExit when it must stop for its supervisor (fenced, unrecoverable),
+        also when closing found the producer fenced."""
+        planned = False
+        try:
+            if self._caep is not None:
+                self._caep.start()
+            self.metrics.start()
+            self._start_or_recover()
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                except (TxnFailure, KafkaException) as exc:
+                    self._recover(exc)
+            planned = True
+        finally:
+            self.close(leave=planned)
+        if self._fenced:
+            raise EnforcerExit(EXIT_FENCED)
+
+    def _start_or_recover(self) -> None:
+        try:
+            self.start()
+        except (TxnFailure, KafkaException) as exc:
+            self._recover(exc)
+
+    def start(self) -> None:
+        """Fence any predecessor with our transactional id and join the group."""
+        # Each batch allocates hundreds of thousands of short-lived objects; with the default
+        # gen-0 threshold (700) the collector runs every few events and walks the session
+        # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
+        gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
+        self._txn_started = time.monotonic()  # a fence from here on is another process's
+        self._call("init_transactions", self._producer.init_transactions)
+        # Producers hash keys over the topic's real partition count; the setting until it exists.
+        md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
+        found = len(md.partitions) if md is not None and md.error is None else 0
+        self._router = Router(found or self.settings.partitions)
+        self._consumer.subscribe(
+            [self.topics.input],
+            on_assign=self._assign.on_assign,
+            on_revoke=self._assign.on_revoke,
+            on_lost=self._assign.on_revoke,
+        )
+        log.info(
+            "enforcer started",
+            extra={
+                "transactional_id": self.settings.transactional_id,
+                "policy_version": self.policy.version,
+            },
+        )
+
+    def close(self, leave: bool = False) -> None:
+        """Never raises: a failing broker (or disk) must not turn a clean stop into a
+        traceback. ``leave``: a planned stop, whose partitions go to the others at once. In
+        order: abort the open batch; leave the group only if that succeeded (its partitions
+        must not move while it may be open); snapshot; close the clients. A fence found on
+        the way sets ``_fenced`` (run() then exits 3): no flush, queued records are purged."""
+        committed_state = not self._fenced  # a fenced batch's changes are in memory only
+        unusable = self._fenced  # the producer can deliver nothing more
+        if self._in_txn and not self._fenced:  # a fenced producer cannot abort
+            committed_state, unusable = self._abort_on_shutdown()
+        if leave and committed_state:
+            self._quietly("leaving the consumer group", self._leave_group)
+        self._quietly("snapshotting state", lambda: self._assign.shutdown(committed_state))
+        if unusable:  # nothing queued can be delivered any more: no flush
+            self._quietly("purging the producer", self._purge)
+        self._quietly("closing the clients", lambda: self._disconnect(None if unusable else 10))
+        if self._caep is not None:
+            self._quietly("closing the CAEP transmitter", self._caep.close)
+        self._quietly("closing the metrics", self.metrics.close)
+        log.info("enforcer stopped", extra={"events": self.stats.events})
+
+    def _abort_on_shutdown(self) -> tuple[bool, bool]:
+        """Abort the open batch. Returns (aborted: memory is the committed state, the
+        producer is unusable: fenced or in a fatal state)."""
+        try:
+            self._abort("shutdown")
+            return True, False
+        except (TxnFailure, KafkaException) as exc:
+            try:
+                self._exit_if_fenced(exc)  # sets _fenced and says so
+            except EnforcerExit:
+                return False, True
+            log.warning("could not abort the open transaction on shutdown", extra=error_fields(exc))
+            err = exc.err if isinstance(exc, TxnFailure) else exc.args[0]
+            return False, isinstance(err, KafkaError) and bool(err.fatal())
+        except Exception:
+            log.exception("could not abort the open transaction on shutdown")
+        return False, False
+
+    def _quietly(self, what: str, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("stopping: %s failed", what)
+
+    def _leave_group(self) -> None:
+        """Hand every partition over now. A static member (group.instance.id) that only closes
+        sends no LeaveGroup, so the group would move its partitions only after
+        ``session_timeout_ms``; unsubscribing sends it. A crash still waits for the timeout,
+        which is what lets a restarted instance take them back without a rebalance.
+
+        librdkafka first serves the revocation (on_revoke runs inside consume) and empties
+        the assignment; only when the unassign is done does it send LeaveGroup, clearing the
+        member id as it does (librdkafka 2.12's debug log: sent as the revocation ended,
+        answered 7 ms later; the assignment had emptied before). So wait for the member id,
+        not the assignment; close() then waits for the LeaveGroup response (librdkafka
+        stalls termination on it)."""
+        started = time.monotonic()
+        deadline = started + LEAVE_GROUP_S
+        try:
+            handed_over = len(self._consumer.assignment())
+            self._consumer.unsubscribe()
+            while self._consumer.memberid() and time.monotonic() < deadline:
+                # Serves the revocation; records read meanwhile are not ours to process (their
+                # next owner reads them from the committed offsets).
+                self._consumer.consume(self.settings.batch_size, 0.1)
+            left = not self._consumer.memberid()
+        except KafkaException as exc:
+            log.warning("could not leave the consumer group", extra=error_fields(exc))
+            return
+        took = round(time.monotonic() - started, 3)
+        fields = {"partitions_handed_over": handed_over, "leave_s": took}
+        if left:
+            log.info("left the consumer group", extra=fields)
+        else:
+            log.warning(
+                "did not leave the consumer group within %s s: its partitions move to the "
+                "others only after the session timeout",
+                LEAVE_GROUP_S,
+                extra=fields,
+            )
+
+    def _purge(self) -> None:
+        try:
+            self._producer.purge()
+        except KafkaException as purge_error:
+            log.warning("purging the old producer failed", extra=error_fields(purge_error))
+
+    def _disconnect(self, flush_s: float | None) -> None:
+        """Close the clients; flush the producer for ``flush_s`` (None: not at all)."""
+        closers: list[tuple[str, Callable[[], Any]]] = [
+            ("consumer", self._consumer.close),
+            ("restore consumer", self._assign.restorer.close),
+        ]
+        if flush_s is not None:
+            closers.append(("producer", lambda: self._producer.flush(flush_s)))
+        for name, close in closers:
+            try:
+                close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("closing a client failed", extra={"client": name, **error_fields(exc)})
+
+    def _recover(self, exc: Exception) -> None:
+        """Rebuild every client and restore all state from the committed log, as a restart
+        would, until a start succeeds; after ``max_recoveries`` in a row without a committed
+        batch, exit. The old producer is destroyed before the new one is made (its traceback
+        and every object built around it let go): it must not race the new one for our
+        transactional id."""
+        while True:
+            forget_frames(exc)
+            self.metrics.recovering(cause_of(exc))
+            self._rebuild(exc)
+            try:
+                self.start()
+                return
+            except (TxnFailure, KafkaException) as again:
+                exc = again
+
+    def _rebuild(self, exc: Exception) -> None:
+        self._exit_if_fenced(exc)
+        self._recoveries_in_row += 1
+        self.stats.recoveries += 1
+        if self._recoveries_in_row > self.settings.max_recoveries:
+            log.error(
+                "enforcer cannot recover, exiting",
+                extra={"attempts": self.settings.max_recoveries, **error_fields(exc)},
+            )
+            raise EnforcerExit(EXIT_UNRECOVERABLE) from exc
+        log.error(
+            "enforcer lost its transaction state, rebuilding clients and restoring",
+            extra={"attempt": self._recoveries_in_row, **error_fields(exc)},
+        )
+        self._in_txn = False
+        self._assign.aborted()
+        self._assign.forget(list(self.parts))
+        self.parts.clear()
+        self._purge()
+        self._disconnect(flush_s=0)
+        self._release_clients()
+        self._connect()
+
+    def _release_clients(self) -> None:
+        """Let go of the closed clients and of everything built around them, so that reference
+        counting destroys the old producer here, before ``_connect`` makes its successor."""
+        del self._out, self._firing, self._assign, self._router
+        del self._producer, self._consumer, self._admin
+
+    def _exit_if_fenced(self, exc: Exception) -> None:
+        """Raise EnforcerExit(3) if ``exc`` is a fence that ends the process, whichever call
+        saw it (txn.fence_action): a transactional call, ``produce()`` or a poll of the
+        producer, or the consumer."""
+        if isinstance(exc, TxnFailure):
+            err, consumer = exc.err, exc.call == CONSUME
+        elif isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError):
+            err, consumer = exc.args[0], False
+        else:
+            return
+        if not consumer:
+            err = resolve(err, self._producer_fatal_error)
+            if err.code() == KafkaError._FATAL and not isinstance(exc, TxnFailure):
+                # A call refused for a fatal client, and the producer has no fatal error:
+                # the consumer's call (its only fatal error is a static member fenced).
+                consumer = True
+        timeout_s = self.settings.transaction_timeout_ms / 1000
+        # Since the last begin_transaction (or init_transactions), open or not: a fence seen
+        # between transactions (the poll after a commit, begin_transaction itself) is judged
+        # by it too.
+        age = time.monotonic() - self._txn_started
+        kind = fence_kind(err, age, timeout_s, consumer)
+        if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
+            kind = Fence.TAKEN_OVER
+        if kind is Fence.TXN_TIMED_OUT:
+            log.warning(describe_timed_out(err, age, timeout_s))
+        if kind is Fence.TAKEN_OVER or (
+            kind is Fence.MEMBER and self._fences.fenced(time.monotonic())
+        ):
+            self._fenced = True
+            log.error(describe(Action.EXIT, err, self.settings.transactional_id))
+            raise EnforcerExit(EXIT_FENCED) from exc
+
+    def _producer_fatal_error(self) -> KafkaError | None:
+        """The producer's fatal error: confluent-kafka raises it from the first poll after
+        librdkafka raised it (the Python client has no other query); None if not raised."""
+        try:
+            self._producer.poll(0)
+        except KafkaException as exc:
+            err = exc.args[0]
+            return err if isinstance(err, KafkaError) else None
+        return None
+
+    # -- transactional calls ----------------------------------------------------------------
+
+    def _call(self, name: str, fn: Callable[[float], Any], committing: bool = False) -> None:
+        call_transactional(
+            name,
+            fn,
+            committing,
+            self._txn_started,
+            self.settings.transaction_timeout_ms / 1000,
+            self.settings.txn_retry_timeout_s,
+        )
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Consume one batch and commit what the input budget let it take, with everything that
+        became due. Returns the events taken; the rest of the batch is carried to the next."""
+        started = self.metrics.step()
+        self._assign.step()  # between transactions: snapshots, then a slice of restore
+        due = self._firing.probe_ahead(self.parts)
+        msgs = self._take_input(due)
+        now = self.clock()
+        if not self.parts:
+            self._assign.unowned(msgs)
+            return 0
+        try:
+            taken = self._batch(msgs, now)
+        except TxnFailure as exc:
+            # Whatever the cause, the next attempt carries half as many records, down to one:
+            # a record whose outputs cannot commit ends up alone, and is dead-lettered bare.
+            self._drop_carry()
+            self._limit.failed()
+            self._out.keep_payload = not self._limit.alone
+            if exc.action is not Action.ABORT:
+                raise
+            log.warning(
+                describe(exc.action, exc.err, self.settings.transactional_id),
+                extra={"call": exc.call, "error": exc.err.name(), "limit": self._limit.current},
+            )
+            self._abort(cause_of(exc))
+            return 0
+        except BaseException:
+            self._drop_carry()  # the clients are rebuilt: what they consumed is read again
+            raise
+        self._limit.committed()
+        self._out.keep_payload = True
+        self._out.committed(self.parts)
+        self._assign.committed()
+        self.metrics.batch_done(taken, started, self.parts, self._consumer)
+        return taken
+
+    def _take_input(self, due: bool) -> list[Message]:
+        """The records carried from the last batch, then what the consumer has (without waiting
+        when records are carried). Carried records consumed before a rebalance are stale: their
+        partitions are sought back to them and they are read again."""
+        carry, self._carry = self._carry, []
+        room = self._limit.current - len(carry)
+        generation = self._assign.generation
+        fresh = (
+            self._consumer.consume(room, 0 if carry else self.poll_timeout(due)) if room > 0 else []
+        )
+        if carry and generation != self._assign.generation:
+            self._seek_back(carry)
+            carry = []
+        return carry + fresh if carry else fresh
+
+    def _drop_carry(self) -> None:
+        self._carry = []
+        for rt in self.parts.values():
+            rt.held = None
+
+    def poll_timeout(self, due: bool = False) -> float:
+        # While a partition restores the loop turns quickly, so the restore keeps moving; with
+        # a deadline due it takes what input has arrived and fires it without waiting for more.
+        if self._assign.restorer.pending:
+            return 0.0
+        wait = self.settings.poll_timeout_s
+        return min(DUE_POLL_TIMEOUT_S, wait) if due else wait
+
+    def _batch(self, msgs: list[Message], now: float) -> int:
+        """One transaction: begin, apply (within the input budget), fire, produce, send
+        offsets, commit. Returns the records taken."""
+        self._call("begin_transaction", lambda _: self._producer.begin_transaction())
+        self._in_txn = True
+        self._txn_started = time.monotonic()
+        self._out.pending_bytes = 0
+        for rt in self.parts.values():
+            rt.enforcer.state.begin()
+            rt.clock.begin()
+        taken, consumed = self._apply(msgs, now)
+        self._firing.fire_due(self.parts, now)
+        produced = self._out.produce_batch(self.parts)
+        if not (produced or consumed):
+            # Nothing to commit. librdkafka ends an empty transaction locally.
+            self._call("abort_transaction", self._producer.abort_transaction)
+        else:
+            offsets = [
+                TopicPartition(self.topics.input, p, rt.next_offset) for p, rt in self.parts.items()
+            ]
+            group = self._consumer.consumer_group_metadata()
+            committing = time.monotonic()
+            self._call(
+                "send_offsets_to_transaction",
+                lambda t: self._producer.send_offsets_to_transaction(offsets, group, t),
+            )
+            self._call("commit_transaction", self._producer.commit_transaction, committing=True)
+            self.metrics.committed(committing)
+            self._recoveries_in_row = 0
+        self._in_txn = False
+        return taken
+
+    def _apply(self, msgs: list[Message], now: float) -> tuple[int, bool]:
+        """Apply (or forward, or dead-letter) the batch's records until the record limit or the
+        input budget is reached; the rest are carried to the next transaction. Returns the
+        records taken and whether any input was consumed."""
+        last: dict[int, int] = {}
+        router = self._router
+        assert router is not None
+        budget = self._budget
+        limit = self._limit.current
+        started = time.monotonic()
+        out = self._out
+        for owned in self.parts.values():
+            owned.held = None
+        taken = taken_bytes = 0
+        produced = 0  # outputs and changelog records the applied records made
+        for msg in msgs:
+            # The first record is always taken, so every transaction makes progress.
+            if taken and (
+                taken >= limit
+                or budget.records_spent(produced)
+                or (
+                    taken % CHECK_EVERY == 0
+                    and budget.spent(time.monotonic() - started, taken_bytes, out.pending_bytes)
+                )
+            ):
+                self._hold(msgs[taken:])
+                break
+            taken += 1
+            err = msg.error()
+            if err is not None:
+                if consumer_fatal(err):
+                    raise TxnFailure(Action.REBUILD, err, CONSUME)
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error", extra=error_fields(err))
+                continue
+            p = msg.partition()
+            rt = self.parts.get(p)
+            if rt is None:  # not ours any more, or still restoring (paused): read it later
+                self._assign.unowned([msg])
+                continue
+            value = msg.value()
+            taken_bytes += len(value) if value else 0
+            last[p] = msg.offset()
+            key = msg.key()
+            target = router.target(key, p)
+            if target is not None:
+                assert key is not None
+                out.forward(router, msg, key, target)
+                continue
+            r = received_time(msg.timestamp(), TIMESTAMP_LOG_APPEND_TIME)
+            rt.clock.observe(r)
+            state = rt.enforcer.state
+            before = state.pending_records()
+            self._apply_one(rt, msg, now, now if r is None else r)
+            produced += state.pending_records() - before
+        self.stats.events += taken
+        for p, off in last.items():
+            self.parts[p].next_offset = off + 1
+        return taken, bool(last)
+
+    def _hold(self, rest: list[Message]) -> None:
+        """Records the budget did not take: carried to the next transaction, in order. Until
+        then their partitions count as read only up to the first of them."""
+        self._carry = rest
+        for msg in rest:
+            rt = self.parts.get(msg.partition()) if msg.error() is None else None
+            if rt is not None and rt.held is None:
+                rt.held = msg.offset()
+        self.stats.budget_cuts += 1
+
+    def _seek_back(self, stale: list[Message]) -> None:
+        """Seek each owned partition back to its first stale carried record."""
+        first: dict[int, int] = {}
+        for msg in stale:
+            if msg.error() is None and msg.partition() in self.parts:
+                first.setdefault(msg.partition(), msg.offset())
+        for p, offset in first.items():
+            self._consumer.seek(TopicPartition(self.topics.input, p, offset))
+            self.parts[p].held = None
+
+    def _apply_one(self, rt: PartitionRuntime, msg: Message, now: float, received: float) -> None:
+        out = self._out
+        try:
+            event = decode_auth_event(msg.value())
+        except DecodeError as exc:
+            out.dead_letter(exc.reason, exc.detail, msg)
+            return
+        key = msg.key()
+        if key != event.user_id.encode():
+            # State follows the record's user; the partition follows its key. A record keyed by
+            # anything else would be applied where that user's other records are not.
+            out.dead_letter("key_mismatch", _key_mismatch(key), msg)
+            return
+        try:
+            reject = self.metrics.apply(rt.enforcer, event, now, received)
+        except Exception as exc:  # a bug must not stop enforcement for everyone else
+            log.exception(
+                "internal error applying an event",
+                extra={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
+            )
+            out.dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
+            return
+        if reject is not None:
+            out.dead_letter("future_timestamp", reject, msg)
+
+    # -- abort ----------------------------------------------------------------------------
+
+    def _abort(self, cause: str) -> None:
+        """Abort the open transaction (it cannot have committed), undo its in-memory changes
+        and rewind to the committed offsets. Raises TxnFailure if even the abort fails."""
+        self._call("abort_transaction", self._producer.abort_transaction)
+        self._in_txn = False
+        self._out.pending = 0
+        self._assign.aborted()
+        self.stats.aborts += 1
+        self.metrics.aborted(cause)
+        for rt in self.parts.values():
+            rt.enforcer.state.abort()
+            rt.clock.abort()
+        self._assign.rewind()
+        log.warning("batch aborted and rewound", extra={"cause": cause})
+
+
+def _key_mismatch(key: bytes | None) -> str:
+    """The dead-letter detail for a record whose key is not its user_id (the key itself is in
+    the dead letter, never in the detail)."""
+    if key is None:
+        return "record has no key; auth.events records are keyed by their user_id"
+    return f"record key ({len(key)} bytes) is not its user_id; auth.events records are keyed by it"
