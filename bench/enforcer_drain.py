@@ -47,13 +47,11 @@ def main() -> None:
     partitions, total = int(sys.argv[3]), int(sys.argv[4])
     metrics = len(sys.argv) > 5 and sys.argv[5] == "on"
     with bench_topics("drain", partitions) as fresh:
-        settings = fresh.model_copy(
-            update={
-                "bootstrap_servers": servers,
-                "log_level": "WARNING",
-                "metrics_enabled": metrics,
-                "enforcer_metrics_port": 0,
-            }
+        settings = fresh.replace(
+            bootstrap_servers=servers,
+            log_level="WARNING",
+            metrics_enabled=metrics,
+            enforcer_metrics_port=0,
         )
         loop = EnforcerLoop(settings, default_policy())
         scraper = Scraper(loop) if metrics else None
