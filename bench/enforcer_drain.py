@@ -18,6 +18,7 @@ import orjson
 from prometheus_client import generate_latest
 
 from bench.common import bench_topics, rss_bytes
+from sessionwarden.config.settings import TopicNames
 from sessionwarden.enforcer.loop import EnforcerLoop
 from sessionwarden.policy import default_policy
 
@@ -52,10 +53,10 @@ def main() -> None:
             log_level="WARNING",
             metrics_enabled=metrics,
             enforcer_metrics_port=0,
+            topics=TopicNames(fresh.topics.prefix, input=input_topic),  # the shared input
         )
         loop = EnforcerLoop(settings, default_policy())
         scraper = Scraper(loop) if metrics else None
-        loop.topics.input = input_topic  # read the shared pre-filled input
         gc.collect()
         rss_empty = rss_bytes()
         loop.start()

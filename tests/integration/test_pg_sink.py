@@ -389,8 +389,9 @@ def test_missing_revocation_topic_is_one_clear_message(
     sink = SinkProcess(settings, pg_sandbox.sink_dsn)
     assert 2 == sink.proc.wait(60)
     sink.stop()
+    servers = settings.kafka.bootstrap_servers
     expected = (
-        f"sessionwarden: no topic {settings.topics.revocations} on {settings.kafka.bootstrap_servers}:"
+        f"sessionwarden: no topic {settings.topics.revocations} on {servers}:"
         " run `sessionwarden topics create` (and the enforcer)"
     )
     assert expected == sink.lines[-1]

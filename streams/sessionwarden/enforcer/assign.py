@@ -47,7 +47,6 @@ class Assignments:
         self._settings = settings
         self._policy = policy
         self._consumer = consumer
-        # The loop's own names, not ``settings.topics`` (a new object at each call).
         self._topics = topics
         self.parts = parts
         self._stats = stats

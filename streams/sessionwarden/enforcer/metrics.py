@@ -60,7 +60,7 @@ class EnforcerMetrics(EnforcerObserver):
         wall: Any = time.time,
     ) -> None:
         self.settings = settings
-        self.topics = topics  # the loop's own: its input name is read at each use
+        self.topics = topics
         self.registry = registry if registry is not None else CollectorRegistry()
         self.progress = Progress(
             settings.metrics.health_stall_s,
