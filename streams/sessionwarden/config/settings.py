@@ -17,6 +17,7 @@ import re
 import socket
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -113,7 +114,8 @@ class KafkaSettings(Section):
         default=None, description="PEM CA bundle; empty means the system trust store (TLS only)."
     )
     ssl_cert_file: Path | None = Field(
-        default=None, description="PEM client certificate, for mutual TLS (with ssl_key_file)."
+        default=None,
+        description="PEM client certificate, for mutual TLS (with kafka_ssl_key_file).",
     )
     ssl_key_file: Path | None = Field(
         default=None, description="PEM private key of the client certificate."
@@ -211,8 +213,8 @@ _TOPIC_SUFFIXES = {
 
 class TopicNames(Section):
     """Every topic name the product uses, with an optional common prefix (tests use one
-    each). Built once, never changed: a process that reads another input (a benchmark's
-    shared pre-filled topic) is given settings naming it, ``TopicNames(prefix, input=...)``."""
+    each). The names are fixed when the settings are built and never change; a process that
+    reads another input is given settings that name it (``TopicNames(prefix, input=...)``)."""
 
     VARIABLES: ClassVar[dict[str, str]] = {"prefix": "topic_prefix"}
 
@@ -252,7 +254,7 @@ class TopicNames(Section):
 
 
 class EnforcerSettings(Section):
-    """The enforcer (`sessionwarden run`): its consumer group and transactions, its firing
+    """The enforcer (`sessionwarden enforce`): its consumer group and transactions, its firing
     horizon and its local state."""
 
     VARIABLES: ClassVar[dict[str, str]] = {
@@ -505,7 +507,7 @@ class MetricsSettings(Section):
     )
     token_dir: Path | None = Field(
         default=None,
-        description="Where a process writes its random token when token_file is unset "
+        description="Where a process writes its random token when metrics_token_file is unset "
         "(default: its working directory).",
     )
     enforcer_port: int = Field(default=9464, ge=0, le=65535, description="The enforcer's port.")
@@ -719,10 +721,13 @@ class Settings(BaseSettings):
         current: dict[str, Any] = {
             name: getattr(self, name) for name in (*ROOT_VARIABLES, *SECTIONS)
         }
+        reading = _READ_ENVIRONMENT.set(False)
         try:
             return type(self).model_validate({**current, **values})
         except ValidationError as exc:
             raise _config_error(exc) from exc
+        finally:
+            _READ_ENVIRONMENT.reset(reading)
 
     def caep_config(self) -> CaepConfig | None:
         """The enforcer's CAEP transmitter settings (session events), or None when CAEP is
@@ -807,7 +812,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the config file (passed as init values), which beats defaults.
+        if not _READ_ENVIRONMENT.get():
+            return (init_settings,)
         return (_Environment(settings_cls), init_settings)
+
+
+_READ_ENVIRONMENT: ContextVar[bool] = ContextVar("read_environment", default=True)
+"""False while Settings.replace validates a copy: the copy keeps what the original read."""
 
 
 class _Environment(PydanticBaseSettingsSource):
