@@ -12,7 +12,7 @@ PG_BINDIR ?= /usr/lib/postgresql/15/bin
 CHROMIUM ?= /usr/bin/chromium
 BENCH_ARGS ?=
 
-.PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
+.PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas settings-doc demo bench bench-quick clean
 .PHONY: kafka-secure-up kafka-secure-down postgres-deps browser bench-peers
 .PHONY: drill
 DRILL_SESSIONS ?= 50
@@ -72,6 +72,9 @@ kafka-secure-down: $(STAMP) ## stop the secured broker and remove its data and s
 
 schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 	$(PY) -m sessionwarden.contracts.jsonschema
+
+settings-doc: $(STAMP) ## regenerate docs/SETTINGS.md from the settings model
+	$(PY) -m sessionwarden.config.reference
 
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
 	$(PY) -m sessionwarden.audit.demo

@@ -45,7 +45,9 @@ def wave(
     try:
         sids = [service.issue() for _ in range(size)]  # the example accepts only its own
         pages = {sid: open_as(c, service.url, sid) for sid, c in zip(sids, contexts, strict=True)}
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
+        with AuthEventPublisher(
+            settings.kafka.bootstrap_servers, settings.topics.input
+        ) as publisher:
             for sid in sids:
                 publisher.publish(login(sid, f"user-{sid}", time.time()))
                 publisher.flush()

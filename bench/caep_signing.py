@@ -77,10 +77,10 @@ def measure(records: int, audiences: int) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=Settings().batch_size)
+    parser.add_argument("--records", type=int, default=Settings().enforcer.batch_size)
     parser.add_argument("--audiences", type=int, default=3)
     args = parser.parse_args()
-    timeout_s = Settings().transaction_timeout_ms / 1000
+    timeout_s = Settings().enforcer.transaction_timeout_ms / 1000
     print(f"one batch: {args.records} revocations x {args.audiences} audiences")
     for row in measure(args.records, args.audiences):
         share = row["seconds"] / timeout_s

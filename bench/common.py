@@ -57,7 +57,7 @@ def bench_topics(
         group_id=f"{prefix}enforcer",
         **({} if policy_file is None else {"policy_file": str(policy_file)}),
     )
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     max_absolute = 86400 if policy_file is None else load_policy(policy_file).max_absolute
     specs = topic_specs(settings, max_absolute)
     ensure_topics(admin, specs, report=lambda _: None)
@@ -70,7 +70,7 @@ def bench_topics(
 def producer(settings: Settings) -> Producer:
     return Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "partitioner": "murmur2_random",
             "linger.ms": 20,
             "batch.num.messages": 10_000,

@@ -60,7 +60,7 @@ class AlertWatcher:
         topic = settings.topics.alerts
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
                 "group.id": f"bench-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 10,
@@ -104,9 +104,9 @@ def start_worker(settings: Settings, group: str) -> tuple[subprocess.Popen[str],
     env = {
         **os.environ,
         "SESSIONWARDEN_DETECT_GROUP_ID": group,  # a fresh app (group, tables) per round
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topics.prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.kafka.partitions),
         "SESSIONWARDEN_LOG_FORMAT": "json",
     }
     env.pop("SESSIONWARDEN_POLICY_FILE", None)  # the shipped policy
@@ -146,7 +146,7 @@ def fill(settings: Settings, producer: Producer, args: argparse.Namespace) -> tu
         producer.poll(0)
         count += 1
     sentinels = []
-    for p in range(settings.partitions):
+    for p in range(settings.kafka.partitions):
         doc = ended_used(f"sentinel-{p}", time.time())
         sentinels.append(doc["event_id"])
         producer.produce(
@@ -189,7 +189,7 @@ def drain(
 
 def faust_peer(settings: Settings, records: int) -> float:
     """The peer: a bare faust agent over the same audit records."""
-    args = ["-m", "bench.faust_peer", settings.bootstrap_servers, settings.topics.audit]
+    args = ["-m", "bench.faust_peer", settings.kafka.bootstrap_servers, settings.topics.audit]
     rate: float = run_child([*args, str(records)], timeout=900)["rate"]
     return rate
 
@@ -266,11 +266,11 @@ def main() -> None:
     settings = load_settings(
         topic_prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=args.partitions
     )
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     ensure_topics(admin, topic_specs(settings, 86400), report=lambda _: None)
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             "queue.buffering.max.messages": 200_000,
@@ -280,7 +280,7 @@ def main() -> None:
     try:
         result = rounds(settings, producer, args)
     finally:
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)
     rate = result["records"] / result["seconds"]
     print(
         f"drain:   {result['records']:.0f} audit records in {result['seconds']:.2f} s"

@@ -27,8 +27,8 @@ def measure(sessions: int, activities: int, rounds: int, report: Any = print) ->
     with bench_topics("mcost") as s:
         report(f"metrics cost: filling {sessions:,} logins + {activities:,} activities")
         total = fill_mixed(s, sessions, activities)["events"]
-        args = ["-m", "bench.enforcer_drain", s.bootstrap_servers, s.topics.input]
-        args += [str(s.partitions), str(total)]
+        args = ["-m", "bench.enforcer_drain", s.kafka.bootstrap_servers, s.topics.input]
+        args += [str(s.kafka.partitions), str(total)]
         run_child([*args, "off"])  # warm-up: the first read of fresh data is slower
         rates: dict[str, list[float]] = {"off": [], "on": []}
         cpu_rates: dict[str, list[float]] = {"off": [], "on": []}

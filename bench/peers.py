@@ -29,7 +29,7 @@ def check(servers: str) -> dict[str, Any]:
 def drain_round(s: Settings, total: int) -> dict[str, dict[str, Any]]:
     """One drain of the input topic by each peer (fresh group and state each time)."""
     return {
-        name: peer.drain(s.bootstrap_servers, s.topics.input, s.topics.revocations, total)
+        name: peer.drain(s.kafka.bootstrap_servers, s.topics.input, s.topics.revocations, total)
         for name, peer in PEERS.items()
     }
 

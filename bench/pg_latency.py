@@ -119,7 +119,7 @@ def _write_rate(dsn: str, like: str) -> dict[str, float]:
 
 def latency(settings: Settings, box: Sandbox, rate: float, seconds: float) -> dict[str, Any]:
     prober = Prober(box.app_dsn)
-    collector = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    collector = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     prober.start()
     deadlines, achieved = run_load(settings, rate, seconds, prober.add)
     wait_until(lambda: len(prober.latency) >= len(deadlines), 60, "every short session refused")

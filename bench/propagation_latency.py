@@ -94,10 +94,10 @@ class Child:
 
 def enforcer(settings: Settings) -> Child:
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
-        "SESSIONWARDEN_GROUP_ID": settings.group_id,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topics.prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.kafka.partitions),
+        "SESSIONWARDEN_GROUP_ID": settings.enforcer.group_id,
         "SESSIONWARDEN_INSTANCE_ID": "bench",
         "SESSIONWARDEN_POLICY_FILE": str(settings.policy_file),
         "SESSIONWARDEN_TRANSACTION_TIMEOUT_MS": "5000",
@@ -109,7 +109,7 @@ def enforcer(settings: Settings) -> Child:
 
 def listener_child(settings: Settings) -> Child:
     args = [sys.executable, "-m", "bench.propagation_latency", "--role", "listener"]
-    args += ["--servers", settings.bootstrap_servers, "--topic", settings.topics.revocations]
+    args += ["--servers", settings.kafka.bootstrap_servers, "--topic", settings.topics.revocations]
     return Child(args, {}, watch="stdout")
 
 
@@ -144,7 +144,7 @@ def publish_logins(settings: Settings, count: int, spread: float) -> dict[str, f
     """Logins evenly spread over ``spread`` seconds; returns each session's login time."""
     logged_in: dict[str, float] = {}
     start = time.time() + 0.5
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as publisher:
         for n in range(count):
             due = start + n * spread / count
             time.sleep(max(0.0, due - time.time()))
@@ -220,8 +220,8 @@ def commit_revocations(settings: Settings, count: int, spread: float) -> dict[st
     moment just before ``commit_transaction`` was called."""
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "transactional.id": f"{settings.topic_prefix}bench-direct",
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "transactional.id": f"{settings.topics.prefix}bench-direct",
             "partitioner": "murmur2_random",
             "linger.ms": 2,
         }

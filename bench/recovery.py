@@ -131,7 +131,7 @@ def main() -> None:
     p.flush(120)
     fill_s = time.time() - fill_started
     wait_until(
-        lambda: _lag(admin, servers, settings.group_id, settings.topics.input, 6) == 0,
+        lambda: _lag(admin, servers, settings.enforcer.group_id, settings.topics.input, 6) == 0,
         600,
         "the first enforcer to take in every login",
     )

@@ -134,7 +134,10 @@ def main() -> None:
         p.flush(120)
         admin = AdminClient({"bootstrap.servers": servers})
         wait_until(
-            lambda: _lag(admin, servers, settings.group_id, settings.topics.input, PARTITIONS) == 0,
+            lambda: (
+                _lag(admin, servers, settings.enforcer.group_id, settings.topics.input, PARTITIONS)
+                == 0
+            ),
             600,
             "A to take in every login",
         )

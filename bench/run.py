@@ -52,7 +52,13 @@ def throughput(
         log(f"filling {sessions:,} logins + {activities:,} activities")
         fill = fill_mixed(s, sessions, activities)
         total = fill["events"]
-        ceiling_args = ["-m", "bench.ceiling", s.bootstrap_servers, s.topics.input, str(total)]
+        ceiling_args = [
+            "-m",
+            "bench.ceiling",
+            s.kafka.bootstrap_servers,
+            s.topics.input,
+            str(total),
+        ]
         run_child(ceiling_args)  # warm-up
         ceilings, enforcers, peer_rounds = [], [], []
         for r in range(repeats):
@@ -64,9 +70,9 @@ def throughput(
                     [
                         "-m",
                         "bench.enforcer_drain",
-                        s.bootstrap_servers,
+                        s.kafka.bootstrap_servers,
                         s.topics.input,
-                        str(s.partitions),
+                        str(s.kafka.partitions),
                         str(total),
                     ]
                 )
@@ -81,7 +87,7 @@ def throughput(
             [
                 "-m",
                 "bench.faust_peer",
-                s.bootstrap_servers,
+                s.kafka.bootstrap_servers,
                 s.topics.input,
                 str(min(faust_events, total)),
             ]
@@ -108,7 +114,7 @@ def throughput(
 def latency(rate: float, seconds: float, peer: str = "enforcer") -> dict[str, Any]:
     with bench_topics("lat") as s:
         log(f"revocation latency of the {peer} at {rate:,.0f} events/s for {seconds:g}s")
-        args = [s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds), peer]
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(rate), str(seconds), peer]
         return run_child(["-m", "bench.latency", *args])
 
 
@@ -119,8 +125,8 @@ def recovery(sessions: int, idle_s: float, mode: str = "snapshot") -> dict[str, 
             [
                 "-m",
                 "bench.recovery",
-                s.bootstrap_servers,
-                s.topic_prefix,
+                s.kafka.bootstrap_servers,
+                s.topics.prefix,
                 str(sessions),
                 str(idle_s),
                 mode,
@@ -133,7 +139,7 @@ def restore_fire(sessions: int) -> dict[str, Any]:
     with bench_topics("rfire") as s:
         log(f"deadlines of owned partitions while half of {sessions:,} sessions restore")
         return run_child(
-            ["-m", "bench.restore_fire", s.bootstrap_servers, s.topic_prefix, str(sessions)],
+            ["-m", "bench.restore_fire", s.kafka.bootstrap_servers, s.topics.prefix, str(sessions)],
             timeout=1500,
         )
 
@@ -169,7 +175,7 @@ def detect(events: int, rounds: int, drain_timeout: float) -> dict[str, Any]:
 def postgres(rate: float, seconds: float, mass: int) -> dict[str, Any]:
     with bench_topics("pg") as s:
         log(f"deadline -> PostgreSQL refuses, at {rate:,.0f} events/s; mass expiry of {mass:,}")
-        args = [s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds), str(mass)]
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(rate), str(seconds), str(mass)]
         return run_child(["-m", "bench.pg_latency", *args], timeout=1500)
 
 

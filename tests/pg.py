@@ -71,7 +71,7 @@ class SinkProcess(ServiceProcess):
             {
                 **service_env(settings, policy),
                 "SESSIONWARDEN_PG_DSN": dsn,
-                "SESSIONWARDEN_PG_SINK_GROUP_ID": f"{settings.topic_prefix}pg-sink",
+                "SESSIONWARDEN_PG_SINK_GROUP_ID": f"{settings.topics.prefix}pg-sink",
                 "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
                 **env,
             },

@@ -478,7 +478,7 @@ def main() -> None:
     parser.add_argument("--staleness-budget", type=float, default=10.0, metavar="SECONDS")
     args = parser.parse_args()
     settings = load_settings(args.config)
-    configure_logging(settings.log_level, "text")
+    configure_logging(settings.logging.level, "text")
     hub = PushHub()
     listener = RevocationListener.from_settings(
         settings,
@@ -488,7 +488,9 @@ def main() -> None:
     )
     hub.lookup = listener_lookup(listener)
     publisher = AsyncAuthEventPublisher(
-        settings.bootstrap_servers, settings.topics.input, **settings.kafka_security.librdkafka()
+        settings.kafka.bootstrap_servers,
+        settings.topics.input,
+        **settings.kafka.security.librdkafka(),
     )
     key_hex = os.environ.get(SESSION_KEY_ENV)
     key = bytes.fromhex(key_hex) if key_hex else None

@@ -131,7 +131,7 @@ def play(settings: Settings, script: Script) -> Appended:
         else:
             appended[orjson.loads(msg.value())["event_id"]] = msg.timestamp()[1] / 1000
 
-    producer = Producer(producer_config(settings.bootstrap_servers))
+    producer = Producer(producer_config(settings.kafka.bootstrap_servers))
     sent = []
     for when, doc in script:
         wait_until(lambda w=when: time.time() >= w, 60, "an event's time")
@@ -244,7 +244,7 @@ def open_consumer(settings: Settings, isolation: str) -> Consumer:
     """A reader of its own group (never committing) at `isolation`."""
     return Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"watch-{uuid.uuid4().hex[:8]}",
             "isolation.level": isolation,
             "enable.auto.commit": False,
@@ -299,7 +299,7 @@ def paced_logins(
     `truth` as it is sent; stops early when `stop` is set."""
     idle, absolute = TIMEOUTS["medium"]
     start = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for i in range(n):
             if stop.wait(max(0.0, start + span_s * i / n - time.time())):
                 break

@@ -45,7 +45,7 @@ def open_changelog_transaction(settings: Settings, partition: int) -> Producer:
     restores of that partition wait for it); the caller aborts it with ``abort_transaction``."""
     zombie = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "transactional.id": f"zombie-{uuid.uuid4().hex[:8]}",
             "transaction.timeout.ms": 120_000,
             "log_level": 3,
@@ -163,7 +163,7 @@ class EnforcerProcess(ServiceProcess):
             ["-m", "sessionwarden", "enforce"],
             {
                 **service_env(settings, policy),
-                "SESSIONWARDEN_GROUP_ID": settings.group_id,
+                "SESSIONWARDEN_GROUP_ID": settings.enforcer.group_id,
                 "SESSIONWARDEN_INSTANCE_ID": instance_id,
                 "SESSIONWARDEN_TRANSACTION_TIMEOUT_MS": "5000",
                 "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
@@ -175,9 +175,9 @@ class EnforcerProcess(ServiceProcess):
 def service_env(settings: Settings, policy: Path) -> dict[str, str]:
     """The environment every service of one test shares."""
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topics.prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.kafka.partitions),
         "SESSIONWARDEN_POLICY_FILE": str(policy),
         "SESSIONWARDEN_LOG_SALT": "test-salt",
         "SESSIONWARDEN_LOG_FORMAT": "json",
@@ -187,7 +187,7 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
         "SESSIONWARDEN_SINK_METRICS_PORT": "0",
         "SESSIONWARDEN_DASHBOARD_METRICS_PORT": "0",
         # Generated metrics tokens go beside the test's files, not into the working directory.
-        "SESSIONWARDEN_METRICS_TOKEN_DIR": str(settings.metrics_token_dir or tempfile.gettempdir()),
+        "SESSIONWARDEN_METRICS_TOKEN_DIR": str(settings.metrics.token_dir or tempfile.gettempdir()),
     }
 
 

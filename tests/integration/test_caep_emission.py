@@ -54,8 +54,8 @@ def test_login_and_logout_become_signed_session_established_and_session_revoked(
     raw: list[bytes] = []
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.topic_prefix}caep",
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"{settings.topics.prefix}caep",
             "isolation.level": "read_committed",
             "log_level": 3,
         }
@@ -64,7 +64,7 @@ def test_login_and_logout_become_signed_session_established_and_session_revoked(
     try:
         proc.wait_assigned()
         now = time.time()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("caep-1", "caep-user", now, risk="low"))
             pub.publish(logout_doc("caep-1", "caep-user", now + 0.5))
         consumer.assign(

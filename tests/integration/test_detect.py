@@ -74,7 +74,7 @@ def env(
         detect.stop()
         enforcer.stop()
         # faust's changelog topics carry the prefix too; settings_factory does not know them.
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)
 
 
 def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
@@ -110,9 +110,9 @@ def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 def wait_drained(settings: Settings, alerts: Collector, tag: str) -> None:
     """Put one ended-session-used record at the end of every audit partition and wait for their
     alerts: the worker reads each partition in order, so everything before them is done."""
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
     now = datetime.now(UTC)
-    for p in range(settings.partitions):
+    for p in range(settings.kafka.partitions):
         doc = {
             "type": "ended_session_used",
             "schema_version": 1,
@@ -128,7 +128,7 @@ def wait_drained(settings: Settings, alerts: Collector, tag: str) -> None:
             settings.topics.audit, encode_dict(doc), doc["user_id"].encode(), partition=p
         )
     producer.flush(10)
-    wanted = {f"sentinel-{tag}-{p}" for p in range(settings.partitions)}
+    wanted = {f"sentinel-{tag}-{p}" for p in range(settings.kafka.partitions)}
     wait_until(
         lambda: wanted <= {d["user_id"] for d in alerts.docs()}, 30, f"the {tag} sentinel alerts"
     )
@@ -199,15 +199,15 @@ def test_each_detector_fires_once_for_its_scenario_and_never_for_the_benign_twin
 ) -> None:
     """The product's promise: real anomalies alert exactly once, ordinary use stays quiet."""
     settings, _, detect = env
-    audit = Collector(settings.bootstrap_servers, settings.topics.audit)
-    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     events, audit_records = scenario(time.time())
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for doc in events:
             pub.publish(doc)
     wait_audit(audit, audit_records)
     audit.close()
-    poison = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    poison = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
     poison.produce(settings.topics.audit, b"\xff\xfenot json", b"exp-burst")
     poison.produce(settings.topics.audit, b'{"type": "teleport"}', b"conc-many")
     poison.flush(10)
@@ -215,7 +215,7 @@ def test_each_detector_fires_once_for_its_scenario_and_never_for_the_benign_twin
     alerts.close()
     found = Counter(
         (d["user_id"], d["kind"])
-        for d in read_all(settings.bootstrap_servers, settings.topics.alerts)
+        for d in read_all(settings.kafka.bootstrap_servers, settings.topics.alerts)
         if not d["user_id"].startswith("sentinel-")
     )
     assert {
@@ -237,10 +237,10 @@ def test_expiration_counts_survive_a_restart_of_the_detect_worker(
 ) -> None:
     """Two expirations before a restart and one after are three within the window."""
     settings, _, detect = env
-    audit = Collector(settings.bootstrap_servers, settings.topics.audit)
-    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     now = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         pub.publish(login_doc("r-0", "restart-u", now - 20))
         pub.publish(login_doc("r-1", "restart-u", now - 19))
     wait_audit(audit, {"restart-u": 4})
@@ -249,7 +249,7 @@ def test_expiration_counts_survive_a_restart_of_the_detect_worker(
     restarted = DetectProcess(settings)
     try:
         restarted.wait_assigned()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("r-2", "restart-u", now - 18))
         wait_until(
             lambda: alerts.docs(user_id="restart-u"), 30, "the alert for the third expiration"
@@ -261,7 +261,7 @@ def test_expiration_counts_survive_a_restart_of_the_detect_worker(
     alerts.close()
     found = [
         d
-        for d in read_all(settings.bootstrap_servers, settings.topics.alerts)
+        for d in read_all(settings.kafka.bootstrap_servers, settings.topics.alerts)
         if d["user_id"] == "restart-u"
     ]
     assert [("repeated_expirations", 3)] == [
@@ -304,11 +304,11 @@ def test_the_detect_worker_runs_without_the_enforcers_caep_key(
         SESSIONWARDEN_DETECT_CAEP_ISSUER="https://sessionwarden.example/detectors",
         SESSIONWARDEN_DETECT_CAEP_SIGNING_KEY_FILE=str(detect_pem),
     )
-    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     tokens: list[bytes] = []
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"caep-{uuid.uuid4().hex[:8]}",
             "log_level": 3,
         }
@@ -319,13 +319,13 @@ def test_the_detect_worker_runs_without_the_enforcers_caep_key(
         consumer.assign(
             [
                 TopicPartition(settings.topics.caep, p, OFFSET_BEGINNING)
-                for p in range(settings.partitions)
+                for p in range(settings.kafka.partitions)
             ]
         )
 
         def all_tokens() -> bool:
             tokens.extend(m.value() for m in consumer.consume(100, 0.2) if m.error() is None)
-            return len(tokens) >= settings.partitions
+            return len(tokens) >= settings.kafka.partitions
 
         wait_until(all_tokens, 20, "a risk-level-change token per alert")
         assert detect.proc.poll() is None, detect.log()
@@ -333,7 +333,7 @@ def test_the_detect_worker_runs_without_the_enforcers_caep_key(
         consumer.close()
         alerts.close()
         detect.stop()
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)
     for token in tokens:
         _, claims = read_unverified(token)
         assert "https://sessionwarden.example/detectors" == claims["iss"]

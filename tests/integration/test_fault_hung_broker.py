@@ -140,9 +140,9 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
     said.addHandler(lines)
     settings = cluster_settings(cluster)
     enforcer = EnforcerProcess(settings)
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     listener = RevocationListener(
-        settings.bootstrap_servers,
+        settings.kafka.bootstrap_servers,
         settings.topics.revocations,
         max_lifetime_s=3600.0,  # the check below needs every entry kept
         staleness_budget_s=BUDGET_S,

@@ -48,7 +48,7 @@ def test_the_feeds_counters_move_and_every_endpoint_needs_the_token(
         at: Endpoint = wait_until(serving, 30, "the dashboard's metrics server")
         assert 401 == get(f"{at.base}/metrics")[0]
         wait_until(lambda: 200 == probe(at, "/readyz")[0], 30, "the dashboard to be ready")
-        producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
         producer.produce(settings.topics.alerts, encode(_alert()), b"u1")
         producer.produce(settings.topics.alerts, b'{"type": "alert"}', b"u1")  # invalid
         producer.produce(settings.topics.alerts, b"\xff\xfenot json", b"u1")

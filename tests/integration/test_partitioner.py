@@ -72,7 +72,7 @@ def test_our_producers_and_aiokafka_map_every_user_to_the_same_partition(
 ) -> None:
     """Co-partitioning breaks silently if one producer hashes keys otherwise (CRC32, murmur2)."""
     settings = settings_factory(partitions=PARTITIONS)
-    servers, topic = settings.bootstrap_servers, settings.topics.input
+    servers, topic = settings.kafka.bootstrap_servers, settings.topics.input
     now = time.time()
     sync_batch = events("sync", now)
     with AuthEventPublisher(servers, topic) as publisher:

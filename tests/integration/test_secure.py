@@ -178,9 +178,9 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         producer = cluster.settings("sessionwarden-producer")
         sid = f"sec-{uuid.uuid4().hex[:8]}"
         with AuthEventPublisher(
-            producer.bootstrap_servers,
+            producer.kafka.bootstrap_servers,
             producer.topics.input,
-            **producer.kafka_security.librdkafka(),
+            **producer.kafka.security.librdkafka(),
         ) as publisher:
             publisher.publish(login_doc(sid, "u-sec", time.time()))
             publisher.publish(role_change_doc("u-sec-grant", time.time(), ["admin"]))
@@ -188,11 +188,11 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         assert "idle_timeout" == listener.revocation("acme", sid).reason  # type: ignore[union-attr]
         assert not listener.is_revoked("other-tenant", sid)
         team = cluster.settings("sessionwarden-security")
-        security = team.kafka_security.librdkafka()
+        security = team.kafka.security.librdkafka()
 
         def alert_for_grant() -> list[dict[str, Any]]:
             records = read_topic(
-                team.bootstrap_servers, team.topics.alerts, timeout=1.0, **security
+                team.kafka.bootstrap_servers, team.topics.alerts, timeout=1.0, **security
             )
             return [d for _, v in records if (d := orjson.loads(v))["user_id"] == "u-sec-grant"]
 
@@ -223,10 +223,10 @@ def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
 
     def revoked() -> list[dict[str, Any]]:
         records = read_topic(
-            team.bootstrap_servers,
+            team.kafka.bootstrap_servers,
             team.topics.revocations,
             timeout=1.0,
-            **team.kafka_security.librdkafka(),
+            **team.kafka.security.librdkafka(),
         )
         return [d for _, v in records if (d := orjson.loads(v)).get("session_id") == sid]
 
@@ -287,9 +287,9 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
             enforcer.wait_assigned(90)
             producer = cluster.settings("sessionwarden-producer")
             with AuthEventPublisher(
-                producer.bootstrap_servers,
+                producer.kafka.bootstrap_servers,
                 producer.topics.input,
-                **producer.kafka_security.librdkafka(),
+                **producer.kafka.security.librdkafka(),
             ) as publisher:
                 publisher.publish(login_doc(sid, "u-caep", time.time()))
             topic = enforcer_settings.topics.caep
@@ -356,7 +356,7 @@ def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     assert metadata.error is not None and DENIED == metadata.error.code()
     reader = cluster.settings(user)
     records = read_topic(
-        reader.bootstrap_servers, name, timeout=5, **reader.kafka_security.librdkafka()
+        reader.kafka.bootstrap_servers, name, timeout=5, **reader.kafka.security.librdkafka()
     )
     with pytest.raises(TopicUnavailable, match="Topic authorization failed"):
         next(records)
@@ -366,7 +366,7 @@ def _sink_consumer(cluster: Cluster, **overrides: Any) -> tuple[Settings, Consum
     """The sink's own consumer configuration (group, read_committed, no auto commit), logged
     in as the sink's principal."""
     settings = cluster.settings("sessionwarden-sink", **overrides)
-    config = {**consumer_config(settings), **settings.kafka_client_config(), "log_level": 0}
+    config = {**consumer_config(settings), **settings.kafka.client_config(), "log_level": 0}
     return settings, Consumer(config)
 
 
@@ -397,7 +397,7 @@ def test_the_sink_principal_reads_revocations_and_commits_its_group(cluster: Clu
 
 def test_the_sink_principal_cannot_join_another_group(cluster: Cluster) -> None:
     """Joining the enforcer's group would take partitions of auth.events from the enforcer."""
-    enforcer_group = cluster.settings("sessionwarden-enforcer").group_id
+    enforcer_group = cluster.settings("sessionwarden-enforcer").enforcer.group_id
     sink, consumer = _sink_consumer(cluster, pg_sink_group_id=enforcer_group)
     try:
         consumer.subscribe([sink.topics.revocations])
@@ -480,8 +480,8 @@ def test_the_product_publisher_of_a_service_principal_is_refused_on_auth_events(
 ) -> None:
     """The idempotent publisher surfaces the refusal as a DeliveryError, not a hang."""
     service = cluster.settings("sessionwarden-service")
-    config = {**service.kafka_security.librdkafka(), "message.timeout.ms": 10_000}
-    publisher = AuthEventPublisher(service.bootstrap_servers, service.topics.input, **config)
+    config = {**service.kafka.security.librdkafka(), "message.timeout.ms": 10_000}
+    publisher = AuthEventPublisher(service.kafka.bootstrap_servers, service.topics.input, **config)
     publisher.publish(login_doc("forged", "mallory", time.time(), roles=["admin"]))
     with pytest.raises(DeliveryError, match=r"(?i)authoriz"):
         publisher.flush(20)
@@ -564,9 +564,9 @@ def test_aiokafka_clients_log_in_with_the_same_settings(cluster: Cluster) -> Non
 
     async def scenario() -> None:
         client = AIOKafkaProducer(
-            bootstrap_servers=producer.bootstrap_servers,
+            bootstrap_servers=producer.kafka.bootstrap_servers,
             enable_idempotence=False,
-            **producer.kafka_security.aiokafka(),
+            **producer.kafka.security.aiokafka(),
         )
         await client.start()
         try:

@@ -39,7 +39,7 @@ def test_wrong_partition_count_is_refused_with_a_fix(
 ) -> None:
     """A partition mismatch would split a user's events from their state: refuse, say how to fix."""
     settings = settings_factory()
-    wider = settings.model_copy(update={"partitions": 5})
+    wider = settings.replace(partitions=5)
     with pytest.raises(ConfigError) as err:
         ensure_topics(admin, topic_specs(wider, 86400), report=lambda _: None)
     assert "has 3 partitions, the layout needs 5" in str(err.value)
@@ -96,7 +96,7 @@ def test_delete_topics_removes_the_named_and_the_prefixed_and_nothing_else(
     """Tests, benchmarks and the drill clean up after themselves, topics that faust or a peer
     made under their prefix included; a topic already gone or a prefix with none is no error."""
     mine, neighbour = settings_factory(), settings_factory()
-    own = f"{mine.topic_prefix}peer-changelog"
+    own = f"{mine.topics.prefix}peer-changelog"
     ensure_topics(admin, [TopicSpec(own, 1, 1)], report=lambda _: None)
     names = [s.name for s in topic_specs(mine, 86400)]
     kept = {s.name for s in topic_specs(neighbour, 86400)}
@@ -104,13 +104,13 @@ def test_delete_topics_removes_the_named_and_the_prefixed_and_nothing_else(
     def present() -> set[str]:
         return set(admin.list_topics(timeout=10).topics)
 
-    delete_topics(admin, [names[0], f"{mine.topic_prefix}never-created"])
+    delete_topics(admin, [names[0], f"{mine.topics.prefix}never-created"])
     wait_until(lambda: names[0] not in present(), 10, f"{names[0]} to go")
     assert {own, *names[1:]} <= present()
 
-    delete_topics(admin, prefix=mine.topic_prefix)
-    delete_topics(admin, prefix=f"{mine.topic_prefix}none-left.")
-    wait_until(lambda: not any(t.startswith(mine.topic_prefix) for t in present()), 10, "all")
+    delete_topics(admin, prefix=mine.topics.prefix)
+    delete_topics(admin, prefix=f"{mine.topics.prefix}none-left.")
+    wait_until(lambda: not any(t.startswith(mine.topics.prefix) for t in present()), 10, "all")
     assert kept <= present()
 
 
@@ -130,7 +130,7 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
         specs = changelog_specs(app, settings)
         assert 4 == ensure_changelogs(app, settings)
         md = admin.list_topics(timeout=10)
-        assert {s.name: settings.partitions for s in specs} == {
+        assert {s.name: settings.kafka.partitions for s in specs} == {
             s.name: len(md.topics[s.name].partitions) for s in specs
         }
         for spec in specs:
@@ -146,6 +146,6 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
         wait_until(lambda: name in admin.list_topics(timeout=10).topics, 30, "the misfit")
         with pytest.raises(ConfigError, match="wrong partition count"):
             ensure_changelogs(misfit, other)
-        delete_topics(admin, prefix=other.topic_prefix)
+        delete_topics(admin, prefix=other.topics.prefix)
     finally:
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)

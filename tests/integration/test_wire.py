@@ -29,13 +29,13 @@ def test_every_input_type_round_trips_through_the_broker(
             logout_doc("w1", "wire-user", now + 3),
         )
     ]
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for event in sent:
             pub.publish(event)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.topic_prefix}wire",
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"{settings.topics.prefix}wire",
             "isolation.level": "read_committed",
             "log_level": 3,
         }

@@ -133,7 +133,7 @@ def _traffic_and_audit(
     show = _printer(lock, sys.stdout.isatty())
     for topic in (settings.topics.revocations, settings.topics.audit, settings.topics.alerts):
         threading.Thread(
-            target=_follow, args=(settings.bootstrap_servers, topic, show, stop), daemon=True
+            target=_follow, args=(settings.kafka.bootstrap_servers, topic, show, stop), daemon=True
         ).start()
     time.sleep(3)  # let the enforcer join its group before the first login
     sim_out = io.StringIO()
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "SESSIONWARDEN_TOPIC_PREFIX": "demo.",
         "SESSIONWARDEN_POLICY_FILE": str(POLICY),
         "SESSIONWARDEN_LOG_FORMAT": "json",
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         # Each process's generated metrics token goes beside its log.
         "SESSIONWARDEN_METRICS_TOKEN_DIR": str(WORKDIR.resolve()),
     }
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         _start(services, env, children)
-        port = settings.dashboard_port
+        port = settings.dashboard.port
         print(f"dashboard: http://127.0.0.1:{port}/#token={token_file.read_text().strip()}")
         code, lock = _traffic_and_audit(settings, policy, args, stop)
         if pg is not None:

@@ -72,12 +72,12 @@ def publish_plan(
     behind = 0
     sent = 0
     topic = settings.topics.input
-    security = settings.kafka_security.librdkafka()
+    security = settings.kafka.security.librdkafka()
     with (
         progress_bar(len(plan.events), out) as progress,
-        AuthEventPublisher(settings.bootstrap_servers, topic, **security) as pub,
+        AuthEventPublisher(settings.kafka.bootstrap_servers, topic, **security) as pub,
         AuthEventPublisher(
-            settings.bootstrap_servers, topic, partitioner=FOREIGN, **security
+            settings.kafka.bootstrap_servers, topic, partitioner=FOREIGN, **security
         ) as foreign,
     ):
         for ev in plan.events:

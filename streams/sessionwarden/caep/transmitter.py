@@ -51,7 +51,7 @@ class ProducerLike(Protocol):
 
 
 def transmitter_group(settings: Settings) -> str:
-    return f"{settings.group_id}-caep"
+    return f"{settings.enforcer.group_id}-caep"
 
 
 class CaepTransmitter:
@@ -68,12 +68,12 @@ class CaepTransmitter:
         self.topics = settings.topics
         self.sent = 0
         self.skipped = 0
-        client = settings.kafka_client_config()
+        client = settings.kafka.client_config()
         self._consumer_factory = consumer_factory
         self._consumer_config = {
             **client,
             "group.id": transmitter_group(settings),
-            "client.id": f"sessionwarden-caep-{settings.instance_id}",
+            "client.id": f"sessionwarden-caep-{settings.enforcer.instance_id}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -61,11 +61,13 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
     t = settings.topics
     e, d, p, s, sec, k = who.enforcer, who.detect, who.producer, who.service, who.security, who.sink
     detect_id = app_id(settings)
-    txn_prefix = f"{settings.topic_prefix}{settings.group_id}-"
+    txn_prefix = f"{settings.topics.prefix}{settings.enforcer.group_id}-"
     return [
         _topic(e, "READ", t.input, "consume auth events"),
-        _group(e, settings.group_id, "its consumer group, offsets committed in transactions"),
-        _group(e, f"{settings.group_id}-restore", "the restore consumer (assign only)"),
+        _group(
+            e, settings.enforcer.group_id, "its consumer group, offsets committed in transactions"
+        ),
+        _group(e, f"{settings.enforcer.group_id}-restore", "the restore consumer (assign only)"),
         *(
             _topic(e, "WRITE", name, "its outputs")
             for name in (t.revocations, t.audit, t.dlq, t.caep, t.enforcer_state)
@@ -100,12 +102,15 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
         _topic(sec, "DESCRIBE", t.input, "the enforcer's lag on the dashboard (no records)"),
         *(
             Acl(sec, "DESCRIBE", "GROUP", group, "LITERAL", f"{who} committed offsets (lag)")
-            for who, group in (("the enforcer's", settings.group_id), ("the detectors'", detect_id))
+            for who, group in (
+                ("the enforcer's", settings.enforcer.group_id),
+                ("the detectors'", detect_id),
+            )
         ),
         # READ implies the DESCRIBE that metadata, FindCoordinator, OffsetFetch and ListOffsets
         # need; the sink keeps its offsets in the database but joins a group to share the work.
         _topic(k, "READ", t.revocations, "revocations into PostgreSQL, nothing else"),
-        _group(k, settings.pg_sink_group_id, "its consumer group (offsets in the database)"),
+        _group(k, settings.sink.group_id, "its consumer group (offsets in the database)"),
     ]
 
 

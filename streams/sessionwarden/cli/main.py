@@ -52,10 +52,10 @@ def _load(args: argparse.Namespace) -> tuple[Settings, Policy]:
 def _check_kafka_security(settings: Settings) -> None:
     """On a secured cluster, a wrong password or an untrusted CA ends the command with one
     line, instead of librdkafka retrying forever."""
-    if settings.kafka_security.protocol != "PLAINTEXT":
+    if settings.kafka.security.protocol != "PLAINTEXT":
         from sessionwarden.kafka.security import check_connection
 
-        check_connection(settings.bootstrap_servers, settings.kafka_security)
+        check_connection(settings.kafka.bootstrap_servers, settings.kafka.security)
 
 
 def _cmd_acls(args: argparse.Namespace) -> int:
@@ -82,8 +82,8 @@ def _cmd_enforce(args: argparse.Namespace) -> int:
     from sessionwarden.ops.logs import bind_process, configure_logging
 
     settings, policy = _load(args)
-    configure_logging(settings.log_level, settings.log_format)
-    bind_process(service="enforcer", instance=settings.instance_id)
+    configure_logging(settings.logging.level, settings.logging.format)
+    bind_process(service="enforcer", instance=settings.enforcer.instance_id)
     loop = EnforcerLoop(settings, policy)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
@@ -116,7 +116,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     from sessionwarden.ops.logs import bind_process, configure_logging
 
     settings, policy = _load(args)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.logging.level, settings.logging.format)
     bind_process(service="detect")
     return run(settings, policy)  # faust's worker handles SIGTERM/SIGINT itself
 
@@ -158,7 +158,7 @@ def _cmd_sink_postgres(args: argparse.Namespace) -> int:
     from sessionwarden.ops.logs import bind_process, configure_logging
 
     settings, policy = _load(args)
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.logging.level, settings.logging.format)
     bind_process(service="sink")
     return run_sink_postgres(settings, policy, init=args.init, print_sql=args.print_sql)
 
@@ -171,9 +171,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, dashboard_port=args.port, dashboard_token_file=args.token_file
     )
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.logging.level, settings.logging.format)
     bind_process(service="dashboard")
-    return serve(settings, settings.dashboard_token_file, args.show_session_ids)
+    return serve(settings, settings.dashboard.token_file, args.show_session_ids)
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:

@@ -29,9 +29,9 @@ def _filled(doc: dict[str, Any]) -> dict[str, Any]:
 def publish_lines(settings: Settings, lines: TextIO, err: TextIO, fill: bool = False) -> int:
     """Publish every valid line; report each invalid one with its line number. Exit 1 if any."""
     sent = bad = 0
-    security = settings.kafka_security.librdkafka()
+    security = settings.kafka.security.librdkafka()
     with AuthEventPublisher(
-        settings.bootstrap_servers, settings.topics.input, **security
+        settings.kafka.bootstrap_servers, settings.topics.input, **security
     ) as publisher:
         for number, line in enumerate(lines, 1):
             if not line.strip():

@@ -26,13 +26,13 @@ def run_sink_postgres(
         out.write(full_sql())
         return 0
     if init:
-        with connect(settings.pg_dsn) as conn:
+        with connect(settings.sink.dsn) as conn:
             try:
                 applied = apply_migrations(conn)
             except psycopg.Error as exc:
                 raise SinkError(
-                    f"cannot apply the schema as {describe_dsn(settings.pg_dsn)}: "
-                    + redact(str(exc), settings.pg_dsn)
+                    f"cannot apply the schema as {describe_dsn(settings.sink.dsn)}: "
+                    + redact(str(exc), settings.sink.dsn)
                 ) from None
         names = ", ".join(f"{m.version:03d}_{m.name}" for m in applied) or "nothing (up to date)"
         out.write(f"applied {names}\n")

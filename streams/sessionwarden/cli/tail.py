@@ -123,8 +123,10 @@ def tail(settings: Settings, which: str, as_json: bool, follow: bool, out: TextI
         "dlq": settings.topics.dlq,
     }[which]
     timeout = None if follow else 2.0
-    security = settings.kafka_security.librdkafka()
-    for _, value in read_topic(settings.bootstrap_servers, topic, timeout=timeout, **security):
+    security = settings.kafka.security.librdkafka()
+    for _, value in read_topic(
+        settings.kafka.bootstrap_servers, topic, timeout=timeout, **security
+    ):
         doc = orjson.loads(value)
         out.write((value.decode() if as_json else render(doc)) + "\n")
         out.flush()

@@ -17,8 +17,8 @@ from sessionwarden.errors import ConfigError
 
 def read_run(settings: Settings, topic: str, run_id: str) -> list[dict[str, Any]]:
     docs = []
-    security = settings.kafka_security.librdkafka()
-    for _, value in read_topic(settings.bootstrap_servers, topic, timeout=2.0, **security):
+    security = settings.kafka.security.librdkafka()
+    for _, value in read_topic(settings.kafka.bootstrap_servers, topic, timeout=2.0, **security):
         if run_id.encode() in value:  # cheap pre-filter: every id of the run carries it
             doc = orjson.loads(value)
             if str(doc.get("session_id", "")).startswith(run_id):

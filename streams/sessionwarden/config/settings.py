@@ -1,26 +1,50 @@
-"""Runtime settings: read once at the entry point into one frozen object.
+"""Runtime settings: read once at the entry point into one frozen object of nested sections.
 
-Sources, highest priority first: environment variables (``SESSIONWARDEN_*``, plus the
-conventional ``KAFKA_BOOTSTRAP_SERVERS``), then an optional TOML config file, then defaults.
+Each section holds what one reader needs (``settings.kafka``, ``settings.topics``,
+``settings.enforcer``, ``settings.detect``, ``settings.sink``, ``settings.dashboard``,
+``settings.metrics``, ``settings.caep``, ``settings.logging``). Every setting keeps one flat
+name, the name the environment (``SESSIONWARDEN_<NAME>``, plus the conventional
+``KAFKA_BOOTSTRAP_SERVERS``), the TOML config file and :func:`load_settings` use; errors name
+it. Sources, highest priority first: environment variables, then an optional TOML config
+file, then defaults. docs/SETTINGS.md is generated from these models
+(``python -m sessionwarden.config.reference``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sessionwarden.contracts.validation import error_lines
+from sessionwarden.contracts.validation import dotted, error_lines
 from sessionwarden.errors import ConfigError
 
 if TYPE_CHECKING:
     from sessionwarden.caep.events import CaepConfig
     from sessionwarden.kafka.security import KafkaSecurity
+
+ENV_PREFIX = "SESSIONWARDEN_"
+LOOPBACK = r"^(127(\.\d{1,3}){3}|localhost|::1)$"
+NAME = r"^[A-Za-z0-9._-]+$"
 
 
 def host_instance_id(hostname: str | None = None) -> str:
@@ -30,25 +54,35 @@ def host_instance_id(hostname: str | None = None) -> str:
     return cleaned or "0"
 
 
-class TopicNames:
-    """Every topic name the product uses, with an optional common prefix (tests use one each)."""
+class Section(BaseModel):
+    """One group of settings; ``VARIABLES`` maps each field to its flat setting name."""
 
-    __slots__ = ("alerts", "audit", "caep", "dlq", "enforcer_state", "input", "revocations")
-
-    def __init__(self, prefix: str = "") -> None:
-        self.input = f"{prefix}auth.events"
-        self.revocations = f"{prefix}sessionwarden.revocations"
-        self.audit = f"{prefix}sessionwarden.audit"
-        self.alerts = f"{prefix}sessionwarden.alerts"
-        self.dlq = f"{prefix}sessionwarden.dlq"
-        self.caep = f"{prefix}sessionwarden.caep"
-        self.enforcer_state = f"{prefix}sessionwarden.enforcer-state"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    VARIABLES: ClassVar[dict[str, str]] = {}
 
 
-class Settings(BaseSettings):
-    """Everything a Sessionwarden process needs to run; validated once, then frozen."""
+class KafkaSettings(Section):
+    """The Kafka cluster: how every client of every process reaches it (security:
+    docs/SECURITY.md), and how the product's topics are made there. Secrets are read from
+    files, once, when the settings are loaded; they never appear in repr, logs or error
+    messages."""
 
-    model_config = SettingsConfigDict(env_prefix="SESSIONWARDEN_", frozen=True, extra="forbid")
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "bootstrap_servers": "bootstrap_servers",
+        "security_protocol": "kafka_security_protocol",
+        "sasl_mechanism": "kafka_sasl_mechanism",
+        "sasl_username": "kafka_sasl_username",
+        "sasl_password_file": "kafka_sasl_password_file",
+        "ssl_ca_file": "kafka_ssl_ca_file",
+        "ssl_cert_file": "kafka_ssl_cert_file",
+        "ssl_key_file": "kafka_ssl_key_file",
+        "ssl_key_password_file": "kafka_ssl_key_password_file",
+        "ssl_verify_hostname": "kafka_ssl_verify_hostname",
+        "allow_sasl_plain_without_tls": "kafka_allow_sasl_plain_without_tls",
+        "partitions": "partitions",
+        "replication_factor": "replication_factor",
+        "min_insync_replicas": "min_insync_replicas",
+    }
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -56,298 +90,701 @@ class Settings(BaseSettings):
             "KAFKA_BOOTSTRAP_SERVERS", "SESSIONWARDEN_BOOTSTRAP_SERVERS", "bootstrap_servers"
         ),
         min_length=1,
+        description="Comma-separated host:port list of the brokers "
+        "(`KAFKA_BOOTSTRAP_SERVERS` is read first).",
     )
-    topic_prefix: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9._-]*$")
-    partitions: int = Field(default=6, ge=1, le=1024)
-    replication_factor: int = Field(default=1, ge=1, le=16)
-    policy_file: Path | None = None
-
-    # The enforcer
-    group_id: str = Field(default="sessionwarden-enforcer", min_length=1)
-    # Defaults from the host identity (the pod name on Kubernetes), so replicas deployed
-    # without one never share a transactional id and fence each other in turn.
-    instance_id: str = Field(
-        default_factory=lambda: host_instance_id(),
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9._-]+$",
+    security_protocol: str = Field(
+        default="PLAINTEXT",
+        pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+        description="How clients connect: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
     )
-    # Records per transaction at most: each commit costs two broker round trips, so larger
-    # batches raise throughput (1000 -> 5000: 1.4x) at the price of a longer batch.
-    batch_size: int = Field(default=5000, ge=1, le=100_000)
-    poll_timeout_s: float = Field(default=0.05, gt=0, le=5)
-    transaction_timeout_ms: int = Field(default=10_000, ge=1000, le=900_000)
-    session_timeout_ms: int = Field(default=6_000, ge=1000, le=300_000)
-    # Static group membership: a crashed instance that restarts takes its partitions back at
-    # once; the price is that a crashed one's partitions move only after session_timeout_ms (a
-    # planned stop leaves the group and hands them over at once).
-    static_membership: bool = True
-    # Fire a deadline only once the input is known to be read past deadline + grace.
-    lag_grace_s: float = Field(default=2.0, ge=0, le=3600)
-    # Salt for hashing session ids in log lines; empty means a random salt per process.
-    log_salt: str = Field(default="", max_length=256)
-    log_format: str = Field(default="json", pattern=r"^(json|text)$")
-    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
-
-    # --- CAEP / Shared Signals (optional) ----------------------------------------------
-    # Also publish revocations, revalidations, session starts and alerts as OpenID CAEP 1.0
-    # Security Event Tokens on `sessionwarden.caep`, signed with a PEM key (RSA for RS256, EC
-    # P-256 for ES256). Unsigned tokens (alg "none") only with caep_allow_unsigned, which is
-    # for development: anyone who can write the topic can forge an unsigned token.
-    caep_enabled: bool = False
-    caep_issuer: str = Field(default="", max_length=512)
-    caep_audiences: str = Field(default="", max_length=4096, description="comma separated")
-    caep_signing_key_file: Path | None = None
-    caep_key_id: str | None = Field(default=None, max_length=256)
-    caep_allow_unsigned: bool = False  # development only; the enforcer warns at start
-    # Session subjects are the keyed hash of the session id (log_salt, as in the log lines),
-    # never the live id itself; audiences listed here (comma separated, each one of
-    # caep_audiences) receive the raw session id instead. The enforcer warns at start.
-    caep_raw_session_audiences: str = Field(default="", max_length=4096)
-    # The detectors' risk-level-change tokens (from alerts), under an issuer and a key of
-    # their own: the detectors never read caep_signing_key_file, so a compromised detector
-    # cannot sign the session events receivers trust the enforcer's issuer for. Off unless
-    # detect_caep_issuer is set; then the key is required (unless caep_allow_unsigned).
-    detect_caep_issuer: str = Field(default="", max_length=512)
-    detect_caep_signing_key_file: Path | None = None
-    detect_caep_key_id: str | None = Field(default=None, max_length=256)
-
-    # --- The anomaly detectors (`sessionwarden detect`) -----------------------------------
-    # Consumer group and faust app id; faust's changelog topics are named after it (with the
-    # topic prefix in front), e.g. `sessionwarden-detect-expirations-changelog`.
-    detect_group_id: str = Field(
-        default="sessionwarden-detect", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$"
+    sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512",
+        pattern=r"^(SCRAM-SHA-256|SCRAM-SHA-512|PLAIN)$",
+        description="The SASL mechanism of the SASL_* protocols.",
     )
-    # The worker's web server (faust's /router, /stats ...); off unless asked for, and then
-    # bound to a loopback address only. The /table views are never served.
-    detect_web_enabled: bool = False
-    detect_web_host: str = Field(
-        default="127.0.0.1", pattern=r"^(127(\.\d{1,3}){3}|localhost|::1)$"
+    sasl_username: str = Field(
+        default="", max_length=256, description="The SASL user (needed by the SASL_* protocols)."
     )
-    detect_web_port: int = Field(default=6066, ge=1, le=65535)
-    # faust's working directory; empty means a temporary one (the tables live in memory and
-    # are restored from their changelogs, so nothing on disk must survive).
-    detect_data_dir: Path | None = None
-    # How often the detect worker commits its input offsets.
-    detect_commit_interval_s: float = Field(default=1.0, gt=0, le=60)
-    # --- end of the anomaly detectors' settings --------------------------------------------
-
-    # --- Producer delay (the enforcer's firing horizon) ------------------------------------
-    # How late an auth event may be appended after it was made (publisher linger + retries)
-    # and still count: a deadline d fires only once its partition is known read through
-    # broker time d + budget. Raise it to your producers' worst publish delay; every second
-    # of budget adds a second to every deadline revocation. Activity appended later than
-    # that is audited as `activity_after_revocation`.
-    producer_delay_budget_s: float = Field(default=0.0, ge=0, le=3600)
-    # --- end of the producer delay settings -------------------------------------------------
-
-    # --- The enforcer's transactions and topics ------------------------------------------
-    # How long one transactional call (send offsets, commit, abort) retries retriable errors
-    # before the batch's outcome counts as unknown and the clients are rebuilt.
-    txn_retry_timeout_s: float = Field(default=30.0, gt=0, le=600)
-    # Client rebuilds in a row (no committed batch in between) before the enforcer exits
-    # non-zero for its supervisor.
-    max_recoveries: int = Field(default=5, ge=0, le=1000)
-    # min.insync.replicas of every topic; None means min(2, replication_factor).
-    min_insync_replicas: int | None = Field(default=None, ge=1, le=16)
-    # --- end of the enforcer's transactions and topics -----------------------------------
-
-    # --- Kafka security (TLS, SASL); docs/SECURITY.md -------------------------------------
-    # Every client of every process uses these. Secrets are read from files, once, when the
-    # settings are loaded; they never appear in repr, logs or error messages.
-    kafka_security_protocol: str = Field(
-        default="PLAINTEXT", pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    sasl_password_file: Path | None = Field(
+        default=None,
+        description="File whose first line is the SASL password (needed by the SASL_* protocols).",
     )
-    kafka_sasl_mechanism: str = Field(
-        default="SCRAM-SHA-512", pattern=r"^(SCRAM-SHA-256|SCRAM-SHA-512|PLAIN)$"
+    ssl_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle; empty means the system trust store (TLS only)."
     )
-    kafka_sasl_username: str = Field(default="", max_length=256)
-    kafka_sasl_password_file: Path | None = None
-    kafka_ssl_ca_file: Path | None = None  # PEM; empty means the system trust store
-    kafka_ssl_cert_file: Path | None = None  # PEM client certificate (mutual TLS)
-    kafka_ssl_key_file: Path | None = None  # PEM private key of the client certificate
-    kafka_ssl_key_password_file: Path | None = None
-    kafka_ssl_verify_hostname: bool = True
-    # SASL PLAIN sends the password as is: refused without TLS unless this is true (then
-    # every process logs an INSECURE KAFKA CONNECTION warning at start).
-    kafka_allow_sasl_plain_without_tls: bool = False
-    _kafka_security: KafkaSecurity | None = PrivateAttr(default=None)
+    ssl_cert_file: Path | None = Field(
+        default=None,
+        description="PEM client certificate, for mutual TLS (with kafka_ssl_key_file).",
+    )
+    ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    ssl_key_password_file: Path | None = Field(
+        default=None, description="File whose first line is the private key's password."
+    )
+    ssl_verify_hostname: bool = Field(
+        default=True, description="Check that the broker's certificate names its host."
+    )
+    allow_sasl_plain_without_tls: bool = Field(
+        default=False,
+        description="SASL PLAIN sends the password as is: refused without TLS unless this is "
+        "true (then every process logs an INSECURE KAFKA CONNECTION warning at start).",
+    )
+    partitions: int = Field(
+        default=6, ge=1, le=1024, description="Partitions of every topic the product creates."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of every topic."
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="min.insync.replicas of every topic; empty means min(2, replication_factor).",
+    )
+    _security: KafkaSecurity | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _read_kafka_security(self) -> Settings:
+    def _read_security(self) -> KafkaSettings:
         from sessionwarden.kafka.security import KafkaSecurity
 
-        protocol = self.kafka_security_protocol
+        protocol = self.security_protocol
         sasl, tls = protocol.startswith("SASL_"), protocol in ("SSL", "SASL_SSL")
-        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password_file):
+        if sasl and not (self.sasl_username and self.sasl_password_file):
             raise ValueError(
                 f"kafka_security_protocol {protocol} needs kafka_sasl_username and "
                 "kafka_sasl_password_file"
             )
         if not tls:
-            for name in (
-                "kafka_ssl_ca_file",
-                "kafka_ssl_cert_file",
-                "kafka_ssl_key_file",
-                "kafka_ssl_key_password_file",
-            ):
+            for name in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file", "ssl_key_password_file"):
                 if getattr(self, name) is not None:
                     raise ValueError(
-                        f"{name} is set but {protocol} uses no TLS (use SSL or SASL_SSL)"
+                        f"kafka_{name} is set but {protocol} uses no TLS (use SSL or SASL_SSL)"
                     )
-        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
             raise ValueError("kafka_ssl_cert_file and kafka_ssl_key_file go together")
-        for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
+        for name in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file"):
             path = getattr(self, name)
             if tls and path is not None and not path.is_file():
-                raise ValueError(f"{name}: no such file: {path}")
-        self._kafka_security = KafkaSecurity(
+                raise ValueError(f"kafka_{name}: no such file: {path}")
+        if self.min_insync_replicas is not None and (
+            self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError("min_insync_replicas: larger than replication_factor")
+        self._security = KafkaSecurity(
             protocol=protocol,
-            mechanism=self.kafka_sasl_mechanism,
-            username=self.kafka_sasl_username,
-            password=_read_secret("kafka_sasl_password_file", self.kafka_sasl_password_file)
+            mechanism=self.sasl_mechanism,
+            username=self.sasl_username,
+            password=_read_secret("kafka_sasl_password_file", self.sasl_password_file)
             if sasl
             else None,
-            ca_file=self.kafka_ssl_ca_file if tls else None,
-            cert_file=self.kafka_ssl_cert_file if tls else None,
-            key_file=self.kafka_ssl_key_file if tls else None,
-            key_password=_read_secret(
-                "kafka_ssl_key_password_file", self.kafka_ssl_key_password_file
-            )
+            ca_file=self.ssl_ca_file if tls else None,
+            cert_file=self.ssl_cert_file if tls else None,
+            key_file=self.ssl_key_file if tls else None,
+            key_password=_read_secret("kafka_ssl_key_password_file", self.ssl_key_password_file)
             if tls
             else None,
-            verify_hostname=self.kafka_ssl_verify_hostname,
-            allow_plain_without_tls=self.kafka_allow_sasl_plain_without_tls,
+            verify_hostname=self.ssl_verify_hostname,
+            allow_plain_without_tls=self.allow_sasl_plain_without_tls,
         )
         return self
 
     @property
-    def kafka_security(self) -> KafkaSecurity:
-        assert self._kafka_security is not None
-        return self._kafka_security
+    def security(self) -> KafkaSecurity:
+        assert self._security is not None
+        return self._security
 
-    def kafka_client_config(self) -> dict[str, Any]:
+    def client_config(self) -> dict[str, Any]:
         """``bootstrap.servers`` and the security properties, for any librdkafka client."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_security.librdkafka()}
+        return {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}
 
-    # --- end of the Kafka security settings ------------------------------------------------
-    # --- The PostgreSQL revocation sink (`sessionwarden sink postgres`) --------------------
-    # libpq connection string or URI of the sink's role (the sessionwarden schema's owner, a
-    # member of pg_signal_backend); never logged. Empty: the sink refuses to start.
-    pg_dsn: str = Field(default="", max_length=4096, repr=False)
-    pg_sink_group_id: str = Field(
-        default="sessionwarden-pg-sink", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$"
+
+_TOPIC_SUFFIXES = {
+    "input": "auth.events",
+    "revocations": "sessionwarden.revocations",
+    "audit": "sessionwarden.audit",
+    "alerts": "sessionwarden.alerts",
+    "dlq": "sessionwarden.dlq",
+    "caep": "sessionwarden.caep",
+    "enforcer_state": "sessionwarden.enforcer-state",
+}
+
+
+class TopicNames(Section):
+    """Every topic name the product uses, with an optional common prefix (tests use one
+    each). The names are fixed when the settings are built and never change; a process that
+    reads another input is given settings that name it (``TopicNames(prefix, input=...)``)."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {"prefix": "topic_prefix"}
+
+    prefix: str = Field(
+        default="",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Put in front of every topic name (and of the enforcer's transactional "
+        "id and the detectors' changelog topics); lets several deployments or test runs "
+        "share one cluster.",
     )
-    # Records per database transaction at most.
-    pg_batch_size: int = Field(default=5000, ge=1, le=100_000)
-    # How often rows past their keep_until are deleted.
-    pg_prune_interval_s: float = Field(default=60.0, gt=0, le=86_400)
-    # Cancel / terminate the backends of sessions just revoked (needs pg_signal_backend).
-    pg_cut_off: bool = True
-    # --- end of the PostgreSQL sink's settings ---------------------------------------------
+    input: str = Field(default="", description="The auth events the enforcer reads.")
+    revocations: str = ""
+    audit: str = ""
+    alerts: str = ""
+    dlq: str = ""
+    caep: str = ""
+    enforcer_state: str = ""
 
-    # --- The dashboard (`sessionwarden dashboard`) ---------------------------------------
-    # Loopback only; behind a token read from a file (a random one is printed when unset).
-    dashboard_host: str = Field(default="127.0.0.1", pattern=r"^(127(\.\d{1,3}){3}|localhost|::1)$")
-    dashboard_port: int = Field(default=8765, ge=1, le=65535)
-    dashboard_token_file: Path | None = None
-    # --- end of the dashboard's settings --------------------------------------------------
-    # --- Metrics and health (/metrics, /healthz, /readyz) -----------------------------------
-    # Every long-running process serves them on its own port; 0 picks a free port (logged as
-    # "metrics serving", with the token file). Every request needs the bearer token
-    # (Authorization header) from metrics_token_file; when unset, each process makes a random
-    # one at start and writes it (0600) to <metrics_token_dir or its working
-    # directory>/<service>-<port>.metrics-token.
-    metrics_enabled: bool = True
-    metrics_host: str = Field(default="127.0.0.1", max_length=255)
-    metrics_token_file: Path | None = None
-    metrics_token_dir: Path | None = None
-    enforcer_metrics_port: int = Field(default=9464, ge=0, le=65535)
-    detect_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    sink_metrics_port: int = Field(default=9466, ge=0, le=65535)
-    dashboard_metrics_port: int = Field(default=9467, ge=0, le=65535)
-    # /healthz fails when the loop began no step for this long, or a rebuild of its clients
-    # has been retrying for this long (restores run a slice per loop turn: no excuse).
-    health_stall_s: float = Field(default=30.0, gt=0, le=3600)
-    # /readyz: every owned partition restored and at most this many records behind.
-    ready_max_lag_records: int = Field(default=10_000, ge=0)
-    # --- end of the metrics settings ---------------------------------------------------------
-    # --- Enforcer local state (snapshots of committed changelog state) ---------------------
-    # When set, the enforcer keeps one snapshot file per changelog partition in this directory
-    # (0700; files 0600) and restores from it plus the changelog's tail instead of reading
-    # the changelog from offset 0. Unset: no snapshots, every restore reads the whole
-    # changelog. Use a directory of this instance alone (one per instance_id).
-    state_dir: Path | None = None
-    # A partition's snapshot is rewritten once its state changed and this much time passed,
-    # or sooner once this many changelog records were committed since the last one.
-    state_snapshot_interval_s: float = Field(default=60.0, gt=0, le=86_400)
-    state_snapshot_records: int = Field(default=1_000_000, ge=1)
-    # --- end of the enforcer local state settings -------------------------------------------
+    def __init__(self, prefix: str = "", **names: str) -> None:
+        BaseModel.__init__(self, prefix=prefix, **names)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_prefix(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            prefix = data.get("prefix", "")
+            if isinstance(prefix, str):
+                named = {k: f"{prefix}{v}" for k, v in _TOPIC_SUFFIXES.items() if not data.get(k)}
+                return {**data, **named}
+        return data
+
+    def renamed(self) -> dict[str, str]:
+        """The names that differ from the prefix's own (a benchmark's shared input)."""
+        own = TopicNames(self.prefix)
+        return {k: getattr(self, k) for k in _TOPIC_SUFFIXES if getattr(self, k) != getattr(own, k)}
+
+
+class EnforcerSettings(Section):
+    """The enforcer (`sessionwarden enforce`): its consumer group and transactions, its firing
+    horizon and its local state."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        name: name
+        for name in (
+            "group_id",
+            "instance_id",
+            "batch_size",
+            "poll_timeout_s",
+            "transaction_timeout_ms",
+            "session_timeout_ms",
+            "static_membership",
+            "lag_grace_s",
+            "producer_delay_budget_s",
+            "txn_retry_timeout_s",
+            "max_recoveries",
+            "state_dir",
+            "state_snapshot_interval_s",
+            "state_snapshot_records",
+        )
+    }
+
+    group_id: str = Field(
+        default="sessionwarden-enforcer",
+        min_length=1,
+        description="The enforcer's consumer group (the topic prefix goes in front of it in "
+        "the transactional id).",
+    )
+    instance_id: str = Field(
+        default_factory=lambda: host_instance_id(),
+        min_length=1,
+        max_length=64,
+        pattern=NAME,
+        description="This instance's part of the transactional id. Defaults to the host's "
+        "name (the pod name on Kubernetes), so replicas deployed without one never share a "
+        "transactional id and fence each other in turn.",
+    )
+    batch_size: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="Records per transaction at most: each commit costs two broker round "
+        "trips, so larger batches raise throughput (1000 -> 5000: 1.4x) at the price of a "
+        "longer batch.",
+    )
+    poll_timeout_s: float = Field(
+        default=0.05, gt=0, le=5, description="How long one poll of the input waits."
+    )
+    transaction_timeout_ms: int = Field(
+        default=10_000, ge=1000, le=900_000, description="The producer's transaction.timeout.ms."
+    )
+    session_timeout_ms: int = Field(
+        default=6_000, ge=1000, le=300_000, description="The consumer's session.timeout.ms."
+    )
+    static_membership: bool = Field(
+        default=True,
+        description="Static group membership: a crashed instance that restarts takes its "
+        "partitions back at once; the price is that a crashed one's partitions move only "
+        "after session_timeout_ms (a planned stop leaves the group and hands them over at "
+        "once).",
+    )
+    lag_grace_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=3600,
+        description="Fire a deadline only once the input is known to be read past deadline "
+        "+ this grace.",
+    )
+    producer_delay_budget_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="How late an auth event may be appended after it was made (publisher "
+        "linger + retries) and still count: a deadline d fires only once its partition is "
+        "known read through broker time d + budget. Raise it to your producers' worst "
+        "publish delay; every second of budget adds a second to every deadline revocation. "
+        "Activity appended later than that is audited as `activity_after_revocation`.",
+    )
+    txn_retry_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long one transactional call (send offsets, commit, abort) retries "
+        "retriable errors before the batch's outcome counts as unknown and the clients are "
+        "rebuilt.",
+    )
+    max_recoveries: int = Field(
+        default=5,
+        ge=0,
+        le=1000,
+        description="Client rebuilds in a row (no committed batch in between) before the "
+        "enforcer exits non-zero for its supervisor.",
+    )
+    state_dir: Path | None = Field(
+        default=None,
+        description="When set, the enforcer keeps one snapshot file per changelog partition "
+        "in this directory (0700; files 0600) and restores from it plus the changelog's tail "
+        "instead of reading the changelog from offset 0. Unset: no snapshots, every restore "
+        "reads the whole changelog. Use a directory of this instance alone (one per "
+        "instance_id).",
+    )
+    state_snapshot_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="A partition's snapshot is rewritten once its state changed and this "
+        "much time passed, or sooner after state_snapshot_records.",
+    )
+    state_snapshot_records: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Rewrite a partition's snapshot once this many changelog records were "
+        "committed since the last one.",
+    )
+
+
+class DetectSettings(Section):
+    """The anomaly detectors (`sessionwarden detect`)."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        name: f"detect_{name}"
+        for name in (
+            "group_id",
+            "web_enabled",
+            "web_host",
+            "web_port",
+            "data_dir",
+            "commit_interval_s",
+        )
+    }
+
+    group_id: str = Field(
+        default="sessionwarden-detect",
+        min_length=1,
+        max_length=100,
+        pattern=NAME,
+        description="Consumer group and faust app id; faust's changelog topics are named "
+        "after it (with the topic prefix in front), e.g. "
+        "`sessionwarden-detect-expirations-changelog`.",
+    )
+    web_enabled: bool = Field(
+        default=False,
+        description="Serve the worker's web server (faust's /router, /stats ...); the /table "
+        "views are never served.",
+    )
+    web_host: str = Field(
+        default="127.0.0.1",
+        pattern=LOOPBACK,
+        description="The worker's web server's address: a loopback address only.",
+    )
+    web_port: int = Field(
+        default=6066, ge=1, le=65535, description="The worker's web server's port."
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="faust's working directory; empty means a temporary one (the tables live "
+        "in memory and are restored from their changelogs, so nothing on disk must survive).",
+    )
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often the worker commits its input offsets."
+    )
+
+
+class SinkSettings(Section):
+    """The PostgreSQL revocation sink (`sessionwarden sink postgres`)."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "dsn": "pg_dsn",
+        "group_id": "pg_sink_group_id",
+        "batch_size": "pg_batch_size",
+        "prune_interval_s": "pg_prune_interval_s",
+        "cut_off": "pg_cut_off",
+    }
+
+    dsn: str = Field(
+        default="",
+        max_length=4096,
+        repr=False,
+        description="libpq connection string or URI of the sink's role (the sessionwarden "
+        "schema's owner, a member of pg_signal_backend); never logged. Empty: the sink "
+        "refuses to start.",
+    )
+    group_id: str = Field(
+        default="sessionwarden-pg-sink",
+        min_length=1,
+        max_length=100,
+        pattern=NAME,
+        description="The sink's consumer group.",
+    )
+    batch_size: int = Field(
+        default=5000, ge=1, le=100_000, description="Records per database transaction at most."
+    )
+    prune_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="How often rows past their keep_until are deleted.",
+    )
+    cut_off: bool = Field(
+        default=True,
+        description="Cancel / terminate the backends of sessions just revoked (needs "
+        "pg_signal_backend).",
+    )
+
+
+class DashboardSettings(Section):
+    """The dashboard (`sessionwarden dashboard`): loopback only, behind a token read from a
+    file (a random one is printed when unset)."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        name: f"dashboard_{name}" for name in ("host", "port", "token_file")
+    }
+
+    host: str = Field(
+        default="127.0.0.1", pattern=LOOPBACK, description="Its address: a loopback address."
+    )
+    port: int = Field(default=8765, ge=1, le=65535, description="Its port.")
+    token_file: Path | None = Field(
+        default=None,
+        description="File holding the access token; unset: a random one, printed at start.",
+    )
+
+
+class MetricsSettings(Section):
+    """Metrics and health (/metrics, /healthz, /readyz). Every long-running process serves
+    them on its own port; 0 picks a free port (logged as "metrics serving", with the token
+    file). Every request needs the bearer token (Authorization header) from
+    metrics_token_file; when unset, each process makes a random one at start and writes it
+    (0600) to <metrics_token_dir or its working directory>/<service>-<port>.metrics-token."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "enabled": "metrics_enabled",
+        "host": "metrics_host",
+        "token_file": "metrics_token_file",
+        "token_dir": "metrics_token_dir",
+        "enforcer_port": "enforcer_metrics_port",
+        "detect_port": "detect_metrics_port",
+        "sink_port": "sink_metrics_port",
+        "dashboard_port": "dashboard_metrics_port",
+        "health_stall_s": "health_stall_s",
+        "ready_max_lag_records": "ready_max_lag_records",
+    }
+
+    enabled: bool = Field(default=True, description="Serve metrics and health at all.")
+    host: str = Field(
+        default="127.0.0.1", max_length=255, description="The address the endpoints bind to."
+    )
+    token_file: Path | None = Field(
+        default=None, description="File holding the bearer token every request needs."
+    )
+    token_dir: Path | None = Field(
+        default=None,
+        description="Where a process writes its random token when metrics_token_file is unset "
+        "(default: its working directory).",
+    )
+    enforcer_port: int = Field(default=9464, ge=0, le=65535, description="The enforcer's port.")
+    detect_port: int = Field(default=9465, ge=0, le=65535, description="The detectors' port.")
+    sink_port: int = Field(default=9466, ge=0, le=65535, description="The PostgreSQL sink's port.")
+    dashboard_port: int = Field(default=9467, ge=0, le=65535, description="The dashboard's port.")
+    health_stall_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="/healthz fails when the loop began no step for this long, or a rebuild "
+        "of its clients has been retrying for this long (restores run a slice per loop turn: "
+        "no excuse).",
+    )
+    ready_max_lag_records: int = Field(
+        default=10_000,
+        ge=0,
+        description="/readyz: every owned partition restored and at most this many records behind.",
+    )
+
+
+class CaepSettings(Section):
+    """CAEP / Shared Signals (optional): also publish revocations, revalidations, session
+    starts and alerts as OpenID CAEP 1.0 Security Event Tokens on `sessionwarden.caep`,
+    signed with a PEM key (RSA for RS256, EC P-256 for ES256)."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "enabled": "caep_enabled",
+        "issuer": "caep_issuer",
+        "audiences": "caep_audiences",
+        "signing_key_file": "caep_signing_key_file",
+        "key_id": "caep_key_id",
+        "allow_unsigned": "caep_allow_unsigned",
+        "raw_session_audiences": "caep_raw_session_audiences",
+        "detect_issuer": "detect_caep_issuer",
+        "detect_signing_key_file": "detect_caep_signing_key_file",
+        "detect_key_id": "detect_caep_key_id",
+    }
+
+    enabled: bool = Field(default=False, description="Publish the tokens.")
+    issuer: str = Field(
+        default="", max_length=512, description="The enforcer's issuer (the tokens' iss)."
+    )
+    audiences: str = Field(
+        default="", max_length=4096, description="The tokens' audiences, comma separated."
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="The enforcer's PEM signing key."
+    )
+    key_id: str | None = Field(
+        default=None, max_length=256, description="The kid put in the tokens' header."
+    )
+    allow_unsigned: bool = Field(
+        default=False,
+        description='Allow unsigned tokens (alg "none"); for development only (anyone who can '
+        "write the topic can forge an unsigned token): the enforcer warns at start.",
+    )
+    raw_session_audiences: str = Field(
+        default="",
+        max_length=4096,
+        description="Session subjects are the keyed hash of the session id (log_salt, as in "
+        "the log lines), never the live id itself; audiences listed here (comma separated, "
+        "each one of caep_audiences) receive the raw session id instead. The enforcer warns "
+        "at start.",
+    )
+    detect_issuer: str = Field(
+        default="",
+        max_length=512,
+        description="The detectors' issuer for their risk-level-change tokens (from alerts), "
+        "under a key of their own: the detectors never read caep_signing_key_file, so a "
+        "compromised detector cannot sign the session events receivers trust the enforcer's "
+        "issuer for. Off unless set; then the key is required (unless caep_allow_unsigned).",
+    )
+    detect_signing_key_file: Path | None = Field(
+        default=None, description="The detectors' PEM signing key."
+    )
+    detect_key_id: str | None = Field(
+        default=None, max_length=256, description="The kid of the detectors' tokens."
+    )
+
+    def audience_list(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.audiences.split(",") if a.strip())
+
+
+class LoggingSettings(Section):
+    """Log lines, of every process."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "salt": "log_salt",
+        "format": "log_format",
+        "level": "log_level",
+    }
+
+    salt: str = Field(
+        default="",
+        max_length=256,
+        description="Salt for hashing session ids in log lines; empty means a random salt "
+        "per process.",
+    )
+    format: str = Field(default="json", pattern=r"^(json|text)$", description="json or text.")
+    level: str = Field(
+        default="INFO",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
+        description="DEBUG, INFO, WARNING or ERROR.",
+    )
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "kafka": KafkaSettings,
+    "topics": TopicNames,
+    "enforcer": EnforcerSettings,
+    "detect": DetectSettings,
+    "sink": SinkSettings,
+    "dashboard": DashboardSettings,
+    "metrics": MetricsSettings,
+    "caep": CaepSettings,
+    "logging": LoggingSettings,
+}
+"""Every section, by its attribute on :class:`Settings`."""
+
+ROOT_VARIABLES = ("policy_file",)
+"""The settings every process reads, kept on :class:`Settings` itself."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One setting: its flat name, where it lives, and the environment names that set it."""
+
+    name: str
+    section: str  # "" for a field of Settings itself
+    field: str
+    info: FieldInfo
+
+    @property
+    def environment(self) -> tuple[str, ...]:
+        alias = self.info.validation_alias
+        named = [str(c) for c in getattr(alias, "choices", ()) if str(c).isupper()]
+        own = f"{ENV_PREFIX}{self.name.upper()}"
+        return (*named, *([] if own in named else [own]))
+
+
+def variables() -> Iterator[Variable]:
+    """Every setting, section by section, in declaration order."""
+    for name in ROOT_VARIABLES:
+        yield Variable(name, "", name, Settings.model_fields[name])
+    for section, model in SECTIONS.items():
+        for field, info in model.model_fields.items():
+            if field in model.VARIABLES:
+                yield Variable(model.VARIABLES[field], section, field, info)
+
+
+class Settings(BaseSettings):
+    """Everything a Sessionwarden process needs to run; validated once, then frozen.
+
+    Build it from flat setting names (``load_settings(batch_size=100)``,
+    ``Settings(topic_prefix="t.")``) or whole sections (``Settings(topics=TopicNames(...))``);
+    read it by section (``settings.enforcer.batch_size``)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    policy_file: Path | None = Field(
+        default=None,
+        description="The policy (TOML) the enforcer, the detectors and the revocation "
+        "listener read; empty means the shipped default policy.",
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    enforcer: EnforcerSettings = Field(default_factory=EnforcerSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    caep: CaepSettings = Field(default_factory=CaepSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _into_sections(cls, data: Any) -> Any:
+        """Flat setting names go into their sections; flat values beat a whole section's."""
+        if not isinstance(data, Mapping):
+            return data
+        out: dict[str, Any] = {}
+        flat: dict[str, dict[str, Any]] = {}
+        for key, value in data.items():
+            where = _FLAT.get(key)
+            if where is None:
+                out[key] = value
+            else:
+                flat.setdefault(where[0], {})[where[1]] = value
+        for section, values in flat.items():
+            if section == "":
+                out.update(values)
+                continue
+            given = out.get(section)
+            if isinstance(given, Section):
+                given = given.model_dump(exclude=set(_TOPIC_SUFFIXES), exclude_unset=False) | (
+                    given.renamed() if isinstance(given, TopicNames) else {}
+                )
+            out[section] = {**(given if isinstance(given, Mapping) else {}), **values}
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.policy_file is not None and not self.policy_file.is_file():
             raise ValueError(f"policy_file: no such file: {self.policy_file}")
-        if self.min_insync_replicas is not None and (
-            self.min_insync_replicas > self.replication_factor
-        ):
-            raise ValueError("min_insync_replicas: larger than replication_factor")
         return self
+
+    def replace(self, **values: Any) -> Settings:
+        """A copy with some settings changed (flat names or whole sections), validated
+        again; the environment is not read again."""
+        current: dict[str, Any] = {
+            name: getattr(self, name) for name in (*ROOT_VARIABLES, *SECTIONS)
+        }
+        reading = _READ_ENVIRONMENT.set(False)
+        try:
+            return type(self).model_validate({**current, **values})
+        except ValidationError as exc:
+            raise _config_error(exc) from exc
+        finally:
+            _READ_ENVIRONMENT.reset(reading)
 
     def caep_config(self) -> CaepConfig | None:
         """The enforcer's CAEP transmitter settings (session events), or None when CAEP is
         off. Reads and checks the key: only the enforcer calls this."""
-        if not self.caep_enabled:
+        caep = self.caep
+        if not caep.enabled:
             return None
         from sessionwarden.caep.events import SESSION_RECORD_TYPES, CaepConfig
 
-        if self.caep_signing_key_file is None and not self.caep_allow_unsigned:
+        if caep.signing_key_file is None and not caep.allow_unsigned:
             raise ConfigError(
                 "caep_enabled needs caep_signing_key_file (SETs are signed); unsigned SETs "
                 "only with caep_allow_unsigned=true, for development"
             )
-        audiences = self._caep_audiences()
-        raw = frozenset(a.strip() for a in self.caep_raw_session_audiences.split(",") if a.strip())
-        if not self.log_salt and not set(audiences) <= raw:
+        audiences = caep.audience_list()
+        raw = frozenset(a.strip() for a in caep.raw_session_audiences.split(",") if a.strip())
+        if not self.logging.salt and not set(audiences) <= raw:
             raise ConfigError(
                 "caep_enabled needs log_salt: session subjects are its keyed hash of the "
                 "session id (a random salt per process would change them at every restart); "
                 "or name the audiences that may receive raw ids in caep_raw_session_audiences"
             )
-        key = _read_key("caep_signing_key_file", self.caep_signing_key_file)
+        key = _read_key("caep_signing_key_file", caep.signing_key_file)
         return CaepConfig(
-            self.caep_issuer,
+            caep.issuer,
             audiences,
             key,
-            self.caep_key_id,
+            caep.key_id,
             SESSION_RECORD_TYPES,
-            session_salt=self.log_salt,
+            session_salt=self.logging.salt,
             raw_session_audiences=raw,
         )
 
     def detect_caep_config(self) -> CaepConfig | None:
         """The detectors' CAEP settings (risk-level-change only, their own issuer and key), or
         None when they publish no tokens. Never reads caep_signing_key_file."""
-        if not self.caep_enabled:
+        caep = self.caep
+        if not caep.enabled:
             return None
-        issuer, key_file = self.detect_caep_issuer, self.detect_caep_signing_key_file
+        issuer, key_file = caep.detect_issuer, caep.detect_signing_key_file
         if not issuer:
             if key_file is not None:
                 raise ConfigError("detect_caep_signing_key_file needs detect_caep_issuer")
             return None
         from sessionwarden.caep.events import ALERT_RECORD_TYPES, CaepConfig
 
-        if issuer == self.caep_issuer:
+        if issuer == caep.issuer:
             raise ConfigError(
                 "detect_caep_issuer: must differ from caep_issuer (receivers trust the "
                 "enforcer's issuer for session events, never the detectors')"
             )
-        if key_file is None and not self.caep_allow_unsigned:
+        if key_file is None and not caep.allow_unsigned:
             raise ConfigError(
                 "detect_caep_issuer needs detect_caep_signing_key_file (SETs are signed); "
                 "unsigned SETs only with caep_allow_unsigned=true, for development"
             )
-        enforcer_key = self.caep_signing_key_file
+        enforcer_key = caep.signing_key_file
         if (
             key_file is not None
             and enforcer_key is not None
@@ -358,21 +795,12 @@ class Settings(BaseSettings):
                 "detectors get a key of their own)"
             )
         key = _read_key("detect_caep_signing_key_file", key_file)
-        return CaepConfig(
-            issuer, self._caep_audiences(), key, self.detect_caep_key_id, ALERT_RECORD_TYPES
-        )
-
-    def _caep_audiences(self) -> tuple[str, ...]:
-        return tuple(a.strip() for a in self.caep_audiences.split(",") if a.strip())
-
-    @property
-    def topics(self) -> TopicNames:
-        return TopicNames(self.topic_prefix)
+        return CaepConfig(issuer, caep.audience_list(), key, caep.detect_key_id, ALERT_RECORD_TYPES)
 
     @property
     def transactional_id(self) -> str:
         """Stable per instance, so a restarted instance fences and aborts its predecessor."""
-        return f"{self.topic_prefix}{self.group_id}-{self.instance_id}"
+        return f"{self.topics.prefix}{self.enforcer.group_id}-{self.enforcer.instance_id}"
 
     @classmethod
     def settings_customise_sources(
@@ -384,7 +812,64 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the config file (passed as init values), which beats defaults.
-        return (env_settings, init_settings)
+        if not _READ_ENVIRONMENT.get():
+            return (init_settings,)
+        return (_Environment(settings_cls), init_settings)
+
+
+_READ_ENVIRONMENT: ContextVar[bool] = ContextVar("read_environment", default=True)
+"""False while Settings.replace validates a copy: the copy keeps what the original read."""
+
+
+class _Environment(PydanticBaseSettingsSource):
+    """``SESSIONWARDEN_<NAME>`` (any case) for every flat setting name, and the
+    conventional ``KAFKA_BOOTSTRAP_SERVERS`` before ``SESSIONWARDEN_BOOTSTRAP_SERVERS``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {k.upper(): v for k, v in os.environ.items()}
+        found: dict[str, Any] = {}
+        for variable in variables():
+            for name in variable.environment:
+                if name in environ:
+                    found[variable.name] = environ[name]
+                    break
+        return found
+
+
+_FLAT: dict[str, tuple[str, str]] = {v.name: (v.section, v.field) for v in variables()}
+_FLAT.update({"KAFKA_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers")})
+_FLAT.update({"SESSIONWARDEN_BOOTSTRAP_SERVERS": ("kafka", "bootstrap_servers")})
+_NAMES: dict[tuple[str, str], str] = {(v.section, v.field): v.name for v in variables()}
+
+FlatSettings = create_model(  # type: ignore[call-overload]
+    "FlatSettings",
+    __config__=ConfigDict(frozen=True, extra="forbid"),
+    **{v.name: (v.info.annotation, v.info) for v in variables()},
+)
+"""Every setting under its flat name, as the environment and the config file name them
+(for references and checks; the processes read :class:`Settings`)."""
+
+
+def flat_location(loc: Sequence[int | str]) -> str:
+    """An error's location by the setting's flat name: ``("kafka", "partitions")`` ->
+    ``"partitions"``; an error of a whole section or of all settings -> ``""``."""
+    if loc and loc[0] in SECTIONS:
+        if len(loc) == 1:
+            return ""
+        name = _NAMES.get((str(loc[0]), str(loc[1])))
+        if name is not None:
+            return dotted([name, *loc[2:]])
+        if str(loc[1]) in ("KAFKA_BOOTSTRAP_SERVERS", "SESSIONWARDEN_BOOTSTRAP_SERVERS"):
+            return str(loc[1])
+    return dotted(loc)
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    lines = error_lines(exc, root="settings", where=flat_location)
+    return ConfigError("invalid settings:\n  " + "\n  ".join(lines))
 
 
 def _read_key(name: str, path: Path | None) -> bytes | None:
@@ -428,5 +913,4 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**values)
     except ValidationError as exc:
-        lines = error_lines(exc, root="settings")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from exc
+        raise _config_error(exc) from exc

@@ -16,7 +16,7 @@ def main() -> int:
     try:
         settings = load_settings()
         policy = load_policy(settings.policy_file) if settings.policy_file else default_policy()
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(settings.logging.level, settings.logging.format)
         bind_process(service="detect")
         return run(settings, policy)
     except SessionwardenError as exc:

@@ -63,35 +63,35 @@ sends a request per record)."""
 
 def app_id(settings: Settings) -> str:
     """Consumer group and faust id; faust's changelog topics are named after it."""
-    return f"{settings.topic_prefix}{settings.detect_group_id}"
+    return f"{settings.topics.prefix}{settings.detect.group_id}"
 
 
 def _faust_app(settings: Settings, ident: str, data_dir: Path | None) -> faust.App:
     """The faust app with every setting from Settings (none from the environment)."""
-    web = settings.detect_web_enabled
+    web = settings.detect.web_enabled
     return faust.App(
         ident,
         env={},  # every setting comes from Settings: faust must not read the environment
-        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        broker_credentials=settings.kafka_security.faust_credentials(),
+        broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=settings.kafka.security.faust_credentials(),
         autodiscover=False,
         store="memory://",
-        datadir=str(data_dir or settings.detect_data_dir or _default_data_dir(ident)),
+        datadir=str(data_dir or settings.detect.data_dir or _default_data_dir(ident)),
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
         topic_disable_leader=True,
         table_standby_replicas=1,
         consumer_auto_offset_reset="earliest",
-        broker_commit_interval=settings.detect_commit_interval_s,
+        broker_commit_interval=settings.detect.commit_interval_s,
         producer_acks=-1,
         producer_linger=PRODUCER_LINGER_S,
         web_enabled=web,
-        web_bind=settings.detect_web_host,
-        web_host=settings.detect_web_host,
-        web_port=settings.detect_web_port,
+        web_bind=settings.detect.web_host,
+        web_host=settings.detect.web_host,
+        web_port=settings.detect.web_port,
         web_tables_enabled=False,
         web_router_enabled=False,
         web_stats_enabled=False,
@@ -117,14 +117,14 @@ def create_app(
     alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
     tables = _tables(app, settings, engine)
     caep = settings.detect_caep_config()  # never the enforcer's key (docs/SECURITY.md)
-    if caep is None and settings.caep_enabled:
+    if caep is None and settings.caep.enabled:
         log.info("no CAEP risk-level-change tokens: detect_caep_issuer is not set")
     caep_topic = (
         app.topic(settings.topics.caep, key_serializer="raw", value_serializer="raw")
         if caep is not None
         else None
     )
-    shell = DetectShell(engine, tables, alerts, settings.log_salt, caep, caep_topic, observer)
+    shell = DetectShell(engine, tables, alerts, settings.logging.salt, caep, caep_topic, observer)
     shell.drain = app.producer.buffer.flush
 
     async def detect(stream: Any) -> None:
@@ -216,7 +216,11 @@ def _tables(app: faust.App, settings: Settings, engine: Engine) -> Tables:
         # faust picks a table's serializers from its types: bytes values are stored raw (our
         # JSON, written and read by state.py), keys (str or tuples) as JSON.
         return app.Table(
-            name, default=None, value_type=bytes, partitions=settings.partitions, help=help_text
+            name,
+            default=None,
+            value_type=bytes,
+            partitions=settings.kafka.partitions,
+            help=help_text,
         )
 
     expirations = table(EXPIRATIONS, "session expirations per user, by event-time bucket")
@@ -340,16 +344,18 @@ def _where(msg: Any) -> dict[str, Any]:
 
 def check_topics(settings: Settings, timeout: float = 30.0) -> None:
     """Refuse to start without the audit and alert topics, or with another partition count."""
-    admin = AdminClient(settings.kafka_client_config())
+    admin = AdminClient(settings.kafka.client_config())
     topics = admin.list_topics(timeout=timeout).topics
     problems = []
     for name in (settings.topics.audit, settings.topics.alerts):
         found = topics.get(name)
         if found is None or found.error is not None:
             problems.append(f"{name}: missing")
-        elif len(found.partitions) != settings.partitions:
+        elif len(found.partitions) != settings.kafka.partitions:
             have = len(found.partitions)
-            problems.append(f"{name}: has {have} partitions, settings say {settings.partitions}")
+            problems.append(
+                f"{name}: has {have} partitions, settings say {settings.kafka.partitions}"
+            )
     if problems:
         raise ConfigError(
             "the detect worker cannot start:\n  "
@@ -364,12 +370,12 @@ def run(settings: Settings, policy: Policy) -> int:
     Logging must be configured by the caller (the entry point); faust's own chatter is kept to
     warnings unless the log level is DEBUG.
     """
-    if settings.kafka_security.protocol != "PLAINTEXT":
+    if settings.kafka.security.protocol != "PLAINTEXT":
         from sessionwarden.kafka.security import check_connection
 
-        check_connection(settings.bootstrap_servers, settings.kafka_security)
+        check_connection(settings.kafka.bootstrap_servers, settings.kafka.security)
     check_topics(settings)
-    if settings.log_level != "DEBUG":
+    if settings.logging.level != "DEBUG":
         for name in _NOISY:
             logging.getLogger(name).setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
@@ -383,7 +389,7 @@ def run(settings: Settings, policy: Policy) -> int:
             halt_worker(exc)
 
         app = create_app(
-            settings, policy, settings.detect_data_dir or Path(scratch), observer, halt
+            settings, policy, settings.detect.data_dir or Path(scratch), observer, halt
         )
         ensure_changelogs(app, settings)
         worker = faust.Worker(

@@ -45,8 +45,8 @@ def changelog_specs(app: Any, settings: Settings) -> list[TopicSpec]:
         specs.append(
             TopicSpec(
                 topic.get_topic_name(),
-                settings.partitions,
-                settings.replication_factor,
+                settings.kafka.partitions,
+                settings.kafka.replication_factor,
                 configs,
                 f"the detectors' {name} table",
             )

@@ -51,7 +51,7 @@ class DetectObserver:
 
 
 def detect_observer_for(settings: Settings) -> DetectObserver:
-    return DetectMetrics(settings) if settings.metrics_enabled else DetectObserver()
+    return DetectMetrics(settings) if settings.metrics.enabled else DetectObserver()
 
 
 class DetectMetrics(DetectObserver):
@@ -62,7 +62,9 @@ class DetectMetrics(DetectObserver):
         self.registry = r = registry if registry is not None else CollectorRegistry()
         # faust reports no lag here: the dashboard and Prometheus watch the group's lag.
         self.progress = Progress(
-            settings.health_stall_s, settings.ready_max_lag_records, reports_lag=False
+            settings.metrics.health_stall_s,
+            settings.metrics.ready_max_lag_records,
+            reports_lag=False,
         )
         self._server: MetricsServer | None = None
         ns = "sessionwarden_detect"
@@ -109,7 +111,7 @@ class DetectMetrics(DetectObserver):
 
     def start(self) -> None:
         self._server = serve_metrics(
-            self.settings, self.settings.detect_metrics_port, self.registry, self.progress, "detect"
+            self.settings, self.settings.metrics.detect_port, self.registry, self.progress, "detect"
         )
 
     def close(self) -> None:

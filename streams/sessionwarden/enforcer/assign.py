@@ -47,7 +47,6 @@ class Assignments:
         self._settings = settings
         self._policy = policy
         self._consumer = consumer
-        # The loop's own names, not ``settings.topics`` (a new object at each call).
         self._topics = topics
         self.parts = parts
         self._stats = stats
@@ -160,7 +159,9 @@ class Assignments:
         committed = {tp.partition: tp.offset for tp in self._consumer.committed(tps, 30)}
         for p, pending in done:
             start = committed.get(p, OFFSET_INVALID)
-            rt = PartitionRuntime(pending.enforcer, PartitionClock(self._settings.lag_grace_s))
+            rt = PartitionRuntime(
+                pending.enforcer, PartitionClock(self._settings.enforcer.lag_grace_s)
+            )
             rt.next_offset = start if start >= 0 else 0
             self.parts[p] = rt
             if p in self.skipped:  # input read while paused was dropped: read it again

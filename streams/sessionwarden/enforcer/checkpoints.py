@@ -88,13 +88,13 @@ class Checkpoints:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Checkpoints | None:
-        if settings.state_dir is None:
+        if settings.enforcer.state_dir is None:
             return None
         return cls(
-            settings.state_dir,
+            settings.enforcer.state_dir,
             settings.topics.enforcer_state,
-            settings.state_snapshot_interval_s,
-            settings.state_snapshot_records,
+            settings.enforcer.state_snapshot_interval_s,
+            settings.enforcer.state_snapshot_records,
         )
 
     # -- offsets ----------------------------------------------------------------------------

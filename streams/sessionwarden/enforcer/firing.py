@@ -48,7 +48,7 @@ class Firing:
         failing (None: the one given is kept, only its metadata refreshed)."""
         self._consumer = consumer
         self._admin = admin
-        self._topics = topics  # the loop's own: its input name is read at each use
+        self._topics = topics
         self._budget = budget
         self._batch_size = batch_size
         self._clock = clock

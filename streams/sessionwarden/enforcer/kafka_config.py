@@ -10,15 +10,15 @@ from sessionwarden.kafka.topics import INPUT_MAX_MESSAGE_BYTES
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     config = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": settings.group_id,
-        "client.id": f"sessionwarden-enforcer-{settings.instance_id}",
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": settings.enforcer.group_id,
+        "client.id": f"sessionwarden-enforcer-{settings.enforcer.instance_id}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": settings.session_timeout_ms,
-        "heartbeat.interval.ms": max(250, settings.session_timeout_ms // 4),
+        "session.timeout.ms": settings.enforcer.session_timeout_ms,
+        "heartbeat.interval.ms": max(250, settings.enforcer.session_timeout_ms // 4),
         "max.poll.interval.ms": 300_000,
         "partition.assignment.strategy": "cooperative-sticky",
         # Fresh high watermarks: the lag rule asks "have we read everything?" every batch.
@@ -28,9 +28,9 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # budget leaving records to a later transaction, that was a second of reading nothing.
         "fetch.queue.backoff.ms": 10,
         "log_level": 4,
-        **settings.kafka_security.librdkafka(),
+        **settings.kafka.security.librdkafka(),
     }
-    if settings.static_membership:
+    if settings.enforcer.static_membership:
         # A restarted instance takes its partitions back at once instead of waiting for its
         # dead predecessor's session to time out.
         config["group.instance.id"] = settings.transactional_id
@@ -39,10 +39,10 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": f"sessionwarden-enforcer-{settings.instance_id}",
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "client.id": f"sessionwarden-enforcer-{settings.enforcer.instance_id}",
         "transactional.id": settings.transactional_id,
-        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "transaction.timeout.ms": settings.enforcer.transaction_timeout_ms,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 2,
@@ -55,22 +55,22 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # per-batch max.message.bytes.
         "batch.size": INPUT_MAX_MESSAGE_BYTES,
         "log_level": 4,
-        **settings.kafka_security.librdkafka(),
+        **settings.kafka.security.librdkafka(),
     }
 
 
 def restore_config(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": f"{settings.group_id}-restore",  # never commits; assign() only
-        "client.id": f"sessionwarden-restore-{settings.instance_id}",
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": f"{settings.enforcer.group_id}-restore",  # never commits; assign() only
+        "client.id": f"sessionwarden-restore-{settings.enforcer.instance_id}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "fetch.max.bytes": 52_428_800,
         "log_level": 4,
-        **settings.kafka_security.librdkafka(),
+        **settings.kafka.security.librdkafka(),
     }
 
 
 def admin_config(settings: Settings) -> dict[str, Any]:
-    return {**settings.kafka_client_config(), "log_level": 4}
+    return {**settings.kafka.client_config(), "log_level": 4}

@@ -110,7 +110,7 @@ class EnforcerLoop:
         self.topics = settings.topics
         self.parts: dict[int, PartitionRuntime] = {}
         self.stats = LoopStats()
-        self.session_hash = SessionHasher(settings.log_salt)
+        self.session_hash = SessionHasher(settings.logging.salt)
         # CAEP tokens are signed outside the transactions (sessionwarden/caep/transmitter.py).
         self._caep = CaepTransmitter.from_settings(settings)
         self._clients = clients or KafkaClients()
@@ -124,8 +124,8 @@ class EnforcerLoop:
         self._fenced = False  # the producer cannot even abort: close must not try
         self.metrics = observer_for(settings, self.topics)
         self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
-        self._budget = InputBudget.for_timeout(settings.transaction_timeout_ms / 1000)
-        self._limit = RecordLimit(settings.batch_size)
+        self._budget = InputBudget.for_timeout(settings.enforcer.transaction_timeout_ms / 1000)
+        self._limit = RecordLimit(settings.enforcer.batch_size)
         self._carry: list[Message] = []  # consumed, left by the input budget to the next batch
         self._connect()
 
@@ -154,8 +154,8 @@ class EnforcerLoop:
             self._consumer,
             self._admin,
             self.topics,
-            s.producer_delay_budget_s,
-            s.batch_size,
+            s.enforcer.producer_delay_budget_s,
+            s.enforcer.batch_size,
             self.clock,
             admin_factory=lambda: AdminClient(admin_config(s)),
         )
@@ -203,7 +203,7 @@ class EnforcerLoop:
         # Producers hash keys over the topic's real partition count; the setting until it exists.
         md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
         found = len(md.partitions) if md is not None and md.error is None else 0
-        self._router = Router(found or self.settings.partitions)
+        self._router = Router(found or self.settings.kafka.partitions)
         self._consumer.subscribe(
             [self.topics.input],
             on_assign=self._assign.on_assign,
@@ -283,7 +283,7 @@ class EnforcerLoop:
             while self._consumer.memberid() and time.monotonic() < deadline:
                 # Serves the revocation; records read meanwhile are not ours to process (their
                 # next owner reads them from the committed offsets).
-                self._consumer.consume(self.settings.batch_size, 0.1)
+                self._consumer.consume(self.settings.enforcer.batch_size, 0.1)
             left = not self._consumer.memberid()
         except KafkaException as exc:
             log.warning("could not leave the consumer group", extra=error_fields(exc))
@@ -340,10 +340,10 @@ class EnforcerLoop:
         self._exit_if_fenced(exc)
         self._recoveries_in_row += 1
         self.stats.recoveries += 1
-        if self._recoveries_in_row > self.settings.max_recoveries:
+        if self._recoveries_in_row > self.settings.enforcer.max_recoveries:
             log.error(
                 "enforcer cannot recover, exiting",
-                extra={"attempts": self.settings.max_recoveries, **error_fields(exc)},
+                extra={"attempts": self.settings.enforcer.max_recoveries, **error_fields(exc)},
             )
             raise EnforcerExit(EXIT_UNRECOVERABLE) from exc
         log.error(
@@ -381,7 +381,7 @@ class EnforcerLoop:
                 # A call refused for a fatal client, and the producer has no fatal error:
                 # the consumer's call (its only fatal error is a static member fenced).
                 consumer = True
-        timeout_s = self.settings.transaction_timeout_ms / 1000
+        timeout_s = self.settings.enforcer.transaction_timeout_ms / 1000
         # Since the last begin_transaction (or init_transactions), open or not: a fence seen
         # between transactions (the poll after a commit, begin_transaction itself) is judged
         # by it too.
@@ -416,8 +416,8 @@ class EnforcerLoop:
             fn,
             committing,
             self._txn_started,
-            self.settings.transaction_timeout_ms / 1000,
-            self.settings.txn_retry_timeout_s,
+            self.settings.enforcer.transaction_timeout_ms / 1000,
+            self.settings.enforcer.txn_retry_timeout_s,
         )
 
     # -- one batch ------------------------------------------------------------------------
@@ -484,7 +484,7 @@ class EnforcerLoop:
         # a deadline due it takes what input has arrived and fires it without waiting for more.
         if self._assign.restorer.pending:
             return 0.0
-        wait = self.settings.poll_timeout_s
+        wait = self.settings.enforcer.poll_timeout_s
         return min(DUE_POLL_TIMEOUT_S, wait) if due else wait
 
     def _batch(self, msgs: list[Message], now: float) -> int:

@@ -44,7 +44,7 @@ LIVE_REFRESH_S = 10.0  # counting live sessions walks every session of the parti
 
 def observer_for(settings: Settings, topics: TopicNames) -> EnforcerObserver:
     """Prometheus metrics when enabled in the settings, else the silent observer."""
-    if not settings.metrics_enabled:
+    if not settings.metrics.enabled:
         return EnforcerObserver()
     return EnforcerMetrics(settings, topics)
 
@@ -60,11 +60,11 @@ class EnforcerMetrics(EnforcerObserver):
         wall: Any = time.time,
     ) -> None:
         self.settings = settings
-        self.topics = topics  # the loop's own: its input name is read at each use
+        self.topics = topics
         self.registry = registry if registry is not None else CollectorRegistry()
         self.progress = Progress(
-            settings.health_stall_s,
-            settings.ready_max_lag_records,
+            settings.metrics.health_stall_s,
+            settings.metrics.ready_max_lag_records,
         )
         self._wall = wall
         self._server: MetricsServer | None = None
@@ -158,7 +158,7 @@ class EnforcerMetrics(EnforcerObserver):
             return
         self._server = serve_metrics(
             self.settings,
-            self.settings.enforcer_metrics_port,
+            self.settings.metrics.enforcer_port,
             self.registry,
             self.progress,
             "enforcer",

@@ -53,7 +53,7 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
     min_isr = {"min.insync.replicas": str(min_insync_replicas(settings))}
 
     def spec(name: str, configs: dict[str, str], purpose: str) -> TopicSpec:
-        p, rf = settings.partitions, settings.replication_factor
+        p, rf = settings.kafka.partitions, settings.kafka.replication_factor
         return TopicSpec(name, p, rf, {**configs, **min_isr}, purpose)
 
     def kept(ms: int | str) -> dict[str, str]:
@@ -92,9 +92,9 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
 
 def min_insync_replicas(settings: Settings) -> int:
     """The setting, or min(2, replication factor): one broker may fail, none silently."""
-    if settings.min_insync_replicas is not None:
-        return settings.min_insync_replicas
-    return min(2, settings.replication_factor)
+    if settings.kafka.min_insync_replicas is not None:
+        return settings.kafka.min_insync_replicas
+    return min(2, settings.kafka.replication_factor)
 
 
 def _existing(admin: AdminClient, timeout: float) -> dict[str, int]:
@@ -261,7 +261,7 @@ def _align(
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_client_config())
+    return AdminClient(settings.kafka.client_config())
 
 
 def delete_topics(

@@ -16,7 +16,7 @@ out by holding connections open.
 
 Any process gets all three endpoints with one line::
 
-    server = serve_metrics(settings, settings.detect_metrics_port, registry, progress, "detect")
+    server = serve_metrics(settings, settings.metrics.detect_port, registry, progress, "detect")
     ...
     server.close()
 """
@@ -181,20 +181,20 @@ def serve_metrics(
     """Start serving; None when metrics are disabled or the port cannot be bound (logged:
     processing must not stop because an observer's port is taken). A token file that cannot
     be read is a configuration error (ConfigError)."""
-    if not settings.metrics_enabled:
+    if not settings.metrics.enabled:
         return None
-    given = settings.metrics_token_file
+    given = settings.metrics.token_file
     token = read_token(given)[0] if given is not None else new_token()
     try:
-        server = MetricsServer(settings.metrics_host, port, registry, progress, token)
+        server = MetricsServer(settings.metrics.host, port, registry, progress, token)
     except OSError as exc:  # enforcement goes on; the missing endpoint is what alerts
         log.error(
             "metrics server not started",
-            extra={"host": settings.metrics_host, "port": port, "error": str(exc)},
+            extra={"host": settings.metrics.host, "port": port, "error": str(exc)},
         )
         return None
     if given is None:
-        folder = settings.metrics_token_dir or Path.cwd()
+        folder = settings.metrics.token_dir or Path.cwd()
         given = write_token(folder / f"{service}-{server.port}.metrics-token", token)
         server.generated = True
     server.token_file = given

@@ -58,7 +58,9 @@ class ServiceObserver:
         self.namespace = namespace
         self.registry.register(CountersCollector(namespace, counters))
         self.progress = Progress(
-            settings.health_stall_s, settings.ready_max_lag_records, reports_lag=False
+            settings.metrics.health_stall_s,
+            settings.metrics.ready_max_lag_records,
+            reports_lag=False,
         )
         self.server: MetricsServer | None = None
 

@@ -188,8 +188,8 @@ class RevocationListener:
                 path = settings.policy_file
                 policy = load_policy(path) if path is not None else default_policy()
             options["max_lifetime_s"] = policy.max_absolute
-        options = {**settings.kafka_security.librdkafka(), **options}
-        return cls(settings.bootstrap_servers, settings.topics.revocations, **options)
+        options = {**settings.kafka.security.librdkafka(), **options}
+        return cls(settings.kafka.bootstrap_servers, settings.topics.revocations, **options)
 
     @staticmethod
     def _consumer_config(bootstrap_servers: str, config: dict[str, Any]) -> dict[str, Any]:

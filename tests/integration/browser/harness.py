@@ -53,7 +53,7 @@ class ExampleService(Service):
     ) -> None:
         self.applied: dict[str, float] = {}
         self.revocations: dict[str, Revocation] = {}
-        publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
+        publisher = AsyncAuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input)
         super().__init__(
             settings, load_policy(policy), tenant, publisher=publisher, port=port,
             listener=listener, session_key=SESSION_KEY,

@@ -46,7 +46,7 @@ def stack(
     settings: Settings, enforcer: EnforcerProcess
 ) -> Iterator[tuple[ExampleService, Collector]]:
     """The enforcer, a reader of its revocations, and the example service."""
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     service = ExampleService(settings, POLICY)
     try:
         enforcer.wait_assigned()

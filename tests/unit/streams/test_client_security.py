@@ -37,5 +37,5 @@ def test_every_client_carries_the_security_properties(name: str, tmp_path: Path)
         kafka_ssl_ca_file=str(ca),
     )
     config = BUILDERS[name](settings)
-    expected = settings.kafka_client_config()
+    expected = settings.kafka.client_config()
     assert expected == {key: config.get(key) for key in expected}

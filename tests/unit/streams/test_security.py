@@ -44,8 +44,8 @@ def sasl_ssl(secret_file: Path, ca_file: Path, **extra: object) -> dict[str, obj
 def test_plaintext_adds_no_client_properties() -> None:
     """The default stays the loopback broker of development and most tests."""
     settings = load_settings()
-    assert {"bootstrap.servers": "127.0.0.1:9092"} == settings.kafka_client_config()
-    assert settings.kafka_security.faust_credentials() is None
+    assert {"bootstrap.servers": "127.0.0.1:9092"} == settings.kafka.client_config()
+    assert settings.kafka.security.faust_credentials() is None
 
 
 def test_sasl_ssl_maps_onto_librdkafka_with_host_name_verification(
@@ -61,7 +61,7 @@ def test_sasl_ssl_maps_onto_librdkafka_with_host_name_verification(
         "ssl.endpoint.identification.algorithm": "https",
         "ssl.ca.location": str(ca_file),
     }
-    assert expected == settings.kafka_security.librdkafka()
+    assert expected == settings.kafka.security.librdkafka()
 
 
 def test_host_name_verification_can_be_turned_off_explicitly(
@@ -69,7 +69,7 @@ def test_host_name_verification_can_be_turned_off_explicitly(
 ) -> None:
     """Off only when asked for, and then visible in the log-safe summary."""
     settings = load_settings(**sasl_ssl(secret_file, ca_file, kafka_ssl_verify_hostname=False))
-    security = settings.kafka_security
+    security = settings.kafka.security
     assert "none" == security.librdkafka()["ssl.endpoint.identification.algorithm"]
     assert "host name NOT verified" in security.describe()
 
@@ -81,7 +81,7 @@ def test_aiokafka_and_faust_get_the_same_login(secret_file: Path) -> None:
         kafka_sasl_username="detect",
         kafka_sasl_password_file=str(secret_file),
     )
-    kwargs = settings.kafka_security.aiokafka()
+    kwargs = settings.kafka.security.aiokafka()
     context = kwargs.pop("ssl_context")
     assert isinstance(context, ssl.SSLContext)
     assert (True, ssl.CERT_REQUIRED) == (context.check_hostname, context.verify_mode)
@@ -92,14 +92,14 @@ def test_aiokafka_and_faust_get_the_same_login(secret_file: Path) -> None:
         "sasl_plain_password": SECRET,
     }
     assert expected == kwargs
-    credentials = settings.kafka_security.faust_credentials()
+    credentials = settings.kafka.security.faust_credentials()
     assert ("detect", "SASL_SSL") == (credentials.username, credentials.protocol.value)  # type: ignore[union-attr]
 
 
 def test_the_password_never_shows_in_repr_or_the_summary(secret_file: Path, ca_file: Path) -> None:
     """Settings objects end up in logs and tracebacks."""
     settings = load_settings(**sasl_ssl(secret_file, ca_file))
-    for text in (repr(settings), repr(settings.kafka_security), settings.kafka_security.describe()):
+    for text in (repr(settings), repr(settings.kafka.security), settings.kafka.security.describe()):
         assert SECRET not in text
 
 
@@ -243,8 +243,8 @@ def test_sasl_plain_without_tls_is_refused_unless_explicitly_allowed(secret_file
     allowed = load_settings(
         **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
     )
-    assert "PLAIN" == allowed.kafka_security.librdkafka()["sasl.mechanism"]
-    assert "password NOT encrypted" in allowed.kafka_security.describe()
+    assert "PLAIN" == allowed.kafka.security.librdkafka()["sasl.mechanism"]
+    assert "password NOT encrypted" in allowed.kafka.security.describe()
 
 
 def test_an_allowed_plain_password_without_tls_is_warned_about_once_per_process(
@@ -254,7 +254,7 @@ def test_an_allowed_plain_password_without_tls_is_warned_about_once_per_process(
     settings = load_settings(
         **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
     )
-    security = settings.kafka_security
+    security = settings.kafka.security
     security.librdkafka()
     security.aiokafka()
     security.faust_credentials()
@@ -282,7 +282,7 @@ def test_other_weakened_connections_are_warned_about(
     values = {**sasl_plaintext(secret_file, "SCRAM-SHA-512"), **settings}
     if values["kafka_security_protocol"] == "SSL":
         values["kafka_ssl_ca_file"] = str(ca_file)
-    load_settings(**values).kafka_security.librdkafka()
+    load_settings(**values).kafka.security.librdkafka()
     [warning] = warnings_logged(caplog)
     assert risk in warning
 
@@ -299,5 +299,5 @@ def test_a_secure_connection_logs_no_warning(
     secret_file: Path, ca_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Warnings that always fire are warnings nobody reads."""
-    load_settings(**sasl_ssl(secret_file, ca_file)).kafka_security.librdkafka()
+    load_settings(**sasl_ssl(secret_file, ca_file)).kafka.security.librdkafka()
     assert [] == warnings_logged(caplog)

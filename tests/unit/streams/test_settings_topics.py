@@ -12,8 +12,8 @@ from sessionwarden.kafka.topics import topic_specs
 
 
 def test_instance_id_defaults_from_the_host_name() -> None:
-    assert host_instance_id() == load_settings().instance_id
-    assert socket.gethostname().split(".")[0] in load_settings().instance_id
+    assert host_instance_id() == load_settings().enforcer.instance_id
+    assert socket.gethostname().split(".")[0] in load_settings().enforcer.instance_id
     assert "enforcer-7f9c-xk2p" == host_instance_id("enforcer-7f9c-xk2p")
     assert "a-b.c" == host_instance_id("a b.c")
     assert "0" == host_instance_id("///")

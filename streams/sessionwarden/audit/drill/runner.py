@@ -289,8 +289,8 @@ def _publish(
         if p.logout is not None:
             events.append((p.logout, "logout", p))
     events.sort(key=lambda e: e[0])
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input,
-                            **settings.kafka_security.librdkafka()) as out:  # fmt: skip
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input,
+                            **settings.kafka.security.librdkafka()) as out:  # fmt: skip
         for when, kind, p in events:
             delay = t0 + when - time.time()
             if delay > 0:

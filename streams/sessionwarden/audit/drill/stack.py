@@ -63,9 +63,9 @@ class Child:
 
 def child_env(settings: Settings, policy_file: Path, **extra: str) -> dict[str, str]:
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topics.prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.kafka.partitions),
         "SESSIONWARDEN_POLICY_FILE": str(policy_file),
         "SESSIONWARDEN_LOG_FORMAT": "json",
         **extra,
@@ -73,7 +73,7 @@ def child_env(settings: Settings, policy_file: Path, **extra: str) -> dict[str, 
 
 
 def start_enforcer(settings: Settings, policy_file: Path, workdir: Path) -> Child:
-    env = child_env(settings, policy_file, SESSIONWARDEN_GROUP_ID=f"{settings.topic_prefix}enf",
+    env = child_env(settings, policy_file, SESSIONWARDEN_GROUP_ID=f"{settings.topics.prefix}enf",
                     SESSIONWARDEN_INSTANCE_ID="0")  # fmt: skip
     child = Child("enforcer", ["-m", "sessionwarden", "enforce"], env, workdir / "enforcer.log")
     child.wait_for("partitions assigned", 90)
@@ -82,7 +82,7 @@ def start_enforcer(settings: Settings, policy_file: Path, workdir: Path) -> Chil
 
 def start_sink(settings: Settings, policy_file: Path, workdir: Path, dsn: str) -> Child:
     env = child_env(settings, policy_file, SESSIONWARDEN_PG_DSN=dsn,
-                    SESSIONWARDEN_PG_SINK_GROUP_ID=f"{settings.topic_prefix}pg-sink")  # fmt: skip
+                    SESSIONWARDEN_PG_SINK_GROUP_ID=f"{settings.topics.prefix}pg-sink")  # fmt: skip
     child = Child(
         "postgres sink", ["-m", "sessionwarden", "sink", "postgres"], env, workdir / "sink.log"
     )

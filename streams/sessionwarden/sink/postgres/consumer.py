@@ -57,16 +57,16 @@ def connect(dsn: str) -> psycopg.Connection[Any]:
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     return {
-        **settings.kafka_client_config(),  # bootstrap servers and the security properties
-        "group.id": settings.pg_sink_group_id,
+        **settings.kafka.client_config(),  # bootstrap servers and the security properties
+        "group.id": settings.sink.group_id,
         "client.id": "sessionwarden-pg-sink",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "range",  # eager: on_assign seeks with assign()
-        "session.timeout.ms": settings.session_timeout_ms,
-        "heartbeat.interval.ms": max(250, settings.session_timeout_ms // 4),
+        "session.timeout.ms": settings.enforcer.session_timeout_ms,
+        "heartbeat.interval.ms": max(250, settings.enforcer.session_timeout_ms // 4),
         "fetch.wait.max.ms": 20,
         "log_level": 4,
     }
@@ -90,20 +90,20 @@ class PostgresSink:
             "cut_off_failed": 0,  # cut-off queries that failed (the rows were committed)
         }
         self._stop = threading.Event()
-        self._prune = PruneSchedule(settings.pg_prune_interval_s)
+        self._prune = PruneSchedule(settings.sink.prune_interval_s)
         self._second_pass = CutOffSchedule(_SECOND_PASS_S)
         self._store: RevocationStore | None = None
         self._consumer: Consumer | None = None
         self.metrics = ServiceObserver(
-            settings, settings.sink_metrics_port, "sessionwarden_sink", lambda: self.stats
+            settings, settings.metrics.sink_port, "sessionwarden_sink", lambda: self.stats
         )
 
     def stop(self) -> None:
         self._stop.set()
 
     def run(self) -> None:
-        conn = connect(self.settings.pg_dsn)
-        log.info("sink starting", extra={"database": describe_dsn(self.settings.pg_dsn)})
+        conn = connect(self.settings.sink.dsn)
+        log.info("sink starting", extra={"database": describe_dsn(self.settings.sink.dsn)})
         with conn:
             self._store = RevocationStore(conn, self.topic)
             try:
@@ -114,24 +114,24 @@ class PostgresSink:
                         " database?): reset, guarded statements no longer fail on it"
                     )
                 self._report_bypasses(self._store)
-                if self.settings.pg_cut_off:
+                if self.settings.sink.cut_off:
                     self._report_missing_powers(self._store)
             except psycopg.Error as exc:
                 raise SinkError(
                     "cannot read the sessionwarden schema: "
-                    + redact(str(exc), self.settings.pg_dsn)
+                    + redact(str(exc), self.settings.sink.dsn)
                 ) from None
             self._consumer = Consumer(consumer_config(self.settings))
             self.metrics.start()
             try:
-                if self.settings.pg_cut_off:
+                if self.settings.sink.cut_off:
                     self._cut_off_stored(self._store)
                 self._check_topic(self._consumer)
                 self._consumer.subscribe([self.topic], on_assign=self._on_assign)
                 self._loop()
             except psycopg.Error as exc:
                 raise SinkError(
-                    "PostgreSQL failed under the sink: " + redact(str(exc), self.settings.pg_dsn)
+                    "PostgreSQL failed under the sink: " + redact(str(exc), self.settings.sink.dsn)
                 ) from None
             finally:
                 self._consumer.close()
@@ -180,11 +180,11 @@ class PostgresSink:
             found = consumer.list_topics(self.topic, timeout=15).topics.get(self.topic)
         except KafkaException as exc:
             raise SinkError(
-                f"no Kafka broker answered at {self.settings.bootstrap_servers}: {exc}"
+                f"no Kafka broker answered at {self.settings.kafka.bootstrap_servers}: {exc}"
             ) from exc
         if found is None or found.error is not None:
             raise SinkError(
-                f"no topic {self.topic} on {self.settings.bootstrap_servers}:"
+                f"no topic {self.topic} on {self.settings.kafka.bootstrap_servers}:"
                 " run `sessionwarden topics create` (and the enforcer)"
             )
 
@@ -226,7 +226,7 @@ class PostgresSink:
         first = consumer.poll(0.05)
         if first is None:
             return []
-        more = self.settings.pg_batch_size - 1
+        more = self.settings.sink.batch_size - 1
         return [first, *consumer.consume(more, 0)] if more else [first]
 
     def _records(self, messages: list[Message]) -> list[RawRecord]:
@@ -267,7 +267,7 @@ class PostgresSink:
         self.stats["rows"] += len(batch.rows)
         self.stats["expired"] += batch.expired
         self.stats["undecodable"] += len(batch.undecodable)
-        if batch.rows and self.settings.pg_cut_off:
+        if batch.rows and self.settings.sink.cut_off:
             self._cut_off(batch.tags, second_pass=False)
             self._second_pass.add(batch.tags, time.monotonic())
         return True
@@ -285,7 +285,7 @@ class PostgresSink:
             self.stats["cut_off_failed"] += 1
             log.warning(
                 "the cut-off of revoked sessions failed",
-                extra={"error": redact(str(exc), self.settings.pg_dsn), "sessions": len(tags)},
+                extra={"error": redact(str(exc), self.settings.sink.dsn), "sessions": len(tags)},
             )
             return
         self.stats["cut_off_refused"] += self._store.refused_signals - refused_before

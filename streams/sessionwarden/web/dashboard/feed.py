@@ -120,7 +120,7 @@ class DashboardFeed:
         topics = settings.topics
         self._topics = (topics.revocations, topics.audit, topics.alerts)
         self._groups = {
-            "enforcer": (settings.group_id, topics.input),
+            "enforcer": (settings.enforcer.group_id, topics.input),
             "detectors": (detect_group, topics.audit),
         }
         self.state, self.lock, self.on_change = state, lock, on_change
@@ -134,7 +134,7 @@ class DashboardFeed:
             topics.alerts: state.apply_alert,
         }
         self._records = RecordApplier(apply, self.stats, topics.alerts)
-        client = {**settings.kafka_client_config(), "log_level": 4}
+        client = {**settings.kafka.client_config(), "log_level": 4}
         self._consumer = Consumer({
             **client, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
             "isolation.level": "read_committed", "enable.auto.commit": False,

@@ -24,11 +24,11 @@ def create_app(settings: Settings, token: str, *, show_session_ids: bool = False
     """The dashboard's ASGI app; its lifespan starts and stops the Kafka feed."""
     from sessionwarden.detect.app import app_id
 
-    show = (lambda s: s) if show_session_ids else SessionHasher(settings.log_salt)
+    show = (lambda s: s) if show_session_ids else SessionHasher(settings.logging.salt)
     state, lock, pusher = DashboardState(show_session=show), threading.Lock(), Pusher()
     feed = DashboardFeed(settings, state, lock, pusher.notify, detect_group=app_id(settings))
     metrics = ServiceObserver(
-        settings, settings.dashboard_metrics_port, "sessionwarden_dashboard", lambda: feed.stats
+        settings, settings.metrics.dashboard_port, "sessionwarden_dashboard", lambda: feed.stats
     )
     feed.on_step = metrics.step
 
@@ -51,7 +51,7 @@ def serve(settings: Settings, token_file: Path | None, show_session_ids: bool) -
 
     token, generated = read_token(token_file)
     app = create_app(settings, token, show_session_ids=show_session_ids)
-    host, port = settings.dashboard_host, settings.dashboard_port
+    host, port = settings.dashboard.host, settings.dashboard.port
     shown = f"http://{host}:{port}/" + (f"#token={token}" if generated else "")
     print(f"dashboard: {shown}", flush=True)
     if not generated:

@@ -27,7 +27,7 @@ def test_one_spec_per_table_with_the_name_and_configs_faust_would_declare() -> N
         assert {k: str(v) for k, v in faust_configs.items()} == {
             k: v for k, v in spec.configs.items() if k != "min.insync.replicas"
         }
-        assert (6, settings.replication_factor) == (spec.partitions, spec.replication_factor)
+        assert (6, settings.kafka.replication_factor) == (spec.partitions, spec.replication_factor)
 
 
 def test_windowed_tables_expire_their_buckets_and_the_others_are_compacted_only() -> None:

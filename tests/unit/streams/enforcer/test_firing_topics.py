@@ -25,10 +25,9 @@ class RecordingAdmin:
 
 
 def test_a_probe_names_the_input_topic_the_loop_reads_now() -> None:
-    topics = TopicNames("fresh.")
+    topics = TopicNames("fresh.", input="shared.auth.events")
     admin = RecordingAdmin()
     firing = Firing(None, admin, topics, 2.0, 100, lambda: 0.0)  # type: ignore[arg-type]
-    topics.input = "shared.auth.events"
     firing.probe({}, [0, 2])
     assert [("shared.auth.events", 0), ("shared.auth.events", 2)] == [
         (tp.topic, tp.partition) for tp in admin.asked

@@ -142,11 +142,10 @@ class _RecordingWatermarks:
 
 
 def test_lag_is_read_on_the_input_topic_the_loop_reads_now() -> None:
-    """The enforcer benchmark points a built loop at a shared input: lag follows the rename."""
-    topics = TopicNames("fresh.")
+    """The enforcer benchmark's loop reads a shared input: lag is read on that topic."""
+    topics = TopicNames("fresh.", input="shared.auth.events")
     registry = CollectorRegistry()
     metrics = EnforcerMetrics(Settings(), topics, registry, wall=lambda: T0 + 500)
-    topics.input = "shared.auth.events"
     part = SimpleNamespace(
         next_offset=10,
         position=10,
