@@ -25,7 +25,7 @@ Every call is given the transaction timeout, and librdkafka does not always keep
 ``send_offsets_to_transaction`` waits for as long as its request to the group coordinator has
 not been sent, and when that coordinator died, the request can wait for a broker state change
 that never comes (librdkafka issues 5456 and 5511; seen with 2.12 when the node coordinating
-both the transaction and the group was killed). So each call runs in a thread of its own and
+both the transaction and the group was killed). So each call runs in a worker thread and
 is given up as stuck (``CallStuck``) once ``stuck_after`` has passed: the clients are rebuilt
 beside it, or, if the stuck call could still change our transactional id's epoch once it
 returns, the process exits for its supervisor (``rebuild_beside``).
@@ -34,6 +34,7 @@ returns, the process exits for its supervisor (``rebuild_beside``).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import traceback
@@ -219,13 +220,35 @@ class CallStuck(Exception):
         self.bound_s = bound_s
 
 
+class _Worker:
+    """A daemon thread running the calls handed to it, one at a time (handing a call to a
+    waiting thread costs a fifth of starting one)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="kafka-calls", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            job()
+            del job  # holds the call, and the client it was made on, until the next one
+
+
+_workers = threading.local()  # each calling thread hands its calls to a worker of its own
+
+
 def call_within(name: str, fn: Callable[[], T], bound_s: float) -> T:
-    """``fn()`` in a daemon thread of its own: its result, or the exception it raised; raises
-    CallStuck if it has not returned within ``bound_s``."""
+    """``fn()`` in a worker thread: its result, or the exception it raised; raises CallStuck
+    if it has not returned within ``bound_s``. The worker is then left in the call, and the
+    next call gets a new one."""
+    worker: _Worker | None = getattr(_workers, "worker", None)
+    if worker is None:
+        worker = _workers.worker = _Worker()
     done = threading.Event()
     outcome: list[Any] = []
 
-    def run() -> None:
+    def job() -> None:
         try:
             outcome.append((True, fn()))
         except BaseException as exc:  # handed to the caller, raised there
@@ -233,10 +256,11 @@ def call_within(name: str, fn: Callable[[], T], bound_s: float) -> T:
         finally:
             done.set()
 
-    threading.Thread(target=run, name=f"kafka-{name}", daemon=True).start()
+    worker.jobs.put(job)
     if not done.wait(bound_s):
+        _workers.worker = None
         raise CallStuck(name, bound_s)
-    ok, value = outcome[0]
+    ok, value = outcome.pop()
     if not ok:
         raise value
     result: T = value
@@ -257,7 +281,7 @@ def call_transactional(
     """Call a transactional method (given its timeout), retrying retriable errors for
     ``retry_s`` with exponential backoff; anything else raises TxnFailure with the action
     ``classify`` chose. ``txn_started``: monotonic time the producer began its last
-    transaction or was initialised (None: unknown). Each try runs in a thread of its own and
+    transaction or was initialised (None: unknown). Each try runs in a worker thread and
     raises StuckFailure if it has not returned within ``stuck_s`` (``stuck_after`` of the
     timeout by default). Logs the first retry and, if there were more, one summary at the
     end."""
