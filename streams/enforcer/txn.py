@@ -24,11 +24,12 @@ message) says only ``_FATAL``; ``resolve`` asks the client which fatal error it 
 Every call is given the transaction timeout, and librdkafka does not always keep to it:
 ``send_offsets_to_transaction`` waits for as long as its request to the group coordinator has
 not been sent, and when that coordinator died, the request can wait for a broker state change
-that never comes (librdkafka issues 5456 and 5511; seen with 2.12 when the node coordinating
-both the transaction and the group was killed). So each call runs in a worker thread and
-is given up as stuck (``CallStuck``) once ``stuck_after`` has passed: the clients are rebuilt
-beside it, or, if the stuck call could still change our transactional id's epoch once it
-returns, the process exits for its supervisor (``rebuild_beside``).
+that never comes (librdkafka issues 5456 and 5511, both in 2.12: an enforcer was found waiting
+in the loop for good after the node coordinating its transactions and its group was killed). So
+each call runs in a worker thread and is given up as stuck (``CallStuck``) once ``stuck_after``
+has passed: the clients are rebuilt beside it, or, if the stuck call could still change our
+transactional id's epoch once it returns, the process exits for its supervisor
+(``rebuild_beside``).
 """
 
 from __future__ import annotations
