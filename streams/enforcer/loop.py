@@ -332,7 +332,7 @@ class EnforcerLoop:
         would, until a start succeeds; after ``max_recoveries`` in a row without a committed
         batch, exit. The old producer is destroyed before the new one is made (its traceback
         and every object built around it let go): it must not race the new one for our
-        transactional id."""
+        transactional id. Only one with a call stuck in it lives on (``_given_up``)."""
         while True:
             forget_frames(exc)
             self.metrics.recovering(cause_of(exc))
