@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from streams.enforcer.checkpoints import Checkpoints
 from streams.enforcer.core import PartitionEnforcer
 from streams.enforcer.horizon import PartitionClock
-from streams.enforcer.kafka_config import restore_config
+from streams.enforcer.kafka_config import admin_config, restore_config
 from streams.enforcer.partition import PartitionState
 from streams.enforcer.restore import Pending, Restorer
 from streams.enforcer.runtime import LoopStats, PartitionRuntime
@@ -59,6 +59,7 @@ class Assignments:
             settings.topics.enforcer_state,
             lambda partition: PartitionEnforcer(policy, partition),
             checkpoints,
+            admin_factory=lambda: AdminClient(admin_config(settings)),
         )
         self.skipped: set[int] = set()  # restoring partitions whose input showed up anyway
         self.generation = 0  # counts rebalance callbacks: records consumed before one are stale
