@@ -16,7 +16,7 @@ from sessionwarden.enforcer.checkpoints import Checkpoints
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from sessionwarden.enforcer.engine.horizon import PartitionClock
 from sessionwarden.enforcer.engine.partition import PartitionState
-from sessionwarden.enforcer.kafka_config import restore_config
+from sessionwarden.enforcer.kafka_config import admin_config, restore_config
 from sessionwarden.enforcer.restore import Pending, Restorer
 from sessionwarden.enforcer.runtime import LoopStats, PartitionRuntime
 from sessionwarden.enforcer.txn import CONSUME, Action, TxnFailure, consumer_fatal
@@ -58,6 +58,7 @@ class Assignments:
             settings.topics.enforcer_state,
             lambda partition: PartitionEnforcer(policy, partition),
             checkpoints,
+            admin_factory=lambda: AdminClient(admin_config(settings)),
         )
         self.skipped: set[int] = set()  # restoring partitions whose input showed up anyway
         self.generation = 0  # counts rebalance callbacks: records consumed before one are stale

@@ -55,6 +55,7 @@ from sessionwarden.enforcer.txn import (
     EnforcerExit,
     Fence,
     FenceWindow,
+    StuckFailure,
     TxnFailure,
     call_transactional,
     cause_of,
@@ -63,6 +64,7 @@ from sessionwarden.enforcer.txn import (
     describe_timed_out,
     fence_kind,
     forget_frames,
+    rebuild_beside,
     resolve,
 )
 from sessionwarden.ops.logs import SessionHasher, error_fields
@@ -122,6 +124,7 @@ class EnforcerLoop:
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
         self._fenced = False  # the producer cannot even abort: close must not try
+        self._stuck = False  # a call is stuck in the producer: close must not call it again
         self.metrics = observer_for(settings, self.topics)
         self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
         self._budget = InputBudget.for_timeout(settings.enforcer.transaction_timeout_ms / 1000)
@@ -133,6 +136,7 @@ class EnforcerLoop:
         s = self.settings
         self._consumer = self._clients.consumer(consumer_config(s))
         self._producer = self._clients.producer(producer_config(s))
+        self._stuck = False
         self._admin = self._clients.admin(admin_config(s))
         self._assign = Assignments(
             s,
@@ -223,11 +227,14 @@ class EnforcerLoop:
         traceback. ``leave``: a planned stop, whose partitions go to the others at once. In
         order: abort the open batch; leave the group only if that succeeded (its partitions
         must not move while it may be open); snapshot; close the clients. A fence found on
-        the way sets ``_fenced`` (run() then exits 3): no flush, queued records are purged."""
-        committed_state = not self._fenced  # a fenced batch's changes are in memory only
-        unusable = self._fenced  # the producer can deliver nothing more
-        if self._in_txn and not self._fenced:  # a fenced producer cannot abort
+        the way sets ``_fenced`` (run() then exits 3): no flush, queued records are purged.
+        A producer with a call stuck in it is not called again (purged, not flushed)."""
+        # A fenced batch's changes are in memory only; so are those of a batch whose call stuck.
+        committed_state = not self._fenced and not (self._stuck and self._in_txn)
+        unusable = self._fenced or self._stuck  # the producer can deliver nothing more
+        if self._in_txn and not unusable:  # a fenced producer cannot abort
             committed_state, unusable = self._abort_on_shutdown()
+            unusable = unusable or self._stuck
         if leave and committed_state:
             self._quietly("leaving the consumer group", self._leave_group)
         self._quietly("snapshotting state", lambda: self._assign.shutdown(committed_state))
@@ -325,7 +332,7 @@ class EnforcerLoop:
         would, until a start succeeds; after ``max_recoveries`` in a row without a committed
         batch, exit. The old producer is destroyed before the new one is made (its traceback
         and every object built around it let go): it must not race the new one for our
-        transactional id."""
+        transactional id. Only one with a call stuck in it lives on (``_given_up``)."""
         while True:
             forget_frames(exc)
             self.metrics.recovering(cause_of(exc))
@@ -338,6 +345,8 @@ class EnforcerLoop:
 
     def _rebuild(self, exc: Exception) -> None:
         self._exit_if_fenced(exc)
+        if isinstance(exc, StuckFailure):
+            self._given_up(exc)
         self._recoveries_in_row += 1
         self.stats.recoveries += 1
         if self._recoveries_in_row > self.settings.enforcer.max_recoveries:
@@ -358,6 +367,25 @@ class EnforcerLoop:
         self._disconnect(flush_s=0)
         self._release_clients()
         self._connect()
+
+    def _given_up(self, exc: StuckFailure) -> None:
+        """A call stuck in the producer (txn.py): counted; the process exits 4 for its
+        supervisor unless the clients may be rebuilt beside it (``rebuild_beside``). The old
+        producer then lives on until the stuck call returns, fenced by the new one's
+        ``init_transactions``."""
+        self.stats.stuck_calls += 1
+        fields = {"call": exc.call, "bound_s": exc.bound_s, "stuck_calls": self.stats.stuck_calls}
+        if not rebuild_beside(exc.call):
+            log.error(
+                "a Kafka client call did not return in time and could still change our "
+                "transactional id's epoch: exiting for a restart",
+                extra=fields,
+            )
+            raise EnforcerExit(EXIT_UNRECOVERABLE) from exc
+        log.error(
+            "a Kafka client call did not return in time: rebuilding the clients beside it",
+            extra=fields,
+        )
 
     def _release_clients(self) -> None:
         """Let go of the closed clients and of everything built around them, so that reference
@@ -411,14 +439,20 @@ class EnforcerLoop:
     # -- transactional calls ----------------------------------------------------------------
 
     def _call(self, name: str, fn: Callable[[float], Any], committing: bool = False) -> None:
-        call_transactional(
-            name,
-            fn,
-            committing,
-            self._txn_started,
-            self.settings.enforcer.transaction_timeout_ms / 1000,
-            self.settings.enforcer.txn_retry_timeout_s,
-        )
+        """A transactional call, bounded (txn.call_transactional): a call that does not return
+        within twice the transaction timeout raises StuckFailure."""
+        try:
+            call_transactional(
+                name,
+                fn,
+                committing,
+                self._txn_started,
+                self.settings.enforcer.transaction_timeout_ms / 1000,
+                self.settings.enforcer.txn_retry_timeout_s,
+            )
+        except StuckFailure:
+            self._stuck = True
+            raise
 
     # -- one batch ------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from sessionwarden.enforcer.checkpoints import Checkpoints
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from sessionwarden.enforcer.runtime import restoring_heap
 from sessionwarden.kafka.offsets import valid_offset
+from sessionwarden.ops.logs import error_fields
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ LEADERSHIP_ERRORS = frozenset(
     }
 )
 SLICE_RECORDS = 10_000
+NEW_ADMIN_AFTER_S = 5.0
+"""A changelog end-offset lookup failing this long is asked of a new admin client: after a
+broker was killed, one was seen answering OFFSET_INVALID for all of its 30 s of retries (the
+restore held the loop), and a new client answered at once."""
 
 
 @dataclass
@@ -72,9 +77,13 @@ class Restorer:
         topic: str,
         make: Callable[[int], PartitionEnforcer],
         checkpoints: Checkpoints | None = None,
+        admin_factory: Callable[[], AdminClient] | None = None,
     ) -> None:
+        """``admin_factory`` builds a new admin client when the end-offset lookups keep
+        failing (None: the one given is kept)."""
         self._consumer = consumer
         self._admin = admin
+        self._admin_factory = admin_factory
         self._topic = topic
         self._make = make
         self._checkpoints = checkpoints
@@ -207,8 +216,9 @@ class Restorer:
         """Per partition, the changelog's (low, high) watermarks; it is restored up to the high
         watermark, not the last stable offset, so a transaction still open (a dead owner's, or
         one being committed as it died) is waited for rather than restored without. Retries
-        while a leader is being elected."""
+        while a leader is being elected, with a new admin client every ``NEW_ADMIN_AFTER_S``."""
         deadline = time.monotonic() + timeout
+        failing_since: float | None = None
         while True:
             try:
                 low = self._offsets(partitions, OffsetSpec.earliest())
@@ -217,8 +227,18 @@ class Restorer:
             except KafkaException as exc:
                 err = exc.args[0]
                 retry = err.retriable() or err.code() in LEADERSHIP_ERRORS
-                if not retry or time.monotonic() > deadline:
+                now = time.monotonic()
+                if not retry or now > deadline:
                     raise
+                if failing_since is None:
+                    failing_since = now
+                elif self._admin_factory is not None and now - failing_since >= NEW_ADMIN_AFTER_S:
+                    log.warning(
+                        "changelog end offsets failing: asking a new admin client",
+                        extra={"failing_s": round(now - failing_since, 3), **error_fields(exc)},
+                    )
+                    self._admin = self._admin_factory()
+                    failing_since = now
                 time.sleep(0.2)
 
     def _offsets(self, partitions: list[int], spec: OffsetSpec) -> dict[int, int]:

@@ -20,16 +20,28 @@
 
 A call refused because its client is in a fatal state (``produce()``, a consumer's error
 message) says only ``_FATAL``; ``resolve`` asks the client which fatal error it was.
+
+Every call is given the transaction timeout, and librdkafka does not always keep to it:
+``send_offsets_to_transaction`` waits for as long as its request to the group coordinator has
+not been sent, and when that coordinator died, the request can wait for a broker state change
+that never comes (librdkafka issues 5456 and 5511, both in 2.12: an enforcer was found waiting
+in the loop for good after the node coordinating its transactions and its group was killed). So
+each call runs in a worker thread and is given up as stuck (``CallStuck``) once ``stuck_after``
+has passed: the clients are rebuilt beside it, or, if the stuck call could still change our
+transactional id's epoch once it returns, the process exits for its supervisor
+(``rebuild_beside``).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 
@@ -51,6 +63,12 @@ PRODUCER_FENCED = frozenset(
 )
 RETRY_BACKOFF_S = 0.05  # the first pause between retries of a call; doubled each time
 RETRY_BACKOFF_MAX_S = 1.0
+STUCK_FACTOR = 2.0  # a call is stuck once twice the timeout it was given has passed
+EPOCH_CALLS = frozenset({"init_transactions", "abort_transaction"})
+"""Calls that may still bump our transactional id's epoch when they return: a new producer
+initialised beside one of them stuck could be fenced by it afterwards."""
+
+T = TypeVar("T")
 
 
 def resolve(err: KafkaError, fatal_error: Callable[[], KafkaError | None]) -> KafkaError:
@@ -177,6 +195,79 @@ def describe(action: Action, err: KafkaError, transactional_id: str) -> str:
     return f"retriable transaction error ({err.name()}: {err.str()}); retrying"
 
 
+def stuck_after(timeout_s: float) -> float:
+    """How long a client call given ``timeout_s`` may take before it counts as stuck: twice
+    its timeout, the margin for a process starved of CPU."""
+    return STUCK_FACTOR * timeout_s
+
+
+def rebuild_beside(call: str) -> bool:
+    """Whether the clients may be rebuilt while ``call`` is stuck in the old producer, which
+    cannot be destroyed while a call is in it. Not for a call that may still bump our
+    transactional id's epoch once it returns (``EPOCH_CALLS``): that would fence the new
+    producer, so only a restart ends it. ``send_offsets_to_transaction`` and
+    ``commit_transaction`` cannot: a transactional producer bumps its epoch only when the
+    application aborts, and the new producer's ``init_transactions`` fences the old one."""
+    return call not in EPOCH_CALLS
+
+
+class CallStuck(Exception):
+    """A client call that did not return within ``bound_s``; it is left running in its
+    thread (a librdkafka call cannot be interrupted)."""
+
+    def __init__(self, call: str, bound_s: float) -> None:
+        super().__init__(f"{call} did not return within {bound_s:g} s")
+        self.call = call
+        self.bound_s = bound_s
+
+
+class _Worker:
+    """A daemon thread running the calls handed to it, one at a time (handing a call to a
+    waiting thread costs a fifth of starting one)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="kafka-calls", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            job()
+            del job  # holds the call, and the client it was made on, until the next one
+
+
+_workers = threading.local()  # each calling thread hands its calls to a worker of its own
+
+
+def call_within(name: str, fn: Callable[[], T], bound_s: float) -> T:
+    """``fn()`` in a worker thread: its result, or the exception it raised; raises CallStuck
+    if it has not returned within ``bound_s``. The worker is then left in the call, and the
+    next call gets a new one."""
+    worker: _Worker | None = getattr(_workers, "worker", None)
+    if worker is None:
+        worker = _workers.worker = _Worker()
+    done = threading.Event()
+    outcome: list[Any] = []
+
+    def job() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:  # handed to the caller, raised there
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    worker.jobs.put(job)
+    if not done.wait(bound_s):
+        _workers.worker = None
+        raise CallStuck(name, bound_s)
+    ok, value = outcome.pop()
+    if not ok:
+        raise value
+    result: T = value
+    return result
+
+
 def call_transactional(
     name: str,
     fn: Callable[[float], Any],
@@ -186,12 +277,16 @@ def call_transactional(
     retry_s: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stuck_s: float | None = None,
 ) -> None:
     """Call a transactional method (given its timeout), retrying retriable errors for
     ``retry_s`` with exponential backoff; anything else raises TxnFailure with the action
     ``classify`` chose. ``txn_started``: monotonic time the producer began its last
-    transaction or was initialised (None: unknown). Logs the first retry and, if there were
-    more, one summary at the end."""
+    transaction or was initialised (None: unknown). Each try runs in a worker thread and
+    raises StuckFailure if it has not returned within ``stuck_s`` (``stuck_after`` of the
+    timeout by default). Logs the first retry and, if there were more, one summary at the
+    end."""
+    bound_s = stuck_after(txn_timeout_s) if stuck_s is None else stuck_s
     first = clock()
     give_up = first + retry_s
     retries = 0
@@ -199,8 +294,10 @@ def call_transactional(
     try:
         while True:
             try:
-                fn(txn_timeout_s)
+                call_within(name, lambda: fn(txn_timeout_s), bound_s)
                 return
+            except CallStuck as stuck:
+                raise StuckFailure(stuck) from None
             except KafkaException as exc:
                 err = exc.args[0]
                 assert err is not None
@@ -239,6 +336,16 @@ class TxnFailure(Exception):
         self.call = call
 
 
+class StuckFailure(TxnFailure):
+    """A transactional call that did not return within its bound (``CallStuck``): the
+    clients are rebuilt beside it, or the process exits (``rebuild_beside``)."""
+
+    def __init__(self, stuck: CallStuck) -> None:
+        err = KafkaError(KafkaError._TIMED_OUT, str(stuck))
+        super().__init__(Action.REBUILD, err, stuck.call)
+        self.bound_s = stuck.bound_s
+
+
 class EnforcerExit(Exception):
     """The enforcer must stop and be restarted by its supervisor; ``code`` is the exit code."""
 
@@ -269,6 +376,8 @@ def forget_frames(exc: BaseException) -> None:
 
 def cause_of(exc: BaseException) -> str:
     """A bounded label for an abort or a recovery: the call and the Kafka error's name."""
+    if isinstance(exc, StuckFailure):
+        return f"{exc.call}: stuck"
     if isinstance(exc, TxnFailure):
         return f"{exc.call}: {exc.err.name()}"
     return str(error_fields(exc)["error"])

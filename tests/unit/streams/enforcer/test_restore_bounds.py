@@ -35,3 +35,21 @@ def test_an_invalid_offset_is_retried_never_taken_for_an_empty_changelog() -> No
     with nothing restored: every session of the partition forgotten."""
     with pytest.raises(KafkaException):
         _restorer(Admin(-1001))._bounds([0], timeout=0.3)
+
+
+def test_lookups_that_keep_failing_are_asked_of_a_new_admin_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a broker was killed, the enforcer's admin client answered OFFSET_INVALID for all
+    30 s of retries while the restore held the loop; a new client answered at once."""
+    monkeypatch.setattr("sessionwarden.enforcer.restore.NEW_ADMIN_AFTER_S", 0.1)
+    made: list[Admin] = []
+
+    def new_admin() -> Admin:
+        made.append(Admin(7))
+        return made[-1]
+
+    stale: Any = Admin(-1001)
+    restorer = Restorer(None, stale, "unit.changelog", lambda p: None, admin_factory=new_admin)  # type: ignore[arg-type,return-value]
+    assert {0: (7, 7)} == restorer._bounds([0], timeout=5.0)
+    assert 1 == len(made)
