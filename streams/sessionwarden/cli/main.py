@@ -15,6 +15,7 @@ from typing import Protocol
 from sessionwarden.cli import (
     acls,
     dashboard,
+    demo,
     detect,
     drill,
     enforce,
@@ -55,6 +56,7 @@ COMMANDS: tuple[Command, ...] = (
     sink,
     dashboard,
     drill,
+    demo,
 )
 
 
