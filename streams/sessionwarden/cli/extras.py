@@ -2,12 +2,15 @@
 
 ``pip install sessionwarden`` is the SDK; the processors need the ``server`` extra and the audit
 tools the ``audit`` extra (which includes ``server``). A command runs inside `needs_extra`: an
-import of a module only an extra provides that fails becomes `MissingExtra`, one line and exit
-status 2, never a traceback. Any other failed import is a real fault and propagates.
+import that fails because a module only an extra provides is not installed becomes
+`MissingExtra`, one line and exit status 2, never a traceback. Any other failed import (a base
+dependency, or a submodule of an installed distribution) is a real fault and propagates.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -41,6 +44,15 @@ def provided_by(extra: str) -> frozenset[str]:
     return modules
 
 
+def _installed(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None  # None: an import of it was made to fail
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 @contextmanager
 def needs_extra(command: str, extra: str | None) -> Iterator[None]:
     """Run a command's body; a module of ``extra`` that cannot be imported raises MissingExtra."""
@@ -48,6 +60,6 @@ def needs_extra(command: str, extra: str | None) -> Iterator[None]:
         yield
     except ModuleNotFoundError as exc:
         module = (exc.name or "").partition(".")[0]
-        if extra is None or module not in provided_by(extra):
+        if extra is None or module not in provided_by(extra) or _installed(module):
             raise
         raise MissingExtra(command, extra, module) from None

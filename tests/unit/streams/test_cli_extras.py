@@ -64,8 +64,11 @@ def test_a_command_whose_extra_is_missing_names_the_extra_in_one_line() -> None:
     ) == run.stderr
 
 
-def test_an_audit_command_names_the_audit_extra_even_for_a_server_module() -> None:
+def test_an_audit_command_names_the_audit_extra_even_for_a_server_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The audit extra includes the server one, so installing it is the one fix to name."""
+    monkeypatch.setitem(sys.modules, "faust", None)  # as if faust-streaming were not installed
     with pytest.raises(MissingExtra) as caught, needs_extra("drill", "audit"):
         raise ModuleNotFoundError("No module named 'faust.app'", name="faust.app")
 
@@ -87,6 +90,12 @@ def test_a_missing_module_the_extra_does_not_provide_is_a_fault_not_a_hint(
     """Naming an extra that would not help would hide the real fault: the import error stays."""
     with pytest.raises(ModuleNotFoundError), needs_extra("some-command", extra):
         raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
+
+def test_a_missing_submodule_of_an_installed_extra_is_a_fault_not_a_hint() -> None:
+    """With faust installed, telling the user to install it would send them the wrong way."""
+    with pytest.raises(ModuleNotFoundError), needs_extra("detect", "server"):
+        import faust.no_such_module  # type: ignore[import-not-found]  # noqa: F401
 
 
 def test_the_sdk_and_the_command_line_import_without_any_extra() -> None:
