@@ -6,8 +6,12 @@ which threat it leaves closed by what it does not grant. docs/SECURITY.md has th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import sys
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, TextIO
+
+from sessionwarden.cli.options import Subcommands, check_kafka_security
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AclBinding, AdminClient
@@ -149,3 +153,34 @@ def apply_plan(admin: AdminClient, plan: list[Acl], timeout: float = 30.0) -> in
     for future in futures.values():
         future.result(timeout=timeout)
     return len(futures)
+
+
+# The plan names the detectors' and the CAEP transmitter's groups, which their processors define.
+EXTRA = "server"
+
+
+def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    acls = sub.add_parser("acls", help="print (--apply: create) the least-privilege ACLs")
+    acls.add_argument("--apply", action="store_true", help="create them (needs an admin login)")
+    for who in fields(Principals):
+        acls.add_argument(
+            f"--{who.name}-principal", metavar="PRINCIPAL", help=f"default {who.default}"
+        )
+    return acls
+
+
+def run(args: argparse.Namespace) -> int:
+    from sessionwarden.config.settings import load_settings
+
+    settings = load_settings(args.config)  # printing needs no connection
+    names = [f.name for f in fields(Principals)]
+    given = {n: getattr(args, f"{n}_principal") for n in names if getattr(args, f"{n}_principal")}
+    plan = acl_plan(settings, Principals(**given))
+    print_plan(plan, sys.stdout)
+    if args.apply:
+        from sessionwarden.kafka.topics import admin_client
+
+        check_kafka_security(settings)
+        count = apply_plan(admin_client(settings), plan)
+        print(f"applied {count} ACL(s)")
+    return 0

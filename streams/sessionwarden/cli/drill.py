@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sessionwarden.cli.options import Subcommands
 
-def add_parser(sub: Any) -> None:
+EXTRA = "audit"
+
+
+def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     drill = sub.add_parser(
         "drill", help="drive sessions past their deadlines through every layer; audit refusals"
     )
@@ -38,10 +42,10 @@ def add_parser(sub: Any) -> None:
     weak.add_argument("--no-sink", action="store_true", help="do not start the PostgreSQL sink")
     weak.add_argument("--no-page-script", action="store_true",
                       help="serve the page without the browser script")  # fmt: skip
-    drill.set_defaults(func=run_command)
+    return drill
 
 
-def run_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from sessionwarden.audit.drill.report import table
     from sessionwarden.audit.drill.runner import DRILL_POLICY, DrillOptions, run_drill
     from sessionwarden.config.settings import load_settings

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from sessionwarden.cli.options import Subcommands
 from sessionwarden.policy import Policy, PolicyError, default_policy, format_duration, load_policy
 
 DEFAULT_LABEL = "(default)"
@@ -121,3 +124,18 @@ def run_policy_check(path: str | None, out: TextIO, err: TextIO) -> int:
         return 1
     out.write(render_effective(policy))
     return 0
+
+
+EXTRA = None
+
+
+def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    policy = sub.add_parser("policy", help="inspect a timeout policy")
+    psub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    check = psub.add_parser("check", help="validate a policy and print its effective timeouts")
+    check.add_argument("file", nargs="?", help="policy TOML (default: the shipped policy)")
+    return policy
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_policy_check(args.file, sys.stdout, sys.stderr)

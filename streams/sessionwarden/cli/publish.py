@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -9,6 +11,7 @@ from typing import Any, TextIO
 import orjson
 from pydantic import ValidationError
 
+from sessionwarden.cli.options import Subcommands, load
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.inputs import AUTH_EVENT_ADAPTER
 from sessionwarden.contracts.validation import error_lines
@@ -54,3 +57,21 @@ def publish_lines(settings: Settings, lines: TextIO, err: TextIO, fill: bool = F
             sent += 1
     err.write(f"published {sent} event(s) to {settings.topics.input}, rejected {bad}\n")
     return 1 if bad else 0
+
+
+EXTRA = None
+
+
+def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    publish = sub.add_parser(
+        "publish", help="read auth events as JSON lines on stdin and publish the valid ones"
+    )
+    publish.add_argument(
+        "--fill", action="store_true", help="add a missing event_id, occurred_at or auth_time (now)"
+    )
+    return publish
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, _ = load(args)
+    return publish_lines(settings, sys.stdin, sys.stderr, fill=args.fill)

@@ -2,26 +2,49 @@
 
 from __future__ import annotations
 
-import logging
+import argparse
 import signal
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import psycopg
+from sessionwarden.cli.options import Subcommands, load
 
-from sessionwarden.config.settings import Settings
-from sessionwarden.policy import Policy
-from sessionwarden.sink.postgres.consumer import PostgresSink, SinkError, connect
-from sessionwarden.sink.postgres.dsn import describe_dsn, redact
-from sessionwarden.sink.postgres.migrations import apply_migrations, full_sql
+if TYPE_CHECKING:
+    from sessionwarden.config.settings import Settings
+    from sessionwarden.policy import Policy
 
-log = logging.getLogger(__name__)
+EXTRA = "server"
+
+
+def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    sink = sub.add_parser("sink", help="keep the revocation set in a database")
+    ssub = sink.add_subparsers(dest="sink_command", required=True, metavar="DATABASE")
+    pg = ssub.add_parser("postgres", help="revocations into PostgreSQL (SESSIONWARDEN_PG_DSN)")
+    pg.add_argument("--policy", help="policy TOML: rows are kept its longest absolute timeout")
+    pg.add_argument("--init", action="store_true", help="apply the schema migrations and exit")
+    pg.add_argument("--print-sql", action="store_true", help="print the schema's SQL and exit")
+    return sink
+
+
+def run(args: argparse.Namespace) -> int:
+    from sessionwarden.ops.logs import bind_process, configure_logging
+
+    settings, policy = load(args)
+    configure_logging(settings.logging.level, settings.logging.format)
+    bind_process(service="sink")
+    return run_sink_postgres(settings, policy, init=args.init, print_sql=args.print_sql)
 
 
 def run_sink_postgres(
     settings: Settings, policy: Policy, init: bool, print_sql: bool, out: TextIO = sys.stdout
 ) -> int:
     """Print the schema's SQL, apply it, or run the sink; a fatal error raises SinkError."""
+    import psycopg
+
+    from sessionwarden.sink.postgres.consumer import PostgresSink, SinkError, connect
+    from sessionwarden.sink.postgres.dsn import describe_dsn, redact
+    from sessionwarden.sink.postgres.migrations import apply_migrations, full_sql
+
     if print_sql:
         out.write(full_sql())
         return 0

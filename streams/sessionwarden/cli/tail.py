@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +13,7 @@ from typing import Any, TextIO
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+from sessionwarden.cli.options import Subcommands, load
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import SessionwardenError
 
@@ -131,3 +134,22 @@ def tail(settings: Settings, which: str, as_json: bool, follow: bool, out: TextI
         out.write((value.decode() if as_json else render(doc)) + "\n")
         out.flush()
     return 0
+
+
+EXTRA = None
+
+
+def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    parser = sub.add_parser("tail", help="print an output topic (read_committed)")
+    parser.add_argument("topic", choices=["revocations", "audit", "alerts", "dlq"])
+    parser.add_argument("--json", action="store_true", help="raw JSON lines instead of text")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep waiting for new records")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, _ = load(args)
+    try:
+        return tail(settings, args.topic, args.json, args.follow, sys.stdout)
+    except BrokenPipeError:
+        return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, TextIO
 import orjson
 
 from sessionwarden.audit.verify import audit, render_text, write_histogram
+from sessionwarden.cli.options import Subcommands, load, positive
 from sessionwarden.cli.tail import read_topic
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import ConfigError
@@ -59,3 +61,35 @@ def run_verify(
         write_histogram(report.latencies, str(png_path), f"run {report.run_id}")
         out.write(f"latency histogram: {png_path}\n")
     return 0 if report.ok else 1
+
+
+EXTRA = "audit"  # the PNG histogram (--png) is drawn with matplotlib
+
+
+def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    verify = sub.add_parser("verify", help="audit revocations against a simulation's truth")
+    verify.add_argument("--truth", default="sim-truth.json", help="ground truth from simulate")
+    verify.add_argument(
+        "--tolerance",
+        type=positive(float),
+        default=2.0,
+        help="seconds after a deadline still counted on time (default 2)",
+    )
+    verify.add_argument("--json", help="also write the report as JSON here")
+    verify.add_argument("--png", help="also write a latency histogram (PNG) here")
+    verify.add_argument(
+        "--no-wait", action="store_true", help="do not wait for the run's last deadline to pass"
+    )
+    return verify
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, _ = load(args)
+    return run_verify(
+        settings,
+        Path(args.truth),
+        args.tolerance,
+        Path(args.json) if args.json else None,
+        Path(args.png) if args.png else None,
+        wait=not args.no_wait,
+    )
