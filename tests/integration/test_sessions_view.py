@@ -11,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import Producer
 
 from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.engine.sessions import (
+    SESSION,
+    Session,
+    changelog_key,
+    encode_session_value,
+)
 from sessionwarden.enforcer.live_reader import read_live_sessions
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.sdk.publisher import AuthEventPublisher
@@ -23,6 +30,7 @@ from tests.integration.harness import (
     activity_doc,
     login_doc,
     logout_doc,
+    open_changelog_transaction,
     parse_ts,
     service_env,
     wait_until,
@@ -187,3 +195,67 @@ def test_a_missing_changelog_topic_is_named(
         f"sessionwarden: changelog {settings.topics.enforcer_state}: no such topic "
         "(has an enforcer run with these topic settings?)\n"
     ) == run.stderr
+
+
+def test_an_open_transaction_on_the_changelog_is_neither_waited_for_nor_seen(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """A dead owner's transaction must not hang the listing, nor show uncommitted state."""
+    settings = settings_factory()
+    committed = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
+    t0 = time.time()
+    live = Session(
+        ("acme", "c-1"), "u-c", "customer", "medium", t0, t0, t0, 600.0, t0 + 3600, (), ()
+    )
+    uncommitted = Session(
+        ("acme", "z-1"), "u-z", "customer", "medium", t0, t0, t0, 600.0, t0 + 3600, (), ()
+    )
+    committed.produce(
+        settings.topics.enforcer_state,
+        encode_session_value(live),
+        changelog_key(SESSION, live.key),
+        partition=0,
+    )
+    assert 0 == committed.flush(10)
+    zombie = open_changelog_transaction(settings, 0)
+    try:
+        zombie.produce(
+            settings.topics.enforcer_state,
+            encode_session_value(uncommitted),
+            changelog_key(SESSION, uncommitted.key),
+            partition=0,
+        )
+        assert 0 == zombie.flush(10)
+        started = time.monotonic()
+        listing = read_live_sessions(settings, "acme", timeout=20)
+        took = time.monotonic() - started
+    finally:
+        zombie.abort_transaction(10)
+
+    assert ["c-1"] == [s.session_id for s in listing.sessions]
+    assert took < 10
+
+
+BARE = """
+import sys
+from sessionwarden.cli.extras import provided_by
+for module in provided_by("audit"):  # as on `pip install sessionwarden` without extras
+    sys.modules[module] = None
+from sessionwarden.cli.main import main
+sys.exit(main(["sessions", "--tenant", "acme", "--timeout", "2"]))
+"""
+
+
+def test_the_command_runs_without_the_packages_extras() -> None:
+    """The listing is an operator's tool on any host with the SDK installed (EXTRA None)."""
+    run = subprocess.run(
+        [sys.executable, "-c", BARE],
+        cwd=REPO,
+        env={"PYTHONPATH": "streams:.", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert 2 == run.returncode
+    assert run.stderr.startswith("sessionwarden: cannot reach Kafka at 127.0.0.1:1"), run.stderr

@@ -130,13 +130,13 @@ def sessions(
             "(SESSIONWARDEN_SESSIONS_ALLOW_RAW_IDS=true); without it, session ids are printed "
             "as the salted hash the log lines use"
         )
-    if not raw_ids and not settings.logging.salt:
+    listing = read_live_sessions(settings, tenant, user_id, policy, timeout)
+    if listing.sessions and not raw_ids and not settings.logging.salt:
         err.write(
             "warning: log_salt is empty: these session hashes use a random salt and match no "
             "log line; set log_salt as the processes do\n"
         )
     hasher = SessionHasher(settings.logging.salt)
-    listing = read_live_sessions(settings, tenant, user_id, policy, timeout)
     show: Callable[[str], str] = str if raw_ids else hasher
     render(listing, tenant, user_id, show, raw_ids, as_json, time.time(), out, err)
     return 0
