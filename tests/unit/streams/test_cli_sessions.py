@@ -95,3 +95,16 @@ def test_the_raw_ids_setting_is_read_from_the_environment(monkeypatch: pytest.Mo
     assert False is load_settings().logging.allow_raw_session_ids
     monkeypatch.setenv("SESSIONWARDEN_SESSIONS_ALLOW_RAW_IDS", "true")
     assert True is load_settings().logging.allow_raw_session_ids
+
+
+def test_a_deadline_already_passed_is_shown_overdue() -> None:
+    """The enforcer runs on event time: a session can outlive its deadline for a while."""
+    out, err = io.StringIO(), io.StringIO()
+
+    render(Listing([LIVE], 0, 0), "acme", "u1", str, True, False, T0 + 200, out, err)
+
+    assert out.getvalue().startswith("1 live sessions for user u1 of tenant acme\nSESSION ")
+    assert [
+        "raw-secret-sid", "u1", "2027-01-15T08:00:00Z", "2027-01-15T08:00:30Z",
+        "2027-01-15T08:02:10Z", "2027-01-15T08:16:40Z", "idle_timeout", "overdue", "1m10s",
+    ] == out.getvalue().splitlines()[-1].split()  # fmt: skip
