@@ -599,6 +599,7 @@ class LoggingSettings(Section):
         "salt": "log_salt",
         "format": "log_format",
         "level": "log_level",
+        "allow_raw_session_ids": "sessions_allow_raw_ids",
     }
 
     salt: str = Field(
@@ -612,6 +613,13 @@ class LoggingSettings(Section):
         default="INFO",
         pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
         description="DEBUG, INFO, WARNING or ERROR.",
+    )
+    allow_raw_session_ids: bool = Field(
+        default=False,
+        description="Whether `sessionwarden sessions --raw-ids` may print raw session ids; "
+        "otherwise it prints their salted hash (log_salt), as the log lines do. A raw id is "
+        "a credential until its session ends: set this only where the output is kept as "
+        "safely as the session store.",
     )
 
 
