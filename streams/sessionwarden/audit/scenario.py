@@ -23,7 +23,6 @@ from sessionwarden.audit.faults import (
     coverage_names,
     delay_for,
     draw,
-    reorder_session,
 )
 from sessionwarden.audit.oracle import judge
 from sessionwarden.policy import Policy
@@ -286,7 +285,7 @@ def build_plan(
             b.begin_user(f)
             sid = f"{run_id}-s{i}" + (f"r{attempt}" if attempt else "")
             if f.reorder:
-                reorder_session(b, f.reorder, user, sid, t0, policy.timeouts_for("", "").idle)
+                _reorder_session(b, f.reorder, user, sid, t0, policy.timeouts_for("", "").idle)
             else:
                 _session(b, kind, user, sid, t0, user_type, risk)
             if b.judge_user():
@@ -363,6 +362,27 @@ def _session(
             b.logout(sid, user, t + idle * 0.3)
             made = t + idle * 0.3 - 0.1  # made before the logout, sent after it
             b.act(sid, user, made, publish_at=made + 0.6)
+    b.session_kind(sid, kind)
+
+
+def _reorder_session(b: _Builder, kind: str, user: str, sid: str, t0: float, idle: float) -> None:
+    """One of the reorder scenarios (all with the default user type and risk)."""
+    ut, risk = "customer", "medium"
+    if kind == "logout_before_login":
+        b.login(sid, user, t0, ut, risk, ["viewer"], publish_at=t0 + idle * 0.5 + 0.3)
+        b.logout(sid, user, t0 + idle * 0.5)
+    elif kind == "removal_before_login":
+        b.login(sid, user, t0, ut, risk, ["viewer", "editor"])
+        late = f"{sid}b"
+        removal = t0 + idle * 0.4
+        b.login(late, user, t0 + idle * 0.2, ut, risk, ["editor"], publish_at=removal + 0.3)
+        b.role_change(user, removal, [], ["editor"])
+        b.session_kind(late, kind)
+    else:  # stale_grant
+        b.login(sid, user, t0, ut, risk, ["viewer"])
+        b.role_change(user, t0 + idle * 0.3, [], ["editor"])
+        b.role_change(user, t0 + idle * 0.2, ["editor"], [], publish_at=t0 + idle * 0.3 + 0.3)
+        b.role_change(user, t0 + idle * 0.6, [], ["editor"])
     b.session_kind(sid, kind)
 
 
