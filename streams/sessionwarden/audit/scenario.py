@@ -12,7 +12,6 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sessionwarden.audit.faults import (
@@ -26,6 +25,7 @@ from sessionwarden.audit.faults import (
 )
 from sessionwarden.audit.oracle import judge
 from sessionwarden.policy import Policy
+from sessionwarden.testing.events import iso, login_doc
 
 USER_TYPES = ("customer", "employee", "admin", "service")
 RISKS = ("low", "medium", "high")
@@ -92,10 +92,6 @@ class Plan:
         return max((max(t.at, t.at_max) for t in self.truth.values()), default=0.0)
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat()
-
-
 def _ms(t: float) -> float:
     """Plan times are whole milliseconds: what the oracle sees is what goes on the wire."""
     return round(t, 3)
@@ -123,12 +119,17 @@ class _Builder:
     def session_kind(self, sid: str, kind: str) -> None:
         self.kinds[sid] = kind
 
-    def doc(self, kind: str, t: float, user: str, **fields: Any) -> dict[str, Any]:
+    def event_id(self) -> str:
+        """The next event's id: the same run makes the same ids."""
         self.counter += 1
-        eid = uuid.uuid5(uuid.NAMESPACE_URL, f"sessionwarden-sim/{self.run_id}/{self.counter}")
+        return str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"sessionwarden-sim/{self.run_id}/{self.counter}")
+        )
+
+    def doc(self, kind: str, t: float, user: str, **fields: Any) -> dict[str, Any]:
         base = {
             "type": kind,
-            "event_id": str(eid),
+            "event_id": self.event_id(),
             "occurred_at": iso(_ms(t + self.faults.skew)),  # the producer's clock
             "user_id": user,
             "tenant": TENANT,
@@ -163,18 +164,10 @@ class _Builder:
         publish_at: float | None = None,
     ) -> None:
         t = _ms(t)
-        doc = self.doc(
-            "login",
-            t,
-            user,
-            session_id=sid,
-            user_type=user_type,
-            risk_profile=risk,
-            roles=roles,
-            permissions=[f"{r}:use" for r in roles],
-            auth_method="password",
-            auth_time=iso(_ms(t - auth_age + self.faults.skew)),
-        )
+        skew = self.faults.skew  # the producer's clock
+        doc = login_doc(sid, user, _ms(t + skew), roles, risk, user_type, tenant=TENANT,
+                        event_id=self.event_id(), permissions=[f"{r}:use" for r in roles],
+                        auth_time=_ms(t - auth_age + skew))  # fmt: skip
         self.emit(doc, t, publish_at)
         self.logins[sid] = (t, self.policy.timeouts_for(user_type, risk).absolute)
         self.kinds.setdefault(sid, "")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -21,12 +20,12 @@ from sessionwarden.audit.drill.plan import PlanOptions, SessionPlan, make_plan
 from sessionwarden.audit.drill.report import document, plot, table
 from sessionwarden.audit.drill.stack import FrozenService
 from sessionwarden.audit.drill.targets import Stack, open_stack, second_service_attempts
-from sessionwarden.audit.scenario import iso
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import SessionwardenError
 from sessionwarden.ops.stats import percentiles
 from sessionwarden.policy import Policy
 from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.events import activity_doc, iso, login_doc, logout_doc
 
 TENANT = "acme"
 Job = Callable[[aiohttp.ClientSession], Awaitable[None]]
@@ -281,11 +280,8 @@ def _publish(
 
 
 def _event(kind: str, user: str, session_id: str, at: float) -> dict[str, Any]:
-    doc: dict[str, Any] = {"type": kind, "event_id": str(uuid.uuid4()), "occurred_at": iso(at),
-                           "user_id": user, "tenant": TENANT, "session_id": session_id}  # fmt: skip
     if kind == "login":
-        doc.update(user_type="customer", risk_profile="medium", roles=["viewer"], permissions=[],
-                   auth_method="password", auth_time=iso(at))  # fmt: skip
-    elif kind == "activity":
-        doc.update(action="docs.read", resource="/api/data")
-    return doc
+        return login_doc(session_id, user, at, tenant=TENANT)
+    if kind == "activity":
+        return activity_doc(session_id, user, at, tenant=TENANT, resource="/api/data")
+    return logout_doc(session_id, user, at, tenant=TENANT)
