@@ -52,7 +52,7 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
     from sessionwarden.enforcer.metrics import EnforcerMetrics
     from sessionwarden.ops.observer import EnforcerObserver
     from sessionwarden.policy import default_policy
-    from tests.integration.harness import activity_doc, login_doc
+    from sessionwarden.testing.events import activity_doc, login_doc
 
     rng = random.Random(7)
     now = time.time()
