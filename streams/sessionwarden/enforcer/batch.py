@@ -128,7 +128,7 @@ class Batch:
             out.dead_letter("key_mismatch", _key_mismatch(key), msg)
             return
         try:
-            outcome = self.decide(rt.enforcer, event, now, received)
+            outcome = rt.enforcer.apply(event, now, received)  # what ``decide`` does, inline
         except Exception as exc:  # a bug must not stop enforcement for everyone else
             log.exception(
                 "internal error applying an event",
@@ -136,6 +136,7 @@ class Batch:
             )
             out.dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
             return
+        self._metrics.applied(event.type, outcome)
         if outcome.reason is not None:
             out.dead_letter(outcome.reason, outcome.detail or "", msg)
 

@@ -72,7 +72,7 @@ from sessionwarden.enforcer.txn import (
     forget_frames,
     resolve,
 )
-from sessionwarden.ops.logs import SessionHasher, error_fields
+from sessionwarden.ops.logs import error_fields
 from sessionwarden.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ class KafkaClients:
 
 
 class EnforcerLoop:
-    """Owns a consumer, a transactional producer and one PartitionEnforcer per partition."""
+    """Owns the Kafka clients (made by ``clients``), the batch that carries each transaction
+    (batch.py), the assignments, and one PartitionEnforcer per owned partition (``parts``)."""
 
     def __init__(
         self,
@@ -130,7 +131,6 @@ class EnforcerLoop:
         )
         self.parts = self.ctx.parts
         self.stats = self.ctx.stats
-        self.session_hash = SessionHasher(settings.log_salt)
         # CAEP tokens are signed outside the transactions (sessionwarden/caep/transmitter.py).
         self._caep = CaepTransmitter.from_settings(settings)
         self._clients = clients or KafkaClients()
