@@ -34,11 +34,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from sessionwarden.cli.tail import TopicUnavailable, read_topic
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.enforcer.checkpoints import changelog_facts
 from sessionwarden.enforcer.engine.forward import murmur2_partition
+from sessionwarden.kafka.reading import TopicUnavailable, read_topic
 from sessionwarden.kafka.topics import admin_client, ensure_topics, topic_specs
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.policy import load_policy
