@@ -24,6 +24,7 @@ import orjson
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import ConfigError
 from sessionwarden.kafka.reading import read_topic
+from sessionwarden.kafka.security import KafkaSecurity
 from sessionwarden.ops.stats import percentiles
 
 CATEGORIES = ("correct", "missed", "early", "late", "spurious")
@@ -248,7 +249,7 @@ def write_histogram(latencies: list[float], path: str, title: str) -> None:
 
 def read_run(settings: Settings, topic: str, run_id: str) -> list[dict[str, Any]]:
     docs = []
-    security = settings.kafka.security.librdkafka()
+    security = KafkaSecurity.from_settings(settings.kafka).librdkafka()
     for _, value in read_topic(settings.kafka.bootstrap_servers, topic, timeout=2.0, **security):
         if run_id.encode() in value:  # cheap pre-filter: every id of the run carries it
             doc = orjson.loads(value)

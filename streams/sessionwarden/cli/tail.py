@@ -12,6 +12,7 @@ from sessionwarden.audit.records import render
 from sessionwarden.cli.options import Subcommands, load
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.reading import read_topic
+from sessionwarden.kafka.security import KafkaSecurity
 
 
 def tail(settings: Settings, which: str, as_json: bool, follow: bool, out: TextIO) -> int:
@@ -22,7 +23,7 @@ def tail(settings: Settings, which: str, as_json: bool, follow: bool, out: TextI
         "dlq": settings.topics.dlq,
     }[which]
     timeout = None if follow else 2.0
-    security = settings.kafka.security.librdkafka()
+    security = KafkaSecurity.from_settings(settings.kafka).librdkafka()
     for _, value in read_topic(
         settings.kafka.bootstrap_servers, topic, timeout=timeout, **security
     ):
