@@ -465,6 +465,7 @@ def main() -> None:
     import uvicorn
 
     from sessionwarden.config.settings import load_settings
+    from sessionwarden.kafka.security import KafkaSecurity
     from sessionwarden.ops.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -490,7 +491,7 @@ def main() -> None:
     publisher = AsyncAuthEventPublisher(
         settings.kafka.bootstrap_servers,
         settings.topics.input,
-        **settings.kafka.security.librdkafka(),
+        **KafkaSecurity.from_settings(settings.kafka).librdkafka(),
     )
     key_hex = os.environ.get(SESSION_KEY_ENV)
     key = bytes.fromhex(key_hex) if key_hex else None

@@ -18,8 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 from infra.kafka.cluster import KafkaCluster
 from sessionwarden.audit.oracle import judge, stamp
-from sessionwarden.audit.verify import AUDITED, audit, render_text
-from sessionwarden.cli.verify import read_run
+from sessionwarden.audit.verify import AUDITED, audit, read_run, render_text
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.kafka.topics import ensure_topics, topic_specs
 from sessionwarden.policy import load_policy

@@ -34,11 +34,12 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from sessionwarden.cli.tail import TopicUnavailable, read_topic
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.enforcer.checkpoints import changelog_facts
 from sessionwarden.enforcer.engine.forward import murmur2_partition
+from sessionwarden.kafka.reading import TopicUnavailable, read_topic
+from sessionwarden.kafka.security import KafkaSecurity, client_config
 from sessionwarden.kafka.topics import admin_client, ensure_topics, topic_specs
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.policy import load_policy
@@ -180,7 +181,7 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         with AuthEventPublisher(
             producer.kafka.bootstrap_servers,
             producer.topics.input,
-            **producer.kafka.security.librdkafka(),
+            **KafkaSecurity.from_settings(producer.kafka).librdkafka(),
         ) as publisher:
             publisher.publish(login_doc(sid, "u-sec", time.time()))
             publisher.publish(role_change_doc("u-sec-grant", time.time(), ["admin"]))
@@ -188,7 +189,7 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         assert "idle_timeout" == listener.revocation("acme", sid).reason  # type: ignore[union-attr]
         assert not listener.is_revoked("other-tenant", sid)
         team = cluster.settings("sessionwarden-security")
-        security = team.kafka.security.librdkafka()
+        security = KafkaSecurity.from_settings(team.kafka).librdkafka()
 
         def alert_for_grant() -> list[dict[str, Any]]:
             records = read_topic(
@@ -226,7 +227,7 @@ def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
             team.kafka.bootstrap_servers,
             team.topics.revocations,
             timeout=1.0,
-            **team.kafka.security.librdkafka(),
+            **KafkaSecurity.from_settings(team.kafka).librdkafka(),
         )
         return [d for _, v in records if (d := orjson.loads(v)).get("session_id") == sid]
 
@@ -289,7 +290,7 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
             with AuthEventPublisher(
                 producer.kafka.bootstrap_servers,
                 producer.topics.input,
-                **producer.kafka.security.librdkafka(),
+                **KafkaSecurity.from_settings(producer.kafka).librdkafka(),
             ) as publisher:
                 publisher.publish(login_doc(sid, "u-caep", time.time()))
             topic = enforcer_settings.topics.caep
@@ -356,7 +357,10 @@ def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     assert metadata.error is not None and DENIED == metadata.error.code()
     reader = cluster.settings(user)
     records = read_topic(
-        reader.kafka.bootstrap_servers, name, timeout=5, **reader.kafka.security.librdkafka()
+        reader.kafka.bootstrap_servers,
+        name,
+        timeout=5,
+        **KafkaSecurity.from_settings(reader.kafka).librdkafka(),
     )
     with pytest.raises(TopicUnavailable, match="Topic authorization failed"):
         next(records)
@@ -366,7 +370,7 @@ def _sink_consumer(cluster: Cluster, **overrides: Any) -> tuple[Settings, Consum
     """The sink's own consumer configuration (group, read_committed, no auto commit), logged
     in as the sink's principal."""
     settings = cluster.settings("sessionwarden-sink", **overrides)
-    config = {**consumer_config(settings), **settings.kafka.client_config(), "log_level": 0}
+    config = {**consumer_config(settings), **client_config(settings.kafka), "log_level": 0}
     return settings, Consumer(config)
 
 
@@ -480,7 +484,10 @@ def test_the_product_publisher_of_a_service_principal_is_refused_on_auth_events(
 ) -> None:
     """The idempotent publisher surfaces the refusal as a DeliveryError, not a hang."""
     service = cluster.settings("sessionwarden-service")
-    config = {**service.kafka.security.librdkafka(), "message.timeout.ms": 10_000}
+    config = {
+        **KafkaSecurity.from_settings(service.kafka).librdkafka(),
+        "message.timeout.ms": 10_000,
+    }
     publisher = AuthEventPublisher(service.kafka.bootstrap_servers, service.topics.input, **config)
     publisher.publish(login_doc("forged", "mallory", time.time(), roles=["admin"]))
     with pytest.raises(DeliveryError, match=r"(?i)authoriz"):
@@ -566,7 +573,7 @@ def test_aiokafka_clients_log_in_with_the_same_settings(cluster: Cluster) -> Non
         client = AIOKafkaProducer(
             bootstrap_servers=producer.kafka.bootstrap_servers,
             enable_idempotence=False,
-            **producer.kafka.security.aiokafka(),
+            **KafkaSecurity.from_settings(producer.kafka).aiokafka(),
         )
         await client.start()
         try:

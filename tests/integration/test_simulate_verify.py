@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from sessionwarden.audit.simulate import simulate
-from sessionwarden.cli.verify import run_verify
+from sessionwarden.audit.verify import run_verify
 from sessionwarden.config.settings import Settings
 from sessionwarden.policy import load_policy
 from tests.integration.harness import REPO, EnforcerProcess

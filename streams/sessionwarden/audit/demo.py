@@ -22,10 +22,11 @@ from typing import Any
 
 import orjson
 
+from sessionwarden.audit.records import render
 from sessionwarden.audit.simulate import simulate
-from sessionwarden.cli.tail import read_topic, render
-from sessionwarden.cli.verify import run_verify
+from sessionwarden.audit.verify import run_verify
 from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.kafka.reading import read_topic
 from sessionwarden.kafka.topics import admin_client, ensure_topics, topic_specs
 from sessionwarden.policy import Policy, load_policy
 from sessionwarden.testing.pg_sandbox import demo_database, revoked_count

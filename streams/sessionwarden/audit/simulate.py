@@ -14,6 +14,7 @@ from tqdm import tqdm
 from sessionwarden.audit.scenario import TENANT, Plan, build_plan, estimate_events
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.kafka.security import KafkaSecurity
 from sessionwarden.policy import Policy
 from sessionwarden.sdk.publisher import AuthEventPublisher
 
@@ -72,7 +73,7 @@ def publish_plan(
     behind = 0
     sent = 0
     topic = settings.topics.input
-    security = settings.kafka.security.librdkafka()
+    security = KafkaSecurity.from_settings(settings.kafka).librdkafka()
     with (
         progress_bar(len(plan.events), out) as progress,
         AuthEventPublisher(settings.kafka.bootstrap_servers, topic, **security) as pub,

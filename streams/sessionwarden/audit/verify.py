@@ -11,11 +11,20 @@ deadline (or minus the cause time, for logouts and role changes).
 from __future__ import annotations
 
 import statistics
+import sys
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
+import orjson
+
+from sessionwarden.config.settings import Settings
+from sessionwarden.errors import ConfigError
+from sessionwarden.kafka.reading import read_topic
+from sessionwarden.kafka.security import KafkaSecurity
 from sessionwarden.ops.stats import percentiles
 
 CATEGORIES = ("correct", "missed", "early", "late", "spurious")
@@ -233,3 +242,52 @@ def write_histogram(latencies: list[float], path: str, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# The Kafka side: wait for the run to finish, read its records, report.
+
+
+def read_run(settings: Settings, topic: str, run_id: str) -> list[dict[str, Any]]:
+    docs = []
+    security = KafkaSecurity.from_settings(settings.kafka).librdkafka()
+    for _, value in read_topic(settings.kafka.bootstrap_servers, topic, timeout=2.0, **security):
+        if run_id.encode() in value:  # cheap pre-filter: every id of the run carries it
+            doc = orjson.loads(value)
+            if str(doc.get("session_id", "")).startswith(run_id):
+                docs.append(doc)
+    return docs
+
+
+def run_verify(
+    settings: Settings,
+    truth_path: Path,
+    tolerance: float,
+    json_path: Path | None,
+    png_path: Path | None,
+    wait: bool = True,
+    out: TextIO = sys.stdout,
+) -> int:
+    try:
+        truth = orjson.loads(truth_path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read ground truth {truth_path}: {exc}") from exc
+    until = truth["last_deadline"] + tolerance
+    if wait and time.time() < until:
+        out.write(f"waiting {until - time.time():.1f}s for the run's last deadline to pass\n")
+        out.flush()
+        time.sleep(until - time.time())
+    revocations = read_run(settings, settings.topics.revocations, truth["run_id"])
+    used = [
+        d
+        for d in read_run(settings, settings.topics.audit, truth["run_id"])
+        if d.get("type") in ("ended_session_used", "activity_after_revocation")
+    ]
+    report = audit(truth, revocations, used, tolerance)
+    out.write(render_text(report) + "\n")
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
+        out.write(f"JSON report: {json_path}\n")
+    if png_path is not None and report.latencies:
+        write_histogram(report.latencies, str(png_path), f"run {report.run_id}")
+        out.write(f"latency histogram: {png_path}\n")
+    return 0 if report.ok else 1

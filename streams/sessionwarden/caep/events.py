@@ -1,6 +1,7 @@
 """OpenID CAEP 1.0 Security Event Tokens (RFC 8417, profiled by OpenID SSF 1.0) from our records.
 
-Pure: no I/O, no clock unless asked. ``caep_events_for(record, config)`` maps one record the
+Pure: no I/O (but reading the signing key in ``CaepConfig.from_settings``/``for_detectors``, at
+start-up), no clock unless asked. ``caep_events_for(record, config)`` maps one record the
 enforcer or the anomaly detectors emit onto ``(key, token)`` pairs for the CAEP topic:
 
 =========================================  ===================  ===============================
@@ -43,7 +44,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,6 +62,9 @@ from sessionwarden.contracts.outputs import (
 )
 from sessionwarden.errors import ConfigError, SessionwardenError
 from sessionwarden.ops.logs import SessionHasher
+
+if TYPE_CHECKING:
+    from sessionwarden.config.settings import Settings
 
 EVENT_TYPE_BASE: Final = "https://schemas.openid.net/secevent/caep/event-type/"
 SESSION_REVOKED: Final = EVENT_TYPE_BASE + "session-revoked"
@@ -141,6 +146,72 @@ class CaepConfig:
             _signer(self.signing_key_pem)
         object.__setattr__(self, "_session_hash", SessionHasher(self.session_salt))
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CaepConfig | None:
+        """The enforcer's CAEP transmitter settings (session events), or None when CAEP is
+        off. Reads and checks the key: only the enforcer calls this."""
+        caep = settings.caep
+        if not caep.enabled:
+            return None
+        if caep.signing_key_file is None and not caep.allow_unsigned:
+            raise ConfigError(
+                "caep_enabled needs caep_signing_key_file (SETs are signed); unsigned SETs "
+                "only with caep_allow_unsigned=true, for development"
+            )
+        audiences = caep.audience_list()
+        raw = frozenset(a.strip() for a in caep.raw_session_audiences.split(",") if a.strip())
+        if not settings.logging.salt and not set(audiences) <= raw:
+            raise ConfigError(
+                "caep_enabled needs log_salt: session subjects are its keyed hash of the "
+                "session id (a random salt per process would change them at every restart); "
+                "or name the audiences that may receive raw ids in caep_raw_session_audiences"
+            )
+        key = _read_key("caep_signing_key_file", caep.signing_key_file)
+        return cls(
+            caep.issuer,
+            audiences,
+            key,
+            caep.key_id,
+            SESSION_RECORD_TYPES,
+            session_salt=settings.logging.salt,
+            raw_session_audiences=raw,
+        )
+
+    @classmethod
+    def for_detectors(cls, settings: Settings) -> CaepConfig | None:
+        """The detectors' CAEP settings (risk-level-change only, their own issuer and key), or
+        None when they publish no tokens. Never reads caep_signing_key_file."""
+        caep = settings.caep
+        if not caep.enabled:
+            return None
+        issuer, key_file = caep.detect_issuer, caep.detect_signing_key_file
+        if not issuer:
+            if key_file is not None:
+                raise ConfigError("detect_caep_signing_key_file needs detect_caep_issuer")
+            return None
+        if issuer == caep.issuer:
+            raise ConfigError(
+                "detect_caep_issuer: must differ from caep_issuer (receivers trust the "
+                "enforcer's issuer for session events, never the detectors')"
+            )
+        if key_file is None and not caep.allow_unsigned:
+            raise ConfigError(
+                "detect_caep_issuer needs detect_caep_signing_key_file (SETs are signed); "
+                "unsigned SETs only with caep_allow_unsigned=true, for development"
+            )
+        enforcer_key = caep.signing_key_file
+        if (
+            key_file is not None
+            and enforcer_key is not None
+            and key_file.absolute() == (enforcer_key.absolute())
+        ):
+            raise ConfigError(
+                "detect_caep_signing_key_file: must not be caep_signing_key_file (the "
+                "detectors get a key of their own)"
+            )
+        key = _read_key("detect_caep_signing_key_file", key_file)
+        return cls(issuer, caep.audience_list(), key, caep.detect_key_id, ALERT_RECORD_TYPES)
+
     def session_subject(self, session_id: str, audience: str) -> str:
         """What ``audience`` is told the session is: its keyed hash unless configured raw."""
         if audience in self.raw_session_audiences:
@@ -153,6 +224,16 @@ class CaepConfig:
         if not self.session_salt and set(self.audiences) <= self.raw_session_audiences:
             return session_id
         return self._session_hash(session_id)
+
+
+def _read_key(name: str, path: Path | None) -> bytes | None:
+    """A PEM key file's bytes (None without a path); errors name the setting, never the key."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True, slots=True)

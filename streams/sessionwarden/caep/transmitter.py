@@ -27,6 +27,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer
 
 from sessionwarden.caep.events import SESSION_RECORD_TYPES, CaepConfig, CaepError, caep_events_for
 from sessionwarden.config.settings import Settings
+from sessionwarden.kafka.security import client_config
 from sessionwarden.ops.logs import error_fields
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class CaepTransmitter:
         self.topics = settings.topics
         self.sent = 0
         self.skipped = 0
-        client = settings.kafka.client_config()
+        client = client_config(settings.kafka)
         self._consumer_factory = consumer_factory
         self._consumer_config = {
             **client,
@@ -90,7 +91,7 @@ class CaepTransmitter:
     @classmethod
     def from_settings(cls, settings: Settings) -> CaepTransmitter | None:
         """A transmitter when CAEP is on, else None."""
-        config = settings.caep_config()
+        config = CaepConfig.from_settings(settings)
         return None if config is None else cls(settings, config)
 
     def start(self) -> None:

@@ -28,10 +28,11 @@ def load(args: argparse.Namespace) -> tuple[Settings, Policy]:
 def check_kafka_security(settings: Settings) -> None:
     """On a secured cluster, a wrong password or an untrusted CA ends the command with one
     line, instead of librdkafka retrying forever."""
-    if settings.kafka.security.protocol != "PLAINTEXT":
-        from sessionwarden.kafka.security import check_connection
+    from sessionwarden.kafka.security import KafkaSecurity, check_connection
 
-        check_connection(settings.kafka.bootstrap_servers, settings.kafka.security)
+    security = KafkaSecurity.from_settings(settings.kafka)
+    if security.protocol != "PLAINTEXT":
+        check_connection(settings.kafka.bootstrap_servers, security)
 
 
 def positive(kind: type[int] | type[float]) -> Callable[[str], float]:

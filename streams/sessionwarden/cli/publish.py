@@ -15,6 +15,7 @@ from sessionwarden.cli.options import Subcommands, load
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.inputs import AUTH_EVENT_ADAPTER
 from sessionwarden.contracts.validation import error_lines
+from sessionwarden.kafka.security import KafkaSecurity
 from sessionwarden.sdk.publisher import AuthEventPublisher
 
 MAX_LINE_BYTES = 64 * 1024
@@ -32,7 +33,7 @@ def _filled(doc: dict[str, Any]) -> dict[str, Any]:
 def publish_lines(settings: Settings, lines: TextIO, err: TextIO, fill: bool = False) -> int:
     """Publish every valid line; report each invalid one with its line number. Exit 1 if any."""
     sent = bad = 0
-    security = settings.kafka.security.librdkafka()
+    security = KafkaSecurity.from_settings(settings.kafka).librdkafka()
     with AuthEventPublisher(
         settings.kafka.bootstrap_servers, settings.topics.input, **security
     ) as publisher:

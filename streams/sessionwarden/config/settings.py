@@ -8,6 +8,10 @@ name, the name the environment (``SESSIONWARDEN_<NAME>``, plus the conventional
 it. Sources, highest priority first: environment variables, then an optional TOML config
 file, then defaults. docs/SETTINGS.md is generated from these models
 (``python -m sessionwarden.config.reference``).
+
+Plain data: this package imports nothing of the product above it. The objects made from a
+section are made by their own packages (``KafkaSecurity.from_settings(settings.kafka)``,
+``CaepConfig.from_settings(settings)``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import (
     AliasChoices,
@@ -37,10 +41,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from sessionwarden.contracts.validation import dotted, error_lines
 from sessionwarden.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sessionwarden.caep.events import CaepConfig
-    from sessionwarden.kafka.security import KafkaSecurity
 
 ENV_PREFIX = "SESSIONWARDEN_"
 LOOPBACK = r"^(127(\.\d{1,3}){3}|localhost|::1)$"
@@ -143,12 +143,11 @@ class KafkaSettings(Section):
         le=16,
         description="min.insync.replicas of every topic; empty means min(2, replication_factor).",
     )
-    _security: KafkaSecurity | None = PrivateAttr(default=None)
+    _sasl_password: str | None = PrivateAttr(default=None)
+    _ssl_key_password: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _read_security(self) -> KafkaSettings:
-        from sessionwarden.kafka.security import KafkaSecurity
-
         protocol = self.security_protocol
         sasl, tls = protocol.startswith("SASL_"), protocol in ("SSL", "SASL_SSL")
         if sasl and not (self.sasl_username and self.sasl_password_file):
@@ -172,32 +171,32 @@ class KafkaSettings(Section):
             self.min_insync_replicas > self.replication_factor
         ):
             raise ValueError("min_insync_replicas: larger than replication_factor")
-        self._security = KafkaSecurity(
-            protocol=protocol,
-            mechanism=self.sasl_mechanism,
-            username=self.sasl_username,
-            password=_read_secret("kafka_sasl_password_file", self.sasl_password_file)
-            if sasl
-            else None,
-            ca_file=self.ssl_ca_file if tls else None,
-            cert_file=self.ssl_cert_file if tls else None,
-            key_file=self.ssl_key_file if tls else None,
-            key_password=_read_secret("kafka_ssl_key_password_file", self.ssl_key_password_file)
-            if tls
-            else None,
-            verify_hostname=self.ssl_verify_hostname,
-            allow_plain_without_tls=self.allow_sasl_plain_without_tls,
-        )
+        if sasl:
+            self._sasl_password = _read_secret("kafka_sasl_password_file", self.sasl_password_file)
+        if tls:
+            self._ssl_key_password = _read_secret(
+                "kafka_ssl_key_password_file", self.ssl_key_password_file
+            )
+        # The same check as KafkaSecurity's (sessionwarden.kafka.security), made at load.
+        plain_in_clear = sasl and not tls and self.sasl_mechanism == "PLAIN"
+        if plain_in_clear and not self.allow_sasl_plain_without_tls:
+            raise ValueError(
+                f"kafka_sasl_mechanism PLAIN over {protocol} sends the password "
+                "unencrypted: use SASL_SSL, or set kafka_allow_sasl_plain_without_tls=true "
+                "to accept that"
+            )
         return self
 
     @property
-    def security(self) -> KafkaSecurity:
-        assert self._security is not None
-        return self._security
+    def sasl_password(self) -> str | None:
+        """The SASL password, read from ``sasl_password_file`` at load (None without SASL)."""
+        return self._sasl_password
 
-    def client_config(self) -> dict[str, Any]:
-        """``bootstrap.servers`` and the security properties, for any librdkafka client."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}
+    @property
+    def ssl_key_password(self) -> str | None:
+        """The private key's password, read from ``ssl_key_password_file`` at load (None
+        without TLS or without the file)."""
+        return self._ssl_key_password
 
 
 _TOPIC_SUFFIXES = {
@@ -737,74 +736,6 @@ class Settings(BaseSettings):
         finally:
             _READ_ENVIRONMENT.reset(reading)
 
-    def caep_config(self) -> CaepConfig | None:
-        """The enforcer's CAEP transmitter settings (session events), or None when CAEP is
-        off. Reads and checks the key: only the enforcer calls this."""
-        caep = self.caep
-        if not caep.enabled:
-            return None
-        from sessionwarden.caep.events import SESSION_RECORD_TYPES, CaepConfig
-
-        if caep.signing_key_file is None and not caep.allow_unsigned:
-            raise ConfigError(
-                "caep_enabled needs caep_signing_key_file (SETs are signed); unsigned SETs "
-                "only with caep_allow_unsigned=true, for development"
-            )
-        audiences = caep.audience_list()
-        raw = frozenset(a.strip() for a in caep.raw_session_audiences.split(",") if a.strip())
-        if not self.logging.salt and not set(audiences) <= raw:
-            raise ConfigError(
-                "caep_enabled needs log_salt: session subjects are its keyed hash of the "
-                "session id (a random salt per process would change them at every restart); "
-                "or name the audiences that may receive raw ids in caep_raw_session_audiences"
-            )
-        key = _read_key("caep_signing_key_file", caep.signing_key_file)
-        return CaepConfig(
-            caep.issuer,
-            audiences,
-            key,
-            caep.key_id,
-            SESSION_RECORD_TYPES,
-            session_salt=self.logging.salt,
-            raw_session_audiences=raw,
-        )
-
-    def detect_caep_config(self) -> CaepConfig | None:
-        """The detectors' CAEP settings (risk-level-change only, their own issuer and key), or
-        None when they publish no tokens. Never reads caep_signing_key_file."""
-        caep = self.caep
-        if not caep.enabled:
-            return None
-        issuer, key_file = caep.detect_issuer, caep.detect_signing_key_file
-        if not issuer:
-            if key_file is not None:
-                raise ConfigError("detect_caep_signing_key_file needs detect_caep_issuer")
-            return None
-        from sessionwarden.caep.events import ALERT_RECORD_TYPES, CaepConfig
-
-        if issuer == caep.issuer:
-            raise ConfigError(
-                "detect_caep_issuer: must differ from caep_issuer (receivers trust the "
-                "enforcer's issuer for session events, never the detectors')"
-            )
-        if key_file is None and not caep.allow_unsigned:
-            raise ConfigError(
-                "detect_caep_issuer needs detect_caep_signing_key_file (SETs are signed); "
-                "unsigned SETs only with caep_allow_unsigned=true, for development"
-            )
-        enforcer_key = caep.signing_key_file
-        if (
-            key_file is not None
-            and enforcer_key is not None
-            and key_file.absolute() == (enforcer_key.absolute())
-        ):
-            raise ConfigError(
-                "detect_caep_signing_key_file: must not be caep_signing_key_file (the "
-                "detectors get a key of their own)"
-            )
-        key = _read_key("detect_caep_signing_key_file", key_file)
-        return CaepConfig(issuer, caep.audience_list(), key, caep.detect_key_id, ALERT_RECORD_TYPES)
-
     @property
     def transactional_id(self) -> str:
         """Stable per instance, so a restarted instance fences and aborts its predecessor."""
@@ -878,16 +809,6 @@ def flat_location(loc: Sequence[int | str]) -> str:
 def _config_error(exc: ValidationError) -> ConfigError:
     lines = error_lines(exc, root="settings", where=flat_location)
     return ConfigError("invalid settings:\n  " + "\n  ".join(lines))
-
-
-def _read_key(name: str, path: Path | None) -> bytes | None:
-    """A PEM key file's bytes (None without a path); errors name the setting, never the key."""
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{name}: {exc.strerror}") from exc
 
 
 def _read_secret(name: str, path: Path | None) -> str | None:

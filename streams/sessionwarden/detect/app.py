@@ -43,6 +43,7 @@ from sessionwarden.detect.tables import (
     Tables,
 )
 from sessionwarden.errors import ConfigError
+from sessionwarden.kafka.security import KafkaSecurity, client_config
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.policy import Policy
 
@@ -73,7 +74,7 @@ def _faust_app(settings: Settings, ident: str, data_dir: Path | None) -> faust.A
         ident,
         env={},  # every setting comes from Settings: faust must not read the environment
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
-        broker_credentials=settings.kafka.security.faust_credentials(),
+        broker_credentials=KafkaSecurity.from_settings(settings.kafka).faust_credentials(),
         autodiscover=False,
         store="memory://",
         datadir=str(data_dir or settings.detect.data_dir or _default_data_dir(ident)),
@@ -116,7 +117,7 @@ def create_app(
     audit = app.topic(settings.topics.audit, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
     tables = _tables(app, settings, engine)
-    caep = settings.detect_caep_config()  # never the enforcer's key (docs/SECURITY.md)
+    caep = CaepConfig.for_detectors(settings)  # never the enforcer's key (docs/SECURITY.md)
     if caep is None and settings.caep.enabled:
         log.info("no CAEP risk-level-change tokens: detect_caep_issuer is not set")
     caep_topic = (
@@ -344,7 +345,7 @@ def _where(msg: Any) -> dict[str, Any]:
 
 def check_topics(settings: Settings, timeout: float = 30.0) -> None:
     """Refuse to start without the audit and alert topics, or with another partition count."""
-    admin = AdminClient(settings.kafka.client_config())
+    admin = AdminClient(client_config(settings.kafka))
     topics = admin.list_topics(timeout=timeout).topics
     problems = []
     for name in (settings.topics.audit, settings.topics.alerts):
@@ -370,10 +371,11 @@ def run(settings: Settings, policy: Policy) -> int:
     Logging must be configured by the caller (the entry point); faust's own chatter is kept to
     warnings unless the log level is DEBUG.
     """
-    if settings.kafka.security.protocol != "PLAINTEXT":
+    security = KafkaSecurity.from_settings(settings.kafka)
+    if security.protocol != "PLAINTEXT":
         from sessionwarden.kafka.security import check_connection
 
-        check_connection(settings.kafka.bootstrap_servers, settings.kafka.security)
+        check_connection(settings.kafka.bootstrap_servers, security)
     check_topics(settings)
     if settings.logging.level != "DEBUG":
         for name in _NOISY:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sessionwarden.config.settings import Settings
+from sessionwarden.kafka.security import KafkaSecurity, client_config
 from sessionwarden.kafka.topics import INPUT_MAX_MESSAGE_BYTES
 
 
@@ -28,7 +29,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # budget leaving records to a later transaction, that was a second of reading nothing.
         "fetch.queue.backoff.ms": 10,
         "log_level": 4,
-        **settings.kafka.security.librdkafka(),
+        **KafkaSecurity.from_settings(settings.kafka).librdkafka(),
     }
     if settings.enforcer.static_membership:
         # A restarted instance takes its partitions back at once instead of waiting for its
@@ -55,7 +56,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         # per-batch max.message.bytes.
         "batch.size": INPUT_MAX_MESSAGE_BYTES,
         "log_level": 4,
-        **settings.kafka.security.librdkafka(),
+        **KafkaSecurity.from_settings(settings.kafka).librdkafka(),
     }
 
 
@@ -68,9 +69,9 @@ def restore_config(settings: Settings) -> dict[str, Any]:
         "enable.auto.commit": False,
         "fetch.max.bytes": 52_428_800,
         "log_level": 4,
-        **settings.kafka.security.librdkafka(),
+        **KafkaSecurity.from_settings(settings.kafka).librdkafka(),
     }
 
 
 def admin_config(settings: Settings) -> dict[str, Any]:
-    return {**settings.kafka.client_config(), "log_level": 4}
+    return {**client_config(settings.kafka), "log_level": 4}

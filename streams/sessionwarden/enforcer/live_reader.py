@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from sessionwarden.config.settings import Settings
 from sessionwarden.enforcer.engine.live import Listing, LiveView
 from sessionwarden.errors import SessionwardenError
+from sessionwarden.kafka.security import KafkaSecurity
 from sessionwarden.policy import Policy
 
 BATCH = 10_000
@@ -43,7 +44,7 @@ def read_live_sessions(
     consumer = consumer_factory(
         {
             "bootstrap.servers": settings.kafka.bootstrap_servers,
-            **settings.kafka.security.librdkafka(),
+            **KafkaSecurity.from_settings(settings.kafka).librdkafka(),
             "group.id": f"sessionwarden-sessions-{uuid.uuid4().hex[:8]}",  # never committed
             "isolation.level": "read_committed",
             "enable.auto.commit": False,

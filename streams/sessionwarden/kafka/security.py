@@ -1,9 +1,10 @@
 """Kafka security settings (TLS, SASL), read once and mapped onto every client library we use.
 
-``KafkaSecurity`` is built by the settings from ``SESSIONWARDEN_KAFKA_*``; the password files
-are read when the settings are loaded. It maps onto librdkafka properties (the enforcer, the
-publishers, the listener, the CLI tools) and onto aiokafka / faust arguments (the detectors,
-anything asyncio). Secrets never appear in ``repr``, log lines or error messages.
+``KafkaSecurity.from_settings(settings.kafka)`` builds it from ``SESSIONWARDEN_KAFKA_*``; the
+password files are read (and the settings checked) when the settings are loaded. It maps onto
+librdkafka properties (the enforcer, the publishers, the listener, the CLI tools; with the
+brokers: ``client_config``) and onto aiokafka / faust arguments (the detectors, anything
+asyncio). Secrets never appear in ``repr``, log lines or error messages.
 
 ``check_connection`` asks for metadata once and turns the errors a secured cluster answers a
 misconfigured client with (wrong password, untrusted certificate) into one ``KafkaAuthError``
@@ -12,6 +13,7 @@ line, instead of librdkafka's endless retries.
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import threading
@@ -25,6 +27,8 @@ from sessionwarden.errors import SessionwardenError
 
 if TYPE_CHECKING:
     from faust.types.auth import CredentialsT
+
+    from sessionwarden.config.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,12 @@ class KafkaSecurity:
     _warned: list[bool] = field(
         default_factory=lambda: [False], init=False, repr=False, compare=False
     )
+
+    @classmethod
+    def from_settings(cls, kafka: KafkaSettings) -> KafkaSecurity:
+        """The security of the settings' ``kafka`` section. Equal sections share one object, so
+        its warning is logged once per process, not once per client."""
+        return _from_settings(kafka)
 
     def __post_init__(self) -> None:
         if self.plain_password_in_clear and not self.allow_plain_without_tls:
@@ -182,6 +192,31 @@ class KafkaSecurity:
             text += f", CA {self.ca_file or 'system store'}"
             text += "" if self.verify_hostname else ", host name NOT verified"
         return text
+
+
+@functools.lru_cache(maxsize=64)
+def _from_settings(kafka: KafkaSettings) -> KafkaSecurity:
+    tls = kafka.security_protocol in ("SSL", "SASL_SSL")
+    return KafkaSecurity(
+        protocol=kafka.security_protocol,
+        mechanism=kafka.sasl_mechanism,
+        username=kafka.sasl_username,
+        password=kafka.sasl_password,
+        ca_file=kafka.ssl_ca_file if tls else None,
+        cert_file=kafka.ssl_cert_file if tls else None,
+        key_file=kafka.ssl_key_file if tls else None,
+        key_password=kafka.ssl_key_password,
+        verify_hostname=kafka.ssl_verify_hostname,
+        allow_plain_without_tls=kafka.allow_sasl_plain_without_tls,
+    )
+
+
+def client_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """``bootstrap.servers`` and the security properties, for any librdkafka client."""
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        **KafkaSecurity.from_settings(kafka).librdkafka(),
+    }
 
 
 def explain_refusal(err: KafkaError) -> str | None:

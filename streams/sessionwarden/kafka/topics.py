@@ -25,6 +25,7 @@ from confluent_kafka.admin import (
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import MAX_RECORD_BYTES
 from sessionwarden.errors import ConfigError
+from sessionwarden.kafka.security import client_config
 
 DAY_MS = 24 * 3600 * 1000
 MARGIN_MS = DAY_MS
@@ -261,7 +262,7 @@ def _align(
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka.client_config())
+    return AdminClient(client_config(settings.kafka))
 
 
 def delete_topics(

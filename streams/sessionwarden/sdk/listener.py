@@ -58,7 +58,7 @@ from sessionwarden.contracts.codec import DecodeError, decode_revocation_record
 from sessionwarden.contracts.outputs import Revalidation, Revocation
 from sessionwarden.errors import SessionwardenError
 from sessionwarden.kafka.offsets import AdminLike
-from sessionwarden.kafka.security import explain_refusal
+from sessionwarden.kafka.security import KafkaSecurity, explain_refusal
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.policy import Policy, default_policy, load_policy
 from sessionwarden.sdk.health import HealthLog
@@ -188,7 +188,7 @@ class RevocationListener:
                 path = settings.policy_file
                 policy = load_policy(path) if path is not None else default_policy()
             options["max_lifetime_s"] = policy.max_absolute
-        options = {**settings.kafka.security.librdkafka(), **options}
+        options = {**KafkaSecurity.from_settings(settings.kafka).librdkafka(), **options}
         return cls(settings.kafka.bootstrap_servers, settings.topics.revocations, **options)
 
     @staticmethod

@@ -331,14 +331,14 @@ def test_the_enforcers_caep_settings_need_a_stable_salt_for_opaque_subjects() ->
         "caep_allow_unsigned": True,
     }
     with pytest.raises(ConfigError, match="log_salt"):
-        load_settings(**caep).caep_config()
-    config = load_settings(
-        **caep, log_salt="s", caep_raw_session_audiences="https://raw"
-    ).caep_config()
+        CaepConfig.from_settings(load_settings(**caep))
+    config = CaepConfig.from_settings(
+        load_settings(**caep, log_salt="s", caep_raw_session_audiences="https://raw")
+    )
     assert config is not None
     assert ("s", frozenset({"https://raw"})) == (
         config.session_salt,
         config.raw_session_audiences,
     )
     everyone_raw = load_settings(**caep, caep_raw_session_audiences="https://rp,https://raw")
-    assert everyone_raw.caep_config() is not None
+    assert CaepConfig.from_settings(everyone_raw) is not None

@@ -121,8 +121,8 @@ def test_caep_without_a_signing_key_needs_the_explicit_development_opt_in() -> N
         "log_salt": "salt",
     }
     with pytest.raises(ConfigError, match="caep_allow_unsigned"):
-        load_settings(**caep).caep_config()
-    config = load_settings(**caep, caep_allow_unsigned=True).caep_config()
+        CaepConfig.from_settings(load_settings(**caep))
+    config = CaepConfig.from_settings(load_settings(**caep, caep_allow_unsigned=True))
     assert config is not None and config.signing_key_pem is None
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.enforcer import kafka_config
+from sessionwarden.kafka.security import client_config
 from sessionwarden.sink.postgres import consumer
 
 BUILDERS: dict[str, Callable[[Settings], dict[str, Any]]] = {
@@ -37,5 +38,5 @@ def test_every_client_carries_the_security_properties(name: str, tmp_path: Path)
         kafka_ssl_ca_file=str(ca),
     )
     config = BUILDERS[name](settings)
-    expected = settings.kafka.client_config()
+    expected = client_config(settings.kafka)
     assert expected == {key: config.get(key) for key in expected}

@@ -12,6 +12,7 @@ from sessionwarden.cli.acls import Principals, acl_plan
 from sessionwarden.cli.main import main
 from sessionwarden.config.settings import load_settings
 from sessionwarden.errors import ConfigError
+from sessionwarden.kafka.security import KafkaSecurity, client_config
 
 SECRET = "correct horse battery staple"
 
@@ -44,8 +45,8 @@ def sasl_ssl(secret_file: Path, ca_file: Path, **extra: object) -> dict[str, obj
 def test_plaintext_adds_no_client_properties() -> None:
     """The default stays the loopback broker of development and most tests."""
     settings = load_settings()
-    assert {"bootstrap.servers": "127.0.0.1:9092"} == settings.kafka.client_config()
-    assert settings.kafka.security.faust_credentials() is None
+    assert {"bootstrap.servers": "127.0.0.1:9092"} == client_config(settings.kafka)
+    assert KafkaSecurity.from_settings(settings.kafka).faust_credentials() is None
 
 
 def test_sasl_ssl_maps_onto_librdkafka_with_host_name_verification(
@@ -61,7 +62,7 @@ def test_sasl_ssl_maps_onto_librdkafka_with_host_name_verification(
         "ssl.endpoint.identification.algorithm": "https",
         "ssl.ca.location": str(ca_file),
     }
-    assert expected == settings.kafka.security.librdkafka()
+    assert expected == KafkaSecurity.from_settings(settings.kafka).librdkafka()
 
 
 def test_host_name_verification_can_be_turned_off_explicitly(
@@ -69,7 +70,7 @@ def test_host_name_verification_can_be_turned_off_explicitly(
 ) -> None:
     """Off only when asked for, and then visible in the log-safe summary."""
     settings = load_settings(**sasl_ssl(secret_file, ca_file, kafka_ssl_verify_hostname=False))
-    security = settings.kafka.security
+    security = KafkaSecurity.from_settings(settings.kafka)
     assert "none" == security.librdkafka()["ssl.endpoint.identification.algorithm"]
     assert "host name NOT verified" in security.describe()
 
@@ -81,7 +82,7 @@ def test_aiokafka_and_faust_get_the_same_login(secret_file: Path) -> None:
         kafka_sasl_username="detect",
         kafka_sasl_password_file=str(secret_file),
     )
-    kwargs = settings.kafka.security.aiokafka()
+    kwargs = KafkaSecurity.from_settings(settings.kafka).aiokafka()
     context = kwargs.pop("ssl_context")
     assert isinstance(context, ssl.SSLContext)
     assert (True, ssl.CERT_REQUIRED) == (context.check_hostname, context.verify_mode)
@@ -92,14 +93,19 @@ def test_aiokafka_and_faust_get_the_same_login(secret_file: Path) -> None:
         "sasl_plain_password": SECRET,
     }
     assert expected == kwargs
-    credentials = settings.kafka.security.faust_credentials()
+    credentials = KafkaSecurity.from_settings(settings.kafka).faust_credentials()
     assert ("detect", "SASL_SSL") == (credentials.username, credentials.protocol.value)  # type: ignore[union-attr]
 
 
 def test_the_password_never_shows_in_repr_or_the_summary(secret_file: Path, ca_file: Path) -> None:
     """Settings objects end up in logs and tracebacks."""
     settings = load_settings(**sasl_ssl(secret_file, ca_file))
-    for text in (repr(settings), repr(settings.kafka.security), settings.kafka.security.describe()):
+    security = KafkaSecurity.from_settings(settings.kafka)
+    for text in (
+        repr(settings),
+        repr(security),
+        security.describe(),
+    ):
         assert SECRET not in text
 
 
@@ -243,8 +249,8 @@ def test_sasl_plain_without_tls_is_refused_unless_explicitly_allowed(secret_file
     allowed = load_settings(
         **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
     )
-    assert "PLAIN" == allowed.kafka.security.librdkafka()["sasl.mechanism"]
-    assert "password NOT encrypted" in allowed.kafka.security.describe()
+    assert "PLAIN" == KafkaSecurity.from_settings(allowed.kafka).librdkafka()["sasl.mechanism"]
+    assert "password NOT encrypted" in KafkaSecurity.from_settings(allowed.kafka).describe()
 
 
 def test_an_allowed_plain_password_without_tls_is_warned_about_once_per_process(
@@ -254,7 +260,7 @@ def test_an_allowed_plain_password_without_tls_is_warned_about_once_per_process(
     settings = load_settings(
         **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
     )
-    security = settings.kafka.security
+    security = KafkaSecurity.from_settings(settings.kafka)
     security.librdkafka()
     security.aiokafka()
     security.faust_credentials()
@@ -282,7 +288,7 @@ def test_other_weakened_connections_are_warned_about(
     values = {**sasl_plaintext(secret_file, "SCRAM-SHA-512"), **settings}
     if values["kafka_security_protocol"] == "SSL":
         values["kafka_ssl_ca_file"] = str(ca_file)
-    load_settings(**values).kafka.security.librdkafka()
+    KafkaSecurity.from_settings(load_settings(**values).kafka).librdkafka()
     [warning] = warnings_logged(caplog)
     assert risk in warning
 
@@ -299,5 +305,27 @@ def test_a_secure_connection_logs_no_warning(
     secret_file: Path, ca_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Warnings that always fire are warnings nobody reads."""
-    load_settings(**sasl_ssl(secret_file, ca_file)).kafka.security.librdkafka()
+    KafkaSecurity.from_settings(load_settings(**sasl_ssl(secret_file, ca_file)).kafka).librdkafka()
     assert [] == warnings_logged(caplog)
+
+
+def test_the_clients_of_one_process_share_one_warning(
+    secret_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each client builds its security from the settings; the warning still comes only once."""
+    settings = load_settings(
+        **sasl_plaintext(secret_file, "PLAIN", kafka_allow_sasl_plain_without_tls=True)
+    )
+    KafkaSecurity.from_settings(settings.kafka).librdkafka()
+    client_config(settings.kafka)
+    KafkaSecurity.from_settings(settings.replace(log_level="DEBUG").kafka).aiokafka()
+    [warning] = warnings_logged(caplog)
+    assert warning.startswith("INSECURE KAFKA CONNECTION")
+
+
+def test_settings_loaded_again_with_a_new_password_get_it(secret_file: Path, ca_file: Path) -> None:
+    """A password file rotated between two loads must not be answered from the first load."""
+    before = KafkaSecurity.from_settings(load_settings(**sasl_ssl(secret_file, ca_file)).kafka)
+    secret_file.write_text("rotated\n")
+    after = KafkaSecurity.from_settings(load_settings(**sasl_ssl(secret_file, ca_file)).kafka)
+    assert (SECRET, "rotated") == (before.password, after.password)

@@ -22,6 +22,7 @@ from sessionwarden.audit.drill.stack import FrozenService
 from sessionwarden.audit.drill.targets import Stack, open_stack, second_service_attempts
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import SessionwardenError
+from sessionwarden.kafka.security import KafkaSecurity
 from sessionwarden.ops.stats import percentiles
 from sessionwarden.policy import Policy
 from sessionwarden.sdk.publisher import AuthEventPublisher
@@ -265,8 +266,9 @@ def _publish(
         if p.logout is not None:
             events.append((p.logout, "logout", p))
     events.sort(key=lambda e: e[0])
+    security = KafkaSecurity.from_settings(settings.kafka).librdkafka()
     with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input,
-                            **settings.kafka.security.librdkafka()) as out:  # fmt: skip
+                            **security) as out:  # fmt: skip
         for when, kind, p in events:
             delay = t0 + when - time.time()
             if delay > 0:

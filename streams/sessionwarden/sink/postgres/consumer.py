@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import SessionwardenError
+from sessionwarden.kafka.security import client_config
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ops.service_metrics import ServiceObserver
 from sessionwarden.policy import Policy
@@ -57,7 +58,7 @@ def connect(dsn: str) -> psycopg.Connection[Any]:
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     return {
-        **settings.kafka.client_config(),  # bootstrap servers and the security properties
+        **client_config(settings.kafka),  # bootstrap servers and the security properties
         "group.id": settings.sink.group_id,
         "client.id": "sessionwarden-pg-sink",
         "isolation.level": "read_committed",

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.offsets import GroupOffsets, group_lag
+from sessionwarden.kafka.security import client_config
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.web.dashboard.view import DashboardState, alert_problem
 
@@ -134,7 +135,7 @@ class DashboardFeed:
             topics.alerts: state.apply_alert,
         }
         self._records = RecordApplier(apply, self.stats, topics.alerts)
-        client = {**settings.kafka.client_config(), "log_level": 4}
+        client = {**client_config(settings.kafka), "log_level": 4}
         self._consumer = Consumer({
             **client, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
             "isolation.level": "read_committed", "enable.auto.commit": False,

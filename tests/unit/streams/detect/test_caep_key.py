@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from sessionwarden.caep.events import RISK_LEVEL_CHANGE, CaepError, caep_events_for, read_unverified
+from sessionwarden.caep.events import (
+    RISK_LEVEL_CHANGE,
+    CaepConfig,
+    CaepError,
+    caep_events_for,
+    read_unverified,
+)
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.detect.app import DetectShell, create_app
@@ -78,7 +84,7 @@ def test_the_detectors_start_without_the_enforcers_signing_key(tmp_path: Path) -
     settings = caep_settings(tmp_path)
     app = create_app(settings, policy(), data_dir=tmp_path / "data")
     assert app.conf.id.endswith("sessionwarden-detect")
-    assert settings.detect_caep_config() is None  # no key of their own: no risk tokens
+    assert CaepConfig.for_detectors(settings) is None  # no key of their own: no risk tokens
 
 
 def test_the_detectors_sign_risk_tokens_with_their_own_key_and_issuer(tmp_path: Path) -> None:
@@ -91,7 +97,7 @@ def test_the_detectors_sign_risk_tokens_with_their_own_key_and_issuer(tmp_path: 
         detect_caep_key_id="detect-1",
     )
     create_app(settings, policy(), data_dir=tmp_path / "data")  # builds without the other key
-    config = settings.detect_caep_config()
+    config = CaepConfig.for_detectors(settings)
     assert config is not None
     tables: Tables = {name: {} for name in TABLES}
     alerts, caep = FakeTopic(), FakeTopic()
@@ -116,7 +122,7 @@ def test_the_detectors_config_cannot_sign_session_events(tmp_path: Path) -> None
         detect_caep_issuer=DETECT_ISSUER,
         detect_caep_signing_key_file=str(tmp_path / "detect.pem"),
     )
-    config = settings.detect_caep_config()
+    config = CaepConfig.for_detectors(settings)
     assert config is not None
     with pytest.raises(CaepError, match="does not sign revocation"):
         caep_events_for(dict(revocation("s-1")), config)
@@ -137,11 +143,13 @@ def test_the_detectors_issuer_and_key_must_differ_from_the_enforcers(
     shared = tmp_path / "shared.pem"
     pem_key(shared)
     with pytest.raises(ConfigError, match=why):
-        load_settings(
-            caep_enabled=True,
-            caep_issuer=ENFORCER_ISSUER,
-            caep_audiences="https://rp.example",
-            caep_signing_key_file=str(shared),
-            detect_caep_issuer=issuer,
-            detect_caep_signing_key_file=str(shared if same_file else tmp_path / "d.pem"),
-        ).detect_caep_config()
+        CaepConfig.for_detectors(
+            load_settings(
+                caep_enabled=True,
+                caep_issuer=ENFORCER_ISSUER,
+                caep_audiences="https://rp.example",
+                caep_signing_key_file=str(shared),
+                detect_caep_issuer=issuer,
+                detect_caep_signing_key_file=str(shared if same_file else tmp_path / "d.pem"),
+            )
+        )
