@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NoReturn
 
-from confluent_kafka import Message, Producer
+from confluent_kafka import KafkaException, Message, Producer
 
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.enforcer.context import EnforcerContext
@@ -16,6 +16,7 @@ from sessionwarden.enforcer.deadletter import MAX_DEAD_LETTER_KEY, dead_letter_d
 from sessionwarden.enforcer.engine.forward import HINT, Router, producer_identity
 from sessionwarden.enforcer.engine.partition import Emit
 from sessionwarden.enforcer.runtime import PartitionRuntime
+from sessionwarden.enforcer.txn import produce_refused
 from sessionwarden.kafka.producing import DeliveryCallback, produce_waiting
 from sessionwarden.ops.logs import SessionHasher
 
@@ -61,7 +62,10 @@ class Outputs:
         headers: Any = None,
     ) -> None:
         """Produce, waiting for room when the local queue is full (deliveries free it)."""
-        produce_waiting(self._producer, topic, value, key, partition, headers)
+        try:
+            produce_waiting(self._producer, topic, value, key, partition, headers)
+        except KafkaException as exc:
+            _raise_refused(exc)
 
     def produce_batch(self, parts: dict[int, PartitionRuntime]) -> int:
         """Produce every partition's changelog and outputs; returns records produced."""
@@ -70,13 +74,16 @@ class Outputs:
         state_topic = self._topics.enforcer_state
         on_changelog = self._on_changelog
         count = 0
-        for p, rt in parts.items():
-            for key, value in rt.enforcer.state.changelog():
-                produce_waiting(self._producer, state_topic, value, key, p, None, on_changelog)
-                count += 1
-            for emit in rt.enforcer.state.out:
-                produce(topics[emit.topic], encode_dict(emit.value), emit.key)
-                count += 1
+        try:
+            for p, rt in parts.items():
+                for key, value in rt.enforcer.state.changelog():
+                    produce_waiting(self._producer, state_topic, value, key, p, None, on_changelog)
+                    count += 1
+                for emit in rt.enforcer.state.out:
+                    produce(topics[emit.topic], encode_dict(emit.value), emit.key)
+                    count += 1
+        except KafkaException as exc:
+            _raise_refused(exc)
         return count + self.pending
 
     def forward(self, router: Router, msg: Message, key: bytes, target: int) -> None:
@@ -161,3 +168,11 @@ class Outputs:
             extra["user_type"] = doc["user_type"]
             extra["risk_profile"] = doc["risk_profile"]
         log.info(doc["type"].replace("_", " "), extra=extra)
+
+
+def _raise_refused(exc: KafkaException) -> NoReturn:
+    """Re-raise a refused ``produce()`` as what it calls for (``txn.produce_refused``)."""
+    failure = produce_refused(exc)
+    if failure is exc:
+        raise exc
+    raise failure from exc

@@ -336,6 +336,19 @@ class TxnFailure(Exception):
         self.call = call
 
 
+def produce_refused(exc: KafkaException) -> Exception:
+    """What a ``produce()`` refused inside an open transaction calls for. librdkafka refuses
+    with ``_STATE`` once the transaction has failed (its records timed out, say, or the
+    coordinator aborted it): the batch is aborted, as the same failure would be at commit,
+    and the abort itself tells a fence apart. Anything else is returned as it is (the rebuild
+    path judges it)."""
+    err = exc.args[0] if exc.args else None
+    if isinstance(err, KafkaError) and err.code() == KafkaError._STATE:
+        return TxnFailure(Action.ABORT, err, "produce")
+    refused: Exception = exc
+    return refused
+
+
 class StuckFailure(TxnFailure):
     """A transactional call that did not return within its bound (``CallStuck``): the
     clients are rebuilt beside it, or the process exits (``rebuild_beside``)."""

@@ -364,3 +364,22 @@ def stop_after_rebuild(loop: EnforcerLoop, clients: FakeClients) -> None:
         return made
 
     clients.consumer = consumer  # type: ignore[method-assign]
+
+
+def test_a_produce_refused_for_a_failed_transaction_aborts_the_batch_not_the_clients() -> (
+    None
+):
+    """librdkafka refuses produce() with _STATE once the open transaction has failed (its
+    records timed out, say): that calls for an abort, as the same failure would at commit, not
+    for a rebuild and a restore of every partition."""
+    loop, clients = started()
+    consumer, producer = clients.consumers[-1], clients.producers[-1]
+    consumer.append(login(0, "s1"))
+    producer.fail["produce"] = [KafkaError(KafkaError._STATE, "Local: Erroneous state")]
+    assert 0 == loop.step()
+    calls = producer.names()
+    assert "abort_transaction" in calls and "commit_transaction" not in calls
+    assert (0, 1, [0], 0) == (live(loop), loop.stats.aborts, consumer.seeks, loop.stats.recoveries)
+
+    assert 1 == loop.step()  # read again, committed this time, by the same clients
+    assert (1, 1, 1) == (live(loop), producer.sent_offset(), len(clients.producers))
