@@ -19,6 +19,7 @@ from sessionwarden.cli import (
     detect,
     drill,
     enforce,
+    gate,
     policy,
     publish,
     simulate,
@@ -55,6 +56,7 @@ COMMANDS: tuple[Command, ...] = (
     verify,
     sink,
     dashboard,
+    gate,
     drill,
     demo,
 )
