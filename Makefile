@@ -136,8 +136,8 @@ nginx: ## install Debian's nginx for the gateway tests (apt-get, needs root) whe
 		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
 
-drill: $(STAMP) kafka-up postgres-deps browser nginx ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser: audit in .drill/
-	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) $(DRILL_ARGS)
+drill: $(STAMP) kafka-up postgres-deps browser nginx ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser, nginx: audit in .drill/
+	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) --gateway $(DRILL_ARGS)
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

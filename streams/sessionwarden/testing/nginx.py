@@ -79,10 +79,18 @@ def free_port() -> int:
         return port
 
 
-def config(prefix: Path, port: int, gate_port: int, app_port: int) -> str:
+def config(
+    prefix: Path, port: int, gate_port: int, app_port: int, unprotected: tuple[str, ...] = ()
+) -> str:
+    """The whole configuration; ``unprotected``: paths served WITHOUT asking the gate (the
+    drill's deliberate weakening, which it must catch)."""
     temp = "\n".join(
         f"    {name}_temp_path {prefix / (name + '_temp')};"
         for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    bypass = "".join(
+        f"        location ^~ {path} {{ proxy_pass http://app; }}  # weakened\n"
+        for path in unprotected
     )
     return f"""\
 daemon off;
@@ -110,7 +118,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
 
-{LOCATIONS}    }}
+{bypass}{LOCATIONS}    }}
 }}
 """
 
@@ -154,7 +162,13 @@ class Nginx:
     """nginx on a free port of 127.0.0.1 asking the gate on ``gate_port``; ``close()`` stops it
     and the upstream. ``stderr`` is kept in ``<prefix>/stderr.log``."""
 
-    def __init__(self, prefix: Path, gate_port: int, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        prefix: Path,
+        gate_port: int,
+        timeout: float = 10.0,
+        unprotected: tuple[str, ...] = (),
+    ) -> None:
         reason = unavailable_reason()
         if reason is not None:
             raise NginxUnavailable(reason)
@@ -163,7 +177,7 @@ class Nginx:
         self.upstream = Upstream()
         self.port = free_port()
         conf = prefix / "nginx.conf"
-        conf.write_text(config(prefix, self.port, gate_port, self.upstream.port))
+        conf.write_text(config(prefix, self.port, gate_port, self.upstream.port, unprotected))
         self._log = (prefix / "stderr.log").open("wb")
         self._proc = subprocess.Popen(
             [str(NGINX), "-p", str(prefix), "-c", str(conf), "-e", "stderr"],

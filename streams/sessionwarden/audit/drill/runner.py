@@ -52,6 +52,8 @@ class DrillOptions:
     own_topics: bool = False  # the drill made its topics: delete them at the end
     outage_sessions: int = 1  # sessions revoked while a service's listener is cut off (0: none)
     budget_s: float = 2.0  # that service's staleness budget (it fails closed past it)
+    gateway: bool = False  # also nginx + `sessionwarden gate` before an upstream (where nginx is)
+    gateway_unprotected: tuple[str, ...] = ()  # paths nginx serves without asking the gate
     workdir: Path = field(default_factory=lambda: Path(".drill"))
 
 
@@ -64,6 +66,8 @@ def cases(options: DrillOptions, stack: Stack) -> list[Case]:
             Case("second-service", "http", "401: bootstrapped from the compacted topic",
                  measured=False),
         ]  # fmt: skip
+    if stack.gateway is not None:
+        found.append(Case("gateway", "gateway", "401 at nginx from the deadline on"))
     if stack.frozen is not None:
         found.append(Case("listener-outage", "http", "503 while stale, then 401; never 2xx",
                           measured=False))  # fmt: skip
@@ -246,6 +250,9 @@ def _jobs(stack: Stack, targets: list[Target], record: Recorder) -> list[Job]:
         base = stack.base
         jobs.append(partial(http_session, base=base, path=stack.path, case="http-api",
                             target=t, record=record))  # fmt: skip
+        if stack.gateway is not None:
+            jobs.append(partial(http_session, base=stack.gateway, path=stack.path, case="gateway",
+                                target=t, record=record, layer="gateway"))  # fmt: skip
         if stack.service is not None:
             jobs.append(partial(http_session, base=base, path="/", case="http-page", target=t,
                                 record=record))  # fmt: skip
