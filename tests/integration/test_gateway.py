@@ -21,7 +21,7 @@ from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.contracts.outputs import Revocation
 from sessionwarden.gate.service import start_gate
-from sessionwarden.sdk.listener import RevocationListener
+from sessionwarden.sdk.listener import ListenerError, RevocationListener
 from sessionwarden.testing.nginx import Nginx, unavailable_reason
 from tests.integration.harness import FAST_POLICY, ServiceProcess, service_env, wait_until
 
@@ -74,11 +74,27 @@ def gate_settings(settings_factory: Callable[..., Settings]) -> Settings:
     )
 
 
+def started_listener(settings: Settings) -> RevocationListener:
+    """A listener of the test's fresh topic, started once the topic's leaders answer (a topic
+    created a moment ago may have none yet)."""
+    deadline = time.monotonic() + 30
+    while True:
+        listener = RevocationListener.from_settings(settings, staleness_budget_s=5.0)
+        try:
+            listener.start()
+            break
+        except ListenerError:
+            listener.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert listener.wait_ready(15)
+    return listener
+
+
 @pytest.fixture
 def listener(gate_settings: Settings) -> Iterator[RevocationListener]:
-    listener = RevocationListener.from_settings(gate_settings, staleness_budget_s=5.0)
-    listener.start()
-    assert listener.wait_ready(15)
+    listener = started_listener(gate_settings)
     yield listener
     listener.close()
 
@@ -164,8 +180,9 @@ class GateProcess(ServiceProcess):
 def test_a_gate_that_is_down_refuses_at_nginx_and_never_logs_a_raw_session_id(
     gate_settings: Settings, tmp_path: Path
 ) -> None:
-    """The command as deployed: `sessionwarden gate`; killed, nginx refuses (503), and its log
-    (at DEBUG, where refusals are logged) names sessions by hash only."""
+    """The command as deployed: `sessionwarden gate` counts its verdicts on /metrics (token
+    auth); killed, nginx refuses (503); its log (at DEBUG, where refusals are logged) names
+    sessions by hash only."""
     gate = GateProcess(gate_settings, SESSIONWARDEN_LOG_LEVEL="DEBUG")
     try:
         nginx = Nginx(tmp_path / "nginx", gate.port())
@@ -174,6 +191,11 @@ def test_a_gate_that_is_down_refuses_at_nginx_and_never_logs_a_raw_session_id(
             revoke(gate_settings, "acme", secret)
             wait_until(lambda: get(nginx.url, secret)[0] == 401, 15, "the revocation at nginx")
             assert (200, "allowed") == get(nginx.url, "s-2")[:2]
+            endpoint = gate.metrics_url()
+            scrape = Request(f"{endpoint.base}/metrics",
+                             headers={"Authorization": f"Bearer {endpoint.token}"})  # fmt: skip
+            with urlopen(scrape, timeout=5) as response:
+                metrics = response.read().decode()
             gate.kill()
             down = get(nginx.url, "s-2")
             served = nginx.upstream.served
@@ -183,6 +205,8 @@ def test_a_gate_that_is_down_refuses_at_nginx_and_never_logs_a_raw_session_id(
         gate.stop()
     assert (503, "unavailable") == down[:2]
     assert 1 == served
+    assert 'sessionwarden_gate_verdicts_total{reason="revoked",verdict="refused"} 1.0' in metrics
+    assert "sessionwarden_listener_revocations_total" in metrics
     assert any(d.get("msg") == "gate refused" for d in gate.messages()), gate.log()
     assert all(secret not in line for line in gate.lines)
 
