@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -265,3 +266,79 @@ def test_a_gate_answers_fast_enough_to_sit_in_every_request(
         conn.close()
         gate.close()
     assert per_request < 0.02
+
+
+class JwksServer:
+    """The identity provider's JWKS endpoint, counting its fetches."""
+
+    def __init__(self, body: bytes) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+        self.fetches = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.fetches += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_nginx_with_the_session_in_a_jwt_verified_against_a_jwks_url(
+    gate_settings: Settings, listener: RevocationListener, tmp_path: Path
+) -> None:
+    """Tenant and session from a Bearer JWT's claims, keys fetched from the issuer's URL once
+    and cached; a revoked session in a valid token and an expired token are both refused."""
+    from tests.unit.streams.gate.tokens import jwks, sign
+
+    idp = JwksServer(jwks())
+    settings = gate_settings.replace(
+        gate_session_from="jwt:sid", gate_tenant_from="jwt:tid", gate_user_from="jwt:sub",
+        gate_jwks_url=idp.url, gate_jwt_issuer="https://idp.example", gate_jwt_audience="shop",
+    )  # fmt: skip
+    gate = start_gate(settings, listener)
+    nginx = Nginx(tmp_path / "nginx", gate.port)
+
+    def call(claims: dict[str, object], alg: str = "RS256") -> tuple[int, str]:
+        now = time.time()
+        token = sign({"iss": "https://idp.example", "aud": "shop", "exp": now + 60,
+                      "tid": "acme", "sub": "alice", **claims}, alg)  # fmt: skip
+        request = Request(f"{nginx.url}/orders", headers={"Authorization": f"Bearer {token}"})
+        try:
+            with urlopen(request, timeout=5) as response:
+                return response.status, response.read().decode()
+        except HTTPError as exc:
+            return exc.code, exc.headers.get("X-Sessionwarden-Reason", "")
+
+    try:
+        live = [call({"sid": "s-jwt"}), call({"sid": "s-jwt"}, "ES256")]
+        revoke(settings, "acme", "s-jwt")
+        wait_until(lambda: call({"sid": "s-jwt"})[0] == 401, 10, "nginx to refuse the session")
+        revoked = call({"sid": "s-jwt"})
+        expired = call({"sid": "s-other", "exp": time.time() - 3600})
+        other_tenant = call({"sid": "s-other", "tid": "globex"})
+        fetches = idp.fetches
+    finally:
+        nginx.close()
+        gate.close()
+        idp.close()
+    assert [(200, "upstream ok acme\n")] * 2 == live
+    assert (401, "revoked") == revoked
+    assert (401, "token_expired") == expired
+    assert (403, "wrong_tenant") == other_tenant
+    assert 1 == fetches, "the JWKS is cached"

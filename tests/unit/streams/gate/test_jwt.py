@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import pytest
 
 from sessionwarden.gate.decision import TokenRefused
@@ -115,3 +118,21 @@ def test_keys_that_cannot_be_loaded_are_unavailable_and_the_last_good_ones_stay(
     answers.append(b"broken again")
     clock.advance(400)
     assert "s-1" == verify(sign(CLAIMS), store, RULES, NOW)["sid"], "kept after a failed fetch"
+
+
+def test_a_jwks_file_is_read_and_keys_of_other_types_are_skipped(tmp_path: Path) -> None:
+    """A JWKS may carry encryption keys, symmetric keys or short RSA keys: never used to
+    verify, and they do not stop the signing keys from loading."""
+    doc = orjson.loads(jwks())
+    doc["keys"] += [
+        {"kty": "oct", "kid": "h1", "k": "c2VjcmV0"},
+        {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"},
+        {"kty": "RSA", "kid": "short", "n": b64((1 << 1023).to_bytes(128, "big")), "e": "AQAB"},
+        "not a key",
+    ]
+    path = tmp_path / "jwks.json"
+    path.write_bytes(orjson.dumps(doc))
+    store = Jwks.from_file(path, Clock(0.0))
+    assert "s-1" == verify(sign(CLAIMS, "ES256"), store, RULES, NOW)["sid"]
+    assert "unknown_key" == refusal(sign(CLAIMS, kid="short"), store=store)
+    assert "token_invalid" == refusal(sign(CLAIMS, "HS256", kid="h1"), store=store)
