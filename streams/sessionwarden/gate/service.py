@@ -48,6 +48,8 @@ def verifier_of(gate: GateSettings) -> Verifier | None:
     from sessionwarden.gate.jwt import Jwks, JwtRules, verify
 
     if gate.jwks_file is not None:
+        if not gate.jwks_file.is_file():
+            raise ConfigError(f"gate_jwks_file: no such file: {gate.jwks_file}")
         jwks = Jwks.from_file(gate.jwks_file, time.monotonic)
     else:
         jwks = Jwks.from_url(gate.jwks_url, gate.jwks_cache_s, time.monotonic)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sessionwarden.config.settings import load_settings
+from sessionwarden.errors import ConfigError
 from sessionwarden.gate.decision import REASONS, Gate, GateRules, Source, Verdict
 from sessionwarden.gate.jwt import Jwks, JwtRules, verify
-from sessionwarden.gate.service import rules_of
+from sessionwarden.gate.service import rules_of, verifier_of
 from tests.unit.streams.clients.fakes import Clock, revocation
 from tests.unit.streams.clients.test_listener import BUDGET, Rig
 from tests.unit.streams.gate.tokens import jwks, sign
@@ -209,3 +211,14 @@ def test_a_jwt_cookie_named_twice_is_refused() -> None:
     gate = jwt_gate(View(), token=Source("cookie", "id_token"))
     token = sign(CLAIMS)
     assert "invalid_request" == decide(gate, cookie=f"id_token={token}; ID_TOKEN={token}").reason
+
+
+def test_a_jwks_file_that_is_not_there_stops_the_gate_at_start(tmp_path: Path) -> None:
+    """A typo in the key file's path must not become a gate that answers 503 forever."""
+    settings = load_settings(gate_session_from="jwt:sid", gate_jwks_file=tmp_path / "nope.json")
+    with pytest.raises(ConfigError, match="gate_jwks_file"):
+        verifier_of(settings.gate)
+    (tmp_path / "jwks.json").write_bytes(jwks())
+    found = verifier_of(load_settings(gate_session_from="jwt:sid",
+                                      gate_jwks_file=tmp_path / "jwks.json").gate)  # fmt: skip
+    assert found is not None and "s-1" == found(sign(CLAIMS), NOW)["sid"]
