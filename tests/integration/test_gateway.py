@@ -343,3 +343,32 @@ def test_nginx_with_the_session_in_a_jwt_verified_against_a_jwks_url(
     assert (401, "token_expired") == expired
     assert (403, "wrong_tenant") == other_tenant
     assert 1 == fetches, "the JWKS is cached"
+
+
+def test_connections_beyond_the_cap_are_refused_and_idle_ones_are_closed(
+    gate_settings: Settings, listener: RevocationListener
+) -> None:
+    """A client holding connections open cannot pile up the gate's threads."""
+    from sessionwarden.gate.decision import Gate
+    from sessionwarden.gate.server import GateMetrics, GateServer
+    from sessionwarden.gate.service import rules_of
+    from sessionwarden.ops.logs import SessionHasher
+
+    gate = GateServer("127.0.0.1", 0, Gate(rules_of(gate_settings.gate), listener),
+                      GateMetrics(CollectorRegistry()), SessionHasher("s"),
+                      idle_timeout_s=1.0, max_connections=2).start()  # fmt: skip
+    held = [socket.create_connection(("127.0.0.1", gate.port)) for _ in range(2)]
+    try:
+        wait_until(lambda: gate.connections == 2, 5, "both connections accepted")
+        busy = raw(gate.port, b"GET / HTTP/1.1\r\n\r\n")
+        for conn in held:  # closed by the gate after its idle timeout
+            conn.settimeout(5)
+            assert b"" == conn.recv(100)
+        cookie = f"Cookie: {COOKIE}=s-1\r\nX-Tenant: acme\r\nConnection: close\r\n"
+        after = raw(gate.port, f"GET / HTTP/1.1\r\n{cookie}\r\n".encode())
+    finally:
+        for conn in held:
+            conn.close()
+        gate.close()
+    assert busy.startswith(b"HTTP/1.1 503 ") and b"X-Sessionwarden-Reason: busy" in busy
+    assert after.startswith(b"HTTP/1.1 200 ")

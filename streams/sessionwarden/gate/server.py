@@ -6,8 +6,9 @@ nginx ``auth_request`` sends the client's headers to the gate; Traefik ForwardAu
 ``X-Sessionwarden-Reason``, and records the verdict in :class:`GateMetrics` afterwards. A request
 body is never read (the connection is closed after the answer instead); the standard library
 bounds the request line and header lines (64 KiB, 100 headers: 431 beyond), a connection that
-sends nothing for ``IDLE_TIMEOUT_S`` is closed, and an error in the decision is a 503 that is
-logged, never a crash. Log lines name a session by its salted hash only.
+sends nothing for ``IDLE_TIMEOUT_S`` is closed, at most ``MAX_CONNECTIONS`` are served at once
+(503 ``busy`` beyond), and an error in the decision is a 503 that is logged, never a crash.
+Log lines name a session by its salted hash only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT_S = 10.0
 """A gateway keeps its connections to the gate open; one that sends nothing this long is closed."""
+MAX_CONNECTIONS = 1024
+"""Connections served at once (a thread each); nginx keeps `keepalive` of them per worker."""
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nX-Sessionwarden-Reason: busy\r\nRetry-After: 1\r\n"
+    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+)
 
 _CHALLENGE = {
     "revoked": 'Bearer error="invalid_token", error_description="session revoked"',
@@ -75,6 +82,7 @@ class GateServer:
         *,
         clock: Callable[[], float] = time.time,
         idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         handler = type(
             "Handler",
@@ -87,12 +95,17 @@ class GateServer:
                 "timeout": idle_timeout_s,
             },
         )
-        self._httpd = _Server((host, port), handler)
+        self._httpd = _Server((host, port), handler, max_connections)
         self.host = host
         self.port: int = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="sessionwarden-gate", daemon=True
         )
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return self._httpd.connections()
 
     def start(self) -> GateServer:
         self._thread.start()
@@ -110,26 +123,42 @@ class GateServer:
 
 
 class _Server(ThreadingHTTPServer):
-    """Threads per connection; ``drop()`` cuts every open connection (a gateway's kept-alive
-    ones too), so a closed gate answers nothing more."""
+    """A thread per connection, at most ``cap`` at once (one more is answered 503 and closed);
+    ``drop()`` cuts every open connection (a gateway's kept-alive ones too), so a closed gate
+    answers nothing more."""
 
     daemon_threads = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], cap: int) -> None:
+        self.cap = cap
+        self.refused = 0
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._lock:
-            self._open.add(request)
+            full = len(self._open) >= self.cap
+            if not full:
+                self._open.add(request)
+        if full:
+            self.refused += 1
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.send(_BUSY)
+            self.shutdown_request(request)
+            return
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self._lock:
             self._open.discard(request)
         super().shutdown_request(request)
+
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._open)
 
     def drop(self) -> None:
         with self._lock:
