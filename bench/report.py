@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import metrics_cost, peers, targets
+from bench.gateway_latency import render_markdown as render_gateway
 from bench.pg_latency import render_markdown as render_postgres
 
 
@@ -106,6 +107,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     if results.get("postgres"):
         lines += render_postgres(results["postgres"])
+    gateway = results.get("gateway")
+    if gateway and "skipped" not in gateway:
+        lines += render_gateway(gateway)
     lines += metrics_cost.markdown(results.get("metrics_cost"))
     return "\n".join(lines + peers.render(results)) + "\n"
 

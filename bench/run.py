@@ -34,6 +34,7 @@ SECTIONS = (
     "restore_fire",
     "detect",
     "postgres",
+    "gateway",
     "metrics_cost",
 )
 
@@ -179,6 +180,20 @@ def postgres(rate: float, seconds: float, mass: int) -> dict[str, Any]:
         return run_child(["-m", "bench.pg_latency", *args], timeout=1500)
 
 
+def gateway(rate: float, seconds: float, check_rate: float, check_seconds: float) -> dict[str, Any]:
+    from sessionwarden.testing.nginx import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        log(f"gateway latency skipped: {reason}")
+        return {"skipped": reason}
+    with bench_topics("gw") as s:
+        log(f"deadline -> refused at nginx, at {rate:,.0f} events/s; the gate at {check_rate:g}/s")
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(rate), str(seconds)]
+        args += [str(check_rate), str(check_seconds)]
+        return run_child(["-m", "bench.gateway_latency", *args], timeout=900)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a CI smoke test")
@@ -257,6 +272,9 @@ def main() -> None:
         results["postgres"] = postgres(
             rate, 5 if args.quick else 20, 5_000 if args.quick else 100_000
         )
+    if "gateway" in only:
+        rate = results["latency"]["target_rate"] if "latency" in results else 10_000.0
+        results["gateway"] = gateway(rate, 5, 500, 3) if args.quick else gateway(rate, 20, 1000, 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
     results["elapsed_s"] = time.monotonic() - t0

@@ -35,10 +35,14 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
                        help="use the enforcer already running on the settings' topics")  # fmt: skip
     drill.add_argument("--pg-admin-dsn", help="a PostgreSQL superuser DSN to make the drill's "
                        "sandbox database on (default: a throwaway cluster)")  # fmt: skip
+    drill.add_argument("--gateway", action="store_true",
+                       help="also drive nginx asking the gate (the gateway case)")  # fmt: skip
     drill.add_argument("--out", default=".drill", help="report directory (default .drill)")
     weak = drill.add_argument_group("deliberate weakenings (the drill must then fail)")
     weak.add_argument("--unprotected", action="append", default=[], metavar="PATH",
                       help="leave this example-service path outside the middleware")  # fmt: skip
+    weak.add_argument("--gateway-unprotected", action="append", default=[], metavar="PATH",
+                      help="nginx serves this path without the gate (--gateway)")  # fmt: skip
     weak.add_argument("--no-sink", action="store_true", help="do not start the PostgreSQL sink")
     weak.add_argument("--no-page-script", action="store_true",
                       help="serve the page without the browser script")  # fmt: skip
@@ -66,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         path=args.path, start_enforcer=not args.no_enforcer, start_sink=not args.no_sink,
         unprotected=tuple(args.unprotected), page_script=not args.no_page_script,
         workdir=Path(args.out), pg_admin_dsn=args.pg_admin_dsn, own_topics=not args.no_enforcer,
+        gateway=args.gateway or bool(args.gateway_unprotected),
+        gateway_unprotected=tuple(args.gateway_unprotected),
     )  # fmt: skip
     result, doc = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))

@@ -19,6 +19,7 @@ from sessionwarden.cli import (
     detect,
     drill,
     enforce,
+    gate,
     policy,
     publish,
     sessions,
@@ -57,6 +58,7 @@ COMMANDS: tuple[Command, ...] = (
     verify,
     sink,
     dashboard,
+    gate,
     drill,
     demo,
 )

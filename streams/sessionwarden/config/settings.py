@@ -2,10 +2,10 @@
 
 Each section holds what one reader needs (``settings.kafka``, ``settings.topics``,
 ``settings.enforcer``, ``settings.detect``, ``settings.sink``, ``settings.dashboard``,
-``settings.metrics``, ``settings.caep``, ``settings.logging``). Every setting keeps one flat
-name, the name the environment (``SESSIONWARDEN_<NAME>``, plus the conventional
-``KAFKA_BOOTSTRAP_SERVERS``), the TOML config file and :func:`load_settings` use; errors name
-it. Sources, highest priority first: environment variables, then an optional TOML config
+``settings.gate``, ``settings.metrics``, ``settings.caep``, ``settings.logging``). Every
+setting keeps one flat name, the name the environment (``SESSIONWARDEN_<NAME>``, plus the
+conventional ``KAFKA_BOOTSTRAP_SERVERS``), the TOML config file and :func:`load_settings` use;
+errors name it. Sources, highest priority first: environment variables, then an optional TOML config
 file, then defaults. docs/SETTINGS.md is generated from these models
 (``python -m sessionwarden.config.reference``).
 
@@ -45,6 +45,8 @@ from sessionwarden.errors import ConfigError
 ENV_PREFIX = "SESSIONWARDEN_"
 LOOPBACK = r"^(127(\.\d{1,3}){3}|localhost|::1)$"
 NAME = r"^[A-Za-z0-9._-]+$"
+SOURCE = r"^(cookie|header|jwt):[A-Za-z0-9._-]{1,100}$"
+TENANT_SOURCE = r"^(cookie|header|jwt|constant):[A-Za-z0-9._-]{1,100}$"
 
 
 def host_instance_id(hostname: str | None = None) -> str:
@@ -477,6 +479,128 @@ class DashboardSettings(Section):
     )
 
 
+class GateSettings(Section):
+    """The gateway check (`sessionwarden gate`): the forward-auth service that nginx
+    `auth_request`, Traefik ForwardAuth and Envoy `ext_authz` (HTTP) ask about each request's
+    session, answered from a revocation listener. A source is `cookie:NAME`, `header:NAME` or
+    `jwt:CLAIM` (a claim of the verified JWT, see gate_jwt_from); the tenant may also be
+    `constant:TENANT`. docs/GATEWAY.md has the gateways' configuration."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        name: f"gate_{name}"
+        for name in (
+            "host", "port", "session_from", "tenant_from", "user_from", "tenants",
+            "allow_anonymous", "fail_open", "staleness_budget_s", "jwt_from", "jwks_file",
+            "jwks_url", "jwks_cache_s", "jwt_issuer", "jwt_audience", "jwt_algorithms",
+            "jwt_leeway_s", "max_header_bytes", "max_token_bytes",
+        )
+    }  # fmt: skip
+
+    host: str = Field(
+        default="127.0.0.1",
+        max_length=255,
+        description="The address the gate binds to (the gateway must reach it; keep it on a "
+        "private network).",
+    )
+    port: int = Field(default=8790, ge=0, le=65535, description="Its port (0: a free one).")
+    session_from: str = Field(
+        default="cookie:sessionwarden_session",
+        pattern=SOURCE,
+        description="Where a request names its session: cookie:NAME, header:NAME or jwt:CLAIM.",
+    )
+    tenant_from: str = Field(
+        default="header:x-tenant",
+        pattern=TENANT_SOURCE,
+        description="Where a request names its tenant: cookie:NAME, header:NAME, jwt:CLAIM or "
+        "constant:TENANT (a single-tenant gate).",
+    )
+    user_from: str = Field(
+        default="",
+        pattern=rf"^$|{SOURCE}",
+        description="Where to read the user named back to the gateway on success "
+        "(X-Sessionwarden-User); empty: none.",
+    )
+    tenants: str = Field(
+        default="",
+        max_length=4096,
+        description="Comma-separated tenants this gate admits (a session of any other tenant "
+        "is refused with 403); empty: any tenant.",
+    )
+    allow_anonymous: bool = Field(
+        default=False,
+        description="Let requests that name no session through (default: refused with 401).",
+    )
+    fail_open: bool = Field(
+        default=False,
+        description="Keep answering from the revocation set the gate has while its listener "
+        "is past gate_staleness_budget_s (default: fail closed, every session refused with 503).",
+    )
+    staleness_budget_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How far behind the revocation topic the gate may be before it stops "
+        "vouching for sessions.",
+    )
+    jwt_from: str = Field(
+        default="header:authorization",
+        pattern=r"^(cookie|header):[A-Za-z0-9._-]{1,100}$",
+        description="Where the JWT is, for jwt: sources: header:authorization (a Bearer "
+        "token), another header, or a cookie.",
+    )
+    jwks_file: Path | None = Field(
+        default=None, description="The JWKS (JSON) that signs the JWTs, from a file."
+    )
+    jwks_url: str = Field(
+        default="",
+        max_length=2048,
+        pattern=r"^$|^https?://",
+        description="The JWKS from a URL (fetched again after gate_jwks_cache_s, or at once "
+        "for an unknown key id, at most every 10 s).",
+    )
+    jwks_cache_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="How long a fetched JWKS is used."
+    )
+    jwt_issuer: str = Field(
+        default="", max_length=2048, description="The JWT's required `iss`; empty: not checked."
+    )
+    jwt_audience: str = Field(
+        default="",
+        max_length=2048,
+        description="An audience the JWT's `aud` must contain; empty: not checked.",
+    )
+    jwt_algorithms: str = Field(
+        default="RS256,ES256",
+        pattern=r"^(RS256|ES256)(,(RS256|ES256))?$",
+        description="The signature algorithms accepted (RS256, ES256).",
+    )
+    jwt_leeway_s: float = Field(
+        default=30.0, ge=0, le=600, description="Clock skew allowed on `exp` and `nbf`."
+    )
+    max_header_bytes: int = Field(
+        default=8192,
+        ge=256,
+        le=65_536,
+        description="Longest Cookie or identity header the gate reads; longer is refused (400 "
+        "at the gate, 401 to the client).",
+    )
+    max_token_bytes: int = Field(
+        default=8192, ge=256, le=65_536, description="Longest JWT the gate verifies."
+    )
+
+    def tenant_list(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.tenants.split(",") if t.strip())
+
+    @model_validator(mode="after")
+    def _check(self) -> GateSettings:
+        uses_jwt = any(
+            s.startswith("jwt:") for s in (self.session_from, self.tenant_from, self.user_from)
+        )
+        if uses_jwt and self.jwks_file is None and not self.jwks_url:
+            raise ValueError("a jwt: source needs gate_jwks_file or gate_jwks_url")
+        return self
+
+
 class MetricsSettings(Section):
     """Metrics and health (/metrics, /healthz, /readyz). Every long-running process serves
     them on its own port; 0 picks a free port (logged as "metrics serving", with the token
@@ -493,6 +617,7 @@ class MetricsSettings(Section):
         "detect_port": "detect_metrics_port",
         "sink_port": "sink_metrics_port",
         "dashboard_port": "dashboard_metrics_port",
+        "gate_port": "gate_metrics_port",
         "health_stall_s": "health_stall_s",
         "ready_max_lag_records": "ready_max_lag_records",
     }
@@ -513,6 +638,7 @@ class MetricsSettings(Section):
     detect_port: int = Field(default=9465, ge=0, le=65535, description="The detectors' port.")
     sink_port: int = Field(default=9466, ge=0, le=65535, description="The PostgreSQL sink's port.")
     dashboard_port: int = Field(default=9467, ge=0, le=65535, description="The dashboard's port.")
+    gate_port: int = Field(default=9468, ge=0, le=65535, description="The gateway check's port.")
     health_stall_s: float = Field(
         default=30.0,
         gt=0,
@@ -629,6 +755,7 @@ SECTIONS: dict[str, type[Section]] = {
     "detect": DetectSettings,
     "sink": SinkSettings,
     "dashboard": DashboardSettings,
+    "gate": GateSettings,
     "metrics": MetricsSettings,
     "caep": CaepSettings,
     "logging": LoggingSettings,
@@ -686,6 +813,7 @@ class Settings(BaseSettings):
     detect: DetectSettings = Field(default_factory=DetectSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     caep: CaepSettings = Field(default_factory=CaepSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -3,6 +3,8 @@ the planned moments and records an Attempt per try. Nothing here decides; the au
 
 * HTTP: ``GET <base><path>`` with the session in the ``X-Session-Id`` header; 2xx is allowed,
   anything else (401/403 refused, 503 fail-closed) is not.
+* Gateway: the same through nginx, whose ``auth_request`` asks ``sessionwarden gate``, in front
+  of an upstream with no Sessionwarden code.
 * WebSocket: a connection to ``/ws/echo`` opened at sign-in; each try sends a frame and waits
   for its echo. A reader notes the moment the service's close frame arrives (``closed``, for
   the close latency the drill reports). Once the service closes it, every later try
@@ -55,7 +57,13 @@ async def _until(t: float) -> None:
 
 
 async def http_session(
-    client: aiohttp.ClientSession, base: str, path: str, case: str, target: Target, record: Record
+    client: aiohttp.ClientSession,
+    base: str,
+    path: str,
+    case: str,
+    target: Target,
+    record: Record,
+    layer: str = "http",
 ) -> None:
     headers = {SESSION_HEADER: target.session_id}
     for t in target.attempts:
@@ -67,7 +75,7 @@ async def http_session(
                 allowed = 200 <= resp.status < 300
         except (aiohttp.ClientError, TimeoutError):
             allowed = False
-        record(Attempt(case, "http", target.label, path, stamp(sent, allowed), allowed))
+        record(Attempt(case, layer, target.label, path, stamp(sent, allowed), allowed))
 
 
 Closed = Callable[[str, float], None]

@@ -27,4 +27,6 @@ class DrillOptions:
     own_topics: bool = False  # the drill made its topics: delete them at the end
     outage_sessions: int = 1  # sessions revoked while a service's listener is cut off (0: none)
     budget_s: float = 2.0  # that service's staleness budget (it fails closed past it)
+    gateway: bool = False  # also nginx + `sessionwarden gate` before an upstream (where nginx is)
+    gateway_unprotected: tuple[str, ...] = ()  # paths nginx serves without asking the gate
     workdir: Path = field(default_factory=lambda: Path(".drill"))

@@ -41,6 +41,8 @@ def cases(options: DrillOptions, stack: Stack) -> list[Case]:
             Case("second-service", "http", "401: bootstrapped from the compacted topic",
                  measured=False),
         ]  # fmt: skip
+    if stack.gateway is not None:
+        found.append(Case("gateway", "gateway", "401 at nginx from the deadline on"))
     if stack.frozen is not None:
         found.append(Case("listener-outage", "http", "503 while stale, then 401; never 2xx",
                           measured=False))  # fmt: skip
@@ -223,6 +225,9 @@ def _jobs(stack: Stack, targets: list[Target], record: Recorder) -> list[Job]:
         base = stack.base
         jobs.append(partial(http_session, base=base, path=stack.path, case="http-api",
                             target=t, record=record))  # fmt: skip
+        if stack.gateway is not None:
+            jobs.append(partial(http_session, base=stack.gateway, path=stack.path, case="gateway",
+                                target=t, record=record, layer="gateway"))  # fmt: skip
         if stack.service is not None:
             jobs.append(partial(http_session, base=base, path="/", case="http-page", target=t,
                                 record=record))  # fmt: skip

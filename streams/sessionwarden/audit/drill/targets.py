@@ -34,6 +34,7 @@ class Stack:
     pg_dsn: str | None  # the application role's DSN, when the database layer is driven
     browser: BrowserDriver | None
     frozen: FrozenService | None = None  # the service whose listener the drill cuts off
+    gateway: str | None = None  # nginx in front of an upstream, asking the gate (its base URL)
 
 
 @contextlib.contextmanager
@@ -69,7 +70,8 @@ def open_stack(
             frozen = FrozenService(settings, policy_file, options.workdir, options.budget_s,
                                    service.session_key)  # fmt: skip
             stop.callback(frozen.stop)
-        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen)
+        gateway = _gateway(stop, settings, options, say) if options.gateway else None
+        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen, gateway)
 
 
 def _database(
@@ -94,6 +96,37 @@ def _database(
     else:
         say("drill: PostgreSQL started WITHOUT its sink (weakened)")
     return box.app_dsn
+
+
+def _gateway(
+    stop: contextlib.ExitStack, settings: Settings, options: DrillOptions,
+    say: Callable[[str], None],
+) -> str | None:  # fmt: skip
+    """nginx in front of an upstream with no Sessionwarden code, ``auth_request`` to a gate that
+    reads the drill's session header (``unprotected``: paths nginx serves without asking)."""
+    from sessionwarden.gate.service import start_gate
+    from sessionwarden.sdk.listener import RevocationListener
+    from sessionwarden.testing.nginx import Nginx, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        say(f"drill: gateway cases left out: {reason}")
+        return None
+    listener = RevocationListener.from_settings(settings)
+    listener.start()
+    stop.callback(listener.close)
+    listener.wait_ready(30)
+    gate_settings = settings.replace(
+        gate_port=0, gate_session_from="header:x-session-id", gate_tenant_from="constant:acme"
+    )
+    gate = start_gate(gate_settings, listener)
+    stop.callback(gate.close)
+    nginx = Nginx(options.workdir / "nginx", gate.port, unprotected=options.gateway_unprotected)
+    stop.callback(nginx.close)
+    weakened = f" (WITHOUT the gate on {', '.join(options.gateway_unprotected)})"
+    say(f"drill: nginx on {nginx.url}, asking the gate" + (
+        weakened if options.gateway_unprotected else ""))  # fmt: skip
+    return nginx.url
 
 
 def _browser(

@@ -366,9 +366,7 @@ def stop_after_rebuild(loop: EnforcerLoop, clients: FakeClients) -> None:
     clients.consumer = consumer  # type: ignore[method-assign]
 
 
-def test_a_produce_refused_for_a_failed_transaction_aborts_the_batch_not_the_clients() -> (
-    None
-):
+def test_a_produce_refused_for_a_failed_transaction_aborts_the_batch_not_the_clients() -> None:
     """librdkafka refuses produce() with _STATE once the open transaction has failed (its
     records timed out, say): that calls for an abort, as the same failure would at commit, not
     for a rebuild and a restore of every partition."""
