@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer
 
 from sessionwarden.audit.scenario import iso
 from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.testing.children import stop_child
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_POLICY = REPO / "tests/fixtures/policies/fast.toml"
+DETECT_POLICY = REPO / "tests/fixtures/policies/detect.toml"
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -191,6 +193,23 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
     }
 
 
+class DetectProcess(ServiceProcess):
+    """`python -m sessionwarden.detect` in a subprocess."""
+
+    name = "detect worker"
+
+    def __init__(self, settings: Settings, **env: str) -> None:
+        super().__init__(
+            ["-m", "sessionwarden.detect"], {**service_env(settings, DETECT_POLICY), **env}
+        )
+
+    def is_ready(self) -> bool:
+        return any(
+            m.get("msg") == "partitions assigned and recovered" and m.get("partitions")
+            for m in self.messages()
+        )
+
+
 COLLECTOR_STALL_S = 5.0
 """A Collector whose position has not moved for this long while the topic's end offsets are
 ahead of it reopens its consumer at its position. After a broker frozen for a minute, its
@@ -291,6 +310,35 @@ class Collector:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+def wait_drained(settings: Settings, alerts: Collector, tag: str, timeout: float = 30) -> None:
+    """Put one ended-session-used record at the end of every audit partition and wait for their
+    alerts: the worker reads each partition in order, so everything before them is done."""
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    now = datetime.now(UTC)
+    for p in range(settings.partitions):
+        doc = {
+            "type": "ended_session_used",
+            "schema_version": 1,
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": now,
+            "user_id": f"sentinel-{tag}-{p}",
+            "tenant": "acme",
+            "session_id": "sentinel",
+            "action": "sentinel",
+            "session_state": "unknown",
+        }
+        producer.produce(
+            settings.topics.audit, encode_dict(doc), doc["user_id"].encode(), partition=p
+        )
+    producer.flush(10)
+    wanted = {f"sentinel-{tag}-{p}" for p in range(settings.partitions)}
+    wait_until(
+        lambda: wanted <= {d["user_id"] for d in alerts.docs()},
+        timeout,
+        f"the {tag} sentinel alerts",
+    )
 
 
 def parse_ts(value: str) -> float:
