@@ -37,6 +37,56 @@ def test_faust_commits_nothing_past_a_hole_at_the_head_of_its_acknowledged_offse
     assert STUCK == book.holding(tp)
 
 
+def _marked_consumer() -> tuple[Any, TP]:
+    """Records 57 to 67 judged and acknowledged; transaction markers at 60, 63 and 66, which
+    faust noted as gaps together with the record read after each (as its _add_gap does)."""
+    app = faust.App("commit-watch-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer = app.consumer
+    tp = TP("audit", 0)
+    consumer._committed_offset[tp] = 57
+    acked = [57, 58, 59, 61, 62, 64, 65, 67]
+    consumer._acked[tp].extend(acked)
+    consumer._acked_index[tp].update(acked)
+    for marker in (60, 63, 66):
+        consumer._gap[tp].addi(marker, marker + 2)
+    return consumer, tp
+
+
+def _commits(consumer: Any, tp: TP, tidy: bool) -> list[int]:
+    """The offsets faust commits, one per commit interval, until it has nothing to commit."""
+    done = []
+    while True:
+        if tidy:
+            FaustBookkeeping(consumer, "audit").tidy(tp)
+        offset = consumer._new_offset(tp)
+        if offset is None:
+            return done
+        if consumer._should_commit(tp, offset):
+            consumer._committed_offset[tp] = offset
+            done.append(offset)
+
+
+def test_without_duplicates_faust_commits_everything_acknowledged_in_two_commits() -> None:
+    """faust alone: the gaps merged in duplicate 61, 64 and 67, and each duplicate ends its
+    commit, so it takes one commit interval per transaction. Tidied before each commit: the
+    commit that merges the gaps stops at the first duplicate, the next one takes the rest."""
+    consumer, tp = _marked_consumer()
+    assert [62, 65, 68] == _commits(consumer, tp, tidy=False)
+    consumer, tp = _marked_consumer()
+    assert [62, 68] == _commits(consumer, tp, tidy=True)
+
+
+def test_tidying_keeps_every_acknowledged_offset_and_nothing_else() -> None:
+    app = faust.App("commit-watch-test", broker="kafka://127.0.0.1:1", autodiscover=False)
+    consumer = app.consumer
+    tp = TP("audit", 1)
+    consumer._acked[tp].extend([70, 64, 64, 65, 63, 70])
+    assert 2 == FaustBookkeeping(consumer, "audit").tidy(tp)
+    assert [63, 64, 65, 70] == consumer._acked[tp]
+    assert 0 == FaustBookkeeping(consumer, "audit").tidy(tp)
+    assert 0 == FaustBookkeeping(consumer, "audit").tidy(TP("audit", 2))
+
+
 def test_a_hole_that_stays_the_same_is_reread_from_the_committed_offset() -> None:
     watch = CommitWatch()
     assert watch.check(100.0, 2, STUCK) is None  # first seen
@@ -99,6 +149,9 @@ class FakeBook:
 
     async def reread(self, partition: Any, offset: int) -> None:
         self.reread_at.append((partition, offset))
+
+    def tidy(self, partition: Any) -> int:
+        return 0
 
 
 def test_the_watch_rereads_only_the_stuck_partition_and_counts_it() -> None:
