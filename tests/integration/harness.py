@@ -6,11 +6,13 @@ policy and the repository's paths."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Producer
 
 from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.testing import services
 from sessionwarden.testing.collector import COLLECTOR_STALL_S as COLLECTOR_STALL_S
 from sessionwarden.testing.collector import Collector as Collector
@@ -26,6 +28,7 @@ from sessionwarden.testing.waiting import wait_until as wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_POLICY = REPO / "tests/fixtures/policies/fast.toml"
+DETECT_POLICY = REPO / "tests/fixtures/policies/detect.toml"
 
 
 def open_changelog_transaction(settings: Settings, partition: int) -> Producer:
@@ -53,3 +56,51 @@ class EnforcerProcess(services.EnforcerProcess):
         self, settings: Settings, instance_id: str = "0", policy: Path = FAST_POLICY, **env: str
     ) -> None:
         super().__init__(settings, instance_id, policy=policy, cwd=REPO, **env)
+
+
+class DetectProcess(ServiceProcess):
+    """`python -m sessionwarden.detect` in a subprocess."""
+
+    name = "detect worker"
+
+    def __init__(self, settings: Settings, **env: str) -> None:
+        super().__init__(
+            ["-m", "sessionwarden.detect"],
+            {**service_env(settings, DETECT_POLICY), **env},
+            REPO,
+        )
+
+    def is_ready(self) -> bool:
+        return any(
+            m.get("msg") == "partitions assigned and recovered" and m.get("partitions")
+            for m in self.messages()
+        )
+
+
+def wait_drained(settings: Settings, alerts: Collector, tag: str, timeout: float = 30) -> None:
+    """Put one ended-session-used record at the end of every audit partition and wait for their
+    alerts: the worker reads each partition in order, so everything before them is done."""
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
+    now = datetime.now(UTC)
+    for p in range(settings.kafka.partitions):
+        doc = {
+            "type": "ended_session_used",
+            "schema_version": 1,
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": now,
+            "user_id": f"sentinel-{tag}-{p}",
+            "tenant": "acme",
+            "session_id": "sentinel",
+            "action": "sentinel",
+            "session_state": "unknown",
+        }
+        producer.produce(
+            settings.topics.audit, encode_dict(doc), doc["user_id"].encode(), partition=p
+        )
+    producer.flush(10)
+    wanted = {f"sentinel-{tag}-{p}" for p in range(settings.kafka.partitions)}
+    wait_until(
+        lambda: wanted <= {d["user_id"] for d in alerts.docs()},
+        timeout,
+        f"the {tag} sentinel alerts",
+    )

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +22,20 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sessionwarden.caep.events import RISK_LEVEL_CHANGE, read_unverified
 from sessionwarden.config.settings import Settings
-from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.kafka.topics import delete_topics
 from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
-    REPO,
+    DETECT_POLICY,
     Collector,
+    DetectProcess,
     EnforcerProcess,
-    ServiceProcess,
     activity_doc,
     login_doc,
     logout_doc,
     role_change_doc,
-    service_env,
+    wait_drained,
     wait_until,
 )
-
-DETECT_POLICY = REPO / "tests/fixtures/policies/detect.toml"
-
-
-class DetectProcess(ServiceProcess):
-    """`python -m sessionwarden.detect` in a subprocess."""
-
-    name = "detect worker"
-
-    def __init__(self, settings: Settings, **env: str) -> None:
-        super().__init__(
-            ["-m", "sessionwarden.detect"], {**service_env(settings, DETECT_POLICY), **env}
-        )
-
-    def is_ready(self) -> bool:
-        return any(
-            m.get("msg") == "partitions assigned and recovered" and m.get("partitions")
-            for m in self.messages()
-        )
 
 
 @pytest.fixture
@@ -105,33 +84,6 @@ def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         return docs
     finally:
         consumer.close()
-
-
-def wait_drained(settings: Settings, alerts: Collector, tag: str) -> None:
-    """Put one ended-session-used record at the end of every audit partition and wait for their
-    alerts: the worker reads each partition in order, so everything before them is done."""
-    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
-    now = datetime.now(UTC)
-    for p in range(settings.kafka.partitions):
-        doc = {
-            "type": "ended_session_used",
-            "schema_version": 1,
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": now,
-            "user_id": f"sentinel-{tag}-{p}",
-            "tenant": "acme",
-            "session_id": "sentinel",
-            "action": "sentinel",
-            "session_state": "unknown",
-        }
-        producer.produce(
-            settings.topics.audit, encode_dict(doc), doc["user_id"].encode(), partition=p
-        )
-    producer.flush(10)
-    wanted = {f"sentinel-{tag}-{p}" for p in range(settings.kafka.partitions)}
-    wait_until(
-        lambda: wanted <= {d["user_id"] for d in alerts.docs()}, 30, f"the {tag} sentinel alerts"
-    )
 
 
 def wait_audit(audit: Collector, expected: dict[str, int]) -> None:

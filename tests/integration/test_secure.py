@@ -47,7 +47,9 @@ from sessionwarden.sdk.listener import ListenerError, RevocationListener
 from sessionwarden.sdk.publisher import AuthEventPublisher, DeliveryError, to_wire
 from sessionwarden.sink.postgres.consumer import consumer_config
 from tests.integration.harness import (
+    DETECT_POLICY,
     REPO,
+    DetectProcess,
     EnforcerProcess,
     ServiceProcess,
     login_doc,
@@ -55,7 +57,6 @@ from tests.integration.harness import (
     service_env,
     wait_until,
 )
-from tests.integration.test_detect import DETECT_POLICY, DetectProcess
 from tests.unit.streams.clients.fakes import revocation
 
 PREFIX = "sec."

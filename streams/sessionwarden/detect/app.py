@@ -31,6 +31,7 @@ from sessionwarden.caep.events import CaepConfig, caep_events_for
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import DecodeError, decode_audit_event, encode_dict
 from sessionwarden.detect.changelogs import ensure_changelogs
+from sessionwarden.detect.commits import CommitWatch, FaustBookkeeping, watch_commits
 from sessionwarden.detect.engine import Engine
 from sessionwarden.detect.metrics import BEAT_INTERVAL_S, DetectObserver, detect_observer_for
 from sessionwarden.detect.pending import PendingTables
@@ -57,6 +58,8 @@ BATCH_MAX = 1000
 """Audit records judged per batch: alerts delivered together, each changed key written once."""
 BATCH_WITHIN_S = 0.01
 """How long a batch waits to fill before a short one is judged (bounds the added alert delay)."""
+COMMIT_WATCH_INTERVAL_S = 1.0
+"""How often faust's commit bookkeeping of the audit partitions is looked at."""
 PRODUCER_LINGER_S = 0.005
 """Changelog and alert records wait this long to share a produce request (faust's default, 0,
 sends a request per record)."""
@@ -138,6 +141,16 @@ def create_app(
         observer.beat()
 
     app.timer(BEAT_INTERVAL_S)(beat)
+
+    commits = CommitWatch()
+
+    async def watch_committed() -> None:
+        # faust can be left unable to commit an audit partition (sessionwarden/detect/commits.py)
+        if not app.rebalancing:
+            book = FaustBookkeeping(app.consumer, settings.topics.audit)
+            await watch_commits(commits, book, time.monotonic(), observer.commit_reread)
+
+    app.timer(COMMIT_WATCH_INTERVAL_S)(watch_committed)
 
     async def on_rebalance_complete(sender: Any, *_: Any, **__: Any) -> None:
         actives = app.assignor.assigned_actives()

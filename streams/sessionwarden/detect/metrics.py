@@ -37,6 +37,9 @@ class DetectObserver:
     def beat(self) -> None:
         pass
 
+    def commit_reread(self) -> None:
+        pass
+
     def rebalance_begin(self) -> None:
         pass
 
@@ -76,6 +79,12 @@ class DetectMetrics(DetectObserver):
         self.withheld_total = Counter(
             f"{ns}_alerts_withheld", "Alerts withheld by their cooldown", ["kind"], registry=r
         )
+        self.commit_rereads_total = Counter(
+            f"{ns}_commit_rereads",
+            "Audit partitions read again from their committed offset because faust could"
+            " commit nothing more on them",
+            registry=r,
+        )
         self.partitions = Gauge(f"{ns}_assigned_partitions", "Audit partitions owned", registry=r)
         self.recovering = Gauge(f"{ns}_recovering", "1 while a rebalance recovers", registry=r)
         self.last_beat = Gauge(
@@ -95,6 +104,9 @@ class DetectMetrics(DetectObserver):
 
     def withheld(self, kind: str) -> None:
         self.withheld_total.labels(kind).inc()
+
+    def commit_reread(self) -> None:
+        self.commit_rereads_total.inc()
 
     def beat(self) -> None:
         self.progress.step()

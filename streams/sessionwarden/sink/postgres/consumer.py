@@ -208,8 +208,8 @@ class PostgresSink:
         while not self._stop.is_set():
             self.metrics.step()
             records = self._records(self._next_messages(self._consumer))
-            if records and self._write(plan_batch(records, utc(time.time()), self.keep_for)):
-                self.stats["records"] += len(records)
+            if records:
+                self._write(plan_batch(records, utc(time.time()), self.keep_for), len(records))
             now = time.monotonic()
             due = self._second_pass.due(now)
             if due:
@@ -245,8 +245,9 @@ class PostgresSink:
                 records.append(RawRecord(partition, offset, msg.value()))
         return records
 
-    def _write(self, batch: Batch) -> bool:
-        """Commit the batch, then cut off its sessions; False if it was rolled back."""
+    def _write(self, batch: Batch, consumed: int) -> bool:
+        """Commit the batch of ``consumed`` records, count it, then cut off its sessions; False
+        if it was rolled back."""
         assert self._store is not None and self._consumer is not None
         try:
             self._store.write(batch, self.seen)
@@ -265,13 +266,22 @@ class PostgresSink:
                     "offset": offset,
                 },
             )
-        self.stats["rows"] += len(batch.rows)
-        self.stats["expired"] += batch.expired
-        self.stats["undecodable"] += len(batch.undecodable)
+        self._count(
+            records=consumed,
+            rows=len(batch.rows),
+            expired=batch.expired,
+            undecodable=len(batch.undecodable),
+        )
         if batch.rows and self.settings.sink.cut_off:
             self._cut_off(batch.tags, second_pass=False)
             self._second_pass.add(batch.tags, time.monotonic())
         return True
+
+    def _count(self, **moved: int) -> None:
+        """Move several counters at once: a scrape (another thread) reads either the counters
+        before or after, never some moved and others not (rows stored, records not yet)."""
+        assert moved.keys() <= self.stats.keys(), sorted(moved)
+        self.stats = {k: v + moved.get(k, 0) for k, v in self.stats.items()}
 
     def _cut_off(self, tags: list[str], second_pass: bool) -> None:
         """Never fatal while the connection lives: the rows are committed, so the guard refuses
@@ -283,14 +293,16 @@ class PostgresSink:
         except psycopg.Error as exc:
             if self._store.conn.closed or self._store.conn.broken:
                 raise
-            self.stats["cut_off_failed"] += 1
+            self._count(cut_off_failed=1)
             log.warning(
                 "the cut-off of revoked sessions failed",
                 extra={"error": redact(str(exc), self.settings.sink.dsn), "sessions": len(tags)},
             )
             return
-        self.stats["cut_off_refused"] += self._store.refused_signals - refused_before
-        self.stats["cut_off"] += cancelled + terminated
+        self._count(
+            cut_off_refused=self._store.refused_signals - refused_before,
+            cut_off=cancelled + terminated,
+        )
         if cancelled or terminated:
             log.info(
                 "backends of revoked sessions cut off",
