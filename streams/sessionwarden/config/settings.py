@@ -208,6 +208,7 @@ _TOPIC_SUFFIXES = {
     "dlq": "sessionwarden.dlq",
     "caep": "sessionwarden.caep",
     "enforcer_state": "sessionwarden.enforcer-state",
+    "commands": "sessionwarden.commands",
 }
 
 
@@ -233,6 +234,11 @@ class TopicNames(Section):
     dlq: str = ""
     caep: str = ""
     enforcer_state: str = ""
+    commands: str = Field(
+        default="",
+        description="Operator commands (`sessionwarden revoke`), read by the enforcer; "
+        "co-partitioned with the input and writable by operator principals only.",
+    )
 
     def __init__(self, prefix: str = "", **names: str) -> None:
         BaseModel.__init__(self, prefix=prefix, **names)
@@ -274,6 +280,7 @@ class EnforcerSettings(Section):
             "state_dir",
             "state_snapshot_interval_s",
             "state_snapshot_records",
+            "operators",
         )
     }
 
@@ -369,6 +376,18 @@ class EnforcerSettings(Section):
         description="Rewrite a partition's snapshot once this many changelog records were "
         "committed since the last one.",
     )
+    operators: str = Field(
+        default="User:sessionwarden-operator",
+        max_length=4096,
+        description="The operators whose commands the enforcer applies (comma separated; "
+        "empty: none). A command naming another operator is dead-lettered as "
+        "`operator_not_allowed`. The name is the command's claim: the ACLs, which let only "
+        "operator principals write the commands topic, are what make it true.",
+    )
+
+    def allowed_operators(self) -> frozenset[str]:
+        """The ``operators`` setting as a set of names."""
+        return frozenset(name.strip() for name in self.operators.split(",") if name.strip())
 
 
 class DetectSettings(Section):
