@@ -1,0 +1,160 @@
+"""Operator commands in the enforcer's shell: read beside the input, applied in its batches.
+
+The commands topic is co-partitioned with the input: the instance that owns input partition
+``p`` owns commands partition ``p`` too. The group's assignor (cooperative-sticky) does not
+promise that for two subscribed topics, so commands are not subscribed: a reader of its own
+(assign only, never joins a group) follows the input's assignment, starts from the offsets
+the enforcer's group committed for the commands partitions, and its offsets are sent to each
+transaction with the input's. A command is therefore applied, its revocations produced and
+its offset committed in one transaction, fenced like the rest by the group's generation.
+
+A command appended at broker time ``r`` is applied only once its input partition is known
+read through ``r`` (the same clock that holds deadlines back): every login appended before it
+has been applied by then, so no session the operator meant to end can begin after the command
+in the enforcer's view. Until then it waits in ``CommandQueue``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Protocol
+
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+
+from sessionwarden.contracts.codec import DecodeError, decode_operator_command
+from sessionwarden.enforcer.engine.commands import CommandOutcome, OperatorCommands
+from sessionwarden.enforcer.engine.forward import Router
+from sessionwarden.enforcer.engine.horizon import received_time
+
+__all__ = ["CommandQueue", "CommandRecord", "DeadLetterSink", "apply_command_record"]
+
+log = logging.getLogger(__name__)
+
+
+class CommandRecord(Protocol):
+    """The part of a consumed confluent_kafka.Message a command needs."""
+
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def topic(self) -> str | None: ...
+
+
+class DeadLetterSink(Protocol):
+    def __call__(self, reason: str, detail: str, msg: CommandRecord) -> None: ...
+
+
+def command_received(msg: CommandRecord, now: float) -> float:
+    """The command's broker append time (the topic is LogAppendTime), else ``now``."""
+    r = received_time(msg.timestamp(), TIMESTAMP_LOG_APPEND_TIME)
+    return now if r is None else r
+
+
+def apply_command_record(
+    commands: OperatorCommands,
+    router: Router,
+    msg: CommandRecord,
+    now: float,
+    dead_letter: DeadLetterSink,
+) -> CommandOutcome | None:
+    """Decode and apply one command record; a bad one is dead-lettered with its reason and
+    changes nothing. Returns the outcome (None when dead-lettered before applying)."""
+    try:
+        cmd = decode_operator_command(msg.value())
+    except DecodeError as exc:
+        dead_letter(exc.reason, exc.detail, msg)
+        return None
+    key = msg.key()
+    if cmd.user_id is not None and key != cmd.user_id.encode():
+        detail = "a command naming a user is keyed by its user_id, like the user's auth events"
+        dead_letter("key_mismatch", detail, msg)
+        return None
+    partition = msg.partition()
+    if key is not None and partition is not None and router.target(key, partition) is not None:
+        # The user's sessions are on another partition: applied here it would end nothing.
+        dead_letter("key_mismatch", "command on another partition than its key's", msg)
+        return None
+    outcome = commands.apply(cmd, now, command_received(msg, now))
+    if outcome.refused is not None:
+        dead_letter(*outcome.refused, msg)
+    elif outcome.status == "applied":
+        log.info(
+            "operator command applied",
+            extra={
+                "command_id": str(cmd.command_id),
+                "operator": cmd.operator,
+                "scope": cmd.scope,
+                "partition": partition,
+                "revoked": outcome.revoked,
+            },
+        )
+    return outcome
+
+
+class CommandQueue:
+    """Command records consumed for owned partitions, waiting until their input partition is
+    read through their append time; what a batch took, so an abort can put it back."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, deque[CommandRecord]] = {}
+        self._next: dict[int, int] = {}  # committed-to-be: the next offset of each partition
+        self._taken: list[CommandRecord] = []
+        self._saved: dict[int, int] = {}
+
+    def own(self, partition: int, next_offset: int) -> None:
+        self._waiting[partition] = deque()
+        self._next[partition] = next_offset
+
+    def disown(self, partition: int) -> None:
+        self._waiting.pop(partition, None)
+        self._next.pop(partition, None)
+
+    def owned(self) -> list[int]:
+        return sorted(self._waiting)
+
+    def add(self, msg: CommandRecord) -> None:
+        """A record the reader consumed; dropped if its partition is not owned any more."""
+        p = msg.partition()
+        waiting = self._waiting.get(p) if p is not None else None
+        if waiting is not None:
+            waiting.append(msg)
+
+    def waiting(self, partition: int) -> int:
+        return len(self._waiting.get(partition, ()))
+
+    def take(self, partition: int, read_through: float, now: float) -> list[CommandRecord]:
+        """The partition's commands appended at or before ``read_through``, in order; they
+        count as taken by the open batch."""
+        waiting = self._waiting.get(partition)
+        ready: list[CommandRecord] = []
+        while waiting and command_received(waiting[0], now) <= read_through:
+            msg = waiting.popleft()
+            ready.append(msg)
+            offset = msg.offset()
+            if offset is not None:
+                self._saved.setdefault(partition, self._next[partition])
+                self._next[partition] = offset + 1
+        self._taken.extend(ready)
+        return ready
+
+    def offsets(self) -> dict[int, int]:
+        """The next offset of every owned partition, to commit with the batch."""
+        return dict(self._next)
+
+    def committed(self) -> None:
+        self._taken.clear()
+        self._saved.clear()
+
+    def aborted(self) -> None:
+        """The batch's transaction aborted: its commands wait again, first in line."""
+        for msg in reversed(self._taken):
+            p = msg.partition()
+            if p is not None and p in self._waiting:
+                self._waiting[p].appendleft(msg)
+        for p, offset in self._saved.items():
+            if p in self._next:
+                self._next[p] = offset
+        self.committed()
