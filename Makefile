@@ -30,10 +30,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install the project with its dev tools
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on the sessionwarden package
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict, and the layering contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	PYTHONPATH=streams:. $(VENV)/bin/lint-imports --no-logo
 	@if command -v promtool >/dev/null; then \
 		promtool check rules infra/prometheus/alerts.yml && \
 		(cd infra/prometheus && promtool test rules alerts_test.yml); \

@@ -33,8 +33,8 @@ from bench.propagation_latency import POLICY, enforcer, login, say
 from sessionwarden.config.settings import Settings
 from sessionwarden.ops.stats import percentiles
 from sessionwarden.sdk.publisher import AuthEventPublisher
-from sessionwarden.testing.browser import chromium
-from tests.integration.browser.harness import ExampleService, open_as, wait_ended
+from sessionwarden.testing.browser import chromium, open_as, wait_ended
+from sessionwarden.testing.example import ExampleService
 
 
 def wave(

@@ -18,7 +18,6 @@ import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from sessionwarden.audit.scenario import iso
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.kafka.producing import produce_waiting as produce
@@ -30,6 +29,7 @@ from sessionwarden.kafka.topics import (
 )
 from sessionwarden.policy import load_policy
 from sessionwarden.testing.children import kill_tree
+from sessionwarden.testing.events import activity_doc, login_doc
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,36 +93,20 @@ def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1
     started = time.perf_counter()
     nbytes = 0
     for i, sid in enumerate(sids):
-        doc = {
-            "type": "login",
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "occurred_at": iso(t0),
-            "user_id": f"u{i}",
-            "tenant": "bench",
-            "session_id": sid,
-            "user_type": "customer",
-            "risk_profile": "low",
-            "roles": ["viewer"],
-            "permissions": ["docs:read"],
-            "auth_method": "password",
-            "auth_time": iso(t0),
-            "source_ip": "192.0.2.10",
-        }
+        doc = login_doc(
+            sid, f"u{i}", t0, risk="low", tenant="bench",
+            event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+            permissions=["docs:read"], source_ip="192.0.2.10",
+        )  # fmt: skip
         value = encode_dict(doc)
         nbytes += len(value)
         produce(p, topic, value, doc["user_id"].encode())
     for n in range(activities):
         i = rng.randrange(sessions)
-        doc = {
-            "type": "activity",
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "occurred_at": iso(t0 + 30 * n / max(activities, 1)),
-            "user_id": f"u{i}",
-            "tenant": "bench",
-            "session_id": sids[i],
-            "action": "docs.read",
-            "resource": f"/docs/{n % 1000}",
-        }
+        doc = activity_doc(
+            sids[i], f"u{i}", t0 + 30 * n / max(activities, 1), tenant="bench",
+            resource=f"/docs/{n % 1000}", event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+        )  # fmt: skip
         value = encode_dict(doc)
         nbytes += len(value)
         produce(p, topic, value, doc["user_id"].encode())

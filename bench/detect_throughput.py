@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -48,6 +45,7 @@ from sessionwarden.config.settings import Settings, load_settings  # noqa: E402
 from sessionwarden.contracts.codec import encode_dict  # noqa: E402
 from sessionwarden.kafka.topics import delete_topics, ensure_topics, topic_specs  # noqa: E402
 from sessionwarden.ops.stats import percentiles  # noqa: E402
+from sessionwarden.testing.children import Child  # noqa: E402
 
 
 class AlertWatcher:
@@ -100,33 +98,17 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
-def start_worker(settings: Settings, group: str) -> tuple[subprocess.Popen[str], list[str]]:
+def start_worker(settings: Settings, group: str) -> Child:
     env = {
-        **os.environ,
         "SESSIONWARDEN_DETECT_GROUP_ID": group,  # a fresh app (group, tables) per round
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "SESSIONWARDEN_TOPIC_PREFIX": settings.topics.prefix,
         "SESSIONWARDEN_PARTITIONS": str(settings.kafka.partitions),
         "SESSIONWARDEN_LOG_FORMAT": "json",
+        "SESSIONWARDEN_POLICY_FILE": None,  # the shipped policy
     }
-    env.pop("SESSIONWARDEN_POLICY_FILE", None)  # the shipped policy
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sessionwarden.detect"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    return proc, lines
+    args = [sys.executable, "-m", "sessionwarden.detect"]
+    return Child(args, env, name="detect worker", cwd=REPO)
 
 
 def assigned_at(lines: list[str]) -> float | None:
@@ -165,7 +147,8 @@ def drain(
 ) -> dict[str, float]:
     """One worker (a fresh app) from the start of the topic to every sentinel's alert."""
     watcher = AlertWatcher(settings)
-    proc, lines = start_worker(settings, f"bench-detect-{uuid.uuid4().hex[:6]}")
+    worker = start_worker(settings, f"bench-detect-{uuid.uuid4().hex[:6]}")
+    lines = worker.lines
     try:
         try:
             wait_for(lambda: assigned_at(lines) is not None, 60, "the worker's assignment")
@@ -173,7 +156,7 @@ def drain(
                 lambda: all(watcher.arrived(e) for e in sentinels), args.drain_timeout, "the drain"
             )
         except SystemExit:
-            sys.stderr.write("the detect worker's last log lines:\n" + "".join(lines[-60:]))
+            sys.stderr.write(worker.tail(60) + "\n")
             raise
         started = assigned_at(lines) or 0.0
         finished = max(watcher.arrived(e) or 0.0 for e in sentinels)
@@ -182,8 +165,7 @@ def drain(
         measured = measure_latency(settings, producer, watcher, args) if latency else {}
     finally:
         watcher.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        worker.stop(60)
     return {"seconds": seconds, "alerts": alerts, **measured}
 
 

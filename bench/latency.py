@@ -18,18 +18,14 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
 from bench.kstreams_peer import KStreamsProcess
-from sessionwarden.audit.scenario import iso
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.kafka.offsets import GroupOffsets, group_lag
 from sessionwarden.ops.stats import percentiles
-from tests.integration.harness import (
-    Collector,
-    EnforcerProcess,
-    activity_doc,
-    login_doc,
-    wait_until,
-)
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import activity_doc, iso, login_doc
+from sessionwarden.testing.services import EnforcerProcess
+from sessionwarden.testing.waiting import wait_until
 
 POLICY = "bench/policies/latency.toml"
 BACKGROUND_SESSIONS = 20_000

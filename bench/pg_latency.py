@@ -21,10 +21,12 @@ from bench.latency import POLICY, run_load, summary
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.sdk.pg_guard import is_refused, session_transaction
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import login_doc
 from sessionwarden.testing.pg_cluster import TempCluster
 from sessionwarden.testing.pg_sandbox import Sandbox
-from tests.integration.harness import Collector, EnforcerProcess, login_doc, wait_until
-from tests.pg import SinkProcess
+from sessionwarden.testing.services import EnforcerProcess, SinkProcess
+from sessionwarden.testing.waiting import wait_until
 
 PROBE_EVERY_S = 0.01
 TARGET_P99_MS = 300

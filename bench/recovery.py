@@ -29,7 +29,10 @@ from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.enforcer.engine import snapshot
 from sessionwarden.policy import load_policy
-from tests.integration.harness import Collector, EnforcerProcess, login_doc, wait_until
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import login_doc
+from sessionwarden.testing.services import EnforcerProcess
+from sessionwarden.testing.waiting import wait_until
 
 POLICY_TEXT = """name = "bench-recovery"
 [defaults]

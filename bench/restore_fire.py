@@ -27,7 +27,10 @@ from bench.recovery import _lag
 from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.enforcer.engine.forward import murmur2_partition
-from tests.integration.harness import Collector, EnforcerProcess, login_doc, parse_ts, wait_until
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import login_doc, parse_ts
+from sessionwarden.testing.services import EnforcerProcess
+from sessionwarden.testing.waiting import wait_until
 
 PARTITIONS = 6
 PROBE_EVERY_S = 0.1

@@ -31,12 +31,12 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bench.common import bench_topics
-from sessionwarden.audit.drill.stack import Service
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.contracts.outputs import Revocation
 from sessionwarden.ops.stats import percentiles
 from sessionwarden.policy import default_policy
+from sessionwarden.testing.example import Service
 
 TENANT = "bench"
 

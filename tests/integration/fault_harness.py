@@ -18,13 +18,13 @@ from confluent_kafka.admin import AdminClient
 
 from infra.kafka.cluster import KafkaCluster
 from sessionwarden.audit.oracle import judge, stamp
-from sessionwarden.audit.scenario import iso
 from sessionwarden.audit.verify import AUDITED, audit, render_text
 from sessionwarden.cli.verify import read_run
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.kafka.topics import ensure_topics, topic_specs
 from sessionwarden.policy import load_policy
 from sessionwarden.sdk.publisher import AuthEventPublisher, producer_config, to_wire
+from sessionwarden.testing.events import iso
 from tests.integration.harness import (
     FAST_POLICY,
     Collector,

@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from sessionwarden.contracts.postgres import session_tag
 from sessionwarden.sdk.pg_guard import bind_connection, is_refused, session_transaction
-from sessionwarden.sink.postgres.plan import session_tag
 from sessionwarden.sink.postgres.store import RevocationStore
 from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import wait_until

@@ -14,13 +14,14 @@ import pytest
 from psycopg import sql
 
 from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.postgres import NOTIFY_CHANNEL, session_tag
 from sessionwarden.sdk.pg_guard import (
     async_session_transaction,
     bind_connection,
     is_refused,
     session_transaction,
 )
-from sessionwarden.sink.postgres.plan import NOTIFY_CHANNEL, RawRecord, plan_batch, session_tag
+from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
 from sessionwarden.sink.postgres.store import OffsetConflict, RevocationStore
 from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import wait_until

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
+from sessionwarden.contracts.postgres import session_tag
 from sessionwarden.sdk.pg_guard import is_refused
-from sessionwarden.sink.postgres.plan import session_tag
 from sessionwarden.sink.postgres.store import RevocationStore
 from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.postgres.revoking import QUERY, revoke

@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sessionwarden.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sessionwarden.audit.scenario import _Builder
 
 FAULTS = ("skew", "reorder", "delay", "duplicate", "partitioner")
 REORDER_KINDS = ("logout_before_login", "removal_before_login", "stale_grant")
@@ -125,24 +121,3 @@ def delay_for(rng: random.Random, budget: float) -> float:
     if budget >= 0.5 and rng.random() < 0.6:
         return round(rng.uniform(0.1, budget - 0.2), 3)
     return round(budget + rng.uniform(1.6, 3.0), 3)
-
-
-def reorder_session(b: _Builder, kind: str, user: str, sid: str, t0: float, idle: float) -> None:
-    """One of the reorder scenarios (all with the default user type and risk)."""
-    ut, risk = "customer", "medium"
-    if kind == "logout_before_login":
-        b.login(sid, user, t0, ut, risk, ["viewer"], publish_at=t0 + idle * 0.5 + 0.3)
-        b.logout(sid, user, t0 + idle * 0.5)
-    elif kind == "removal_before_login":
-        b.login(sid, user, t0, ut, risk, ["viewer", "editor"])
-        late = f"{sid}b"
-        removal = t0 + idle * 0.4
-        b.login(late, user, t0 + idle * 0.2, ut, risk, ["editor"], publish_at=removal + 0.3)
-        b.role_change(user, removal, [], ["editor"])
-        b.session_kind(late, kind)
-    else:  # stale_grant
-        b.login(sid, user, t0, ut, risk, ["viewer"])
-        b.role_change(user, t0 + idle * 0.3, [], ["editor"])
-        b.role_change(user, t0 + idle * 0.2, ["editor"], [], publish_at=t0 + idle * 0.3 + 0.3)
-        b.role_change(user, t0 + idle * 0.6, [], ["editor"])
-    b.session_kind(sid, kind)

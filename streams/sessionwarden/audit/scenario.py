@@ -12,7 +12,6 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sessionwarden.audit.faults import (
@@ -23,10 +22,10 @@ from sessionwarden.audit.faults import (
     coverage_names,
     delay_for,
     draw,
-    reorder_session,
 )
 from sessionwarden.audit.oracle import judge
 from sessionwarden.policy import Policy
+from sessionwarden.testing.events import iso, login_doc
 
 USER_TYPES = ("customer", "employee", "admin", "service")
 RISKS = ("low", "medium", "high")
@@ -93,10 +92,6 @@ class Plan:
         return max((max(t.at, t.at_max) for t in self.truth.values()), default=0.0)
 
 
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat()
-
-
 def _ms(t: float) -> float:
     """Plan times are whole milliseconds: what the oracle sees is what goes on the wire."""
     return round(t, 3)
@@ -124,12 +119,17 @@ class _Builder:
     def session_kind(self, sid: str, kind: str) -> None:
         self.kinds[sid] = kind
 
-    def doc(self, kind: str, t: float, user: str, **fields: Any) -> dict[str, Any]:
+    def event_id(self) -> str:
+        """The next event's id: the same run makes the same ids."""
         self.counter += 1
-        eid = uuid.uuid5(uuid.NAMESPACE_URL, f"sessionwarden-sim/{self.run_id}/{self.counter}")
+        return str(
+            uuid.uuid5(uuid.NAMESPACE_URL, f"sessionwarden-sim/{self.run_id}/{self.counter}")
+        )
+
+    def doc(self, kind: str, t: float, user: str, **fields: Any) -> dict[str, Any]:
         base = {
             "type": kind,
-            "event_id": str(eid),
+            "event_id": self.event_id(),
             "occurred_at": iso(_ms(t + self.faults.skew)),  # the producer's clock
             "user_id": user,
             "tenant": TENANT,
@@ -164,18 +164,10 @@ class _Builder:
         publish_at: float | None = None,
     ) -> None:
         t = _ms(t)
-        doc = self.doc(
-            "login",
-            t,
-            user,
-            session_id=sid,
-            user_type=user_type,
-            risk_profile=risk,
-            roles=roles,
-            permissions=[f"{r}:use" for r in roles],
-            auth_method="password",
-            auth_time=iso(_ms(t - auth_age + self.faults.skew)),
-        )
+        skew = self.faults.skew  # the producer's clock
+        doc = login_doc(sid, user, _ms(t + skew), roles, risk, user_type, tenant=TENANT,
+                        event_id=self.event_id(), permissions=[f"{r}:use" for r in roles],
+                        auth_time=_ms(t - auth_age + skew))  # fmt: skip
         self.emit(doc, t, publish_at)
         self.logins[sid] = (t, self.policy.timeouts_for(user_type, risk).absolute)
         self.kinds.setdefault(sid, "")
@@ -286,7 +278,7 @@ def build_plan(
             b.begin_user(f)
             sid = f"{run_id}-s{i}" + (f"r{attempt}" if attempt else "")
             if f.reorder:
-                reorder_session(b, f.reorder, user, sid, t0, policy.timeouts_for("", "").idle)
+                _reorder_session(b, f.reorder, user, sid, t0, policy.timeouts_for("", "").idle)
             else:
                 _session(b, kind, user, sid, t0, user_type, risk)
             if b.judge_user():
@@ -363,6 +355,27 @@ def _session(
             b.logout(sid, user, t + idle * 0.3)
             made = t + idle * 0.3 - 0.1  # made before the logout, sent after it
             b.act(sid, user, made, publish_at=made + 0.6)
+    b.session_kind(sid, kind)
+
+
+def _reorder_session(b: _Builder, kind: str, user: str, sid: str, t0: float, idle: float) -> None:
+    """One of the reorder scenarios (all with the default user type and risk)."""
+    ut, risk = "customer", "medium"
+    if kind == "logout_before_login":
+        b.login(sid, user, t0, ut, risk, ["viewer"], publish_at=t0 + idle * 0.5 + 0.3)
+        b.logout(sid, user, t0 + idle * 0.5)
+    elif kind == "removal_before_login":
+        b.login(sid, user, t0, ut, risk, ["viewer", "editor"])
+        late = f"{sid}b"
+        removal = t0 + idle * 0.4
+        b.login(late, user, t0 + idle * 0.2, ut, risk, ["editor"], publish_at=removal + 0.3)
+        b.role_change(user, removal, [], ["editor"])
+        b.session_kind(late, kind)
+    else:  # stale_grant
+        b.login(sid, user, t0, ut, risk, ["viewer"])
+        b.role_change(user, t0 + idle * 0.3, [], ["editor"])
+        b.role_change(user, t0 + idle * 0.2, ["editor"], [], publish_at=t0 + idle * 0.3 + 0.3)
+        b.role_change(user, t0 + idle * 0.6, [], ["editor"])
     b.session_kind(sid, kind)
 
 

@@ -46,8 +46,9 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    from sessionwarden.audit.drill.options import DRILL_POLICY, DrillOptions
     from sessionwarden.audit.drill.report import table
-    from sessionwarden.audit.drill.runner import DRILL_POLICY, DrillOptions, run_drill
+    from sessionwarden.audit.drill.runner import run_drill
     from sessionwarden.config.settings import load_settings
     from sessionwarden.ops.logs import configure_logging
     from sessionwarden.policy import load_policy

@@ -9,20 +9,13 @@ import logging
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, Consumer, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 
-from sessionwarden.config.settings import Settings, TopicNames
-from sessionwarden.enforcer.checkpoints import Checkpoints
-from sessionwarden.enforcer.engine.core import PartitionEnforcer
+from sessionwarden.enforcer.context import EnforcerContext
 from sessionwarden.enforcer.engine.horizon import PartitionClock
 from sessionwarden.enforcer.engine.partition import PartitionState
-from sessionwarden.enforcer.kafka_config import admin_config, restore_config
 from sessionwarden.enforcer.restore import Pending, Restorer
-from sessionwarden.enforcer.runtime import LoopStats, PartitionRuntime
+from sessionwarden.enforcer.runtime import PartitionRuntime
 from sessionwarden.enforcer.txn import CONSUME, Action, TxnFailure, consumer_fatal
-from sessionwarden.kafka.producing import DeliveryCallback
-from sessionwarden.ops.observer import EnforcerObserver
-from sessionwarden.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -30,53 +23,22 @@ RESTORE_SLICE_S = 0.2  # changelog reading per loop turn while partitions restor
 
 
 class Assignments:
-    """Owned partitions (``parts``, shared with the loop) and those still restoring."""
+    """Owned partitions (``ctx.parts``, shared with the loop and the batch) and those still
+    restoring (``restorer``)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        policy: Policy,
-        consumer: Consumer,
-        admin: AdminClient,
-        parts: dict[int, PartitionRuntime],
-        stats: LoopStats,
-        metrics: EnforcerObserver,
-        checkpoints: Checkpoints | None,
-        topics: TopicNames,
-    ) -> None:
-        self._settings = settings
-        self._policy = policy
+    def __init__(self, ctx: EnforcerContext, consumer: Consumer, restorer: Restorer) -> None:
         self._consumer = consumer
-        self._topics = topics
-        self.parts = parts
-        self._stats = stats
-        self._metrics = metrics
-        self._checkpoints = checkpoints
-        self.restorer = Restorer(
-            Consumer(restore_config(settings)),
-            admin,
-            settings.topics.enforcer_state,
-            lambda partition: PartitionEnforcer(policy, partition),
-            checkpoints,
-            admin_factory=lambda: AdminClient(admin_config(settings)),
-        )
+        self._topics = ctx.topics
+        self._lag_grace_s = ctx.settings.enforcer.lag_grace_s
+        self.parts = ctx.parts
+        self._stats = ctx.stats
+        self._metrics = ctx.metrics
+        self._checkpoints = ctx.checkpoints
+        self.restorer = restorer
         self.skipped: set[int] = set()  # restoring partitions whose input showed up anyway
         self.generation = 0  # counts rebalance callbacks: records consumed before one are stale
 
     # -- local snapshots (checkpoints.py) ---------------------------------------------------
-
-    @property
-    def delivered(self) -> DeliveryCallback | None:
-        """The delivery callback for changelog records, or None without local state."""
-        return self._checkpoints.delivered if self._checkpoints is not None else None
-
-    def committed(self) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.committed()
-
-    def aborted(self) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.aborted()
 
     def forget(self, partitions: list[int]) -> None:
         if self._checkpoints is not None:
@@ -160,9 +122,7 @@ class Assignments:
         committed = {tp.partition: tp.offset for tp in self._consumer.committed(tps, 30)}
         for p, pending in done:
             start = committed.get(p, OFFSET_INVALID)
-            rt = PartitionRuntime(
-                pending.enforcer, PartitionClock(self._settings.enforcer.lag_grace_s)
-            )
+            rt = PartitionRuntime(pending.enforcer, PartitionClock(self._lag_grace_s))
             rt.next_offset = start if start >= 0 else 0
             self.parts[p] = rt
             if p in self.skipped:  # input read while paused was dropped: read it again

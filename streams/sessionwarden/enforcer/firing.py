@@ -61,9 +61,10 @@ class Firing:
         self._retry_at = -float("inf")
         self._repaired_at = -float("inf")  # last metadata refresh or rebuild
 
-    def fire_due(self, parts: Parts, now: float) -> None:
+    def fire_due(self, parts: Parts, now: float) -> int:
         """End every session whose deadline has passed and whose partition is known to be read
-        through it in broker time; then drop expired ended-session markers."""
+        through it in broker time; then drop expired ended-session markers. Returns the
+        sessions ended."""
         self._refresh_positions(parts)
         budget = self._budget
         due: list[int] = []
@@ -80,11 +81,13 @@ class Firing:
         # Bounded per batch: a mass expiry (every session of a burst of logins) is spread over
         # several transactions instead of one that outgrows the producer's queue.
         limit = max(1, self._batch_size // max(1, len(due)))
+        fired = 0
         for p in due:
             rt = parts[p]
-            rt.enforcer.fire_due(rt.clock.horizon(now, budget), now, limit)
+            fired += rt.enforcer.fire_due(rt.clock.horizon(now, budget), now, limit)
         for rt in parts.values():
             rt.enforcer.state.forget_expired(now)
+        return fired
 
     def probe_ahead(self, parts: Parts) -> bool:
         """Probe partitions with due deadlines before consuming: the batch about to be read can

@@ -1,13 +1,15 @@
 """The enforcer's Kafka shell: a batched consume-transform-produce loop on transactions.
 
-Per batch (``_batch``): ``begin_transaction`` -> decode and apply events (records on the wrong
-partition for their key are forwarded instead) -> fire due deadlines -> produce changelog
-records, revocations, audit events and dead letters -> ``send_offsets_to_transaction`` (every
-transaction that commits carries the consumer group's generation) -> ``commit_transaction``.
-State, outputs and input offsets commit atomically; an aborted batch also undoes its in-memory
-changes and rewinds the consumer to the committed offsets. Errors follow librdkafka's contract
-(txn.py); a batch whose outcome is unknown is never undone: the clients are rebuilt and state
-is restored from the committed changelog instead.
+Per turn (``step``): consume -> ``Batch.begin`` -> ``Batch.apply`` each record within the input
+budget (records on the wrong partition for their key are forwarded instead) -> ``Batch.fire``
+-> ``Batch.commit`` (changelog records, revocations, audit events and dead letters, then the
+input offsets with the consumer group's generation, then ``commit_transaction``). State,
+outputs and input offsets commit atomically (batch.py owns the transaction's life); an
+aborted batch also undoes its in-memory changes and the loop rewinds the consumer to the
+committed offsets. Errors follow librdkafka's contract (txn.py); a batch whose outcome is
+unknown is never undone: the clients are rebuilt and state is restored from the committed
+changelog instead. The loop's Kafka clients come from the factory it is given
+(``KafkaClients``), so a unit test drives it on fakes.
 
 Rebalance callbacks run inside ``consume()``, when no transaction is open: a revoked partition's
 state is dropped (everything it did is committed); an assigned one is paused and restored from
@@ -38,17 +40,23 @@ from confluent_kafka.admin import AdminClient
 
 from sessionwarden.caep.transmitter import CaepTransmitter
 from sessionwarden.config.settings import Settings
-from sessionwarden.contracts.codec import DecodeError, decode_auth_event
 from sessionwarden.enforcer.assign import Assignments
+from sessionwarden.enforcer.batch import Batch, TxnCalls
 from sessionwarden.enforcer.checkpoints import Checkpoints
+from sessionwarden.enforcer.context import EnforcerContext
 from sessionwarden.enforcer.engine.budget import CHECK_EVERY, InputBudget, RecordLimit
+from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from sessionwarden.enforcer.engine.forward import Router
 from sessionwarden.enforcer.engine.horizon import received_time
 from sessionwarden.enforcer.firing import Firing
-from sessionwarden.enforcer.kafka_config import admin_config, consumer_config, producer_config
+from sessionwarden.enforcer.kafka_config import (
+    admin_config,
+    consumer_config,
+    producer_config,
+    restore_config,
+)
 from sessionwarden.enforcer.metrics import observer_for
-from sessionwarden.enforcer.outputs import Outputs
-from sessionwarden.enforcer.runtime import LoopStats, PartitionRuntime
+from sessionwarden.enforcer.restore import Restorer
 from sessionwarden.enforcer.txn import (
     CONSUME,
     Action,
@@ -57,7 +65,6 @@ from sessionwarden.enforcer.txn import (
     FenceWindow,
     StuckFailure,
     TxnFailure,
-    call_transactional,
     cause_of,
     consumer_fatal,
     describe,
@@ -67,7 +74,7 @@ from sessionwarden.enforcer.txn import (
     rebuild_beside,
     resolve,
 )
-from sessionwarden.ops.logs import SessionHasher, error_fields
+from sessionwarden.ops.logs import error_fields
 from sessionwarden.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -82,10 +89,14 @@ LEAVE_GROUP_S = 5.0  # a planned stop's wait for its LeaveGroup to be sent
 
 
 class KafkaClients:
-    """Makes the loop's consumer, producer and admin client; a unit test of the lifecycle
-    passes fakes of the calls it makes."""
+    """Makes the loop's Kafka clients from their librdkafka configs (kafka_config.py): the
+    input consumer, the transactional producer, the admin client (probes, changelog facts)
+    and the changelog restore consumer. A unit test passes fakes of the calls the loop makes."""
 
     def consumer(self, config: dict[str, Any]) -> Consumer:
+        return Consumer(config)
+
+    def restore_consumer(self, config: dict[str, Any]) -> Consumer:
         return Consumer(config)
 
     def producer(self, config: dict[str, Any]) -> Producer:
@@ -96,7 +107,8 @@ class KafkaClients:
 
 
 class EnforcerLoop:
-    """Owns a consumer, a transactional producer and one PartitionEnforcer per partition."""
+    """Owns the Kafka clients (made by ``clients``), the batch that carries each transaction
+    (batch.py), the assignments, and one PartitionEnforcer per owned partition (``parts``)."""
 
     def __init__(
         self,
@@ -110,50 +122,49 @@ class EnforcerLoop:
         self.policy = policy
         self.clock = clock
         self.topics = settings.topics
-        self.parts: dict[int, PartitionRuntime] = {}
-        self.stats = LoopStats()
-        self.session_hash = SessionHasher(settings.logging.salt)
+        self.metrics = observer_for(settings, self.topics)
+        self.ctx = EnforcerContext(
+            settings,
+            policy,
+            self.topics,
+            clock,
+            self.metrics,
+            Checkpoints.from_settings(settings),  # None: no local state
+        )
+        self.parts = self.ctx.parts
+        self.stats = self.ctx.stats
         # CAEP tokens are signed outside the transactions (sessionwarden/caep/transmitter.py).
         self._caep = CaepTransmitter.from_settings(settings)
         self._clients = clients or KafkaClients()
         self._stop = threading.Event()
-        self._in_txn = False
-        # When the producer began its last transaction, or was initialised: a fence sooner
-        # than the transaction timeout after it is another process's doing (txn.fence_kind).
-        self._txn_started = 0.0
+        self._txn = TxnCalls(
+            settings.enforcer.transaction_timeout_ms / 1000, settings.enforcer.txn_retry_timeout_s
+        )
         self._recoveries_in_row = 0
         self._fences = FenceWindow()
         self._fenced = False  # the producer cannot even abort: close must not try
-        self._stuck = False  # a call is stuck in the producer: close must not call it again
-        self.metrics = observer_for(settings, self.topics)
-        self._checkpoints = Checkpoints.from_settings(settings)  # None: no local state
         self._budget = InputBudget.for_timeout(settings.enforcer.transaction_timeout_ms / 1000)
         self._limit = RecordLimit(settings.enforcer.batch_size)
         self._carry: list[Message] = []  # consumed, left by the input budget to the next batch
         self._connect()
 
     def _connect(self) -> None:
-        s = self.settings
-        self._consumer = self._clients.consumer(consumer_config(s))
-        self._producer = self._clients.producer(producer_config(s))
-        self._stuck = False
-        self._admin = self._clients.admin(admin_config(s))
-        self._assign = Assignments(
-            s,
-            self.policy,
-            self._consumer,
+        s, ctx, clients = self.settings, self.ctx, self._clients
+        self._consumer = clients.consumer(consumer_config(s))
+        self._producer = clients.producer(producer_config(s))
+        self._txn.stuck = False  # a new producer: nothing is stuck in it
+        self._admin = clients.admin(admin_config(s))
+        policy = self.policy
+        restorer = Restorer(
+            clients.restore_consumer(restore_config(s)),
             self._admin,
-            self.parts,
-            self.stats,
-            self.metrics,
-            self._checkpoints,
-            self.topics,
+            s.topics.enforcer_state,
+            lambda partition: PartitionEnforcer(policy, partition),
+            ctx.checkpoints,
+            admin_factory=lambda: clients.admin(admin_config(s)),
         )
+        self._assign = Assignments(ctx, self._consumer, restorer)
         self._router: Router | None = None
-        self._out = Outputs(
-            self._producer, self.topics, self.stats, self.session_hash, self.clock, self.metrics
-        )
-        self._out.on_changelog = self._assign.delivered
         self._firing = Firing(
             self._consumer,
             self._admin,
@@ -161,7 +172,11 @@ class EnforcerLoop:
             s.enforcer.producer_delay_budget_s,
             s.enforcer.batch_size,
             self.clock,
-            admin_factory=lambda: AdminClient(admin_config(s)),
+            admin_factory=lambda: clients.admin(admin_config(s)),
+        )
+        consumer = self._consumer
+        self._batch = Batch(
+            ctx, self._producer, self._txn, lambda: consumer.consumer_group_metadata(), self._firing
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -202,7 +217,7 @@ class EnforcerLoop:
         # gen-0 threshold (700) the collector runs every few events and walks the session
         # heap far too often (measured: 1.65x throughput at 50k, bench/enforcer_drain.py).
         gc.set_threshold(GC_GEN0_THRESHOLD, 50, 100)
-        self._txn_started = time.monotonic()  # a fence from here on is another process's
+        self._txn.began()  # a fence from here on is another process's
         self._call("init_transactions", self._producer.init_transactions)
         # Producers hash keys over the topic's real partition count; the setting until it exists.
         md = self._consumer.list_topics(self.topics.input, timeout=30).topics.get(self.topics.input)
@@ -230,11 +245,12 @@ class EnforcerLoop:
         the way sets ``_fenced`` (run() then exits 3): no flush, queued records are purged.
         A producer with a call stuck in it is not called again (purged, not flushed)."""
         # A fenced batch's changes are in memory only; so are those of a batch whose call stuck.
-        committed_state = not self._fenced and not (self._stuck and self._in_txn)
-        unusable = self._fenced or self._stuck  # the producer can deliver nothing more
-        if self._in_txn and not unusable:  # a fenced producer cannot abort
+        stuck = self._txn.stuck
+        committed_state = not self._fenced and not (stuck and self._batch.open)
+        unusable = self._fenced or stuck  # the producer can deliver nothing more
+        if self._batch.open and not unusable:  # a fenced producer cannot abort
             committed_state, unusable = self._abort_on_shutdown()
-            unusable = unusable or self._stuck
+            unusable = unusable or self._txn.stuck
         if leave and committed_state:
             self._quietly("leaving the consumer group", self._leave_group)
         self._quietly("snapshotting state", lambda: self._assign.shutdown(committed_state))
@@ -359,8 +375,7 @@ class EnforcerLoop:
             "enforcer lost its transaction state, rebuilding clients and restoring",
             extra={"attempt": self._recoveries_in_row, **error_fields(exc)},
         )
-        self._in_txn = False
-        self._assign.aborted()
+        self._batch.lost()
         self._assign.forget(list(self.parts))
         self.parts.clear()
         self._purge()
@@ -390,7 +405,7 @@ class EnforcerLoop:
     def _release_clients(self) -> None:
         """Let go of the closed clients and of everything built around them, so that reference
         counting destroys the old producer here, before ``_connect`` makes its successor."""
-        del self._out, self._firing, self._assign, self._router
+        del self._batch, self._firing, self._assign, self._router
         del self._producer, self._consumer, self._admin
 
     def _exit_if_fenced(self, exc: Exception) -> None:
@@ -413,7 +428,7 @@ class EnforcerLoop:
         # Since the last begin_transaction (or init_transactions), open or not: a fence seen
         # between transactions (the poll after a commit, begin_transaction itself) is judged
         # by it too.
-        age = time.monotonic() - self._txn_started
+        age = time.monotonic() - self._txn.started
         kind = fence_kind(err, age, timeout_s, consumer)
         if isinstance(exc, TxnFailure) and exc.action is Action.EXIT:
             kind = Fence.TAKEN_OVER
@@ -439,20 +454,9 @@ class EnforcerLoop:
     # -- transactional calls ----------------------------------------------------------------
 
     def _call(self, name: str, fn: Callable[[float], Any], committing: bool = False) -> None:
-        """A transactional call, bounded (txn.call_transactional): a call that does not return
-        within twice the transaction timeout raises StuckFailure."""
-        try:
-            call_transactional(
-                name,
-                fn,
-                committing,
-                self._txn_started,
-                self.settings.enforcer.transaction_timeout_ms / 1000,
-                self.settings.enforcer.txn_retry_timeout_s,
-            )
-        except StuckFailure:
-            self._stuck = True
-            raise
+        """A transactional call, bounded (``TxnCalls``): a call that does not return within
+        twice the transaction timeout raises StuckFailure."""
+        self._txn(name, fn, committing)
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -467,14 +471,15 @@ class EnforcerLoop:
         if not self.parts:
             self._assign.unowned(msgs)
             return 0
+        batch = self._batch
         try:
-            taken = self._batch(msgs, now)
+            taken = self._transaction(batch, msgs, now)
         except TxnFailure as exc:
             # Whatever the cause, the next attempt carries half as many records, down to one:
             # a record whose outputs cannot commit ends up alone, and is dead-lettered bare.
             self._drop_carry()
             self._limit.failed()
-            self._out.keep_payload = not self._limit.alone
+            batch.keep_payload = not self._limit.alone
             if exc.action is not Action.ABORT:
                 raise
             log.warning(
@@ -487,9 +492,7 @@ class EnforcerLoop:
             self._drop_carry()  # the clients are rebuilt: what they consumed is read again
             raise
         self._limit.committed()
-        self._out.keep_payload = True
-        self._out.committed(self.parts)
-        self._assign.committed()
+        batch.keep_payload = True
         self.metrics.batch_done(taken, started, self.parts, self._consumer)
         return taken
 
@@ -521,39 +524,19 @@ class EnforcerLoop:
         wait = self.settings.enforcer.poll_timeout_s
         return min(DUE_POLL_TIMEOUT_S, wait) if due else wait
 
-    def _batch(self, msgs: list[Message], now: float) -> int:
-        """One transaction: begin, apply (within the input budget), fire, produce, send
-        offsets, commit. Returns the records taken."""
-        self._call("begin_transaction", lambda _: self._producer.begin_transaction())
-        self._in_txn = True
-        self._txn_started = time.monotonic()
-        self._out.pending_bytes = 0
-        for rt in self.parts.values():
-            rt.enforcer.state.begin()
-            rt.clock.begin()
-        taken, consumed = self._apply(msgs, now)
-        self._firing.fire_due(self.parts, now)
-        produced = self._out.produce_batch(self.parts)
-        if not (produced or consumed):
-            # Nothing to commit. librdkafka ends an empty transaction locally.
-            self._call("abort_transaction", self._producer.abort_transaction)
-        else:
-            offsets = [
-                TopicPartition(self.topics.input, p, rt.next_offset) for p, rt in self.parts.items()
-            ]
-            group = self._consumer.consumer_group_metadata()
-            committing = time.monotonic()
-            self._call(
-                "send_offsets_to_transaction",
-                lambda t: self._producer.send_offsets_to_transaction(offsets, group, t),
-            )
-            self._call("commit_transaction", self._producer.commit_transaction, committing=True)
-            self.metrics.committed(committing)
+    def _transaction(self, batch: Batch, msgs: list[Message], now: float) -> int:
+        """One transaction: begin, apply (within the input budget), fire, commit. Returns the
+        records taken."""
+        commits = batch.commits
+        batch.begin()
+        taken, consumed = self._apply(batch, msgs, now)
+        batch.fire(now)
+        batch.commit(consumed)
+        if batch.commits != commits:
             self._recoveries_in_row = 0
-        self._in_txn = False
         return taken
 
-    def _apply(self, msgs: list[Message], now: float) -> tuple[int, bool]:
+    def _apply(self, batch: Batch, msgs: list[Message], now: float) -> tuple[int, bool]:
         """Apply (or forward, or dead-letter) the batch's records until the record limit or the
         input budget is reached; the rest are carried to the next transaction. Returns the
         records taken and whether any input was consumed."""
@@ -563,7 +546,6 @@ class EnforcerLoop:
         budget = self._budget
         limit = self._limit.current
         started = time.monotonic()
-        out = self._out
         for owned in self.parts.values():
             owned.held = None
         taken = taken_bytes = 0
@@ -575,7 +557,7 @@ class EnforcerLoop:
                 or budget.records_spent(produced)
                 or (
                     taken % CHECK_EVERY == 0
-                    and budget.spent(time.monotonic() - started, taken_bytes, out.pending_bytes)
+                    and budget.spent(time.monotonic() - started, taken_bytes, batch.pending_bytes)
                 )
             ):
                 self._hold(msgs[taken:])
@@ -600,13 +582,13 @@ class EnforcerLoop:
             target = router.target(key, p)
             if target is not None:
                 assert key is not None
-                out.forward(router, msg, key, target)
+                batch.forward(router, msg, key, target)
                 continue
             r = received_time(msg.timestamp(), TIMESTAMP_LOG_APPEND_TIME)
             rt.clock.observe(r)
             state = rt.enforcer.state
             before = state.pending_records()
-            self._apply_one(rt, msg, now, now if r is None else r)
+            batch.apply(rt, msg, now, now if r is None else r)
             produced += state.pending_records() - before
         self.stats.events += taken
         for p, off in last.items():
@@ -633,52 +615,11 @@ class EnforcerLoop:
             self._consumer.seek(TopicPartition(self.topics.input, p, offset))
             self.parts[p].held = None
 
-    def _apply_one(self, rt: PartitionRuntime, msg: Message, now: float, received: float) -> None:
-        out = self._out
-        try:
-            event = decode_auth_event(msg.value())
-        except DecodeError as exc:
-            out.dead_letter(exc.reason, exc.detail, msg)
-            return
-        key = msg.key()
-        if key != event.user_id.encode():
-            # State follows the record's user; the partition follows its key. A record keyed by
-            # anything else would be applied where that user's other records are not.
-            out.dead_letter("key_mismatch", _key_mismatch(key), msg)
-            return
-        try:
-            reject = self.metrics.apply(rt.enforcer, event, now, received)
-        except Exception as exc:  # a bug must not stop enforcement for everyone else
-            log.exception(
-                "internal error applying an event",
-                extra={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
-            )
-            out.dead_letter("internal_error", f"{type(exc).__name__}: {exc}", msg)
-            return
-        if reject is not None:
-            out.dead_letter("future_timestamp", reject, msg)
-
     # -- abort ----------------------------------------------------------------------------
 
     def _abort(self, cause: str) -> None:
         """Abort the open transaction (it cannot have committed), undo its in-memory changes
         and rewind to the committed offsets. Raises TxnFailure if even the abort fails."""
-        self._call("abort_transaction", self._producer.abort_transaction)
-        self._in_txn = False
-        self._out.pending = 0
-        self._assign.aborted()
-        self.stats.aborts += 1
-        self.metrics.aborted(cause)
-        for rt in self.parts.values():
-            rt.enforcer.state.abort()
-            rt.clock.abort()
+        self._batch.abort(cause)
         self._assign.rewind()
         log.warning("batch aborted and rewound", extra={"cause": cause})
-
-
-def _key_mismatch(key: bytes | None) -> str:
-    """The dead-letter detail for a record whose key is not its user_id (the key itself is in
-    the dead letter, never in the detail)."""
-    if key is None:
-        return "record has no key; auth.events records are keyed by their user_id"
-    return f"record key ({len(key)} bytes) is not its user_id; auth.events records are keyed by it"

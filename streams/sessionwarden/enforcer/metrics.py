@@ -1,4 +1,5 @@
-"""The enforcer's metrics and health, fed by a handful of calls from its Kafka loop.
+"""The enforcer's metrics and health, fed by a handful of calls from its Kafka shell, each made
+after the fact (an event's outcome, a commit, an abort): no metric sits in a decision.
 
 :class:`EnforcerObserver` does nothing (metrics disabled, and the benchmark's baseline);
 :class:`EnforcerMetrics` records into a Prometheus registry. Per-event work is a dict
@@ -16,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sessionwarden.config.settings import Settings, TopicNames
-from sessionwarden.ops.observer import Enforcer, EnforcerObserver, Partition, Restored, Watermarks
+from sessionwarden.ops.observer import EnforcerObserver, Outcome, Partition, Restored, Watermarks
 from sessionwarden.ops.progress import Progress
 from sessionwarden.ops.server import MetricsServer, serve_metrics
 
@@ -24,20 +25,6 @@ from sessionwarden.ops.server import MetricsServer, serve_metrics
 DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RESTORE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-# The core's counters that say an event was not applied, and the outcome each stands for:
-# duplicates (by event id, or a replayed login), late activity (made while its session was
-# valid, or appended after its deadline fired) and events refused as changing nothing (another
-# user's session, an ended session used, a login after its logout).
-_OUTCOMES = (
-    ("duplicate", "duplicate"),
-    ("login_ignored", "duplicate"),
-    ("late_ignored", "late"),
-    ("activity_after_revocation", "late"),
-    ("foreign_session_event", "refused"),
-    ("ended_session_used", "refused"),
-    ("login_after_logout", "refused"),
-)
-_OUTCOME_OF = dict(_OUTCOMES)
 LAG_REFRESH_S = 1.0
 LIVE_REFRESH_S = 10.0  # counting live sessions walks every session of the partition
 
@@ -176,24 +163,15 @@ class EnforcerMetrics(EnforcerObserver):
         self.last_step.set(self._wall())
         return self.progress.step()
 
-    def apply(self, enforcer: Enforcer, event: Any, now: float, received: float) -> str | None:
-        # What became of the event, from the core's own bookkeeping: an applied activity
-        # counts nothing in the core, so the common case costs one attribute read before and
-        # after; when the core counted something, its last count names the outcome.
-        before = enforcer.counted
-        reject = enforcer.apply(event, now, received)
-        kind = event.type
-        if reject is not None:
-            outcome = "dead_lettered"
-        elif enforcer.counted == before or (
-            (outcome := _OUTCOME_OF.get(enforcer.last_counted, "")) == ""
-        ):
+    def applied(self, event_type: str, outcome: Outcome) -> None:
+        # The common case (applied) is one dict increment per event type.
+        kind = outcome.kind
+        if kind == "applied":
             applied = self._applied
-            applied[kind] = applied.get(kind, 0) + 1
-            return None
-        key = (kind, outcome)
+            applied[event_type] = applied.get(event_type, 0) + 1
+            return
+        key = (event_type, kind)
         self._events[key] = self._events.get(key, 0) + 1
-        return reject
 
     def dead_lettered(self, reason: str) -> None:
         self._dead[reason] = self._dead.get(reason, 0) + 1

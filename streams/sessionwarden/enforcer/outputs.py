@@ -1,24 +1,23 @@
 """What a batch produces besides its offsets: changelog records, revocations, audit events,
-dead letters and forwarded wrong-partition records; and the bookkeeping once
-the batch committed."""
+dead letters and forwarded wrong-partition records; and the bookkeeping once the batch
+committed. Driven by the batch that owns the transaction (batch.py)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Message, Producer
 
-from sessionwarden.config.settings import TopicNames
 from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.enforcer.context import EnforcerContext
 from sessionwarden.enforcer.deadletter import MAX_DEAD_LETTER_KEY, dead_letter_doc
 from sessionwarden.enforcer.engine.forward import HINT, Router, producer_identity
-from sessionwarden.enforcer.runtime import LoopStats, PartitionRuntime
+from sessionwarden.enforcer.engine.partition import Emit
+from sessionwarden.enforcer.runtime import PartitionRuntime
 from sessionwarden.kafka.producing import DeliveryCallback, produce_waiting
 from sessionwarden.ops.logs import SessionHasher
-from sessionwarden.ops.observer import EnforcerObserver
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +30,27 @@ its record)."""
 class Outputs:
     def __init__(
         self,
+        ctx: EnforcerContext,
         producer: Producer,
-        topics: TopicNames,
-        stats: LoopStats,
-        session_hash: SessionHasher,
-        clock: Callable[[], float],
-        metrics: EnforcerObserver | None = None,
+        on_changelog: DeliveryCallback | None = None,
     ) -> None:
+        """``on_changelog``: the delivery reports of changelog records (local snapshots record
+        the offsets their state was written at)."""
         self._producer = producer
-        self._topics = topics
-        self._stats = stats
-        self._session_hash = session_hash
-        self._clock = clock
-        self._metrics = metrics if metrics is not None else EnforcerObserver()
+        self._topics = ctx.topics
+        self._stats = ctx.stats
+        self._session_hash = SessionHasher(ctx.settings.logging.salt)
+        self._clock = ctx.clock
+        self._metrics = ctx.metrics
+        self._on_changelog = on_changelog
         self.pending = 0  # dead letters and forwards produced in the open transaction
         self.pending_bytes = 0  # and their size (the transaction's byte budget counts it)
         self.keep_payload = True  # False: dead letters carry hashes only (a retry alone)
         self._logged: dict[str, tuple[float, int]] = {}  # reason -> (last logged, not logged)
-        self.on_changelog: DeliveryCallback | None = None  # delivery reports of changelog records
+
+    def begin(self) -> None:
+        self.pending = 0
+        self.pending_bytes = 0
 
     def produce(
         self,
@@ -66,7 +68,7 @@ class Outputs:
         produce = self.produce
         topics = {"revocations": self._topics.revocations, "audit": self._topics.audit}
         state_topic = self._topics.enforcer_state
-        on_changelog = self.on_changelog
+        on_changelog = self._on_changelog
         count = 0
         for p, rt in parts.items():
             for key, value in rt.enforcer.state.changelog():
@@ -124,23 +126,26 @@ class Outputs:
             },
         )
 
-    def committed(self, parts: dict[int, PartitionRuntime]) -> None:
-        """The batch committed: close it on every partition, count and log what it emitted."""
+    def committed(self, emitted: list[Emit]) -> None:
+        """The batch committed ``emitted``: count and log it."""
         self.pending = 0
         self.pending_bytes = 0
         self._stats.batches += 1
         by_reason = self._stats.by_reason
-        for rt in parts.values():
-            rt.enforcer.state.commit()
-            for emit in rt.enforcer.state.take_outputs():
-                kind = emit.value["type"]
-                if kind == "revocation":
-                    reason = emit.value["reason"]
-                    by_reason[reason] = by_reason.get(reason, 0) + 1
-                    self._metrics.revoked(emit.value)
-                elif kind in ("session_started", "session_ended"):
-                    self._log_lifecycle(emit.value)
+        for emit in emitted:
+            kind = emit.value["type"]
+            if kind == "revocation":
+                reason = emit.value["reason"]
+                by_reason[reason] = by_reason.get(reason, 0) + 1
+                self._metrics.revoked(emit.value)
+            elif kind in ("session_started", "session_ended"):
+                self._log_lifecycle(emit.value)
         self._producer.poll(0)
+
+    def aborted(self) -> None:
+        """The batch aborted: what it produced is gone with it."""
+        self.pending = 0
+        self.pending_bytes = 0
 
     def _log_lifecycle(self, doc: dict[str, Any]) -> None:
         extra: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Offsets asked of the broker: the probe of probe-then-catch-up (sessionwarden/kafka/freshness.py),
+"""Offsets asked of the broker: the probe of probe-then-catch-up (sessionwarden/freshness.py),
 where do partitions end now, and a consumer group's lag."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What the enforcer's loop tells its observer, and the observer that records nothing
 (metrics disabled, and the cost benchmark's baseline). The Prometheus one is
-:class:`sessionwarden.enforcer.metrics.EnforcerMetrics`."""
+:class:`sessionwarden.enforcer.metrics.EnforcerMetrics`. The observer is told what happened
+after each decision (``applied``, ``committed``, ``aborted``...): it never makes one."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ class EnforcerState(Protocol):
 
 
 class Enforcer(Protocol):
-    counted: int  # how many outcomes the core counted so far
-    last_counted: str  # the last of them
-
     @property
     def state(self) -> EnforcerState: ...
 
-    def apply(self, event: Any, now: float, received: float | None = ...) -> str | None: ...
+
+class Outcome(Protocol):
+    """What became of an event (sessionwarden.enforcer.engine.outcome.Outcome)."""
+
+    @property
+    def kind(self) -> str: ...
 
 
 class Partition(Protocol):
@@ -64,8 +67,8 @@ class EnforcerObserver:
     def step(self) -> float:
         return time.monotonic()
 
-    def apply(self, enforcer: Enforcer, event: Any, now: float, received: float) -> str | None:
-        return enforcer.apply(event, now, received)
+    def applied(self, event_type: str, outcome: Outcome) -> None:
+        """An event of ``event_type`` was decided: ``outcome`` says what became of it."""
 
     def dead_lettered(self, reason: str) -> None:
         pass

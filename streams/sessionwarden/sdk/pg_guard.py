@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from sessionwarden.sink.postgres.plan import NOTIFY_CHANNEL, session_tag
+from sessionwarden.contracts.postgres import NOTIFY_CHANNEL, session_tag
 
 __all__ = [
     "NOTIFY_CHANNEL",

@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from sessionwarden.kafka.freshness import caught_up
+from sessionwarden.freshness import caught_up
 from sessionwarden.kafka.offsets import AdminLike, Probe
 from sessionwarden.ops.logs import error_fields
 

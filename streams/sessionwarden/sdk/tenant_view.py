@@ -1,12 +1,22 @@
-"""One tenant's view of a revocation listener, for a service that serves a single tenant."""
+"""One tenant's view of a multi-tenant revocation source (a RevocationListener), for a service
+that serves a single tenant. Typed against what the view asks of its source, so it depends on no
+listener."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from sessionwarden.sdk.listener import RevocationListener
-    from sessionwarden.sdk.revocation_set import RevokedEntry
+from sessionwarden.sdk.revocation_set import RevokedEntry
+
+
+class TenantRevocations(Protocol):
+    """What a tenant view asks of its source (RevocationListener provides it)."""
+
+    @property
+    def fail_closed(self) -> bool: ...
+    def healthy(self) -> bool: ...
+    def is_revoked(self, tenant: str, session_id: str) -> bool: ...
+    def revocation(self, tenant: str, session_id: str) -> RevokedEntry | None: ...
 
 
 class TenantView:
@@ -14,7 +24,7 @@ class TenantView:
 
     __slots__ = ("listener", "tenant")
 
-    def __init__(self, listener: RevocationListener, tenant: str) -> None:
+    def __init__(self, listener: TenantRevocations, tenant: str) -> None:
         if not tenant:
             raise ValueError("a tenant view needs a non-empty tenant")
         self.listener = listener

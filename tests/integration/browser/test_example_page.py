@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from sessionwarden.audit.drill.stack import Service
 from sessionwarden.config.settings import Settings
 from sessionwarden.policy import load_policy
 from sessionwarden.sdk.push import STREAM_PATH
+from sessionwarden.testing.example import Service
 from tests.integration.browser.harness import (
     ExampleService,
     Screenshots,

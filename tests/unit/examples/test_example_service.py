@@ -15,10 +15,10 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from sessionwarden.audit.drill.stack import load_example
 from sessionwarden.contracts.outputs import Revocation
 from sessionwarden.sdk.push import STREAM_PATH, PushHub
 from sessionwarden.sdk.revocation_set import RevocationSet
+from sessionwarden.testing.example import load_example
 
 KEY = b"k" * 32
 

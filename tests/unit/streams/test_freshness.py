@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sessionwarden.kafka.freshness import caught_up, reached
+from sessionwarden.freshness import caught_up, reached
 
 INVALID = -1001  # OFFSET_INVALID: what a frozen broker's list_offsets answers
 

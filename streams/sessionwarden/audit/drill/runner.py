@@ -6,11 +6,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,41 +15,20 @@ import orjson
 
 from sessionwarden.audit.drill.audit import Attempt, Audit, Case, Deadline, audit
 from sessionwarden.audit.drill.drivers import Target, http_session, run_async, websocket_session
+from sessionwarden.audit.drill.options import DrillOptions
 from sessionwarden.audit.drill.plan import PlanOptions, SessionPlan, make_plan
 from sessionwarden.audit.drill.report import document, plot, table
 from sessionwarden.audit.drill.stack import FrozenService
 from sessionwarden.audit.drill.targets import Stack, open_stack, second_service_attempts
-from sessionwarden.audit.scenario import iso
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import SessionwardenError
 from sessionwarden.ops.stats import percentiles
 from sessionwarden.policy import Policy
 from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.events import activity_doc, iso, login_doc, logout_doc
 
-DRILL_POLICY = Path(__file__).resolve().parents[2] / "policy" / "shipped" / "drill.toml"
 TENANT = "acme"
 Job = Callable[[aiohttp.ClientSession], Awaitable[None]]
-
-
-@dataclass
-class DrillOptions:
-    sessions: int = 20
-    seed: int = 7
-    tolerance_s: float = 1.0
-    rate: float = 2.0  # sessions started per second
-    pg_sessions: int = 10  # sessions also driven through PostgreSQL (0: none)
-    browser_sessions: int = 2  # sessions also open in a browser, two tabs each (0: none)
-    url: str | None = None  # drive this service's HTTP contract instead of starting the example
-    path: str = "/api/data"
-    start_enforcer: bool = True
-    start_sink: bool = True  # False: the database layer is left without its sink (weakened)
-    unprotected: tuple[str, ...] = ()  # example-service paths left outside the middleware
-    page_script: bool = True  # False: the page variant without the browser script
-    pg_admin_dsn: str | None = None  # a superuser DSN: sandbox there instead of a temp cluster
-    own_topics: bool = False  # the drill made its topics: delete them at the end
-    outage_sessions: int = 1  # sessions revoked while a service's listener is cut off (0: none)
-    budget_s: float = 2.0  # that service's staleness budget (it fails closed past it)
-    workdir: Path = field(default_factory=lambda: Path(".drill"))
 
 
 def cases(options: DrillOptions, stack: Stack) -> list[Case]:
@@ -304,11 +280,8 @@ def _publish(
 
 
 def _event(kind: str, user: str, session_id: str, at: float) -> dict[str, Any]:
-    doc: dict[str, Any] = {"type": kind, "event_id": str(uuid.uuid4()), "occurred_at": iso(at),
-                           "user_id": user, "tenant": TENANT, "session_id": session_id}  # fmt: skip
     if kind == "login":
-        doc.update(user_type="customer", risk_profile="medium", roles=["viewer"], permissions=[],
-                   auth_method="password", auth_time=iso(at))  # fmt: skip
-    elif kind == "activity":
-        doc.update(action="docs.read", resource="/api/data")
-    return doc
+        return login_doc(session_id, user, at, tenant=TENANT)
+    if kind == "activity":
+        return activity_doc(session_id, user, at, tenant=TENANT, resource="/api/data")
+    return logout_doc(session_id, user, at, tenant=TENANT)

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from sessionwarden.audit.drill.audit import Attempt
 from sessionwarden.audit.drill.drivers import BrowserDriver, Target, http_session, run_async
-from sessionwarden.audit.drill.stack import FrozenService, Service, start_enforcer, start_sink
+from sessionwarden.audit.drill.options import DRILL_POLICY, DrillOptions
+from sessionwarden.audit.drill.stack import FrozenService, start_enforcer, start_sink
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.topics import admin_client, delete_topics, ensure_topics, topic_specs
 from sessionwarden.policy import Policy
+from sessionwarden.testing.example import Service
 
 if TYPE_CHECKING:
     from sessionwarden.audit.drill.plan import SessionPlan
-    from sessionwarden.audit.drill.runner import DrillOptions
 
 
 @dataclass
@@ -39,8 +40,6 @@ class Stack:
 def open_stack(
     settings: Settings, options: DrillOptions, policy: Policy, say: Callable[[str], None]
 ) -> Iterator[Stack]:
-    from sessionwarden.audit.drill.runner import DRILL_POLICY
-
     policy_file = settings.policy_file or DRILL_POLICY
     specs = topic_specs(settings, policy.max_absolute)
     admin = admin_client(settings)

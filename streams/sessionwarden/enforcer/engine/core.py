@@ -24,6 +24,14 @@ from uuid import UUID
 from sessionwarden.contracts.base import MAX_ROLES
 from sessionwarden.contracts.inputs import Activity, AuthEvent, Login, Logout, RoleChange
 from sessionwarden.enforcer.engine import records
+from sessionwarden.enforcer.engine.outcome import (
+    APPLIED,
+    DUPLICATE,
+    LATE,
+    REFUSED,
+    Outcome,
+    dead_lettered,
+)
 from sessionwarden.enforcer.engine.partition import PartitionState
 from sessionwarden.enforcer.engine.roles import apply_role_times, removed_after
 from sessionwarden.enforcer.engine.sessions import (
@@ -48,50 +56,48 @@ SessionEvent = Login | Activity | Logout
 
 class PartitionEnforcer:
     """The decisions: auth events in, sessions ended, revocations and audit events out.
-    ``stats`` counts outcomes by name; ``counted`` and ``last_counted`` say what the last
-    ``apply`` did (read by the metrics)."""
+    ``apply`` returns what became of its event (outcome.py); ``stats`` counts what happened
+    by name."""
 
     def __init__(self, policy: Policy, partition: int = 0) -> None:
         self.policy = policy
         self.state = PartitionState(policy, partition)
         self.now = 0.0
         self.stats: dict[str, int] = {}
-        self.counted = 0
-        self.last_counted = ""
         self._high_risk_rule = policy.high_risk_rule  # cached in the policy
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def apply(self, event: AuthEvent, now: float, received: float | None = None) -> str | None:
+    def apply(self, event: AuthEvent, now: float, received: float | None = None) -> Outcome:
         """Apply one validated event read at ``now`` whose record was appended at ``received``
-        (None: at ``now``). Returns a reason to dead-letter it, or None."""
+        (None: at ``now``). Returns what became of it; a dead-lettered outcome carries the
+        reason."""
         self.now = now
         r = now if received is None else received
         t = event.occurred_at.timestamp()
         if t > r + self.policy.clock_skew_tolerance:
             self._count("future")
-            return (
+            return dead_lettered(
+                "future_timestamp",
                 f"occurred_at is {t - r:.1f}s ahead of the time it was received "
-                f"(tolerance {self.policy.clock_skew_tolerance:g}s)"
+                f"(tolerance {self.policy.clock_skew_tolerance:g}s)",
             )
         state = self.state
         if not state.first_seen(event.tenant, event.event_id.int):
             self._count("duplicate")
-            return None
+            return DUPLICATE
         e = t if t < r else r
         if e > state.event_watermark:
             state.event_watermark = e
         if r > state.received_watermark:
             state.received_watermark = r
         if isinstance(event, Activity):
-            self._activity(event, e, r)
-        elif isinstance(event, Login):
-            self._login(event, e, t)
-        elif isinstance(event, Logout):
-            self._logout(event, e)
-        else:
-            self._role_change(event, e)
-        return None
+            return self._activity(event, e, r)
+        if isinstance(event, Login):
+            return self._login(event, e, t)
+        if isinstance(event, Logout):
+            return self._logout(event, e)
+        return self._role_change(event, e)
 
     def fire_due(self, until: float, now: float, limit: int | None = None) -> int:
         """End every live session whose deadline is at or before ``until`` (at most ``limit``
@@ -109,17 +115,16 @@ class PartitionEnforcer:
 
     # -- event handlers -------------------------------------------------------------------
 
-    def _login(self, ev: Login, e: float, t: float) -> None:
+    def _login(self, ev: Login, e: float, t: float) -> Outcome:
         key = (ev.tenant, ev.session_id)
         existing = self.state.sessions.get(key)
         if existing is not None:
             if existing.user_id != ev.user_id:
-                self._foreign(ev, existing, e)
-            elif isinstance(existing, Ended) and not existing.lived:
-                self._login_after_logout(ev, existing, e)
-            else:  # a replayed login never resets or resurrects a session
-                self._count("login_ignored")
-            return
+                return self._foreign(ev, existing, e)
+            if isinstance(existing, Ended) and not existing.lived:
+                return self._login_after_logout(ev, existing, e)
+            self._count("login_ignored")  # a replayed login never resets or resurrects a session
+            return DUPLICATE
         state = self.state
         claimed = ev.auth_time.timestamp()
         sess = self._new_session(ev, e, t, claimed)
@@ -138,6 +143,7 @@ class PartitionEnforcer:
         if late:  # a removal newer than this login was read before it
             self._end_for_roles(sess, min(at for at, _ in late.values()), None, list(late))
         self._limit_sessions(sess, e, ev.event_id)
+        return APPLIED
 
     def _new_session(self, ev: Login, e: float, t: float, claimed: float) -> Session:
         intern = self.state.intern
@@ -207,14 +213,13 @@ class PartitionEnforcer:
             else:
                 self._end(oldest, "session_limit", e, cause)
 
-    def _activity(self, ev: Activity, e: float, r: float) -> None:
+    def _activity(self, ev: Activity, e: float, r: float) -> Outcome:
         key = (ev.tenant, ev.session_id)
         sess = self.state.sessions.get(key)
         if sess.__class__ is Session:
             assert isinstance(sess, Session)
             if sess.user_id != ev.user_id:
-                self._foreign(ev, sess, e)
-                return
+                return self._foreign(ev, sess, e)
             deadline, reason = sess.deadline()
             if deadline > e:
                 self.state.touch_session(key, sess)
@@ -222,36 +227,36 @@ class PartitionEnforcer:
                     sess.last_activity = e
                 rule = self._high_risk_rule(ev.action)
                 if rule is not None:
-                    self._high_risk(ev, sess, e, rule.max_auth_age, rule.idle)
-                return
+                    return self._high_risk(ev, sess, e, rule.max_auth_age, rule.idle)
+                return APPLIED
             self._end(sess, reason, deadline)  # it had already ended when the request was made
             if e <= deadline:  # made at the very deadline: too late to extend, not a misuse
                 self._count("late_ignored")
-                return
+                return LATE
             sess = self.state.sessions[key]
         if sess is None:
             self.state.emit("audit", ev.user_id, records.ended_session_used(ev, e, None))
             self._count("ended_session_used")
-            return
+            return REFUSED
         assert isinstance(sess, Ended)
-        self._on_ended(ev, sess, e, r)
+        return self._on_ended(ev, sess, e, r)
 
-    def _on_ended(self, ev: Activity, ended: Ended, e: float, r: float) -> None:
+    def _on_ended(self, ev: Activity, ended: Ended, e: float, r: float) -> Outcome:
         if ended.user_id != ev.user_id:
-            self._foreign(ev, ended, e)
-            return
+            return self._foreign(ev, ended, e)
         if e <= ended.ended_at and ended.reason not in DEADLINE_REASONS:
             self._count("late_ignored")  # made while the session was still valid: no anomaly
-            return
+            return LATE
         if not self._first_output(ended, ev.event_id):
-            return
+            return DUPLICATE
         if e <= ended.ended_at:  # produced in time, appended after its deadline fired
             doc = records.activity_after_revocation(ev, e, r, ended)
             self.state.emit("audit", ev.user_id, doc)
             self._count("activity_after_revocation")
-        else:
-            self.state.emit("audit", ev.user_id, records.ended_session_used(ev, e, ended))
-            self._count("ended_session_used")
+            return LATE
+        self.state.emit("audit", ev.user_id, records.ended_session_used(ev, e, ended))
+        self._count("ended_session_used")
+        return REFUSED
 
     def _first_output(self, target: Session | Ended, event_id: UUID) -> bool:
         """Whether ``target`` has not yet produced an output for this event (durable: the ids
@@ -266,9 +271,9 @@ class PartitionEnforcer:
 
     def _high_risk(
         self, ev: Activity, sess: Session, e: float, max_age: float, idle: float | None
-    ) -> None:
+    ) -> Outcome:
         if not self._first_output(sess, ev.event_id):
-            return
+            return DUPLICATE
         auth_time = sess.auth_time
         allowed = auth_time is not None and e - auth_time <= max_age
         doc = records.high_risk_operation(ev, sess, e, max_age, allowed)
@@ -278,8 +283,9 @@ class PartitionEnforcer:
         elif idle is not None and idle < sess.idle_timeout:
             sess.idle_timeout = idle  # sticky: the session stays on the shorter idle window
             self.state.arm(sess.deadline()[0], sess.key)
+        return APPLIED
 
-    def _logout(self, ev: Logout, e: float) -> None:
+    def _logout(self, ev: Logout, e: float) -> Outcome:
         key = (ev.tenant, ev.session_id)
         sess = self.state.sessions.get(key)
         if sess is None:
@@ -290,37 +296,40 @@ class PartitionEnforcer:
             self.state.sessions[key] = marker
             self.state.forget_later(forget_at, SESSION, key)
             self._count("logout_before_login")
-            return
+            return APPLIED
         if sess.user_id != ev.user_id:
-            self._foreign(ev, sess, e)
-            return
+            return self._foreign(ev, sess, e)
         if not isinstance(sess, Session):
-            self._count("logout_ignored")
-            return
+            self._count("logout_ignored")  # the session had ended: nothing to undo
+            return APPLIED
         deadline, reason = sess.deadline()
         if deadline <= e:
             self._end(sess, reason, deadline)
         else:
             self._end(sess, "logout", max(e, sess.login_at), ev.event_id)
+        return APPLIED
 
-    def _login_after_logout(self, ev: Login, marker: Ended, e: float) -> None:
-        if self._first_output(marker, ev.event_id):
-            self.state.emit("audit", ev.user_id, records.login_after_logout(ev, e, marker))
-            self._count("login_after_logout")
+    def _login_after_logout(self, ev: Login, marker: Ended, e: float) -> Outcome:
+        if not self._first_output(marker, ev.event_id):
+            return DUPLICATE
+        self.state.emit("audit", ev.user_id, records.login_after_logout(ev, e, marker))
+        self._count("login_after_logout")
+        return REFUSED
 
-    def _foreign(self, ev: SessionEvent, target: Session | Ended, e: float) -> None:
+    def _foreign(self, ev: SessionEvent, target: Session | Ended, e: float) -> Outcome:
         """An event naming a session of another user of the tenant: it changes nothing, not
         even the owner's record (so its duplicates are caught by the in-memory filter only)."""
         self.state.emit("audit", ev.user_id, records.foreign_session_event(ev, e, target))
         self._count("foreign_session_event")
+        return REFUSED
 
-    def _role_change(self, ev: RoleChange, e: float) -> None:
+    def _role_change(self, ev: RoleChange, e: float) -> Outcome:
         change_id = str(ev.event_id)
         ukey = (ev.tenant, ev.user_id)
         user = self.state.user(ukey)
         if user is not None and change_id in user.recent_changes:
             self._count("duplicate")
-            return
+            return DUPLICATE
         self.state.touch_user(ukey, user)
         if user is None:
             user = User((self.state.intern(ev.tenant), ev.user_id), frozenset())
@@ -351,6 +360,7 @@ class PartitionEnforcer:
             ),
         )
         self._count("role_change")
+        return APPLIED
 
     def _apply_role_change(
         self,
@@ -387,8 +397,6 @@ class PartitionEnforcer:
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
-        self.counted += 1
-        self.last_counted = what
 
     def _end_for_roles(
         self, sess: Session, at: float, cause: UUID | None, roles: Iterable[str]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sessionwarden.kafka.freshness import reached
+from sessionwarden.freshness import reached
 
 NEVER = float("-inf")
 

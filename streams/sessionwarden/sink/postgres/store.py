@@ -11,11 +11,9 @@ from typing import Any
 import orjson
 import psycopg
 
+from sessionwarden.contracts.postgres import NOTIFY_CHANNEL
 from sessionwarden.errors import SessionwardenError
-from sessionwarden.sink.postgres.plan import (
-    NOTIFY_CHANNEL,
-    Batch,
-)
+from sessionwarden.sink.postgres.plan import Batch
 
 log = logging.getLogger(__name__)
 

@@ -137,8 +137,8 @@ def fenced(code: int = KafkaError._FENCED) -> KafkaError:
 
 
 def in_transaction(loop: EnforcerLoop, age_s: float) -> None:
-    loop._in_txn = True
-    loop._txn_started = time.monotonic() - age_s
+    loop._batch.open = True
+    loop._txn.started = time.monotonic() - age_s
 
 
 def index(calls: list[str], prefix: str) -> int:
@@ -297,7 +297,7 @@ def test_a_fence_raised_by_the_poll_after_a_commit_exits_at_once() -> None:
     timed it out, so another process took our transactional id."""
     loop, clients = make_loop()
     in_transaction(loop, 0.2)
-    loop._in_txn = False  # committed
+    loop._batch.open = False  # committed
     clients.producers[-1].fatal = fenced()
     with pytest.raises(EnforcerExit) as stopped:
         loop._exit_if_fenced(KafkaException(fenced()))
@@ -307,7 +307,7 @@ def test_a_fence_raised_by_the_poll_after_a_commit_exits_at_once() -> None:
 def test_a_fence_raised_by_produce_as_a_bare_fatal_between_transactions_exits() -> None:
     loop, clients = make_loop()
     in_transaction(loop, 0.2)
-    loop._in_txn = False
+    loop._batch.open = False
     clients.producers[-1].fatal = fenced(KafkaError.PRODUCER_FENCED)
     with pytest.raises(EnforcerExit):
         loop._exit_if_fenced(KafkaException(KafkaError(KafkaError._FATAL, "fatal")))
@@ -338,7 +338,7 @@ def test_a_fence_seen_by_begin_transaction_is_a_takeover() -> None:
     """Between batches no transaction is open, but the last one began a moment ago."""
     loop, _ = make_loop()
     in_transaction(loop, 0.2)
-    loop._in_txn = False  # the previous batch committed
+    loop._batch.open = False  # the previous batch committed
 
     def begin(_: float) -> None:
         raise KafkaException(fenced(KafkaError.PRODUCER_FENCED))

@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
+from sessionwarden.config.settings import TopicNames
+from sessionwarden.enforcer.batch import Batch, TxnCalls
 from sessionwarden.enforcer.checkpoints import Checkpoints, Facts
+from sessionwarden.enforcer.context import EnforcerContext
 from sessionwarden.enforcer.engine import snapshot
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
+from sessionwarden.enforcer.engine.horizon import PartitionClock
 from sessionwarden.enforcer.engine.snapshot import Expect, Header, SnapshotError
+from sessionwarden.enforcer.runtime import PartitionRuntime
+from sessionwarden.enforcer.txn import TxnFailure
 from tests.unit.streams.enforcer.factories import (
     T0,
     activity,
@@ -23,7 +30,7 @@ from tests.unit.streams.enforcer.factories import (
     policy,
     role_change,
 )
-from tests.unit.streams.enforcer.harness import Harness
+from tests.unit.streams.enforcer.harness import SETTINGS, FireAt, Harness, RecordingProducer
 
 TOPIC = "p.sessionwarden.enforcer-state"
 FACTS = Facts("cluster-a", "topic-a", 3600.0)
@@ -282,3 +289,71 @@ def test_a_partition_is_snapshotted_once_enough_records_committed(tmp_path: Path
     cp.tick({1: h.enforcer.state})
     cp.close()
     assert 3 == snapshot.read_header(path).offset
+
+
+class _Delivered:
+    def __init__(self, partition: int, offset: int) -> None:
+        self._partition, self._offset = partition, offset
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class _DeliveringProducer(RecordingProducer):
+    """Reports every record with a delivery callback delivered at the next offset; its next
+    commit fails as abortable when ``refuse_commit`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_offset = 100
+        self.refuse_commit = False
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: Any = None,
+        partition: int = -1,
+        headers: Any = None,
+        on_delivery: Any = None,
+    ) -> None:
+        super().produce(topic, value, key, partition, headers, on_delivery)
+        if on_delivery is not None:
+            on_delivery(None, _Delivered(partition, self.next_offset))
+            self.next_offset += 1
+
+    def commit_transaction(self, timeout: float = -1) -> None:
+        if self.refuse_commit:
+            raise KafkaException(KafkaError(KafkaError._STATE, "x", txn_requires_abort=True))
+
+
+def test_the_batch_tells_the_snapshots_the_changelog_offsets_it_committed(tmp_path: Path) -> None:
+    """The changelog's delivery reports reach the snapshots through the batch: those of a
+    committed transaction move the offset a snapshot is written at, an aborted one's never."""
+    cp = _checkpoints(tmp_path)
+    cp.restored(1, 0, replayed=0, whole=False)
+    ctx = EnforcerContext(SETTINGS, policy(), TopicNames(), lambda: T0, checkpoints=cp)
+    enforcer = PartitionEnforcer(policy(), 1)
+    ctx.parts[1] = PartitionRuntime(enforcer, PartitionClock(0.0))
+    producer = _DeliveringProducer()
+    batch = Batch(ctx, producer, TxnCalls(10.0, 0.0), lambda: None, FireAt())
+
+    batch.begin()
+    batch.decide(enforcer, login(0, "s1"), T0, T0)
+    batch.commit(consumed=True)  # its changelog record is delivered at offset 100
+    batch.begin()
+    batch.decide(enforcer, login(1, "s2", user="u2"), T0 + 1, T0 + 1)
+    producer.refuse_commit = True
+    with pytest.raises(TxnFailure):
+        batch.commit(consumed=True)  # delivered at 101, never committed
+    batch.abort("test")
+    producer.refuse_commit = False
+    batch.begin()
+    batch.commit(consumed=True)  # the next transaction commits, with no changelog record
+
+    cp.flush({1: enforcer.state}, wait_s=10)
+    cp.close()
+    assert 101 == snapshot.read_header(snapshot.path_for(tmp_path, TOPIC, 1)).offset

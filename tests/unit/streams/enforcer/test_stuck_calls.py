@@ -210,9 +210,9 @@ def test_errors_a_call_raises_in_its_thread_are_classified_as_before(
     clients: HangingClients,
 ) -> None:
     loop, _ = make_loop()
-    loop._txn_started = time.monotonic()  # initialised a moment ago: a fence is a takeover
+    loop._txn.started = time.monotonic()  # initialised a moment ago: a fence is a takeover
     clients.producers[-1].init_error = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
     with pytest.raises(TxnFailure) as failure:
         loop._call("init_transactions", loop._producer.init_transactions)
     assert Action.EXIT is failure.value.action
-    assert not loop._stuck
+    assert not loop._txn.stuck

@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from sessionwarden.config.settings import Settings, TopicNames
+from sessionwarden.contracts.inputs import AuthEvent
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from sessionwarden.enforcer.metrics import EnforcerMetrics
 from tests.unit.streams.enforcer.factories import T0, activity, login, logout, policy
@@ -17,6 +18,13 @@ from tests.unit.streams.enforcer.factories import T0, activity, login, logout, p
 def _metrics() -> tuple[EnforcerMetrics, CollectorRegistry]:
     registry = CollectorRegistry()
     return EnforcerMetrics(Settings(), TopicNames(), registry, wall=lambda: T0 + 500), registry
+
+
+def _applied(
+    metrics: EnforcerMetrics, core: PartitionEnforcer, event: AuthEvent, now: float, received: float
+) -> None:
+    """What the shell does with each event: the core decides, the metrics record the outcome."""
+    metrics.applied(event.type, core.apply(event, now, received))
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
@@ -29,13 +37,13 @@ def test_events_are_counted_by_type_and_outcome_once_the_batch_commits() -> None
     core = PartitionEnforcer(policy(), 0)
     core.state.begin()
     first = login(0, "s1")
-    metrics.apply(core, first, T0, T0)
-    metrics.apply(core, first, T0, T0)  # the same event again
-    metrics.apply(core, login(10_000, "s2"), T0, T0)  # far in the future: dead-lettered
-    metrics.apply(core, logout(5), T0 + 5, T0 + 5)
-    metrics.apply(core, activity(1), T0 + 6, T0 + 6)  # made before the logout, read after it
-    metrics.apply(core, login(7, "s3"), T0 + 7, T0 + 7)
-    metrics.apply(core, activity(8, "s3", user="u2"), T0 + 8, T0 + 8)  # another user's session
+    _applied(metrics, core, first, T0, T0)
+    _applied(metrics, core, first, T0, T0)  # the same event again
+    _applied(metrics, core, login(10_000, "s2"), T0, T0)  # far in the future: dead-lettered
+    _applied(metrics, core, logout(5), T0 + 5, T0 + 5)
+    _applied(metrics, core, activity(1), T0 + 6, T0 + 6)  # made before the logout, read after it
+    _applied(metrics, core, login(7, "s3"), T0 + 7, T0 + 7)
+    _applied(metrics, core, activity(8, "s3", user="u2"), T0 + 8, T0 + 8)  # another user's session
     assert 0 == _value(
         registry, "sessionwarden_enforcer_events_total", type="login", outcome="applied"
     )
@@ -58,7 +66,7 @@ def test_an_aborted_batch_counts_nothing_but_its_abort() -> None:
     metrics, registry = _metrics()
     core = PartitionEnforcer(policy(), 0)
     core.state.begin()
-    metrics.apply(core, login(0, "s1"), T0, T0)
+    _applied(metrics, core, login(0, "s1"), T0, T0)
     metrics.dead_lettered("undecodable")
     metrics.aborted("_TIMED_OUT")
     metrics.batch_done(0, 0.0, {}, _NoWatermarks())

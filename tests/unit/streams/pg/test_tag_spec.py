@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from sessionwarden.sink.postgres.plan import TAG_CONNECTION, TAG_TRANSACTION, session_tag
+from sessionwarden.contracts.postgres import TAG_CONNECTION, TAG_TRANSACTION, session_tag
 
 DOC = Path(__file__).resolve().parents[4] / "docs" / "DATABASE.md"
 _ROW = re.compile(r"^\| `([^`]*)` \| `([^`]*)` \| `([0-9a-f]+)` \| `([0-9a-f]{32})` \|$")

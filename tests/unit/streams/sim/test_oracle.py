@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from sessionwarden.audit.oracle import NEVER_LIVE, judge
-from sessionwarden.audit.scenario import iso
 from sessionwarden.policy import load_policy
+from sessionwarden.testing.events import iso
 
 POLICY = load_policy(Path(__file__).parents[3] / "fixtures/policies/sim.toml")
 IDLE = 2.0  # sim.toml defaults (customer, medium)
