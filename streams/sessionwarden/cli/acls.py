@@ -76,6 +76,7 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
             e, settings.enforcer.group_id, "its consumer group, offsets committed in transactions"
         ),
         _group(e, f"{settings.enforcer.group_id}-restore", "the restore consumer (assign only)"),
+        _group(e, f"{settings.enforcer.group_id}-commands", "the commands reader (assign only)"),
         *(
             _topic(e, "WRITE", name, "its outputs")
             for name in (t.revocations, t.audit, t.dlq, t.caep, t.enforcer_state)

@@ -36,7 +36,9 @@ from confluent_kafka import Message, Producer, TopicPartition
 
 from sessionwarden.contracts.codec import DecodeError, decode_auth_event
 from sessionwarden.contracts.inputs import AuthEvent
+from sessionwarden.enforcer.commands import CommandsReader, apply_command_record
 from sessionwarden.enforcer.context import EnforcerContext
+from sessionwarden.enforcer.engine.commands import OperatorCommands
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from sessionwarden.enforcer.engine.forward import Router
 from sessionwarden.enforcer.engine.outcome import Outcome
@@ -106,6 +108,8 @@ class Batch:
         )
         self.open = False  # a transaction is open on the producer
         self.commits = 0  # transactions committed (an empty one, ended locally, is none)
+        self.commands: CommandsReader | None = None  # operator commands (commands.py)
+        self._operators = ctx.settings.enforcer.allowed_operators()
 
     # -- begin ------------------------------------------------------------------------------
 
@@ -179,6 +183,22 @@ class Batch:
         """End the due sessions; returns how many ended."""
         return self._fires.fire_due(self._parts, now)
 
+    # -- operator commands ------------------------------------------------------------------
+
+    def apply_commands(self, now: float, router: Router) -> int:
+        """Apply the operator commands whose input partition is read through their append
+        time (after ``fire``: its clocks are current); returns how many were taken."""
+        reader = self.commands
+        if reader is None:
+            return 0
+        taken = 0
+        for p, rt in self._parts.items():
+            for msg in reader.queue.take(p, rt.clock.read_through(), now):
+                commands = OperatorCommands(rt.enforcer, self._operators)
+                apply_command_record(commands, router, msg, now, self.outputs.dead_letter)
+                taken += 1
+        return taken
+
     # -- commit -----------------------------------------------------------------------------
 
     def commit(self, consumed: bool) -> list[Emit]:
@@ -194,6 +214,8 @@ class Batch:
             offsets = [
                 TopicPartition(input_topic, p, rt.next_offset) for p, rt in self._parts.items()
             ]
+            if self.commands is not None:
+                offsets += self.commands.offsets()
             group = self._group()
             committing = time.monotonic()
             self._calls(
@@ -204,6 +226,8 @@ class Batch:
             self._metrics.committed(committing)
             self.commits += 1
         self.open = False
+        if self.commands is not None:
+            self.commands.queue.committed()
         emitted: list[Emit] = []
         for rt in self._parts.values():
             rt.enforcer.state.commit()
@@ -220,6 +244,8 @@ class Batch:
         changes. Raises TxnFailure if even the abort fails (nothing is undone then)."""
         self._calls("abort_transaction", self._producer.abort_transaction)
         self.open = False
+        if self.commands is not None:
+            self.commands.queue.aborted()
         self.outputs.aborted()
         if self._checkpoints is not None:
             self._checkpoints.aborted()

@@ -18,16 +18,23 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, KafkaError, TopicPartition
 
 from sessionwarden.contracts.codec import DecodeError, decode_operator_command
 from sessionwarden.enforcer.engine.commands import CommandOutcome, OperatorCommands
 from sessionwarden.enforcer.engine.forward import Router
 from sessionwarden.enforcer.engine.horizon import received_time
 
-__all__ = ["CommandQueue", "CommandRecord", "DeadLetterSink", "apply_command_record"]
+__all__ = [
+    "CommandQueue",
+    "CommandRecord",
+    "CommandsReader",
+    "DeadLetterSink",
+    "apply_command_record",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +50,8 @@ class CommandRecord(Protocol):
     def topic(self) -> str | None: ...
 
 
-class DeadLetterSink(Protocol):
-    def __call__(self, reason: str, detail: str, msg: CommandRecord) -> None: ...
+DeadLetterSink = Callable[[str, str, Any], None]
+"""``Outputs.dead_letter``: reason, detail, the record."""
 
 
 def command_received(msg: CommandRecord, now: float) -> float:
@@ -104,9 +111,11 @@ class CommandQueue:
         self._taken: list[CommandRecord] = []
         self._saved: dict[int, int] = {}
 
-    def own(self, partition: int, next_offset: int) -> None:
+    def own(self, partition: int, next_offset: int | None) -> None:
+        """Own ``partition`` from ``next_offset`` (None: the group committed none yet)."""
         self._waiting[partition] = deque()
-        self._next[partition] = next_offset
+        if next_offset is not None:
+            self._next[partition] = next_offset
 
     def disown(self, partition: int) -> None:
         self._waiting.pop(partition, None)
@@ -135,14 +144,15 @@ class CommandQueue:
             ready.append(msg)
             offset = msg.offset()
             if offset is not None:
-                self._saved.setdefault(partition, self._next[partition])
+                self._saved.setdefault(partition, self._next.get(partition, -1))
                 self._next[partition] = offset + 1
         self._taken.extend(ready)
         return ready
 
     def offsets(self) -> dict[int, int]:
-        """The next offset of every owned partition, to commit with the batch."""
-        return dict(self._next)
+        """The next offset of every partition the open batch took commands from, to commit
+        with it (the others' are committed already)."""
+        return {p: self._next[p] for p in self._saved if p in self._next}
 
     def committed(self) -> None:
         self._taken.clear()
@@ -155,6 +165,64 @@ class CommandQueue:
             if p is not None and p in self._waiting:
                 self._waiting[p].appendleft(msg)
         for p, offset in self._saved.items():
-            if p in self._next:
-                self._next[p] = offset
+            if p in self._waiting:
+                if offset < 0:
+                    self._next.pop(p, None)
+                else:
+                    self._next[p] = offset
         self.committed()
+
+
+class CommandsReader:
+    """Reads the commands partitions of the owned input partitions (assign only) into
+    ``queue``. ``group`` is the enforcer's group consumer: its committed offsets for the
+    commands topic are where a newly owned partition starts."""
+
+    def __init__(self, consumer: Any, group: Any, topic: str, queue: CommandQueue) -> None:
+        self._consumer = consumer
+        self._group = group
+        self.topic = topic
+        self.queue = queue
+        self._logged: set[int] = set()
+
+    def follow(self, owned: Iterable[int]) -> None:
+        """Assign the commands partitions of ``owned``; drop those no longer owned."""
+        want = set(owned)
+        have = set(self.queue.owned())
+        gone = sorted(have - want)
+        new = sorted(want - have)
+        if gone:
+            self._consumer.incremental_unassign([TopicPartition(self.topic, p) for p in gone])
+            for p in gone:
+                self.queue.disown(p)
+        if new:
+            tps = [TopicPartition(self.topic, p) for p in new]
+            start = []
+            for tp in self._group.committed(tps, 30):
+                offset = tp.offset if tp.offset >= 0 else None
+                self.queue.own(tp.partition, offset)
+                start.append(
+                    TopicPartition(
+                        self.topic, tp.partition, OFFSET_BEGINNING if offset is None else offset
+                    )
+                )
+            self._consumer.incremental_assign(start)
+
+    def poll(self) -> None:
+        """Take what has arrived, without waiting. An error is logged once per kind (a
+        missing commands topic would otherwise log at every turn)."""
+        if not self.queue.owned():
+            return
+        for msg in self._consumer.consume(1000, 0):
+            err = msg.error()
+            if err is None:
+                self.queue.add(msg)
+            elif err.code() != KafkaError._PARTITION_EOF and err.code() not in self._logged:
+                self._logged.add(err.code())
+                log.warning("commands consumer error", extra={"error": str(err)})
+
+    def offsets(self) -> list[TopicPartition]:
+        return [TopicPartition(self.topic, p, o) for p, o in self.queue.offsets().items()]
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -72,5 +72,21 @@ def restore_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def commands_config(settings: Settings) -> dict[str, Any]:
+    """The operator commands reader: assign only, never commits (its offsets commit in the
+    enforcer's transactions, under the enforcer's group)."""
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": f"{settings.enforcer.group_id}-commands",
+        "client.id": f"sessionwarden-commands-{settings.enforcer.instance_id}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+        "fetch.wait.max.ms": 50,
+        "log_level": 4,
+        **settings.kafka.security.librdkafka(),
+    }
+
+
 def admin_config(settings: Settings) -> dict[str, Any]:
     return {**settings.kafka.client_config(), "log_level": 4}

@@ -145,13 +145,15 @@ def test_an_aborted_batch_puts_its_commands_back_in_order_and_rewinds_the_offset
     for off, at in ((5, 10), (6, 11), (7, 50)):
         queue.add(Record(b"{}", at, off=off))
     queue.take(0, T0 + 20, T0 + 60)
+    taken = queue.offsets()
 
     queue.aborted()
 
-    assert {0: 5} == queue.offsets()
+    assert ({0: 7}, {}) == (taken, queue.offsets())
     assert [5, 6] == [m.offset() for m in queue.take(0, T0 + 20, T0 + 60)]
-    queue.committed()
     assert ({0: 7}, 1) == (queue.offsets(), queue.waiting(0))
+    queue.committed()
+    assert {} == queue.offsets()
 
 
 def test_records_of_a_partition_no_longer_owned_are_dropped() -> None:
