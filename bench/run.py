@@ -35,6 +35,7 @@ SECTIONS = (
     "detect",
     "postgres",
     "metrics_cost",
+    "mass_revoke",
 )
 
 
@@ -179,6 +180,11 @@ def postgres(rate: float, seconds: float, mass: int) -> dict[str, Any]:
         return run_child(["-m", "bench.pg_latency", *args], timeout=1500)
 
 
+def mass_revoke(sessions: int) -> dict[str, Any]:
+    log(f"operator revocation of a tenant's {sessions:,} live sessions")
+    return run_child(["-m", "bench.mass_revoke", str(sessions)], timeout=1500)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a CI smoke test")
@@ -259,6 +265,8 @@ def main() -> None:
         )
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
+    if "mass_revoke" in only:
+        results["mass_revoke"] = mass_revoke(5_000 if args.quick else 100_000)
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

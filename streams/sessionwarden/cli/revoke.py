@@ -83,6 +83,8 @@ class Answers:
     command_id: uuid.UUID
     partitions: frozenset[int]
     revoked: dict[int, int] = field(default_factory=dict)
+    seconds: float | None = None
+    """From writing the command to reading the last answer (set by the caller)."""
 
     def take(self, records: Iterable[dict[str, object]]) -> None:
         for doc in records:
@@ -130,8 +132,10 @@ def report(cmd: OperatorCommand, answers: Answers, out: TextIO, err: TextIO) -> 
         )
         return NOTHING
     plural = "" if answers.total == 1 else "s"
+    took = "" if answers.seconds is None else f" in {answers.seconds:.2f} s"
     out.write(
-        f"revoked {answers.total} session{plural} of {target_text(cmd)}; command {cmd.command_id}\n"
+        f"revoked {answers.total} session{plural} of {target_text(cmd)}; "
+        f"command {cmd.command_id}, committed{took}\n"
     )
     return REVOKED
 
@@ -186,6 +190,7 @@ def send_and_wait(
                 delivered[msg.partition()] = msg.offset()
 
         value = encode(cmd)
+        written = time.monotonic()
         if cmd.user_id is not None:
             produce_waiting(producer, topic, value, cmd.user_id.encode(), on_delivery=on_delivery)
         else:
@@ -197,13 +202,17 @@ def send_and_wait(
         deadline = time.monotonic() + timeout
         while not answers.complete and time.monotonic() < deadline:
             for msg in reader.consume(500, 0.2):
-                if msg.error() is None and msg.value():
+                answer = msg.value() if msg.error() is None else None
+                # A mass revocation puts one session_ended per session on the trail: only the
+                # answers are parsed.
+                if answer and b'"operator_command_applied"' in answer:
                     try:
-                        doc = orjson.loads(msg.value())
+                        doc = orjson.loads(answer)
                     except orjson.JSONDecodeError:
                         continue
                     if isinstance(doc, dict):
                         answers.take([doc])
+        answers.seconds = time.monotonic() - written
         return report(cmd, answers, out, err)
     finally:
         reader.close()
