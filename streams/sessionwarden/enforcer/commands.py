@@ -134,6 +134,11 @@ class CommandQueue:
     def waiting(self, partition: int) -> int:
         return len(self._waiting.get(partition, ()))
 
+    def first_received(self, partition: int, now: float) -> float | None:
+        """The append time of the partition's first waiting command, or None."""
+        waiting = self._waiting.get(partition)
+        return command_received(waiting[0], now) if waiting else None
+
     def take(self, partition: int, read_through: float, now: float) -> list[CommandRecord]:
         """The partition's commands appended at or before ``read_through``, in order; they
         count as taken by the open batch."""

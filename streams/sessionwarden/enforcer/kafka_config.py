@@ -78,6 +78,8 @@ def commands_config(settings: Settings) -> dict[str, Any]:
     return {
         "bootstrap.servers": settings.kafka.bootstrap_servers,
         "group.id": f"{settings.enforcer.group_id}-commands",
+        # Committed offsets past retention restart at the oldest command, never the newest.
+        "auto.offset.reset": "earliest",
         "client.id": f"sessionwarden-commands-{settings.enforcer.instance_id}",
         "isolation.level": "read_committed",
         "enable.auto.commit": False,

@@ -183,13 +183,13 @@ class EnforcerLoop:
         self._batch = Batch(
             ctx, self._producer, self._txn, lambda: consumer.consumer_group_metadata(), self._firing
         )
-        self._commands = CommandsReader(
+        self.commands = CommandsReader(
             clients.commands_consumer(commands_config(s)),
             consumer,
             s.topics.commands,
             CommandQueue(),
         )
-        self._batch.commands = self._commands
+        self._batch.commands = self.commands
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -346,7 +346,7 @@ class EnforcerLoop:
         closers: list[tuple[str, Callable[[], Any]]] = [
             ("consumer", self._consumer.close),
             ("restore consumer", self._assign.restorer.close),
-            ("commands consumer", self._commands.close),
+            ("commands consumer", self.commands.close),
         ]
         if flush_s is not None:
             closers.append(("producer", lambda: self._producer.flush(flush_s)))
@@ -418,7 +418,7 @@ class EnforcerLoop:
     def _release_clients(self) -> None:
         """Let go of the closed clients and of everything built around them, so that reference
         counting destroys the old producer here, before ``_connect`` makes its successor."""
-        del self._batch, self._firing, self._assign, self._router, self._commands
+        del self._batch, self._firing, self._assign, self._router, self.commands
         del self._producer, self._consumer, self._admin
 
     def _exit_if_fenced(self, exc: Exception) -> None:
@@ -514,14 +514,19 @@ class EnforcerLoop:
     def _take_commands(self) -> bool:
         """Follow the owned partitions with the commands reader and take what arrived; probe
         the input partitions that commands wait for (a command applies once its partition is
-        known read through its append time). Returns whether any command waits."""
-        reader = self._commands
+        known read through its append time). Returns whether any command is held so."""
+        reader = self.commands
         reader.follow(self.parts)
         reader.poll()
-        waiting = [p for p in self.parts if reader.queue.waiting(p)]
-        if waiting:
-            self._firing.probe(self.parts, waiting)
-        return bool(waiting)
+        now = self.clock()
+        held = []
+        for p, rt in self.parts.items():
+            first = reader.queue.first_received(p, now)
+            if first is not None and first > rt.clock.read_through():
+                held.append(p)
+        if held:
+            self._firing.probe(self.parts, held)
+        return bool(held)
 
     def _take_input(self, due: bool) -> list[Message]:
         """The records carried from the last batch, then what the consumer has (without waiting
