@@ -195,7 +195,9 @@ class Batch:
         for p, rt in self._parts.items():
             for msg in reader.queue.take(p, rt.clock.read_through(), now):
                 commands = OperatorCommands(rt.enforcer, self._operators)
-                apply_command_record(commands, router, msg, now, self.outputs.dead_letter)
+                outcome = apply_command_record(commands, router, msg, now, self.outputs.dead_letter)
+                if outcome is not None:
+                    self._metrics.applied("revoke_sessions", outcome)
                 taken += 1
         return taken
 

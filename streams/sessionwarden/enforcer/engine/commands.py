@@ -41,6 +41,11 @@ class CommandOutcome:
     revoked: int = 0
     refused: tuple[Literal["operator_not_allowed", "future_timestamp"], str] | None = None
 
+    @property
+    def kind(self) -> str:
+        """What the metrics count it as, like an auth event's outcome."""
+        return self.status
+
 
 class OperatorCommands:
     """Applies operator commands to the partition ``enforcer`` decides for."""
