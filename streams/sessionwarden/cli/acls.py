@@ -120,6 +120,11 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
         # need; the sink keeps its offsets in the database but joins a group to share the work.
         _topic(k, "READ", t.revocations, "revocations into PostgreSQL, nothing else"),
         _group(k, settings.sink.group_id, "its consumer group (offsets in the database)"),
+        *(
+            [_topic(sec, "WRITE", t.commands, "the dashboard's revocation actions")]
+            if settings.dashboard.operator
+            else []
+        ),
         # Operators end sessions on purpose: the only writer of commands. They read the audit
         # trail for the enforcer's answer (assign only; the group is never joined).
         _topic(op, "WRITE", t.commands, "operator commands, nothing else"),

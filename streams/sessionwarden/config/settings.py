@@ -484,7 +484,7 @@ class DashboardSettings(Section):
     file (a random one is printed when unset)."""
 
     VARIABLES: ClassVar[dict[str, str]] = {
-        name: f"dashboard_{name}" for name in ("host", "port", "token_file")
+        name: f"dashboard_{name}" for name in ("host", "port", "token_file", "operator")
     }
 
     host: str = Field(
@@ -494,6 +494,14 @@ class DashboardSettings(Section):
     token_file: Path | None = Field(
         default=None,
         description="File holding the access token; unset: a random one, printed at start.",
+    )
+    operator: str = Field(
+        default="",
+        max_length=128,
+        description="Turns on the dashboard's revocation actions (end a session, or all of a "
+        "user's): the operator name its commands carry, which must be one of the enforcer's "
+        "`operators`; its Kafka login then needs WRITE on the commands topic (`sessionwarden "
+        "acls` grants it to the security principal when this is set). Empty: read only.",
     )
 
 

@@ -63,3 +63,15 @@ def test_allowed_operators_default_to_the_operator_principal_and_can_be_emptied(
         frozenset({"User:a", "User:b"})
         == load_settings(operators="User:a, User:b").enforcer.allowed_operators()
     )
+
+
+def test_the_security_principal_writes_commands_only_when_the_dashboard_has_actions() -> None:
+    """Read only by default; with dashboard_operator set the dashboard's login may write
+    commands (and only commands)."""
+
+    def writes(**overrides: str) -> set[str]:
+        plan = acl_plan(load_settings(**overrides), Principals())
+        return {a.name for a in plan if a.principal.endswith("security") and a.operation == "WRITE"}
+
+    assert set() == writes()
+    assert {"sessionwarden.commands"} == writes(dashboard_operator="User:dashboard")
