@@ -78,11 +78,13 @@ def default_operator(settings: Settings) -> str:
 
 @dataclass
 class Answers:
-    """The enforcer's answers to one command, one per partition it was written to."""
+    """The enforcer's answers to one command: per partition it was written to, one record, or
+    several for a large command (each batch's share; the last says ``complete``)."""
 
     command_id: uuid.UUID
     partitions: frozenset[int]
     revoked: dict[int, int] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
     seconds: float | None = None
     """From writing the command to reading the last answer (set by the caller)."""
 
@@ -95,11 +97,14 @@ class Answers:
             partition = doc.get("partition")
             if isinstance(partition, int) and partition in self.partitions:
                 revoked = doc.get("revoked")
-                self.revoked[partition] = revoked if isinstance(revoked, int) else 0
+                share = revoked if isinstance(revoked, int) else 0
+                self.revoked[partition] = self.revoked.get(partition, 0) + share
+                if doc.get("complete", True) is not False:
+                    self.done.add(partition)
 
     @property
     def complete(self) -> bool:
-        return set(self.revoked) >= self.partitions
+        return self.done >= self.partitions
 
     @property
     def total(self) -> int:
@@ -117,7 +122,7 @@ def target_text(cmd: OperatorCommand) -> str:
 def report(cmd: OperatorCommand, answers: Answers, out: TextIO, err: TextIO) -> int:
     """Print the outcome; returns the exit status."""
     if not answers.complete:
-        missing = sorted(answers.partitions - set(answers.revoked))
+        missing = sorted(answers.partitions - answers.done)
         err.write(
             f"no answer from partition(s) {', '.join(map(str, missing))} of the enforcer in "
             f"time (revoked so far: {answers.total}); it may be down or behind, or it refused "

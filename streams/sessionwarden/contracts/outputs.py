@@ -292,6 +292,10 @@ class OperatorCommandApplied(AuditBase):
     issued_at: UtcDatetime
     partition: Count
     revoked: Count
+    complete: bool = True
+    """False: a share of a large command, committed in one transaction; more records of the
+    same command and partition follow, the last one ``complete``. The sessions it ended are
+    the sum of their ``revoked``."""
 
 
 AuditEvent = Annotated[

@@ -49,6 +49,10 @@ from sessionwarden.enforcer.txn import StuckFailure, call_transactional
 
 log = logging.getLogger(__name__)
 
+COMMAND_SESSIONS_PER_BATCH = 20_000
+"""Sessions operator commands may end in one transaction, over all partitions: 60,000 records
+(revocation, audit, changelog), far inside the producer's queue and the transaction timeout."""
+
 
 class Fires(Protocol):
     """Ends the sessions that are due on the owned partitions (firing.Firing)."""
@@ -187,18 +191,30 @@ class Batch:
 
     def apply_commands(self, now: float, router: Router) -> int:
         """Apply the operator commands whose input partition is read through their append
-        time (after ``fire``: its clocks are current); returns how many were taken."""
+        time (after ``fire``: its clocks are current), ending at most
+        ``COMMAND_SESSIONS_PER_BATCH`` sessions over all partitions: a larger command goes on
+        in the next batches, its record first in line. Returns the records taken or begun."""
         reader = self.commands
-        if reader is None:
+        if reader is None or not self._parts:
             return 0
+        queue = reader.queue
+        share = max(1, COMMAND_SESSIONS_PER_BATCH // len(self._parts))
         taken = 0
         for p, rt in self._parts.items():
-            for msg in reader.queue.take(p, rt.clock.read_through(), now):
+            budget = share
+            read_through = rt.clock.read_through()
+            while budget > 0 and (msg := queue.ready(p, read_through, now)) is not None:
                 commands = OperatorCommands(rt.enforcer, self._operators)
-                outcome = apply_command_record(commands, router, msg, now, self.outputs.dead_letter)
+                outcome = apply_command_record(
+                    commands, router, msg, now, self.outputs.dead_letter, budget
+                )
+                taken += 1
                 if outcome is not None:
                     self._metrics.applied("revoke_sessions", outcome)
-                taken += 1
+                    if outcome.status == "partial":
+                        break  # the rest in the next batch; its offset waits until then
+                    budget -= outcome.revoked
+                queue.done(p)
         return taken
 
     # -- commit -----------------------------------------------------------------------------

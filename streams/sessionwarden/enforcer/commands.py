@@ -66,6 +66,7 @@ def apply_command_record(
     msg: CommandRecord,
     now: float,
     dead_letter: DeadLetterSink,
+    limit: int | None = None,
 ) -> CommandOutcome | None:
     """Decode and apply one command record; a bad one is dead-lettered with its reason and
     changes nothing. Returns the outcome (None when dead-lettered before applying)."""
@@ -84,10 +85,10 @@ def apply_command_record(
         # The user's sessions are on another partition: applied here it would end nothing.
         dead_letter("key_mismatch", "command on another partition than its key's", msg)
         return None
-    outcome = commands.apply(cmd, now, command_received(msg, now))
+    outcome = commands.apply(cmd, now, command_received(msg, now), limit)
     if outcome.refused is not None:
         dead_letter(*outcome.refused, msg)
-    elif outcome.status == "applied":
+    elif outcome.status in ("applied", "partial"):
         log.info(
             "operator command applied",
             extra={
@@ -96,6 +97,7 @@ def apply_command_record(
                 "scope": cmd.scope,
                 "partition": partition,
                 "revoked": outcome.revoked,
+                "complete": outcome.status == "applied",
             },
         )
     return outcome
@@ -139,20 +141,31 @@ class CommandQueue:
         waiting = self._waiting.get(partition)
         return command_received(waiting[0], now) if waiting else None
 
-    def take(self, partition: int, read_through: float, now: float) -> list[CommandRecord]:
-        """The partition's commands appended at or before ``read_through``, in order; they
-        count as taken by the open batch."""
+    def ready(self, partition: int, read_through: float, now: float) -> CommandRecord | None:
+        """The partition's first waiting command if it was appended at or before
+        ``read_through``; it stays first until ``done``."""
         waiting = self._waiting.get(partition)
-        ready: list[CommandRecord] = []
-        while waiting and command_received(waiting[0], now) <= read_through:
-            msg = waiting.popleft()
-            ready.append(msg)
-            offset = msg.offset()
-            if offset is not None:
-                self._saved.setdefault(partition, self._next.get(partition, -1))
-                self._next[partition] = offset + 1
-        self._taken.extend(ready)
-        return ready
+        if waiting and command_received(waiting[0], now) <= read_through:
+            return waiting[0]
+        return None
+
+    def done(self, partition: int) -> None:
+        """The first waiting command is applied (or dead-lettered) in the open batch: its
+        offset commits with it."""
+        msg = self._waiting[partition].popleft()
+        self._taken.append(msg)
+        offset = msg.offset()
+        if offset is not None:
+            self._saved.setdefault(partition, self._next.get(partition, -1))
+            self._next[partition] = offset + 1
+
+    def take(self, partition: int, read_through: float, now: float) -> list[CommandRecord]:
+        """Every ready command of the partition, each ``done``."""
+        taken: list[CommandRecord] = []
+        while (msg := self.ready(partition, read_through, now)) is not None:
+            self.done(partition)
+            taken.append(msg)
+        return taken
 
     def offsets(self) -> dict[int, int]:
         """The next offset of every partition the open batch took commands from, to commit

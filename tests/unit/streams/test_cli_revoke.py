@@ -64,13 +64,26 @@ def test_the_answers_of_every_partition_are_summed_and_others_ignored() -> None:
     assert (True, 7) == (answers.complete, answers.total)
 
 
+def test_a_large_commands_shares_are_summed_until_the_last_one() -> None:
+    """A command over many sessions is answered once per batch on a partition; only the
+    record marked complete ends the wait."""
+    answers = Answers(CID, frozenset({0}))
+    answers.take([{**applied(0, 3333), "complete": False}, {**applied(0, 3333), "complete": False}])
+    assert (False, 6666) == (answers.complete, answers.total)
+
+    answers.take([applied(0, 1)])
+
+    assert (True, 6667) == (answers.complete, answers.total)
+
+
 def test_the_report_and_exit_status_say_what_happened() -> None:
     """0 revoked, 1 matched nothing, 3 no answer in time."""
     cmd = build_command("acme", None, "u1", False, "why", "User:op", NOW, CID)
     statuses, lines = [], []
     for answered in ({0: 2}, {0: 0}, {}):
         out, err = io.StringIO(), io.StringIO()
-        answers = Answers(CID, frozenset({0}), dict(answered))
+        answers = Answers(CID, frozenset({0}))
+        answers.take([applied(p, n) for p, n in answered.items()])
         statuses.append(report(cmd, answers, out, err))
         lines.append((out.getvalue() + err.getvalue()).split(";")[0])
 

@@ -12,6 +12,12 @@ changes nothing, even after a restart has emptied the in-memory duplicate filter
 whose own deadline passed before the command's effective time ``e = min(issued_at, r)`` ends
 at that deadline, with its own reason, as everywhere else in the engine.
 
+A command that names many sessions ends at most ``limit`` of them per call (per batch): the
+shell calls again in its next batches until one call ends the rest. Each call's sessions, and
+an ``operator_command_applied`` record saying how many it ended and whether it was the last
+(``complete``), commit in that batch's transaction; a transaction never grows past what the
+producer and the transaction timeout allow, however large the tenant.
+
 Refused, changing nothing (the shell dead-letters the record with the returned reason): a
 command of an operator not in the allowed set, and one issued further in the future than the
 policy's clock skew tolerance.
@@ -37,7 +43,7 @@ class CommandOutcome:
     """What one command did on this partition. ``refused`` carries the dead-letter reason and
     detail; then nothing changed."""
 
-    status: Literal["applied", "duplicate", "refused"]
+    status: Literal["applied", "partial", "duplicate", "refused"]
     revoked: int = 0
     refused: tuple[Literal["operator_not_allowed", "future_timestamp"], str] | None = None
 
@@ -54,9 +60,12 @@ class OperatorCommands:
         self.enforcer = enforcer
         self.operators = operators
 
-    def apply(self, cmd: OperatorCommand, now: float, received: float) -> CommandOutcome:
+    def apply(
+        self, cmd: OperatorCommand, now: float, received: float, limit: int | None = None
+    ) -> CommandOutcome:
         """Apply one validated command read at ``now`` whose record was appended at
-        ``received``; the caller has begun the state's batch."""
+        ``received``, ending at most ``limit`` sessions (``partial``: call again in the next
+        batch); the caller has begun the state's batch."""
         if cmd.operator not in self.operators:
             detail = "operator is not one of the enforcer's allowed operators (enforcer.operators)"
             return CommandOutcome("refused", refused=("operator_not_allowed", detail))
@@ -70,21 +79,26 @@ class OperatorCommands:
             )
             return CommandOutcome("refused", refused=("future_timestamp", detail))
         state = enforcer.state
-        if not state.first_seen(cmd.tenant, cmd.command_id.int):
-            return CommandOutcome("duplicate")
         enforcer.now = now
         e = min(t, received)
+        targets = self._targets(cmd, received)
+        complete = limit is None or len(targets) <= limit
+        if complete and not targets and not state.first_seen(cmd.tenant, cmd.command_id.int):
+            return CommandOutcome("duplicate")  # read again after it was applied: no record
         revoked = 0
-        for sess in self._targets(cmd, received):
+        for sess in targets if complete else targets[:limit]:
             deadline, reason = sess.deadline()
             if deadline <= e:
                 enforcer.end_session(sess, reason, deadline)
             else:
                 enforcer.end_session(sess, OPERATOR_REASON, max(e, sess.login_at), cmd.command_id)
                 revoked += 1
-        doc = records.operator_command_applied(cmd, e, state.partition, revoked)
+        if complete and targets:
+            state.first_seen(cmd.tenant, cmd.command_id.int)
+        first = targets[0].key if targets else None
+        doc = records.operator_command_applied(cmd, e, state.partition, revoked, complete, first)
         state.emit("audit", cmd.operator, doc)
-        return CommandOutcome("applied", revoked)
+        return CommandOutcome("applied" if complete else "partial", revoked)
 
     def _targets(self, cmd: OperatorCommand, received: float) -> list[Session]:
         """The live sessions the command names, in a fixed order, that began by ``received``."""

@@ -259,12 +259,18 @@ def foreign_session_event(
 
 
 def operator_command_applied(
-    cmd: OperatorCommand, at: float, partition: int, revoked: int
+    cmd: OperatorCommand,
+    at: float,
+    partition: int,
+    revoked: int,
+    complete: bool = True,
+    first: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The audit of one command on one partition; its id is the same on every replay."""
+    """The audit of one command (or of one batch's share of it, ``complete`` False but for the
+    last) on one partition; its id is the same on every replay of the same state."""
     doc = _audit(
         "operator_command_applied",
-        stable_id("operator_command", cmd.tenant, cmd.command_id, partition),
+        stable_id("operator_command", cmd.tenant, cmd.command_id, partition, first),
         cmd.operator,
         cmd.tenant,
         at,
@@ -278,5 +284,6 @@ def operator_command_applied(
         issued_at=cmd.issued_at,
         partition=partition,
         revoked=revoked,
+        complete=complete,
     )
     return doc

@@ -37,10 +37,12 @@ class CommandHarness(Harness):
         super().__init__()
         self.commands = OperatorCommands(self.enforcer, frozenset({OPERATOR}))
 
-    def command(self, cmd: OperatorCommand, received: float | None = None) -> CommandOutcome:
+    def command(
+        self, cmd: OperatorCommand, received: float | None = None, limit: int | None = None
+    ) -> CommandOutcome:
         r = T0 + (cmd.issued_at.timestamp() - T0 if received is None else received)
         self.enforcer.state.begin()
-        outcome = self.commands.apply(cmd, r, r)
+        outcome = self.commands.apply(cmd, r, r, limit)
         self._commit()
         return outcome
 
@@ -216,3 +218,20 @@ def test_the_changelog_of_a_command_batch_restores_the_ended_sessions() -> None:
     h.command(command(10))
 
     assert 0 == h.restored().state.live_sessions()
+
+
+def test_a_large_command_ends_its_sessions_over_several_batches_each_audited() -> None:
+    """However large the tenant, one transaction ends at most ``limit`` sessions; the audit
+    has one record per batch, the last marked complete, and their sum is every session."""
+    h = CommandHarness()
+    started(h, *((f"a{i}", f"u{i}", "acme") for i in range(5)))
+    cmd = command(10, scope="all_users", user_id=None)
+
+    outcomes = [h.command(cmd, limit=2) for _ in range(3)]
+
+    assert ["partial", "partial", "applied"] == [o.status for o in outcomes]
+    assert [(2, False), (2, False), (1, True)] == [
+        (d["revoked"], d["complete"]) for d in h.applied()
+    ]
+    assert 3 == len({d["event_id"] for d in h.applied()})
+    assert (5, 0) == (len(h.revocations()), h.enforcer.state.live_sessions())
