@@ -49,8 +49,8 @@ from sessionwarden.enforcer.txn import StuckFailure, call_transactional
 
 log = logging.getLogger(__name__)
 
-COMMAND_SESSIONS_PER_BATCH = 20_000
-"""Sessions operator commands may end in one transaction, over all partitions: 60,000 records
+COMMAND_SESSIONS_PER_BATCH = 50_000
+"""Sessions operator commands may end in one transaction, over all partitions: 150,000 records
 (revocation, audit, changelog), far inside the producer's queue and the transaction timeout."""
 
 
