@@ -36,6 +36,7 @@ SECTIONS = (
     "postgres",
     "gateway",
     "metrics_cost",
+    "mass_revoke",
 )
 
 
@@ -194,6 +195,11 @@ def gateway(rate: float, seconds: float, check_rate: float, check_seconds: float
         return run_child(["-m", "bench.gateway_latency", *args], timeout=900)
 
 
+def mass_revoke(sessions: int) -> dict[str, Any]:
+    log(f"operator revocation of a tenant's {sessions:,} live sessions")
+    return run_child(["-m", "bench.mass_revoke", str(sessions)], timeout=1500)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a CI smoke test")
@@ -277,6 +283,8 @@ def main() -> None:
         results["gateway"] = gateway(rate, 5, 500, 3) if args.quick else gateway(rate, 20, 1000, 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
+    if "mass_revoke" in only:
+        results["mass_revoke"] = mass_revoke(5_000 if args.quick else 100_000)
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,7 @@ REASONS = {
     "permissions_revoked": "permissions revoked",
     "step_up_required": "sign-in required again",
     "session_limit": "signed in on too many devices",
+    "operator": "ended by an administrator",
     "ended": "ended",
 }
 

@@ -207,6 +207,40 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
     assert 0 == enforcer.proc.returncode, enforcer.log()
 
 
+def test_an_operator_ends_a_users_sessions_over_sasl_ssl_with_only_its_acls(
+    cluster: Cluster,
+) -> None:
+    """`sessionwarden revoke` as the operator principal writes its command and reads the
+    enforcer's answer; the enforcer reads commands under its own ACLs."""
+    policy = REPO / "streams/sessionwarden/policy/shipped/default.toml"  # nothing times out
+    enforcer = EnforcerProcess(
+        cluster.settings("sessionwarden-enforcer"),
+        policy=policy,
+        **cluster.env("sessionwarden-enforcer"),
+    )
+    try:
+        enforcer.wait_assigned(90)
+        producer = cluster.settings("sessionwarden-producer")
+        user = f"u-op-{uuid.uuid4().hex[:6]}"
+        with AuthEventPublisher(
+            producer.kafka.bootstrap_servers,
+            producer.topics.input,
+            **KafkaSecurity.from_settings(producer.kafka).librdkafka(),
+        ) as publisher:
+            publisher.publish(login_doc(f"{user}-1", user, time.time()))
+            publisher.publish(login_doc(f"{user}-2", user, time.time()))
+        env = {**cluster.env("sessionwarden-operator"), "PYTHONPATH": "streams:."}
+        revoke = cluster.cli(
+            env, "revoke", "--tenant", "acme", "--user", user, "--reason-admin", "compromised",
+            "--timeout", "60", timeout=120,
+        )  # fmt: skip
+    finally:
+        enforcer.stop()
+    assert 0 == revoke.returncode, revoke.stderr + enforcer.log()[-3000:]
+    assert revoke.stdout.startswith(f"revoked 2 sessions of user {user} of tenant acme")
+    assert [] == [m for m in enforcer.messages() if m.get("level") == "error"]
+
+
 def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
     cluster: Cluster,
 ) -> None:
@@ -327,6 +361,19 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
         ("sessionwarden-producer", "audit"),  # forge the trail the detectors judge
         ("sessionwarden-sink", "revocations"),  # the sink forging or burying revocations
         ("sessionwarden-sink", "input"),  # ... or granting sessions
+        # Only operators end sessions on command.
+        *(
+            (user, "commands")
+            for user in (
+                "sessionwarden-producer",
+                "sessionwarden-service",
+                "sessionwarden-detect",
+                "sessionwarden-security",
+                "sessionwarden-sink",
+            )
+        ),
+        ("sessionwarden-operator", "revocations"),  # no verdict without the enforcer
+        ("sessionwarden-operator", "input"),  # no forged grant
     ],
 )
 def test_a_principal_cannot_write_what_its_acls_do_not_grant(

@@ -12,6 +12,7 @@ revocation logout                          session-revoked      user, reason_adm
 revocation permissions_revoked             session-revoked      policy, reason_admin: the roles
 revocation step_up_required                session-revoked      policy, reason_admin
 revocation session_limit                   session-revoked      policy, reason_admin
+revocation operator                        session-revoked      admin, reason_admin
 revalidation                               token-claims-change  admin, claims: {"roles": [...]}
 session_started (audit)                    session-established  user, amr when known
 alert                                      risk-level-change    policy, principal USER
@@ -89,6 +90,7 @@ _REVOKED: Final[dict[str, tuple[str, str]]] = {
     "permissions_revoked": ("policy", "Roles removed"),
     "step_up_required": ("policy", "Step-up authentication required for a high-risk operation"),
     "session_limit": ("policy", "Concurrent session limit reached; oldest session ended"),
+    "operator": ("admin", "Ended by an operator command"),
 }
 _RISK_LEVEL: Final = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "critical": "HIGH"}
 # auth_method values with an exact RFC 8176 "amr" counterpart; others are left out.

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 LISTENER_GROUP_PREFIX = "sessionwarden-listener-"  # RevocationListener: never joined
 TAIL_GROUP_PREFIX = "sessionwarden-tail-"  # `sessionwarden tail` / `verify`: never committed
+REVOKE_GROUP_PREFIX = "sessionwarden-revoke-"  # `sessionwarden revoke`: assign only
 DASHBOARD_GROUP_PREFIX = "sessionwarden-dashboard-"  # the dashboard's feed: assign only
 
 
@@ -31,6 +32,7 @@ class Principals:
     service: str = "User:sessionwarden-service"
     security: str = "User:sessionwarden-security"
     sink: str = "User:sessionwarden-sink"  # the PostgreSQL sink's consumer
+    operator: str = "User:sessionwarden-operator"  # `sessionwarden revoke`
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,17 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
 
     t = settings.topics
     e, d, p, s, sec, k = who.enforcer, who.detect, who.producer, who.service, who.security, who.sink
+    op = who.operator
     detect_id = app_id(settings)
     txn_prefix = f"{settings.topics.prefix}{settings.enforcer.group_id}-"
     return [
         _topic(e, "READ", t.input, "consume auth events"),
+        _topic(e, "READ", t.commands, "consume operator commands"),
         _group(
             e, settings.enforcer.group_id, "its consumer group, offsets committed in transactions"
         ),
         _group(e, f"{settings.enforcer.group_id}-restore", "the restore consumer (assign only)"),
+        _group(e, f"{settings.enforcer.group_id}-commands", "the commands reader (assign only)"),
         *(
             _topic(e, "WRITE", name, "its outputs")
             for name in (t.revocations, t.audit, t.dlq, t.caep, t.enforcer_state)
@@ -115,6 +120,16 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
         # need; the sink keeps its offsets in the database but joins a group to share the work.
         _topic(k, "READ", t.revocations, "revocations into PostgreSQL, nothing else"),
         _group(k, settings.sink.group_id, "its consumer group (offsets in the database)"),
+        *(
+            [_topic(sec, "WRITE", t.commands, "the dashboard's revocation actions")]
+            if settings.dashboard.operator
+            else []
+        ),
+        # Operators end sessions on purpose: the only writer of commands. They read the audit
+        # trail for the enforcer's answer (assign only; the group is never joined).
+        _topic(op, "WRITE", t.commands, "operator commands, nothing else"),
+        _topic(op, "READ", t.audit, "the enforcer's answer to a command"),
+        _group(op, REVOKE_GROUP_PREFIX, "`revoke` readers (never joined)", prefixed=True),
     ]
 
 

@@ -209,6 +209,7 @@ _TOPIC_SUFFIXES = {
     "dlq": "sessionwarden.dlq",
     "caep": "sessionwarden.caep",
     "enforcer_state": "sessionwarden.enforcer-state",
+    "commands": "sessionwarden.commands",
 }
 
 
@@ -234,6 +235,11 @@ class TopicNames(Section):
     dlq: str = ""
     caep: str = ""
     enforcer_state: str = ""
+    commands: str = Field(
+        default="",
+        description="Operator commands (`sessionwarden revoke`), read by the enforcer; "
+        "co-partitioned with the input and writable by operator principals only.",
+    )
 
     def __init__(self, prefix: str = "", **names: str) -> None:
         BaseModel.__init__(self, prefix=prefix, **names)
@@ -275,6 +281,7 @@ class EnforcerSettings(Section):
             "state_dir",
             "state_snapshot_interval_s",
             "state_snapshot_records",
+            "operators",
         )
     }
 
@@ -370,6 +377,18 @@ class EnforcerSettings(Section):
         description="Rewrite a partition's snapshot once this many changelog records were "
         "committed since the last one.",
     )
+    operators: str = Field(
+        default="User:sessionwarden-operator",
+        max_length=4096,
+        description="The operators whose commands the enforcer applies (comma separated; "
+        "empty: none). A command naming another operator is dead-lettered as "
+        "`operator_not_allowed`. The name is the command's claim: the ACLs, which let only "
+        "operator principals write the commands topic, are what make it true.",
+    )
+
+    def allowed_operators(self) -> frozenset[str]:
+        """The ``operators`` setting as a set of names."""
+        return frozenset(name.strip() for name in self.operators.split(",") if name.strip())
 
 
 class DetectSettings(Section):
@@ -466,7 +485,7 @@ class DashboardSettings(Section):
     file (a random one is printed when unset)."""
 
     VARIABLES: ClassVar[dict[str, str]] = {
-        name: f"dashboard_{name}" for name in ("host", "port", "token_file")
+        name: f"dashboard_{name}" for name in ("host", "port", "token_file", "operator")
     }
 
     host: str = Field(
@@ -476,6 +495,14 @@ class DashboardSettings(Section):
     token_file: Path | None = Field(
         default=None,
         description="File holding the access token; unset: a random one, printed at start.",
+    )
+    operator: str = Field(
+        default="",
+        max_length=128,
+        description="Turns on the dashboard's revocation actions (end a session, or all of a "
+        "user's): the operator name its commands carry, which must be one of the enforcer's "
+        "`operators`; its Kafka login then needs WRITE on the commands topic (`sessionwarden "
+        "acls` grants it to the security principal when this is set). Empty: read only.",
     )
 
 

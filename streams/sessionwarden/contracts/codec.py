@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails, from_json
 
 from sessionwarden.contracts.base import MAX_PERMISSIONS
+from sessionwarden.contracts.commands import OperatorCommand
 from sessionwarden.contracts.inputs import (
     AUTH_EVENT_ADAPTER,
     AUTH_EVENT_TYPES,
@@ -47,6 +48,7 @@ from sessionwarden.contracts.outputs import (
 from sessionwarden.errors import SessionwardenError
 
 __all__ = [
+    "MAX_COMMAND_BYTES",
     "MAX_DEAD_LETTER_BYTES",
     "MAX_OUTPUT_RECORD_BYTES",
     "MAX_RECORD_BYTES",
@@ -56,6 +58,7 @@ __all__ = [
     "decode_audit_event",
     "decode_auth_event",
     "decode_dead_letter",
+    "decode_operator_command",
     "decode_revocation_record",
     "encode",
     "encode_dict",
@@ -67,6 +70,10 @@ MAX_RECORD_BYTES: Final = 64 * 1024
 MAX_OUTPUT_RECORD_BYTES: Final = 1024 * 1024
 """Limit for reading back revocations, audit events and alerts: their field bounds allow
 records above MAX_RECORD_BYTES (escaped or multi-byte text), but well under 1 MiB."""
+
+MAX_COMMAND_BYTES: Final = 8 * 1024
+"""Operator commands larger than this are dead-lettered as ``oversized`` without being parsed
+(the largest valid command is under 3 KiB)."""
 
 MAX_DEAD_LETTER_BYTES: Final = 2 * MAX_RAW_B64_CHARS + 64 * 1024
 """A dead letter carries the original key and value in base64, so it may be far larger."""
@@ -202,6 +209,13 @@ _DEAD_LETTER: _Target[DeadLetter] = _Target(
     _tags(DeadLetter),
     union=False,
     max_bytes=MAX_DEAD_LETTER_BYTES,
+)
+
+_OPERATOR_COMMAND: _Target[OperatorCommand] = _Target(
+    TypeAdapter(OperatorCommand).validator.validate_json,
+    _tags(OperatorCommand),
+    union=False,
+    max_bytes=MAX_COMMAND_BYTES,
 )
 
 
@@ -435,6 +449,23 @@ def decode_alert(data: bytes | None) -> Alert:
 def decode_dead_letter(data: bytes | None) -> DeadLetter:
     """Decode a record from sessionwarden.dlq; raises :class:`DecodeError`."""
     return _decode(_DEAD_LETTER, data)
+
+
+def decode_operator_command(data: bytes | None) -> OperatorCommand:
+    """Decode a record from sessionwarden.commands; raises :class:`DecodeError`. As strict as
+    an auth event: bounded size, unknown keys refused, a key given twice refused (the parsers
+    keep the last silently, which could swap the target of a command)."""
+    command = _decode(_OPERATOR_COMMAND, data)
+    assert data is not None  # _decode refused a tombstone
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:  # NaN or Infinity that pydantic's parser took
+        raise DecodeError("undecodable", _parse_error_detail(data, exc), data) from exc
+    duplicate = _duplicate_key(data, doc)
+    if duplicate is not None:
+        detail = f"{_preview(duplicate, _LOC_PART_CHARS)}: duplicate key"
+        raise DecodeError("schema_violation", detail, data)
+    return command
 
 
 # --- failure classification (cold path) ----------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from sessionwarden.contracts.commands import OperatorCommand
 from sessionwarden.contracts.inputs import AUTH_EVENT_ADAPTER, Activity, Login, Logout, RoleChange
 from sessionwarden.contracts.outputs import (
     AUDIT_EVENT_ADAPTER,
@@ -25,6 +26,7 @@ from sessionwarden.contracts.outputs import (
     ForeignSessionEvent,
     HighRiskOperation,
     LoginAfterLogout,
+    OperatorCommandApplied,
     Revalidation,
     Revocation,
     RoleChanged,
@@ -56,9 +58,14 @@ _SOURCES: dict[str, tuple[str, TypeAdapter[Any]]] = {
     ),
     "login_after_logout.json": ("LoginAfterLogout", TypeAdapter(LoginAfterLogout)),
     "foreign_session_event.json": ("ForeignSessionEvent", TypeAdapter(ForeignSessionEvent)),
+    "operator_command_applied.json": (
+        "OperatorCommandApplied",
+        TypeAdapter(OperatorCommandApplied),
+    ),
     "audit_event.json": ("AuditEvent", AUDIT_EVENT_ADAPTER),
     "alert.json": ("Alert", TypeAdapter(Alert)),
     "dead_letter.json": ("DeadLetter", TypeAdapter(DeadLetter)),
+    "operator_command.json": ("OperatorCommand", TypeAdapter(OperatorCommand)),
 }
 """Output file name -> (schema title, adapter). Unions get a title; models carry their own."""
 

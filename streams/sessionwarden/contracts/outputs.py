@@ -53,6 +53,7 @@ __all__ = [
     "ForeignSessionEvent",
     "HighRiskOperation",
     "LoginAfterLogout",
+    "OperatorCommandApplied",
     "Revalidation",
     "Revocation",
     "RevocationReason",
@@ -70,9 +71,12 @@ RevocationReason = Literal[
     "permissions_revoked",
     "step_up_required",
     "session_limit",
+    "operator",
 ]
 """Why a session ended. ``session_limit``: a newer login of its user went past the policy's
-``max_sessions_per_user``, and this was the user's oldest live session."""
+``max_sessions_per_user``, and this was the user's oldest live session. ``operator``: an
+operator command ended it (sessionwarden.commands; its ``operator_command_applied`` audit
+record names the operator and the reason)."""
 AlertKind = Literal[
     "repeated_expirations",
     "privilege_escalation",
@@ -89,6 +93,7 @@ DeadLetterReason = Literal[
     "future_timestamp",
     "key_mismatch",
     "internal_error",
+    "operator_not_allowed",
 ]
 
 MAX_DETAIL_CHARS = 2048
@@ -272,6 +277,27 @@ class ForeignSessionEvent(AuditBase):
     cause_event_id: UUID
 
 
+class OperatorCommandApplied(AuditBase):
+    """An operator command was applied on one partition: ``revoked`` sessions ended there (0:
+    the tenant, user or session is not live on it). ``user_id`` is the operator, the actor of
+    the record; the target is ``target_user_id`` / ``target_session_id`` (or the tenant). A
+    command without a user reaches every partition: each writes one record."""
+
+    type: Literal["operator_command_applied"] = "operator_command_applied"
+    command_id: UUID
+    scope: Literal["session", "user", "all_users"]
+    target_user_id: Identifier | None = None
+    target_session_id: SessionId | None = None
+    reason_admin: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    issued_at: UtcDatetime
+    partition: Count
+    revoked: Count
+    complete: bool = True
+    """False: a share of a large command, committed in one transaction; more records of the
+    same command and partition follow, the last one ``complete``. The sessions it ended are
+    the sum of their ``revoked``."""
+
+
 AuditEvent = Annotated[
     SessionStarted
     | SessionEnded
@@ -280,7 +306,8 @@ AuditEvent = Annotated[
     | HighRiskOperation
     | ActivityAfterRevocation
     | LoginAfterLogout
-    | ForeignSessionEvent,
+    | ForeignSessionEvent
+    | OperatorCommandApplied,
     Field(discriminator="type"),
 ]
 AUDIT_EVENT_ADAPTER: TypeAdapter[AuditEvent] = TypeAdapter(AuditEvent)

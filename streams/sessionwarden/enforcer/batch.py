@@ -36,7 +36,9 @@ from confluent_kafka import Message, Producer, TopicPartition
 
 from sessionwarden.contracts.codec import DecodeError, decode_auth_event
 from sessionwarden.contracts.inputs import AuthEvent
+from sessionwarden.enforcer.commands import CommandsReader, apply_command_record
 from sessionwarden.enforcer.context import EnforcerContext
+from sessionwarden.enforcer.engine.commands import OperatorCommands
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from sessionwarden.enforcer.engine.forward import Router
 from sessionwarden.enforcer.engine.outcome import Outcome
@@ -46,6 +48,10 @@ from sessionwarden.enforcer.runtime import PartitionRuntime
 from sessionwarden.enforcer.txn import StuckFailure, call_transactional
 
 log = logging.getLogger(__name__)
+
+COMMAND_SESSIONS_PER_BATCH = 50_000
+"""Sessions operator commands may end in one transaction, over all partitions: 150,000 records
+(revocation, audit, changelog), far inside the producer's queue and the transaction timeout."""
 
 
 class Fires(Protocol):
@@ -106,6 +112,8 @@ class Batch:
         )
         self.open = False  # a transaction is open on the producer
         self.commits = 0  # transactions committed (an empty one, ended locally, is none)
+        self.commands: CommandsReader | None = None  # operator commands (commands.py)
+        self._operators = ctx.settings.enforcer.allowed_operators()
 
     # -- begin ------------------------------------------------------------------------------
 
@@ -179,6 +187,36 @@ class Batch:
         """End the due sessions; returns how many ended."""
         return self._fires.fire_due(self._parts, now)
 
+    # -- operator commands ------------------------------------------------------------------
+
+    def apply_commands(self, now: float, router: Router) -> int:
+        """Apply the operator commands whose input partition is read through their append
+        time (after ``fire``: its clocks are current), ending at most
+        ``COMMAND_SESSIONS_PER_BATCH`` sessions over all partitions: a larger command goes on
+        in the next batches, its record first in line. Returns the records taken or begun."""
+        reader = self.commands
+        if reader is None or not self._parts:
+            return 0
+        queue = reader.queue
+        share = max(1, COMMAND_SESSIONS_PER_BATCH // len(self._parts))
+        taken = 0
+        for p, rt in self._parts.items():
+            budget = share
+            read_through = rt.clock.read_through()
+            while budget > 0 and (msg := queue.ready(p, read_through, now)) is not None:
+                commands = OperatorCommands(rt.enforcer, self._operators)
+                outcome = apply_command_record(
+                    commands, router, msg, now, self.outputs.dead_letter, budget
+                )
+                taken += 1
+                if outcome is not None:
+                    self._metrics.applied("revoke_sessions", outcome)
+                    if outcome.status == "partial":
+                        break  # the rest in the next batch; its offset waits until then
+                    budget -= outcome.revoked
+                queue.done(p)
+        return taken
+
     # -- commit -----------------------------------------------------------------------------
 
     def commit(self, consumed: bool) -> list[Emit]:
@@ -194,6 +232,8 @@ class Batch:
             offsets = [
                 TopicPartition(input_topic, p, rt.next_offset) for p, rt in self._parts.items()
             ]
+            if self.commands is not None:
+                offsets += self.commands.offsets()
             group = self._group()
             committing = time.monotonic()
             self._calls(
@@ -204,6 +244,8 @@ class Batch:
             self._metrics.committed(committing)
             self.commits += 1
         self.open = False
+        if self.commands is not None:
+            self.commands.queue.committed()
         emitted: list[Emit] = []
         for rt in self._parts.values():
             rt.enforcer.state.commit()
@@ -220,6 +262,8 @@ class Batch:
         changes. Raises TxnFailure if even the abort fails (nothing is undone then)."""
         self._calls("abort_transaction", self._producer.abort_transaction)
         self.open = False
+        if self.commands is not None:
+            self.commands.queue.aborted()
         self.outputs.aborted()
         if self._checkpoints is not None:
             self._checkpoints.aborted()

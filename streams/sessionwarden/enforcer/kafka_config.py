@@ -73,5 +73,23 @@ def restore_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def commands_config(settings: Settings) -> dict[str, Any]:
+    """The operator commands reader: assign only, never commits (its offsets commit in the
+    enforcer's transactions, under the enforcer's group)."""
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "group.id": f"{settings.enforcer.group_id}-commands",
+        # Committed offsets past retention restart at the oldest command, never the newest.
+        "auto.offset.reset": "earliest",
+        "client.id": f"sessionwarden-commands-{settings.enforcer.instance_id}",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.partition.eof": False,
+        "fetch.wait.max.ms": 50,
+        "log_level": 4,
+        **KafkaSecurity.from_settings(settings.kafka).librdkafka(),
+    }
+
+
 def admin_config(settings: Settings) -> dict[str, Any]:
     return {**client_config(settings.kafka), "log_level": 4}

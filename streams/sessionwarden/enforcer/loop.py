@@ -43,6 +43,7 @@ from sessionwarden.config.settings import Settings
 from sessionwarden.enforcer.assign import Assignments
 from sessionwarden.enforcer.batch import Batch, TxnCalls
 from sessionwarden.enforcer.checkpoints import Checkpoints
+from sessionwarden.enforcer.commands import CommandQueue, CommandsReader
 from sessionwarden.enforcer.context import EnforcerContext
 from sessionwarden.enforcer.engine.budget import CHECK_EVERY, InputBudget, RecordLimit
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
@@ -51,6 +52,7 @@ from sessionwarden.enforcer.engine.horizon import received_time
 from sessionwarden.enforcer.firing import Firing
 from sessionwarden.enforcer.kafka_config import (
     admin_config,
+    commands_config,
     consumer_config,
     producer_config,
     restore_config,
@@ -94,6 +96,9 @@ class KafkaClients:
     and the changelog restore consumer. A unit test passes fakes of the calls the loop makes."""
 
     def consumer(self, config: dict[str, Any]) -> Consumer:
+        return Consumer(config)
+
+    def commands_consumer(self, config: dict[str, Any]) -> Consumer:
         return Consumer(config)
 
     def restore_consumer(self, config: dict[str, Any]) -> Consumer:
@@ -178,6 +183,13 @@ class EnforcerLoop:
         self._batch = Batch(
             ctx, self._producer, self._txn, lambda: consumer.consumer_group_metadata(), self._firing
         )
+        self.commands = CommandsReader(
+            clients.commands_consumer(commands_config(s)),
+            consumer,
+            s.topics.commands,
+            CommandQueue(),
+        )
+        self._batch.commands = self.commands
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -334,6 +346,7 @@ class EnforcerLoop:
         closers: list[tuple[str, Callable[[], Any]]] = [
             ("consumer", self._consumer.close),
             ("restore consumer", self._assign.restorer.close),
+            ("commands consumer", self.commands.close),
         ]
         if flush_s is not None:
             closers.append(("producer", lambda: self._producer.flush(flush_s)))
@@ -405,7 +418,7 @@ class EnforcerLoop:
     def _release_clients(self) -> None:
         """Let go of the closed clients and of everything built around them, so that reference
         counting destroys the old producer here, before ``_connect`` makes its successor."""
-        del self._batch, self._firing, self._assign, self._router
+        del self._batch, self._firing, self._assign, self._router, self.commands
         del self._producer, self._consumer, self._admin
 
     def _exit_if_fenced(self, exc: Exception) -> None:
@@ -466,6 +479,8 @@ class EnforcerLoop:
         started = self.metrics.step()
         self._assign.step()  # between transactions: snapshots, then a slice of restore
         due = self._firing.probe_ahead(self.parts)
+        if self._take_commands():
+            due = True  # a command waits for its input partition: read it without delay
         msgs = self._take_input(due)
         now = self.clock()
         if not self.parts:
@@ -495,6 +510,23 @@ class EnforcerLoop:
         batch.keep_payload = True
         self.metrics.batch_done(taken, started, self.parts, self._consumer)
         return taken
+
+    def _take_commands(self) -> bool:
+        """Follow the owned partitions with the commands reader and take what arrived; probe
+        the input partitions that commands wait for (a command applies once its partition is
+        known read through its append time). Returns whether any command is held so."""
+        reader = self.commands
+        reader.follow(self.parts)
+        reader.poll()
+        now = self.clock()
+        held = []
+        for p, rt in self.parts.items():
+            first = reader.queue.first_received(p, now)
+            if first is not None and first > rt.clock.read_through():
+                held.append(p)
+        if held:
+            self._firing.probe(self.parts, held)
+        return bool(held)
 
     def _take_input(self, due: bool) -> list[Message]:
         """The records carried from the last batch, then what the consumer has (without waiting
@@ -531,7 +563,10 @@ class EnforcerLoop:
         batch.begin()
         taken, consumed = self._apply(batch, msgs, now)
         batch.fire(now)
-        batch.commit(consumed)
+        router = self._router
+        assert router is not None
+        commands = batch.apply_commands(now, router)
+        batch.commit(consumed or commands > 0)
         if batch.commits != commits:
             self._recoveries_in_row = 0
         return taken

@@ -88,6 +88,12 @@ def topic_specs(settings: Settings, max_absolute_s: float) -> list[TopicSpec]:
             "dead letters: raw bytes, reason, coordinates",
         ),
         spec(t.caep, kept(30 * DAY_MS), "CAEP Security Event Tokens (optional)"),
+        spec(
+            t.commands,
+            {**kept(90 * DAY_MS), "message.timestamp.type": "LogAppendTime"},
+            "operator commands (key user_id, or one copy per partition), co-partitioned "
+            "with the input",
+        ),
     ]
 
 

@@ -28,6 +28,8 @@ EXPECTED_FILES = {
     "audit_event.json",
     "alert.json",
     "dead_letter.json",
+    "operator_command.json",
+    "operator_command_applied.json",
 }
 
 

@@ -449,3 +449,10 @@ class PartitionEnforcer:
             user.forget_at = forget_at
         if (moved or last_ended) and not user.sessions:
             self.state.forget_later(user.forget_at, USER, user.key)
+
+    # -- operator commands (engine/commands.py) -------------------------------------------
+
+    def end_session(self, sess: Session, reason: str, at: float, cause: UUID | None = None) -> None:
+        """End a live session at ``at`` on an outside decision (an operator command): its
+        revocation, audit record and state change go into the open batch."""
+        self._end(sess, reason, at, cause)

@@ -12,6 +12,7 @@ from uuid import UUID
 
 import orjson
 
+from sessionwarden.contracts.commands import OperatorCommand
 from sessionwarden.contracts.inputs import Activity, Login, Logout, RoleChange
 from sessionwarden.enforcer.engine.sessions import Ended, Session
 from sessionwarden.policy.durations import millis
@@ -253,5 +254,36 @@ def foreign_session_event(
         session_state="live" if isinstance(target, Session) else "ended",
         action=ev.action if isinstance(ev, Activity) else None,
         cause_event_id=ev.event_id,
+    )
+    return doc
+
+
+def operator_command_applied(
+    cmd: OperatorCommand,
+    at: float,
+    partition: int,
+    revoked: int,
+    complete: bool = True,
+    first: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The audit of one command (or of one batch's share of it, ``complete`` False but for the
+    last) on one partition; its id is the same on every replay of the same state."""
+    doc = _audit(
+        "operator_command_applied",
+        stable_id("operator_command", cmd.tenant, cmd.command_id, partition, first),
+        cmd.operator,
+        cmd.tenant,
+        at,
+    )
+    doc.update(
+        command_id=cmd.command_id,
+        scope=cmd.scope,
+        target_user_id=cmd.user_id,
+        target_session_id=cmd.session_id,
+        reason_admin=cmd.reason_admin,
+        issued_at=cmd.issued_at,
+        partition=partition,
+        revoked=revoked,
+        complete=complete,
     )
     return doc

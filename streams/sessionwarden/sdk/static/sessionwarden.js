@@ -42,6 +42,7 @@
     permissions_revoked: "permissions revoked",
     step_up_required: "sign-in required again",
     session_limit: "signed in on too many devices",
+    operator: "ended by an administrator",
   };
   // session: the fingerprint of this tab's session, from its stream (set when connected).
   // waiting: {status, retryInMs, at} while the stream is refused for capacity (null otherwise).

@@ -34,6 +34,7 @@ from sessionwarden.sdk.asgi import (
     Send,
     session_id_from_cookie,
 )
+from sessionwarden.web.dashboard.actions import RevokeActions
 from sessionwarden.web.dashboard.view import DashboardState
 
 COOKIE = "sessionwarden_dashboard"
@@ -146,6 +147,7 @@ def dashboard_app(
     lifespan: Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]] | None = None,
     refresh_s: float = 5.0,
     clock: Callable[[], float] = time.time,
+    actions: RevokeActions | None = None,
 ) -> ASGIApp:
     """The dashboard app over ``state`` (guarded by ``lock``); ``pusher.notify()`` after each
     change pushes a new snapshot to every open page within milliseconds."""
@@ -181,10 +183,16 @@ def dashboard_app(
 
         return serve
 
+    async def no_actions(request: Request) -> Response:
+        return JSONResponse({"enabled": False}, headers={"cache-control": "no-store"})
+
     routes = [
         Route("/", index),
         Route("/api/snapshot", api_snapshot),
         Route("/events", events),
+        Route("/api/actions", actions.describe if actions else no_actions),
         *(Route(path, static(path, kind)) for path, kind in STATIC.items()),
     ]
+    if actions is not None:  # off unless dashboard_operator names the commands' operator
+        routes.append(Route("/api/revoke", actions.revoke, methods=["POST"]))
     return TokenGate(Starlette(routes=routes, lifespan=lifespan), token)

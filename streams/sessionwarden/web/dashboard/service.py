@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sessionwarden.config.settings import Settings
+from sessionwarden.kafka.security import client_config
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.ops.service_metrics import ServiceObserver
 from sessionwarden.ops.tokens import read_token
 from sessionwarden.sdk.asgi import ASGIApp
+from sessionwarden.web.dashboard.actions import KafkaCommandSink, RevokeActions
 from sessionwarden.web.dashboard.app import Pusher, dashboard_app
 from sessionwarden.web.dashboard.feed import DashboardFeed
 from sessionwarden.web.dashboard.view import DashboardState
@@ -43,7 +45,12 @@ def create_app(settings: Settings, token: str, *, show_session_ids: bool = False
             feed.stop()
             metrics.close()
 
-    return dashboard_app(state, lock, token, pusher=pusher, lifespan=lifespan)
+    actions = None
+    if settings.dashboard.operator:
+        sink = KafkaCommandSink(client_config(settings.kafka), settings.topics.commands)
+        hasher = SessionHasher(settings.logging.salt)
+        actions = RevokeActions(sink, settings.dashboard.operator, token, hasher)
+    return dashboard_app(state, lock, token, pusher=pusher, lifespan=lifespan, actions=actions)
 
 
 def serve(settings: Settings, token_file: Path | None, show_session_ids: bool) -> int:

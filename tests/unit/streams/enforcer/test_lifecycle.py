@@ -100,6 +100,22 @@ class FakeConsumer:
         self.calls.append(f"consumer.close(member={self.member})")
 
 
+class FakeCommandsConsumer:
+    """The operator commands reader's consumer: no commands."""
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 class FakeClients(KafkaClients):
     """Hands out fakes; a rebuild gets fresh ones, all recording into one list."""
 
@@ -111,6 +127,9 @@ class FakeClients(KafkaClients):
     def consumer(self, config: dict[str, Any]) -> Any:
         self.consumers.append(FakeConsumer(self.calls))
         return self.consumers[-1]
+
+    def commands_consumer(self, config: dict[str, Any]) -> Any:
+        return FakeCommandsConsumer()
 
     def producer(self, config: dict[str, Any]) -> Any:
         self.producers.append(FakeProducer(self.calls))

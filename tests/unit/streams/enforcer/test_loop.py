@@ -172,6 +172,22 @@ class FakeRestoreConsumer:
         pass
 
 
+class FakeCommandsConsumer:
+    """The operator commands reader's consumer: no commands."""
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
+    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        pass
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 class FakeClients(KafkaClients):
     """Hands out fakes; a rebuild gets a fresh consumer and producer. Every input consumer
     reads the same log."""
@@ -189,6 +205,9 @@ class FakeClients(KafkaClients):
             consumer.read = consumer.committed_offset = self.consumers[-1].committed_offset
         self.consumers.append(consumer)
         return consumer
+
+    def commands_consumer(self, config: dict[str, Any]) -> Any:
+        return FakeCommandsConsumer()
 
     def restore_consumer(self, config: dict[str, Any]) -> Any:
         return FakeRestoreConsumer()

@@ -150,6 +150,47 @@
     window.sessionwardenDashboard = { version: snap.version, at: Date.now() };
   }
 
+  // Revocation actions: shown only when the server has them on (dashboard_operator).
+  function setupActions(info) {
+    if (!info || info.enabled !== true || typeof info.csrf !== "string") return;
+    var section = document.getElementById("actions");
+    var form = document.getElementById("revoke-form");
+    var result = document.getElementById("revoke-result");
+    section.hidden = false;
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var data = {};
+      ["tenant", "user_id", "session_id", "reason_admin"].forEach(function (name) {
+        var value = form.elements[name].value.trim();
+        if (value) data[name] = value;
+      });
+      var what = data.session_id
+        ? "session " + data.session_id + " of user " + data.user_id
+        : "every session of user " + data.user_id;
+      if (!window.confirm("End " + what + " in tenant " + data.tenant + " now?\nReason: " +
+                          data.reason_admin)) {
+        result.textContent = "cancelled: nothing sent";
+        return;
+      }
+      result.textContent = "sending…";
+      fetch("/api/revoke", {
+        method: "POST", credentials: "same-origin",
+        headers: { "content-type": "application/json", "x-sessionwarden-csrf": info.csrf },
+        body: JSON.stringify(data),
+      }).then(function (res) {
+        return res.json().then(function (body) { return { ok: res.ok, body: obj(body) }; });
+      }).then(function (r) {
+        result.textContent = r.ok
+          ? "sent: command " + str(r.body.command_id) + " (" + what + ")"
+          : "refused: " + str(r.body.error);
+      }).catch(function () { result.textContent = "failed: the dashboard did not answer"; });
+    });
+  }
+  fetch("/api/actions", { credentials: "same-origin" })
+    .then(function (res) { return res.ok ? res.json() : null; })
+    .then(setupActions)
+    .catch(function () {});
+
   var source = new EventSource("/events");
   source.addEventListener("snapshot", function (msg) {
     var snap;
