@@ -47,6 +47,17 @@ class FakeConsumer:
     def close(self) -> None:
         pass
 
+    def assignment(self) -> list[Any]:
+        return []
+
+    def position(self, partitions: list[Any]) -> list[Any]:
+        return partitions
+
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float = 0, cached: bool = False
+    ) -> tuple[int, int]:
+        return (0, 0)
+
 
 class FakeProducer:
     def __init__(self, fail: bool = False) -> None:
