@@ -4,13 +4,17 @@ its position and reason, and never costs the rest of its batch."""
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import OFFSET_BEGINNING
 
+from sessionwarden.config.settings import Settings
+from sessionwarden.kafka.stall import Ends, Stall
 from sessionwarden.ops.logs import SessionHasher
-from sessionwarden.web.dashboard.feed import RecordApplier
+from sessionwarden.web.dashboard.feed import DashboardFeed, RecordApplier
 from sessionwarden.web.dashboard.view import DashboardState
 from tests.unit.streams.web.test_dashboard_state import T0, alert_doc, revoked
 
@@ -99,3 +103,24 @@ def test_skipped_records_are_logged_at_most_once_per_interval(
     assert 51 == records.stats["records_skipped"]
     assert [0, 49] == [r.__dict__["skipped_unlogged"] for r in lines]
     assert all("mallory" not in str(vars(r)) for r in lines), "the content is never logged"
+
+
+def test_a_feed_whose_consumer_stopped_is_reopened_where_it_stood() -> None:
+    """The new consumer is assigned at the positions (the next records to apply), and at the
+    beginning where nothing was read yet: nothing is applied twice, nothing skipped."""
+    settings = Settings(bootstrap_servers="127.0.0.1:1")  # never asked: assign() is local
+    state = DashboardState(show_session=SessionHasher("salt"))
+    feed = DashboardFeed(settings, state, threading.Lock(), lambda: None, "detect")
+    stuck = feed._consumer
+    t = settings.topics
+    stood = {(t.revocations, 0): 40, (t.audit, 1): 7, (t.alerts, 0): -1001}
+    feed._reopen(Stall(12.0, stood, {(t.revocations, 0): Ends(0, 90)}))
+    try:
+        assert feed._consumer is not stuck
+        assert feed.stats["consumer_reopens"] == 1
+        at = {(tp.topic, tp.partition): tp.offset for tp in feed._consumer.assignment()}
+        assert at == {**stood, (t.alerts, 0): OFFSET_BEGINNING}
+    finally:
+        feed._consumer.close()
+        for offsets in feed._offsets.values():
+            offsets.close()
