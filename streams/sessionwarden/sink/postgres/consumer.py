@@ -361,14 +361,22 @@ class PostgresSink:
             log.info("pruned revocations past keep_until", extra={"rows": pruned})
 
     def _progress(self) -> None:
-        """Log the counters and the lag: records up to the high watermarks not yet read (the
-        position is past transaction markers, which the stored offsets never name)."""
+        """Log the counters and the lag: records up to the broker's ends not yet read (the
+        position is past transaction markers, which the stored offsets never name). The ends
+        are asked of the broker (bounded), never taken from the client's cache: a consumer that
+        stopped fetching stops hearing of new ends too, and its cached lag reads 0. An end not
+        given makes the lag unknown (null)."""
         assert self._consumer is not None
-        lag = 0
+        lag: int | None = 0
         assigned = [TopicPartition(self.topic, p) for p in self.seen]
         for tp in self._consumer.position(assigned) if assigned else []:
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            try:
+                ends = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            except KafkaException:
+                ends = None
+            if ends is None or ends[1] < 0:
+                lag = None
+                break
             at = tp.offset if tp.offset >= 0 else self.seen[tp.partition]
-            if high >= 0:
-                lag += max(0, high - at)
+            lag = (lag or 0) + max(0, ends[1] - at)
         log.info("sink progress", extra={**self.stats, "lag": lag})
