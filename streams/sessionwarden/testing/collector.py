@@ -37,6 +37,7 @@ class Collector:
         self._thread.start()
 
     def _open(self, positions: dict[int, int]) -> Consumer:
+        self._opened_at = dict(positions)  # where a partition stands until it is read from
         consumer = Consumer(
             {
                 "bootstrap.servers": self._bootstrap_servers,
@@ -58,7 +59,10 @@ class Collector:
         return consumer
 
     def _run(self) -> None:
-        watch = StallWatch(COLLECTOR_STALL_S)
+        watch = StallWatch(
+            COLLECTOR_STALL_S,
+            fallback=lambda: {(self._topic, p): o for p, o in self._opened_at.items()},
+        )
         while not self._stop.is_set():
             for msg in self._consumer.consume(500, 0.05):
                 if msg.error() is None and msg.value() is not None:

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.offsets import GroupOffsets, group_lag
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import Stall, StallWatch
+from sessionwarden.kafka.stall import Key, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.web.dashboard.view import DashboardState, alert_problem
 
@@ -143,7 +143,8 @@ class DashboardFeed:
             "fetch.wait.max.ms": 50,
         }  # fmt: skip
         self._consumer = Consumer(self._consumer_config)
-        self._watch = StallWatch(settings.kafka.fetch_stall_s)
+        self._assigned_at: dict[Key, int] = {}  # where a reopen put a partition
+        self._watch = StallWatch(settings.kafka.fetch_stall_s, fallback=lambda: self._assigned_at)
         self._admin = AdminClient(client)
         self._offsets = {
             name: GroupOffsets(client, group) for name, (group, _) in self._groups.items()
@@ -191,7 +192,9 @@ class DashboardFeed:
 
     def _reopen(self, stall: Stall) -> None:
         """A consumer that stopped fetching with records waiting is replaced by one assigned
-        where it stood (its positions: the next records to apply), so none is applied twice."""
+        where it stood (its positions: the next records to apply), so none is applied twice.
+        A partition it had not read from stands where it was assigned (the beginning, or where
+        the last reopen put it)."""
         log.warning(
             "the dashboard's Kafka consumer stopped fetching with records waiting: reopened",
             extra=stall.fields(),
@@ -200,6 +203,7 @@ class DashboardFeed:
             TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING)
             for (t, p), o in sorted(stall.positions.items())
         ]
+        self._assigned_at = {(tp.topic, tp.partition): tp.offset for tp in assignment}
         stuck, self._consumer = self._consumer, Consumer(self._consumer_config)
         stuck.close()
         self._consumer.assign(assignment)
