@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer
 from sessionwarden.caep.events import SESSION_RECORD_TYPES, CaepConfig, CaepError, caep_events_for
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.security import client_config
+from sessionwarden.kafka.stall import ProbedConsumer, StallWatch
 from sessionwarden.ops.logs import error_fields
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ CAEP_TYPES = SESSION_RECORD_TYPES
 _BATCH = 500
 
 
-class ConsumerLike(Protocol):
+class ConsumerLike(ProbedConsumer, Protocol):
     def subscribe(self, topics: list[str]) -> None: ...
     def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
     def commit(self, *, asynchronous: bool) -> Any: ...
@@ -69,6 +70,8 @@ class CaepTransmitter:
         self.topics = settings.topics
         self.sent = 0
         self.skipped = 0
+        self.reopened = 0  # consumers that stopped fetching, reopened (kafka.stall)
+        self._stall_s = settings.kafka.fetch_stall_s
         client = client_config(settings.kafka)
         self._consumer_factory = consumer_factory
         self._consumer_config = {
@@ -121,9 +124,21 @@ class CaepTransmitter:
         self._consumer.close()
 
     def _run(self) -> None:
+        watch = StallWatch(self._stall_s)
         while not self._stop.is_set():
             try:
                 self.step()
+                stall = watch.check(self._consumer)
+                if stall is not None:
+                    # Every batch read is committed by now: the new consumer resumes after it.
+                    log.warning(
+                        "the CAEP transmitter's Kafka consumer stopped fetching with records"
+                        " waiting: reopened at the committed offsets",
+                        extra=stall.fields(),
+                    )
+                    self._reopen(pause_s=0.0)
+                    watch.reopened()
+                    self.reopened += 1
             except KafkaException as exc:
                 # Start over from the committed offsets: the batch is signed and sent again
                 # (same jti), never skipped.
@@ -132,13 +147,17 @@ class CaepTransmitter:
                     extra=error_fields(exc),
                 )
                 self._failed.clear()
-                self._consumer.close()
-                self._stop.wait(1.0)
-                self._consumer = self._consumer_factory(self._consumer_config)
-                self._consumer.subscribe([self.topics.revocations, self.topics.audit])
+                self._reopen(pause_s=1.0)
             except Exception:
                 log.exception("the CAEP transmitter stopped: no further tokens are sent")
                 return
+
+    def _reopen(self, pause_s: float) -> None:
+        """A new consumer in the group, from the committed offsets."""
+        self._consumer.close()
+        self._stop.wait(pause_s)
+        self._consumer = self._consumer_factory(self._consumer_config)
+        self._consumer.subscribe([self.topics.revocations, self.topics.audit])
 
     def step(self, timeout: float = 0.2) -> int:
         """Sign and send the tokens of one batch of records, then commit it. Returns tokens."""

@@ -84,6 +84,7 @@ class KafkaSettings(Section):
         "partitions": "partitions",
         "replication_factor": "replication_factor",
         "min_insync_replicas": "min_insync_replicas",
+        "fetch_stall_s": "kafka_fetch_stall_s",
     }
 
     bootstrap_servers: str = Field(
@@ -144,6 +145,15 @@ class KafkaSettings(Section):
         ge=1,
         le=16,
         description="min.insync.replicas of every topic; empty means min(2, replication_factor).",
+    )
+    fetch_stall_s: float = Field(
+        default=10.0,
+        ge=2.0,
+        le=600.0,
+        description="A long-running consumer (the sink's, the dashboard's, the CAEP "
+        "transmitter's) none of whose positions moved for this many seconds while the broker "
+        "holds records past one of them is reopened (after a hung broker a consumer can stop "
+        "fetching for good); keep it well above a normal fetch gap.",
     )
     _sasl_password: str | None = PrivateAttr(default=None)
     _ssl_key_password: str | None = PrivateAttr(default=None)

@@ -3,20 +3,21 @@ arrived: what the tests and benchmarks watch the processors' output topics with.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import uuid
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from sessionwarden.kafka.stall import StallWatch
 
 COLLECTOR_STALL_S = 5.0
 """A Collector whose position has not moved for this long while the topic's end offsets are
-ahead of it reopens its consumer at its position. After a broker frozen for a minute, its
-librdkafka consumer was seen to stop fetching for good (thread alive, 138 of 260 revocations
-read, while a fresh read_committed consumer read all 260)."""
+ahead of it reopens its consumer at its position (sessionwarden.kafka.stall). After a broker
+frozen for a minute, its librdkafka consumer was seen to stop fetching for good (thread alive,
+138 of 260 revocations read, while a fresh read_committed consumer read all 260)."""
 
 
 class Collector:
@@ -36,6 +37,7 @@ class Collector:
         self._thread.start()
 
     def _open(self, positions: dict[int, int]) -> Consumer:
+        self._opened_at = dict(positions)  # where a partition stands until it is read from
         consumer = Consumer(
             {
                 "bootstrap.servers": self._bootstrap_servers,
@@ -57,40 +59,20 @@ class Collector:
         return consumer
 
     def _run(self) -> None:
-        moved = checked = time.monotonic()
-        last: dict[int, int] = {}
+        watch = StallWatch(
+            COLLECTOR_STALL_S,
+            fallback=lambda: {(self._topic, p): o for p, o in self._opened_at.items()},
+        )
         while not self._stop.is_set():
             for msg in self._consumer.consume(500, 0.05):
                 if msg.error() is None and msg.value() is not None:
                     with self._lock:
                         self.records.append((time.time(), orjson.loads(msg.value())))
-            now = time.monotonic()
-            if now - checked < 1.0:
-                continue
-            checked = now
-            with contextlib.suppress(KafkaException):
-                positions = self._positions()
-                if positions != last:
-                    last, moved = positions, now
-                elif now - moved >= COLLECTOR_STALL_S and self._behind(positions):
-                    self._reopen(positions)
-                    moved = now
+            stall = watch.check(self._consumer)
+            if stall is not None:
+                self._reopen({p: o for (_, p), o in stall.positions.items() if o >= 0})
+                watch.reopened()
         self._consumer.close()
-
-    def _positions(self) -> dict[int, int]:
-        tps = [TopicPartition(self._topic, p) for p in self._partitions]
-        return {tp.partition: tp.offset for tp in self._consumer.position(tps) if tp.offset >= 0}
-
-    def _behind(self, positions: dict[int, int]) -> bool:
-        """Whether a partition's committed end (read_committed: the last stable offset) is
-        past the position."""
-        for p in self._partitions:
-            _, end = self._consumer.get_watermark_offsets(
-                TopicPartition(self._topic, p), timeout=2, cached=False
-            )
-            if end > positions.get(p, 0):
-                return True
-        return False
 
     def _reopen(self, positions: dict[int, int]) -> None:
         stuck, self._consumer = self._consumer, self._open(positions)

@@ -3,9 +3,11 @@ transactions, commits only what was delivered; and signed tokens are the default
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from confluent_kafka import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -46,6 +48,17 @@ class FakeConsumer:
 
     def close(self) -> None:
         pass
+
+    def assignment(self) -> list[Any]:
+        return []
+
+    def position(self, partitions: list[Any]) -> list[Any]:
+        return partitions
+
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float = 0, cached: bool = False
+    ) -> tuple[int, int]:
+        return (0, 0)
 
 
 class FakeProducer:
@@ -155,3 +168,39 @@ def test_the_transmitter_warns_at_start_when_an_audience_gets_raw_session_ids(
     transmitter.close()
     [warning] = [r for r in caplog.records if "RAW session ids" in r.getMessage()]
     assert ("WARNING", ["https://b.example"]) == (warning.levelname, warning.__dict__["audiences"])
+
+
+class StoppedConsumer(FakeConsumer):
+    """Returns nothing while the broker's end is past its position: it stopped fetching."""
+
+    def assignment(self) -> list[Any]:
+        return [TopicPartition("u.sessionwarden.revocations", 0)]
+
+    def position(self, partitions: list[Any]) -> list[Any]:
+        return [TopicPartition(tp.topic, tp.partition, 5) for tp in partitions]
+
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float = 0, cached: bool = False
+    ) -> tuple[int, int]:
+        return (0, 9)
+
+
+def test_a_consumer_that_stopped_fetching_is_reopened_from_the_committed_offsets() -> None:
+    made: list[FakeConsumer] = []
+
+    def consumers(config: dict[str, Any]) -> FakeConsumer:
+        made.append(StoppedConsumer([]) if not made else FakeConsumer([]))
+        return made[-1]
+
+    config = CaepConfig("https://sw.example", ("https://a.example",), es256_pem())
+    settings = load_settings(topic_prefix="u.", kafka_fetch_stall_s=2.0)
+    transmitter = CaepTransmitter(settings, config, consumers, lambda _: FakeProducer())
+    transmitter.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(made) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(made) == 2 and transmitter.reopened == 1
+        assert made[1].topics == ["u.sessionwarden.revocations", "u.sessionwarden.audit"]
+    finally:
+        transmitter.close(timeout=2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import SessionwardenError
 from sessionwarden.kafka.security import client_config
+from sessionwarden.kafka.stall import Key, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ops.service_metrics import ServiceObserver
 from sessionwarden.policy import Policy
@@ -89,12 +91,15 @@ class PostgresSink:
             "cut_off": 0,
             "cut_off_refused": 0,  # signals the server refused (a superuser's backend)
             "cut_off_failed": 0,  # cut-off queries that failed (the rows were committed)
+            "consumer_reopens": 0,  # consumers that stopped fetching, reopened (kafka.stall)
         }
         self._stop = threading.Event()
         self._prune = PruneSchedule(settings.sink.prune_interval_s)
         self._second_pass = CutOffSchedule(_SECOND_PASS_S)
         self._store: RevocationStore | None = None
         self._consumer: Consumer | None = None
+        self.consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer
+        self.clock: Callable[[], float] = time.monotonic  # of the stalled-consumer watch
         self.metrics = ServiceObserver(
             settings, settings.metrics.sink_port, "sessionwarden_sink", lambda: self.stats
         )
@@ -122,7 +127,7 @@ class PostgresSink:
                     "cannot read the sessionwarden schema: "
                     + redact(str(exc), self.settings.sink.dsn)
                 ) from None
-            self._consumer = Consumer(consumer_config(self.settings))
+            self._consumer = self.consumer_factory(consumer_config(self.settings))
             self.metrics.start()
             try:
                 if self.settings.sink.cut_off:
@@ -205,6 +210,9 @@ class PostgresSink:
     def _loop(self) -> None:
         assert self._consumer is not None
         next_progress = time.monotonic() + _PROGRESS_EVERY_S
+        watch = StallWatch(
+            self.settings.kafka.fetch_stall_s, clock=self.clock, fallback=self._stored_positions
+        )
         while not self._stop.is_set():
             self.metrics.step()
             records = self._records(self._next_messages(self._consumer))
@@ -220,6 +228,32 @@ class PostgresSink:
             if now >= next_progress:
                 self._progress()
                 next_progress = now + _PROGRESS_EVERY_S
+            stall = watch.check(self._consumer)
+            if stall is not None:
+                self._reopen_consumer(stall)
+                watch.reopened()
+
+    def _stored_positions(self) -> dict[Key, int]:
+        """Where a partition stands before its consumer read from it: its stored offset."""
+        return {(self.topic, p): o for p, o in self.seen.items()}
+
+    def _reopen_consumer(self, stall: Stall) -> None:
+        """A consumer that stopped fetching with records waiting is closed (it leaves the group)
+        and a new one subscribes: on assignment it seeks to the offsets stored with the rows,
+        as after any rebalance, so nothing is skipped and nothing is stored twice."""
+        log.warning(
+            "the Kafka consumer stopped fetching with records waiting: reopened at the stored"
+            " offsets",
+            extra={"topic": self.topic, **stall.fields()},
+        )
+        stuck, self._consumer = (
+            self._consumer,
+            self.consumer_factory(consumer_config(self.settings)),
+        )
+        if stuck is not None:
+            stuck.close()
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign)
+        self._count(consumer_reopens=1)
 
     def _next_messages(self, consumer: Consumer) -> list[Message]:
         """Wait for one message, then take what is already fetched: consume(n, timeout) alone
@@ -327,14 +361,22 @@ class PostgresSink:
             log.info("pruned revocations past keep_until", extra={"rows": pruned})
 
     def _progress(self) -> None:
-        """Log the counters and the lag: records up to the high watermarks not yet read (the
-        position is past transaction markers, which the stored offsets never name)."""
+        """Log the counters and the lag: records up to the broker's ends not yet read (the
+        position is past transaction markers, which the stored offsets never name). The ends
+        are asked of the broker (bounded), never taken from the client's cache: a consumer that
+        stopped fetching stops hearing of new ends too, and its cached lag reads 0. An end not
+        given makes the lag unknown (null)."""
         assert self._consumer is not None
-        lag = 0
+        lag: int | None = 0
         assigned = [TopicPartition(self.topic, p) for p in self.seen]
         for tp in self._consumer.position(assigned) if assigned else []:
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            try:
+                ends = self._consumer.get_watermark_offsets(tp, timeout=1.0, cached=False)
+            except KafkaException:
+                ends = None
+            if ends is None or ends[1] < 0:
+                lag = None
+                break
             at = tp.offset if tp.offset >= 0 else self.seen[tp.partition]
-            if high >= 0:
-                lag += max(0, high - at)
+            lag = (lag or 0) + max(0, ends[1] - at)
         log.info("sink progress", extra={**self.stats, "lag": lag})

@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.offsets import GroupOffsets, group_lag
 from sessionwarden.kafka.security import client_config
+from sessionwarden.kafka.stall import Key, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.web.dashboard.view import DashboardState, alert_problem
 
@@ -128,7 +129,7 @@ class DashboardFeed:
         self.lag_every_s = lag_every_s
         self.on_step = on_step
         # Counters of the feed, exported as sessionwarden_dashboard_<key>_total.
-        self.stats = {"records": 0, "records_skipped": 0, "feed_errors": 0}
+        self.stats = {"records": 0, "records_skipped": 0, "feed_errors": 0, "consumer_reopens": 0}
         apply = {
             topics.revocations: state.apply_revocation,
             topics.audit: state.apply_audit,
@@ -136,11 +137,14 @@ class DashboardFeed:
         }
         self._records = RecordApplier(apply, self.stats, topics.alerts)
         client = {**client_config(settings.kafka), "log_level": 4}
-        self._consumer = Consumer({
+        self._consumer_config = {
             **client, "group.id": f"sessionwarden-dashboard-{uuid.uuid4().hex}",
             "isolation.level": "read_committed", "enable.auto.commit": False,
             "fetch.wait.max.ms": 50,
-        })  # fmt: skip
+        }  # fmt: skip
+        self._consumer = Consumer(self._consumer_config)
+        self._assigned_at: dict[Key, int] = {}  # where a reopen put a partition
+        self._watch = StallWatch(settings.kafka.fetch_stall_s, fallback=lambda: self._assigned_at)
         self._admin = AdminClient(client)
         self._offsets = {
             name: GroupOffsets(client, group) for name, (group, _) in self._groups.items()
@@ -172,6 +176,9 @@ class DashboardFeed:
             self.on_step()
             try:
                 changed = self._read()
+                stall = self._watch.check(self._consumer)
+                if stall is not None:
+                    self._reopen(stall)
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + self.lag_every_s
                     changed = self._probe_lag() or changed
@@ -182,6 +189,26 @@ class DashboardFeed:
                 continue
             if changed:
                 self.on_change()
+
+    def _reopen(self, stall: Stall) -> None:
+        """A consumer that stopped fetching with records waiting is replaced by one assigned
+        where it stood (its positions: the next records to apply), so none is applied twice.
+        A partition it had not read from stands where it was assigned (the beginning, or where
+        the last reopen put it)."""
+        log.warning(
+            "the dashboard's Kafka consumer stopped fetching with records waiting: reopened",
+            extra=stall.fields(),
+        )
+        assignment = [
+            TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING)
+            for (t, p), o in sorted(stall.positions.items())
+        ]
+        self._assigned_at = {(tp.topic, tp.partition): tp.offset for tp in assignment}
+        stuck, self._consumer = self._consumer, Consumer(self._consumer_config)
+        stuck.close()
+        self._consumer.assign(assignment)
+        self._watch.reopened()
+        self.stats["consumer_reopens"] += 1
 
     def _read(self) -> bool:
         msgs = self._consumer.consume(1000, 0.1)

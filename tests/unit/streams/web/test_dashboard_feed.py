@@ -4,13 +4,18 @@ its position and reason, and never costs the rest of its batch."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from sessionwarden.config.settings import Settings
+from sessionwarden.kafka.stall import Ends, Stall
 from sessionwarden.ops.logs import SessionHasher
-from sessionwarden.web.dashboard.feed import RecordApplier
+from sessionwarden.web.dashboard.feed import DashboardFeed, RecordApplier
 from sessionwarden.web.dashboard.view import DashboardState
 from tests.unit.streams.web.test_dashboard_state import T0, alert_doc, revoked
 
@@ -99,3 +104,75 @@ def test_skipped_records_are_logged_at_most_once_per_interval(
     assert 51 == records.stats["records_skipped"]
     assert [0, 49] == [r.__dict__["skipped_unlogged"] for r in lines]
     assert all("mallory" not in str(vars(r)) for r in lines), "the content is never logged"
+
+
+def test_a_feed_whose_consumer_stopped_is_reopened_where_it_stood() -> None:
+    """The new consumer is assigned at the positions (the next records to apply), and at the
+    beginning where nothing was read yet: nothing is applied twice, nothing skipped."""
+    settings = Settings(bootstrap_servers="127.0.0.1:1")  # never asked: assign() is local
+    state = DashboardState(show_session=SessionHasher("salt"))
+    feed = DashboardFeed(settings, state, threading.Lock(), lambda: None, "detect")
+    stuck = feed._consumer
+    t = settings.topics
+    stood = {(t.revocations, 0): 40, (t.audit, 1): 7, (t.alerts, 0): -1001}
+    feed._reopen(Stall(12.0, stood, {(t.revocations, 0): Ends(0, 90)}))
+    try:
+        assert feed._consumer is not stuck
+        assert feed.stats["consumer_reopens"] == 1
+        at = {(tp.topic, tp.partition): tp.offset for tp in feed._consumer.assignment()}
+        assert at == {**stood, (t.alerts, 0): OFFSET_BEGINNING}
+    finally:
+        feed._consumer.close()
+        for offsets in feed._offsets.values():
+            offsets.close()
+
+
+class Stopped:
+    """The reopened consumer as the watch probes it: nothing read yet from two partitions."""
+
+    def __init__(self, positions: dict[tuple[str, int], int], ends: dict[Any, Any]) -> None:
+        self.positions, self.ends = positions, ends
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in sorted(self.positions)]
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.positions[tp.topic, tp.partition])
+                for tp in tps]  # fmt: skip
+
+    def get_watermark_offsets(
+        self, tp: TopicPartition, timeout: float = 0, cached: bool = False
+    ) -> tuple[int, int]:
+        return self.ends[tp.topic, tp.partition]  # type: ignore[no-any-return]
+
+
+def test_a_reopened_feed_counts_an_unread_partition_from_where_it_was_put() -> None:
+    """After a reopen, a partition not read from since has no position: it stands where the
+    reopen assigned it, so an idle feed is not reopened again (nor sent back to the start)."""
+    settings = Settings(bootstrap_servers="127.0.0.1:1")
+    state = DashboardState(show_session=SessionHasher("salt"))
+    feed = DashboardFeed(settings, state, threading.Lock(), lambda: None, "detect")
+    t = settings.topics
+    stood = {(t.revocations, 0): 40, (t.audit, 1): 7, (t.alerts, 0): -1001}
+    feed._reopen(Stall(12.0, stood, {}))
+    now = [time.monotonic() + 1]
+    feed._watch.clock = lambda: now[0]
+    idle = Stopped(
+        {(t.revocations, 0): 41, (t.audit, 1): -1001, (t.alerts, 0): -1001},
+        {(t.revocations, 0): (0, 41), (t.audit, 1): (0, 7), (t.alerts, 0): (0, 0)},
+    )
+    try:
+        for _ in range(60):
+            now[0] += 1
+            assert feed._watch.check(idle) is None
+        idle.ends[t.audit, 1] = (0, 9)  # records past where it was put: a stall
+        asked = []
+        for _ in range(30):
+            now[0] += 1
+            asked.append(feed._watch.check(idle))
+        stall = next(s for s in asked if s is not None)
+        assert stall.positions[t.audit, 1] == 7
+    finally:
+        feed._consumer.close()
+        for offsets in feed._offsets.values():
+            offsets.close()
