@@ -305,7 +305,7 @@ def test_nginx_with_the_session_in_a_jwt_verified_against_a_jwks_url(
 ) -> None:
     """Tenant and session from a Bearer JWT's claims, keys fetched from the issuer's URL once
     and cached; a revoked session in a valid token and an expired token are both refused."""
-    from tests.unit.streams.gate.tokens import jwks, sign
+    from tests.unit.gate.tokens import jwks, sign
 
     idp = JwksServer(jwks())
     settings = gate_settings.replace(

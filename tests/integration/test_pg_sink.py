@@ -31,7 +31,7 @@ from tests.integration.harness import (
     wait_until,
 )
 from tests.pg import SinkProcess, running
-from tests.unit.streams.clients.fakes import revalidation, revocation
+from tests.unit.sdk.fakes import revalidation, revocation
 
 LONG_POLICY = (
     REPO / "streams/sessionwarden/policy/shipped/default.toml"

@@ -57,7 +57,7 @@ from tests.integration.harness import (
     service_env,
     wait_until,
 )
-from tests.unit.streams.clients.fakes import revocation
+from tests.unit.sdk.fakes import revocation
 
 PREFIX = "sec."
 PARTITIONS = 2

@@ -122,7 +122,7 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
     another partition count is refused (its keys would land on the wrong partitions)."""
     from sessionwarden.detect.app import create_app
     from sessionwarden.detect.changelogs import changelog_specs, ensure_changelogs
-    from tests.unit.streams.detect.factories import policy
+    from tests.unit.detect.factories import policy
 
     settings = settings_factory()
     try:

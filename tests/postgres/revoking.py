@@ -13,7 +13,7 @@ from sessionwarden.contracts.codec import encode
 from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
 from sessionwarden.sink.postgres.store import RevocationStore
 from sessionwarden.testing.pg_sandbox import Sandbox
-from tests.unit.streams.clients.fakes import at, revocation
+from tests.unit.sdk.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
 QUERY = "SELECT id FROM app.documents ORDER BY id"

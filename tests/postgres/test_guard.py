@@ -26,7 +26,7 @@ from sessionwarden.sink.postgres.store import OffsetConflict, RevocationStore
 from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import wait_until
 from tests.pg import running
-from tests.unit.streams.clients.fakes import at, revocation
+from tests.unit.sdk.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
 KEEP = timedelta(hours=1)

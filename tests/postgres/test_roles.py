@@ -19,7 +19,7 @@ from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
 from sessionwarden.sink.postgres.store import RevocationStore
 from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.postgres.test_sink_command import sink_command
-from tests.unit.streams.clients.fakes import at, revocation
+from tests.unit.sdk.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
 

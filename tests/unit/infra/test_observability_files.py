@@ -17,7 +17,7 @@ from sessionwarden.config.settings import Settings, TopicNames
 from sessionwarden.detect.metrics import DetectMetrics
 from sessionwarden.enforcer.metrics import EnforcerMetrics
 from sessionwarden.sdk.listener_metrics import ListenerCollector
-from tests.unit.streams.clients.test_listener import Rig
+from tests.unit.sdk.test_listener import Rig
 
 INFRA = Path(__file__).resolve().parents[3] / "infra"
 RULES = INFRA / "prometheus/alerts.yml"
