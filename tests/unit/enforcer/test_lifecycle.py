@@ -15,6 +15,7 @@ from sessionwarden.config.settings import Settings
 from sessionwarden.enforcer.loop import EXIT_FENCED, EXIT_UNRECOVERABLE, EnforcerLoop, KafkaClients
 from sessionwarden.enforcer.txn import CONSUME, Action, EnforcerExit, TxnFailure
 from tests.unit.enforcer.factories import policy
+from tests.unit.enforcer.fakes import FakeCommandsConsumer
 
 TIMEOUT_MS = 10_000
 TIMEOUT_S = TIMEOUT_MS / 1000
@@ -98,22 +99,6 @@ class FakeConsumer:
 
     def close(self) -> None:
         self.calls.append(f"consumer.close(member={self.member})")
-
-
-class FakeCommandsConsumer:
-    """The operator commands reader's consumer: no commands."""
-
-    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
-        pass
-
-    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
-        pass
-
-    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
-        return []
-
-    def close(self) -> None:
-        pass
 
 
 class FakeClients(KafkaClients):

@@ -19,6 +19,7 @@ from sessionwarden.enforcer.loop import EXIT_FENCED, EnforcerLoop, KafkaClients
 from sessionwarden.enforcer.runtime import PartitionRuntime
 from sessionwarden.enforcer.txn import Action, EnforcerExit, TxnFailure
 from tests.unit.enforcer.factories import T0, login, policy
+from tests.unit.enforcer.fakes import FakeCommandsConsumer
 
 NOW = T0 + 10.0  # the wall clock, and every record's broker append time
 GROUP = "group-metadata"
@@ -168,22 +169,6 @@ class FakeProducer:
 
 
 class FakeRestoreConsumer:
-    def close(self) -> None:
-        pass
-
-
-class FakeCommandsConsumer:
-    """The operator commands reader's consumer: no commands."""
-
-    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
-        pass
-
-    def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
-        pass
-
-    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
-        return []
-
     def close(self) -> None:
         pass
 
