@@ -73,7 +73,11 @@ def test_an_existing_create_time_input_is_switched_to_broker_time_and_said_so(
             s.name,
             s.partitions,
             s.replication_factor,
-            {k: v for k, v in s.configs.items() if k != "message.timestamp.type"},
+            {
+                k: v
+                for k, v in s.configs.items()
+                if k != "message.timestamp.type" or s.name != settings.topics.input
+            },
         )
         for s in specs
     ]
