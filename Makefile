@@ -10,10 +10,11 @@ BROKER := $(PY) infra/kafka/broker.py
 PYTEST_ARGS ?=
 PG_BINDIR ?= /usr/lib/postgresql/15/bin
 CHROMIUM ?= /usr/bin/chromium
+NGINX ?= /usr/sbin/nginx
 BENCH_ARGS ?=
 
-.PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas demo bench bench-quick clean
-.PHONY: kafka-secure-up kafka-secure-down postgres-deps browser bench-peers
+.PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas settings-doc demo bench bench-quick clean
+.PHONY: kafka-secure-up kafka-secure-down postgres-deps browser nginx bench-peers
 .PHONY: drill
 DRILL_SESSIONS ?= 50
 DRILL_ARGS ?=
@@ -30,10 +31,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create the virtualenv and install the project with its dev tools
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on streams/ and schemas/
+lint: $(STAMP) ## ruff (lint + format check), mypy --strict, and the layering contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy streams schemas
+	$(VENV)/bin/mypy
+	PYTHONPATH=streams:. $(VENV)/bin/lint-imports --no-logo
 	@if command -v promtool >/dev/null; then \
 		promtool check rules infra/prometheus/alerts.yml && \
 		(cd infra/prometheus && promtool test rules alerts_test.yml); \
@@ -43,7 +45,7 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) kafka-up postgres-deps browser lint ## install, start Kafka if needed, lint, run the whole test suite
+test: $(STAMP) kafka-up postgres-deps browser nginx lint ## install, start Kafka if needed, lint, run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
@@ -71,10 +73,13 @@ kafka-secure-down: $(STAMP) ## stop the secured broker and remove its data and s
 	$(PY) infra/kafka/secure.py down
 
 schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
-	$(PY) -m schemas.jsonschema
+	$(PY) -m sessionwarden.contracts.jsonschema
+
+settings-doc: $(STAMP) ## regenerate docs/SETTINGS.md from the settings model
+	$(PY) -m sessionwarden.config.reference
 
 demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
-	$(PY) -m streams.demo
+	$(PY) -m sessionwarden.audit.demo
 
 # The benchmark's peers: Quix Streams in its own venv (its pins exclude ours: pydantic-settings
 # <2.16), the Kafka Streams job built by Maven from Maven Central.
@@ -91,10 +96,10 @@ $(KSTREAMS_JAR): bench/kstreams/pom.xml $(wildcard bench/kstreams/src/main/java/
 
 bench-peers: $(QUIX_STAMP) $(KSTREAMS_JAR) ## install Quix Streams and build the Kafka Streams job for the bench
 
-bench: $(STAMP) kafka-up postgres-deps browser bench-peers ## all benchmarks at default sizes (~25 min with the peers): bench/results/<time>.{json,md,png}
+bench: $(STAMP) kafka-up postgres-deps browser nginx bench-peers ## all benchmarks at default sizes (~25 min with the peers): bench/results/<time>.{json,md,png}
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(STAMP) kafka-up postgres-deps browser bench-peers ## the benchmarks at smoke-test sizes
+bench-quick: $(STAMP) kafka-up postgres-deps browser nginx bench-peers ## the benchmarks at smoke-test sizes
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 # Tests, benchmarks and the demo start throwaway clusters from these binaries; the Debian
@@ -120,8 +125,20 @@ browser: ## install Debian's chromium for the browser tests (apt-get, needs root
 		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
 
-drill: $(STAMP) kafka-up postgres-deps browser ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser: audit in .drill/
-	$(PY) -m streams.cli drill --sessions $(DRILL_SESSIONS) $(DRILL_ARGS)
+nginx: ## install Debian's nginx for the gateway tests (apt-get, needs root) when it is missing
+	@if [ -x $(NGINX) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing nginx with apt-get"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; } \
+		|| { echo "apt-get could not install nginx: the gateway tests will skip" >&2; \
+		     if [ "$$CI" = true ]; then exit 1; fi; }; \
+	else \
+		echo "nginx not found at $(NGINX) and cannot be installed here (needs root and apt-get): the gateway tests will skip" >&2; \
+		if [ "$$CI" = true ]; then exit 1; fi; \
+	fi
+
+drill: $(STAMP) kafka-up postgres-deps browser nginx ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser, nginx: audit in .drill/
+	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) --gateway $(DRILL_ARGS)
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

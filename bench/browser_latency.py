@@ -30,11 +30,11 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.common import bench_topics
 from bench.propagation_latency import POLICY, enforcer, login, say
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
-from streams.stats import percentiles
-from streams.web.browser import chromium
-from tests.integration.browser.harness import ExampleService, open_as, wait_ended
+from sessionwarden.config.settings import Settings
+from sessionwarden.ops.stats import percentiles
+from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.browser import chromium, open_as, wait_ended
+from sessionwarden.testing.example import ExampleService
 
 
 def wave(
@@ -45,7 +45,9 @@ def wave(
     try:
         sids = [service.issue() for _ in range(size)]  # the example accepts only its own
         pages = {sid: open_as(c, service.url, sid) for sid, c in zip(sids, contexts, strict=True)}
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
+        with AuthEventPublisher(
+            settings.kafka.bootstrap_servers, settings.topics.input
+        ) as publisher:
             for sid in sids:
                 publisher.publish(login(sid, f"user-{sid}", time.time()))
                 publisher.flush()

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.caep_signing [--records 5000] [--audiences 3]
 
 Every revocation of the batch becomes one signed Security Event Token per audience. The
-enforcer signs outside its transactions (streams/caep_transmitter.py), so this time is what
+enforcer signs outside its transactions (sessionwarden/caep/transmitter.py), so this time is what
 the transmitter needs to catch up after such a batch; it is compared with the enforcer's
 default ``transaction.timeout.ms`` to show why signing inside a transaction is not an option.
 """
@@ -19,8 +19,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from streams.caep import CaepConfig, caep_events_for
-from streams.settings import Settings
+from sessionwarden.caep.events import CaepConfig, caep_events_for
+from sessionwarden.config.settings import Settings
 
 
 def _pem(key: Any) -> bytes:
@@ -77,10 +77,10 @@ def measure(records: int, audiences: int) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=Settings().batch_size)
+    parser.add_argument("--records", type=int, default=Settings().enforcer.batch_size)
     parser.add_argument("--audiences", type=int, default=3)
     args = parser.parse_args()
-    timeout_s = Settings().transaction_timeout_ms / 1000
+    timeout_s = Settings().enforcer.transaction_timeout_ms / 1000
     print(f"one batch: {args.records} revocations x {args.audiences} audiences")
     for row in measure(args.records, args.audiences):
         share = row["seconds"] / timeout_s

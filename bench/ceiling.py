@@ -11,7 +11,7 @@ import uuid
 import orjson
 from confluent_kafka import Consumer
 
-from schemas.codec import DecodeError, decode_auth_event
+from sessionwarden.contracts.codec import DecodeError, decode_auth_event
 
 
 def main() -> None:

@@ -18,13 +18,18 @@ import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from schemas.codec import encode_dict
-from streams.children import kill_tree
-from streams.policy import load_policy
-from streams.producing import produce_waiting as produce
-from streams.settings import Settings, load_settings
-from streams.sim.scenario import iso
-from streams.topics import INPUT_MAX_MESSAGE_BYTES, delete_topics, ensure_topics, topic_specs
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.kafka.producing import produce_waiting as produce
+from sessionwarden.kafka.topics import (
+    INPUT_MAX_MESSAGE_BYTES,
+    delete_topics,
+    ensure_topics,
+    topic_specs,
+)
+from sessionwarden.policy import load_policy
+from sessionwarden.testing.children import kill_tree
+from sessionwarden.testing.events import activity_doc, login_doc
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,7 +57,7 @@ def bench_topics(
         group_id=f"{prefix}enforcer",
         **({} if policy_file is None else {"policy_file": str(policy_file)}),
     )
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     max_absolute = 86400 if policy_file is None else load_policy(policy_file).max_absolute
     specs = topic_specs(settings, max_absolute)
     ensure_topics(admin, specs, report=lambda _: None)
@@ -65,7 +70,7 @@ def bench_topics(
 def producer(settings: Settings) -> Producer:
     return Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "partitioner": "murmur2_random",
             "linger.ms": 20,
             "batch.num.messages": 10_000,
@@ -88,36 +93,20 @@ def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1
     started = time.perf_counter()
     nbytes = 0
     for i, sid in enumerate(sids):
-        doc = {
-            "type": "login",
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "occurred_at": iso(t0),
-            "user_id": f"u{i}",
-            "tenant": "bench",
-            "session_id": sid,
-            "user_type": "customer",
-            "risk_profile": "low",
-            "roles": ["viewer"],
-            "permissions": ["docs:read"],
-            "auth_method": "password",
-            "auth_time": iso(t0),
-            "source_ip": "192.0.2.10",
-        }
+        doc = login_doc(
+            sid, f"u{i}", t0, risk="low", tenant="bench",
+            event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+            permissions=["docs:read"], source_ip="192.0.2.10",
+        )  # fmt: skip
         value = encode_dict(doc)
         nbytes += len(value)
         produce(p, topic, value, doc["user_id"].encode())
     for n in range(activities):
         i = rng.randrange(sessions)
-        doc = {
-            "type": "activity",
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "occurred_at": iso(t0 + 30 * n / max(activities, 1)),
-            "user_id": f"u{i}",
-            "tenant": "bench",
-            "session_id": sids[i],
-            "action": "docs.read",
-            "resource": f"/docs/{n % 1000}",
-        }
+        doc = activity_doc(
+            sids[i], f"u{i}", t0 + 30 * n / max(activities, 1), tenant="bench",
+            resource=f"/docs/{n % 1000}", event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+        )  # fmt: skip
         value = encode_dict(doc)
         nbytes += len(value)
         produce(p, topic, value, doc["user_id"].encode())

@@ -12,7 +12,7 @@
    (consumer group and tables), alternating with a bare faust agent draining the same records;
    rates and their ratio are medians of the rounds, the latency is measured in the last one.
 
-Runs the worker as `python -m streams.detect` with the shipped policy; creates its own
+Runs the worker as `python -m sessionwarden.detect` with the shipped policy; creates its own
 prefixed topics and deletes them (and faust's changelogs) afterwards.
 
     .venv/bin/python bench/detect_throughput.py [--events 50000] [--partitions 6]
@@ -22,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -44,10 +41,11 @@ sys.path.insert(0, str(REPO))
 
 from bench.audit_workload import ended_used, session_records, workload  # noqa: E402
 from bench.common import run_child  # noqa: E402
-from schemas.codec import encode_dict  # noqa: E402
-from streams.settings import Settings, load_settings  # noqa: E402
-from streams.stats import percentiles  # noqa: E402
-from streams.topics import delete_topics, ensure_topics, topic_specs  # noqa: E402
+from sessionwarden.config.settings import Settings, load_settings  # noqa: E402
+from sessionwarden.contracts.codec import encode_dict  # noqa: E402
+from sessionwarden.kafka.topics import delete_topics, ensure_topics, topic_specs  # noqa: E402
+from sessionwarden.ops.stats import percentiles  # noqa: E402
+from sessionwarden.testing.children import Child  # noqa: E402
 
 
 class AlertWatcher:
@@ -60,7 +58,7 @@ class AlertWatcher:
         topic = settings.topics.alerts
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
                 "group.id": f"bench-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 10,
@@ -100,33 +98,17 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
-def start_worker(settings: Settings, group: str) -> tuple[subprocess.Popen[str], list[str]]:
+def start_worker(settings: Settings, group: str) -> Child:
     env = {
-        **os.environ,
         "SESSIONWARDEN_DETECT_GROUP_ID": group,  # a fresh app (group, tables) per round
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topics.prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.kafka.partitions),
         "SESSIONWARDEN_LOG_FORMAT": "json",
+        "SESSIONWARDEN_POLICY_FILE": None,  # the shipped policy
     }
-    env.pop("SESSIONWARDEN_POLICY_FILE", None)  # the shipped policy
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.detect"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    return proc, lines
+    args = [sys.executable, "-m", "sessionwarden.detect"]
+    return Child(args, env, name="detect worker", cwd=REPO)
 
 
 def assigned_at(lines: list[str]) -> float | None:
@@ -146,7 +128,7 @@ def fill(settings: Settings, producer: Producer, args: argparse.Namespace) -> tu
         producer.poll(0)
         count += 1
     sentinels = []
-    for p in range(settings.partitions):
+    for p in range(settings.kafka.partitions):
         doc = ended_used(f"sentinel-{p}", time.time())
         sentinels.append(doc["event_id"])
         producer.produce(
@@ -165,7 +147,8 @@ def drain(
 ) -> dict[str, float]:
     """One worker (a fresh app) from the start of the topic to every sentinel's alert."""
     watcher = AlertWatcher(settings)
-    proc, lines = start_worker(settings, f"bench-detect-{uuid.uuid4().hex[:6]}")
+    worker = start_worker(settings, f"bench-detect-{uuid.uuid4().hex[:6]}")
+    lines = worker.lines
     try:
         try:
             wait_for(lambda: assigned_at(lines) is not None, 60, "the worker's assignment")
@@ -173,7 +156,7 @@ def drain(
                 lambda: all(watcher.arrived(e) for e in sentinels), args.drain_timeout, "the drain"
             )
         except SystemExit:
-            sys.stderr.write("the detect worker's last log lines:\n" + "".join(lines[-60:]))
+            sys.stderr.write(worker.tail(60) + "\n")
             raise
         started = assigned_at(lines) or 0.0
         finished = max(watcher.arrived(e) or 0.0 for e in sentinels)
@@ -182,14 +165,13 @@ def drain(
         measured = measure_latency(settings, producer, watcher, args) if latency else {}
     finally:
         watcher.close()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        worker.stop(60)
     return {"seconds": seconds, "alerts": alerts, **measured}
 
 
 def faust_peer(settings: Settings, records: int) -> float:
     """The peer: a bare faust agent over the same audit records."""
-    args = ["-m", "bench.faust_peer", settings.bootstrap_servers, settings.topics.audit]
+    args = ["-m", "bench.faust_peer", settings.kafka.bootstrap_servers, settings.topics.audit]
     rate: float = run_child([*args, str(records)], timeout=900)["rate"]
     return rate
 
@@ -266,11 +248,11 @@ def main() -> None:
     settings = load_settings(
         topic_prefix=f"bench{uuid.uuid4().hex[:8]}.", partitions=args.partitions
     )
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     ensure_topics(admin, topic_specs(settings, 86400), report=lambda _: None)
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             "queue.buffering.max.messages": 200_000,
@@ -280,7 +262,7 @@ def main() -> None:
     try:
         result = rounds(settings, producer, args)
     finally:
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)
     rate = result["records"] / result["seconds"]
     print(
         f"drain:   {result['records']:.0f} audit records in {result['seconds']:.2f} s"

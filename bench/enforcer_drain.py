@@ -18,8 +18,9 @@ import orjson
 from prometheus_client import generate_latest
 
 from bench.common import bench_topics, rss_bytes
-from streams.enforcer.loop import EnforcerLoop
-from streams.policy import default_policy
+from sessionwarden.config.settings import TopicNames
+from sessionwarden.enforcer.loop import EnforcerLoop
+from sessionwarden.policy import default_policy
 
 
 class Scraper:
@@ -47,17 +48,15 @@ def main() -> None:
     partitions, total = int(sys.argv[3]), int(sys.argv[4])
     metrics = len(sys.argv) > 5 and sys.argv[5] == "on"
     with bench_topics("drain", partitions) as fresh:
-        settings = fresh.model_copy(
-            update={
-                "bootstrap_servers": servers,
-                "log_level": "WARNING",
-                "metrics_enabled": metrics,
-                "enforcer_metrics_port": 0,
-            }
+        settings = fresh.replace(
+            bootstrap_servers=servers,
+            log_level="WARNING",
+            metrics_enabled=metrics,
+            enforcer_metrics_port=0,
+            topics=TopicNames(fresh.topics.prefix, input=input_topic),  # the shared input
         )
         loop = EnforcerLoop(settings, default_policy())
         scraper = Scraper(loop) if metrics else None
-        loop.topics.input = input_topic  # read the shared pre-filled input
         gc.collect()
         rss_empty = rss_bytes()
         loop.start()

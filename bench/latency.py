@@ -18,18 +18,14 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
 from bench.kstreams_peer import KStreamsProcess
-from schemas.codec import encode_dict
-from streams.offsets import GroupOffsets, group_lag
-from streams.settings import Settings, load_settings
-from streams.sim.scenario import iso
-from streams.stats import percentiles
-from tests.integration.harness import (
-    Collector,
-    EnforcerProcess,
-    activity_doc,
-    login_doc,
-    wait_until,
-)
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.kafka.offsets import GroupOffsets, group_lag
+from sessionwarden.ops.stats import percentiles
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import activity_doc, iso, login_doc
+from sessionwarden.testing.services import EnforcerProcess
+from sessionwarden.testing.waiting import wait_until
 
 POLICY = "bench/policies/latency.toml"
 BACKGROUND_SESSIONS = 20_000
@@ -51,9 +47,7 @@ def main() -> None:
         topics = settings.topics
         with KStreamsProcess(servers, topics.input, topics.revocations, Path(POLICY)) as peer:
             peer.wait_assigned()
-            result = _measure(
-                settings.model_copy(update={"group_id": peer.group_id}), rate, seconds
-            )
+            result = _measure(settings.replace(group_id=peer.group_id), rate, seconds)
         print(orjson.dumps(result).decode(), flush=True)
         return
     with EnforcerProcess(settings, policy=Path(POLICY), SESSIONWARDEN_LOG_LEVEL="INFO") as proc:
@@ -63,7 +57,7 @@ def main() -> None:
 
 
 def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
-    collector = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    collector = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     deadlines, achieved = run_load(settings, rate, seconds)
     wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "all short revocations")
     lat = sorted(
@@ -94,7 +88,7 @@ def run_load(
     """The load: background logins, then `seconds` of activity at `rate` events/s with
     SHORT_PER_S short sessions a second (`on_short(session_id, deadline)` for each). Returns
     the short sessions' deadlines and the achieved rate."""
-    servers = settings.bootstrap_servers
+    servers = settings.kafka.bootstrap_servers
     p = producer(settings)
     rng = random.Random(5)
     topic = settings.topics.input
@@ -105,8 +99,8 @@ def run_load(
     p.flush(60)
     # measure the steady state, not the enforcer taking in the background logins
     admin = AdminClient({"bootstrap.servers": servers})
-    offsets = GroupOffsets({"bootstrap.servers": servers}, settings.group_id)
-    tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+    offsets = GroupOffsets({"bootstrap.servers": servers}, settings.enforcer.group_id)
+    tps = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
     try:
         wait_until(lambda: group_lag(admin, offsets, tps) == 0, 120, "the background logins")
     finally:

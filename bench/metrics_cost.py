@@ -27,8 +27,8 @@ def measure(sessions: int, activities: int, rounds: int, report: Any = print) ->
     with bench_topics("mcost") as s:
         report(f"metrics cost: filling {sessions:,} logins + {activities:,} activities")
         total = fill_mixed(s, sessions, activities)["events"]
-        args = ["-m", "bench.enforcer_drain", s.bootstrap_servers, s.topics.input]
-        args += [str(s.partitions), str(total)]
+        args = ["-m", "bench.enforcer_drain", s.kafka.bootstrap_servers, s.topics.input]
+        args += [str(s.kafka.partitions), str(total)]
         run_child([*args, "off"])  # warm-up: the first read of fresh data is slower
         rates: dict[str, list[float]] = {"off": [], "on": []}
         cpu_rates: dict[str, list[float]] = {"off": [], "on": []}
@@ -43,16 +43,17 @@ def measure(sessions: int, activities: int, rounds: int, report: Any = print) ->
 
 
 def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> dict[str, Any]:
-    """Events/s of PartitionEnforcer.apply through the silent observer vs. the metrics one."""
+    """Events/s of PartitionEnforcer.apply, its outcome recorded by the silent observer vs. the
+    metrics one (what the batch does with each event)."""
     from prometheus_client import CollectorRegistry
 
-    from schemas.codec import decode_auth_event, encode_dict
-    from streams.enforcer.core import PartitionEnforcer
-    from streams.observe.enforcer import EnforcerMetrics
-    from streams.observe.observer import EnforcerObserver
-    from streams.policy import default_policy
-    from streams.settings import TopicNames, load_settings
-    from tests.integration.harness import activity_doc, login_doc
+    from sessionwarden.config.settings import TopicNames, load_settings
+    from sessionwarden.contracts.codec import decode_auth_event, encode_dict
+    from sessionwarden.enforcer.engine.core import PartitionEnforcer
+    from sessionwarden.enforcer.metrics import EnforcerMetrics
+    from sessionwarden.ops.observer import EnforcerObserver
+    from sessionwarden.policy import default_policy
+    from sessionwarden.testing.events import activity_doc, login_doc
 
     rng = random.Random(7)
     now = time.time()
@@ -72,7 +73,7 @@ def hot_path(sessions: int, activities: int, rounds: int, batch: int = 5000) -> 
         for i in range(0, len(events), batch):
             core.state.begin()
             for event in events[i : i + batch]:
-                observer.apply(core, event, now, now)
+                observer.applied(event.type, core.apply(event, now, now))
             core.state.commit()
             core.state.take_outputs()
             observer.batch_done(batch, started, {}, _NoPartitions())

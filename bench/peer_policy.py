@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streams.policy import Policy, default_policy, load_policy
+from sessionwarden.policy import Policy, default_policy, load_policy
 
 WILDCARD = "*"
 

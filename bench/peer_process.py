@@ -11,7 +11,6 @@ and deletes its internal topics afterwards. Each peer module's command line is `
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,8 +23,8 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import REPO
 from bench.peer_policy import write_policy_json
-from streams.children import stop_child
-from streams.topics import delete_topics
+from sessionwarden.kafka.topics import delete_topics
+from sessionwarden.testing.children import Child, ChildFailed
 
 
 @contextlib.contextmanager
@@ -101,25 +100,21 @@ class PeerProcess:
         pj = self._policy.enter_context(policy_json(policy_file))
         try:
             args = self.command("serve", servers, self.group_id, input_topic, revocations, pj)
-            self.proc = subprocess.Popen(
-                args,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                cwd=REPO,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+            self.child = Child(args, {"PYTHONUNBUFFERED": "1"}, name=self.name, cwd=REPO,
+                               watch="stdout", discard_stderr=True)  # fmt: skip
+            self.proc = self.child.proc
         except BaseException:
             self._policy.close()
             raise
 
-    def wait_assigned(self) -> None:
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "running":
-            raise RuntimeError(f"{self.name} did not start (exit {self.proc.poll()})")
+    def wait_assigned(self, timeout: float = 600) -> None:
+        try:
+            self.child.wait_for("running", timeout)
+        except ChildFailed as e:
+            raise RuntimeError(f"{self.name} did not start: {e}") from None
 
     def stop(self) -> None:
-        stop_child(self.proc, 60)
+        self.child.stop(60)
         try:
             delete_internal_topics(self.servers, self.internal_topics(self.group_id))
         finally:

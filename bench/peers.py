@@ -15,7 +15,7 @@ from bench.common import run_child
 from bench.kstreams_peer import KStreamsProcess
 from bench.peer_process import PeerProcess
 from bench.quix_peer_run import QuixProcess
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
 
 PEERS: dict[str, type[PeerProcess]] = {"kstreams": KStreamsProcess, "quix": QuixProcess}
 LABELS = {"kstreams": "Kafka Streams 4.1.1", "quix": "Quix Streams 3.28.1"}
@@ -29,7 +29,7 @@ def check(servers: str) -> dict[str, Any]:
 def drain_round(s: Settings, total: int) -> dict[str, dict[str, Any]]:
     """One drain of the input topic by each peer (fresh group and state each time)."""
     return {
-        name: peer.drain(s.bootstrap_servers, s.topics.input, s.topics.revocations, total)
+        name: peer.drain(s.kafka.bootstrap_servers, s.topics.input, s.topics.revocations, total)
         for name, peer in PEERS.items()
     }
 

@@ -27,17 +27,12 @@ import orjson
 from bench.common import REPO, bench_topics, produce, producer
 from bench.kstreams_peer import KStreamsProcess
 from bench.quix_peer_run import QuixProcess
-from schemas.codec import encode_dict
-from streams.settings import Settings
-from tests.integration.harness import (
-    Collector,
-    EnforcerProcess,
-    activity_doc,
-    login_doc,
-    logout_doc,
-    parse_ts,
-    wait_until,
-)
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import activity_doc, login_doc, logout_doc, parse_ts
+from sessionwarden.testing.services import EnforcerProcess
+from sessionwarden.testing.waiting import wait_until
 
 POLICY = REPO / "bench/policies/check.toml"
 PER_KIND = 10

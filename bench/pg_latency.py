@@ -18,13 +18,15 @@ import psycopg
 
 from bench.common import produce, producer
 from bench.latency import POLICY, run_load, summary
-from schemas.codec import encode_dict
-from streams.pg.cluster import TempCluster
-from streams.pg.guard import is_refused, session_transaction
-from streams.pg.sandbox import Sandbox
-from streams.settings import Settings, load_settings
-from tests.integration.harness import Collector, EnforcerProcess, login_doc, wait_until
-from tests.pg import SinkProcess
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.sdk.pg_guard import is_refused, session_transaction
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import login_doc
+from sessionwarden.testing.pg_cluster import TempCluster
+from sessionwarden.testing.pg_sandbox import Sandbox
+from sessionwarden.testing.services import EnforcerProcess, SinkProcess
+from sessionwarden.testing.waiting import wait_until
 
 PROBE_EVERY_S = 0.01
 TARGET_P99_MS = 300
@@ -119,7 +121,7 @@ def _write_rate(dsn: str, like: str) -> dict[str, float]:
 
 def latency(settings: Settings, box: Sandbox, rate: float, seconds: float) -> dict[str, Any]:
     prober = Prober(box.app_dsn)
-    collector = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    collector = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     prober.start()
     deadlines, achieved = run_load(settings, rate, seconds, prober.add)
     wait_until(lambda: len(prober.latency) >= len(deadlines), 60, "every short session refused")

@@ -19,9 +19,7 @@ its own prefixed topics and deletes them, and stops both child processes, even o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,12 +33,13 @@ import orjson
 from confluent_kafka import Producer
 
 from bench.common import bench_topics
-from schemas.codec import encode
-from schemas.outputs import Revocation
-from streams.children import stop_child
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
-from streams.stats import percentiles
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.ops.stats import percentiles
+from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.children import Child
+from sessionwarden.testing.events import login_doc
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = """name = "bench-propagation"
@@ -55,67 +54,32 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class Child:
-    """A subprocess whose output lines are collected by a thread."""
-
-    def __init__(self, args: list[str], env: dict[str, str], watch: str) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdin=subprocess.PIPE,  # the listener child runs until this closes
-            stdout=subprocess.PIPE if watch == "stdout" else subprocess.DEVNULL,
-            stderr=subprocess.PIPE if watch == "stderr" else None,
-            text=True,
-        )
-        stream = self.proc.stdout if watch == "stdout" else self.proc.stderr
-        assert stream is not None
-        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-
-    def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.lines):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                tail = "\n".join(self.lines[-20:])
-                raise RuntimeError(f"{self.proc.args!r} never said {text!r}:\n{tail}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-        stop_child(self.proc)
-
-
 def enforcer(settings: Settings) -> Child:
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "SESSIONWARDEN_TOPIC_PREFIX": settings.topic_prefix,
-        "SESSIONWARDEN_PARTITIONS": str(settings.partitions),
-        "SESSIONWARDEN_GROUP_ID": settings.group_id,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "SESSIONWARDEN_TOPIC_PREFIX": settings.topics.prefix,
+        "SESSIONWARDEN_PARTITIONS": str(settings.kafka.partitions),
+        "SESSIONWARDEN_GROUP_ID": settings.enforcer.group_id,
         "SESSIONWARDEN_INSTANCE_ID": "bench",
         "SESSIONWARDEN_POLICY_FILE": str(settings.policy_file),
         "SESSIONWARDEN_TRANSACTION_TIMEOUT_MS": "5000",
         "SESSIONWARDEN_SESSION_TIMEOUT_MS": "6000",
         "SESSIONWARDEN_LOG_LEVEL": "INFO",
     }
-    return Child([sys.executable, "-m", "streams.cli", "enforce"], env, watch="stderr")
+    args = [sys.executable, "-m", "sessionwarden", "enforce"]
+    return Child(args, env, name="enforcer", cwd=REPO, watch="stderr", stdin=True)
 
 
 def listener_child(settings: Settings) -> Child:
     args = [sys.executable, "-m", "bench.propagation_latency", "--role", "listener"]
-    args += ["--servers", settings.bootstrap_servers, "--topic", settings.topics.revocations]
-    return Child(args, {}, watch="stdout")
+    args += ["--servers", settings.kafka.bootstrap_servers, "--topic", settings.topics.revocations]
+    # It runs until its input closes (``Child.stop`` closes it first).
+    return Child(args, name="listener", cwd=REPO, watch="stdout", stdin=True)
 
 
 def run_listener(servers: str, topic: str) -> None:
     """Child role: print one JSON line per revocation applied after the bootstrap."""
-    from streams.clients.listener import RevocationListener
+    from sessionwarden.sdk.listener import RevocationListener
 
     lock = threading.Lock()
 
@@ -144,7 +108,7 @@ def publish_logins(settings: Settings, count: int, spread: float) -> dict[str, f
     """Logins evenly spread over ``spread`` seconds; returns each session's login time."""
     logged_in: dict[str, float] = {}
     start = time.time() + 0.5
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as publisher:
         for n in range(count):
             due = start + n * spread / count
             time.sleep(max(0.0, due - time.time()))
@@ -157,21 +121,7 @@ def publish_logins(settings: Settings, count: int, spread: float) -> dict[str, f
 
 
 def login(sid: str, user: str, t: float) -> dict[str, Any]:
-    stamp = datetime.fromtimestamp(t, UTC).isoformat()
-    return {
-        "type": "login",
-        "event_id": str(uuid.uuid4()),
-        "occurred_at": stamp,
-        "user_id": user,
-        "tenant": "bench",
-        "session_id": sid,
-        "user_type": "customer",
-        "risk_profile": "medium",
-        "roles": ["viewer"],
-        "permissions": [],
-        "auth_method": "password",
-        "auth_time": stamp,
-    }
+    return login_doc(sid, user, t, tenant="bench")
 
 
 def collect(child: Child, logged_in: dict[str, float], timeout: float) -> dict[str, dict[str, Any]]:
@@ -220,8 +170,8 @@ def commit_revocations(settings: Settings, count: int, spread: float) -> dict[st
     moment just before ``commit_transaction`` was called."""
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "transactional.id": f"{settings.topic_prefix}bench-direct",
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "transactional.id": f"{settings.topics.prefix}bench-direct",
             "partitioner": "murmur2_random",
             "linger.ms": 2,
         }

@@ -24,12 +24,15 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
-from schemas.codec import encode_dict
-from streams.enforcer import snapshot
-from streams.policy import load_policy
-from streams.settings import load_settings
-from streams.sim.verify import audit
-from tests.integration.harness import Collector, EnforcerProcess, login_doc, wait_until
+from sessionwarden.audit.verify import audit
+from sessionwarden.config.settings import load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.enforcer.engine import snapshot
+from sessionwarden.policy import load_policy
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import login_doc
+from sessionwarden.testing.services import EnforcerProcess
+from sessionwarden.testing.waiting import wait_until
 
 POLICY_TEXT = """name = "bench-recovery"
 [defaults]
@@ -131,7 +134,7 @@ def main() -> None:
     p.flush(120)
     fill_s = time.time() - fill_started
     wait_until(
-        lambda: _lag(admin, servers, settings.group_id, settings.topics.input, 6) == 0,
+        lambda: _lag(admin, servers, settings.enforcer.group_id, settings.topics.input, 6) == 0,
         600,
         "the first enforcer to take in every login",
     )

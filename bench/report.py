@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import metrics_cost, peers, targets
+from bench.gateway_latency import render_markdown as render_gateway
+from bench.mass_revoke import render_markdown as render_mass_revoke
 from bench.pg_latency import render_markdown as render_postgres
 
 
@@ -106,6 +108,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     if results.get("postgres"):
         lines += render_postgres(results["postgres"])
+    gateway = results.get("gateway")
+    if gateway and "skipped" not in gateway:
+        lines += render_gateway(gateway)
+    if results.get("mass_revoke"):
+        lines += render_mass_revoke(results["mass_revoke"])
     lines += metrics_cost.markdown(results.get("metrics_cost"))
     return "\n".join(lines + peers.render(results)) + "\n"
 

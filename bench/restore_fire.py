@@ -24,10 +24,13 @@ from confluent_kafka.admin import AdminClient
 
 from bench.common import produce, producer
 from bench.recovery import _lag
-from schemas.codec import encode_dict
-from streams.enforcer.forward import murmur2_partition
-from streams.settings import load_settings
-from tests.integration.harness import Collector, EnforcerProcess, login_doc, parse_ts, wait_until
+from sessionwarden.config.settings import load_settings
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.enforcer.engine.forward import murmur2_partition
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.events import login_doc, parse_ts
+from sessionwarden.testing.services import EnforcerProcess
+from sessionwarden.testing.waiting import wait_until
 
 PARTITIONS = 6
 PROBE_EVERY_S = 0.1
@@ -134,7 +137,10 @@ def main() -> None:
         p.flush(120)
         admin = AdminClient({"bootstrap.servers": servers})
         wait_until(
-            lambda: _lag(admin, servers, settings.group_id, settings.topics.input, PARTITIONS) == 0,
+            lambda: (
+                _lag(admin, servers, settings.enforcer.group_id, settings.topics.input, PARTITIONS)
+                == 0
+            ),
             600,
             "A to take in every login",
         )

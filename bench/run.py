@@ -34,7 +34,9 @@ SECTIONS = (
     "restore_fire",
     "detect",
     "postgres",
+    "gateway",
     "metrics_cost",
+    "mass_revoke",
 )
 
 
@@ -52,7 +54,13 @@ def throughput(
         log(f"filling {sessions:,} logins + {activities:,} activities")
         fill = fill_mixed(s, sessions, activities)
         total = fill["events"]
-        ceiling_args = ["-m", "bench.ceiling", s.bootstrap_servers, s.topics.input, str(total)]
+        ceiling_args = [
+            "-m",
+            "bench.ceiling",
+            s.kafka.bootstrap_servers,
+            s.topics.input,
+            str(total),
+        ]
         run_child(ceiling_args)  # warm-up
         ceilings, enforcers, peer_rounds = [], [], []
         for r in range(repeats):
@@ -64,9 +72,9 @@ def throughput(
                     [
                         "-m",
                         "bench.enforcer_drain",
-                        s.bootstrap_servers,
+                        s.kafka.bootstrap_servers,
                         s.topics.input,
-                        str(s.partitions),
+                        str(s.kafka.partitions),
                         str(total),
                     ]
                 )
@@ -81,7 +89,7 @@ def throughput(
             [
                 "-m",
                 "bench.faust_peer",
-                s.bootstrap_servers,
+                s.kafka.bootstrap_servers,
                 s.topics.input,
                 str(min(faust_events, total)),
             ]
@@ -108,7 +116,7 @@ def throughput(
 def latency(rate: float, seconds: float, peer: str = "enforcer") -> dict[str, Any]:
     with bench_topics("lat") as s:
         log(f"revocation latency of the {peer} at {rate:,.0f} events/s for {seconds:g}s")
-        args = [s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds), peer]
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(rate), str(seconds), peer]
         return run_child(["-m", "bench.latency", *args])
 
 
@@ -119,8 +127,8 @@ def recovery(sessions: int, idle_s: float, mode: str = "snapshot") -> dict[str, 
             [
                 "-m",
                 "bench.recovery",
-                s.bootstrap_servers,
-                s.topic_prefix,
+                s.kafka.bootstrap_servers,
+                s.topics.prefix,
                 str(sessions),
                 str(idle_s),
                 mode,
@@ -133,7 +141,7 @@ def restore_fire(sessions: int) -> dict[str, Any]:
     with bench_topics("rfire") as s:
         log(f"deadlines of owned partitions while half of {sessions:,} sessions restore")
         return run_child(
-            ["-m", "bench.restore_fire", s.bootstrap_servers, s.topic_prefix, str(sessions)],
+            ["-m", "bench.restore_fire", s.kafka.bootstrap_servers, s.topics.prefix, str(sessions)],
             timeout=1500,
         )
 
@@ -144,7 +152,7 @@ def propagation(sessions: int) -> dict[str, Any]:
 
 
 def browser(sessions: int) -> dict[str, Any]:
-    from streams.web.browser import unavailable_reason
+    from sessionwarden.testing.browser import unavailable_reason
 
     reason = unavailable_reason()
     if reason is not None:
@@ -169,8 +177,27 @@ def detect(events: int, rounds: int, drain_timeout: float) -> dict[str, Any]:
 def postgres(rate: float, seconds: float, mass: int) -> dict[str, Any]:
     with bench_topics("pg") as s:
         log(f"deadline -> PostgreSQL refuses, at {rate:,.0f} events/s; mass expiry of {mass:,}")
-        args = [s.bootstrap_servers, s.topic_prefix, str(rate), str(seconds), str(mass)]
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(rate), str(seconds), str(mass)]
         return run_child(["-m", "bench.pg_latency", *args], timeout=1500)
+
+
+def gateway(rate: float, seconds: float, check_rate: float, check_seconds: float) -> dict[str, Any]:
+    from sessionwarden.testing.nginx import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        log(f"gateway latency skipped: {reason}")
+        return {"skipped": reason}
+    with bench_topics("gw") as s:
+        log(f"deadline -> refused at nginx, at {rate:,.0f} events/s; the gate at {check_rate:g}/s")
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(rate), str(seconds)]
+        args += [str(check_rate), str(check_seconds)]
+        return run_child(["-m", "bench.gateway_latency", *args], timeout=900)
+
+
+def mass_revoke(sessions: int) -> dict[str, Any]:
+    log(f"operator revocation of a tenant's {sessions:,} live sessions")
+    return run_child(["-m", "bench.mass_revoke", str(sessions)], timeout=1500)
 
 
 def main() -> None:
@@ -251,8 +278,13 @@ def main() -> None:
         results["postgres"] = postgres(
             rate, 5 if args.quick else 20, 5_000 if args.quick else 100_000
         )
+    if "gateway" in only:
+        rate = results["latency"]["target_rate"] if "latency" in results else 10_000.0
+        results["gateway"] = gateway(rate, 5, 500, 3) if args.quick else gateway(rate, 20, 1000, 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
+    if "mass_revoke" in only:
+        results["mass_revoke"] = mass_revoke(5_000 if args.quick else 100_000)
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,23 @@ def _latency_row(results: dict[str, Any]) -> Row:
     return Row(figure, target, f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", met)
 
 
+def _gateway_rows(results: dict[str, Any]) -> list[Row]:
+    """The gateway layer: deadline -> refused at nginx (the database layer's target), and the
+    gate's own time per request (a small share of a request's budget)."""
+    refusal_fig, own_fig = "deadline -> refused at nginx, half load, p99", "gate's own time, p99"
+    gw = results.get("gateway")
+    if gw is None or "skipped" in gw:
+        return [
+            Row(refusal_fig, "<= 300 ms", "not measured", None),
+            Row(own_fig, "<= 5 ms", "not measured", None),
+        ]
+    p99, own = float(gw["latency"]["p99_ms"]), float(gw["gate_time"]["p99_ms"])
+    return [
+        Row(refusal_fig, "<= 300 ms", f"{p99:.0f} ms", p99 <= 300),
+        Row(own_fig, "<= 5 ms", f"{own:.2f} ms at {gw['gate_time']['rate']:,.0f}/s", own <= 5),
+    ]
+
+
 def _detect_rows(results: dict[str, Any]) -> list[Row]:
     det = results.get("detect")
     ratio_fig, headroom_fig = "detectors / bare faust agent", "detectors vs a 1:50 mix at full rate"
@@ -114,6 +131,7 @@ ROWS: list[RowsOf] = [
     lambda r: [_rss_row(r)],
     lambda r: [_restore_row(r)],
     lambda r: [_latency_row(r)],
+    _gateway_rows,
     _detect_rows,
 ]
 

@@ -31,12 +31,12 @@ from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from bench.common import bench_topics
-from schemas.codec import encode
-from schemas.outputs import Revocation
-from streams.drill.stack import Service
-from streams.policy import default_policy
-from streams.settings import Settings
-from streams.stats import percentiles
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.ops.stats import percentiles
+from sessionwarden.policy import default_policy
+from sessionwarden.testing.example import Service
 
 TENANT = "bench"
 
@@ -66,8 +66,8 @@ def revoke_all(settings: Settings, session_ids: list[str], spread: float) -> Non
     """One transaction per revocation, as the enforcer commits them, spread evenly."""
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "transactional.id": f"{settings.topic_prefix}bench-wsclose",
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "transactional.id": f"{settings.topics.prefix}bench-wsclose",
             "linger.ms": 2,
         }
     )
@@ -114,7 +114,7 @@ async def drive(service: Service, settings: Settings, sessions: int, spread: flo
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     with bench_topics("wsclose", args.partitions, args.servers) as settings:
-        wait_leaders(settings.bootstrap_servers, settings.topics.revocations, 60)
+        wait_leaders(settings.kafka.bootstrap_servers, settings.topics.revocations, 60)
         with Service(settings, default_policy(), TENANT) as service:
             samples = asyncio.run(drive(service, settings, args.sessions, args.spread))
     if not samples:

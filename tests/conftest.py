@@ -4,11 +4,21 @@ PostgreSQL fixture are marked `postgres`."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.pg import pg_admin_dsn, pg_bare_sandbox, pg_sandbox
 
 __all__ = ["pg_admin_dsn", "pg_bare_sandbox", "pg_sandbox"]
+
+# The processes the tests start (`python -m sessionwarden ...`, the example service) import the
+# package of this checkout, as the tests themselves do (pyproject: pytest `pythonpath`).
+_REPO = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(_REPO / "streams"), str(_REPO), os.environ.get("PYTHONPATH")) if p
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from streams.pg.cluster import TempCluster
-from streams.pg.sandbox import Sandbox
-from streams.settings import Settings
-from tests.integration.harness import FAST_POLICY, ServiceProcess, service_env
+from sessionwarden.config.settings import Settings
+from sessionwarden.testing import services
+from sessionwarden.testing.pg_cluster import TempCluster
+from sessionwarden.testing.pg_sandbox import Sandbox
+from tests.integration.harness import FAST_POLICY, REPO
 
 
 @pytest.fixture(scope="session")
@@ -57,22 +58,10 @@ def running(box: Sandbox, application_name: str) -> bool:
     return row is not None and row[0] == 1
 
 
-class SinkProcess(ServiceProcess):
-    """`sessionwarden sink postgres` in a subprocess, writing into ``dsn`` (the sink role's)."""
-
-    name = "postgres sink"
-    ready_message = "partitions assigned"
+class SinkProcess(services.SinkProcess):
+    """`sessionwarden sink postgres` in a subprocess, on the tests' fast policy unless told."""
 
     def __init__(
         self, settings: Settings, dsn: str, policy: Path = FAST_POLICY, **env: str
     ) -> None:
-        super().__init__(
-            ["-m", "streams.cli", "sink", "postgres"],
-            {
-                **service_env(settings, policy),
-                "SESSIONWARDEN_PG_DSN": dsn,
-                "SESSIONWARDEN_PG_SINK_GROUP_ID": f"{settings.topic_prefix}pg-sink",
-                "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
-                **env,
-            },
-        )
+        super().__init__(settings, dsn, policy, cwd=REPO, **env)

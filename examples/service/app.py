@@ -53,7 +53,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from streams.clients.asgi import (
+from sessionwarden.policy import default_policy
+from sessionwarden.sdk.asgi import (
     SCOPE_KEY,
     WS_CLOSE_REVOKED,
     AmbiguousIdentity,
@@ -64,11 +65,10 @@ from streams.clients.asgi import (
     session_id_from_cookie,
     session_id_from_header,
 )
-from streams.clients.lifetime import lifetime_left, within_lifetime
-from streams.clients.listener import RevocationListener
-from streams.policy import default_policy
-from streams.publisher import AsyncAuthEventPublisher
-from streams.web.push import SCRIPT_PATH, PushHub, RevokedLike, browser_routes
+from sessionwarden.sdk.lifetime import lifetime_left, within_lifetime
+from sessionwarden.sdk.listener import RevocationListener
+from sessionwarden.sdk.publisher import AsyncAuthEventPublisher
+from sessionwarden.sdk.push import SCRIPT_PATH, PushHub, RevokedLike, browser_routes
 
 log = logging.getLogger("example.service")
 
@@ -84,6 +84,7 @@ REASONS = {
     "permissions_revoked": "permissions revoked",
     "step_up_required": "sign-in required again",
     "session_limit": "signed in on too many devices",
+    "operator": "ended by an administrator",
     "ended": "ended",
 }
 
@@ -464,8 +465,9 @@ def create_app(
 def main() -> None:
     import uvicorn
 
-    from streams.logsetup import configure_logging
-    from streams.settings import load_settings
+    from sessionwarden.config.settings import load_settings
+    from sessionwarden.kafka.security import KafkaSecurity
+    from sessionwarden.ops.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -478,7 +480,7 @@ def main() -> None:
     parser.add_argument("--staleness-budget", type=float, default=10.0, metavar="SECONDS")
     args = parser.parse_args()
     settings = load_settings(args.config)
-    configure_logging(settings.log_level, "text")
+    configure_logging(settings.logging.level, "text")
     hub = PushHub()
     listener = RevocationListener.from_settings(
         settings,
@@ -488,7 +490,9 @@ def main() -> None:
     )
     hub.lookup = listener_lookup(listener)
     publisher = AsyncAuthEventPublisher(
-        settings.bootstrap_servers, settings.topics.input, **settings.kafka_security.librdkafka()
+        settings.kafka.bootstrap_servers,
+        settings.topics.input,
+        **KafkaSecurity.from_settings(settings.kafka).librdkafka(),
     )
     key_hex = os.environ.get(SESSION_KEY_ENV)
     key = bytes.fromhex(key_hex) if key_hex else None

@@ -46,6 +46,7 @@ USERS = (
     "sessionwarden-service",
     "sessionwarden-security",
     "sessionwarden-sink",
+    "sessionwarden-operator",
 )
 BROKER_PRINCIPAL = "User:CN=127.0.0.1"  # the broker's certificate, on the controller listener
 

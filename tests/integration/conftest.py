@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from streams.settings import Settings, load_settings
-from streams.topics import delete_topics, ensure_topics, topic_specs
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.kafka.topics import delete_topics, ensure_topics, topic_specs
 from tests.integration.broker import broker_bootstrap
 
 

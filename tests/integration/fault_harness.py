@@ -17,14 +17,13 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer,
 from confluent_kafka.admin import AdminClient
 
 from infra.kafka.cluster import KafkaCluster
-from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher, producer_config, to_wire
-from streams.settings import Settings, load_settings
-from streams.sim.oracle import judge, stamp
-from streams.sim.scenario import iso
-from streams.sim.verify import AUDITED, audit, render_text
-from streams.sim.verify_cli import read_run
-from streams.topics import ensure_topics, topic_specs
+from sessionwarden.audit.oracle import judge, stamp
+from sessionwarden.audit.verify import AUDITED, audit, read_run, render_text
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.kafka.topics import ensure_topics, topic_specs
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.publisher import AuthEventPublisher, producer_config, to_wire
+from sessionwarden.testing.events import iso
 from tests.integration.harness import (
     FAST_POLICY,
     Collector,
@@ -131,7 +130,7 @@ def play(settings: Settings, script: Script) -> Appended:
         else:
             appended[orjson.loads(msg.value())["event_id"]] = msg.timestamp()[1] / 1000
 
-    producer = Producer(producer_config(settings.bootstrap_servers))
+    producer = Producer(producer_config(settings.kafka.bootstrap_servers))
     sent = []
     for when, doc in script:
         wait_until(lambda w=when: time.time() >= w, 60, "an event's time")
@@ -244,7 +243,7 @@ def open_consumer(settings: Settings, isolation: str) -> Consumer:
     """A reader of its own group (never committing) at `isolation`."""
     return Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"watch-{uuid.uuid4().hex[:8]}",
             "isolation.level": isolation,
             "enable.auto.commit": False,
@@ -299,7 +298,7 @@ def paced_logins(
     `truth` as it is sent; stops early when `stop` is set."""
     idle, absolute = TIMEOUTS["medium"]
     start = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for i in range(n):
             if stop.wait(max(0.0, start + span_s * i / n - time.time())):
                 break

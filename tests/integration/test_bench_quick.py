@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.children import kill_tree
+from sessionwarden.testing.children import kill_tree
 from tests.integration.harness import REPO
 
 
@@ -47,6 +47,12 @@ def test_quick_benchmarks_run_and_write_a_complete_report(
         "websocket_close",
     } <= set(results)
     assert results["postgres"]["latency"]["samples"] > 0
+    gateway = results["gateway"]
+    assert "skipped" in gateway or gateway["latency"]["samples"] > 0, gateway
+    assert (
+        "skipped" in gateway
+        or {"200": gateway["gate_time"]["samples"]} == (gateway["gate_time"]["statuses"])
+    )
     assert "skipped" in results["browser"] or 10 == results["browser"]["sessions"]
     assert 30 == results["websocket_close"]["closed"], results["websocket_close"]
     cost = results["metrics_cost"]

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from streams.caep import SESSION_ESTABLISHED, SESSION_REVOKED, read_unverified
-from streams.logsetup import SessionHasher
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.caep.events import SESSION_ESTABLISHED, SESSION_REVOKED, read_unverified
+from sessionwarden.config.settings import Settings
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import EnforcerProcess, login_doc, logout_doc, wait_until
 
 
@@ -54,8 +54,8 @@ def test_login_and_logout_become_signed_session_established_and_session_revoked(
     raw: list[bytes] = []
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.topic_prefix}caep",
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"{settings.topics.prefix}caep",
             "isolation.level": "read_committed",
             "log_level": 3,
         }
@@ -64,7 +64,7 @@ def test_login_and_logout_become_signed_session_established_and_session_revoked(
     try:
         proc.wait_assigned()
         now = time.time()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("caep-1", "caep-user", now, risk="low"))
             pub.publish(logout_doc("caep-1", "caep-user", now + 0.5))
         consumer.assign(

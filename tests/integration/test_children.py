@@ -5,8 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
-from streams.children import descendants, kill_tree, stop_child
+import pytest
+
+from sessionwarden.testing.children import Child, ChildFailed, descendants, kill_tree, stop_child
 from tests.integration.harness import wait_until
 
 IGNORES_SIGTERM = (
@@ -73,3 +76,53 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_child_is_ready_once_it_says_its_ready_line() -> None:
+    """Tests, benchmarks and the drill start a service and wait for its ready line, once."""
+    code = (
+        "import time\nprint('starting', flush=True)\ntime.sleep(0.3)\n"
+        "print('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    child = Child([sys.executable, "-c", code], name="slow starter", watch="stdout")
+    try:
+        child.wait_for("ready", 30)
+        assert ["starting", "ready"] == child.lines
+    finally:
+        assert -signal.SIGTERM == child.stop()
+
+
+def test_a_child_that_exits_before_its_ready_line_fails_with_its_last_lines() -> None:
+    """A service that dies at start is reported at once, with what it said, not at a timeout."""
+    code = "import sys\nprint('no broker', file=sys.stderr, flush=True)\nsys.exit(3)\n"
+    child = Child([sys.executable, "-c", code], name="crasher")
+    with pytest.raises(ChildFailed) as failed:
+        child.wait_for("ready", 60)
+    assert ("crasher exited 3", "no broker") == (
+        str(failed.value).splitlines()[0],
+        str(failed.value).splitlines()[-1],
+    )
+
+
+def test_a_child_that_never_says_its_ready_line_fails_at_the_deadline() -> None:
+    """A service that hangs at start fails the wait after its timeout, never later."""
+    child = Child([sys.executable, "-c", "import time\ntime.sleep(60)\n"], name="sleeper")
+    try:
+        with pytest.raises(ChildFailed, match=r"sleeper did not say 'ready' in 0\.3s"):
+            child.wait_for("ready", 0.3)
+    finally:
+        child.stop()
+
+
+def test_a_childs_output_goes_to_its_log_and_an_unset_variable_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drill keeps each child's output in a file; a benchmark drops a variable it must not
+    inherit (the policy file, so the child uses the shipped one)."""
+    monkeypatch.setenv("SESSIONWARDEN_CHILD_TEST", "inherited")
+    code = "import os\nprint(os.environ.get('SESSIONWARDEN_CHILD_TEST', 'unset'), flush=True)\n"
+    log = tmp_path / "child.log"
+    env = {"SESSIONWARDEN_CHILD_TEST": None}
+    child = Child([sys.executable, "-c", code], env, watch="both", log=log)
+    assert 0 == child.wait_exit(30)
+    assert (["unset"], "unset\n") == (child.lines, log.read_text())

@@ -14,11 +14,11 @@ from http.client import HTTPConnection
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from schemas.codec import decode_revocation_record, encode
-from schemas.outputs import Revalidation, Revocation
-from streams.clients.listener import RevocationListener
-from streams.publisher import AsyncAuthEventPublisher, AuthEventPublisher, DeliveryError
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_revocation_record, encode
+from sessionwarden.contracts.outputs import Revalidation, Revocation
+from sessionwarden.sdk.listener import RevocationListener
+from sessionwarden.sdk.publisher import AsyncAuthEventPublisher, AuthEventPublisher, DeliveryError
 from tests.integration.browser.harness import ExampleService
 from tests.integration.harness import EnforcerProcess, login_doc, wait_until
 
@@ -49,7 +49,9 @@ def test_the_example_service_refuses_a_session_once_the_enforcer_times_it_out(
         port = service.server.port
         idle, live = service.issue(), service.issue()  # the example accepts only its own
         login_at = time.time()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as publisher:
+        with AuthEventPublisher(
+            settings.kafka.bootstrap_servers, settings.topics.input
+        ) as publisher:
             publisher.publish(login_doc(idle, "u-svc", login_at))
             publisher.publish(login_doc(live, "u-svc-2", login_at, risk="low"))  # idle 6s
         assert 200 == get(port, idle)[0]
@@ -148,17 +150,17 @@ def test_a_new_listener_rebuilds_exactly_the_revocations_on_the_topic(
     topic = settings.topics.revocations
     records, generated = make_records(time.time())
     producer = Producer(
-        {"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True,
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "enable.idempotence": True,
          "partitioner": "murmur2_random", "linger.ms": 20}
     )  # fmt: skip
     for record in records:
         producer.produce(topic, encode(record), record.session_id.encode())
         producer.poll(0)
     assert 0 == producer.flush(30)
-    on_topic = read_topic(settings.bootstrap_servers, topic, settings.partitions)
+    on_topic = read_topic(settings.kafka.bootstrap_servers, topic, settings.kafka.partitions)
     seen: list[str] = []
     listener = RevocationListener(
-        settings.bootstrap_servers,
+        settings.kafka.bootstrap_servers,
         topic,
         max_lifetime_s=3600,
         on_revocation=lambda r: seen.append("revocation"),

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +20,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from schemas.codec import encode_dict
-from streams.caep import RISK_LEVEL_CHANGE, read_unverified
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
-from streams.topics import delete_topics
+from sessionwarden.caep.events import RISK_LEVEL_CHANGE, read_unverified
+from sessionwarden.config.settings import Settings
+from sessionwarden.kafka.topics import delete_topics
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
-    REPO,
+    DETECT_POLICY,
     Collector,
+    DetectProcess,
     EnforcerProcess,
-    ServiceProcess,
     activity_doc,
     login_doc,
     logout_doc,
     role_change_doc,
-    service_env,
+    wait_drained,
     wait_until,
 )
-
-DETECT_POLICY = REPO / "tests/fixtures/policies/detect.toml"
-
-
-class DetectProcess(ServiceProcess):
-    """`python -m streams.detect` in a subprocess."""
-
-    name = "detect worker"
-
-    def __init__(self, settings: Settings, **env: str) -> None:
-        super().__init__(["-m", "streams.detect"], {**service_env(settings, DETECT_POLICY), **env})
-
-    def is_ready(self) -> bool:
-        return any(
-            m.get("msg") == "partitions assigned and recovered" and m.get("partitions")
-            for m in self.messages()
-        )
 
 
 @pytest.fixture
@@ -72,7 +53,7 @@ def env(
         detect.stop()
         enforcer.stop()
         # faust's changelog topics carry the prefix too; settings_factory does not know them.
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)
 
 
 def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
@@ -103,33 +84,6 @@ def read_all(bootstrap: str, topic: str) -> list[dict[str, Any]]:
         return docs
     finally:
         consumer.close()
-
-
-def wait_drained(settings: Settings, alerts: Collector, tag: str) -> None:
-    """Put one ended-session-used record at the end of every audit partition and wait for their
-    alerts: the worker reads each partition in order, so everything before them is done."""
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
-    now = datetime.now(UTC)
-    for p in range(settings.partitions):
-        doc = {
-            "type": "ended_session_used",
-            "schema_version": 1,
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": now,
-            "user_id": f"sentinel-{tag}-{p}",
-            "tenant": "acme",
-            "session_id": "sentinel",
-            "action": "sentinel",
-            "session_state": "unknown",
-        }
-        producer.produce(
-            settings.topics.audit, encode_dict(doc), doc["user_id"].encode(), partition=p
-        )
-    producer.flush(10)
-    wanted = {f"sentinel-{tag}-{p}" for p in range(settings.partitions)}
-    wait_until(
-        lambda: wanted <= {d["user_id"] for d in alerts.docs()}, 30, f"the {tag} sentinel alerts"
-    )
 
 
 def wait_audit(audit: Collector, expected: dict[str, int]) -> None:
@@ -197,15 +151,15 @@ def test_each_detector_fires_once_for_its_scenario_and_never_for_the_benign_twin
 ) -> None:
     """The product's promise: real anomalies alert exactly once, ordinary use stays quiet."""
     settings, _, detect = env
-    audit = Collector(settings.bootstrap_servers, settings.topics.audit)
-    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     events, audit_records = scenario(time.time())
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for doc in events:
             pub.publish(doc)
     wait_audit(audit, audit_records)
     audit.close()
-    poison = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    poison = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
     poison.produce(settings.topics.audit, b"\xff\xfenot json", b"exp-burst")
     poison.produce(settings.topics.audit, b'{"type": "teleport"}', b"conc-many")
     poison.flush(10)
@@ -213,7 +167,7 @@ def test_each_detector_fires_once_for_its_scenario_and_never_for_the_benign_twin
     alerts.close()
     found = Counter(
         (d["user_id"], d["kind"])
-        for d in read_all(settings.bootstrap_servers, settings.topics.alerts)
+        for d in read_all(settings.kafka.bootstrap_servers, settings.topics.alerts)
         if not d["user_id"].startswith("sentinel-")
     )
     assert {
@@ -235,10 +189,10 @@ def test_expiration_counts_survive_a_restart_of_the_detect_worker(
 ) -> None:
     """Two expirations before a restart and one after are three within the window."""
     settings, _, detect = env
-    audit = Collector(settings.bootstrap_servers, settings.topics.audit)
-    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     now = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         pub.publish(login_doc("r-0", "restart-u", now - 20))
         pub.publish(login_doc("r-1", "restart-u", now - 19))
     wait_audit(audit, {"restart-u": 4})
@@ -247,7 +201,7 @@ def test_expiration_counts_survive_a_restart_of_the_detect_worker(
     restarted = DetectProcess(settings)
     try:
         restarted.wait_assigned()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("r-2", "restart-u", now - 18))
         wait_until(
             lambda: alerts.docs(user_id="restart-u"), 30, "the alert for the third expiration"
@@ -259,7 +213,7 @@ def test_expiration_counts_survive_a_restart_of_the_detect_worker(
     alerts.close()
     found = [
         d
-        for d in read_all(settings.bootstrap_servers, settings.topics.alerts)
+        for d in read_all(settings.kafka.bootstrap_servers, settings.topics.alerts)
         if d["user_id"] == "restart-u"
     ]
     assert [("repeated_expirations", 3)] == [
@@ -302,11 +256,11 @@ def test_the_detect_worker_runs_without_the_enforcers_caep_key(
         SESSIONWARDEN_DETECT_CAEP_ISSUER="https://sessionwarden.example/detectors",
         SESSIONWARDEN_DETECT_CAEP_SIGNING_KEY_FILE=str(detect_pem),
     )
-    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     tokens: list[bytes] = []
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"caep-{uuid.uuid4().hex[:8]}",
             "log_level": 3,
         }
@@ -317,13 +271,13 @@ def test_the_detect_worker_runs_without_the_enforcers_caep_key(
         consumer.assign(
             [
                 TopicPartition(settings.topics.caep, p, OFFSET_BEGINNING)
-                for p in range(settings.partitions)
+                for p in range(settings.kafka.partitions)
             ]
         )
 
         def all_tokens() -> bool:
             tokens.extend(m.value() for m in consumer.consume(100, 0.2) if m.error() is None)
-            return len(tokens) >= settings.partitions
+            return len(tokens) >= settings.kafka.partitions
 
         wait_until(all_tokens, 20, "a risk-level-change token per alert")
         assert detect.proc.poll() is None, detect.log()
@@ -331,7 +285,7 @@ def test_the_detect_worker_runs_without_the_enforcers_caep_key(
         consumer.close()
         alerts.close()
         detect.stop()
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)
     for token in tokens:
         _, claims = read_unverified(token)
         assert "https://sessionwarden.example/detectors" == claims["iss"]

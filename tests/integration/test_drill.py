@@ -22,7 +22,7 @@ def drill(out: Path, pg_admin_dsn: str, *args: str) -> tuple[int, dict[str, Any]
     """The CLI at a small size (2 s tolerance: a loaded machine must not fail the judging;
     the speed itself is what `make drill` reports)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "drill", "--out", str(out),
+        [sys.executable, "-m", "sessionwarden", "drill", "--out", str(out),
          "--pg-admin-dsn", pg_admin_dsn, "--rate", "4", "--tolerance", "2", *args],
         cwd=REPO, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
@@ -90,3 +90,29 @@ def test_the_page_without_its_script_is_a_bypass(tmp_path: Path, pg_admin_dsn: s
     found = bypasses(doc)
     assert found["browser-tab"] > 0 and found["browser-second-tab"] > 0
     assert found["http-api"] == found["http-page"] == 0
+
+
+def test_the_gateway_case_passes_behind_nginx(tmp_path: Path, pg_admin_dsn: str) -> None:
+    """`--gateway`: the sessions also go through nginx asking `sessionwarden gate`, in front of
+    an upstream with no Sessionwarden code; every one is refused there from its deadline on."""
+    code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "3", "--pg-sessions", "0",
+                            "--browser-sessions", "0", "--gateway")  # fmt: skip
+    assert code == 0, text
+    row = doc["cases"]["gateway"]
+    assert (3, 0, 0, 0) == (row["sessions"], row["bypasses"], row["false_cutoffs"],
+                            row["unproven"])  # fmt: skip
+    assert "gateway" in {s["layer"] for s in doc["stats"]}
+
+
+def test_a_path_nginx_serves_without_the_gate_is_a_bypass(
+    tmp_path: Path, pg_admin_dsn: str
+) -> None:
+    """The weakening of the gateway layer is caught there, and only there."""
+    code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "3", "--pg-sessions", "0",
+                            "--browser-sessions", "0",
+                            "--gateway-unprotected", "/api/data")  # fmt: skip
+    assert code == 1, text
+    found = bypasses(doc)
+    assert found["gateway"] > 0
+    assert found["http-api"] == found["http-page"] == found["websocket"] == 0
+    assert "BYPASS" in text and "gateway" in text

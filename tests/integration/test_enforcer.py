@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from schemas.codec import decode_revocation_record, encode_dict
-from schemas.outputs import Revocation
-from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_revocation_record, encode_dict
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     FAST_POLICY,
     Collector,
@@ -40,13 +40,13 @@ def test_idle_and_absolute_deadlines_revoke_without_further_input(
 ) -> None:
     """Deadlines fire on wall-clock time even when the user and the partition go silent."""
     settings, _ = env
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     now = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         pub.publish(login_doc("idle-1", "u-idle", now))  # medium: idle 3s
         pub.publish(login_doc("abs-1", "u-abs", now, risk="low"))  # low: idle 6s, absolute 8s
     keepalive_until = now + 10
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         t = now + 2
         while t < keepalive_until:
             wait_until(lambda t=t: time.time() >= t, 5, "the next keep-alive")
@@ -72,9 +72,9 @@ def test_role_removal_revokes_every_affected_session(
 ) -> None:
     """One role change ends all live sessions holding the role, and only those."""
     settings, _ = env
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     now = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         pub.publish(login_doc("r1", "u-roles", now, ["viewer", "editor"], risk="low"))
         pub.publish(login_doc("r2", "u-roles", now, ["editor"], risk="low"))
         pub.publish(login_doc("r3", "u-roles", now, ["viewer"], risk="low"))
@@ -106,12 +106,12 @@ def test_a_login_beyond_the_session_cap_revokes_the_users_oldest_session(
     oldest, in a record gateways decode strictly, so no role change can fan out further."""
     settings, _ = env
     cap = load_policy(FAST_POLICY).max_sessions_per_user
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     now = time.time()
     logins = [
         login_doc(f"cap-{i:04d}", "u-cap", now + i * 0.001, risk="low") for i in range(cap + 1)
     ]
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for doc in logins:
             pub.publish(doc)
     [doc] = wait_until(
@@ -131,13 +131,15 @@ def test_poison_records_are_dead_lettered_and_processing_goes_on(
 ) -> None:
     """Hostile bytes never stop the worker: they land in the DLQ with the reason and bytes."""
     settings, proc = env
-    dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    dlq = Collector(settings.kafka.bootstrap_servers, settings.topics.dlq)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     now = time.time()
     # Compressed: the broker's max.message.bytes applies to the compressed batch, so an oversized
     # record can still reach the enforcer, whose decoder must refuse it.
     compressed = {"compression.type": "zstd"}
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input, **compressed) as pub:
+    with AuthEventPublisher(
+        settings.kafka.bootstrap_servers, settings.topics.input, **compressed
+    ) as pub:
         pub.publish_raw(b"u-p", b"\xff\xfenot json")
         pub.publish_raw(b"u-p", b'{"type": "teleport", "user_id": "u-p"}')
         pub.publish_raw(b"u-p", b"{" + b" " * 70_000 + b"}")

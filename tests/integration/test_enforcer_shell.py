@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from streams.enforcer.forward import murmur2_partition
-from streams.publisher import AuthEventPublisher, to_wire
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.engine.forward import murmur2_partition
+from sessionwarden.sdk.publisher import AuthEventPublisher, to_wire
 from tests.integration.harness import (
     FAST_POLICY,
     Collector,
@@ -49,10 +49,10 @@ def test_a_crc32_partitioning_producer_keeps_its_session_alive(
     absolute one) keeps the session alive."""
     settings = settings_factory(partitions=PARTITIONS)
     user = user_on(0, crc32_elsewhere=True)
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     crc32 = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "partitioner": "consistent_random",  # librdkafka's default, CRC32
             "log_level": 3,
         }
@@ -60,7 +60,7 @@ def test_a_crc32_partitioning_producer_keeps_its_session_alive(
     with EnforcerProcess(settings) as proc:
         proc.wait_assigned()
         start = time.time()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("crc-1", user, start))  # medium: idle 3 s
         last = start
         while last < start + 4:
@@ -101,7 +101,7 @@ def test_a_future_stamped_event_in_a_backlog_does_not_fire_deadlines_early(
     that deadline before the activity behind it is read (deadlines follow broker time)."""
     settings = settings_factory(partitions=PARTITIONS)
     start = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         pub.publish(login_doc("backlog-x", "u-backlog", start))  # idle deadline start + 10
         pub.flush()
         wait_until(lambda: time.time() >= start + 8, 10, "the backlog to age")
@@ -110,7 +110,7 @@ def test_a_future_stamped_event_in_a_backlog_does_not_fire_deadlines_early(
         active = time.time()
         pub.publish(activity_doc("backlog-x", "u-backlog", active))  # deadline active + 10
     wait_until(lambda: time.time() >= start + 11, 15, "the login's first deadline to pass")
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     with EnforcerProcess(
         settings, policy=slow_policy(tmp_path), SESSIONWARDEN_BATCH_SIZE="1"
     ) as proc:
@@ -134,12 +134,12 @@ def test_owned_partitions_keep_firing_while_another_partition_restores(
     settings = settings_factory(partitions=PARTITIONS)
     zombie = open_changelog_transaction(settings, partition=1)
     owned, restoring = user_on(0), user_on(1)
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
-    audit = Collector(settings.bootstrap_servers, settings.topics.audit)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
+    audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
     with EnforcerProcess(settings) as proc:
         proc.wait_assigned()  # partitions 0 and 2 restored; 1 still restoring
         now = time.time()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("owned-1", owned, now))  # idle 3 s
             pub.publish(login_doc("restoring-1", restoring, now))
         wait_until(lambda: revocations.docs(session_id="owned-1"), 15, "the owned revocation")
@@ -185,8 +185,8 @@ def test_an_instance_fenced_by_another_with_its_id_exits_with_a_clear_line(
         assert fenced, gone.log()
         assert "SESSIONWARDEN_INSTANCE_ID" in fenced[0]["msg"]
         assert "Traceback" not in gone.log()
-        revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("after-fence", "u-fence", time.time()))
         wait_until(lambda: revocations.docs(session_id="after-fence"), 30, "enforcement")
         revocations.close()

@@ -34,7 +34,7 @@ def test_broker_outage_of_30s_every_overdue_revocation_appears_exactly_once(
     with own_cluster(1) as cluster:
         settings = cluster_settings(cluster)
         enforcer = EnforcerProcess(settings)
-        revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+        revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
         try:
             enforcer.wait_assigned()
             truth = Truth()

@@ -11,8 +11,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from infra.kafka.cluster import KafkaCluster, coordinator_partition
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.fault_harness import (
     TIMEOUTS,
     Truth,
@@ -61,7 +61,7 @@ def burst(settings: Settings, truth: Truth, on_kill: float, kill: Callable[[], N
     idle, absolute = TIMEOUTS["medium"]
     start = time.time()
     killed = 0.0
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for i in range(LOGINS):
             due = start + BURST_S * i / LOGINS
             time.sleep(max(0.0, due - time.time()))  # pacing the load, not waiting on it
@@ -85,7 +85,7 @@ def test_killing_the_transaction_coordinator_mid_burst_stalls_boundedly(tmp_path
         enforcer = EnforcerProcess(
             settings, SESSIONWARDEN_TXN_RETRY_TIMEOUT_S=str(TXN_RETRY_TIMEOUT_S)
         )
-        revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+        revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
         try:
             enforcer.wait_assigned(90)
             victim = coordinator_of(cluster, settings.transactional_id)

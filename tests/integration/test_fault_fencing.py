@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import IsolationLevel, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
 from tests.integration.fault_harness import (
     OpenTransactionWatcher,
     Truth,
@@ -44,11 +44,11 @@ def test_an_enforcer_fenced_during_a_commit_exits_3_promptly_with_a_bounded_log(
     settings_factory: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = settings_factory(instance_id="0")
-    enforcer = EnforcerProcess(settings, instance_id=settings.instance_id)
+    enforcer = EnforcerProcess(settings, instance_id=settings.enforcer.instance_id)
     fenced: list[tuple[float, int]] = []  # when, and how many log lines had been written
     rogue = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "transactional.id": settings.transactional_id,
             "log_level": 3,
         }
@@ -104,7 +104,7 @@ def test_two_enforcers_with_one_instance_id_end_with_one_running_and_nothing_los
     other enforces every session exactly once."""
     settings = settings_factory()
     procs = [EnforcerProcess(settings, instance_id="0")]
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     truth = Truth()
     stop_load = threading.Event()
     load = threading.Thread(
@@ -175,8 +175,8 @@ def test_an_enforcer_paused_past_its_transaction_timeout_rebuilds_and_never_exit
         # The pause must not also time the consumer's session out.
         "SESSIONWARDEN_SESSION_TIMEOUT_MS": "45000",
     }
-    enforcer = EnforcerProcess(settings, instance_id=settings.instance_id, **env)
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    enforcer = EnforcerProcess(settings, instance_id=settings.enforcer.instance_id, **env)
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     topic = settings.topics.enforcer_state
     stop_load = threading.Event()
     load = threading.Thread(

@@ -22,7 +22,7 @@ ASK = textwrap.dedent("""
     import sys
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
-    from streams.offsets import GroupOffsets, group_lag
+    from sessionwarden.kafka.offsets import GroupOffsets, group_lag
 
     servers = sys.argv[1]
     client = {"bootstrap.servers": servers, "log_level": 3}

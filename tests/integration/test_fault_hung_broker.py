@@ -2,7 +2,8 @@
 disk looks like from a client), then thawed. A fail-closed service (a RevocationListener asked
 as RevocationMiddleware asks it) refuses every session once it can no longer know, serves live
 sessions again by itself soon after the thaw, and never serves a revoked session it should
-know of; the enforcer fires nothing early and misses nothing."""
+know of; the enforcer fires nothing early and misses nothing; the PostgreSQL sink stores every
+revocation exactly once and the detect worker reads the audit topic to its end after it."""
 
 from __future__ import annotations
 
@@ -13,15 +14,21 @@ import signal
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from infra.kafka.cluster import KafkaCluster, KafkaNode
-from streams.clients.listener import RevocationListener
+from sessionwarden.config.settings import Settings
+from sessionwarden.detect.app import app_id
+from sessionwarden.sdk.listener import RevocationListener
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.fault_harness import (
     Truth,
     assert_enforced,
@@ -34,13 +41,26 @@ from tests.integration.fault_harness import (
     verify_run,
     wait_all_revoked,
 )
-from tests.integration.harness import Collector, EnforcerProcess, wait_until
+from tests.integration.harness import (
+    FAST_POLICY,
+    Collector,
+    DetectProcess,
+    EnforcerProcess,
+    wait_drained,
+    wait_until,
+)
+from tests.pg import SinkProcess
 
 pytestmark = pytest.mark.faults
 
 TENANT = "acme"  # the load's tenant (harness.login_doc)
 BUDGET_S = 5.0  # the service's staleness budget
 RECOVER_WITHIN_S = 10.0  # after the thaw, live sessions are served again within this
+STORED_WITHIN_S = 30.0  # the sink stores what fell due inside the hang within this of its end
+SINK_SESSION_TIMEOUT_MS = 120_000
+"""The sink's group membership outlives the hang: no rebalance after it restarts the sink's
+fetches, which must resume by themselves (as with a short hang under the default timeout)."""
+DRAINED_WITHIN_S = 30.0  # the detectors alert on audit records appended after it within this
 
 
 @dataclass
@@ -90,6 +110,48 @@ class FailClosedService:
         return [a for a in self.answers if a.session == self.live]
 
 
+def sink_policy(tmp_path: Path) -> Path:
+    """fast.toml keeping revocations for 10 minutes: the sink keeps a row only until the
+    longest absolute timeout has passed (8 s in fast.toml, less than the hang), so with the
+    fast policy it would rightly store none of the revocations that fired inside it."""
+    path = tmp_path / "sink.toml"
+    path.write_text(FAST_POLICY.read_text().replace('absolute = "8s"', 'absolute = "10m"'))
+    return path
+
+
+def stored_revocations(box: Sandbox) -> dict[str, tuple[int, str, float]]:
+    """Per session (one tenant in the load): the revocation records its row counts, the id of
+    the revocation it holds, and when it was stored."""
+    with psycopg.connect(box.sink_dsn) as conn:
+        rows = conn.execute(
+            "SELECT session_id, records, revocation_id::text, extract(epoch FROM revoked_at)"
+            " FROM sessionwarden.revoked_sessions WHERE tenant = %s",
+            (TENANT,),
+        ).fetchall()
+    return {sid: (n, rid, float(at)) for sid, n, rid, at in rows}
+
+
+def detect_behind(settings: Settings) -> dict[int, tuple[int, int]]:
+    """Per audit partition: the detect worker's committed offset and the partition's end."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": app_id(settings)}
+    )
+    try:
+        topic = settings.topics.audit
+        parts = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
+        found = {}
+        for tp in consumer.committed(parts, timeout=10):
+            _, end = consumer.get_watermark_offsets(tp, timeout=10)
+            found[tp.partition] = (tp.offset, end)
+        return found
+    finally:
+        consumer.close()
+
+
+def records_behind(found: dict[int, tuple[int, int]]) -> int:
+    return sum(end - max(committed, 0) for committed, end in found.values())
+
+
 def holds_every_revocation(listener: RevocationListener, count: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -127,22 +189,35 @@ class Frozen:
             os.killpg(self.pid, signal.SIGCONT)
 
 
-def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path: Path) -> None:
+def hang_under_load(
+    cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path: Path, pg: Sandbox
+) -> None:
     """The broker unreachable for ``hang_s`` (``fault``) just after a load is sent; then back.
     Pass: 0 requests served past the staleness budget while it hangs, live sessions served
     again within RECOVER_WITHIN_S after it, 0 revoked sessions served once the listener vouches
     for a time after their revocation was committed, and `verify`: 0 missed, 0 early, 0
-    spurious."""
+    spurious; the sink stores every revocation committed, once (count and id as on the topic),
+    those due inside the hang within STORED_WITHIN_S of its end; the detect worker alerts on
+    audit records appended after it within DRAINED_WITHIN_S and commits its offsets to the
+    end."""
     lines = Lines()
-    said = logging.getLogger("streams.clients.listener")
+    said = logging.getLogger("sessionwarden.sdk.listener")
     level = said.level
     said.setLevel(logging.INFO)
     said.addHandler(lines)
     settings = cluster_settings(cluster)
     enforcer = EnforcerProcess(settings)
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    sink = SinkProcess(
+        settings,
+        pg.sink_dsn,
+        policy=sink_policy(tmp_path),
+        SESSIONWARDEN_SESSION_TIMEOUT_MS=str(SINK_SESSION_TIMEOUT_MS),
+    )
+    detect = DetectProcess(settings)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     listener = RevocationListener(
-        settings.bootstrap_servers,
+        settings.kafka.bootstrap_servers,
         settings.topics.revocations,
         max_lifetime_s=3600.0,  # the check below needs every entry kept
         staleness_budget_s=BUDGET_S,
@@ -150,6 +225,8 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
     service = FailClosedService(listener, live="live-session-never-revoked")
     try:
         enforcer.wait_assigned()
+        sink.wait_assigned()
+        detect.wait_assigned()
         listener.start(timeout=30)
         assert listener.wait_ready(30)
         truth = Truth()
@@ -164,7 +241,8 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
         appended = play(settings, script)
         fault.begin()
         hung_at = time.time()
-        assert enforcer.proc.poll() is None, enforcer.log()
+        for proc in (enforcer, sink, detect):
+            assert proc.proc.poll() is None, proc.log()
         time.sleep(max(0.0, hung_at + hang_s - time.time()))  # the hang itself
         fault.end()
         back_at = time.time()
@@ -184,6 +262,31 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
         overdue = [s for s, w in truth.sessions.items() if hung_at < w["at"] < back_at]
         wait_all_revoked(revocations, truth, 90)
         holds_all = holds_every_revocation(listener, len(truth.sessions), 30)
+        # The sink: every revocation record read (read_committed) is stored, counted once.
+        # (per session: how many revocation records, the last one's id)
+        read = revocations.docs(type="revocation")
+        counts = Counter(d["session_id"] for d in read)
+        committed = {d["session_id"]: (counts[d["session_id"]], d["revocation_id"]) for d in read}
+
+        def stored_now() -> dict[str, tuple[int, str]]:
+            return {sid: (n, rid) for sid, (n, rid, _) in stored_revocations(pg).items()}
+
+        deadline = back_at + STORED_WITHIN_S + 60  # waited past the bound, for the figure
+        while stored_now() != committed and time.time() < deadline:
+            time.sleep(0.2)
+        rows = stored_revocations(pg)
+        stored = {sid: (n, rid) for sid, (n, rid, _) in rows.items()}
+        # When the sink stored the last revocation that fell due inside the hang.
+        stored_s = max((rows[s][2] for s in overdue if s in rows), default=0.0) - back_at
+        # The detectors: sentinels appended now alert on every partition (each is read in
+        # order), and the worker commits its audit offsets to the end.
+        drained_from = time.time()
+        wait_drained(settings, alerts, "thaw", timeout=DRAINED_WITHIN_S + 60)
+        drained_s = time.time() - drained_from
+        behind = detect_behind(settings)
+        while records_behind(behind) and time.time() < drained_from + DRAINED_WITHIN_S + 60:
+            time.sleep(0.5)
+            behind = detect_behind(settings)
         service.stop()
         report, text = verify_run(settings, truth, tmp_path)
 
@@ -210,6 +313,20 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
         print("listener said:", *lines.messages, sep="\n  ")
         probing = [m for m in enforcer.messages() if "last-stable-offset" in str(m.get("msg"))]
         print(f"enforcer probe lines: {len(probing)}")
+        missing = sorted(set(committed) - set(stored))
+        wrong = sorted(s for s in set(committed) & set(stored) if committed[s] != stored[s])
+        extra = sorted(set(stored) - set(committed))
+        reopened = [m for m in sink.messages() + detect.messages() if "reopen" in str(m.get("msg"))]
+        print(
+            f"sink: {len(stored)} rows ({sum(n for n, _ in stored.values())} records) for "
+            f"{len(committed)} sessions revoked ({len(read)} records); missing {len(missing)}, "
+            f"miscounted or another id {len(wrong)}, extra {len(extra)}; the last revocation "
+            f"due inside the hang stored {stored_s:.2f}s after the thaw\n"
+            f"detect: sentinels alerted {drained_s:.2f}s after they were sent "
+            f"({drained_from + drained_s - back_at:.2f}s after the thaw); audit records past "
+            f"its committed offsets: {records_behind(behind)} (committed, end per partition: "
+            f"{behind}); reopened consumers: {len(reopened)}"
+        )
         # One line per change of state, not one per try.
         assert len(lines.messages) <= 20
         assert len(probing) <= 10
@@ -220,8 +337,15 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
         assert len(overdue) >= 30
         assert left_out <= len(appended) // 20
         assert_enforced(revocations, truth, report, text)
+        assert ([], [], []) == (missing[:5], wrong[:5], extra[:5])
+        assert stored_s <= STORED_WITHIN_S
+        assert drained_s <= DRAINED_WITHIN_S
+        assert 0 == records_behind(behind), behind
     except BaseException:
         report_failure([enforcer], tmp_path)
+        for proc in (sink, detect):
+            (tmp_path / f"{proc.name.replace(' ', '-')}.log").write_text(proc.log())
+            print(f"{proc.name} said last:", *proc.log().splitlines()[-15:], sep="\n  ")
         print("listener said:", *lines.messages, sep="\n  ")
         raise
     finally:
@@ -231,6 +355,9 @@ def hang_under_load(cluster: KafkaCluster, fault: Fault, hang_s: float, tmp_path
         said.setLevel(level)
         listener.close()
         revocations.close()
+        alerts.close()
+        detect.stop()
+        sink.stop()
         enforcer.stop()
 
 
@@ -243,12 +370,12 @@ def frozen_cluster() -> Iterator[KafkaCluster]:
 
 @pytest.mark.parametrize("frozen_s", [15.0, 60.0])
 def test_a_frozen_broker_never_makes_a_stale_listener_look_current(
-    frozen_cluster: KafkaCluster, tmp_path: Path, frozen_s: float
+    frozen_cluster: KafkaCluster, tmp_path: Path, pg_sandbox: Sandbox, frozen_s: float
 ) -> None:
     """The broker process frozen (SIGSTOP) for ``frozen_s`` under load, then thawed."""
     proc = frozen_cluster.nodes[0].proc
     assert proc is not None
-    hang_under_load(frozen_cluster, Frozen(proc.pid), frozen_s, tmp_path)
+    hang_under_load(frozen_cluster, Frozen(proc.pid), frozen_s, tmp_path, pg_sandbox)
 
 
 # -- the same fault as a network partition: a TCP proxy between every client and the broker --
@@ -356,7 +483,7 @@ class ProxiedCluster(KafkaCluster):
 
 @pytest.mark.parametrize("cut_s", [15.0])
 def test_a_network_partition_never_makes_a_stale_listener_look_current(
-    tmp_path: Path, cut_s: float
+    tmp_path: Path, pg_sandbox: Sandbox, cut_s: float
 ) -> None:
     """Every client cut off from the broker (a proxy that stops forwarding, connections left
     open) for ``cut_s`` under load, then healed; the broker itself keeps running."""
@@ -364,7 +491,7 @@ def test_a_network_partition_never_makes_a_stale_listener_look_current(
     cluster = ProxiedCluster(proxy)
     try:
         cluster.start()
-        hang_under_load(cluster, proxy, cut_s, tmp_path)
+        hang_under_load(cluster, proxy, cut_s, tmp_path, pg_sandbox)
     finally:
         proxy.heal()
         cluster.close()

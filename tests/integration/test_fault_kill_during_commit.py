@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import TopicPartition
 
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
 from tests.integration.fault_harness import (
     OpenTransactionWatcher,
     Truth,
@@ -48,7 +48,7 @@ def test_sigkill_during_a_commit_loses_nothing_and_doubles_nothing(
 ) -> None:
     settings = settings_factory()
     procs = [EnforcerProcess(settings)]
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
 
     def kill_and_restart() -> None:
         procs[0].kill()

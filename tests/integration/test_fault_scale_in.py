@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.enforcer.forward import murmur2_partition
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.engine.forward import murmur2_partition
 from tests.integration.fault_harness import Truth, paced_logins, report_failure, wait_all_revoked
 from tests.integration.harness import Collector, EnforcerProcess, wait_until
 
@@ -57,7 +57,7 @@ def test_a_planned_stop_hands_its_partitions_over_without_the_session_timeout(
     settings = settings_factory(partitions=PARTITIONS)
     env = {"SESSIONWARDEN_SESSION_TIMEOUT_MS": str(int(SESSION_TIMEOUT_S * 1000))}
     procs = [EnforcerProcess(settings, instance_id=str(i), **env) for i in range(3)]
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     truth = Truth()
     stop_load = threading.Event()
     load = threading.Thread(

@@ -24,9 +24,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from schemas.codec import MAX_RECORD_BYTES, encode_dict
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import MAX_RECORD_BYTES, encode_dict
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,
@@ -90,7 +90,7 @@ class Flood:
         self.finished_at = 0.0
         self._producer = Producer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                "bootstrap.servers": settings.kafka.bootstrap_servers,
                 "compression.type": "zstd",
                 "linger.ms": 20,
                 "batch.size": 400_000,  # uncompressed; compressed batches stay under 68 KiB
@@ -145,8 +145,8 @@ def test_flood_of_hostile_records_does_not_delay_due_revocations(
     sessions fall due, every due revocation arrives within 1 s (p99) of its deadline and every
     hostile record is dead-lettered."""
     settings = settings_factory()
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
-    dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
+    dlq = Collector(settings.kafka.bootstrap_servers, settings.topics.dlq)
     flooder = "mallory"
     records = hostile_records(flooder)
     assert all(MAX_RECORD_BYTES - 600 < len(r) <= MAX_RECORD_BYTES for r in records[:3])
@@ -157,7 +157,7 @@ def test_flood_of_hostile_records_does_not_delay_due_revocations(
         # start + 3, 4 and 5 s. The flood begins at start + 2.5 s and is still being appended
         # and read when they do.
         flood = Flood(settings, records, FLOOD_RECORDS, flooder)
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             for wave in range(3):
                 wait_until(lambda w=wave: time.time() >= start + w, 5, "the next wave")
                 for n in range(SESSIONS // 3):
@@ -210,8 +210,8 @@ def test_record_keyed_by_anything_but_its_user_id_is_dead_lettered(
     and a role removal keyed by user id went to different partitions and the revocation was
     lost silently. Every event type with a wrong (or no) key is refused with its reason."""
     settings = settings_factory()
-    dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    dlq = Collector(settings.kafka.bootstrap_servers, settings.topics.dlq)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     now = time.time()
     user = "u-keyed"
     wrong: list[tuple[bytes | None, dict[str, Any]]] = [
@@ -224,7 +224,7 @@ def test_record_keyed_by_anything_but_its_user_id_is_dead_lettered(
     ]
     with EnforcerProcess(settings) as enforcer:
         enforcer.wait_assigned()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("s-ok", user, now, roles=["viewer", "editor"]))
             pub.flush()
             for key, doc in wrong:
@@ -260,11 +260,11 @@ def test_an_enforcer_killed_in_the_middle_of_a_flood_is_restarted_and_gets_throu
     hostile record exactly once (what the killed one committed is not done again) and fires
     the sessions that fell due meanwhile."""
     settings = settings_factory()
-    dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    dlq = Collector(settings.kafka.bootstrap_servers, settings.topics.dlq)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     flooder = "mallory"
     now = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for n in range(6):
             pub.publish(login_doc(f"crash-{n}", f"user-crash-{n}", now))
     flood = Flood(settings, hostile_records(flooder), FLOOD_RECORDS, flooder)
@@ -302,7 +302,7 @@ def test_a_dead_letter_the_broker_refuses_is_retried_alone_without_its_bytes(
     split until the offending record is alone, which is then dead-lettered with hashes only;
     the records around it are applied, and the enforcer never exits."""
     settings = settings_factory()
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     dlq_limit = ConfigResource(
         ResourceType.TOPIC,
         settings.topics.dlq,
@@ -311,14 +311,14 @@ def test_a_dead_letter_the_broker_refuses_is_retried_alone_without_its_bytes(
         ],
     )
     admin.incremental_alter_configs([dlq_limit])[dlq_limit].result(30)
-    dlq = Collector(settings.bootstrap_servers, settings.topics.dlq)
-    audit = Collector(settings.bootstrap_servers, settings.topics.audit)
+    dlq = Collector(settings.kafka.bootstrap_servers, settings.topics.dlq)
+    audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
     user = "u-wall"
     now = time.time()
     bad = orjson.dumps({**login_doc("s-bad", user, now), "pad": "x" * 60_000})
     with EnforcerProcess(settings) as enforcer:
         enforcer.wait_assigned()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             for n in range(10):
                 pub.publish(login_doc(f"s-before-{n}", user, now))
             pub.publish_raw(user.encode(), bad)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from schemas.codec import encode
-from schemas.outputs import Alert, AlertEvidence
-from streams.settings import Settings
-from streams.web.dashboard.run import create_app
-from streams.web.serve import ServerThread
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Alert, AlertEvidence
+from sessionwarden.testing.serve import ServerThread
+from sessionwarden.web.dashboard.service import create_app
 from tests.integration.harness import Endpoint, wait_until
 from tests.integration.scrape import get, probe, scrape, value
 
@@ -35,7 +35,7 @@ def test_the_feeds_counters_move_and_every_endpoint_needs_the_token(
 ) -> None:
     """Records the feed uses and records it skips are counted; the probes follow its loop."""
     settings = settings_factory()
-    caplog.set_level("INFO", logger="streams.observe.server")
+    caplog.set_level("INFO", logger="sessionwarden.ops.server")
     with ServerThread(create_app(settings, "dashboard-token-" + uuid.uuid4().hex)):
 
         def serving() -> Endpoint | None:
@@ -48,7 +48,7 @@ def test_the_feeds_counters_move_and_every_endpoint_needs_the_token(
         at: Endpoint = wait_until(serving, 30, "the dashboard's metrics server")
         assert 401 == get(f"{at.base}/metrics")[0]
         wait_until(lambda: 200 == probe(at, "/readyz")[0], 30, "the dashboard to be ready")
-        producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
         producer.produce(settings.topics.alerts, encode(_alert()), b"u1")
         producer.produce(settings.topics.alerts, b'{"type": "alert"}', b"u1")  # invalid
         producer.produce(settings.topics.alerts, b"\xff\xfenot json", b"u1")

@@ -6,8 +6,8 @@ import time
 
 from confluent_kafka import Producer
 
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,
@@ -30,13 +30,13 @@ def test_alerts_and_skipped_records_move_their_series(
     base = detect.metrics_url()
     wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the detect worker to be ready")
     assert 200 == probe(base, "/healthz")[0]
-    alerts = Collector(settings.bootstrap_servers, settings.topics.alerts)
+    alerts = Collector(settings.kafka.bootstrap_servers, settings.topics.alerts)
     now = time.time()
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         pub.publish(login_doc("m-s", "m-user", now - 1, risk="low"))
         pub.publish(logout_doc("m-s", "m-user", now))
         pub.publish(activity_doc("m-s", "m-user", now + 0.5))  # after the logout: an alert
-    poison = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    poison = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
     poison.produce(settings.topics.audit, b"\xff\xfenot json", b"m-user")
     poison.flush(10)
     alert = wait_until(lambda: alerts.docs(user_id="m-user"), 30, "the alert")[0]

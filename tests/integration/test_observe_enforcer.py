@@ -8,9 +8,9 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings, load_settings
-from streams.topics import ensure_topics, topic_specs
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.kafka.topics import ensure_topics, topic_specs
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     EnforcerProcess,
     login_doc,
@@ -34,7 +34,7 @@ def test_a_login_its_idle_revocation_and_a_poison_record_move_their_series(
         wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the enforcer to be ready")
         before = scrape(base)
         assert 0 == value(before, f"{NS}_revocations_total", reason="idle_timeout")
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("obs-1", "u-obs", time.time()))  # medium: idle 3s
             pub.publish_raw(b"u-obs", b"\xff\xfenot json")
 
@@ -111,7 +111,7 @@ def test_healthz_turns_unhealthy_while_the_broker_hangs_and_recovers_after(
             proc.wait_assigned()
             base = proc.metrics_url()
             wait_until(lambda: 200 == probe(base, "/readyz")[0], 30, "the enforcer to be ready")
-            with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+            with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
                 # idle deadline in 6 s: it falls due after the freeze below, which follows the
                 # login's commit (a 3 s one could fire first on a loaded machine)
                 pub.publish(login_doc("hang-1", "u-hang", time.time(), risk="low"))

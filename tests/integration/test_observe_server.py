@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from schemas.errors import ConfigError
-from streams.observe.progress import Progress
-from streams.observe.server import MAX_CONNECTIONS, MetricsServer, serve_metrics
-from streams.settings import load_settings
+from sessionwarden.config.settings import load_settings
+from sessionwarden.errors import ConfigError
+from sessionwarden.ops.progress import Progress
+from sessionwarden.ops.server import MAX_CONNECTIONS, MetricsServer, serve_metrics
 from tests.integration.harness import Endpoint
 from tests.integration.scrape import get, probe
 
@@ -70,7 +70,7 @@ def test_a_generated_token_is_written_owner_only_and_only_its_path_logged(
 ) -> None:
     """Without a token file, the process makes one, writes it 0600 and logs where."""
     settings = load_settings(metrics_token_dir=tmp_path)
-    caplog.set_level("INFO", logger="streams.observe.server")
+    caplog.set_level("INFO", logger="sessionwarden.ops.server")
     server = serve_metrics(settings, 0, CollectorRegistry(), None, "enforcer")
     assert server is not None
     try:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.pg.sandbox import Sandbox
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import EnforcerProcess, login_doc, wait_until
 from tests.integration.scrape import get, probe, scrape, value
 from tests.pg import SinkProcess
@@ -39,7 +39,7 @@ def test_the_sinks_counters_move_as_revocations_are_stored(
         wait_until(lambda: 200 == probe(at, "/readyz")[0], 30, "the sink to be ready")
         before = scrape(at)
         assert 0 == value(before, f"{NS}_rows_total")
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc(sid, "u-sink", time.time()))  # idle deadline in 3 s
 
         def stored() -> object:

@@ -10,10 +10,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from schemas.codec import decode_auth_event
-from schemas.inputs import AUTH_EVENT_ADAPTER, AuthEvent
-from streams.publisher import AsyncAuthEventPublisher, AuthEventPublisher, to_wire
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_auth_event
+from sessionwarden.contracts.inputs import AUTH_EVENT_ADAPTER, AuthEvent
+from sessionwarden.sdk.publisher import AsyncAuthEventPublisher, AuthEventPublisher, to_wire
 from tests.integration.harness import login_doc, wait_until
 
 KEYS = 200
@@ -72,7 +72,7 @@ def test_our_producers_and_aiokafka_map_every_user_to_the_same_partition(
 ) -> None:
     """Co-partitioning breaks silently if one producer hashes keys otherwise (CRC32, murmur2)."""
     settings = settings_factory(partitions=PARTITIONS)
-    servers, topic = settings.bootstrap_servers, settings.topics.input
+    servers, topic = settings.kafka.bootstrap_servers, settings.topics.input
     now = time.time()
     sync_batch = events("sync", now)
     with AuthEventPublisher(servers, topic) as publisher:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from bench.peer_policy import WILDCARD, policy_table
 from bench.peers_check import check
-from streams.policy import load_policy
+from sessionwarden.policy import load_policy
 from tests.integration.harness import REPO
 
 
 def test_the_peers_policy_table_resolves_every_name_like_the_policy() -> None:
-    policy = load_policy(REPO / "streams/policies/default.toml")
+    policy = load_policy(REPO / "streams/sessionwarden/policy/shipped/default.toml")
     table = policy_table(policy)["table"]
     for user_type in ("admin", "customer", "service", "robot", ""):
         for risk in ("low", "medium", "high", "unheard-of"):

@@ -17,11 +17,11 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from psycopg.conninfo import make_conninfo
 
-from schemas.codec import decode_revocation_record, encode, encode_dict
-from schemas.outputs import Revocation
-from streams.pg.guard import is_refused, session_tag, session_transaction
-from streams.pg.sandbox import Sandbox
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_revocation_record, encode, encode_dict
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.sdk.pg_guard import is_refused, session_tag, session_transaction
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import (
     REPO,
     Collector,
@@ -31,13 +31,15 @@ from tests.integration.harness import (
     wait_until,
 )
 from tests.pg import SinkProcess, running
-from tests.unit.streams.clients.fakes import revalidation, revocation
+from tests.unit.sdk.fakes import revalidation, revocation
 
-LONG_POLICY = REPO / "streams/policies/default.toml"  # rows kept for hours: nothing is pruned
+LONG_POLICY = (
+    REPO / "streams/sessionwarden/policy/shipped/default.toml"
+)  # rows kept for hours: nothing is pruned
 
 
 def publish(settings: Settings, *docs: dict[str, Any]) -> None:
-    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
     for doc in docs:
         p.produce(settings.topics.input, encode_dict(doc), doc["user_id"].encode())
     assert 0 == p.flush(10)
@@ -60,7 +62,7 @@ def test_query_of_a_session_is_refused_after_the_enforcer_revokes_it(
     """End to end: login -> idle deadline -> revocation on Kafka -> the database refuses."""
     settings = settings_factory()
     sid = f"pg-{uuid.uuid4().hex[:8]}"
-    collector = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    collector = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     try:
         with (
             EnforcerProcess(settings) as enforcer,
@@ -141,7 +143,7 @@ def test_cursor_of_a_revoked_session_returns_nothing_once_the_sink_cut_it_off(
             reader.execute("SELECT id FROM app.documents ORDER BY id")
             assert 10 == len(reader.fetchmany(10))
             conn.execute("SELECT set_config('application_name', 'innocent', true)")
-            p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+            p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
             record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
             p.produce(settings.topics.revocations, encode(record), sid.encode())
             assert 0 == p.flush(10)
@@ -196,7 +198,7 @@ def test_cursor_kept_alive_by_a_savepoint_is_ended_by_the_second_pass(
         worker.start()
         wait_until(lambda: running(pg_sandbox, "swt:" + session_tag("acme", sid)), 30, "sleep")
         now = datetime.now(UTC)
-        p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
         record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
         p.produce(settings.topics.revocations, encode(record), sid.encode())
         assert 0 == p.flush(10)
@@ -241,7 +243,7 @@ def test_sink_restarted_after_a_commit_cuts_off_what_it_had_not(
             settings, pg_sandbox.sink_dsn, LONG_POLICY, SESSIONWARDEN_PG_CUT_OFF="false"
         ) as sink:
             sink.wait_assigned()
-            p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+            p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
             record = revocation(sid, tenant="acme", effective_at=now, emitted_at=now)
             p.produce(settings.topics.revocations, encode(record), sid.encode())
             assert 0 == p.flush(10)
@@ -272,7 +274,9 @@ def fill_revocation_topic(settings: Settings, seed: int = 7) -> int:
     rng = random.Random(seed)
     now = datetime.now(UTC)
     at = {"effective_at": now, "emitted_at": now}
-    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 20, "log_level": 3})
+    p = Producer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "linger.ms": 20, "log_level": 3}
+    )
     produced = 0
     for n in range(12_000):
         tenant = f"t{n % 3}"
@@ -302,7 +306,7 @@ def topic_truth(
     topic = settings.topics.revocations
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "group.id": f"truth-{uuid.uuid4().hex[:8]}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
@@ -385,8 +389,9 @@ def test_missing_revocation_topic_is_one_clear_message(
     sink = SinkProcess(settings, pg_sandbox.sink_dsn)
     assert 2 == sink.proc.wait(60)
     sink.stop()
+    servers = settings.kafka.bootstrap_servers
     expected = (
-        f"sessionwarden: no topic {settings.topics.revocations} on {settings.bootstrap_servers}:"
+        f"sessionwarden: no topic {settings.topics.revocations} on {servers}:"
         " run `sessionwarden topics create` (and the enforcer)"
     )
     assert expected == sink.lines[-1]
@@ -402,7 +407,7 @@ def test_a_backend_the_sink_may_not_signal_neither_stops_it_nor_its_restart(
     sid, later = f"pg-{uuid.uuid4().hex[:8]}", f"pg-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     superuser = make_conninfo(pg_sandbox.admin_dsn, dbname=pg_sandbox.name)
-    p = Producer({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
 
     def revoke(session_id: str) -> None:
         record = revocation(session_id, tenant="acme", effective_at=now, emitted_at=now)

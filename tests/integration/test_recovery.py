@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,
@@ -52,7 +52,7 @@ Script = list[tuple[float, dict[str, Any]]]
 def _play(settings: Settings, script: Script, at: dict[float, Callable[[], None]]) -> None:
     """Publish each event when the wall clock reaches its time; run hooks at their times."""
     hooks = sorted(at.items())
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for when, doc in script:
             while hooks and hooks[0][0] <= when:
                 wait_until(lambda h=hooks[0][0]: time.time() >= h, 30, "a hook's time")
@@ -97,7 +97,7 @@ def test_sigkill_and_restart_ends_every_session_exactly_once(
     )
     procs = [EnforcerProcess(settings, **env)]
     procs[0].wait_assigned()
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     t0 = time.time() + 0.5
     script, truth = _scenario(t0, 60)
 
@@ -124,7 +124,7 @@ def test_survivor_takes_over_a_killed_members_partitions(
     settings = settings_factory()
     a = EnforcerProcess(settings, instance_id="a")
     b = EnforcerProcess(settings, instance_id="b")
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     try:
         a.wait_assigned()
         b.wait_assigned()
@@ -148,16 +148,16 @@ def test_backlog_read_after_a_restart_causes_no_false_idle_revocation(
 ) -> None:
     """Activity produced while the enforcer was down keeps the session alive once read."""
     settings = settings_factory()
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     first = EnforcerProcess(settings)
     try:
         first.wait_assigned()
         t0 = time.time()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("kept", "u-backlog", t0))
         wait_until(lambda: time.time() > t0 + 0.5, 5, "the login to be processed")
         assert 0 == first.stop()
-        with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             for k in (1, 2, 3, 4):  # one event per second while the enforcer is down
                 wait_until(lambda k=k: time.time() >= t0 + k, 5, "the next activity")
                 pub.publish(activity_doc("kept", "u-backlog", time.time()))

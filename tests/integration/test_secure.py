@@ -34,19 +34,22 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from schemas.codec import encode
-from streams.clients.listener import ListenerError, RevocationListener
-from streams.enforcer.checkpoints import changelog_facts
-from streams.enforcer.forward import murmur2_partition
-from streams.logsetup import SessionHasher
-from streams.pg.sink import consumer_config
-from streams.policy import load_policy
-from streams.publisher import AuthEventPublisher, DeliveryError, to_wire
-from streams.settings import Settings, load_settings
-from streams.tail import TopicUnavailable, read_topic
-from streams.topics import admin_client, ensure_topics, topic_specs
+from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.enforcer.checkpoints import changelog_facts
+from sessionwarden.enforcer.engine.forward import murmur2_partition
+from sessionwarden.kafka.reading import TopicUnavailable, read_topic
+from sessionwarden.kafka.security import KafkaSecurity, client_config
+from sessionwarden.kafka.topics import admin_client, ensure_topics, topic_specs
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.listener import ListenerError, RevocationListener
+from sessionwarden.sdk.publisher import AuthEventPublisher, DeliveryError, to_wire
+from sessionwarden.sink.postgres.consumer import consumer_config
 from tests.integration.harness import (
+    DETECT_POLICY,
     REPO,
+    DetectProcess,
     EnforcerProcess,
     ServiceProcess,
     login_doc,
@@ -54,8 +57,7 @@ from tests.integration.harness import (
     service_env,
     wait_until,
 )
-from tests.integration.test_detect import DETECT_POLICY, DetectProcess
-from tests.unit.streams.clients.fakes import revocation
+from tests.unit.sdk.fakes import revocation
 
 PREFIX = "sec."
 PARTITIONS = 2
@@ -114,7 +116,7 @@ class Cluster:
         self, env: dict[str, str], *args: str, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "streams.cli", *args],
+            [sys.executable, "-m", "sessionwarden", *args],
             env={**os.environ, **env},
             cwd=REPO,
             capture_output=True,
@@ -152,7 +154,7 @@ def _produce(config: dict[str, Any], topic: str, value: bytes) -> KafkaError | N
 class SecureDetect(DetectProcess):
     def __init__(self, settings: Settings, env: dict[str, str]) -> None:
         ServiceProcess.__init__(
-            self, ["-m", "streams.detect"], {**service_env(settings, DETECT_POLICY), **env}
+            self, ["-m", "sessionwarden.detect"], {**service_env(settings, DETECT_POLICY), **env}
         )
 
 
@@ -178,9 +180,9 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         producer = cluster.settings("sessionwarden-producer")
         sid = f"sec-{uuid.uuid4().hex[:8]}"
         with AuthEventPublisher(
-            producer.bootstrap_servers,
+            producer.kafka.bootstrap_servers,
             producer.topics.input,
-            **producer.kafka_security.librdkafka(),
+            **KafkaSecurity.from_settings(producer.kafka).librdkafka(),
         ) as publisher:
             publisher.publish(login_doc(sid, "u-sec", time.time()))
             publisher.publish(role_change_doc("u-sec-grant", time.time(), ["admin"]))
@@ -188,11 +190,11 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         assert "idle_timeout" == listener.revocation("acme", sid).reason  # type: ignore[union-attr]
         assert not listener.is_revoked("other-tenant", sid)
         team = cluster.settings("sessionwarden-security")
-        security = team.kafka_security.librdkafka()
+        security = KafkaSecurity.from_settings(team.kafka).librdkafka()
 
         def alert_for_grant() -> list[dict[str, Any]]:
             records = read_topic(
-                team.bootstrap_servers, team.topics.alerts, timeout=1.0, **security
+                team.kafka.bootstrap_servers, team.topics.alerts, timeout=1.0, **security
             )
             return [d for _, v in records if (d := orjson.loads(v))["user_id"] == "u-sec-grant"]
 
@@ -203,6 +205,40 @@ def test_enforcer_detectors_publisher_and_listener_work_end_to_end_over_sasl_ssl
         detect.stop()
         enforcer.stop()
     assert 0 == enforcer.proc.returncode, enforcer.log()
+
+
+def test_an_operator_ends_a_users_sessions_over_sasl_ssl_with_only_its_acls(
+    cluster: Cluster,
+) -> None:
+    """`sessionwarden revoke` as the operator principal writes its command and reads the
+    enforcer's answer; the enforcer reads commands under its own ACLs."""
+    policy = REPO / "streams/sessionwarden/policy/shipped/default.toml"  # nothing times out
+    enforcer = EnforcerProcess(
+        cluster.settings("sessionwarden-enforcer"),
+        policy=policy,
+        **cluster.env("sessionwarden-enforcer"),
+    )
+    try:
+        enforcer.wait_assigned(90)
+        producer = cluster.settings("sessionwarden-producer")
+        user = f"u-op-{uuid.uuid4().hex[:6]}"
+        with AuthEventPublisher(
+            producer.kafka.bootstrap_servers,
+            producer.topics.input,
+            **KafkaSecurity.from_settings(producer.kafka).librdkafka(),
+        ) as publisher:
+            publisher.publish(login_doc(f"{user}-1", user, time.time()))
+            publisher.publish(login_doc(f"{user}-2", user, time.time()))
+        env = {**cluster.env("sessionwarden-operator"), "PYTHONPATH": "streams:."}
+        revoke = cluster.cli(
+            env, "revoke", "--tenant", "acme", "--user", user, "--reason-admin", "compromised",
+            "--timeout", "60", timeout=120,
+        )  # fmt: skip
+    finally:
+        enforcer.stop()
+    assert 0 == revoke.returncode, revoke.stderr + enforcer.log()[-3000:]
+    assert revoke.stdout.startswith(f"revoked 2 sessions of user {user} of tenant acme")
+    assert [] == [m for m in enforcer.messages() if m.get("level") == "error"]
 
 
 def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
@@ -223,10 +259,10 @@ def test_a_record_on_the_wrong_partition_is_forwarded_under_the_enforcers_acls(
 
     def revoked() -> list[dict[str, Any]]:
         records = read_topic(
-            team.bootstrap_servers,
+            team.kafka.bootstrap_servers,
             team.topics.revocations,
             timeout=1.0,
-            **team.kafka_security.librdkafka(),
+            **KafkaSecurity.from_settings(team.kafka).librdkafka(),
         )
         return [d for _, v in records if (d := orjson.loads(v)).get("session_id") == sid]
 
@@ -261,7 +297,7 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from streams.caep import SESSION_ESTABLISHED, read_unverified
+    from sessionwarden.caep.events import SESSION_ESTABLISHED, read_unverified
 
     key_file = tmp_path / "caep.pem"
     key_file.write_bytes(
@@ -287,9 +323,9 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
             enforcer.wait_assigned(90)
             producer = cluster.settings("sessionwarden-producer")
             with AuthEventPublisher(
-                producer.bootstrap_servers,
+                producer.kafka.bootstrap_servers,
                 producer.topics.input,
-                **producer.kafka_security.librdkafka(),
+                **KafkaSecurity.from_settings(producer.kafka).librdkafka(),
             ) as publisher:
                 publisher.publish(login_doc(sid, "u-caep", time.time()))
             topic = enforcer_settings.topics.caep
@@ -325,6 +361,19 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
         ("sessionwarden-producer", "audit"),  # forge the trail the detectors judge
         ("sessionwarden-sink", "revocations"),  # the sink forging or burying revocations
         ("sessionwarden-sink", "input"),  # ... or granting sessions
+        # Only operators end sessions on command.
+        *(
+            (user, "commands")
+            for user in (
+                "sessionwarden-producer",
+                "sessionwarden-service",
+                "sessionwarden-detect",
+                "sessionwarden-security",
+                "sessionwarden-sink",
+            )
+        ),
+        ("sessionwarden-operator", "revocations"),  # no verdict without the enforcer
+        ("sessionwarden-operator", "input"),  # no forged grant
     ],
 )
 def test_a_principal_cannot_write_what_its_acls_do_not_grant(
@@ -356,7 +405,10 @@ def test_a_principal_cannot_read_what_its_acls_do_not_grant(
     assert metadata.error is not None and DENIED == metadata.error.code()
     reader = cluster.settings(user)
     records = read_topic(
-        reader.bootstrap_servers, name, timeout=5, **reader.kafka_security.librdkafka()
+        reader.kafka.bootstrap_servers,
+        name,
+        timeout=5,
+        **KafkaSecurity.from_settings(reader.kafka).librdkafka(),
     )
     with pytest.raises(TopicUnavailable, match="Topic authorization failed"):
         next(records)
@@ -366,7 +418,7 @@ def _sink_consumer(cluster: Cluster, **overrides: Any) -> tuple[Settings, Consum
     """The sink's own consumer configuration (group, read_committed, no auto commit), logged
     in as the sink's principal."""
     settings = cluster.settings("sessionwarden-sink", **overrides)
-    config = {**consumer_config(settings), **settings.kafka_client_config(), "log_level": 0}
+    config = {**consumer_config(settings), **client_config(settings.kafka), "log_level": 0}
     return settings, Consumer(config)
 
 
@@ -397,7 +449,7 @@ def test_the_sink_principal_reads_revocations_and_commits_its_group(cluster: Clu
 
 def test_the_sink_principal_cannot_join_another_group(cluster: Cluster) -> None:
     """Joining the enforcer's group would take partitions of auth.events from the enforcer."""
-    enforcer_group = cluster.settings("sessionwarden-enforcer").group_id
+    enforcer_group = cluster.settings("sessionwarden-enforcer").enforcer.group_id
     sink, consumer = _sink_consumer(cluster, pg_sink_group_id=enforcer_group)
     try:
         consumer.subscribe([sink.topics.revocations])
@@ -418,9 +470,9 @@ def test_the_dashboard_of_the_security_principal_shows_the_lag_of_the_enforcer_a
 ) -> None:
     """The dashboard runs as the security team: besides reading alerts, audit and revocations
     it must see how far the enforcer and the detectors are behind, or an outage looks calm."""
-    from streams.detect.app import app_id
-    from streams.web.dashboard.feed import DashboardFeed
-    from streams.web.dashboard.state import DashboardState
+    from sessionwarden.detect.app import app_id
+    from sessionwarden.web.dashboard.feed import DashboardFeed
+    from sessionwarden.web.dashboard.view import DashboardState
 
     team = cluster.settings("sessionwarden-security")
     state = DashboardState(show_session=lambda sid: sid)
@@ -480,8 +532,11 @@ def test_the_product_publisher_of_a_service_principal_is_refused_on_auth_events(
 ) -> None:
     """The idempotent publisher surfaces the refusal as a DeliveryError, not a hang."""
     service = cluster.settings("sessionwarden-service")
-    config = {**service.kafka_security.librdkafka(), "message.timeout.ms": 10_000}
-    publisher = AuthEventPublisher(service.bootstrap_servers, service.topics.input, **config)
+    config = {
+        **KafkaSecurity.from_settings(service.kafka).librdkafka(),
+        "message.timeout.ms": 10_000,
+    }
+    publisher = AuthEventPublisher(service.kafka.bootstrap_servers, service.topics.input, **config)
     publisher.publish(login_doc("forged", "mallory", time.time(), roles=["admin"]))
     with pytest.raises(DeliveryError, match=r"(?i)authoriz"):
         publisher.flush(20)
@@ -543,7 +598,7 @@ def test_the_detect_worker_with_an_untrusted_ca_exits_with_one_line(
     other_ca, _ = secure.make_ca(tmp_path / "other", "Somebody else's CA")
     env = {**cluster.env("sessionwarden-detect"), "SESSIONWARDEN_KAFKA_SSL_CA_FILE": str(other_ca)}
     done = subprocess.run(
-        [sys.executable, "-m", "streams.detect"],
+        [sys.executable, "-m", "sessionwarden.detect"],
         env={**os.environ, **env},
         cwd=REPO,
         capture_output=True,
@@ -564,9 +619,9 @@ def test_aiokafka_clients_log_in_with_the_same_settings(cluster: Cluster) -> Non
 
     async def scenario() -> None:
         client = AIOKafkaProducer(
-            bootstrap_servers=producer.bootstrap_servers,
+            bootstrap_servers=producer.kafka.bootstrap_servers,
             enable_idempotence=False,
-            **producer.kafka_security.aiokafka(),
+            **KafkaSecurity.from_settings(producer.kafka).aiokafka(),
         )
         await client.start()
         try:

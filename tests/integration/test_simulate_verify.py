@@ -8,10 +8,10 @@ from pathlib import Path
 
 import orjson
 
-from streams.policy import load_policy
-from streams.settings import Settings
-from streams.sim.run import simulate
-from streams.sim.verify_cli import run_verify
+from sessionwarden.audit.simulate import simulate
+from sessionwarden.audit.verify import run_verify
+from sessionwarden.config.settings import Settings
+from sessionwarden.policy import load_policy
 from tests.integration.harness import REPO, EnforcerProcess
 
 SIM = REPO / "tests/fixtures/policies/sim.toml"

@@ -21,11 +21,11 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from streams.enforcer import snapshot
-from streams.enforcer.state import SESSION, changelog_key
-from streams.offsets import GroupOffsets, group_lag
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.enforcer.engine import snapshot
+from sessionwarden.enforcer.engine.sessions import SESSION, changelog_key
+from sessionwarden.kafka.offsets import GroupOffsets, group_lag
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import (
     Collector,
     EnforcerProcess,
@@ -61,7 +61,7 @@ def _enforcer(settings: Settings, state: Path, policy: Path) -> EnforcerProcess:
 
 
 def _publish(settings: Settings, docs: list[dict[str, Any]]) -> None:
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for doc in docs:
             pub.publish(doc)
         pub.flush()
@@ -91,9 +91,11 @@ def _fallback_reasons(proc: EnforcerProcess) -> list[str]:
 
 def _drained(settings: Settings) -> None:
     """Wait until the group committed every input record."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    offsets = GroupOffsets({"bootstrap.servers": settings.bootstrap_servers}, settings.group_id)
-    tps = [TopicPartition(settings.topics.input, p) for p in range(settings.partitions)]
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    offsets = GroupOffsets(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers}, settings.enforcer.group_id
+    )
+    tps = [TopicPartition(settings.topics.input, p) for p in range(settings.kafka.partitions)]
     try:
         wait_until(lambda: group_lag(admin, offsets, tps) == 0, 60, "the input to be processed")
     finally:
@@ -135,14 +137,14 @@ def _aborted_tombstones(settings: Settings) -> None:
     """Another writer's transaction, aborted: a tombstone of every session on every partition."""
     p = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
             "transactional.id": f"aborted-{uuid.uuid4().hex[:8]}",
             "log_level": 3,
         }
     )
     p.init_transactions(30)
     p.begin_transaction()
-    for partition in range(settings.partitions):
+    for partition in range(settings.kafka.partitions):
         for i in range(SESSIONS):
             key = changelog_key(SESSION, ("acme", f"s{i}"))
             p.produce(settings.topics.enforcer_state, None, key, partition=partition)
@@ -165,7 +167,7 @@ def test_a_restart_after_sigkill_restores_from_the_snapshot_and_the_changelog_af
     without the aborted records, and every session ends exactly once."""
     settings = settings_factory()
     state = tmp_path / "state"
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     procs: list[EnforcerProcess] = []
     try:
         _first_run(settings, state, policy)
@@ -209,7 +211,7 @@ def _damage(case: str, state: Path, settings: Settings) -> str:
             head = snapshot.read_header(f)
             f.write_bytes(data.replace(b'"offset":%d' % head.offset, b'"offset":%d' % 10**9, 1))
         return "beyond the changelog's end"
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     resource = ConfigResource(
         ResourceType.TOPIC,
         settings.topics.enforcer_state,
@@ -229,7 +231,7 @@ def test_a_snapshot_that_does_not_fit_falls_back_to_the_full_restore(
     """The enforcer says why it reads the changelog from its start, and its state is whole."""
     settings = settings_factory(partitions=2)
     state = tmp_path / "state"
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     proc = None
     try:
         _first_run(settings, state, policy)

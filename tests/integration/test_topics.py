@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from schemas.errors import ConfigError
-from streams.settings import Settings
-from streams.topics import (
+from sessionwarden.config.settings import Settings
+from sessionwarden.errors import ConfigError
+from sessionwarden.kafka.topics import (
     INPUT_MAX_MESSAGE_BYTES,
     TopicSpec,
     delete_topics,
@@ -39,7 +39,7 @@ def test_wrong_partition_count_is_refused_with_a_fix(
 ) -> None:
     """A partition mismatch would split a user's events from their state: refuse, say how to fix."""
     settings = settings_factory()
-    wider = settings.model_copy(update={"partitions": 5})
+    wider = settings.replace(partitions=5)
     with pytest.raises(ConfigError) as err:
         ensure_topics(admin, topic_specs(wider, 86400), report=lambda _: None)
     assert "has 3 partitions, the layout needs 5" in str(err.value)
@@ -73,7 +73,11 @@ def test_an_existing_create_time_input_is_switched_to_broker_time_and_said_so(
             s.name,
             s.partitions,
             s.replication_factor,
-            {k: v for k, v in s.configs.items() if k != "message.timestamp.type"},
+            {
+                k: v
+                for k, v in s.configs.items()
+                if k != "message.timestamp.type" or s.name != settings.topics.input
+            },
         )
         for s in specs
     ]
@@ -96,7 +100,7 @@ def test_delete_topics_removes_the_named_and_the_prefixed_and_nothing_else(
     """Tests, benchmarks and the drill clean up after themselves, topics that faust or a peer
     made under their prefix included; a topic already gone or a prefix with none is no error."""
     mine, neighbour = settings_factory(), settings_factory()
-    own = f"{mine.topic_prefix}peer-changelog"
+    own = f"{mine.topics.prefix}peer-changelog"
     ensure_topics(admin, [TopicSpec(own, 1, 1)], report=lambda _: None)
     names = [s.name for s in topic_specs(mine, 86400)]
     kept = {s.name for s in topic_specs(neighbour, 86400)}
@@ -104,13 +108,13 @@ def test_delete_topics_removes_the_named_and_the_prefixed_and_nothing_else(
     def present() -> set[str]:
         return set(admin.list_topics(timeout=10).topics)
 
-    delete_topics(admin, [names[0], f"{mine.topic_prefix}never-created"])
+    delete_topics(admin, [names[0], f"{mine.topics.prefix}never-created"])
     wait_until(lambda: names[0] not in present(), 10, f"{names[0]} to go")
     assert {own, *names[1:]} <= present()
 
-    delete_topics(admin, prefix=mine.topic_prefix)
-    delete_topics(admin, prefix=f"{mine.topic_prefix}none-left.")
-    wait_until(lambda: not any(t.startswith(mine.topic_prefix) for t in present()), 10, "all")
+    delete_topics(admin, prefix=mine.topics.prefix)
+    delete_topics(admin, prefix=f"{mine.topics.prefix}none-left.")
+    wait_until(lambda: not any(t.startswith(mine.topics.prefix) for t in present()), 10, "all")
     assert kept <= present()
 
 
@@ -120,9 +124,9 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
     """Each table changelog exists with the audit topic's partitions and faust's cleanup policy
     before the faust worker subscribes; a second start creates nothing; a changelog with
     another partition count is refused (its keys would land on the wrong partitions)."""
-    from streams.detect.app import create_app
-    from streams.detect.changelogs import changelog_specs, ensure_changelogs
-    from tests.unit.streams.detect.factories import policy
+    from sessionwarden.detect.app import create_app
+    from sessionwarden.detect.changelogs import changelog_specs, ensure_changelogs
+    from tests.unit.detect.factories import policy
 
     settings = settings_factory()
     try:
@@ -130,7 +134,7 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
         specs = changelog_specs(app, settings)
         assert 4 == ensure_changelogs(app, settings)
         md = admin.list_topics(timeout=10)
-        assert {s.name: settings.partitions for s in specs} == {
+        assert {s.name: settings.kafka.partitions for s in specs} == {
             s.name: len(md.topics[s.name].partitions) for s in specs
         }
         for spec in specs:
@@ -146,6 +150,6 @@ def test_the_detect_worker_makes_its_changelogs_before_faust_and_refuses_a_misfi
         wait_until(lambda: name in admin.list_topics(timeout=10).topics, 30, "the misfit")
         with pytest.raises(ConfigError, match="wrong partition count"):
             ensure_changelogs(misfit, other)
-        delete_topics(admin, prefix=other.topic_prefix)
+        delete_topics(admin, prefix=other.topics.prefix)
     finally:
-        delete_topics(admin, prefix=settings.topic_prefix)
+        delete_topics(admin, prefix=settings.topics.prefix)

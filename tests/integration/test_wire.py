@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from schemas.codec import decode_auth_event, encode
-from schemas.inputs import AUTH_EVENT_ADAPTER
-from streams.publisher import AuthEventPublisher
-from streams.settings import Settings
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import decode_auth_event, encode
+from sessionwarden.contracts.inputs import AUTH_EVENT_ADAPTER
+from sessionwarden.sdk.publisher import AuthEventPublisher
 from tests.integration.harness import activity_doc, login_doc, logout_doc, role_change_doc
 
 
@@ -29,13 +29,13 @@ def test_every_input_type_round_trips_through_the_broker(
             logout_doc("w1", "wire-user", now + 3),
         )
     ]
-    with AuthEventPublisher(settings.bootstrap_servers, settings.topics.input) as pub:
+    with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
         for event in sent:
             pub.publish(event)
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.topic_prefix}wire",
+            "bootstrap.servers": settings.kafka.bootstrap_servers,
+            "group.id": f"{settings.topics.prefix}wire",
             "isolation.level": "read_committed",
             "log_level": 3,
         }

@@ -9,11 +9,11 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from schemas.codec import encode
-from streams.pg.plan import RawRecord, plan_batch
-from streams.pg.sandbox import Sandbox
-from streams.pg.store import RevocationStore
-from tests.unit.streams.clients.fakes import at, revocation
+from sessionwarden.contracts.codec import encode
+from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
+from sessionwarden.sink.postgres.store import RevocationStore
+from sessionwarden.testing.pg_sandbox import Sandbox
+from tests.unit.sdk.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
 QUERY = "SELECT id FROM app.documents ORDER BY id"

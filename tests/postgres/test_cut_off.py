@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from streams.pg.guard import bind_connection, is_refused, session_transaction
-from streams.pg.plan import session_tag
-from streams.pg.sandbox import Sandbox
-from streams.pg.store import RevocationStore
+from sessionwarden.contracts.postgres import session_tag
+from sessionwarden.sdk.pg_guard import bind_connection, is_refused, session_transaction
+from sessionwarden.sink.postgres.store import RevocationStore
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import wait_until
 from tests.pg import running
 from tests.postgres.revoking import QUERY, revoke

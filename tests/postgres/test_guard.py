@@ -13,19 +13,20 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from schemas.codec import encode
-from streams.pg.guard import (
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.postgres import NOTIFY_CHANNEL, session_tag
+from sessionwarden.sdk.pg_guard import (
     async_session_transaction,
     bind_connection,
     is_refused,
     session_transaction,
 )
-from streams.pg.plan import NOTIFY_CHANNEL, RawRecord, plan_batch, session_tag
-from streams.pg.sandbox import Sandbox
-from streams.pg.store import OffsetConflict, RevocationStore
+from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
+from sessionwarden.sink.postgres.store import OffsetConflict, RevocationStore
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import wait_until
 from tests.pg import running
-from tests.unit.streams.clients.fakes import at, revocation
+from tests.unit.sdk.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
 KEEP = timedelta(hours=1)

@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from streams.pg.guard import is_refused
-from streams.pg.plan import session_tag
-from streams.pg.sandbox import Sandbox
-from streams.pg.store import RevocationStore
+from sessionwarden.contracts.postgres import session_tag
+from sessionwarden.sdk.pg_guard import is_refused
+from sessionwarden.sink.postgres.store import RevocationStore
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.postgres.revoking import QUERY, revoke
 
 RAW_BIND = (

@@ -14,12 +14,12 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from schemas.codec import encode
-from streams.pg.guard import session_transaction
-from streams.pg.plan import RawRecord, plan_batch
-from streams.pg.sandbox import Sandbox
-from streams.pg.store import RevocationStore
-from tests.unit.streams.clients.fakes import at, revocation
+from sessionwarden.contracts.codec import encode
+from sessionwarden.sdk.pg_guard import session_transaction
+from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
+from sessionwarden.sink.postgres.store import RevocationStore
+from sessionwarden.testing.pg_sandbox import Sandbox
+from tests.unit.sdk.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
 Refused = psycopg.errors.InvalidAuthorizationSpecification

@@ -12,14 +12,14 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from schemas.codec import encode
-from streams.pg.guard import is_refused, session_tag, session_transaction
-from streams.pg.migrations import check_schema
-from streams.pg.plan import RawRecord, plan_batch
-from streams.pg.sandbox import Sandbox
-from streams.pg.store import RevocationStore
+from sessionwarden.contracts.codec import encode
+from sessionwarden.sdk.pg_guard import is_refused, session_tag, session_transaction
+from sessionwarden.sink.postgres.migrations import check_schema
+from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
+from sessionwarden.sink.postgres.store import RevocationStore
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.postgres.test_sink_command import sink_command
-from tests.unit.streams.clients.fakes import at, revocation
+from tests.unit.sdk.fakes import at, revocation
 
 TOPIC = "t.sessionwarden.revocations"
 

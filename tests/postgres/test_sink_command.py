@@ -12,8 +12,13 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from streams.pg.migrations import SchemaError, apply_migrations, check_schema, migrations
-from streams.pg.sandbox import Sandbox
+from sessionwarden.sink.postgres.migrations import (
+    SchemaError,
+    apply_migrations,
+    check_schema,
+    migrations,
+)
+from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.harness import REPO
 
 
@@ -21,7 +26,7 @@ def sink_command(*args: str, dsn: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSIONWARDEN_")}
     env.update(SESSIONWARDEN_PG_DSN=dsn, SESSIONWARDEN_LOG_FORMAT="text")
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "sink", "postgres", *args],
+        [sys.executable, "-m", "sessionwarden", "sink", "postgres", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.drill.audit import Attempt, Case, Deadline, audit, percentiles
-from streams.drill.report import document, plot, table
+from sessionwarden.audit.drill.audit import Attempt, Case, Deadline, audit, percentiles
+from sessionwarden.audit.drill.report import document, plot, table
 
 HTTP = Case("http-api", "http", "refused after the deadline")
 LATE = Case("late-service", "http", "refused from the start", measured=False)

@@ -3,7 +3,7 @@ and reaching past deadline + tolerance."""
 
 from __future__ import annotations
 
-from streams.drill.plan import PlanOptions, make_plan
+from sessionwarden.audit.drill.plan import PlanOptions, make_plan
 
 
 def test_same_seed_same_plan_other_seed_other_plan() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext
 
-from streams.web.browser import chromium
+from sessionwarden.testing.browser import chromium
 from tests.integration.browser.harness import Screenshots, require_chromium
 
 

@@ -1,15 +1,12 @@
-"""The example service stack and browser helpers, for the browser tests, the benchmark and other
-end-to-end checks.
+"""The example service stack and browser helpers, for the browser tests.
 
     with ExampleService(settings) as service:                 # listener + hub + uvicorn
         page, session_id = sign_in(context, service.url, "alice", "medium")
         ended = wait_ended(page, timeout=10)                   # {"reason", "at", "via", ...}
 
-``ExampleService`` (the drill's ``Service``) runs ``examples/service/app.py``'s ``create_app`` in
-this process: a real RevocationListener on the settings' revocation topic feeding a PushHub, a
-real publisher on the input topic (so ``/login`` starts a session the enforcer tracks), served
-by uvicorn on 127.0.0.1 and a free port. ``Screenshots`` saves PNGs under ``test-artifacts/``
-(git-ignored).
+``ExampleService`` and the page helpers are sessionwarden.testing's (example.py, browser.py),
+shared with the benchmarks and the drill; here the example runs on the tests' policy.
+``Screenshots`` saves PNGs under ``test-artifacts/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -17,31 +14,29 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import Page
 
-from schemas.outputs import Revocation
-from streams.drill.stack import Service
-from streams.policy import load_policy
-from streams.publisher import AsyncAuthEventPublisher
-from streams.settings import Settings
-from streams.web.browser import unavailable_reason
+from sessionwarden.config.settings import Settings
+from sessionwarden.testing import example
+from sessionwarden.testing.browser import ended_state as ended_state
+from sessionwarden.testing.browser import open_as as open_as
+from sessionwarden.testing.browser import session_cookie as session_cookie
+from sessionwarden.testing.browser import sign_in as sign_in
+from sessionwarden.testing.browser import unavailable_reason
+from sessionwarden.testing.browser import wait_connected as wait_connected
+from sessionwarden.testing.browser import wait_ended as wait_ended
+from sessionwarden.testing.example import SESSION_KEY as SESSION_KEY
 from tests.integration.harness import FAST_POLICY, REPO
 
 ARTIFACTS = REPO / "test-artifacts"
-SESSION_KEY = b"example-service-test-session-key"  # shared: a restarted service knows its sessions
 
 
-class ExampleService(Service):
-    """The drill's example service (streams/drill/stack.py) with a real publisher on the input
-    topic and the test policy (see the module docstring).
-
-    ``applied`` maps each session id to the wall-clock moment the listener applied its
-    revocation (``is_revoked`` turned true), ``revocations`` to the record itself."""
+class ExampleService(example.ExampleService):
+    """The example service with a real publisher, on the tests' fast policy unless told."""
 
     def __init__(
         self,
@@ -51,65 +46,7 @@ class ExampleService(Service):
         port: int = 0,
         **listener: Any,
     ) -> None:
-        self.applied: dict[str, float] = {}
-        self.revocations: dict[str, Revocation] = {}
-        publisher = AsyncAuthEventPublisher(settings.bootstrap_servers, settings.topics.input)
-        super().__init__(
-            settings, load_policy(policy), tenant, publisher=publisher, port=port,
-            listener=listener, session_key=SESSION_KEY,
-        )  # fmt: skip
-
-    def on_revocation(self, record: Revocation) -> None:
-        self.applied.setdefault(record.session_id, time.time())
-        self.revocations.setdefault(record.session_id, record)
-        super().on_revocation(record)
-
-
-def sign_in(context: BrowserContext, base: str, user: str, risk: str) -> tuple[Page, str]:
-    """Sign in through the example's login form; returns the data page (its revocation stream
-    open) and the session id from the cookie."""
-    page = context.new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=user]", user)
-    page.select_option("select[name=risk]", risk)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-    wait_connected(page)
-    return page, session_cookie(context)
-
-
-def open_as(context: BrowserContext, base: str, session_id: str) -> Page:
-    """The data page for a session the caller logged in itself (cookie set directly; the id
-    from ``ExampleService.issue()``), with its revocation stream open."""
-    context.add_cookies([{"name": "session", "value": session_id, "url": base}])
-    page = context.new_page()
-    page.goto(f"{base}/")
-    wait_connected(page)
-    return page
-
-
-def session_cookie(context: BrowserContext) -> str:
-    return next(c["value"] for c in context.cookies() if c["name"] == "session")
-
-
-def wait_connected(page: Page, timeout: float = 10) -> None:
-    """Until the page's Sessionwarden script has its revocation stream open."""
-    page.wait_for_function(
-        "window.sessionwarden && window.sessionwarden.connected", timeout=timeout * 1000
-    )
-
-
-def wait_ended(page: Page, timeout: float) -> dict[str, Any]:
-    """Until the page has logged itself out; the script's record of it (``at`` in epoch ms)."""
-    page.wait_for_function(
-        "window.sessionwarden && window.sessionwarden.ended !== null", timeout=timeout * 1000
-    )
-    ended: dict[str, Any] = page.evaluate("window.sessionwarden.ended")
-    return ended
-
-
-def ended_state(page: Page) -> Any:
-    return page.evaluate("window.sessionwarden && window.sessionwarden.ended")
+        super().__init__(settings, policy, tenant, port, **listener)
 
 
 class Screenshots:

@@ -16,14 +16,14 @@ import pytest
 from confluent_kafka import Producer
 from playwright.sync_api import expect
 
-from schemas.codec import encode
-from schemas.outputs import Alert, AlertEvidence, Revocation, SessionStarted
-from streams.logsetup import SessionHasher
-from streams.settings import Settings
-from streams.web.dashboard.app import dashboard_app
-from streams.web.dashboard.run import create_app
-from streams.web.dashboard.state import DashboardState
-from streams.web.serve import ServerThread
+from sessionwarden.config.settings import Settings
+from sessionwarden.contracts.codec import encode
+from sessionwarden.contracts.outputs import Alert, AlertEvidence, Revocation, SessionStarted
+from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.testing.serve import ServerThread
+from sessionwarden.web.dashboard.app import dashboard_app
+from sessionwarden.web.dashboard.service import create_app
+from sessionwarden.web.dashboard.view import DashboardState
 from tests.integration.browser.harness import Screenshots
 
 TOKEN = "dashboard-test-token-" + uuid.uuid4().hex
@@ -77,7 +77,7 @@ def test_dashboard_shows_a_new_revocation_and_alert_within_a_second_of_commit(
 ) -> None:
     """The live view updates by itself (server push), and never shows a raw session id."""
     settings, url = dashboard
-    transactions = Transactions(settings.bootstrap_servers)
+    transactions = Transactions(settings.kafka.bootstrap_servers)
     page = new_context().new_page()
     page.goto(f"{url}/#token={TOKEN}")  # the URL `sessionwarden dashboard` prints
     page.wait_for_url(f"{url}/")
@@ -179,7 +179,7 @@ def test_malformed_and_future_dated_alerts_neither_stop_the_page_nor_hide_later_
     """One bad alert used to stop every open page; a number in session_ids lost the rest of its
     batch; 25 alerts dated 9999 hid every later alert."""
     settings, url = dashboard
-    transactions = Transactions(settings.bootstrap_servers)
+    transactions = Transactions(settings.kafka.bootstrap_servers)
     page = new_context().new_page()
     page.goto(f"{url}/#token={TOKEN}")
     page.wait_for_url(f"{url}/")

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from streams.drill.stack import Service
-from streams.policy import load_policy
-from streams.settings import Settings
-from streams.web.push import STREAM_PATH
+from sessionwarden.config.settings import Settings
+from sessionwarden.policy import load_policy
+from sessionwarden.sdk.push import STREAM_PATH
+from sessionwarden.testing.example import Service
 from tests.integration.browser.harness import (
     ExampleService,
     Screenshots,
@@ -46,7 +46,7 @@ def stack(
     settings: Settings, enforcer: EnforcerProcess
 ) -> Iterator[tuple[ExampleService, Collector]]:
     """The enforcer, a reader of its revocations, and the example service."""
-    revocations = Collector(settings.bootstrap_servers, settings.topics.revocations)
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     service = ExampleService(settings, POLICY)
     try:
         enforcer.wait_assigned()

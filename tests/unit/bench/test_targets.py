@@ -61,3 +61,12 @@ def test_what_the_run_did_not_measure_is_never_met() -> None:
 def test_a_recovery_of_another_size_does_not_count_for_1m() -> None:
     results = run(recovery={"sessions": 5_000, "restore_s": 0.4})
     assert verdicts(results)["restore after SIGKILL, 1M sessions"] is None
+
+
+def test_the_gateway_rows_judge_the_refusal_at_nginx_and_the_gates_own_time() -> None:
+    gateway = {"latency": {"p99_ms": 180.0}, "gate_time": {"p99_ms": 6.5, "rate": 1000.0}}
+    got = verdicts(run(gateway=gateway))
+    assert got["deadline -> refused at nginx, half load, p99"] is True
+    assert got["gate's own time, p99"] is False  # 6.5 ms > 5 ms
+    skipped = verdicts(run(gateway={"skipped": "nginx not found"}))
+    assert skipped["gate's own time, p99"] is None

@@ -15,10 +15,10 @@ import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from schemas.outputs import Revocation
-from streams.clients.revocation_set import RevocationSet
-from streams.drill.stack import load_example
-from streams.web.push import STREAM_PATH, PushHub
+from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.sdk.push import STREAM_PATH, PushHub
+from sessionwarden.sdk.revocation_set import RevocationSet
+from sessionwarden.testing.example import load_example
 
 KEY = b"k" * 32
 

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from streams.observe.detect import DetectMetrics
-from streams.observe.enforcer import EnforcerMetrics
-from streams.observe.listener import ListenerCollector
-from streams.settings import Settings, TopicNames
-from tests.unit.streams.clients.test_listener import Rig
+from sessionwarden.config.settings import Settings, TopicNames
+from sessionwarden.detect.metrics import DetectMetrics
+from sessionwarden.enforcer.metrics import EnforcerMetrics
+from sessionwarden.sdk.listener_metrics import ListenerCollector
+from tests.unit.sdk.test_listener import Rig
 
 INFRA = Path(__file__).resolve().parents[3] / "infra"
 RULES = INFRA / "prometheus/alerts.yml"

@@ -1,3 +1,0 @@
-"""Sessionwarden processors: the enforcer, the anomaly detectors, the CLI and their wiring."""
-
-__version__ = "0.1.0"

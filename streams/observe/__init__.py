@@ -1,1 +1,0 @@
-"""Operability: Prometheus metrics, health and readiness of every long-running process."""

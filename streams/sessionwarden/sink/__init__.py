@@ -1,0 +1,1 @@
+"""Processors that write the revocation stream into a store: PostgreSQL (postgres/)."""

@@ -1,0 +1,177 @@
+"""Audit records, a fake clock and a test policy for the detectors' unit tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sessionwarden.contracts.outputs import (
+    EndedSessionUsed,
+    ForeignSessionEvent,
+    HighRiskOperation,
+    RoleChanged,
+    SessionEnded,
+    SessionStarted,
+)
+from sessionwarden.policy import Policy, parse_policy
+
+T0 = 1_800_000_000.0  # a fixed epoch; every test time is T0 + seconds
+
+POLICY_TOML = """
+name = "detect-unit"
+[defaults]
+idle = "100s"
+absolute = "1000s"
+
+[roles.viewer]
+privilege = 10
+
+[roles.editor]
+privilege = 30
+
+[roles.support]
+privilege = 40
+
+[roles.admin]
+privilege = 90
+sensitive = true
+
+[anomaly]
+repeated_expirations = { count = 3, window = "60s" }
+escalation = { min_levels = 2, window = "120s", high_risk_within = "30s" }
+concurrent_sessions = { max = 2 }
+cooldown = "300s"
+"""
+
+
+def policy() -> Policy:
+    return parse_policy(POLICY_TOML, "detect-unit.toml")
+
+
+class FakeClock:
+    """Event time under test control: starts at T0, moves only when told."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def eid() -> str:
+    return str(uuid.uuid4())
+
+
+def at(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _base(user: str, t: float, event_id: str | None, tenant: str = "acme") -> dict[str, Any]:
+    return {
+        "event_id": event_id or eid(),
+        "occurred_at": at(t),
+        "user_id": user,
+        "tenant": tenant,
+    }
+
+
+def started(
+    sid: str, user: str, t: float, absolute: float = 1000.0, tenant: str = "acme"
+) -> SessionStarted:
+    return SessionStarted(
+        **_base(user, t, None, tenant),
+        session_id=sid,
+        user_type="customer",
+        risk_profile="medium",
+        auth_method="password",
+        roles=["viewer"],
+        privilege_level=10,
+        idle_timeout_s=100.0,
+        absolute_timeout_s=absolute,
+        absolute_deadline=at(t + absolute),
+    )
+
+
+def ended(
+    sid: str,
+    user: str,
+    t: float,
+    reason: str = "idle_timeout",
+    event_id: str | None = None,
+    tenant: str = "acme",
+) -> SessionEnded:
+    return SessionEnded(
+        **_base(user, t, event_id, tenant),
+        session_id=sid,
+        reason=reason,  # type: ignore[arg-type]
+        started_at=at(t - 100),
+        ended_at=at(t),
+        duration_s=100.0,
+    )
+
+
+def role_changed(
+    user: str,
+    t: float,
+    before: int,
+    after: int,
+    granted: list[str],
+    sensitive: list[str] | None = None,
+    actor: str = "admin-7",
+    event_id: str | None = None,
+) -> RoleChanged:
+    return RoleChanged(
+        **_base(user, t, event_id),
+        roles_granted=granted,
+        actor=actor,
+        privilege_before=before,
+        privilege_after=after,
+        sensitive_granted=sensitive or [],
+        live_sessions=1,
+    )
+
+
+def high_risk(
+    user: str, sid: str, t: float, action: str = "payments.send", allowed: bool = True
+) -> HighRiskOperation:
+    return HighRiskOperation(
+        **_base(user, t, None),
+        session_id=sid,
+        action=action,
+        resource="/acct/1",
+        auth_age_s=10.0,
+        max_auth_age_s=900.0,
+        allowed=allowed,
+    )
+
+
+def ended_used(
+    user: str, sid: str, t: float, reason: str | None = "logout", event_id: str | None = None
+) -> EndedSessionUsed:
+    return EndedSessionUsed(
+        **_base(user, t, event_id),
+        session_id=sid,
+        action="docs.read",
+        resource="/doc/7",
+        session_state="ended" if reason else "unknown",
+        ended_reason=reason,  # type: ignore[arg-type]
+    )
+
+
+def foreign(
+    claimant: str, owner: str, sid: str, t: float, event_type: str = "activity"
+) -> ForeignSessionEvent:
+    return ForeignSessionEvent(
+        **_base(claimant, t, None),
+        session_id=sid,
+        event_type=event_type,  # type: ignore[arg-type]
+        owner_user_id=owner,
+        session_state="live",
+        action="docs.read" if event_type == "activity" else None,
+        cause_event_id=uuid.uuid4(),
+    )
