@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sessionwarden.errors import ConfigError
@@ -28,11 +27,10 @@ from sessionwarden.ssf.causes import (
     ALERT_RECORD_TYPES,
     SESSION_RECORD_TYPES,
     cause_of,
-    jti,
     numeric_date,
+    set_claims,
 )
-from sessionwarden.ssf.subjects import session_subject
-from sessionwarden.ssf.tokens import SetSigner, encode_set, signer_for
+from sessionwarden.ssf.tokens import SetSigner, encode_set, read_key_file, signer_for
 
 if TYPE_CHECKING:
     from sessionwarden.config.settings import Settings
@@ -89,7 +87,7 @@ class CaepConfig:
                 "session id (a random salt per process would change them at every restart); "
                 "or name the audiences that may receive raw ids in caep_raw_session_audiences"
             )
-        key = _read_key("caep_signing_key_file", caep.signing_key_file)
+        key = read_key_file("caep_signing_key_file", caep.signing_key_file)
         return cls(
             caep.issuer,
             audiences,
@@ -132,7 +130,7 @@ class CaepConfig:
                 "detect_caep_signing_key_file: must not be caep_signing_key_file (the "
                 "detectors get a key of their own)"
             )
-        key = _read_key("detect_caep_signing_key_file", key_file)
+        key = read_key_file("detect_caep_signing_key_file", key_file)
         return cls(issuer, caep.audience_list(), key, caep.detect_key_id, ALERT_RECORD_TYPES)
 
     @property
@@ -152,16 +150,6 @@ class CaepConfig:
         if not self.session_salt and set(self.audiences) <= self.raw_session_audiences:
             return session_id
         return self._session_hash(session_id)
-
-
-def _read_key(name: str, path: Path | None) -> bytes | None:
-    """A PEM key file's bytes (None without a path); errors name the setting, never the key."""
-    if path is None:
-        return None
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{name}: {exc.strerror}") from exc
 
 
 def caep_events_for(
@@ -186,19 +174,14 @@ def set_claims_for(
     return [
         (
             key,
-            {
-                "iss": config.issuer,
-                "jti": jti(config.issuer, cause, audience),
-                "iat": issued_at,
-                "aud": audience,
-                "txn": cause.txn,
-                "sub_id": session_subject(
-                    cause.user_id,
-                    cause.tenant,
-                    None if sid is None else config.session_subject(sid, audience),
-                ),
-                "events": {cause.event_type: cause.event},
-            },
+            set_claims(
+                cause,
+                issuer=config.issuer,
+                audience=audience,
+                jti_scope=audience,
+                issued_at=issued_at,
+                session=None if sid is None else config.session_subject(sid, audience),
+            ),
         )
         for audience in config.audiences
     ]

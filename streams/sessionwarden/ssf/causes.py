@@ -44,6 +44,7 @@ from sessionwarden.contracts.outputs import (
     Revocation,
     SessionStarted,
 )
+from sessionwarden.ssf.subjects import session_subject
 from sessionwarden.ssf.tokens import SetError
 from sessionwarden.ssf.vocabulary import (
     RISK_LEVEL_CHANGE,
@@ -105,6 +106,30 @@ def jti(issuer: str, cause: Cause, audience: str) -> str:
     """The SET's id: the same issuer, cause and audience always give the same one."""
     name = "|".join((issuer, cause.event_type, cause.record_id, audience))
     return uuid.uuid5(_JTI_NAMESPACE, name).hex
+
+
+def set_claims(
+    cause: Cause,
+    *,
+    issuer: str,
+    audience: str,
+    jti_scope: str,
+    issued_at: int,
+    session: str | None,
+) -> dict[str, Any]:
+    """The claims of one SET about ``cause`` for one receiver: ``iss``, ``jti`` (from
+    ``jti_scope``, the receiver's share of the id), ``iat``, ``aud``, ``txn``, ``sub_id`` (the
+    session as the receiver is told it) and exactly one event; never ``sub`` nor ``exp`` (SSF
+    1.0 section 4.1)."""
+    return {
+        "iss": issuer,
+        "jti": jti(issuer, cause, jti_scope),
+        "iat": issued_at,
+        "aud": audience,
+        "txn": cause.txn,
+        "sub_id": session_subject(cause.user_id, cause.tenant, session),
+        "events": {cause.event_type: cause.event},
+    }
 
 
 def numeric_date(value: float | datetime) -> int:

@@ -13,6 +13,7 @@ import base64
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -88,6 +89,16 @@ def jwks(signer: SetSigner | None, key_id: str | None) -> dict[str, list[dict[st
     if key_id:
         key["kid"] = key_id
     return {"keys": [key]}
+
+
+def read_key_file(name: str, path: Path | None) -> bytes | None:
+    """A PEM key file's bytes (None without a path); errors name the setting, never the key."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}: {exc.strerror}") from exc
 
 
 def _uint(value: int, size: int | None = None) -> str:
