@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 RECORD_TYPES = frozenset({"revocation", "revalidation"})
 _BATCH = 500
+_WAIT_S = 0.05
+"""How long one consume waits for a full batch: librdkafka's batch consume waits this long
+unless the batch fills, and revocations trickle; 50 ms bounds the delay it adds."""
 _EXPIRE_EVERY_S = 10.0
 
 
@@ -111,7 +114,7 @@ class Ingest:
                 log.exception("the SSF reader stopped: no further events are queued")
                 return
 
-    def step(self, timeout: float = 0.2) -> int:
+    def step(self, timeout: float = _WAIT_S) -> int:
         """Queue the SETs of one batch of records, then commit its offsets. Returns new SETs."""
         msgs = self._consumer.consume(_BATCH, timeout)
         now = self._clock()
