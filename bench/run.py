@@ -291,6 +291,7 @@ def main() -> None:
         results["gateway"] = gateway(rate, 5, 500, 3) if args.quick else gateway(rate, 20, 1000, 20)
     if "ssf" in only:
         rate = results["latency"]["target_rate"] if "latency" in results else 10_000.0
+        rate = args.latency_rate or rate
         results["ssf"] = ssf(rate, 5 if args.quick else 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)

@@ -105,7 +105,7 @@ def _simple_problem(fmt: str, subject: dict[str, Any]) -> str | None:
     wanted = SIMPLE_FORMATS[fmt]
     members = set(subject) - {"format"}
     if members != wanted:
-        return f"a {fmt} subject has exactly the members {', '.join(sorted(wanted))}"
+        return f"the {fmt} format has exactly the members {', '.join(sorted(wanted))}"
     for name in sorted(wanted):
         value = subject[name]
         if not isinstance(value, str) or not value or len(value) > MAX_VALUE:
