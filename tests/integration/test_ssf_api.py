@@ -135,3 +135,50 @@ def test_a_paused_stream_keeps_its_events_and_set_errs_end_one_for_good(
     assert {"delivered": 1, "refused": 1, "dropped": 1} == store.states(stream_id)
     assert 204 == rp.call("DELETE", f"/ssf/streams?stream_id={stream_id}")[0]
     assert [] == store.streams()
+
+
+def test_introspection_vouches_for_tokens_caches_them_and_fails_closed() -> None:
+    """RFC 7662 against a real endpoint: the transmitter authenticates itself, trusts only an
+    active token with an SSF scope, asks once per cache period, and refuses when it is down."""
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    from sessionwarden.ssf.transmitter.auth import READ, Introspector, Principal
+
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            form = parse_qs(self.rfile.read(int(self.headers["content-length"])).decode())
+            token = form["token"][0]
+            asked.append(token)
+            expected = "Basic " + base64.b64encode(b"tx:s3cret").decode()
+            active = self.headers.get("authorization") == expected and token == "good"
+            body = b'{"active": true, "client_id": "rp", "scope": "ssf.read"}'
+            body = body if active else b'{"active": false}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/introspect"
+    clock = Clock()
+    try:
+        introspect = Introspector(url, "tx", "s3cret", clock)
+        assert Principal("rp", frozenset({READ})) == introspect("good")
+        assert None is introspect("bad")
+        assert Principal("rp", frozenset({READ})) == introspect("good")
+        assert ["good", "bad"] == asked  # the second "good" came from the cache
+        assert None is Introspector(url, "tx", "wrong", clock)("good")
+    finally:
+        server.shutdown()
+        server.server_close()
+    clock.now += 31
+    assert None is introspect("good")  # the endpoint is gone: refused, not trusted from cache
