@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import math
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,6 +116,15 @@ def test_a_revocation_is_pushed_and_polled_as_a_signed_session_revoked_set(
         wait_until(lambda: len(receiver.accepted("/push")) == 2, 20, "a verification SET")
         claims = read_unverified(receiver.accepted("/push")[1].token)[1]
         assert {VERIFICATION: {"state": "x1"}} == claims["events"]
+        # Its counters, behind the metrics token like every process's.
+        metrics = tx.metrics_url()
+        request = urllib.request.Request(
+            f"{metrics.base}/metrics", headers={"Authorization": f"Bearer {metrics.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            text = answer.read().decode()
+        assert "sessionwarden_ssf_transmitter_pushes_delivered_total 2.0" in text
+        assert "sessionwarden_ssf_transmitter_polls_acknowledged_total 1.0" in text
     finally:
         tx.stop()
         enforcer.stop()

@@ -655,6 +655,7 @@ class MetricsSettings(Section):
         "sink_port": "sink_metrics_port",
         "dashboard_port": "dashboard_metrics_port",
         "gate_port": "gate_metrics_port",
+        "ssf_tx_port": "ssf_tx_metrics_port",
         "health_stall_s": "health_stall_s",
         "ready_max_lag_records": "ready_max_lag_records",
     }
@@ -676,6 +677,9 @@ class MetricsSettings(Section):
     sink_port: int = Field(default=9466, ge=0, le=65535, description="The PostgreSQL sink's port.")
     dashboard_port: int = Field(default=9467, ge=0, le=65535, description="The dashboard's port.")
     gate_port: int = Field(default=9468, ge=0, le=65535, description="The gateway check's port.")
+    ssf_tx_port: int = Field(
+        default=9469, ge=0, le=65535, description="The Shared Signals transmitter's port."
+    )
     health_stall_s: float = Field(
         default=30.0,
         gt=0,

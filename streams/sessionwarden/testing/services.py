@@ -145,6 +145,7 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
         "SESSIONWARDEN_DETECT_METRICS_PORT": "0",
         "SESSIONWARDEN_SINK_METRICS_PORT": "0",
         "SESSIONWARDEN_DASHBOARD_METRICS_PORT": "0",
+        "SESSIONWARDEN_SSF_TX_METRICS_PORT": "0",
         # Generated metrics tokens go beside the test's files, not into the working directory.
         "SESSIONWARDEN_METRICS_TOKEN_DIR": str(settings.metrics.token_dir or tempfile.gettempdir()),
     }

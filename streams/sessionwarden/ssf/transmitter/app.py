@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -66,6 +66,8 @@ class AppContext:
     poll_wait_s: float
     max_streams: int
     allow_http_push: bool
+    stats: dict[str, float] = field(default_factory=dict)
+    """Counters of the API's outcomes (polled, acknowledged, refused by a poller)."""
 
 
 class _Refused(Exception):
@@ -75,6 +77,10 @@ class _Refused(Exception):
         super().__init__(description)
         self.status, self.error, self.description = status, error, description
         self.headers = headers or {}
+
+
+def _count(stats: dict[str, float], key: str, n: int = 1) -> None:
+    stats[key] = stats.get(key, 0) + n
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -282,9 +288,11 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
             return _json(set_error("invalid_request", str(exc)), 400)
         sid = stream.stream_id
         for jti in asked.ack:
-            await run_in_threadpool(ctx.store.settle, sid, jti, "delivered")
+            if await run_in_threadpool(ctx.store.settle, sid, jti, "delivered"):
+                _count(ctx.stats, "polls_acknowledged")
         for jti, err in asked.set_errs.items():
-            await run_in_threadpool(ctx.store.settle, sid, jti, "refused", err.err[:64])
+            if await run_in_threadpool(ctx.store.settle, sid, jti, "refused", err.err[:64]):
+                _count(ctx.stats, "polls_refused")
             log.warning("a poll receiver refused a SET", extra={"stream_id": sid, "err": err.err})
         deadline = time.monotonic() + ctx.poll_wait_s
         while True:
@@ -300,6 +308,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
                 break
             await asyncio.sleep(POLL_STEP_S)
         sets = {q.jti: q.token.decode() for q in found}
+        _count(ctx.stats, "polls_sets_sent", len(sets))
         return _json({"sets": sets, "moreAvailable": more})
 
     routes = [

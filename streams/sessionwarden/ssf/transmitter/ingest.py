@@ -58,6 +58,7 @@ class Ingest:
         clock: Callable[[], float],
         on_queued: Callable[[set[str]], None],
         consumer_factory: Callable[[dict[str, Any]], ConsumerLike] = Consumer,
+        on_step: Callable[[], None] = lambda: None,
     ) -> None:
         tx = settings.ssf_transmitter
         self._store = store
@@ -81,7 +82,10 @@ class Ingest:
                 "log_level": 4,
             }
         )
-        self.queued = 0
+        self.stats: dict[str, float] = {
+            "records_read": 0, "sets_queued": 0, "sets_expired": 0, "records_skipped": 0,
+        }  # fmt: skip
+        self._on_step = on_step
         self.assigned = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -105,6 +109,7 @@ class Ingest:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self._on_step()
                 self.step()
             except KafkaException as exc:
                 # Nothing of the batch was committed to Kafka: it is read again (same jti).
@@ -121,6 +126,7 @@ class Ingest:
         if now - self._expired_at >= _EXPIRE_EVERY_S:
             self._expired_at = now
             expired = self._store.expire(now, self._keep_s)
+            self.stats["sets_expired"] += expired
             if expired:
                 log.warning("undelivered SETs expired", extra={"count": expired})
         read = [m for m in msgs if m.error() is None]
@@ -129,7 +135,8 @@ class Ingest:
         rows = self.rows([m.value() for m in read if m.value()], now)
         new = self._store.enqueue(rows, now, self._keep_s)
         self._consumer.commit(asynchronous=False)
-        self.queued += new
+        self.stats["records_read"] += len(read)
+        self.stats["sets_queued"] += new
         if rows:
             self._on_queued({stream_id for stream_id, _, _ in rows})
         return new
@@ -149,6 +156,7 @@ class Ingest:
                     continue
                 cause = cause_of(record, RECORD_TYPES)
             except (orjson.JSONDecodeError, SetError) as exc:
+                self.stats["records_skipped"] += 1
                 log.warning("no SET for a record", extra=error_fields(exc))
                 continue
             if cause is None or cause.issued_at < now - self._keep_s:

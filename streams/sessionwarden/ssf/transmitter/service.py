@@ -6,20 +6,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import ConfigError
 from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.ops.service_metrics import ServiceObserver
 from sessionwarden.ops.tokens import read_token
 from sessionwarden.ssf.tokens import read_key_file, signer_for
 from sessionwarden.ssf.transmitter.app import AppContext, transmitter_app
 from sessionwarden.ssf.transmitter.auth import Authorizer, Introspector, parse_token_file
+from sessionwarden.ssf.transmitter.delivery import PushOutcome
 from sessionwarden.ssf.transmitter.ingest import Ingest
 from sessionwarden.ssf.transmitter.pusher import Pusher, PushOptions
 from sessionwarden.ssf.transmitter.sets import SetMaker
 from sessionwarden.ssf.transmitter.store import Store
+from sessionwarden.ssf.transmitter.streams import Stream
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +73,27 @@ def set_maker(settings: Settings) -> SetMaker:
     return SetMaker(tx.issuer, signer_for(pem), tx.key_id, SessionHasher(settings.logging.salt))
 
 
+def _ready_when(assigned: threading.Event, ready: Callable[[], None]) -> None:
+    """/readyz turns ready once the Kafka reader has its partitions."""
+    assigned.wait()
+    ready()
+
+
 def serve(settings: Settings) -> int:
     import uvicorn
 
     tx = settings.ssf_transmitter
     maker, authorize = set_maker(settings), authorizer(settings)
     store = Store(tx.state_dir)
-    pusher = Pusher(store, PushOptions(tx.push_timeout_s, tx.push_backoff_max_s), time.time)
+    stats: dict[str, float] = {}
+
+    def pushed(_: Stream, outcome: PushOutcome) -> None:
+        key = f"pushes_{outcome.kind}"
+        stats[key] = stats.get(key, 0) + 1
+
+    pusher = Pusher(
+        store, PushOptions(tx.push_timeout_s, tx.push_backoff_max_s), time.time, on_outcome=pushed
+    )
 
     def on_queued(stream_ids: set[str]) -> None:
         for stream_id in stream_ids:
@@ -85,18 +103,29 @@ def serve(settings: Settings) -> int:
         pusher.sync()
         pusher.wake(stream_id)
 
-    ingest = Ingest(settings, store, maker, time.time, on_queued)
+    metrics = ServiceObserver(
+        settings,
+        settings.metrics.ssf_tx_port,
+        "sessionwarden_ssf_transmitter",
+        lambda: {**stats, **ingest.stats},
+    )
+    ingest = Ingest(settings, store, maker, time.time, on_queued, on_step=metrics.step)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
+        metrics.start()
         pusher.sync()
         ingest.start()
+        threading.Thread(
+            target=_ready_when, args=(ingest.assigned, metrics.ready), daemon=True
+        ).start()
         try:
             yield
         finally:
             ingest.close()
             pusher.close()
             store.close()
+            metrics.close()
 
     ctx = AppContext(
         store=store,
@@ -110,6 +139,7 @@ def serve(settings: Settings) -> int:
         poll_wait_s=tx.poll_wait_s,
         max_streams=tx.max_streams,
         allow_http_push=tx.allow_http_push,
+        stats=stats,
     )
     app = transmitter_app(ctx, lifespan=lifespan)
     family = socket.AF_INET6 if ":" in tx.host else socket.AF_INET
