@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.security import client_config
+from sessionwarden.kafka.stall import ProbedConsumer, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ssf.causes import cause_of
 from sessionwarden.ssf.tokens import SetError
@@ -36,7 +37,7 @@ unless the batch fills, and revocations trickle; 50 ms bounds the delay it adds.
 _EXPIRE_EVERY_S = 10.0
 
 
-class ConsumerLike(Protocol):
+class ConsumerLike(ProbedConsumer, Protocol):
     def subscribe(self, topics: list[str], on_assign: Any = ...) -> None: ...
     def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
     def commit(self, *, asynchronous: bool) -> Any: ...
@@ -68,20 +69,21 @@ class Ingest:
         self._keep_s = tx.retention_s
         self._all_subjects = tx.default_subjects == "ALL"
         self._topic = settings.topics.revocations
-        self._consumer = consumer_factory(
-            {
-                **client_config(settings.kafka),
-                "group.id": ingest_group(settings),
-                "client.id": "sessionwarden-ssf-transmitter",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                # As the enforcer's: a crashed transmitter's partitions come back this soon.
-                "session.timeout.ms": settings.enforcer.session_timeout_ms,
-                "heartbeat.interval.ms": max(250, settings.enforcer.session_timeout_ms // 4),
-                "log_level": 4,
-            }
-        )
+        self._consumer_factory = consumer_factory
+        self._stall_s = settings.kafka.fetch_stall_s
+        self._consumer_config: dict[str, Any] = {
+            **client_config(settings.kafka),
+            "group.id": ingest_group(settings),
+            "client.id": "sessionwarden-ssf-transmitter",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # As the enforcer's: a crashed transmitter's partitions come back this soon.
+            "session.timeout.ms": settings.enforcer.session_timeout_ms,
+            "heartbeat.interval.ms": max(250, settings.enforcer.session_timeout_ms // 4),
+            "log_level": 4,
+        }
+        self._consumer = consumer_factory(self._consumer_config)
         self.stats: dict[str, float] = {
             "records_read": 0, "sets_queued": 0, "sets_expired": 0, "records_skipped": 0,
         }  # fmt: skip
@@ -107,10 +109,23 @@ class Ingest:
         self.assigned.set()
 
     def _run(self) -> None:
+        watch = StallWatch(self._stall_s)
         while not self._stop.is_set():
             try:
                 self._on_step()
                 self.step()
+                stall = watch.check(self._consumer)
+                if stall is not None:
+                    # Every batch read is committed by now: the new consumer resumes after it.
+                    log.warning(
+                        "the SSF reader's Kafka consumer stopped fetching with records waiting:"
+                        " reopened at the committed offsets",
+                        extra=stall.fields(),
+                    )
+                    self._consumer.close()
+                    self._consumer = self._consumer_factory(self._consumer_config)
+                    self._consumer.subscribe([self._topic], on_assign=self._assigned)
+                    watch.reopened()
             except KafkaException as exc:
                 # Nothing of the batch was committed to Kafka: it is read again (same jti).
                 log.error("the SSF reader failed; retrying", extra=error_fields(exc))
