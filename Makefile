@@ -11,11 +11,13 @@ PYTEST_ARGS ?=
 PG_BINDIR ?= /usr/lib/postgresql/15/bin
 CHROMIUM ?= /usr/bin/chromium
 NGINX ?= /usr/sbin/nginx
+CACHE ?= $(or $(SESSIONWARDEN_CACHE),$(HOME)/.cache/sessionwarden)
+SSF_RECEIVER := $(CACHE)/interop/ssf-receiver
 BENCH_ARGS ?=
 
 .PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas settings-doc demo bench bench-quick clean
 .PHONY: kafka-secure-up kafka-secure-down postgres-deps browser nginx bench-peers
-.PHONY: drill
+.PHONY: drill ssf-interop
 DRILL_SESSIONS ?= 50
 DRILL_ARGS ?=
 
@@ -45,13 +47,13 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) kafka-up postgres-deps browser nginx lint ## install, start Kafka if needed, lint, run the whole test suite
+test: $(STAMP) kafka-up postgres-deps browser nginx ssf-interop lint ## install, start Kafka if needed, lint, run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: $(STAMP) kafka-up postgres-deps ## integration tests only (real broker)
+integration: $(STAMP) kafka-up postgres-deps ssf-interop ## integration tests only (real broker)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 faults: $(STAMP) kafka-up ## fault tests only (own clusters: broker outage, coordinator failover, kill)
@@ -124,6 +126,10 @@ browser: ## install Debian's chromium for the browser tests (apt-get, needs root
 		echo "chromium not found at $(CHROMIUM) and cannot be installed here (needs root and apt-get): the browser tests will skip" >&2; \
 		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
+
+ssf-interop: ## build the independent SSF receiver (SGNL's caep.dev secevent, Go) the interop test runs
+	@command -v go >/dev/null || { echo "go is not installed: the SSF interop test is skipped"; exit 0; }; \
+	cd tests/interop/ssf-receiver && GOFLAGS=-mod=mod GOMODCACHE=$(CACHE)/go/mod go build -o $(SSF_RECEIVER) . && echo "built $(SSF_RECEIVER)"
 
 nginx: ## install Debian's nginx for the gateway tests (apt-get, needs root) when it is missing
 	@if [ -x $(NGINX) ]; then :; \

@@ -10,6 +10,7 @@ from bench import metrics_cost, peers, targets
 from bench.gateway_latency import render_markdown as render_gateway
 from bench.mass_revoke import render_markdown as render_mass_revoke
 from bench.pg_latency import render_markdown as render_postgres
+from bench.ssf_latency import render_markdown as render_ssf
 
 
 def _snapshot_words(rec: dict[str, Any]) -> str:
@@ -111,6 +112,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     gateway = results.get("gateway")
     if gateway and "skipped" not in gateway:
         lines += render_gateway(gateway)
+    if results.get("ssf"):
+        lines += render_ssf(results["ssf"])
     if results.get("mass_revoke"):
         lines += render_mass_revoke(results["mass_revoke"])
     lines += metrics_cost.markdown(results.get("metrics_cost"))

@@ -35,6 +35,7 @@ SECTIONS = (
     "detect",
     "postgres",
     "gateway",
+    "ssf",
     "metrics_cost",
     "mass_revoke",
 )
@@ -195,6 +196,13 @@ def gateway(rate: float, seconds: float, check_rate: float, check_seconds: float
         return run_child(["-m", "bench.gateway_latency", *args], timeout=900)
 
 
+def ssf(rate: float, seconds: float) -> dict[str, Any]:
+    with bench_topics("ssf") as s:
+        log(f"deadline -> SET accepted by an SSF push receiver, at {rate:,.0f} events/s")
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(rate), str(seconds)]
+        return run_child(["-m", "bench.ssf_latency", *args], timeout=900)
+
+
 def mass_revoke(sessions: int) -> dict[str, Any]:
     log(f"operator revocation of a tenant's {sessions:,} live sessions")
     return run_child(["-m", "bench.mass_revoke", str(sessions)], timeout=1500)
@@ -281,6 +289,10 @@ def main() -> None:
     if "gateway" in only:
         rate = results["latency"]["target_rate"] if "latency" in results else 10_000.0
         results["gateway"] = gateway(rate, 5, 500, 3) if args.quick else gateway(rate, 20, 1000, 20)
+    if "ssf" in only:
+        rate = results["latency"]["target_rate"] if "latency" in results else 10_000.0
+        rate = args.latency_rate or rate
+        results["ssf"] = ssf(rate, 5 if args.quick else 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
     if "mass_revoke" in only:

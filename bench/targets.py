@@ -122,6 +122,22 @@ def headroom(det: dict[str, Any], tput: list[dict[str, Any]]) -> tuple[float, fl
 
 
 RowsOf = Callable[[dict[str, Any]], list[Row]]
+
+
+def _ssf_row(results: dict[str, Any]) -> Row:
+    figure, target = (
+        "deadline -> SET accepted by an SSF push receiver, half load, p50 / p99",
+        ("<= 300 ms p99"),
+    )
+    ssf = results.get("ssf")
+    if ssf is None:
+        return Row(figure, target, "not measured", None)
+    lat = ssf["latency"]
+    return Row(
+        figure, target, f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", lat["p99_ms"] <= 300
+    )
+
+
 ROWS: list[RowsOf] = [
     lambda r: [_ratio_row(r, "enforcer / ceiling, 1M", MEGA, "ratio_to_ceiling", 0.6)],
     lambda r: [_ratio_row(r, "enforcer / ceiling, 100k", HUNDRED_K, "ratio_to_ceiling", 0.75)],
@@ -132,6 +148,7 @@ ROWS: list[RowsOf] = [
     lambda r: [_restore_row(r)],
     lambda r: [_latency_row(r)],
     _gateway_rows,
+    lambda r: [_ssf_row(r)],
     _detect_rows,
 ]
 

@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from sessionwarden.caep.events import SESSION_ESTABLISHED, SESSION_REVOKED, read_unverified
 from sessionwarden.config.settings import Settings
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.ssf.tokens import read_unverified
+from sessionwarden.ssf.vocabulary import SESSION_ESTABLISHED, SESSION_REVOKED
 from tests.integration.harness import EnforcerProcess, login_doc, logout_doc, wait_until
 
 

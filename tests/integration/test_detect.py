@@ -20,10 +20,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from sessionwarden.caep.events import RISK_LEVEL_CHANGE, read_unverified
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.topics import delete_topics
 from sessionwarden.sdk.publisher import AuthEventPublisher
+from sessionwarden.ssf.tokens import read_unverified
+from sessionwarden.ssf.vocabulary import RISK_LEVEL_CHANGE
 from tests.integration.harness import (
     DETECT_POLICY,
     Collector,

@@ -297,7 +297,8 @@ def test_the_caep_transmitter_signs_under_the_enforcers_acls(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from sessionwarden.caep.events import SESSION_ESTABLISHED, read_unverified
+    from sessionwarden.ssf.tokens import read_unverified
+    from sessionwarden.ssf.vocabulary import SESSION_ESTABLISHED
 
     key_file = tmp_path / "caep.pem"
     key_file.write_bytes(

@@ -12,16 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from sessionwarden.caep.events import (
-    RISK_LEVEL_CHANGE,
-    SESSION_ESTABLISHED,
-    SESSION_REVOKED,
-    TOKEN_CLAIMS_CHANGE,
-    CaepConfig,
-    CaepError,
-    caep_events_for,
-    read_unverified,
-)
+from sessionwarden.caep.events import CaepConfig, caep_events_for
 from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.contracts.inputs import RiskChange
@@ -29,6 +20,13 @@ from sessionwarden.enforcer.engine import records
 from sessionwarden.enforcer.engine.sessions import Session
 from sessionwarden.errors import ConfigError
 from sessionwarden.ops.logs import SessionHasher
+from sessionwarden.ssf.tokens import SetError, read_unverified
+from sessionwarden.ssf.vocabulary import (
+    RISK_LEVEL_CHANGE,
+    SESSION_ESTABLISHED,
+    SESSION_REVOKED,
+    TOKEN_CLAIMS_CHANGE,
+)
 
 T0 = 1_800_000_000.25
 SALT = "caep-unit-salt"
@@ -268,7 +266,7 @@ def test_an_invalid_record_is_refused_with_a_caep_error() -> None:
     """A malformed record must not become a token with missing claims."""
     record = revoked("idle_timeout")
     del record["session_id"]
-    with pytest.raises(CaepError, match="revocation"):
+    with pytest.raises(SetError, match="revocation"):
         caep_events_for(record, CONFIG)
 
 
@@ -281,9 +279,9 @@ def test_config_refuses_empty_issuer_or_audiences(issuer: str, audiences: tuple[
 
 def test_read_unverified_refuses_what_is_not_a_compact_jwt() -> None:
     """Garbage must fail loudly rather than yield empty claims."""
-    with pytest.raises(CaepError):
+    with pytest.raises(SetError):
         read_unverified(b"only.two")
-    with pytest.raises(CaepError):
+    with pytest.raises(SetError):
         read_unverified(b"bm90IGpzb24.e30.")
 
 

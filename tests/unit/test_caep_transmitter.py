@@ -11,16 +11,13 @@ from confluent_kafka import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sessionwarden.caep.events import (
-    RISK_LEVEL_CHANGE,
-    SESSION_REVOKED,
-    CaepConfig,
-    read_unverified,
-)
+from sessionwarden.caep.events import CaepConfig
 from sessionwarden.caep.transmitter import CaepTransmitter
 from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.errors import ConfigError
+from sessionwarden.ssf.tokens import read_unverified
+from sessionwarden.ssf.vocabulary import RISK_LEVEL_CHANGE, SESSION_REVOKED
 from tests.unit.sdk.fakes import revalidation, revocation, session_risk_changed
 
 

@@ -28,6 +28,7 @@ EXPECTED_SECTIONS = {
     "gate": {"gate_port", "gate_session_from", "gate_tenant_from", "gate_jwks_url"},
     "metrics": {"metrics_enabled", "enforcer_metrics_port", "health_stall_s"},
     "caep": {"caep_enabled", "caep_issuer", "detect_caep_issuer", "detect_caep_key_id"},
+    "ssf_transmitter": {"ssf_tx_issuer", "ssf_tx_state_dir", "ssf_tx_token_file"},
     "logging": {"log_salt", "log_format", "log_level"},
 }
 
@@ -41,7 +42,7 @@ def test_each_flat_name_lands_in_its_section() -> None:
     assert {"policy_file"} == by_section[""]
     # every setting of the flat model, none lost (67, one of the live-session listing, 20 of
     # the gateway check, 2 of operator commands and one of the stalled-consumer watch)
-    assert 91 == len(list(variables()))
+    assert 110 == len(list(variables()))
     assert set(FlatSettings.model_fields) == {v.name for v in variables()}
 
 

@@ -25,11 +25,13 @@ from typing import Any, Protocol
 import orjson
 from confluent_kafka import Consumer, KafkaException, Message, Producer
 
-from sessionwarden.caep.events import SESSION_RECORD_TYPES, CaepConfig, CaepError, caep_events_for
+from sessionwarden.caep.events import CaepConfig, caep_events_for
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.security import client_config
 from sessionwarden.kafka.stall import ProbedConsumer, StallWatch
 from sessionwarden.ops.logs import error_fields
+from sessionwarden.ssf.causes import SESSION_RECORD_TYPES
+from sessionwarden.ssf.tokens import SetError
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +183,7 @@ class CaepTransmitter:
             if not isinstance(record, dict) or record.get("type") not in CAEP_TYPES:
                 return 0
             tokens = caep_events_for(record, self.config)
-        except (orjson.JSONDecodeError, CaepError) as exc:
+        except (orjson.JSONDecodeError, SetError) as exc:
             self.skipped += 1
             log.warning("no CAEP token for a record", extra=error_fields(exc))
             return 0

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
@@ -655,6 +655,7 @@ class MetricsSettings(Section):
         "sink_port": "sink_metrics_port",
         "dashboard_port": "dashboard_metrics_port",
         "gate_port": "gate_metrics_port",
+        "ssf_tx_port": "ssf_tx_metrics_port",
         "health_stall_s": "health_stall_s",
         "ready_max_lag_records": "ready_max_lag_records",
     }
@@ -676,6 +677,9 @@ class MetricsSettings(Section):
     sink_port: int = Field(default=9466, ge=0, le=65535, description="The PostgreSQL sink's port.")
     dashboard_port: int = Field(default=9467, ge=0, le=65535, description="The dashboard's port.")
     gate_port: int = Field(default=9468, ge=0, le=65535, description="The gateway check's port.")
+    ssf_tx_port: int = Field(
+        default=9469, ge=0, le=65535, description="The Shared Signals transmitter's port."
+    )
     health_stall_s: float = Field(
         default=30.0,
         gt=0,
@@ -754,6 +758,102 @@ class CaepSettings(Section):
         return tuple(a.strip() for a in self.audiences.split(",") if a.strip())
 
 
+class SsfTransmitterSettings(Section):
+    """The Shared Signals transmitter (`sessionwarden ssf transmit`): revocations and
+    revalidations as OpenID SSF 1.0 / CAEP 1.0 Security Event Tokens, pushed (RFC 8935) or
+    polled (RFC 8936) per stream, with the SSF stream management API behind OAuth bearer
+    tokens (`ssf.manage`, `ssf.read`). docs/SSF.md says how receivers join."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        name: f"ssf_tx_{name}"
+        for name in (
+            "host", "port", "issuer", "signing_key_file", "key_id", "state_dir", "group_id",
+            "token_file", "introspection_url", "introspection_client_id",
+            "introspection_secret_file", "default_subjects", "retention_s", "push_timeout_s",
+            "push_backoff_max_s", "poll_wait_s", "max_streams", "allow_http_push",
+        )
+    }  # fmt: skip
+
+    host: str = Field(
+        default="127.0.0.1",
+        max_length=255,
+        description="The address it binds to (receivers must reach it; put TLS in front).",
+    )
+    port: int = Field(default=8792, ge=0, le=65535, description="Its port (0: a free one).")
+    issuer: str = Field(
+        default="",
+        max_length=512,
+        pattern=r"^$|^https?://[^\s?#]+$",
+        description="The transmitter's issuer: the SETs' iss and the public base URL of its "
+        "endpoints (https in production). Required.",
+    )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key of the SETs (RSA 2048+ for RS256, or EC P-256 for ES256). "
+        "Required: SSF tokens are always signed.",
+    )
+    key_id: str = Field(
+        default="ssf-1", max_length=256, description="The kid of the key in the header and JWKS."
+    )
+    state_dir: Path = Field(
+        default=Path("ssf-transmitter-state"),
+        description="Where the streams, their subjects and their undelivered events are kept "
+        "(SQLite, WAL); one transmitter process per directory.",
+    )
+    group_id: str = Field(
+        default="",
+        max_length=255,
+        pattern=r"^$|^[A-Za-z0-9._-]+$",
+        description="Its Kafka consumer group; empty: <group_id>-ssf.",
+    )
+    token_file: Path | None = Field(
+        default=None,
+        description="Bearer tokens of the receivers, one a line: `CLIENT_ID SHA256_HEX "
+        "SCOPES` (scopes comma separated: ssf.manage, ssf.read). Hashes only, never tokens.",
+    )
+    introspection_url: str = Field(
+        default="",
+        max_length=1024,
+        pattern=r"^$|^https?://\S+$",
+        description="An OAuth 2.0 token introspection endpoint (RFC 7662) that vouches for "
+        "bearer tokens not in the token file.",
+    )
+    introspection_client_id: str = Field(
+        default="", max_length=256, description="The transmitter's client id there."
+    )
+    introspection_secret_file: Path | None = Field(
+        default=None, description="File holding the transmitter's client secret there."
+    )
+    default_subjects: Literal["ALL", "NONE"] = Field(
+        default="ALL",
+        description="ALL: a new stream receives events about every subject; NONE: only "
+        "about the subjects its receiver adds.",
+    )
+    retention_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="How long an event waits for delivery or acknowledgement (paused stream, "
+        "receiver down) before it is dropped and counted.",
+    )
+    push_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Connect and read timeout of one push."
+    )
+    push_backoff_max_s: float = Field(
+        default=300.0,
+        ge=1,
+        description="Longest wait between retries of a push (exponential from 0.5 s).",
+    )
+    poll_wait_s: float = Field(
+        default=20.0, ge=0, le=60, description="Longest wait of a long poll for new events."
+    )
+    max_streams: int = Field(default=100, ge=1, le=10000, description="Streams at most.")
+    allow_http_push: bool = Field(
+        default=False,
+        description="Allow plain http push endpoints on other hosts than loopback (tokens "
+        "and SETs then travel in clear): for development only.",
+    )
+
+
 class LoggingSettings(Section):
     """Log lines, of every process."""
 
@@ -795,6 +895,7 @@ SECTIONS: dict[str, type[Section]] = {
     "gate": GateSettings,
     "metrics": MetricsSettings,
     "caep": CaepSettings,
+    "ssf_transmitter": SsfTransmitterSettings,
     "logging": LoggingSettings,
 }
 """Every section, by its attribute on :class:`Settings`."""
@@ -853,6 +954,7 @@ class Settings(BaseSettings):
     gate: GateSettings = Field(default_factory=GateSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     caep: CaepSettings = Field(default_factory=CaepSettings)
+    ssf_transmitter: SsfTransmitterSettings = Field(default_factory=SsfTransmitterSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @model_validator(mode="before")

@@ -145,6 +145,47 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
         "SESSIONWARDEN_DETECT_METRICS_PORT": "0",
         "SESSIONWARDEN_SINK_METRICS_PORT": "0",
         "SESSIONWARDEN_DASHBOARD_METRICS_PORT": "0",
+        "SESSIONWARDEN_SSF_TX_METRICS_PORT": "0",
         # Generated metrics tokens go beside the test's files, not into the working directory.
         "SESSIONWARDEN_METRICS_TOKEN_DIR": str(settings.metrics.token_dir or tempfile.gettempdir()),
     }
+
+
+class TransmitterProcess(ServiceProcess):
+    """`sessionwarden ssf transmit` in a subprocess on ``port`` (its issuer is
+    ``http://127.0.0.1:<port>``), its state in ``state_dir``; ready once it serves and its
+    Kafka reader has its partitions."""
+
+    name = "ssf transmitter"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        port: int,
+        state_dir: Path,
+        key_file: Path,
+        token_file: Path,
+        policy: Path,
+        cwd: Path | None = None,
+        **env: str,
+    ) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        super().__init__(
+            ["-m", "sessionwarden", "ssf", "transmit"],
+            {
+                **service_env(settings, policy),
+                "SESSIONWARDEN_GROUP_ID": settings.enforcer.group_id,
+                "SESSIONWARDEN_SESSION_TIMEOUT_MS": "3000",
+                "SESSIONWARDEN_SSF_TX_PORT": str(port),
+                "SESSIONWARDEN_SSF_TX_ISSUER": self.base,
+                "SESSIONWARDEN_SSF_TX_STATE_DIR": str(state_dir),
+                "SESSIONWARDEN_SSF_TX_SIGNING_KEY_FILE": str(key_file),
+                "SESSIONWARDEN_SSF_TX_TOKEN_FILE": str(token_file),
+                **env,
+            },
+            cwd,
+        )
+
+    def is_ready(self) -> bool:
+        return self.said("ssf transmitter serving") and self.said("partitions assigned")

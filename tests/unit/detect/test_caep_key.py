@@ -14,19 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from sessionwarden.caep.events import (
-    RISK_LEVEL_CHANGE,
-    CaepConfig,
-    CaepError,
-    caep_events_for,
-    read_unverified,
-)
+from sessionwarden.caep.events import CaepConfig, caep_events_for
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.detect.app import DetectShell, create_app
 from sessionwarden.detect.engine import Engine
 from sessionwarden.detect.tables import TABLES, Tables
 from sessionwarden.errors import ConfigError
+from sessionwarden.ssf.tokens import SetError, read_unverified
+from sessionwarden.ssf.vocabulary import RISK_LEVEL_CHANGE
 from tests.unit.detect.factories import T0, ended_used, policy
 from tests.unit.sdk.fakes import revocation
 
@@ -124,7 +120,7 @@ def test_the_detectors_config_cannot_sign_session_events(tmp_path: Path) -> None
     )
     config = CaepConfig.for_detectors(settings)
     assert config is not None
-    with pytest.raises(CaepError, match="does not sign revocation"):
+    with pytest.raises(SetError, match="does not sign revocation"):
         caep_events_for(dict(revocation("s-1")), config)
 
 

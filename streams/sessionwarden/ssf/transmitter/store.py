@@ -1,0 +1,259 @@
+"""The transmitter's durable state: streams, their subjects and their queued events, in SQLite.
+
+One file in the state directory, in WAL mode with ``synchronous=FULL``: a committed change
+survives a crash of the process and of the machine. Every event is one row keyed by
+``(stream_id, jti)``: queuing the same cause again (a record read twice after a crash, before
+its Kafka offset was committed) inserts nothing, so nothing is delivered as new twice. A row
+stays after delivery, acknowledgement or refusal, as the proof of it, until its retention
+ends; a row still pending when its retention ends is marked expired and counted.
+
+One connection behind a lock: the Kafka reader, the delivery threads and the HTTP handlers
+each hold it for one short transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sessionwarden.ssf.transmitter.streams import Stream
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    doc BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subjects (
+    stream_id TEXT NOT NULL,
+    subject BLOB NOT NULL,
+    PRIMARY KEY (stream_id, subject)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    token BLOB NOT NULL,
+    queued_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    err TEXT,
+    UNIQUE (stream_id, jti)
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (stream_id, state, next_at, seq);
+"""
+FILE_NAME = "ssf-transmitter.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    stream_id: str
+    jti: str
+    token: bytes
+    attempts: int
+    queued_at: float
+
+
+def canonical(subject: dict[str, Any]) -> bytes:
+    return orjson.dumps(subject, option=orjson.OPT_SORT_KEYS)
+
+
+class Store:
+    """The SQLite file in ``state_dir`` (created with mode 0700)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = state_dir / FILE_NAME
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _txn(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- streams and subjects -------------------------------------------------------------
+
+    def put_stream(self, stream: Stream) -> None:
+        doc = orjson.dumps(dataclasses.asdict(stream))
+        with self._txn() as db:
+            db.execute(
+                "INSERT INTO streams (stream_id, owner, doc) VALUES (?, ?, ?) "
+                "ON CONFLICT (stream_id) DO UPDATE SET doc = excluded.doc",
+                (stream.stream_id, stream.owner, doc),
+            )
+
+    def streams(self, owner: str | None = None) -> list[Stream]:
+        with self._txn() as db:
+            if owner is None:
+                rows = db.execute("SELECT doc FROM streams ORDER BY rowid").fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT doc FROM streams WHERE owner = ? ORDER BY rowid", (owner,)
+                ).fetchall()
+        return [_stream(doc) for (doc,) in rows]
+
+    def stream(self, stream_id: str) -> Stream | None:
+        with self._txn() as db:
+            row = db.execute("SELECT doc FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
+        return None if row is None else _stream(row[0])
+
+    def delete_stream(self, stream_id: str) -> None:
+        with self._txn() as db:
+            for table in ("streams", "subjects", "events"):
+                db.execute(f"DELETE FROM {table} WHERE stream_id = ?", (stream_id,))
+
+    def add_subject(self, stream_id: str, subject: dict[str, Any]) -> None:
+        with self._txn() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO subjects (stream_id, subject) VALUES (?, ?)",
+                (stream_id, canonical(subject)),
+            )
+
+    def remove_subject(self, stream_id: str, subject: dict[str, Any]) -> bool:
+        with self._txn() as db:
+            cur = db.execute(
+                "DELETE FROM subjects WHERE stream_id = ? AND subject = ?",
+                (stream_id, canonical(subject)),
+            )
+        return cur.rowcount > 0
+
+    def subjects(self) -> dict[str, list[dict[str, Any]]]:
+        """Every stream's added subjects."""
+        with self._txn() as db:
+            rows = db.execute("SELECT stream_id, subject FROM subjects").fetchall()
+        found: dict[str, list[dict[str, Any]]] = {}
+        for stream_id, subject in rows:
+            found.setdefault(stream_id, []).append(orjson.loads(subject))
+        return found
+
+    def subject_count(self, stream_id: str) -> int:
+        with self._txn() as db:
+            (n,) = db.execute(
+                "SELECT count(*) FROM subjects WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+        return int(n)
+
+    # --- events ---------------------------------------------------------------------------
+
+    def enqueue(self, rows: Iterable[tuple[str, str, bytes]], now: float, keep_s: float) -> int:
+        """Queue ``(stream_id, jti, token)`` rows in one transaction; a row whose
+        ``(stream_id, jti)`` is already known (queued, delivered or refused) is skipped.
+        Returns how many were new."""
+        new = 0
+        with self._txn() as db:
+            for stream_id, jti, token in rows:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO events (stream_id, jti, token, queued_at, expires_at,"
+                    " next_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (stream_id, jti, token, now, now + keep_s, now),
+                )
+                new += cur.rowcount
+        return new
+
+    def due(self, stream_id: str, now: float, limit: int) -> list[Queued]:
+        """Pending events of the stream whose next try is due, oldest first."""
+        with self._txn() as db:
+            rows = db.execute(
+                "SELECT stream_id, jti, token, attempts, queued_at FROM events WHERE stream_id = ?"
+                " AND state = 'pending' AND next_at <= ? AND expires_at > ? ORDER BY seq LIMIT ?",
+                (stream_id, now, now, limit),
+            ).fetchall()
+        return [Queued(*row) for row in rows]
+
+    def next_due(self, stream_id: str) -> float | None:
+        with self._txn() as db:
+            (at,) = db.execute(
+                "SELECT min(next_at) FROM events WHERE stream_id = ? AND state = 'pending'",
+                (stream_id,),
+            ).fetchone()
+        return None if at is None else float(at)
+
+    def settle(self, stream_id: str, jti: str, state: str, err: str | None = None) -> bool:
+        """Mark a pending event delivered (pushed, or acknowledged) or refused (with its
+        error). Returns False when it was not pending."""
+        with self._txn() as db:
+            cur = db.execute(
+                "UPDATE events SET state = ?, err = ? WHERE stream_id = ? AND jti = ?"
+                " AND state = 'pending'",
+                (state, err, stream_id, jti),
+            )
+        return cur.rowcount > 0
+
+    def retry_at(self, stream_id: str, jti: str, attempts: int, next_at: float) -> None:
+        with self._txn() as db:
+            db.execute(
+                "UPDATE events SET attempts = ?, next_at = ? WHERE stream_id = ? AND jti = ?"
+                " AND state = 'pending'",
+                (attempts, next_at, stream_id, jti),
+            )
+
+    def pending(self, stream_id: str, now: float, limit: int) -> tuple[list[Queued], bool]:
+        """Unacknowledged events of a poll stream, oldest first, and whether more wait."""
+        with self._txn() as db:
+            rows = db.execute(
+                "SELECT stream_id, jti, token, attempts, queued_at FROM events WHERE stream_id = ?"
+                " AND state = 'pending' AND expires_at > ? ORDER BY seq LIMIT ?",
+                (stream_id, now, limit + 1),
+            ).fetchall()
+        return [Queued(*row) for row in rows[:limit]], len(rows) > limit
+
+    def states(self, stream_id: str) -> dict[str, int]:
+        """How many of the stream's events are in each state."""
+        with self._txn() as db:
+            rows = db.execute(
+                "SELECT state, count(*) FROM events WHERE stream_id = ? GROUP BY state",
+                (stream_id,),
+            ).fetchall()
+        return {state: int(n) for state, n in rows}
+
+    def expire(self, now: float, keep_s: float) -> int:
+        """Mark events whose retention ended expired (returns how many), and forget settled
+        events older than the retention."""
+        with self._txn() as db:
+            cur = db.execute(
+                "UPDATE events SET state = 'expired' WHERE state = 'pending' AND expires_at <= ?",
+                (now,),
+            )
+            db.execute(
+                "DELETE FROM events WHERE state != 'pending' AND queued_at < ?", (now - keep_s,)
+            )
+        return cur.rowcount
+
+    def drop_pending(self, stream_id: str) -> int:
+        """A disabled stream holds no events: its pending ones are dropped."""
+        with self._txn() as db:
+            cur = db.execute(
+                "UPDATE events SET state = 'dropped' WHERE stream_id = ? AND state = 'pending'",
+                (stream_id,),
+            )
+        return cur.rowcount
+
+
+def _stream(doc: bytes) -> Stream:
+    data = orjson.loads(doc)
+    data["events_requested"] = tuple(data["events_requested"])
+    return Stream(**data)

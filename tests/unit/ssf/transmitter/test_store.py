@@ -1,0 +1,68 @@
+"""The transmitter's SQLite state: what was queued stays, and nothing is queued twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sessionwarden.ssf.transmitter.store import Store
+from tests.unit.ssf.transmitter.factories import T0, stream
+
+
+def test_streams_subjects_and_events_survive_reopening(tmp_path: Path) -> None:
+    """A restart (a new Store on the same directory) finds everything a crash left."""
+    store = Store(tmp_path)
+    store.put_stream(stream("s1"))
+    store.add_subject("s1", {"format": "opaque", "id": "alice"})
+    assert 1 == store.enqueue([("s1", "j1", b"tok")], T0, 60)
+    store.close()
+    again = Store(tmp_path)
+    assert [stream("s1")] == again.streams()
+    assert {"s1": [{"format": "opaque", "id": "alice"}]} == again.subjects()
+    assert ["j1"] == [q.jti for q in again.due("s1", T0, 10)]
+
+
+def test_the_same_jti_is_never_queued_twice_even_after_delivery(tmp_path: Path) -> None:
+    """A batch read again after a crash must not be delivered as new."""
+    store = Store(tmp_path)
+    assert 2 == store.enqueue([("s1", "j1", b"a"), ("s2", "j1", b"b")], T0, 60)
+    assert store.settle("s1", "j1", "delivered")
+    assert 0 == store.enqueue([("s1", "j1", b"a"), ("s2", "j1", b"b")], T0 + 1, 60)
+    assert {"delivered": 1} == store.states("s1")
+    assert {"pending": 1} == store.states("s2")
+
+
+def test_retries_wait_their_turn_and_keep_order(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.enqueue([("s1", "j1", b"a"), ("s1", "j2", b"b")], T0, 60)
+    store.retry_at("s1", "j1", 1, T0 + 5)
+    assert ["j2"] == [q.jti for q in store.due("s1", T0 + 1, 10)]
+    assert T0 == store.next_due("s1")
+    assert ["j1", "j2"] == [q.jti for q in store.due("s1", T0 + 5, 10)]
+    assert 1 == store.due("s1", T0 + 5, 10)[0].attempts
+
+
+def test_events_past_their_retention_expire_and_settled_ones_are_forgotten(
+    tmp_path: Path,
+) -> None:
+    """A paused stream keeps its events for the retention, not for ever."""
+    store = Store(tmp_path)
+    store.enqueue([("s1", "j1", b"a"), ("s1", "j2", b"b")], T0, 60)
+    store.settle("s1", "j2", "delivered")
+    assert 0 == store.expire(T0 + 59, 60)
+    assert (["j1"], False) == ([q.jti for q in store.pending("s1", T0 + 59, 10)[0]], False)
+    assert 1 == store.expire(T0 + 60, 60)
+    assert {"expired": 1, "delivered": 1} == store.states("s1")
+    store.expire(T0 + 121, 60)
+    assert {} == store.states("s1")
+
+
+def test_poll_pages_say_when_more_wait_and_deleting_a_stream_deletes_its_events(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path)
+    store.put_stream(stream("s1"))
+    store.enqueue([("s1", f"j{i}", b"t") for i in range(3)], T0, 60)
+    page, more = store.pending("s1", T0, 2)
+    assert (["j0", "j1"], True) == ([q.jti for q in page], more)
+    store.delete_stream("s1")
+    assert ([], None, {}) == (store.streams(), store.stream("s1"), store.states("s1"))
