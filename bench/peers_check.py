@@ -17,6 +17,7 @@ revocations of the other kinds, and none of the silent ones.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import sys
 import time
@@ -65,12 +66,21 @@ def seeded_run(seed: int = 3) -> tuple[list[tuple[float, str, str, str]], dict[s
     return sorted(steps), kinds
 
 
+def whole_ms(t: float) -> float:
+    """``t`` down to its millisecond. The input topic stamps each record with its broker append
+    time in whole milliseconds, and the enforcer judges an event on the earlier of that and its
+    ``occurred_at``: an event stamped 0.7 ms into the millisecond its record was appended in
+    would count 0.7 ms early for the enforcer alone, and round to another millisecond than the
+    peers' revocation. Stamped at a whole millisecond, it is never after its append time."""
+    return math.floor(t * 1000) / 1000
+
+
 def produce_in_time(s: Settings, steps: list[tuple[float, str, str, str]]) -> None:
     p = producer(s)
     t0 = time.time()
     for dt, step, sid, user in steps:
         time.sleep(max(0.0, t0 + dt - time.time()))
-        t = t0 + dt
+        t = whole_ms(t0 + dt)
         if step.startswith("login:"):
             doc = login_doc(sid, user, t, risk=step.split(":")[1])
         elif step == "activity":
