@@ -114,7 +114,7 @@ def _summary(rates: dict[str, list[float]], events: int, rounds: int) -> dict[st
 
 def both(quick: bool, report: Any = print) -> dict[str, Any]:
     """What `make bench` runs: both measures at its sizes."""
-    sessions, activities, rounds = (5_000, 15_000, 3) if quick else (50_000, 150_000, 5)
+    sessions, activities, rounds = (5_000, 15_000, 1) if quick else (50_000, 150_000, 5)
     report(f"metrics cost: in-process hot path, {rounds} rounds each")
     return {
         "core": hot_path(sessions, activities, 3 * rounds),

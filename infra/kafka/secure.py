@@ -117,6 +117,7 @@ class SecureBroker:
         self.bootstrap = f"127.0.0.1:{port}"
         self.ca_file = home / "tls" / "ca.pem"
         self._pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None  # when this process started it
 
     def password_file(self, user: str) -> Path:
         return self.home / "secrets" / f"{user}.password"
@@ -260,7 +261,7 @@ class SecureBroker:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._pid = proc.pid
+        self._pid, self._proc = proc.pid, proc
         (self.home / "broker.pid").write_text(f"{proc.pid}\n")
         while time.monotonic() - started < timeout:
             if proc.poll() is not None:
@@ -277,12 +278,20 @@ class SecureBroker:
         if pid is not None and plain.pid_alive(pid):
             os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 10  # its data is removed anyway
-            while plain.pid_alive(pid) and time.monotonic() < deadline:
+            # A child of this process stays a zombie, alive to kill(pid, 0), until it is reaped.
+            while self._running(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if plain.pid_alive(pid):
+            if self._running(pid):
                 os.killpg(pid, signal.SIGKILL)
-        self._pid = None
+        if self._proc is not None:
+            self._proc.wait()
+        self._pid, self._proc = None, None
         shutil.rmtree(self.home, ignore_errors=True)
+
+    def _running(self, pid: int) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            return self._proc.poll() is None
+        return plain.pid_alive(pid)
 
 
 def _read_pid(home: Path) -> int | None:
