@@ -44,6 +44,7 @@ from sessionwarden.contracts.outputs import (
     RoleChanged,
     SessionEnded,
     SessionStarted,
+    TenantRevocation,
 )
 from sessionwarden.errors import SessionwardenError
 
@@ -188,7 +189,7 @@ _AUTH_EVENT: _Target[AuthEvent] = _Target(
 )
 _REVOCATION_RECORD: _Target[RevocationRecord] = _Target(
     REVOCATION_RECORD_ADAPTER.validator.validate_json,
-    _tags(Revocation, Revalidation),
+    _tags(Revocation, Revalidation, TenantRevocation),
     union=True,
     max_bytes=MAX_OUTPUT_RECORD_BYTES,
 )

@@ -30,6 +30,7 @@ EXPECTED_FILES = {
     "dead_letter.json",
     "operator_command.json",
     "operator_command_applied.json",
+    "tenant_revocation.json",
 }
 
 

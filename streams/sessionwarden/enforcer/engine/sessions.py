@@ -44,6 +44,12 @@ def revocation_key(tenant: str, session_id: str) -> str:
     return orjson.dumps([tenant, session_id]).decode()
 
 
+def tenant_revocation_key(tenant: str) -> str:
+    """Key of a tenant's ``TenantRevocation`` records on the revocations topic: ``["tenant"]``
+    (one element: never a session's key)."""
+    return orjson.dumps([tenant]).decode()
+
+
 def parse_changelog_key(raw: str) -> tuple[str, Key] | None:
     """(kind, key) of a changelog key, or None for a key of the older ``s|<id>`` form."""
     if not raw.startswith("["):
