@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.client import HTTPConnection
+from http.client import HTTPConnection, HTTPException
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,7 +129,9 @@ def run_mass(
                             **security) as out:  # fmt: skip
         now = time.time()
         for i, sid in enumerate(ids):
-            out.publish(login_doc(sid, f"mass-u{i}", now, tenant=tenant))
+            # A service identity: long-lived under the drill policy, so that only the command
+            # ends these sessions (the drill's own idle out within seconds).
+            out.publish(login_doc(sid, f"mass-u{i}", now, user_type="service", tenant=tenant))
     with contextlib.ExitStack() as opened:
         checks = _checks(stack, tenant, opened)
         return _revoke(settings, policy_file, tenant, ids, sample_n, checks, say)
@@ -180,14 +182,36 @@ def _checks(stack: Stack, tenant: str, opened: contextlib.ExitStack) -> dict[str
 
 
 def _http_refused(url: str, opened: contextlib.ExitStack) -> Check:
+    """A check over one kept-alive connection, opened again when the server closed it (a
+    refusal may close it, and so may an idle timeout while the command runs)."""
     parts = urlsplit(url)
-    conn = HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5)
-    opened.callback(conn.close)
+    conns: list[HTTPConnection] = []
+
+    def close() -> None:
+        for conn in conns:
+            conn.close()
+
+    opened.callback(close)
+
+    def ask(sid: str) -> int:
+        if not conns:
+            conns.append(HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=5))
+        conn = conns[0]
+        try:
+            conn.request("GET", parts.path, headers={SESSION_HEADER: sid})
+            response = conn.getresponse()
+            response.read()
+        except (HTTPException, OSError):
+            conn.close()
+            conns.clear()
+            raise
+        return response.status
 
     def refused(sid: str) -> bool:
-        conn.request("GET", parts.path, headers={SESSION_HEADER: sid})
-        response = conn.getresponse()
-        response.read()
-        return not 200 <= response.status < 300
+        try:
+            status = ask(sid)
+        except (HTTPException, OSError):
+            status = ask(sid)  # once more, on a new connection
+        return not 200 <= status < 300
 
     return refused
