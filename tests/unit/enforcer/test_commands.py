@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
+
+import pytest
 
 from pydantic import TypeAdapter
 
@@ -351,3 +354,22 @@ def test_a_tenant_command_within_the_hold_threshold_ends_everything_in_its_own_b
 
     assert CommandOutcome("applied", 2) == h.command(cmd, limit=10)
     assert [] == tenant_records(h)
+
+
+def test_a_large_share_logs_a_hundred_session_lines_and_one_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A line per session would cost as much as ending it; the audit keeps every record."""
+    h = CommandHarness()
+    h.feed(*(login(1, f"a{i}", f"u{i}", tenant="acme") for i in range(150)))
+    h.commands = OperatorCommands(h.enforcer, frozenset({OPERATOR}), hold_over=2)
+    cmd = command(10, scope="all_users", user_id=None)
+    h.command(cmd, limit=1000)
+    caplog.set_level(logging.INFO, logger="sessionwarden.enforcer.outputs")
+
+    h.command(cmd, limit=1000, held=True)
+
+    lines = [r for r in caplog.records if r.name == "sessionwarden.enforcer.outputs"]
+    counted = [r for r in lines if r.getMessage() == "sessions ended by operator command"]
+    assert (101, 1, 150) == (len(lines), len(counted), len(h.audits("session_ended")))
+    assert 150 == counted[0].__dict__["sessions"]
