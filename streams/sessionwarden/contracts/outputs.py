@@ -2,7 +2,7 @@
 
 Topics and keys:
   sessionwarden.revocations  Revocation | Revalidation, keyed by ["tenant","session_id"] (JSON);
-                             TenantRevocation, keyed by ["tenant"]
+                             TenantRevocation, keyed by ["tenant",partition]
   sessionwarden.audit        AuditEvent, keyed by user_id
   sessionwarden.alerts       Alert, keyed by user_id
   sessionwarden.dlq          DeadLetter

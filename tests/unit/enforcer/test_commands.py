@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 import pytest
-
 from pydantic import TypeAdapter
 
 from sessionwarden.contracts.commands import OperatorCommand
@@ -18,6 +17,7 @@ from sessionwarden.contracts.outputs import (
     TenantRevocation,
 )
 from sessionwarden.enforcer.engine.commands import CommandOutcome, OperatorCommands
+from sessionwarden.enforcer.engine.sessions import revocation_key, tenant_revocation_key
 from tests.unit.enforcer.factories import T0, activity, at, login
 from tests.unit.enforcer.harness import Harness
 
@@ -373,3 +373,15 @@ def test_a_large_share_logs_a_hundred_session_lines_and_one_count(
     counted = [r for r in lines if r.getMessage() == "sessions ended by operator command"]
     assert (101, 1, 150) == (len(lines), len(counted), len(h.audits("session_ended")))
     assert 150 == counted[0].__dict__["sessions"]
+
+
+def test_each_partitions_tenant_record_has_a_key_of_its_own_never_a_sessions() -> None:
+    """Compaction keeps one record per key: the copies of two partitions must not replace each
+    other, and no session id (not even "0") can name the tenant record's key."""
+    h, cmd = held_harness(5)
+    h.command(cmd, limit=2)
+
+    (key,) = [o.key for o in h.outputs if o.value["type"] == "tenant_revocation"]
+
+    assert '["acme",0]' == key
+    assert key not in (tenant_revocation_key("acme", 1), revocation_key("acme", "0"))

@@ -138,14 +138,14 @@ class OperatorCommands:
         p = state.partition
         if not held:
             doc = records.tenant_revocation(cmd, received, e, enforcer.now, p, False, version)
-            state.emit("revocations", tenant_revocation_key(cmd.tenant), doc)
+            state.emit("revocations", tenant_revocation_key(cmd.tenant, p), doc)
             applied = records.operator_command_applied(cmd, e, p, 0, False, None, held=True)
             state.emit("audit", cmd.operator, applied)
             return CommandOutcome("held")
         if not targets:
             state.first_seen(cmd.tenant, cmd.command_id.int)
             doc = records.tenant_revocation(cmd, received, e, enforcer.now, p, True, version)
-            state.emit("revocations", tenant_revocation_key(cmd.tenant), doc)
+            state.emit("revocations", tenant_revocation_key(cmd.tenant, p), doc)
             state.emit("audit", cmd.operator, records.operator_command_applied(cmd, e, p, 0))
             return CommandOutcome("applied")
         share = targets if limit is None else targets[:limit]
