@@ -233,10 +233,14 @@ class GateBehindNginx:
 
 
 def _layer_text(found: dict[str, Any]) -> str:
+    if not found:
+        return "not measured"
     if "skipped" in found:
         return f"not measured ({found['skipped']})"
     nan = float("nan")
-    return f"p50 {found.get('p50_s', nan):.3f} s, max {found.get('max_s', nan):.3f} s"
+    return (
+        f"p50 {found.get('p50_s', nan) * 1000:.1f} ms, max {found.get('max_s', nan) * 1000:.1f} ms"
+    )
 
 
 def render_markdown(r: dict[str, Any]) -> list[str]:
@@ -255,7 +259,8 @@ def render_markdown(r: dict[str, Any]) -> list[str]:
         f"over {r['partitions']} partitions: {r['revoked']:,} revoked; the revocation committed "
         f"on every partition {r['command_to_committed_s']:.2f} s after the command was written "
         f"(target <= {TARGET_COMMIT_S:g} s: {'met' if ok else 'missed'}), every session's own "
-        f"record {r.get('command_to_every_session_record_s', float('nan')):.2f} s after it. "
+        f"record {r.get('command_to_every_session_record_s', r['command_to_committed_s']):.2f} s "
+        "after it. "
         f"Refused after that commit, over {r['sample']} sampled sessions: {refused} "
         f"(target <= {TARGET_REFUSAL_S:g} s each).",
     ]

@@ -96,3 +96,6 @@ def test_the_mass_revocation_rows_judge_the_commit_and_every_layers_refusal() ->
     assert verdicts(slow)[commit] is False
     assert verdicts(slow)[layer.format("database (sink, guard)")] is False
     assert verdicts(run(mass_revoke=None))[commit] is None
+    older = mass_revoke(0.8)
+    del older["gateway_refusal_after_commit"]  # a result from before the gateway was measured
+    assert verdicts(run(mass_revoke=older))[layer.format("gateway (nginx, gate)")] is None
