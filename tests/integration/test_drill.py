@@ -107,7 +107,7 @@ def test_the_gateway_case_passes_behind_nginx(tmp_path: Path, pg_admin_dsn: str)
                             row["unproven"])  # fmt: skip
     assert "gateway" in {s["layer"] for s in doc["stats"]}
     mass = doc["mass_revocation"]
-    assert (7000, 7000) == (mass["sessions"], mass["revoked"]), text
+    assert (7000, 7000, True) == (mass["sessions"], mass["revoked"], mass["held"]), text
     assert ["API", "database", "gateway"] == sorted(mass["refused_after_commit_s"])
     assert all(s is not None for s in mass["refused_after_commit_s"].values()), mass["line"]
     assert mass["line"] in (tmp_path / "drill.txt").read_text()

@@ -54,6 +54,8 @@ class MassRevocation:
     """Command written -> the revocation committed on every partition (None: no answer)."""
     sample: int
     refused_s: dict[str, float | None] = field(default_factory=dict)
+    held: bool = False
+    """The command committed a tenant record first (a tenant over 1,000 sessions a partition)."""
 
     @property
     def met(self) -> bool:
@@ -91,6 +93,7 @@ def document(result: MassRevocation) -> dict[str, Any]:
         "sample": result.sample,
         "refused_after_commit_s": result.refused_s,
         "met": result.met,
+        "held": result.held,
         "line": line(result),
     }
 
@@ -158,7 +161,8 @@ def _revoke(
     rest, _ = cli.communicate(timeout=300)
     committed, revoked = _parse(first + rest)
     refused_s = {name: found.get(name) if served[name] else None for name in checks}
-    return MassRevocation(len(ids), revoked, committed, sample_n, refused_s)
+    held = first.startswith("revocation of")  # the CLI's line for a held command's commit
+    return MassRevocation(len(ids), revoked, committed, sample_n, refused_s, held)
 
 
 def _parse(text: str) -> tuple[float | None, int]:
