@@ -20,10 +20,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 def drill(out: Path, pg_admin_dsn: str, *args: str) -> tuple[int, dict[str, Any], str]:
     """The CLI at a small size (2 s tolerance: a loaded machine must not fail the judging;
-    the speed itself is what `make drill` reports)."""
+    the speed itself is what `make drill` reports), without the mass revocation unless asked."""
+    mass = () if "--mass-sessions" in args else ("--mass-sessions", "0")
     proc = subprocess.run(
         [sys.executable, "-m", "sessionwarden", "drill", "--out", str(out),
-         "--pg-admin-dsn", pg_admin_dsn, "--rate", "4", "--tolerance", "2", *args],
+         "--pg-admin-dsn", pg_admin_dsn, "--rate", "4", "--tolerance", "2", *mass, *args],
         cwd=REPO, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     report = out / "drill.json"
@@ -94,14 +95,22 @@ def test_the_page_without_its_script_is_a_bypass(tmp_path: Path, pg_admin_dsn: s
 
 def test_the_gateway_case_passes_behind_nginx(tmp_path: Path, pg_admin_dsn: str) -> None:
     """`--gateway`: the sessions also go through nginx asking `sessionwarden gate`, in front of
-    an upstream with no Sessionwarden code; every one is refused there from its deadline on."""
-    code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "3", "--pg-sessions", "0",
-                            "--browser-sessions", "0", "--gateway")  # fmt: skip
+    an upstream with no Sessionwarden code; every one is refused there from its deadline on.
+    Then the mass revocation (held: over 1,000 sessions per partition) is timed at the API,
+    database and gateway layers, and its line is in the report."""
+    code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "3", "--pg-sessions", "1",
+                            "--browser-sessions", "0", "--gateway",
+                            "--mass-sessions", "7000")  # fmt: skip
     assert code == 0, text
     row = doc["cases"]["gateway"]
     assert (3, 0, 0, 0) == (row["sessions"], row["bypasses"], row["false_cutoffs"],
                             row["unproven"])  # fmt: skip
     assert "gateway" in {s["layer"] for s in doc["stats"]}
+    mass = doc["mass_revocation"]
+    assert (7000, 7000, True) == (mass["sessions"], mass["revoked"], mass["held"]), text
+    assert ["API", "database", "gateway"] == sorted(mass["refused_after_commit_s"])
+    assert all(s is not None for s in mass["refused_after_commit_s"].values()), mass["line"]
+    assert mass["line"] in (tmp_path / "drill.txt").read_text()
 
 
 def test_a_path_nginx_serves_without_the_gate_is_a_bypass(

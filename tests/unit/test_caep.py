@@ -232,9 +232,12 @@ def test_a_risk_profile_without_a_caep_level_gives_no_set() -> None:
     assert "previous_level" not in event
 
 
-@pytest.mark.parametrize("kind", ["session_ended", "role_changed", "dead_letter", None])
+@pytest.mark.parametrize(
+    "kind", ["session_ended", "role_changed", "dead_letter", "tenant_revocation", None]
+)
 def test_records_without_a_caep_counterpart_give_nothing(kind: str | None) -> None:
-    """session_ended duplicates the revocation's SET; the rest are internal."""
+    """session_ended duplicates the revocation's SET; a tenant_revocation names no subject
+    (each session's own revocation follows and is signed); the rest are internal."""
     assert [] == caep_events_for({"type": kind}, CONFIG)
 
 

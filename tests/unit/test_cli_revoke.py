@@ -115,3 +115,23 @@ def test_incomplete_or_contradictory_arguments_exit_2(
     """Nothing is sent for a command that names no target, two scopes or no reason."""
     assert INVALID == main(["revoke", *argv])
     assert "sessionwarden revoke:" in capsys.readouterr().err
+
+
+def test_a_held_command_is_committed_once_every_partition_held_and_says_both_times() -> None:
+    """The operator learns when the revocation bit (every partition held or done) apart from
+    when the last session's own record committed."""
+    cmd = build_command("acme", None, None, True, "why", "User:op", NOW, CID)
+    answers = Answers(CID, frozenset({0, 1}))
+    answers.take([{**applied(0, 0), "complete": False, "held": True}, applied(1, 5)])
+    binding = answers.binding
+    answers.take([{**applied(0, 7), "complete": False}, applied(0, 0)])
+    answers.binding_seconds, answers.seconds = 0.4, 9.5
+    out = io.StringIO()
+
+    status = report(cmd, answers, out, io.StringIO())
+
+    assert (True, REVOKED, 12) == (binding, status, answers.total)
+    assert out.getvalue().startswith(
+        "revoked 12 sessions of every user of tenant acme; command "
+        f"{CID}, committed in 0.40 s (tenant-wide; every session's own record by 9.50 s)"
+    )

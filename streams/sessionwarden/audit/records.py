@@ -17,6 +17,12 @@ def render(doc: dict[str, Any]) -> str:
             f"{doc['effective_at']}  REVOKED     {doc['reason']:<20} session={doc['session_id']}"
             f" user={doc['user_id']} roles={','.join(doc['roles'])}"
         )
+    if kind == "tenant_revocation":
+        state = "complete" if doc.get("complete") else "held"
+        return (
+            f"{doc['effective_at']}  REVOKED     tenant {doc['tenant']} (every session started by"
+            f" {doc['started_by']}) partition={doc['partition']} {state}"
+        )
     if kind == "revalidation":
         return (
             f"{doc['effective_at']}  REVALIDATE  +{','.join(doc['roles_granted'])}"

@@ -37,6 +37,9 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
                        "sandbox database on (default: a throwaway cluster)")  # fmt: skip
     drill.add_argument("--gateway", action="store_true",
                        help="also drive nginx asking the gate (the gateway case)")  # fmt: skip
+    drill.add_argument("--mass-sessions", type=int, default=10_000,
+                       help="then revoke this many sessions of the tenant with one command "
+                       "and time the commit and each layer's refusals (0: none)")  # fmt: skip
     drill.add_argument("--out", default=".drill", help="report directory (default .drill)")
     weak = drill.add_argument_group("deliberate weakenings (the drill must then fail)")
     weak.add_argument("--unprotected", action="append", default=[], metavar="PATH",
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         unprotected=tuple(args.unprotected), page_script=not args.no_page_script,
         workdir=Path(args.out), pg_admin_dsn=args.pg_admin_dsn, own_topics=not args.no_enforcer,
         gateway=args.gateway or bool(args.gateway_unprotected),
-        gateway_unprotected=tuple(args.gateway_unprotected),
+        gateway_unprotected=tuple(args.gateway_unprotected), mass_sessions=args.mass_sessions,
     )  # fmt: skip
     result, doc = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))
@@ -80,5 +83,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"WebSocket close after the revocation was read (ms, {closes['count']} sockets): "
               f"p50 {closes['p50_ms']:.0f}, p99 {closes['p99_ms']:.0f}, "
               f"max {closes['max_ms']:.0f}")  # fmt: skip
+    if "mass_revocation" in doc:
+        print(doc["mass_revocation"]["line"])
     print(f"report: {options.workdir}/drill.json, drill.txt, drill.png", file=sys.stderr)
     return 0 if result.passed else 1

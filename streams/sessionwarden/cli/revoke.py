@@ -2,11 +2,14 @@
 
 The command goes to the commands topic (idempotent producer, acks=all); the enforcer applies it
 in its own transaction and answers with one ``operator_command_applied`` audit record per
-partition it reached. A command that names a user is keyed by it, like the user's auth events,
-and reaches the partition that holds the user's sessions; one that names no user (a session
-alone, or ``--all-users``) is written once to every partition, each copy with the same
-command id. The command waits (``--timeout``) for every answer and prints how many sessions
-were revoked.
+partition it reached. A tenant-wide command too large for one transaction answers first with a
+record saying its tenant revocation committed (``held``: from then on every session it names
+is refused), then with its shares. A command that names a user is keyed by it, like the user's
+auth events, and reaches the partition that holds the user's sessions; one that names no user
+(a session alone, or ``--all-users``) is written once to every partition, each copy with the
+same command id. The command waits (``--timeout``) for every answer and prints how many
+sessions were revoked, when the revocation committed (a held one at once, on a line of its
+own), and, for a held one, when the last session's own record did.
 
 Exit status: 0 sessions were revoked; 1 the command applied and matched nothing (unknown
 tenant, user or session, or a repeat of a command already applied); 2 bad arguments or
@@ -86,8 +89,12 @@ class Answers:
     partitions: frozenset[int]
     revoked: dict[int, int] = field(default_factory=dict)
     done: set[int] = field(default_factory=set)
+    held: set[int] = field(default_factory=set)
     seconds: float | None = None
     """From writing the command to reading the last answer (set by the caller)."""
+    binding_seconds: float | None = None
+    """From writing the command to reading the answer that made it committed on every
+    partition: held, or done (set by the caller)."""
 
     def take(self, records: Iterable[dict[str, object]]) -> None:
         for doc in records:
@@ -102,10 +109,17 @@ class Answers:
                 self.revoked[partition] = self.revoked.get(partition, 0) + share
                 if doc.get("complete", True) is not False:
                     self.done.add(partition)
+                if doc.get("held") is True:
+                    self.held.add(partition)
 
     @property
     def complete(self) -> bool:
         return self.done >= self.partitions
+
+    @property
+    def binding(self) -> bool:
+        """Every partition committed the revocation: its sessions all ended, or held."""
+        return (self.done | self.held) >= self.partitions
 
     @property
     def total(self) -> int:
@@ -124,11 +138,17 @@ def report(cmd: OperatorCommand, answers: Answers, out: TextIO, err: TextIO) -> 
     """Print the outcome; returns the exit status."""
     if not answers.complete:
         missing = sorted(answers.partitions - answers.done)
+        held = ""
+        if answers.binding and answers.binding_seconds is not None:
+            held = (
+                f"the revocation committed in {answers.binding_seconds:.2f} s (every session "
+                "it names is refused), but "
+            )
         err.write(
-            f"no answer from partition(s) {', '.join(map(str, missing))} of the enforcer in "
-            f"time (revoked so far: {answers.total}); it may be down or behind, or it refused "
-            f"the command (see the dead letters). Command {cmd.command_id}: repeating it "
-            "is safe\n"
+            f"{held}no answer from partition(s) {', '.join(map(str, missing))} of the "
+            f"enforcer in time (revoked so far: {answers.total}); it may be down or behind, or "
+            f"it refused the command (see the dead letters). Command {cmd.command_id}: "
+            "repeating it is safe\n"
         )
         return NO_ANSWER
     if answers.total == 0:
@@ -138,10 +158,14 @@ def report(cmd: OperatorCommand, answers: Answers, out: TextIO, err: TextIO) -> 
         )
         return NOTHING
     plural = "" if answers.total == 1 else "s"
-    took = "" if answers.seconds is None else f" in {answers.seconds:.2f} s"
+    binding = answers.binding_seconds if answers.binding_seconds is not None else answers.seconds
+    took = "" if binding is None else f" in {binding:.2f} s"
+    each = ""
+    if answers.held and answers.seconds is not None:
+        each = f" (tenant-wide; every session's own record by {answers.seconds:.2f} s)"
     out.write(
         f"revoked {answers.total} session{plural} of {target_text(cmd)}; "
-        f"command {cmd.command_id}, committed{took}\n"
+        f"command {cmd.command_id}, committed{took}{each}\n"
     )
     return REVOKED
 
@@ -218,6 +242,15 @@ def send_and_wait(
                         continue
                     if isinstance(doc, dict):
                         answers.take([doc])
+            if answers.binding_seconds is None and answers.binding:
+                answers.binding_seconds = time.monotonic() - written
+                if not answers.complete:  # held: say so now, the shares take a while
+                    out.write(
+                        f"revocation of {target_text(cmd)} committed in "
+                        f"{answers.binding_seconds:.2f} s: every session it names is refused; "
+                        "each session's own record follows\n"
+                    )
+                    out.flush()
         answers.seconds = time.monotonic() - written
         return report(cmd, answers, out, err)
     finally:

@@ -46,6 +46,7 @@ from sessionwarden.contracts.outputs import (
     SessionEnded,
     SessionRiskChanged,
     SessionStarted,
+    TenantRevocation,
 )
 from sessionwarden.errors import SessionwardenError
 
@@ -190,7 +191,7 @@ _AUTH_EVENT: _Target[AuthEvent] = _Target(
 )
 _REVOCATION_RECORD: _Target[RevocationRecord] = _Target(
     REVOCATION_RECORD_ADAPTER.validator.validate_json,
-    _tags(Revocation, Revalidation),
+    _tags(Revocation, Revalidation, TenantRevocation),
     union=True,
     max_bytes=MAX_OUTPUT_RECORD_BYTES,
 )

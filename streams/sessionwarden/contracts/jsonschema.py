@@ -42,6 +42,7 @@ from sessionwarden.contracts.outputs import (
     SessionEnded,
     SessionRiskChanged,
     SessionStarted,
+    TenantRevocation,
 )
 
 __all__ = ["JSON_DIR", "SCHEMA_DIALECT", "main", "render_all"]
@@ -60,6 +61,7 @@ _SOURCES: dict[str, tuple[str, TypeAdapter[Any]]] = {
     "auth_event.json": ("AuthEvent", AUTH_EVENT_ADAPTER),
     "revocation.json": ("Revocation", TypeAdapter(Revocation)),
     "revalidation.json": ("Revalidation", TypeAdapter(Revalidation)),
+    "tenant_revocation.json": ("TenantRevocation", TypeAdapter(TenantRevocation)),
     "session_started.json": ("SessionStarted", TypeAdapter(SessionStarted)),
     "session_ended.json": ("SessionEnded", TypeAdapter(SessionEnded)),
     "role_changed.json": ("RoleChanged", TypeAdapter(RoleChanged)),

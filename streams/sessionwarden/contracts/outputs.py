@@ -1,7 +1,8 @@
 """Records Sessionwarden produces: revocations, audit events, alerts and dead letters.
 
 Topics and keys:
-  sessionwarden.revocations  Revocation | Revalidation, keyed by ["tenant","session_id"] (JSON)
+  sessionwarden.revocations  Revocation | Revalidation, keyed by ["tenant","session_id"] (JSON);
+                             TenantRevocation, keyed by ["tenant",partition]
   sessionwarden.audit        AuditEvent, keyed by user_id
   sessionwarden.alerts       Alert, keyed by user_id
   sessionwarden.dlq          DeadLetter
@@ -64,6 +65,7 @@ __all__ = [
     "SessionEnded",
     "SessionRiskChanged",
     "SessionStarted",
+    "TenantRevocation",
     "UserRecord",
 ]
 
@@ -162,7 +164,37 @@ class Revalidation(UserRecord):
     cause_event_id: UUID | None = None
 
 
-RevocationRecord = Annotated[Revocation | Revalidation, Field(discriminator="type")]
+class TenantRevocation(WireModel):
+    """Every session of ``tenant`` held on enforcer ``partition`` whose login was appended at or
+    before ``started_by`` is revoked, by operator command ``command_id`` (a tenant-wide
+    ``revoke --all-users`` too large for one transaction). It commits in the command's first
+    transaction; one ``Revocation`` per session follows in the next ones, and a last copy,
+    ``complete``, in a transaction after all of them. Subscribers refuse every session of the
+    tenant from the first copy until they have read every partition of the topic past the
+    complete one (a session that began later is refused for that while, never ended);
+    see docs/SEMANTICS.md."""
+
+    type: Literal["tenant_revocation"] = "tenant_revocation"
+    revocation_id: UUID
+    """The same for every copy of one command on one partition."""
+    tenant: Identifier
+    command_id: UUID
+    reason: RevocationReason
+    started_by: UtcDatetime
+    """The command's broker append time: sessions whose login was appended later are not
+    revoked."""
+    effective_at: UtcDatetime
+    emitted_at: UtcDatetime
+    partition: Count
+    """The enforcer (input) partition whose sessions this copy covers."""
+    complete: bool
+    """True: every per-session revocation of the command on the partition committed before."""
+    policy_version: PolicyVersion
+
+
+RevocationRecord = Annotated[
+    Revocation | Revalidation | TenantRevocation, Field(discriminator="type")
+]
 REVOCATION_RECORD_ADAPTER: TypeAdapter[RevocationRecord] = TypeAdapter(RevocationRecord)
 
 
@@ -306,6 +338,9 @@ class OperatorCommandApplied(AuditBase):
     """False: a share of a large command, committed in one transaction; more records of the
     same command and partition follow, the last one ``complete``. The sessions it ended are
     the sum of their ``revoked``."""
+    held: bool = False
+    """True: this transaction committed the command's ``TenantRevocation`` for the partition
+    (every session it names is refused from then on; their own revocations follow)."""
 
 
 class SessionRiskChanged(AuditBase):

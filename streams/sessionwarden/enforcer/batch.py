@@ -205,12 +205,16 @@ class Batch:
             read_through = rt.clock.read_through()
             while budget > 0 and (msg := queue.ready(p, read_through, now)) is not None:
                 commands = OperatorCommands(rt.enforcer, self._operators)
+                held = queue.held(p)
                 outcome = apply_command_record(
-                    commands, router, msg, now, self.outputs.dead_letter, budget
+                    commands, router, msg, now, self.outputs.dead_letter, budget, held
                 )
                 taken += 1
                 if outcome is not None:
                     self._metrics.applied("revoke_sessions", outcome)
+                    if outcome.status == "held":
+                        queue.hold(p)  # its tenant record commits alone, small and first
+                        break
                     if outcome.status == "partial":
                         break  # the rest in the next batch; its offset waits until then
                     budget -= outcome.revoked

@@ -67,9 +67,11 @@ def apply_command_record(
     now: float,
     dead_letter: DeadLetterSink,
     limit: int | None = None,
+    held: bool = False,
 ) -> CommandOutcome | None:
     """Decode and apply one command record; a bad one is dead-lettered with its reason and
-    changes nothing. Returns the outcome (None when dead-lettered before applying)."""
+    changes nothing. ``held``: its tenant record committed in an earlier batch. Returns the
+    outcome (None when dead-lettered before applying)."""
     try:
         cmd = decode_operator_command(msg.value())
     except DecodeError as exc:
@@ -85,10 +87,10 @@ def apply_command_record(
         # The user's sessions are on another partition: applied here it would end nothing.
         dead_letter("key_mismatch", "command on another partition than its key's", msg)
         return None
-    outcome = commands.apply(cmd, now, command_received(msg, now), limit)
+    outcome = commands.apply(cmd, now, command_received(msg, now), limit, held)
     if outcome.refused is not None:
         dead_letter(*outcome.refused, msg)
-    elif outcome.status in ("applied", "partial"):
+    elif outcome.status in ("applied", "partial", "held"):
         log.info(
             "operator command applied",
             extra={
@@ -98,6 +100,7 @@ def apply_command_record(
                 "partition": partition,
                 "revoked": outcome.revoked,
                 "complete": outcome.status == "applied",
+                "held": outcome.status == "held",
             },
         )
     return outcome
@@ -105,9 +108,12 @@ def apply_command_record(
 
 class CommandQueue:
     """Command records consumed for owned partitions, waiting until their input partition is
-    read through their append time; what a batch took, so an abort can put it back."""
+    read through their append time; what a batch took, so an abort can put it back; and the
+    partitions whose first command's tenant record has committed (``held``)."""
 
     def __init__(self) -> None:
+        self._held: set[int] = set()
+        self._holding: set[int] = set()  # held in the open batch, firm once it commits
         self._waiting: dict[int, deque[CommandRecord]] = {}
         self._next: dict[int, int] = {}  # committed-to-be: the next offset of each partition
         self._taken: list[CommandRecord] = []
@@ -116,11 +122,14 @@ class CommandQueue:
     def own(self, partition: int, next_offset: int | None) -> None:
         """Own ``partition`` from ``next_offset`` (None: the group committed none yet)."""
         self._waiting[partition] = deque()
+        self._held.discard(partition)
         if next_offset is not None:
             self._next[partition] = next_offset
 
     def disown(self, partition: int) -> None:
         self._waiting.pop(partition, None)
+        self._held.discard(partition)
+        self._holding.discard(partition)
         self._next.pop(partition, None)
 
     def owned(self) -> list[int]:
@@ -153,11 +162,20 @@ class CommandQueue:
         """The first waiting command is applied (or dead-lettered) in the open batch: its
         offset commits with it."""
         msg = self._waiting[partition].popleft()
+        self._held.discard(partition)
         self._taken.append(msg)
         offset = msg.offset()
         if offset is not None:
             self._saved.setdefault(partition, self._next.get(partition, -1))
             self._next[partition] = offset + 1
+
+    def hold(self, partition: int) -> None:
+        """The first waiting command's tenant record went out in the open batch: once it
+        commits, the command goes on ``held`` (it stays first in line)."""
+        self._holding.add(partition)
+
+    def held(self, partition: int) -> bool:
+        return partition in self._held
 
     def take(self, partition: int, read_through: float, now: float) -> list[CommandRecord]:
         """Every ready command of the partition, each ``done``."""
@@ -173,11 +191,15 @@ class CommandQueue:
         return {p: self._next[p] for p in self._saved if p in self._next}
 
     def committed(self) -> None:
+        self._held |= self._holding & self._waiting.keys()
+        self._holding.clear()
         self._taken.clear()
         self._saved.clear()
 
     def aborted(self) -> None:
-        """The batch's transaction aborted: its commands wait again, first in line."""
+        """The batch's transaction aborted: its commands wait again, first in line (one held
+        in it holds again)."""
+        self._holding.clear()
         for msg in reversed(self._taken):
             p = msg.partition()
             if p is not None and p in self._waiting:

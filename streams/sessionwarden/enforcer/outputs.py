@@ -29,6 +29,12 @@ its record)."""
 LIFECYCLE = frozenset({"session_started", "session_ended", "session_risk_changed"})
 """Audit records logged as one line each (the session named by its hash)."""
 
+OPERATOR_LINES_PER_BATCH = 100
+"""``session ended`` lines a batch logs for sessions an operator command ended; the rest are
+counted in one line. Each line costs about as much as ending its session (measured: 185 us
+under load, a third of the time a mass revocation of 100,000 sessions took); the audit topic
+keeps every session's ``session_ended`` record."""
+
 
 class Outputs:
     def __init__(
@@ -141,6 +147,7 @@ class Outputs:
         self.pending_bytes = 0
         self._stats.batches += 1
         by_reason = self._stats.by_reason
+        by_operator = 0
         for emit in emitted:
             kind = emit.value["type"]
             if kind == "revocation":
@@ -148,7 +155,17 @@ class Outputs:
                 by_reason[reason] = by_reason.get(reason, 0) + 1
                 self._metrics.revoked(emit.value)
             elif kind in LIFECYCLE:
+                if kind == "session_ended" and emit.value["reason"] == "operator":
+                    by_operator += 1
+                    if by_operator > OPERATOR_LINES_PER_BATCH:
+                        continue
                 self._log_lifecycle(emit.value)
+        if by_operator > OPERATOR_LINES_PER_BATCH:
+            log.info(
+                "sessions ended by operator command",
+                extra={"sessions": by_operator, "logged_each": OPERATOR_LINES_PER_BATCH,
+                       "reason": "operator"},
+            )  # fmt: skip
         self._producer.poll(0)
 
     def aborted(self) -> None:

@@ -7,7 +7,9 @@ then keeps tailing the topic. No consumer group is joined and no offset is ever 
 process holds the whole set.
 
 A session is (tenant, session_id), taken from the record's fields: ``is_revoked(tenant,
-session_id)`` is one dict lookup; a single-tenant service binds its tenant once with
+session_id)`` is one dict lookup (two while a tenant is held: a ``tenant_revocation`` of a mass
+revocation refuses every session of its tenant until its per-session records are all read,
+``sdk/tenant_holds.py``); a single-tenant service binds its tenant once with
 ``bind(tenant)`` and asks ``is_revoked(session_id)`` of the view. Entries are forgotten
 ``max_lifetime_s`` after the revocation's ``effective_at`` (by default the policy's longest
 absolute timeout): no token of a session outlives its absolute deadline, which is never later
@@ -55,7 +57,7 @@ from confluent_kafka.admin import AdminClient
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import DecodeError, decode_revocation_record
-from sessionwarden.contracts.outputs import Revalidation, Revocation
+from sessionwarden.contracts.outputs import Revalidation, Revocation, TenantRevocation
 from sessionwarden.errors import SessionwardenError
 from sessionwarden.kafka.offsets import AdminLike
 from sessionwarden.kafka.security import KafkaSecurity, explain_refusal
@@ -64,6 +66,7 @@ from sessionwarden.policy import Policy, default_policy, load_policy
 from sessionwarden.sdk.health import HealthLog
 from sessionwarden.sdk.revocation_set import RevocationSet, RevokedEntry, SessionKey
 from sessionwarden.sdk.staleness import Staleness
+from sessionwarden.sdk.tenant_holds import TenantHolds
 from sessionwarden.sdk.tenant_view import TenantView
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class ListenerStats:
     records: int = 0
     revocations: int = 0
     revalidations: int = 0
+    tenant_revocations: int = 0
     skipped: int = 0  # undecodable records and tombstones
     expired: int = 0  # revocations dropped for age, on arrival or later
     probes_failed: int = 0
@@ -137,6 +141,7 @@ class RevocationListener:
         self._revocation_callbacks: list[Callable[[Revocation], None]] = []
         self._fail_closed = fail_closed
         self._set = RevocationSet(max_lifetime_s)
+        self._holds = TenantHolds(max_lifetime_s)
         # Wall clock for entry lifetimes (effective_at is wall time); monotonic for staleness.
         self._clock = clock
         self._monotonic = monotonic
@@ -306,11 +311,21 @@ class RevocationListener:
         """True if the tenant's session is revoked; in fail-closed mode also while unhealthy."""
         if self._fail_closed and not self.healthy():
             return True
-        return self._set.contains(tenant, session_id)
+        return self._set.contains(tenant, session_id) or self._holds.holds(tenant)
 
     def revocation(self, tenant: str, session_id: str) -> RevokedEntry | None:
-        """The entry for a revoked session of the tenant (regardless of health)."""
-        return self._set.get(tenant, session_id)
+        """The entry for a revoked session of the tenant, or of its tenant's hold (regardless
+        of health)."""
+        entry = self._set.get(tenant, session_id)
+        if entry is None and self._holds.holds(tenant):
+            hold = self._holds.get(tenant)
+            if hold is not None:
+                return RevokedEntry(hold.expires_at, hold.revocation_id, "operator")
+        return entry
+
+    def tenant_held(self, tenant: str) -> bool:
+        """A mass revocation of the tenant is being applied: every session of it is refused."""
+        return self._holds.holds(tenant)
 
     def bind(self, tenant: str) -> TenantView:
         """A view for a single-tenant service: ``is_revoked(session_id)`` in ``tenant``."""
@@ -358,6 +373,7 @@ class RevocationListener:
         for msg in msgs:
             self._apply(msg, now)
         self._check_freshness()
+        self._holds.release(self._staleness.fresh_as_of, now)
         self._recover()
         self.stats.expired += self._set.expire(now)
         self._report_health()
@@ -392,6 +408,11 @@ class RevocationListener:
             self._notify(self.on_revocation, record)
             for callback in self._revocation_callbacks:
                 self._notify(callback, record)
+        elif isinstance(record, TenantRevocation):
+            if not self._holds.add(record, now, self._monotonic()):
+                self.stats.expired += 1
+                return
+            self.stats.tenant_revocations += 1
         else:
             self.stats.revalidations += 1
             self._notify(self.on_revalidation, record)

@@ -166,7 +166,11 @@ def _from_revocation_record(record: Mapping[str, Any]) -> Cause:
     parsed = REVOCATION_RECORD_ADAPTER.validate_python(record)
     if isinstance(parsed, Revocation):
         return _revoked(parsed)
-    return _claims_changed(parsed)
+    if isinstance(parsed, Revalidation):
+        return _claims_changed(parsed)
+    # A tenant_revocation is not signed (it names no subject); each session's own revocation
+    # follows it and is. _BUILDERS never routes one here.
+    raise SetError(f"no security event for a {parsed.type} record")
 
 
 def _revoked(rec: Revocation) -> Cause:

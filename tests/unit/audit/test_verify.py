@@ -140,3 +140,18 @@ def test_a_signal_revocation_is_judged_like_a_logout() -> None:
     assert (True, 1) == (report.ok, report.rows["signal"]["correct"])
     wrong = audit(truth, [rev("r1-c", "logout", 40, 40.03)], [], 2.0)
     assert (False, 1) == (wrong.ok, wrong.rows["signal"]["spurious"])
+
+
+def test_a_tenant_revocation_on_the_topic_is_neither_spurious_nor_a_session() -> None:
+    """A mass revocation's tenant record names no session: verify must not count it."""
+    tenant = {
+        "type": "tenant_revocation", "tenant": "sim", "reason": "operator",
+        "effective_at": "1970-01-01T00:00:10.000Z", "partition": 0, "complete": False,
+    }  # fmt: skip
+    report = audit(
+        TRUTH,
+        [tenant, rev("r1-a", "idle_timeout", 100, 100.05), rev("r1-b", "logout", 50, 50.02)],
+        USED,
+        2.0,
+    )
+    assert (True, 2, 0) == (report.ok, report.total("correct"), report.total("spurious"))

@@ -70,3 +70,32 @@ def test_the_gateway_rows_judge_the_refusal_at_nginx_and_the_gates_own_time() ->
     assert got["gate's own time, p99"] is False  # 6.5 ms > 5 ms
     skipped = verdicts(run(gateway={"skipped": "nginx not found"}))
     assert skipped["gate's own time, p99"] is None
+
+
+def mass_revoke(committed_s: float, **layers: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "sessions": 100_000,
+        "sample": 50,
+        "command_to_committed_s": committed_s,
+    }
+    for key in ("api", "db", "gateway"):
+        result[f"{key}_refusal_after_commit"] = {"n": 50, "max_s": layers.get(key, 0.2)}
+    return result
+
+
+def test_the_mass_revocation_rows_judge_the_commit_and_every_layers_refusal() -> None:
+    """5 s from the command to the commit, then 1 s per layer; a layer that did not refuse
+    every sampled session misses, one not run is not measured."""
+    got = verdicts(run(mass_revoke=mass_revoke(0.8, gateway=1.4)))
+    commit = "mass revocation, 100k sessions: command -> committed"
+    layer = "mass revocation: refused at the {} after the commit, max"
+    assert got[commit] is True
+    assert got[layer.format("API (listener)")] is True
+    assert got[layer.format("gateway (nginx, gate)")] is False  # 1.4 s > 1 s
+    slow = run(mass_revoke={**mass_revoke(13.8), "db_refusal_after_commit": {"n": 49}})
+    assert verdicts(slow)[commit] is False
+    assert verdicts(slow)[layer.format("database (sink, guard)")] is False
+    assert verdicts(run(mass_revoke=None))[commit] is None
+    older = mass_revoke(0.8)
+    del older["gateway_refusal_after_commit"]  # a result from before the gateway was measured
+    assert verdicts(run(mass_revoke=older))[layer.format("gateway (nginx, gate)")] is None

@@ -339,7 +339,10 @@ def test_union_decoders_name_their_own_tags() -> None:
     """The expected tags in the detail depend on the topic being decoded."""
     error = rejection(login_bytes(), decode_revocation_record)
 
-    expected = "type: unknown tag 'login'; expected one of 'revocation', 'revalidation'"
+    expected = (
+        "type: unknown tag 'login'; expected one of 'revocation', 'revalidation', "
+        "'tenant_revocation'"
+    )
     assert ("unknown_type", expected) == outcome(error)
 
 

@@ -34,6 +34,7 @@ EXPECTED_FILES = {
     "dead_letter.json",
     "operator_command.json",
     "operator_command_applied.json",
+    "tenant_revocation.json",
 }
 
 

@@ -165,3 +165,22 @@ def test_records_of_a_partition_no_longer_owned_are_dropped() -> None:
     queue.add(Record(b"{}", 1))
 
     assert ([], {}) == (queue.owned(), queue.offsets())
+
+
+def test_a_held_command_stays_held_once_its_batch_commits_and_not_after_an_abort() -> None:
+    """The next batch goes on from the hold only if the tenant record committed; an aborted
+    hold is held again (same record id), and a finished command leaves no hold behind."""
+    queue = CommandQueue()
+    queue.own(0, 5)
+    queue.add(Record(b"{}", 10, off=5))
+    queue.add(Record(b"{}", 11, off=6))
+
+    queue.hold(0)
+    queue.aborted()
+    aborted = queue.held(0)
+    queue.hold(0)
+    queue.committed()
+    committed = queue.held(0)
+    queue.done(0)
+
+    assert (False, True, False) == (aborted, committed, queue.held(0))

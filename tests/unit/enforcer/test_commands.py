@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
+import pytest
 from pydantic import TypeAdapter
 
 from sessionwarden.contracts.commands import OperatorCommand
-from sessionwarden.contracts.outputs import OperatorCommandApplied, Revocation, SessionEnded
+from sessionwarden.contracts.outputs import (
+    OperatorCommandApplied,
+    Revocation,
+    SessionEnded,
+    TenantRevocation,
+)
 from sessionwarden.enforcer.engine.commands import CommandOutcome, OperatorCommands
+from sessionwarden.enforcer.engine.sessions import revocation_key, tenant_revocation_key
 from tests.unit.enforcer.factories import T0, activity, at, login
 from tests.unit.enforcer.harness import Harness
 
@@ -38,11 +46,15 @@ class CommandHarness(Harness):
         self.commands = OperatorCommands(self.enforcer, frozenset({OPERATOR}))
 
     def command(
-        self, cmd: OperatorCommand, received: float | None = None, limit: int | None = None
+        self,
+        cmd: OperatorCommand,
+        received: float | None = None,
+        limit: int | None = None,
+        held: bool = False,
     ) -> CommandOutcome:
         r = T0 + (cmd.issued_at.timestamp() - T0 if received is None else received)
         self.enforcer.state.begin()
-        outcome = self.commands.apply(cmd, r, r, limit)
+        outcome = self.commands.apply(cmd, r, r, limit, held)
         self._commit()
         return outcome
 
@@ -235,3 +247,141 @@ def test_a_large_command_ends_its_sessions_over_several_batches_each_audited() -
     ]
     assert 3 == len({d["event_id"] for d in h.applied()})
     assert (5, 0) == (len(h.revocations()), h.enforcer.state.live_sessions())
+
+
+def tenant_records(h: CommandHarness) -> list[dict[str, Any]]:
+    return [o.value for o in h.outputs if o.value["type"] == "tenant_revocation"]
+
+
+def held_harness(sessions: int) -> tuple[CommandHarness, OperatorCommand]:
+    """A tenant of ``sessions`` sessions (and one of another tenant), holding past 2."""
+    h = CommandHarness()
+    started(h, *((f"a{i}", f"u{i}", "acme") for i in range(sessions)), ("c1", "u0", "other"))
+    h.commands = OperatorCommands(h.enforcer, frozenset({OPERATOR}), hold_over=2)
+    return h, command(10, scope="all_users", user_id=None)
+
+
+def test_a_large_tenant_command_commits_its_tenant_record_first_ending_nothing() -> None:
+    """The mass revocation is binding in one small transaction, however large the tenant: the
+    tenant record names the cut-off (the command's append time) and the partition."""
+    h, cmd = held_harness(5)
+
+    outcome = h.command(cmd, limit=2)
+
+    assert CommandOutcome("held") == outcome
+    assert ([], 6) == (h.revocations(), h.enforcer.state.live_sessions())
+    (doc,) = tenant_records(h)
+    record = TenantRevocation.model_validate(doc)
+    assert ("acme", cmd.command_id, T0 + 10, 0, False) == (
+        record.tenant,
+        record.command_id,
+        record.started_by.timestamp(),
+        record.partition,
+        record.complete,
+    )
+    (applied,) = h.applied()
+    assert (0, False, True) == (applied["revoked"], applied["complete"], applied["held"])
+    OperatorCommandApplied.model_validate(applied)
+
+
+def test_a_held_command_ends_its_sessions_in_shares_then_completes_in_a_batch_of_its_own() -> None:
+    """Each session ends once, by the operator; the complete tenant record follows every
+    per-session revocation in a later transaction (subscribers rely on that order)."""
+    h, cmd = held_harness(5)
+    h.command(cmd, limit=2)
+    batches: list[int] = []
+
+    outcomes = []
+    for _ in range(4):
+        before = len(h.outputs)
+        outcomes.append(h.command(cmd, limit=2, held=True))
+        batches.append(before)
+
+    assert [("partial", 2), ("partial", 2), ("partial", 1), ("applied", 0)] == [
+        (o.status, o.revoked) for o in outcomes
+    ]
+    assert sorted(f"a{i}" for i in range(5)) == sorted(sid for sid, _, _ in h.ended())
+    assert {"operator"} == {reason for _, reason, _ in h.ended()}
+    assert 1 == h.enforcer.state.live_sessions()  # the other tenant's
+    last = h.outputs[batches[-1] :]
+    assert [("tenant_revocation", True)] == [
+        (o.value["type"], o.value["complete"]) for o in last if o.topic == "revocations"
+    ]
+    assert [False, True] == [d["complete"] for d in tenant_records(h)]
+    assert 1 == len({d["revocation_id"] for d in tenant_records(h)})
+    applied = h.applied()
+    assert (5, True) == (sum(d["revoked"] for d in applied), applied[-1]["complete"])
+    assert len(applied) == len({d["event_id"] for d in applied})
+
+
+def test_a_held_command_does_not_touch_a_session_that_began_after_it() -> None:
+    """A login appended after the command is a new session: refused downstream for the short
+    while the tenant record holds, never ended by the command."""
+    h, cmd = held_harness(3)
+    h.command(cmd, limit=2)
+    h.feed(login(20, "late", "u9", tenant="acme"))
+
+    while h.command(cmd, limit=2, held=True).status != "applied":
+        pass
+
+    assert "late" not in {sid for sid, _, _ in h.ended()}
+    assert 2 == h.enforcer.state.live_sessions()
+
+
+def test_a_held_command_replayed_after_a_restart_ends_each_session_exactly_once() -> None:
+    """A crash after the hold and one share: the command is read again (its offset commits
+    with the last share), holds again under the same record id, and ends only the rest."""
+    h, cmd = held_harness(5)
+    h.command(cmd, limit=2)
+    h.command(cmd, limit=2, held=True)
+    first_id = tenant_records(h)[0]["revocation_id"]
+    h.enforcer = h.restored()
+    h.commands = OperatorCommands(h.enforcer, frozenset({OPERATOR}), hold_over=2)
+
+    assert CommandOutcome("held") == h.command(cmd, limit=2)
+    while h.command(cmd, limit=2, held=True).status != "applied":
+        pass
+
+    ended = [d["session_id"] for d in h.audits("session_ended")]
+    assert sorted(f"a{i}" for i in range(5)) == sorted(ended)
+    assert {first_id} == {d["revocation_id"] for d in tenant_records(h)}
+    assert 1 == h.enforcer.state.live_sessions()
+
+
+def test_a_tenant_command_within_the_hold_threshold_ends_everything_in_its_own_batch() -> None:
+    """A small tenant needs no tenant record: its revocations commit with the command."""
+    h, cmd = held_harness(2)
+
+    assert CommandOutcome("applied", 2) == h.command(cmd, limit=10)
+    assert [] == tenant_records(h)
+
+
+def test_a_large_share_logs_a_hundred_session_lines_and_one_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A line per session would cost as much as ending it; the audit keeps every record."""
+    h = CommandHarness()
+    h.feed(*(login(1, f"a{i}", f"u{i}", tenant="acme") for i in range(150)))
+    h.commands = OperatorCommands(h.enforcer, frozenset({OPERATOR}), hold_over=2)
+    cmd = command(10, scope="all_users", user_id=None)
+    h.command(cmd, limit=1000)
+    caplog.set_level(logging.INFO, logger="sessionwarden.enforcer.outputs")
+
+    h.command(cmd, limit=1000, held=True)
+
+    lines = [r for r in caplog.records if r.name == "sessionwarden.enforcer.outputs"]
+    counted = [r for r in lines if r.getMessage() == "sessions ended by operator command"]
+    assert (101, 1, 150) == (len(lines), len(counted), len(h.audits("session_ended")))
+    assert 150 == counted[0].__dict__["sessions"]
+
+
+def test_each_partitions_tenant_record_has_a_key_of_its_own_never_a_sessions() -> None:
+    """Compaction keeps one record per key: the copies of two partitions must not replace each
+    other, and no session id (not even "0") can name the tenant record's key."""
+    h, cmd = held_harness(5)
+    h.command(cmd, limit=2)
+
+    (key,) = [o.key for o in h.outputs if o.value["type"] == "tenant_revocation"]
+
+    assert '["acme",0]' == key
+    assert key not in (tenant_revocation_key("acme", 1), revocation_key("acme", "0"))

@@ -12,7 +12,12 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from sessionwarden.contracts.codec import encode
-from sessionwarden.contracts.outputs import Revalidation, Revocation, SessionRiskChanged
+from sessionwarden.contracts.outputs import (
+    Revalidation,
+    Revocation,
+    SessionRiskChanged,
+    TenantRevocation,
+)
 
 TOPIC = "unit.sessionwarden.revocations"
 T0 = 1_800_000_000.0
@@ -207,7 +212,25 @@ def revalidation(session_id: str, effective: float = 0.0) -> Revalidation:
     )
 
 
-def wire(record: Revocation | Revalidation) -> bytes:
+def tenant_revocation(
+    complete: bool = False, partition: int = 0, effective: float = 0.0, tenant: str = "acme"
+) -> TenantRevocation:
+    """One copy of a mass revocation's tenant record (the same id for every copy)."""
+    return TenantRevocation(
+        revocation_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{partition}"),
+        tenant=tenant,
+        command_id=uuid.uuid5(uuid.NAMESPACE_URL, tenant),
+        reason="operator",
+        started_by=at(effective),
+        effective_at=at(effective),
+        emitted_at=at(effective),
+        partition=partition,
+        complete=complete,
+        policy_version="unit",
+    )
+
+
+def wire(record: Revocation | Revalidation | TenantRevocation) -> bytes:
     return encode(record)
 
 

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaError
 
 from sessionwarden.config.settings import load_settings
-from sessionwarden.contracts.outputs import Revalidation, Revocation
+from sessionwarden.contracts.outputs import Revalidation, Revocation, TenantRevocation
 from sessionwarden.sdk.listener import ListenerError, RevocationListener
 from sessionwarden.sdk.revocation_set import RevocationSet
 from tests.unit.sdk.fakes import (
@@ -21,6 +21,7 @@ from tests.unit.sdk.fakes import (
     FakeConsumer,
     revalidation,
     revocation,
+    tenant_revocation,
     wire,
 )
 
@@ -53,7 +54,7 @@ class Rig:
             **options,
         )
 
-    def add(self, record: Revocation | Revalidation, partition: int = 0) -> None:
+    def add(self, record: Revocation | Revalidation | TenantRevocation, partition: int = 0) -> None:
         self.consumer.append(wire(record), partition)
 
     def start(self) -> RevocationListener:
@@ -446,3 +447,66 @@ def test_a_revocation_on_an_identity_signal_revokes_like_any_other() -> None:
     assert listener.is_revoked(TENANT, "s-1")
     assert "signal" == listener.revocation(TENANT, "s-1").reason  # type: ignore[union-attr]
     assert ["signal"] == [r.reason for r in rig.revocations]
+
+
+def test_a_tenant_revocation_refuses_every_session_of_its_tenant_at_once() -> None:
+    """A mass revocation bites from its first record, before its per-session records follow;
+    other tenants are untouched."""
+    rig = Rig()
+    listener = rig.start()
+    rig.steps()
+    rig.add(tenant_revocation(partition=3), 0)
+
+    rig.steps()
+
+    assert [True, True, False] == [
+        listener.is_revoked(t, s) for t, s in (("acme", "s-1"), ("acme", "new"), ("other", "s-1"))
+    ]
+    assert "operator" == listener.revocation("acme", "s-1").reason  # type: ignore[union-attr]
+
+
+def test_the_hold_lifts_once_the_whole_topic_is_read_past_its_complete_copy() -> None:
+    """The per-session records land on every partition: the complete copy alone proves
+    nothing about the others, a freshness probe asked after it and reached does. Then only the
+    revoked sessions stay refused, and a session that began after the command is served."""
+    rig = Rig()
+    listener = rig.start()
+    rig.steps()
+    rig.add(tenant_revocation(partition=3), 0)
+    rig.steps()
+    rig.add(revocation("s-1", reason="operator"), 1)
+    rig.add(tenant_revocation(complete=True, partition=3), 0)
+
+    rig.steps()
+    held_at_once = listener.tenant_held("acme")
+    rig.steps(25)
+
+    assert (True, False) == (held_at_once, listener.tenant_held("acme"))
+    assert [True, False] == [listener.is_revoked("acme", s) for s in ("s-1", "new")]
+
+
+def test_a_complete_copy_read_alone_holds_nothing() -> None:
+    """Compaction may leave only the complete copy: the bootstrap reads the per-session
+    records before the listener is ready, so nothing needs holding."""
+    rig = Rig()
+    rig.add(tenant_revocation(complete=True), 0)
+    rig.add(revocation("s-1", reason="operator"), 1)
+    listener = rig.start()
+    rig.steps()
+
+    assert [True, False] == [listener.is_revoked("acme", s) for s in ("s-1", "new")]
+
+
+def test_a_hold_is_forgotten_after_the_longest_session_lifetime() -> None:
+    """A hold whose complete copy never came (the enforcer died for good) cannot outlive
+    every session it could name."""
+    rig = Rig()
+    listener = rig.start()
+    rig.steps()
+    rig.add(tenant_revocation(partition=3, effective=0.0), 0)
+    rig.steps()
+    held = listener.tenant_held("acme")
+    rig.wall.advance(LIFETIME)
+    rig.steps()
+
+    assert (True, False) == (held, listener.tenant_held("acme"))

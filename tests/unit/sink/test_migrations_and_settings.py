@@ -13,12 +13,13 @@ from sessionwarden.sink.postgres.migrations import BOOTSTRAP, full_sql, migratio
 def test_migrations_are_numbered_in_order_and_exclude_the_bootstrap() -> None:
     """--init applies them in version order; the bootstrap runs before every migration."""
     found = migrations()
-    assert [1, 2, 3, 4] == [m.version for m in found]
+    assert [1, 2, 3, 4, 5] == [m.version for m in found]
     assert [
         "revocations",
         "guard",
         "cut_off_and_bypasses",
         "old_snapshots_and_signals",
+        "tenant_revocations",
     ] == [m.name for m in found]
     assert all(len(m.sha256) == 64 for m in found)
     sql = full_sql()

@@ -12,7 +12,7 @@ from sessionwarden.sink.postgres.plan import (
     plan_batch,
     session_tag,
 )
-from tests.unit.sdk.fakes import at, revalidation, revocation
+from tests.unit.sdk.fakes import at, revalidation, revocation, tenant_revocation
 
 KEEP = timedelta(seconds=100)
 
@@ -130,3 +130,24 @@ def test_overdue_second_passes_are_merged() -> None:
     schedule.add(["a", "b"], now=1.0)
     schedule.add(["b", "c"], now=2.0)
     assert ["a", "b", "c"] == schedule.due(9.0)
+
+
+def test_tenant_revocation_copies_become_holds_in_order_and_write_no_session_row() -> None:
+    """The first copy holds the tenant, the complete one releases it once its rows are in; a
+    copy past its lifetime holds nothing."""
+    batch = plan_batch(
+        [
+            raw(0, 0, tenant_revocation(partition=2, effective=5)),
+            raw(0, 1, revocation("s1", 5, "operator")),
+            raw(0, 2, tenant_revocation(complete=True, partition=2, effective=5)),
+            raw(1, 0, tenant_revocation(partition=4, effective=-200)),
+        ],
+        now=at(6),
+        keep_for=KEEP,
+    )
+
+    assert [("acme", 2, False), ("acme", 2, True)] == [
+        (h.tenant, h.source_partition, h.complete) for h in batch.holds
+    ]
+    assert (["s1"], 1, True) == ([r.session_id for r in batch.rows], batch.expired, batch.releasing)
+    assert {0: 3, 1: 1} == batch.next_offsets

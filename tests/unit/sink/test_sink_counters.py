@@ -36,8 +36,14 @@ class ScrapingStore:
     def offsets(self, partitions: Any) -> dict[int, int]:
         return {p: 0 for p in partitions}
 
-    def write(self, batch: Batch, seen: dict[int, int]) -> None:
+    def write(
+        self, batch: Batch, seen: dict[int, int], ends: Any = None, positions: Any = None
+    ) -> int:
         self.scrape()
+        return 0
+
+    def release(self, positions: Any) -> int:
+        return 0
 
     def cut_off(self, tags: list[str], terminate_all: bool) -> tuple[int, int]:
         self.scrape()

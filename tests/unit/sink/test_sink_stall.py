@@ -42,7 +42,9 @@ class Store:
             self.stored.setdefault(p, 0)
         return dict(self.stored)
 
-    def write(self, batch: Batch, seen: dict[int, int]) -> None:
+    def write(
+        self, batch: Batch, seen: dict[int, int], ends: object = None, positions: object = None
+    ) -> int:
         for p in batch.next_offsets:
             if seen[p] != self.stored[p]:
                 raise OffsetConflict(f"{p} moved")
@@ -50,6 +52,10 @@ class Store:
         self.sessions += [row.session_id for row in batch.rows]
         if len(self.sessions) >= self.expected:
             self.sink.stop()
+        return 0
+
+    def release(self, positions: object) -> int:
+        return 0
 
     def cut_off(self, tags: list[str], terminate_all: bool) -> tuple[int, int]:
         return 0, 0

@@ -232,3 +232,19 @@ def test_revocations_dated_in_the_future_do_not_hide_later_ones_or_stay_forever(
 
     assert hasher("later") == snap["recent"][0]["session"]
     assert {} == expired
+
+
+def test_a_tenant_revocation_is_taken_not_skipped_and_changes_no_session() -> None:
+    """A mass revocation's tenant record is a record of the topic, not a hostile one: skipping
+    it would log a warning per copy; its sessions are shown as their own revocations arrive."""
+    state = DashboardState(show_session=hasher)
+    state.apply_audit(started("s1", "employee", "high", T0), T0)
+    tenant = {
+        "type": "tenant_revocation", "tenant": "acme", "reason": "operator",
+        "started_by": iso(T0 + 1), "effective_at": iso(T0 + 1), "emitted_at": iso(T0 + 1),
+        "partition": 0, "complete": False,
+    }  # fmt: skip
+
+    taken = state.apply_revocation(tenant, T0 + 1)
+
+    assert (True, 1) == (taken, state.snapshot(T0 + 1)["live"]["total"])

@@ -192,7 +192,7 @@ def postgres_session(dsn: str, tenant: str, target: Target, record: Record) -> N
             record(Attempt("pg-kept-connection", "postgres", target.label, "bound connection",
                            stamp(sent, allowed), allowed))  # fmt: skip
             sent = time.time()
-            allowed = _read_in_transaction(pooled, tenant, target.session_id)
+            allowed = read_in_transaction(pooled, tenant, target.session_id)
             record(Attempt("pg-transaction", "postgres", target.label, "session_transaction",
                            stamp(sent, allowed), allowed))  # fmt: skip
     finally:
@@ -208,7 +208,7 @@ def _read(conn: psycopg.Connection[Any]) -> bool:
     return True
 
 
-def _read_in_transaction(conn: psycopg.Connection[Any], tenant: str, session_id: str) -> bool:
+def read_in_transaction(conn: psycopg.Connection[Any], tenant: str, session_id: str) -> bool:
     try:
         with session_transaction(conn, tenant, session_id) as cur:
             cur.execute(PG_QUERY).fetchone()

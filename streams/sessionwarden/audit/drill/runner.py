@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from sessionwarden.audit.drill import mass
 from sessionwarden.audit.drill.audit import Attempt, Audit, Case, Deadline, audit
 from sessionwarden.audit.drill.drivers import Target, http_session, run_async, websocket_session
-from sessionwarden.audit.drill.options import DrillOptions
+from sessionwarden.audit.drill.options import DRILL_POLICY, DrillOptions
 from sessionwarden.audit.drill.plan import PlanOptions, SessionPlan, make_plan
 from sessionwarden.audit.drill.report import document, plot, table
 from sessionwarden.audit.drill.stack import FrozenService
@@ -138,17 +139,26 @@ def run_drill(
         if stack.service is not None:
             closes = websocket_close_latency(record.ws_closed, stack.service.revoked_at, ids)
             second_service_attempts(stack, settings, policy, TENANT, plans, ids, record)
+        revoked_all = None
+        if options.mass_sessions > 0:  # after the cases: it ends every session of the tenant
+            policy_file = settings.policy_file or DRILL_POLICY
+            revoked_all = mass.run_mass(settings, stack, policy_file, TENANT,
+                                        options.mass_sessions, say)  # fmt: skip
     result = audit(all_cases, deadlines, record.attempts, options.tolerance_s, planned)
     meta = {"sessions": options.sessions, "seed": options.seed, "policy": policy.name,
             "started_at": iso(t0), "attempts": len(record.attempts),
             "websocket_close": closes}  # fmt: skip
     doc = document(result, meta)
+    if revoked_all is not None:
+        doc["mass_revocation"] = mass.document(revoked_all)
     (options.workdir / "drill.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     text = table(result)
     if closes["count"]:
         text += (f"\nWebSocket close after the revocation was read (ms, {closes['count']} "
                  f"sockets): p50 {closes['p50_ms']:.0f}, p99 {closes['p99_ms']:.0f}, "
                  f"max {closes['max_ms']:.0f}")  # fmt: skip
+    if revoked_all is not None:
+        text += "\n" + mass.line(revoked_all)
     (options.workdir / "drill.txt").write_text(text + "\n")
     plot(result, options.workdir / "drill.png")
     return result, doc

@@ -306,12 +306,16 @@ def operator_command_applied(
     revoked: int,
     complete: bool = True,
     first: tuple[str, str] | None = None,
+    held: bool = False,
 ) -> dict[str, Any]:
     """The audit of one command (or of one batch's share of it, ``complete`` False but for the
     last) on one partition; its id is the same on every replay of the same state."""
     doc = _audit(
         "operator_command_applied",
-        stable_id("operator_command", cmd.tenant, cmd.command_id, partition, first),
+        # The held record has an id of its own (no session ended yet; the complete one's too).
+        stable_id(
+            "operator_command", cmd.tenant, cmd.command_id, partition, first, *(["held"] * held)
+        ),
         cmd.operator,
         cmd.tenant,
         at,
@@ -326,5 +330,33 @@ def operator_command_applied(
         partition=partition,
         revoked=revoked,
         complete=complete,
+        held=held,
     )
     return doc
+
+
+def tenant_revocation(
+    cmd: OperatorCommand,
+    started_by: float,
+    effective_at: float,
+    now: float,
+    partition: int,
+    complete: bool,
+    policy_version: str,
+) -> dict[str, Any]:
+    """One copy of a command's tenant-wide revocation on one partition (every copy of it there
+    has the same id: the first, a replay's, the complete one)."""
+    return {
+        "type": "tenant_revocation",
+        "schema_version": 1,
+        "revocation_id": stable_id("tenant_revocation", cmd.tenant, cmd.command_id, partition),
+        "tenant": cmd.tenant,
+        "command_id": cmd.command_id,
+        "reason": "operator",
+        "started_by": ts(started_by),
+        "effective_at": ts(effective_at),
+        "emitted_at": ts(now),
+        "partition": partition,
+        "complete": complete,
+        "policy_version": policy_version,
+    }

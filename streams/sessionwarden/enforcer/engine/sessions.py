@@ -44,6 +44,12 @@ def revocation_key(tenant: str, session_id: str) -> str:
     return orjson.dumps([tenant, session_id]).decode()
 
 
+def tenant_revocation_key(tenant: str, partition: int) -> str:
+    """Key of a tenant's ``TenantRevocation`` records of one enforcer partition on the
+    revocations topic: ``["tenant",partition]`` (a number: never a session's key)."""
+    return orjson.dumps([tenant, partition]).decode()
+
+
 def parse_changelog_key(raw: str) -> tuple[str, Key] | None:
     """(kind, key) of a changelog key, or None for a key of the older ``s|<id>`` form."""
     if not raw.startswith("["):

@@ -100,6 +100,7 @@ class PostgresSink:
         self._consumer: Consumer | None = None
         self.consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer
         self.clock: Callable[[], float] = time.monotonic  # of the stalled-consumer watch
+        self._releasing = True  # holds of mass revocations may wait for their release
         self.metrics = ServiceObserver(
             settings, settings.metrics.sink_port, "sessionwarden_sink", lambda: self.stats
         )
@@ -218,6 +219,8 @@ class PostgresSink:
             records = self._records(self._next_messages(self._consumer))
             if records:
                 self._write(plan_batch(records, utc(time.time()), self.keep_for), len(records))
+            elif self._releasing:
+                self._releasing = self._store_release()
             now = time.monotonic()
             due = self._second_pass.due(now)
             if due:
@@ -283,8 +286,15 @@ class PostgresSink:
         """Commit the batch of ``consumed`` records, count it, then cut off its sessions; False
         if it was rolled back."""
         assert self._store is not None and self._consumer is not None
+        ends = None
+        if batch.releasing:
+            ends = self._topic_ends()
+            if ends is None:  # the hold cannot be given its release offsets: read it again
+                log.warning("end offsets not known: the batch is read again")
+                self._reseek()
+                return False
         try:
-            self._store.write(batch, self.seen)
+            self._releasing = 0 < self._store.write(batch, self.seen, ends, self._positions())
         except OffsetConflict as exc:
             log.warning("seeking to the stored offsets again", extra=error_fields(exc))
             self._reseek()
@@ -310,6 +320,38 @@ class PostgresSink:
             self._cut_off(batch.tags, second_pass=False)
             self._second_pass.add(batch.tags, time.monotonic())
         return True
+
+    def _topic_ends(self) -> dict[int, int] | None:
+        """The end offset of every partition of the topic (the broker's, not the cache), or
+        None if one is not known: where a mass revocation's rows end, its complete copy read."""
+        assert self._consumer is not None
+        try:
+            md = self._consumer.list_topics(self.topic, timeout=5.0).topics[self.topic]
+            ends = {}
+            for p in md.partitions:
+                tp = TopicPartition(self.topic, p)
+                got = self._consumer.get_watermark_offsets(tp, timeout=2.0, cached=False)
+                if got is None or got[1] < 0:
+                    return None
+                ends[p] = got[1]
+        except KafkaException:
+            return None
+        return ends
+
+    def _positions(self) -> dict[int, int]:
+        """This sink's consumer positions of its partitions (what it consumed is stored)."""
+        assert self._consumer is not None
+        assigned = [TopicPartition(self.topic, p) for p in self.seen]
+        try:
+            found = self._consumer.position(assigned) if assigned else []
+        except KafkaException:
+            return {}
+        return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+    def _store_release(self) -> bool:
+        """Release the holds whose rows are all stored; True while some still wait."""
+        assert self._store is not None
+        return 0 < self._store.release(self._positions())
 
     def _count(self, **moved: int) -> None:
         """Move several counters at once: a scrape (another thread) reads either the counters

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from sessionwarden.contracts.codec import DecodeError, decode_revocation_record
-from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.contracts.outputs import Revocation, TenantRevocation
 from sessionwarden.contracts.postgres import session_tag
 
 
@@ -65,6 +65,20 @@ class RevokedRow(NamedTuple):
     source_offset: int
 
 
+class HoldRow(NamedTuple):
+    """One copy of a tenant_revocation, as the batch writes it to sessionwarden.revoked_tenants:
+    the first copy holds the tenant, the complete one sets the hold's release offsets."""
+
+    tenant: str
+    source_partition: int
+    revocation_id: str
+    command_id: str
+    started_by: datetime
+    effective_at: datetime
+    keep_until: datetime
+    complete: bool
+
+
 @dataclass
 class Batch:
     """What one database transaction writes for a run of consumed records."""
@@ -79,6 +93,14 @@ class Batch:
     (a NUL character: no transaction can be bound to it either)."""
     undecodable: list[tuple[int, int, DecodeError]] = field(default_factory=list)
     """(partition, offset, error) of records that are no revocation record at all."""
+    holds: list[HoldRow] = field(default_factory=list)
+    """The batch's tenant_revocation copies, in the order read (the first copy of a hold
+    before its complete one)."""
+
+    @property
+    def releasing(self) -> bool:
+        """A complete copy is in the batch: its hold's release offsets must be taken."""
+        return any(h.complete for h in self.holds)
 
     @property
     def tags(self) -> list[str]:
@@ -98,6 +120,13 @@ def plan_batch(records: Iterable[RawRecord], now: datetime, keep_for: timedelta)
             record = decode_revocation_record(raw.value)
         except DecodeError as exc:
             batch.undecodable.append((raw.partition, raw.offset, exc))
+            continue
+        if isinstance(record, TenantRevocation):
+            hold = _hold_row(record, now, keep_for)
+            if hold is None:
+                batch.expired += 1
+            else:
+                batch.holds.append(hold)
             continue
         if not isinstance(record, Revocation) or "\x00" in (
             record.tenant + record.session_id + record.user_id
@@ -128,6 +157,24 @@ def plan_batch(records: Iterable[RawRecord], now: datetime, keep_for: timedelta)
         )
     batch.rows = list(by_session.values())
     return batch
+
+
+def _hold_row(record: TenantRevocation, now: datetime, keep_for: timedelta) -> HoldRow | None:
+    """The row of a tenant_revocation copy, or None when it has expired (or names a tenant
+    PostgreSQL cannot hold: no transaction can be bound to it either)."""
+    keep_until = record.effective_at + keep_for
+    if keep_until <= now or "\x00" in record.tenant:
+        return None
+    return HoldRow(
+        record.tenant,
+        record.partition,
+        str(record.revocation_id),
+        str(record.command_id),
+        record.started_by,
+        record.effective_at,
+        keep_until,
+        record.complete,
+    )
 
 
 class PruneSchedule:

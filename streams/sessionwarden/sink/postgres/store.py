@@ -47,6 +47,45 @@ UPDATE sessionwarden.sink_offsets SET next_offset = %s, updated_at = now()
  WHERE topic = %s AND partition = %s AND next_offset = %s
 """
 
+# The first copy of a tenant_revocation holds the tenant (again: a replayed copy keeps its
+# hold); the complete copy sets the release offsets of a hold that stands (none: nothing held).
+_HOLD = """
+INSERT INTO sessionwarden.revoked_tenants AS h
+    (tenant, source_partition, revocation_id, command_id, started_by, effective_at, keep_until)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (tenant, source_partition) DO UPDATE SET
+    revocation_id = EXCLUDED.revocation_id,
+    command_id = EXCLUDED.command_id,
+    started_by = EXCLUDED.started_by,
+    effective_at = EXCLUDED.effective_at,
+    keep_until = greatest(h.keep_until, EXCLUDED.keep_until),
+    release_offsets = CASE WHEN h.revocation_id = EXCLUDED.revocation_id
+                           THEN h.release_offsets END
+"""
+_RELEASE_AT = """
+UPDATE sessionwarden.revoked_tenants SET release_offsets = %s::jsonb
+ WHERE tenant = %s AND source_partition = %s AND revocation_id = %s
+"""
+# Holds whose every per-session row is stored: each partition is read through the end offset
+# it had when the complete copy was read, by a stored offset or by this sink's own consumer
+# position (%s, JSON: what it consumed is stored; a position is past the transaction markers,
+# which stored offsets never name). Returns how many holds still wait for their release.
+_RELEASE = """
+WITH released AS (
+    DELETE FROM sessionwarden.revoked_tenants h
+     WHERE h.release_offsets IS NOT NULL
+       AND NOT EXISTS (
+           SELECT 1 FROM jsonb_each_text(h.release_offsets) AS e(partition, next_offset)
+             LEFT JOIN sessionwarden.sink_offsets s
+                    ON s.topic = %s AND s.partition = e.partition::int
+            WHERE greatest(coalesce(s.next_offset, 0),
+                           coalesce((%s::jsonb ->> e.partition)::bigint, 0))
+                  < e.next_offset::bigint)
+    RETURNING 1)
+SELECT (SELECT count(*) FROM sessionwarden.revoked_tenants WHERE release_offsets IS NOT NULL)
+       - (SELECT count(*) FROM released)
+"""
+
 _NOTIFY = "SELECT count(pg_notify(%s, tag)) FROM unnest(%s::text[]) AS tag"
 
 # The backends of revoked sessions (sessionwarden.cut_off(), migration 004): named for the
@@ -103,21 +142,52 @@ class RevocationStore:
             ).fetchall()
         return {int(p): int(o) for p, o in rows}
 
-    def write(self, batch: Batch, seen: Mapping[int, int]) -> None:
-        """Upsert the rows, advance the offsets from ``seen`` and notify, in one transaction;
-        raises OffsetConflict (rolled back) when a stored offset is no longer ``seen``."""
+    def write(
+        self,
+        batch: Batch,
+        seen: Mapping[int, int],
+        ends: Mapping[int, int] | None = None,
+        positions: Mapping[int, int] | None = None,
+    ) -> int:
+        """Upsert the rows and holds, advance the offsets from ``seen``, release the holds
+        whose rows are all in, and notify, in one transaction; raises OffsetConflict (rolled
+        back) when a stored offset is no longer ``seen``. ``ends``: the topic's end offsets
+        taken after the batch was read, when it holds a complete tenant_revocation copy;
+        ``positions``: this sink's consumer positions. Returns the holds still waiting for
+        their release."""
         with self.conn.transaction():
             if batch.rows:
                 rows = orjson.dumps([r._asdict() for r in batch.rows]).decode()
                 self.conn.execute(_UPSERT, (self.topic, rows))
+            for hold in batch.holds:
+                if not hold.complete:
+                    self.conn.execute(_HOLD, hold[:7])
+                elif ends is not None:
+                    release = orjson.dumps({str(p): o for p, o in sorted(ends.items())}).decode()
+                    where = (hold.tenant, hold.source_partition, hold.revocation_id)
+                    self.conn.execute(_RELEASE_AT, (release, *where))
             for partition, next_offset in sorted(batch.next_offsets.items()):
                 cur = self.conn.execute(
                     _ADVANCE, (next_offset, self.topic, partition, seen[partition])
                 )
                 if cur.rowcount != 1:
                     raise OffsetConflict(f"{self.topic}[{partition}] moved under this sink")
+            waiting = self._release(positions or {})
             if batch.rows:
                 self.conn.execute(_NOTIFY, (NOTIFY_CHANNEL, batch.tags))
+        return waiting
+
+    def release(self, positions: Mapping[int, int]) -> int:
+        """Release the holds whose rows are all stored (see ``_RELEASE``); returns how many
+        still wait."""
+        with self.conn.transaction():
+            return self._release(positions)
+
+    def _release(self, positions: Mapping[int, int]) -> int:
+        own = orjson.dumps({str(p): o for p, o in positions.items()}).decode()
+        row = self.conn.execute(_RELEASE, (self.topic, own)).fetchone()
+        assert row is not None
+        return int(row[0])
 
     def cut_off(self, tags: list[str], terminate_all: bool = False) -> tuple[int, int]:
         """Cancel / terminate the live backends of these sessions: (cancelled, terminated).
@@ -182,6 +252,10 @@ class RevocationStore:
         return [(str(t), str(k), str(o), str(d)) for t, k, o, d in rows]
 
     def prune(self, now: datetime, limit: int = 10_000) -> int:
-        """Delete up to ``limit`` rows past their keep_until; returns how many."""
+        """Delete up to ``limit`` rows past their keep_until (and every hold past its own);
+        returns how many rows."""
         with self.conn.transaction():
+            self.conn.execute(
+                "DELETE FROM sessionwarden.revoked_tenants WHERE keep_until <= %s", (now,)
+            )
             return self.conn.execute(_PRUNE, (now, limit)).rowcount

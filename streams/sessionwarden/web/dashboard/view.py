@@ -109,7 +109,9 @@ class DashboardState:
 
     def apply_revocation(self, doc: dict[str, Any], received_at: float) -> bool:
         if doc.get("type") != "revocation":
-            return doc.get("type") == "revalidation"  # the revocation topic's other record
+            # The topic's other records: a revalidation, and a mass revocation's tenant record
+            # (each of its sessions' own revocations follows and is shown).
+            return doc.get("type") in ("revalidation", "tenant_revocation")
         reason, session_id = _text(doc.get("reason")), _text(doc.get("session_id"))
         emitted, effective = _ts(doc.get("emitted_at")), _ts(doc.get("effective_at"))
         if reason is None or session_id is None or emitted is None or effective is None:
