@@ -28,6 +28,7 @@ EXPECTED_SECTIONS = {
     "gate": {"gate_port", "gate_session_from", "gate_tenant_from", "gate_jwks_url"},
     "metrics": {"metrics_enabled", "enforcer_metrics_port", "health_stall_s"},
     "caep": {"caep_enabled", "caep_issuer", "detect_caep_issuer", "detect_caep_key_id"},
+    "ssf_receiver": {"ssf_receiver_port", "ssf_receiver_transmitters", "ssf_receiver_jti_file"},
     "logging": {"log_salt", "log_format", "log_level"},
 }
 
@@ -40,8 +41,9 @@ def test_each_flat_name_lands_in_its_section() -> None:
         assert names <= by_section[section], section
     assert {"policy_file"} == by_section[""]
     # every setting of the flat model, none lost (67, one of the live-session listing, 20 of
-    # the gateway check, 2 of operator commands and one of the stalled-consumer watch)
-    assert 91 == len(list(variables()))
+    # the gateway check, 2 of operator commands, one of the stalled-consumer watch and 12 of
+    # the Shared Signals receiver)
+    assert 103 == len(list(variables()))
     assert set(FlatSettings.model_fields) == {v.name for v in variables()}
 
 
