@@ -26,6 +26,7 @@ from sessionwarden.cli import (
     sessions,
     simulate,
     sink,
+    ssf,
     tail,
     topics,
     verify,
@@ -61,6 +62,7 @@ COMMANDS: tuple[Command, ...] = (
     sink,
     dashboard,
     gate,
+    ssf,
     drill,
     demo,
 )
