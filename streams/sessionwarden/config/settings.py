@@ -843,9 +843,9 @@ class SsfReceiverSettings(Section):
     port: int = Field(default=8791, ge=0, le=65535, description="Its port (0: a free one).")
     transmitters: tuple[SsfTransmitterSettings, ...] = Field(
         default=(),
-        description="The transmitters (at most 256): an array of tables in the config file, or a JSON list "
-        "in the environment; each has name, issuer, jwks_uri or metadata_url, audience, "
-        "tenant, delivery (push: push_token_file; poll: poll_url, poll_token_file) and "
+        description="The transmitters (at most 256): an array of tables in the config file, "
+        "or a JSON list in the environment; each has name, issuer, jwks_uri or metadata_url, "
+        "audience, tenant, delivery (push: push_token_file; poll: poll_url, poll_token_file) and "
         "risk_profiles.",
     )
     iat_window_s: float = Field(

@@ -76,3 +76,33 @@ def unsigned(body: dict[str, Any] | None = None) -> str:
 
 def intake(capacity: int = 1000, **trusts: Trust) -> Intake:
     return Intake(trusts or {"idp": trust()}, JtiStore(capacity), RULES)
+
+
+class FakePublisher:
+    """Collects published events; ``fail`` makes the next publishes raise, as a broker that
+    does not take them."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.fail = False
+
+    async def __call__(self, event: Any) -> object:
+        if self.fail:
+            raise OSError("broker down")
+        self.events.append(event)
+        return None
+
+
+def receiving(publisher: FakePublisher, now: float = NOW, **trusts: Trust) -> Any:
+    from prometheus_client import CollectorRegistry
+
+    from sessionwarden.ssf.receiver.metrics import ReceiverMetrics
+    from sessionwarden.ssf.receiver.taking import Receiving
+
+    taken = intake(**trusts)
+    metrics = ReceiverMetrics(CollectorRegistry(), list(taken.trusts))
+    return Receiving(taken, publisher, metrics, lambda: now)
+
+
+def count(ctx: Any, transmitter: str, outcome: str, code: str = "") -> float:
+    return float(ctx.metrics.sets.labels(transmitter, outcome, code)._value.get())
