@@ -66,7 +66,9 @@ class _Authenticated:
                 found = transmitter
         if found is None:
             self.refused.labels(AUTHENTICATION_FAILED).inc()
-            refusal = Refused(AUTHENTICATION_FAILED, "a push transmitter's bearer token", 401)
+            refusal = Refused(
+                AUTHENTICATION_FAILED, "a push transmitter's bearer token is required", 401
+            )
             await _error(refusal)(scope, receive, send)
             return
         scope.setdefault("state", {})["transmitter"] = found

@@ -16,6 +16,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,8 @@ def build(settings: Settings) -> Receiver:
     publisher = AsyncAuthEventPublisher(
         settings.kafka.bootstrap_servers, settings.topics.input, **security
     )
-    ctx = Receiving(Intake(trusts, store, rules), publisher.publish, metrics, time.time)
+    decisions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionwarden-ssf-intake")
+    ctx = Receiving(Intake(trusts, store, rules), publisher.publish, metrics, time.time, decisions)
     push_tokens: dict[str, str] = {}
     polls: list[PollTarget] = []
     for t in section.transmitters:
@@ -119,7 +121,9 @@ def build(settings: Settings) -> Receiver:
                     section.poll_interval_s, section.max_body_bytes * 10,
                 )
             )  # fmt: skip
-    closers = [journal.close] if journal is not None else []
+    closers: list[Callable[[], None]] = [decisions.shutdown]
+    if journal is not None:
+        closers.append(journal.close)
     return Receiver(ctx, push_tokens, polls, registry, publisher, closers)
 
 
