@@ -87,8 +87,9 @@ class Intake:
             return Accepted(key, AUTH_EVENT_ADAPTER.validate_python(mapped))
         except ValidationError as exc:
             self.store.release(key)
-            fields = ", ".join(sorted({str(e["loc"][-1]) for e in exc.errors() if e["loc"]}))
-            raise Refused(INVALID_REQUEST, f"the event does not fit: {fields[:200]}") from None
+            where = sorted({".".join(map(str, e["loc"])) or e["type"] for e in exc.errors()})
+            text = f"the event does not fit the input schema: {', '.join(where)}"
+            raise Refused(INVALID_REQUEST, text[:300]) from None
 
     def settle(self, key: Key, published: bool) -> None:
         """After publishing: remember the jti, or free it for the transmitter's retry."""
