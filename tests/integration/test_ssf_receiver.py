@@ -178,6 +178,14 @@ def test_signals_pushed_and_polled_end_sessions_and_refused_ones_change_nothing(
         )
         assert [("session_revoked", "ssf:idp"), ("user_revoked", "ssf:poll-idp")] == sources
         assert [] == revocations.docs(session_id="s-4")
+        wait_until(lambda: len(audit.docs(type="session_ended")) == 3, 30, "three ends audited")
+        ended = {(d["session_id"], d["reason"], d.get("signal"), d.get("source"))
+                 for d in audit.docs(type="session_ended")}  # fmt: skip
+        assert {
+            ("s-1", "signal", "session_revoked", "ssf:idp"),
+            ("s-2", "signal", "account_disabled", "ssf:poll-idp"),
+            ("s-3", "signal", "account_disabled", "ssf:poll-idp"),
+        } == ended
     finally:
         receiver.stop()
         enforcer.stop()
