@@ -2,8 +2,9 @@
 
 =====================================  ====================================================
 CAEP ``session-revoked``                 ``session_revoked`` of the subject's session
-                                         (a subject with a user and no session: every live
-                                         session of the user, ``user_revoked``)
+                                         (a subject with a user and no session, or the
+                                         session ``ALL``: every live session of the user,
+                                         ``user_revoked``)
 CAEP ``credential-change``               ``user_revoked``, signal ``credential_change``
 RISC ``account-disabled``                ``user_revoked``, signal ``account_disabled``
 RISC ``account-purged``                  ``user_revoked``, signal ``account_purged``
@@ -17,6 +18,9 @@ CAEP ``risk-level-change``               ``risk_change`` to the profile of ``ris
 Every other event (the stream's own verification and stream-updated events, and types this
 receiver does not act on) is :class:`Ignored`, as is a level the map does not list: the
 transmitter did nothing wrong, and nothing changes here.
+
+Keycloak's transmitter names the session ``{"format": "opaque", "id": "ALL"}`` when an
+administrator signs a user out of all sessions; that id is taken to mean every session.
 
 The user is the subject's ``user`` member, or the subject itself: ``iss_sub`` gives ``sub``,
 ``opaque`` its ``id``, ``email`` the address. A subject that names a tenant (a complex subject's
@@ -49,6 +53,8 @@ USER_SIGNALS: dict[str, str] = {
     v.SESSIONS_REVOKED: "sessions_revoked",
 }
 """Events that end every live session of their user, with the signal recorded."""
+ALL_SESSIONS = "ALL"
+"""The session id that stands for every session of the user (Keycloak's admin sign-out)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ def to_input(event: SecurityEvent, trust: Trust) -> dict[str, Any] | Ignored:
     if kind == v.SESSION_REVOKED:
         base = _base(event, trust)
         session = _member(event.subject, "session")
-        if session is None:
+        if session is None or session == {"format": OPAQUE, "id": ALL_SESSIONS}:
             return {**base, "type": "user_revoked", "signal": "sessions_revoked"}
         return {
             **base, "type": "session_revoked", "signal": "session_revoked",

@@ -66,3 +66,33 @@ def test_a_full_jti_store_is_unavailable() -> None:
     taken.settle(taken.receive("idp", set_token(), NOW).key, published=True)
     with pytest.raises(Unavailable):
         taken.receive("idp", set_token(claims(jti="j-2")), NOW)
+
+
+def test_a_set_shaped_as_keycloaks_logout_is_accepted() -> None:
+    """The claims of a SET Keycloak 26.7.3 pushed on a user's logout (its shape, our keys)."""
+    body = {
+        "jti": "7054e51b-efa2-9cea-31d7-9016d3108637",
+        "iss": claims()["iss"],
+        "iat": int(NOW),
+        "aud": claims()["aud"],
+        "events": {
+            v.SESSION_REVOKED: {
+                "event_timestamp": int(NOW), "initiating_entity": "user",
+                "reason_admin": {"en": "User logout"},
+            }
+        },
+        "sub_id": {
+            "format": "complex",
+            "user": {"format": "iss_sub", "iss": claims()["iss"],
+                     "sub": "8451aa94-fd56-4c37-8b26-100fab60f652"},
+            "session": {"format": "opaque", "id": "GdlxgIJAMP9WkeS6AXbTNJwC"},
+        },
+        "txn": "ac690547-a99d-428b-b41a-f36b0f91c960",
+    }  # fmt: skip
+    outcome = intake().receive("idp", set_token(body), NOW)
+    assert isinstance(outcome, Accepted)
+    assert isinstance(outcome.event, SessionRevoked)
+    assert ("8451aa94-fd56-4c37-8b26-100fab60f652", "GdlxgIJAMP9WkeS6AXbTNJwC") == (
+        outcome.event.user_id,
+        outcome.event.session_id,
+    )

@@ -43,6 +43,17 @@ def test_session_revoked_about_a_user_only_ends_every_session_of_the_user() -> N
     assert expected == to_input(event(v.SESSION_REVOKED, subject), trust())
 
 
+def test_keycloaks_session_all_ends_every_session_of_the_user() -> None:
+    """What Keycloak 26.7 sends when an administrator signs a user out (taken from its SET)."""
+    subject = {
+        "format": "complex",
+        "user": {"format": "iss_sub", "iss": ISSUER, "sub": "u-1"},
+        "session": {"format": "opaque", "id": "ALL"},
+    }
+    expected = {**base(), "type": "user_revoked", "signal": "sessions_revoked"}
+    assert expected == to_input(event(v.SESSION_REVOKED, subject), trust())
+
+
 @pytest.mark.parametrize(
     ("kind", "signal"),
     [
