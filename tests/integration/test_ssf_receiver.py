@@ -19,7 +19,6 @@ from sessionwarden.sdk.publisher import AuthEventPublisher
 from sessionwarden.ssf import vocabulary as v
 from sessionwarden.testing.ssf_transmitter import SsfTransmitterStub, new_signer, push
 from tests.integration.harness import (
-    FAST_POLICY,
     Collector,
     EnforcerProcess,
     ServiceProcess,
@@ -29,6 +28,19 @@ from tests.integration.harness import (
 )
 
 AUDIENCE = "https://sessionwarden.test/ssf"
+# Timeouts far beyond the test: every session that ends, ends on a signal.
+POLICY = """
+name = "ssf-receiver"
+clock_skew_tolerance = "30s"
+hard_cap_absolute = "2h"
+
+[defaults]
+idle = "10m"
+absolute = "1h"
+
+[roles.viewer]
+privilege = 10
+"""
 PUSH_TOKEN = "push-token-of-the-idp-0123456789"
 ROGUE_TOKEN = "push-token-of-the-globex-idp-0123"
 POLL_TOKEN = "poll-token-of-the-poll-idp-012345"
@@ -91,14 +103,16 @@ def test_signals_pushed_and_polled_end_sessions_and_refused_ones_change_nothing(
 ) -> None:
     pushing, polled = stubs
     settings = settings_factory()
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
     inputs = Collector(settings.kafka.bootstrap_servers, settings.topics.input)
     audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
     revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
-    enforcer = EnforcerProcess(settings, policy=FAST_POLICY)
+    enforcer = EnforcerProcess(settings, policy=policy)
     receiver = ReceiverProcess(
         ["-m", "sessionwarden", "ssf", "receive", "--port", "0"],
         {
-            **service_env(settings, FAST_POLICY),
+            **service_env(settings, policy),
             "SESSIONWARDEN_SSF_RECEIVER_METRICS_PORT": "0",
             "SESSIONWARDEN_SSF_RECEIVER_POLL_INTERVAL_S": "0.2",
             "SESSIONWARDEN_SSF_RECEIVER_JTI_FILE": str(tmp_path / "jti.jsonl"),
