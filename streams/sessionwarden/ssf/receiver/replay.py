@@ -8,8 +8,9 @@ journals it, when a journal is given), ``release`` frees it when publishing fail
 transmitter's retry is not taken for a replay. While the store holds ``capacity`` live jtis a
 new one is :class:`Unavailable` (the transmitter retries), never accepted unrecorded.
 
-The journal (one JSON line per committed jti, compacted when it is opened) makes the protection
-survive a restart; without it a restart forgets the jtis of the last window.
+The journal (one JSON line per committed jti, compacted when it is opened and whenever it holds
+more than twice the live jtis, and at least 1,000 lines) makes the protection survive a
+restart; without it a restart forgets the jtis of the last window.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
 from typing import IO
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 """(issuer, jti)."""
+COMPACT_MIN_LINES = 1000
 
 
 class Claim(Enum):
@@ -69,6 +72,8 @@ class JtiStore:
         self._keep(key, expires)
         if self._journal is not None:
             self._journal.append(key, expires)
+            if self._journal.lines > max(COMPACT_MIN_LINES, 2 * len(self._expires)):
+                self._journal.rewrite(self._expires.items())
 
     def release(self, key: Key) -> None:
         """Publishing failed: the transmitter may send the SET again."""
@@ -93,6 +98,7 @@ class JtiJournal:
         self.path = path
         self._now = now
         self._file: IO[bytes] | None = None
+        self.lines = 0
 
     def load(self) -> list[tuple[Key, float]]:
         live: list[tuple[Key, float]] = []
@@ -110,20 +116,28 @@ class JtiJournal:
                 bad += 1  # a line cut by a crash
         if bad:
             log.warning("jti journal: lines skipped", extra={"lines": bad, "path": str(self.path)})
+        self.rewrite(live)
+        return live
+
+    def rewrite(self, entries: Iterable[tuple[Key, float]]) -> None:
+        """Replace the file by ``entries`` (atomically) and append to it from now on."""
+        self.close()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        lines = [orjson.dumps([k[0], k[1], e]) + b"\n" for k, e in entries]
         with os.fdopen(fd, "wb") as out:
-            out.writelines(orjson.dumps([k[0], k[1], e]) + b"\n" for k, e in live)
+            out.writelines(lines)
         os.replace(tmp, self.path)
+        self.lines = len(lines)
         self._file = open(self.path, "ab")  # noqa: SIM115 - held open for appends
-        return live
 
     def append(self, key: Key, expires: float) -> None:
         if self._file is None:
             raise RuntimeError("the journal is appended to before it is loaded")
         self._file.write(orjson.dumps([key[0], key[1], expires]) + b"\n")
         self._file.flush()
+        self.lines += 1
 
     def close(self) -> None:
         if self._file is not None:

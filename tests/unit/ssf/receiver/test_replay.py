@@ -58,3 +58,16 @@ def test_the_journal_keeps_live_jtis_across_a_restart(tmp_path: Path) -> None:
     assert Claim.SEEN == reopened.claim(("i", "b"), 500.0, 100.0)
     assert Claim.NEW == reopened.claim(("i", "a"), 500.0, 100.0)
     assert 0o600 == path.stat().st_mode & 0o777
+
+
+def test_the_journal_is_compacted_while_it_grows(tmp_path: Path) -> None:
+    """Expired jtis leave the file too, not only at a restart: it stays bounded."""
+    path = tmp_path / "jti.jsonl"
+    store = JtiStore(10_000, JtiJournal(path, now=0.0))
+    for i in range(3000):
+        key = ("i", str(i))
+        store.claim(key, expires=i + 10.0, now=float(i))
+        store.commit(key)
+    assert len(path.read_bytes().splitlines()) <= 1001
+    reopened = JtiStore(10_000, JtiJournal(path, now=2995.0))
+    assert Claim.SEEN == reopened.claim(("i", "2999"), 3009.0, 2995.0)
