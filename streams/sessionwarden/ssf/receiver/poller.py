@@ -77,7 +77,12 @@ class Poller:
     async def run(self, stop: asyncio.Event) -> None:
         pause = self.target.interval_s
         while not stop.is_set():
-            answer = await self.poll_once()
+            try:
+                answer = await self.poll_once()
+            except Exception:  # a poller that dies stops a transmitter's signals for good
+                log.exception("poll round failed", extra={"transmitter": self.target.transmitter})
+                self.ctx.metrics.poll_failures.labels(self.target.transmitter).inc()
+                answer = None
             if answer is None:
                 pause = min(MAX_BACKOFF_S, pause * 2)
             else:

@@ -100,3 +100,28 @@ def test_a_failed_poll_keeps_the_acks_for_the_next_and_is_counted() -> None:
     asyncio.run(poller.poll_once())
     assert ["j-1"] == transmitter.requests[2]["ack"]
     assert 1 == ctx.metrics.poll_failures.labels("idp")._value.get()
+
+
+def test_a_round_that_raises_does_not_stop_the_poller() -> None:
+    """An unexpected error in one round is logged and counted; the poller polls again."""
+    ctx = receiving(FakePublisher())
+    calls: list[int] = []
+
+    def post(url: str, body: bytes, token: str, max_bytes: int) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return b'{"sets": {}}'
+
+    poller = Poller(ctx, PollTarget("idp", TARGET.url, TARGET.token, 10, 0.01, 1000), post)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(poller.run(stop))
+        while len(calls) < 2:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(asyncio.wait_for(run(), 5))
+    assert 1 == ctx.metrics.poll_failures.labels("idp")._value.get()
