@@ -78,8 +78,9 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 settings-doc: $(STAMP) ## regenerate docs/SETTINGS.md from the settings model
 	$(PY) -m sessionwarden.config.reference
 
-demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
-	$(PY) -m sessionwarden.audit.demo
+DEMO_ARGS ?=
+demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all); DEMO_ARGS=--keycloak adds a real Keycloak
+	$(PY) -m sessionwarden.audit.demo $(DEMO_ARGS)
 
 # The benchmark's peers: Quix Streams in its own venv (its pins exclude ours: pydantic-settings
 # <2.16), the Kafka Streams job built by Maven from Maven Central.
