@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from pydantic import TypeAdapter
 
 from sessionwarden.contracts.outputs import AuditEvent, RevocationRecord
@@ -241,3 +242,28 @@ def test_tightened_deadlines_survive_a_restore() -> None:
     h.tick(400)
     assert [("s1", "absolute_timeout", 400.0)] == h.ended()
     assert "high" == h.audits("session_risk_changed")[0]["risk_profile"]
+
+
+def test_log_lines_name_the_signal_and_the_risk_change_never_the_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One line per lifecycle record: the ending signal and its source, the risk profiles; the
+    session by its hash only."""
+    h = Harness()
+    with caplog.at_level("INFO", logger="sessionwarden.enforcer.outputs"):
+        h.feed(login(0, sid="a"), login(0, sid="b"))
+        h.feed(risk_change(10, "high", sid="b"))
+        h.feed(session_revoked(20, sid="a", signal="session_revoked"))
+    lines = {r.getMessage(): r.__dict__ for r in caplog.records}
+    ended, changed = lines["session ended"], lines["session risk changed"]
+    assert ("signal", "session_revoked", "ssf:idp") == (
+        ended["reason"],
+        ended["signal"],
+        ended["source"],
+    )
+    assert ("low", "high", False) == (
+        changed["risk_profile_before"],
+        changed["risk_profile"],
+        changed["ended"],
+    )
+    assert ended["session"] not in ("a", "b") and len(ended["session"]) >= 8
