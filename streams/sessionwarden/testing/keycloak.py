@@ -48,6 +48,12 @@ PROVIDER_JAR = "sessionwarden-keycloak-events.jar"
 # Build-time options of the cached copy: the dev-file database, health endpoints, and the
 # experimental Shared Signals transmitter (the SSF interoperability tests use the same copy).
 BUILD_OPTIONS = ("--db=dev-file", "--health-enabled=true", "--features=ssf")
+# Run-time options of its SSF transmitter: push to a receiver on 127.0.0.1 over plain HTTP (it
+# refuses private and http targets otherwise) and deliver within a second (30 s by default).
+SSF_OPTIONS = (
+    "--spi-ssf-transmitter--default--allow-insecure-push-targets=true",
+    "--spi-ssf-transmitter--default--outbox-drainer-interval=1s",
+)
 ADMIN_USER = "sw-admin"
 LISTENER = "sessionwarden"
 
@@ -621,6 +627,7 @@ class KeycloakServer:
             f"--db-url=jdbc:h2:file:{home / 'data' / 'h2' / 'keycloakdb'};NON_KEYWORDS=VALUE",
             "--log-console-output=default",
             *(f"--spi-events-listener--{LISTENER}--{k}={v}" for k, v in spi.items()),
+            *SSF_OPTIONS,
         ]
 
     def start(self, built: Path | None = None) -> KeycloakServer:
