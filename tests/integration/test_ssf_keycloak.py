@@ -17,34 +17,17 @@ from sessionwarden.sdk.publisher import AuthEventPublisher
 from sessionwarden.testing.keycloak import session_id_of
 from sessionwarden.testing.keycloak_ssf import push_stream
 from sessionwarden.testing.nginx import free_port
+from sessionwarden.testing.services import SsfReceiverProcess
 from tests.integration.harness import (
+    LONG_POLICY,
     Collector,
     EnforcerProcess,
-    ServiceProcess,
     login_doc,
     service_env,
     wait_until,
 )
 
 pytestmark = pytest.mark.keycloak
-
-POLICY = """
-name = "ssf-keycloak"
-clock_skew_tolerance = "30s"
-hard_cap_absolute = "2h"
-
-[defaults]
-idle = "10m"
-absolute = "1h"
-
-[roles.viewer]
-privilege = 10
-"""
-
-
-class ReceiverProcess(ServiceProcess):
-    name = "ssf receiver"
-    ready_message = "ssf receiver serving"
 
 
 def test_keycloak_logouts_end_sessions_through_the_ssf_receiver(
@@ -59,8 +42,6 @@ def test_keycloak_logouts_end_sessions_through_the_ssf_receiver(
     )  # fmt: skip
     token_file = tmp_path / "push.token"
     token_file.write_text(push_token + "\n")
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
     settings = keycloak.settings()
     transmitter = {
         "name": "keycloak", "issuer": stream.issuer, "metadata_url": stream.metadata_url,
@@ -69,11 +50,11 @@ def test_keycloak_logouts_end_sessions_through_the_ssf_receiver(
     }  # fmt: skip
     revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
-    enforcer = EnforcerProcess(settings, policy=policy)
-    receiver = ReceiverProcess(
+    enforcer = EnforcerProcess(settings, policy=LONG_POLICY)
+    receiver = SsfReceiverProcess(
         ["-m", "sessionwarden", "ssf", "receive", "--port", str(port)],
         {
-            **service_env(settings, policy),
+            **service_env(settings, LONG_POLICY),
             "SESSIONWARDEN_SSF_RECEIVER_METRICS_PORT": "0",
             "SESSIONWARDEN_SSF_RECEIVER_TRANSMITTERS": orjson.dumps([transmitter]).decode(),
         },

@@ -17,30 +17,18 @@ import pytest
 from sessionwarden.config.settings import Settings
 from sessionwarden.sdk.publisher import AuthEventPublisher
 from sessionwarden.ssf import vocabulary as v
+from sessionwarden.testing.services import SsfReceiverProcess
 from sessionwarden.testing.ssf_transmitter import SsfTransmitterStub, new_signer, push
 from tests.integration.harness import (
+    LONG_POLICY,
     Collector,
     EnforcerProcess,
-    ServiceProcess,
     login_doc,
     service_env,
     wait_until,
 )
 
 AUDIENCE = "https://sessionwarden.test/ssf"
-# Timeouts far beyond the test: every session that ends, ends on a signal.
-POLICY = """
-name = "ssf-receiver"
-clock_skew_tolerance = "30s"
-hard_cap_absolute = "2h"
-
-[defaults]
-idle = "10m"
-absolute = "1h"
-
-[roles.viewer]
-privilege = 10
-"""
 PUSH_TOKEN = "push-token-of-the-idp-0123456789"
 ROGUE_TOKEN = "push-token-of-the-globex-idp-0123"
 POLL_TOKEN = "poll-token-of-the-poll-idp-012345"
@@ -52,17 +40,6 @@ def subject(user: str, session: str | None = None, tenant: str = "acme") -> dict
         found["session"] = {"format": "opaque", "id": session}
     found["tenant"] = {"format": "opaque", "id": tenant}
     return found
-
-
-class ReceiverProcess(ServiceProcess):
-    name = "ssf receiver"
-    ready_message = "ssf receiver serving"
-
-    def push_url(self) -> str:
-        for doc in self.messages():
-            if doc.get("msg") == "ssf receiver serving":
-                return f"http://{doc['host']}:{doc['port']}{doc['path']}"
-        raise AssertionError("the receiver has not said where it listens")
 
 
 @pytest.fixture
@@ -103,16 +80,14 @@ def test_signals_pushed_and_polled_end_sessions_and_refused_ones_change_nothing(
 ) -> None:
     pushing, polled = stubs
     settings = settings_factory()
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
     inputs = Collector(settings.kafka.bootstrap_servers, settings.topics.input)
     audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
     revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
-    enforcer = EnforcerProcess(settings, policy=policy)
-    receiver = ReceiverProcess(
+    enforcer = EnforcerProcess(settings, policy=LONG_POLICY)
+    receiver = SsfReceiverProcess(
         ["-m", "sessionwarden", "ssf", "receive", "--port", "0"],
         {
-            **service_env(settings, policy),
+            **service_env(settings, LONG_POLICY),
             "SESSIONWARDEN_SSF_RECEIVER_METRICS_PORT": "0",
             "SESSIONWARDEN_SSF_RECEIVER_POLL_INTERVAL_S": "0.2",
             "SESSIONWARDEN_SSF_RECEIVER_JTI_FILE": str(tmp_path / "jti.jsonl"),

@@ -148,3 +148,16 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
         # Generated metrics tokens go beside the test's files, not into the working directory.
         "SESSIONWARDEN_METRICS_TOKEN_DIR": str(settings.metrics.token_dir or tempfile.gettempdir()),
     }
+
+
+class SsfReceiverProcess(ServiceProcess):
+    """`sessionwarden ssf receive` in a subprocess; ready once its push endpoint listens."""
+
+    name = "ssf receiver"
+    ready_message = "ssf receiver serving"
+
+    def push_url(self) -> str:
+        for doc in self.messages():
+            if doc.get("msg") == "ssf receiver serving":
+                return f"http://{doc['host']}:{doc['port']}{doc['path']}"
+        raise ChildFailed("the ssf receiver has not said where it listens")
