@@ -17,7 +17,7 @@ BENCH_ARGS ?=
 
 .PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas settings-doc demo bench bench-quick clean
 .PHONY: kafka-secure-up kafka-secure-down postgres-deps browser nginx bench-peers
-.PHONY: drill ssf-interop
+.PHONY: drill ssf-interop keycloak keycloak-up keycloak-down
 DRILL_SESSIONS ?= 50
 DRILL_ARGS ?=
 
@@ -47,7 +47,7 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) kafka-up postgres-deps browser nginx ssf-interop lint ## install, start Kafka if needed, lint, run the whole test suite
+test: $(STAMP) kafka-up postgres-deps browser nginx ssf-interop keycloak lint ## install, start Kafka if needed, lint, run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
@@ -80,8 +80,9 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 settings-doc: $(STAMP) ## regenerate docs/SETTINGS.md from the settings model
 	$(PY) -m sessionwarden.config.reference
 
-demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
-	$(PY) -m sessionwarden.audit.demo
+DEMO_ARGS ?=
+demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all); DEMO_ARGS=--keycloak adds a real Keycloak
+	$(PY) -m sessionwarden.audit.demo $(DEMO_ARGS)
 
 # The benchmark's peers: Quix Streams in its own venv (its pins exclude ours: pydantic-settings
 # <2.16), the Kafka Streams job built by Maven from Maven Central.
@@ -98,10 +99,10 @@ $(KSTREAMS_JAR): bench/kstreams/pom.xml $(wildcard bench/kstreams/src/main/java/
 
 bench-peers: $(QUIX_STAMP) $(KSTREAMS_JAR) ## install Quix Streams and build the Kafka Streams job for the bench
 
-bench: $(STAMP) kafka-up postgres-deps browser nginx bench-peers ## all benchmarks at default sizes (~25 min with the peers): bench/results/<time>.{json,md,png}
+bench: $(STAMP) kafka-up postgres-deps browser nginx keycloak bench-peers ## all benchmarks at default sizes (~25 min with the peers): bench/results/<time>.{json,md,png}
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(STAMP) kafka-up postgres-deps browser nginx bench-peers ## the benchmarks at smoke-test sizes
+bench-quick: $(STAMP) kafka-up postgres-deps browser nginx keycloak bench-peers ## the benchmarks at smoke-test sizes
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 # Tests, benchmarks and the demo start throwaway clusters from these binaries; the Debian
@@ -142,6 +143,20 @@ nginx: ## install Debian's nginx for the gateway tests (apt-get, needs root) whe
 		echo "nginx not found at $(NGINX) and cannot be installed here (needs root and apt-get): the gateway tests will skip" >&2; \
 		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
+
+# Keycloak 26.7.3 from Maven Central with Sessionwarden's event listener, built once into the
+# cache (infra/keycloak/keycloak.py). Under CI=true a failure fails the run; elsewhere the tests
+# that need Keycloak skip with the reason.
+keycloak: $(STAMP) ## fetch Keycloak, build the event listener (Maven) and the cached built copy
+	@$(PY) infra/keycloak/keycloak.py build || { \
+	  if [ "$$CI" = true ]; then exit 1; fi; \
+	  echo "Keycloak could not be built here: the Keycloak tests will skip" >&2; }
+
+keycloak-up: $(STAMP) kafka-up ## start Keycloak (realm "demo") publishing to the local broker; state in .keycloak/
+	$(PY) infra/keycloak/keycloak.py up
+
+keycloak-down: $(STAMP) ## stop the Keycloak keycloak-up started and remove its data
+	$(PY) infra/keycloak/keycloak.py down
 
 drill: $(STAMP) kafka-up postgres-deps browser nginx ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser, nginx: audit in .drill/
 	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) --gateway $(DRILL_ARGS)

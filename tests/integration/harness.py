@@ -28,6 +28,7 @@ from sessionwarden.testing.waiting import wait_until as wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_POLICY = REPO / "tests/fixtures/policies/fast.toml"
+LONG_POLICY = REPO / "tests/fixtures/policies/long.toml"
 DETECT_POLICY = REPO / "tests/fixtures/policies/detect.toml"
 
 

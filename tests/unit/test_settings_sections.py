@@ -29,6 +29,7 @@ EXPECTED_SECTIONS = {
     "metrics": {"metrics_enabled", "enforcer_metrics_port", "health_stall_s"},
     "caep": {"caep_enabled", "caep_issuer", "detect_caep_issuer", "detect_caep_key_id"},
     "ssf_transmitter": {"ssf_tx_issuer", "ssf_tx_state_dir", "ssf_tx_token_file"},
+    "ssf_receiver": {"ssf_receiver_port", "ssf_receiver_transmitters", "ssf_receiver_jti_file"},
     "logging": {"log_salt", "log_format", "log_level"},
 }
 
@@ -41,8 +42,9 @@ def test_each_flat_name_lands_in_its_section() -> None:
         assert names <= by_section[section], section
     assert {"policy_file"} == by_section[""]
     # every setting of the flat model, none lost (67, one of the live-session listing, 20 of
-    # the gateway check, 2 of operator commands and one of the stalled-consumer watch)
-    assert 110 == len(list(variables()))
+    # the gateway check, 2 of operator commands, one of the stalled-consumer watch and 12 of
+    # the Shared Signals receiver, 19 of its transmitter)
+    assert 122 == len(list(variables()))
     assert set(FlatSettings.model_fields) == {v.name for v in variables()}
 
 

@@ -2,7 +2,8 @@
 
 Each section holds what one reader needs (``settings.kafka``, ``settings.topics``,
 ``settings.enforcer``, ``settings.detect``, ``settings.sink``, ``settings.dashboard``,
-``settings.gate``, ``settings.metrics``, ``settings.caep``, ``settings.logging``). Every
+``settings.gate``, ``settings.metrics``, ``settings.caep``, ``settings.ssf_receiver``,
+``settings.logging``). Every
 setting keeps one flat name, the name the environment (``SESSIONWARDEN_<NAME>``, plus the
 conventional ``KAFKA_BOOTSTRAP_SERVERS``), the TOML config file and :func:`load_settings` use;
 errors name it. Sources, highest priority first: environment variables, then an optional TOML config
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import orjson
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -34,6 +36,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     create_model,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
@@ -46,6 +49,7 @@ ENV_PREFIX = "SESSIONWARDEN_"
 LOOPBACK = r"^(127(\.\d{1,3}){3}|localhost|::1)$"
 NAME = r"^[A-Za-z0-9._-]+$"
 SOURCE = r"^(cookie|header|jwt):[A-Za-z0-9._-]{1,100}$"
+PROFILE = r"^[a-z][a-z0-9_-]{0,31}$"
 TENANT_SOURCE = r"^(cookie|header|jwt|constant):[A-Za-z0-9._-]{1,100}$"
 
 
@@ -656,6 +660,7 @@ class MetricsSettings(Section):
         "dashboard_port": "dashboard_metrics_port",
         "gate_port": "gate_metrics_port",
         "ssf_tx_port": "ssf_tx_metrics_port",
+        "ssf_receiver_port": "ssf_receiver_metrics_port",
         "health_stall_s": "health_stall_s",
         "ready_max_lag_records": "ready_max_lag_records",
     }
@@ -679,6 +684,9 @@ class MetricsSettings(Section):
     gate_port: int = Field(default=9468, ge=0, le=65535, description="The gateway check's port.")
     ssf_tx_port: int = Field(
         default=9469, ge=0, le=65535, description="The Shared Signals transmitter's port."
+    )
+    ssf_receiver_port: int = Field(
+        default=9470, ge=0, le=65535, description="The Shared Signals receiver's port."
     )
     health_stall_s: float = Field(
         default=30.0,
@@ -854,6 +862,150 @@ class SsfTransmitterSettings(Section):
     )
 
 
+class TrustedTransmitter(BaseModel):
+    """One Shared Signals transmitter the receiver accepts Security Event Tokens from."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(
+        pattern=NAME, max_length=64, description="Its name: the source `ssf:<name>` of its events."
+    )
+    issuer: str = Field(min_length=1, max_length=512, description="Its `iss`.")
+    jwks_uri: str = Field(
+        default="",
+        max_length=2048,
+        pattern=r"^$|^https?://",
+        description="Its JWKS; or give metadata_url and the JWKS is the one it names.",
+    )
+    metadata_url: str = Field(
+        default="",
+        max_length=2048,
+        pattern=r"^$|^https?://",
+        description="Its /.well-known/ssf-configuration (issuer and jwks_uri read from it).",
+    )
+    audience: str = Field(
+        min_length=1, max_length=512, description="The `aud` its tokens must carry for us."
+    )
+    tenant: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The one tenant its events apply to; a token naming another is refused.",
+    )
+    delivery: Literal["push", "poll"] = Field(description="push (RFC 8935) or poll (RFC 8936).")
+    push_token_file: Path | None = Field(
+        default=None,
+        description="push: the bearer token it must send to the push endpoint (a file).",
+    )
+    poll_url: str = Field(
+        default="", max_length=2048, pattern=r"^$|^https?://", description="poll: its endpoint."
+    )
+    poll_token_file: Path | None = Field(
+        default=None, description="poll: the bearer token we send to its endpoint (a file)."
+    )
+    risk_profiles: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=256,
+        description="Levels to the policy's risk profiles: `<namespace>:<level>` of a CAEP "
+        "assurance-level-change (`nist-aal:aal1`), `risk:<level>` of a risk-level-change "
+        "(`risk:high`), keys in lower case. A level not listed changes nothing.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TrustedTransmitter:
+        if not self.jwks_uri and not self.metadata_url:
+            raise ValueError(f"transmitter {self.name}: needs jwks_uri or metadata_url")
+        if self.delivery == "push" and self.push_token_file is None:
+            raise ValueError(f"transmitter {self.name}: push needs push_token_file")
+        if self.delivery == "poll" and (not self.poll_url or self.poll_token_file is None):
+            raise ValueError(f"transmitter {self.name}: poll needs poll_url and poll_token_file")
+        for key, profile in self.risk_profiles.items():
+            if key != key.lower() or ":" not in key or re.fullmatch(PROFILE, profile) is None:
+                raise ValueError(f"transmitter {self.name}: risk_profiles entry {key!r}")
+        return self
+
+
+class SsfReceiverSettings(Section):
+    """The Shared Signals receiver (`sessionwarden ssf receive`): Security Event Tokens pushed
+    (RFC 8935) or polled (RFC 8936) from the configured transmitters are verified and turned
+    into input events on auth.events. docs/SSF.md describes it."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        name: f"ssf_receiver_{name}"
+        for name in (
+            "host", "port", "transmitters", "iat_window_s", "leeway_s", "max_body_bytes",
+            "jti_file", "jti_capacity", "poll_interval_s", "poll_max_events", "jwks_cache_s",
+        )
+    }  # fmt: skip
+
+    host: str = Field(
+        default="127.0.0.1", max_length=255, description="The address the push endpoint binds to."
+    )
+    port: int = Field(default=8791, ge=0, le=65535, description="Its port (0: a free one).")
+    transmitters: tuple[TrustedTransmitter, ...] = Field(
+        default=(),
+        description="The transmitters (at most 256): an array of tables in the config file, "
+        "or a JSON list in the environment; each has name, issuer, jwks_uri or metadata_url, "
+        "audience, tenant, delivery (push: push_token_file; poll: poll_url, poll_token_file) and "
+        "risk_profiles.",
+    )
+    iat_window_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="A token issued longer ago than this is refused; its jti is remembered at "
+        "least this long.",
+    )
+    leeway_s: float = Field(
+        default=30.0, ge=0, le=600, description="Clock skew allowed on a token's `iat`."
+    )
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=16 << 20,
+        description="Largest pushed token, and a tenth of the largest poll answer.",
+    )
+    jti_file: Path | None = Field(
+        default=None,
+        description="Where seen jtis are journalled, so replay protection survives a restart; "
+        "empty: in memory only.",
+    )
+    jti_capacity: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="jtis remembered at most; while full, new tokens are answered 503.",
+    )
+    poll_interval_s: float = Field(
+        default=1.0, gt=0, le=3600, description="Pause between polls that returned nothing."
+    )
+    poll_max_events: int = Field(
+        default=100, ge=1, le=1000, description="maxEvents asked for in one poll."
+    )
+    jwks_cache_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="How long a fetched JWKS is used."
+    )
+
+    @field_validator("transmitters", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            try:
+                return orjson.loads(value) if value.strip() else ()
+            except orjson.JSONDecodeError:
+                raise ValueError("not a JSON list of transmitters") from None
+        return value
+
+    @field_validator("transmitters", mode="after")
+    @classmethod
+    def _distinct(cls, value: tuple[TrustedTransmitter, ...]) -> tuple[TrustedTransmitter, ...]:
+        names = [t.name for t in value]
+        if len(names) > 256:
+            raise ValueError("at most 256 transmitters")
+        if len(set(names)) != len(names):
+            raise ValueError("two transmitters share a name")
+        return value
+
+
 class LoggingSettings(Section):
     """Log lines, of every process."""
 
@@ -896,6 +1048,7 @@ SECTIONS: dict[str, type[Section]] = {
     "metrics": MetricsSettings,
     "caep": CaepSettings,
     "ssf_transmitter": SsfTransmitterSettings,
+    "ssf_receiver": SsfReceiverSettings,
     "logging": LoggingSettings,
 }
 """Every section, by its attribute on :class:`Settings`."""
@@ -955,6 +1108,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     caep: CaepSettings = Field(default_factory=CaepSettings)
     ssf_transmitter: SsfTransmitterSettings = Field(default_factory=SsfTransmitterSettings)
+    ssf_receiver: SsfReceiverSettings = Field(default_factory=SsfReceiverSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @model_validator(mode="before")

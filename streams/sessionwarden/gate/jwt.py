@@ -1,5 +1,7 @@
-"""JWTs the gate reads a session from: RS256 / ES256 signatures checked against a JWKS, and
-``exp``, ``nbf``, ``iss``, ``aud`` checked against an injected clock.
+"""Signed JWTs: RS256 / ES256 signatures checked against a JWKS, and ``exp``, ``nbf``, ``iat``,
+``iss``, ``aud`` and the header's ``typ`` checked against an injected clock. The gate reads a
+session from such a token; the Shared Signals receiver verifies Security Event Tokens with the
+same function (no ``exp`` there, but a required ``typ`` and an ``iat`` window).
 
 Parsing is strict: three base64url parts without padding, JSON objects, a header whose ``alg``
 is one the settings accept (never ``none``, never an HMAC: a public key is no shared secret), no
@@ -174,15 +176,27 @@ class Jwks:
             return self._keys
 
 
+BAD_SIGNATURE = "bad signature"
+"""The detail of a :class:`TokenRefused` whose signature does not verify."""
+
+
 @dataclass(frozen=True)
 class JwtRules:
-    """What a JWT must satisfy besides its signature."""
+    """What a JWT must satisfy besides its signature.
+
+    ``typ``: the header's required ``typ`` (compared without case, an ``application/`` prefix
+    allowed, as RFC 7515 says); empty: not checked. ``require_exp``: a token without ``exp`` is
+    refused (Security Event Tokens have none). ``max_age_s``: ``iat`` is required and must lie
+    within ``max_age_s`` before now (and at most ``leeway_s`` after it)."""
 
     algorithms: frozenset[str]
     issuer: str = ""
     audience: str = ""
     leeway_s: float = 30.0
     max_bytes: int = 8192
+    typ: str = ""
+    require_exp: bool = True
+    max_age_s: float | None = None
 
 
 def verify(token: str, jwks: Jwks, rules: JwtRules, now: float) -> dict[str, Any]:
@@ -199,6 +213,8 @@ def verify(token: str, jwks: Jwks, rules: JwtRules, now: float) -> dict[str, Any
         raise TokenRefused("token_invalid", "algorithm not accepted")
     if "crit" in header:
         raise TokenRefused("token_invalid", "critical extensions")
+    if rules.typ and _media_type(header.get("typ")) != rules.typ.lower():
+        raise TokenRefused("token_invalid", f"typ is not {rules.typ}")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise TokenRefused("token_invalid", "kid is not a string")
@@ -210,15 +226,15 @@ def verify(token: str, jwks: Jwks, rules: JwtRules, now: float) -> dict[str, Any
             key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
         elif alg == "ES256" and isinstance(key, ec.EllipticCurvePublicKey):
             if len(signature) != 64:
-                raise TokenRefused("token_invalid", "bad signature")
+                raise TokenRefused("token_invalid", BAD_SIGNATURE)
             r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
             key.verify(encode_dss_signature(r, s), signed, ec.ECDSA(hashes.SHA256()))
         else:
             raise TokenRefused("token_invalid", "key and algorithm disagree")
     except InvalidSignature:
-        raise TokenRefused("token_invalid", "bad signature") from None
+        raise TokenRefused("token_invalid", BAD_SIGNATURE) from None
     claims = _object(_b64(parts[1]), "the claims")
-    _check_times(claims, rules.leeway_s, now)
+    _check_times(claims, rules, now)
     if rules.issuer and claims.get("iss") != rules.issuer:
         raise TokenRefused("wrong_issuer")
     if rules.audience:
@@ -238,12 +254,28 @@ def _number(claims: Mapping[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def _check_times(claims: Mapping[str, Any], leeway_s: float, now: float) -> None:
+def _media_type(typ: object) -> str | None:
+    if not isinstance(typ, str):
+        return None
+    lowered = typ.lower()
+    return lowered.removeprefix("application/") if "/" in lowered else lowered
+
+
+def _check_times(claims: Mapping[str, Any], rules: JwtRules, now: float) -> None:
+    leeway_s = rules.leeway_s
     exp = _number(claims, "exp")
-    if exp is None:
+    if exp is None and rules.require_exp:
         raise TokenRefused("token_invalid", "no exp")
-    if now >= exp + leeway_s:
+    if exp is not None and now >= exp + leeway_s:
         raise TokenRefused("token_expired")
     nbf = _number(claims, "nbf")
     if nbf is not None and now < nbf - leeway_s:
         raise TokenRefused("token_not_yet_valid")
+    if rules.max_age_s is not None:
+        iat = _number(claims, "iat")
+        if iat is None:
+            raise TokenRefused("token_invalid", "no iat")
+        if now > iat + rules.max_age_s:
+            raise TokenRefused("token_expired", "iat is outside the accepted window")
+        if now < iat - leeway_s:
+            raise TokenRefused("token_not_yet_valid", "iat is in the future")

@@ -189,3 +189,16 @@ class TransmitterProcess(ServiceProcess):
 
     def is_ready(self) -> bool:
         return self.said("ssf transmitter serving") and self.said("partitions assigned")
+
+
+class SsfReceiverProcess(ServiceProcess):
+    """`sessionwarden ssf receive` in a subprocess; ready once its push endpoint listens."""
+
+    name = "ssf receiver"
+    ready_message = "ssf receiver serving"
+
+    def push_url(self) -> str:
+        for doc in self.messages():
+            if doc.get("msg") == "ssf receiver serving":
+                return f"http://{doc['host']}:{doc['port']}{doc['path']}"
+        raise ChildFailed("the ssf receiver has not said where it listens")

@@ -136,3 +136,18 @@ def test_a_jwks_file_is_read_and_keys_of_other_types_are_skipped(tmp_path: Path)
     assert "s-1" == verify(sign(CLAIMS, "ES256"), store, RULES, NOW)["sid"]
     assert "unknown_key" == refusal(sign(CLAIMS, kid="short"), store=store)
     assert "token_invalid" == refusal(sign(CLAIMS, "HS256", kid="h1"), store=store)
+
+
+def test_set_rules_require_typ_and_an_iat_window_but_no_exp() -> None:
+    """The Shared Signals receiver verifies SETs with the same function: no exp, a typ, iat."""
+    rules = JwtRules(
+        frozenset({"RS256"}), issuer="https://idp", typ="secevent+jwt", require_exp=False,
+        max_age_s=600,
+    )  # fmt: skip
+    body = {"iss": "https://idp", "iat": NOW, "sid": "s-1"}
+    token = sign(body, typ="secevent+jwt")
+    assert "s-1" == verify(token, keys(), rules, NOW + 600)["sid"]
+    assert "token_expired" == refusal(token, NOW + 601, rules)
+    assert "token_not_yet_valid" == refusal(token, NOW - 31, rules)
+    assert "token_invalid" == refusal(sign(body), NOW, rules)
+    assert "token_invalid" == refusal(sign({"iss": "https://idp"}, typ="secevent+jwt"), NOW, rules)

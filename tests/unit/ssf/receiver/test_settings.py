@@ -1,0 +1,60 @@
+"""The receiver's transmitters are configured strictly: a mistake stops the start, named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sessionwarden.config.settings import load_settings
+from sessionwarden.errors import ConfigError
+
+
+def transmitter(**changes: Any) -> dict[str, Any]:
+    return {
+        "name": "idp", "issuer": "https://idp", "jwks_uri": "https://idp/jwks",
+        "audience": "sw", "tenant": "acme", "delivery": "push",
+        "push_token_file": "/run/secrets/push", **changes,
+    }  # fmt: skip
+
+
+def test_transmitters_come_from_the_config_file_or_json_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "sw.toml"
+    config.write_text(
+        '[[ssf_receiver_transmitters]]\nname = "kc"\nissuer = "https://kc"\n'
+        'metadata_url = "https://kc/.well-known/ssf-configuration"\naudience = "sw"\n'
+        'tenant = "acme"\ndelivery = "poll"\npoll_url = "https://kc/poll"\n'
+        'poll_token_file = "/run/secrets/poll"\n'
+        'risk_profiles = {"nist-aal:aal1" = "high"}\n'
+    )
+    found = load_settings(config).ssf_receiver.transmitters
+    assert [("kc", "poll", {"nist-aal:aal1": "high"})] == [
+        (t.name, t.delivery, t.risk_profiles) for t in found
+    ]
+    monkeypatch.setenv(
+        "SESSIONWARDEN_SSF_RECEIVER_TRANSMITTERS", orjson.dumps([transmitter()]).decode()
+    )
+    assert ("idp",) == tuple(t.name for t in load_settings().ssf_receiver.transmitters)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [transmitter(jwks_uri="")],
+        [transmitter(push_token_file=None)],
+        [transmitter(delivery="poll")],
+        [transmitter(jwks_uri="file:///etc/jwks")],
+        [transmitter(risk_profiles={"AAL1": "high"})],
+        [transmitter(risk_profiles={"nist-aal:aal1": "High Risk"})],
+        [transmitter(), transmitter()],
+        [transmitter(secret="x")],
+    ],
+)
+def test_a_wrong_transmitter_is_a_config_error(bad: list[dict[str, Any]]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(ssf_receiver_transmitters=bad)
+    assert "ssf_receiver_transmitters" in str(caught.value)
