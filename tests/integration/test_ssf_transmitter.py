@@ -117,13 +117,20 @@ def test_a_revocation_is_pushed_and_polled_as_a_signed_session_revoked_set(
         claims = read_unverified(receiver.accepted("/push")[1].token)[1]
         assert {VERIFICATION: {"state": "x1"}} == claims["events"]
         # Its counters, behind the metrics token like every process's.
+        # The receiver has the SET before the transmitter has read its answer and counted it.
         metrics = tx.metrics_url()
         request = urllib.request.Request(
             f"{metrics.base}/metrics", headers={"Authorization": f"Bearer {metrics.token}"}
         )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            text = answer.read().decode()
-        assert "sessionwarden_ssf_transmitter_pushes_delivered_total 2.0" in text
+
+        def scrape() -> str:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return str(answer.read().decode())
+
+        delivered = "sessionwarden_ssf_transmitter_pushes_delivered_total 2.0"
+        wait_until(lambda: delivered in scrape(), 10, "both pushes counted")
+        text = scrape()
+        assert delivered in text
         assert "sessionwarden_ssf_transmitter_polls_acknowledged_total 1.0" in text
     finally:
         tx.stop()
