@@ -88,8 +88,12 @@ def test_logins_tokens_logouts_and_admin_changes_arrive_as_input_records(
         [],
     )
 
+    status, seen = tokens.introspect(realm.rp_client, realm.rp_secret, refreshed["access_token"])
+    assert (status, seen["active"], seen["sid"]) == (200, True, sid)
     status, _ = tokens.logout(realm.test_client, refreshed["refresh_token"])
     assert status == 204
+    status, seen = tokens.introspect(realm.rp_client, realm.rp_secret, refreshed["access_token"])
+    assert (status, seen["active"]) == (200, False)
     logout = _decoded(keycloak, "the logout", tenant=realm.name, type="logout")
     assert isinstance(logout, Logout)
     assert (logout.user_id, logout.session_id) == (alice, sid)
@@ -132,3 +136,21 @@ def test_logins_tokens_logouts_and_admin_changes_arrive_as_input_records(
         "account_disabled",
         f"keycloak:{realm.name}",
     )
+
+    # Signing out all of a user's sessions, and deleting a user.
+    keycloak.admin.call("POST", f"/{realm.name}/users/{alice}/logout")
+    all_out = _decoded(keycloak, "alice signed out", type="user_revoked", user_id=alice)
+    assert isinstance(all_out, UserRevoked)
+    assert all_out.signal == "sessions_revoked"
+    keycloak.admin.call("DELETE", f"/{realm.name}/users/{bob}")
+    purged = wait_until(
+        lambda: [
+            d
+            for d in keycloak.events.docs(type="user_revoked", user_id=bob)
+            if d["signal"] == "account_purged"
+        ],
+        WAIT_S,
+        "the deleted user",
+    )
+    assert len(purged) == 1
+    assert isinstance(decode_auth_event(orjson.dumps(purged[0])), UserRevoked)

@@ -429,6 +429,25 @@ class Realm:
     roles: tuple[str, ...]
 
 
+def _audience_rp(admin: KeycloakAdmin, realm: str, client_uuid: str) -> None:
+    """Put ``rp`` in the audience of the client's tokens: Keycloak's introspection by rp reports
+    a token active only when rp is in its audience."""
+    admin.call(
+        "POST",
+        f"/{realm}/clients/{client_uuid}/protocol-mappers/models",
+        {
+            "name": "rp-audience",
+            "protocol": "openid-connect",
+            "protocolMapper": "oidc-audience-mapper",
+            "config": {
+                "included.client.audience": "rp",
+                "access.token.claim": "true",
+                "introspection.token.claim": "true",
+            },
+        },
+    )
+
+
 def provision(
     admin: KeycloakAdmin,
     realm: str,
@@ -482,21 +501,7 @@ def provision(
         },
     }
     rp_id = admin.call("POST", f"/{realm}/clients", rp)
-    # Introspection by rp reports a token active only when rp is in its audience.
-    admin.call(
-        "POST",
-        f"/{realm}/clients/{rp_id}/protocol-mappers/models",
-        {
-            "name": "rp-audience",
-            "protocol": "openid-connect",
-            "protocolMapper": "oidc-audience-mapper",
-            "config": {
-                "included.client.audience": "rp",
-                "access.token.claim": "true",
-                "introspection.token.claim": "true",
-            },
-        },
-    )
+    _audience_rp(admin, realm, rp_id)
     tests_id = admin.call(
         "POST",
         f"/{realm}/clients",
@@ -507,20 +512,7 @@ def provision(
             "directAccessGrantsEnabled": True,
         },
     )
-    admin.call(
-        "POST",
-        f"/{realm}/clients/{tests_id}/protocol-mappers/models",
-        {
-            "name": "rp-audience",
-            "protocol": "openid-connect",
-            "protocolMapper": "oidc-audience-mapper",
-            "config": {
-                "included.client.audience": "rp",
-                "access.token.claim": "true",
-                "introspection.token.claim": "true",
-            },
-        },
-    )
+    _audience_rp(admin, realm, tests_id)
     revoker_id = admin.call(
         "POST",
         f"/{realm}/clients",
