@@ -88,8 +88,12 @@ def test_logins_tokens_logouts_and_admin_changes_arrive_as_input_records(
         [],
     )
 
+    status, seen = tokens.introspect(realm.rp_client, realm.rp_secret, refreshed["access_token"])
+    assert (status, seen["active"], seen["sid"]) == (200, True, sid)
     status, _ = tokens.logout(realm.test_client, refreshed["refresh_token"])
     assert status == 204
+    status, seen = tokens.introspect(realm.rp_client, realm.rp_secret, refreshed["access_token"])
+    assert (status, seen["active"]) == (200, False)
     logout = _decoded(keycloak, "the logout", tenant=realm.name, type="logout")
     assert isinstance(logout, Logout)
     assert (logout.user_id, logout.session_id) == (alice, sid)
@@ -112,6 +116,18 @@ def test_logins_tokens_logouts_and_admin_changes_arrive_as_input_records(
     assert isinstance(ended, SessionRevoked)
     assert (ended.user_id, ended.session_id, ended.signal) == (alice, sid2, "session_revoked")
 
+    # The policy's user type and risk profile come from the user's attributes.
+    keycloak.admin.update_user(
+        realm.name,
+        bob,
+        attributes={"sessionwarden_user_type": ["admin"], "sessionwarden_risk_profile": ["high"]},
+    )
+    status, _ = tokens.password(realm.test_client, "bob", realm.password)
+    assert status == 200
+    bobs = _decoded(keycloak, "bob's login", tenant=realm.name, type="login", user_id=bob)
+    assert isinstance(bobs, Login)
+    assert (bobs.user_type, bobs.risk_profile) == ("admin", "high")
+
     keycloak.admin.set_enabled(realm.name, bob, False)
     revoked = _decoded(keycloak, "the disabled user", tenant=realm.name, type="user_revoked")
     assert isinstance(revoked, UserRevoked)
@@ -120,3 +136,21 @@ def test_logins_tokens_logouts_and_admin_changes_arrive_as_input_records(
         "account_disabled",
         f"keycloak:{realm.name}",
     )
+
+    # Signing out all of a user's sessions, and deleting a user.
+    keycloak.admin.call("POST", f"/{realm.name}/users/{alice}/logout")
+    all_out = _decoded(keycloak, "alice signed out", type="user_revoked", user_id=alice)
+    assert isinstance(all_out, UserRevoked)
+    assert all_out.signal == "sessions_revoked"
+    keycloak.admin.call("DELETE", f"/{realm.name}/users/{bob}")
+    purged = wait_until(
+        lambda: [
+            d
+            for d in keycloak.events.docs(type="user_revoked", user_id=bob)
+            if d["signal"] == "account_purged"
+        ],
+        WAIT_S,
+        "the deleted user",
+    )
+    assert len(purged) == 1
+    assert isinstance(decode_auth_event(orjson.dumps(purged[0])), UserRevoked)

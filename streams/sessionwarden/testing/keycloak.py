@@ -341,10 +341,14 @@ class KeycloakAdmin:
             self.realm_roles(realm, *names),
         )
 
-    def set_enabled(self, realm: str, user_id: str, enabled: bool) -> None:
+    def update_user(self, realm: str, user_id: str, **fields: Any) -> None:
+        """Change fields of the user's representation (``enabled``, ``attributes``...)."""
         user = self.call("GET", f"/{realm}/users/{user_id}")
-        user["enabled"] = enabled
+        user.update(fields)
         self.call("PUT", f"/{realm}/users/{user_id}", user)
+
+    def set_enabled(self, realm: str, user_id: str, enabled: bool) -> None:
+        self.update_user(realm, user_id, enabled=enabled)
 
     def user_sessions(self, realm: str, user_id: str) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/{realm}/users/{user_id}/sessions"))
@@ -431,6 +435,25 @@ class Realm:
     roles: tuple[str, ...]
 
 
+def _audience_rp(admin: KeycloakAdmin, realm: str, client_uuid: str) -> None:
+    """Put ``rp`` in the audience of the client's tokens: Keycloak's introspection by rp reports
+    a token active only when rp is in its audience."""
+    admin.call(
+        "POST",
+        f"/{realm}/clients/{client_uuid}/protocol-mappers/models",
+        {
+            "name": "rp-audience",
+            "protocol": "openid-connect",
+            "protocolMapper": "oidc-audience-mapper",
+            "config": {
+                "included.client.audience": "rp",
+                "access.token.claim": "true",
+                "introspection.token.claim": "true",
+            },
+        },
+    )
+
+
 def provision(
     admin: KeycloakAdmin,
     realm: str,
@@ -484,21 +507,7 @@ def provision(
         },
     }
     rp_id = admin.call("POST", f"/{realm}/clients", rp)
-    # Introspection by rp reports a token active only when rp is in its audience.
-    admin.call(
-        "POST",
-        f"/{realm}/clients/{rp_id}/protocol-mappers/models",
-        {
-            "name": "rp-audience",
-            "protocol": "openid-connect",
-            "protocolMapper": "oidc-audience-mapper",
-            "config": {
-                "included.client.audience": "rp",
-                "access.token.claim": "true",
-                "introspection.token.claim": "true",
-            },
-        },
-    )
+    _audience_rp(admin, realm, rp_id)
     tests_id = admin.call(
         "POST",
         f"/{realm}/clients",
@@ -509,20 +518,7 @@ def provision(
             "directAccessGrantsEnabled": True,
         },
     )
-    admin.call(
-        "POST",
-        f"/{realm}/clients/{tests_id}/protocol-mappers/models",
-        {
-            "name": "rp-audience",
-            "protocol": "openid-connect",
-            "protocolMapper": "oidc-audience-mapper",
-            "config": {
-                "included.client.audience": "rp",
-                "access.token.claim": "true",
-                "introspection.token.claim": "true",
-            },
-        },
-    )
+    _audience_rp(admin, realm, tests_id)
     revoker_id = admin.call(
         "POST",
         f"/{realm}/clients",
