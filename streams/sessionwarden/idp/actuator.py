@@ -49,6 +49,7 @@ class SessionEnder(Protocol):
     """What the actuator asks of the identity provider (KeycloakAdmin)."""
 
     def end_session(self, realm: str, session_id: str) -> Answer: ...
+    def check(self, realm: str) -> str | None: ...
 
 
 class ConsumerLike(ProbedConsumer, Protocol):
@@ -148,6 +149,13 @@ class KeycloakActuator:
             "idp actuator starting",
             extra={"provider": "keycloak", "realms": sorted(self.realms), "topic": self.topic},
         )
+        for realm in sorted(self.realms):
+            why = self.ender.check(realm)
+            if why is not None:  # Keycloak down or the account refused: retried per session
+                log.warning(
+                    "no service account token from Keycloak yet",
+                    extra={"realm": realm, "why": why},
+                )
         watch = StallWatch(self.settings.kafka.fetch_stall_s, clock=self.clock)
         try:
             while not self._stop.is_set():

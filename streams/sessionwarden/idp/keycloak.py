@@ -118,10 +118,16 @@ class KeycloakAdmin:
         url = f"{self._base}/admin/realms/{_segment(realm)}/sessions/{_segment(session_id)}"
         answer = self._send(HttpRequest("DELETE", url, {"Authorization": f"Bearer {token}"}))
         verdict = classify(answer.status)
-        if verdict is Verdict.REAUTH:
+        if answer.status in (401, 403):  # a role granted since shows in a new token
             self._forget(token_realm, token)
         reason = "" if verdict.final and verdict is not Verdict.REJECTED else _reason(answer)
         return Answer(verdict, answer.status, reason)
+
+    def check(self, realm: str) -> str | None:
+        """Get the service account's token for ``realm`` ahead of the first revocation (which
+        then pays for no token request); the reason it failed, or None."""
+        token = self._token(self._admin_realm or realm)
+        return token.reason if isinstance(token, Answer) else None
 
     def _token(self, realm: str) -> str | Answer:
         now = self._clock()

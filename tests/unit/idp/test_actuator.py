@@ -59,6 +59,9 @@ class FakeKeycloak:
         self.calls: list[tuple[str, str, float]] = []
         self.clock: FakeClock | None = None
 
+    def check(self, realm: str) -> str | None:
+        return None
+
     def end_session(self, realm: str, session_id: str) -> Answer:
         assert self.clock is not None
         self.calls.append((realm, session_id, self.clock.now))

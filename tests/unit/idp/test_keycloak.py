@@ -73,6 +73,18 @@ def test_the_token_is_cached_until_most_of_its_lifetime_passed(tmp_path: Path) -
     assert ["POST", "DELETE", "DELETE", "POST", "DELETE"] == [r.method for r in kc.requests]
 
 
+def test_check_gets_the_token_ahead_and_says_why_it_could_not(tmp_path: Path) -> None:
+    """The first revocation then pays for no token request; a refusal is a short reason."""
+    kc = FakeKeycloak([204])
+    admin = KeycloakAdmin(settings(tmp_path), kc, clock=lambda: 0.0)
+    assert admin.check("acme") is None
+    admin.end_session("acme", "s1")
+    assert ["POST", "DELETE"] == [r.method for r in kc.requests]
+    refused = FakeKeycloak([], token_status=401)
+    why = KeycloakAdmin(settings(tmp_path), refused, clock=lambda: 0.0).check("acme")
+    assert "token: HTTP 401 unauthorized_client" == why
+
+
 def test_a_refused_token_is_dropped_and_asked_again(tmp_path: Path) -> None:
     """401 (a token revoked or expired early): a new token next time, then the DELETE."""
     kc = FakeKeycloak([401, 204])
@@ -82,6 +94,15 @@ def test_a_refused_token_is_dropped_and_asked_again(tmp_path: Path) -> None:
     assert ["Bearer tok1", "Bearer tok2"] == [
         r.headers["Authorization"] for r in kc.requests if r.method == "DELETE"
     ]
+
+
+def test_a_forbidden_token_is_dropped_so_a_role_granted_since_counts(tmp_path: Path) -> None:
+    """403 (the account lacks manage-users): asked again later, with a new token."""
+    kc = FakeKeycloak([403, 204])
+    admin = KeycloakAdmin(settings(tmp_path), kc, clock=lambda: 0.0)
+    assert Verdict.AGAIN == admin.end_session("acme", "s1").verdict
+    assert Verdict.ENDED == admin.end_session("acme", "s1").verdict
+    assert ["POST", "DELETE", "POST", "DELETE"] == [r.method for r in kc.requests]
 
 
 def test_an_admin_realm_serves_every_realm(tmp_path: Path) -> None:
