@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.kafka.topics import delete_topics, ensure_topics, topic_specs
+from sessionwarden.testing.keycloak_idp import KeycloakAdminApi
 from tests.integration.broker import broker_bootstrap
 
 
@@ -75,3 +76,19 @@ def settings_factory(
     topics = TopicSets(bootstrap_servers, admin, metrics_token_dir)
     yield topics
     topics.close()
+
+
+# Until the shared Keycloak fixture: a running Keycloak named by the environment.
+@pytest.fixture(scope="session")
+def keycloak_base() -> str:
+    import os
+
+    base = os.environ.get("SESSIONWARDEN_TEST_KEYCLOAK_URL")
+    if not base:
+        pytest.skip("no Keycloak")
+    return base
+
+
+@pytest.fixture(scope="session")
+def keycloak_admin(keycloak_base: str) -> KeycloakAdminApi:
+    return KeycloakAdminApi(keycloak_base, "admin", "admin")

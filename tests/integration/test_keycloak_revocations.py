@@ -36,21 +36,6 @@ IDLE_S = 3.0  # FAST_POLICY's idle timeout; the realm's own is 30 min
 
 
 @pytest.fixture(scope="module")
-def keycloak_base() -> str:
-    import os
-
-    base = os.environ.get("SESSIONWARDEN_TEST_KEYCLOAK_URL")
-    if not base:
-        pytest.skip("no Keycloak")
-    return base
-
-
-@pytest.fixture(scope="module")
-def keycloak_admin(keycloak_base: str) -> KeycloakAdminApi:
-    return KeycloakAdminApi(keycloak_base, "admin", "admin")
-
-
-@pytest.fixture(scope="module")
 def relying_party() -> Iterator[RelyingParty]:
     with RelyingParty() as rp:
         yield rp

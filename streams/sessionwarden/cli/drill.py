@@ -37,6 +37,11 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
                        "sandbox database on (default: a throwaway cluster)")  # fmt: skip
     drill.add_argument("--gateway", action="store_true",
                        help="also drive nginx asking the gate (the gateway case)")  # fmt: skip
+    drill.add_argument("--idp-sessions", type=int, default=0,
+                       help="sessions born in Keycloak, ended there by `sessionwarden idp "
+                       "keycloak` (0: none; needs --keycloak-url)")  # fmt: skip
+    drill.add_argument("--keycloak-url", help="the idp layer's Keycloak (admin login: "
+                       "KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD)")  # fmt: skip
     drill.add_argument("--out", default=".drill", help="report directory (default .drill)")
     weak = drill.add_argument_group("deliberate weakenings (the drill must then fail)")
     weak.add_argument("--unprotected", action="append", default=[], metavar="PATH",
@@ -46,6 +51,8 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
     weak.add_argument("--no-sink", action="store_true", help="do not start the PostgreSQL sink")
     weak.add_argument("--no-page-script", action="store_true",
                       help="serve the page without the browser script")  # fmt: skip
+    weak.add_argument("--no-idp-actuator", action="store_true",
+                      help="do not start the idp actuator (--idp-sessions)")  # fmt: skip
     return drill
 
 
@@ -71,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
         unprotected=tuple(args.unprotected), page_script=not args.no_page_script,
         workdir=Path(args.out), pg_admin_dsn=args.pg_admin_dsn, own_topics=not args.no_enforcer,
         gateway=args.gateway or bool(args.gateway_unprotected),
-        gateway_unprotected=tuple(args.gateway_unprotected),
+        gateway_unprotected=tuple(args.gateway_unprotected), idp_sessions=args.idp_sessions,
+        keycloak_url=args.keycloak_url, start_idp_actuator=not args.no_idp_actuator,
     )  # fmt: skip
     result, doc = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))
