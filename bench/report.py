@@ -8,6 +8,7 @@ from typing import Any
 
 from bench import metrics_cost, peers, targets
 from bench.gateway_latency import render_markdown as render_gateway
+from bench.keycloak_latency import render_markdown as render_keycloak
 from bench.mass_revoke import render_markdown as render_mass_revoke
 from bench.pg_latency import render_markdown as render_postgres
 
@@ -113,6 +114,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += render_gateway(gateway)
     if results.get("mass_revoke"):
         lines += render_mass_revoke(results["mass_revoke"])
+    kc = results.get("keycloak")
+    if kc and "skipped" not in kc:
+        lines += render_keycloak(kc)
     lines += metrics_cost.markdown(results.get("metrics_cost"))
     return "\n".join(lines + peers.render(results)) + "\n"
 

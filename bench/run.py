@@ -37,6 +37,7 @@ SECTIONS = (
     "gateway",
     "metrics_cost",
     "mass_revoke",
+    "keycloak",
 )
 
 
@@ -195,6 +196,21 @@ def gateway(rate: float, seconds: float, check_rate: float, check_seconds: float
         return run_child(["-m", "bench.gateway_latency", *args], timeout=900)
 
 
+def keycloak(sessions: int, per_s: float) -> dict[str, Any]:
+    """Deadline -> the Keycloak session ended, on the Keycloak that SESSIONWARDEN_BENCH_KEYCLOAK_URL
+    names (admin/admin)."""
+    import os
+
+    base = os.environ.get("SESSIONWARDEN_BENCH_KEYCLOAK_URL")
+    if not base:
+        log("Keycloak latency skipped: no Keycloak (SESSIONWARDEN_BENCH_KEYCLOAK_URL)")
+        return {"skipped": "no Keycloak"}
+    with bench_topics("kc", policy_file=REPO / "bench/policies/latency.toml") as s:
+        log(f"deadline -> Keycloak session ended, {sessions} sessions at {per_s:g}/s")
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(sessions), str(per_s), base]
+        return run_child(["-m", "bench.keycloak_latency", *args], timeout=600)
+
+
 def mass_revoke(sessions: int) -> dict[str, Any]:
     log(f"operator revocation of a tenant's {sessions:,} live sessions")
     return run_child(["-m", "bench.mass_revoke", str(sessions)], timeout=1500)
@@ -283,6 +299,8 @@ def main() -> None:
         results["gateway"] = gateway(rate, 5, 500, 3) if args.quick else gateway(rate, 20, 1000, 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
+    if "keycloak" in only:
+        results["keycloak"] = keycloak(20 if args.quick else 200, 5.0 if args.quick else 10.0)
     if "mass_revoke" in only:
         results["mass_revoke"] = mass_revoke(5_000 if args.quick else 100_000)
     results["elapsed_s"] = time.monotonic() - t0

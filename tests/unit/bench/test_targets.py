@@ -70,3 +70,13 @@ def test_the_gateway_rows_judge_the_refusal_at_nginx_and_the_gates_own_time() ->
     assert got["gate's own time, p99"] is False  # 6.5 ms > 5 ms
     skipped = verdicts(run(gateway={"skipped": "nginx not found"}))
     assert skipped["gate's own time, p99"] is None
+
+
+def test_keycloak_session_ended_is_judged_on_its_p99_and_skipped_is_not_measured() -> None:
+    """Deadline -> Keycloak session ended within the proof tests' second, at p99."""
+    figure = "deadline -> Keycloak session ended, p50 / p99"
+    ended = {"samples": 20, "p50_ms": 180.0, "p99_ms": 420.0}
+    assert verdicts(run(keycloak={"ended": ended}))[figure] is True
+    slow = {**ended, "p99_ms": 1001.0}
+    assert verdicts(run(keycloak={"ended": slow}))[figure] is False
+    assert verdicts(run(keycloak={"skipped": "no Keycloak"}))[figure] is None
