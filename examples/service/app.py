@@ -85,6 +85,7 @@ REASONS = {
     "step_up_required": "sign-in required again",
     "session_limit": "signed in on too many devices",
     "operator": "ended by an administrator",
+    "signal": "ended on a security signal from your sign-in provider",
     "ended": "ended",
 }
 

@@ -52,11 +52,16 @@ def app(pg_sandbox: Sandbox) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def revoke(store: RevocationStore, *sessions: tuple[str, str], offset: int = 0) -> None:
+def revoke(
+    store: RevocationStore,
+    *sessions: tuple[str, str],
+    offset: int = 0,
+    reason: str = "idle_timeout",
+) -> None:
     """Store revocations of (tenant, session) as the sink would, at partition 0."""
     seen = store.offsets([0])
     records = [
-        RawRecord(0, seen[0] + i, encode(revocation(sid, 0, tenant=tenant)))
+        RawRecord(0, seen[0] + i, encode(revocation(sid, 0, reason, tenant=tenant)))
         for i, (tenant, sid) in enumerate(sessions)
     ]
     store.write(plan_batch(records, at(1), KEEP), seen)
@@ -104,6 +109,17 @@ def test_bound_session_reads_until_revoked_then_is_refused(
     assert "revoked (idle_timeout)" in str(refused.value)
     assert 1000 == count_docs(app, "acme", "s2")
     assert 1000 == count_docs(app, "other", "s1")  # identity is (tenant, session)
+
+
+def test_a_session_ended_on_an_identity_signal_is_refused_for_it(
+    app: psycopg.Connection[Any], store: RevocationStore
+) -> None:
+    """Reason ``signal`` is stored and named in the refusal like any other reason."""
+    revoke(store, ("acme", "s1"), reason="signal")
+    with pytest.raises(psycopg.Error) as refused:
+        count_docs(app, "acme", "s1")
+    assert is_refused(refused.value)
+    assert "revoked (signal)" in str(refused.value)
 
 
 def test_statements_after_a_revocation_in_an_open_transaction_are_refused(

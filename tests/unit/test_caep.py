@@ -24,6 +24,7 @@ from sessionwarden.caep.events import (
 )
 from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.contracts.inputs import RiskChange
 from sessionwarden.enforcer.engine import records
 from sessionwarden.enforcer.engine.sessions import Session
 from sessionwarden.errors import ConfigError
@@ -85,6 +86,8 @@ def only_set(record: dict[str, Any]) -> tuple[bytes, dict[str, Any], str, dict[s
         ("logout", "user", "User logged out"),
         ("step_up_required", "policy", "Step-up authentication required for a high-risk operation"),
         ("session_limit", "policy", "Concurrent session limit reached; oldest session ended"),
+        ("operator", "admin", "Ended by an operator command"),
+        ("signal", "system", "Ended on an identity signal"),
     ],
 )
 def test_each_revocation_reason_becomes_session_revoked(
@@ -190,6 +193,45 @@ def test_an_alert_without_summary_has_no_empty_reason() -> None:
     """reason_admin must hold at least one message when present."""
     _, _, _, event = only_set(alert("low", summary=""))
     assert "reason_admin" not in event
+
+
+def risk_changed(before: str, after: str) -> dict[str, Any]:
+    sess = session()
+    before_state = (before, sess.idle_timeout, sess.absolute_deadline)
+    sess.risk_profile, sess.absolute_deadline = after, T0 + 1800
+    ev = RiskChange(
+        event_id=uuid.UUID(int=7),
+        occurred_at=datetime.fromtimestamp(T0 + 60, UTC),
+        user_id="alice",
+        tenant="acme",
+        source="ssf:idp",
+        risk_profile=after,
+    )
+    return records.session_risk_changed(ev, sess, T0 + 60, before_state, False)
+
+
+def test_a_tightened_session_becomes_a_session_risk_level_change() -> None:
+    """The enforcer's own record of a risk change: principal SESSION, the levels as for
+    alerts, the risk change event as txn."""
+    key, claims, event_type, event = only_set(risk_changed("medium", "high"))
+    assert (S1.encode(), RISK_LEVEL_CHANGE) == (key, event_type)
+    assert {
+        "event_timestamp": math.floor(T0 + 60),
+        "initiating_entity": "system",
+        "principal": "SESSION",
+        "current_level": "HIGH",
+        "previous_level": "MEDIUM",
+        "risk_reason": "risk_change",
+        "reason_admin": {"en": "Session timeouts tightened for risk profile high"},
+    } == event
+    assert (str(uuid.UUID(int=7)), S1) == (claims["txn"], claims["sub_id"]["session"]["id"])
+
+
+def test_a_risk_profile_without_a_caep_level_gives_no_set() -> None:
+    """CAEP's current_level is required: a profile outside low..critical has none."""
+    assert [] == caep_events_for(risk_changed("medium", "contractor"), CONFIG)
+    _, _, _, event = only_set(risk_changed("standard", "low"))
+    assert "previous_level" not in event
 
 
 @pytest.mark.parametrize("kind", ["session_ended", "role_changed", "dead_letter", None])

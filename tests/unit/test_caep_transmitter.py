@@ -11,12 +11,17 @@ from confluent_kafka import TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from sessionwarden.caep.events import SESSION_REVOKED, CaepConfig, read_unverified
+from sessionwarden.caep.events import (
+    RISK_LEVEL_CHANGE,
+    SESSION_REVOKED,
+    CaepConfig,
+    read_unverified,
+)
 from sessionwarden.caep.transmitter import CaepTransmitter
 from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.errors import ConfigError
-from tests.unit.sdk.fakes import revalidation, revocation
+from tests.unit.sdk.fakes import revalidation, revocation, session_risk_changed
 
 
 class Msg:
@@ -108,6 +113,16 @@ def test_each_committed_record_becomes_one_signed_token_per_audience() -> None:
     header, claims = read_unverified(producer.sent[0][1])
     assert ("ES256", SESSION_REVOKED) == (header["alg"], next(iter(claims["events"])))
     assert 1 == consumer.commits
+
+
+def test_signal_revocations_and_risk_changes_become_tokens() -> None:
+    """Reason ``signal`` is a session-revoked like any other; the enforcer's
+    session_risk_changed record a session risk-level-change, signed with its key."""
+    records = [encode(revocation("s-1", reason="signal")), encode(session_risk_changed("s-2"))]
+    transmitter, _, producer = rig(records)
+    assert 4 == transmitter.step(timeout=0)
+    kinds = [next(iter(read_unverified(value)[1]["events"])) for _, value, _ in producer.sent]
+    assert [SESSION_REVOKED] * 2 + [RISK_LEVEL_CHANGE] * 2 == kinds
 
 
 def test_nothing_is_committed_when_a_token_was_not_delivered() -> None:

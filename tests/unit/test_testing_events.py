@@ -10,7 +10,10 @@ from sessionwarden.testing.events import (
     login_doc,
     logout_doc,
     parse_ts,
+    risk_change_doc,
     role_change_doc,
+    session_revoked_doc,
+    user_revoked_doc,
 )
 
 T = 1_800_000_000.25
@@ -23,9 +26,16 @@ def test_every_event_it_builds_is_accepted_by_the_codec() -> None:
         activity_doc("s1", "u1", T + 1),
         logout_doc("s1", "u1", T + 2),
         role_change_doc("u1", T + 3, granted=["editor"]),
+        session_revoked_doc("s1", "u1", T + 4),
+        user_revoked_doc("u1", T + 5, source=None),
+        risk_change_doc("u1", T + 6, "high"),
+        risk_change_doc("u1", T + 7, "high", "s1"),
     ]
-    kinds = [decode_auth_event(encode_dict(d)).type for d in docs]
-    assert ["login", "activity", "logout", "role_change"] == kinds
+    events = [decode_auth_event(encode_dict(d)) for d in docs]
+    kinds = [e.type for e in events]
+    assert ["login", "activity", "logout", "role_change", "session_revoked"] == kinds[:5]
+    assert ["user_revoked", "risk_change", "risk_change"] == kinds[5:]
+    assert ["ssf:test", None, "ssf:test"] == [e.source for e in events[4:7]]
 
 
 def test_a_login_carries_what_the_callers_set() -> None:

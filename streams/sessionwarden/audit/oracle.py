@@ -16,6 +16,12 @@ enforcer follows:
 - a login that leaves its user more live sessions than ``max_sessions_per_user`` ends the
   oldest (by login ``e``, then session id): at its deadline if that is not after the login's
   ``e``, else as ``session_limit`` at that ``e``;
+- an identity signal ends, at its ``e``, the session it names (``session_revoked``; an unknown
+  or ended one: nothing) or every live session of the user that began by then
+  (``user_revoked``), as ``signal``; a ``risk_change`` sets the sessions that began by its ``e``
+  (all, or the one named) to the tighter of their timeouts and those of the new risk profile,
+  and one already past a tighter deadline ends at that ``e`` with the deadline's reason; a
+  session whose own deadline came first ends at it, as everywhere;
 - a repeated ``event_id`` changes nothing.
 
 An event read too close to the moment a deadline fires could go either way on a real broker
@@ -38,6 +44,8 @@ BEFORE_FIRE_S = 0.1
 AFTER_FIRE_S = 1.5
 DEADLINE_REASONS = frozenset({"idle_timeout", "absolute_timeout"})
 NEVER_LIVE = "never_live"
+USER_WIDE = frozenset({"role_change", "user_revoked"})
+"""Event kinds that concern every live session of the user."""
 
 
 def stamp(value: str) -> float:
@@ -54,6 +62,7 @@ class _Session:
     roles: set[str]
     end: tuple[str, float] | None = None
     login: float = 0.0
+    user_type: str = ""
 
     def deadline(self) -> tuple[str, float]:
         idle_at = self.last + self.idle
@@ -105,7 +114,8 @@ class _Replay:
         self.ahead = self.ahead or t > r
         kind = doc["type"]
         sess = self.sessions.get(doc.get("session_id", ""))
-        affected = self.live() if kind == "role_change" else [sess] if sess else []
+        user_wide = kind in USER_WIDE or (kind == "risk_change" and not doc.get("session_id"))
+        affected = self.live() if user_wide else [sess] if sess else []
         self.fire_passed(r, e, affected)
         if self.ahead:  # append times vary per event: keep event times clear of deadlines
             for s in affected:
@@ -119,6 +129,10 @@ class _Replay:
             self._logout(doc, sess, e)
         elif kind == "role_change":
             self._role_change(doc, e)
+        elif kind in ("session_revoked", "user_revoked"):
+            self._signal(affected, e, kind == "session_revoked")
+        elif kind == "risk_change":
+            self._risk_change(doc["risk_profile"], affected, e)
 
     def _login(self, doc: dict[str, Any], e: float) -> None:
         sid = doc["session_id"]
@@ -127,6 +141,7 @@ class _Replay:
         tm = self.policy.timeouts_for(doc["user_type"], doc["risk_profile"])
         roles = set(doc["roles"])
         s = _Session(sid, tm.idle, e + tm.absolute, e, stamp(doc["auth_time"]), roles, login=e)
+        s.user_type = doc["user_type"]
         self.sessions[sid] = s
         if sid in self.logged_out:
             s.end = (NEVER_LIVE, self.logged_out[sid])
@@ -195,6 +210,31 @@ class _Replay:
                 s.end = ("permissions_revoked", e)
             else:
                 s.roles |= granted
+
+    def _signal(self, targets: list[_Session], e: float, named: bool) -> None:
+        for s in targets:
+            if s.end is not None:
+                continue
+            reason, d = s.deadline()
+            if d <= e:
+                s.end = (reason, d)
+            elif named or s.login <= e:
+                s.end = ("signal", max(e, s.login))
+
+    def _risk_change(self, profile: str, targets: list[_Session], e: float) -> None:
+        for s in targets:
+            if s.end is not None or s.login > e:
+                continue
+            reason, d = s.deadline()
+            if d <= e:
+                s.end = (reason, d)
+                continue
+            tm = self.policy.timeouts_for(s.user_type, profile)
+            s.idle = min(s.idle, tm.idle)
+            s.absolute_deadline = min(s.absolute_deadline, s.login + tm.absolute)
+            reason, d = s.deadline()
+            if d <= e:
+                s.end = (reason, e)
 
     def finish(self) -> Verdict:
         for s in self.sessions.values():

@@ -29,9 +29,18 @@ def render(doc: dict[str, Any]) -> str:
             f" idle={doc['idle_timeout_s']:g}s absolute={doc['absolute_timeout_s']:g}s"
         )
     if kind == "session_ended":
+        signal = f" signal={doc['signal']}" if doc.get("signal") else ""
+        source = f" source={doc['source']}" if doc.get("source") else ""
         return (
             f"{doc['occurred_at']}  END         {doc['reason']:<20} session={doc['session_id']}"
-            f" user={doc['user_id']} after {doc['duration_s']:.1f}s"
+            f" user={doc['user_id']} after {doc['duration_s']:.1f}s{signal}{source}"
+        )
+    if kind == "session_risk_changed":
+        ended = " ENDED" if doc["ended"] else ""
+        return (
+            f"{doc['occurred_at']}  RISK        {doc['risk_profile_before']}->"
+            f"{doc['risk_profile']} session={doc['session_id']} user={doc['user_id']}"
+            f" idle={doc['idle_timeout_s']:g}s until {doc['absolute_deadline']}{ended}"
         )
     if kind == "role_changed":
         return (

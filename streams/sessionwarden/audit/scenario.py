@@ -39,6 +39,9 @@ KINDS: dict[str, float] = {  # scenario kind -> weight
     "grant": 1,
     "step_up": 1,
     "high_risk_ok": 1,
+    "signal_session": 1,
+    "signal_user": 1,
+    "risk_tightened": 1,
 }
 DUPLICATE_RATE = 0.03
 TIE_GAP = 0.01  # seconds: no planned event lands this close to a session's absolute deadline
@@ -50,6 +53,7 @@ FORWARD_SLACK_S = 0.7
 MAX_DRAWS = 6  # fault draws per user before it is planned without faults
 
 TENANT = "sim"  # every simulated event's tenant; the ground truth names it
+SOURCE = "ssf:sim"  # the source the simulated identity signals name
 
 
 @dataclass
@@ -210,6 +214,11 @@ class _Builder:
         )
         self.emit(doc, t, publish_at)
 
+    def signal(self, kind: str, user: str, t: float, **fields: Any) -> None:
+        """An identity signal (session_revoked, user_revoked, risk_change) made at ``t``."""
+        t = _ms(t)
+        self.emit(self.doc(kind, t, user, source=SOURCE, **fields), t)
+
     def _appended(self, late: bool) -> list[tuple[float, dict[str, Any]]]:
         """The user's events at their earliest (or latest) append times: a record forwarded
         from a wrong partition is appended on the right one a little later."""
@@ -318,6 +327,23 @@ def _session(
     elif kind == "high_risk_ok":
         b.login(sid, user, t0, user_type, risk, ["viewer"])
         b.act(sid, user, t0 + min(1.0, idle * 0.2), "payments.send")
+    elif kind == "signal_session":
+        b.login(sid, user, t0, user_type, risk, ["viewer"])
+        b.act(sid, user, t0 + idle * 0.3)
+        b.signal("session_revoked", user, t0 + idle * 0.6, session_id=sid, signal="session_revoked")
+    elif kind == "signal_user":
+        second = f"{sid}b"
+        b.login(sid, user, t0, user_type, risk, ["viewer"])
+        b.login(second, user, t0 + 0.2, user_type, risk, ["viewer"])
+        b.session_kind(second, kind)
+        b.signal("user_revoked", user, t0 + idle * 0.5, signal="credential_compromise")
+    elif kind == "risk_tightened":
+        # after idle * 0.3 the session lives on with the tighter idle; after idle * 0.9 it is
+        # past it (when the new profile's idle is shorter) and ends at the change
+        b.login(sid, user, t0, user_type, risk, ["viewer"])
+        t = t0 + idle * 0.4
+        b.act(sid, user, t)
+        b.signal("risk_change", user, t + idle * rng.choice((0.3, 0.9)), risk_profile="high")
     elif kind == "role_removed":
         second = f"{sid}b"
         b.login(sid, user, t0, user_type, risk, ["viewer", "editor"])

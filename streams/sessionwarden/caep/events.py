@@ -13,10 +13,16 @@ revocation permissions_revoked             session-revoked      policy, reason_a
 revocation step_up_required                session-revoked      policy, reason_admin
 revocation session_limit                   session-revoked      policy, reason_admin
 revocation operator                        session-revoked      admin, reason_admin
+revocation signal                          session-revoked      system, reason_admin
 revalidation                               token-claims-change  admin, claims: {"roles": [...]}
 session_started (audit)                    session-established  user, amr when known
+session_risk_changed (audit)               risk-level-change    system, principal SESSION
 alert                                      risk-level-change    policy, principal USER
 =========================================  ===================  ===============================
+
+A ``session_risk_changed`` record becomes a SET only when its new risk profile is one CAEP has
+a level for (``low``, ``medium``, ``high``, ``critical``: LOW, MEDIUM, HIGH, HIGH, as for
+alerts); ``previous_level`` is given when the old profile has one too.
 
 Every SET carries ``iss``, ``jti``, ``iat``, ``aud``, ``txn``, ``sub_id`` and exactly one event;
 never ``sub`` nor ``exp`` (SSF 1.0 section 4.1). ``sub_id`` is an SSF complex subject of RFC 9493
@@ -59,6 +65,7 @@ from sessionwarden.contracts.outputs import (
     Alert,
     Revalidation,
     Revocation,
+    SessionRiskChanged,
     SessionStarted,
 )
 from sessionwarden.errors import ConfigError, SessionwardenError
@@ -78,7 +85,9 @@ SET_TYPE: Final = "secevent+jwt"
 _JTI_NAMESPACE: Final = uuid.UUID("0b7f3c52-8d6e-4a4b-9f0e-2c1d5e7a9b31")
 _ALERT_ADAPTER: TypeAdapter[Alert] = TypeAdapter(Alert)
 
-SESSION_RECORD_TYPES: Final = frozenset({"revocation", "revalidation", "session_started"})
+SESSION_RECORD_TYPES: Final = frozenset(
+    {"revocation", "revalidation", "session_started", "session_risk_changed"}
+)
 """Records that become session events (the enforcer's transmitter signs these)."""
 ALERT_RECORD_TYPES: Final = frozenset({"alert"})
 """Records that become risk-level-change (the detectors sign these, with a key of their own)."""
@@ -91,6 +100,7 @@ _REVOKED: Final[dict[str, tuple[str, str]]] = {
     "step_up_required": ("policy", "Step-up authentication required for a high-risk operation"),
     "session_limit": ("policy", "Concurrent session limit reached; oldest session ended"),
     "operator": ("admin", "Ended by an operator command"),
+    "signal": ("system", "Ended on an identity signal"),
 }
 _RISK_LEVEL: Final = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH", "critical": "HIGH"}
 # auth_method values with an exact RFC 8176 "amr" counterpart; others are left out.
@@ -308,7 +318,7 @@ def _cause_of(record: Mapping[str, Any], signs: frozenset[str]) -> _Cause | None
     if kind not in signs:
         raise CaepError(f"this transmitter does not sign {kind} records")
     try:
-        return builder(record)
+        return builder(record)  # None: this record has no CAEP counterpart
     except ValidationError as exc:
         raise CaepError(f"invalid {record.get('type')} record: {exc.errors()[0]['msg']}") from exc
 
@@ -407,10 +417,41 @@ def _risk_changed(record: Mapping[str, Any]) -> _Cause:
     )
 
 
-_BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], _Cause]]] = {
+def _session_risk_changed(record: Mapping[str, Any]) -> _Cause | None:
+    rec = AUDIT_EVENT_ADAPTER.validate_python(record)
+    if not isinstance(rec, SessionRiskChanged):  # dispatch is on the type tag; this narrows it
+        raise CaepError(f"expected session_risk_changed, got {rec.type}")
+    level = _RISK_LEVEL.get(rec.risk_profile)
+    if level is None:
+        return None  # a profile CAEP has no level for
+    event: dict[str, Any] = {
+        "event_timestamp": _numeric_date(rec.occurred_at),
+        "initiating_entity": "system",
+        "principal": "SESSION",
+        "current_level": level,
+        "risk_reason": "risk_change",
+        "reason_admin": {"en": f"Session timeouts tightened for risk profile {rec.risk_profile}"},
+    }
+    previous = _RISK_LEVEL.get(rec.risk_profile_before)
+    if previous is not None:
+        event["previous_level"] = previous
+    return _Cause(
+        user_id=rec.user_id,
+        tenant=rec.tenant,
+        session_id=rec.session_id,
+        record_id=str(rec.event_id),
+        txn=str(rec.cause_event_id),
+        issued_at=rec.occurred_at.timestamp(),
+        event_type=RISK_LEVEL_CHANGE,
+        event=event,
+    )
+
+
+_BUILDERS: Final[dict[str, Callable[[Mapping[str, Any]], _Cause | None]]] = {
     "revocation": _from_revocation_record,
     "revalidation": _from_revocation_record,
     "session_started": _established,
+    "session_risk_changed": _session_risk_changed,
     "alert": _risk_changed,
 }
 

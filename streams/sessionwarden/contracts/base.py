@@ -54,6 +54,7 @@ __all__ = [
     "UserAgent",
     "UtcDatetime",
     "WireModel",
+    "omitted_when_none",
 ]
 
 MAX_ROLES = 64
@@ -132,6 +133,10 @@ NonNegativeFiniteFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PrivilegeLevel = Annotated[int, Field(ge=0, le=1000)]
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
 def _require_type(schema: dict[str, Any]) -> None:
     """``type`` has a default for convenience in Python, but records on the wire must carry it."""
     required: list[str] = schema.setdefault("required", [])
@@ -154,6 +159,12 @@ class WireModel(BaseModel):
     schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)] = 1
 
 
+def omitted_when_none() -> Any:
+    """A field default of None that the encoding leaves out (an optional field added to a
+    record later: the records without it keep their bytes)."""
+    return Field(default=None, exclude_if=_is_none)
+
+
 class EventBase(WireModel):
     """Fields common to every input on auth.events."""
 
@@ -161,3 +172,8 @@ class EventBase(WireModel):
     occurred_at: UtcDatetime
     user_id: InputIdentifier
     tenant: InputIdentifier
+    source: InputIdentifier | None = omitted_when_none()
+    """Who reported the event when it came from outside the applications: an identity
+    provider or a signal transmitter, e.g. ``keycloak:<realm>`` or ``ssf:<transmitter>``.
+    Carried into the audit records of what the event ended. Left out of the encoding when
+    absent, so that records without it keep their bytes."""

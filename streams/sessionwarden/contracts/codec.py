@@ -20,29 +20,31 @@ from sessionwarden.contracts.base import MAX_PERMISSIONS
 from sessionwarden.contracts.commands import OperatorCommand
 from sessionwarden.contracts.inputs import (
     AUTH_EVENT_ADAPTER,
+    AUTH_EVENT_MODELS,
     AUTH_EVENT_TYPES,
-    Activity,
     AuthEvent,
-    Login,
-    Logout,
-    RoleChange,
 )
 from sessionwarden.contracts.outputs import (
     AUDIT_EVENT_ADAPTER,
     MAX_DETAIL_CHARS,
     MAX_RAW_B64_CHARS,
     REVOCATION_RECORD_ADAPTER,
+    ActivityAfterRevocation,
     Alert,
     AuditEvent,
     DeadLetter,
     DeadLetterReason,
     EndedSessionUsed,
+    ForeignSessionEvent,
     HighRiskOperation,
+    LoginAfterLogout,
+    OperatorCommandApplied,
     Revalidation,
     Revocation,
     RevocationRecord,
     RoleChanged,
     SessionEnded,
+    SessionRiskChanged,
     SessionStarted,
 )
 from sessionwarden.errors import SessionwardenError
@@ -194,7 +196,18 @@ _REVOCATION_RECORD: _Target[RevocationRecord] = _Target(
 )
 _AUDIT_EVENT: _Target[AuditEvent] = _Target(
     AUDIT_EVENT_ADAPTER.validator.validate_json,
-    _tags(SessionStarted, SessionEnded, RoleChanged, EndedSessionUsed, HighRiskOperation),
+    _tags(
+        SessionStarted,
+        SessionEnded,
+        RoleChanged,
+        EndedSessionUsed,
+        HighRiskOperation,
+        ActivityAfterRevocation,
+        LoginAfterLogout,
+        ForeignSessionEvent,
+        OperatorCommandApplied,
+        SessionRiskChanged,
+    ),
     union=True,
     max_bytes=MAX_OUTPUT_RECORD_BYTES,
 )
@@ -276,13 +289,13 @@ def _plain(data: bytes) -> bool:
 
 _AUTH_FIELDS: dict[str, frozenset[str]] = {
     str(model.model_fields["type"].default): frozenset(model.model_fields)
-    for model in (Login, Activity, Logout, RoleChange)
+    for model in AUTH_EVENT_MODELS
 }
 _LIST_FIELDS: dict[str, tuple[str, ...]] = {
     str(model.model_fields["type"].default): tuple(
         name for name, info in model.model_fields.items() if get_origin(info.annotation) is list
     )
-    for model in (Login, Activity, Logout, RoleChange)
+    for model in AUTH_EVENT_MODELS
 }
 _MAX_FIELDS = max(len(fields) for fields in _AUTH_FIELDS.values())
 """Keys of the widest input type. Before parsing, ``":`` not preceded by a backslash is

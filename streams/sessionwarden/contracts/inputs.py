@@ -23,13 +23,29 @@ from sessionwarden.contracts.base import (
 
 __all__ = [
     "AUTH_EVENT_ADAPTER",
+    "AUTH_EVENT_MODELS",
     "AUTH_EVENT_TYPES",
     "Activity",
     "AuthEvent",
     "Login",
     "Logout",
+    "RiskChange",
     "RoleChange",
+    "SessionRevoked",
+    "SignalKind",
+    "UserRevoked",
 ]
+
+SignalKind = Literal[
+    "session_revoked",
+    "sessions_revoked",
+    "credential_change",
+    "credential_compromise",
+    "account_disabled",
+    "account_purged",
+]
+"""The outside signal behind a revocation: CAEP session-revoked, RISC sessions-revoked, CAEP
+credential-change, RISC credential-compromise, RISC account-disabled, RISC account-purged."""
 
 
 class Login(EventBase):
@@ -72,12 +88,51 @@ class RoleChange(EventBase):
     actor: InputIdentifier
 
 
-AuthEvent = Annotated[Login | Activity | Logout | RoleChange, Field(discriminator="type")]
+class SessionRevoked(EventBase):
+    """An identity signal ended one session of the user (if it is live and theirs)."""
+
+    type: Literal["session_revoked"] = "session_revoked"
+    session_id: InputSessionId
+    signal: SignalKind
+
+
+class UserRevoked(EventBase):
+    """An identity signal ended every session of the user that began at or before it."""
+
+    type: Literal["user_revoked"] = "user_revoked"
+    signal: SignalKind
+
+
+class RiskChange(EventBase):
+    """The user's (or one session's) risk profile changed: the policy's timeouts for it apply
+    where they are tighter than the session's own."""
+
+    type: Literal["risk_change"] = "risk_change"
+    risk_profile: Profile
+    session_id: InputSessionId | None = None
+    """The one session it concerns; absent: every live session of the user."""
+
+
+AuthEvent = Annotated[
+    Login | Activity | Logout | RoleChange | SessionRevoked | UserRevoked | RiskChange,
+    Field(discriminator="type"),
+]
 """Any record on auth.events."""
 
 AUTH_EVENT_ADAPTER: TypeAdapter[AuthEvent] = TypeAdapter(AuthEvent)
 
+AUTH_EVENT_MODELS: tuple[type[EventBase], ...] = (
+    Login,
+    Activity,
+    Logout,
+    RoleChange,
+    SessionRevoked,
+    UserRevoked,
+    RiskChange,
+)
+"""Every model on auth.events, in declaration order."""
+
 AUTH_EVENT_TYPES: tuple[str, ...] = tuple(
-    str(model.model_fields["type"].default) for model in (Login, Activity, Logout, RoleChange)
+    str(model.model_fields["type"].default) for model in AUTH_EVENT_MODELS
 )
 """The ``type`` tags accepted on auth.events, in declaration order."""

@@ -16,7 +16,16 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from sessionwarden.contracts.commands import OperatorCommand
-from sessionwarden.contracts.inputs import AUTH_EVENT_ADAPTER, Activity, Login, Logout, RoleChange
+from sessionwarden.contracts.inputs import (
+    AUTH_EVENT_ADAPTER,
+    Activity,
+    Login,
+    Logout,
+    RiskChange,
+    RoleChange,
+    SessionRevoked,
+    UserRevoked,
+)
 from sessionwarden.contracts.outputs import (
     AUDIT_EVENT_ADAPTER,
     ActivityAfterRevocation,
@@ -31,6 +40,7 @@ from sessionwarden.contracts.outputs import (
     Revocation,
     RoleChanged,
     SessionEnded,
+    SessionRiskChanged,
     SessionStarted,
 )
 
@@ -44,6 +54,9 @@ _SOURCES: dict[str, tuple[str, TypeAdapter[Any]]] = {
     "activity.json": ("Activity", TypeAdapter(Activity)),
     "logout.json": ("Logout", TypeAdapter(Logout)),
     "role_change.json": ("RoleChange", TypeAdapter(RoleChange)),
+    "session_revoked.json": ("SessionRevoked", TypeAdapter(SessionRevoked)),
+    "user_revoked.json": ("UserRevoked", TypeAdapter(UserRevoked)),
+    "risk_change.json": ("RiskChange", TypeAdapter(RiskChange)),
     "auth_event.json": ("AuthEvent", AUTH_EVENT_ADAPTER),
     "revocation.json": ("Revocation", TypeAdapter(Revocation)),
     "revalidation.json": ("Revalidation", TypeAdapter(Revalidation)),
@@ -62,6 +75,7 @@ _SOURCES: dict[str, tuple[str, TypeAdapter[Any]]] = {
         "OperatorCommandApplied",
         TypeAdapter(OperatorCommandApplied),
     ),
+    "session_risk_changed.json": ("SessionRiskChanged", TypeAdapter(SessionRiskChanged)),
     "audit_event.json": ("AuditEvent", AUDIT_EVENT_ADAPTER),
     "alert.json": ("Alert", TypeAdapter(Alert)),
     "dead_letter.json": ("DeadLetter", TypeAdapter(DeadLetter)),

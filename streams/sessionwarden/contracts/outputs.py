@@ -33,7 +33,9 @@ from sessionwarden.contracts.base import (
     SessionId,
     UtcDatetime,
     WireModel,
+    omitted_when_none,
 )
+from sessionwarden.contracts.inputs import SignalKind
 
 __all__ = [
     "AUDIT_EVENT_ADAPTER",
@@ -60,6 +62,7 @@ __all__ = [
     "RevocationRecord",
     "RoleChanged",
     "SessionEnded",
+    "SessionRiskChanged",
     "SessionStarted",
     "UserRecord",
 ]
@@ -72,11 +75,14 @@ RevocationReason = Literal[
     "step_up_required",
     "session_limit",
     "operator",
+    "signal",
 ]
 """Why a session ended. ``session_limit``: a newer login of its user went past the policy's
 ``max_sessions_per_user``, and this was the user's oldest live session. ``operator``: an
 operator command ended it (sessionwarden.commands; its ``operator_command_applied`` audit
-record names the operator and the reason)."""
+record names the operator and the reason). ``signal``: an identity signal on auth.events
+(``session_revoked``, ``user_revoked``) ended it; its ``session_ended`` audit record names the
+signal and its source."""
 AlertKind = Literal[
     "repeated_expirations",
     "privilege_escalation",
@@ -200,6 +206,10 @@ class SessionEnded(AuditBase):
     started_at: UtcDatetime
     ended_at: UtcDatetime
     duration_s: NonNegativeFiniteFloat
+    signal: SignalKind | None = omitted_when_none()
+    """The identity signal that ended it (reason ``signal``); absent otherwise."""
+    source: Identifier | None = omitted_when_none()
+    """Who reported that signal (the event's ``source``), when it said."""
 
 
 class RoleChanged(AuditBase):
@@ -298,6 +308,27 @@ class OperatorCommandApplied(AuditBase):
     the sum of their ``revoked``."""
 
 
+class SessionRiskChanged(AuditBase):
+    """A ``risk_change`` tightened a live session's timeouts: the policy's timeouts for the new
+    risk profile, where they are tighter than the session's own (a deadline never moves later).
+    ``occurred_at`` is the change's effective time. ``ended``: a tighter deadline had passed
+    already, so the session ended at that time (its ``session_ended`` record follows, reason
+    ``idle_timeout`` or ``absolute_timeout``)."""
+
+    type: Literal["session_risk_changed"] = "session_risk_changed"
+    session_id: SessionId
+    risk_profile_before: Profile
+    risk_profile: Profile
+    idle_timeout_before_s: PositiveFiniteFloat
+    idle_timeout_s: PositiveFiniteFloat
+    absolute_deadline_before: UtcDatetime
+    absolute_deadline: UtcDatetime
+    ended: bool = False
+    source: Identifier | None = None
+    """Who reported the risk change (the event's ``source``), when it said."""
+    cause_event_id: UUID
+
+
 AuditEvent = Annotated[
     SessionStarted
     | SessionEnded
@@ -307,7 +338,8 @@ AuditEvent = Annotated[
     | ActivityAfterRevocation
     | LoginAfterLogout
     | ForeignSessionEvent
-    | OperatorCommandApplied,
+    | OperatorCommandApplied
+    | SessionRiskChanged,
     Field(discriminator="type"),
 ]
 AUDIT_EVENT_ADAPTER: TypeAdapter[AuditEvent] = TypeAdapter(AuditEvent)

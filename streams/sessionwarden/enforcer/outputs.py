@@ -26,6 +26,8 @@ DEAD_LETTER_LOG_INTERVAL_S = 10.0
 """At most one "dead-lettered" line per reason in this interval, with the count it stands for:
 a flood of bad records must not become a flood of log lines (each cost more than rejecting
 its record)."""
+LIFECYCLE = frozenset({"session_started", "session_ended", "session_risk_changed"})
+"""Audit records logged as one line each (the session named by its hash)."""
 
 
 class Outputs:
@@ -145,7 +147,7 @@ class Outputs:
                 reason = emit.value["reason"]
                 by_reason[reason] = by_reason.get(reason, 0) + 1
                 self._metrics.revoked(emit.value)
-            elif kind in ("session_started", "session_ended"):
+            elif kind in LIFECYCLE:
                 self._log_lifecycle(emit.value)
         self._producer.poll(0)
 
@@ -164,6 +166,13 @@ class Outputs:
         if doc["type"] == "session_ended":
             extra["reason"] = doc["reason"]
             extra["duration_s"] = round(doc["duration_s"], 3)
+            for name in ("signal", "source"):  # an identity signal ended it
+                if name in doc:
+                    extra[name] = doc[name]
+        elif doc["type"] == "session_risk_changed":
+            extra["risk_profile_before"] = doc["risk_profile_before"]
+            extra["risk_profile"] = doc["risk_profile"]
+            extra["ended"] = doc["ended"]
         else:
             extra["user_type"] = doc["user_type"]
             extra["risk_profile"] = doc["risk_profile"]

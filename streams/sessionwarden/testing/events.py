@@ -1,6 +1,6 @@
 """Authentication events as a producer sends them (docs/CLIENTS.md): the one builder of login,
-activity, logout and role-change documents for the tests, the benchmarks, the simulator and the
-drill. Times are epoch seconds, written as ISO 8601 with an offset."""
+activity, logout, role-change and identity-signal documents for the tests, the benchmarks, the
+simulator and the drill. Times are epoch seconds, written as ISO 8601 with an offset."""
 
 from __future__ import annotations
 
@@ -97,3 +97,57 @@ def role_change_doc(
         "roles_removed": removed or [],
         "actor": actor,
     }
+
+
+def session_revoked_doc(
+    sid: str,
+    user: str,
+    t: float,
+    signal: str = "session_revoked",
+    *,
+    source: str | None = "ssf:test",
+    tenant: str = "acme",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """An identity signal ending one session (CAEP session-revoked by default)."""
+    return {
+        **_head("session_revoked", user, t, tenant, event_id),
+        **_source(source),
+        "session_id": sid,
+        "signal": signal,
+    }
+
+
+def user_revoked_doc(
+    user: str,
+    t: float,
+    signal: str = "credential_compromise",
+    *,
+    source: str | None = "ssf:test",
+    tenant: str = "acme",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """An identity signal ending every session of the user that began by ``t``."""
+    return {**_head("user_revoked", user, t, tenant, event_id), **_source(source), "signal": signal}
+
+
+def risk_change_doc(
+    user: str,
+    t: float,
+    risk: str,
+    sid: str | None = None,
+    *,
+    source: str | None = "ssf:test",
+    tenant: str = "acme",
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A new risk profile for the user's sessions (or for ``sid`` only)."""
+    doc = {**_head("risk_change", user, t, tenant, event_id), **_source(source)}
+    doc["risk_profile"] = risk
+    if sid is not None:
+        doc["session_id"] = sid
+    return doc
+
+
+def _source(source: str | None) -> dict[str, str]:
+    return {} if source is None else {"source": source}

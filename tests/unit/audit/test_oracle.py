@@ -23,7 +23,7 @@ def ev(kind: str, t: float, sid: str = "s", **fields: Any) -> dict[str, Any]:
         "user_id": "u",
         "tenant": "sim",
     }
-    if kind != "role_change":
+    if kind not in ("role_change", "user_revoked", "risk_change"):
         doc["session_id"] = sid
     if kind == "login":
         doc.update(user_type="customer", risk_profile="medium", auth_time=iso(t))
@@ -163,3 +163,39 @@ def test_a_login_beyond_the_session_cap_ends_the_oldest_live_session() -> None:
 
     assert ("session_limit", newest) == ends["s0"]
     assert {"idle_timeout"} == {reason for sid, (reason, _) in ends.items() if sid != "s0"}
+
+
+def test_signals_end_the_named_session_or_the_users_sessions_of_that_time() -> None:
+    """session_revoked ends one session; user_revoked every one that began by its time."""
+    events = [
+        (100.0, ev("login", 100.0, "a")),
+        (100.0, ev("login", 100.0, "b")),
+        (101.0, ev("session_revoked", 101.0, "a", signal="session_revoked")),
+        (101.2, ev("login", 101.2, "c")),
+        (101.5, ev("user_revoked", 101.1, signal="account_disabled")),  # read after c's login
+    ]
+    ends = judge(POLICY, events, 0.0).ends
+    assert {
+        "a": ("signal", 101.0),
+        "b": ("signal", 101.1),
+        "c": ("idle_timeout", 101.2 + IDLE),
+    } == ends
+
+
+def test_a_risk_change_tightens_and_ends_a_session_past_the_tighter_deadline() -> None:
+    """high: idle 1.5 s. One session idle for 1.6 s ends at the change, with idle_timeout; one
+    active just before moves to the shorter idle; a session named elsewhere is not touched."""
+    events = [
+        (100.0, ev("login", 100.0, "a")),
+        (100.0, ev("login", 100.0, "b")),
+        (100.0, ev("login", 100.0, "c")),
+        (101.0, ev("activity", 101.0, "b")),
+        (101.6, ev("risk_change", 101.6, "x", risk_profile="high", session_id="a")),
+        (101.6, ev("risk_change", 101.6, "x", risk_profile="high", session_id="b")),
+    ]
+    ends = judge(POLICY, events, 0.0).ends
+    assert {
+        "a": ("idle_timeout", 101.6),
+        "b": ("idle_timeout", 101.0 + 1.5),
+        "c": ("idle_timeout", 100.0 + IDLE),
+    } == ends

@@ -23,7 +23,7 @@ def test_same_seed_gives_the_same_plan() -> None:
 
 
 def test_every_kind_of_end_appears_in_a_large_plan() -> None:
-    """The mix covers idle, absolute, logout, role removal and step-up ends."""
+    """The mix covers idle, absolute, logout, role removal, step-up and identity-signal ends."""
     plan = build_plan(POLICY, 200, 3, 1000.0, 30.0)
     reasons = Counter(t.reason for t in plan.truth.values())
     expected = {
@@ -32,6 +32,7 @@ def test_every_kind_of_end_appears_in_a_large_plan() -> None:
         "logout",
         "permissions_revoked",
         "step_up_required",
+        "signal",
     }
     assert expected == set(reasons)
     assert plan.duplicates > 0 and plan.late > 0 and plan.poison > 0
@@ -57,3 +58,24 @@ def test_activity_just_over_idle_is_expected_as_an_ended_session_use() -> None:
     over = {s for s, t in plan.truth.items() if t.kind == "idle_just_over"}
     assert over and over <= set(plan.ended_session_used)
     assert all(plan.truth[s].reason == "idle_timeout" for s in over)
+
+
+def test_identity_signals_are_planned_with_their_truth() -> None:
+    """session_revoked and user_revoked end their sessions as ``signal`` at the signal's time;
+    a risk change past the tighter idle deadline ends the session at the change's time."""
+    plan = build_plan(POLICY, 300, 3, 1000.0, 30.0)
+    docs = {e.doc["event_id"]: e.doc for e in plan.events if e.doc is not None}
+    signals = [d for d in docs.values() if d["type"] in ("session_revoked", "user_revoked")]
+    assert signals and all(d["source"] == "ssf:sim" for d in signals)
+    by_kind = Counter((t.kind, t.reason) for t in plan.truth.values())
+    assert by_kind[("signal_session", "signal")] > 0
+    assert by_kind[("signal_user", "signal")] >= 2
+    risk_ends = {
+        round(datetime.fromisoformat(d["occurred_at"]).timestamp(), 3)
+        for d in docs.values()
+        if d["type"] == "risk_change"
+    }
+    at_change = [
+        t for t in plan.truth.values() if t.kind == "risk_tightened" and round(t.at, 3) in risk_ends
+    ]
+    assert at_change and {"idle_timeout"} == {t.reason for t in at_change}

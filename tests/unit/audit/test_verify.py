@@ -126,3 +126,17 @@ def test_a_truth_file_without_tenants_matches_on_session_id() -> None:
         2.0,
     )
     assert report.ok
+
+
+def test_a_signal_revocation_is_judged_like_a_logout() -> None:
+    """Reason ``signal`` at the signal's time is correct; the same session revoked for another
+    reason is spurious."""
+    truth = {
+        **TRUTH,
+        "sessions": {"r1-c": {"user_id": "u", "kind": "signal", "reason": "signal", "at": 40.0}},
+        "ended_session_used": [],
+    }
+    report = audit(truth, [rev("r1-c", "signal", 40, 40.03)], [], 2.0)
+    assert (True, 1) == (report.ok, report.rows["signal"]["correct"])
+    wrong = audit(truth, [rev("r1-c", "logout", 40, 40.03)], [], 2.0)
+    assert (False, 1) == (wrong.ok, wrong.rows["signal"]["spurious"])

@@ -38,7 +38,9 @@ from sessionwarden.errors import SessionwardenError
 
 Decoder = Callable[[bytes | None], Any]
 
-EXPECTED_TAGS = "'login', 'activity', 'logout', 'role_change'"
+EXPECTED_TAGS = (
+    "'login', 'activity', 'logout', 'role_change', 'session_revoked', 'user_revoked', 'risk_change'"
+)
 MOMENT = datetime(2026, 1, 2, tzinfo=UTC)
 
 LOGIN_FIELDS: dict[str, Any] = {

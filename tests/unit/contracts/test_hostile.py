@@ -66,13 +66,13 @@ def best_of(runs: int, data: bytes) -> float:
 
 def test_flood_record_is_rejected_by_its_key_count_before_parsing() -> None:
     """A record of thousands of unknown keys gets one line, not an error per key, and is not
-    even parsed: no auth event has more than 15 keys."""
+    even parsed: no auth event has more than 16 keys."""
     data = flood_record()
 
     error = rejection(data)
 
     assert len(orjson.loads(data)) > 7000
-    assert ("schema_violation", "no auth event has more than 15") == (
+    assert ("schema_violation", "no auth event has more than 16") == (
         error.reason,
         error.detail.split("; ")[1],
     )
@@ -180,7 +180,7 @@ def test_too_many_fields_are_refused_with_the_first_unknown_one_named() -> None:
 
     error = rejection(orjson.dumps({**ACTIVITY_FIELDS, **extras}))
 
-    expected = "extra_0000: Extra inputs are not permitted (13 fields; a 'activity' has at most 9)"
+    expected = "extra_0000: Extra inputs are not permitted (13 fields; a 'activity' has at most 10)"
     assert ("schema_violation", expected) == (error.reason, error.detail)
 
 

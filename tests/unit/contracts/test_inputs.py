@@ -15,7 +15,10 @@ from sessionwarden.contracts.inputs import (
     Activity,
     Login,
     Logout,
+    RiskChange,
     RoleChange,
+    SessionRevoked,
+    UserRevoked,
 )
 
 EVENT_ID = UUID("0b9e1c3a-5d7f-4a2b-8c6d-1e3f5a7b9c0d")
@@ -84,11 +87,56 @@ ROLE_CHANGE_BYTES = (
     b'"roles_granted":["admin"],"roles_removed":["billing"],"actor":"it-ops"}'
 )
 
+SESSION_REVOKED = SessionRevoked(
+    event_id=EVENT_ID,
+    occurred_at=OCCURRED,
+    user_id="u-1842",
+    tenant="acme",
+    source="ssf:idp.example",
+    session_id="s-7f3e",
+    signal="session_revoked",
+)
+USER_REVOKED = UserRevoked(
+    event_id=EVENT_ID,
+    occurred_at=OCCURRED,
+    user_id="u-1842",
+    tenant="acme",
+    source="keycloak:main",
+    signal="credential_compromise",
+)
+RISK_CHANGE = RiskChange(
+    event_id=EVENT_ID,
+    occurred_at=OCCURRED,
+    user_id="u-1842",
+    tenant="acme",
+    source="ssf:idp.example",
+    risk_profile="high",
+)
+_HEAD = (
+    b'"schema_version":1,"event_id":"0b9e1c3a-5d7f-4a2b-8c6d-1e3f5a7b9c0d",'
+    b'"occurred_at":"2026-01-02T03:04:05.123456Z","user_id":"u-1842","tenant":"acme",'
+)
+SESSION_REVOKED_BYTES = (
+    b'{"type":"session_revoked",' + _HEAD + b'"source":"ssf:idp.example",'
+    b'"session_id":"s-7f3e","signal":"session_revoked"}'
+)
+USER_REVOKED_BYTES = (
+    b'{"type":"user_revoked",' + _HEAD + b'"source":"keycloak:main",'
+    b'"signal":"credential_compromise"}'
+)
+RISK_CHANGE_BYTES = (
+    b'{"type":"risk_change",' + _HEAD + b'"source":"ssf:idp.example",'
+    b'"risk_profile":"high","session_id":null}'
+)
+
 PINNED: list[tuple[BaseModel, bytes]] = [
     (LOGIN, LOGIN_BYTES),
     (ACTIVITY, ACTIVITY_BYTES),
     (LOGOUT, LOGOUT_BYTES),
     (ROLE_CHANGE, ROLE_CHANGE_BYTES),
+    (SESSION_REVOKED, SESSION_REVOKED_BYTES),
+    (USER_REVOKED, USER_REVOKED_BYTES),
+    (RISK_CHANGE, RISK_CHANGE_BYTES),
 ]
 
 
@@ -104,7 +152,7 @@ def test_pinned_wire_bytes_decode_to_the_model(model: BaseModel, wire: bytes) ->
     assert model == decode_auth_event(wire)
 
 
-@pytest.mark.parametrize("model", [LOGIN, ACTIVITY, LOGOUT, ROLE_CHANGE], ids=lambda m: m.type)
+@pytest.mark.parametrize("model", [model for model, _ in PINNED], ids=lambda m: m.type)
 def test_every_input_round_trips_through_the_codec(model: BaseModel) -> None:
     """Replaying or forwarding an input must not change it."""
     assert model == decode_auth_event(encode(model))
@@ -155,7 +203,15 @@ def test_type_tag_defaults_so_python_callers_need_not_repeat_it() -> None:
         LOGOUT.type,
         ROLE_CHANGE.type,
     )
-    assert ("login", "activity", "logout", "role_change") == AUTH_EVENT_TYPES
+    assert (
+        "login",
+        "activity",
+        "logout",
+        "role_change",
+        "session_revoked",
+        "user_revoked",
+        "risk_change",
+    ) == AUTH_EVENT_TYPES
 
 
 def test_optional_fields_take_their_defaults() -> None:
@@ -209,3 +265,38 @@ def test_login_field_bounds_are_enforced(field: str, value: object) -> None:
 def test_adapter_selects_the_model_by_type() -> None:
     """The discriminator routes each record to its model without trying the others."""
     assert Logout is type(AUTH_EVENT_ADAPTER.validate_python(LOGOUT.model_dump()))
+
+
+def test_source_is_optional_and_left_out_when_absent() -> None:
+    """Existing producers send no source; their records keep their exact bytes."""
+    assert LOGOUT.source is None
+    assert b'"source"' not in encode(LOGOUT)
+    with_source = LOGOUT.model_copy(update={"source": "keycloak:main"})
+    assert b'"tenant":"acme","source":"keycloak:main","session_id"' in encode(with_source)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("signal", "password_reset"),
+        ("source", " ssf:idp"),
+        ("source", "x" * 129),
+        ("source", "ssf:\nidp"),
+    ],
+)
+def test_signal_and_source_are_held_to_their_rules(field: str, value: str) -> None:
+    """A signal outside the six kinds, or a source with whitespace at an end, a control
+    character or past 128 characters, is refused."""
+    doc = {**SESSION_REVOKED.model_dump(), field: value}
+    with pytest.raises(ValidationError):
+        SessionRevoked.model_validate(doc)
+
+
+def test_risk_change_profile_is_a_profile_slug() -> None:
+    """The risk profile follows the login's rule (a short lowercase slug)."""
+    with pytest.raises(ValidationError):
+        RiskChange.model_validate({**RISK_CHANGE.model_dump(), "risk_profile": "HIGH"})
+    assert (
+        "s-1"
+        == RiskChange.model_validate({**RISK_CHANGE.model_dump(), "session_id": "s-1"}).session_id
+    )

@@ -14,6 +14,10 @@ EXPECTED_FILES = {
     "activity.json",
     "logout.json",
     "role_change.json",
+    "session_revoked.json",
+    "user_revoked.json",
+    "risk_change.json",
+    "session_risk_changed.json",
     "auth_event.json",
     "revocation.json",
     "revalidation.json",
@@ -75,9 +79,9 @@ def test_union_schemas_dispatch_on_type() -> None:
     auth_event = json.loads(render_all()["auth_event.json"])
 
     assert "type" == auth_event["discriminator"]["propertyName"]
-    assert {"login", "activity", "logout", "role_change"} == set(
-        auth_event["discriminator"]["mapping"]
-    )
+    tags = {"login", "activity", "logout", "role_change"}
+    tags |= {"session_revoked", "user_revoked", "risk_change"}
+    assert tags == set(auth_event["discriminator"]["mapping"])
 
 
 def test_check_passes_on_fresh_files_and_writes_nothing(tmp_path: Path) -> None:

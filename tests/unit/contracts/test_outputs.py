@@ -30,6 +30,7 @@ from sessionwarden.contracts.outputs import (
     Revocation,
     RoleChanged,
     SessionEnded,
+    SessionRiskChanged,
     SessionStarted,
 )
 
@@ -90,6 +91,34 @@ SESSION_ENDED = SessionEnded(
     started_at=STARTED,
     ended_at=EMITTED,
     duration_s=1800.25,
+)
+SESSION_ENDED_BY_SIGNAL = SessionEnded(
+    event_id=RECORD_ID,
+    occurred_at=EMITTED,
+    user_id="u-1842",
+    tenant="acme",
+    session_id="s-7f3e",
+    reason="signal",
+    started_at=STARTED,
+    ended_at=EMITTED,
+    duration_s=1800.25,
+    signal="credential_compromise",
+    source="ssf:idp.example",
+)
+SESSION_RISK_CHANGED = SessionRiskChanged(
+    event_id=RECORD_ID,
+    occurred_at=EMITTED,
+    user_id="u-1842",
+    tenant="acme",
+    session_id="s-7f3e",
+    risk_profile_before="standard",
+    risk_profile="high",
+    idle_timeout_before_s=900.0,
+    idle_timeout_s=300.0,
+    absolute_deadline_before=DEADLINE,
+    absolute_deadline=datetime(2026, 1, 2, 7, 4, 5, tzinfo=UTC),
+    source="ssf:idp.example",
+    cause_event_id=CAUSE_ID,
 )
 ROLE_CHANGED = RoleChanged(
     event_id=RECORD_ID,
@@ -224,6 +253,24 @@ SESSION_ENDED_BYTES = (
     b'"duration_s":1800.25}'
 )
 
+SESSION_ENDED_BY_SIGNAL_BYTES = (
+    b'{"type":"session_ended","schema_version":1,"user_id":"u-1842","tenant":"acme",'
+    b'"event_id":"5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",'
+    b'"occurred_at":"2026-01-02T03:34:05.250000Z","session_id":"s-7f3e","reason":"signal",'
+    b'"started_at":"2026-01-02T03:04:05Z","ended_at":"2026-01-02T03:34:05.250000Z",'
+    b'"duration_s":1800.25,"signal":"credential_compromise","source":"ssf:idp.example"}'
+)
+SESSION_RISK_CHANGED_BYTES = (
+    b'{"type":"session_risk_changed","schema_version":1,"user_id":"u-1842","tenant":"acme",'
+    b'"event_id":"5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",'
+    b'"occurred_at":"2026-01-02T03:34:05.250000Z","session_id":"s-7f3e",'
+    b'"risk_profile_before":"standard","risk_profile":"high",'
+    b'"idle_timeout_before_s":900.0,"idle_timeout_s":300.0,'
+    b'"absolute_deadline_before":"2026-01-02T11:04:05Z",'
+    b'"absolute_deadline":"2026-01-02T07:04:05Z","ended":false,"source":"ssf:idp.example",'
+    b'"cause_event_id":"0b9e1c3a-5d7f-4a2b-8c6d-1e3f5a7b9c0d"}'
+)
+
 ROLE_CHANGED_BYTES = (
     b'{"type":"role_changed","schema_version":1,"user_id":"u-1842","tenant":"acme",'
     b'"event_id":"5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",'
@@ -299,6 +346,8 @@ PINNED: list[tuple[BaseModel, bytes, Decoder]] = [
     (REVALIDATION, REVALIDATION_BYTES, decode_revocation_record),
     (SESSION_STARTED, SESSION_STARTED_BYTES, decode_audit_event),
     (SESSION_ENDED, SESSION_ENDED_BYTES, decode_audit_event),
+    (SESSION_ENDED_BY_SIGNAL, SESSION_ENDED_BY_SIGNAL_BYTES, decode_audit_event),
+    (SESSION_RISK_CHANGED, SESSION_RISK_CHANGED_BYTES, decode_audit_event),
     (ROLE_CHANGED, ROLE_CHANGED_BYTES, decode_audit_event),
     (ENDED_SESSION_USED, ENDED_SESSION_USED_BYTES, decode_audit_event),
     (HIGH_RISK_OPERATION, HIGH_RISK_OPERATION_BYTES, decode_audit_event),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sessionwarden.contracts.codec import decode_alert, encode_dict
+from sessionwarden.contracts.codec import decode_alert, decode_audit_event, encode, encode_dict
 from sessionwarden.contracts.outputs import Alert, AuditEvent
 from sessionwarden.detect.engine import Engine, Outcome
 from sessionwarden.detect.tables import SESSIONS, TABLES, Tables, apply_writes, bucket_range
@@ -20,6 +20,7 @@ from tests.unit.detect.factories import (
     role_changed,
     started,
 )
+from tests.unit.sdk.fakes import session_risk_changed
 
 
 class Harness:
@@ -122,6 +123,22 @@ def test_concurrent_sessions_fire_above_the_maximum_and_ends_free_slots() -> Non
     over = h.alerts(started("d", "alice", T0 + 4))
     assert ["concurrent_sessions"] == [a.kind for a in over]
     assert ["b", "c", "d"] == over[0].evidence.session_ids
+
+
+def test_sessions_ended_on_a_signal_free_their_slot_and_are_not_expirations() -> None:
+    """Reason ``signal`` is an end like a logout: no repeated-expirations count, one slot
+    fewer; the enforcer's session_risk_changed record decodes and changes nothing here."""
+    h = Harness()
+    h.judge(started("a", "alice", T0))
+    h.judge(started("b", "alice", T0 + 1))
+    ends = [ended("a", "alice", T0 + 2, reason="signal")]
+    ends += [ended(f"x{i}", "alice", T0 + 3 + i, reason="signal") for i in range(3)]
+    assert [] == h.alerts(*ends)
+    record = session_risk_changed("b", T0 + 5).model_copy(update={"user_id": "alice"})
+    risk = decode_audit_event(encode(record))
+    outcome = h.judge(risk)
+    assert ([], []) == (outcome.alerts, outcome.writes)
+    assert ["b"] == [s[0] for s in h.state.sessions(("acme", "alice"))]
 
 
 def test_the_live_session_key_is_deleted_when_the_last_session_ends() -> None:

@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sessionwarden.contracts.inputs import Activity, Login, Logout, RoleChange
+from sessionwarden.contracts.inputs import (
+    Activity,
+    Login,
+    Logout,
+    RiskChange,
+    RoleChange,
+    SessionRevoked,
+    SignalKind,
+    UserRevoked,
+)
 from sessionwarden.policy import Policy, parse_policy
 
 T0 = 1_800_000_000.0  # an arbitrary fixed epoch; every test time is T0 + seconds
@@ -123,4 +132,43 @@ def role_change(
         roles_granted=list(granted),
         roles_removed=list(removed),
         actor=actor,
+    )
+
+
+def session_revoked(
+    t: float,
+    sid: str = "s1",
+    user: str = "u1",
+    signal: SignalKind = "session_revoked",
+    source: str | None = "ssf:idp",
+    event_id: uuid.UUID | None = None,
+    tenant: str = "acme",
+) -> SessionRevoked:
+    return SessionRevoked(
+        **_common(t, user, event_id, tenant), source=source, session_id=sid, signal=signal
+    )
+
+
+def user_revoked(
+    t: float,
+    user: str = "u1",
+    signal: SignalKind = "credential_compromise",
+    source: str | None = "keycloak:main",
+    event_id: uuid.UUID | None = None,
+    tenant: str = "acme",
+) -> UserRevoked:
+    return UserRevoked(**_common(t, user, event_id, tenant), source=source, signal=signal)
+
+
+def risk_change(
+    t: float,
+    risk: str = "high",
+    sid: str | None = None,
+    user: str = "u1",
+    source: str | None = "ssf:idp",
+    event_id: uuid.UUID | None = None,
+    tenant: str = "acme",
+) -> RiskChange:
+    return RiskChange(
+        **_common(t, user, event_id, tenant), source=source, risk_profile=risk, session_id=sid
     )

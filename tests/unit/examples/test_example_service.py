@@ -9,13 +9,13 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from sessionwarden.contracts.outputs import Revocation
+from sessionwarden.contracts.outputs import Revocation, RevocationReason
 from sessionwarden.sdk.push import STREAM_PATH, PushHub
 from sessionwarden.sdk.revocation_set import RevocationSet
 from sessionwarden.testing.example import load_example
@@ -339,3 +339,8 @@ def test_an_open_websocket_is_closed_when_its_sessions_lifetime_runs_out(
         assert "ping" == ws.receive_text()
         ws.receive_text()
     assert 4401 == closed.value.code
+
+
+def test_every_revocation_reason_has_a_label(example: ModuleType) -> None:
+    """A user whose session ended is told why in words, for every reason the enforcer gives."""
+    assert set(get_args(RevocationReason)) <= set(example.REASONS)

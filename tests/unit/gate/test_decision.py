@@ -126,6 +126,17 @@ def test_a_fail_closed_gate_past_its_staleness_budget_refuses_with_503() -> None
     assert "allowed" == decide(gate, cookie="sw=s-1", x_tenant="acme").reason, "caught up"
 
 
+def test_a_session_ended_on_an_identity_signal_is_refused_through_the_listener() -> None:
+    """A revocation of reason ``signal`` read from the topic refuses the session with 401."""
+    rig = Rig()
+    listener = rig.start()
+    rig.add(revocation("s-signal", reason="signal"))
+    rig.steps()
+    gate = cookie_gate(listener)
+    assert (401, "revoked") == decide(gate, cookie="sw=s-signal", x_tenant="acme")[:2]
+    assert "allowed" == decide(gate, cookie="sw=s-1", x_tenant="acme").reason
+
+
 def test_a_fail_open_gate_keeps_answering_from_the_set_it_has() -> None:
     gate = cookie_gate(View(("acme", "s-2"), healthy=False, closed=False))
     assert "allowed" == decide(gate, cookie="sw=s-1", x_tenant="acme").reason

@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import OffsetSpec
 
 from sessionwarden.contracts.codec import encode
-from sessionwarden.contracts.outputs import Revalidation, Revocation
+from sessionwarden.contracts.outputs import Revalidation, Revocation, SessionRiskChanged
 
 TOPIC = "unit.sessionwarden.revocations"
 T0 = 1_800_000_000.0
@@ -209,3 +209,24 @@ def revalidation(session_id: str, effective: float = 0.0) -> Revalidation:
 
 def wire(record: Revocation | Revalidation) -> bytes:
     return encode(record)
+
+
+def session_risk_changed(
+    session_id: str, effective: float = 0.0, before: str = "medium", after: str = "high"
+) -> SessionRiskChanged:
+    """The enforcer's audit record of a risk change that tightened ``session_id``."""
+    return SessionRiskChanged(
+        event_id=uuid.uuid4(),
+        occurred_at=at(effective),
+        user_id=f"user-of-{session_id}",
+        tenant="acme",
+        session_id=session_id,
+        risk_profile_before=before,
+        risk_profile=after,
+        idle_timeout_before_s=900.0,
+        idle_timeout_s=300.0,
+        absolute_deadline_before=at(effective + 28800),
+        absolute_deadline=at(effective + 3600),
+        source="ssf:idp",
+        cause_event_id=uuid.uuid4(),
+    )

@@ -434,3 +434,15 @@ def test_a_long_hang_rebuilds_the_admin_client_only_after_it_failed_too() -> Non
     rig.consumer.hanging = False
     rig.steps(40, seconds=0.1)
     assert listener.healthy()
+
+
+def test_a_revocation_on_an_identity_signal_revokes_like_any_other() -> None:
+    """Reason ``signal`` (an identity provider or a Shared Signals transmitter ended the
+    session) is decoded, kept with its reason, and handed to the callback."""
+    rig = Rig()
+    rig.add(revocation("s-1", reason="signal"))
+    listener = rig.start()
+    rig.steps()
+    assert listener.is_revoked(TENANT, "s-1")
+    assert "signal" == listener.revocation(TENANT, "s-1").reason  # type: ignore[union-attr]
+    assert ["signal"] == [r.reason for r in rig.revocations]

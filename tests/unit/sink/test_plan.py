@@ -46,6 +46,12 @@ def test_one_row_per_tenant_and_session_latest_record_wins_and_counts() -> None:
     assert {0: 7, 1: 8} == batch.next_offsets
 
 
+def test_a_revocation_on_an_identity_signal_becomes_a_row() -> None:
+    """Reason ``signal`` is stored like any other: the guard refuses the session for it."""
+    batch = plan_batch([raw(0, 3, revocation("s1", 0, "signal"))], now=at(1), keep_for=KEEP)
+    assert [("s1", "signal")] == [(r.session_id, r.reason) for r in batch.rows]
+
+
 def test_a_later_record_never_shortens_the_lifetime() -> None:
     """Fail closed: the row lives until the latest keep_until any of its records asked for."""
     batch = plan_batch(

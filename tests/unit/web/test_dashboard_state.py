@@ -49,6 +49,27 @@ def test_live_sessions_are_counted_by_user_type_and_risk_until_they_end() -> Non
     assert [["employee", "high", 1]] == live["cells"]
 
 
+def test_a_risk_change_moves_a_live_session_to_its_new_profile_and_deadline() -> None:
+    """session_risk_changed: counted under the new risk profile, gone at the tighter deadline;
+    a session ended on an identity signal is counted by its reason."""
+    state = DashboardState(show_session=hasher)
+    state.apply_audit(started("a", "employee", "low", T0), T0)
+    state.apply_audit(started("b", "employee", "low", T0), T0)
+    changed = {
+        "type": "session_risk_changed", "session_id": "a", "risk_profile": "high",
+        "absolute_deadline": iso(T0 + 30),
+    }  # fmt: skip
+    assert state.apply_audit(changed, T0 + 1)
+    assert [["employee", "high", 1], ["employee", "low", 1]] == sorted(
+        state.snapshot(T0 + 20)["live"]["cells"]
+    )
+    assert [["employee", "low", 1]] == state.snapshot(T0 + 40)["live"]["cells"]
+    state.apply_revocation(revoked("b", "signal", T0 + 41, T0 + 41), T0 + 41)
+    snap = state.snapshot(T0 + 42)
+    assert 0 == snap["live"]["total"]
+    assert "signal" in snap["revocations"]["by_reason"]
+
+
 def test_deadline_latency_counts_only_live_deadline_revocations() -> None:
     """Deadline -> committed; a logout has no deadline, a replayed record is no latency."""
     state = DashboardState(show_session=hasher)

@@ -31,7 +31,7 @@ from typing import Literal
 from sessionwarden.contracts.commands import OperatorCommand
 from sessionwarden.enforcer.engine import records
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
-from sessionwarden.enforcer.engine.sessions import Session, User
+from sessionwarden.enforcer.engine.sessions import Session
 
 __all__ = ["CommandOutcome", "OperatorCommands"]
 
@@ -112,14 +112,7 @@ class OperatorCommands:
                 found.append(sess)
         elif cmd.scope == "user":
             assert cmd.user_id is not None
-            entry = state.users.get((tenant, cmd.user_id))
-            if isinstance(entry, Session):
-                found.append(entry)
-            elif isinstance(entry, User):
-                for sid in entry.sessions:
-                    sess = state.sessions[(tenant, sid)]
-                    assert isinstance(sess, Session)
-                    found.append(sess)
+            found.extend(state.live_sessions_of((tenant, cmd.user_id)))
         else:
             found.extend(
                 sess

@@ -12,8 +12,11 @@ Deadlines are indexed with lazy re-arm (deadlines.py): activity only rewrites
 ``last_activity``; when an entry comes due the session's real deadline is recomputed and, if it
 moved, re-armed.
 
-A little past the ~400-line guide on purpose: the handlers of the four event kinds and of a
-deadline share the ownership, ordering and dedup rules above, and read best side by side.
+Identity signals from outside (``session_revoked``, ``user_revoked``, ``risk_change``) follow
+the same rules: a session whose own deadline came first ends at it, with its own reason.
+
+Past the ~400-line guide on purpose: the handlers of the event kinds and of a deadline share
+the ownership, ordering and dedup rules above, and read best side by side.
 """
 
 from __future__ import annotations
@@ -22,7 +25,16 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from sessionwarden.contracts.base import MAX_ROLES
-from sessionwarden.contracts.inputs import Activity, AuthEvent, Login, Logout, RoleChange
+from sessionwarden.contracts.inputs import (
+    Activity,
+    AuthEvent,
+    Login,
+    Logout,
+    RiskChange,
+    RoleChange,
+    SessionRevoked,
+    UserRevoked,
+)
 from sessionwarden.enforcer.engine import records
 from sessionwarden.enforcer.engine.outcome import (
     APPLIED,
@@ -97,7 +109,11 @@ class PartitionEnforcer:
             return self._login(event, e, t)
         if isinstance(event, Logout):
             return self._logout(event, e)
-        return self._role_change(event, e)
+        if isinstance(event, RoleChange):
+            return self._role_change(event, e)
+        if isinstance(event, RiskChange):
+            return self._risk_change(event, e)
+        return self._signal(event, e)
 
     def fire_due(self, until: float, now: float, limit: int | None = None) -> int:
         """End every live session whose deadline is at or before ``until`` (at most ``limit``
@@ -393,7 +409,72 @@ class PartitionEnforcer:
             )
             self._count("revalidation")
 
+    def _signal(self, ev: SessionRevoked | UserRevoked, e: float) -> Outcome:
+        """End the named session, or every session of the user that began by ``e``; an
+        unknown, ended or foreign session is left alone (counted ``signal_ignored``). Read
+        again, it finds them ended: nothing changes."""
+        if isinstance(ev, SessionRevoked):
+            targets = self._own_live(ev.tenant, ev.user_id, ev.session_id)
+            if not targets:
+                self._count("signal_ignored")
+        else:
+            targets = self.state.live_sessions_of((ev.tenant, ev.user_id))
+        for sess in targets:
+            deadline, reason = sess.deadline()
+            if deadline <= e:
+                self._end(sess, reason, deadline)
+            elif sess.login_at <= e or isinstance(ev, SessionRevoked):
+                self._end(sess, "signal", max(e, sess.login_at), ev.event_id, signal=ev)
+        return APPLIED
+
+    def _risk_change(self, ev: RiskChange, e: float) -> Outcome:
+        """Tighten the user's sessions (or the one named) that began by ``e`` to the policy's
+        timeouts for the new risk profile, where they are tighter: deadlines only move earlier,
+        so the order such changes are read in does not matter, and one read again changes
+        nothing. A session past a tighter deadline ends at ``e``."""
+        if ev.session_id is None:
+            targets = self.state.live_sessions_of((ev.tenant, ev.user_id))
+        else:
+            targets = self._own_live(ev.tenant, ev.user_id, ev.session_id)
+        for sess in targets:
+            if sess.login_at <= e:
+                self._tighten(sess, ev, e)
+        return APPLIED
+
+    def _tighten(self, sess: Session, ev: RiskChange, e: float) -> None:
+        deadline, reason = sess.deadline()
+        if deadline <= e:
+            self._end(sess, reason, deadline)  # it had ended before the change
+            return
+        tm = self.policy.timeouts_for(sess.user_type, ev.risk_profile)
+        idle = min(sess.idle_timeout, tm.idle)
+        absolute = min(sess.absolute_deadline, sess.login_at + tm.absolute)
+        if idle == sess.idle_timeout and absolute == sess.absolute_deadline:
+            self._count("risk_unchanged")
+            return
+        before = (sess.risk_profile, sess.idle_timeout, sess.absolute_deadline)
+        self.state.touch_session(sess.key, sess)
+        sess.risk_profile = self.state.intern(ev.risk_profile)
+        sess.idle_timeout = idle
+        sess.absolute_deadline = absolute
+        deadline, reason = sess.deadline()
+        ended = deadline <= e
+        doc = records.session_risk_changed(ev, sess, e, before, ended)
+        self.state.emit("audit", sess.user_id, doc)
+        self._count("risk_tightened")
+        if ended:
+            self._end(sess, reason, e, ev.event_id)
+        else:
+            self.state.arm(deadline, sess.key)
+
     # -- helpers --------------------------------------------------------------------------
+
+    def _own_live(self, tenant: str, user_id: str, session_id: str) -> list[Session]:
+        """The named session if it is live and ``user_id``'s, else nothing."""
+        sess = self.state.sessions.get((tenant, session_id))
+        if isinstance(sess, Session) and sess.user_id == user_id:
+            return [sess]
+        return []
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
@@ -415,6 +496,7 @@ class PartitionEnforcer:
         at: float,
         cause: UUID | None = None,
         roles_removed: Iterable[str] = (),
+        signal: SessionRevoked | UserRevoked | None = None,
     ) -> None:
         key: Key = sess.key
         self.state.touch_session(key, sess)
@@ -436,7 +518,7 @@ class PartitionEnforcer:
                 sess, reason, at, self.now, self.policy.version, cause, roles_removed
             ),
         )
-        self.state.emit("audit", sess.user_id, records.session_ended(sess, ended))
+        self.state.emit("audit", sess.user_id, records.session_ended(sess, ended, signal))
         self._count(reason)
 
     def _keep_user(self, user: User, at: float, last_ended: bool = False) -> None:

@@ -366,6 +366,20 @@ class PartitionState:
 
         return order
 
+    def live_sessions_of(self, ukey: Key) -> list[Session]:
+        """The live sessions of one user, oldest first (a new list: ending them is safe)."""
+        entry = self.users.get(ukey)
+        if entry is None:
+            return []
+        if isinstance(entry, Session):
+            return [entry]
+        found: list[Session] = []
+        for sid in entry.sessions:
+            sess = self.sessions[(ukey[0], sid)]
+            assert isinstance(sess, Session)
+            found.append(sess)
+        return found
+
     def user_items(self) -> Iterator[tuple[Key, User]]:
         """Every user as a User (derived, not kept, for one that is its only session)."""
         for ukey, entry in self.users.items():

@@ -13,7 +13,15 @@ from uuid import UUID
 import orjson
 
 from sessionwarden.contracts.commands import OperatorCommand
-from sessionwarden.contracts.inputs import Activity, Login, Logout, RoleChange
+from sessionwarden.contracts.inputs import (
+    Activity,
+    Login,
+    Logout,
+    RiskChange,
+    RoleChange,
+    SessionRevoked,
+    UserRevoked,
+)
 from sessionwarden.enforcer.engine.sessions import Ended, Session
 from sessionwarden.policy.durations import millis
 
@@ -126,7 +134,11 @@ def session_started(
     return doc
 
 
-def session_ended(sess: Session, ended: Ended) -> dict[str, Any]:
+def session_ended(
+    sess: Session, ended: Ended, signal: SessionRevoked | UserRevoked | None = None
+) -> dict[str, Any]:
+    """``signal``: the identity signal that ended it; its kind and source are added then only,
+    so that the other records keep their size."""
     doc = _audit(
         "session_ended",
         stable_id("ended", *sess.key),
@@ -140,6 +152,42 @@ def session_ended(sess: Session, ended: Ended) -> dict[str, Any]:
         started_at=ts(sess.login_at),
         ended_at=ts(ended.ended_at),
         duration_s=max(0.0, ended.ended_at - sess.login_at),
+    )
+    if signal is not None:
+        doc["signal"] = signal.signal
+        if signal.source is not None:
+            doc["source"] = signal.source
+    return doc
+
+
+def session_risk_changed(
+    ev: RiskChange,
+    sess: Session,
+    at: float,
+    before: tuple[str, float, float],
+    ended: bool,
+) -> dict[str, Any]:
+    """A risk change tightened ``sess`` (already changed); ``before`` is its (risk profile,
+    idle timeout, absolute deadline) until then."""
+    profile, idle, absolute = before
+    doc = _audit(
+        "session_risk_changed",
+        stable_id("risk_changed", *sess.key, ev.event_id),
+        sess.user_id,
+        sess.tenant,
+        at,
+    )
+    doc.update(
+        session_id=sess.session_id,
+        risk_profile_before=profile,
+        risk_profile=sess.risk_profile,
+        idle_timeout_before_s=idle,
+        idle_timeout_s=sess.idle_timeout,
+        absolute_deadline_before=ts(absolute),
+        absolute_deadline=ts(sess.absolute_deadline),
+        ended=ended,
+        source=ev.source,
+        cause_event_id=ev.event_id,
     )
     return doc
 

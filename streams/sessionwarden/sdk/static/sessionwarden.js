@@ -43,6 +43,7 @@
     step_up_required: "sign-in required again",
     session_limit: "signed in on too many devices",
     operator: "ended by an administrator",
+    signal: "ended on a security signal from your sign-in provider",
   };
   // session: the fingerprint of this tab's session, from its stream (set when connected).
   // waiting: {status, retryInMs, at} while the stream is refused for capacity (null otherwise).

@@ -83,11 +83,19 @@ class DashboardState:
         kind, session_id = doc.get("type"), doc.get("session_id")
         if not isinstance(kind, str):
             return False
-        if kind not in ("session_started", "session_ended"):
+        if kind not in ("session_started", "session_ended", "session_risk_changed"):
             return True  # not shown; a role change names no session
         if not isinstance(session_id, str):
             return False
-        if kind == "session_started":
+        if kind == "session_risk_changed":  # the session runs on the new profile's deadlines
+            live = self._live.get(session_id)
+            deadline, risk = _ts(doc.get("absolute_deadline")), _text(doc.get("risk_profile"))
+            if deadline is None or risk is None:
+                return False
+            if live is not None:
+                self._live[session_id] = (live[0], risk, deadline)
+                self.version += 1
+        elif kind == "session_started":
             deadline = _ts(doc.get("absolute_deadline"))
             user_type, risk = _text(doc.get("user_type")), _text(doc.get("risk_profile"))
             if deadline is None or user_type is None or risk is None:
