@@ -14,6 +14,7 @@ from sessionwarden.config.settings import Settings
 from sessionwarden.idp.actuator import KeycloakActuator
 from sessionwarden.idp.keycloak import Answer
 from sessionwarden.idp.retry import Verdict
+from tests.unit import test_caep_transmitter
 from tests.unit.sdk.fakes import T0, FakeMessage, revalidation, revocation, wire
 
 
@@ -21,34 +22,20 @@ def msg(value: bytes | None, offset: int, partition: int = 0) -> FakeMessage:
     return FakeMessage(value, partition, offset)
 
 
-class FakeConsumer:
+class FakeConsumer(test_caep_transmitter.FakeConsumer):
+    """The transmitter tests' consumer, committing the offsets it is given."""
+
     def __init__(self, msgs: list[FakeMessage]) -> None:
+        super().__init__([])
         self.msgs = msgs
-        self.commits: list[list[tuple[int, int]]] = []
+        self.offsets: list[list[tuple[int, int]]] = []
 
-    def subscribe(self, topics: list[str]) -> None:
-        pass
-
-    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:  # type: ignore[override]
         batch, self.msgs = self.msgs[:num_messages], self.msgs[num_messages:]
         return batch
 
-    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        self.commits.append(sorted((tp.partition, tp.offset) for tp in offsets))
-
-    def close(self) -> None:
-        pass
-
-    def assignment(self) -> list[Any]:
-        return []
-
-    def position(self, partitions: list[Any]) -> list[Any]:
-        return partitions
-
-    def get_watermark_offsets(
-        self, partition: Any, timeout: float = 0, cached: bool = False
-    ) -> Any:
-        return (0, 0)
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:  # type: ignore[override]
+        self.offsets.append(sorted((tp.partition, tp.offset) for tp in offsets))
 
 
 class FakeKeycloak:
@@ -111,7 +98,7 @@ def test_a_batch_is_committed_once_keycloak_ended_its_sessions() -> None:
     act, consumer, keycloak, _ = actuator(msgs, {"s2": [404]})
     assert 2 == act.step()
     assert [("acme", "s1"), ("globex", "s2")] == sorted((r, s) for r, s, _ in keycloak.calls)
-    assert [[(0, 8), (1, 4)]] == consumer.commits
+    assert [[(0, 8), (1, 4)]] == consumer.offsets
     assert (1, 1, 0) == (act.stats["ended"], act.stats["already_ended"], act.stats["retries"])
 
 
@@ -123,7 +110,7 @@ def test_keycloak_down_is_asked_again_with_backoff_and_nothing_is_committed_befo
     act.step()
     assert [1000.0, 1001.0, 1003.0, 1007.0] == [t for _, _, t in keycloak.calls]
     assert [1.0, 2.0, 4.0] == clock.waits
-    assert ([[(0, 1)]], 3, 1) == (consumer.commits, act.stats["retries"], act.stats["ended"])
+    assert ([[(0, 1)]], 3, 1) == (consumer.offsets, act.stats["retries"], act.stats["ended"])
 
 
 def test_a_stop_while_keycloak_is_down_commits_nothing() -> None:
@@ -138,7 +125,7 @@ def test_a_stop_while_keycloak_is_down_commits_nothing() -> None:
 
     act.wait = wait_then_stop
     assert 0 == act.step()
-    assert ([], 3, 0) == (consumer.commits, len(keycloak.calls), act.stats["ended"])
+    assert ([], 3, 0) == (consumer.offsets, len(keycloak.calls), act.stats["ended"])
 
 
 def test_other_tenants_revalidations_and_garbage_are_skipped_but_committed() -> None:
@@ -152,7 +139,7 @@ def test_other_tenants_revalidations_and_garbage_are_skipped_but_committed() -> 
     act, consumer, keycloak, _ = actuator(msgs, {})
     act.step()
     assert [("acme", "s3")] == [(r, s) for r, s, _ in keycloak.calls]
-    assert [[(0, 4)]] == consumer.commits
+    assert [[(0, 4)]] == consumer.offsets
     assert (2, 1, 4) == (act.stats["skipped"], act.stats["undecodable"], act.stats["records"])
 
 
@@ -171,7 +158,7 @@ def test_a_rejected_request_is_audited_and_does_not_hold_the_batch(
     act, consumer, _, _ = actuator([msg(wire(revocation("s1")), 0)], {"s1": [400]})
     with caplog.at_level(logging.INFO, logger="sessionwarden.idp.actuator"):
         act.step()
-    assert (1, [[(0, 1)]]) == (act.stats["rejected"], consumer.commits)
+    assert (1, [[(0, 1)]]) == (act.stats["rejected"], consumer.offsets)
     assert ["ERROR"] == [r.levelname for r in caplog.records]
 
 
