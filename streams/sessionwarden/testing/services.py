@@ -145,7 +145,7 @@ class IdpKeycloakProcess(ServiceProcess):
             ["-m", "sessionwarden", "idp", "keycloak"],
             {
                 **service_env(settings, policy),
-                "SESSIONWARDEN_KEYCLOAK_GROUP_ID": f"{settings.topics.prefix}idp-keycloak",
+                "SESSIONWARDEN_KEYCLOAK_GROUP_ID": f"{settings.enforcer.group_id}-idp",
                 **env,
             },
             cwd,
