@@ -109,7 +109,7 @@ def test_keycloak_down_is_asked_again_with_backoff_and_nothing_is_committed_befo
     )
     act.step()
     assert [1000.0, 1001.0, 1003.0, 1007.0] == [t for _, _, t in keycloak.calls]
-    assert [1.0, 2.0, 4.0] == clock.waits
+    assert [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0] == clock.waits  # a second at a time: health
     assert ([[(0, 1)]], 3, 1) == (consumer.offsets, act.stats["retries"], act.stats["ended"])
 
 
