@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 
 .PHONY: help venv lint fmt test unit integration faults kafka-up kafka-down kafka-status schemas settings-doc demo bench bench-quick clean
 .PHONY: kafka-secure-up kafka-secure-down postgres-deps browser nginx bench-peers
-.PHONY: drill
+.PHONY: drill keycloak keycloak-up keycloak-down
 DRILL_SESSIONS ?= 50
 DRILL_ARGS ?=
 
@@ -45,7 +45,7 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(STAMP) kafka-up postgres-deps browser nginx lint ## install, start Kafka if needed, lint, run the whole test suite
+test: $(STAMP) kafka-up postgres-deps browser nginx keycloak lint ## install, start Kafka if needed, lint, run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
@@ -136,6 +136,20 @@ nginx: ## install Debian's nginx for the gateway tests (apt-get, needs root) whe
 		echo "nginx not found at $(NGINX) and cannot be installed here (needs root and apt-get): the gateway tests will skip" >&2; \
 		if [ "$$CI" = true ]; then exit 1; fi; \
 	fi
+
+# Keycloak 26.7.3 from Maven Central with Sessionwarden's event listener, built once into the
+# cache (infra/keycloak/keycloak.py). Under CI=true a failure fails the run; elsewhere the tests
+# that need Keycloak skip with the reason.
+keycloak: $(STAMP) ## fetch Keycloak, build the event listener (Maven) and the cached built copy
+	@$(PY) infra/keycloak/keycloak.py build || { \
+	  if [ "$$CI" = true ]; then exit 1; fi; \
+	  echo "Keycloak could not be built here: the Keycloak tests will skip" >&2; }
+
+keycloak-up: $(STAMP) kafka-up ## start Keycloak (realm "demo") publishing to the local broker; state in .keycloak/
+	$(PY) infra/keycloak/keycloak.py up
+
+keycloak-down: $(STAMP) ## stop the Keycloak keycloak-up started and remove its data
+	$(PY) infra/keycloak/keycloak.py down
 
 drill: $(STAMP) kafka-up postgres-deps browser nginx ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser, nginx: audit in .drill/
 	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) --gateway $(DRILL_ARGS)

@@ -1,6 +1,6 @@
 """Shared test configuration: tiers are marked by folder (tests/unit, tests/integration, and
-tests/integration/browser for the tests that also drive a real Chromium), and tests using a
-PostgreSQL fixture are marked `postgres`."""
+tests/integration/browser for the tests that also drive a real Chromium), tests using a
+PostgreSQL fixture are marked `postgres`, and those using the Keycloak fixture `keycloak`."""
 
 from __future__ import annotations
 
@@ -28,5 +28,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if "pg_admin_dsn" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)
+        if "keycloak" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.keycloak)
         if "tests/integration/browser/" in path:
             item.add_marker(pytest.mark.browser)

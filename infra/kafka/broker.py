@@ -278,6 +278,16 @@ def wait_ready(pid: int, started: float) -> int:
     return 1
 
 
+def stop_group(pid: int, timeout: float = 30) -> None:
+    """SIGTERM to the process group a server was started in, SIGKILL if it outlives ``timeout``."""
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def down() -> int:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         say("KAFKA_BOOTSTRAP_SERVERS is set: nothing of ours to stop")
@@ -285,12 +295,7 @@ def down() -> int:
     h = home()
     pid = read_pid()
     if pid is not None:
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
+        stop_group(pid)
         say(f"stopped broker pid {pid}")
     else:
         say("no broker of ours is running")

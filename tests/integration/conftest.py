@@ -1,7 +1,9 @@
-"""Integration fixtures: a real broker, and a unique set of topics and groups per test."""
+"""Integration fixtures: a real broker, a unique set of topics and groups per test, and one real
+Keycloak per test session (its events on a topic set of its own)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +13,15 @@ from confluent_kafka.admin import AdminClient
 
 from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.kafka.topics import delete_topics, ensure_topics, topic_specs
-from sessionwarden.testing.keycloak_idp import KeycloakAdminApi
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.keycloak import (
+    KeycloakAdmin,
+    KeycloakError,
+    KeycloakServer,
+    Realm,
+    built_copy,
+    provision,
+)
 from tests.integration.broker import broker_bootstrap
 
 
@@ -41,9 +51,9 @@ class TopicSets:
         self.token_dir = token_dir
         self.created: list[str] = []
 
-    def __call__(self, provision: bool = True, **overrides: object) -> Settings:
-        prefix = f"t{uuid.uuid4().hex[:10]}."
-        values: dict[str, object] = {
+    def values(self, prefix: str) -> dict[str, object]:
+        """The settings of a test on the topics under ``prefix``, with a group of their own."""
+        return {
             "bootstrap_servers": self.bootstrap_servers,
             "topic_prefix": prefix,
             "partitions": 3,
@@ -56,6 +66,10 @@ class TopicSets:
             "dashboard_metrics_port": 0,
             "metrics_token_dir": self.token_dir,
         }
+
+    def __call__(self, provision: bool = True, **overrides: object) -> Settings:
+        prefix = f"t{uuid.uuid4().hex[:10]}."
+        values = self.values(prefix)
         values.update(overrides)
         settings = load_settings(**values)
         specs = topic_specs(settings, 86400)
@@ -78,17 +92,56 @@ def settings_factory(
     topics.close()
 
 
-# Until the shared Keycloak fixture: a running Keycloak named by the environment.
+class KeycloakHarness:
+    """The session's Keycloak, publishing every realm's events to ``input_topic`` (under
+    ``topic_prefix``, whose topics exist for the session), read by ``events`` from the start.
+    Each test provisions a realm of its own (``realm()``): the realm is the records' tenant."""
+
+    def __init__(self, server: KeycloakServer, topics: TopicSets, settings: Settings) -> None:
+        self.server = server
+        self.admin: KeycloakAdmin = server.admin()
+        self._topics = topics
+        self.topic_prefix = settings.topics.prefix
+        self.input_topic = settings.topics.input
+        self.events = Collector(topics.bootstrap_servers, self.input_topic)
+
+    def realm(self, **options: object) -> Realm:
+        return provision(self.admin, f"r{uuid.uuid4().hex[:10]}", **options)  # type: ignore[arg-type]
+
+    def settings(self, **overrides: object) -> Settings:
+        """Settings reading Keycloak's topic set, with a group of their own; the topics are the
+        session's (never deleted by a test)."""
+        values = self._topics.values(self.topic_prefix)
+        values["group_id"] = f"{self.topic_prefix}{uuid.uuid4().hex[:8]}"
+        values.update(overrides)
+        return load_settings(**values)
+
+
 @pytest.fixture(scope="session")
-def keycloak_base() -> str:
-    import os
-
-    base = os.environ.get("SESSIONWARDEN_TEST_KEYCLOAK_URL")
-    if not base:
-        pytest.skip("no Keycloak")
-    return base
-
-
-@pytest.fixture(scope="session")
-def keycloak_admin(keycloak_base: str) -> KeycloakAdminApi:
-    return KeycloakAdminApi(keycloak_base, "admin", "admin")
+def keycloak(
+    bootstrap_servers: str, admin: AdminClient, metrics_token_dir: Path
+) -> Iterator[KeycloakHarness]:
+    """One Keycloak for the whole test session (a start costs 15-70 s), built once into the
+    cache by `make keycloak`. Under CI=true a Keycloak that cannot be built or started fails
+    the tests that need it; elsewhere they skip with the reason."""
+    try:
+        built = built_copy()
+    except KeycloakError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Keycloak could not be installed: {err}")
+        pytest.skip(f"Keycloak is not available here ({err}); `make keycloak` builds it")
+    topics = TopicSets(bootstrap_servers, admin, metrics_token_dir)
+    settings = topics()
+    server = KeycloakServer(bootstrap_servers=bootstrap_servers, topic=settings.topics.input)
+    try:
+        server.start(built)
+    except KeycloakError as err:
+        topics.close()
+        pytest.fail(f"Keycloak did not start: {err}")
+    harness = KeycloakHarness(server, topics, settings)
+    try:
+        yield harness
+    finally:
+        harness.events.close()
+        server.stop()
+        topics.close()
