@@ -5,13 +5,16 @@ pace; the session has ended in Keycloak when its back-channel logout token reach
 relying party (Keycloak sends it while it ends the session, before it answers the DELETE).
 Also: the revocation read from Kafka by a separate consumer, and the actuator's own figure
 (Keycloak's 204 minus the deadline, from its log lines).
-Usage: python -m bench.keycloak_latency SERVERS PREFIX SESSIONS PER_S KEYCLOAK_URL"""
+Keycloak is started from `make keycloak`'s cached copy.
+Usage: python -m bench.keycloak_latency SERVERS PREFIX SESSIONS PER_S"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +26,18 @@ from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.testing.collector import Collector
 from sessionwarden.testing.events import login_doc, parse_ts
-from sessionwarden.testing.keycloak_idp import IdpRealm, KeycloakAdminApi
+from sessionwarden.testing.keycloak import (
+    KeycloakServer,
+    keycloak_version,
+    provision,
+    session_id_of,
+)
 from sessionwarden.testing.relying_party import RelyingParty
 from sessionwarden.testing.services import EnforcerProcess, IdpKeycloakProcess
 from sessionwarden.testing.waiting import wait_until
 
 TARGET_P99_MS = 1000  # the proof tests' bound: ended within 1 s of the deadline
-USER, PASSWORD = "bench-user", "bench-password-1"
+USER = "bench-user"
 
 
 def render_markdown(kc: dict[str, Any]) -> list[str]:
@@ -52,49 +60,55 @@ def render_markdown(kc: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     servers, prefix = sys.argv[1], sys.argv[2]
-    sessions, per_s, base = int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+    sessions, per_s = int(sys.argv[3]), float(sys.argv[4])
     settings = load_settings(bootstrap_servers=servers, topic_prefix=prefix, partitions=6,
                              group_id=f"{prefix}enforcer", policy_file=POLICY)  # fmt: skip
-    api = KeycloakAdminApi(base, "admin", "admin")
-    with RelyingParty() as rp, tempfile.TemporaryDirectory() as tmp:
-        realm = IdpRealm.create(api, f"bench-{prefix.strip('.')}", rp.url)
-        try:
-            realm.add_user(USER, PASSWORD)
-            sids = [realm.login(USER, PASSWORD).sid for _ in range(sessions)]
-            secret = Path(tmp) / "secret"
-            secret.write_text(realm.secrets["sessionwarden"])
-            env = realm.actuator_env(base, str(secret))
-            with (
-                EnforcerProcess(settings, policy=Path(POLICY)) as enforcer,
-                IdpKeycloakProcess(settings, Path(POLICY), **env) as actuator,
-            ):
-                enforcer.wait_assigned()
-                actuator.wait_assigned()
-                collector = Collector(servers, settings.topics.revocations)
-                out = producer(settings)
-                start = time.time()
-                for i, sid in enumerate(sids):
-                    time.sleep(max(0.0, start + i / per_s - time.time()))
-                    doc = login_doc(sid, USER, time.time(), risk="short", tenant=realm.name)
-                    produce(out, settings.topics.input, encode_dict(doc), USER.encode())
-                out.flush(10)
-                wait_until(lambda: all(rp.logged_out(s) for s in sids), 120, "every logout")
-                wait_until(lambda: len(collector.docs()) >= sessions, 60, "the revocations")
-                read = {d["session_id"]: (t, parse_ts(d["effective_at"]))
-                        for t, d in collector.timed()}  # fmt: skip
-                collector.close()
-                lines = [m for m in actuator.messages() if m.get("msg") == "Keycloak session ended"]
-        finally:
-            api.call("DELETE", f"/admin/realms/{realm.name}")
-    ended = [rp.logged_out(s) - read[s][1] for s in sids]  # type: ignore[operator]
-    result = {
-        "sessions": sessions,
-        "per_s": per_s,
-        "keycloak": "26.7.3, dev mode, loopback",
-        "ended": summary(ended),
-        "kafka": summary([t - deadline for t, deadline in read.values()]),
-        "actuator": summary([float(m["after_effective_s"]) for m in lines]),
-    }
+    with contextlib.ExitStack() as stop:
+        server = KeycloakServer().start()  # `make keycloak`'s cached copy
+        stop.callback(server.stop)
+        rp = stop.enter_context(RelyingParty())
+        realm = provision(server.admin(), f"bench-{uuid.uuid4().hex[:8]}", users={USER: ()},
+                          backchannel_logout_url=rp.url, listener=False)  # fmt: skip
+        tokens = server.tokens(realm.name)
+        sids = []
+        for _ in range(sessions):  # the relying party's client: the logout goes to it
+            status, body = tokens.password(realm.rp_client, USER, realm.password, realm.rp_secret)
+            assert status == 200, body
+            sids.append(session_id_of(body["access_token"]))
+        secret = Path(stop.enter_context(tempfile.TemporaryDirectory())) / "secret"
+        secret.write_text(realm.revoker_secret)
+        env = {
+            "SESSIONWARDEN_KEYCLOAK_URL": server.base_url,
+            "SESSIONWARDEN_KEYCLOAK_REALMS": realm.name,
+            "SESSIONWARDEN_KEYCLOAK_CLIENT_ID": realm.revoker_client,
+            "SESSIONWARDEN_KEYCLOAK_CLIENT_SECRET_FILE": str(secret),
+        }
+        enforcer = stop.enter_context(EnforcerProcess(settings, policy=Path(POLICY)))
+        actuator = stop.enter_context(IdpKeycloakProcess(settings, Path(POLICY), **env))
+        enforcer.wait_assigned()
+        actuator.wait_assigned()
+        collector = Collector(servers, settings.topics.revocations)
+        stop.callback(collector.close)
+        out = producer(settings)
+        start = time.time()
+        for i, sid in enumerate(sids):
+            time.sleep(max(0.0, start + i / per_s - time.time()))
+            doc = login_doc(sid, USER, time.time(), risk="short", tenant=realm.name)
+            produce(out, settings.topics.input, encode_dict(doc), USER.encode())
+        out.flush(10)
+        wait_until(lambda: all(rp.logged_out(s) for s in sids), 120, "every logout")
+        wait_until(lambda: len(collector.docs()) >= sessions, 60, "the revocations")
+        read = {d["session_id"]: (t, parse_ts(d["effective_at"])) for t, d in collector.timed()}
+        lines = [m for m in actuator.messages() if m.get("msg") == "Keycloak session ended"]
+        ended = [float(rp.logged_out(s) or 0.0) - read[s][1] for s in sids]
+        result = {
+            "sessions": sessions,
+            "per_s": per_s,
+            "keycloak": f"{keycloak_version()}, started in {server.startup_s:.0f} s, loopback",
+            "ended": summary(ended),
+            "kafka": summary([t - deadline for t, deadline in read.values()]),
+            "actuator": summary([float(m["after_effective_s"]) for m in lines]),
+        }
     print(orjson.dumps(result).decode(), flush=True)
 
 

@@ -197,17 +197,17 @@ def gateway(rate: float, seconds: float, check_rate: float, check_seconds: float
 
 
 def keycloak(sessions: int, per_s: float) -> dict[str, Any]:
-    """Deadline -> the Keycloak session ended, on the Keycloak that SESSIONWARDEN_BENCH_KEYCLOAK_URL
-    names (admin/admin)."""
-    import os
+    """Deadline -> the Keycloak session ended, on a Keycloak from `make keycloak`'s copy."""
+    from sessionwarden.testing.keycloak import KeycloakError, built_copy
 
-    base = os.environ.get("SESSIONWARDEN_BENCH_KEYCLOAK_URL")
-    if not base:
-        log("Keycloak latency skipped: no Keycloak (SESSIONWARDEN_BENCH_KEYCLOAK_URL)")
-        return {"skipped": "no Keycloak"}
+    try:
+        built_copy(say=log)
+    except KeycloakError as err:
+        log(f"Keycloak latency skipped: {err}")
+        return {"skipped": str(err)}
     with bench_topics("kc", policy_file=REPO / "bench/policies/latency.toml") as s:
         log(f"deadline -> Keycloak session ended, {sessions} sessions at {per_s:g}/s")
-        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(sessions), str(per_s), base]
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(sessions), str(per_s)]
         return run_child(["-m", "bench.keycloak_latency", *args], timeout=600)
 
 

@@ -1,222 +1,289 @@
-"""Revocations out to a real Keycloak: the enforcer's deadline ends the Keycloak session, so
-its refresh token is refused, introspection says inactive and the relying party receives
-Keycloak's back-channel logout, each within a second of the deadline; the service account's
-least role; and Keycloak down is waited out, not lost."""
+"""Revocations out to the session's real Keycloak, its events in through its own listener: an
+idle session ends in Keycloak within a second of Sessionwarden's deadline (refresh refused,
+introspection inactive, the relying party's back-channel logout received); a realm role taken
+away in the admin API ends the live sessions that held it; a disabled user loses every session;
+the service account's least role; Keycloak unreachable is waited out, not lost."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.idp.keycloak import KeycloakAdmin, urllib_transport
 from sessionwarden.idp.retry import Verdict
 from sessionwarden.ops.logs import SessionHasher
-from sessionwarden.testing.keycloak_idp import IdpRealm, KeycloakAdminApi
+from sessionwarden.testing.collector import Collector
+from sessionwarden.testing.keycloak import Realm, Tokens, session_id_of
 from sessionwarden.testing.relying_party import RelyingParty
 from sessionwarden.testing.services import IdpKeycloakProcess
-from tests.integration.conftest import TopicSets
-from tests.integration.harness import (
-    FAST_POLICY,
-    REPO,
-    Collector,
-    EnforcerProcess,
-    login_doc,
-    parse_ts,
-    wait_until,
-)
+from tests.integration.conftest import KeycloakHarness
+from tests.integration.harness import REPO, EnforcerProcess, parse_ts, wait_until
 from tests.integration.test_fault_hung_broker import PartitionProxy
-from tests.integration.test_pg_sink import publish
 
 pytestmark = [pytest.mark.integration, pytest.mark.keycloak]
-HASH = SessionHasher("test-salt")  # the services' log_salt (testing.services)
+POLICY = REPO / "tests/fixtures/policies/keycloak.toml"  # idle 4 s; the realm's own: 30 min
+IDLE_S = 4.0
 WITHIN_S = 1.0  # after the deadline: refresh refused, introspection inactive, logout received
-IDLE_S = 3.0  # FAST_POLICY's idle timeout; the realm's own is 30 min
+HASH = SessionHasher("test-salt")  # the services' log_salt (testing.services)
+USERS = {
+    "idle": ("viewer",),
+    "editor": ("viewer", "editor"),
+    "bystander": ("viewer",),
+    "leaver": ("viewer",),
+    "least": ("viewer",),
+    "down": ("viewer",),
+}
 
 
-@pytest.fixture(scope="module")
-def relying_party() -> Iterator[RelyingParty]:
-    with RelyingParty() as rp:
-        yield rp
+def outcomes(actuator: IdpKeycloakProcess) -> list[dict[str, Any]]:
+    """The actuator's outcome lines of sessions it ended."""
+    return [m for m in actuator.messages() if m.get("msg") == "Keycloak session ended"]
 
 
-@pytest.fixture(scope="module")
-def realm(
-    keycloak_base: str, keycloak_admin: KeycloakAdminApi, relying_party: RelyingParty
-) -> IdpRealm:
-    return IdpRealm.create(keycloak_admin, f"sw-{uuid.uuid4().hex[:8]}", relying_party.url)
-
-
-def secret_for(realm: IdpRealm, folder: Path) -> Path:
-    path = folder / f"{realm.name}-client-secret"
-    path.write_text(realm.secrets["sessionwarden"] + "\n")
-    path.chmod(0o600)
-    return path
-
-
-@pytest.fixture(scope="module")
-def secret_file(realm: IdpRealm, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return secret_for(realm, tmp_path_factory.mktemp("keycloak"))
+@dataclass
+class Session:
+    access: str
+    refresh: str
+    sid: str
 
 
 @dataclass
 class Enforced:
-    """One set of topics, the enforcer, the actuator of ``realm`` and the revocations, shared by
-    the module's tests (each its own users and sessions: starting the processes is most of a
-    test's time)."""
+    """The module's realm (its events in through Keycloak's listener), one enforcer and one
+    actuator on Keycloak's topic set, the relying party, and the revocations: shared by the
+    module's tests (each with users of its own), since starting the processes is most of a
+    test's time."""
 
+    keycloak: KeycloakHarness
+    realm: Realm
+    rp: RelyingParty
     settings: Settings
     actuator: IdpKeycloakProcess
     revocations: Collector
+    secret_file: Path
 
-    def outcomes(self, sid_hash: str | None = None) -> list[dict[str, Any]]:
-        return [m for m in self.actuator.messages() if m.get("msg") == "Keycloak session ended"
-                and (sid_hash is None or m.get("session") == sid_hash)]  # fmt: skip
+    @property
+    def tokens(self) -> Tokens:
+        return self.keycloak.server.tokens(self.realm.name)
+
+    def login(self, user: str) -> Session:
+        # The relying party's own client: Keycloak's back-channel logout goes to the clients
+        # of the session.
+        status, body = self.tokens.password(
+            self.realm.rp_client, user, self.realm.password, self.realm.rp_secret
+        )
+        assert 200 == status, body
+        return Session(
+            body["access_token"], body["refresh_token"], session_id_of(body["access_token"])
+        )
+
+    def refresh(self, session: Session) -> int:
+        return int(
+            self.tokens.refresh(self.realm.rp_client, session.refresh, self.realm.rp_secret)[0]
+        )
+
+    def active(self, session: Session) -> bool:
+        status, body = self.tokens.introspect(
+            self.realm.rp_client, self.realm.rp_secret, session.access
+        )
+        assert 200 == status, body
+        return bool(body["active"])
+
+    def revocation(self, session: Session) -> dict[str, Any]:
+        docs = wait_until(
+            lambda: self.revocations.docs(session_id=session.sid), 30, "the revocation"
+        )
+        return dict(docs[0])
+
+    def outcomes(self, session: Session) -> list[dict[str, Any]]:
+        return [m for m in outcomes(self.actuator) if m.get("session") == HASH(session.sid)]
+
+    def env(self, url: str | None = None) -> dict[str, str]:
+        return {
+            "SESSIONWARDEN_KEYCLOAK_URL": url or self.keycloak.server.base_url,
+            "SESSIONWARDEN_KEYCLOAK_REALMS": self.realm.name,
+            "SESSIONWARDEN_KEYCLOAK_CLIENT_ID": self.realm.revoker_client,
+            "SESSIONWARDEN_KEYCLOAK_CLIENT_SECRET_FILE": str(self.secret_file),
+        }
+
+
+def first_time(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """When ``condition`` first held (asked every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.time()
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
 def enforced(
-    bootstrap_servers: str, admin: AdminClient, metrics_token_dir: Path, keycloak_base: str,
-    realm: IdpRealm, secret_file: Path,
-) -> Iterator[Enforced]:  # fmt: skip
-    topics = TopicSets(bootstrap_servers, admin, metrics_token_dir)
-    settings = topics()
-    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
-    env = realm.actuator_env(keycloak_base, str(secret_file))
-    try:
-        with (
-            EnforcerProcess(settings) as enforcer,
-            IdpKeycloakProcess(settings, FAST_POLICY, REPO, **env) as actuator,
-        ):
-            enforcer.wait_assigned()
-            actuator.wait_assigned()
-            yield Enforced(settings, actuator, revocations)
-    finally:
-        revocations.close()
-        topics.close()
+    keycloak: KeycloakHarness, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Enforced]:
+    with RelyingParty() as rp:
+        realm = keycloak.realm(users=USERS, backchannel_logout_url=rp.url)
+        secret = tmp_path_factory.mktemp("keycloak") / "client-secret"
+        secret.write_text(realm.revoker_secret + "\n")
+        secret.chmod(0o600)
+        settings = keycloak.settings(policy_file=POLICY)
+        revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
+        try:
+            with EnforcerProcess(settings, policy=POLICY) as enforcer:
+                enforced = Enforced(keycloak, realm, rp, settings, None, revocations, secret)  # type: ignore[arg-type]
+                with IdpKeycloakProcess(settings, POLICY, REPO, **enforced.env()) as actuator:
+                    enforcer.wait_assigned()
+                    actuator.wait_assigned()
+                    enforced.actuator = actuator
+                    yield enforced
+        finally:
+            revocations.close()
 
 
 def test_an_idle_keycloak_session_ends_in_keycloak_within_a_second_of_its_deadline(
-    enforced: Enforced, realm: IdpRealm, relying_party: RelyingParty
+    enforced: Enforced,
 ) -> None:
-    """Direct grant, then idle past Sessionwarden's 3 s (Keycloak's own: 30 min): from the
+    """Direct grant, then idle past Sessionwarden's 4 s (Keycloak's own: 30 min): from the
     deadline on, within 1 s, the refresh token gets invalid_grant, introspection says
-    inactive, and the RP holds the logout token with the session's sid."""
-    user = f"idle-{uuid.uuid4().hex[:6]}"
-    realm.add_user(user, "pw")
-    tokens = realm.login(user, "pw")
+    inactive, and the relying party holds the logout token with the session's sid."""
+    session = enforced.login("idle")
     logged_in = time.time()
-    publish(enforced.settings, login_doc(tokens.sid, user, logged_in, tenant=realm.name))
-    deadline = logged_in + IDLE_S
-    assert realm.introspect(tokens.access)  # live, and the api client is in the audience
-    time.sleep(max(0.0, deadline - time.time()))
-    seen: dict[str, float] = {}
-
-    def refused_everywhere() -> bool:
-        """Introspection and refresh asked in turn; each one's first refusal noted."""
-        if "introspection" not in seen and not realm.introspect(tokens.access):
-            seen["introspection"] = time.time()
-        if "refresh" not in seen and realm.refresh(tokens.refresh)[0] == 400:
-            seen["refresh"] = time.time()
-        return len(seen) == 2
-
-    wait_until(refused_everywhere, 10, "introspection inactive and the refresh refused")
-    seen["logout"] = wait_until(
-        lambda: relying_party.logged_out(tokens.sid), 10, "the back-channel logout"
-    )
-    (revocation,) = enforced.revocations.docs(session_id=tokens.sid)
-    status, answer = realm.refresh(tokens.refresh)
-    ended = wait_until(lambda: enforced.outcomes(HASH(tokens.sid)), 5, "the outcome line")
-    assert ("idle_timeout", realm.name) == (revocation["reason"], revocation["tenant"])
-    effective = parse_ts(revocation["effective_at"])
-    assert abs(effective - deadline) < 0.5  # the deadline the enforcer fired is the planned one
-    delays = {name: round(at - effective, 3) for name, at in seen.items()}
+    assert enforced.active(session)  # live, and the introspecting client is in the audience
+    time.sleep(max(0.0, logged_in + IDLE_S - 0.2 - time.time()))
+    # Introspection is no activity; a refresh is (Keycloak's listener publishes it), so the
+    # refresh is tried only once introspection says the session ended.
+    seen = {"introspection": first_time(lambda: not enforced.active(session), 10, "inactive")}
+    seen["refresh"] = first_time(lambda: enforced.refresh(session) == 400, 5, "refused")
+    seen["logout"] = wait_until(lambda: enforced.rp.logged_out(session.sid), 10, "the logout")
+    revocation = enforced.revocation(session)
+    ended = wait_until(lambda: enforced.outcomes(session), 5, "the outcome line")
+    assert ("idle_timeout", enforced.realm.name) == (revocation["reason"], revocation["tenant"])
+    deadline = parse_ts(revocation["effective_at"])
+    assert abs(deadline - (logged_in + IDLE_S)) < 1.0  # Keycloak's login event set the clock
+    delays = {name: round(at - deadline, 3) for name, at in seen.items()}
     assert all(0 <= d <= WITHIN_S for d in delays.values()), delays
-    assert (400, "invalid_grant") == (status, answer["error"])
-    assert [("ended", realm.name, 1)] == [(m["outcome"], m["realm"], m["attempts"]) for m in ended]
-    assert all(tokens.sid not in str(m) for m in enforced.actuator.messages())  # never raw
+    assert [("ended", 1)] == [(m["outcome"], m["attempts"]) for m in ended]
+    assert all(session.sid not in str(m) for m in enforced.actuator.messages())  # never raw
+
+
+def test_a_realm_role_removed_in_keycloak_ends_the_live_sessions_that_held_it(
+    enforced: Enforced,
+) -> None:
+    """editor loses the role in the admin API: both of its sessions end in Keycloak (refresh
+    refused, logout received), revoked for the role; bystander, without it, keeps its own."""
+    admin = enforced.keycloak.admin
+    first, second = enforced.login("editor"), enforced.login("editor")
+    other = enforced.login("bystander")
+    removed_at = time.time()
+    admin.remove_realm_roles(enforced.realm.name, enforced.realm.users["editor"], "editor")
+    for session in (first, second):
+        wait_until(lambda s=session: enforced.rp.logged_out(s.sid), 10, "the logout")
+        assert 400 == enforced.refresh(session)
+        revocation = enforced.revocation(session)
+        assert ("permissions_revoked", ["editor"]) == (
+            revocation["reason"],
+            revocation["roles_removed"],
+        )
+        assert enforced.rp.logged_out(session.sid) - removed_at < IDLE_S  # not the idle deadline
+    assert enforced.rp.logged_out(other.sid) is None or not any(
+        d["reason"] == "permissions_revoked"
+        for d in enforced.revocations.docs(session_id=other.sid)
+    )
+
+
+def test_a_user_disabled_in_keycloak_loses_every_session(enforced: Enforced) -> None:
+    """Disabling leaves Keycloak's sessions listed (keycloak/keycloak#37981); through the
+    enforcer each one ends there, and the relying party hears of each."""
+    admin = enforced.keycloak.admin
+    user_id = enforced.realm.users["leaver"]
+    sessions = [enforced.login("leaver") for _ in range(2)]
+    admin.set_enabled(enforced.realm.name, user_id, False)
+    for session in sessions:
+        wait_until(lambda s=session: enforced.rp.logged_out(s.sid), 10, "the logout")
+        assert "signal" == enforced.revocation(session)["reason"]
+    assert [] == admin.user_sessions(enforced.realm.name, user_id)
 
 
 def test_the_service_account_needs_manage_users_and_nothing_more(
-    keycloak_base: str, keycloak_admin: KeycloakAdminApi, realm: IdpRealm, secret_file: Path,
-    tmp_path: Path,
-) -> None:  # fmt: skip
+    enforced: Enforced, tmp_path: Path
+) -> None:
     """With view-users alone Keycloak refuses (403: asked again, never dropped); with
-    manage-users the session ends (204), and asking again answers 404: already ended."""
-    realm.add_client("viewer-account", serviceAccountsEnabled=True)
-    realm.grant_service_account("viewer-account", "view-users")
-    user = f"least-{uuid.uuid4().hex[:6]}"
-    realm.add_user(user, "pw")
-    sid = realm.login(user, "pw").sid
-    viewer_secret = tmp_path / "viewer"
-    viewer_secret.write_text(realm.secrets["viewer-account"])
-    viewer = Settings(keycloak_url=keycloak_base, keycloak_client_id="viewer-account",
-                      keycloak_client_secret_file=viewer_secret).keycloak  # fmt: skip
-    manager = Settings(keycloak_url=keycloak_base, keycloak_client_id="sessionwarden",
-                       keycloak_client_secret_file=secret_file).keycloak  # fmt: skip
-    refused = KeycloakAdmin(viewer, urllib_transport(30)).end_session(realm.name, sid)
+    manage-users (the realm's revoker) the session ends (204), and asking again answers 404."""
+    admin, realm = enforced.keycloak.admin, enforced.realm.name
+    viewer_secret = "vw-" + uuid.uuid4().hex
+    client = admin.call("POST", f"/{realm}/clients", {
+        "clientId": "viewer", "secret": viewer_secret, "publicClient": False,
+        "standardFlowEnabled": False, "serviceAccountsEnabled": True})  # fmt: skip
+    account = admin.call("GET", f"/{realm}/clients/{client}/service-account-user")
+    management = admin.call("GET", f"/{realm}/clients?clientId=realm-management")[0]
+    role = admin.call("GET", f"/{realm}/clients/{management['id']}/roles/view-users")
+    admin.call(
+        "POST", f"/{realm}/users/{account['id']}/role-mappings/clients/{management['id']}", [role]
+    )
+    (tmp_path / "viewer").write_text(viewer_secret)
+    base = enforced.keycloak.server.base_url
+    viewer = Settings(keycloak_url=base, keycloak_client_id="viewer",
+                      keycloak_client_secret_file=tmp_path / "viewer").keycloak  # fmt: skip
+    manager = Settings(keycloak_url=base, keycloak_client_id=enforced.realm.revoker_client,
+                       keycloak_client_secret_file=enforced.secret_file).keycloak  # fmt: skip
+    sid = enforced.login("least").sid
+    refused = KeycloakAdmin(viewer, urllib_transport(30)).end_session(realm, sid)
     assert (Verdict.AGAIN, 403) == (refused.verdict, refused.status)
-    admin = KeycloakAdmin(manager, urllib_transport(30))
+    ender = KeycloakAdmin(manager, urllib_transport(30))
     assert [(Verdict.ENDED, 204), (Verdict.ALREADY_ENDED, 404)] == [
-        (a.verdict, a.status) for a in (admin.end_session(realm.name, sid),
-                                        admin.end_session(realm.name, sid))
-    ]  # fmt: skip
+        (a.verdict, a.status)
+        for a in (ender.end_session(realm, sid), ender.end_session(realm, sid))
+    ]
 
 
 def test_keycloak_unreachable_is_waited_out_and_the_session_ends_once_it_answers(
-    enforced: Enforced,
-    keycloak_base: str,
-    keycloak_admin: KeycloakAdminApi,
-    relying_party: RelyingParty,
-    tmp_path: Path,
+    enforced: Enforced, tmp_path: Path
 ) -> None:
-    """The actuator reaches Keycloak through a proxy that holds every request unanswered: the
+    """An actuator reaching Keycloak through a proxy that holds every request unanswered: the
     revocation is asked again with backoff and nothing is committed; healed, the session ends
     (refresh refused, logout received) and the outcome says how many attempts it took. A realm
-    of its own: the module's actuator leaves it to this one."""
-    settings = enforced.settings
-    realm = IdpRealm.create(keycloak_admin, f"sw-down-{uuid.uuid4().hex[:6]}", relying_party.url)
-    user = f"down-{uuid.uuid4().hex[:6]}"
-    realm.add_user(user, "pw")
+    of its own, which the module's actuator leaves to this one."""
+    keycloak = enforced.keycloak
+    realm = keycloak.realm(users={"down": ("viewer",)}, backchannel_logout_url=enforced.rp.url)
+    secret = tmp_path / "secret"
+    secret.write_text(realm.revoker_secret)
     proxy = PartitionProxy()
-    host, port = keycloak_base.split("://")[1].split(":")
-    proxy.upstream = (host, int(port.rstrip("/")))
+    proxy.upstream = ("127.0.0.1", keycloak.server.port)
     proxy.cut()
     env = {
-        **realm.actuator_env(f"http://127.0.0.1:{proxy.port}", str(secret_for(realm, tmp_path))),
-        "SESSIONWARDEN_KEYCLOAK_GROUP_ID": f"{settings.topics.prefix}idp-down",
+        "SESSIONWARDEN_KEYCLOAK_URL": f"http://127.0.0.1:{proxy.port}",
+        "SESSIONWARDEN_KEYCLOAK_REALMS": realm.name,
+        "SESSIONWARDEN_KEYCLOAK_CLIENT_ID": realm.revoker_client,
+        "SESSIONWARDEN_KEYCLOAK_CLIENT_SECRET_FILE": str(secret),
+        "SESSIONWARDEN_KEYCLOAK_GROUP_ID": f"{enforced.settings.enforcer.group_id}-idp-down",
         "SESSIONWARDEN_KEYCLOAK_TIMEOUT_S": "1",
         "SESSIONWARDEN_KEYCLOAK_RETRY_BASE_S": "0.2",
         "SESSIONWARDEN_KEYCLOAK_RETRY_MAX_S": "1",
     }
+    tokens = keycloak.server.tokens(realm.name)
     try:
-        with IdpKeycloakProcess(settings, FAST_POLICY, REPO, **env) as actuator:
+        with IdpKeycloakProcess(enforced.settings, POLICY, REPO, **env) as actuator:
             actuator.wait_assigned()
-            tokens = realm.login(user, "pw")
-            publish(settings, login_doc(tokens.sid, user, time.time(), tenant=realm.name))
-            wait_until(lambda: enforced.revocations.docs(session_id=tokens.sid), 30, "revoked")
+            status, body = tokens.password(realm.rp_client, "down", realm.password, realm.rp_secret)
+            assert 200 == status, body
+            sid, refresh = session_id_of(body["access_token"]), body["refresh_token"]
+            wait_until(lambda: enforced.revocations.docs(session_id=sid), 30, "the revocation")
             wait_until(lambda: actuator.said("asking again"), 10, "a failed attempt")
-            still_live = realm.refresh(tokens.refresh)
+            still_live = tokens.refresh(realm.rp_client, refresh, realm.rp_secret)[0]
             proxy.heal()
-            wait_until(lambda: relying_party.logged_out(tokens.sid), 15, "the logout")
-            ended = wait_until(
-                lambda: [
-                    m for m in actuator.messages() if m.get("msg") == "Keycloak session ended"
-                ],
-                10,
-                "the outcome line",
-            )
-            status, _ = realm.refresh(tokens.refresh)
+            wait_until(lambda: enforced.rp.logged_out(sid), 15, "the logout")
+            ended = wait_until(lambda: outcomes(actuator), 10, "the outcome line")
+            status, _ = tokens.refresh(realm.rp_client, refresh, realm.rp_secret)
     finally:
         proxy.close()
-    assert 200 == still_live[0]  # only the actuator ends Keycloak's session
+    assert 200 == still_live  # only the actuator ends Keycloak's session
     assert 400 == status
     ((outcome, attempts),) = [(m["outcome"], m["attempts"]) for m in ended]
     assert "ended" == outcome and attempts >= 2

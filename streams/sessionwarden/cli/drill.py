@@ -39,9 +39,10 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
                        help="also drive nginx asking the gate (the gateway case)")  # fmt: skip
     drill.add_argument("--idp-sessions", type=int, default=0,
                        help="sessions born in Keycloak, ended there by `sessionwarden idp "
-                       "keycloak` (0: none; needs --keycloak-url)")  # fmt: skip
+                       "keycloak` (0: none)")  # fmt: skip
     drill.add_argument("--keycloak-url", help="the idp layer's Keycloak (admin login: "
-                       "KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD)")  # fmt: skip
+                       "KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD); default: "
+                       "one the drill starts from `make keycloak`'s copy")  # fmt: skip
     drill.add_argument("--out", default=".drill", help="report directory (default .drill)")
     weak = drill.add_argument_group("deliberate weakenings (the drill must then fail)")
     weak.add_argument("--unprotected", action="append", default=[], metavar="PATH",

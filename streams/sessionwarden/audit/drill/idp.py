@@ -3,16 +3,17 @@ deadline and carried out to Keycloak by `sessionwarden idp keycloak`. Every atte
 one session, three things a relying party would rely on:
 
 * ``idp-refresh``: its refresh token still gets new tokens (200), or ``invalid_grant``;
-* ``idp-introspection``: Keycloak's introspection (asked by a resource server in the token's
-  audience) says ``active: true``, or false;
+* ``idp-introspection``: Keycloak's introspection (asked by the relying party's client, in the
+  token's audience) says ``active: true``, or false;
 * ``idp-logout``: the relying party (testing/relying_party.py, plain standard library) has not
   yet received Keycloak's back-channel logout token naming the session's ``sid``; a refused
   attempt is stamped with the moment the token arrived.
 
-The drill signs each user in (the direct grant) before its clock starts and publishes the
-session's login, activity and logout itself, on the realm's tenant, so Keycloak's own events
-play no part in the deadline. ``start_idp_actuator=False`` (``--no-idp-actuator``) is the
-weakening: nothing ends the sessions in Keycloak, and each case must show bypasses."""
+The realm is the drill's own, without Sessionwarden's event listener: the drill signs each user
+in (the direct grant) before its clock starts and publishes the session's login, activity and
+logout itself, on the realm's tenant, so the attempts' refreshes never move a deadline.
+``start_idp_actuator=False`` (``--no-idp-actuator``) is the weakening: nothing ends the
+sessions in Keycloak, and each case must show bypasses."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sessionwarden.audit.drill.audit import Attempt, Case
@@ -30,10 +31,16 @@ from sessionwarden.audit.drill.drivers import Target, stamp
 from sessionwarden.audit.drill.options import DrillOptions
 from sessionwarden.audit.drill.stack import child_env, start_child
 from sessionwarden.config.settings import Settings
-from sessionwarden.testing.keycloak_idp import IdpRealm, KeycloakAdminApi, Tokens
+from sessionwarden.testing.keycloak import (
+    KeycloakAdmin,
+    KeycloakServer,
+    Realm,
+    Tokens,
+    provision,
+    session_id_of,
+)
 from sessionwarden.testing.relying_party import RelyingParty
 
-PASSWORD_BYTES = 18
 CASES = (
     Case("idp-refresh", "idp-refresh", "invalid_grant from the deadline on"),
     Case("idp-introspection", "idp-intro", "active: false from the deadline on"),
@@ -43,43 +50,78 @@ ADMIN_USER_ENV, ADMIN_PASSWORD_ENV = "KC_BOOTSTRAP_ADMIN_USERNAME", "KC_BOOTSTRA
 """The admin login of a Keycloak given by ``--keycloak-url`` (Keycloak's own variables)."""
 
 
+@dataclass(frozen=True)
+class Session:
+    """A Keycloak session as its relying party holds it."""
+
+    access: str
+    refresh: str
+    sid: str
+
+
 @dataclass
 class IdpLayer:
-    """A realm of its own on a Keycloak, a relying party, and the users' passwords."""
+    """A realm of the drill's own on a Keycloak, its token endpoints and the relying party."""
 
-    base: str
-    realm: IdpRealm
+    realm: Realm
+    tokens: Tokens
     rp: RelyingParty
-    passwords: dict[str, str] = field(default_factory=dict)
 
-    def sign_in(self, user: str) -> Tokens:
-        if user not in self.passwords:
-            self.passwords[user] = secrets.token_urlsafe(PASSWORD_BYTES)
-            self.realm.add_user(user, self.passwords[user])
-        return self.realm.login(user, self.passwords[user])
+    def sign_in(self, user: str) -> Session:
+        """The direct grant on the relying party's client (Keycloak's back-channel logout goes
+        to the clients of the session)."""
+        status, body = self.tokens.password(
+            self.realm.rp_client, user, self.realm.password, self.realm.rp_secret
+        )
+        if status != 200:
+            raise AssertionError(f"Keycloak refused the drill's login of {user}: HTTP {status}")
+        return Session(
+            body["access_token"], body["refresh_token"], session_id_of(body["access_token"])
+        )
+
+    def refresh(self, refresh_token: str) -> tuple[int, dict[str, str] | None]:
+        status, body = self.tokens.refresh(
+            self.realm.rp_client, refresh_token, self.realm.rp_secret
+        )
+        return int(status), body if isinstance(body, dict) else None
+
+    def active(self, access: str) -> bool | None:
+        """None: no clear answer (proves nothing either way)."""
+        status, body = self.tokens.introspect(self.realm.rp_client, self.realm.rp_secret, access)
+        return bool(body.get("active")) if status == 200 and isinstance(body, dict) else None
 
 
 def open_idp(
     stop: contextlib.ExitStack, settings: Settings, options: DrillOptions, policy_file: Path,
-    say: Callable[[str], None],
+    users: list[str], say: Callable[[str], None],
 ) -> IdpLayer:  # fmt: skip
-    """Keycloak (``options.keycloak_url``), a realm, the relying party and, unless weakened,
-    the actuator in a child process (its log in ``<out>/idp.log``)."""
-    if options.keycloak_url is None:
-        raise ValueError("the idp layer needs a Keycloak: --keycloak-url")
-    base = options.keycloak_url.rstrip("/")
-    api = KeycloakAdminApi(
-        base, os.environ.get(ADMIN_USER_ENV, "admin"), os.environ.get(ADMIN_PASSWORD_ENV, "admin")
-    )
+    """Keycloak (``--keycloak-url``, or one the drill starts from `make keycloak`'s copy), a
+    realm with ``users``, the relying party and, unless weakened, the actuator in a child
+    process (its log in ``<out>/idp.log``)."""
+    if options.keycloak_url is not None:
+        base = options.keycloak_url.rstrip("/")
+        admin = KeycloakAdmin(base, os.environ.get(ADMIN_USER_ENV, "admin"),
+                              os.environ.get(ADMIN_PASSWORD_ENV, "admin"))  # fmt: skip
+    else:
+        say("drill: starting Keycloak (`make keycloak` builds it once)")
+        server = KeycloakServer().start()
+        stop.callback(server.stop)
+        base, admin = server.base_url, server.admin()
     rp = RelyingParty().start()
     stop.callback(rp.stop)
-    realm = IdpRealm.create(api, f"drill-{secrets.token_hex(4)}", rp.url)
-    stop.callback(api.call, "DELETE", f"/admin/realms/{realm.name}")
+    realm = provision(
+        admin, f"drill-{secrets.token_hex(4)}", users=dict.fromkeys(users, ("viewer",)),
+        backchannel_logout_url=rp.url, listener=False,
+    )  # fmt: skip
+    stop.callback(admin.call, "DELETE", f"/{realm.name}", ok=(404,))
     if options.start_idp_actuator:
         secret = options.workdir / "keycloak-client-secret"
-        secret.write_text(realm.secrets["sessionwarden"] + "\n")
+        secret.write_text(realm.revoker_secret + "\n")
         secret.chmod(0o600)
-        env = child_env(settings, policy_file, **realm.actuator_env(base, str(secret)),
+        env = child_env(settings, policy_file, SESSIONWARDEN_KEYCLOAK_URL=base,
+                        SESSIONWARDEN_KEYCLOAK_REALMS=realm.name,
+                        SESSIONWARDEN_KEYCLOAK_CLIENT_ID=realm.revoker_client,
+                        SESSIONWARDEN_KEYCLOAK_CLIENT_SECRET_FILE=str(secret),
                         SESSIONWARDEN_KEYCLOAK_GROUP_ID=f"{settings.topics.prefix}idp",
                         SESSIONWARDEN_IDP_METRICS_PORT="0")  # fmt: skip
         child = start_child("idp actuator", ["-m", "sessionwarden", "idp", "keycloak"], env,
@@ -88,46 +130,44 @@ def open_idp(
         say(f"drill: Keycloak realm {realm.name} on {base}, the idp actuator started")
     else:
         say(f"drill: Keycloak realm {realm.name} on {base} WITHOUT the idp actuator (weakened)")
-    return IdpLayer(base, realm, rp)
+    return IdpLayer(realm, Tokens(base, realm.name), rp)
 
 
 def idp_session(
-    layer: IdpLayer, target: Target, tokens: Tokens, record: Callable[[Attempt], None]
+    layer: IdpLayer, target: Target, session: Session, record: Callable[[Attempt], None]
 ) -> None:
-    """Try the three cases at each planned moment (call it in a thread)."""
-    refresh, access = tokens.refresh, tokens.access
-    label = target.label
+    """Try the three cases at each planned moment (call it in a thread). An answer that is
+    no answer (a connection error, an HTTP error other than a refusal) proves nothing and is
+    not recorded."""
+    refresh, access, label = session.refresh, session.access, target.label
     for t in target.attempts:
-        delay = t - time.time()
-        if delay > 0:
-            time.sleep(delay)
+        time.sleep(max(0.0, t - time.time()))
         sent = time.time()
-        try:
-            status, doc = layer.realm.refresh(refresh)
-        except OSError:
-            status, doc = None, None  # no answer: proves nothing either way
-        if status is not None:
-            granted = status == 200
-            if granted:
-                refresh, access = doc["refresh_token"], doc["access_token"]
-            record(Attempt("idp-refresh", "idp-refresh", label, "refresh_token",
-                           stamp(sent, granted), granted))  # fmt: skip
+        with contextlib.suppress(OSError):
+            status, body = layer.refresh(refresh)
+            if status == 200 and body is not None:
+                refresh, access = body["refresh_token"], body["access_token"]
+            if status in (200, 400):
+                record(Attempt("idp-refresh", "idp-refresh", label, "refresh_token",
+                               stamp(sent, status == 200), status == 200))  # fmt: skip
         sent = time.time()
-        with contextlib.suppress(OSError, AssertionError):
-            active = layer.realm.introspect(access)
-            record(Attempt("idp-introspection", "idp-intro", label, "introspect",
-                           stamp(sent, active), active))  # fmt: skip
-        arrived = layer.rp.logged_out(tokens.sid)
-        granted = arrived is None
+        with contextlib.suppress(OSError):
+            active = layer.active(access)
+            if active is not None:
+                record(Attempt("idp-introspection", "idp-intro", label, "introspect",
+                               stamp(sent, active), active))  # fmt: skip
+        arrived = layer.rp.logged_out(session.sid)
         record(Attempt("idp-logout", "idp-logout", label, "backchannel-logout",
-                       time.time() if arrived is None else arrived, granted))  # fmt: skip
+                       time.time() if arrived is None else arrived, arrived is None))  # fmt: skip
 
 
 def idp_threads(
-    layer: IdpLayer, targets: list[Target], tokens: dict[str, Tokens],
+    layer: IdpLayer, targets: list[Target], sessions: dict[str, Session],
     record: Callable[[Attempt], None],
 ) -> list[threading.Thread]:  # fmt: skip
     return [
-        threading.Thread(target=idp_session, args=(layer, t, tokens[t.label], record), daemon=True)
+        threading.Thread(
+            target=idp_session, args=(layer, t, sessions[t.label], record), daemon=True
+        )
         for t in targets
     ]

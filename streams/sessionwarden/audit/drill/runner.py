@@ -16,7 +16,7 @@ import orjson
 from sessionwarden.audit.drill.audit import Attempt, Audit, Case, Deadline, audit
 from sessionwarden.audit.drill.drivers import Target, http_session, run_async, websocket_session
 from sessionwarden.audit.drill.idp import CASES as IDP_CASES
-from sessionwarden.audit.drill.idp import idp_threads
+from sessionwarden.audit.drill.idp import Session, idp_threads
 from sessionwarden.audit.drill.options import DrillOptions
 from sessionwarden.audit.drill.plan import PlanOptions, SessionPlan, idp_plan, make_plan
 from sessionwarden.audit.drill.report import document, plot, table
@@ -29,7 +29,6 @@ from sessionwarden.ops.stats import percentiles
 from sessionwarden.policy import Policy
 from sessionwarden.sdk.publisher import AuthEventPublisher
 from sessionwarden.testing.events import activity_doc, iso, login_doc, logout_doc
-from sessionwarden.testing.keycloak_idp import Tokens
 
 TENANT = "acme"
 Job = Callable[[aiohttp.ClientSession], Awaitable[None]]
@@ -139,7 +138,7 @@ def run_drill(
                 why = stack.browser.open(label, ids[label])
                 if why is not None:
                     say(f"drill: page not opened, its case is unproven: {why}")
-        tokens: dict[str, Tokens] = {}
+        tokens: dict[str, Session] = {}
         tenants = dict.fromkeys(ids, TENANT)
         if stack.idp is not None:  # signed in before the clock starts: Keycloak is slow to
             for p in idp_plans:  # make users on a loaded machine
@@ -179,7 +178,7 @@ def _drive(
     record: Recorder,
     say: Callable[[str], None],
     tenants: dict[str, str],
-    tokens: dict[str, Tokens],
+    tokens: dict[str, Session],
 ) -> dict[str, Deadline]:
     """Publish every session's events and drive its attempts; ``tokens`` are the Keycloak
     sessions' (the idp layer's plans, driven there only)."""

@@ -17,6 +17,7 @@ from sessionwarden.audit.drill.audit import Attempt
 from sessionwarden.audit.drill.drivers import BrowserDriver, Target, http_session, run_async
 from sessionwarden.audit.drill.idp import IdpLayer, open_idp
 from sessionwarden.audit.drill.options import DRILL_POLICY, DrillOptions
+from sessionwarden.audit.drill.plan import PlanOptions, idp_plan
 from sessionwarden.audit.drill.stack import FrozenService, start_enforcer, start_sink
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.topics import admin_client, delete_topics, ensure_topics, topic_specs
@@ -75,7 +76,8 @@ def open_stack(
         gateway = _gateway(stop, settings, options, say) if options.gateway else None
         idp = None
         if options.idp_sessions > 0:
-            idp = open_idp(stop, settings, options, policy_file, say)
+            users = [p.user for p in idp_plan(PlanOptions(0), options.idp_sessions)]
+            idp = open_idp(stop, settings, options, policy_file, users, say)
         yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen, gateway, idp)
 
 
