@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sessionwarden.audit.drill.idp import add_resource_server
 from sessionwarden.config.settings import Settings
 from sessionwarden.idp.keycloak import KeycloakAdmin, urllib_transport
 from sessionwarden.idp.retry import Verdict
@@ -68,6 +69,7 @@ class Enforced:
     actuator: IdpKeycloakProcess
     revocations: Collector
     secret_file: Path
+    api_secret: str
 
     @property
     def tokens(self) -> Tokens:
@@ -90,9 +92,8 @@ class Enforced:
         )
 
     def active(self, session: Session) -> bool:
-        status, body = self.tokens.introspect(
-            self.realm.rp_client, self.realm.rp_secret, session.access
-        )
+        """Introspection by the resource server ``api`` (in the tokens' audience)."""
+        status, body = self.tokens.introspect("api", self.api_secret, session.access)
         assert 200 == status, body
         return bool(body["active"])
 
@@ -130,6 +131,7 @@ def enforced(
 ) -> Iterator[Enforced]:
     with RelyingParty() as rp:
         realm = keycloak.realm(users=USERS, backchannel_logout_url=rp.url)
+        api_secret = add_resource_server(keycloak.admin, realm)
         secret = tmp_path_factory.mktemp("keycloak") / "client-secret"
         secret.write_text(realm.revoker_secret + "\n")
         secret.chmod(0o600)
@@ -137,7 +139,9 @@ def enforced(
         revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
         try:
             with EnforcerProcess(settings, policy=POLICY) as enforcer:
-                enforced = Enforced(keycloak, realm, rp, settings, None, revocations, secret)  # type: ignore[arg-type]
+                enforced = Enforced(
+                    keycloak, realm, rp, settings, None, revocations, secret, api_secret
+                )  # type: ignore[arg-type]
                 with IdpKeycloakProcess(settings, POLICY, REPO, **enforced.env()) as actuator:
                     enforcer.wait_assigned()
                     actuator.wait_assigned()
@@ -157,11 +161,20 @@ def test_an_idle_keycloak_session_ends_in_keycloak_within_a_second_of_its_deadli
     logged_in = time.time()
     assert enforced.active(session)  # live, and the introspecting client is in the audience
     time.sleep(max(0.0, logged_in + IDLE_S - 0.2 - time.time()))
-    # Introspection is no activity; a refresh is (Keycloak's listener publishes it), so the
-    # refresh is tried only once introspection says the session ended.
-    seen = {"introspection": first_time(lambda: not enforced.active(session), 10, "inactive")}
+    # Introspection and the logout are no activity; a refresh is (Keycloak's listener publishes
+    # it), so the refresh is tried only once the session ended.
+    seen: dict[str, float] = {}
+
+    def ended() -> bool:
+        if "introspection" not in seen and not enforced.active(session):
+            seen["introspection"] = time.time()
+        logged_out = enforced.rp.logged_out(session.sid)
+        if logged_out is not None:
+            seen["logout"] = logged_out
+        return len(seen) == 2
+
+    wait_until(ended, 10, "introspection inactive and the back-channel logout")
     seen["refresh"] = first_time(lambda: enforced.refresh(session) == 400, 5, "refused")
-    seen["logout"] = wait_until(lambda: enforced.rp.logged_out(session.sid), 10, "the logout")
     revocation = enforced.revocation(session)
     ended = wait_until(lambda: enforced.outcomes(session), 5, "the outcome line")
     assert ("idle_timeout", enforced.realm.name) == (revocation["reason"], revocation["tenant"])

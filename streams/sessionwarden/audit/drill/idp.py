@@ -3,7 +3,7 @@ deadline and carried out to Keycloak by `sessionwarden idp keycloak`. Every atte
 one session, three things a relying party would rely on:
 
 * ``idp-refresh``: its refresh token still gets new tokens (200), or ``invalid_grant``;
-* ``idp-introspection``: Keycloak's introspection (asked by the relying party's client, in the
+* ``idp-introspection``: Keycloak's introspection (asked by a resource server ``api``, in the
   token's audience) says ``active: true``, or false;
 * ``idp-logout``: the relying party (testing/relying_party.py, plain standard library) has not
   yet received Keycloak's back-channel logout token naming the session's ``sid``; a refused
@@ -66,6 +66,7 @@ class IdpLayer:
     realm: Realm
     tokens: Tokens
     rp: RelyingParty
+    api_secret: str  # the resource server's that introspects
 
     def sign_in(self, user: str) -> Session:
         """The direct grant on the relying party's client (Keycloak's back-channel logout goes
@@ -87,8 +88,25 @@ class IdpLayer:
 
     def active(self, access: str) -> bool | None:
         """None: no clear answer (proves nothing either way)."""
-        status, body = self.tokens.introspect(self.realm.rp_client, self.realm.rp_secret, access)
+        status, body = self.tokens.introspect("api", self.api_secret, access)
         return bool(body.get("active")) if status == 200 and isinstance(body, dict) else None
+
+
+def add_resource_server(admin: KeycloakAdmin, realm: Realm) -> str:
+    """A confidential client ``api`` that introspects the relying party's tokens, in their
+    audience (an audience mapper on ``rp``: Keycloak says ``active: false`` to a client not in
+    the token's audience, whatever the token). Returns its secret."""
+    secret = "api-" + secrets.token_hex(16)
+    admin.call("POST", f"/{realm.name}/clients", {
+        "clientId": "api", "secret": secret, "publicClient": False,
+        "standardFlowEnabled": False, "directAccessGrantsEnabled": False})  # fmt: skip
+    rp = admin.call("GET", f"/{realm.name}/clients?clientId={realm.rp_client}")[0]["id"]
+    admin.call("POST", f"/{realm.name}/clients/{rp}/protocol-mappers/models", {
+        "name": "api-audience", "protocol": "openid-connect",
+        "protocolMapper": "oidc-audience-mapper",
+        "config": {"included.client.audience": "api", "access.token.claim": "true",
+                   "introspection.token.claim": "true"}})  # fmt: skip
+    return secret
 
 
 def open_idp(
@@ -130,7 +148,7 @@ def open_idp(
         say(f"drill: Keycloak realm {realm.name} on {base}, the idp actuator started")
     else:
         say(f"drill: Keycloak realm {realm.name} on {base} WITHOUT the idp actuator (weakened)")
-    return IdpLayer(realm, Tokens(base, realm.name), rp)
+    return IdpLayer(realm, Tokens(base, realm.name), rp, add_resource_server(admin, realm))
 
 
 def idp_session(
