@@ -37,7 +37,7 @@ SECTIONS = (
     "gateway",
     "metrics_cost",
     "mass_revoke",
-    "keycloak",
+    "keycloak_revocations",
 )
 
 
@@ -196,7 +196,7 @@ def gateway(rate: float, seconds: float, check_rate: float, check_seconds: float
         return run_child(["-m", "bench.gateway_latency", *args], timeout=900)
 
 
-def keycloak(sessions: int, per_s: float) -> dict[str, Any]:
+def keycloak_revocations(sessions: int, per_s: float) -> dict[str, Any]:
     """Deadline -> the Keycloak session ended, on a Keycloak from `make keycloak`'s copy."""
     from sessionwarden.testing.keycloak import KeycloakError, built_copy
 
@@ -299,8 +299,10 @@ def main() -> None:
         results["gateway"] = gateway(rate, 5, 500, 3) if args.quick else gateway(rate, 20, 1000, 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
-    if "keycloak" in only:
-        results["keycloak"] = keycloak(20 if args.quick else 200, 5.0 if args.quick else 10.0)
+    if "keycloak_revocations" in only:
+        results["keycloak_revocations"] = keycloak_revocations(
+            20 if args.quick else 200, 5.0 if args.quick else 10.0
+        )
     if "mass_revoke" in only:
         results["mass_revoke"] = mass_revoke(5_000 if args.quick else 100_000)
     results["elapsed_s"] = time.monotonic() - t0

@@ -76,7 +76,7 @@ def test_keycloak_session_ended_is_judged_on_its_p99_and_skipped_is_not_measured
     """Deadline -> Keycloak session ended within the proof tests' second, at p99."""
     figure = "deadline -> Keycloak session ended, p50 / p99"
     ended = {"samples": 20, "p50_ms": 180.0, "p99_ms": 420.0}
-    assert verdicts(run(keycloak={"ended": ended}))[figure] is True
+    assert verdicts(run(keycloak_revocations={"ended": ended}))[figure] is True
     slow = {**ended, "p99_ms": 1001.0}
-    assert verdicts(run(keycloak={"ended": slow}))[figure] is False
-    assert verdicts(run(keycloak={"skipped": "no Keycloak"}))[figure] is None
+    assert verdicts(run(keycloak_revocations={"ended": slow}))[figure] is False
+    assert verdicts(run(keycloak_revocations={"skipped": "no Keycloak"}))[figure] is None
