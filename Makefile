@@ -78,8 +78,9 @@ schemas: $(STAMP) ## regenerate the JSON Schema files in schemas/json/
 settings-doc: $(STAMP) ## regenerate docs/SETTINGS.md from the settings model
 	$(PY) -m sessionwarden.config.reference
 
-demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all)
-	$(PY) -m sessionwarden.audit.demo
+DEMO_ARGS ?=
+demo: $(STAMP) ## run the enforcer on a local broker with simulated traffic (Ctrl-C stops all); DEMO_ARGS=--keycloak adds a real Keycloak
+	$(PY) -m sessionwarden.audit.demo $(DEMO_ARGS)
 
 # The benchmark's peers: Quix Streams in its own venv (its pins exclude ours: pydantic-settings
 # <2.16), the Kafka Streams job built by Maven from Maven Central.
@@ -96,10 +97,10 @@ $(KSTREAMS_JAR): bench/kstreams/pom.xml $(wildcard bench/kstreams/src/main/java/
 
 bench-peers: $(QUIX_STAMP) $(KSTREAMS_JAR) ## install Quix Streams and build the Kafka Streams job for the bench
 
-bench: $(STAMP) kafka-up postgres-deps browser nginx bench-peers ## all benchmarks at default sizes (~25 min with the peers): bench/results/<time>.{json,md,png}
+bench: $(STAMP) kafka-up postgres-deps browser nginx keycloak bench-peers ## all benchmarks at default sizes (~25 min with the peers): bench/results/<time>.{json,md,png}
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(STAMP) kafka-up postgres-deps browser nginx bench-peers ## the benchmarks at smoke-test sizes
+bench-quick: $(STAMP) kafka-up postgres-deps browser nginx keycloak bench-peers ## the benchmarks at smoke-test sizes
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 # Tests, benchmarks and the demo start throwaway clusters from these binaries; the Debian

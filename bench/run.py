@@ -37,6 +37,7 @@ SECTIONS = (
     "gateway",
     "metrics_cost",
     "mass_revoke",
+    "keycloak",
     "keycloak_revocations",
 )
 
@@ -216,6 +217,18 @@ def mass_revoke(sessions: int) -> dict[str, Any]:
     return run_child(["-m", "bench.mass_revoke", str(sessions)], timeout=1500)
 
 
+def keycloak(rounds: int) -> dict[str, Any]:
+    from sessionwarden.testing.keycloak import KeycloakError, built_copy
+
+    try:
+        built_copy(log)
+    except KeycloakError as err:
+        log(f"Keycloak events skipped: {err}")
+        return {"skipped": str(err)}
+    log(f"Keycloak events -> auth.events ({rounds} logins and refreshes)")
+    return run_child(["-m", "bench.keycloak_events", str(rounds)], timeout=900)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a CI smoke test")
@@ -305,6 +318,8 @@ def main() -> None:
         )
     if "mass_revoke" in only:
         results["mass_revoke"] = mass_revoke(5_000 if args.quick else 100_000)
+    if "keycloak" in only:
+        results["keycloak_events"] = keycloak(10 if args.quick else 100)
     results["elapsed_s"] = time.monotonic() - t0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

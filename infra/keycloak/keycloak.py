@@ -11,6 +11,7 @@ Sessionwarden's event listener (infra/keycloak/provider) into the cache, run on 
 `up` runs the server in the background (it outlives this command), its events published to
 KAFKA_BOOTSTRAP_SERVERS (default 127.0.0.1:9092) on SESSIONWARDEN_TOPIC_PREFIX + auth.events,
 and writes its URL, admin password and the realm's secrets to .keycloak/state.json (mode 0600).
+The topic must exist (`sessionwarden topics`, or the demo, creates it).
 Environment: SESSIONWARDEN_CACHE (cache, default ~/.cache/sessionwarden), KEYCLOAK_PORT (default
 a free port), KEYCLOAK_REALM (default demo), KEYCLOAK_READY_TIMEOUT (seconds, default 240).
 """

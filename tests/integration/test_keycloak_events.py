@@ -112,6 +112,18 @@ def test_logins_tokens_logouts_and_admin_changes_arrive_as_input_records(
     assert isinstance(ended, SessionRevoked)
     assert (ended.user_id, ended.session_id, ended.signal) == (alice, sid2, "session_revoked")
 
+    # The policy's user type and risk profile come from the user's attributes.
+    keycloak.admin.update_user(
+        realm.name,
+        bob,
+        attributes={"sessionwarden_user_type": ["admin"], "sessionwarden_risk_profile": ["high"]},
+    )
+    status, _ = tokens.password(realm.test_client, "bob", realm.password)
+    assert status == 200
+    bobs = _decoded(keycloak, "bob's login", tenant=realm.name, type="login", user_id=bob)
+    assert isinstance(bobs, Login)
+    assert (bobs.user_type, bobs.risk_profile) == ("admin", "high")
+
     keycloak.admin.set_enabled(realm.name, bob, False)
     revoked = _decoded(keycloak, "the disabled user", tenant=realm.name, type="user_revoked")
     assert isinstance(revoked, UserRevoked)

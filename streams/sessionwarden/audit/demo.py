@@ -2,7 +2,9 @@
 simulated traffic, live output, a closing audit.
 
 Everything it starts (the broker if it was not running, the enforcer, the detectors) is
-stopped on exit, Ctrl-C included. Topics carry the prefix ``demo.``.
+stopped on exit, Ctrl-C included. Topics carry the prefix ``demo.``. With ``--keycloak`` a real
+Keycloak (the cached copy `make keycloak` builds) publishes its events to the demo's input as
+well, and a few of its users log in and refresh their tokens beside the simulated traffic.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.kafka.reading import read_topic
 from sessionwarden.kafka.topics import admin_client, ensure_topics, topic_specs
 from sessionwarden.policy import Policy, load_policy
+from sessionwarden.testing.keycloak import KeycloakServer, built_copy, provision
 from sessionwarden.testing.pg_sandbox import demo_database, revoked_count
 
 REPO = Path(__file__).resolve().parents[3]
@@ -99,7 +102,37 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=int(os.environ.get("DEMO_USERS", "40")))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("DEMO_SEED", "7")))
     parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument(
+        "--keycloak",
+        action="store_true",
+        help="also run a real Keycloak whose logins and token refreshes reach the enforcer",
+    )
     return parser.parse_args(argv)
+
+
+def _keycloak(settings: Settings, stack: contextlib.ExitStack) -> None:
+    """Keycloak publishing to the demo's input; realm ``demo`` (tenant ``demo``), three users
+    logging in now and refreshing once: the demo policy then ends their sessions when idle."""
+    server = KeycloakServer(
+        workdir=(WORKDIR / "keycloak").resolve(),
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        topic=settings.topics.input,
+    )
+    server.workdir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    print("starting Keycloak (the first build takes a few minutes)")
+    server.start(built_copy(print))
+    stack.callback(server.stop)
+    users = {"kc-ann": ("viewer",), "kc-ben": ("viewer", "editor"), "kc-cy": ("admin",)}
+    realm = provision(server.admin(), "demo", users=users)
+    tokens = server.tokens(realm.name)
+    for user in users:
+        status, grant = tokens.password(realm.test_client, user, realm.password)
+        if status == 200:
+            tokens.refresh(realm.test_client, grant["refresh_token"])
+    print(
+        f"Keycloak at {server.base_url} ({server.startup_s:.0f} s to start): {sorted(users)} "
+        "logged in to realm demo and refreshed once"
+    )
 
 
 def _start(
@@ -188,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         _start(services, env, children)
+        if args.keycloak:
+            _keycloak(settings, databases)
         port = settings.dashboard.port
         print(f"dashboard: http://127.0.0.1:{port}/#token={token_file.read_text().strip()}")
         code, lock = _traffic_and_audit(settings, policy, args, stop)

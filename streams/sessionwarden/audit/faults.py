@@ -3,7 +3,8 @@
 - ``skew``: a user's producer clock runs ahead or behind by ``s`` seconds, inside the policy's
   clock-skew tolerance; every stamp of that user (``occurred_at``, ``auth_time``) moves.
 - ``reorder``: events of one user are appended out of order: a logout before its login, a
-  role removal before a late login carrying the role, an older grant after a newer removal.
+  role removal before a late login carrying the role, an older grant after a newer removal,
+  a ``user_revoked`` before a late login older than it.
 - ``delay``: activities held back before they are produced, some inside the producer-delay
   budget, some beyond it (those land after the revocation and must be audited as such).
 - ``duplicate``: events of any type delivered twice (same ``event_id``).
@@ -22,7 +23,12 @@ from dataclasses import dataclass
 from sessionwarden.errors import ConfigError
 
 FAULTS = ("skew", "reorder", "delay", "duplicate", "partitioner")
-REORDER_KINDS = ("logout_before_login", "removal_before_login", "stale_grant")
+REORDER_KINDS = (
+    "logout_before_login",
+    "removal_before_login",
+    "stale_grant",
+    "revocation_before_login",
+)
 # Per user, the chance that a fault mode touches it (when the mode is on).
 USER_SHARE = {"skew": 0.3, "reorder": 0.2, "delay": 0.3, "duplicate": 0.2, "partitioner": 0.15}
 DELAYED_SHARE = 0.4  # of a delayed user's activities

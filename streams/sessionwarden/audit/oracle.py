@@ -18,7 +18,8 @@ enforcer follows:
   ``e``, else as ``session_limit`` at that ``e``;
 - an identity signal ends, at its ``e``, the session it names (``session_revoked``; an unknown
   or ended one: nothing) or every live session of the user that began by then
-  (``user_revoked``), as ``signal``; a ``risk_change`` sets the sessions that began by its ``e``
+  (``user_revoked``; a login older than the user's latest one, read after it, ends at it), as
+  ``signal``; a ``risk_change`` sets the sessions that began by its ``e``
   (all, or the one named) to the tighter of their timeouts and those of the new risk profile,
   and one already past a tighter deadline ends at that ``e`` with the deadline's reason; a
   session whose own deadline came first ends at it, as everywhere;
@@ -88,6 +89,7 @@ class _Replay:
         self.sessions: dict[str, _Session] = {}
         self.logged_out: dict[str, float] = {}  # session id -> logout e, login not yet read
         self.role_changed: dict[str, tuple[float, bool]] = {}  # role -> (e, removed)
+        self.revoked_at: float | None = None  # the latest user_revoked's e
         self.seen: set[str] = set()
         self.verdict = Verdict()
 
@@ -131,6 +133,8 @@ class _Replay:
             self._role_change(doc, e)
         elif kind in ("session_revoked", "user_revoked"):
             self._signal(affected, e, kind == "session_revoked")
+            if kind == "user_revoked":
+                self.revoked_at = e if self.revoked_at is None else max(self.revoked_at, e)
         elif kind == "risk_change":
             self._risk_change(doc["risk_profile"], affected, e)
 
@@ -152,6 +156,10 @@ class _Replay:
             reason, d = s.deadline()
             at = min(later)
             s.end = (reason, d) if d <= at else ("permissions_revoked", at)
+        revoked = self.revoked_at
+        if s.end is None and revoked is not None and e <= revoked:
+            reason, d = s.deadline()
+            s.end = (reason, d) if d <= revoked else ("signal", revoked)
         live = self.live()
         while len(live) > self.policy.max_sessions_per_user:
             oldest = min(live, key=lambda o: (o.login, o.sid))

@@ -397,6 +397,13 @@ def _reorder_session(b: _Builder, kind: str, user: str, sid: str, t0: float, idl
         b.login(late, user, t0 + idle * 0.2, ut, risk, ["editor"], publish_at=removal + 0.3)
         b.role_change(user, removal, [], ["editor"])
         b.session_kind(late, kind)
+    elif kind == "revocation_before_login":
+        b.login(sid, user, t0, ut, risk, ["viewer"])
+        late = f"{sid}b"
+        revoke = t0 + idle * 0.4
+        b.login(late, user, t0 + idle * 0.2, ut, risk, ["viewer"], publish_at=revoke + 0.3)
+        b.signal("user_revoked", user, revoke, signal="credential_compromise")
+        b.session_kind(late, kind)
     else:  # stale_grant
         b.login(sid, user, t0, ut, risk, ["viewer"])
         b.role_change(user, t0 + idle * 0.3, [], ["editor"])

@@ -335,10 +335,14 @@ class KeycloakAdmin:
             self.realm_roles(realm, *names),
         )
 
-    def set_enabled(self, realm: str, user_id: str, enabled: bool) -> None:
+    def update_user(self, realm: str, user_id: str, **fields: Any) -> None:
+        """Change fields of the user's representation (``enabled``, ``attributes``...)."""
         user = self.call("GET", f"/{realm}/users/{user_id}")
-        user["enabled"] = enabled
+        user.update(fields)
         self.call("PUT", f"/{realm}/users/{user_id}", user)
+
+    def set_enabled(self, realm: str, user_id: str, enabled: bool) -> None:
+        self.update_user(realm, user_id, enabled=enabled)
 
     def user_sessions(self, realm: str, user_id: str) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/{realm}/users/{user_id}/sessions"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sessionwarden.audit.faults import FAULTS, coverage_names, parse_faults
+from sessionwarden.audit.faults import FAULTS, REORDER_KINDS, coverage_names, parse_faults
 from sessionwarden.audit.oracle import NEVER_LIVE
 from sessionwarden.audit.scenario import APPEND_SLACK_S, FORWARD_SLACK_S, Plan, build_plan
 from sessionwarden.audit.verify import audit
@@ -49,8 +49,9 @@ def test_every_fault_mode_touches_users_of_a_300_user_plan() -> None:
     faults = _plan().faults
     for name in ("skew_ahead", "skew_behind", "delay", "duplicate", "partitioner"):
         assert faults[name] >= 5, name
-    for kind in ("logout_before_login", "removal_before_login", "stale_grant"):
+    for kind in REORDER_KINDS:
         assert faults[f"reorder:{kind}"] >= 3, kind
+    assert "revocation_before_login" in REORDER_KINDS
 
 
 @pytest.mark.parametrize("start", [1000.0, 1000.0004, 1764620000.1234, 1764620000.9876])
@@ -156,3 +157,13 @@ def test_a_perfect_enforcer_verifies_the_fault_plan() -> None:
     assert 1 == audit(truth, revs, used, 2.0).total("spurious")
     missing = audit(truth, revs[:-1], used[:-1], 2.0)
     assert any("activity after revocation" in p for p in missing.problems)
+
+
+def test_a_late_login_older_than_a_user_revocation_is_expected_to_end_at_it() -> None:
+    """revocation_before_login: both sessions end as ``signal`` at the revocation's time."""
+    plan = _plan()
+    late = [t for t in plan.truth.values() if t.kind == "revocation_before_login"]
+    assert late and {"signal"} == {t.reason for t in late}
+    for t in late:
+        first = plan.truth[t.session_id.removesuffix("b")]
+        assert ("signal", first.at) == (first.reason, t.at)

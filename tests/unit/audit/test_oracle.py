@@ -199,3 +199,14 @@ def test_a_risk_change_tightens_and_ends_a_session_past_the_tighter_deadline() -
         "b": ("idle_timeout", 101.0 + 1.5),
         "c": ("idle_timeout", 100.0 + IDLE),
     } == ends
+
+
+def test_a_login_older_than_a_user_revocation_read_after_it_ends_at_the_revocation() -> None:
+    """As the enforcer: a late login that began before user_revoked never lives on."""
+    events = [
+        (100.6, ev("user_revoked", 100.5, signal="credential_compromise")),
+        (101.0, ev("login", 100.2, "late")),
+        (101.0, ev("login", 100.8, "new")),
+    ]
+    ends = judge(POLICY, events, 0.0).ends
+    assert {"late": ("signal", 100.5), "new": ("idle_timeout", 100.8 + IDLE)} == ends

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import TypeAdapter
 
 from sessionwarden.contracts.outputs import AuditEvent, RevocationRecord
+from sessionwarden.enforcer.engine.sessions import User, decode_user_value, encode_user_value
 from sessionwarden.policy import Policy, parse_policy
 from tests.unit.enforcer.factories import (
     POLICY_TOML,
@@ -267,3 +269,48 @@ def test_log_lines_name_the_signal_and_the_risk_change_never_the_session(
         changed["ended"],
     )
     assert ended["session"] not in ("a", "b") and len(ended["session"]) >= 8
+
+
+def test_a_login_older_than_a_user_revocation_read_after_it_ends_at_once() -> None:
+    """A compromised account's session whose login is read late must not go live: it ends at
+    the revocation, as ``signal``; a login newer than the revocation goes live."""
+    h = Harness()
+    ev = user_revoked(30, signal="account_purged")
+    h.feed(ev)  # the user has no session yet
+    h.feed(login(20, sid="old"), login(40, sid="new"))
+    assert [("old", "signal", 30.0)] == h.ended()
+    assert ev.event_id == h.revocations()[0]["cause_event_id"]
+    ended = h.audits("session_ended")[0]
+    assert ("account_purged", "keycloak:main") == (ended["signal"], ended["source"])
+    assert 1 == h.enforcer.state.live_sessions()
+    _valid(h)
+
+
+def test_a_user_revocation_is_remembered_across_a_restore_and_a_copy_changes_nothing() -> None:
+    """The changelog keeps the revocation and its id: after a restore, a late login older than
+    it still ends, and a copy of the signal (its id no longer in memory) is a duplicate."""
+    h = Harness()
+    h.feed(login(0, sid="a"))
+    ev = user_revoked(30)
+    h.feed(ev)
+    h.enforcer = h.restored()
+    h.feed(ev)
+    assert 1 == h.enforcer.stats["duplicate"]
+    h.feed(login(10, sid="late"))
+    assert [("a", "signal", 30.0), ("late", "signal", 30.0)] == h.ended()
+
+
+def test_a_late_login_past_its_own_deadline_ends_at_that_deadline() -> None:
+    """Idle at 100 s before the revocation at 150 s: it ends idle, as everywhere."""
+    h = Harness()
+    h.feed(user_revoked(150))
+    h.feed(login(0, sid="late"), now=160)
+    assert [("late", "idle_timeout", 100.0)] == h.ended()
+
+
+def test_a_user_record_carries_its_revocation_only_when_it_has_one() -> None:
+    """Records of users never revoked keep their bytes; a revoked one round-trips."""
+    plain = User(("acme", "u1"), frozenset({"viewer"}), None, ("e1",), 5.0)
+    assert 6 == len(orjson.loads(encode_user_value(plain)))
+    revoked = User(("acme", "u1"), frozenset(), None, ("e2",), 9.0, None, (3.5, "x", None, "e2"))
+    assert (3.5, "x", None, "e2") == decode_user_value(encode_user_value(revoked)).revoked

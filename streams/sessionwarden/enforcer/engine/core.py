@@ -158,6 +158,7 @@ class PartitionEnforcer:
         self._count("login")
         if late:  # a removal newer than this login was read before it
             self._end_for_roles(sess, min(at for at, _ in late.values()), None, list(late))
+        self._end_if_user_revoked(sess)
         self._limit_sessions(sess, e, ev.event_id)
         return APPLIED
 
@@ -418,14 +419,54 @@ class PartitionEnforcer:
             if not targets:
                 self._count("signal_ignored")
         else:
+            user = self.state.user((ev.tenant, ev.user_id))
+            if user is not None and str(ev.event_id) in user.recent_changes:
+                self._count("duplicate")
+                return DUPLICATE
             targets = self.state.live_sessions_of((ev.tenant, ev.user_id))
         for sess in targets:
             deadline, reason = sess.deadline()
             if deadline <= e:
                 self._end(sess, reason, deadline)
             elif sess.login_at <= e or isinstance(ev, SessionRevoked):
-                self._end(sess, "signal", max(e, sess.login_at), ev.event_id, signal=ev)
+                at = max(e, sess.login_at)
+                self._end(sess, "signal", at, ev.event_id, signal=(ev.signal, ev.source))
+        if isinstance(ev, UserRevoked):
+            self._remember_user_revoked(ev, e)
         return APPLIED
+
+    def _remember_user_revoked(self, ev: UserRevoked, e: float) -> None:
+        """Keep the user's latest revocation, so that a login older than it and read later
+        ends at once (as a removed role does), and its id, so that a copy changes nothing."""
+        state = self.state
+        ukey = (ev.tenant, ev.user_id)
+        user = state.user(ukey)
+        state.touch_user(ukey, user)
+        if user is None:
+            user = User((state.intern(ev.tenant), ev.user_id), frozenset())
+            state.users[ukey] = user
+        eid = str(ev.event_id)
+        if user.revoked is None or e > user.revoked[0]:
+            user.revoked = (e, ev.signal, ev.source, eid)
+        user.recent_changes = (*user.recent_changes, eid)[-RECENT_CHANGES:]
+        self._keep_user(user, e)
+
+    def _end_if_user_revoked(self, sess: Session) -> None:
+        """End a new login that began by its user's latest ``user_revoked`` (read before it):
+        at that revocation, or at its own deadline if that came first."""
+        entry = self.state.users.get((sess.key[0], sess.user_id))
+        if entry.__class__ is not User or self.state.sessions.get(sess.key) is not sess:
+            return
+        assert isinstance(entry, User)
+        revoked = entry.revoked
+        if revoked is None or sess.login_at > revoked[0]:
+            return
+        at, signal, source, eid = revoked
+        deadline, reason = sess.deadline()
+        if deadline <= at:
+            self._end(sess, reason, deadline)
+        else:
+            self._end(sess, "signal", at, UUID(eid), signal=(signal, source))
 
     def _risk_change(self, ev: RiskChange, e: float) -> Outcome:
         """Tighten the user's sessions (or the one named) that began by ``e`` to the policy's
@@ -496,7 +537,7 @@ class PartitionEnforcer:
         at: float,
         cause: UUID | None = None,
         roles_removed: Iterable[str] = (),
-        signal: SessionRevoked | UserRevoked | None = None,
+        signal: tuple[str, str | None] | None = None,
     ) -> None:
         key: Key = sess.key
         self.state.touch_session(key, sess)

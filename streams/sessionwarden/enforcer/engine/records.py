@@ -13,15 +13,7 @@ from uuid import UUID
 import orjson
 
 from sessionwarden.contracts.commands import OperatorCommand
-from sessionwarden.contracts.inputs import (
-    Activity,
-    Login,
-    Logout,
-    RiskChange,
-    RoleChange,
-    SessionRevoked,
-    UserRevoked,
-)
+from sessionwarden.contracts.inputs import Activity, Login, Logout, RiskChange, RoleChange
 from sessionwarden.enforcer.engine.sessions import Ended, Session
 from sessionwarden.policy.durations import millis
 
@@ -135,10 +127,10 @@ def session_started(
 
 
 def session_ended(
-    sess: Session, ended: Ended, signal: SessionRevoked | UserRevoked | None = None
+    sess: Session, ended: Ended, signal: tuple[str, str | None] | None = None
 ) -> dict[str, Any]:
-    """``signal``: the identity signal that ended it; its kind and source are added then only,
-    so that the other records keep their size."""
+    """``signal``: the (kind, source) of the identity signal that ended it, added then only, so
+    that the other records keep their size."""
     doc = _audit(
         "session_ended",
         stable_id("ended", *sess.key),
@@ -154,9 +146,10 @@ def session_ended(
         duration_s=max(0.0, ended.ended_at - sess.login_at),
     )
     if signal is not None:
-        doc["signal"] = signal.signal
-        if signal.source is not None:
-            doc["source"] = signal.source
+        kind, source = signal
+        doc["signal"] = kind
+        if source is not None:
+            doc["source"] = source
     return doc
 
 

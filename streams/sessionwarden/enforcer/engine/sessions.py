@@ -22,7 +22,7 @@ Key = tuple[str, str]
 
 SESSION = "s"
 USER = "u"
-RECENT_CHANGES = 16  # role-change event ids kept per user for durable de-duplication
+RECENT_CHANGES = 16  # role-change and user-revocation event ids kept per user, for de-duplication
 RECENT_OUTPUTS = 8  # ids of events a session already produced an audit record for
 MAX_ROLE_TIMES = 256  # per user; the oldest role-change times go first beyond it
 
@@ -217,13 +217,24 @@ class Ended(_SessionRecord):
 
 RoleTimes = dict[str, tuple[float, bool]]
 """role -> (event time of its last change, granted?)."""
+Revoked = tuple[float, str, str | None, str]
+"""The user's latest ``user_revoked``: (event time, signal, source, event id)."""
 
 
 class User:
-    """A user's current roles, live session ids (of the user's tenant), recent role-change event
-    ids and, per role, the event time of its last change."""
+    """A user's current roles, live session ids (of the user's tenant), recent role-change and
+    user-revocation event ids, per role the event time of its last change, and the latest
+    ``user_revoked`` signal (a login older than it, read later, is ended at once)."""
 
-    __slots__ = ("forget_at", "key", "recent_changes", "role_times", "roles", "sessions")
+    __slots__ = (
+        "forget_at",
+        "key",
+        "recent_changes",
+        "revoked",
+        "role_times",
+        "roles",
+        "sessions",
+    )
 
     def __init__(
         self,
@@ -233,6 +244,7 @@ class User:
         recent_changes: tuple[str, ...] = (),
         forget_at: float = 0.0,
         role_times: RoleTimes | None = None,
+        revoked: Revoked | None = None,
     ) -> None:
         self.key = key
         self.roles = roles
@@ -241,6 +253,7 @@ class User:
         self.recent_changes = recent_changes
         self.forget_at = forget_at
         self.role_times = role_times
+        self.revoked = revoked
 
     @property
     def tenant(self) -> str:
@@ -258,12 +271,13 @@ class User:
             self.recent_changes,
             self.forget_at,
             dict(self.role_times) if self.role_times is not None else None,
+            self.revoked,
         )
 
     def to_row(self) -> list[Any]:
         # Live session ids are not stored: restore derives them from the session records.
         times = self.role_times or {}
-        return [
+        row = [
             self.key[1],
             self.key[0],
             sorted(self.roles),
@@ -271,6 +285,9 @@ class User:
             self.forget_at,
             [[role, at, granted] for role, (at, granted) in sorted(times.items())],
         ]
+        if self.revoked is not None:  # only then: the other records keep their bytes
+            row.append(list(self.revoked))
+        return row
 
 
 def encode_session_value(value: Session | Ended) -> bytes:
@@ -294,4 +311,8 @@ def decode_session_value(data: bytes) -> Session | Ended:
 def decode_user_value(data: bytes) -> User:
     r = orjson.loads(data)
     times = {role: (at, granted) for role, at, granted in r[5]} if len(r) > 5 else {}
-    return User((r[1], r[0]), frozenset(r[2]), None, tuple(r[3]), r[4], times or None)
+    revoked: Revoked | None = None
+    if len(r) > 6:
+        at, signal, source, event_id = r[6]
+        revoked = (at, signal, source, event_id)
+    return User((r[1], r[0]), frozenset(r[2]), None, tuple(r[3]), r[4], times or None, revoked)
