@@ -39,6 +39,8 @@ from sessionwarden.ops.logs import SessionHasher, error_fields
 from sessionwarden.ops.service_metrics import ServiceObserver
 
 log = logging.getLogger(__name__)
+CONFIRM_AFTER_S = 1.0
+"""A session Keycloak ended (204) is asked about once more this much later."""
 _STEP_S = 1.0
 """The longest a batch waits for its next retry without stepping the loop's health."""
 
@@ -123,7 +125,9 @@ class KeycloakActuator:
             "skipped": 0,  # revalidations, other tenants
             "undecodable": 0,
             "consumer_reopens": 0,
+            "restored": 0,  # sessions Keycloak kept after a 204, ended again on confirmation
         }
+        self._confirm: dict[Target, float] = {}  # ended sessions -> when to ask once more
         self.hash = SessionHasher(settings.logging.salt)
         self.metrics = ServiceObserver(
             settings, settings.metrics.idp_port, "sessionwarden_idp", lambda: self.stats
@@ -199,6 +203,7 @@ class KeycloakActuator:
         Stopped during 3: returns before 5, so the restart asks again. Returns the sessions
         answered for good."""
         assert self._consumer is not None
+        self._confirm_due()
         msgs = self._consumer.consume(self.batch_size, timeout)
         if not msgs:
             return 0
@@ -262,6 +267,8 @@ class KeycloakActuator:
                 if answer.verdict.final:
                     failures = pending.settle(target)
                     self._audit(orders[target], answer, failures + 1)
+                    if answer.verdict is Verdict.ENDED:
+                        self._confirm.setdefault(target, self.clock() + CONFIRM_AFTER_S)
                     done += 1
                 else:
                     pending.failed(target, self.clock())
@@ -281,6 +288,23 @@ class KeycloakActuator:
                 self.metrics.step()
                 self.wait(min(_STEP_S, max(0.0, next_at - self.clock())))
         return done
+
+    def _confirm_due(self) -> None:
+        """Ask again, once, for each session ended CONFIRM_AFTER_S ago: a refresh in flight
+        while Keycloak ended it can keep it alive (docs/KEYCLOAK.md). 404 confirms the end; 204
+        means it had come back and is ended again (counted as ``restored``). Best effort: the
+        batch was committed on the first answer."""
+        now = self.clock()
+        due = [t for t, at in self._confirm.items() if at <= now]
+        for target in due:
+            del self._confirm[target]
+        for target, answer in zip(due, self._pool.map(self._attempt, due), strict=True):
+            if answer.verdict is Verdict.ENDED:
+                self._count(restored=1)
+                log.warning(
+                    "Keycloak had kept a session it ended (a refresh raced the end): ended again",
+                    extra={"realm": target.realm, "session": self.hash(target.session_id)},
+                )
 
     def _attempt(self, target: Target) -> Answer:
         try:

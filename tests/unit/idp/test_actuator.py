@@ -181,3 +181,21 @@ def test_the_outcome_line_names_the_session_by_its_hash_only(
         fields["after_effective_s"],
     )
     assert all(raw not in repr(v) for v in fields.values())
+
+
+def test_an_ended_session_is_asked_about_once_more_and_a_kept_one_is_ended_again() -> None:
+    """A refresh racing the end can keep a Keycloak session alive: a second of the fake clock
+    later each ended session is asked once more; 204 again counts as restored, 404 confirms."""
+    msgs = [msg(wire(revocation("kept")), 0), msg(wire(revocation("gone")), 1)]
+    act, consumer, keycloak, clock = actuator(msgs, {"kept": [204, 204], "gone": [204, 404]})
+    act.step()
+    act.step()  # nothing new, nothing due yet
+    assert 2 == len(keycloak.calls)
+    clock.now += 1.0
+    act.step()
+    assert ["gone", "gone", "kept", "kept"] == sorted(s for _, s, _ in keycloak.calls)
+    assert (1, 2) == (act.stats["restored"], act.stats["ended"])
+    clock.now += 5.0
+    act.step()
+    assert 4 == len(keycloak.calls)  # once only
+    assert [[(0, 2)]] == consumer.offsets
