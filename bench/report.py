@@ -9,6 +9,7 @@ from typing import Any
 from bench import metrics_cost, peers, targets
 from bench.gateway_latency import render_markdown as render_gateway
 from bench.keycloak_events import render_markdown as render_keycloak
+from bench.keycloak_latency import render_markdown as render_keycloak_revocations
 from bench.mass_revoke import render_markdown as render_mass_revoke
 from bench.pg_latency import render_markdown as render_postgres
 from bench.ssf_latency import render_markdown as render_ssf
@@ -119,6 +120,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += render_mass_revoke(results["mass_revoke"])
     if results.get("keycloak_events"):
         lines += render_keycloak(results["keycloak_events"])
+    revocations_out = results.get("keycloak_revocations")
+    if revocations_out and "skipped" not in revocations_out:
+        lines += render_keycloak_revocations(revocations_out)
     lines += metrics_cost.markdown(results.get("metrics_cost"))
     return "\n".join(lines + peers.render(results)) + "\n"
 

@@ -39,6 +39,7 @@ SECTIONS = (
     "metrics_cost",
     "mass_revoke",
     "keycloak",
+    "keycloak_revocations",
 )
 
 
@@ -204,6 +205,21 @@ def ssf(rate: float, seconds: float) -> dict[str, Any]:
         return run_child(["-m", "bench.ssf_latency", *args], timeout=900)
 
 
+def keycloak_revocations(sessions: int, per_s: float) -> dict[str, Any]:
+    """Deadline -> the Keycloak session ended, on a Keycloak from `make keycloak`'s copy."""
+    from sessionwarden.testing.keycloak import KeycloakError, built_copy
+
+    try:
+        built_copy(say=log)
+    except KeycloakError as err:
+        log(f"Keycloak latency skipped: {err}")
+        return {"skipped": str(err)}
+    with bench_topics("kc", policy_file=REPO / "bench/policies/latency.toml") as s:
+        log(f"deadline -> Keycloak session ended, {sessions} sessions at {per_s:g}/s")
+        args = [s.kafka.bootstrap_servers, s.topics.prefix, str(sessions), str(per_s)]
+        return run_child(["-m", "bench.keycloak_latency", *args], timeout=600)
+
+
 def mass_revoke(sessions: int) -> dict[str, Any]:
     log(f"operator revocation of a tenant's {sessions:,} live sessions")
     return run_child(["-m", "bench.mass_revoke", str(sessions)], timeout=1500)
@@ -308,6 +324,10 @@ def main() -> None:
         results["ssf"] = ssf(rate, 5 if args.quick else 20)
     if "metrics_cost" in only:
         results["metrics_cost"] = metrics_cost.both(args.quick, log)
+    if "keycloak_revocations" in only:
+        results["keycloak_revocations"] = keycloak_revocations(
+            20 if args.quick else 200, 5.0 if args.quick else 10.0
+        )
     if "mass_revoke" in only:
         results["mass_revoke"] = mass_revoke(5_000 if args.quick else 100_000)
     if "keycloak" in only:

@@ -18,9 +18,9 @@ def test_quick_benchmarks_run_and_write_a_complete_report(
 ) -> None:
     """The benchmark suite must keep working as the code changes; its numbers are not judged."""
     log = tmp_path / "bench.log"
-    # Not the Keycloak section: it would start a second Keycloak (25-100 s) beside the test
-    # session's; test_keycloak_events.py covers the same path.
-    only = ",".join(s for s in SECTIONS if s != "keycloak")
+    # Not the Keycloak sections: each would start a second Keycloak (25-100 s) beside the test
+    # session's; test_keycloak_events.py and test_keycloak_revocations.py cover the same paths.
+    only = ",".join(s for s in SECTIONS if s not in ("keycloak", "keycloak_revocations"))
     with log.open("w") as out:
         proc = subprocess.Popen(
             [

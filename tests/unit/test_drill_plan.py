@@ -3,7 +3,7 @@ and reaching past deadline + tolerance."""
 
 from __future__ import annotations
 
-from sessionwarden.audit.drill.plan import PlanOptions, make_plan
+from sessionwarden.audit.drill.plan import PlanOptions, idp_plan, make_plan
 
 
 def test_same_seed_same_plan_other_seed_other_plan() -> None:
@@ -35,3 +35,15 @@ def test_attempts_dense_around_the_deadline_and_past_the_tolerance() -> None:
         assert p.attempts[0] > p.start
         assert p.attempts[-1] > p.deadline + options.tolerance_s
         assert any(t < p.deadline for t in p.attempts)
+
+
+def test_the_idp_plan_is_seeded_apart_with_labels_and_users_of_its_own() -> None:
+    """The Keycloak sessions never share a label or a user with the other layers' sessions."""
+    options = PlanOptions(5, seed=3)
+    idp = idp_plan(options, 3)
+    assert idp == idp_plan(options, 3)
+    assert ["k0001", "k0002", "k0003"] == [p.label for p in idp]
+    assert ["drill-kc-1", "drill-kc-2", "drill-kc-3"] == [p.user for p in idp]
+    main = make_plan(options)
+    assert not {p.user for p in idp} & {p.user for p in main}
+    assert [p.deadline for p in idp] == [p.deadline for p in make_plan(PlanOptions(3, seed=4))]

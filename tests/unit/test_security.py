@@ -161,6 +161,18 @@ def test_the_sink_principal_reads_revocations_with_its_own_group_only() -> None:
     } == sink
 
 
+def test_the_idp_principal_reads_revocations_with_its_own_group_only() -> None:
+    """The Keycloak actuator reads the revocation topic in its own group and writes nothing:
+    it can end sessions in Keycloak, never forge or bury a revocation."""
+    settings = load_settings(topic_prefix="p.", keycloak_group_id="kc-a")
+    plan = acl_plan(settings, Principals(idp="User:kc"))
+    idp = {(a.operation, a.resource, a.name, a.pattern) for a in plan if a.principal == "User:kc"}
+    assert {
+        ("READ", "TOPIC", "p.sessionwarden.revocations", "LITERAL"),
+        ("READ", "GROUP", "kc-a", "LITERAL"),
+    } == idp
+
+
 def test_the_sink_principal_defaults_to_its_own_user() -> None:
     """A deployment that names no sink principal still gets one of its own, not a shared one."""
     plan = acl_plan(load_settings(), Principals())

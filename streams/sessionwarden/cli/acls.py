@@ -33,6 +33,7 @@ class Principals:
     security: str = "User:sessionwarden-security"
     sink: str = "User:sessionwarden-sink"  # the PostgreSQL sink's consumer
     operator: str = "User:sessionwarden-operator"  # `sessionwarden revoke`
+    idp: str = "User:sessionwarden-idp"  # `sessionwarden idp keycloak`
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ def acl_plan(settings: Settings, who: Principals) -> list[Acl]:
         # need; the sink keeps its offsets in the database but joins a group to share the work.
         _topic(k, "READ", t.revocations, "revocations into PostgreSQL, nothing else"),
         _group(k, settings.sink.group_id, "its consumer group (offsets in the database)"),
+        # The identity provider actuator: committed revocations out to Keycloak.
+        _topic(who.idp, "READ", t.revocations, "revocations out to Keycloak, nothing else"),
+        _group(who.idp, settings.keycloak.group_id, "its consumer group"),
         *(
             [_topic(sec, "WRITE", t.commands, "the dashboard's revocation actions")]
             if settings.dashboard.operator

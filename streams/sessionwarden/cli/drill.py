@@ -40,6 +40,12 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
     drill.add_argument("--mass-sessions", type=int, default=10_000,
                        help="then revoke this many sessions of the tenant with one command "
                        "and time the commit and each layer's refusals (0: none)")  # fmt: skip
+    drill.add_argument("--idp-sessions", type=int, default=0,
+                       help="sessions born in Keycloak, ended there by `sessionwarden idp "
+                       "keycloak` (0: none)")  # fmt: skip
+    drill.add_argument("--keycloak-url", help="the idp layer's Keycloak (admin login: "
+                       "KC_BOOTSTRAP_ADMIN_USERNAME / KC_BOOTSTRAP_ADMIN_PASSWORD); default: "
+                       "one the drill starts from `make keycloak`'s copy")  # fmt: skip
     drill.add_argument("--out", default=".drill", help="report directory (default .drill)")
     weak = drill.add_argument_group("deliberate weakenings (the drill must then fail)")
     weak.add_argument("--unprotected", action="append", default=[], metavar="PATH",
@@ -49,6 +55,8 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
     weak.add_argument("--no-sink", action="store_true", help="do not start the PostgreSQL sink")
     weak.add_argument("--no-page-script", action="store_true",
                       help="serve the page without the browser script")  # fmt: skip
+    weak.add_argument("--no-idp-actuator", action="store_true",
+                      help="do not start the idp actuator (--idp-sessions)")  # fmt: skip
     return drill
 
 
@@ -75,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         workdir=Path(args.out), pg_admin_dsn=args.pg_admin_dsn, own_topics=not args.no_enforcer,
         gateway=args.gateway or bool(args.gateway_unprotected),
         gateway_unprotected=tuple(args.gateway_unprotected), mass_sessions=args.mass_sessions,
+        idp_sessions=args.idp_sessions,
+        keycloak_url=args.keycloak_url, start_idp_actuator=not args.no_idp_actuator,
     )  # fmt: skip
     result, doc = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))

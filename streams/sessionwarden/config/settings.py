@@ -2,8 +2,8 @@
 
 Each section holds what one reader needs (``settings.kafka``, ``settings.topics``,
 ``settings.enforcer``, ``settings.detect``, ``settings.sink``, ``settings.dashboard``,
-``settings.gate``, ``settings.metrics``, ``settings.caep``, ``settings.ssf_receiver``,
-``settings.logging``). Every
+``settings.gate``, ``settings.metrics``, ``settings.caep``, ``settings.ssf_transmitter``,
+``settings.ssf_receiver``, ``settings.keycloak``, ``settings.logging``). Every
 setting keeps one flat name, the name the environment (``SESSIONWARDEN_<NAME>``, plus the
 conventional ``KAFKA_BOOTSTRAP_SERVERS``), the TOML config file and :func:`load_settings` use;
 errors name it. Sources, highest priority first: environment variables, then an optional TOML config
@@ -661,6 +661,7 @@ class MetricsSettings(Section):
         "gate_port": "gate_metrics_port",
         "ssf_tx_port": "ssf_tx_metrics_port",
         "ssf_receiver_port": "ssf_receiver_metrics_port",
+        "idp_port": "idp_metrics_port",
         "health_stall_s": "health_stall_s",
         "ready_max_lag_records": "ready_max_lag_records",
     }
@@ -687,6 +688,9 @@ class MetricsSettings(Section):
     )
     ssf_receiver_port: int = Field(
         default=9470, ge=0, le=65535, description="The Shared Signals receiver's port."
+    )
+    idp_port: int = Field(
+        default=9471, ge=0, le=65535, description="The identity provider actuator's port."
     )
     health_stall_s: float = Field(
         default=30.0,
@@ -1006,6 +1010,105 @@ class SsfReceiverSettings(Section):
         return value
 
 
+class KeycloakSettings(Section):
+    """Revocations out to Keycloak (`sessionwarden idp keycloak`): every revocation of a
+    session of a listed realm (tenant = realm) ends that session in Keycloak through its admin
+    REST API, with a service account (client credentials) whose secret is read from a file,
+    once, when the settings are loaded; it never appears in repr, logs or error messages.
+    docs/KEYCLOAK.md has the service account's role."""
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        name: f"keycloak_{name}"
+        for name in (
+            "url", "realms", "admin_realm", "client_id", "client_secret_file", "ca_file",
+            "group_id", "timeout_s", "concurrency", "retry_base_s", "retry_max_s",
+        )
+    }  # fmt: skip
+
+    url: str = Field(
+        default="",
+        max_length=2048,
+        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+        description="Keycloak's base URL (https, or http on a loopback host), e.g. "
+        "https://sso.example.com. Empty: `sessionwarden idp keycloak` refuses to start.",
+    )
+    realms: str = Field(
+        default="",
+        max_length=4096,
+        pattern=r"^[A-Za-z0-9._, -]*$",
+        description="The realms whose sessions this Keycloak holds, comma separated; each is "
+        "the tenant of its sessions' events. Revocations of other tenants are skipped.",
+    )
+    admin_realm: str = Field(
+        default="",
+        max_length=255,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="The realm of the service account's client. Empty: the revoked session's "
+        "own realm (a client in each realm, the least power); `master` for one client that "
+        "serves several realms.",
+    )
+    client_id: str = Field(
+        default="sessionwarden",
+        min_length=1,
+        max_length=255,
+        description="The service account's client id (client credentials grant).",
+    )
+    client_secret_file: Path | None = Field(
+        default=None, description="File holding the service account's client secret."
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle for Keycloak's TLS certificate; empty: the system's.",
+    )
+    group_id: str = Field(
+        default="sessionwarden-idp-keycloak",
+        min_length=1,
+        max_length=100,
+        pattern=NAME,
+        description="The actuator's consumer group (one per Keycloak).",
+    )
+    timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Timeout of each request to Keycloak."
+    )
+    concurrency: int = Field(
+        default=8, ge=1, le=64, description="Requests to Keycloak in flight at once."
+    )
+    retry_base_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="The first wait before a request is retried (Keycloak down, 5xx, 429, "
+        "403); it doubles with each failure, with jitter.",
+    )
+    retry_max_s: float = Field(
+        default=30.0, gt=0, le=3600, description="The longest wait between two retries."
+    )
+    _client_secret: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _read_secret_file(self) -> KeycloakSettings:
+        host = self.url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if self.url.startswith("http://") and not re.match(LOOPBACK, host):
+            raise ValueError(
+                "keycloak_url: plain http sends the client secret unencrypted; use https "
+                "(http only on a loopback host)"
+            )
+        if self.retry_max_s < self.retry_base_s:
+            raise ValueError("keycloak_retry_max_s: smaller than keycloak_retry_base_s")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"keycloak_ca_file: no such file: {self.ca_file}")
+        self._client_secret = _read_secret("keycloak_client_secret_file", self.client_secret_file)
+        return self
+
+    @property
+    def client_secret(self) -> str | None:
+        """The client secret, read from ``client_secret_file`` at load (None without it)."""
+        return self._client_secret
+
+    def realm_list(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.realms.split(",") if r.strip())
+
+
 class LoggingSettings(Section):
     """Log lines, of every process."""
 
@@ -1049,6 +1152,7 @@ SECTIONS: dict[str, type[Section]] = {
     "caep": CaepSettings,
     "ssf_transmitter": SsfTransmitterSettings,
     "ssf_receiver": SsfReceiverSettings,
+    "keycloak": KeycloakSettings,
     "logging": LoggingSettings,
 }
 """Every section, by its attribute on :class:`Settings`."""
@@ -1109,6 +1213,7 @@ class Settings(BaseSettings):
     caep: CaepSettings = Field(default_factory=CaepSettings)
     ssf_transmitter: SsfTransmitterSettings = Field(default_factory=SsfTransmitterSettings)
     ssf_receiver: SsfReceiverSettings = Field(default_factory=SsfReceiverSettings)
+    keycloak: KeycloakSettings = Field(default_factory=KeycloakSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
     @model_validator(mode="before")

@@ -11,4 +11,5 @@ browser     Debian's Chromium through Playwright, and the example's pages
 serve       an ASGI app on uvicorn in a thread
 pg_cluster  a throwaway PostgreSQL cluster
 pg_sandbox  a database with the sink / owner / app roles and a protected sample table
+relying_party  a back-channel logout receiver, for Keycloak's logout tokens
 """

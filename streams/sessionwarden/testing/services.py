@@ -131,6 +131,27 @@ class SinkProcess(ServiceProcess):
         )
 
 
+class IdpKeycloakProcess(ServiceProcess):
+    """`sessionwarden idp keycloak` in a subprocess; ``keycloak`` holds its keycloak_*
+    settings as environment variables (``SESSIONWARDEN_KEYCLOAK_URL`` ...)."""
+
+    name = "keycloak actuator"
+    ready_message = "idp actuator starting"
+
+    def __init__(
+        self, settings: Settings, policy: Path, cwd: Path | None = None, **env: str
+    ) -> None:
+        super().__init__(
+            ["-m", "sessionwarden", "idp", "keycloak"],
+            {
+                **service_env(settings, policy),
+                "SESSIONWARDEN_KEYCLOAK_GROUP_ID": f"{settings.enforcer.group_id}-idp",
+                **env,
+            },
+            cwd,
+        )
+
+
 def service_env(settings: Settings, policy: Path) -> dict[str, str]:
     """The environment every service of one test shares."""
     return {
@@ -146,6 +167,7 @@ def service_env(settings: Settings, policy: Path) -> dict[str, str]:
         "SESSIONWARDEN_SINK_METRICS_PORT": "0",
         "SESSIONWARDEN_DASHBOARD_METRICS_PORT": "0",
         "SESSIONWARDEN_SSF_TX_METRICS_PORT": "0",
+        "SESSIONWARDEN_IDP_METRICS_PORT": "0",
         # Generated metrics tokens go beside the test's files, not into the working directory.
         "SESSIONWARDEN_METRICS_TOKEN_DIR": str(settings.metrics.token_dir or tempfile.gettempdir()),
     }

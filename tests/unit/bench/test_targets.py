@@ -99,3 +99,13 @@ def test_the_mass_revocation_rows_judge_the_commit_and_every_layers_refusal() ->
     older = mass_revoke(0.8)
     del older["gateway_refusal_after_commit"]  # a result from before the gateway was measured
     assert verdicts(run(mass_revoke=older))[layer.format("gateway (nginx, gate)")] is None
+
+
+def test_keycloak_session_ended_is_judged_on_its_p99_and_skipped_is_not_measured() -> None:
+    """Deadline -> Keycloak session ended within the proof tests' second, at p99."""
+    figure = "deadline -> Keycloak session ended, p50 / p99"
+    ended = {"samples": 20, "p50_ms": 180.0, "p99_ms": 420.0}
+    assert verdicts(run(keycloak_revocations={"ended": ended}))[figure] is True
+    slow = {**ended, "p99_ms": 1001.0}
+    assert verdicts(run(keycloak_revocations={"ended": slow}))[figure] is False
+    assert verdicts(run(keycloak_revocations={"skipped": "no Keycloak"}))[figure] is None

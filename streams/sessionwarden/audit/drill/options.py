@@ -30,4 +30,7 @@ class DrillOptions:
     gateway: bool = False  # also nginx + `sessionwarden gate` before an upstream (where nginx is)
     gateway_unprotected: tuple[str, ...] = ()  # paths nginx serves without asking the gate
     mass_sessions: int = 0  # then a mass revocation of this many sessions, timed (0: none)
+    idp_sessions: int = 0  # sessions born in Keycloak, ended there by the idp actuator (0: none)
+    keycloak_url: str | None = None  # the idp layer's Keycloak (admin login: env); None: start one
+    start_idp_actuator: bool = True  # False: the idp layer is left without its actuator (weakened)
     workdir: Path = field(default_factory=lambda: Path(".drill"))

@@ -9,7 +9,7 @@ past ``deadline + tolerance``, so the first refusal is seen within 100 ms of whe
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,14 @@ def make_plan(options: PlanOptions) -> list[SessionPlan]:
         plans.append(SessionPlan(f"d{i + 1:04d}", f"drill-user-{i + 1}", start, activity,
                                  logout, deadline, reason, attempts))  # fmt: skip
     return plans
+
+
+def idp_plan(options: PlanOptions, sessions: int) -> list[SessionPlan]:
+    """The idp layer's sessions: a plan of their own (another seed), labelled k0001...,
+    for users of their own."""
+    plans = make_plan(replace(options, sessions=sessions, seed=options.seed + 1))
+    return [replace(p, label=f"k{i + 1:04d}", user=f"drill-kc-{i + 1}")
+            for i, p in enumerate(plans)]  # fmt: skip
 
 
 def _steps(every: float, until: float) -> list[float]:

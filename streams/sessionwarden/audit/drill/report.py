@@ -18,19 +18,19 @@ def _ms(seconds: float) -> str:
 def table(result: Audit) -> str:
     """Per layer and reason: p50/p99/max refusal delay in ms; then every case's verdict and
     the first violation of each session and case (the first 50 of those)."""
-    head = f"{'layer':<10} {'reason':<14} {'count':>8} {'p50':>8} {'p99':>8} {'max':>8}"
+    head = f"{'layer':<11} {'reason':<14} {'count':>8} {'p50':>8} {'p99':>8} {'max':>8}"
     lines = [
         f"refusal delay after the deadline (ms), tolerance {result.tolerance_s * 1000:.0f}",
         head,
     ]
     for s in result.stats:
-        lines.append(f"{s.layer:<10} {s.reason:<14} {s.count:>8} {_ms(s.p50)} {_ms(s.p99)} "
+        lines.append(f"{s.layer:<11} {s.reason:<14} {s.count:>8} {_ms(s.p50)} {_ms(s.p99)} "
                      f"{_ms(s.max)}")  # fmt: skip
     lines.append("")
-    lines.append(f"{'case':<22} {'layer':<10} {'sessions':>8} {'attempts':>8} {'bypass':>6} "
+    lines.append(f"{'case':<22} {'layer':<11} {'sessions':>8} {'attempts':>8} {'bypass':>6} "
                  f"{'cutoff':>6} {'unprov':>6}  expected")  # fmt: skip
     for name, row in result.cases.items():
-        lines.append(f"{name:<22} {row['layer']!s:<10} {row['sessions']:>8} "
+        lines.append(f"{name:<22} {row['layer']!s:<11} {row['sessions']:>8} "
                      f"{row['attempts']:>8} {row['bypasses']:>6} {row['false_cutoffs']:>6} "
                      f"{row['unproven']:>6}  {row['expected']}")  # fmt: skip
     firsts = first_violations(result)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -16,8 +16,10 @@ import orjson
 from sessionwarden.audit.drill import mass
 from sessionwarden.audit.drill.audit import Attempt, Audit, Case, Deadline, audit
 from sessionwarden.audit.drill.drivers import Target, http_session, run_async, websocket_session
+from sessionwarden.audit.drill.idp import CASES as IDP_CASES
+from sessionwarden.audit.drill.idp import Session, idp_threads
 from sessionwarden.audit.drill.options import DRILL_POLICY, DrillOptions
-from sessionwarden.audit.drill.plan import PlanOptions, SessionPlan, make_plan
+from sessionwarden.audit.drill.plan import PlanOptions, SessionPlan, idp_plan, make_plan
 from sessionwarden.audit.drill.report import document, plot, table
 from sessionwarden.audit.drill.stack import FrozenService
 from sessionwarden.audit.drill.targets import Stack, open_stack, second_service_attempts
@@ -53,6 +55,8 @@ def cases(options: DrillOptions, stack: Stack) -> list[Case]:
     if stack.browser is not None:
         found += [Case("browser-tab", "browser", "content cleared, page logs out"),
                   Case("browser-second-tab", "browser", "content cleared too")]  # fmt: skip
+    if stack.idp is not None:
+        found += list(IDP_CASES)
     return found
 
 
@@ -61,12 +65,14 @@ class DrillError(SessionwardenError):
 
 
 def _planned(
-    all_cases: list[Case], plans: list[SessionPlan], options: DrillOptions
-) -> list[tuple[str, str]]:
+    all_cases: list[Case], plans: list[SessionPlan], options: DrillOptions,
+    idp_plans: Sequence[SessionPlan] = (),
+) -> list[tuple[str, str]]:  # fmt: skip
     """Every (case, session) pair the drill drives: each must show attempts."""
     chosen = {"postgres": [p.label for p in plans[: options.pg_sessions]],
               "browser": _browser_labels(plans, options),
-              "listener-outage": [p.label for p in _outage_plans(plans, options)]}  # fmt: skip
+              "listener-outage": [p.label for p in _outage_plans(plans, options)],
+              **{c.name: [p.label for p in idp_plans] for c in IDP_CASES}}  # fmt: skip
     every = [p.label for p in plans]
     return [(c.name, label) for c in all_cases
             for label in chosen.get(c.name, chosen.get(c.layer, every))]  # fmt: skip
@@ -120,6 +126,7 @@ def run_drill(
     plan_options = PlanOptions(options.sessions, options.seed, idle, options.rate,
                                tolerance_s=options.tolerance_s)  # fmt: skip
     plans = make_plan(plan_options)
+    idp_plans = idp_plan(plan_options, options.idp_sessions)
     record = Recorder()
     with open_stack(settings, options, policy, say) as stack:
         all_cases = cases(options, stack)
@@ -132,9 +139,16 @@ def run_drill(
                 why = stack.browser.open(label, ids[label])
                 if why is not None:
                     say(f"drill: page not opened, its case is unproven: {why}")
+        tokens: dict[str, Session] = {}
+        tenants = dict.fromkeys(ids, TENANT)
+        if stack.idp is not None:  # signed in before the clock starts: Keycloak is slow to
+            for p in idp_plans:  # make users on a loaded machine
+                tokens[p.label] = stack.idp.sign_in(p.user)
+                ids[p.label], tenants[p.label] = tokens[p.label].sid, stack.idp.realm.name
         t0 = time.time() + 2.0
-        deadlines = _drive(settings, stack, options, plans, ids, t0, record, say)
-        planned = _planned(all_cases, plans, options)
+        deadlines = _drive(settings, stack, options, plans + idp_plans, ids, t0, record, say,
+                           tenants, tokens)  # fmt: skip
+        planned = _planned(all_cases, plans, options, idp_plans if stack.idp else [])
         closes: dict[str, Any] = {"count": 0}
         if stack.service is not None:
             closes = websocket_close_latency(record.ws_closed, stack.service.revoked_at, ids)
@@ -173,26 +187,34 @@ def _drive(
     t0: float,
     record: Recorder,
     say: Callable[[str], None],
+    tenants: dict[str, str],
+    tokens: dict[str, Session],
 ) -> dict[str, Deadline]:
-    targets = [Target(p.label, ids[p.label], tuple(t0 + t for t in p.attempts)) for p in plans]
+    """Publish every session's events and drive its attempts; ``tokens`` are the Keycloak
+    sessions' (the idp layer's plans, driven there only)."""
+    every = [Target(p.label, ids[p.label], tuple(t0 + t for t in p.attempts)) for p in plans]
+    targets = [t for t in every if t.label not in tokens]
     deadlines: dict[str, Deadline] = {}
     failed: list[BaseException] = []
 
     def publish() -> None:
         try:
-            _publish(settings, plans, ids, t0, deadlines)
+            _publish(settings, plans, ids, t0, deadlines, tenants)
         except BaseException as exc:  # surfaced after the run: its sessions are unproven
             failed.append(exc)
 
     publisher = threading.Thread(target=publish, daemon=True)
     workers = [publisher, threading.Thread(target=run_async, args=(_jobs(stack, targets, record),))]
+    if stack.idp is not None:
+        workers += idp_threads(stack.idp, [t for t in every if t.label in tokens], tokens, record)
     if stack.pg_dsn is not None:
         from sessionwarden.audit.drill.drivers import postgres_session
 
         pg = [(stack.pg_dsn, TENANT, t, record) for t in targets[: options.pg_sessions]]
         workers += [threading.Thread(target=postgres_session, args=a) for a in pg]
     if stack.frozen is not None:
-        workers += _outage(stack.frozen, options, plans, ids, t0, record)
+        main = [p for p in plans if p.label not in tokens]
+        workers += _outage(stack.frozen, options, main, ids, t0, record)
     for w in workers:
         w.start()
     if stack.browser is not None:
@@ -271,6 +293,7 @@ def _publish(
     ids: dict[str, str],
     t0: float,
     deadlines: dict[str, Deadline],
+    tenants: dict[str, str],
 ) -> None:
     """Publish every session's login, activity and logout at its planned time; each deadline
     is taken from the time actually written on its last event."""
@@ -289,16 +312,16 @@ def _publish(
             if delay > 0:
                 time.sleep(delay)
             now = time.time()  # the event's occurred_at: what the enforcer's deadline counts from
-            out.publish(_event(kind, p.user, ids[p.label], now))
+            out.publish(_event(kind, p.user, ids[p.label], now, tenants[p.label]))
             if kind == "logout":
                 deadlines[p.label] = Deadline(p.label, now, "logout")
             elif p.logout is None:  # idles out: the planned gap from this event, from now
                 deadlines[p.label] = Deadline(p.label, now + p.deadline - when, p.reason)
 
 
-def _event(kind: str, user: str, session_id: str, at: float) -> dict[str, Any]:
+def _event(kind: str, user: str, session_id: str, at: float, tenant: str) -> dict[str, Any]:
     if kind == "login":
-        return login_doc(session_id, user, at, tenant=TENANT)
+        return login_doc(session_id, user, at, tenant=tenant)
     if kind == "activity":
-        return activity_doc(session_id, user, at, tenant=TENANT, resource="/api/data")
-    return logout_doc(session_id, user, at, tenant=TENANT)
+        return activity_doc(session_id, user, at, tenant=tenant, resource="/api/data")
+    return logout_doc(session_id, user, at, tenant=tenant)

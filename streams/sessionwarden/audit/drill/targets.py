@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from sessionwarden.audit.drill.audit import Attempt
 from sessionwarden.audit.drill.drivers import BrowserDriver, Target, http_session, run_async
+from sessionwarden.audit.drill.idp import IdpLayer, open_idp
 from sessionwarden.audit.drill.options import DRILL_POLICY, DrillOptions
+from sessionwarden.audit.drill.plan import PlanOptions, idp_plan
 from sessionwarden.audit.drill.stack import FrozenService, start_enforcer, start_sink
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.topics import admin_client, delete_topics, ensure_topics, topic_specs
@@ -35,6 +37,7 @@ class Stack:
     browser: BrowserDriver | None
     frozen: FrozenService | None = None  # the service whose listener the drill cuts off
     gateway: str | None = None  # nginx in front of an upstream, asking the gate (its base URL)
+    idp: IdpLayer | None = None  # Keycloak, a realm of the drill's and a relying party
 
 
 @contextlib.contextmanager
@@ -71,7 +74,11 @@ def open_stack(
                                    service.session_key)  # fmt: skip
             stop.callback(frozen.stop)
         gateway = _gateway(stop, settings, options, say) if options.gateway else None
-        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen, gateway)
+        idp = None
+        if options.idp_sessions > 0:
+            users = [p.user for p in idp_plan(PlanOptions(0), options.idp_sessions)]
+            idp = open_idp(stop, settings, options, policy_file, users, say)
+        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen, gateway, idp)
 
 
 def _database(
