@@ -132,13 +132,14 @@ class SsfClient:
             status, body = exc.code, exc.read()
         return status, (orjson.loads(body) if body else None)
 
-    def create_push(self, url: str, events: list[str]) -> str:
+    def create_push(self, url: str, events: list[str], authorization: str = "") -> str:
+        """A push stream to ``url``; ``authorization`` is the header value the endpoint wants."""
+        delivery = {"method": "urn:ietf:rfc:8935", "endpoint_url": url}
+        if authorization:
+            delivery["authorization_header"] = authorization
         status, doc = self.call(
-            "POST",
-            "/ssf/streams",
-            {"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url},
-             "events_requested": events},
-        )  # fmt: skip
+            "POST", "/ssf/streams", {"delivery": delivery, "events_requested": events}
+        )
         assert 201 == status, doc
         return str(doc["stream_id"])
 
