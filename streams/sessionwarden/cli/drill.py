@@ -37,6 +37,9 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
                        "sandbox database on (default: a throwaway cluster)")  # fmt: skip
     drill.add_argument("--gateway", action="store_true",
                        help="also drive nginx asking the gate (the gateway case)")  # fmt: skip
+    drill.add_argument("--ssf", action="store_true",
+                       help="also drive relying parties told only by the SSF transmitter, "
+                       "one pushed to, one polling (the ssf cases)")  # fmt: skip
     drill.add_argument("--mass-sessions", type=int, default=10_000,
                        help="then revoke this many sessions of the tenant with one command "
                        "and time the commit and each layer's refusals (0: none)")  # fmt: skip
@@ -49,6 +52,8 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
     weak.add_argument("--no-sink", action="store_true", help="do not start the PostgreSQL sink")
     weak.add_argument("--no-page-script", action="store_true",
                       help="serve the page without the browser script")  # fmt: skip
+    weak.add_argument("--no-ssf-transmitter", action="store_true",
+                      help="do not run the SSF transmitter (--ssf)")  # fmt: skip
     return drill
 
 
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         workdir=Path(args.out), pg_admin_dsn=args.pg_admin_dsn, own_topics=not args.no_enforcer,
         gateway=args.gateway or bool(args.gateway_unprotected),
         gateway_unprotected=tuple(args.gateway_unprotected), mass_sessions=args.mass_sessions,
+        ssf=args.ssf or args.no_ssf_transmitter, ssf_transmitter=not args.no_ssf_transmitter,
     )  # fmt: skip
     result, doc = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))

@@ -29,5 +29,7 @@ class DrillOptions:
     budget_s: float = 2.0  # that service's staleness budget (it fails closed past it)
     gateway: bool = False  # also nginx + `sessionwarden gate` before an upstream (where nginx is)
     gateway_unprotected: tuple[str, ...] = ()  # paths nginx serves without asking the gate
+    ssf: bool = False  # also relying parties fed only by the SSF transmitter (push and poll)
+    ssf_transmitter: bool = True  # False: the transmitter is not run (weakened)
     mass_sessions: int = 0  # then a mass revocation of this many sessions, timed (0: none)
     workdir: Path = field(default_factory=lambda: Path(".drill"))
