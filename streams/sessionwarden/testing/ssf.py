@@ -33,6 +33,14 @@ class Push:
     answered: int
 
 
+def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """Answer one request of a test server: ``status`` and ``body``, nothing else."""
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class PushReceiver:
     """An RFC 8935 push endpoint on 127.0.0.1 in a thread. Each path answers as ``modes``
     says: ``ok`` (202), ``fail`` (503), ``hang`` (no answer until ``release``), ``refuse``
@@ -64,10 +72,7 @@ class PushReceiver:
                 body = b""
                 if status == 400:
                     body = b'{"err":"invalid_request","description":"refused by the test"}'
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, status, body)
 
             def log_message(self, *_: Any) -> None:
                 pass

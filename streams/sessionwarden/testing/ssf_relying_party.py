@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,6 +27,8 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from sessionwarden.testing.ssf import reply
 
 SESSION_HEADER = "X-Session-Id"
 SESSION_REVOKED = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
@@ -48,8 +51,16 @@ class RelyingParty:
     """The party on 127.0.0.1 (a free port) in a thread; ``refused_at`` maps each session
     hash it has refused since to when its SET was taken."""
 
-    def __init__(self, issuer: str, audience: str, salt: str, push_token: str = "") -> None:
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        salt: str,
+        push_token: str = "",
+        fetch_jwks: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.issuer, self.audience, self.push_token = issuer, audience, push_token
+        self._fetch_jwks = fetch_jwks or self._jwks_over_http
         self._salt = salt.encode()[:64]
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._seen: set[str] = set()
@@ -83,13 +94,13 @@ class RelyingParty:
                 except Unaccepted as e:
                     self._answer(400, orjson.dumps({"err": e.code, "description": str(e)}))
                     return
+                except (OSError, orjson.JSONDecodeError):  # no keys now: push it again later
+                    self._answer(503, b"")
+                    return
                 self._answer(202, b"")
 
             def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, status, body)
 
             def log_message(self, *_: Any) -> None:
                 pass
@@ -139,8 +150,7 @@ class RelyingParty:
 
     def _key(self, kid: str) -> rsa.RSAPublicKey:
         if kid not in self._keys:
-            with urllib.request.urlopen(f"{self.issuer}/ssf/jwks", timeout=10) as answer:
-                jwks = orjson.loads(answer.read(MAX_BODY))
+            jwks = self._fetch_jwks()  # OSError (URLError) when it cannot: try again later
             for jwk in jwks.get("keys", []):
                 if jwk.get("kty") == "RSA":
                     numbers = rsa.RSAPublicNumbers(
@@ -150,6 +160,11 @@ class RelyingParty:
         if kid not in self._keys:
             raise Unaccepted("invalid_key", "a key the JWKS lacks")
         return self._keys[kid]
+
+    def _jwks_over_http(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.issuer}/ssf/jwks", timeout=10) as answer:
+            found: dict[str, Any] = orjson.loads(answer.read(MAX_BODY))
+        return found
 
     def poll_from(self, url: str, token: str) -> None:
         """Poll ``url`` (RFC 8936, long polls) in a thread until :meth:`close`, acknowledging
@@ -177,6 +192,8 @@ class RelyingParty:
                     ack.append(jti)
                 except Unaccepted as e:
                     errors[jti] = {"err": e.code, "description": str(e)}
+                except (OSError, orjson.JSONDecodeError):
+                    pass  # no keys now: neither acknowledged nor refused, it comes again
 
     def close(self) -> None:
         self._stop.set()
