@@ -158,8 +158,8 @@ keycloak-up: $(STAMP) kafka-up ## start Keycloak (realm "demo") publishing to th
 keycloak-down: $(STAMP) ## stop the Keycloak keycloak-up started and remove its data
 	$(PY) infra/keycloak/keycloak.py down
 
-drill: $(STAMP) kafka-up postgres-deps browser nginx ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser, nginx: audit in .drill/
-	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) --gateway $(DRILL_ARGS)
+drill: $(STAMP) kafka-up postgres-deps browser nginx ## sessions past their deadlines through HTTP, WebSocket, PostgreSQL, browser, nginx, SSF relying parties: audit in .drill/
+	$(PY) -m sessionwarden drill --sessions $(DRILL_SESSIONS) --gateway --ssf $(DRILL_ARGS)
 
 clean: ## remove the virtualenv and caches (not the broker)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

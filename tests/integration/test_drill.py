@@ -61,16 +61,23 @@ def test_full_stack_passes_every_case(tmp_path: Path, pg_admin_dsn: str) -> None
     assert "WebSocket close after the revocation was read" in text
 
 
-def test_a_route_outside_the_middleware_is_a_bypass(tmp_path: Path, pg_admin_dsn: str) -> None:
+def test_a_route_outside_the_middleware_and_no_ssf_transmitter_are_bypasses(
+    tmp_path: Path, pg_admin_dsn: str
+) -> None:
+    """Two weakenings in one run, each caught on its own layer only: a route outside the
+    middleware (http-api) and the SSF transmitter not run (both relying parties serve on)."""
     code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "3", "--pg-sessions", "0",
-                            "--browser-sessions", "0", "--unprotected", "/api/data")  # fmt: skip
+                            "--browser-sessions", "0", "--unprotected", "/api/data",
+                            "--no-ssf-transmitter")  # fmt: skip
     assert code == 1, text
     found = bypasses(doc)
     assert found["http-api"] > 0
+    assert found["ssf-push"] > 0 and found["ssf-poll"] > 0
     assert found["http-page"] == found["websocket"] == found["second-service"] == 0
     assert found["listener-outage"] == 0
-    assert doc["cases"]["http-api"]["false_cutoffs"] == 0
-    assert "BYPASS" in text and "http-api" in text
+    for case in ("http-api", "ssf-push", "ssf-poll"):
+        assert doc["cases"][case]["false_cutoffs"] == 0, case
+    assert "BYPASS" in text and "http-api" in text and "ssf-push" in text
 
 
 def test_the_sink_stopped_is_a_bypass(tmp_path: Path, pg_admin_dsn: str) -> None:
@@ -94,18 +101,23 @@ def test_the_page_without_its_script_is_a_bypass(tmp_path: Path, pg_admin_dsn: s
 
 
 def test_the_gateway_case_passes_behind_nginx(tmp_path: Path, pg_admin_dsn: str) -> None:
-    """`--gateway`: the sessions also go through nginx asking `sessionwarden gate`, in front of
-    an upstream with no Sessionwarden code; every one is refused there from its deadline on.
+    """`--gateway --ssf`: the sessions also go through nginx asking `sessionwarden gate`, in
+    front of an upstream with no Sessionwarden code, and through two relying parties told only
+    by the SSF transmitter (pushed to, polling); every one is refused there from its deadline
+    on.
     Then the mass revocation (held: over 1,000 sessions per partition) is timed at the API,
     database and gateway layers, and its line is in the report."""
     code, doc, text = drill(tmp_path, pg_admin_dsn, "--sessions", "3", "--pg-sessions", "1",
-                            "--browser-sessions", "0", "--gateway",
+                            "--browser-sessions", "0", "--gateway", "--ssf",
                             "--mass-sessions", "7000")  # fmt: skip
     assert code == 0, text
-    row = doc["cases"]["gateway"]
-    assert (3, 0, 0, 0) == (row["sessions"], row["bypasses"], row["false_cutoffs"],
-                            row["unproven"])  # fmt: skip
-    assert "gateway" in {s["layer"] for s in doc["stats"]}
+    for case in ("gateway", "ssf-push", "ssf-poll"):
+        row = doc["cases"][case]
+        assert (3, 0, 0, 0) == (row["sessions"], row["bypasses"], row["false_cutoffs"],
+                                row["unproven"]), case  # fmt: skip
+    assert {"gateway", "ssf"} <= {s["layer"] for s in doc["stats"]}
+    ssf = [s for s in doc["stats"] if s["layer"] == "ssf"]
+    print(f"\nSSF relying parties, refusal after the deadline: {ssf}")
     mass = doc["mass_revocation"]
     assert (7000, 7000, True) == (mass["sessions"], mass["revoked"], mass["held"]), text
     assert ["API", "database", "gateway"] == sorted(mass["refused_after_commit_s"])

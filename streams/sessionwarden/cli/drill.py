@@ -37,6 +37,9 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
                        "sandbox database on (default: a throwaway cluster)")  # fmt: skip
     drill.add_argument("--gateway", action="store_true",
                        help="also drive nginx asking the gate (the gateway case)")  # fmt: skip
+    drill.add_argument("--ssf", action="store_true",
+                       help="also drive relying parties told only by the SSF transmitter, "
+                       "one pushed to, one polling (the ssf cases)")  # fmt: skip
     drill.add_argument("--mass-sessions", type=int, default=10_000,
                        help="then revoke this many sessions of the tenant with one command "
                        "and time the commit and each layer's refusals (0: none)")  # fmt: skip
@@ -57,6 +60,8 @@ def add_parser(sub: Subcommands[argparse.ArgumentParser]) -> argparse.ArgumentPa
                       help="serve the page without the browser script")  # fmt: skip
     weak.add_argument("--no-idp-actuator", action="store_true",
                       help="do not start the idp actuator (--idp-sessions)")  # fmt: skip
+    weak.add_argument("--no-ssf-transmitter", action="store_true",
+                      help="do not run the SSF transmitter (--ssf)")  # fmt: skip
     return drill
 
 
@@ -85,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         gateway_unprotected=tuple(args.gateway_unprotected), mass_sessions=args.mass_sessions,
         idp_sessions=args.idp_sessions,
         keycloak_url=args.keycloak_url, start_idp_actuator=not args.no_idp_actuator,
+        ssf=args.ssf or args.no_ssf_transmitter, ssf_transmitter=not args.no_ssf_transmitter,
     )  # fmt: skip
     result, doc = run_drill(settings, policy, options, say=lambda s: print(s, file=sys.stderr))
     print(table(result))

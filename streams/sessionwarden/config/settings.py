@@ -913,6 +913,12 @@ class TrustedTransmitter(BaseModel):
         "assurance-level-change (`nist-aal:aal1`), `risk:<level>` of a risk-level-change "
         "(`risk:high`), keys in lower case. A level not listed changes nothing.",
     )
+    session_revoked_scope: Literal["session", "user"] = Field(
+        default="session",
+        description="What its CAEP session-revoked ends: `session`, the session it names; "
+        "`user`, every live session of its user (a federated peer, whose sessions are not "
+        "ours: a session of the user ending there ends the user's sessions here).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrustedTransmitter:
@@ -949,8 +955,8 @@ class SsfReceiverSettings(Section):
         default=(),
         description="The transmitters (at most 256): an array of tables in the config file, "
         "or a JSON list in the environment; each has name, issuer, jwks_uri or metadata_url, "
-        "audience, tenant, delivery (push: push_token_file; poll: poll_url, poll_token_file) and "
-        "risk_profiles.",
+        "audience, tenant, delivery (push: push_token_file; poll: poll_url, poll_token_file), "
+        "risk_profiles and session_revoked_scope.",
     )
     iat_window_s: float = Field(
         default=600.0,

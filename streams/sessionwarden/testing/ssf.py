@@ -33,6 +33,14 @@ class Push:
     answered: int
 
 
+def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes) -> None:
+    """Answer one request of a test server: ``status`` and ``body``, nothing else."""
+    handler.send_response(status)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class PushReceiver:
     """An RFC 8935 push endpoint on 127.0.0.1 in a thread. Each path answers as ``modes``
     says: ``ok`` (202), ``fail`` (503), ``hang`` (no answer until ``release``), ``refuse``
@@ -64,10 +72,7 @@ class PushReceiver:
                 body = b""
                 if status == 400:
                     body = b'{"err":"invalid_request","description":"refused by the test"}'
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, status, body)
 
             def log_message(self, *_: Any) -> None:
                 pass
@@ -132,13 +137,14 @@ class SsfClient:
             status, body = exc.code, exc.read()
         return status, (orjson.loads(body) if body else None)
 
-    def create_push(self, url: str, events: list[str]) -> str:
+    def create_push(self, url: str, events: list[str], authorization: str = "") -> str:
+        """A push stream to ``url``; ``authorization`` is the header value the endpoint wants."""
+        delivery = {"method": "urn:ietf:rfc:8935", "endpoint_url": url}
+        if authorization:
+            delivery["authorization_header"] = authorization
         status, doc = self.call(
-            "POST",
-            "/ssf/streams",
-            {"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url},
-             "events_requested": events},
-        )  # fmt: skip
+            "POST", "/ssf/streams", {"delivery": delivery, "events_requested": events}
+        )
         assert 201 == status, doc
         return str(doc["stream_id"])
 

@@ -29,6 +29,8 @@ class DrillOptions:
     budget_s: float = 2.0  # that service's staleness budget (it fails closed past it)
     gateway: bool = False  # also nginx + `sessionwarden gate` before an upstream (where nginx is)
     gateway_unprotected: tuple[str, ...] = ()  # paths nginx serves without asking the gate
+    ssf: bool = False  # also relying parties fed only by the SSF transmitter (push and poll)
+    ssf_transmitter: bool = True  # False: the transmitter is not run (weakened)
     mass_sessions: int = 0  # then a mass revocation of this many sessions, timed (0: none)
     idp_sessions: int = 0  # sessions born in Keycloak, ended there by the idp actuator (0: none)
     keycloak_url: str | None = None  # the idp layer's Keycloak (admin login: env); None: start one

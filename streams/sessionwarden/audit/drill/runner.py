@@ -46,6 +46,9 @@ def cases(options: DrillOptions, stack: Stack) -> list[Case]:
         ]  # fmt: skip
     if stack.gateway is not None:
         found.append(Case("gateway", "gateway", "401 at nginx from the deadline on"))
+    if stack.ssf is not None:
+        found += [Case(name, "ssf", "401 at the relying party once its SET is taken")
+                  for name in stack.ssf]  # fmt: skip
     if stack.frozen is not None:
         found.append(Case("listener-outage", "http", "503 while stale, then 401; never 2xx",
                           measured=False))  # fmt: skip
@@ -260,6 +263,9 @@ def _jobs(stack: Stack, targets: list[Target], record: Recorder) -> list[Job]:
         if stack.gateway is not None:
             jobs.append(partial(http_session, base=stack.gateway, path=stack.path, case="gateway",
                                 target=t, record=record, layer="gateway"))  # fmt: skip
+        for case, rp in (stack.ssf or {}).items():
+            jobs.append(partial(http_session, base=rp, path="/api/data", case=case, target=t,
+                                record=record, layer="ssf"))  # fmt: skip
         if stack.service is not None:
             jobs.append(partial(http_session, base=base, path="/", case="http-page", target=t,
                                 record=record))  # fmt: skip

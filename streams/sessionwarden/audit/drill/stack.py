@@ -1,5 +1,6 @@
-"""What the drill starts itself as child processes: the enforcer and the PostgreSQL sink (their
-logs under the drill's work directory), and the example service it freezes. The example service
+"""What the drill starts itself as child processes: the enforcer, the PostgreSQL sink and the
+Shared Signals transmitter (their logs under the drill's work directory), and the example
+service it freezes. The example service
 in this process is sessionwarden/testing/example.py. Each weakening is an option of these
 targets, never a patch."""
 
@@ -57,6 +58,23 @@ def start_sink(settings: Settings, policy_file: Path, workdir: Path, dsn: str) -
                     SESSIONWARDEN_PG_SINK_GROUP_ID=f"{settings.topics.prefix}pg-sink")  # fmt: skip
     return start_child("postgres sink", ["-m", "sessionwarden", "sink", "postgres"], env,
                        workdir / "sink.log", "partitions assigned", 90)  # fmt: skip
+
+
+def start_transmitter(
+    settings: Settings, policy_file: Path, workdir: Path, port: int, key_file: Path,
+    token_file: Path, salt: str,
+) -> Child:  # fmt: skip
+    """`sessionwarden ssf transmit` on 127.0.0.1:``port`` (its issuer), state under ``workdir``."""
+    env = child_env(settings, policy_file, SESSIONWARDEN_GROUP_ID=f"{settings.topics.prefix}enf",
+                    SESSIONWARDEN_LOG_SALT=salt, SESSIONWARDEN_SSF_TX_PORT=str(port),
+                    SESSIONWARDEN_SSF_TX_ISSUER=f"http://127.0.0.1:{port}",
+                    SESSIONWARDEN_SSF_TX_STATE_DIR=str(workdir / "ssf-state"),
+                    SESSIONWARDEN_SSF_TX_SIGNING_KEY_FILE=str(key_file),
+                    SESSIONWARDEN_SSF_TX_TOKEN_FILE=str(token_file),
+                    SESSIONWARDEN_SSF_TX_METRICS_PORT="0",
+                    SESSIONWARDEN_METRICS_TOKEN_DIR=str(workdir))  # fmt: skip
+    return start_child("ssf transmitter", ["-m", "sessionwarden", "ssf", "transmit"], env,
+                       workdir / "ssf-transmitter.log", "partitions assigned", 90)  # fmt: skip
 
 
 class FrozenService:

@@ -18,7 +18,12 @@ from sessionwarden.audit.drill.drivers import BrowserDriver, Target, http_sessio
 from sessionwarden.audit.drill.idp import IdpLayer, open_idp
 from sessionwarden.audit.drill.options import DRILL_POLICY, DrillOptions
 from sessionwarden.audit.drill.plan import PlanOptions, idp_plan
-from sessionwarden.audit.drill.stack import FrozenService, start_enforcer, start_sink
+from sessionwarden.audit.drill.stack import (
+    FrozenService,
+    start_enforcer,
+    start_sink,
+    start_transmitter,
+)
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.topics import admin_client, delete_topics, ensure_topics, topic_specs
 from sessionwarden.policy import Policy
@@ -38,6 +43,7 @@ class Stack:
     frozen: FrozenService | None = None  # the service whose listener the drill cuts off
     gateway: str | None = None  # nginx in front of an upstream, asking the gate (its base URL)
     idp: IdpLayer | None = None  # Keycloak, a realm of the drill's and a relying party
+    ssf: dict[str, str] | None = None  # relying parties fed by SSF: case name -> base URL
 
 
 @contextlib.contextmanager
@@ -78,7 +84,9 @@ def open_stack(
         if options.idp_sessions > 0:
             users = [p.user for p in idp_plan(PlanOptions(0), options.idp_sessions)]
             idp = open_idp(stop, settings, options, policy_file, users, say)
-        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen, gateway, idp)
+        ssf = _relying_parties(stop, settings, options, policy_file, say) if options.ssf else None
+        yield Stack(base.rstrip("/"), options.path, service, pg_dsn, browser, frozen, gateway,
+                    idp, ssf)  # fmt: skip
 
 
 def _database(
@@ -134,6 +142,39 @@ def _gateway(
     say(f"drill: nginx on {nginx.url}, asking the gate" + (
         weakened if options.gateway_unprotected else ""))  # fmt: skip
     return nginx.url
+
+
+def _relying_parties(
+    stop: contextlib.ExitStack, settings: Settings, options: DrillOptions, policy_file: Any,
+    say: Callable[[str], None],
+) -> dict[str, str]:  # fmt: skip
+    """The SSF transmitter and two relying parties with no Sessionwarden code in their
+    decisions, told of revocations only by its SETs: one it pushes to, one that polls it."""
+    from sessionwarden.ssf.vocabulary import SESSION_REVOKED
+    from sessionwarden.testing.pg_cluster import free_port
+    from sessionwarden.testing.ssf import SsfClient, write_key_and_tokens
+    from sessionwarden.testing.ssf_relying_party import RelyingParty
+
+    workdir = options.workdir / "ssf"
+    workdir.mkdir(parents=True, exist_ok=True)
+    key_file, token_file, token = write_key_and_tokens(workdir, client="drill-rp")
+    salt, port = secrets.token_hex(16), free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    push_token = secrets.token_urlsafe(24)
+    pushed = RelyingParty(issuer, "drill-rp", salt, push_token)
+    stop.callback(pushed.close)
+    polling = RelyingParty(issuer, "drill-rp", salt)
+    stop.callback(polling.close)
+    if not options.ssf_transmitter:
+        say("drill: relying parties started WITHOUT the SSF transmitter (weakened)")
+        return {"ssf-push": pushed.url, "ssf-poll": polling.url}
+    stop.callback(start_transmitter(settings, policy_file, workdir, port, key_file, token_file,
+                                    salt).stop)  # fmt: skip
+    client = SsfClient(issuer, token)
+    client.create_push(f"{pushed.url}/ssf/events", [SESSION_REVOKED], f"Bearer {push_token}")
+    polling.poll_from(f"{issuer}/ssf/poll/{client.create_poll([SESSION_REVOKED])}", token)
+    say(f"drill: SSF transmitter on {issuer}, pushing to {pushed.url}, polled by {polling.url}")
+    return {"ssf-push": pushed.url, "ssf-poll": polling.url}
 
 
 def _browser(

@@ -19,6 +19,10 @@ Every other event (the stream's own verification and stream-updated events, and 
 receiver does not act on) is :class:`Ignored`, as is a level the map does not list: the
 transmitter did nothing wrong, and nothing changes here.
 
+A transmitter configured with ``session_revoked_scope = "user"`` (a federated peer: another
+deployment whose sessions are not this one's) has every ``session-revoked`` end every live
+session of its user here, whatever session it names.
+
 Keycloak's transmitter names the session ``{"format": "opaque", "id": "ALL"}`` when an
 administrator signs a user out of all sessions; that id is taken to mean every session.
 
@@ -77,7 +81,11 @@ def to_input(event: SecurityEvent, trust: Trust) -> dict[str, Any] | Ignored:
     if kind == v.SESSION_REVOKED:
         base = _base(event, trust)
         session = _member(event.subject, "session")
-        if session is None or session == {"format": OPAQUE, "id": ALL_SESSIONS}:
+        if (
+            session is None
+            or session == {"format": OPAQUE, "id": ALL_SESSIONS}
+            or trust.session_revoked_scope == "user"
+        ):
             return {**base, "type": "user_revoked", "signal": "sessions_revoked"}
         return {
             **base, "type": "session_revoked", "signal": "session_revoked",

@@ -92,6 +92,7 @@ def build(settings: Settings) -> Receiver:
             tenant=t.tenant,
             jwks=Jwks(jwks_fetch(t), section.jwks_cache_s, time.monotonic, REFETCH_MIN_S),
             risk_profiles=dict(t.risk_profiles),
+            session_revoked_scope=t.session_revoked_scope,
         )
         for t in section.transmitters
     }

@@ -21,7 +21,7 @@ an ``aud`` without ours                     ``invalid_audience``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sessionwarden.gate.decision import TokenRefused
 from sessionwarden.gate.jwt import BAD_SIGNATURE, Jwks, JwtRules, verify
@@ -51,7 +51,9 @@ _CODES = {
 @dataclass(frozen=True)
 class Trust:
     """What one transmitter's SETs must satisfy: its name, issuer, our audience, its keys,
-    the tenant its events apply to, and its levels-to-risk-profiles map."""
+    the tenant its events apply to, its levels-to-risk-profiles map, and what a
+    ``session-revoked`` ends: ``session`` (that session) or ``user`` (every live session of its
+    user: a federated peer whose sessions this deployment does not hold)."""
 
     name: str
     issuer: str
@@ -59,6 +61,7 @@ class Trust:
     tenant: str
     jwks: Jwks
     risk_profiles: dict[str, str] = field(default_factory=dict)
+    session_revoked_scope: Literal["session", "user"] = "session"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -21,7 +21,11 @@ RULES = IntakeRules(iat_window_s=600.0, leeway_s=30.0, max_token_bytes=65_536)
 
 
 def trust(
-    name: str = "idp", tenant: str = TENANT, risk: dict[str, str] | None = None, keys: Any = None
+    name: str = "idp",
+    tenant: str = TENANT,
+    risk: dict[str, str] | None = None,
+    keys: Any = None,
+    session_revoked_scope: Literal["session", "user"] = "session",
 ) -> Trust:
     body = jwks() if keys is None else keys
     fetch = body if callable(body) else (lambda: body)
@@ -32,6 +36,7 @@ def trust(
         tenant=tenant,
         jwks=Jwks(fetch, 300.0, lambda: 0.0, 10.0),
         risk_profiles=risk if risk is not None else {"nist-aal:aal1": "high", "risk:high": "high"},
+        session_revoked_scope=session_revoked_scope,
     )
 
 

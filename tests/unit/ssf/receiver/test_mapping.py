@@ -54,6 +54,15 @@ def test_keycloaks_session_all_ends_every_session_of_the_user() -> None:
     assert expected == to_input(event(v.SESSION_REVOKED, subject), trust())
 
 
+def test_a_federated_peers_session_revoked_ends_every_session_of_the_user() -> None:
+    """A peer deployment names its own session (unknown here): with the scope ``user`` the
+    user's sessions here end; with the default only that session would, which is none here."""
+    expected = {**base(), "type": "user_revoked", "signal": "sessions_revoked"}
+    assert expected == to_input(event(v.SESSION_REVOKED), trust(session_revoked_scope="user"))
+    assert {**base(), "type": "session_revoked", "signal": "session_revoked",
+            "session_id": "s-1"} == to_input(event(v.SESSION_REVOKED), trust())  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("kind", "signal"),
     [

@@ -29,11 +29,11 @@ def test_transmitters_come_from_the_config_file_or_json_in_the_environment(
         'metadata_url = "https://kc/.well-known/ssf-configuration"\naudience = "sw"\n'
         'tenant = "acme"\ndelivery = "poll"\npoll_url = "https://kc/poll"\n'
         'poll_token_file = "/run/secrets/poll"\n'
-        'risk_profiles = {"nist-aal:aal1" = "high"}\n'
+        'risk_profiles = {"nist-aal:aal1" = "high"}\nsession_revoked_scope = "user"\n'
     )
     found = load_settings(config).ssf_receiver.transmitters
-    assert [("kc", "poll", {"nist-aal:aal1": "high"})] == [
-        (t.name, t.delivery, t.risk_profiles) for t in found
+    assert [("kc", "poll", {"nist-aal:aal1": "high"}, "user")] == [
+        (t.name, t.delivery, t.risk_profiles, t.session_revoked_scope) for t in found
     ]
     monkeypatch.setenv(
         "SESSIONWARDEN_SSF_RECEIVER_TRANSMITTERS", orjson.dumps([transmitter()]).decode()
@@ -50,6 +50,7 @@ def test_transmitters_come_from_the_config_file_or_json_in_the_environment(
         [transmitter(jwks_uri="file:///etc/jwks")],
         [transmitter(risk_profiles={"AAL1": "high"})],
         [transmitter(risk_profiles={"nist-aal:aal1": "High Risk"})],
+        [transmitter(session_revoked_scope="tenant")],
         [transmitter(), transmitter()],
         [transmitter(secret="x")],
     ],
