@@ -1,5 +1,11 @@
-"""Bare confluent-kafka loop: consume(1000) + decode with the codec, nothing else (the ceiling).
-Usage: python -m bench.ceiling SERVERS TOPIC EVENTS"""
+"""Bare confluent-kafka loops on the enforcer's input topic, nothing else: the limits it is
+measured against.
+
+- ``decode`` (the ceiling): consume(1000) + decode each record with the product's decoder.
+- ``raw``: consume(1000) and take each record's value, no decode: the physical limit of a
+  Python consumer on one core.
+
+Usage: python -m bench.ceiling SERVERS TOPIC EVENTS [decode|raw]"""
 
 from __future__ import annotations
 
@@ -16,6 +22,9 @@ from sessionwarden.contracts.codec import DecodeError, decode_auth_event
 
 def main() -> None:
     servers, topic, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    mode = sys.argv[4] if len(sys.argv) > 4 else "decode"
+    if mode not in ("decode", "raw"):
+        raise SystemExit(f"unknown mode {mode!r}: decode or raw")
     c = Consumer(
         {
             "bootstrap.servers": servers,
@@ -29,18 +38,22 @@ def main() -> None:
     c.subscribe([topic])
     n = 0
     started = 0.0
+    decode = mode == "decode"
     while n < total:
         msgs = c.consume(1000, 1.0)
         if msgs and not started:
             started = time.perf_counter()
         for m in msgs:
             if m.error() is None:
-                with contextlib.suppress(DecodeError):
-                    decode_auth_event(m.value())
+                value = m.value()
+                if decode:
+                    with contextlib.suppress(DecodeError):
+                        decode_auth_event(value)
                 n += 1
     elapsed = time.perf_counter() - started
     c.close()
-    print(orjson.dumps({"events": n, "seconds": elapsed, "rate": n / elapsed}).decode())
+    result = {"events": n, "seconds": elapsed, "rate": n / elapsed, "mode": mode}
+    print(orjson.dumps(result).decode())
 
 
 if __name__ == "__main__":

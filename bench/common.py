@@ -82,31 +82,33 @@ def producer(settings: Settings) -> Producer:
     )
 
 
-def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1) -> dict[str, Any]:
+def mixed_docs(sessions: int, activities: int, seed: int = 1) -> Iterator[dict[str, Any]]:
     """Logins for `sessions` users (one session each), then `activities` activity events over
     random sessions: the live set stays `sessions` throughout."""
     rng = random.Random(seed)
     sids = [f"s{i}-{rng.getrandbits(48):012x}" for i in range(sessions)]
-    p = producer(settings)
-    topic = settings.topics.input
     t0 = time.time() - 60
-    started = time.perf_counter()
-    nbytes = 0
     for i, sid in enumerate(sids):
-        doc = login_doc(
+        yield login_doc(
             sid, f"u{i}", t0, risk="low", tenant="bench",
             event_id=str(uuid.UUID(int=rng.getrandbits(128))),
             permissions=["docs:read"], source_ip="192.0.2.10",
         )  # fmt: skip
-        value = encode_dict(doc)
-        nbytes += len(value)
-        produce(p, topic, value, doc["user_id"].encode())
     for n in range(activities):
         i = rng.randrange(sessions)
-        doc = activity_doc(
+        yield activity_doc(
             sids[i], f"u{i}", t0 + 30 * n / max(activities, 1), tenant="bench",
             resource=f"/docs/{n % 1000}", event_id=str(uuid.UUID(int=rng.getrandbits(128))),
         )  # fmt: skip
+
+
+def fill_mixed(settings: Settings, sessions: int, activities: int, seed: int = 1) -> dict[str, Any]:
+    """The input topic filled with ``mixed_docs``, keyed by user."""
+    p = producer(settings)
+    topic = settings.topics.input
+    started = time.perf_counter()
+    nbytes = 0
+    for doc in mixed_docs(sessions, activities, seed):
         value = encode_dict(doc)
         nbytes += len(value)
         produce(p, topic, value, doc["user_id"].encode())
@@ -129,8 +131,11 @@ CHILD_TIMEOUT_CAP_S: float | None = None
 """When set (``bench.run --quick``), no child runs longer than this, whatever its own timeout."""
 
 
-def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float = 1200) -> Any:
+def run_child(
+    args: list[str], env: dict[str, str] | None = None, timeout: float = 1200, cwd: Path = REPO
+) -> Any:
     """Run a benchmark child process; its last JSON object line on stdout is the result.
+    ``cwd``: the checkout whose code it runs (another one than this: an A/B of two versions).
 
     On a timeout the child and every process below it (the services, workers and browser it
     started) are killed, and the error names the child and ends with what it printed: a hang
@@ -138,8 +143,8 @@ def run_child(args: list[str], env: dict[str, str] | None = None, timeout: float
     limit = timeout if CHILD_TIMEOUT_CAP_S is None else min(timeout, CHILD_TIMEOUT_CAP_S)
     proc = subprocess.Popen(
         [sys.executable, *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": f"{cwd / 'streams'}:{cwd}", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

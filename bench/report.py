@@ -37,16 +37,22 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         "## Enforcer throughput (same topic, same run)",
         "",
-        "| live sessions | events | ceiling ev/s | enforcer ev/s | faust ev/s | "
-        "enforcer/ceiling | enforcer/faust | RSS/session |",
-        "|---|---|---|---|---|---|---|---|",
+        "Raw: librdkafka consume of the same records, no decode (the limit of a Python "
+        "consumer on one core); ceiling: consume + the product's decoder.",
+        "",
+        "| live sessions | events | raw ev/s | ceiling ev/s | enforcer ev/s | faust ev/s | "
+        "enforcer/raw | enforcer/ceiling | enforcer/faust | RSS/session |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in results["throughput"]:
+        raw = t.get("raw_rate")
         lines.append(
-            f"| {t['sessions']:,} | {t['events']:,} | {t['ceiling_rate']:,.0f} | "
-            f"{t['enforcer_rate']:,.0f} | {t['faust_rate']:,.0f} | {t['ratio_to_ceiling']:.2f} | "
+            f"| {t['sessions']:,} | {t['events']:,} | {_num(raw)} | {t['ceiling_rate']:,.0f} | "
+            f"{t['enforcer_rate']:,.0f} | {t['faust_rate']:,.0f} | "
+            f"{_num(t.get('ratio_to_raw'), '.2f')} | {t['ratio_to_ceiling']:.2f} | "
             f"{t['ratio_to_faust']:.1f} | {t['bytes_per_session']:,.0f} B |"
         )
+    lines += scale_lines(results["throughput"])
     lat = results.get("latency")
     lat_basis = "fixed" if results.get("latency_rate_fixed") else "half the measured max"
     lines += (
@@ -127,6 +133,46 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines + peers.render(results)) + "\n"
 
 
+def _num(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _rounds(values: list[float]) -> str:
+    return " / ".join(f"{v:,.0f}" for v in values)
+
+
+def scale_lines(tput: list[dict[str, Any]]) -> list[str]:
+    """The rounds of every size, and the baseline checkout's drains beside this code's when
+    the run had one (an A/B in the same rounds)."""
+    lines = ["", "Rounds (alternating, in order): raw | ceiling | enforcer ev/s."]
+    for t in tput:
+        lines.append(
+            f"- {t['sessions']:,}: {_rounds(t.get('raw_rates', []))} | "
+            f"{_rounds(t['ceiling_rates'])} | {_rounds(t['enforcer_rates'])}"
+        )
+    based = [t for t in tput if "baseline" in t]
+    if not based:
+        return lines
+    lines += [
+        "",
+        f"A/B against the baseline checkout `{based[0]['baseline']['checkout']}` (its enforcer "
+        "drained the same topic in every round, right after this code's):",
+        "",
+        "| live sessions | baseline ev/s (rounds) | this code ev/s (rounds) | ratio | "
+        "baseline RSS/session | this code RSS/session |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in based:
+        b = t["baseline"]
+        lines.append(
+            f"| {t['sessions']:,} | {b['enforcer_rate']:,.0f} ({_rounds(b['enforcer_rates'])}) | "
+            f"{t['enforcer_rate']:,.0f} ({_rounds(t['enforcer_rates'])}) | "
+            f"{t['enforcer_rate'] / b['enforcer_rate']:.2f}x | {b['bytes_per_session']:,.0f} B | "
+            f"{t['bytes_per_session']:,.0f} B |"
+        )
+    return lines
+
+
 def detect_lines(det: dict[str, Any], tput: list[dict[str, Any]]) -> list[str]:
     rounds = ", ".join(f"{r:.2f}" for r in det.get("ratios", []))
     lines = ["", f"detect/faust: {det.get('ratio', float('nan')):.2f} (rounds {rounds})."]
@@ -184,3 +230,43 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_scale(results: dict[str, Any], path: Path) -> bool:
+    """The scale sweep: the enforcer's rate and RSS per live session against live sessions
+    (log scale), the raw consume and decode ceiling beside the rate. False with fewer than two
+    sizes (nothing to plot)."""
+    tput = sorted(results["throughput"], key=lambda t: t["sessions"])
+    if len(tput) < 2:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [t["sessions"] for t in tput]
+    fig, (rate_ax, mem_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label, style in (
+        ("raw_rate", "raw consume", "k:"),
+        ("ceiling_rate", "consume + decode", "k--"),
+        ("enforcer_rate", "enforcer", "o-"),
+    ):
+        if all(key in t for t in tput):
+            rate_ax.plot(sizes, [t[key] for t in tput], style, label=label)
+    if all("baseline" in t for t in tput):
+        rate_ax.plot(sizes, [t["baseline"]["enforcer_rate"] for t in tput], "s-", label="baseline")
+        mem_ax.plot(
+            sizes, [t["baseline"]["bytes_per_session"] for t in tput], "s-", label="baseline"
+        )
+    mem_ax.plot(sizes, [t["bytes_per_session"] for t in tput], "o-", label="enforcer")
+    for ax, ylabel in ((rate_ax, "events/s"), (mem_ax, "RSS bytes per live session")):
+        ax.set_xscale("log")
+        ax.set_xlabel("live sessions")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    fig.suptitle("enforcer against live sessions (same topic per size, medians)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

@@ -20,7 +20,7 @@ import orjson
 from bench import common, metrics_cost, peers
 from bench.common import REPO, bench_topics, bootstrap, broker_port, fill_mixed, run_child
 from bench.pinning import pinned
-from bench.report import plot, render_markdown
+from bench.report import plot, plot_scale, render_markdown
 
 FAUST_EVENTS = 50_000
 QUICK_CHILD_TIMEOUT_S = 240.0
@@ -48,11 +48,17 @@ def log(msg: str) -> None:
 
 
 def throughput(
-    sessions: int, activities: int, faust_events: int, repeats: int, with_peers: bool = False
+    sessions: int,
+    activities: int,
+    faust_events: int,
+    repeats: int,
+    with_peers: bool = False,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """Ceiling and enforcer alternately on the same pre-filled topic (medians of `repeats`
-    rounds, after one untimed warm-up read: the first read of fresh data is measurably
-    slower), then the faust peer."""
+    """Raw consume, ceiling and enforcer alternately on the same pre-filled topic (medians of
+    `repeats` rounds, after one untimed warm-up read: the first read of fresh data is
+    measurably slower), then the faust peer. With ``baseline`` (another checkout of the
+    project) its enforcer drains the same topic in every round too, right after this one's."""
     with bench_topics("tput") as s:
         log(f"filling {sessions:,} logins + {activities:,} activities")
         fill = fill_mixed(s, sessions, activities)
@@ -65,23 +71,25 @@ def throughput(
             str(total),
         ]
         run_child(ceiling_args)  # warm-up
-        ceilings, enforcers, peer_rounds = [], [], []
+        drain_args = [
+            "-m",
+            "bench.enforcer_drain",
+            s.kafka.bootstrap_servers,
+            s.topics.input,
+            str(s.kafka.partitions),
+            str(total),
+        ]
+        raws, ceilings, enforcers, baselines, peer_rounds = [], [], [], [], []
         for r in range(repeats):
+            log(f"round {r + 1}/{repeats}: bare confluent-kafka consume, no decode (raw)")
+            raws.append(run_child([*ceiling_args, "raw"])["rate"])
             log(f"round {r + 1}/{repeats}: bare confluent-kafka consume+decode (ceiling)")
             ceilings.append(run_child(ceiling_args)["rate"])
             log(f"round {r + 1}/{repeats}: enforcer drain")
-            enforcers.append(
-                run_child(
-                    [
-                        "-m",
-                        "bench.enforcer_drain",
-                        s.kafka.bootstrap_servers,
-                        s.topics.input,
-                        str(s.kafka.partitions),
-                        str(total),
-                    ]
-                )
-            )
+            enforcers.append(run_child(drain_args))
+            if baseline is not None:
+                log(f"round {r + 1}/{repeats}: enforcer drain of the baseline {baseline}")
+                baselines.append(run_child(drain_args, cwd=baseline))
             if with_peers:
                 log(f"round {r + 1}/{repeats}: Kafka Streams and Quix Streams drains")
                 peer_rounds.append(peers.drain_round(s, total))
@@ -97,23 +105,50 @@ def throughput(
                 str(min(faust_events, total)),
             ]
         )
-    extra = {"peers": peers.summarize(peer_rounds, enforcer["rate"])} if peer_rounds else {}
+    extra: dict[str, Any] = (
+        {"peers": peers.summarize(peer_rounds, enforcer["rate"])} if peer_rounds else {}
+    )
+    if baselines:
+        base = sorted(baselines, key=lambda e: e["rate"])[len(baselines) // 2]
+        extra["baseline"] = {
+            "checkout": str(baseline),
+            "enforcer_rate": base["rate"],
+            "enforcer_rates": [e["rate"] for e in baselines],
+            "cpu_rates": [e["cpu_rate"] for e in baselines],
+            "bytes_per_session": base["bytes_per_session"],
+            "bytes_per_session_rounds": [e["bytes_per_session"] for e in baselines],
+        }
+    raw = statistics.median(raws)
     return {
         **extra,
         "sessions": sessions,
         "events": total,
         "mean_event_bytes": fill["mean_bytes"],
+        "raw_rate": raw,
         "ceiling_rate": ceiling["rate"],
         "enforcer_rate": enforcer["rate"],
         "faust_rate": peer["rate"],
+        "ratio_to_raw": enforcer["rate"] / raw,
         "ratio_to_ceiling": enforcer["rate"] / ceiling["rate"],
         "ratio_to_faust": enforcer["rate"] / peer["rate"],
+        "raw_rates": raws,
         "ceiling_rates": ceilings,
         "enforcer_rates": [e["rate"] for e in enforcers],
+        "cpu_rates": [e["cpu_rate"] for e in enforcers],
+        "bytes_per_session_rounds": [e["bytes_per_session"] for e in enforcers],
         "rss_bytes": enforcer["rss_full"],
         "bytes_per_session": enforcer["bytes_per_session"],
         "live_sessions": enforcer["live_sessions"],
     }
+
+
+def activities_for(sessions: int) -> int:
+    """Activity events after the logins of a throughput run: three per session up to 100k
+    live sessions, one per session up to 1M, and a million beyond (10M: fewer per session, so
+    that the topic and the run fit the machine)."""
+    if sessions <= 100_000:
+        return sessions * 3
+    return sessions if sessions <= 1_000_000 else 1_000_000
 
 
 def latency(rate: float, seconds: float, peer: str = "enforcer") -> dict[str, Any]:
@@ -250,6 +285,11 @@ def main() -> None:
         help="leave the broker and the systems measured on every core (throughput, detect)",
     )
     parser.add_argument("--only", help=f"comma separated sections: {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--baseline",
+        help="another checkout of the project: its enforcer drains the same topics in every "
+        "throughput round (an A/B in one run)",
+    )
     args = parser.parse_args()
     sizes = (
         [int(x) for x in args.sizes.split(",")]
@@ -280,10 +320,11 @@ def main() -> None:
             results["throughput"].append(
                 throughput(
                     n,
-                    n * 3 if n <= 100_000 else n,
+                    activities_for(n),
                     5_000 if args.quick else FAUST_EVENTS,
                     1 if args.quick else 3,
                     with_peers=not args.no_peers,
+                    baseline=Path(args.baseline).resolve() if args.baseline else None,
                 )
             )
         if "detect" in only:
@@ -339,6 +380,8 @@ def main() -> None:
     (out / f"{stamp}.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     plot(results, out / f"{stamp}-throughput.png")
     md = render_markdown(results) + f"\n![throughput]({stamp}-throughput.png)\n"
+    if plot_scale(results, out / f"{stamp}-scale.png"):
+        md += f"\n![rate and memory against live sessions]({stamp}-scale.png)\n"
     (out / f"{stamp}.md").write_text(md)
     print(md)
     log(f"done in {results['elapsed_s']:.0f}s: {out / stamp}.json, .md, -throughput.png")

@@ -49,15 +49,25 @@ def _peer_row(results: dict[str, Any], peer: str, label: str, least: float) -> R
     return Row(figure, f">= {least:g}x at every size", text, all(r >= least for _, r in found))
 
 
+def _growth_row(results: dict[str, Any]) -> Row:
+    """How the rate holds as state grows: the rate at 1M live sessions over the rate at 100k."""
+    figure, target = "enforcer rate at 1M / at 100k", ">= 0.8"
+    big, small = _size(results, MEGA), _size(results, HUNDRED_K)
+    if big is None or small is None:
+        return Row(figure, target, "not measured", None)
+    value = float(big["enforcer_rate"]) / float(small["enforcer_rate"])
+    return Row(figure, target, f"{value:.2f}", value >= 0.8)
+
+
 def _rss_row(results: dict[str, Any]) -> Row:
-    figure, target = "RSS per live session, 1M", "<= 768 B and below Kafka Streams"
+    figure, target = "RSS per live session, 1M", "<= 512 B and below Kafka Streams"
     t = _size(results, MEGA)
     if t is None:
         return Row(figure, target, "not measured", None)
     ours = float(t["bytes_per_session"])
     ks = t.get("peers", {}).get("kstreams", {}).get("bytes_per_session")
     peer = "Kafka Streams not measured" if ks is None else f"Kafka Streams {ks:,.0f} B"
-    met = ours <= 768 and ks is not None and ours < float(ks)
+    met = ours <= 512 and ks is not None and ours < float(ks)
     return Row(figure, target, f"{ours:,.0f} B ({peer})", met)
 
 
@@ -185,6 +195,8 @@ def _ssf_row(results: dict[str, Any]) -> Row:
 ROWS: list[RowsOf] = [
     lambda r: [_ratio_row(r, "enforcer / ceiling, 1M", MEGA, "ratio_to_ceiling", 0.6)],
     lambda r: [_ratio_row(r, "enforcer / ceiling, 100k", HUNDRED_K, "ratio_to_ceiling", 0.75)],
+    lambda r: [_ratio_row(r, "enforcer / raw consume, 1M", MEGA, "ratio_to_raw", 0.4)],
+    lambda r: [_growth_row(r)],
     lambda r: [_ratio_row(r, "enforcer / bare faust agent, 1M", MEGA, "ratio_to_faust", 10.0)],
     lambda r: [_peer_row(r, "quix", "Quix Streams", 2.0)],
     lambda r: [_peer_row(r, "kstreams", "Kafka Streams", 1.0)],

@@ -15,8 +15,10 @@ def run(**overrides: Any) -> dict[str, Any]:
     results: dict[str, Any] = {
         "throughput": [
             {"sessions": 100_000, "ratio_to_ceiling": 0.8, "ratio_to_faust": 9.0,
+             "ratio_to_raw": 0.5,
              "enforcer_rate": 40_000.0, "bytes_per_session": 900.0, "peers": peers},
             {"sessions": 1_000_000, "ratio_to_ceiling": 0.59, "ratio_to_faust": 11.0,
+             "ratio_to_raw": 0.39,
              "enforcer_rate": 30_000.0, "bytes_per_session": 700.0, "peers": peers},
         ],
         "recovery": {"sessions": 1_000_000, "restore_s": 4.2},
@@ -36,6 +38,8 @@ def test_each_row_is_judged_against_its_own_threshold() -> None:
     assert got["enforcer / ceiling, 1M"] is False  # 0.59 < 0.6
     assert got["enforcer / ceiling, 100k"] is True  # 0.8 >= 0.75
     assert got["enforcer / bare faust agent, 1M"] is True
+    assert got["enforcer / raw consume, 1M"] is False  # 0.39 < 0.4
+    assert got["enforcer rate at 1M / at 100k"] is False  # 30,000 / 40,000 = 0.75 < 0.8
     assert got["enforcer vs Quix Streams, same job"] is True
     assert got["enforcer vs Kafka Streams, same job"] is True
     assert got["RSS per live session, 1M"] is False  # 700 B, but Kafka Streams holds 442 B
@@ -109,3 +113,21 @@ def test_keycloak_session_ended_is_judged_on_its_p99_and_skipped_is_not_measured
     slow = {**ended, "p99_ms": 1001.0}
     assert verdicts(run(keycloak_revocations={"ended": slow}))[figure] is False
     assert verdicts(run(keycloak_revocations={"skipped": "no Keycloak"}))[figure] is None
+
+
+def test_the_rate_must_hold_from_100k_to_1m_live_sessions() -> None:
+    results = run()
+    results["throughput"][1]["enforcer_rate"] = 32_000.0  # 0.8 of the rate at 100k
+    assert verdicts(results)["enforcer rate at 1M / at 100k"] is True
+    results["throughput"] = results["throughput"][1:]
+    assert verdicts(results)["enforcer rate at 1M / at 100k"] is None
+
+
+def test_rss_per_session_must_be_at_most_512_bytes() -> None:
+    results = run()
+    for t in results["throughput"]:
+        t["peers"]["kstreams"]["bytes_per_session"] = 600.0
+    results["throughput"][1]["bytes_per_session"] = 520.0
+    assert verdicts(results)["RSS per live session, 1M"] is False
+    results["throughput"][1]["bytes_per_session"] = 500.0
+    assert verdicts(results)["RSS per live session, 1M"] is True
