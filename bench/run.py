@@ -90,6 +90,9 @@ def throughput(
             if baseline is not None:
                 log(f"round {r + 1}/{repeats}: enforcer drain of the baseline {baseline}")
                 baselines.append(run_child(drain_args, cwd=baseline))
+            done = [raws[-1], ceilings[-1], enforcers[-1]["rate"]]
+            done += [baselines[-1]["rate"]] if baselines else []
+            log(f"round {r + 1}/{repeats} ev/s (raw, ceiling, enforcer[, baseline]): {done}")
             if with_peers:
                 log(f"round {r + 1}/{repeats}: Kafka Streams and Quix Streams drains")
                 peer_rounds.append(peers.drain_round(s, total))
@@ -315,8 +318,13 @@ def main() -> None:
         log("seeded check: the peers' revocations against the enforcer's")
         results["peers_check"] = peers.check(bootstrap())
     pin = contextlib.nullcontext("not pinned (--no-pin)") if args.no_pin else pinned(broker_port())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     with pin as results["pinning"]:
         for n in sizes if "throughput" in only else []:
+            if results["throughput"]:  # what is measured so far outlives a run cut short
+                (out / f"{stamp}.partial.json").write_bytes(orjson.dumps(results))
             results["throughput"].append(
                 throughput(
                     n,
@@ -374,9 +382,6 @@ def main() -> None:
     if "keycloak" in only:
         results["keycloak_events"] = keycloak(10 if args.quick else 100)
     results["elapsed_s"] = time.monotonic() - t0
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
     (out / f"{stamp}.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     plot(results, out / f"{stamp}-throughput.png")
     md = render_markdown(results) + f"\n![throughput]({stamp}-throughput.png)\n"
