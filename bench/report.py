@@ -247,18 +247,22 @@ def plot_scale(results: dict[str, Any], path: Path) -> bool:
     sizes = [t["sessions"] for t in tput]
     fig, (rate_ax, mem_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for key, label, style in (
-        ("raw_rate", "raw consume", "k:"),
-        ("ceiling_rate", "consume + decode", "k--"),
+        ("raw_rate", "raw consume", ":"),
+        ("ceiling_rate", "consume + decode", "--"),
         ("enforcer_rate", "enforcer", "o-"),
     ):
         if all(key in t for t in tput):
-            rate_ax.plot(sizes, [t[key] for t in tput], style, label=label)
+            color = "#3a6ea5" if key == "enforcer_rate" else "black"
+            rate_ax.plot(sizes, [t[key] for t in tput], style, label=label, color=color)
     if all("baseline" in t for t in tput):
-        rate_ax.plot(sizes, [t["baseline"]["enforcer_rate"] for t in tput], "s-", label="baseline")
-        mem_ax.plot(
-            sizes, [t["baseline"]["bytes_per_session"] for t in tput], "s-", label="baseline"
-        )
-    mem_ax.plot(sizes, [t["bytes_per_session"] for t in tput], "o-", label="enforcer")
+        base = "#c06030"
+        rates = [t["baseline"]["enforcer_rate"] for t in tput]
+        rate_ax.plot(sizes, rates, "s-", label="baseline", color=base)
+        per_session = [t["baseline"]["bytes_per_session"] for t in tput]
+        mem_ax.plot(sizes, per_session, "s-", label="baseline", color=base)
+    mem_ax.plot(
+        sizes, [t["bytes_per_session"] for t in tput], "o-", label="enforcer", color="#3a6ea5"
+    )
     for ax, ylabel in ((rate_ax, "events/s"), (mem_ax, "RSS bytes per live session")):
         ax.set_xscale("log")
         ax.set_xlabel("live sessions")
