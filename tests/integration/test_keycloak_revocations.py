@@ -31,10 +31,10 @@ from tests.integration.test_fault_hung_broker import PartitionProxy
 pytestmark = [pytest.mark.integration, pytest.mark.keycloak]
 POLICY = REPO / "tests/fixtures/policies/keycloak.toml"  # idle 4 s; the realm's own: 30 min
 IDLE_S = 4.0
-WITHIN_S = 2.0
-"""After the deadline: refresh refused, introspection inactive, logout received. The target is
-1 s (0.22-0.25 s measured on this machine at ordinary load); asserted at 2 s, as the drill's
-tests tolerate, since several Keycloaks on 2 shared cores measured 1.2-1.8 s."""
+WITHIN_S = 1.0
+"""After the deadline: refresh refused, introspection inactive, logout received, each within
+a second (0.22-0.25 s measured on 2 cores with one Keycloak; several Keycloaks on the same 2
+cores, busy with other work, measured 1.2-1.8 s)."""
 HASH = SessionHasher("test-salt")  # the services' log_salt (testing.services)
 USERS = {
     "idle": ("viewer",),
