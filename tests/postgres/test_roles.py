@@ -26,7 +26,8 @@ TOPIC = "t.sessionwarden.revocations"
 # As in docs/DATABASE.md, "Setting it up" (the sink's role being {sink}).
 GRANTS = """
 GRANT SELECT, INSERT, UPDATE, DELETE
-   ON sessionwarden.revoked_sessions, sessionwarden.sink_offsets TO {sink};
+   ON sessionwarden.revoked_sessions, sessionwarden.revoked_tenants, sessionwarden.sink_offsets
+   TO {sink};
 GRANT SELECT ON sessionwarden.schema_migrations TO {sink};
 GRANT SELECT, UPDATE ON SEQUENCE sessionwarden.last_revocation_write TO {sink};
 GRANT EXECUTE ON FUNCTION sessionwarden.cut_off(text[], boolean) TO {sink};
