@@ -122,6 +122,20 @@ class GateServer:
         self._httpd.drop()
 
 
+def _drain(request: socket.socket, limit: int = 65_536) -> None:
+    """Read what the client already sent (without waiting): closing a socket with unread
+    bytes makes the kernel answer with a reset instead of the 503, which the client may then
+    never read."""
+    while limit > 0:
+        try:
+            chunk = request.recv(min(limit, 16_384))
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        limit -= len(chunk)
+
+
 class _Server(ThreadingHTTPServer):
     """A thread per connection, at most ``cap`` at once (one more is answered 503 and closed);
     ``drop()`` cuts every open connection (a gateway's kept-alive ones too), so a closed gate
@@ -146,6 +160,7 @@ class _Server(ThreadingHTTPServer):
             self.refused += 1
             with contextlib.suppress(OSError):
                 request.setblocking(False)
+                _drain(request)
                 request.send(_BUSY)
             self.shutdown_request(request)
             return
