@@ -19,10 +19,9 @@ from bench.common import Prober, child_settings, produce, producer
 from bench.latency import POLICY, probed_latency
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import encode_dict
-from sessionwarden.sdk.pg_guard import is_refused, session_transaction
 from sessionwarden.testing.events import login_doc
 from sessionwarden.testing.pg_cluster import TempCluster
-from sessionwarden.testing.pg_sandbox import Sandbox
+from sessionwarden.testing.pg_sandbox import Sandbox, refused
 from sessionwarden.testing.services import EnforcerProcess, SinkProcess
 from sessionwarden.testing.waiting import wait_until
 
@@ -49,15 +48,9 @@ class DatabaseProber(Prober):
 
 def _refused(conn: psycopg.Connection[Any], sid: str) -> bool:
     try:
-        with session_transaction(conn, "acme", sid) as cur:
-            cur.execute("SELECT count(*) FROM app.documents")
+        return refused(conn, "acme", sid)
     except psycopg.errors.QueryCanceled:
         return False  # cut off by the sink: not counted, the next probe must meet the guard
-    except psycopg.Error as exc:
-        if is_refused(exc):
-            return True
-        raise
-    return False
 
 
 def _count(dsn: str, like: str) -> int:
