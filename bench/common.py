@@ -1,4 +1,5 @@
-"""Shared benchmark plumbing: prefixed topics, pre-filled traffic, child processes, RSS."""
+"""Shared benchmark plumbing: prefixed topics, pre-filled traffic, child processes, RSS, and the
+prober of a layer that refuses revoked sessions."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from sessionwarden.testing.children import kill_tree
 from sessionwarden.testing.events import activity_doc, login_doc
 
 REPO = Path(__file__).resolve().parent.parent
+PROBE_EVERY_S = 0.01
 
 
 def bootstrap() -> str:
@@ -65,6 +68,57 @@ def bench_topics(
         yield settings
     finally:
         delete_topics(admin, [s.name for s in specs], timeout=60)
+
+
+def child_settings(servers: str, prefix: str, **extra: Any) -> Settings:
+    """A benchmark child's settings on the topics its parent made under ``prefix``: six
+    partitions, its enforcer's group named after the prefix; ``extra``, any other setting."""
+    return load_settings(
+        bootstrap_servers=servers,
+        topic_prefix=prefix,
+        partitions=6,
+        group_id=f"{prefix}enforcer",
+        **extra,
+    )
+
+
+class Prober(threading.Thread):
+    """Checks every short session from its deadline on, every PROBE_EVERY_S, until the layer
+    under test refuses it; the latency is the refusal's arrival minus the deadline. A subclass
+    opens its connection in ``run`` and hands ``probe`` its refusal check."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.pending: dict[str, float] = {}
+        self.latency: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+
+    def add(self, sid: str, deadline: float) -> None:
+        with self._lock:
+            self.pending[sid] = deadline
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
+
+    @property
+    def halted(self) -> bool:
+        return self._halt.is_set()
+
+    def probe(self, refused: Callable[[str], bool]) -> None:
+        """Until stopped: every session past its deadline checked with ``refused``, once a
+        round, each round PROBE_EVERY_S long."""
+        while not self._halt.is_set():
+            tick = time.monotonic()
+            with self._lock:
+                due = [(s, d) for s, d in self.pending.items() if d <= time.time()]
+            for sid, deadline in due:
+                if refused(sid):
+                    self.latency[sid] = time.time() - deadline
+                    with self._lock:
+                        del self.pending[sid]
+            time.sleep(max(0.0, PROBE_EVERY_S - (time.monotonic() - tick)))
 
 
 def producer(settings: Settings) -> Producer:

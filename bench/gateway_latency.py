@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import threading
 import time
 from http.client import HTTPConnection
 from pathlib import Path
@@ -16,16 +15,13 @@ from typing import Any
 
 import orjson
 
-from bench.latency import POLICY, run_load, summary
-from sessionwarden.config.settings import load_settings
+from bench.common import Prober, child_settings
+from bench.latency import POLICY, probed_latency, summary
 from sessionwarden.gate.service import start_gate
 from sessionwarden.sdk.listener import RevocationListener
-from sessionwarden.testing.collector import Collector
 from sessionwarden.testing.nginx import Nginx
 from sessionwarden.testing.services import EnforcerProcess
-from sessionwarden.testing.waiting import wait_until
 
-PROBE_EVERY_S = 0.01
 COOKIE = "sessionwarden_session"
 TARGET_P99_MS = 300
 
@@ -37,39 +33,16 @@ def _status(conn: HTTPConnection, sid: str) -> int:
     return response.status
 
 
-class Prober(threading.Thread):
-    """Requests through nginx under every short session from its deadline on, every
-    PROBE_EVERY_S, until nginx refuses it; the latency is the refusal's arrival minus the
-    deadline."""
+class NginxProber(Prober):
+    """Requests through nginx under every short session until nginx refuses it (401)."""
 
     def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.port = port
-        self.pending: dict[str, float] = {}
-        self.latency: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._halt = threading.Event()
-
-    def add(self, sid: str, deadline: float) -> None:
-        with self._lock:
-            self.pending[sid] = deadline
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(10)
 
     def run(self) -> None:
         conn = HTTPConnection("127.0.0.1", self.port, timeout=5)
-        while not self._halt.is_set():
-            tick = time.monotonic()
-            with self._lock:
-                due = [(s, d) for s, d in self.pending.items() if d <= time.time()]
-            for sid, deadline in due:
-                if _status(conn, sid) == 401:
-                    self.latency[sid] = time.time() - deadline
-                    with self._lock:
-                        del self.pending[sid]
-            time.sleep(max(0.0, PROBE_EVERY_S - (time.monotonic() - tick)))
+        self.probe(lambda sid: _status(conn, sid) == 401)
         conn.close()
 
 
@@ -123,15 +96,7 @@ def main() -> None:
     servers, prefix = sys.argv[1], sys.argv[2]
     rate, seconds = float(sys.argv[3]), float(sys.argv[4])
     check_rate, check_seconds = float(sys.argv[5]), float(sys.argv[6])
-    settings = load_settings(
-        bootstrap_servers=servers,
-        topic_prefix=prefix,
-        partitions=6,
-        group_id=f"{prefix}enforcer",
-        policy_file=POLICY,
-        gate_port=0,
-        gate_tenants="acme",
-    )
+    settings = child_settings(servers, prefix, policy_file=POLICY, gate_port=0, gate_tenants="acme")
     listener = RevocationListener.from_settings(settings, staleness_budget_s=10.0)
     with (
         EnforcerProcess(settings, policy=Path(POLICY), SESSIONWARDEN_LOG_LEVEL="INFO") as enf,
@@ -143,26 +108,8 @@ def main() -> None:
         gate = start_gate(settings, listener)
         nginx = Nginx(Path(tmp) / "nginx", gate.port)
         try:
-            prober = Prober(nginx.port)
-            collector = Collector(servers, settings.topics.revocations)
-            prober.start()
-            deadlines, achieved = run_load(settings, rate, seconds, prober.add)
-            wait_until(lambda: len(prober.latency) >= len(deadlines), 60, "every refusal")
-            prober.stop()
-            wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "the revocations")
-            seen = {d["session_id"]: t for t, d in collector.timed()
-                    if d["session_id"] in deadlines}  # fmt: skip
-            collector.close()
             result: dict[str, Any] = {
-                "latency": {
-                    "target_rate": rate,
-                    "achieved_rate": achieved,
-                    **summary(list(prober.latency.values())),
-                    "kafka": summary([t - deadlines[sid] for sid, t in seen.items()]),
-                    "beyond_kafka": summary(
-                        [prober.latency[sid] + deadlines[sid] - t for sid, t in seen.items()]
-                    ),
-                },
+                "latency": probed_latency(settings, NginxProber(nginx.port), rate, seconds),
                 "gate_time": gate_time(gate.port, check_rate, check_seconds),
                 "nginx": "Debian's nginx, one process, loopback",
             }

@@ -20,9 +20,8 @@ from typing import Any
 
 import orjson
 
-from bench.common import produce, producer
+from bench.common import child_settings, produce, producer
 from bench.latency import POLICY, summary
-from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.testing.collector import Collector
 from sessionwarden.testing.events import login_doc, parse_ts
@@ -61,8 +60,7 @@ def render_markdown(kc: dict[str, Any]) -> list[str]:
 def main() -> None:
     servers, prefix = sys.argv[1], sys.argv[2]
     sessions, per_s = int(sys.argv[3]), float(sys.argv[4])
-    settings = load_settings(bootstrap_servers=servers, topic_prefix=prefix, partitions=6,
-                             group_id=f"{prefix}enforcer", policy_file=POLICY)  # fmt: skip
+    settings = child_settings(servers, prefix, policy_file=POLICY)
     with contextlib.ExitStack() as stop:
         server = KeycloakServer().start()  # `make keycloak`'s cached copy
         stop.callback(server.stop)

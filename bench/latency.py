@@ -11,14 +11,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.common import produce, producer
+from bench.common import Prober, child_settings, produce, producer
 from bench.kstreams_peer import KStreamsProcess
-from sessionwarden.config.settings import Settings, load_settings
+from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.kafka.offsets import GroupOffsets, group_lag
 from sessionwarden.ops.stats import percentiles
@@ -40,9 +41,7 @@ def main() -> None:
         float(sys.argv[3]),
         float(sys.argv[4]),
     )
-    settings = load_settings(
-        bootstrap_servers=servers, topic_prefix=prefix, partitions=6, group_id=f"{prefix}enforcer"
-    )
+    settings = child_settings(servers, prefix)
     if len(sys.argv) > 5 and sys.argv[5] == "kstreams":
         topics = settings.topics
         with KStreamsProcess(servers, topics.input, topics.revocations, Path(POLICY)) as peer:
@@ -65,6 +64,45 @@ def _measure(settings: Settings, rate: float, seconds: float) -> dict[str, float
     )
     collector.close()
     return {"target_rate": rate, "achieved_rate": achieved, **summary(lat)}
+
+
+def kafka_reads(collector: Collector, deadlines: dict[str, float]) -> dict[str, float]:
+    """When a separate consumer read each short session's revocation (waits for them all)."""
+    wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "every revocation on Kafka")
+    return {d["session_id"]: t for t, d in collector.timed() if d["session_id"] in deadlines}
+
+
+def layer_latency(
+    rate: float,
+    achieved: float,
+    deadlines: dict[str, float],
+    latency: dict[str, float],
+    seen: dict[str, float],
+) -> dict[str, Any]:
+    """A layer's figures: its ``latency`` after each deadline, the revocation's read from Kafka
+    (``seen``) after the deadline, and the layer's arrival after that read."""
+    return {
+        "target_rate": rate,
+        "achieved_rate": achieved,
+        **summary(list(latency.values())),
+        "kafka": summary([t - deadlines[sid] for sid, t in seen.items()]),
+        "beyond_kafka": summary([latency[sid] + deadlines[sid] - t for sid, t in seen.items()]),
+    }
+
+
+def probed_latency(
+    settings: Settings, prober: Prober, rate: float, seconds: float
+) -> dict[str, Any]:
+    """The load at ``rate`` for ``seconds``, each short session probed until refused: the
+    layer's figures (``layer_latency``)."""
+    collector = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
+    prober.start()
+    deadlines, achieved = run_load(settings, rate, seconds, prober.add)
+    wait_until(lambda: len(prober.latency) >= len(deadlines), 60, "every short session refused")
+    prober.stop()
+    seen = kafka_reads(collector, deadlines)
+    collector.close()
+    return layer_latency(rate, achieved, deadlines, prober.latency, seen)
 
 
 def summary(lat: list[float]) -> dict[str, float]:

@@ -36,11 +36,10 @@ from sessionwarden.kafka.offsets import GroupOffsets, group_lag
 from sessionwarden.kafka.producing import produce_waiting as produce
 from sessionwarden.kafka.security import client_config
 from sessionwarden.sdk.listener import RevocationListener
-from sessionwarden.sdk.pg_guard import is_refused, session_transaction
 from sessionwarden.testing.events import login_doc
 from sessionwarden.testing.nginx import Nginx, NginxUnavailable
 from sessionwarden.testing.pg_cluster import TempCluster
-from sessionwarden.testing.pg_sandbox import Sandbox
+from sessionwarden.testing.pg_sandbox import Sandbox, refused
 from sessionwarden.testing.services import EnforcerProcess, SinkProcess, service_env
 from sessionwarden.testing.waiting import wait_until
 
@@ -75,17 +74,6 @@ def caught_up(settings: Settings) -> bool:
         return group_lag(admin, offsets, tps) == 0
     finally:
         offsets.close()
-
-
-def db_refused(app: psycopg.Connection[Any], sid: str) -> bool:
-    try:
-        with session_transaction(app, TENANT, sid) as cur:
-            cur.execute("SELECT 1")
-    except psycopg.Error as exc:
-        if is_refused(exc):
-            return True
-        raise
-    return False
 
 
 def refusals(check: Any, sample: list[str], since: float, timeout: float) -> dict[str, float]:
@@ -148,6 +136,10 @@ def run(sessions: int, partitions: int) -> dict[str, Any]:
             ):
                 enforcer.wait_assigned(120)
                 sink.wait_assigned(120)
+
+                def in_db(sid: str) -> bool:
+                    return refused(app, TENANT, sid, "SELECT 1")
+
                 wait_until(lambda: caught_up(settings), 600, "the enforcer to apply the logins")
                 listener.start()
                 gate_listener.start()
@@ -155,14 +147,14 @@ def run(sessions: int, partitions: int) -> dict[str, Any]:
                 assert gate_listener.wait_ready(60), "the gate's listener did not catch up"
                 with GateBehindNginx(settings, gate_listener, Path(tmp)) as gw:
                     assert not any(listener.is_revoked(TENANT, sid) for sid in sample)
-                    assert not any(db_refused(app, sid) for sid in sample)
+                    assert not any(in_db(sid) for sid in sample)
                     assert not any(gw.refused(sid) for sid in sample)
                     cli = revoke_command(settings)
                     assert cli.stdout is not None
                     first = cli.stdout.readline()  # the commit: held, or every session ended
                     since = time.monotonic()
                     api = refusals(lambda sid: listener.is_revoked(TENANT, sid), sample, since, 60)
-                    db = refusals(lambda sid: db_refused(app, sid), sample, since, 120)
+                    db = refusals(in_db, sample, since, 120)
                     gate = refusals(gw.refused, sample, since, 60) if gw.available else {}
                     out, err = cli.communicate(timeout=300)
                     survivor_alive = not listener.is_revoked("other", "survivor")
@@ -250,7 +242,7 @@ def render_markdown(r: dict[str, Any]) -> list[str]:
         ("PostgreSQL (sink and guard)", r["db_refusal_after_commit"]),
         ("nginx and the gate (gateway layer)", r.get("gateway_refusal_after_commit", {})),
     ]
-    refused = "; ".join(f"by {name} {_layer_text(found)}" for name, found in layers)
+    by_layer = "; ".join(f"by {name} {_layer_text(found)}" for name, found in layers)
     return [
         "",
         "## Mass revocation (operator command, one tenant)",
@@ -261,7 +253,7 @@ def render_markdown(r: dict[str, Any]) -> list[str]:
         f"(target <= {TARGET_COMMIT_S:g} s: {'met' if ok else 'missed'}), every session's own "
         f"record {r.get('command_to_every_session_record_s', r['command_to_committed_s']):.2f} s "
         "after it. "
-        f"Refused after that commit, over {r['sample']} sampled sessions: {refused} "
+        f"Refused after that commit, over {r['sample']} sampled sessions: {by_layer} "
         f"(target <= {TARGET_REFUSAL_S:g} s each).",
     ]
 

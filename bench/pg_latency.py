@@ -7,7 +7,6 @@ Usage: python -m bench.pg_latency SERVERS PREFIX RATE SECONDS MASS_SESSIONS"""
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,77 +15,42 @@ from typing import Any
 import orjson
 import psycopg
 
-from bench.common import produce, producer
-from bench.latency import POLICY, run_load, summary
-from sessionwarden.config.settings import Settings, load_settings
+from bench.common import Prober, child_settings, produce, producer
+from bench.latency import POLICY, probed_latency
+from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import encode_dict
-from sessionwarden.sdk.pg_guard import is_refused, session_transaction
-from sessionwarden.testing.collector import Collector
 from sessionwarden.testing.events import login_doc
 from sessionwarden.testing.pg_cluster import TempCluster
-from sessionwarden.testing.pg_sandbox import Sandbox
+from sessionwarden.testing.pg_sandbox import Sandbox, refused
 from sessionwarden.testing.services import EnforcerProcess, SinkProcess
 from sessionwarden.testing.waiting import wait_until
 
-PROBE_EVERY_S = 0.01
 TARGET_P99_MS = 300
 
 
-class Prober(threading.Thread):
-    """Queries under every short session from its deadline on, every PROBE_EVERY_S, until the
-    database refuses it; the latency is the refusal's arrival minus the deadline."""
+class DatabaseProber(Prober):
+    """Queries under every short session until the database refuses it."""
 
     def __init__(self, dsn: str) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.dsn = dsn
-        self.pending: dict[str, float] = {}
-        self.latency: dict[str, float] = {}
-        self.early: list[str] = []
-        self._lock = threading.Lock()
-        self._halt = threading.Event()
-
-    def add(self, sid: str, deadline: float) -> None:
-        with self._lock:
-            self.pending[sid] = deadline
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(10)
 
     def run(self) -> None:
-        while not self._halt.is_set():
+        while not self.halted:
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
-                    self._probe(conn)
+                    self.probe(lambda sid: _refused(conn, sid))
             except psycopg.OperationalError:
                 # The sink terminated this backend: it was caught between two statements of a
                 # session it was cutting off. Not counted; probe again on a new connection.
                 continue
 
-    def _probe(self, conn: psycopg.Connection[Any]) -> None:
-        while not self._halt.is_set():
-            tick = time.monotonic()
-            with self._lock:
-                due = [(s, d) for s, d in self.pending.items() if d <= time.time()]
-            for sid, deadline in due:
-                if _refused(conn, sid):
-                    self.latency[sid] = time.time() - deadline
-                    with self._lock:
-                        del self.pending[sid]
-            time.sleep(max(0.0, PROBE_EVERY_S - (time.monotonic() - tick)))
-
 
 def _refused(conn: psycopg.Connection[Any], sid: str) -> bool:
     try:
-        with session_transaction(conn, "acme", sid) as cur:
-            cur.execute("SELECT count(*) FROM app.documents")
+        return refused(conn, "acme", sid)
     except psycopg.errors.QueryCanceled:
         return False  # cut off by the sink: not counted, the next probe must meet the guard
-    except psycopg.Error as exc:
-        if is_refused(exc):
-            return True
-        raise
-    return False
 
 
 def _count(dsn: str, like: str) -> int:
@@ -116,27 +80,6 @@ def _write_rate(dsn: str, like: str) -> dict[str, float]:
         "batches": batches,
         "seconds": seconds,
         "rate": after_first / seconds if seconds > 0 else float("nan"),
-    }
-
-
-def latency(settings: Settings, box: Sandbox, rate: float, seconds: float) -> dict[str, Any]:
-    prober = Prober(box.app_dsn)
-    collector = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
-    prober.start()
-    deadlines, achieved = run_load(settings, rate, seconds, prober.add)
-    wait_until(lambda: len(prober.latency) >= len(deadlines), 60, "every short session refused")
-    prober.stop()
-    wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "every revocation on Kafka")
-    seen = {d["session_id"]: t for t, d in collector.timed() if d["session_id"] in deadlines}
-    kafka = [t - deadlines[sid] for sid, t in seen.items()]
-    beyond = [prober.latency[sid] + deadlines[sid] - t for sid, t in seen.items()]
-    collector.close()
-    return {
-        "target_rate": rate,
-        "achieved_rate": achieved,
-        **summary(list(prober.latency.values())),
-        "kafka": summary(kafka),
-        "beyond_kafka": summary(beyond),
     }
 
 
@@ -204,9 +147,7 @@ def render_markdown(pg: dict[str, Any]) -> list[str]:
 def main() -> None:
     servers, prefix = sys.argv[1], sys.argv[2]
     rate, seconds, mass = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-    settings = load_settings(
-        bootstrap_servers=servers, topic_prefix=prefix, partitions=6, group_id=f"{prefix}enforcer"
-    )
+    settings = child_settings(servers, prefix)
     with TempCluster(durable=True) as cluster:
         box = Sandbox.create(cluster.dsn(), f"sw_bench_{uuid.uuid4().hex[:8]}")
         with (
@@ -215,7 +156,9 @@ def main() -> None:
         ):
             enf.wait_assigned()
             sink.wait_assigned()
-            result = {"latency": latency(settings, box, rate, seconds)}
+            result = {
+                "latency": probed_latency(settings, DatabaseProber(box.app_dsn), rate, seconds)
+            }
             result["mass_expiry"] = mass_expiry(settings, box, mass)
         total = _count(box.sink_dsn, "%")
         result["drain"] = drain(settings, cluster.dsn(), total)

@@ -23,9 +23,8 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.common import produce, producer
+from bench.common import child_settings, produce, producer
 from sessionwarden.audit.verify import audit
-from sessionwarden.config.settings import load_settings
 from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.enforcer.engine import snapshot
 from sessionwarden.policy import load_policy
@@ -109,9 +108,7 @@ def main() -> None:
     )
     policy_file = Path(tempfile.mkdtemp()) / "recovery.toml"
     policy_file.write_text(POLICY_TEXT.format(idle=float(idle_s)))
-    settings = load_settings(
-        bootstrap_servers=servers, topic_prefix=prefix, partitions=6, group_id=f"{prefix}enforcer"
-    )
+    settings = child_settings(servers, prefix)
     idle = load_policy(policy_file).timeouts_for("customer", "low").idle
     admin = AdminClient({"bootstrap.servers": servers})
     first = EnforcerProcess(settings, policy=policy_file, SESSIONWARDEN_LOG_LEVEL="INFO", **local)

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from bench.latency import POLICY, run_load, summary
-from sessionwarden.config.settings import load_settings
+from bench.common import child_settings
+from bench.latency import POLICY, kafka_reads, layer_latency, run_load
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.ssf.tokens import read_unverified
 from sessionwarden.ssf.vocabulary import SESSION_REVOKED
@@ -49,13 +49,7 @@ def render_markdown(ssf: dict[str, Any]) -> list[str]:
 def main() -> None:
     servers, prefix = sys.argv[1], sys.argv[2]
     rate, seconds = float(sys.argv[3]), float(sys.argv[4])
-    settings = load_settings(
-        bootstrap_servers=servers,
-        topic_prefix=prefix,
-        partitions=6,
-        group_id=f"{prefix}enforcer",
-        policy_file=POLICY,
-    )
+    settings = child_settings(servers, prefix, policy_file=POLICY)
     hasher = SessionHasher(SALT)
     receiver = PushReceiver()
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,19 +78,11 @@ def main() -> None:
                 return found
 
             wait_until(lambda: len(arrived()) >= len(deadlines), 120, "every pushed SET")
-            wait_until(lambda: len(collector.docs()) >= len(deadlines), 60, "the revocations")
-            seen = {d["session_id"]: t for t, d in collector.timed()
-                    if d["session_id"] in deadlines}  # fmt: skip
+            seen = kafka_reads(collector, deadlines)
             collector.close()
-            pushed = arrived()
+            push_latency = {sid: at - deadlines[sid] for sid, at in arrived().items()}
             result = {
-                "latency": {
-                    "target_rate": rate,
-                    "achieved_rate": achieved,
-                    **summary([t - deadlines[sid] for sid, t in pushed.items()]),
-                    "kafka": summary([t - deadlines[sid] for sid, t in seen.items()]),
-                    "beyond_kafka": summary([pushed[sid] - t for sid, t in seen.items()]),
-                },
+                "latency": layer_latency(rate, achieved, deadlines, push_latency, seen),
                 "receiver": "a threaded http.server push endpoint answering 202, loopback",
             }
     receiver.close()

@@ -4,6 +4,7 @@ Tests that use them are marked `postgres`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,10 @@ from sessionwarden.config.settings import Settings
 from sessionwarden.testing import services
 from sessionwarden.testing.pg_cluster import TempCluster
 from sessionwarden.testing.pg_sandbox import Sandbox
-from tests.integration.harness import FAST_POLICY, REPO
+from tests.integration.harness import FAST_POLICY, REPO, EnforcerProcess
+
+# The shipped policy: nothing times out within a test, and the sink keeps rows for hours.
+SHIPPED_POLICY = REPO / "streams/sessionwarden/policy/shipped/default.toml"
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +69,20 @@ class SinkProcess(services.SinkProcess):
         self, settings: Settings, dsn: str, policy: Path = FAST_POLICY, **env: str
     ) -> None:
         super().__init__(settings, dsn, policy, cwd=REPO, **env)
+
+
+@contextlib.contextmanager
+def enforcer_and_sink(
+    settings: Settings,
+    box: Sandbox,
+    enforcer_policy: Path = FAST_POLICY,
+    sink_policy: Path = FAST_POLICY,
+) -> Iterator[SinkProcess]:
+    """The enforcer and the sink into ``box`` running on ``settings``, both assigned: the sink."""
+    with (
+        EnforcerProcess(settings, policy=enforcer_policy) as enforcer,
+        SinkProcess(settings, box.sink_dsn, sink_policy) as sink,
+    ):
+        enforcer.wait_assigned()
+        sink.wait_assigned()
+        yield sink

@@ -8,29 +8,14 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 
 from sessionwarden.config.settings import Settings
-from sessionwarden.sdk.pg_guard import is_refused, session_transaction
 from sessionwarden.sdk.publisher import AuthEventPublisher
-from sessionwarden.testing.pg_sandbox import Sandbox
-from tests.integration.harness import REPO, EnforcerProcess, login_doc, service_env, wait_until
-from tests.pg import SinkProcess
-
-LONG_POLICY = REPO / "streams/sessionwarden/policy/shipped/default.toml"  # nothing times out
-
-
-def refused(app: psycopg.Connection[Any], tenant: str, sid: str) -> bool:
-    try:
-        with session_transaction(app, tenant, sid) as cur:
-            cur.execute("SELECT count(*) FROM app.documents")
-    except psycopg.Error as exc:
-        if is_refused(exc):
-            return True
-        raise
-    return False
+from sessionwarden.testing.pg_sandbox import Sandbox, refused
+from tests.integration.harness import REPO, login_doc, service_env, wait_until
+from tests.pg import SHIPPED_POLICY, enforcer_and_sink
 
 
 def test_a_users_sessions_revoked_by_an_operator_are_refused_by_the_database(
@@ -42,12 +27,9 @@ def test_a_users_sessions_revoked_by_an_operator_are_refused_by_the_database(
     mine = [f"op-{run}-1", f"op-{run}-2"]
     other = f"op-{run}-other"
     with (
-        EnforcerProcess(settings, policy=LONG_POLICY) as enforcer,
-        SinkProcess(settings, pg_sandbox.sink_dsn) as sink,
+        enforcer_and_sink(settings, pg_sandbox, enforcer_policy=SHIPPED_POLICY),
         psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as app,
     ):
-        enforcer.wait_assigned()
-        sink.wait_assigned()
         with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             for sid in mine:
                 pub.publish(login_doc(sid, "u-victim", time.time()))
@@ -57,7 +39,7 @@ def test_a_users_sessions_revoked_by_an_operator_are_refused_by_the_database(
             [sys.executable, "-m", "sessionwarden", "revoke", "--tenant", "acme",
              "--user", "u-victim", "--reason-admin", "credential stuffing", "--timeout", "30"],
             cwd=REPO,
-            env={**service_env(settings, LONG_POLICY), "PYTHONPATH": "streams:.",
+            env={**service_env(settings, SHIPPED_POLICY), "PYTHONPATH": "streams:.",
                  "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,

@@ -20,22 +20,16 @@ from psycopg.conninfo import make_conninfo
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import decode_revocation_record, encode, encode_dict
 from sessionwarden.contracts.outputs import Revocation
-from sessionwarden.sdk.pg_guard import is_refused, session_tag, session_transaction
-from sessionwarden.testing.pg_sandbox import Sandbox
+from sessionwarden.sdk.pg_guard import session_tag, session_transaction
+from sessionwarden.testing.pg_sandbox import Sandbox, refused
 from tests.integration.harness import (
-    REPO,
     Collector,
-    EnforcerProcess,
     login_doc,
     logout_doc,
     wait_until,
 )
-from tests.pg import SinkProcess, running
+from tests.pg import SHIPPED_POLICY, SinkProcess, enforcer_and_sink, running
 from tests.unit.sdk.fakes import revalidation, revocation
-
-LONG_POLICY = (
-    REPO / "streams/sessionwarden/policy/shipped/default.toml"
-)  # rows kept for hours: nothing is pruned
 
 
 def publish(settings: Settings, *docs: dict[str, Any]) -> None:
@@ -43,17 +37,6 @@ def publish(settings: Settings, *docs: dict[str, Any]) -> None:
     for doc in docs:
         p.produce(settings.topics.input, encode_dict(doc), doc["user_id"].encode())
     assert 0 == p.flush(10)
-
-
-def refused(app: psycopg.Connection[Any], sid: str) -> bool:
-    try:
-        with session_transaction(app, "acme", sid) as cur:
-            cur.execute("SELECT count(*) FROM app.documents")
-    except psycopg.Error as exc:
-        if is_refused(exc):
-            return True
-        raise
-    return False
 
 
 def test_query_of_a_session_is_refused_after_the_enforcer_revokes_it(
@@ -65,17 +48,14 @@ def test_query_of_a_session_is_refused_after_the_enforcer_revokes_it(
     collector = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
     try:
         with (
-            EnforcerProcess(settings) as enforcer,
-            SinkProcess(settings, pg_sandbox.sink_dsn) as sink,
+            enforcer_and_sink(settings, pg_sandbox) as sink,
             psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as app,
         ):
-            enforcer.wait_assigned()
-            sink.wait_assigned()
             publish(settings, login_doc(sid, "u1", time.time()))
-            assert not refused(app, sid)  # live: the guard lets it through
+            assert not refused(app, "acme", sid)  # live: the guard lets it through
             wait_until(lambda: collector.docs(session_id=sid), 30, "the revocation on Kafka")
-            wait_until(lambda: refused(app, sid), 30, "the database to refuse the session")
-            assert not refused(app, "another-session")
+            wait_until(lambda: refused(app, "acme", sid), 30, "the database to refuse the session")
+            assert not refused(app, "acme", "another-session")
             assert 0 == sink.proc.poll() or sink.proc.poll() is None
     finally:
         collector.close()
@@ -104,12 +84,7 @@ def test_running_query_of_a_revoked_session_is_cut_off(
             except psycopg.Error as exc:
                 outcome.append(exc)
 
-    with (
-        EnforcerProcess(settings, policy=LONG_POLICY) as enforcer,
-        SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink,
-    ):
-        enforcer.wait_assigned()
-        sink.wait_assigned()
+    with enforcer_and_sink(settings, pg_sandbox, SHIPPED_POLICY, SHIPPED_POLICY) as sink:
         publish(settings, login_doc(sid, "u1", time.time()))
         worker = threading.Thread(target=long_query, daemon=True)
         worker.start()
@@ -133,7 +108,7 @@ def test_cursor_of_a_revoked_session_returns_nothing_once_the_sink_cut_it_off(
     pg_sandbox.add_documents("acme", *(f"doc {n}" for n in range(50)))
     now = datetime.now(UTC)
     with (
-        SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink,
+        SinkProcess(settings, pg_sandbox.sink_dsn, SHIPPED_POLICY) as sink,
         psycopg.connect(pg_sandbox.app_dsn) as conn,
     ):
         sink.wait_assigned()
@@ -192,7 +167,7 @@ def test_cursor_kept_alive_by_a_savepoint_is_ended_by_the_second_pass(
             finally:
                 ended.append(time.monotonic())
 
-    with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+    with SinkProcess(settings, pg_sandbox.sink_dsn, SHIPPED_POLICY) as sink:
         sink.wait_assigned()
         worker = threading.Thread(target=reader_thread, daemon=True)
         worker.start()
@@ -240,7 +215,7 @@ def test_sink_restarted_after_a_commit_cuts_off_what_it_had_not(
         reader.execute("SELECT id FROM app.documents ORDER BY id")
         assert 10 == len(reader.fetchmany(10))
         with SinkProcess(
-            settings, pg_sandbox.sink_dsn, LONG_POLICY, SESSIONWARDEN_PG_CUT_OFF="false"
+            settings, pg_sandbox.sink_dsn, SHIPPED_POLICY, SESSIONWARDEN_PG_CUT_OFF="false"
         ) as sink:
             sink.wait_assigned()
             p = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
@@ -249,7 +224,7 @@ def test_sink_restarted_after_a_commit_cuts_off_what_it_had_not(
             assert 0 == p.flush(10)
             wait_until(lambda: stored_sessions(pg_sandbox) == [sid], 60, "the row to be stored")
         assert 10 == len(reader.fetchmany(10))  # no cut-off ran: the cursor still reads
-        with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+        with SinkProcess(settings, pg_sandbox.sink_dsn, SHIPPED_POLICY) as sink:
             sink.wait_assigned()
             wait_until(
                 lambda: any(
@@ -356,7 +331,7 @@ def test_killed_sink_restarts_and_loses_nothing_and_doubles_nothing(
         return int(row[0])
 
     first = SinkProcess(
-        settings, pg_sandbox.sink_dsn, LONG_POLICY, SESSIONWARDEN_PG_BATCH_SIZE="50"
+        settings, pg_sandbox.sink_dsn, SHIPPED_POLICY, SESSIONWARDEN_PG_BATCH_SIZE="50"
     )
     try:
         first.wait_assigned()
@@ -367,7 +342,7 @@ def test_killed_sink_restarts_and_loses_nothing_and_doubles_nothing(
     at_kill = stored()
     assert at_kill < produced, "the sink finished before it was killed: not mid-stream"
     truth, ends = topic_truth(settings)
-    with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as second:
+    with SinkProcess(settings, pg_sandbox.sink_dsn, SHIPPED_POLICY) as second:
         second.wait_assigned()
         wait_until(lambda: stored() == sum(ends.values()), 120, "the sink to reach the end")
     rows = db.execute(
@@ -428,7 +403,7 @@ def test_a_backend_the_sink_may_not_signal_neither_stops_it_nor_its_restart(
         )
         victim.execute("BEGIN")
         victim.execute("SELECT sessionwarden.bind('acme', %s)", (sid,))
-        with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as sink:
+        with SinkProcess(settings, pg_sandbox.sink_dsn, SHIPPED_POLICY) as sink:
             sink.wait_assigned()
             revoke(sid)
             wait_until(lambda: sid in stored(), 60, "the revocation in the database")
@@ -443,7 +418,7 @@ def test_a_backend_the_sink_may_not_signal_neither_stops_it_nor_its_restart(
             cut = [
                 m for m in sink.messages() if m.get("msg") == "backends of revoked sessions cut off"
             ]
-        with SinkProcess(settings, pg_sandbox.sink_dsn, LONG_POLICY) as again:
+        with SinkProcess(settings, pg_sandbox.sink_dsn, SHIPPED_POLICY) as again:
             again.wait_assigned()  # the start-up cut-off refused the same signal, and went on
             assert again.proc.poll() is None
         alive = su.execute("SELECT 1").fetchone()

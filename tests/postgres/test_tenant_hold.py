@@ -12,10 +12,9 @@ import psycopg
 import pytest
 
 from sessionwarden.contracts.codec import encode
-from sessionwarden.sdk.pg_guard import is_refused, session_transaction
 from sessionwarden.sink.postgres.plan import RawRecord, plan_batch
 from sessionwarden.sink.postgres.store import RevocationStore
-from sessionwarden.testing.pg_sandbox import Sandbox
+from sessionwarden.testing.pg_sandbox import Sandbox, refused
 from tests.unit.sdk.fakes import at, revocation, tenant_revocation
 
 TOPIC = "t.sessionwarden.revocations"
@@ -28,16 +27,6 @@ def app(pg_sandbox: Sandbox) -> Iterator[psycopg.Connection[Any]]:
     pg_sandbox.add_documents("other", "doc")
     with psycopg.connect(pg_sandbox.app_dsn, autocommit=True) as conn:
         yield conn
-
-
-def refused(conn: psycopg.Connection[Any], tenant: str, sid: str) -> bool:
-    try:
-        with session_transaction(conn, tenant, sid) as cur:
-            cur.execute("SELECT count(*) FROM app.documents")
-    except psycopg.Error as exc:
-        assert is_refused(exc), exc
-        return True
-    return False
 
 
 def write(store: RevocationStore, partition: int, *models: object, **kw: Any) -> int:

@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from sessionwarden.config.settings import ENV_PREFIX, SECTIONS, Variable, variables
+from sessionwarden.generated import differences, report, write_changed
 
 __all__ = ["DOC_PATH", "main", "render"]
 
@@ -147,22 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="verify only; exit 1 if stale")
     parser.add_argument("--path", type=Path, default=DOC_PATH, help="the file to write")
     args = parser.parse_args(argv)
-    path: Path = args.path
-    text = render()
-    current = path.read_text(encoding="utf-8") if path.is_file() else None
+    rendered = {args.path: render()}
     if args.check:
-        if current != text:
-            state = "missing" if current is None else "stale"
-            print(f"{state}: {path}", file=sys.stderr)
-            print(
-                "run `make settings-doc` (python -m sessionwarden.config.reference) to regenerate",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if current != text:
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
+        return report(differences(rendered), "settings-doc", "sessionwarden.config.reference")
+    write_changed(rendered)
     return 0
 
 

@@ -44,6 +44,7 @@ from sessionwarden.contracts.outputs import (
     SessionStarted,
     TenantRevocation,
 )
+from sessionwarden.generated import differences, report, write_changed
 
 __all__ = ["JSON_DIR", "SCHEMA_DIALECT", "main", "render_all"]
 
@@ -99,13 +100,7 @@ def render_all() -> dict[str, str]:
 
 
 def _stale(directory: Path, rendered: dict[str, str]) -> list[str]:
-    problems: list[str] = []
-    for name, text in rendered.items():
-        path = directory / name
-        if not path.is_file():
-            problems.append(f"missing: {path}")
-        elif path.read_text(encoding="utf-8") != text:
-            problems.append(f"stale: {path}")
+    problems = differences({directory / name: text for name, text in rendered.items()})
     for path in sorted(directory.glob("*.json")):
         if path.name not in rendered:
             problems.append(f"unexpected: {path}")
@@ -123,22 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     directory: Path = args.dir
     rendered = render_all()
     if args.check:
-        problems = _stale(directory, rendered)
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        if problems:
-            print(
-                "run `make schemas` (python -m sessionwarden.contracts.jsonschema) to regenerate",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return report(_stale(directory, rendered), "schemas", "sessionwarden.contracts.jsonschema")
     directory.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered.items():
-        path = directory / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path}")
+    write_changed({directory / name: text for name, text in rendered.items()})
     return 0
 
 

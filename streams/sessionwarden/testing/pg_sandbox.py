@@ -19,12 +19,13 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from sessionwarden.sdk.pg_guard import session_transaction
+from sessionwarden.sdk.pg_guard import is_refused, session_transaction
 from sessionwarden.sink.postgres.migrations import apply_migrations
 from sessionwarden.testing.pg_cluster import ClusterError, TempCluster
 
@@ -160,3 +161,21 @@ def revoked_count(box: Sandbox) -> int:
     with psycopg.connect(box.sink_dsn) as conn:
         row = conn.execute("SELECT count(*) FROM sessionwarden.revoked_sessions").fetchone()
     return int(row[0]) if row else 0
+
+
+def refused(
+    app: psycopg.Connection[Any],
+    tenant: str,
+    sid: str,
+    query: LiteralString = "SELECT count(*) FROM app.documents",
+) -> bool:
+    """Whether the guard refuses ``query`` in a transaction bound to the session (any other
+    database error is raised)."""
+    try:
+        with session_transaction(app, tenant, sid) as cur:
+            cur.execute(query)
+    except psycopg.Error as exc:
+        if is_refused(exc):
+            return True
+        raise
+    return False
