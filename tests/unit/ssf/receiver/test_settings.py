@@ -20,6 +20,14 @@ def transmitter(**changes: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def oauth_poll(**changes: Any) -> dict[str, Any]:
+    return transmitter(**{
+        "delivery": "poll", "poll_url": "https://idp/poll", "push_token_file": None,
+        "poll_token_url": "https://idp/token", "poll_client_id": "sw",
+        "poll_client_secret_file": "/run/secrets/sw", "poll_scope": "ssf.read", **changes,
+    })  # fmt: skip
+
+
 def test_transmitters_come_from_the_config_file_or_json_in_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,12 +49,29 @@ def test_transmitters_come_from_the_config_file_or_json_in_the_environment(
     assert ("idp",) == tuple(t.name for t in load_settings().ssf_receiver.transmitters)
 
 
+def test_a_poll_transmitter_may_take_oauth_client_credentials() -> None:
+    """A token file, or a token endpoint, client id and secret file: one of the two."""
+    oauth = oauth_poll()
+    (found,) = load_settings(ssf_receiver_transmitters=[oauth]).ssf_receiver.transmitters
+    assert ("https://idp/token", "sw", Path("/run/secrets/sw"), "ssf.read", None) == (
+        found.poll_token_url,
+        found.poll_client_id,
+        found.poll_client_secret_file,
+        found.poll_scope,
+        found.poll_token_file,
+    )
+
+
 @pytest.mark.parametrize(
     "bad",
     [
         [transmitter(jwks_uri="")],
         [transmitter(push_token_file=None)],
         [transmitter(delivery="poll")],
+        [oauth_poll(poll_client_id="")],
+        [oauth_poll(poll_token_file="/t")],
+        [oauth_poll(poll_scope='a"b')],
+        [oauth_poll(poll_token_url="ftp://idp/token")],
         [transmitter(jwks_uri="file:///etc/jwks")],
         [transmitter(risk_profiles={"AAL1": "high"})],
         [transmitter(risk_profiles={"nist-aal:aal1": "High Risk"})],
