@@ -85,7 +85,10 @@ def poll_bearer(t: TrustedTransmitter) -> Bearer:
     if t.poll_token_file is not None:
         return StaticBearer(read_token(t.poll_token_file)[0])
     assert t.poll_client_secret_file is not None  # the settings' check guarantees it
-    secret = read_token(t.poll_client_secret_file)[0]
+    try:
+        secret = read_token(t.poll_client_secret_file)[0]
+    except ConfigError as exc:  # names the file, never its content
+        raise ConfigError(f"transmitter {t.name}: poll_client_secret_file: {exc}") from None
     return ClientCredentials(
         t.poll_token_url, t.poll_client_id, secret, t.poll_scope, time.monotonic
     )

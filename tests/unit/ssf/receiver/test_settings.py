@@ -10,6 +10,8 @@ import pytest
 
 from sessionwarden.config.settings import load_settings
 from sessionwarden.errors import ConfigError
+from sessionwarden.ssf.receiver.bearer import ClientCredentials
+from sessionwarden.ssf.receiver.service import poll_bearer
 
 
 def transmitter(**changes: Any) -> dict[str, Any]:
@@ -84,3 +86,25 @@ def test_a_wrong_transmitter_is_a_config_error(bad: list[dict[str, Any]]) -> Non
     with pytest.raises(ConfigError) as caught:
         load_settings(ssf_receiver_transmitters=bad)
     assert "ssf_receiver_transmitters" in str(caught.value)
+
+
+def test_the_poll_bearer_is_the_token_file_or_client_credentials(tmp_path: Path) -> None:
+    """The secret is read from its file at start and never shown in the bearer's repr."""
+    secret = tmp_path / "secret"
+    secret.write_text("client-secret-0123456789\n")
+    (oauth,) = load_settings(
+        ssf_receiver_transmitters=[oauth_poll(poll_client_secret_file=str(secret))]
+    ).ssf_receiver.transmitters
+    bearer = poll_bearer(oauth)
+    assert isinstance(bearer, ClientCredentials)
+    assert "client-secret" not in repr(bearer)
+    token = tmp_path / "token"
+    token.write_text("static-token-0123456789\n")
+    (static,) = load_settings(
+        ssf_receiver_transmitters=[
+            transmitter(delivery="poll", poll_url="https://idp/poll", poll_token_file=str(token))
+        ]
+    ).ssf_receiver.transmitters
+    assert "static-token-0123456789" == poll_bearer(static).token()
+    with pytest.raises(ConfigError, match="secret"):
+        poll_bearer(oauth.model_copy(update={"poll_client_secret_file": tmp_path / "missing"}))
