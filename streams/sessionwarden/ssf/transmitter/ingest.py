@@ -161,7 +161,8 @@ class Ingest:
 
     def rows(self, values: list[bytes], now: float) -> list[tuple[str, str, bytes]]:
         """(stream_id, jti, token) of every SET the records give, pure but for reading the
-        streams and their subjects from the store."""
+        streams and their subjects from the store (and noting each stream's retention, with
+        which :meth:`step` queues its rows)."""
         streams = [s for s in self._store.streams() if s.holds_events]
         self._stream_keep = {s.stream_id: retention_of(s, self._keep_s) for s in streams}
         if not streams:
