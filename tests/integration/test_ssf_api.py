@@ -182,3 +182,27 @@ def test_introspection_vouches_for_tokens_caches_them_and_fails_closed() -> None
         server.server_close()
     clock.now += 31
     assert None is introspect("good")  # the endpoint is gone: refused, not trusted from cache
+
+
+def test_a_stream_asks_for_its_retention_and_its_paused_events_expire_then(
+    api: tuple[str, Store],
+) -> None:
+    """event_retention_seconds: shown back, at most the transmitter's, applied to the queue."""
+    base, store = api
+    rp = SsfClient(base, "rp-token")
+    body = {"delivery": {"method": "urn:ietf:rfc:8936"}, "event_retention_seconds": 600}
+    status, doc = rp.call("POST", "/ssf/streams", body)
+    assert (201, 600) == (status, doc["event_retention_seconds"]), doc
+    stream_id = doc["stream_id"]
+    status, doc = rp.call(
+        "PATCH", "/ssf/streams", {"stream_id": stream_id, "event_retention_seconds": 3601}
+    )
+    assert (400, "event_retention_seconds is at most 3600") == (status, doc["description"])
+    default = rp.create_poll([SESSION_REVOKED])
+    assert 3600 == rp.call("GET", f"/ssf/streams?stream_id={default}")[1]["event_retention_seconds"]
+    CLOCK.now += 60  # past any earlier test's verification
+    for sid in (stream_id, default):
+        assert 200 == rp.call("POST", "/ssf/status", {"stream_id": sid, "status": "paused"})[0]
+        assert 204 == rp.call("POST", "/ssf/verify", {"stream_id": sid})[0]
+    assert 1 == store.expire(CLOCK.now + 601, 3600)
+    assert ({"expired": 1}, {"pending": 1}) == (store.states(stream_id), store.states(default))

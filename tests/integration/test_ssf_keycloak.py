@@ -1,7 +1,8 @@
 """Keycloak's Shared Signals transmitter feeds `sessionwarden ssf receive`: a user's logout in
 Keycloak ends that session in the enforcer, an administrator's "sign out" of a user ends every
 session of the user, each through a SET Keycloak signed and pushed (RFC 8935) and our receiver
-verified against the keys of Keycloak's SSF metadata."""
+verified against the keys of Keycloak's SSF metadata. The same through poll (RFC 8936), our
+receiver polling with an OAuth access token it gets with its client credentials."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from sessionwarden.sdk.publisher import AuthEventPublisher
 from sessionwarden.testing.keycloak import session_id_of
-from sessionwarden.testing.keycloak_ssf import push_stream
+from sessionwarden.testing.keycloak_ssf import poll_stream, push_stream
 from sessionwarden.testing.nginx import free_port
 from sessionwarden.testing.services import SsfReceiverProcess
 from tests.integration.harness import (
@@ -112,4 +113,67 @@ def test_keycloak_logouts_end_sessions_through_the_ssf_receiver(
         receiver.stop()
         enforcer.stop()
         revocations.close()
+        audit.close()
+
+
+def test_our_receiver_polls_keycloak_with_a_client_credentials_token(
+    keycloak: Any, tmp_path: Path
+) -> None:
+    """Keycloak's poll endpoint wants an access token of the receiver client: the receiver
+    gets one from the realm's token endpoint, and the SET of a logout ends the session."""
+    realm = keycloak.realm(listener=False)  # only the SETs may end these sessions
+    stream = poll_stream(keycloak.admin, keycloak.server.base_url, realm.name)
+    secret_file = tmp_path / "client.secret"
+    secret_file.write_text(stream.client_secret + "\n")
+    realm_url = f"{keycloak.server.base_url}/realms/{realm.name}"
+    settings = keycloak.settings()
+    transmitter = {
+        "name": "keycloak-poll", "issuer": stream.issuer, "metadata_url": stream.metadata_url,
+        "audience": stream.audience, "tenant": realm.name, "delivery": "poll",
+        "poll_url": stream.endpoint_url,
+        "poll_token_url": f"{realm_url}/protocol/openid-connect/token",
+        "poll_client_id": stream.client_id, "poll_client_secret_file": str(secret_file),
+        "poll_scope": "ssf.read",
+    }  # fmt: skip
+    audit = Collector(settings.kafka.bootstrap_servers, settings.topics.audit)
+    enforcer = EnforcerProcess(settings, policy=LONG_POLICY)
+    receiver = SsfReceiverProcess(
+        ["-m", "sessionwarden", "ssf", "receive"],
+        {
+            **service_env(settings, LONG_POLICY),
+            "SESSIONWARDEN_SSF_RECEIVER_METRICS_PORT": "0",
+            "SESSIONWARDEN_SSF_RECEIVER_POLL_INTERVAL_S": "0.5",
+            "SESSIONWARDEN_SSF_RECEIVER_TRANSMITTERS": orjson.dumps([transmitter]).decode(),
+        },
+    )
+    tokens = keycloak.server.tokens(realm.name)
+    try:
+        enforcer.wait_assigned()
+        receiver.wait_for("ssf receiver polling", 30)
+        status, body = tokens.password(realm.test_client, "alice", realm.password)
+        assert 200 == status, body
+        sid = session_id_of(body["access_token"])
+        with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
+            pub.publish(login_doc(sid, realm.users["alice"], time.time(), tenant=realm.name))
+        wait_until(
+            lambda: sid in {d["session_id"] for d in audit.docs(type="session_started")},
+            30,
+            "the session started",
+        )
+        t0 = time.monotonic()
+        assert 204 == tokens.logout(realm.test_client, body["refresh_token"])[0]
+
+        def ended() -> dict[str, dict[str, Any]]:
+            return {d["session_id"]: d for d in audit.docs(type="session_ended", tenant=realm.name)}
+
+        wait_until(lambda: sid in ended(), 60, "the session ended by a polled SET")
+        doc = ended()[sid]
+        assert ("signal", "session_revoked", "ssf:keycloak-poll") == (
+            doc["reason"], doc.get("signal"), doc.get("source"),
+        )  # fmt: skip
+        assert not receiver.said(stream.client_secret)
+        print(f"Keycloak logout -> polled SET -> session ended: {time.monotonic() - t0:.2f} s")
+    finally:
+        receiver.stop()
+        enforcer.stop()
         audit.close()

@@ -904,7 +904,29 @@ class TrustedTransmitter(BaseModel):
         default="", max_length=2048, pattern=r"^$|^https?://", description="poll: its endpoint."
     )
     poll_token_file: Path | None = Field(
-        default=None, description="poll: the bearer token we send to its endpoint (a file)."
+        default=None,
+        description="poll: the bearer token we send to its endpoint (a file); or give the "
+        "OAuth client credentials below.",
+    )
+    poll_token_url: str = Field(
+        default="",
+        max_length=2048,
+        pattern=r"^$|^https?://",
+        description="poll: an OAuth 2.0 token endpoint; the bearer token is an access token "
+        "got there with the client-credentials grant, kept until shortly before it expires "
+        "and fetched again after a 401.",
+    )
+    poll_client_id: str = Field(
+        default="", max_length=256, description="poll: our client id at poll_token_url."
+    )
+    poll_client_secret_file: Path | None = Field(
+        default=None, description="poll: the file holding that client's secret."
+    )
+    poll_scope: str = Field(
+        default="",
+        max_length=512,
+        pattern=r"^[\x21\x23-\x5b\x5d-\x7e ]*$",
+        description="poll: the scope asked for with the token (e.g. `ssf.read`); empty: none.",
     )
     risk_profiles: dict[str, str] = Field(
         default_factory=dict,
@@ -926,8 +948,13 @@ class TrustedTransmitter(BaseModel):
             raise ValueError(f"transmitter {self.name}: needs jwks_uri or metadata_url")
         if self.delivery == "push" and self.push_token_file is None:
             raise ValueError(f"transmitter {self.name}: push needs push_token_file")
-        if self.delivery == "poll" and (not self.poll_url or self.poll_token_file is None):
-            raise ValueError(f"transmitter {self.name}: poll needs poll_url and poll_token_file")
+        if self.delivery == "poll":
+            oauth = (self.poll_token_url, self.poll_client_id, self.poll_client_secret_file)
+            if not self.poll_url or (self.poll_token_file is None) == (not all(oauth)):
+                raise ValueError(
+                    f"transmitter {self.name}: poll needs poll_url and either poll_token_file"
+                    " or poll_token_url, poll_client_id and poll_client_secret_file"
+                )
         for key, profile in self.risk_profiles.items():
             if key != key.lower() or ":" not in key or re.fullmatch(PROFILE, profile) is None:
                 raise ValueError(f"transmitter {self.name}: risk_profiles entry {key!r}")
@@ -955,7 +982,8 @@ class SsfReceiverSettings(Section):
         default=(),
         description="The transmitters (at most 256): an array of tables in the config file, "
         "or a JSON list in the environment; each has name, issuer, jwks_uri or metadata_url, "
-        "audience, tenant, delivery (push: push_token_file; poll: poll_url, poll_token_file), "
+        "audience, tenant, delivery (push: push_token_file; poll: poll_url and poll_token_file, "
+        "or poll_token_url, poll_client_id, poll_client_secret_file and poll_scope), "
         "risk_profiles and session_revoked_scope.",
     )
     iat_window_s: float = Field(

@@ -28,10 +28,9 @@ import orjson
 
 from sessionwarden.config.settings import KeycloakSettings
 from sessionwarden.idp.retry import Verdict, classify
+from sessionwarden.oauth import TokenAnswerError, good_until, parse_token_answer, token_request
 
 MAX_BODY_BYTES = 64 * 1024
-_TOKEN_MARGIN = 0.8
-"""A token is used for this share of its lifetime, then a new one is asked."""
 
 
 @dataclass(frozen=True)
@@ -136,13 +135,7 @@ class KeycloakAdmin:
         if cached is not None and cached[1] > now:
             return cached[0]
         url = f"{self._base}/realms/{_segment(realm)}/protocol/openid-connect/token"
-        body = urllib.parse.urlencode(
-            {
-                "grant_type": "client_credentials",
-                "client_id": self._client_id,
-                "client_secret": self._secret,
-            }
-        ).encode()
+        body = token_request(self._client_id, self._secret)
         answer = self._send(
             HttpRequest("POST", url, {"Content-Type": "application/x-www-form-urlencoded"}, body)
         )
@@ -150,14 +143,11 @@ class KeycloakAdmin:
             # A refused secret or client is an operator's fix: asked again, never dropped.
             return Answer(Verdict.AGAIN, answer.status, "token: " + _reason(answer))
         try:
-            doc = orjson.loads(answer.body)
-            token, lifetime = doc["access_token"], float(doc.get("expires_in", 60))
-            if not isinstance(token, str) or not token:
-                raise TypeError("no access_token")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            token, lifetime = parse_token_answer(answer.body)
+        except TokenAnswerError:
             return Answer(Verdict.AGAIN, answer.status, "token: malformed answer")
         with self._lock:
-            self._tokens[realm] = (token, now + max(0.0, lifetime) * _TOKEN_MARGIN)
+            self._tokens[realm] = (token, good_until(now, lifetime))
         return token
 
     def _forget(self, realm: str, token: str) -> None:

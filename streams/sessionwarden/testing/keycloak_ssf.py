@@ -34,6 +34,9 @@ class SsfStream:
     audience: str
     stream_id: str
     client_id: str
+    client_secret: str
+    endpoint_url: str
+    """Where Keycloak pushes, or (poll) the endpoint it gave to poll."""
 
 
 def _call(url: str, *, form: dict[str, str] | None = None, doc: Any = None,
@@ -67,11 +70,34 @@ def push_stream(
 ) -> SsfStream:
     """Make ``realm`` a transmitter and create a push stream to ``push_url`` (Keycloak sends
     ``authorization`` as the Authorization header) delivering every user's ``events``."""
+    delivery = {"method": v.PUSH_DELIVERY, "endpoint_url": push_url,
+                "authorization_header": authorization}  # fmt: skip
+    return _stream(admin, base_url, realm, delivery, events, push_url.split("/ssf/")[0])
+
+
+def poll_stream(
+    admin: KeycloakAdmin,
+    base_url: str,
+    realm: str,
+    events: tuple[str, ...] = (v.SESSION_REVOKED, v.CREDENTIAL_CHANGE),
+) -> SsfStream:
+    """Make ``realm`` a transmitter and create a poll stream (RFC 8936) delivering every
+    user's ``events``; its receiver client polls with an access token of its own."""
+    return _stream(admin, base_url, realm, {"method": v.POLL_DELIVERY}, events, None)
+
+
+def _stream(
+    admin: KeycloakAdmin,
+    base_url: str,
+    realm: str,
+    delivery: dict[str, str],
+    events: tuple[str, ...],
+    push_origin: str | None,
+) -> SsfStream:
     doc = admin.call("GET", f"/{realm}")
     doc["attributes"] = {**(doc.get("attributes") or {}), "ssf.transmitterEnabled": "true"}
     admin.call("PUT", f"/{realm}", doc)
     client_id, secret = f"ssf-receiver-{secrets.token_hex(4)}", secrets.token_urlsafe(24)
-    origin = push_url.split("/ssf/")[0]
     admin.call(
         "POST",
         f"/{realm}/clients",
@@ -83,8 +109,8 @@ def push_stream(
             "standardFlowEnabled": False,
             "attributes": {
                 "ssf.enabled": "true",
-                "ssf.validPushUrls": f"{origin}/*",
                 "ssf.defaultSubjects": "ALL",
+                **({"ssf.validPushUrls": f"{push_origin}/*"} if push_origin else {}),
             },
         },
     )
@@ -106,11 +132,7 @@ def push_stream(
         raise AssertionError(f"no SSF metadata: {status} {metadata}")
     status, stream = _call(
         metadata["configuration_endpoint"],
-        doc={
-            "delivery": {"method": v.PUSH_DELIVERY, "endpoint_url": push_url,
-                         "authorization_header": authorization},
-            "events_requested": list(events),
-        },
+        doc={"delivery": delivery, "events_requested": list(events)},
         bearer=token["access_token"],
     )  # fmt: skip
     if status != 201:
@@ -122,4 +144,6 @@ def push_stream(
         audience=audience[0] if isinstance(audience, list) else audience,
         stream_id=stream["stream_id"],
         client_id=client_id,
+        client_secret=secret,
+        endpoint_url=stream["delivery"]["endpoint_url"],
     )

@@ -1,15 +1,15 @@
 """The RFC 8936 poller: one asyncio task per poll transmitter.
 
 Each round POSTs :func:`poll_request` (the acknowledgements and errors of the last round, and
-``maxEvents``) with the transmitter's bearer token, and takes every SET of the answer the way
-a pushed one is taken: an accepted or ignored SET is acknowledged in the next round, a refused
-one goes back in ``setErrs`` with its RFC 8935 code, one that cannot be taken now is neither
-(the transmitter delivers it again), and a SET taken before is acknowledged again. A round
-that brought SETs or left acknowledgements to send is followed at once by the next; otherwise
-the poller waits ``interval_s``. A transmitter that cannot be reached, or answers something
-that is not an RFC 8936 response, is tried again after a pause that doubles up to 30 s; it
-never stops the receiver or the other pollers.
-"""
+``maxEvents``) with the transmitter's bearer token (a fixed one, or an OAuth access token that
+is fetched again once after a 401, :mod:`sessionwarden.ssf.receiver.bearer`), and takes every
+SET of the answer the way a pushed one is taken: an accepted or ignored SET is acknowledged in
+the next round, a refused one goes back in ``setErrs`` with its RFC 8935 code, one that cannot
+be taken now is neither (the transmitter delivers it again), and a SET taken before is
+acknowledged again. A round that brought SETs or left acknowledgements to send is followed at
+once by the next; otherwise the poller waits ``interval_s``. A transmitter that cannot be
+reached, or answers something that is not an RFC 8936 response, is tried again after a pause
+that doubles up to 30 s; it never stops the receiver or the other pollers."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sessionwarden.ssf.receiver.bearer import Bearer, post
 from sessionwarden.ssf.receiver.intake import Replayed
 from sessionwarden.ssf.receiver.poll import (
     PollAnswer,
@@ -39,18 +40,12 @@ Post = Callable[[str, bytes, str, int], bytes]
 
 
 def http_post(url: str, body: bytes, token: str, max_bytes: int) -> bytes:
-    request = urllib.request.Request(  # http(s): the setting's pattern says so
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "Authorization": f"Bearer {token}",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        answer: bytes = response.read(max_bytes + 1)
+    headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Authorization": f"Bearer {token}",
+    }
+    answer = post(url, body, headers, max_bytes)
     if len(answer) > max_bytes:
         raise PollAnswerError(f"the poll answer is larger than {max_bytes} bytes")
     return answer
@@ -60,7 +55,7 @@ def http_post(url: str, body: bytes, token: str, max_bytes: int) -> bytes:
 class PollTarget:
     transmitter: str
     url: str
-    token: str
+    bearer: Bearer
     max_events: int
     interval_s: float
     max_answer_bytes: int
@@ -92,16 +87,24 @@ class Poller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=pause)
 
+    def _exchange(self, body: bytes) -> bytes:
+        """One POST with the bearer token; after a 401, once more with a new token."""
+        bearer = self.target.bearer
+        token = bearer.token()
+        try:
+            return self._post(self.target.url, body, token, self.target.max_answer_bytes)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401 or not bearer.rejected(token):
+                raise
+        return self._post(self.target.url, body, bearer.token(), self.target.max_answer_bytes)
+
     async def poll_once(self) -> PollAnswer | None:
         """One round; None when the poll itself failed (acknowledgements kept for the next)."""
         name = self.target.transmitter
         body = poll_request(self.acks, self.errors, self.target.max_events)
         loop = asyncio.get_running_loop()
         try:
-            raw = await loop.run_in_executor(
-                None, self._post, self.target.url, body, self.target.token,
-                self.target.max_answer_bytes,
-            )  # fmt: skip
+            raw = await loop.run_in_executor(None, self._exchange, body)
             answer = parse_poll_answer(raw, self.target.max_events)
         except (OSError, urllib.error.URLError, PollAnswerError, ValueError) as exc:
             self.ctx.metrics.poll_failures.labels(name).inc()

@@ -30,6 +30,7 @@ from sessionwarden.kafka.security import KafkaSecurity
 from sessionwarden.ops.tokens import read_token
 from sessionwarden.sdk.publisher import AsyncAuthEventPublisher
 from sessionwarden.ssf.receiver.app import PUSH_PATH, push_app
+from sessionwarden.ssf.receiver.bearer import Bearer, ClientCredentials, StaticBearer
 from sessionwarden.ssf.receiver.intake import Intake, IntakeRules
 from sessionwarden.ssf.receiver.metrics import ReceiverMetrics
 from sessionwarden.ssf.receiver.poller import Poller, PollTarget
@@ -79,6 +80,20 @@ class Receiver:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
+def poll_bearer(t: TrustedTransmitter) -> Bearer:
+    """The token file's token, or OAuth client credentials (the secret read from its file)."""
+    if t.poll_token_file is not None:
+        return StaticBearer(read_token(t.poll_token_file)[0])
+    assert t.poll_client_secret_file is not None  # the settings' check guarantees it
+    try:
+        secret = read_token(t.poll_client_secret_file)[0]
+    except ConfigError as exc:  # names the file, never its content
+        raise ConfigError(f"transmitter {t.name}: poll_client_secret_file: {exc}") from None
+    return ClientCredentials(
+        t.poll_token_url, t.poll_client_id, secret, t.poll_scope, time.monotonic
+    )
+
+
 def build(settings: Settings) -> Receiver:
     """Everything but the sockets; ConfigError for unreadable token files or shared tokens."""
     section = settings.ssf_receiver
@@ -118,7 +133,7 @@ def build(settings: Settings) -> Receiver:
         else:
             polls.append(
                 PollTarget(
-                    t.name, t.poll_url, read_token(t.poll_token_file)[0], section.poll_max_events,
+                    t.name, t.poll_url, poll_bearer(t), section.poll_max_events,
                     section.poll_interval_s, section.max_body_bytes * 10,
                 )
             )  # fmt: skip

@@ -37,6 +37,7 @@ from sessionwarden.ssf.transmitter.streams import (
     changed,
     new_stream,
     parse_request,
+    retention_of,
     status_view,
     stream_view,
     verification_state,
@@ -184,8 +185,10 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         if method == "GET":
             stream_id = request.query_params.get("stream_id")
             if stream_id is None:
-                return _json([stream_view(s, issuer) for s in ctx.store.streams(who.client_id)])
-            return _json(stream_view(own_stream(who, stream_id), issuer))
+                return _json(
+                    [stream_view(s, issuer, ctx.keep_s) for s in ctx.store.streams(who.client_id)]
+                )
+            return _json(stream_view(own_stream(who, stream_id), issuer, ctx.keep_s))
         if method == "DELETE":
             stream = own_stream(who, request.query_params.get("stream_id"))
             await run_in_threadpool(ctx.store.delete_stream, stream.stream_id)
@@ -199,7 +202,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
                 raise _Refused(409, "invalid_request", "the transmitter has its most streams")
             stream = new_stream(
                 request_, owner=who.client_id, stream_id=uuid.uuid4().hex, now=ctx.clock(),
-                allow_http_push=ctx.allow_http_push,
+                allow_http_push=ctx.allow_http_push, max_retention_s=ctx.keep_s,
             )  # fmt: skip
             await run_in_threadpool(ctx.store.put_stream, stream)
             ctx.on_change(stream.stream_id)
@@ -208,16 +211,16 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
                 extra={"stream_id": stream.stream_id, "method": stream.method,
                        "client_id": who.client_id},
             )  # fmt: skip
-            return _json(stream_view(stream, issuer), 201)
+            return _json(stream_view(stream, issuer, ctx.keep_s), 201)
         stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
         request_, named = parse_request(body, partial=method == "PATCH")
         updated = changed(
             stream, request_, named, replace_all=method == "PUT",
-            allow_http_push=ctx.allow_http_push,
+            allow_http_push=ctx.allow_http_push, max_retention_s=ctx.keep_s,
         )  # fmt: skip
         await run_in_threadpool(ctx.store.put_stream, updated)
         ctx.on_change(updated.stream_id)
-        return _json(stream_view(updated, issuer))
+        return _json(stream_view(updated, issuer, ctx.keep_s))
 
     @handler
     async def status(request: Request) -> Response:
@@ -271,7 +274,8 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         state = verification_state(stream, body, now)
         if stream.status != "disabled":
             row = ctx.maker.verification(stream, state, uuid.uuid4().hex, now)
-            await run_in_threadpool(ctx.store.enqueue, [(stream.stream_id, *row)], now, ctx.keep_s)
+            keep_s = retention_of(stream, ctx.keep_s)
+            await run_in_threadpool(ctx.store.enqueue, [(stream.stream_id, *row)], now, keep_s)
         await run_in_threadpool(ctx.store.put_stream, replace(stream, last_verification_at=now))
         ctx.on_change(stream.stream_id)
         return Response(status_code=204)

@@ -4,8 +4,8 @@ Reads committed revocations and revalidations (read_committed, its own consumer 
 each stream's SET for each (a stream that is disabled, did not request the event, or whose
 subjects do not match gets none), queues them all in one SQLite transaction, and only then
 commits the batch's Kafka offsets. A crash between the two reads the batch again; the store's
-``(stream_id, jti)`` key drops what was already queued. Records older than the retention are
-skipped (a new consumer group starts from the earliest record).
+``(stream_id, jti)`` key drops what was already queued. A record older than a stream's
+retention gives that stream no SET (a new consumer group starts from the earliest record).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sessionwarden.ssf.causes import cause_of
 from sessionwarden.ssf.tokens import SetError
 from sessionwarden.ssf.transmitter.sets import SetMaker, subject_matches
 from sessionwarden.ssf.transmitter.store import Store
+from sessionwarden.ssf.transmitter.streams import keeps, retention_of
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class Ingest:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._expired_at = 0.0
+        self._stream_keep: dict[str, float] = {}
+        """Each stream's retention, as :meth:`rows` last read the streams."""
 
     def start(self) -> None:
         self._consumer.subscribe([self._topic], on_assign=self._assigned)
@@ -148,7 +151,7 @@ class Ingest:
         if not read:
             return 0
         rows = self.rows([m.value() for m in read if m.value()], now)
-        new = self._store.enqueue(rows, now, self._keep_s)
+        new = self._store.enqueue(rows, now, self._stream_keep)
         self._consumer.commit(asynchronous=False)
         self.stats["records_read"] += len(read)
         self.stats["sets_queued"] += new
@@ -158,8 +161,10 @@ class Ingest:
 
     def rows(self, values: list[bytes], now: float) -> list[tuple[str, str, bytes]]:
         """(stream_id, jti, token) of every SET the records give, pure but for reading the
-        streams and their subjects from the store."""
+        streams and their subjects from the store (and noting each stream's retention, with
+        which :meth:`step` queues its rows)."""
         streams = [s for s in self._store.streams() if s.holds_events]
+        self._stream_keep = {s.stream_id: retention_of(s, self._keep_s) for s in streams}
         if not streams:
             return []
         subjects = {} if self._all_subjects else self._store.subjects()
@@ -174,11 +179,13 @@ class Ingest:
                 self.stats["records_skipped"] += 1
                 log.warning("no SET for a record", extra=error_fields(exc))
                 continue
-            if cause is None or cause.issued_at < now - self._keep_s:
+            if cause is None:
                 continue
             subject = self._maker.subject(cause)
             for stream in streams:
                 if not stream.wants(cause.event_type):
+                    continue
+                if not keeps(stream, cause.issued_at, now, self._keep_s):
                     continue
                 if not self._all_subjects and not subject_matches(
                     subjects.get(stream.stream_id, []), subject

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,17 +159,23 @@ class Store:
 
     # --- events ---------------------------------------------------------------------------
 
-    def enqueue(self, rows: Iterable[tuple[str, str, bytes]], now: float, keep_s: float) -> int:
-        """Queue ``(stream_id, jti, token)`` rows in one transaction; a row whose
-        ``(stream_id, jti)`` is already known (queued, delivered or refused) is skipped.
-        Returns how many were new."""
+    def enqueue(
+        self,
+        rows: Iterable[tuple[str, str, bytes]],
+        now: float,
+        keep_s: float | Mapping[str, float],
+    ) -> int:
+        """Queue ``(stream_id, jti, token)`` rows in one transaction, each kept ``keep_s``
+        (one retention for all, or one per stream id); a row whose ``(stream_id, jti)`` is
+        already known (queued, delivered or refused) is skipped. Returns how many were new."""
         new = 0
         with self._txn() as db:
             for stream_id, jti, token in rows:
+                keep = keep_s if isinstance(keep_s, float | int) else keep_s[stream_id]
                 cur = db.execute(
                     "INSERT OR IGNORE INTO events (stream_id, jti, token, queued_at, expires_at,"
                     " next_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (stream_id, jti, token, now, now + keep_s, now),
+                    (stream_id, jti, token, now, now + keep, now),
                 )
                 new += cur.rowcount
         return new
@@ -231,8 +237,9 @@ class Store:
         return {state: int(n) for state, n in rows}
 
     def expire(self, now: float, keep_s: float) -> int:
-        """Mark events whose retention ended expired (returns how many), and forget settled
-        events older than the retention."""
+        """Mark events whose retention ended expired (returns how many; each event carries
+        its stream's retention), and forget settled events older than ``keep_s`` (the
+        transmitter's retention, the longest of any stream)."""
         with self._txn() as db:
             cur = db.execute(
                 "UPDATE events SET state = 'expired' WHERE state = 'pending' AND expires_at <= ?",

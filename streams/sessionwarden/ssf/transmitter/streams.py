@@ -1,9 +1,12 @@
 """The stream management rules of SSF 1.0 section 8.1, as pure functions over plain values.
 
-A receiver supplies ``delivery``, ``events_requested`` and ``description``; the transmitter
-supplies the rest (``stream_id``, ``iss``, ``aud``, ``events_supported``, ``events_delivered``,
-the poll endpoint). Transmitter-supplied properties a receiver echoes back in an update are
-ignored; anything unknown is refused. A stream belongs to the client that created it: no other
+A receiver supplies ``delivery``, ``events_requested`` and ``description``, and may ask for
+``event_retention_seconds`` (how long its undelivered events wait, a property of this
+transmitter: section 8.1.1 lets a transmitter define more; at most and by default the
+transmitter's ``ssf_tx_retention_s``); the transmitter supplies the rest (``stream_id``,
+``iss``, ``aud``, ``events_supported``, ``events_delivered``, the poll endpoint).
+Transmitter-supplied properties a receiver echoes back in an update are ignored; anything
+unknown is refused. A stream belongs to the client that created it: no other
 client can see or change it.
 """
 
@@ -60,6 +63,7 @@ class StreamRequest(_Strict):
     delivery: DeliveryRequest | None = None
     events_requested: list[str] = Field(default_factory=list, max_length=64)
     description: str | None = Field(default=None, max_length=256)
+    event_retention_seconds: int | None = Field(default=None, ge=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,8 @@ class Stream:
     reason: str | None
     created_at: float
     last_verification_at: float | None = None
+    retention_s: float | None = None
+    """The receiver's ``event_retention_seconds``; None: the transmitter's retention."""
 
     @property
     def events_delivered(self) -> tuple[str, ...]:
@@ -89,6 +95,19 @@ class Stream:
     def holds_events(self) -> bool:
         """Enabled and paused streams queue events; a disabled one drops them (8.1.2)."""
         return self.status != "disabled"
+
+
+def retention_of(stream: Stream, max_s: float) -> float:
+    """How long an event of the stream waits for delivery or acknowledgement (a paused
+    stream, a receiver down): the stream's own retention, never more than the transmitter's
+    ``max_s``, which is also the default. A state written before streams had their own
+    retention has none: the default."""
+    return max_s if stream.retention_s is None else min(stream.retention_s, max_s)
+
+
+def keeps(stream: Stream, issued_at: float, now: float, max_s: float) -> bool:
+    """Whether an event issued at ``issued_at`` is still within the stream's retention."""
+    return issued_at >= now - retention_of(stream, max_s)
 
 
 def parse_request(body: Any, *, partial: bool) -> tuple[StreamRequest, set[str]]:
@@ -113,6 +132,7 @@ def new_stream(
     stream_id: str,
     now: float,
     allow_http_push: bool,
+    max_retention_s: float,
 ) -> Stream:
     """A stream made from a create request: enabled, its audience the creating client."""
     assert request.delivery is not None  # parse_request(partial=False) guarantees it
@@ -129,6 +149,7 @@ def new_stream(
         status="enabled",
         reason=None,
         created_at=now,
+        retention_s=_retention(request.event_retention_seconds, max_retention_s),
     )
 
 
@@ -139,6 +160,7 @@ def changed(
     *,
     replace_all: bool,
     allow_http_push: bool,
+    max_retention_s: float,
 ) -> Stream:
     """A stream after an update (PATCH: only what the request names) or a replacement (PUT:
     everything receiver-supplied; what is left out is cleared)."""
@@ -152,7 +174,16 @@ def changed(
         out = replace(out, events_requested=_events(request.events_requested))
     if replace_all or "description" in named:
         out = replace(out, description=request.description)
+    if replace_all or "event_retention_seconds" in named:
+        retention = _retention(request.event_retention_seconds, max_retention_s)
+        out = replace(out, retention_s=retention)
     return out
+
+
+def _retention(asked: int | None, max_s: float) -> float | None:
+    if asked is not None and asked > max_s:
+        raise StreamError(400, f"event_retention_seconds is at most {int(max_s)}")
+    return None if asked is None else float(asked)
 
 
 def with_status(stream: Stream, body: Any) -> Stream:
@@ -180,9 +211,10 @@ def verification_state(stream: Stream, body: Any, now: float) -> str | None:
     return state
 
 
-def stream_view(stream: Stream, issuer: str) -> dict[str, Any]:
-    """The stream's configuration as SSF 1.0 section 8.1.1 shows it. The push endpoint's
-    authorization header is a secret the receiver gave: never shown back."""
+def stream_view(stream: Stream, issuer: str, max_retention_s: float) -> dict[str, Any]:
+    """The stream's configuration as SSF 1.0 section 8.1.1 shows it, with the retention that
+    applies to it. The push endpoint's authorization header is a secret the receiver gave:
+    never shown back."""
     delivery: dict[str, Any] = {"method": stream.method}
     if stream.method == POLL_DELIVERY:
         delivery["endpoint_url"] = poll_url(issuer, stream.stream_id)
@@ -197,6 +229,7 @@ def stream_view(stream: Stream, issuer: str) -> dict[str, Any]:
         "events_delivered": list(stream.events_delivered),
         "delivery": delivery,
         "min_verification_interval": MIN_VERIFICATION_INTERVAL_S,
+        "event_retention_seconds": int(retention_of(stream, max_retention_s)),
     }
     if stream.description is not None:
         view["description"] = stream.description

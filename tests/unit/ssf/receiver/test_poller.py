@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.error
 from typing import Any
 
 import orjson
 import pytest
 
+from sessionwarden.ssf.receiver.bearer import ClientCredentials, StaticBearer
 from sessionwarden.ssf.receiver.poll import PollAnswerError, parse_poll_answer, poll_request
 from sessionwarden.ssf.receiver.poller import Poller, PollTarget
 from tests.unit.ssf.receiver.sets import FakePublisher, claims, count, receiving, set_token
 
-TARGET = PollTarget("idp", "https://idp/poll", "poll-token", 10, 1.0, 100_000)
+TOKEN = "poll-token"
+TARGET = PollTarget("idp", "https://idp/poll", StaticBearer(TOKEN), 10, 1.0, 100_000)
 
 
 class FakeTransmitter:
@@ -24,7 +27,7 @@ class FakeTransmitter:
         self.down = False
 
     def __call__(self, url: str, body: bytes, token: str, max_bytes: int) -> bytes:
-        assert (TARGET.url, TARGET.token) == (url, token)
+        assert (TARGET.url, TOKEN) == (url, token)
         self.requests.append(orjson.loads(body))
         if self.down:
             raise OSError("connection refused")
@@ -113,7 +116,7 @@ def test_a_round_that_raises_does_not_stop_the_poller() -> None:
             raise RuntimeError("a bug")
         return b'{"sets": {}}'
 
-    poller = Poller(ctx, PollTarget("idp", TARGET.url, TARGET.token, 10, 0.01, 1000), post)
+    poller = Poller(ctx, PollTarget("idp", TARGET.url, TARGET.bearer, 10, 0.01, 1000), post)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -125,3 +128,75 @@ def test_a_round_that_raises_does_not_stop_the_poller() -> None:
 
     asyncio.run(asyncio.wait_for(run(), 5))
     assert 1 == ctx.metrics.poll_failures.labels("idp")._value.get()
+
+
+class TokenEndpoint:
+    """Hands out access-1, access-2, ... each valid ``expires_in`` seconds."""
+
+    def __init__(self, expires_in: float = 300) -> None:
+        self.expires_in = expires_in
+        self.forms: list[str] = []
+
+    def __call__(self, url: str, body: bytes) -> bytes:
+        assert "https://idp/token" == url
+        self.forms.append(body.decode())
+        token = f"access-{len(self.forms)}"
+        return orjson.dumps({"access_token": token, "expires_in": self.expires_in})
+
+
+def test_an_oauth_token_is_fetched_once_and_again_after_a_401() -> None:
+    """The transmitter refuses an access token revoked early: one new token, one retry."""
+    clock = [0.0]
+    endpoint = TokenEndpoint()
+    creds = ClientCredentials(
+        "https://idp/token", "sw", "s3cret", "ssf.read", lambda: clock[0], endpoint
+    )
+    sent: list[str] = []
+
+    def post(url: str, body: bytes, token: str, max_bytes: int) -> bytes:
+        sent.append(token)
+        if token == "access-1" and len(sent) > 1:
+            raise urllib.error.HTTPError(url, 401, "Unauthorized", {}, None)  # type: ignore[arg-type]
+        return b'{"sets": {}}'
+
+    poller = Poller(
+        receiving(FakePublisher()), PollTarget("idp", TARGET.url, creds, 10, 1, 1000), post
+    )
+    assert asyncio.run(poller.poll_once()) is not None
+    assert asyncio.run(poller.poll_once()) is not None
+    assert ["access-1", "access-1", "access-2"] == sent
+    assert 2 == len(endpoint.forms)
+    assert (
+        "grant_type=client_credentials&client_id=sw&client_secret=s3cret&scope=ssf.read"
+        == endpoint.forms[0]
+    )
+    assert "s3cret" not in repr(creds)
+
+
+def test_a_second_401_is_a_failed_round_not_a_loop() -> None:
+    """One retry only: a client that lost its rights is counted, then polled again later."""
+    endpoint = TokenEndpoint()
+    creds = ClientCredentials("https://idp/token", "sw", "s", "", lambda: 0.0, endpoint)
+    sent: list[str] = []
+
+    def post(url: str, body: bytes, token: str, max_bytes: int) -> bytes:
+        sent.append(token)
+        raise urllib.error.HTTPError(url, 401, "Unauthorized", {}, None)  # type: ignore[arg-type]
+
+    ctx = receiving(FakePublisher())
+    poller = Poller(ctx, PollTarget("idp", TARGET.url, creds, 10, 1, 1000), post)
+    assert asyncio.run(poller.poll_once()) is None
+    assert ["access-1", "access-2"] == sent
+    assert 1 == ctx.metrics.poll_failures.labels("idp")._value.get()
+
+
+def test_a_static_token_is_not_retried_after_a_401() -> None:
+    sent: list[str] = []
+
+    def post(url: str, body: bytes, token: str, max_bytes: int) -> bytes:
+        sent.append(token)
+        raise urllib.error.HTTPError(url, 401, "Unauthorized", {}, None)  # type: ignore[arg-type]
+
+    poller = Poller(receiving(FakePublisher()), TARGET, post)
+    assert asyncio.run(poller.poll_once()) is None
+    assert [TOKEN] == sent

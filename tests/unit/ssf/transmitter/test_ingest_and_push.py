@@ -89,6 +89,24 @@ def test_disabled_streams_and_unmatched_subjects_get_nothing(tmp_path: Path) -> 
     )
 
 
+def test_a_record_older_than_a_streams_retention_gives_that_stream_nothing(
+    tmp_path: Path,
+) -> None:
+    """Revoked at T0 + 300, read at T0 + 400: past a 60 s stream's retention, not the other's;
+    what is queued expires at its own stream's retention."""
+    ingest, consumer, store, _ = _ingest(tmp_path)
+    store.put_stream(stream("s1", retention_s=60.0))
+    store.put_stream(stream("s2", retention_s=200.0))
+    store.put_stream(stream("s3"))
+    consumer.batches = [[Msg(revocation("s-1", at=T0 + 300))]]
+    assert 2 == ingest.step()
+    assert ({}, {"pending": 1}, {"pending": 1}) == tuple(
+        store.states(s) for s in ("s1", "s2", "s3")
+    )
+    assert 1 == store.expire(T0 + 400 + 200, 7 * 86400)
+    assert ({"expired": 1}, {"pending": 1}) == (store.states("s2"), store.states("s3"))
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = T0

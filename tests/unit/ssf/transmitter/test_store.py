@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 from pathlib import Path
+
+import orjson
 
 from sessionwarden.ssf.transmitter.store import Store
 from tests.unit.ssf.transmitter.factories import T0, stream
@@ -66,3 +70,28 @@ def test_poll_pages_say_when_more_wait_and_deleting_a_stream_deletes_its_events(
     assert (["j0", "j1"], True) == ([q.jti for q in page], more)
     store.delete_stream("s1")
     assert ([], None, {}) == (store.streams(), store.stream("s1"), store.states("s1"))
+
+
+def test_a_stream_stored_before_streams_had_their_own_retention_gets_the_default(
+    tmp_path: Path,
+) -> None:
+    """State directories of earlier versions: the stream document has no retention_s."""
+    store = Store(tmp_path)
+    doc = orjson.loads(orjson.dumps(dataclasses.asdict(stream("old"))))
+    del doc["retention_s"]
+    with sqlite3.connect(store.path) as db:
+        db.execute(
+            "INSERT INTO streams (stream_id, owner, doc) VALUES (?, ?, ?)",
+            ("old", "rp", orjson.dumps(doc)),
+        )
+    assert [stream("old")] == store.streams()
+    assert None is store.streams()[0].retention_s
+
+
+def test_each_row_keeps_its_streams_retention(tmp_path: Path) -> None:
+    """A paused stream asking for 60 s loses its events after 60 s; the others keep theirs."""
+    store = Store(tmp_path)
+    store.enqueue([("short", "j1", b"a"), ("long", "j1", b"b")], T0, {"short": 60, "long": 600})
+    assert 1 == store.expire(T0 + 61, 600)
+    assert ({"expired": 1}, {"pending": 1}) == (store.states("short"), store.states("long"))
+    assert [] == store.pending("short", T0 + 61, 10)[0]

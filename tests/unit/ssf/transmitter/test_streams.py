@@ -9,8 +9,10 @@ import pytest
 from sessionwarden.ssf.transmitter.streams import (
     StreamError,
     changed,
+    keeps,
     new_stream,
     parse_request,
+    retention_of,
     status_view,
     stream_view,
     verification_state,
@@ -25,18 +27,21 @@ from sessionwarden.ssf.vocabulary import (
 )
 
 ISS = "https://sw.example"
+MAX_S = 3600.0
 PUSH = {"method": PUSH_DELIVERY, "endpoint_url": "https://rp.example/events"}
 
 
 def _stream(body: dict[str, Any], now: float = 100.0) -> Any:
     request, _ = parse_request(body, partial=False)
-    return new_stream(request, owner="rp", stream_id="s1", now=now, allow_http_push=False)
+    return new_stream(
+        request, owner="rp", stream_id="s1", now=now, allow_http_push=False, max_retention_s=MAX_S
+    )
 
 
 def test_a_new_stream_delivers_what_was_requested_and_supported() -> None:
     """events_delivered is the intersection: an unknown event type is requested but never sent."""
     stream = _stream({"delivery": PUSH, "events_requested": [SESSION_REVOKED, "urn:x:other"]})
-    view = stream_view(stream, ISS)
+    view = stream_view(stream, ISS, MAX_S)
     assert [SESSION_REVOKED] == view["events_delivered"]
     assert ("s1", ISS, "rp", "enabled") == (
         view["stream_id"],
@@ -50,13 +55,13 @@ def test_a_new_stream_delivers_what_was_requested_and_supported() -> None:
 def test_a_poll_stream_gets_the_transmitters_poll_endpoint() -> None:
     """RFC 8936: the transmitter supplies the endpoint, whatever the receiver wrote."""
     stream = _stream({"delivery": {"method": POLL_DELIVERY, "endpoint_url": "https://evil"}})
-    assert f"{ISS}/ssf/poll/s1" == stream_view(stream, ISS)["delivery"]["endpoint_url"]
+    assert f"{ISS}/ssf/poll/s1" == stream_view(stream, ISS, MAX_S)["delivery"]["endpoint_url"]
 
 
 def test_the_push_authorization_header_is_never_shown_back() -> None:
     """It is the receiver's secret: a reader of the configuration must not learn it."""
     stream = _stream({"delivery": {**PUSH, "authorization_header": "Bearer rp-secret"}})
-    assert "rp-secret" not in str(stream_view(stream, ISS))
+    assert "rp-secret" not in str(stream_view(stream, ISS, MAX_S))
     assert "Bearer rp-secret" == stream.authorization_header
 
 
@@ -95,7 +100,9 @@ def test_update_changes_only_what_it_names_and_replace_clears_the_rest() -> None
     patch, named = parse_request(
         {"stream_id": "s1", "iss": ISS, "events_requested": [TOKEN_CLAIMS_CHANGE]}, partial=True
     )
-    updated = changed(stream, patch, named, replace_all=False, allow_http_push=False)
+    updated = changed(
+        stream, patch, named, replace_all=False, allow_http_push=False, max_retention_s=MAX_S
+    )
     assert ((TOKEN_CLAIMS_CHANGE,), "d", PUSH["endpoint_url"]) == (
         updated.events_requested,
         updated.description,
@@ -104,7 +111,9 @@ def test_update_changes_only_what_it_names_and_replace_clears_the_rest() -> None
     put, named = parse_request(
         {"stream_id": "s1", "delivery": {"method": POLL_DELIVERY}}, partial=False
     )
-    replaced = changed(stream, put, named, replace_all=True, allow_http_push=False)
+    replaced = changed(
+        stream, put, named, replace_all=True, allow_http_push=False, max_retention_s=MAX_S
+    )
     assert ((), None, POLL_DELIVERY) == (
         replaced.events_requested,
         replaced.description,
@@ -134,3 +143,55 @@ def test_verification_is_rate_limited_by_the_minimum_interval() -> None:
         verification_state(verified, {"stream_id": "s1"}, 105.0)
     assert 429 == caught.value.status
     assert None is verification_state(verified, {"stream_id": "s1"}, 110.0)
+
+
+def test_a_stream_asks_for_its_own_retention_bounded_by_the_transmitters() -> None:
+    """event_retention_seconds: the transmitter's retention is the default and the most."""
+    default = _stream({"delivery": PUSH})
+    assert (None, MAX_S) == (default.retention_s, retention_of(default, MAX_S))
+    assert 3600 == stream_view(default, ISS, MAX_S)["event_retention_seconds"]
+    own = _stream({"delivery": PUSH, "event_retention_seconds": 600})
+    assert 600 == stream_view(own, ISS, MAX_S)["event_retention_seconds"]
+    with pytest.raises(StreamError, match="at most 3600") as caught:
+        _stream({"delivery": PUSH, "event_retention_seconds": 3601})
+    assert 400 == caught.value.status
+    for bad in (0, -5, 1.5, "600"):
+        with pytest.raises(StreamError):
+            _stream({"delivery": PUSH, "event_retention_seconds": bad})
+    # The transmitter's retention lowered after the stream asked for more: the lower one holds.
+    assert 300.0 == retention_of(own, 300.0)
+
+
+def test_update_sets_the_retention_and_replace_without_it_restores_the_default() -> None:
+    stream = _stream({"delivery": PUSH, "event_retention_seconds": 600})
+    patch, named = parse_request({"stream_id": "s1", "description": "d"}, partial=True)
+    assert (
+        600.0
+        == changed(
+            stream, patch, named, replace_all=False, allow_http_push=False, max_retention_s=MAX_S
+        ).retention_s
+    )
+    patch, named = parse_request({"stream_id": "s1", "event_retention_seconds": 60}, partial=True)
+    assert (
+        60.0
+        == changed(
+            stream, patch, named, replace_all=False, allow_http_push=False, max_retention_s=MAX_S
+        ).retention_s
+    )
+    put, named = parse_request({"stream_id": "s1", "delivery": PUSH}, partial=False)
+    assert (
+        None
+        is changed(
+            stream, put, named, replace_all=True, allow_http_push=False, max_retention_s=MAX_S
+        ).retention_s
+    )
+
+
+def test_an_event_is_kept_for_its_streams_retention_only() -> None:
+    """The decision the reader takes for each stream, on a fake clock."""
+    now = 10_000.0
+    short = _stream({"delivery": PUSH, "event_retention_seconds": 60})
+    default = _stream({"delivery": PUSH})
+    assert keeps(short, now - 60, now, MAX_S) and not keeps(short, now - 60.001, now, MAX_S)
+    assert keeps(default, now - 3600, now, MAX_S)
+    assert not keeps(default, now - 3600.001, now, MAX_S)
