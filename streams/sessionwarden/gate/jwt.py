@@ -12,7 +12,8 @@ never carries the token.
 The keys come from a :class:`Jwks`: a file read at start, or a URL fetched and cached for
 ``cache_s``; a token naming an unknown ``kid`` makes it fetch again at once, at most every
 ``REFETCH_MIN_S`` (a key rotation is picked up; a flood of made-up key ids is not a flood of
-fetches).
+fetches). Until a first fetch has succeeded nothing verifies at all, so it is tried again
+every ``NO_KEYS_RETRY_S`` instead.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ Clock = Callable[[], float]
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 REFETCH_MIN_S = 10.0
+NO_KEYS_RETRY_S = 1.0
 MAX_JWKS_BYTES = 1 << 20
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -163,7 +165,8 @@ class Jwks:
         with self._lock:
             now = self._monotonic()
             expired = now - self._fetched_at >= self._cache_s
-            may_try = now - self._tried_at >= self._refetch_min_s
+            wait = self._refetch_min_s if self._keys is not None else NO_KEYS_RETRY_S
+            may_try = now - self._tried_at >= min(wait, self._refetch_min_s)
             if (self._keys is None or expired or refresh) and may_try:
                 self._tried_at = now
                 try:

@@ -107,6 +107,20 @@ def test_a_token_naming_an_unknown_key_makes_the_jwks_fetch_again_at_most_every_
     assert 2 == source.fetches
 
 
+def test_without_any_keys_yet_the_jwks_is_tried_again_every_second() -> None:
+    """A first fetch that failed (the issuer slow or down at start) leaves nothing to verify
+    with: waiting the 10 s meant for made-up key ids would refuse every token that long."""
+    clock = Clock(0.0)
+    answers = [b"not json"]
+    store = Jwks(lambda: answers[-1], 300, clock, 10)
+    assert "keys_unavailable" == refusal(sign(CLAIMS), store=store)
+    answers.append(jwks())
+    clock.advance(0.5)
+    assert "keys_unavailable" == refusal(sign(CLAIMS), store=store), "at most once a second"
+    clock.advance(0.5)
+    assert "s-1" == verify(sign(CLAIMS), store, RULES, NOW)["sid"]
+
+
 def test_keys_that_cannot_be_loaded_are_unavailable_and_the_last_good_ones_stay() -> None:
     clock = Clock(0.0)
     answers = [b"not json"]
