@@ -9,6 +9,7 @@ and the listener is told how long they have been failing (it rebuilds its client
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ from sessionwarden.ops.logs import error_fields
 
 # The listener's own lines, under its logger: operators filter and alert on that name.
 log = logging.getLogger("sessionwarden.sdk.listener")
+
+FIRST_RETRY_S = 0.2
+"""Pause between first probes that failed, while the listener starts."""
 
 
 class Staleness:
@@ -57,12 +61,22 @@ class Staleness:
         self.behind_since: float | None = None  # an answered probe not reached yet, since
 
     def first(self, tps: list[TopicPartition], timeout: float) -> bool:
-        """Ask for the ends of ``tps`` and wait up to ``timeout`` for the answer."""
+        """Ask for the ends of ``tps`` and wait up to ``timeout`` (real seconds) for an answer.
+        A probe that fails is asked again until then: a topic created a moment ago may have no
+        partition leader yet, and that is no reason to give up at once."""
         self._tps = tps
-        now = self._monotonic()
-        self._next_probe = now + self._interval
-        self._probe = self._ask(now)
-        return self._probe is not None and self._probe.wait(timeout)
+        give_up = time.monotonic() + timeout
+        while True:
+            now = self._monotonic()
+            self._next_probe = now + self._interval
+            self._probe = self._ask(now)
+            left = give_up - time.monotonic()
+            if self._probe is not None and self._probe.wait(max(0.0, left)):
+                return True
+            left = give_up - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(FIRST_RETRY_S, left))
 
     def age(self) -> float:
         """Seconds since everything was last known applied (inf: never)."""

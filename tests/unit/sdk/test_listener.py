@@ -510,3 +510,26 @@ def test_a_hold_is_forgotten_after_the_longest_session_lifetime() -> None:
     rig.steps()
 
     assert (True, False) == (held, listener.tenant_held("acme"))
+
+
+def test_a_first_end_offset_probe_that_fails_is_asked_again_before_start_gives_up() -> None:
+    """A topic created a moment ago may answer its first ListOffsets with an error (no leader
+    yet): the listener asks again within its start timeout instead of failing at once."""
+    rig = Rig()
+    real = rig.consumer.list_offsets
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        rig.consumer.down = len(calls) == 1
+        try:
+            return real(*args, **kwargs)
+        finally:
+            rig.consumer.down = False
+
+    rig.consumer.list_offsets = flaky  # type: ignore[method-assign]
+    rig.add(revocation("s-1"))
+    listener = rig.start()
+    rig.steps()
+    assert len(calls) >= 2
+    assert listener.is_revoked(TENANT, "s-1")
