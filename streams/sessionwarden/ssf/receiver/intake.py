@@ -70,7 +70,7 @@ class Intake:
         code) or :class:`Unavailable` (try again later)."""
         trust = self.trusts[transmitter]
         event = verify_set(token, trust, self._jwt_rules[transmitter], now)
-        mapped = to_input(event, trust)  # before the claim: a refused SET reserves nothing
+        mapped = to_input(event, trust, now)  # before the claim: a refused SET reserves nothing
         key = (event.issuer, event.jti)
         expires = event.iat + self.rules.iat_window_s + self.rules.leeway_s
         claim = self.store.claim(key, expires, now)

@@ -72,14 +72,16 @@ def event_id(issuer: str, jti: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"{len(issuer)}:{issuer}{jti}")
 
 
-def to_input(event: SecurityEvent, trust: Trust) -> dict[str, Any] | Ignored:
+def to_input(
+    event: SecurityEvent, trust: Trust, received_at: float | None = None
+) -> dict[str, Any] | Ignored:
     """The input event (a dict of the auth.events schema) for ``event``, or why none;
     :class:`Refused` for a subject this receiver cannot act on or another tenant's."""
     kind = event.event_type
     if kind in v.SSF_EVENTS:
         return Ignored("stream_event")
     if kind == v.SESSION_REVOKED:
-        base = _base(event, trust)
+        base = _base(event, trust, received_at)
         session = _member(event.subject, "session")
         if (
             session is None
@@ -92,13 +94,21 @@ def to_input(event: SecurityEvent, trust: Trust) -> dict[str, Any] | Ignored:
             "session_id": _opaque(session, "session"),
         }  # fmt: skip
     if kind in USER_SIGNALS:
-        return {**_base(event, trust), "type": "user_revoked", "signal": USER_SIGNALS[kind]}
+        return {
+            **_base(event, trust, received_at),
+            "type": "user_revoked",
+            "signal": USER_SIGNALS[kind],
+        }
     if kind in (v.ASSURANCE_LEVEL_CHANGE, v.RISK_LEVEL_CHANGE):
         level = _level_key(event)
         profile = trust.risk_profiles.get(level) if level is not None else None
         if profile is None:
             return Ignored("unmapped_level")
-        change = {**_base(event, trust), "type": "risk_change", "risk_profile": profile}
+        change = {
+            **_base(event, trust, received_at),
+            "type": "risk_change",
+            "risk_profile": profile,
+        }
         session = _member(event.subject, "session")
         if session is not None:
             change["session_id"] = _opaque(session, "session")
@@ -106,13 +116,23 @@ def to_input(event: SecurityEvent, trust: Trust) -> dict[str, Any] | Ignored:
     return Ignored("unsupported_event")
 
 
-def _base(event: SecurityEvent, trust: Trust) -> dict[str, Any]:
+def _occurred(iat: float, received_at: float | None) -> float:
+    """When the signal happened, for "sessions that began by then": ``iat`` names only its
+    whole second, so a session that began later in that second, before the signal reached us,
+    would be taken for newer than it. The end of that second, but never later than the signal
+    reached us (nor earlier than ``iat``)."""
+    if received_at is None:
+        return iat
+    return max(iat, min(iat + 1.0 - 1e-6, received_at))
+
+
+def _base(event: SecurityEvent, trust: Trust, received_at: float | None) -> dict[str, Any]:
     tenant = _member(event.subject, "tenant")
     if tenant is not None and (tenant.get("format") != OPAQUE or tenant.get("id") != trust.tenant):
         raise Refused(ACCESS_DENIED, f"transmitter {trust.name} may not act on this tenant")
     return {
         "event_id": str(event_id(event.issuer, event.jti)),
-        "occurred_at": datetime.fromtimestamp(event.iat, UTC).isoformat(),
+        "occurred_at": datetime.fromtimestamp(_occurred(event.iat, received_at), UTC).isoformat(),
         "user_id": _user(event.subject),
         "tenant": trust.tenant,
         "source": f"ssf:{trust.name}",

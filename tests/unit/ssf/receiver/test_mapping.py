@@ -147,3 +147,21 @@ def test_the_event_id_is_the_same_for_the_same_set_and_differs_by_issuer() -> No
     assert event_id(ISSUER, "j-1") == event_id(ISSUER, "j-1")
     assert event_id(ISSUER, "j-1") != event_id("https://other", "j-1")
     assert event_id("a", "bc") != event_id("ab", "c")
+
+
+@pytest.mark.parametrize(
+    ("received", "occurred"),
+    [
+        (NOW + 0.4, "2027-01-15T08:00:00.400000+00:00"),  # a login at NOW + 0.3 began before it
+        (NOW + 7.0, "2027-01-15T08:00:00.999999+00:00"),  # no later than the second iat names
+        (NOW - 0.5, "2027-01-15T08:00:00+00:00"),  # a transmitter clock ahead: never before iat
+    ],
+)
+def test_a_signal_happened_by_the_end_of_its_iat_second_or_when_it_reached_us(
+    received: float, occurred: str
+) -> None:
+    """``iat`` is whole seconds: a session that began within that second, before the signal
+    reached us, is no newer than the signal (a user_revoked must end it)."""
+    mapped = to_input(event(v.ACCOUNT_DISABLED, complex_subject(session=None)), trust(), received)
+    assert isinstance(mapped, dict)
+    assert occurred == mapped["occurred_at"]
