@@ -48,7 +48,7 @@ fmt: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff format .
 
 test: $(STAMP) kafka-up postgres-deps browser nginx ssf-interop keycloak lint ## install, start Kafka if needed, lint, run the whole test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 unit: $(STAMP) ## unit tests only (no broker)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
