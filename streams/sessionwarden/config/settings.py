@@ -848,7 +848,10 @@ class SsfTransmitterSettings(Section):
         "receiver down) before it is dropped and counted.",
     )
     push_timeout_s: float = Field(
-        default=5.0, gt=0, le=60, description="Connect and read timeout of one push."
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Time one push may take in all, from connecting to the receiver's answer.",
     )
     push_backoff_max_s: float = Field(
         default=300.0,
@@ -1102,7 +1105,10 @@ class KeycloakSettings(Section):
         description="The actuator's consumer group (one per Keycloak).",
     )
     timeout_s: float = Field(
-        default=5.0, gt=0, le=120, description="Timeout of each request to Keycloak."
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Time one request to Keycloak may take in all, connecting to answer.",
     )
     concurrency: int = Field(
         default=8, ge=1, le=64, description="Requests to Keycloak in flight at once."

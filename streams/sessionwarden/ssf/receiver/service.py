@@ -14,7 +14,6 @@ import logging
 import signal
 import socket
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+from sessionwarden import outbound
 from sessionwarden.config.settings import Settings, TrustedTransmitter
 from sessionwarden.errors import ConfigError
 from sessionwarden.gate.jwt import MAX_JWKS_BYTES, REFETCH_MIN_S, Jwks
@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:  # http(s): the setting says
-        body: bytes = response.read(MAX_JWKS_BYTES + 1)
+    body = outbound.fetch(url, timeout_s=5, max_bytes=MAX_JWKS_BYTES)
     if len(body) > MAX_JWKS_BYTES:
         raise ValueError(f"{url}: larger than 1 MiB")
     return body

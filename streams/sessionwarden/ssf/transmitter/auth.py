@@ -15,7 +15,6 @@ import hashlib
 import logging
 import re
 import threading
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any, Final
 import orjson
 
 from sessionwarden.errors import ConfigError
+from sessionwarden.outbound import fetch
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,8 @@ class Introspector:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as answer:
-                doc = orjson.loads(answer.read(65536))
-        except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as exc:
+            doc = orjson.loads(fetch(request, timeout_s=self._timeout, max_bytes=65536))
+        except (OSError, orjson.JSONDecodeError) as exc:
             log.warning("token introspection failed: refusing", extra={"error": type(exc).__name__})
             return None
         principal, ttl = introspected(doc, now)
