@@ -27,7 +27,7 @@ from starlette.routing import Route
 from sessionwarden.ssf.errors import set_error
 from sessionwarden.ssf.subjects import subject_problem
 from sessionwarden.ssf.tokens import jwks
-from sessionwarden.ssf.transmitter.auth import MANAGE, READ, Principal
+from sessionwarden.ssf.transmitter.auth import MANAGE, READ, IntrospectionBusy, Principal
 from sessionwarden.ssf.transmitter.delivery import PollRequestError, parse_poll
 from sessionwarden.ssf.transmitter.sets import SetMaker
 from sessionwarden.ssf.transmitter.store import Queued, Store
@@ -111,8 +111,15 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
     issuer = ctx.maker.issuer
     meta = orjson.dumps(metadata(issuer, ctx.default_subjects))
 
-    def principal(request: Request, scope: str) -> Principal:
-        who = ctx.authorize(request.headers.get("authorization"))
+    async def principal(request: Request, scope: str) -> Principal:
+        # Off the event loop: an introspection endpoint's answer may take seconds.
+        try:
+            who = await run_in_threadpool(ctx.authorize, request.headers.get("authorization"))
+        except IntrospectionBusy:
+            raise _Refused(
+                503, "temporarily_unavailable", "too many token checks at once: try again",
+                {"Retry-After": "1"},
+            ) from None  # fmt: skip
         if who is None:
             challenge = 'Bearer realm="ssf", error="invalid_token"'
             raise _Refused(
@@ -181,7 +188,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
     @handler
     async def streams(request: Request) -> Response:
         method = request.method
-        who = principal(request, READ if method == "GET" else MANAGE)
+        who = await principal(request, READ if method == "GET" else MANAGE)
         if method == "GET":
             stream_id = request.query_params.get("stream_id")
             if stream_id is None:
@@ -225,9 +232,9 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
     @handler
     async def status(request: Request) -> Response:
         if request.method == "GET":
-            who = principal(request, READ)
+            who = await principal(request, READ)
             return _json(status_view(own_stream(who, request.query_params.get("stream_id"))))
-        who = principal(request, MANAGE)
+        who = await principal(request, MANAGE)
         body = await json_of(request)
         stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
         updated = with_status(stream, body)
@@ -239,7 +246,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         return _json(status_view(updated))
 
     async def subject_request(request: Request) -> tuple[Stream, dict[str, Any], Any]:
-        who = principal(request, MANAGE)
+        who = await principal(request, MANAGE)
         body = await json_of(request)
         if not isinstance(body, dict) or set(body) - {"stream_id", "subject", "verified"}:
             raise _Refused(400, "invalid_request", "expected stream_id, subject, verified")
@@ -267,7 +274,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
 
     @handler
     async def verify(request: Request) -> Response:
-        who = principal(request, MANAGE)
+        who = await principal(request, MANAGE)
         body = await json_of(request)
         stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
         now = ctx.clock()
@@ -282,7 +289,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
 
     @handler
     async def poll(request: Request) -> Response:
-        who = principal(request, READ)
+        who = await principal(request, READ)
         stream = own_stream(who, request.path_params["stream_id"])
         if stream.method != POLL_DELIVERY:
             raise _Refused(400, "invalid_request", "this stream is delivered by push")
