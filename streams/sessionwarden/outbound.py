@@ -18,6 +18,12 @@ connection once ``timeout_s`` has passed since the call began, whatever phase it
 ``max_bytes + 1`` bytes of an answer are read (a longer one is the caller's to refuse). Every
 failure is an ``OSError`` (``HTTPError`` for an answer that is not 2xx, its body already read
 within the same bounds), never an ``http.client`` exception.
+
+Given a ``destination`` rule (SSF push: the URL is chosen by whoever created the stream), the
+host is resolved by the call itself, every address it resolves to must pass the rule
+(:func:`reachable`), the connection goes to one of those addresses (a name that resolves
+elsewhere a moment later changes nothing), and no proxy is used; otherwise the call raises
+:class:`DestinationRefused`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import io
+import ipaddress
 import socket
 import ssl
 import threading
@@ -33,6 +40,38 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
+
+
+class DestinationRefused(ConnectionError):
+    """The host resolves to an address the call may not reach."""
+
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def reachable(ip: str, private: bool) -> bool:
+    """Whether a call chosen by someone outside may connect to ``ip``: a global unicast
+    address; with ``private`` also loopback and private networks (RFC 1918, unique local,
+    shared address space). Never link-local (cloud metadata services answer there),
+    unspecified (0.0.0.0 reaches this host) or multicast. An IPv4 address inside IPv6
+    (mapped, NAT64) is judged as itself."""
+    try:
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+            ip.split("%", 1)[0]
+        )
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        elif addr in _NAT64:
+            addr = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if addr.is_link_local or addr.is_unspecified or addr.is_multicast:
+        return False
+    if addr.is_global:
+        return True
+    return private and (addr.is_private or addr.is_loopback or addr in _SHARED)
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -60,17 +99,24 @@ class _Deadline:
     def __exit__(self, *exc: object) -> None:
         self._timer.cancel()
 
-    def track(self, conn_type: type[http.client.HTTPConnection]) -> Callable[..., Any]:
+    def track(
+        self,
+        conn_type: type[http.client.HTTPConnection],
+        destination: Callable[[str], bool] | None = None,
+    ) -> Callable[..., Any]:
         """A connection factory whose sockets are cut at the deadline: the one it connects
         (the TLS handshake's) and the one it reads from (the response keeps it after the
-        connection has let go of it)."""
+        connection has let go of it); with ``destination``, one that connects only to an
+        address the rule lets through."""
 
         def make(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
             conn = conn_type(*args, **kwargs)
             create, connect = conn._create_connection, conn.connect  # type: ignore[attr-defined]
 
-            def create_tracked(*a: Any, **kw: Any) -> socket.socket:
-                return self._add(create(*a, **kw))
+            def create_tracked(address: tuple[str, int], *a: Any, **kw: Any) -> socket.socket:
+                if destination is not None:
+                    address = _checked(address, destination)
+                return self._add(create(address, *a, **kw))
 
             def connect_tracked() -> None:
                 connect()
@@ -99,22 +145,43 @@ class _Deadline:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
+def _checked(address: tuple[str, int], destination: Callable[[str], bool]) -> tuple[str, int]:
+    """The first address ``host`` resolves to, when the rule lets every one through."""
+    host, port = address
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ConnectionError(f"{host} does not resolve: {exc}") from None
+    ips = [str(info[4][0]) for info in found]
+    if not ips or not all(destination(ip) for ip in ips):
+        raise DestinationRefused(f"{host} resolves to an address this call may not reach")
+    return ips[0], port
+
+
 class _Http(urllib.request.HTTPHandler):
-    def __init__(self, deadline: _Deadline) -> None:
+    def __init__(self, deadline: _Deadline, destination: Callable[[str], bool] | None) -> None:
         super().__init__()
         self._deadline = deadline
+        self._destination = destination
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self._deadline.track(http.client.HTTPConnection), req)
+        conn = self._deadline.track(http.client.HTTPConnection, self._destination)
+        return self.do_open(conn, req)
 
 
 class _Https(urllib.request.HTTPSHandler):
-    def __init__(self, deadline: _Deadline, context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self,
+        deadline: _Deadline,
+        context: ssl.SSLContext | None,
+        destination: Callable[[str], bool] | None,
+    ) -> None:
         super().__init__(context=context)
         self._deadline = deadline
+        self._destination = destination
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        conn = self._deadline.track(http.client.HTTPSConnection)
+        conn = self._deadline.track(http.client.HTTPSConnection, self._destination)
         return self.do_open(conn, req, context=self._context)  # type: ignore[attr-defined]
 
 
@@ -154,14 +221,19 @@ def exchange(
     timeout_s: float,
     max_bytes: int,
     context: ssl.SSLContext | None = None,
+    destination: Callable[[str], bool] | None = None,
 ) -> tuple[int, bytes]:
     """The status and body of a 2xx answer to ``request`` (at most ``max_bytes + 1`` bytes
     read); raises ``HTTPError`` for any other status (its body, as bounded, in ``read()``),
-    :class:`TimeoutError` past ``timeout_s`` in all, another ``OSError`` when no answer came."""
+    :class:`TimeoutError` past ``timeout_s`` in all, :class:`DestinationRefused` when the host
+    resolves to an address ``destination`` refuses, another ``OSError`` when no answer came."""
     with _Deadline(timeout_s) as deadline:
-        opener = urllib.request.build_opener(
-            _Http(deadline), _Https(deadline, context), _SameOrigin()
-        )
+        handlers: list[urllib.request.BaseHandler] = [
+            _Http(deadline, destination), _Https(deadline, context, destination), _SameOrigin()
+        ]  # fmt: skip
+        if destination is not None:  # the rule is for the destination, not a proxy's address
+            handlers.append(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(*handlers)
         try:
             with opener.open(request, timeout=timeout_s) as answer:
                 status: int = answer.status

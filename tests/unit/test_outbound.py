@@ -17,7 +17,7 @@ import pytest
 from sessionwarden.gate.decision import TokenRefused
 from sessionwarden.gate.jwt import Jwks
 from sessionwarden.idp.keycloak import HttpRequest, urllib_transport
-from sessionwarden.outbound import fetch
+from sessionwarden.outbound import fetch, reachable
 from sessionwarden.ssf.receiver.bearer import post
 from sessionwarden.ssf.receiver.service import _get
 from sessionwarden.ssf.transmitter.auth import Introspector
@@ -189,7 +189,7 @@ def test_an_endpoint_trickling_its_answer_is_cut_at_the_deadline(
     assert None is urllib_transport(0.5)(HttpRequest("GET", url, {})).status
     assert time.monotonic() - started < 2.0
     started = time.monotonic()
-    assert (None, b"") == post_set(stream(endpoint_url=url), b"a.b.c", 0.5)
+    assert (None, b"") == post_set(stream(endpoint_url=url), b"a.b.c", 0.5, allow_private=True)
     assert time.monotonic() - started < 2.0
     with pytest.raises(TimeoutError):
         fetch(url, timeout_s=0.5, max_bytes=100)
@@ -202,8 +202,50 @@ def test_a_push_answered_with_a_redirect_is_not_followed(
     for status in (301, 302, 303, 307):
         url = raw(redirect_to(recorder.url, status)).url
         target = stream(endpoint_url=url, authorization_header="Bearer rp-secret")
-        assert status == post_set(target, b"a.b.c", 2)[0]
+        assert status == post_set(target, b"a.b.c", 2, allow_private=True)[0]
     assert [] == recorder.seen
+
+
+def test_a_push_to_a_name_of_a_loopback_address_is_refused_unless_allowed(
+    recorder: Recorder,
+) -> None:
+    """The rule holds for what a name resolves to when the push is made, not for how the URL
+    is written (a stream may name its endpoint 127.1, or a host whose DNS answer changes)."""
+    port = recorder.server.server_address[1]
+    for host in ("localhost", "127.1", "2130706433", "127.0.0.1"):
+        target = stream(endpoint_url=f"http://{host}:{port}/", authorization_header="Bearer x")
+        assert (None, b"") == post_set(target, b"a.b.c", 2)
+    assert [] == recorder.seen
+    target = stream(endpoint_url=f"http://localhost:{port}/")
+    assert 200 == post_set(target, b"a.b.c", 2, allow_private=True)[0]
+    assert 1 == len(recorder.seen)
+
+
+@pytest.mark.parametrize(
+    ("ip", "public", "private"),
+    [
+        ("8.8.8.8", True, True),
+        ("2001:4860::1", True, True),
+        ("10.1.2.3", False, True),
+        ("127.0.0.1", False, True),
+        ("::1", False, True),
+        ("100.64.0.1", False, True),
+        ("fd00::1", False, True),
+        ("169.254.169.254", False, False),
+        ("fe80::1%eth0", False, False),
+        ("0.0.0.0", False, False),
+        ("::", False, False),
+        ("224.0.0.1", False, False),
+        ("::ffff:127.0.0.1", False, True),
+        ("::ffff:169.254.169.254", False, False),
+        ("64:ff9b::a9fe:a9fe", False, False),
+        ("not-an-address", False, False),
+    ],
+)
+def test_which_addresses_a_push_may_reach(ip: str, public: bool, private: bool) -> None:
+    """Global unicast always; loopback and private only when allowed; link-local (the cloud
+    metadata service), unspecified and multicast never, however the address is wrapped."""
+    assert (public, private) == (reachable(ip, False), reachable(ip, True))
 
 
 def test_garbage_instead_of_http_is_an_oserror_not_a_crash(raw: Callable[..., Raw]) -> None:

@@ -783,6 +783,7 @@ class SsfTransmitterSettings(Section):
             "token_file", "introspection_url", "introspection_client_id",
             "introspection_secret_file", "default_subjects", "retention_s", "push_timeout_s",
             "push_backoff_max_s", "poll_wait_s", "max_streams", "allow_http_push",
+            "allow_private_push",
         )
     }  # fmt: skip
 
@@ -866,6 +867,12 @@ class SsfTransmitterSettings(Section):
         default=False,
         description="Allow plain http push endpoints on other hosts than loopback (tokens "
         "and SETs then travel in clear): for development only.",
+    )
+    allow_private_push: bool = Field(
+        default=False,
+        description="Allow push endpoints on loopback and private addresses (RFC 1918, unique "
+        "local, 100.64/10), checked on every push against what the name resolves to. "
+        "Link-local, unspecified and multicast addresses are never pushed to.",
     )
 
 

@@ -67,6 +67,8 @@ class AppContext:
     poll_wait_s: float
     max_streams: int
     allow_http_push: bool
+    allow_private_push: bool = False
+    """Push endpoints on loopback and private addresses (a name is checked at each push)."""
     stats: dict[str, float] = field(default_factory=dict)
     """Counters of the API's outcomes (polled, acknowledged, refused by a poller)."""
 
@@ -209,7 +211,8 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
                 raise _Refused(409, "invalid_request", "the transmitter has its most streams")
             stream = new_stream(
                 request_, owner=who.client_id, stream_id=uuid.uuid4().hex, now=ctx.clock(),
-                allow_http_push=ctx.allow_http_push, max_retention_s=ctx.keep_s,
+                allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
+                max_retention_s=ctx.keep_s,
             )  # fmt: skip
             await run_in_threadpool(ctx.store.put_stream, stream)
             ctx.on_change(stream.stream_id)
@@ -223,7 +226,8 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         request_, named = parse_request(body, partial=method == "PATCH")
         updated = changed(
             stream, request_, named, replace_all=method == "PUT",
-            allow_http_push=ctx.allow_http_push, max_retention_s=ctx.keep_s,
+            allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
+            max_retention_s=ctx.keep_s,
         )  # fmt: skip
         await run_in_threadpool(ctx.store.put_stream, updated)
         ctx.on_change(updated.stream_id)

@@ -10,6 +10,7 @@ taking events now) so order is kept. Wall-clock time, since retries must survive
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import urllib.error
@@ -17,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sessionwarden.outbound import exchange
+from sessionwarden.outbound import DestinationRefused, exchange, reachable
 from sessionwarden.ssf.transmitter.delivery import PushOutcome, backoff, push_outcome
 from sessionwarden.ssf.transmitter.store import Store
 from sessionwarden.ssf.transmitter.streams import Stream
@@ -35,20 +36,30 @@ class PushOptions:
     backoff_max_s: float
 
 
-def post_set(stream: Stream, token: bytes, timeout_s: float) -> tuple[int | None, bytes]:
+def post_set(
+    stream: Stream, token: bytes, timeout_s: float, allow_private: bool = False
+) -> tuple[int | None, bytes]:
     """POST one token to the stream's endpoint, ``timeout_s`` in all (a receiver that trickles
-    its answer is cut off then): (status, first 4 KiB of the body), or (None, b"") when no
-    answer came."""
+    its answer is cut off then), only to an address a push may reach (never link-local,
+    unspecified or multicast; loopback and private ones only with ``allow_private``), whatever
+    the endpoint's name resolves to at that moment: (status, first 4 KiB of the body), or
+    (None, b"") when no answer came."""
     assert stream.endpoint_url is not None
     headers = {"Content-Type": SET_MEDIA_TYPE, "Accept": "application/json"}
     if stream.authorization_header:
         headers["Authorization"] = stream.authorization_header
     request = urllib.request.Request(stream.endpoint_url, token, headers, method="POST")
     try:
-        return exchange(request, timeout_s=timeout_s, max_bytes=4096)
+        return exchange(
+            request, timeout_s=timeout_s, max_bytes=4096,
+            destination=functools.partial(reachable, private=allow_private),
+        )  # fmt: skip
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, exc.read(4096)
+    except DestinationRefused as exc:
+        log.warning("push endpoint refused: %s", exc, extra={"stream_id": stream.stream_id})
+        return None, b""
     except OSError:
         return None, b""
 
