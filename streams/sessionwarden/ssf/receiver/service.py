@@ -148,6 +148,7 @@ async def run(settings: Settings, receiver: Receiver) -> int:
     import uvicorn
 
     from sessionwarden.ops.server import serve_metrics
+    from sessionwarden.ops.serving import LIMITS
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -168,7 +169,7 @@ async def run(settings: Settings, receiver: Receiver) -> int:
                 f"ssf receiver: cannot listen on {section.host}:{section.port}: {exc.strerror}"
             ) from exc
         app = push_app(receiver.ctx, receiver.push_tokens, section.max_body_bytes)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", **LIMITS)
         server = uvicorn.Server(config)
         tasks.append(asyncio.create_task(_serve(server, sock, stop)))
         port = sock.getsockname()[1]

@@ -4,7 +4,8 @@ Only the metadata (``/.well-known/ssf-configuration``) and the JWK Set are publi
 section 7 makes them; every other route needs a bearer token with ``ssf.read`` (reading a
 stream, its status, polling) or ``ssf.manage`` (everything else), and a client sees only the
 streams it created (another's is a 404, never a 403, so ids cannot be probed). Bodies are at
-most ``MAX_BODY`` bytes, parsed strictly; a refusal is a JSON error with a clear description.
+most ``MAX_BODY`` bytes, arriving within :data:`~sessionwarden.ops.bodies.BODY_TIMEOUT_S`,
+parsed strictly; a refusal is a JSON error with a clear description.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sessionwarden.ops.bodies import BodyRefused, read_body
 from sessionwarden.ssf.errors import set_error
 from sessionwarden.ssf.subjects import subject_problem
 from sessionwarden.ssf.tokens import jwks
@@ -137,16 +139,10 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         return who
 
     async def body_of(request: Request) -> bytes:
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            raise _Refused(413, "invalid_request", f"the body is larger than {MAX_BODY} bytes")
-        chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > MAX_BODY:
-                raise _Refused(413, "invalid_request", f"the body is larger than {MAX_BODY} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_body(request, MAX_BODY)
+        except BodyRefused as exc:
+            raise _Refused(exc.status, "invalid_request", exc.message) from None
 
     async def json_of(request: Request) -> Any:
         try:

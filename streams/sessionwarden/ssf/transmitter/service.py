@@ -83,6 +83,8 @@ def _ready_when(assigned: threading.Event, ready: Callable[[], None]) -> None:
 def serve(settings: Settings) -> int:
     import uvicorn
 
+    from sessionwarden.ops.serving import LIMITS
+
     tx = settings.ssf_transmitter
     maker, authorize = set_maker(settings), authorizer(settings)
     store = Store(tx.state_dir)
@@ -157,6 +159,7 @@ def serve(settings: Settings) -> int:
         "ssf transmitter serving",
         extra={"host": tx.host, "port": port, "issuer": tx.issuer, "state": str(store.path)},
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, **LIMITS)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0
