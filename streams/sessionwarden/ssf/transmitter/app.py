@@ -298,13 +298,19 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         except PollRequestError as exc:
             return _json(set_error("invalid_request", str(exc)), 400)
         sid = stream.stream_id
-        for jti in asked.ack:
-            if await run_in_threadpool(ctx.store.settle, sid, jti, "delivered"):
-                _count(ctx.stats, "polls_acknowledged")
-        for jti, err in asked.set_errs.items():
-            if await run_in_threadpool(ctx.store.settle, sid, jti, "refused", err.err[:64]):
-                _count(ctx.stats, "polls_refused")
-            log.warning("a poll receiver refused a SET", extra={"stream_id": sid, "err": err.err})
+        acked = [(jti, "delivered", None) for jti in asked.ack]
+        if acked:
+            n = await run_in_threadpool(ctx.store.settle_many, sid, acked)
+            _count(ctx.stats, "polls_acknowledged", n)
+        refused = [(jti, "refused", err.err[:64]) for jti, err in asked.set_errs.items()]
+        if refused:
+            n = await run_in_threadpool(ctx.store.settle_many, sid, refused)
+            _count(ctx.stats, "polls_refused", n)
+            errs = sorted({err for _, _, err in refused})
+            log.warning(  # one line a poll, however many SETs it refuses
+                "a poll receiver refused SETs",
+                extra={"stream_id": sid, "count": len(refused), "errs": errs[:8]},
+            )
         deadline = time.monotonic() + ctx.poll_wait_s
         while True:
             current = ctx.store.stream(sid)

@@ -201,13 +201,22 @@ class Store:
     def settle(self, stream_id: str, jti: str, state: str, err: str | None = None) -> bool:
         """Mark a pending event delivered (pushed, or acknowledged) or refused (with its
         error). Returns False when it was not pending."""
+        return self.settle_many(stream_id, [(jti, state, err)]) > 0
+
+    def settle_many(self, stream_id: str, outcomes: Iterable[tuple[str, str, str | None]]) -> int:
+        """:meth:`settle` each ``(jti, state, err)`` in one transaction (a poll acknowledges
+        up to 1,000 SETs: one synchronous commit, not one each). Returns how many were
+        pending."""
+        settled = 0
         with self._txn() as db:
-            cur = db.execute(
-                "UPDATE events SET state = ?, err = ? WHERE stream_id = ? AND jti = ?"
-                " AND state = 'pending'",
-                (state, err, stream_id, jti),
-            )
-        return cur.rowcount > 0
+            for jti, state, err in outcomes:
+                cur = db.execute(
+                    "UPDATE events SET state = ?, err = ? WHERE stream_id = ? AND jti = ?"
+                    " AND state = 'pending'",
+                    (state, err, stream_id, jti),
+                )
+                settled += cur.rowcount
+        return settled
 
     def retry_at(self, stream_id: str, jti: str, attempts: int, next_at: float) -> None:
         with self._txn() as db:

@@ -3,6 +3,7 @@ Kafka): whatever a caller without a good token does, others are still served."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import urllib.request
@@ -43,9 +44,15 @@ def tokens(slow_s: float = 0.0) -> Authorize:
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store(tmp_path / "state")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path, store: Store) -> Iterator[Callable[..., str]]:
     key_file, _, _ = write_key_and_tokens(tmp_path)
-    store = Store(tmp_path / "state")
     maker = SetMaker(ISS, signer_for(key_file.read_bytes()), "k1", SessionHasher("s"))
     servers: list[ServerThread] = []
 
@@ -63,7 +70,6 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
     yield start
     for server in servers:
         server.stop()
-    store.close()
 
 
 def timed_get(url: str) -> float:
@@ -93,3 +99,24 @@ def test_a_slow_token_check_of_one_caller_holds_back_no_other(serve: Callable[..
     for thread in threads:
         thread.join()
     assert {401, 503} == set(answers)  # refused, or asked to come back: never let in
+
+
+def test_a_poll_refusing_a_thousand_sets_is_one_log_line_and_one_commit(
+    serve: Callable[..., str], store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """setErrs is the receiver's to fill: 1,000 entries must not become 1,000 warnings (nor
+    1,000 synchronous commits holding the store from the Kafka reader and the pushers)."""
+    rp = SsfClient(serve(), "rp-token")
+    sid = rp.create_poll([])
+    now = time.time()
+    store.enqueue([(sid, f"j{n}", b"a.b.c") for n in range(1000)], now, 3600.0)
+    errs = {f"j{n}": {"err": "invalid_key"} for n in range(500)}
+    errs.update({f"made-up-{n}": {"err": "invalid_request"} for n in range(500)})
+    acks = [f"j{n}" for n in range(500, 1000)]
+    with caplog.at_level(logging.WARNING, "sessionwarden.ssf.transmitter.app"):
+        answer = rp.poll(sid, ack=acks, setErrs=errs, returnImmediately=True)
+    assert {"sets": {}, "moreAvailable": False} == answer
+    assert {"refused": 500, "delivered": 500} == store.states(sid)
+    lines = [r for r in caplog.records if r.name == "sessionwarden.ssf.transmitter.app"]
+    assert 1 == len(lines)
+    assert (1000, ["invalid_key", "invalid_request"]) == (lines[0].count, lines[0].errs)  # type: ignore[attr-defined]
