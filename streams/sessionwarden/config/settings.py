@@ -1021,7 +1021,8 @@ class SsfReceiverSettings(Section):
         default=1_000_000,
         ge=1,
         le=100_000_000,
-        description="jtis remembered at most; while full, new tokens are answered 503.",
+        description="jtis remembered at most, shared equally by the transmitters' issuers; "
+        "while an issuer's share is full, its new tokens are answered 503.",
     )
     poll_interval_s: float = Field(
         default=1.0, gt=0, le=3600, description="Pause between polls that returned nothing."

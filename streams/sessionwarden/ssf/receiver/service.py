@@ -111,7 +111,8 @@ def build(settings: Settings) -> Receiver:
         for t in section.transmitters
     }
     journal = JtiJournal(section.jti_file, time.time()) if section.jti_file else None
-    store = JtiStore(section.jti_capacity, journal)
+    issuers = len({t.issuer for t in section.transmitters})
+    store = JtiStore(section.jti_capacity, journal, issuers)
     rules = IntakeRules(section.iat_window_s, section.leeway_s, section.max_body_bytes)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry, list(trusts))
