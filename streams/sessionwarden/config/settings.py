@@ -783,6 +783,7 @@ class SsfTransmitterSettings(Section):
             "token_file", "introspection_url", "introspection_client_id",
             "introspection_secret_file", "default_subjects", "retention_s", "push_timeout_s",
             "push_backoff_max_s", "poll_wait_s", "max_streams", "allow_http_push",
+            "allow_private_push",
         )
     }  # fmt: skip
 
@@ -848,7 +849,10 @@ class SsfTransmitterSettings(Section):
         "receiver down) before it is dropped and counted.",
     )
     push_timeout_s: float = Field(
-        default=5.0, gt=0, le=60, description="Connect and read timeout of one push."
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Time one push may take in all, from connecting to the receiver's answer.",
     )
     push_backoff_max_s: float = Field(
         default=300.0,
@@ -863,6 +867,12 @@ class SsfTransmitterSettings(Section):
         default=False,
         description="Allow plain http push endpoints on other hosts than loopback (tokens "
         "and SETs then travel in clear): for development only.",
+    )
+    allow_private_push: bool = Field(
+        default=False,
+        description="Allow push endpoints on loopback and private addresses (RFC 1918, unique "
+        "local, 100.64/10), checked on every push against what the name resolves to. "
+        "Link-local, unspecified and multicast addresses are never pushed to.",
     )
 
 
@@ -1011,7 +1021,8 @@ class SsfReceiverSettings(Section):
         default=1_000_000,
         ge=1,
         le=100_000_000,
-        description="jtis remembered at most; while full, new tokens are answered 503.",
+        description="jtis remembered at most, shared equally by the transmitters' issuers; "
+        "while an issuer's share is full, its new tokens are answered 503.",
     )
     poll_interval_s: float = Field(
         default=1.0, gt=0, le=3600, description="Pause between polls that returned nothing."
@@ -1102,7 +1113,10 @@ class KeycloakSettings(Section):
         description="The actuator's consumer group (one per Keycloak).",
     )
     timeout_s: float = Field(
-        default=5.0, gt=0, le=120, description="Timeout of each request to Keycloak."
+        default=5.0,
+        gt=0,
+        le=120,
+        description="Time one request to Keycloak may take in all, connecting to answer.",
     )
     concurrency: int = Field(
         default=8, ge=1, le=64, description="Requests to Keycloak in flight at once."

@@ -23,7 +23,6 @@ import binascii
 import logging
 import re
 import threading
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from sessionwarden import outbound
 from sessionwarden.gate.decision import TokenRefused
 
 log = logging.getLogger(__name__)
@@ -132,8 +132,7 @@ class Jwks:
     @classmethod
     def from_url(cls, url: str, cache_s: float, monotonic: Clock) -> Jwks:
         def fetch() -> bytes:
-            with urllib.request.urlopen(url, timeout=5) as response:  # http(s): the setting says
-                body: bytes = response.read(MAX_JWKS_BYTES + 1)
+            body = outbound.fetch(url, timeout_s=5, max_bytes=MAX_JWKS_BYTES)
             if len(body) > MAX_JWKS_BYTES:
                 raise ValueError("the JWKS is larger than 1 MiB")
             return body

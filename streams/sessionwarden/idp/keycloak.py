@@ -29,6 +29,7 @@ import orjson
 from sessionwarden.config.settings import KeycloakSettings
 from sessionwarden.idp.retry import Verdict, classify
 from sessionwarden.oauth import TokenAnswerError, good_until, parse_token_answer, token_request
+from sessionwarden.outbound import exchange
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -55,7 +56,8 @@ Transport = Callable[[HttpRequest], HttpResponse]
 
 
 def urllib_transport(timeout_s: float, ca_file: Path | None = None) -> Transport:
-    """The real transport: one connection per request (the standard library's)."""
+    """The real transport: one connection per request, ``timeout_s`` in all, no redirect to
+    another origin (:func:`sessionwarden.outbound.fetch`)."""
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
     def send(request: HttpRequest) -> HttpResponse:
@@ -63,8 +65,10 @@ def urllib_transport(timeout_s: float, ca_file: Path | None = None) -> Transport
             request.url, data=request.body, headers=request.headers, method=request.method
         )
         try:
-            with urllib.request.urlopen(req, timeout=timeout_s, context=context) as answer:
-                return HttpResponse(answer.status, answer.read(MAX_BODY_BYTES))
+            status, body = exchange(
+                req, timeout_s=timeout_s, max_bytes=MAX_BODY_BYTES, context=context
+            )
+            return HttpResponse(status, body[:MAX_BODY_BYTES])
         except urllib.error.HTTPError as exc:
             with exc:
                 return HttpResponse(exc.code, exc.read(MAX_BODY_BYTES))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import orjson
+
 ACCOUNT: Final = "account"
 EMAIL: Final = "email"
 ISS_SUB: Final = "iss_sub"
@@ -44,6 +46,11 @@ COMPLEX_MEMBERS: Final = frozenset(
 MAX_VALUE = 1024
 """The longest member value accepted (an email address is at most 254; URIs a little more)."""
 MAX_ALIASES = 16
+
+
+def canonical(subject: dict[str, Any]) -> bytes:
+    """A subject's JSON with sorted keys: equal subjects, equal bytes."""
+    return orjson.dumps(subject, option=orjson.OPT_SORT_KEYS)
 
 
 def opaque(value: str) -> dict[str, str]:

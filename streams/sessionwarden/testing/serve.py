@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from sessionwarden.ops.serving import LIMITS
 from sessionwarden.sdk.asgi import ASGIApp
 
 
@@ -26,7 +27,7 @@ class ServerThread:
             log_level=options.pop("log_level", "warning"),
             lifespan=options.pop("lifespan", "on"),
             timeout_graceful_shutdown=options.pop("timeout_graceful_shutdown", 2),
-            **options,
+            **{**LIMITS, **options},
         )
         self.host = host
         self.port = port

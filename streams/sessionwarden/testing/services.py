@@ -204,6 +204,8 @@ class TransmitterProcess(ServiceProcess):
                 "SESSIONWARDEN_SSF_TX_STATE_DIR": str(state_dir),
                 "SESSIONWARDEN_SSF_TX_SIGNING_KEY_FILE": str(key_file),
                 "SESSIONWARDEN_SSF_TX_TOKEN_FILE": str(token_file),
+                # The tests' push receivers listen on loopback.
+                "SESSIONWARDEN_SSF_TX_ALLOW_PRIVATE_PUSH": "true",
                 **env,
             },
             cwd,

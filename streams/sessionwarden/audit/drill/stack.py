@@ -71,6 +71,7 @@ def start_transmitter(
                     SESSIONWARDEN_SSF_TX_STATE_DIR=str(workdir / "ssf-state"),
                     SESSIONWARDEN_SSF_TX_SIGNING_KEY_FILE=str(key_file),
                     SESSIONWARDEN_SSF_TX_TOKEN_FILE=str(token_file),
+                    SESSIONWARDEN_SSF_TX_ALLOW_PRIVATE_PUSH="true",  # its relying parties
                     SESSIONWARDEN_SSF_TX_METRICS_PORT="0",
                     SESSIONWARDEN_METRICS_TOKEN_DIR=str(workdir))  # fmt: skip
     return start_child("ssf transmitter", ["-m", "sessionwarden", "ssf", "transmit"], env,

@@ -4,7 +4,8 @@ Every request must carry ``Authorization: Bearer <token>`` where the token is on
 transmitter's (``push_token_file``); the token says which transmitter is speaking, so one
 transmitter can never deliver under another's trust. Anything without one, on any path, is
 401 ``authentication_failed``. The body must be ``application/secevent+jwt`` and at most
-``max_body_bytes`` (413 beyond, read no further). Answers (RFC 8935 section 2.2-2.3):
+``max_body_bytes`` (413 beyond, read no further) and arrive within
+:data:`~sessionwarden.ops.bodies.BODY_TIMEOUT_S` (408 after). Answers (RFC 8935 section 2.2-2.3):
 
 * ``202`` and no body: the SET is taken (its event acknowledged by the broker) or ignored;
 * ``400`` with ``{"err", "description"}``: refused, with its RFC 8935 code;
@@ -24,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sessionwarden.ops.bodies import BodyRefused, read_body
 from sessionwarden.ssf.errors import AUTHENTICATION_FAILED, INVALID_REQUEST
 from sessionwarden.ssf.receiver.intake import Replayed
 from sessionwarden.ssf.receiver.refusal import Refused, Unavailable
@@ -79,23 +81,14 @@ async def _token_of(request: Request, limit: int) -> str:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != SET_MEDIA_TYPE:
         raise Refused(INVALID_REQUEST, f"the body must be {SET_MEDIA_TYPE}")
-    body = await _read_body(request, limit)
+    try:
+        body = await read_body(request, limit)
+    except BodyRefused as exc:
+        raise Refused(INVALID_REQUEST, exc.message, exc.status) from None
     try:
         return body.decode("ascii").strip()
     except UnicodeDecodeError:
         raise Refused(INVALID_REQUEST, "the body is not a compact JWS") from None
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise Refused(INVALID_REQUEST, f"the body is larger than {limit} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(INVALID_REQUEST, f"the body is larger than {limit} bytes", 413)
-    return bytes(body)
 
 
 def push_app(ctx: Receiving, tokens: Mapping[str, str], max_body_bytes: int) -> ASGIApp:

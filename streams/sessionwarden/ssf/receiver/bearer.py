@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sessionwarden.oauth import MAX_TOKEN_ANSWER, TokenCache, parse_token_answer, token_request
+from sessionwarden.outbound import fetch
 
 Fetch = Callable[[str, bytes], bytes]
 """(token endpoint, form body) -> its 200 answer's body; raises OSError otherwise."""
@@ -46,13 +47,13 @@ class StaticBearer:
 
 def post(url: str, body: bytes, headers: dict[str, str], limit: int) -> bytes:
     """POST ``body``; the answer's first ``limit + 1`` bytes (a longer one is the caller's to
-    refuse). An answer other than 2xx raises urllib's HTTPError (an OSError)."""
+    refuse), within 10 s in all and from that URL's origin only
+    (:func:`sessionwarden.outbound.fetch`). An answer other than 2xx raises urllib's HTTPError
+    (an OSError)."""
     request = urllib.request.Request(  # http(s): the settings' patterns say so
         url, data=body, method="POST", headers=headers
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        answer: bytes = response.read(limit + 1)
-    return answer
+    return fetch(request, timeout_s=10, max_bytes=limit)
 
 
 def http_fetch(url: str, body: bytes) -> bytes:

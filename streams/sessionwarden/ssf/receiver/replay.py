@@ -6,7 +6,9 @@ at, so a jti need be kept only until ``iat + window + leeway``; after that a rep
 by its age. ``claim`` reserves a jti while its events are published; ``commit`` keeps it (and
 journals it, when a journal is given), ``release`` frees it when publishing failed, so the
 transmitter's retry is not taken for a replay. While the store holds ``capacity`` live jtis a
-new one is :class:`Unavailable` (the transmitter retries), never accepted unrecorded.
+new one is :class:`Unavailable` (the transmitter retries), never accepted unrecorded. The
+capacity is shared equally by the ``issuers``: one transmitter sending all it may (a flood of
+valid SETs, stream events that publish nothing) fills its own share, never another's.
 
 The journal (one JSON line per committed jti, compacted when it is opened and whenever it holds
 more than twice the live jtis, and at least 1,000 lines) makes the protection survive a
@@ -42,8 +44,11 @@ class Claim(Enum):
 class JtiStore:
     """Live jtis with the time each may be forgotten; ``now`` is wall-clock time."""
 
-    def __init__(self, capacity: int, journal: JtiJournal | None = None) -> None:
+    def __init__(self, capacity: int, journal: JtiJournal | None = None, issuers: int = 1) -> None:
         self.capacity = capacity
+        self.share = max(1, capacity // max(1, issuers))
+        """The live jtis one issuer may hold."""
+        self._held: dict[str, int] = {}  # issuer -> live and pending jtis
         self._expires: dict[Key, float] = {}
         self._pending: dict[Key, float] = {}
         self._heap: list[tuple[float, Key]] = []
@@ -61,14 +66,17 @@ class JtiStore:
             return Claim.PENDING
         if key in self._expires:
             return Claim.SEEN
-        if len(self._expires) + len(self._pending) >= self.capacity:
+        held = self._held.get(key[0], 0)
+        if len(self._expires) + len(self._pending) >= self.capacity or held >= self.share:
             return Claim.FULL
         self._pending[key] = expires
+        self._held[key[0]] = held + 1
         return Claim.NEW
 
     def commit(self, key: Key) -> None:
         """The SET's events were published: remember its jti (and journal it)."""
         expires = self._pending.pop(key)
+        self._unhold(key)
         self._keep(key, expires)
         if self._journal is not None:
             self._journal.append(key, expires)
@@ -77,17 +85,27 @@ class JtiStore:
 
     def release(self, key: Key) -> None:
         """Publishing failed: the transmitter may send the SET again."""
-        self._pending.pop(key, None)
+        if self._pending.pop(key, None) is not None:
+            self._unhold(key)
 
     def _keep(self, key: Key, expires: float) -> None:
         if key not in self._expires:
             heapq.heappush(self._heap, (expires, key))
+            self._held[key[0]] = self._held.get(key[0], 0) + 1
         self._expires[key] = expires
+
+    def _unhold(self, key: Key) -> None:
+        left = self._held.get(key[0], 0) - 1
+        if left > 0:
+            self._held[key[0]] = left
+        else:
+            self._held.pop(key[0], None)
 
     def _forget(self, now: float) -> None:
         while self._heap and self._heap[0][0] <= now:
             _, key = heapq.heappop(self._heap)
-            self._expires.pop(key, None)
+            if self._expires.pop(key, None) is not None:
+                self._unhold(key)
 
 
 class JtiJournal:

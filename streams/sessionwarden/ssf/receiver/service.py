@@ -14,7 +14,6 @@ import logging
 import signal
 import socket
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+from sessionwarden import outbound
 from sessionwarden.config.settings import Settings, TrustedTransmitter
 from sessionwarden.errors import ConfigError
 from sessionwarden.gate.jwt import MAX_JWKS_BYTES, REFETCH_MIN_S, Jwks
@@ -42,8 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:  # http(s): the setting says
-        body: bytes = response.read(MAX_JWKS_BYTES + 1)
+    body = outbound.fetch(url, timeout_s=5, max_bytes=MAX_JWKS_BYTES)
     if len(body) > MAX_JWKS_BYTES:
         raise ValueError(f"{url}: larger than 1 MiB")
     return body
@@ -112,7 +111,8 @@ def build(settings: Settings) -> Receiver:
         for t in section.transmitters
     }
     journal = JtiJournal(section.jti_file, time.time()) if section.jti_file else None
-    store = JtiStore(section.jti_capacity, journal)
+    issuers = len({t.issuer for t in section.transmitters})
+    store = JtiStore(section.jti_capacity, journal, issuers)
     rules = IntakeRules(section.iat_window_s, section.leeway_s, section.max_body_bytes)
     registry = CollectorRegistry()
     metrics = ReceiverMetrics(registry, list(trusts))
@@ -149,6 +149,7 @@ async def run(settings: Settings, receiver: Receiver) -> int:
     import uvicorn
 
     from sessionwarden.ops.server import serve_metrics
+    from sessionwarden.ops.serving import LIMITS
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -169,7 +170,7 @@ async def run(settings: Settings, receiver: Receiver) -> int:
                 f"ssf receiver: cannot listen on {section.host}:{section.port}: {exc.strerror}"
             ) from exc
         app = push_app(receiver.ctx, receiver.push_tokens, section.max_body_bytes)
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", **LIMITS)
         server = uvicorn.Server(config)
         tasks.append(asyncio.create_task(_serve(server, sock, stop)))
         port = sock.getsockname()[1]

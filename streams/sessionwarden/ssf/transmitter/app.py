@@ -4,7 +4,8 @@ Only the metadata (``/.well-known/ssf-configuration``) and the JWK Set are publi
 section 7 makes them; every other route needs a bearer token with ``ssf.read`` (reading a
 stream, its status, polling) or ``ssf.manage`` (everything else), and a client sees only the
 streams it created (another's is a 404, never a 403, so ids cannot be probed). Bodies are at
-most ``MAX_BODY`` bytes, parsed strictly; a refusal is a JSON error with a clear description.
+most ``MAX_BODY`` bytes, arriving within :data:`~sessionwarden.ops.bodies.BODY_TIMEOUT_S`,
+parsed strictly; a refusal is a JSON error with a clear description.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sessionwarden.ops.bodies import BodyRefused, read_body
 from sessionwarden.ssf.errors import set_error
 from sessionwarden.ssf.subjects import subject_problem
 from sessionwarden.ssf.tokens import jwks
-from sessionwarden.ssf.transmitter.auth import MANAGE, READ, Principal
+from sessionwarden.ssf.transmitter.auth import MANAGE, READ, IntrospectionBusy, Principal
 from sessionwarden.ssf.transmitter.delivery import PollRequestError, parse_poll
 from sessionwarden.ssf.transmitter.sets import SetMaker
 from sessionwarden.ssf.transmitter.store import Queued, Store
@@ -67,6 +69,8 @@ class AppContext:
     poll_wait_s: float
     max_streams: int
     allow_http_push: bool
+    allow_private_push: bool = False
+    """Push endpoints on loopback and private addresses (a name is checked at each push)."""
     stats: dict[str, float] = field(default_factory=dict)
     """Counters of the API's outcomes (polled, acknowledged, refused by a poller)."""
 
@@ -111,8 +115,15 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
     issuer = ctx.maker.issuer
     meta = orjson.dumps(metadata(issuer, ctx.default_subjects))
 
-    def principal(request: Request, scope: str) -> Principal:
-        who = ctx.authorize(request.headers.get("authorization"))
+    async def principal(request: Request, scope: str) -> Principal:
+        # Off the event loop: an introspection endpoint's answer may take seconds.
+        try:
+            who = await run_in_threadpool(ctx.authorize, request.headers.get("authorization"))
+        except IntrospectionBusy:
+            raise _Refused(
+                503, "temporarily_unavailable", "too many token checks at once: try again",
+                {"Retry-After": "1"},
+            ) from None  # fmt: skip
         if who is None:
             challenge = 'Bearer realm="ssf", error="invalid_token"'
             raise _Refused(
@@ -128,16 +139,10 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         return who
 
     async def body_of(request: Request) -> bytes:
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
-            raise _Refused(413, "invalid_request", f"the body is larger than {MAX_BODY} bytes")
-        chunks, total = [], 0
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > MAX_BODY:
-                raise _Refused(413, "invalid_request", f"the body is larger than {MAX_BODY} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_body(request, MAX_BODY)
+        except BodyRefused as exc:
+            raise _Refused(exc.status, "invalid_request", exc.message) from None
 
     async def json_of(request: Request) -> Any:
         try:
@@ -181,7 +186,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
     @handler
     async def streams(request: Request) -> Response:
         method = request.method
-        who = principal(request, READ if method == "GET" else MANAGE)
+        who = await principal(request, READ if method == "GET" else MANAGE)
         if method == "GET":
             stream_id = request.query_params.get("stream_id")
             if stream_id is None:
@@ -202,7 +207,8 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
                 raise _Refused(409, "invalid_request", "the transmitter has its most streams")
             stream = new_stream(
                 request_, owner=who.client_id, stream_id=uuid.uuid4().hex, now=ctx.clock(),
-                allow_http_push=ctx.allow_http_push, max_retention_s=ctx.keep_s,
+                allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
+                max_retention_s=ctx.keep_s,
             )  # fmt: skip
             await run_in_threadpool(ctx.store.put_stream, stream)
             ctx.on_change(stream.stream_id)
@@ -216,7 +222,8 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         request_, named = parse_request(body, partial=method == "PATCH")
         updated = changed(
             stream, request_, named, replace_all=method == "PUT",
-            allow_http_push=ctx.allow_http_push, max_retention_s=ctx.keep_s,
+            allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
+            max_retention_s=ctx.keep_s,
         )  # fmt: skip
         await run_in_threadpool(ctx.store.put_stream, updated)
         ctx.on_change(updated.stream_id)
@@ -225,9 +232,9 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
     @handler
     async def status(request: Request) -> Response:
         if request.method == "GET":
-            who = principal(request, READ)
+            who = await principal(request, READ)
             return _json(status_view(own_stream(who, request.query_params.get("stream_id"))))
-        who = principal(request, MANAGE)
+        who = await principal(request, MANAGE)
         body = await json_of(request)
         stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
         updated = with_status(stream, body)
@@ -239,7 +246,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         return _json(status_view(updated))
 
     async def subject_request(request: Request) -> tuple[Stream, dict[str, Any], Any]:
-        who = principal(request, MANAGE)
+        who = await principal(request, MANAGE)
         body = await json_of(request)
         if not isinstance(body, dict) or set(body) - {"stream_id", "subject", "verified"}:
             raise _Refused(400, "invalid_request", "expected stream_id, subject, verified")
@@ -267,7 +274,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
 
     @handler
     async def verify(request: Request) -> Response:
-        who = principal(request, MANAGE)
+        who = await principal(request, MANAGE)
         body = await json_of(request)
         stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
         now = ctx.clock()
@@ -282,7 +289,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
 
     @handler
     async def poll(request: Request) -> Response:
-        who = principal(request, READ)
+        who = await principal(request, READ)
         stream = own_stream(who, request.path_params["stream_id"])
         if stream.method != POLL_DELIVERY:
             raise _Refused(400, "invalid_request", "this stream is delivered by push")
@@ -291,13 +298,19 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         except PollRequestError as exc:
             return _json(set_error("invalid_request", str(exc)), 400)
         sid = stream.stream_id
-        for jti in asked.ack:
-            if await run_in_threadpool(ctx.store.settle, sid, jti, "delivered"):
-                _count(ctx.stats, "polls_acknowledged")
-        for jti, err in asked.set_errs.items():
-            if await run_in_threadpool(ctx.store.settle, sid, jti, "refused", err.err[:64]):
-                _count(ctx.stats, "polls_refused")
-            log.warning("a poll receiver refused a SET", extra={"stream_id": sid, "err": err.err})
+        acked = [(jti, "delivered", None) for jti in asked.ack]
+        if acked:
+            n = await run_in_threadpool(ctx.store.settle_many, sid, acked)
+            _count(ctx.stats, "polls_acknowledged", n)
+        refused = [(jti, "refused", err.err[:64]) for jti, err in asked.set_errs.items()]
+        if refused:
+            n = await run_in_threadpool(ctx.store.settle_many, sid, refused)
+            _count(ctx.stats, "polls_refused", n)
+            errs = sorted({err for _, _, err in refused})
+            log.warning(  # one line a poll, however many SETs it refuses
+                "a poll receiver refused SETs",
+                extra={"stream_id": sid, "count": len(refused), "errs": errs[:8]},
+            )
         deadline = time.monotonic() + ctx.poll_wait_s
         while True:
             current = ctx.store.stream(sid)

@@ -5,7 +5,13 @@ hashes only) or, failing that, by an RFC 7662 introspection endpoint. ``ssf.read
 stream's configuration and status and polls its events; ``ssf.manage`` also creates, changes
 and deletes streams, their subjects, and asks for verification. Pure but for
 :class:`Introspector`'s HTTP call; its answers are cached for ``CACHE_S`` (never past the
-token's ``exp``), and an unreachable endpoint refuses (fail closed).
+token's ``exp``), and an unreachable endpoint refuses (fail closed). Tokens it refused are
+cached apart from those it vouched for, each at most ``MAX_CACHED``: a flood of made-up tokens
+forgets only other made-up tokens, never a receiver's good one (which would then be asked
+about again on every request). The call blocks: the API makes it off its event loop, and at
+most ``MAX_IN_FLIGHT`` are made at once; a token that would need one more is
+:class:`IntrospectionBusy` (the API answers 503), so a flood of made-up tokens against a slow
+endpoint holds a few threads, never every worker the API has.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import hashlib
 import logging
 import re
 import threading
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -24,7 +29,8 @@ from typing import Any, Final
 
 import orjson
 
-from sessionwarden.errors import ConfigError
+from sessionwarden.errors import ConfigError, SessionwardenError
+from sessionwarden.outbound import fetch
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +39,15 @@ MANAGE: Final = "ssf.manage"
 SCOPES: Final = frozenset({READ, MANAGE})
 CACHE_S: Final = 30.0
 MAX_TOKEN = 4096
+MAX_CACHED = 10_000
+MAX_IN_FLIGHT = 8
 _LINE = re.compile(
     r"^(?P<client>[A-Za-z0-9._:@/-]{1,256})\s+(?P<hash>[0-9a-f]{64})\s+(?P<scopes>\S+)$"
 )
+
+
+class IntrospectionBusy(SessionwardenError):
+    """As many introspection calls as allowed are under way: ask again shortly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +110,10 @@ def introspected(doc: Any, now: float) -> tuple[Principal | None, float]:
     return (Principal(client[:256], scopes) if scopes else None), ttl
 
 
+_Cache = dict[str, tuple[Principal | None, float]]
+"""Token hash -> (the answer, until when it is used)."""
+
+
 class Introspector:
     """Asks an RFC 7662 endpoint about tokens (client_secret_basic), caching the answers."""
 
@@ -108,21 +124,26 @@ class Introspector:
         secret: str,
         clock: Callable[[], float],
         timeout_s: float = 5.0,
+        send: Callable[[urllib.request.Request, float], bytes] | None = None,
     ) -> None:
         self._url = url
         basic = f"{urllib.parse.quote(client_id)}:{urllib.parse.quote(secret)}"
         self._auth = "Basic " + base64.b64encode(basic.encode()).decode()
         self._clock = clock
         self._timeout = timeout_s
-        self._cache: dict[str, tuple[Principal | None, float]] = {}
+        self._send = send or _post
+        self._vouched: _Cache = {}
+        self._refused: _Cache = {}
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
 
     def __call__(self, token: str) -> Principal | None:
         key, now = token_hash(token), self._clock()
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit[1] > now:
-                return hit[0]
+            for cache in (self._vouched, self._refused):
+                hit = cache.get(key)
+                if hit is not None and hit[1] > now:
+                    return hit[0]
         request = urllib.request.Request(
             self._url,
             data=urllib.parse.urlencode(
@@ -135,18 +156,31 @@ class Introspector:
             },
             method="POST",
         )
+        if not self._slots.acquire(blocking=False):
+            raise IntrospectionBusy(f"{MAX_IN_FLIGHT} token introspections are under way")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as answer:
-                doc = orjson.loads(answer.read(65536))
-        except (urllib.error.URLError, OSError, orjson.JSONDecodeError) as exc:
+            doc = orjson.loads(self._send(request, self._timeout))
+        except (OSError, orjson.JSONDecodeError) as exc:
             log.warning("token introspection failed: refusing", extra={"error": type(exc).__name__})
             return None
+        finally:
+            self._slots.release()
         principal, ttl = introspected(doc, now)
         with self._lock:
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            self._cache[key] = (principal, now + ttl)
+            _keep(self._refused if principal is None else self._vouched, key, principal, now + ttl)
         return principal
+
+
+def _post(request: urllib.request.Request, timeout_s: float) -> bytes:
+    return fetch(request, timeout_s=timeout_s, max_bytes=65536)
+
+
+def _keep(cache: _Cache, key: str, principal: Principal | None, until: float) -> None:
+    """Cache an answer; a full cache is emptied first (a flood of made-up tokens then costs
+    one introspection each, as it would without a cache)."""
+    if len(cache) >= MAX_CACHED:
+        cache.clear()
+    cache[key] = (principal, until)
 
 
 class Authorizer:

@@ -10,13 +10,15 @@ taking events now) so order is kept. Wall-clock time, since retries must survive
 
 from __future__ import annotations
 
-import http.client
+import functools
 import logging
 import threading
-import urllib.parse
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sessionwarden.outbound import DestinationRefused, exchange, reachable
 from sessionwarden.ssf.transmitter.delivery import PushOutcome, backoff, push_outcome
 from sessionwarden.ssf.transmitter.store import Store
 from sessionwarden.ssf.transmitter.streams import Stream
@@ -34,25 +36,32 @@ class PushOptions:
     backoff_max_s: float
 
 
-def post_set(stream: Stream, token: bytes, timeout_s: float) -> tuple[int | None, bytes]:
-    """POST one token to the stream's endpoint: (status, first 4 KiB of the body), or
+def post_set(
+    stream: Stream, token: bytes, timeout_s: float, allow_private: bool = False
+) -> tuple[int | None, bytes]:
+    """POST one token to the stream's endpoint, ``timeout_s`` in all (a receiver that trickles
+    its answer is cut off then), only to an address a push may reach (never link-local,
+    unspecified or multicast; loopback and private ones only with ``allow_private``), whatever
+    the endpoint's name resolves to at that moment: (status, first 4 KiB of the body), or
     (None, b"") when no answer came."""
     assert stream.endpoint_url is not None
-    url = urllib.parse.urlsplit(stream.endpoint_url)
-    conn_type = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    conn = conn_type(url.hostname or "", url.port, timeout=timeout_s)
     headers = {"Content-Type": SET_MEDIA_TYPE, "Accept": "application/json"}
     if stream.authorization_header:
         headers["Authorization"] = stream.authorization_header
-    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    request = urllib.request.Request(stream.endpoint_url, token, headers, method="POST")
     try:
-        conn.request("POST", path, body=token, headers=headers)
-        answer = conn.getresponse()
-        return answer.status, answer.read(4096)
-    except (OSError, http.client.HTTPException):
+        return exchange(
+            request, timeout_s=timeout_s, max_bytes=4096,
+            destination=functools.partial(reachable, private=allow_private),
+        )  # fmt: skip
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read(4096)
+    except DestinationRefused as exc:
+        log.warning("push endpoint refused: %s", exc, extra={"stream_id": stream.stream_id})
         return None, b""
-    finally:
-        conn.close()
+    except OSError:
+        return None, b""
 
 
 class Pusher:

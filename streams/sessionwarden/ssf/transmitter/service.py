@@ -4,6 +4,7 @@ and serve them with uvicorn."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import socket
 import threading
@@ -20,7 +21,7 @@ from sessionwarden.ssf.transmitter.app import AppContext, transmitter_app
 from sessionwarden.ssf.transmitter.auth import Authorizer, Introspector, parse_token_file
 from sessionwarden.ssf.transmitter.delivery import PushOutcome
 from sessionwarden.ssf.transmitter.ingest import Ingest
-from sessionwarden.ssf.transmitter.pusher import Pusher, PushOptions
+from sessionwarden.ssf.transmitter.pusher import Pusher, PushOptions, post_set
 from sessionwarden.ssf.transmitter.sets import SetMaker
 from sessionwarden.ssf.transmitter.store import Store
 from sessionwarden.ssf.transmitter.streams import Stream
@@ -82,6 +83,8 @@ def _ready_when(assigned: threading.Event, ready: Callable[[], None]) -> None:
 def serve(settings: Settings) -> int:
     import uvicorn
 
+    from sessionwarden.ops.serving import LIMITS
+
     tx = settings.ssf_transmitter
     maker, authorize = set_maker(settings), authorizer(settings)
     store = Store(tx.state_dir)
@@ -92,7 +95,11 @@ def serve(settings: Settings) -> int:
         stats[key] = stats.get(key, 0) + 1
 
     pusher = Pusher(
-        store, PushOptions(tx.push_timeout_s, tx.push_backoff_max_s), time.time, on_outcome=pushed
+        store,
+        PushOptions(tx.push_timeout_s, tx.push_backoff_max_s),
+        time.time,
+        send=functools.partial(post_set, allow_private=tx.allow_private_push),
+        on_outcome=pushed,
     )
 
     def on_queued(stream_ids: set[str]) -> None:
@@ -139,6 +146,7 @@ def serve(settings: Settings) -> int:
         poll_wait_s=tx.poll_wait_s,
         max_streams=tx.max_streams,
         allow_http_push=tx.allow_http_push,
+        allow_private_push=tx.allow_private_push,
         stats=stats,
     )
     app = transmitter_app(ctx, lifespan=lifespan)
@@ -151,6 +159,7 @@ def serve(settings: Settings) -> int:
         "ssf transmitter serving",
         extra={"host": tx.host, "port": port, "issuer": tx.issuer, "state": str(store.path)},
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, **LIMITS)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0

@@ -10,11 +10,13 @@ twice gives the same token byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from sessionwarden.ssf.causes import Cause, numeric_date, set_claims
-from sessionwarden.ssf.subjects import COMPLEX, opaque, session_subject
+from sessionwarden.ssf.subjects import COMPLEX, canonical, opaque, session_subject
 from sessionwarden.ssf.tokens import SetSigner, encode_set, read_unverified
 from sessionwarden.ssf.transmitter.streams import Stream
 from sessionwarden.ssf.vocabulary import VERIFICATION
@@ -77,16 +79,49 @@ def event_type_of(token: bytes) -> str:
     return str(next(iter(claims["events"])))
 
 
+class AddedSubjects:
+    """The subjects added to one stream, indexed: the simple ones by their canonical JSON (an
+    event's subject is looked up member by member, whatever their number), the complex ones
+    in a list (compared member by member; a receiver adds few of them)."""
+
+    __slots__ = ("_complex", "_simple")
+
+    def __init__(self, subjects: Iterable[dict[str, Any]] = ()) -> None:
+        self._simple: set[bytes] = set()
+        self._complex: list[dict[str, Any]] = []
+        for subject in subjects:
+            self.add_canonical(canonical(subject))
+
+    def add_canonical(self, subject: bytes) -> None:
+        """Add a subject given as :func:`~sessionwarden.ssf.subjects.canonical` bytes."""
+        parsed = orjson.loads(subject)
+        if isinstance(parsed, dict) and parsed.get("format") == COMPLEX:
+            own = {k: v for k, v in parsed.items() if k != "format"}
+            if own:
+                self._complex.append(own)
+        else:
+            self._simple.add(subject)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for subject in self._simple:
+            yield orjson.loads(subject)
+        for own in self._complex:
+            yield {"format": COMPLEX, **own}
+
+    def __len__(self) -> int:
+        return len(self._simple) + len(self._complex)
+
+    def matches(self, subject: dict[str, Any]) -> bool:
+        """See :func:`subject_matches`."""
+        members = {k: v for k, v in subject.items() if k != "format"}
+        if self._simple and any(canonical(v) in self._simple for v in members.values()):
+            return True
+        return any(all(members.get(k) == v for k, v in own.items()) for own in self._complex)
+
+
 def subject_matches(added: Iterable[dict[str, Any]], subject: dict[str, Any]) -> bool:
     """Whether an event about ``subject`` (a complex subject) concerns one of the ``added``
     subjects: a simple one equal to any of its members, or a complex one whose every member
     equals the same member of the event's."""
-    members = {k: v for k, v in subject.items() if k != "format"}
-    for wanted in added:
-        if wanted.get("format") == COMPLEX:
-            own = {k: v for k, v in wanted.items() if k != "format"}
-            if own and all(members.get(k) == v for k, v in own.items()):
-                return True
-        elif wanted in members.values():
-            return True
-    return False
+    index = added if isinstance(added, AddedSubjects) else AddedSubjects(added)
+    return index.matches(subject)

@@ -24,6 +24,8 @@ from typing import Any
 
 import orjson
 
+from sessionwarden.ssf.subjects import canonical
+from sessionwarden.ssf.transmitter.sets import AddedSubjects
 from sessionwarden.ssf.transmitter.streams import Stream
 
 _SCHEMA = """
@@ -64,10 +66,6 @@ class Queued:
     queued_at: float
 
 
-def canonical(subject: dict[str, Any]) -> bytes:
-    return orjson.dumps(subject, option=orjson.OPT_SORT_KEYS)
-
-
 class Store:
     """The SQLite file in ``state_dir`` (created with mode 0700)."""
 
@@ -79,6 +77,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._subjects_version = 0  # bumped by every change of the subjects
+        self._subjects: tuple[int, dict[str, AddedSubjects]] | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -125,6 +125,7 @@ class Store:
         with self._txn() as db:
             for table in ("streams", "subjects", "events"):
                 db.execute(f"DELETE FROM {table} WHERE stream_id = ?", (stream_id,))
+            self._subjects_version += 1
 
     def add_subject(self, stream_id: str, subject: dict[str, Any]) -> None:
         with self._txn() as db:
@@ -132,6 +133,7 @@ class Store:
                 "INSERT OR IGNORE INTO subjects (stream_id, subject) VALUES (?, ?)",
                 (stream_id, canonical(subject)),
             )
+            self._subjects_version += 1
 
     def remove_subject(self, stream_id: str, subject: dict[str, Any]) -> bool:
         with self._txn() as db:
@@ -139,15 +141,24 @@ class Store:
                 "DELETE FROM subjects WHERE stream_id = ? AND subject = ?",
                 (stream_id, canonical(subject)),
             )
+            self._subjects_version += 1
         return cur.rowcount > 0
 
-    def subjects(self) -> dict[str, list[dict[str, Any]]]:
-        """Every stream's added subjects."""
+    def subjects(self) -> dict[str, AddedSubjects]:
+        """Every stream's added subjects, indexed. The Kafka reader asks for them every batch:
+        they are read from the file again only after a change (a stream's 10,000 subjects,
+        times its streams, were read and parsed each time). The answer is shared: read only."""
         with self._txn() as db:
+            cached, version = self._subjects, self._subjects_version
+            if cached is not None and cached[0] == version:
+                return cached[1]
             rows = db.execute("SELECT stream_id, subject FROM subjects").fetchall()
-        found: dict[str, list[dict[str, Any]]] = {}
+        found: dict[str, AddedSubjects] = {}
         for stream_id, subject in rows:
-            found.setdefault(stream_id, []).append(orjson.loads(subject))
+            found.setdefault(stream_id, AddedSubjects()).add_canonical(subject)
+        with self._lock:
+            if self._subjects_version == version:
+                self._subjects = (version, found)
         return found
 
     def subject_count(self, stream_id: str) -> int:
@@ -201,13 +212,22 @@ class Store:
     def settle(self, stream_id: str, jti: str, state: str, err: str | None = None) -> bool:
         """Mark a pending event delivered (pushed, or acknowledged) or refused (with its
         error). Returns False when it was not pending."""
+        return self.settle_many(stream_id, [(jti, state, err)]) > 0
+
+    def settle_many(self, stream_id: str, outcomes: Iterable[tuple[str, str, str | None]]) -> int:
+        """:meth:`settle` each ``(jti, state, err)`` in one transaction (a poll acknowledges
+        up to 1,000 SETs: one synchronous commit, not one each). Returns how many were
+        pending."""
+        settled = 0
         with self._txn() as db:
-            cur = db.execute(
-                "UPDATE events SET state = ?, err = ? WHERE stream_id = ? AND jti = ?"
-                " AND state = 'pending'",
-                (state, err, stream_id, jti),
-            )
-        return cur.rowcount > 0
+            for jti, state, err in outcomes:
+                cur = db.execute(
+                    "UPDATE events SET state = ?, err = ? WHERE stream_id = ? AND jti = ?"
+                    " AND state = 'pending'",
+                    (state, err, stream_id, jti),
+                )
+                settled += cur.rowcount
+        return settled
 
     def retry_at(self, stream_id: str, jti: str, attempts: int, next_at: float) -> None:
         with self._txn() as db:

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sessionwarden.contracts.validation import error_lines
+from sessionwarden.outbound import reachable
 from sessionwarden.ssf.vocabulary import (
     POLL_DELIVERY,
     PUSH_DELIVERY,
@@ -132,11 +133,12 @@ def new_stream(
     stream_id: str,
     now: float,
     allow_http_push: bool,
+    allow_private_push: bool,
     max_retention_s: float,
 ) -> Stream:
     """A stream made from a create request: enabled, its audience the creating client."""
     assert request.delivery is not None  # parse_request(partial=False) guarantees it
-    method, url, auth = _delivery(request.delivery, allow_http_push)
+    method, url, auth = _delivery(request.delivery, allow_http_push, allow_private_push)
     return Stream(
         stream_id=stream_id,
         owner=owner,
@@ -160,6 +162,7 @@ def changed(
     *,
     replace_all: bool,
     allow_http_push: bool,
+    allow_private_push: bool,
     max_retention_s: float,
 ) -> Stream:
     """A stream after an update (PATCH: only what the request names) or a replacement (PUT:
@@ -168,7 +171,7 @@ def changed(
     if replace_all or "delivery" in named:
         if request.delivery is None:
             raise StreamError(400, "delivery is required")
-        method, url, auth = _delivery(request.delivery, allow_http_push)
+        method, url, auth = _delivery(request.delivery, allow_http_push, allow_private_push)
         out = replace(out, method=method, endpoint_url=url, authorization_header=auth)
     if replace_all or "events_requested" in named:
         out = replace(out, events_requested=_events(request.events_requested))
@@ -255,22 +258,24 @@ def _events(requested: list[str]) -> tuple[str, ...]:
 
 
 def _delivery(
-    delivery: DeliveryRequest, allow_http_push: bool
+    delivery: DeliveryRequest, allow_http_push: bool, allow_private_push: bool
 ) -> tuple[str, str | None, str | None]:
     if delivery.method == POLL_DELIVERY:
         # The transmitter supplies the poll endpoint; one given by the receiver is ignored.
         return POLL_DELIVERY, None, None
     if delivery.endpoint_url is None:
         raise StreamError(400, "push delivery needs delivery.endpoint_url")
-    check_push_url(delivery.endpoint_url, allow_http_push)
+    check_push_url(delivery.endpoint_url, allow_http_push, allow_private_push)
     auth = delivery.authorization_header
     if auth is not None and any(c in auth for c in "\r\n\0"):
         raise StreamError(400, "delivery.authorization_header must be one header line")
     return PUSH_DELIVERY, delivery.endpoint_url, auth
 
 
-def check_push_url(url: str, allow_http: bool) -> None:
-    """https anywhere; plain http only to a loopback address unless allowed."""
+def check_push_url(url: str, allow_http: bool, allow_private: bool) -> None:
+    """https anywhere; plain http only to a loopback address unless allowed. A host written as
+    an address must be one a push may reach (:func:`sessionwarden.outbound.reachable`; a
+    name is checked when a push resolves it, every time)."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
@@ -281,6 +286,22 @@ def check_push_url(url: str, allow_http: bool) -> None:
         raise StreamError(400, "delivery.endpoint_url must carry no credentials nor fragment")
     if parts.scheme == "http" and not allow_http and not _loopback(parts.hostname):
         raise StreamError(400, "delivery.endpoint_url must be https (http only to loopback)")
+    host = "127.0.0.1" if parts.hostname == "localhost" else parts.hostname
+    if _is_address(host) and not reachable(host, allow_private):
+        raise StreamError(
+            400,
+            "delivery.endpoint_url may not name a link-local, unspecified or multicast address"
+            if not reachable(host, True)
+            else "delivery.endpoint_url names a private address (ssf_tx_allow_private_push)",
+        )
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _loopback(host: str) -> bool:

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 
 from sessionwarden.contracts.commands import OperatorCommand
 from sessionwarden.contracts.validation import error_lines
+from sessionwarden.ops.bodies import BodyRefused, read_body
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,10 @@ class RevokeActions:
         refused = self._refusal(request)
         if refused is not None:
             return refused
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return _error(413, f"the body is over {MAX_BODY} bytes")
+        try:
+            body = await read_body(request, MAX_BODY)
+        except BodyRefused as exc:
+            return _error(exc.status, exc.message)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sessionwarden.ops.bodies import BodyRefused, read_body
 from sessionwarden.sdk.asgi import (
     AmbiguousIdentity,
     ASGIApp,
@@ -88,11 +89,10 @@ class TokenGate:
         await response(scope, receive, send)
 
     async def _login(self, request: Request) -> Response:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_LOGIN_BODY:
-                return self._refuse(request)
+        try:
+            body = await read_body(request, MAX_LOGIN_BODY)
+        except BodyRefused:
+            return self._refuse(request)
         token = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
         if not hmac.compare_digest(token.encode(), self._token):
             return self._refuse(request)

@@ -56,6 +56,8 @@ def create_app(settings: Settings, token: str, *, show_session_ids: bool = False
 def serve(settings: Settings, token_file: Path | None, show_session_ids: bool) -> int:
     import uvicorn
 
+    from sessionwarden.ops.serving import LIMITS
+
     token, generated = read_token(token_file)
     app = create_app(settings, token, show_session_ids=show_session_ids)
     host, port = settings.dashboard.host, settings.dashboard.port
@@ -63,5 +65,5 @@ def serve(settings: Settings, token_file: Path | None, show_session_ids: bool) -
     print(f"dashboard: {shown}", flush=True)
     if not generated:
         print(f"  (sign in with the token in {token_file})", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", **LIMITS)
     return 0

@@ -44,6 +44,22 @@ def test_a_full_store_takes_nothing_new_until_jtis_expire() -> None:
     assert 1 == len(store)
 
 
+def test_one_issuer_filling_its_share_leaves_the_others_theirs() -> None:
+    """A transmitter flooding valid SETs (or stream events, which publish nothing) makes only
+    its own SETs wait: another tenant's transmitter is still taken."""
+    store = JtiStore(4, issuers=2)
+    for jti in ("a", "b"):
+        assert Claim.NEW == store.claim(("flood", jti), 100.0, 0.0)
+        store.commit(("flood", jti))
+    assert Claim.FULL == store.claim(("flood", "c"), 100.0, 1.0)
+    assert Claim.NEW == store.claim(("other", "a"), 100.0, 1.0)
+    store.release(("other", "a"))
+    assert Claim.NEW == store.claim(("other", "a"), 100.0, 1.0)
+    assert Claim.NEW == store.claim(("other", "b"), 100.0, 1.0)
+    assert Claim.FULL == store.claim(("other", "c"), 100.0, 1.0)
+    assert Claim.NEW == store.claim(("flood", "c"), 100.0, 100.0)  # its own expired: room again
+
+
 def test_the_journal_keeps_live_jtis_across_a_restart(tmp_path: Path) -> None:
     """Committed jtis come back after a restart; expired ones and a torn last line do not."""
     path = tmp_path / "jti.jsonl"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
+
 import pytest
 
 from sessionwarden.errors import ConfigError
 from sessionwarden.ssf.transmitter.auth import (
     MANAGE,
+    MAX_CACHED,
     READ,
     Authorizer,
+    Introspector,
     Principal,
     bearer,
     introspected,
@@ -61,3 +66,25 @@ def test_introspection_answers_are_trusted_only_when_active_unexpired_and_scoped
     assert None is introspected({**ok, "client_id": 7}, now)[0]
     assert None is introspected("nonsense", now)[0]
     assert 30.0 == introspected({**ok, "exp": None}, now)[1]
+
+
+def test_a_flood_of_made_up_tokens_never_evicts_a_vouched_one() -> None:
+    """Unauthenticated callers must not push a receiver's good token out of the cache (each of
+    its requests would then wait on the introspection endpoint again)."""
+    asked: list[str] = []
+
+    def send(request: urllib.request.Request, timeout_s: float) -> bytes:
+        token = urllib.parse.parse_qs(bytes(request.data or b"").decode())["token"][0]
+        asked.append(token)
+        if token == "good":
+            return b'{"active": true, "client_id": "rp", "scope": "ssf.read"}'
+        return b'{"active": false}'
+
+    introspect = Introspector("https://idp.example/introspect", "tx", "s", lambda: 1000.0,
+                              send=send)  # fmt: skip
+    assert Principal("rp", frozenset({READ})) == introspect("good")
+    for n in range(MAX_CACHED + 5):
+        assert None is introspect(f"made-up-{n}")
+    assert None is introspect("made-up-1")
+    assert Principal("rp", frozenset({READ})) == introspect("good")
+    assert 1 == asked.count("good")

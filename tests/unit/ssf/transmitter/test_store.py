@@ -21,7 +21,9 @@ def test_streams_subjects_and_events_survive_reopening(tmp_path: Path) -> None:
     store.close()
     again = Store(tmp_path)
     assert [stream("s1")] == again.streams()
-    assert {"s1": [{"format": "opaque", "id": "alice"}]} == again.subjects()
+    assert {"s1": [{"format": "opaque", "id": "alice"}]} == {
+        k: list(v) for k, v in again.subjects().items()
+    }
     assert ["j1"] == [q.jti for q in again.due("s1", T0, 10)]
 
 
@@ -95,3 +97,18 @@ def test_each_row_keeps_its_streams_retention(tmp_path: Path) -> None:
     assert 1 == store.expire(T0 + 61, 600)
     assert ({"expired": 1}, {"pending": 1}) == (store.states("short"), store.states("long"))
     assert [] == store.pending("short", T0 + 61, 10)[0]
+
+
+def test_subjects_are_read_again_only_after_they_changed(tmp_path: Path) -> None:
+    """The Kafka reader asks every batch: 10,000 subjects a stream must not be parsed each
+    time (nor the file read under the store's lock), yet a change shows at once."""
+    store = Store(tmp_path)
+    store.add_subject("s1", {"format": "opaque", "id": "alice"})
+    first = store.subjects()
+    assert first is store.subjects()
+    store.add_subject("s1", {"format": "opaque", "id": "bob"})
+    assert 2 == len(store.subjects()["s1"])
+    store.remove_subject("s1", {"format": "opaque", "id": "alice"})
+    assert [{"format": "opaque", "id": "bob"}] == list(store.subjects()["s1"])
+    store.delete_stream("s1")
+    assert {} == store.subjects()

@@ -31,11 +31,19 @@ MAX_S = 3600.0
 PUSH = {"method": PUSH_DELIVERY, "endpoint_url": "https://rp.example/events"}
 
 
-def _stream(body: dict[str, Any], now: float = 100.0) -> Any:
+def _stream(body: dict[str, Any], now: float = 100.0, allow_private: bool = False) -> Any:
     request, _ = parse_request(body, partial=False)
     return new_stream(
-        request, owner="rp", stream_id="s1", now=now, allow_http_push=False, max_retention_s=MAX_S
-    )
+        request, owner="rp", stream_id="s1", now=now, allow_http_push=False,
+        allow_private_push=allow_private, max_retention_s=MAX_S,
+    )  # fmt: skip
+
+
+def _changed(stream: Any, request: Any, named: set[str], *, replace_all: bool) -> Any:
+    return changed(
+        stream, request, named, replace_all=replace_all, allow_http_push=False,
+        allow_private_push=False, max_retention_s=MAX_S,
+    )  # fmt: skip
 
 
 def test_a_new_stream_delivers_what_was_requested_and_supported() -> None:
@@ -90,8 +98,35 @@ def test_bad_stream_requests_are_refused_with_the_reason(body: Any, why: str) ->
 
 def test_plain_http_push_is_allowed_to_loopback_only() -> None:
     """Tokens travel in clear over http: only on this machine unless explicitly allowed."""
-    stream = _stream({"delivery": {**PUSH, "endpoint_url": "http://127.0.0.1:9/e"}})
+    stream = _stream(
+        {"delivery": {**PUSH, "endpoint_url": "http://127.0.0.1:9/e"}}, allow_private=True
+    )
     assert "http://127.0.0.1:9/e" == stream.endpoint_url
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://169.254.169.254/latest", "link-local"),
+        ("https://[fe80::1]/e", "link-local"),
+        ("https://0.0.0.0/e", "unspecified"),
+        ("https://[::ffff:169.254.169.254]/e", "link-local"),
+        ("https://224.0.0.1/e", "multicast"),
+        ("https://10.0.0.5/e", "private address"),
+        ("https://[fd00::5]/e", "private address"),
+        ("http://127.0.0.1:9/e", "private address"),
+        ("https://localhost/e", "private address"),
+    ],
+)
+def test_a_push_endpoint_written_as_an_address_must_be_one_a_push_may_reach(
+    url: str, why: str
+) -> None:
+    """Whoever holds ssf.manage chooses where the transmitter sends requests: never to a cloud
+    metadata service, and to internal networks only where the operator allowed it."""
+    with pytest.raises(StreamError) as caught:
+        _stream({"delivery": {**PUSH, "endpoint_url": url}})
+    assert 400 == caught.value.status
+    assert why in caught.value.message
 
 
 def test_update_changes_only_what_it_names_and_replace_clears_the_rest() -> None:
@@ -100,9 +135,7 @@ def test_update_changes_only_what_it_names_and_replace_clears_the_rest() -> None
     patch, named = parse_request(
         {"stream_id": "s1", "iss": ISS, "events_requested": [TOKEN_CLAIMS_CHANGE]}, partial=True
     )
-    updated = changed(
-        stream, patch, named, replace_all=False, allow_http_push=False, max_retention_s=MAX_S
-    )
+    updated = _changed(stream, patch, named, replace_all=False)
     assert ((TOKEN_CLAIMS_CHANGE,), "d", PUSH["endpoint_url"]) == (
         updated.events_requested,
         updated.description,
@@ -111,9 +144,7 @@ def test_update_changes_only_what_it_names_and_replace_clears_the_rest() -> None
     put, named = parse_request(
         {"stream_id": "s1", "delivery": {"method": POLL_DELIVERY}}, partial=False
     )
-    replaced = changed(
-        stream, put, named, replace_all=True, allow_http_push=False, max_retention_s=MAX_S
-    )
+    replaced = _changed(stream, put, named, replace_all=True)
     assert ((), None, POLL_DELIVERY) == (
         replaced.events_requested,
         replaced.description,
@@ -165,26 +196,11 @@ def test_a_stream_asks_for_its_own_retention_bounded_by_the_transmitters() -> No
 def test_update_sets_the_retention_and_replace_without_it_restores_the_default() -> None:
     stream = _stream({"delivery": PUSH, "event_retention_seconds": 600})
     patch, named = parse_request({"stream_id": "s1", "description": "d"}, partial=True)
-    assert (
-        600.0
-        == changed(
-            stream, patch, named, replace_all=False, allow_http_push=False, max_retention_s=MAX_S
-        ).retention_s
-    )
+    assert 600.0 == _changed(stream, patch, named, replace_all=False).retention_s
     patch, named = parse_request({"stream_id": "s1", "event_retention_seconds": 60}, partial=True)
-    assert (
-        60.0
-        == changed(
-            stream, patch, named, replace_all=False, allow_http_push=False, max_retention_s=MAX_S
-        ).retention_s
-    )
+    assert 60.0 == _changed(stream, patch, named, replace_all=False).retention_s
     put, named = parse_request({"stream_id": "s1", "delivery": PUSH}, partial=False)
-    assert (
-        None
-        is changed(
-            stream, put, named, replace_all=True, allow_http_push=False, max_retention_s=MAX_S
-        ).retention_s
-    )
+    assert None is _changed(stream, put, named, replace_all=True).retention_s
 
 
 def test_an_event_is_kept_for_its_streams_retention_only() -> None:
