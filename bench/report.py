@@ -30,8 +30,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Benchmark {results['started']}",
         "",
-        f"Machine: {results['machine']}; Kafka {results['kafka']}; sizes "
-        f"{'quick' if results['quick'] else 'default'}. Throughput and detector rounds: "
+        f"Machine: {results['machine']}; Kafka {results['kafka']}; "
+        f"{'quick (smoke-test sizes)' if results['quick'] else 'full'} run. Throughput and "
+        f"detector rounds: "
         f"{results.get('pinning', 'not pinned')}.",
         *targets.markdown(results),
         "",
