@@ -427,7 +427,7 @@ class DetectSettings(Section):
         pattern=NAME,
         description="Consumer group and faust app id; faust's changelog topics are named "
         "after it (with the topic prefix in front), e.g. "
-        "`sessionwarden-detect-expirations-changelog`.",
+        "`sessionwarden-detect-users-changelog`.",
     )
     web_enabled: bool = Field(
         default=False,

@@ -33,7 +33,14 @@ from sessionwarden.detect.detectors import (
     ended_session_used,
     foreign_session_event,
 )
-from sessionwarden.detect.tables import DetectState, Tables, UserKey, Write
+from sessionwarden.detect.tables import (
+    EXPIRATIONS,
+    GRANTS,
+    DetectState,
+    Tables,
+    UserKey,
+    Write,
+)
 from sessionwarden.policy import Policy
 
 
@@ -63,6 +70,11 @@ class Engine:
 
     def state(self, tables: Tables) -> DetectState:
         return DetectState(tables, self.expirations.window, self.escalation.lookback)
+
+    @property
+    def windows(self) -> dict[str, float]:
+        """How much event time each mark table's reads look back."""
+        return {EXPIRATIONS: self.expirations.window, GRANTS: self.escalation.lookback}
 
     def process(self, record: AuditEvent, state: DetectState, emitted_at: float) -> Outcome:
         out = Outcome()

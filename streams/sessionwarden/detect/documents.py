@@ -1,0 +1,232 @@
+"""Each user's detector state as one document, stamped with the audit position it holds.
+
+A record changes only its own user's state, but that state spans four kinds of key: live
+sessions, expiration and grant marks by event-time bucket, cooldowns (tables.py). Kept as
+separate table keys, a kill could leave some of a record's changes in the changelog and lose
+others, and records read again after the last commit were judged against state that already
+held them, or records after them: a missed alert, another severity or withheld count, or an
+alert an undisturbed run never raises. So the worker keeps one faust table, ``users``:
+
+- ``(tenant, user_id)`` -> the user's document: every key of the four tables that belongs to
+  the user, and ``applied``, the audit position ``[partition, offset]`` of the last record
+  judged into it. A record's changes reach the changelog together or not at all.
+- ``(partition,)`` -> ``{"offset": n}``, the partition's marker: the last offset of a batch,
+  written after that batch's documents on the same changelog partition. Kafka keeps a
+  producer's records in order within a partition, so a marker in the changelog means every
+  document of its batch (and of the batches before) is there too.
+
+Judging a record at ``(partition, offset)``: if the partition's marker or the user's
+document already holds it (offset at or below), its changes are in the state and its alerts
+were delivered before they were written (the shell sends alerts first): it is skipped.
+Otherwise the user's document is the state as of before the record (every record of the user
+after the stamp was either not judged yet or changed nothing), so it is judged exactly as the
+first time.
+
+A document whose user has nothing left is written with its stamp only, then deleted after
+the partition's marker: a delete that reached the changelog without the marker would make the
+batch's records, read again, see no state instead of the state before them.
+Marks of a kind are kept for the buckets that reads of the user's latest record may need
+(``2 x window`` of event time before it), at most :data:`MAX_MARKS` of them; that, the cap on
+live sessions and the cooldowns' cap on remembered triggers bound a document's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+
+from sessionwarden.contracts.codec import encode_dict
+from sessionwarden.detect.tables import (
+    COOLDOWNS,
+    EXPIRATIONS,
+    GRANTS,
+    MAX_MARKS_PER_BUCKET,
+    SESSIONS,
+    TABLES,
+    UserKey,
+    Write,
+    apply_writes,
+)
+
+USERS: Final = "users"
+MAX_MARKS: Final = MAX_MARKS_PER_BUCKET
+"""A user keeps this many marks of a kind (its latest), over all its buckets."""
+MARK_TABLES: Final = (EXPIRATIONS, GRANTS)
+
+Position = tuple[int, int]
+"""(audit partition, offset)."""
+
+
+@dataclass(slots=True)
+class UserDoc:
+    """One user's keys of the four tables (the engine reads them as tables) and its stamp."""
+
+    user: UserKey
+    tables: dict[str, dict[Any, bytes]] = field(
+        default_factory=lambda: {name: {} for name in TABLES}
+    )
+    applied: Position | None = None
+
+    def holds(self, at: Position) -> bool:
+        """Whether the record at ``at`` was judged into this document already."""
+        return self.applied is not None and self.applied[0] == at[0] and at[1] <= self.applied[1]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.tables.values())
+
+    def prune(self, at: float, windows: Mapping[str, float]) -> None:
+        """Drop the buckets that ended more than two windows before event time ``at`` (reads
+        look back one window; the other is for records that arrive late), then the marks past
+        :data:`MAX_MARKS` of each kind, earliest buckets first."""
+        for name in MARK_TABLES:
+            buckets = self.tables[name]
+            horizon = at - 2 * windows[name]
+            for key in [k for k in buckets if k[1][1] < horizon]:
+                del buckets[key]
+            counts = {key: len(orjson.loads(raw)["marks"]) for key, raw in buckets.items()}
+            excess = sum(counts.values()) - MAX_MARKS
+            for key in sorted(buckets, key=lambda k: k[1]):
+                if excess <= 0:
+                    break
+                if counts[key] <= excess:
+                    del buckets[key]
+                    excess -= counts[key]
+                else:
+                    marks = orjson.loads(buckets[key])["marks"]
+                    buckets[key] = encode_dict({"marks": marks[excess:]})
+                    excess = 0
+
+    def encode(self) -> bytes:
+        sessions = self.tables[SESSIONS].get(self.user)
+        doc: dict[str, Any] = {"applied": list(self.applied) if self.applied else None}
+        if sessions:
+            doc[SESSIONS] = orjson.Fragment(sessions)
+        cooldowns = {key[2]: orjson.Fragment(raw) for key, raw in self.tables[COOLDOWNS].items()}
+        if cooldowns:
+            doc[COOLDOWNS] = cooldowns
+        for name in MARK_TABLES:
+            buckets = sorted(self.tables[name].items(), key=lambda item: item[0][1])
+            if buckets:
+                doc[name] = [[rng[0], rng[1], orjson.Fragment(raw)] for (_, rng), raw in buckets]
+        return encode_dict(doc)
+
+    @classmethod
+    def decode(cls, user: UserKey, raw: bytes) -> UserDoc:
+        doc = orjson.loads(raw)
+        applied = doc.get("applied")
+        out = cls(user, applied=(int(applied[0]), int(applied[1])) if applied else None)
+        if SESSIONS in doc:
+            out.tables[SESSIONS][user] = orjson.dumps(doc[SESSIONS])
+        for kind, value in doc.get(COOLDOWNS, {}).items():
+            out.tables[COOLDOWNS][(*user, kind)] = orjson.dumps(value)
+        for name in MARK_TABLES:
+            for start, end, value in doc.get(name, ()):
+                out.tables[name][(user, (start, end))] = orjson.dumps(value)
+        return out
+
+
+def marker_key(partition: int) -> tuple[int]:
+    return (partition,)
+
+
+def is_user_key(key: Any) -> bool:
+    return isinstance(key, tuple) and len(key) == 2
+
+
+class UserStore:
+    """The ``users`` table seen through one batch at a time.
+
+    :meth:`judged` tells whether a record is in the state already; :meth:`doc` hands out a
+    user's document (the batch's working copy); :meth:`touched` notes that a record was judged
+    into it. Nothing reaches the table until :meth:`flush`, after the batch's alerts were
+    delivered.
+    """
+
+    def __init__(self, table: MutableMapping[Any, bytes], windows: Mapping[str, float]) -> None:
+        self.table = table
+        self.windows = windows
+        self._docs: dict[UserKey, UserDoc] = {}
+        self._changed: dict[int, dict[UserKey, Any]] = {}
+        """partition -> user -> the event that changed the user's document last."""
+        self._seen: dict[int, tuple[int, Any]] = {}
+        """partition -> (last offset, its event) of this batch."""
+        self._markers: dict[int, int | None] = {}
+
+    def marker(self, partition: int) -> int | None:
+        """The last offset of the partition whose batch is wholly in the table."""
+        if partition not in self._markers:
+            raw = self.table.get(marker_key(partition))
+            self._markers[partition] = None if raw is None else int(orjson.loads(raw)["offset"])
+        return self._markers[partition]
+
+    def seen(self, at: Position, event: Any) -> None:
+        """Note a record of the batch (judged, skipped or undecodable): the marker covers it."""
+        last = self._seen.get(at[0])
+        if last is None or at[1] >= last[0]:
+            self._seen[at[0]] = (at[1], event)
+
+    def judged(self, user: UserKey, at: Position) -> bool:
+        """Whether the record at ``at`` is in the state already (read again after a kill)."""
+        marker = self.marker(at[0])
+        return (marker is not None and at[1] <= marker) or self.doc(user).holds(at)
+
+    def doc(self, user: UserKey) -> UserDoc:
+        found = self._docs.get(user)
+        if found is None:
+            raw = self.table.get(user)
+            found = UserDoc(user) if raw is None else UserDoc.decode(user, raw)
+            self._docs[user] = found
+        return found
+
+    def touched(
+        self, doc: UserDoc, at: Position, when: float, writes: list[Write], event: Any
+    ) -> None:
+        """The record at ``at`` (event time ``when``) was judged into ``doc`` with ``writes``."""
+        doc.applied = at
+        if writes:
+            apply_writes(doc.tables, writes)
+            doc.prune(when, self.windows)
+            self._changed.setdefault(at[0], {})[doc.user] = event
+
+    def flush(self, make_current: Callable[[Any], None] = lambda _: None) -> int:
+        """Write the batch's changes; returns how many table records were written.
+
+        Per partition, in this order (one changelog partition keeps it):
+
+        1. each changed document once, with its last value and stamp; a document left empty
+           is written with its stamp only (a user the table did not hold is not written);
+        2. the partition's marker, the batch's last offset there (when a document changed);
+        3. deletes of the documents left empty.
+
+        ``make_current(event)`` runs before the writes each event made (faust takes a write's
+        changelog partition from the current event)."""
+        written = 0
+        for partition, (offset, last) in sorted(self._seen.items()):
+            changed = self._changed.get(partition)
+            if not changed:
+                continue  # its records changed nothing: read again, they change nothing again
+            emptied = []
+            for user, event in changed.items():
+                doc = self._docs[user]
+                if doc.empty:
+                    if user not in self.table:
+                        continue  # created and emptied within the batch: nothing to write
+                    emptied.append(user)
+                make_current(event)
+                self.table[user] = doc.encode()
+                written += 1
+            make_current(last)
+            self.table[marker_key(partition)] = encode_dict({"offset": offset})
+            written += 1
+            for user in emptied:
+                del self.table[user]
+                written += 1
+        self._docs.clear()
+        self._changed.clear()
+        self._seen.clear()
+        self._markers.clear()
+        return written

@@ -1,0 +1,151 @@
+"""A user's state as one stamped document: its bytes, what it keeps, and the order of the
+writes that make a record's changes reach the changelog together or not at all."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+
+from sessionwarden.detect.alerts import CooldownRecord
+from sessionwarden.detect.detectors import Expiry
+from sessionwarden.detect.documents import MAX_MARKS, UserDoc, UserStore, marker_key
+from sessionwarden.detect.tables import (
+    EXPIRATIONS,
+    GRANTS,
+    DetectState,
+    apply_writes,
+)
+from tests.unit.detect.factories import T0
+
+ALICE = ("acme", "alice")
+WINDOWS = {EXPIRATIONS: 60.0, GRANTS: 120.0}
+
+
+def event(partition: int, offset: int) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset))
+
+
+def doc_with(writes: Any) -> UserDoc:
+    doc = UserDoc(ALICE)
+    apply_writes(doc.tables, writes)
+    return doc
+
+
+def test_a_document_has_a_fixed_byte_layout() -> None:
+    """Changelog values outlive a release: a new worker must read what the old one wrote."""
+    doc = UserDoc(ALICE, applied=(2, 41))
+    state = DetectState(doc.tables, 60, 120)
+    apply_writes(
+        doc.tables,
+        [
+            state.put_sessions(ALICE, {"s1": (T0, T0 + 100)}),
+            state.put_cooldown(ALICE, "concurrent_sessions", CooldownRecord(T0, "medium", 1)),
+            state.expirations.append(doc.tables, ALICE, Expiry(T0 + 1.5, "e1", "s1", "idle")),
+        ],
+    )
+    assert (
+        b'{"applied":[2,41],"sessions":{"s1":[1800000000.0,1800000100.0]},'
+        b'"cooldowns":{"concurrent_sessions":{"last_at":1800000000.0,"severity":"medium",'
+        b'"suppressed":1,"recent":[]}},"expirations":[[1800000000.0,1800000059.9,{"marks":'
+        b'[{"at":1800000001.5,"event_id":"e1","session_id":"s1","reason":"idle"}]}]]}'
+    ) == doc.encode()
+    assert doc == UserDoc.decode(ALICE, doc.encode())
+    assert b'{"applied":null}' == UserDoc(ALICE).encode()
+
+
+def test_a_document_holds_records_up_to_its_stamp_on_its_partition_only() -> None:
+    doc = UserDoc(ALICE, applied=(1, 10))
+    assert (True, True, False, False) == (
+        doc.holds((1, 9)),
+        doc.holds((1, 10)),
+        doc.holds((1, 11)),
+        doc.holds((0, 5)),
+    )
+    assert not UserDoc(ALICE).holds((0, 0))
+
+
+def test_old_buckets_and_marks_past_the_cap_are_dropped_earliest_first() -> None:
+    """Reads at event time t look back one window; older buckets only grow the document."""
+    doc = UserDoc(ALICE)
+    state = DetectState(doc.tables, 60, 120)
+    for i in range(5):  # one expiration in each of five 60 s buckets
+        mark = Expiry(T0 + 60 * i, f"e{i}", f"s{i}", "idle_timeout")
+        apply_writes(doc.tables, [state.expirations.append(doc.tables, ALICE, mark)])
+    doc.prune(T0 + 240, WINDOWS)
+    kept = sorted(rng[0] for _, rng in doc.tables[EXPIRATIONS])
+    assert [T0 + 120, T0 + 180, T0 + 240] == kept
+    assert [m.event_id for m in state.expirations.recent(doc.tables, ALICE, T0 + 240)] == [
+        "e3",
+        "e4",
+    ]
+    for i in range(MAX_MARKS):
+        mark = Expiry(T0 + 241 + i * 0.01, f"f{i}", "s", "idle_timeout")
+        apply_writes(doc.tables, [state.expirations.append(doc.tables, ALICE, mark)])
+    doc.prune(T0 + 250, WINDOWS)
+    marks = [m for raw in doc.tables[EXPIRATIONS].values() for m in orjson.loads(raw)["marks"]]
+    assert MAX_MARKS == len(marks)
+    assert {f"f{i}" for i in range(MAX_MARKS)} == {m["event_id"] for m in marks}
+
+
+def test_a_marker_or_a_stamp_tells_a_record_read_again() -> None:
+    table: dict[Any, bytes] = {
+        marker_key(0): b'{"offset":7}',
+        ALICE: UserDoc(ALICE, applied=(0, 9)).encode(),
+    }
+    store = UserStore(table, WINDOWS)
+    bob = ("acme", "bob")
+    assert (True, True, False, True, False) == (
+        store.judged(bob, (0, 7)),
+        store.judged(ALICE, (0, 9)),
+        store.judged(ALICE, (0, 10)),
+        store.judged(bob, (0, 3)),
+        store.judged(bob, (1, 3)),
+    )
+
+
+class Log(dict[Any, bytes]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[Any, bytes | None]] = []
+
+    def __setitem__(self, key: Any, value: bytes) -> None:
+        self.sent.append((key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self.sent.append((key, None))
+        super().__delitem__(key)
+
+
+def test_a_document_left_empty_is_deleted_only_after_the_marker_that_covers_it() -> None:
+    """A delete read without that marker would make the batch's records, read again, see no
+    state instead of the state before them; with the stamp-only document first, every prefix
+    of the changelog tells them apart."""
+    table = Log()
+    store = UserStore(table, WINDOWS)
+    state = DetectState(store.doc(ALICE).tables, 60, 120)
+    live = state.put_sessions(ALICE, {"s1": (T0, T0 + 100)})
+    store.touched(store.doc(ALICE), (0, 3), T0, [live], event(0, 3))
+    store.seen((0, 3), event(0, 3))
+    store.flush()
+    gone = state.put_sessions(ALICE, {})
+    store.touched(store.doc(ALICE), (0, 4), T0 + 1, [gone], event(0, 4))
+    store.seen((0, 5), event(0, 5))
+    table.sent.clear()
+    assert 3 == store.flush()
+    assert [
+        (ALICE, b'{"applied":[0,4]}'),
+        (marker_key(0), b'{"offset":5}'),
+        (ALICE, None),
+    ] == table.sent
+    assert {marker_key(0)} == set(table)
+
+
+def test_a_batch_that_changed_nothing_on_a_partition_writes_nothing_there() -> None:
+    table = Log()
+    store = UserStore(table, WINDOWS)
+    store.touched(store.doc(ALICE), (1, 3), T0, [], event(1, 3))
+    store.seen((1, 3), event(1, 3))
+    assert (0, []) == (store.flush(), table.sent)
