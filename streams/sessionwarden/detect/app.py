@@ -292,11 +292,10 @@ class DetectShell:
                 extra={**_where(msg), "reason": exc.reason, "detail": exc.detail},
             )
             return
-        user = (record.tenant, record.user_id)
-        if self.users.judged(user, at):
+        doc = self.users.to_judge((record.tenant, record.user_id), at)
+        if doc is None:
             self.replayed += 1  # read again after a restart: its state and alerts are out
             return
-        doc = self.users.doc(user)
         try:
             outcome = self.engine.process(record, self.engine.state(doc.tables), time.time())
         except Exception:  # a bug on one record must not stop detection for everyone

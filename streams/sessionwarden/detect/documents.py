@@ -10,21 +10,25 @@ alert an undisturbed run never raises. So the worker keeps one faust table, ``us
 - ``(tenant, user_id)`` -> the user's document: every key of the four tables that belongs to
   the user, and ``applied``, the audit position ``[partition, offset]`` of the last record
   judged into it. A record's changes reach the changelog together or not at all.
-- ``(partition,)`` -> ``{"offset": n}``, the partition's marker: the last offset of a batch,
-  written after that batch's documents on the same changelog partition. Kafka keeps a
-  producer's records in order within a partition, so a marker in the changelog means every
-  document of its batch (and of the batches before) is there too.
+- ``(partition,)`` -> ``{"offset": n, "emptied": [...]}``, the partition's marker: the last
+  offset of a batch and the users whose documents it left empty, written after that batch's
+  documents on the same changelog partition and before the deletes of the emptied ones.
+  Kafka keeps a producer's records in order within a partition, so a marker in the changelog
+  means every document of its batch (and of the batches before) is there too.
 
 Judging a record at ``(partition, offset)``: if the partition's marker or the user's
 document already holds it (offset at or below), its changes are in the state and its alerts
 were delivered before they were written (the shell sends alerts first): it is skipped.
 Otherwise the user's document is the state as of before the record (every record of the user
 after the stamp was either not judged yet or changed nothing), so it is judged exactly as the
-first time.
+first time. A document a batch changed back to what the table holds is not written: its
+records, read again, start from that same state.
 
-A document whose user has nothing left is written with its stamp only, then deleted after
-the partition's marker: a delete that reached the changelog without the marker would make the
-batch's records, read again, see no state instead of the state before them.
+A document left with nothing is named in the marker and deleted after it: a delete that
+reached the changelog without the marker would make the batch's records, read again, see no
+state instead of the state before them, and a marker without the delete after it still says
+the document is empty (the partition's next marker names it again until it is deleted).
+
 Marks of a kind are kept for the buckets that reads of the user's latest record may need
 (``2 x window`` of event time before it), at most :data:`MAX_MARKS` of them; that, the cap on
 live sessions and the cooldowns' cap on remembered triggers bound a document's size.
@@ -55,6 +59,8 @@ USERS: Final = "users"
 MAX_MARKS: Final = MAX_MARKS_PER_BUCKET
 """A user keeps this many marks of a kind (its latest), over all its buckets."""
 MARK_TABLES: Final = (EXPIRATIONS, GRANTS)
+MIN_MARK_BYTES: Final = 40
+"""No stored mark is shorter (its event id alone is 36 characters)."""
 
 Position = tuple[int, int]
 """(audit partition, offset)."""
@@ -69,6 +75,14 @@ class UserDoc:
         default_factory=lambda: {name: {} for name in TABLES}
     )
     applied: Position | None = None
+    held: dict[str, dict[Any, bytes]] = field(
+        default_factory=lambda: {name: {} for name in TABLES}, compare=False, repr=False
+    )
+    """The tables as the table held them: a batch that changed them back writes nothing."""
+
+    @property
+    def changed(self) -> bool:
+        return self.tables != self.held
 
     def holds(self, at: Position) -> bool:
         """Whether the record at ``at`` was judged into this document already."""
@@ -84,9 +98,13 @@ class UserDoc:
         :data:`MAX_MARKS` of each kind, earliest buckets first."""
         for name in MARK_TABLES:
             buckets = self.tables[name]
+            if not buckets:
+                continue
             horizon = at - 2 * windows[name]
             for key in [k for k in buckets if k[1][1] < horizon]:
                 del buckets[key]
+            if sum(len(raw) for raw in buckets.values()) < MAX_MARKS * MIN_MARK_BYTES:
+                continue  # too few bytes to hold more marks than the cap
             counts = {key: len(orjson.loads(raw)["marks"]) for key, raw in buckets.items()}
             excess = sum(counts.values()) - MAX_MARKS
             for key in sorted(buckets, key=lambda k: k[1]):
@@ -126,6 +144,7 @@ class UserDoc:
         for name in MARK_TABLES:
             for start, end, value in doc.get(name, ()):
                 out.tables[name][(user, (start, end))] = orjson.dumps(value)
+        out.held = {name: dict(table) for name, table in out.tables.items()}
         return out
 
 
@@ -137,13 +156,34 @@ def is_user_key(key: Any) -> bool:
     return isinstance(key, tuple) and len(key) == 2
 
 
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """What a partition's marker says: every record up to ``offset`` is in the table, and the
+    documents of ``emptied`` were left empty by that batch (their deletes come after it)."""
+
+    offset: int
+    emptied: frozenset[UserKey] = frozenset()
+
+    def encode(self) -> bytes:
+        doc: dict[str, Any] = {"offset": self.offset}
+        if self.emptied:
+            doc["emptied"] = sorted(self.emptied)
+        return encode_dict(doc)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Marker:
+        doc = orjson.loads(raw)
+        emptied = frozenset((str(t), str(u)) for t, u in doc.get("emptied", ()))
+        return cls(int(doc["offset"]), emptied)
+
+
 class UserStore:
     """The ``users`` table seen through one batch at a time.
 
-    :meth:`judged` tells whether a record is in the state already; :meth:`doc` hands out a
-    user's document (the batch's working copy); :meth:`touched` notes that a record was judged
-    into it. Nothing reaches the table until :meth:`flush`, after the batch's alerts were
-    delivered.
+    :meth:`to_judge` hands out a user's document to judge a record into (the batch's working
+    copy), or None for a record the state holds already; :meth:`touched` notes that a record
+    was judged into it. Nothing reaches the table until :meth:`flush`, after the batch's alerts
+    were delivered.
     """
 
     def __init__(self, table: MutableMapping[Any, bytes], windows: Mapping[str, float]) -> None:
@@ -154,13 +194,12 @@ class UserStore:
         """partition -> user -> the event that changed the user's document last."""
         self._seen: dict[int, tuple[int, Any]] = {}
         """partition -> (last offset, its event) of this batch."""
-        self._markers: dict[int, int | None] = {}
+        self._markers: dict[int, Marker | None] = {}
 
-    def marker(self, partition: int) -> int | None:
-        """The last offset of the partition whose batch is wholly in the table."""
+    def marker(self, partition: int) -> Marker | None:
         if partition not in self._markers:
             raw = self.table.get(marker_key(partition))
-            self._markers[partition] = None if raw is None else int(orjson.loads(raw)["offset"])
+            self._markers[partition] = None if raw is None else Marker.decode(raw)
         return self._markers[partition]
 
     def seen(self, at: Position, event: Any) -> None:
@@ -169,18 +208,42 @@ class UserStore:
         if last is None or at[1] >= last[0]:
             self._seen[at[0]] = (at[1], event)
 
-    def judged(self, user: UserKey, at: Position) -> bool:
-        """Whether the record at ``at`` is in the state already (read again after a kill)."""
+    def to_judge(self, user: UserKey, at: Position) -> UserDoc | None:
+        """The user's document to judge the record at ``at`` into, or None when the state holds
+        that record already (read again after a kill: at or below the partition's marker or
+        the document's stamp)."""
         marker = self.marker(at[0])
-        return (marker is not None and at[1] <= marker) or self.doc(user).holds(at)
-
-    def doc(self, user: UserKey) -> UserDoc:
-        found = self._docs.get(user)
-        if found is None:
+        if marker is not None and at[1] <= marker.offset:
+            return None
+        doc = self._docs.get(user)
+        if doc is None:
             raw = self.table.get(user)
-            found = UserDoc(user) if raw is None else UserDoc.decode(user, raw)
-            self._docs[user] = found
-        return found
+            doc = UserDoc(user) if raw is None else UserDoc.decode(user, raw)
+            if marker is not None and user in marker.emptied and not self._after(doc, marker):
+                stale = doc  # its delete did not reach the table; the marker did
+                doc = UserDoc(user)
+                doc.held = stale.held  # to be deleted, or overwritten
+            self._docs[user] = doc
+        return None if doc.holds(at) else doc
+
+    def _stale(self, partition: int, changed: Mapping[UserKey, Any]) -> list[UserKey]:
+        """Users the partition's marker names as emptied whose documents the table still
+        holds (a kill came between the marker and their deletes), not judged in this batch:
+        the next marker names them again and they are deleted after it."""
+        marker = self.marker(partition)
+        if marker is None:
+            return []
+        return [
+            user
+            for user in sorted(marker.emptied)
+            if user not in changed
+            and (raw := self.table.get(user)) is not None
+            and not self._after(UserDoc.decode(user, raw), marker)
+        ]
+
+    @staticmethod
+    def _after(doc: UserDoc, marker: Marker) -> bool:
+        return doc.applied is not None and doc.applied[1] > marker.offset
 
     def touched(
         self, doc: UserDoc, at: Position, when: float, writes: list[Write], event: Any
@@ -195,13 +258,17 @@ class UserStore:
     def flush(self, make_current: Callable[[Any], None] = lambda _: None) -> int:
         """Write the batch's changes; returns how many table records were written.
 
-        Per partition, in this order (one changelog partition keeps it):
+        Per partition that changed, in this order (one changelog partition keeps it):
 
-        1. each changed document once, with its last value and stamp; a document left empty
-           is written with its stamp only (a user the table did not hold is not written);
-        2. the partition's marker, the batch's last offset there (when a document changed);
-        3. deletes of the documents left empty.
+        1. each changed document once, with its last value and stamp;
+        2. the partition's marker: the batch's last offset there, and the users whose
+           documents the batch left empty (those the table holds; and those the last marker
+           named whose deletes a kill lost);
+        3. the deletes of those documents.
 
+        A delete that reached the changelog without the marker before it would make the
+        batch's records, read again, see no state instead of the state before them; a marker
+        without the delete after it still tells the document is empty.
         ``make_current(event)`` runs before the writes each event made (faust takes a write's
         changelog partition from the current event)."""
         written = 0
@@ -209,18 +276,20 @@ class UserStore:
             changed = self._changed.get(partition)
             if not changed:
                 continue  # its records changed nothing: read again, they change nothing again
-            emptied = []
+            emptied = self._stale(partition, changed)
             for user, event in changed.items():
                 doc = self._docs[user]
+                if not doc.changed:
+                    continue  # changed back within the batch: its records read again do the same
                 if doc.empty:
-                    if user not in self.table:
-                        continue  # created and emptied within the batch: nothing to write
-                    emptied.append(user)
+                    if user in self.table:
+                        emptied.append(user)
+                    continue
                 make_current(event)
                 self.table[user] = doc.encode()
                 written += 1
             make_current(last)
-            self.table[marker_key(partition)] = encode_dict({"offset": offset})
+            self.table[marker_key(partition)] = Marker(offset, frozenset(emptied)).encode()
             written += 1
             for user in emptied:
                 del self.table[user]

@@ -67,9 +67,10 @@ class Engine:
         self.concurrent = ConcurrentSessions(a.concurrent_sessions.max)
         self.cooldown = Cooldown(a.cooldown)
         self.ladder = PrivilegeLadder(role.privilege for role in policy.roles.values())
+        self._state = DetectState({}, self.expirations.window, self.escalation.lookback)
 
     def state(self, tables: Tables) -> DetectState:
-        return DetectState(tables, self.expirations.window, self.escalation.lookback)
+        return self._state.over(tables)
 
     @property
     def windows(self) -> dict[str, float]:

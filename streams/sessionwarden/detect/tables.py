@@ -120,6 +120,12 @@ class DetectState:
         self.expirations: MarkLog[Expiry] = MarkLog(EXPIRATIONS, expiry_window, Expiry)
         self.grants: MarkLog[Grant] = MarkLog(GRANTS, grant_window, _grant)
 
+    def over(self, tables: Tables) -> DetectState:
+        """The same access over other tables (one user's document), without rebuilding it."""
+        state = object.__new__(DetectState)
+        state.tables, state.expirations, state.grants = tables, self.expirations, self.grants
+        return state
+
     def sessions(self, user: UserKey) -> LiveSessions:
         raw = self.tables[SESSIONS].get(user)
         if not raw:

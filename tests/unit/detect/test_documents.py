@@ -96,13 +96,14 @@ def test_a_marker_or_a_stamp_tells_a_record_read_again() -> None:
     }
     store = UserStore(table, WINDOWS)
     bob = ("acme", "bob")
-    assert (True, True, False, True, False) == (
-        store.judged(bob, (0, 7)),
-        store.judged(ALICE, (0, 9)),
-        store.judged(ALICE, (0, 10)),
-        store.judged(bob, (0, 3)),
-        store.judged(bob, (1, 3)),
+    assert (None, None, None, None) == (
+        store.to_judge(bob, (0, 7)),
+        store.to_judge(ALICE, (0, 9)),
+        store.to_judge(bob, (0, 3)),
+        store.to_judge(ALICE, (0, 5)),
     )
+    assert UserDoc(ALICE, applied=(0, 9)) == store.to_judge(ALICE, (0, 10))
+    assert UserDoc(bob) == store.to_judge(bob, (1, 3))
 
 
 class Log(dict[Any, bytes]):
@@ -119,33 +120,63 @@ class Log(dict[Any, bytes]):
         super().__delitem__(key)
 
 
-def test_a_document_left_empty_is_deleted_only_after_the_marker_that_covers_it() -> None:
+def judge_into(store: UserStore, at: tuple[int, int], live: dict[str, Any]) -> None:
+    doc = store.to_judge(ALICE, at)
+    assert doc is not None
+    write = DetectState(doc.tables, 60, 120).put_sessions(ALICE, live)
+    store.seen(at, event(*at))
+    store.touched(doc, at, T0 + at[1], [write], event(*at))
+
+
+def test_a_document_left_empty_is_named_in_the_marker_and_deleted_after_it() -> None:
     """A delete read without that marker would make the batch's records, read again, see no
-    state instead of the state before them; with the stamp-only document first, every prefix
-    of the changelog tells them apart."""
+    state instead of the state before them; the marker read without the delete still says
+    the document is empty."""
     table = Log()
     store = UserStore(table, WINDOWS)
-    state = DetectState(store.doc(ALICE).tables, 60, 120)
-    live = state.put_sessions(ALICE, {"s1": (T0, T0 + 100)})
-    store.touched(store.doc(ALICE), (0, 3), T0, [live], event(0, 3))
-    store.seen((0, 3), event(0, 3))
+    judge_into(store, (0, 3), {"s1": (T0, T0 + 100)})
     store.flush()
-    gone = state.put_sessions(ALICE, {})
-    store.touched(store.doc(ALICE), (0, 4), T0 + 1, [gone], event(0, 4))
-    store.seen((0, 5), event(0, 5))
+    before = dict(table)
     table.sent.clear()
-    assert 3 == store.flush()
+    judge_into(store, (0, 4), {})
+    store.seen((0, 5), event(0, 5))
+    assert 2 == store.flush()
     assert [
-        (ALICE, b'{"applied":[0,4]}'),
-        (marker_key(0), b'{"offset":5}'),
+        (marker_key(0), b'{"offset":5,"emptied":[["acme","alice"]]}'),
         (ALICE, None),
     ] == table.sent
     assert {marker_key(0)} == set(table)
+    # killed between the marker and the delete: the old document is still in the table
+    restored = {**before, marker_key(0): table[marker_key(0)]}
+    assert UserDoc(ALICE) == UserStore(restored, WINDOWS).to_judge(ALICE, (0, 6))
+    # the next batch of the partition names her again and deletes her document
+    after_kill = Log()
+    after_kill.update(restored)
+    store = UserStore(after_kill, WINDOWS)
+    bob = store.to_judge(("acme", "bob"), (0, 6))
+    assert bob is not None
+    write = DetectState(bob.tables, 60, 120).put_sessions(("acme", "bob"), {"b": (T0, T0 + 9)})
+    store.touched(bob, (0, 6), T0 + 6, [write], event(0, 6))
+    store.seen((0, 6), event(0, 6))
+    store.flush()
+    assert [
+        ("acme", "bob"),
+        marker_key(0),
+        ALICE,
+    ] == [k for k, _ in after_kill.sent]
+    assert b'{"offset":6,"emptied":[["acme","alice"]]}' == after_kill[marker_key(0)]
+    assert ALICE not in after_kill
+    # a newer document than the marker is the user's state again
+    newer = UserDoc(ALICE, applied=(0, 6))
+    restored[ALICE] = newer.encode()
+    assert newer == UserStore(restored, WINDOWS).to_judge(ALICE, (0, 7))
 
 
 def test_a_batch_that_changed_nothing_on_a_partition_writes_nothing_there() -> None:
     table = Log()
     store = UserStore(table, WINDOWS)
-    store.touched(store.doc(ALICE), (1, 3), T0, [], event(1, 3))
+    doc = store.to_judge(ALICE, (1, 3))
+    assert doc is not None
+    store.touched(doc, (1, 3), T0, [], event(1, 3))
     store.seen((1, 3), event(1, 3))
     assert (0, []) == (store.flush(), table.sent)

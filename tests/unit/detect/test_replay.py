@@ -20,15 +20,7 @@ import pytest
 from sessionwarden.contracts.codec import encode
 from sessionwarden.detect.app import DetectShell
 from sessionwarden.detect.engine import Engine
-from tests.unit.detect.factories import (
-    T0,
-    ended,
-    ended_used,
-    high_risk,
-    policy,
-    role_changed,
-    started,
-)
+from tests.unit.detect.factories import lifecycle, policy
 
 PARTITIONS = 2
 
@@ -119,44 +111,12 @@ def event(record: Any, partition: int, offset: int) -> Any:
     )
 
 
-def audit_stream(seed: int, users: int = 6, length: int = 160) -> list[Any]:
-    """Lifecycle records of a few users, shaped to make every detector fire and the cooldown
-    withhold repeats: sessions started and ended in churn, expirations, grants, high-risk
-    operations and uses of ended sessions. Users are spread over the partitions by index."""
-    rng = random.Random(seed)
-    records: list[tuple[int, Any]] = []
-    live: dict[str, list[str]] = {f"u{i}": [] for i in range(users)}
-    serial = 0
-    t = T0
-    for _ in range(length):
-        t += rng.choice((0.5, 1.0, 2.0, 5.0, 20.0))
-        index = rng.randrange(users)
-        user = f"u{index}"
-        roll = rng.random()
-        if roll < 0.35 or not live[user]:
-            serial += 1
-            sid = f"{user}-s{serial}"
-            live[user].append(sid)
-            record: Any = started(sid, user, t, absolute=rng.choice((30.0, 400.0, 5000.0)))
-        elif roll < 0.65:
-            sid = live[user].pop(rng.randrange(len(live[user])))
-            reason = rng.choice(("idle_timeout", "absolute_timeout", "logout", "operator"))
-            record = ended(sid, user, t, reason=reason)
-        elif roll < 0.78:
-            before = rng.choice((10, 30))
-            after = rng.choice((30, 40, 90))
-            granted = ["admin"] if after == 90 else ["support"]
-            sensitive = ["admin"] if after == 90 else []
-            actor = user if rng.random() < 0.15 else "admin-7"
-            record = role_changed(user, t, before, after, granted, sensitive, actor=actor)
-        elif roll < 0.9:
-            record = high_risk(user, live[user][0], t)
-        else:
-            record = ended_used(user, "gone", t, reason=rng.choice(("logout", None, "operator")))
-        records.append((index % PARTITIONS, record))
+def audit_stream(seed: int) -> list[Any]:
+    """The seed's lifecycle records as audit events, users spread over the partitions."""
     offsets = dict.fromkeys(range(PARTITIONS), 0)
     events = []
-    for partition, record in records:
+    for record in lifecycle(seed, users=6, length=160):
+        partition = int(record.user_id.removeprefix("u")) % PARTITIONS
         events.append(event(record, partition, offsets[partition]))
         offsets[partition] += 1
     return events
