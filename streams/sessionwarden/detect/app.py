@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 _NOISY = ("faust", "mode", "aiokafka")
 BATCH_MAX = 1000
-"""Audit records judged per batch: alerts delivered together, each changed key written once."""
+"""Audit records judged per batch: alerts delivered together, each changed document written once."""
 BATCH_WITHIN_S = 0.01
 """How long a batch waits to fill before a short one is judged (bounds the added alert delay)."""
 COMMIT_WATCH_INTERVAL_S = 1.0
@@ -292,13 +292,13 @@ class DetectShell:
                 extra={**_where(msg), "reason": exc.reason, "detail": exc.detail},
             )
             return
-        doc = self.users.to_judge((record.tenant, record.user_id), at)
-        if doc is None:
-            self.replayed += 1  # read again after a restart: its state and alerts are out
-            return
         try:
+            doc = self.users.to_judge((record.tenant, record.user_id), at)
+            if doc is None:
+                self.replayed += 1  # read again after a restart: its state and alerts are out
+                return
             outcome = self.engine.process(record, self.engine.state(doc.tables), time.time())
-        except Exception:  # a bug on one record must not stop detection for everyone
+        except Exception:  # a bug (or unreadable state) must not stop detection for everyone
             self.skipped += 1
             self.metrics.skipped("internal_error")
             log.exception("internal error on an audit record; skipped", extra=_where(msg))

@@ -72,3 +72,18 @@ def test_log_lines_carry_hashed_session_ids_never_raw_ones(
     text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "sess-secret-42" not in text
     assert shell.session_hash("sess-secret-42") in text
+
+
+def test_a_user_whose_state_cannot_be_read_is_skipped_and_the_others_judged() -> None:
+    """A document the worker cannot read costs that user's records, never the worker."""
+    users: dict[Any, bytes] = {("acme", "alice"): b"{not json"}
+    topic = FakeAlertTopic(users)
+    shell = DetectShell(Engine(policy()), users, topic, salt="unit-salt")
+    records = [encode(ended_used("alice", "s-1", T0)), encode(ended_used("bob", "s-2", T0))]
+
+    async def feed() -> None:
+        await shell.handle_batch([event(value, offset) for offset, value in enumerate(records)])
+
+    asyncio.run(feed())
+    assert (2, 1, 1) == (shell.events, shell.skipped, shell.emitted)
+    assert [b"bob"] == [key for key, _, _ in topic.sent]
