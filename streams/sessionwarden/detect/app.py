@@ -81,6 +81,8 @@ def _faust_app(settings: Settings, ident: str, data_dir: Path | None) -> faust.A
         table_standby_replicas=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.detect.commit_interval_s,
+        broker_session_timeout=settings.detect.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.detect.session_timeout_s / 3),
         producer_acks=-1,
         producer_linger=PRODUCER_LINGER_S,
         web_enabled=web,

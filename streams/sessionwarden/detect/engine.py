@@ -1,6 +1,6 @@
 """One audit record in, alerts and state writes out: the detectors wired to the policy.
 
-Pure code over :class:`DetectState` (dicts in tests, faust tables in the app). Every decision
+Pure code over :class:`DetectState` (dicts: in the app, one user's document). Every decision
 runs on the record's own time (``occurred_at``); the wall clock only stamps ``emitted_at``.
 """
 

@@ -1,4 +1,5 @@
-"""The changelog specs the worker creates before faust starts: the topics faust would declare."""
+"""The changelog specs the worker creates before faust starts (the topics faust would declare),
+and the group settings faust takes from ours."""
 
 from __future__ import annotations
 
@@ -37,3 +38,12 @@ def test_the_state_changelog_is_compacted_only() -> None:
     (spec,) = changelog_specs(app, settings)
     assert "compact" == spec.configs["cleanup.policy"]
     assert "retention.ms" not in spec.configs
+
+
+def test_the_group_session_timeout_and_heartbeat_follow_the_setting() -> None:
+    """A worker restarted after a crash gets its partitions back once the group drops the dead
+    one: after the session timeout, heartbeats a third of it apart (at most 3 s)."""
+    for timeout, heartbeat in ((6.0, 2.0), (60.0, 3.0)):
+        settings = load_settings(detect_session_timeout_s=timeout)
+        conf = create_app(settings, policy()).conf
+        assert (timeout, heartbeat) == (conf.broker_session_timeout, conf.broker_heartbeat_interval)
