@@ -61,6 +61,10 @@ MAX_MARKS: Final = MAX_MARKS_PER_BUCKET
 MARK_TABLES: Final = (EXPIRATIONS, GRANTS)
 MIN_MARK_BYTES: Final = 40
 """No stored mark is shorter (its event id alone is 36 characters)."""
+MAX_MARK_BYTES: Final = 192 * 1024
+"""And in at most this many bytes per kind: with the live sessions (1,024 ids of up to 256
+characters) and the cooldowns, a document stays well under Kafka's 1 MB record (a grant may
+name 64 roles of 128 characters twice; 512 of them would not fit)."""
 
 Position = tuple[int, int]
 """(audit partition, offset)."""
@@ -95,7 +99,7 @@ class UserDoc:
     def prune(self, at: float, windows: Mapping[str, float]) -> None:
         """Drop the buckets that ended more than two windows before event time ``at`` (reads
         look back one window; the other is for records that arrive late), then the marks past
-        :data:`MAX_MARKS` of each kind, earliest buckets first."""
+        the caps of each kind (:func:`_cap_marks`)."""
         for name in MARK_TABLES:
             buckets = self.tables[name]
             if not buckets:
@@ -103,20 +107,10 @@ class UserDoc:
             horizon = at - 2 * windows[name]
             for key in [k for k in buckets if k[1][1] < horizon]:
                 del buckets[key]
-            if sum(len(raw) for raw in buckets.values()) < MAX_MARKS * MIN_MARK_BYTES:
-                continue  # too few bytes to hold more marks than the cap
-            counts = {key: len(orjson.loads(raw)["marks"]) for key, raw in buckets.items()}
-            excess = sum(counts.values()) - MAX_MARKS
-            for key in sorted(buckets, key=lambda k: k[1]):
-                if excess <= 0:
-                    break
-                if counts[key] <= excess:
-                    del buckets[key]
-                    excess -= counts[key]
-                else:
-                    marks = orjson.loads(buckets[key])["marks"]
-                    buckets[key] = encode_dict({"marks": marks[excess:]})
-                    excess = 0
+            size = sum(len(raw) for raw in buckets.values())
+            if size < MAX_MARKS * MIN_MARK_BYTES and size <= MAX_MARK_BYTES:
+                continue  # too few bytes to hold more marks than the caps allow
+            _cap_marks(buckets)
 
     def encode(self) -> bytes:
         sessions = self.tables[SESSIONS].get(self.user)
@@ -146,6 +140,29 @@ class UserDoc:
                 out.tables[name][(user, (start, end))] = orjson.dumps(value)
         out.held = {name: dict(table) for name, table in out.tables.items()}
         return out
+
+
+def _cap_marks(buckets: dict[Any, bytes]) -> None:
+    """Keep the latest marks of one kind: at most :data:`MAX_MARKS`, in at most
+    :data:`MAX_MARK_BYTES` (earliest buckets go first, within a bucket the first stored)."""
+    keep: dict[Any, list[Any]] = {}
+    count = size = 0
+    for key in sorted(buckets, key=lambda k: k[1], reverse=True):
+        kept: list[Any] = []
+        for mark in reversed(orjson.loads(buckets[key])["marks"]):
+            size += len(orjson.dumps(mark)) + 1
+            count += 1
+            if count > MAX_MARKS or size > MAX_MARK_BYTES:
+                break
+            kept.append(mark)
+        keep[key] = kept[::-1]
+        if count > MAX_MARKS or size > MAX_MARK_BYTES:
+            break
+    for key in list(buckets):
+        if keep.get(key):
+            buckets[key] = encode_dict({"marks": keep[key]})
+        else:
+            del buckets[key]
 
 
 def marker_key(partition: int) -> tuple[int]:

@@ -8,14 +8,16 @@ from typing import Any
 
 import orjson
 
+from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.detect.alerts import CooldownRecord
-from sessionwarden.detect.detectors import Expiry
+from sessionwarden.detect.detectors import MAX_LIVE_SESSIONS, Expiry, Grant
 from sessionwarden.detect.documents import MAX_MARKS, UserDoc, UserStore, marker_key
 from sessionwarden.detect.tables import (
     EXPIRATIONS,
     GRANTS,
     DetectState,
     apply_writes,
+    bucket_range,
 )
 from tests.unit.detect.factories import T0
 
@@ -87,6 +89,24 @@ def test_old_buckets_and_marks_past_the_cap_are_dropped_earliest_first() -> None
     marks = [m for raw in doc.tables[EXPIRATIONS].values() for m in orjson.loads(raw)["marks"]]
     assert MAX_MARKS == len(marks)
     assert {f"f{i}" for i in range(MAX_MARKS)} == {m["event_id"] for m in marks}
+
+
+def test_a_document_of_the_largest_marks_and_sessions_fits_a_kafka_record() -> None:
+    """A changelog record over 1 MB fails the batch and halts the worker on every restart."""
+    doc = UserDoc(ALICE, applied=(0, 1))
+    state = DetectState(doc.tables, 60, 120)
+    roles = tuple(f"{i:02}" + "r" * 126 for i in range(64))
+    grants = [Grant(T0 + i * 0.1, f"{i:036}", 1, 10, 30, roles, roles, True) for i in range(512)]
+    expiries = [Expiry(T0 + i * 0.1, f"{i:036}", "s" * 256, "idle_timeout") for i in range(512)]
+    for name, size, marks in ((GRANTS, 120, grants), (EXPIRATIONS, 60, expiries)):
+        doc.tables[name][(ALICE, bucket_range(size)(T0))] = encode_dict({"marks": marks})
+    live = {f"{i:04}" + "s" * 252: (T0, T0 + 1000) for i in range(MAX_LIVE_SESSIONS)}
+    apply_writes(doc.tables, [state.put_sessions(ALICE, live)])
+    doc.prune(T0 + 60, WINDOWS)
+    assert len(doc.encode()) < 1_000_000
+    kept = state.grants.recent(doc.tables, ALICE, T0 + 60)
+    assert kept and f"{511:036}" == kept[-1].event_id, "the latest grants stay"
+    assert len(kept) < MAX_MARKS
 
 
 def test_a_marker_or_a_stamp_tells_a_record_read_again() -> None:
