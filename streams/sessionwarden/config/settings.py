@@ -417,6 +417,7 @@ class DetectSettings(Section):
             "web_port",
             "data_dir",
             "commit_interval_s",
+            "session_timeout_s",
         )
     }
 
@@ -427,7 +428,7 @@ class DetectSettings(Section):
         pattern=NAME,
         description="Consumer group and faust app id; faust's changelog topics are named "
         "after it (with the topic prefix in front), e.g. "
-        "`sessionwarden-detect-expirations-changelog`.",
+        "`sessionwarden-detect-users-changelog`.",
     )
     web_enabled: bool = Field(
         default=False,
@@ -449,6 +450,15 @@ class DetectSettings(Section):
     )
     commit_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often the worker commits its input offsets."
+    )
+    session_timeout_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=300,
+        description="How long the consumer group waits for a worker that stopped heartbeating "
+        "(killed, frozen, cut off) before its partitions move: a worker restarted after a "
+        "crash gets them back only then. The worker heartbeats every third of it, at most "
+        "every 3 s; the broker's `group.min.session.timeout.ms` (6 s by default) is the floor.",
     )
 
 

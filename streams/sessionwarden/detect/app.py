@@ -1,13 +1,15 @@
 """The anomaly detectors as a faust-streaming app: a thin shell around the pure engine.
 
 One agent (concurrency 1) reads the audit stream as raw bytes in batches (``take_events``),
-decodes each record with our codec and lets :class:`Engine` judge it against the user's state,
-reading through the batch's pending writes. It then sends the batch's alerts, awaits their
-delivery together, and only then writes each changed table key once (the batch's last value)
-to the faust tables. faust acks a batch's events after that, and commits offsets after it
-flushed the producer, so every crash replays at most what is not yet committed; the detectors
-skip events their state already holds and a re-derived alert has the same deterministic
-``alert_id``. faust's ``exactly_once`` is not used (see docs/DETECTORS.md).
+decodes each record with our codec and lets :class:`Engine` judge it against its user's state,
+one document per user (documents.py) stamped with the last audit position judged into it. It
+then sends the batch's alerts, awaits their delivery together, and only then writes each
+changed document once, then a marker per partition, to the faust table. faust acks a batch's
+events after that, and commits offsets after it flushed the producer. After a crash the records
+past the last commit are read again: those the state holds are skipped (their alerts went out
+before their state was written), the others are judged against the state as of before them,
+exactly as the first time, with the same deterministic ``alert_id``. faust's ``exactly_once``
+is not used (see docs/DETECTORS.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +34,9 @@ from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import DecodeError, decode_audit_event, encode_dict
 from sessionwarden.detect.changelogs import ensure_changelogs
 from sessionwarden.detect.commits import CommitWatch, FaustBookkeeping, watch_commits
+from sessionwarden.detect.documents import USERS, UserStore, is_user_key
 from sessionwarden.detect.engine import Engine
 from sessionwarden.detect.metrics import BEAT_INTERVAL_S, DetectObserver, detect_observer_for
-from sessionwarden.detect.pending import PendingTables
-from sessionwarden.detect.tables import (
-    COOLDOWNS,
-    EXPIRATIONS,
-    GRANTS,
-    SESSIONS,
-    DetectState,
-    Tables,
-)
 from sessionwarden.errors import ConfigError
 from sessionwarden.kafka.security import KafkaSecurity, client_config
 from sessionwarden.ops.logs import SessionHasher
@@ -50,12 +44,9 @@ from sessionwarden.policy import Policy
 
 log = logging.getLogger(__name__)
 
-BACKLOG_ALLOWANCE_S = 24 * 3600.0
-"""Event-time buckets stay this long past their window, so a worker that catches up on a
-day-old backlog still sees the marks it needs (also the changelog retention of the buckets)."""
 _NOISY = ("faust", "mode", "aiokafka")
 BATCH_MAX = 1000
-"""Audit records judged per batch: alerts delivered together, each changed key written once."""
+"""Audit records judged per batch: alerts delivered together, each changed document written once."""
 BATCH_WITHIN_S = 0.01
 """How long a batch waits to fill before a short one is judged (bounds the added alert delay)."""
 COMMIT_WATCH_INTERVAL_S = 1.0
@@ -90,6 +81,8 @@ def _faust_app(settings: Settings, ident: str, data_dir: Path | None) -> faust.A
         table_standby_replicas=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.detect.commit_interval_s,
+        broker_session_timeout=settings.detect.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.detect.session_timeout_s / 3),
         producer_acks=-1,
         producer_linger=PRODUCER_LINGER_S,
         web_enabled=web,
@@ -119,7 +112,7 @@ def create_app(
     app = _faust_app(settings, ident, data_dir)
     audit = app.topic(settings.topics.audit, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(settings.topics.alerts, key_serializer="raw", value_serializer="raw")
-    tables = _tables(app, settings, engine)
+    users = _users_table(app, settings)
     caep = CaepConfig.for_detectors(settings)  # never the enforcer's key (docs/SECURITY.md)
     if caep is None and settings.caep.enabled:
         log.info("no CAEP risk-level-change tokens: detect_caep_issuer is not set")
@@ -128,7 +121,7 @@ def create_app(
         if caep is not None
         else None
     )
-    shell = DetectShell(engine, tables, alerts, settings.logging.salt, caep, caep_topic, observer)
+    shell = DetectShell(engine, users, alerts, settings.logging.salt, caep, caep_topic, observer)
     shell.drain = app.producer.buffer.flush
 
     async def detect(stream: Any) -> None:
@@ -158,7 +151,7 @@ def create_app(
         observer.rebalance_end(len(mine))
         log.info(
             "partitions assigned and recovered",
-            extra={"partitions": mine, "users_with_sessions": len(tables[SESSIONS])},
+            extra={"partitions": mine, "users": sum(1 for key in users if is_user_key(key))},
         )
 
     # mode types signal receivers with mypy's extended callable types, which no plain
@@ -225,30 +218,17 @@ def _default_data_dir(ident: str) -> Path:
     return Path(tempfile.gettempdir()) / f"{ident}-data"
 
 
-def _tables(app: faust.App, settings: Settings, engine: Engine) -> Tables:
-    def table(name: str, help_text: str) -> Any:
-        # faust picks a table's serializers from its types: bytes values are stored raw (our
-        # JSON, written and read by state.py), keys (str or tuples) as JSON.
-        return app.Table(
-            name,
-            default=None,
-            value_type=bytes,
-            partitions=settings.kafka.partitions,
-            help=help_text,
-        )
-
-    expirations = table(EXPIRATIONS, "session expirations per user, by event-time bucket")
-    grants = table(GRANTS, "escalating role changes per user, by event-time bucket")
-    for t, size in ((expirations, engine.expirations.window), (grants, engine.escalation.lookback)):
-        # Keys name their bucket explicitly (state.bucket_range matches faust's tumbling
-        # ranges); the window only gives faust the expiry of old buckets and their changelog.
-        t.tumbling(size, expires=2 * size + BACKLOG_ALLOWANCE_S)
-    return {
-        EXPIRATIONS: expirations,
-        GRANTS: grants,
-        SESSIONS: table(SESSIONS, "live sessions per user"),
-        COOLDOWNS: table(COOLDOWNS, "last alert per user and kind"),
-    }
+def _users_table(app: faust.App, settings: Settings) -> Any:
+    """The detectors' state: one document per user and a marker per partition
+    (sessionwarden/detect/documents.py). Keys (tuples) are stored as JSON, values (our JSON)
+    raw; faust picks the serializers from the types."""
+    return app.Table(
+        USERS,
+        default=None,
+        value_type=bytes,
+        partitions=settings.kafka.partitions,
+        help="the detectors' state: a document per user, a marker per audit partition",
+    )
 
 
 class DetectShell:
@@ -257,7 +237,7 @@ class DetectShell:
     def __init__(
         self,
         engine: Engine,
-        tables: Tables,
+        users: MutableMapping[Any, bytes],
         alerts: Any,
         salt: str = "",
         caep: CaepConfig | None = None,
@@ -268,12 +248,13 @@ class DetectShell:
         self.caep = caep
         self.caep_topic = caep_topic
         self.engine = engine
-        self.tables = tables
+        self.users = UserStore(users, engine.windows)
         self.alerts = alerts
         self.session_hash = SessionHasher(salt)
         self.drain: Callable[[], Awaitable[None]] = _nothing_buffered
         self.events = 0
         self.skipped = 0
+        self.replayed = 0
         self.emitted = 0
 
     async def handle(self, event: Any) -> None:
@@ -283,28 +264,26 @@ class DetectShell:
         self, events: Sequence[Any], make_current: Callable[[Any], None] = lambda _: None
     ) -> None:
         """Judge the events in order, deliver their alerts, then write the state they changed."""
-        pending = PendingTables(self.tables)
-        state = self.engine.state(pending)
         alerts: list[dict[str, Any]] = []
         for event in events:
-            self._judge(event, state, pending, alerts)
+            self._judge(event, alerts)
         deliveries = [
             await self.alerts.send(key=a["user_id"].encode(), value=encode_dict(a)) for a in alerts
         ]
         await asyncio.gather(*deliveries)  # delivered before the state that records them
         for alert in alerts:
             await self._after_delivery(alert)
-        pending.flush(make_current)
+        self.users.flush(make_current)
         # Hand the changelog records to the client before the next batch sends its alerts
         # (faust's flow control does the same past 100 buffered records; without it we saw
         # alert deliveries stall behind a burst of buffered changelog records).
         await self.drain()
 
-    def _judge(
-        self, event: Any, state: DetectState, pending: PendingTables, alerts: list[dict[str, Any]]
-    ) -> None:
+    def _judge(self, event: Any, alerts: list[dict[str, Any]]) -> None:
         msg = event.message
+        at = (msg.partition, msg.offset)
         self.events += 1
+        self.users.seen(at, event)
         try:
             record = decode_audit_event(event.value)
         except DecodeError as exc:
@@ -316,15 +295,19 @@ class DetectShell:
             )
             return
         try:
-            outcome = self.engine.process(record, state, time.time())
-        except Exception:  # a bug on one record must not stop detection for everyone
+            doc = self.users.to_judge((record.tenant, record.user_id), at)
+            if doc is None:
+                self.replayed += 1  # read again after a restart: its state and alerts are out
+                return
+            outcome = self.engine.process(record, self.engine.state(doc.tables), time.time())
+        except Exception:  # a bug (or unreadable state) must not stop detection for everyone
             self.skipped += 1
             self.metrics.skipped("internal_error")
             log.exception("internal error on an audit record; skipped", extra=_where(msg))
             return
         self.metrics.event(record.type)
         alerts.extend(outcome.alerts)
-        pending.apply(outcome.writes, event)
+        self.users.touched(doc, at, record.occurred_at.timestamp(), outcome.writes, event)
         for kind in outcome.suppressed:
             self.metrics.withheld(kind)
             log.debug(

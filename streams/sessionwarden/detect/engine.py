@@ -1,6 +1,6 @@
 """One audit record in, alerts and state writes out: the detectors wired to the policy.
 
-Pure code over :class:`DetectState` (dicts in tests, faust tables in the app). Every decision
+Pure code over :class:`DetectState` (dicts: in the app, one user's document). Every decision
 runs on the record's own time (``occurred_at``); the wall clock only stamps ``emitted_at``.
 """
 
@@ -33,7 +33,14 @@ from sessionwarden.detect.detectors import (
     ended_session_used,
     foreign_session_event,
 )
-from sessionwarden.detect.tables import DetectState, Tables, UserKey, Write
+from sessionwarden.detect.tables import (
+    EXPIRATIONS,
+    GRANTS,
+    DetectState,
+    Tables,
+    UserKey,
+    Write,
+)
 from sessionwarden.policy import Policy
 
 
@@ -60,9 +67,15 @@ class Engine:
         self.concurrent = ConcurrentSessions(a.concurrent_sessions.max)
         self.cooldown = Cooldown(a.cooldown)
         self.ladder = PrivilegeLadder(role.privilege for role in policy.roles.values())
+        self._state = DetectState({}, self.expirations.window, self.escalation.lookback)
 
     def state(self, tables: Tables) -> DetectState:
-        return DetectState(tables, self.expirations.window, self.escalation.lookback)
+        return self._state.over(tables)
+
+    @property
+    def windows(self) -> dict[str, float]:
+        """How much event time each mark table's reads look back."""
+        return {EXPIRATIONS: self.expirations.window, GRANTS: self.escalation.lookback}
 
     def process(self, record: AuditEvent, state: DetectState, emitted_at: float) -> Outcome:
         out = Outcome()

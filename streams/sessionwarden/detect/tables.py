@@ -1,17 +1,20 @@
 """The detectors' state in key/value tables of bytes, and the writes that change it.
 
-The app backs each table with a faust table (changelog in Kafka); unit tests use dicts. Reads
-happen while an event is judged; writes are returned as data and applied only after the
-event's alerts were delivered, so state never records an event whose alert could be lost.
+The engine reads one user's keys of these tables: the app keeps them together, one document
+per user in one faust table (documents.py), so a record's changes reach the changelog at once;
+unit tests use dicts. Reads happen while an event is judged; writes are returned as data and
+applied only after the event's alerts were delivered, so state never records an event whose
+alert could be lost.
 
-Tables (keys as faust stores them; values are JSON through the codec's orjson options):
+Tables (values are JSON through the codec's orjson options):
 
 A user is ``(tenant, user_id)``: tenants never share state.
 
 - ``expirations`` / ``grants``: ``((tenant, user_id), (start, end))`` -> list of marks, one
   tumbling event-time bucket of ``size`` seconds per key. Reading at time t takes t's bucket
   and the one before, so every mark of the last ``size`` seconds is seen: a sliding window
-  over tumbling buckets, which faust expires once they are older than ``expires``.
+  over tumbling buckets; a user's document drops buckets two windows older than its latest
+  record.
 - ``sessions``: ``(tenant, user_id)`` -> ``{session_id: [started_at, absolute_deadline]}``;
   deleted when the user has no live session left.
 - ``cooldowns``: ``(tenant, user_id, kind)`` -> the last emitted alert of that kind for the
@@ -116,6 +119,12 @@ class DetectState:
         self.tables = tables
         self.expirations: MarkLog[Expiry] = MarkLog(EXPIRATIONS, expiry_window, Expiry)
         self.grants: MarkLog[Grant] = MarkLog(GRANTS, grant_window, _grant)
+
+    def over(self, tables: Tables) -> DetectState:
+        """The same access over other tables (one user's document), without rebuilding it."""
+        state = object.__new__(DetectState)
+        state.tables, state.expirations, state.grants = tables, self.expirations, self.grants
+        return state
 
     def sessions(self, user: UserKey) -> LiveSessions:
         raw = self.tables[SESSIONS].get(user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -175,3 +176,41 @@ def foreign(
         action="docs.read" if event_type == "activity" else None,
         cause_event_id=uuid.uuid4(),
     )
+
+
+def lifecycle(seed: int, users: int, length: int, t0: float = T0) -> list[Any]:
+    """Audit records of users ``u0`` ... shaped to make every detector fire and the cooldown
+    withhold repeats: sessions started and ended in churn (a live-session count that goes up
+    and down), expirations, grants (rises, sensitive, self-granted), high-risk operations and
+    uses of ended or unknown sessions. The same seed gives the same kinds, users and times."""
+    rng = random.Random(seed)
+    records: list[Any] = []
+    live: dict[str, list[str]] = {f"u{i}": [] for i in range(users)}
+    serial = 0
+    t = t0
+    for _ in range(length):
+        t += rng.choice((0.5, 1.0, 2.0, 5.0, 20.0))
+        user = f"u{rng.randrange(users)}"
+        roll = rng.random()
+        if roll < 0.35 or not live[user]:
+            serial += 1
+            sid = f"{user}-s{serial}"
+            live[user].append(sid)
+            records.append(started(sid, user, t, absolute=rng.choice((30.0, 400.0, 5000.0))))
+        elif roll < 0.65:
+            sid = live[user].pop(rng.randrange(len(live[user])))
+            reason = rng.choice(("idle_timeout", "absolute_timeout", "logout", "operator"))
+            records.append(ended(sid, user, t, reason=reason))
+        elif roll < 0.78:
+            before = rng.choice((10, 30))
+            after = rng.choice((30, 40, 90))
+            granted = ["admin"] if after == 90 else ["support"]
+            sensitive = granted if after == 90 else []
+            actor = user if rng.random() < 0.15 else "admin-7"
+            records.append(role_changed(user, t, before, after, granted, sensitive, actor))
+        elif roll < 0.9:
+            records.append(high_risk(user, live[user][0], t))
+        else:
+            reason = rng.choice(("logout", None, "operator"))
+            records.append(ended_used(user, "gone", t, reason=reason))
+    return records

@@ -1,5 +1,5 @@
 """Judging a batch of audit records: the same alerts and state as one record at a time, every
-alert delivered before any state of the batch is written, each changed key written once."""
+alert delivered before any state of the batch is written, each changed document written once."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 
 from sessionwarden.contracts.codec import encode
 from sessionwarden.detect.app import DetectShell
+from sessionwarden.detect.documents import is_user_key
 from sessionwarden.detect.engine import Engine
-from sessionwarden.detect.pending import PendingTables
-from sessionwarden.detect.tables import SESSIONS, TABLES, Tables, Write
 from tests.unit.detect.factories import T0, ended, ended_used, policy, started
 
 
@@ -27,9 +26,9 @@ class CountingTable(dict[Any, bytes]):
         self.writes.append((key, self.current[-1] if self.current else None))
         super().__setitem__(key, value)
 
-    def pop(self, key: Any, default: Any = None) -> Any:
+    def __delitem__(self, key: Any) -> None:
         self.writes.append((key, self.current[-1] if self.current else None))
-        return super().pop(key, default)
+        super().__delitem__(key)
 
 
 class HeldAlertTopic:
@@ -73,11 +72,11 @@ def records() -> list[Any]:
     ]
 
 
-def run(batches: list[list[Any]]) -> tuple[Tables, HeldAlertTopic, list[Any]]:
+def run(batches: list[list[Any]]) -> tuple[CountingTable, HeldAlertTopic, list[Any]]:
     current: list[Any] = []
-    tables: Tables = {name: CountingTable(current) for name in TABLES}
+    users = CountingTable(current)
     topic = HeldAlertTopic()
-    shell = DetectShell(Engine(policy()), tables, topic)
+    shell = DetectShell(Engine(policy()), users, topic)
 
     async def feed() -> None:
         for batch in batches:
@@ -87,7 +86,15 @@ def run(batches: list[list[Any]]) -> tuple[Tables, HeldAlertTopic, list[Any]]:
             await task
 
     asyncio.run(feed())
-    return tables, topic, current
+    return users, topic, current
+
+
+def docs(users: dict[Any, bytes]) -> dict[Any, bytes]:
+    return {k: v for k, v in users.items() if is_user_key(k)}
+
+
+def doc_writes(users: CountingTable) -> list[tuple[Any, Any]]:
+    return [(k, e) for k, e in users.writes if is_user_key(k)]
 
 
 def test_a_batch_yields_the_alerts_and_state_of_its_records_judged_one_by_one() -> None:
@@ -96,86 +103,62 @@ def test_a_batch_yields_the_alerts_and_state_of_its_records_judged_one_by_one() 
     batched, alerts_batched, _ = run([events])
     assert [b"carol", b"alice"] == alerts_single.sent
     assert alerts_single.sent == alerts_batched.sent
-    assert {n: dict(t) for n, t in one_by_one.items()} == {n: dict(t) for n, t in batched.items()}
-    assert 1 == len(batched[SESSIONS]), "alice's sessions ended, bob's b2 is live"
+    assert docs(one_by_one) == docs(batched)
+    assert {("acme", "alice"), ("acme", "bob"), ("acme", "carol")} == set(docs(batched))
 
 
-def test_each_changed_key_is_written_once_per_batch() -> None:
+def test_each_changed_document_is_written_once_per_batch() -> None:
     events = [event(r, i) for i, r in enumerate(records())]
     one_by_one, _, _ = run([[e] for e in events])
     batched, _, _ = run([events])
-    writes = {n: len(t.writes) for n, t in batched.items()}  # type: ignore[attr-defined]
-    keys = {n: len({k for k, _ in t.writes}) for n, t in batched.items()}  # type: ignore[attr-defined]
-    assert keys == writes
-    assert sum(writes.values()) < sum(len(t.writes) for t in one_by_one.values())  # type: ignore[attr-defined]
+    written = [k for k, _ in doc_writes(batched)]
+    assert sorted(set(written)) == sorted(written)
+    assert len(written) < len(doc_writes(one_by_one))
 
 
 def test_no_state_of_a_batch_is_written_before_all_its_alerts_were_delivered() -> None:
     """Otherwise a crash in between could lose an alert for good."""
     events = [event(r, i) for i, r in enumerate(records())]
     current: list[Any] = []
-    tables: Tables = {name: CountingTable(current) for name in TABLES}
+    users = CountingTable(current)
     topic = HeldAlertTopic()
-    shell = DetectShell(Engine(policy()), tables, topic)
+    shell = DetectShell(Engine(policy()), users, topic)
 
     async def feed() -> tuple[int, int]:
         task = asyncio.create_task(shell.handle_batch(events, current.append))
         await asyncio.sleep(0.05)
-        before = sum(len(t) for t in tables.values())
+        before = len(users)
         topic.release()
         await task
-        return before, sum(len(t) for t in tables.values())
+        return before, len(users)
 
     before, after = asyncio.run(feed())
     assert 2 == len(topic.pending)
     assert (0, True) == (before, after > 0)
 
 
-def test_a_key_is_written_while_the_event_that_wrote_it_last_is_current() -> None:
-    """faust takes the changelog partition of a write from the current event."""
-    events = [event(r, i, partition=i % 3) for i, r in enumerate(records())]
-    one_by_one, _, _ = run([[e] for e in events])
+def test_a_document_is_written_while_the_event_that_changed_it_last_is_current() -> None:
+    """faust takes the changelog partition of a write from the current event: a user's
+    document and its partition's marker must land on the partition of its records."""
+    events = [event(r, i, partition=len(r.user_id) % 3) for i, r in enumerate(records())]
     batched, _, _ = run([events])
-    for name in TABLES:
-        last_writer = dict(one_by_one[name].writes)  # type: ignore[attr-defined]
-        written = dict(batched[name].writes)  # type: ignore[attr-defined]
-        assert {k: last_writer[k] for k in written} == written
-        assert None not in written.values()
-    # alice's sessions all started and ended within the batch: nothing of hers to write
-    assert {("acme", "bob")} == set(dict(batched[SESSIONS].writes))  # type: ignore[attr-defined]
+    last_changer = {
+        ("acme", "alice"): events[6],  # a3's expiration
+        ("acme", "bob"): events[7],  # b1's logout
+        ("acme", "carol"): events[5],  # the alert's cooldown
+    }
+    assert last_changer == dict(doc_writes(batched))
+    markers = {k: e for k, e in batched.writes if not is_user_key(k)}
+    assert {(e.message.partition,) for e in markers.values()} == set(markers)
+    assert all(m.message.partition == k[0] for k, m in markers.items())
 
 
-def test_a_key_created_and_deleted_within_a_batch_is_not_written() -> None:
+def test_a_user_created_and_emptied_within_a_batch_is_not_written() -> None:
     """The table never held it: nothing to delete, no changelog record to send."""
     lifecycle = [started("c1", "carl", T0), ended("c1", "carl", T0 + 5, reason="logout")]
     batched, _, _ = run([[event(r, i) for i, r in enumerate(lifecycle)]])
-    assert [] == batched[SESSIONS].writes  # type: ignore[attr-defined]
+    assert [] == doc_writes(batched)
     one_by_one, _, _ = run([[event(r, i)] for i, r in enumerate(lifecycle)])
     user = ("acme", "carl")
-    assert [user, user] == [k for k, _ in one_by_one[SESSIONS].writes]  # type: ignore[attr-defined]
-    assert user not in one_by_one[SESSIONS], "a delete of a held key is still written"
-
-
-def test_pending_tables_read_through_their_writes_and_flush_once() -> None:
-    base: dict[Any, bytes] = {"kept": b"1", "dropped": b"2", "changed": b"3"}
-    pending = PendingTables({SESSIONS: base})
-    view = pending[SESSIONS]
-    pending.apply(
-        [
-            Write(SESSIONS, "dropped", None),
-            Write(SESSIONS, "changed", b"4"),
-            Write(SESSIONS, "new", b"5"),
-            Write(SESSIONS, "changed", b"6"),
-        ],
-        "e1",
-    )
-    assert (b"1", None, b"6", b"5") == tuple(
-        view.get(k) for k in ("kept", "dropped", "changed", "new")
-    )
-    assert {"kept", "changed", "new"} == set(view) and 3 == len(view)
-    assert {"kept": b"1", "dropped": b"2", "changed": b"3"} == base, "nothing written yet"
-    seen: list[Any] = []
-    assert 3 == pending.flush(seen.append)
-    assert {"kept": b"1", "changed": b"6", "new": b"5"} == base
-    assert ["e1"] == seen
-    assert 0 == pending.flush(seen.append)
+    assert [user, user] == [k for k, _ in doc_writes(one_by_one)]
+    assert user not in one_by_one, "a held document left empty is deleted"

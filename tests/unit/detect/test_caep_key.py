@@ -19,7 +19,6 @@ from sessionwarden.config.settings import Settings, load_settings
 from sessionwarden.contracts.codec import encode
 from sessionwarden.detect.app import DetectShell, create_app
 from sessionwarden.detect.engine import Engine
-from sessionwarden.detect.tables import TABLES, Tables
 from sessionwarden.errors import ConfigError
 from sessionwarden.ssf.tokens import SetError, read_unverified
 from sessionwarden.ssf.vocabulary import RISK_LEVEL_CHANGE
@@ -95,9 +94,9 @@ def test_the_detectors_sign_risk_tokens_with_their_own_key_and_issuer(tmp_path: 
     create_app(settings, policy(), data_dir=tmp_path / "data")  # builds without the other key
     config = CaepConfig.for_detectors(settings)
     assert config is not None
-    tables: Tables = {name: {} for name in TABLES}
+    users: dict[Any, bytes] = {}
     alerts, caep = FakeTopic(), FakeTopic()
-    shell = DetectShell(Engine(policy()), tables, alerts, "salt", config, caep)
+    shell = DetectShell(Engine(policy()), users, alerts, "salt", config, caep)
     event = SimpleNamespace(
         value=encode(ended_used("alice", "s-1", T0)),
         message=SimpleNamespace(topic="audit", partition=0, offset=0),

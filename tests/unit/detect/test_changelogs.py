@@ -1,13 +1,14 @@
-"""The changelog specs the worker creates before faust starts: the topics faust would declare."""
+"""The changelog specs the worker creates before faust starts (the topics faust would declare),
+and the group settings faust takes from ours."""
 
 from __future__ import annotations
 
 from faust.transport.drivers.aiokafka import Transport
 
 from sessionwarden.config.settings import load_settings
-from sessionwarden.detect.app import BACKLOG_ALLOWANCE_S, app_id, create_app
+from sessionwarden.detect.app import app_id, create_app
 from sessionwarden.detect.changelogs import changelog_specs
-from sessionwarden.detect.tables import TABLES
+from sessionwarden.detect.documents import USERS
 from tests.unit.detect.factories import policy
 
 
@@ -15,7 +16,7 @@ def test_one_spec_per_table_with_the_name_and_configs_faust_would_declare() -> N
     settings = load_settings(topic_prefix="cl.", partitions=6, detect_group_id="det")
     app = create_app(settings, policy())
     specs = {s.name: s for s in changelog_specs(app, settings)}
-    assert {f"{app_id(settings)}-{t}-changelog" for t in TABLES} == set(specs)
+    assert {f"{app_id(settings)}-{USERS}-changelog"} == set(specs)
     for table in app.tables.values():
         topic = table.changelog_topic
         spec = specs[topic.get_topic_name()]
@@ -30,12 +31,19 @@ def test_one_spec_per_table_with_the_name_and_configs_faust_would_declare() -> N
         assert (6, settings.kafka.replication_factor) == (spec.partitions, spec.replication_factor)
 
 
-def test_windowed_tables_expire_their_buckets_and_the_others_are_compacted_only() -> None:
+def test_the_state_changelog_is_compacted_only() -> None:
+    """A user's document is its latest value; the document drops old marks itself."""
     settings = load_settings(topic_prefix="cl.", partitions=3, detect_group_id="det")
     app = create_app(settings, policy())
-    specs = {s.name.split("-")[-2]: s.configs for s in changelog_specs(app, settings)}
-    assert "compact" == specs["sessions"]["cleanup.policy"] == specs["cooldowns"]["cleanup.policy"]
-    assert "retention.ms" not in specs["sessions"]
-    for windowed in ("expirations", "grants"):
-        assert "compact,delete" == specs[windowed]["cleanup.policy"]
-        assert int(specs[windowed]["retention.ms"]) > BACKLOG_ALLOWANCE_S * 1000
+    (spec,) = changelog_specs(app, settings)
+    assert "compact" == spec.configs["cleanup.policy"]
+    assert "retention.ms" not in spec.configs
+
+
+def test_the_group_session_timeout_and_heartbeat_follow_the_setting() -> None:
+    """A worker restarted after a crash gets its partitions back once the group drops the dead
+    one: after the session timeout, heartbeats a third of it apart (at most 3 s)."""
+    for timeout, heartbeat in ((6.0, 2.0), (60.0, 3.0)):
+        settings = load_settings(detect_session_timeout_s=timeout)
+        conf = create_app(settings, policy()).conf
+        assert (timeout, heartbeat) == (conf.broker_session_timeout, conf.broker_heartbeat_interval)

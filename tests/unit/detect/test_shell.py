@@ -12,19 +12,18 @@ import pytest
 from sessionwarden.contracts.codec import encode
 from sessionwarden.detect.app import DetectShell
 from sessionwarden.detect.engine import Engine
-from sessionwarden.detect.tables import COOLDOWNS, TABLES, Tables
 from tests.unit.detect.factories import T0, ended_used, policy
 
 
 class FakeAlertTopic:
-    """Records each alert with a snapshot of the cooldown table taken at send time."""
+    """Records each alert with the size of the state table at send time."""
 
-    def __init__(self, tables: Tables) -> None:
-        self.tables = tables
+    def __init__(self, users: dict[Any, bytes]) -> None:
+        self.users = users
         self.sent: list[tuple[bytes, bytes, int]] = []
 
     async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
-        self.sent.append((key, value, len(self.tables[COOLDOWNS])))
+        self.sent.append((key, value, len(self.users)))
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         delivered.set_result(None)
         return delivered
@@ -38,9 +37,9 @@ def event(value: bytes | None, offset: int) -> Any:
 
 
 def run(values: list[bytes | None]) -> tuple[DetectShell, FakeAlertTopic]:
-    tables: Tables = {name: {} for name in TABLES}
-    topic = FakeAlertTopic(tables)
-    shell = DetectShell(Engine(policy()), tables, topic, salt="unit-salt")
+    users: dict[Any, bytes] = {}
+    topic = FakeAlertTopic(users)
+    shell = DetectShell(Engine(policy()), users, topic, salt="unit-salt")
 
     async def feed() -> None:
         for offset, value in enumerate(values):
@@ -73,3 +72,18 @@ def test_log_lines_carry_hashed_session_ids_never_raw_ones(
     text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert "sess-secret-42" not in text
     assert shell.session_hash("sess-secret-42") in text
+
+
+def test_a_user_whose_state_cannot_be_read_is_skipped_and_the_others_judged() -> None:
+    """A document the worker cannot read costs that user's records, never the worker."""
+    users: dict[Any, bytes] = {("acme", "alice"): b"{not json"}
+    topic = FakeAlertTopic(users)
+    shell = DetectShell(Engine(policy()), users, topic, salt="unit-salt")
+    records = [encode(ended_used("alice", "s-1", T0)), encode(ended_used("bob", "s-2", T0))]
+
+    async def feed() -> None:
+        await shell.handle_batch([event(value, offset) for offset, value in enumerate(records)])
+
+    asyncio.run(feed())
+    assert (2, 1, 1) == (shell.events, shell.skipped, shell.emitted)
+    assert [b"bob"] == [key for key, _, _ in topic.sent]

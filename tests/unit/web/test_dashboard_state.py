@@ -163,7 +163,7 @@ def test_the_feeds_are_newest_first_whatever_order_the_partitions_replay_in() ->
 def alert_doc(user: str, emitted: float, **changes: Any) -> dict[str, Any]:
     """An alert as the detectors write it (JSON), with ``changes`` applied to it."""
     doc: dict[str, Any] = {
-        "type": "alert", "schema_version": 1, "alert_id": str(uuid.UUID(int=len(user) + 7)),
+        "type": "alert", "schema_version": 1, "alert_id": str(uuid.uuid5(uuid.NAMESPACE_URL, user)),
         "kind": "privilege_escalation", "severity": "high", "user_id": user, "tenant": "acme",
         "first_seen": iso(emitted - 60), "last_seen": iso(emitted), "emitted_at": iso(emitted),
         "summary": f"{user} was granted admin", "suppressed": 0,
@@ -203,6 +203,20 @@ def test_a_malformed_alert_is_refused_and_the_good_ones_still_shown(change: dict
     assert ["alice"] == [a["user_id"] for a in alerts]
     assert {"sessions": [hasher("s-1")], "more_sessions": 0, "roles": ["admin"],
             "counts": {"grants": 1}} == alerts[0]["evidence"]  # fmt: skip
+
+
+def test_an_alert_delivered_again_is_shown_once() -> None:
+    """After a restart the detectors may deliver an alert again, same alert_id, later
+    emitted_at; subscribers drop it by its id."""
+    state = DashboardState(show_session=hasher)
+    first = alert_doc("alice", T0)
+    assert state.apply_alert(first, T0)
+    assert state.apply_alert({**first, "emitted_at": iso(T0 + 30)}, T0 + 30)
+    assert state.apply_alert(alert_doc("bob", T0 + 31), T0 + 31)
+
+    alerts = state.snapshot(T0 + 32)["alerts"]
+
+    assert [("bob", T0 + 31), ("alice", T0)] == [(a["user_id"], a["at"]) for a in alerts]
 
 
 def test_alerts_dated_in_the_future_do_not_hide_later_alerts() -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -32,6 +33,9 @@ LATENCY_EDGES_MS = (25, 50, 100, 200, 300, 500, 1000, 2000, 5000)
 LIVE_WITHIN_S = 10.0
 """A revocation received later than this after its emission is a replay, not a latency."""
 EVIDENCE_SESSIONS_SHOWN = 8
+ALERT_IDS_KEPT = 10_000
+"""Alert ids remembered: the detectors may deliver an alert again after a restart, with the
+same ``alert_id`` (docs/DETECTORS.md); the feed shows it once."""
 _ALERT: TypeAdapter[Alert] = TypeAdapter(Alert)
 
 
@@ -77,6 +81,8 @@ class DashboardState:
     _latencies: deque[float] = field(default_factory=deque)
     _recent: list[dict[str, Any]] = field(default_factory=list)
     _alerts: list[dict[str, Any]] = field(default_factory=list)
+    _alert_ids: dict[UUID, None] = field(default_factory=dict)
+    """Insertion-ordered: the oldest is forgotten first."""
     _lag: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def apply_audit(self, doc: dict[str, Any], received_at: float) -> bool:
@@ -139,6 +145,11 @@ class DashboardState:
             alert = _ALERT.validate_python(doc)
         except ValidationError:
             return False
+        if alert.alert_id in self._alert_ids:
+            return True  # delivered again: shown already
+        self._alert_ids[alert.alert_id] = None
+        if len(self._alert_ids) > ALERT_IDS_KEPT:
+            del self._alert_ids[next(iter(self._alert_ids))]
         sessions = alert.evidence.session_ids
         shown = EVIDENCE_SESSIONS_SHOWN
         self._push(self._alerts, {
