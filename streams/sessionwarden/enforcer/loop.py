@@ -173,6 +173,9 @@ class EnforcerLoop:
             lambda partition: PartitionEnforcer(policy, partition),
             ctx.checkpoints,
             admin_factory=lambda: clients.admin(admin_config(s)),
+            consumer_factory=lambda: clients.restore_consumer(restore_config(s)),
+            stall_s=s.kafka.fetch_stall_s,
+            monotonic=self._monotonic,
         )
         self._assign = Assignments(ctx, self._consumer, restorer)
         self._router: Router | None = None
