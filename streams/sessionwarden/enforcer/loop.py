@@ -192,18 +192,30 @@ class EnforcerLoop:
         self._batch = Batch(
             ctx, self._producer, self._txn, lambda: consumer.consumer_group_metadata(), self._firing
         )
+        # The input and commands consumers' fetches are watched (kafka.stall), the ends asked
+        # of an admin client of the watches' own; the input's for the owned partitions only
+        # (restoring ones are paused).
+        ends = AdminEnds(lambda: clients.admin(admin_config(s)))
+        queue = CommandQueue()
         self.commands = CommandsReader(
             clients.commands_consumer(commands_config(s)),
             consumer,
             s.topics.commands,
-            CommandQueue(),
+            queue,
+            reopen=lambda: clients.commands_consumer(commands_config(s)),
+            watch=StallWatch(
+                s.kafka.fetch_stall_s,
+                ends,
+                clock=self._monotonic,
+                fallback=lambda: {
+                    (s.topics.commands, p): o for p, o in queue.next_offsets().items()
+                },
+            ),
         )
         self._batch.commands = self.commands
-        # The input consumer's fetches, watched (kafka.stall): ends asked of an admin client of
-        # the watch's own, positions of the owned partitions only (restoring ones are paused).
         self._input_watch = StallWatch(
             s.kafka.fetch_stall_s,
-            AdminEnds(lambda: clients.admin(admin_config(s))),
+            ends,
             clock=self._monotonic,
             fallback=lambda: {
                 (self.topics.input, p): rt.next_offset for p, rt in self.parts.items()
