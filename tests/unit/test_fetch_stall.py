@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from sessionwarden.kafka.stall import RENEW_AFTER, AdminEnds, Ends, FetchStall, Stall, StallWatch
-from tests.unit.stall_fakes import EndsAdmin, ends_of
+from tests.unit.stall_fakes import Clock, EndsAdmin, ends_of
 
 A, B = ("t", 0), ("t", 1)
 
@@ -96,14 +96,6 @@ class Probed:
     ) -> tuple[int, int] | None:
         self.own_asks += 1
         raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def run(watch: StallWatch, consumer: Probed, clock: Clock, until: float) -> list[float]:

@@ -14,7 +14,7 @@ from sessionwarden.enforcer.loop import EnforcerLoop
 from sessionwarden.enforcer.txn import FETCH, Action, TxnFailure
 from tests.unit.enforcer.factories import login, logout, policy
 from tests.unit.enforcer.test_loop import NOW, FakeClients, FakeConsumer, live, own
-from tests.unit.stall_fakes import EndsAdmin
+from tests.unit.stall_fakes import Clock, EndsAdmin
 
 STALL_S = 10.0
 
@@ -48,14 +48,6 @@ class Clients(FakeClients):
 
     def admin(self, config: dict[str, Any]) -> Any:
         return EndsAdmin(lambda tp: len(self.log))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def started() -> tuple[EnforcerLoop, Clients, Clock]:

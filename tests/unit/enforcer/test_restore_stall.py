@@ -7,10 +7,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
 from sessionwarden.enforcer.restore import Restorer
-from tests.unit.stall_fakes import EndsAdmin
+from tests.unit.stall_fakes import Clock, EndsAdmin, Wedging
 
 TOPIC = "unit.changelog"
 STALL_S = 10.0
@@ -30,39 +28,9 @@ class State:
         return True
 
 
-class Changelog:
-    """Reads the assigned partitions of ``log``; returns nothing more after ``wedge_after``
-    records."""
-
-    def __init__(self, log: dict[int, list[str]], wedge_after: int = 10**6) -> None:
-        self.log, self.left = log, wedge_after
-        self.next: dict[int, int] = {}
-        self.closed = False
-
-    def incremental_assign(self, tps: list[TopicPartition]) -> None:
-        for tp in tps:
-            self.next[tp.partition] = 0 if tp.offset == OFFSET_BEGINNING else tp.offset
-
-    def incremental_unassign(self, tps: list[TopicPartition]) -> None:
-        for tp in tps:
-            self.next.pop(tp.partition, None)
-
-    def consume(self, n: int, timeout: float) -> list[Any]:
-        """Up to 4 records a partition per call."""
-        out = []
-        for p, at in sorted(self.next.items()):
-            keys = self.log[p][at : at + min(4, self.left)]
-            out += [record(p, key) for key in keys]
-            self.next[p] = at + len(keys)
-            self.left -= len(keys)
-        return out
-
-    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
-        return [TopicPartition(TOPIC, tp.partition, self.next.get(tp.partition, -1001))
-                for tp in tps]  # fmt: skip
-
-    def close(self) -> None:
-        self.closed = True
+def changelog(log: dict[int, list[str]], wedge_after: int = 10**6) -> Wedging:
+    records = {p: [record(p, key) for key in keys] for p, keys in log.items()}
+    return Wedging(TOPIC, records, wedge_after)
 
 
 def record(partition: int, key: str) -> Any:
@@ -74,21 +42,13 @@ def record(partition: int, key: str) -> Any:
     )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def restore_with(
-    first: Changelog, log: dict[int, list[str]]
-) -> tuple[Restorer, list[Changelog], Clock]:
-    made: list[Changelog] = []
+    first: Wedging, log: dict[int, list[str]]
+) -> tuple[Restorer, list[Wedging], Clock]:
+    made: list[Wedging] = []
 
     def reopen() -> Any:
-        made.append(Changelog(log))
+        made.append(changelog(log))
         return made[-1]
 
     clock = Clock()
@@ -106,7 +66,7 @@ def restore_with(
 
 def test_a_changelog_consumer_that_stopped_is_reopened_where_it_stood() -> None:
     log = {0: [f"k{i}" for i in range(30)], 1: [f"j{i}" for i in range(5)]}
-    first = Changelog(log, wedge_after=8)
+    first = changelog(log, wedge_after=8)
     restorer, made, clock = restore_with(first, log)
     for p in log:
         restorer.add(p)
@@ -122,7 +82,7 @@ def test_a_changelog_consumer_that_stopped_is_reopened_where_it_stood() -> None:
 
 def test_a_restore_that_moves_is_never_reopened() -> None:
     log = {0: [f"k{i}" for i in range(30)]}
-    restorer, made, clock = restore_with(Changelog(log), log)
+    restorer, made, clock = restore_with(changelog(log), log)
     restorer.add(0)
     done: list[Any] = []
     while not done:

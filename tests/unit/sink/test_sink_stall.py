@@ -16,17 +16,9 @@ from sessionwarden.sink.postgres.consumer import PostgresSink
 from sessionwarden.sink.postgres.plan import Batch
 from sessionwarden.sink.postgres.store import OffsetConflict
 from tests.unit.sdk.fakes import FakeMessage, revocation
-from tests.unit.stall_fakes import EndsAdmin, ends_of
+from tests.unit.stall_fakes import Clock, EndsAdmin, ends_of
 
 TOPIC = Settings().topics.revocations
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Store:
