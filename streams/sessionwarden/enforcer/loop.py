@@ -90,6 +90,9 @@ DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
 LEAVE_GROUP_S = 5.0  # a planned stop's wait for its LeaveGroup to be sent
+STALL_PROBE_TIMEOUT_S = 1.0
+"""The fetch-stall watches' end-offset asks block the loop for about this at most (asked only
+when positions stood still for kafka_fetch_stall_s)."""
 
 
 class KafkaClients:
@@ -206,6 +209,7 @@ class EnforcerLoop:
             watch=StallWatch(
                 s.kafka.fetch_stall_s,
                 ends,
+                probe_timeout_s=STALL_PROBE_TIMEOUT_S,
                 clock=self._monotonic,
                 fallback=lambda: {
                     (s.topics.commands, p): o for p, o in queue.next_offsets().items()
@@ -216,6 +220,7 @@ class EnforcerLoop:
         self._input_watch = StallWatch(
             s.kafka.fetch_stall_s,
             ends,
+            probe_timeout_s=STALL_PROBE_TIMEOUT_S,
             clock=self._monotonic,
             fallback=lambda: {
                 (self.topics.input, p): rt.next_offset for p, rt in self.parts.items()
@@ -709,6 +714,7 @@ class EnforcerLoop:
             extra=stall.fields(),
         )
         if again:
+            self._drop_carry()  # consumed by the client about to go: read again after
             raise TxnFailure(Action.REBUILD, _stalled(stall), FETCH)
         try:
             self._reseek()
