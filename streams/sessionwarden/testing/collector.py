@@ -13,6 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from sessionwarden.kafka.stall import AdminEnds, Stall, StallWatch
 
+CLIENT_ID = "sessionwarden-test-collector"
 COLLECTOR_STALL_S = 5.0
 """A Collector whose position has not moved for this long while the topic's end offsets (asked
 through an admin client of its own) are ahead of it reopens its consumer at its position
@@ -43,6 +44,7 @@ class Collector:
             {
                 "bootstrap.servers": self._bootstrap_servers,
                 "group.id": self._group,
+                "client.id": CLIENT_ID,
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 20,
