@@ -7,10 +7,12 @@ the offsets its owner stored) resumes it.
 
 Where the partitions end is asked through an admin client of the watch's own
 (:class:`AdminEnds`), never through the watched consumer: a consumer whose connection to the
-broker is wedged cannot answer for itself either (its uncached watermark query failed on every
-try, so a watch that asked it saw "unknown" for good and never reopened it: a test reader stayed
-at 138 of 260 revocations while the enforcer and the sink had all of them). An admin client that
-keeps failing is built anew, as a fresh connection is what the thaw needs.
+broker is wedged cannot answer for itself either (its uncached watermark query goes over that
+connection, so a watch that asked it saw "unknown" for good and never reopened it: a test reader
+stayed at 138 of 260 revocations while the enforcer and the sink had all of them; with its fetch
+connection held silent in a test, a consumer that asked itself was never reopened, and librdkafka
+gave up on the connection only after socket.timeout.ms, 60 s). An admin client that keeps
+failing is built anew, as a fresh connection is what the thaw needs.
 
 :class:`FetchStall` is the decision, on a clock the caller gives; :class:`StallWatch` probes a
 consumer for it (positions, then the ends, each ask bounded) and says when its owner should
