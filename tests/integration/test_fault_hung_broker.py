@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from infra.kafka.cluster import KafkaCluster, KafkaNode
 from sessionwarden.config.settings import Settings
 from sessionwarden.detect.app import app_id
 from sessionwarden.sdk.listener import RevocationListener
+from sessionwarden.testing.collector import CLIENT_ID as COLLECTOR_CLIENT_ID
 from sessionwarden.testing.pg_sandbox import Sandbox
 from tests.integration.fault_harness import (
     Truth,
@@ -43,9 +45,12 @@ from tests.integration.fault_harness import (
 )
 from tests.integration.harness import (
     FAST_POLICY,
+    LONG_POLICY,
     Collector,
     DetectProcess,
     EnforcerProcess,
+    login_doc,
+    logout_doc,
     wait_drained,
     wait_until,
 )
@@ -54,6 +59,7 @@ from tests.pg import SinkProcess
 pytestmark = pytest.mark.faults
 
 TENANT = "acme"  # the load's tenant (harness.login_doc)
+ENFORCER_CLIENT = "sessionwarden-enforcer-0"  # its input consumer's client.id (and producer's)
 BUDGET_S = 5.0  # the service's staleness budget
 RECOVER_WITHIN_S = 10.0  # after the thaw, live sessions are served again within this
 STORED_WITHIN_S = 30.0  # the sink stores what fell due inside the hang within this of its end
@@ -61,6 +67,10 @@ SINK_SESSION_TIMEOUT_MS = 120_000
 """The sink's group membership outlives the hang: no rebalance after it restarts the sink's
 fetches, which must resume by themselves (as with a short hang under the default timeout)."""
 DRAINED_WITHIN_S = 30.0  # the detectors alert on audit records appended after it within this
+LOGOUTS_WITHIN_S = 40.0
+"""A logout appended after the thaw is revoked within this of its append: the enforcer's input
+consumer fetches again (a wedged one is sought back after kafka_fetch_stall_s, 10 s, and its
+clients rebuilt if that does not move it)."""
 
 
 @dataclass
@@ -195,11 +205,12 @@ def hang_under_load(
     """The broker unreachable for ``hang_s`` (``fault``) just after a load is sent; then back.
     Pass: 0 requests served past the staleness budget while it hangs, live sessions served
     again within RECOVER_WITHIN_S after it, 0 revoked sessions served once the listener vouches
-    for a time after their revocation was committed, and `verify`: 0 missed, 0 early, 0
-    spurious; the sink stores every revocation committed, once (count and id as on the topic),
-    those due inside the hang within STORED_WITHIN_S of its end; the detect worker alerts on
-    audit records appended after it within DRAINED_WITHIN_S and commits its offsets to the
-    end."""
+    for a time after their revocation was committed, logouts appended after it revoked within
+    LOGOUTS_WITHIN_S (the enforcer's input consumer fetches again), and `verify`: 0 missed, 0
+    early, 0 spurious; the sink stores every revocation committed, once (count and id as on
+    the topic), those due inside the hang within STORED_WITHIN_S of its end; the detect worker
+    alerts on audit records appended after it within DRAINED_WITHIN_S and commits its offsets
+    to the end."""
     lines = Lines()
     said = logging.getLogger("sessionwarden.sdk.listener")
     level = said.level
@@ -298,6 +309,13 @@ def hang_under_load(
         after_commit = [a for a in revoked if a.fresh_as_of > seen[a.session]]
         # For the figures: served after that reader saw the revocation at all.
         late = [a.at - seen[a.session] for a in revoked if a.at > seen[a.session]]
+        # Logouts appended after the thaw: how long until a reader saw each revoked.
+        thawed_logouts = {
+            d["session_id"]: r
+            for r, d in appended
+            if d["type"] == "logout" and r > back_at and d["session_id"] in truth.sessions
+        }
+        logout_s = [seen[s] - r for s, r in thawed_logouts.items() if s in seen]
         print(text)
         print(
             f"hung {back_at - hung_at:.1f}s, {len(overdue)} deadlines inside; "
@@ -311,6 +329,12 @@ def hang_under_load(
             f"{listener.stats}"
         )
         print("listener said:", *lines.messages, sep="\n  ")
+        stalled = [m for m in enforcer.messages() if "stopped fetching" in str(m.get("msg"))]
+        print(
+            f"{len(thawed_logouts)} logouts appended after the thaw, revoked at most "
+            f"{max(logout_s, default=0.0):.2f}s after; enforcer fetch stalls: {len(stalled)}; "
+            f"test readers reopened: revocations {revocations.reopened}, alerts {alerts.reopened}"
+        )
         probing = [m for m in enforcer.messages() if "last-stable-offset" in str(m.get("msg"))]
         print(f"enforcer probe lines: {len(probing)}")
         missing = sorted(set(committed) - set(stored))
@@ -335,6 +359,8 @@ def hang_under_load(
         assert recovered_s <= RECOVER_WITHIN_S
         assert holds_all, "the listener never became current again"
         assert len(overdue) >= 30
+        assert len(thawed_logouts) >= 10 and len(logout_s) == len(thawed_logouts)
+        assert max(logout_s) <= LOGOUTS_WITHIN_S
         assert left_out <= len(appended) // 20
         assert_enforced(revocations, truth, report, text)
         assert ([], [], []) == (missing[:5], wrong[:5], extra[:5])
@@ -381,11 +407,51 @@ def test_a_frozen_broker_never_makes_a_stale_listener_look_current(
 # -- the same fault as a network partition: a TCP proxy between every client and the broker --
 
 
+FETCH_API_KEY = 1
+
+
+@dataclass
+class Link:
+    """One client connection through the proxy: the client.id its requests carry, whether it
+    has sent a Fetch (a consumer's connection to a partition leader), and whether it still
+    forwards (cleared for good by ``PartitionProxy.wedge``)."""
+
+    client_id: str | None = None
+    fetching: bool = False
+    forwarding: threading.Event = field(default_factory=threading.Event)
+    _buffer: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.forwarding.set()
+
+    def learn(self, data: bytes) -> None:
+        """Read request headers off the client's byte stream (size, api key, api version,
+        correlation id, client id) until the first Fetch."""
+        if self.fetching:
+            return
+        buf = self._buffer + data
+        while len(buf) >= 4:
+            size = int.from_bytes(buf[:4], "big")
+            if len(buf) < 4 + size:
+                break
+            frame, buf = buf[4 : 4 + size], buf[4 + size :]
+            n = int.from_bytes(frame[8:10], "big", signed=True)
+            if n >= 0:
+                self.client_id = frame[10 : 10 + n].decode(errors="replace")
+            if int.from_bytes(frame[:2], "big") == FETCH_API_KEY:
+                self.fetching = True
+                buf = b""
+        self._buffer = buf
+
+
 class PartitionProxy:
     """A TCP proxy from a port of its own to ``upstream``, in a thread. ``cut()`` stops it
     forwarding in both directions without closing anything (connections stay open, requests
     go unanswered, new connections are accepted and held: a network partition as a client
-    sees it); ``heal()`` forwards again, what was held included (TCP retransmitting)."""
+    sees it); ``heal()`` forwards again, what was held included (TCP retransmitting).
+    ``wedge(client_id)`` silences for good the open fetch connections of one client (a
+    consumer whose own connection stayed wedged after a thaw), every other connection and
+    every new one forwarding."""
 
     def __init__(self) -> None:
         self._server = socket.socket()
@@ -398,10 +464,18 @@ class PartitionProxy:
         self._open.set()
         self._closed = False
         self._sockets: list[socket.socket] = [self._server]
+        self._links: list[Link] = []
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
 
     def cut(self) -> None:
         self._open.clear()
+
+    def wedge(self, client_id: str) -> int:
+        """Silence the open connections of ``client_id`` that fetch; returns how many."""
+        wedged = [k for k in self._links if k.client_id == client_id and k.fetching]
+        for link in wedged:
+            link.forwarding.clear()
+        return len(wedged)
 
     def heal(self) -> None:
         self._open.set()
@@ -434,17 +508,22 @@ class PartitionProxy:
             return
         server.settimeout(None)
         self._sockets.append(server)
-        for src, dst in ((client, server), (server, client)):
-            threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+        link = Link()
+        self._links.append(link)
+        for src, dst, learn in ((client, server, True), (server, client, False)):
+            threading.Thread(target=self._pipe, args=(src, dst, link, learn), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, link: Link, learn: bool) -> None:
         try:
             while True:
                 self._open.wait()  # cut: nothing more is read, so nothing is answered
                 data = src.recv(65536)
                 if not data:
                     break
+                if learn:
+                    link.learn(data)
                 self._open.wait()  # read just before the cut: held until healed
+                link.forwarding.wait()  # wedged: held for good
                 dst.sendall(data)
         except OSError:
             pass
@@ -481,18 +560,88 @@ class ProxiedCluster(KafkaCluster):
         super()._spawn(node)
 
 
-@pytest.mark.parametrize("cut_s", [15.0])
-def test_a_network_partition_never_makes_a_stale_listener_look_current(
-    tmp_path: Path, pg_sandbox: Sandbox, cut_s: float
-) -> None:
-    """Every client cut off from the broker (a proxy that stops forwarding, connections left
-    open) for ``cut_s`` under load, then healed; the broker itself keeps running."""
+@pytest.fixture(scope="module")
+def proxied_cluster() -> Iterator[ProxiedCluster]:
+    """One proxied cluster for the partition and the wedged-connection tests (each has topics
+    and groups of its own; each heals what it cut)."""
     proxy = PartitionProxy()
     cluster = ProxiedCluster(proxy)
     try:
         cluster.start()
-        hang_under_load(cluster, proxy, cut_s, tmp_path, pg_sandbox)
+        yield cluster
     finally:
         proxy.heal()
         cluster.close()
         proxy.close()
+
+
+@pytest.mark.parametrize("cut_s", [15.0])
+def test_a_network_partition_never_makes_a_stale_listener_look_current(
+    proxied_cluster: ProxiedCluster, tmp_path: Path, pg_sandbox: Sandbox, cut_s: float
+) -> None:
+    """Every client cut off from the broker (a proxy that stops forwarding, connections left
+    open) for ``cut_s`` under load, then healed; the broker itself keeps running."""
+    proxy = proxied_cluster.proxy
+    try:
+        hang_under_load(proxied_cluster, proxy, cut_s, tmp_path, pg_sandbox)
+    finally:
+        proxy.heal()
+
+
+WEDGE_STALL_S = 3.0  # the enforcer's kafka_fetch_stall_s here
+WEDGED_WITHIN_S = 30.0
+"""Logouts appended while the readers' fetch connections are wedged are revoked, and read by
+the test reader, within this. librdkafka gives up on a silent connection by itself only after
+socket.timeout.ms (60 s): the stall watches must notice first."""
+
+
+def test_readers_whose_fetch_connections_stay_wedged_catch_up(
+    proxied_cluster: ProxiedCluster, tmp_path: Path
+) -> None:
+    """The enforcer's input consumer and the test reader each keep a fetch connection that is
+    open and silent for good (as one was after a thaw: its own watermark queries unanswered
+    too) while the broker answers every other connection: both notice they stopped fetching
+    with records waiting and catch up; the logouts are revoked once each."""
+    settings = cluster_settings(proxied_cluster)
+    proxy = proxied_cluster.proxy
+    enforcer = EnforcerProcess(
+        settings, policy=LONG_POLICY, SESSIONWARDEN_KAFKA_FETCH_STALL_S=str(WEDGE_STALL_S)
+    )
+    revocations = Collector(settings.kafka.bootstrap_servers, settings.topics.revocations)
+    run = f"wedge{uuid.uuid4().hex[:6]}"
+    try:
+        enforcer.wait_assigned()
+        now = time.time()
+        sessions = [(f"{run}-s{i}", f"{run}-u{i}") for i in range(12)]
+        warm = [(now, login_doc(sid, user, now)) for sid, user in sessions]
+        warm.append((now, logout_doc(*sessions[0], now)))  # every connection in use
+        play(settings, warm)
+        wait_until(lambda: revocations.docs(session_id=sessions[0][0]), 30, "the first logout")
+        wedged = {c: proxy.wedge(c) for c in (ENFORCER_CLIENT, COLLECTOR_CLIENT_ID)}
+        assert all(wedged.values()), wedged
+        later = time.time()
+        appended = play(settings, [(later, logout_doc(s, u, later)) for s, u in sessions[1:]])
+        logouts = {d["session_id"]: r for r, d in appended}
+
+        def all_read() -> bool:
+            return {d["session_id"] for d in revocations.docs(type="revocation")} >= set(logouts)
+
+        wait_until(all_read, WEDGED_WITHIN_S + 60, "the logouts sent into the wedge")
+        seen = {d["session_id"]: t for t, d in revocations.timed(type="revocation")}
+        taken_s = max(seen[s] - r for s, r in logouts.items())
+        stalls = [m for m in enforcer.messages() if "stopped fetching" in str(m.get("msg"))]
+        print(
+            f"wedged fetch connections {wedged}; {len(logouts)} logouts read revoked at most "
+            f"{taken_s:.2f}s after their append; enforcer said: "
+            f"{[m['msg'] for m in stalls]}; test reader reopened {revocations.reopened}"
+        )
+        counts = Counter(d["session_id"] for d in revocations.docs(type="revocation"))
+        assert {s: 1 for s, _ in sessions} == dict(counts), "each session revoked once"
+        assert taken_s <= WEDGED_WITHIN_S
+        assert revocations.reopened >= 1 and stalls
+    except BaseException:
+        report_failure([enforcer], tmp_path)
+        raise
+    finally:
+        revocations.close()
+        enforcer.stop()

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -19,6 +19,7 @@ from sessionwarden.errors import ConfigError
 from sessionwarden.ssf.tokens import read_unverified
 from sessionwarden.ssf.vocabulary import RISK_LEVEL_CHANGE, SESSION_REVOKED
 from tests.unit.sdk.fakes import revalidation, revocation, session_risk_changed
+from tests.unit.stall_fakes import EndsAdmin, ends_of
 
 
 class Msg:
@@ -183,7 +184,8 @@ def test_the_transmitter_warns_at_start_when_an_audience_gets_raw_session_ids(
 
 
 class StoppedConsumer(FakeConsumer):
-    """Returns nothing while the broker's end is past its position: it stopped fetching."""
+    """Returns nothing while the broker's end is past its position: it stopped fetching; its
+    own watermark query goes unanswered too."""
 
     def assignment(self) -> list[Any]:
         return [TopicPartition("u.sessionwarden.revocations", 0)]
@@ -194,7 +196,7 @@ class StoppedConsumer(FakeConsumer):
     def get_watermark_offsets(
         self, partition: Any, timeout: float = 0, cached: bool = False
     ) -> tuple[int, int]:
-        return (0, 9)
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
 
 
 def test_a_consumer_that_stopped_fetching_is_reopened_from_the_committed_offsets() -> None:
@@ -206,7 +208,10 @@ def test_a_consumer_that_stopped_fetching_is_reopened_from_the_committed_offsets
 
     config = CaepConfig("https://sw.example", ("https://a.example",), es256_pem())
     settings = load_settings(topic_prefix="u.", kafka_fetch_stall_s=2.0)
-    transmitter = CaepTransmitter(settings, config, consumers, lambda _: FakeProducer())
+    broker = EndsAdmin(lambda tp: 9)  # asked by the watch, never the consumer watched
+    transmitter = CaepTransmitter(
+        settings, config, consumers, lambda _: FakeProducer(), ends=ends_of(broker)
+    )
     transmitter.start()
     try:
         deadline = time.monotonic() + 10

@@ -1,15 +1,16 @@
 """The stalled-consumer decision (sessionwarden.kafka.stall) on a fake clock: "stalled" only when
 no position moved for the threshold while a partition's known end is past its position; never
-while positions move, never when idle at the end, never on an end the broker did not give."""
+while positions move, never when idle at the end, never on an end the broker did not give. The
+ends are asked of a client of the watch's own, never of the consumer watched (whose connection
+may be the very thing wedged), and that client is made anew when it keeps going unanswered."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from sessionwarden.kafka.stall import Ends, FetchStall, StallWatch
+from sessionwarden.kafka.stall import RENEW_AFTER, AdminEnds, Ends, FetchStall, Stall, StallWatch
+from tests.unit.stall_fakes import Clock, EndsAdmin, ends_of
 
 A, B = ("t", 0), ("t", 1)
 
@@ -59,12 +60,28 @@ def test_every_verdict_starts_the_wait_over() -> None:
     assert stall.due(20)
 
 
-class Probed:
-    """A consumer's probe surface: positions and ends set by the test; ends may fail."""
+def test_ends_unanswered_on_every_ask_in_a_row_call_for_a_new_client() -> None:
+    stall = FetchStall(10, now=0)
+    stall.observe({A: 5}, now=0)
+    for i in range(RENEW_AFTER - 1):
+        stall.stalled({A: None}, now=10 * (i + 1))
+        assert not stall.renew_probe()
+    stall.stalled({A: None}, now=10 * RENEW_AFTER)
+    assert stall.renew_probe()
+    assert not stall.renew_probe(), "asked once per run of unanswered asks"
+    stall.stalled({A: None}, now=100)
+    stall.stalled({A: Ends(0, 5)}, now=110)  # one answer starts the count over
+    stall.stalled({A: None}, now=120)
+    assert not stall.renew_probe()
 
-    def __init__(self, positions: dict[int, int], ends: dict[int, Any]) -> None:
-        self.positions, self.ends = positions, ends
-        self.asked: list[int] = []
+
+class Probed:
+    """A consumer's probe surface: positions set by the test. Its own watermark query times out,
+    as a consumer's did whose connection stayed wedged after the broker thawed."""
+
+    def __init__(self, positions: dict[int, int]) -> None:
+        self.positions = positions
+        self.own_asks = 0
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition("t", p) for p in sorted(self.positions)]
@@ -77,21 +94,8 @@ class Probed:
     def get_watermark_offsets(
         self, partition: TopicPartition, timeout: float = 0, cached: bool = True
     ) -> tuple[int, int] | None:
-        assert not cached, "a stalled consumer's cached watermarks stand still too"
-        assert 0 < timeout <= 2
-        self.asked.append(partition.partition)
-        end = self.ends[partition.partition]
-        if isinstance(end, Exception):
-            raise end
-        return end  # type: ignore[no-any-return]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+        self.own_asks += 1
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
 
 
 def run(watch: StallWatch, consumer: Probed, clock: Clock, until: float) -> list[float]:
@@ -105,42 +109,88 @@ def run(watch: StallWatch, consumer: Probed, clock: Clock, until: float) -> list
     return asked
 
 
-def test_the_watch_asks_for_a_reopen_of_a_consumer_that_stopped_behind_the_end() -> None:
+def broker(ends: dict[int, int]) -> EndsAdmin:
+    return EndsAdmin(lambda tp: ends[tp.partition])
+
+
+def test_a_consumer_wedged_behind_the_end_is_reopened_though_it_cannot_answer_itself() -> None:
+    """The broker answers another client: the consumer's own unanswered query is no excuse."""
     clock = Clock()
-    consumer = Probed({0: 5, 1: 7}, {0: (0, 5), 1: (0, 9)})
-    watch = StallWatch(10, clock=clock)
+    consumer = Probed({0: 5, 1: 7})
+    admin = broker({0: 5, 1: 9})
+    watch = StallWatch(10, ends_of(admin), clock=clock)
     # first seen at the first check (1 s), still for 10 s; the reopened one gets 10 s again
     assert run(watch, consumer, clock, until=25) == [11.0, 22.0]
+    assert consumer.own_asks == 0
+    assert all(ask["isolation_level"].name == "READ_COMMITTED" for ask in admin.asks)
 
 
 def test_the_watch_leaves_an_idle_consumer_alone_and_asks_the_broker_rarely() -> None:
     clock = Clock()
-    consumer = Probed({0: 5, 1: 9}, {0: (0, 5), 1: (0, 9)})
-    watch = StallWatch(10, clock=clock)
+    consumer = Probed({0: 5, 1: 9})
+    admin = broker({0: 5, 1: 9})
+    watch = StallWatch(10, ends_of(admin), clock=clock)
     assert run(watch, consumer, clock, until=60) == []
-    assert len(consumer.asked) <= 2 * 6
+    assert len(admin.asks) <= 6
 
 
-def test_a_probe_that_fails_or_times_out_is_unknown_never_a_reopen() -> None:
+def test_a_broker_that_does_not_answer_is_unknown_never_a_reopen() -> None:
+    """Unanswered asks never reopen; a client left unanswered is replaced, and the first
+    answer of a new one shows the stall."""
     clock = Clock()
-    timeout = KafkaException(KafkaError(KafkaError._TIMED_OUT))
-    consumer = Probed({0: 5, 1: 7}, {0: timeout, 1: (0, 9)})
-    watch = StallWatch(10, clock=clock)
+    consumer = Probed({0: 5, 1: 7})
+    down = [True]
+    made: list[EndsAdmin] = []
+
+    def make() -> EndsAdmin:
+        made.append(broker({0: 5, 1: 9}))
+        made[-1].down = down[0]
+        return made[-1]
+
+    watch = StallWatch(10, AdminEnds(make), clock=clock)
+    # asked every 10 s from 11 s; a new client after every second unanswered ask
     assert run(watch, consumer, clock, until=60) == []
-    assert 1 not in consumer.asked, "after one unanswered ask the rest are unknown"
-    consumer.ends[0] = None  # get_watermark_offsets' answer on a timeout
-    assert run(watch, consumer, clock, until=120) == []
-    consumer.ends[0] = (0, 6)  # the broker answers again: the stall shows
-    assert run(watch, consumer, clock, until=140)
+    assert 3 == len(made)
+    down[0] = False  # the broker answers again, but not the client made while it did not
+    assert run(watch, consumer, clock, until=95) == [71.0, 82.0, 93.0]
+    assert 4 == len(made)
+
+
+def test_an_invalid_offset_is_unknown() -> None:
+    """A frozen broker can answer OFFSET_INVALID for every partition instead of failing."""
+    probe = ends_of(broker({0: -1001, 1: 9}))
+    assert {A: None, B: Ends(-1, 9)} == probe({A: 5, B: 7}, timeout=1)
+
+
+def test_the_low_watermark_is_asked_only_for_a_partition_never_read() -> None:
+    admin = EndsAdmin(lambda tp: 9, low=lambda tp: 4)
+    assert {A: Ends(4, 9), B: Ends(-1, 9)} == ends_of(admin)({A: -1001, B: 7}, timeout=1)
+    assert 2 == len(admin.asks)
+    assert {B: Ends(-1, 9)} == ends_of(admin)({B: 7}, timeout=1)
+    assert 3 == len(admin.asks)
+
+
+def test_a_client_that_refuses_the_question_is_unknown() -> None:
+    class Refusing:
+        def list_offsets(self, specs: object, **kwargs: object) -> dict[TopicPartition, object]:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+    assert {A: None} == AdminEnds(lambda: Refusing())({A: 5}, timeout=1)  # type: ignore[arg-type,return-value]
 
 
 def test_the_owners_offsets_stand_in_for_a_position_not_yet_read() -> None:
     clock = Clock()
-    consumer = Probed({0: -1001}, {0: (0, 9)})
-    watch = StallWatch(10, clock=clock, fallback=lambda: {A: 9})
+    consumer = Probed({0: -1001})
+    ends = {0: 9}
+    watch = StallWatch(10, ends_of(broker(ends)), clock=clock, fallback=lambda: {A: 9})
     assert run(watch, consumer, clock, until=30) == []
-    consumer.ends[0] = (0, 12)
+    ends[0] = 12
     assert run(watch, consumer, clock, until=60)
+
+
+def test_a_stall_resumes_each_partition_where_it_stood() -> None:
+    stall = Stall(12.0, {A: 5, B: -1001}, {})
+    assert [(0, 5), (1, -2)] == [(tp.partition, tp.offset) for tp in stall.resume_at(-2)]
 
 
 def test_a_threshold_must_be_positive() -> None:

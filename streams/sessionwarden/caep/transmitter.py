@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer
 from sessionwarden.caep.events import CaepConfig, caep_events_for
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import ProbedConsumer, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, EndsProbe, ProbedConsumer, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ssf.causes import SESSION_RECORD_TYPES
 from sessionwarden.ssf.tokens import SetError
@@ -67,7 +67,10 @@ class CaepTransmitter:
         config: CaepConfig,
         consumer_factory: Callable[[dict[str, Any]], ConsumerLike] = Consumer,
         producer_factory: Callable[[dict[str, Any]], ProducerLike] = Producer,
+        ends: EndsProbe | None = None,
     ) -> None:
+        """``ends``: where the watch of the consumer asks the end offsets (an admin client of
+        its own by default; kafka.stall)."""
         self.config = config
         self.topics = settings.topics
         self.sent = 0
@@ -75,6 +78,7 @@ class CaepTransmitter:
         self.reopened = 0  # consumers that stopped fetching, reopened (kafka.stall)
         self._stall_s = settings.kafka.fetch_stall_s
         client = client_config(settings.kafka)
+        self._ends = ends or AdminEnds.of(client)
         self._consumer_factory = consumer_factory
         self._consumer_config = {
             **client,
@@ -126,20 +130,17 @@ class CaepTransmitter:
         self._consumer.close()
 
     def _run(self) -> None:
-        watch = StallWatch(self._stall_s)
+        watch = StallWatch(self._stall_s, self._ends)
         while not self._stop.is_set():
             try:
                 self.step()
-                stall = watch.check(self._consumer)
-                if stall is not None:
-                    # Every batch read is committed by now: the new consumer resumes after it.
-                    log.warning(
-                        "the CAEP transmitter's Kafka consumer stopped fetching with records"
-                        " waiting: reopened at the committed offsets",
-                        extra=stall.fields(),
-                    )
-                    self._reopen(pause_s=0.0)
-                    watch.reopened()
+                # Every batch read is committed by now: the new consumer resumes after it.
+                if watch.tend(
+                    self._consumer,
+                    lambda _: self._reopen(pause_s=0.0),
+                    "the CAEP transmitter's Kafka consumer stopped fetching with records"
+                    " waiting: reopened at the committed offsets",
+                ):
                     self.reopened += 1
             except KafkaException as exc:
                 # Start over from the committed offsets: the batch is signed and sent again

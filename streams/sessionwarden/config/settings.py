@@ -154,10 +154,13 @@ class KafkaSettings(Section):
         default=10.0,
         ge=2.0,
         le=600.0,
-        description="A long-running consumer (the sink's, the dashboard's, the CAEP "
-        "transmitter's) none of whose positions moved for this many seconds while the broker "
-        "holds records past one of them is reopened (after a hung broker a consumer can stop "
-        "fetching for good); keep it well above a normal fetch gap.",
+        description="A long-running consumer (the enforcer's input, commands and changelog "
+        "restore consumers; the sink's, the dashboard's, the CAEP and SSF transmitters', the "
+        "idp actuator's) none of whose positions moved for this many seconds while the broker "
+        "holds records past one of them (asked through an admin client of its own) is "
+        "reopened (after a hung broker a consumer can stop fetching for good); the enforcer "
+        "first seeks its input back, then rebuilds its clients. Keep it well above a normal "
+        "fetch gap.",
     )
     _sasl_password: str | None = PrivateAttr(default=None)
     _ssl_key_password: str | None = PrivateAttr(default=None)

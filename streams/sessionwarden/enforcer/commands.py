@@ -21,12 +21,20 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, TIMESTAMP_LOG_APPEND_TIME, KafkaError, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_LOG_APPEND_TIME,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from sessionwarden.contracts.codec import DecodeError, decode_operator_command
 from sessionwarden.enforcer.engine.commands import CommandOutcome, OperatorCommands
 from sessionwarden.enforcer.engine.forward import Router
 from sessionwarden.enforcer.engine.horizon import received_time
+from sessionwarden.kafka.stall import Stall, StallWatch
+from sessionwarden.ops.logs import error_fields
 
 __all__ = [
     "CommandQueue",
@@ -185,6 +193,10 @@ class CommandQueue:
             taken.append(msg)
         return taken
 
+    def next_offsets(self) -> dict[int, int]:
+        """Every owned partition's next offset to apply (where the group committed one)."""
+        return dict(self._next)
+
     def offsets(self) -> dict[int, int]:
         """The next offset of every partition the open batch took commands from, to commit
         with it (the others' are committed already)."""
@@ -218,11 +230,25 @@ class CommandsReader:
     ``queue``. ``group`` is the enforcer's group consumer: its committed offsets for the
     commands topic are where a newly owned partition starts."""
 
-    def __init__(self, consumer: Any, group: Any, topic: str, queue: CommandQueue) -> None:
+    def __init__(
+        self,
+        consumer: Any,
+        group: Any,
+        topic: str,
+        queue: CommandQueue,
+        reopen: Callable[[], Any] | None = None,
+        watch: StallWatch | None = None,
+    ) -> None:
+        """``watch`` (with ``reopen``, which makes a new consumer): a consumer that stops
+        fetching with commands waiting (kafka.stall) is replaced by one assigned where it
+        stood; what it consumed waits in ``queue``, so nothing is skipped or taken twice."""
         self._consumer = consumer
         self._group = group
         self.topic = topic
         self.queue = queue
+        self._reopen = reopen
+        self._watch = watch
+        self.reopened = 0
         self._logged: set[int] = set()
 
     def follow(self, owned: Iterable[int]) -> None:
@@ -260,6 +286,26 @@ class CommandsReader:
             elif err.code() != KafkaError._PARTITION_EOF and err.code() not in self._logged:
                 self._logged.add(err.code())
                 log.warning("commands consumer error", extra={"error": str(err)})
+        if self._watch is not None:
+            self._watch.tend(
+                self._consumer,
+                self._replace,
+                "the commands consumer stopped fetching with commands waiting: reopened where"
+                " it stood",
+            )
+
+    def _replace(self, stall: Stall) -> None:
+        assert self._reopen is not None
+        stuck, self._consumer = self._consumer, self._reopen()
+        self.reopened += 1
+        owned = set(self.queue.owned())
+        self._consumer.incremental_assign(
+            [tp for tp in stall.resume_at(OFFSET_BEGINNING) if tp.partition in owned]
+        )
+        try:
+            stuck.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.debug("closing the stalled commands consumer failed", extra=error_fields(exc))
 
     def offsets(self) -> list[TopicPartition]:
         return [TopicPartition(self.topic, p, o) for p, o in self.queue.offsets().items()]

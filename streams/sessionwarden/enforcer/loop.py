@@ -61,6 +61,7 @@ from sessionwarden.enforcer.metrics import observer_for
 from sessionwarden.enforcer.restore import Restorer
 from sessionwarden.enforcer.txn import (
     CONSUME,
+    FETCH,
     Action,
     EnforcerExit,
     Fence,
@@ -76,6 +77,7 @@ from sessionwarden.enforcer.txn import (
     rebuild_beside,
     resolve,
 )
+from sessionwarden.kafka.stall import AdminEnds, Key, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.policy import Policy
 
@@ -88,6 +90,9 @@ DUE_POLL_TIMEOUT_S = 0.005  # the wait for input while a deadline is due
 EXIT_FENCED = 3
 EXIT_UNRECOVERABLE = 4
 LEAVE_GROUP_S = 5.0  # a planned stop's wait for its LeaveGroup to be sent
+STALL_PROBE_TIMEOUT_S = 1.0
+"""The fetch-stall watches' end-offset asks block the loop for about this at most (asked only
+when positions stood still for kafka_fetch_stall_s)."""
 
 
 class KafkaClients:
@@ -121,11 +126,14 @@ class EnforcerLoop:
         policy: Policy,
         clock: Clock = time.time,
         clients: KafkaClients | None = None,
+        monotonic: Clock = time.monotonic,
     ) -> None:
+        """``monotonic``: the clock of the input consumer's stall watch."""
         # Wall clock on purpose: deadlines are enforced in real time, even on silent partitions.
         self.settings = settings
         self.policy = policy
         self.clock = clock
+        self._monotonic = monotonic
         self.topics = settings.topics
         self.metrics = observer_for(settings, self.topics)
         self.ctx = EnforcerContext(
@@ -151,6 +159,7 @@ class EnforcerLoop:
         self._budget = InputBudget.for_timeout(settings.enforcer.transaction_timeout_ms / 1000)
         self._limit = RecordLimit(settings.enforcer.batch_size)
         self._carry: list[Message] = []  # consumed, left by the input budget to the next batch
+        self._reseeked: dict[Key, int] | None = None  # processed offsets at the last seek back
         self._connect()
 
     def _connect(self) -> None:
@@ -167,6 +176,9 @@ class EnforcerLoop:
             lambda partition: PartitionEnforcer(policy, partition),
             ctx.checkpoints,
             admin_factory=lambda: clients.admin(admin_config(s)),
+            consumer_factory=lambda: clients.restore_consumer(restore_config(s)),
+            stall_s=s.kafka.fetch_stall_s,
+            monotonic=self._monotonic,
         )
         self._assign = Assignments(ctx, self._consumer, restorer)
         self._router: Router | None = None
@@ -183,13 +195,38 @@ class EnforcerLoop:
         self._batch = Batch(
             ctx, self._producer, self._txn, lambda: consumer.consumer_group_metadata(), self._firing
         )
+        # The input and commands consumers' fetches are watched (kafka.stall), the ends asked
+        # of an admin client of the watches' own; the input's for the owned partitions only
+        # (restoring ones are paused).
+        ends = AdminEnds(lambda: clients.admin(admin_config(s)))
+        queue = CommandQueue()
         self.commands = CommandsReader(
             clients.commands_consumer(commands_config(s)),
             consumer,
             s.topics.commands,
-            CommandQueue(),
+            queue,
+            reopen=lambda: clients.commands_consumer(commands_config(s)),
+            watch=StallWatch(
+                s.kafka.fetch_stall_s,
+                ends,
+                probe_timeout_s=STALL_PROBE_TIMEOUT_S,
+                clock=self._monotonic,
+                fallback=lambda: {
+                    (s.topics.commands, p): o for p, o in queue.next_offsets().items()
+                },
+            ),
         )
         self._batch.commands = self.commands
+        self._input_watch = StallWatch(
+            s.kafka.fetch_stall_s,
+            ends,
+            probe_timeout_s=STALL_PROBE_TIMEOUT_S,
+            clock=self._monotonic,
+            fallback=lambda: {
+                (self.topics.input, p): rt.next_offset for p, rt in self.parts.items()
+            },
+        )
+        self._reseeked = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -477,6 +514,7 @@ class EnforcerLoop:
         """Consume one batch and commit what the input budget let it take, with everything that
         became due. Returns the events taken; the rest of the batch is carried to the next."""
         started = self.metrics.step()
+        self._watch_input()  # between transactions
         self._assign.step()  # between transactions: snapshots, then a slice of restore
         due = self._firing.probe_ahead(self.parts)
         if self._take_commands():
@@ -650,6 +688,48 @@ class EnforcerLoop:
             self._consumer.seek(TopicPartition(self.topics.input, p, offset))
             self.parts[p].held = None
 
+    # -- input fetch stalls -------------------------------------------------------------------
+
+    def _watch_input(self) -> None:
+        """Between transactions: an input consumer that stopped fetching while records wait on
+        owned partitions (after a hung broker; kafka.stall) would leave logouts and role
+        changes unread and every deadline of those partitions unproven: enforcement would
+        silently stop. The first time, each owned partition is sought back to the offset the
+        loop has processed (between transactions, the committed one), as after an aborted
+        batch: what was consumed and not applied (carried records) is read again, nothing is
+        skipped or applied twice. If it stalls again with nothing processed since, every client
+        is rebuilt and state restored from the committed log (``_recover``)."""
+        owned = [TopicPartition(self.topics.input, p) for p in sorted(self.parts)]
+        if not owned:
+            return
+        stall = self._input_watch.check(self._consumer, owned)
+        if stall is None:
+            return
+        self.stats.fetch_stalls += 1
+        processed = {(self.topics.input, p): rt.next_offset for p, rt in self.parts.items()}
+        again = processed == self._reseeked  # nothing processed since the last seek back
+        log.warning(
+            "the input consumer stopped fetching with records waiting: "
+            + ("rebuilding the clients" if again else "seeking back to the processed offsets"),
+            extra=stall.fields(),
+        )
+        if again:
+            self._drop_carry()  # consumed by the client about to go: read again after
+            raise TxnFailure(Action.REBUILD, _stalled(stall), FETCH)
+        try:
+            self._reseek()
+        except KafkaException as exc:
+            raise TxnFailure(Action.REBUILD, _stalled(stall), FETCH) from exc
+        self._reseeked = processed
+        self._input_watch.reopened()
+
+    def _reseek(self) -> None:
+        """Seek every owned partition to the next offset to process (no batch is open: it is
+        the committed offset), dropping what was consumed and not applied."""
+        self._drop_carry()
+        for p, rt in self.parts.items():
+            self._consumer.seek(TopicPartition(self.topics.input, p, rt.next_offset))
+
     # -- abort ----------------------------------------------------------------------------
 
     def _abort(self, cause: str) -> None:
@@ -658,3 +738,10 @@ class EnforcerLoop:
         self._batch.abort(cause)
         self._assign.rewind()
         log.warning("batch aborted and rewound", extra={"cause": cause})
+
+
+def _stalled(stall: Stall) -> KafkaError:
+    return KafkaError(
+        KafkaError._TIMED_OUT,
+        f"input consumer stood still {stall.still_s:.1f}s behind the last stable offsets",
+    )

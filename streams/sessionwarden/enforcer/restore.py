@@ -26,6 +26,7 @@ from sessionwarden.enforcer.checkpoints import Checkpoints
 from sessionwarden.enforcer.engine.core import PartitionEnforcer
 from sessionwarden.enforcer.runtime import restoring_heap
 from sessionwarden.kafka.offsets import valid_offset
+from sessionwarden.kafka.stall import Ends, FetchStall, Key
 from sessionwarden.ops.logs import error_fields
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,19 @@ class Restorer:
         make: Callable[[int], PartitionEnforcer],
         checkpoints: Checkpoints | None = None,
         admin_factory: Callable[[], AdminClient] | None = None,
+        consumer_factory: Callable[[], Consumer] | None = None,
+        stall_s: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``admin_factory`` builds a new admin client when the end-offset lookups keep
-        failing (None: the one given is kept)."""
+        failing (None: the one given is kept). ``consumer_factory`` builds a new changelog
+        consumer when the one reading stands still for ``stall_s`` below the ends (None: it
+        is kept; kafka.stall), on the ``monotonic`` clock."""
         self._consumer = consumer
+        self._consumer_factory = consumer_factory
+        self._monotonic = monotonic
+        self._stall = FetchStall(stall_s, monotonic())
+        self.reopened = 0
         self._admin = admin
         self._admin_factory = admin_factory
         self._topic = topic
@@ -137,6 +147,7 @@ class Restorer:
                 if not msgs:
                     break
             self._decoding.extend(e for e in self._reached_end() if e[0] not in decoding)
+            self._watch_reading()
         done.extend(self._decode(deadline))
         for n, p in done:
             del self.pending[n]
@@ -199,6 +210,57 @@ class Restorer:
                 ]
             )
         self._assigned = wanted
+
+    def _watch_reading(self) -> None:
+        """The changelog consumer's positions standing still for ``stall_s`` below the ends
+        read at assignment (after a hung broker a consumer can stop fetching for good;
+        kafka.stall) would keep its partitions paused and unenforced for good: it is replaced
+        by one assigned where it stood (what it read is restored; a record read again would
+        only set its key again). A transaction still open on the changelog (a dead owner's,
+        until the broker aborts it) holds the position as well; reopening then costs a
+        reconnect and nothing else."""
+        if self._consumer_factory is None:
+            return
+        decoding = {n for n, _ in self._decoding}
+        reading = [n for n, p in self.pending.items() if p.reading() and n not in decoding]
+        if not reading:
+            return
+        at = {  # every partition assigned, those read to their end (decoding) too
+            tp.partition: tp.offset
+            for tp in self._consumer.position(
+                [TopicPartition(self._topic, n) for n in sorted(self._assigned)]
+            )
+        }
+        positions: dict[Key, int] = {(self._topic, n): at.get(n, -1) for n in reading}
+        now = self._monotonic()
+        self._stall.observe(positions, now)
+        if not self._stall.due(now):
+            return
+        ends = {
+            (self._topic, n): Ends(self.pending[n].low, self.pending[n].end or 0) for n in reading
+        }
+        if not self._stall.stalled(ends, now):
+            return
+        log.warning(
+            "the changelog consumer stopped reading below the ends: reopened where it stood",
+            extra={"positions": {str(n): at.get(n) for n in reading}},
+        )
+        old, self._consumer = self._consumer, self._consumer_factory()
+        try:
+            old.close()
+        except (KafkaException, RuntimeError) as exc:
+            log.debug("closing the stalled changelog consumer failed", extra=error_fields(exc))
+        self.reopened += 1
+        self._stall.restart(now)
+        resume = {n: at.get(n, -1) for n in self._assigned}
+        self._consumer.incremental_assign(
+            [
+                TopicPartition(
+                    self._topic, n, o if o >= 0 else (self.pending[n].start or OFFSET_BEGINNING)
+                )
+                for n, o in sorted(resume.items())
+            ]
+        )
 
     def _reached_end(self) -> list[tuple[int, Pending]]:
         reading = [n for n, p in self.pending.items() if p.reading()]

@@ -39,6 +39,7 @@ class LoopStats:
     budget_cuts: int = 0  # batches cut short by the input budget
     recoveries: int = 0
     stuck_calls: int = 0  # client calls given up as stuck (txn.CallStuck)
+    fetch_stalls: int = 0  # input consumer found standing still with records waiting
     restored_records: int = 0
     last_restore_s: float = 0.0
     by_reason: dict[str, int] = field(default_factory=dict)

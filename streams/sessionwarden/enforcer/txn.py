@@ -58,6 +58,7 @@ class Action(Enum):
 
 
 CONSUME = "consume"  # the call named by a consumer's fatal error
+FETCH = "fetch"  # the input consumer that stopped fetching (a rebuild, never a fence)
 PRODUCER_FENCED = frozenset(
     {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 )

@@ -34,7 +34,7 @@ from sessionwarden.errors import SessionwardenError
 from sessionwarden.idp.keycloak import Answer
 from sessionwarden.idp.retry import Backoff, Pending, Verdict
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import ProbedConsumer, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, EndsProbe, ProbedConsumer, StallWatch
 from sessionwarden.ops.logs import SessionHasher, error_fields
 from sessionwarden.ops.service_metrics import ServiceObserver
 
@@ -133,6 +133,8 @@ class KeycloakActuator:
             settings, settings.metrics.idp_port, "sessionwarden_idp", lambda: self.stats
         )
         self._consumer_factory = consumer_factory
+        self.ends: EndsProbe = AdminEnds.of(client_config(settings.kafka))
+        """Where the consumer's stall watch asks the end offsets (kafka.stall)."""
         self._consumer: ConsumerLike | None = None
         self._pool = ThreadPoolExecutor(
             settings.keycloak.concurrency, thread_name_prefix="sessionwarden-idp"
@@ -162,21 +164,18 @@ class KeycloakActuator:
                     "no service account token from Keycloak yet",
                     extra={"realm": realm, "why": why},
                 )
-        watch = StallWatch(self.settings.kafka.fetch_stall_s, clock=self.clock)
+        watch = StallWatch(self.settings.kafka.fetch_stall_s, self.ends, clock=self.clock)
         try:
             while not self._stop.is_set():
                 self.metrics.step()
                 try:
                     self.step()
-                    stall = watch.check(self._consumer)
-                    if stall is not None:
-                        log.warning(
-                            "the idp actuator's Kafka consumer stopped fetching with records "
-                            "waiting: reopened at the committed offsets",
-                            extra=stall.fields(),
-                        )
-                        self._reopen(pause_s=0.0)
-                        watch.reopened()
+                    watch.tend(
+                        self._consumer,
+                        lambda _: self._reopen(pause_s=0.0),
+                        "the idp actuator's Kafka consumer stopped fetching with records "
+                        "waiting: reopened at the committed offsets",
+                    )
                 except KafkaException as exc:
                     # From the committed offsets again: the batch is asked again, never skipped.
                     log.error(

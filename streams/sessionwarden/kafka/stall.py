@@ -1,33 +1,54 @@
 """Whether a consumer has stopped fetching: none of its positions moved for a while although the
-broker holds records past one of them. After a broker frozen for a minute (a long GC pause, a
+broker holds records past one of them. After a broker frozen for a while (a long GC pause, a
 stuck disk, a network partition) and thawed, a librdkafka consumer was seen to fetch nothing
 more for good, its thread alive and its records waiting, while a new consumer read them all;
 its cached watermarks stood still too, so its own lag read 0. Reopening it where it stood (or at
 the offsets its owner stored) resumes it.
 
+Where the partitions end is asked through an admin client of the watch's own
+(:class:`AdminEnds`), never through the watched consumer: a consumer whose connection to the
+broker is wedged cannot answer for itself either (its uncached watermark query goes over that
+connection, so a watch that asked it saw "unknown" for good and never reopened it: a test reader
+stayed at 138 of 260 revocations while the enforcer and the sink had all of them; with its fetch
+connection held silent in a test, a consumer that asked itself was never reopened, and librdkafka
+gave up on the connection only after socket.timeout.ms, 60 s). An admin client that keeps
+failing is built anew, as a fresh connection is what the thaw needs.
+
 :class:`FetchStall` is the decision, on a clock the caller gives; :class:`StallWatch` probes a
-consumer for it (positions, then the broker's end offsets, each ask bounded) and says when its
-owner should reopen the consumer. An end the broker does not give (an error, a timeout, an
-invalid offset) is unknown: never "caught up", and never a reason to reopen by itself, since a
-broker that does not answer is not a consumer that stopped."""
+consumer for it (positions, then the ends, each ask bounded) and says when its owner should
+reopen the consumer (:meth:`StallWatch.tend` does it with the owner's reopen). An end the broker
+does not give (an error, a timeout, an invalid offset) is unknown: never "caught up", and never
+a reason to reopen by itself, since a broker that does not answer is not a consumer that
+stopped."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from sessionwarden.kafka.offsets import AdminLike, valid_offset
+from sessionwarden.ops.logs import error_fields
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
 """(topic, partition)."""
+
+RENEW_AFTER = 2
+"""Checks in a row whose ends were all unknown before the ends are asked of a new client."""
 
 
 @dataclass(frozen=True)
 class Ends:
     """A partition's low and high watermarks as the broker gave them (read_committed: the high
-    one is the last stable offset)."""
+    one is the last stable offset). A low watermark not asked for is -1."""
 
     low: int
     high: int
@@ -48,13 +69,15 @@ class FetchStall:
     ``stall_s`` (then ask the broker for the ends); ``stalled`` with those ends says whether to
     reopen: some partition's known end is past its position. Either answer starts the wait over:
     a reopened consumer gets ``stall_s`` to move, an idle or unanswered one is asked again
-    ``stall_s`` later."""
+    ``stall_s`` later. ``renew_probe`` says when the ends went unanswered on ``RENEW_AFTER``
+    asks in a row: the client asked is itself suspect, ask a new one."""
 
     def __init__(self, stall_s: float, now: float) -> None:
         if stall_s <= 0:
             raise ValueError("stall_s must be positive")
         self.stall_s = stall_s
         self.positions: dict[Key, int] = {}
+        self.unanswered = 0  # asks in a row that got no end at all
         self._moved_at = now
 
     def observe(self, positions: Mapping[Key, int], now: float) -> None:
@@ -69,9 +92,17 @@ class FetchStall:
         return self.still_for(now) >= self.stall_s
 
     def stalled(self, ends: Mapping[Key, Ends | None], now: float) -> bool:
+        known = [e for e in ends.values() if e is not None and e.high >= 0]
+        self.unanswered = 0 if known or not ends else self.unanswered + 1
         verdict = any(behind(self.positions.get(k, -1), e) for k, e in ends.items())
         self._moved_at = now
         return verdict
+
+    def renew_probe(self) -> bool:
+        if self.unanswered < RENEW_AFTER:
+            return False
+        self.unanswered = 0
+        return True
 
     def restart(self, now: float) -> None:
         """Forget the positions (a new consumer starts where its owner puts it)."""
@@ -79,12 +110,81 @@ class FetchStall:
         self._moved_at = now
 
 
+class EndsProbe(Protocol):
+    """Where partitions end (and, for those never read from, begin), asked of the broker."""
+
+    def __call__(self, positions: Mapping[Key, int], timeout: float) -> dict[Key, Ends | None]: ...
+
+    def renew(self) -> None: ...
+
+
+class AdminEnds:
+    """An :class:`EndsProbe` on an admin client of its own, made by ``make`` on first use and
+    again after :meth:`renew`. The last stable offsets (read_committed) of every partition
+    asked, and the low watermarks of those with a negative position, in one bounded round;
+    a partition whose answer is an error, an invalid offset or late is unknown."""
+
+    def __init__(self, make: Callable[[], AdminLike]) -> None:
+        self._make = make
+        self._admin: AdminLike | None = None
+        self.renewals = 0
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> AdminEnds:
+        """On an AdminClient of ``config`` (the client's connection and security settings)."""
+        conf = dict(config)
+        return cls(lambda: AdminClient(conf))
+
+    def renew(self) -> None:
+        self._admin = None
+        self.renewals += 1
+
+    def __call__(self, positions: Mapping[Key, int], timeout: float) -> dict[Key, Ends | None]:
+        ends: dict[Key, Ends | None] = dict.fromkeys(positions)
+        if not positions:
+            return ends
+        if self._admin is None:
+            self._admin = self._make()
+        tps = {key: TopicPartition(*key) for key in sorted(positions)}
+        try:
+            high = self._ask(self._admin, {tps[k]: OffsetSpec.latest() for k in tps}, timeout)
+            unread = [k for k, o in positions.items() if o < 0]
+            low = self._ask(self._admin, {tps[k]: OffsetSpec.earliest() for k in unread}, timeout)
+        except KafkaException as exc:
+            log.debug("end offsets unavailable", extra=error_fields(exc))
+            return ends
+        futures = [*high.values(), *low.values()]
+        concurrent.futures.wait(futures, timeout + 1.0)  # the request times out by itself
+        for key, tp in tps.items():
+            end = _answer(tp, high.get(tp))
+            if end is not None:
+                begin = _answer(tp, low.get(tp)) if tp in low else None
+                ends[key] = Ends(-1 if begin is None else begin, end)
+        return ends
+
+    @staticmethod
+    def _ask(
+        admin: AdminLike, specs: dict[TopicPartition, OffsetSpec], timeout: float
+    ) -> dict[TopicPartition, concurrent.futures.Future[Any]]:
+        if not specs:
+            return {}
+        return admin.list_offsets(
+            specs, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
+        )
+
+
+def _answer(tp: TopicPartition, future: concurrent.futures.Future[Any] | None) -> int | None:
+    if future is None or not future.done():
+        return None
+    try:
+        return valid_offset(tp, future)
+    except KafkaException:
+        return None
+
+
 class ProbedConsumer(Protocol):
     def assignment(self) -> list[TopicPartition]: ...
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
-    def get_watermark_offsets(
-        self, partition: TopicPartition, timeout: float = ..., cached: bool = ...
-    ) -> tuple[int, int] | None: ...
 
 
 @dataclass(frozen=True)
@@ -106,18 +206,27 @@ class Stall:
             },
         }
 
+    def resume_at(self, otherwise: int) -> list[TopicPartition]:
+        """Where a new consumer assigned by hand resumes: each partition at its position, or at
+        ``otherwise`` (a logical offset) where it had none."""
+        return [
+            TopicPartition(t, p, o if o >= 0 else otherwise)
+            for (t, p), o in sorted(self.positions.items())
+        ]
+
 
 class StallWatch:
     """Probes a consumer every ``check_every_s`` (on the owner's thread, between its polls);
     :meth:`check` returns a :class:`Stall` when the owner should reopen the consumer, else None.
+    ``ends`` asks where the partitions end, never through the consumer watched (AdminEnds);
     ``fallback`` gives the position of a partition the consumer reports none for (the owner's
-    own offsets, e.g. the sink's stored ones). Asking the ends stops at the first partition
-    found behind, and at the first that fails (the rest are unknown), so one check blocks for at
-    most ``probe_timeout_s``."""
+    own offsets, e.g. the sink's stored ones). One check blocks for at most about
+    ``probe_timeout_s``."""
 
     def __init__(
         self,
         stall_s: float,
+        ends: EndsProbe,
         *,
         check_every_s: float = 1.0,
         probe_timeout_s: float = 2.0,
@@ -127,18 +236,23 @@ class StallWatch:
         self.clock = clock
         self.check_every_s = check_every_s
         self.probe_timeout_s = probe_timeout_s
+        self.ends = ends
         self._fallback = fallback
         now = clock()
         self.decision = FetchStall(stall_s, now)
         self._next_check = now + check_every_s
 
-    def check(self, consumer: ProbedConsumer) -> Stall | None:
+    def check(
+        self, consumer: ProbedConsumer, partitions: Sequence[TopicPartition] | None = None
+    ) -> Stall | None:
+        """``partitions``: the ones to watch (default: the consumer's whole assignment; an
+        owner that pauses some passes the others)."""
         now = self.clock()
         if now < self._next_check:
             return None
         self._next_check = now + self.check_every_s
         try:
-            assigned = list(consumer.assignment())
+            assigned = list(consumer.assignment() if partitions is None else partitions)
             positions = self._positions(consumer.position(assigned) if assigned else [])
         except KafkaException:
             return None  # unknown: checked again next time
@@ -146,10 +260,33 @@ class StallWatch:
         if not positions or not self.decision.due(now):
             return None
         still_s = self.decision.still_for(now)
-        ends = self._ends(consumer, sorted(positions))
-        if self.decision.stalled(ends, self.clock()):
-            return Stall(still_s, positions, ends)
-        return None
+        ends = self.ends(positions, self.probe_timeout_s)
+        stalled = self.decision.stalled(ends, self.clock())
+        if self.decision.renew_probe():
+            log.info(
+                "end offsets unanswered on %d asks in a row: asking a new admin client",
+                RENEW_AFTER,
+                extra={"partitions": len(positions)},
+            )
+            self.ends.renew()
+        return Stall(still_s, positions, ends) if stalled else None
+
+    def tend(
+        self,
+        consumer: ProbedConsumer,
+        reopen: Callable[[Stall], object],
+        said: str,
+        partitions: Sequence[TopicPartition] | None = None,
+    ) -> Stall | None:
+        """:meth:`check`, and on a stall: log ``said`` (a warning with the stall's fields),
+        have ``reopen`` replace the consumer, give the new one ``stall_s``. Returns the stall."""
+        stall = self.check(consumer, partitions)
+        if stall is None:
+            return None
+        log.warning(said, extra=stall.fields())
+        reopen(stall)
+        self.reopened()
+        return stall
 
     def reopened(self) -> None:
         """The owner reopened the consumer: the new one gets ``stall_s`` to move."""
@@ -162,19 +299,3 @@ class StallWatch:
             key = (tp.topic, tp.partition)
             positions[key] = tp.offset if tp.offset >= 0 else fallback.get(key, -1)
         return positions
-
-    def _ends(self, consumer: ProbedConsumer, keys: Sequence[Key]) -> dict[Key, Ends | None]:
-        ends: dict[Key, Ends | None] = dict.fromkeys(keys)
-        for key in keys:
-            try:
-                got = consumer.get_watermark_offsets(
-                    TopicPartition(*key), timeout=self.probe_timeout_s, cached=False
-                )
-            except KafkaException:
-                got = None
-            if got is None:
-                break  # the broker does not answer: this end and the rest stay unknown
-            ends[key] = Ends(*got)
-            if behind(self.decision.positions.get(key, -1), ends[key]):
-                break
-        return ends

@@ -11,13 +11,15 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from sessionwarden.kafka.stall import StallWatch
+from sessionwarden.kafka.stall import AdminEnds, Stall, StallWatch
 
+CLIENT_ID = "sessionwarden-test-collector"
 COLLECTOR_STALL_S = 5.0
-"""A Collector whose position has not moved for this long while the topic's end offsets are
-ahead of it reopens its consumer at its position (sessionwarden.kafka.stall). After a broker
-frozen for a minute, its librdkafka consumer was seen to stop fetching for good (thread alive,
-138 of 260 revocations read, while a fresh read_committed consumer read all 260)."""
+"""A Collector whose position has not moved for this long while the topic's end offsets (asked
+through an admin client of its own) are ahead of it reopens its consumer at its position
+(sessionwarden.kafka.stall). After a frozen broker was thawed, its librdkafka consumer was seen
+to stop fetching for good (thread alive, 138 of 260 revocations read, while a fresh
+read_committed consumer read all 260), its own watermark queries unanswered as well."""
 
 
 class Collector:
@@ -42,6 +44,7 @@ class Collector:
             {
                 "bootstrap.servers": self._bootstrap_servers,
                 "group.id": self._group,
+                "client.id": CLIENT_ID,
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 20,
@@ -61,6 +64,7 @@ class Collector:
     def _run(self) -> None:
         watch = StallWatch(
             COLLECTOR_STALL_S,
+            AdminEnds.of({"bootstrap.servers": self._bootstrap_servers, "log_level": 3}),
             fallback=lambda: {(self._topic, p): o for p, o in self._opened_at.items()},
         )
         while not self._stop.is_set():
@@ -68,19 +72,17 @@ class Collector:
                 if msg.error() is None and msg.value() is not None:
                     with self._lock:
                         self.records.append((time.time(), orjson.loads(msg.value())))
-            stall = watch.check(self._consumer)
-            if stall is not None:
-                self._reopen({p: o for (_, p), o in stall.positions.items() if o >= 0})
-                watch.reopened()
+            watch.tend(self._consumer, self._reopen, "a test collector stopped fetching: reopened")
         self._consumer.close()
 
-    def _reopen(self, positions: dict[int, int]) -> None:
+    def _reopen(self, stall: Stall) -> None:
+        positions = {p: o for (_, p), o in stall.positions.items() if o >= 0}
         stuck, self._consumer = self._consumer, self._open(positions)
         stuck.close()
         self.reopened += 1
         print(
-            f"collector of {self._topic}: no progress for {COLLECTOR_STALL_S:g} s behind the "
-            f"end offsets; reopened at {positions}"
+            f"collector of {self._topic}: no progress for {stall.still_s:.1f} s behind the "
+            f"end offsets {stall.fields()['ends']}; reopened at {positions}"
         )
 
     def docs(self, **match: Any) -> list[dict[str, Any]]:

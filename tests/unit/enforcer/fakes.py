@@ -19,5 +19,11 @@ class FakeCommandsConsumer:
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
         return []
 
+    def assignment(self) -> list[TopicPartition]:
+        return []
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return partitions
+
     def close(self) -> None:
         pass

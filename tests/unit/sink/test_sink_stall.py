@@ -1,13 +1,13 @@
-"""A sink whose Kafka consumer stops fetching (as after a broker frozen for a minute: the
-thread alive, nothing more returned, while the broker's end offsets move on) reopens it; the
-new consumer seeks to the offsets stored with the rows, so every record is stored exactly
-once."""
+"""A sink whose Kafka consumer stops fetching (as after a broker frozen and thawed: the thread
+alive, nothing more returned, its own watermark queries unanswered, while the broker's end
+offsets, asked through another client, move on) reopens it; the new consumer seeks to the
+offsets stored with the rows, so every record is stored exactly once."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import encode
@@ -16,16 +16,9 @@ from sessionwarden.sink.postgres.consumer import PostgresSink
 from sessionwarden.sink.postgres.plan import Batch
 from sessionwarden.sink.postgres.store import OffsetConflict
 from tests.unit.sdk.fakes import FakeMessage, revocation
+from tests.unit.stall_fakes import Clock, EndsAdmin, ends_of
 
 TOPIC = Settings().topics.revocations
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Store:
@@ -108,9 +101,9 @@ class Consumer:
     def get_watermark_offsets(
         self, tp: TopicPartition, timeout: float = 0, cached: bool = False
     ) -> tuple[int, int]:
-        if cached:  # what the stuck client last heard: its own position
-            return 0, self.read.get(tp.partition, 0)
-        return 0, len(self.log[tp.partition])
+        if cached or self.left > 0:  # cached: what the client last heard, its own position
+            return 0, self.read.get(tp.partition, 0) if cached else len(self.log[tp.partition])
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))  # wedged: unanswered too
 
     def close(self) -> None:
         self.closed = True
@@ -123,6 +116,7 @@ def test_a_consumer_that_stops_fetching_is_reopened_and_every_record_is_stored_o
     store = Store(sink, expected=260)
     sink._store = store  # type: ignore[assignment]
     sink.clock = clock
+    sink.ends = ends_of(EndsAdmin(lambda tp: len(log[tp.partition])))
     stuck = Consumer(log, clock, stops_after=138, sink=sink)
     fresh: list[Consumer] = []
 
@@ -151,6 +145,7 @@ def test_an_idle_sink_at_the_end_is_never_reopened() -> None:
     store = Store(sink, expected=10**6)
     sink._store = store  # type: ignore[assignment]
     sink.clock = clock
+    sink.ends = ends_of(EndsAdmin(lambda tp: len(log[tp.partition])))
     consumer = Consumer(log, clock, stops_after=10**6, sink=sink)  # stops the sink at 600 s
     sink.consumer_factory = lambda config: (_ for _ in ()).throw(AssertionError("reopened"))
     sink._consumer = consumer  # type: ignore[assignment]

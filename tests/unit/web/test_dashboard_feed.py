@@ -17,6 +17,7 @@ from sessionwarden.kafka.stall import Ends, Stall
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.web.dashboard.feed import DashboardFeed, RecordApplier
 from sessionwarden.web.dashboard.view import DashboardState
+from tests.unit.stall_fakes import EndsAdmin, ends_of
 from tests.unit.web.test_dashboard_state import T0, alert_doc, revoked
 
 ALERTS, REVOCATIONS, AUDIT = "t.alerts", "t.revocations", "t.audit"
@@ -130,8 +131,8 @@ def test_a_feed_whose_consumer_stopped_is_reopened_where_it_stood() -> None:
 class Stopped:
     """The reopened consumer as the watch probes it: nothing read yet from two partitions."""
 
-    def __init__(self, positions: dict[tuple[str, int], int], ends: dict[Any, Any]) -> None:
-        self.positions, self.ends = positions, ends
+    def __init__(self, positions: dict[tuple[str, int], int]) -> None:
+        self.positions = positions
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(t, p) for t, p in sorted(self.positions)]
@@ -139,11 +140,6 @@ class Stopped:
     def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
         return [TopicPartition(tp.topic, tp.partition, self.positions[tp.topic, tp.partition])
                 for tp in tps]  # fmt: skip
-
-    def get_watermark_offsets(
-        self, tp: TopicPartition, timeout: float = 0, cached: bool = False
-    ) -> tuple[int, int]:
-        return self.ends[tp.topic, tp.partition]  # type: ignore[no-any-return]
 
 
 def test_a_reopened_feed_counts_an_unread_partition_from_where_it_was_put() -> None:
@@ -157,15 +153,14 @@ def test_a_reopened_feed_counts_an_unread_partition_from_where_it_was_put() -> N
     feed._reopen(Stall(12.0, stood, {}))
     now = [time.monotonic() + 1]
     feed._watch.clock = lambda: now[0]
-    idle = Stopped(
-        {(t.revocations, 0): 41, (t.audit, 1): -1001, (t.alerts, 0): -1001},
-        {(t.revocations, 0): (0, 41), (t.audit, 1): (0, 7), (t.alerts, 0): (0, 0)},
-    )
+    idle = Stopped({(t.revocations, 0): 41, (t.audit, 1): -1001, (t.alerts, 0): -1001})
+    ends = {(t.revocations, 0): 41, (t.audit, 1): 7, (t.alerts, 0): 0}
+    feed._watch.ends = ends_of(EndsAdmin(lambda tp: ends[tp.topic, tp.partition]))
     try:
         for _ in range(60):
             now[0] += 1
             assert feed._watch.check(idle) is None
-        idle.ends[t.audit, 1] = (0, 9)  # records past where it was put: a stall
+        ends[t.audit, 1] = 9  # records past where it was put: a stall
         asked = []
         for _ in range(30):
             now[0] += 1

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from sessionwarden.config.settings import Settings
 from sessionwarden.errors import SessionwardenError
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import Key, Stall, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, EndsProbe, Key, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ops.service_metrics import ServiceObserver
 from sessionwarden.policy import Policy
@@ -100,6 +100,8 @@ class PostgresSink:
         self._consumer: Consumer | None = None
         self.consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer
         self.clock: Callable[[], float] = time.monotonic  # of the stalled-consumer watch
+        self.ends: EndsProbe = AdminEnds.of(client_config(settings.kafka))
+        """Where the stalled-consumer watch asks the end offsets (never the consumer)."""
         self._releasing = True  # holds of mass revocations may wait for their release
         self.metrics = ServiceObserver(
             settings, settings.metrics.sink_port, "sessionwarden_sink", lambda: self.stats
@@ -212,7 +214,10 @@ class PostgresSink:
         assert self._consumer is not None
         next_progress = time.monotonic() + _PROGRESS_EVERY_S
         watch = StallWatch(
-            self.settings.kafka.fetch_stall_s, clock=self.clock, fallback=self._stored_positions
+            self.settings.kafka.fetch_stall_s,
+            self.ends,
+            clock=self.clock,
+            fallback=self._stored_positions,
         )
         while not self._stop.is_set():
             self.metrics.step()
@@ -231,10 +236,12 @@ class PostgresSink:
             if now >= next_progress:
                 self._progress()
                 next_progress = now + _PROGRESS_EVERY_S
-            stall = watch.check(self._consumer)
-            if stall is not None:
-                self._reopen_consumer(stall)
-                watch.reopened()
+            watch.tend(
+                self._consumer,
+                self._reopen_consumer,
+                "the Kafka consumer stopped fetching with records waiting: reopened at the stored"
+                " offsets",
+            )
 
     def _stored_positions(self) -> dict[Key, int]:
         """Where a partition stands before its consumer read from it: its stored offset."""
@@ -244,11 +251,6 @@ class PostgresSink:
         """A consumer that stopped fetching with records waiting is closed (it leaves the group)
         and a new one subscribes: on assignment it seeks to the offsets stored with the rows,
         as after any rebalance, so nothing is skipped and nothing is stored twice."""
-        log.warning(
-            "the Kafka consumer stopped fetching with records waiting: reopened at the stored"
-            " offsets",
-            extra={"topic": self.topic, **stall.fields()},
-        )
         stuck, self._consumer = (
             self._consumer,
             self.consumer_factory(consumer_config(self.settings)),

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import ProbedConsumer, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, EndsProbe, ProbedConsumer, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ssf.causes import cause_of
 from sessionwarden.ssf.tokens import SetError
@@ -61,7 +61,10 @@ class Ingest:
         on_queued: Callable[[set[str]], None],
         consumer_factory: Callable[[dict[str, Any]], ConsumerLike] = Consumer,
         on_step: Callable[[], None] = lambda: None,
+        ends: EndsProbe | None = None,
     ) -> None:
+        """``ends``: where the watch of the consumer asks the end offsets (an admin client of
+        its own by default; kafka.stall)."""
         tx = settings.ssf_transmitter
         self._store = store
         self._maker = maker
@@ -72,6 +75,7 @@ class Ingest:
         self._topic = settings.topics.revocations
         self._consumer_factory = consumer_factory
         self._stall_s = settings.kafka.fetch_stall_s
+        self._ends = ends or AdminEnds.of(client_config(settings.kafka))
         self._consumer_config: dict[str, Any] = {
             **client_config(settings.kafka),
             "group.id": ingest_group(settings),
@@ -112,23 +116,17 @@ class Ingest:
         self.assigned.set()
 
     def _run(self) -> None:
-        watch = StallWatch(self._stall_s)
+        watch = StallWatch(self._stall_s, self._ends)
         while not self._stop.is_set():
             try:
                 self._on_step()
                 self.step()
-                stall = watch.check(self._consumer)
-                if stall is not None:
-                    # Every batch read is committed by now: the new consumer resumes after it.
-                    log.warning(
-                        "the SSF reader's Kafka consumer stopped fetching with records waiting:"
-                        " reopened at the committed offsets",
-                        extra=stall.fields(),
-                    )
-                    self._consumer.close()
-                    self._consumer = self._consumer_factory(self._consumer_config)
-                    self._consumer.subscribe([self._topic], on_assign=self._assigned)
-                    watch.reopened()
+                watch.tend(
+                    self._consumer,
+                    self._reopen,
+                    "the SSF reader's Kafka consumer stopped fetching with records waiting:"
+                    " reopened at the committed offsets",
+                )
             except KafkaException as exc:
                 # Nothing of the batch was committed to Kafka: it is read again (same jti).
                 log.error("the SSF reader failed; retrying", extra=error_fields(exc))
@@ -136,6 +134,12 @@ class Ingest:
             except Exception:
                 log.exception("the SSF reader stopped: no further events are queued")
                 return
+
+    def _reopen(self, _stall: Stall) -> None:
+        """Every batch read is committed by now: the new consumer resumes after it."""
+        self._consumer.close()
+        self._consumer = self._consumer_factory(self._consumer_config)
+        self._consumer.subscribe([self._topic], on_assign=self._assigned)
 
     def step(self, timeout: float = _WAIT_S) -> int:
         """Queue the SETs of one batch of records, then commit its offsets. Returns new SETs."""

@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.offsets import GroupOffsets, group_lag
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import Key, Stall, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, Key, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.web.dashboard.view import DashboardState, alert_problem
 
@@ -144,7 +144,9 @@ class DashboardFeed:
         }  # fmt: skip
         self._consumer = Consumer(self._consumer_config)
         self._assigned_at: dict[Key, int] = {}  # where a reopen put a partition
-        self._watch = StallWatch(settings.kafka.fetch_stall_s, fallback=lambda: self._assigned_at)
+        self._watch = StallWatch(
+            settings.kafka.fetch_stall_s, AdminEnds.of(client), fallback=lambda: self._assigned_at
+        )
         self._admin = AdminClient(client)
         self._offsets = {
             name: GroupOffsets(client, group) for name, (group, _) in self._groups.items()
@@ -176,9 +178,12 @@ class DashboardFeed:
             self.on_step()
             try:
                 changed = self._read()
-                stall = self._watch.check(self._consumer)
-                if stall is not None:
-                    self._reopen(stall)
+                self._watch.tend(
+                    self._consumer,
+                    self._reopen,
+                    "the dashboard's Kafka consumer stopped fetching with records waiting:"
+                    " reopened",
+                )
                 if time.monotonic() >= next_lag:
                     next_lag = time.monotonic() + self.lag_every_s
                     changed = self._probe_lag() or changed
@@ -195,19 +200,11 @@ class DashboardFeed:
         where it stood (its positions: the next records to apply), so none is applied twice.
         A partition it had not read from stands where it was assigned (the beginning, or where
         the last reopen put it)."""
-        log.warning(
-            "the dashboard's Kafka consumer stopped fetching with records waiting: reopened",
-            extra=stall.fields(),
-        )
-        assignment = [
-            TopicPartition(t, p, o if o >= 0 else OFFSET_BEGINNING)
-            for (t, p), o in sorted(stall.positions.items())
-        ]
+        assignment = stall.resume_at(OFFSET_BEGINNING)
         self._assigned_at = {(tp.topic, tp.partition): tp.offset for tp in assignment}
         stuck, self._consumer = self._consumer, Consumer(self._consumer_config)
         stuck.close()
         self._consumer.assign(assignment)
-        self._watch.reopened()
         self.stats["consumer_reopens"] += 1
 
     def _read(self) -> bool:
