@@ -35,6 +35,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -87,6 +88,7 @@ class _Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.expired = False
+        self._ends = time.monotonic() + seconds
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._cut)
@@ -113,10 +115,18 @@ class _Deadline:
             conn = conn_type(*args, **kwargs)
             create, connect = conn._create_connection, conn.connect  # type: ignore[attr-defined]
 
-            def create_tracked(address: tuple[str, int], *a: Any, **kw: Any) -> socket.socket:
-                if destination is not None:
-                    address = _checked(address, destination)
-                return self._add(create(address, *a, **kw))
+            def create_tracked(
+                address: tuple[str, int], timeout: Any = None, *a: Any, **kw: Any
+            ) -> socket.socket:
+                host, port = address
+                last: OSError = ConnectionError(f"{host} has no address")
+                for ip in self._resolved(host, port, destination):
+                    left = self.left()
+                    try:
+                        return self._add(create((ip, port), min(timeout or left, left), *a, **kw))
+                    except OSError as exc:
+                        last = exc
+                raise last
 
             def connect_tracked() -> None:
                 connect()
@@ -127,6 +137,41 @@ class _Deadline:
             return conn
 
         return make
+
+    def left(self) -> float:
+        """Seconds until the deadline; :class:`TimeoutError` once it has passed."""
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            self._cut()
+            raise TimeoutError("the deadline passed")
+        return left
+
+    def _resolved(
+        self, host: str, port: int, destination: Callable[[str], bool] | None
+    ) -> list[str]:
+        """The addresses of ``host`` (every one passing ``destination``, when given),
+        resolved by the deadline."""
+        found: list[Any] = []
+        done = threading.Event()
+
+        def lookup() -> None:
+            try:
+                found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            except (OSError, UnicodeError) as exc:
+                found.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=lookup, name="sessionwarden-resolve", daemon=True).start()
+        if not done.wait(self.left()):
+            self._cut()
+            raise TimeoutError(f"{host} did not resolve in time")
+        if isinstance(found[0], Exception):
+            raise ConnectionError(f"{host} does not resolve: {found[0]}")
+        ips = list(dict.fromkeys(str(info[4][0]) for info in found[0]))
+        if destination is not None and (not ips or not all(destination(ip) for ip in ips)):
+            raise DestinationRefused(f"{host} resolves to an address this call may not reach")
+        return ips
 
     def _add(self, sock: socket.socket) -> socket.socket:
         with self._lock:
@@ -143,19 +188,6 @@ class _Deadline:
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-
-
-def _checked(address: tuple[str, int], destination: Callable[[str], bool]) -> tuple[str, int]:
-    """The first address ``host`` resolves to, when the rule lets every one through."""
-    host, port = address
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise ConnectionError(f"{host} does not resolve: {exc}") from None
-    ips = [str(info[4][0]) for info in found]
-    if not ips or not all(destination(ip) for ip in ips):
-        raise DestinationRefused(f"{host} resolves to an address this call may not reach")
-    return ips[0], port
 
 
 class _Http(urllib.request.HTTPHandler):

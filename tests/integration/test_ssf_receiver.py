@@ -6,6 +6,7 @@ auth.events."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,3 +181,74 @@ def test_signals_pushed_and_polled_end_sessions_and_refused_ones_change_nothing(
         enforcer.stop()
         for collector in (inputs, audit, revocations):
             collector.close()
+
+
+def test_a_transmitter_whose_keys_trickle_does_not_delay_another_transmitters_sets(
+    settings_factory: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Its SETs force a fetch of its JWKS (held up to the fetch's 5 s deadline, again a second
+    later while its keys are missing); the other transmitter's SETs are still published and
+    answered within a bound far below that: each transmitter is decided on its own thread."""
+    slow = SsfTransmitterStub(poll_token="unused-poll-token-0123456789", trickle_jwks=True)
+    fast = SsfTransmitterStub(poll_token="unused-poll-token-9876543210")
+    tokens = {"slow": "push-token-of-the-slow-idp-01234", "fast": "push-token-of-the-fast-idp-0123"}
+    config = []
+    for name, stub in (("slow", slow.start()), ("fast", fast.start())):
+        (tmp_path / f"{name}.token").write_text(tokens[name] + "\n")
+        config.append(
+            {"name": name, "issuer": stub.issuer, "jwks_uri": f"{stub.base}/jwks",
+             "audience": AUDIENCE, "tenant": "acme", "delivery": "push",
+             "push_token_file": str(tmp_path / f"{name}.token")}
+        )  # fmt: skip
+    settings = settings_factory()
+    inputs = Collector(settings.kafka.bootstrap_servers, settings.topics.input)
+    receiver = SsfReceiverProcess(
+        ["-m", "sessionwarden", "ssf", "receive", "--port", "0"],
+        {
+            **service_env(settings, LONG_POLICY),
+            "SESSIONWARDEN_SSF_RECEIVER_METRICS_PORT": "0",
+            "SESSIONWARDEN_SSF_RECEIVER_TRANSMITTERS": orjson.dumps(config).decode(),
+        },
+    )
+    stop = threading.Event()
+    slow_answers: list[int] = []
+
+    def keep_slow_busy(url: str) -> None:
+        while not stop.is_set():
+            token = slow.sign(slow.claims(v.SESSION_REVOKED, subject("u-9", "s-9"), AUDIENCE,
+                                          time.time()))  # fmt: skip
+            slow_answers.append(push(url, tokens["slow"], token, timeout=30)[0])
+
+    try:
+        receiver.wait_for(receiver.is_ready, 30)
+        url = receiver.push_url()
+        warm = fast.sign(fast.claims(v.SESSION_REVOKED, subject("u-0", "s-0"), AUDIENCE,
+                                     time.time()))  # fmt: skip
+        assert (202, {}) == push(url, tokens["fast"], warm)  # its keys loaded, Kafka warm
+        busy = threading.Thread(target=keep_slow_busy, args=(url,), daemon=True)
+        busy.start()
+        assert slow.jwks_asked.wait(10), "the slow transmitter's keys were never asked for"
+        took: list[float] = []
+        for i in range(1, 9):  # ~8 s: the slow keys' fetch is tried twice meanwhile, at least
+            token = fast.sign(fast.claims(v.SESSION_REVOKED, subject(f"u-{i}", f"s-{i}"),
+                                          AUDIENCE, time.time()))  # fmt: skip
+            started = time.monotonic()
+            answer = push(url, tokens["fast"], token)
+            took.append(time.monotonic() - started)
+            assert (202, {}) == answer, i
+            stop.wait(1.0)
+        assert max(took) < 1.5, took  # on one thread for all: up to 5 s each
+        wait_until(
+            lambda: len([d for d in inputs.docs() if d.get("source") == "ssf:fast"]) == 9,
+            30, "the fast transmitter's nine events on auth.events",
+        )  # fmt: skip
+        stop.set()
+        busy.join(15)
+        assert slow_answers and set(slow_answers) == {503}, slow_answers
+        assert [] == [d for d in inputs.docs() if d.get("source") == "ssf:slow"]
+    finally:
+        stop.set()
+        receiver.stop()
+        inputs.close()
+        slow.close()
+        fast.close()

@@ -266,3 +266,49 @@ def test_an_error_answer_keeps_its_bounded_body(raw: Callable[..., Raw]) -> None
     assert (401, body[:101]) == (refused.value.code, refused.value.read())
     sent = urllib_transport(2)(HttpRequest("POST", url, {}, b""))
     assert (401, body) == (sent.status, sent.body)
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """``slow.example`` resolves only once released (a name server that does not answer);
+    ``two.example`` to 127.0.0.2 (nothing listens there) then 127.0.0.1; other names as
+    usual."""
+    real, release = socket.getaddrinfo, threading.Event()
+
+    def lookup(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        if host == "slow.example":
+            release.wait(10)
+            raise socket.gaierror("no answer")
+        if host == "two.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+                    for ip in ("127.0.0.2", "127.0.0.1")]  # fmt: skip
+        return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    yield release
+    release.set()
+
+
+def test_a_name_that_does_not_resolve_in_time_is_cut_at_the_deadline(
+    resolver: threading.Event,
+) -> None:
+    """The lookup ran before the deadline's watch began (it cuts sockets, and a lookup has
+    none): a push thread, or a JWKS fetch, waited as long as the resolver did."""
+    started = time.monotonic()
+    target = stream(endpoint_url="https://slow.example/push")
+    assert (None, b"") == post_set(target, b"a.b.c", 0.5, allow_private=True)
+    assert time.monotonic() - started < 2.0
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        fetch("http://slow.example/jwks", timeout_s=0.5, max_bytes=100)
+    assert time.monotonic() - started < 2.0
+
+
+def test_each_address_of_a_name_is_tried_in_turn(
+    resolver: threading.Event, recorder: Recorder
+) -> None:
+    """A name with an address that refuses (an IPv6 one where only IPv4 listens) still
+    reaches the one that answers, a push's too."""
+    url = recorder.url.replace("127.0.0.1", "two.example")
+    assert jwks() == fetch(url, timeout_s=2, max_bytes=1 << 20)
+    assert 200 == post_set(stream(endpoint_url=url), b"a.b.c", 2, allow_private=True)[0]

@@ -795,8 +795,8 @@ class SsfTransmitterSettings(Section):
             "host", "port", "issuer", "signing_key_file", "key_id", "state_dir", "group_id",
             "token_file", "introspection_url", "introspection_client_id",
             "introspection_secret_file", "default_subjects", "retention_s", "push_timeout_s",
-            "push_backoff_max_s", "poll_wait_s", "max_streams", "allow_http_push",
-            "allow_private_push",
+            "push_backoff_max_s", "poll_wait_s", "max_streams", "max_streams_per_client",
+            "allow_http_push", "allow_private_push",
         )
     }  # fmt: skip
 
@@ -876,6 +876,13 @@ class SsfTransmitterSettings(Section):
         default=20.0, ge=0, le=60, description="Longest wait of a long poll for new events."
     )
     max_streams: int = Field(default=100, ge=1, le=10000, description="Streams at most.")
+    max_streams_per_client: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="Streams one OAuth client may hold at most (its streams count against "
+        "max_streams too): one client cannot take every stream and shut the others out.",
+    )
     allow_http_push: bool = Field(
         default=False,
         description="Allow plain http push endpoints on other hosts than loopback (tokens "

@@ -12,8 +12,11 @@ never carries the token.
 The keys come from a :class:`Jwks`: a file read at start, or a URL fetched and cached for
 ``cache_s``; a token naming an unknown ``kid`` makes it fetch again at once, at most every
 ``REFETCH_MIN_S`` (a key rotation is picked up; a flood of made-up key ids is not a flood of
-fetches). Until a first fetch has succeeded nothing verifies at all, so it is tried again
-every ``NO_KEYS_RETRY_S`` instead.
+fetches), counted from the end of the last try (a fetch that took its whole deadline is not
+started again at once by the same token). Until a first fetch has succeeded nothing verifies
+at all, so it is tried again every ``NO_KEYS_RETRY_S`` instead. One fetch at a time, outside the
+lock: while it runs, a token whose key is already known is verified with the keys at hand;
+only a token that needs the fetched keys (an unknown ``kid``, no keys yet) waits for it.
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ class Jwks:
         self._keys: dict[str | None, tuple[str, PublicKey]] | None = None
         self._fetched_at = -1e18
         self._tried_at = -1e18
-        self._lock = threading.Lock()
+        self._fetching = False
+        self._done = threading.Condition()
 
     @classmethod
     def from_file(cls, path: Path, monotonic: Clock) -> Jwks:
@@ -161,21 +165,35 @@ class Jwks:
         return matching[0] if len(matching) == 1 else None
 
     def _current(self, refresh: bool) -> Mapping[str | None, tuple[str, PublicKey]]:
-        with self._lock:
+        with self._done:
             now = self._monotonic()
             expired = now - self._fetched_at >= self._cache_s
             wait = self._refetch_min_s if self._keys is not None else NO_KEYS_RETRY_S
             may_try = now - self._tried_at >= min(wait, self._refetch_min_s)
-            if (self._keys is None or expired or refresh) and may_try:
-                self._tried_at = now
-                try:
-                    self._keys = parse_jwks(self._fetch())
-                    self._fetched_at = now
-                except Exception as exc:  # the last good keys stay in use
-                    log.warning("JWKS not loaded", extra={"reason": str(exc)[:200]})
-            if self._keys is None:
-                raise TokenRefused("keys_unavailable")
-            return self._keys
+            fetch = (self._keys is None or expired or refresh) and may_try and not self._fetching
+            if fetch:
+                self._fetching = True
+            elif self._fetching and (self._keys is None or refresh):
+                self._done.wait_for(lambda: not self._fetching)  # what it brings is needed
+            if not fetch:
+                return self._loaded()
+        keys = None
+        try:
+            keys = parse_jwks(self._fetch())
+        except Exception as exc:  # the last good keys stay in use
+            log.warning("JWKS not loaded", extra={"reason": str(exc)[:200]})
+        with self._done:
+            self._tried_at = self._monotonic()
+            if keys is not None:
+                self._keys, self._fetched_at = keys, self._tried_at
+            self._fetching = False
+            self._done.notify_all()
+            return self._loaded()
+
+    def _loaded(self) -> Mapping[str | None, tuple[str, PublicKey]]:
+        if self._keys is None:
+            raise TokenRefused("keys_unavailable")
+        return self._keys
 
 
 BAD_SIGNATURE = "bad signature"

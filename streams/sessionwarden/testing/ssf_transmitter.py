@@ -37,9 +37,14 @@ def new_signer() -> SetSigner:
 
 class SsfTransmitterStub:
     """Serves ``/.well-known/ssf-configuration``, ``/jwks`` and ``POST /poll`` (bearer
-    ``poll_token``) on 127.0.0.1; ``queue`` adds a SET for the poller."""
+    ``poll_token``) on 127.0.0.1; ``queue`` adds a SET for the poller. With ``trickle_jwks``
+    its ``/jwks`` answer never ends: a byte every 0.2 s (a slow or hostile key endpoint);
+    ``jwks_asked`` is set once its keys were asked for."""
 
-    def __init__(self, poll_token: str, key_id: str = "k1") -> None:
+    def __init__(self, poll_token: str, key_id: str = "k1", trickle_jwks: bool = False) -> None:
+        self.trickle_jwks = trickle_jwks
+        self.jwks_asked = threading.Event()
+        self._closing = threading.Event()
         self.signer = new_signer()
         self.key_id = key_id
         self.poll_token = poll_token
@@ -58,6 +63,7 @@ class SsfTransmitterStub:
         return self
 
     def close(self) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -113,7 +119,11 @@ class SsfTransmitterStub:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/jwks":
-                    self._send(200, jwks(stub.signer, stub.key_id))
+                    stub.jwks_asked.set()
+                    if stub.trickle_jwks:
+                        self._trickle()
+                    else:
+                        self._send(200, jwks(stub.signer, stub.key_id))
                 elif self.path == "/.well-known/ssf-configuration":
                     self._send(200, stub.metadata())
                 else:
@@ -128,6 +138,18 @@ class SsfTransmitterStub:
                 else:
                     length = int(self.headers.get("Content-Length", "0"))
                     self._send(200, stub._poll(orjson.loads(self.rfile.read(length))))
+
+            def _trickle(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(1 << 20))
+                self.end_headers()
+                try:
+                    while not stub._closing.wait(0.2):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the reader gave up
 
             def _send(self, status: int, doc: Any) -> None:
                 body = orjson.dumps(doc)

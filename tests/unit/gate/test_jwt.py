@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import orjson
@@ -119,6 +120,62 @@ def test_without_any_keys_yet_the_jwks_is_tried_again_every_second() -> None:
     assert "keys_unavailable" == refusal(sign(CLAIMS), store=store), "at most once a second"
     clock.advance(0.5)
     assert "s-1" == verify(sign(CLAIMS), store, RULES, NOW)["sid"]
+
+
+def test_a_fetch_that_took_long_is_not_started_again_at_once() -> None:
+    """The wait between tries counted from the start of a fetch: one that took its whole 5 s
+    deadline had served its wait when it failed, and the next token started another at once
+    (the endpoint asked back to back, every token of that issuer held behind the fetches)."""
+    clock = Clock(0.0)
+    fetches: list[float] = []
+
+    def slow() -> bytes:
+        fetches.append(clock())
+        clock.advance(5.0)
+        raise TimeoutError("no whole answer within 5 s")
+
+    store = Jwks(slow, 300, clock, 10)
+    assert "keys_unavailable" == refusal(sign(CLAIMS), store=store)
+    assert "keys_unavailable" == refusal(sign(CLAIMS), store=store)
+    assert [0.0] == fetches
+    clock.advance(1.0)
+    assert "keys_unavailable" == refusal(sign(CLAIMS), store=store)
+    assert [0.0, 6.0] == fetches
+
+
+def test_a_known_key_is_used_while_a_fetch_for_an_unknown_one_hangs() -> None:
+    """The fetch ran under the keys' lock: a token naming a made-up kid (anyone can send one)
+    held every verification as long as the key endpoint took to answer."""
+    entered, release = threading.Event(), threading.Event()
+    answers = [jwks()]
+
+    def fetch() -> bytes:
+        if len(answers) > 1:
+            entered.set()
+            release.wait(30)
+        answers.append(jwks())
+        return answers[-1]
+
+    clock = Clock(0.0)
+    store = Jwks(fetch, 300, clock, 10)
+    assert "s-1" == verify(sign(CLAIMS), store, RULES, NOW)["sid"]
+    clock.advance(10)
+    unknown = threading.Thread(target=refusal, args=(sign(CLAIMS, kid="made-up"),),
+                               kwargs={"store": store}, daemon=True)  # fmt: skip
+    unknown.start()
+    try:
+        assert entered.wait(5)
+        known: list[str] = []
+        worker = threading.Thread(
+            target=lambda: known.append(verify(sign(CLAIMS), store, RULES, NOW)["sid"]),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(2.0)
+        assert ["s-1"] == known
+    finally:
+        release.set()
+        unknown.join(5)
 
 
 def test_keys_that_cannot_be_loaded_are_unavailable_and_the_last_good_ones_stay() -> None:

@@ -4,5 +4,6 @@ Pure decisions (no sockets, no Kafka, time as an argument): ``verify`` (a SET ag
 transmitter's keys and rules), ``replay`` (the bounded jti store), ``mapping`` (a verified event
 to input events), ``intake`` (the three in order, one outcome per SET), ``poll`` (RFC 8936
 request and answer bodies). The shells: ``app`` (the RFC 8935 push endpoint, starlette),
-``poller`` (the RFC 8936 loop), ``service`` (wiring, uvicorn, /metrics).
+``poller`` (the RFC 8936 loop), ``lanes`` (a thread per transmitter), ``taking`` (one SET
+decided, published, settled), ``service`` (wiring, uvicorn, /metrics).
 """

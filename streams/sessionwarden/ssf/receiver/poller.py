@@ -1,4 +1,5 @@
-"""The RFC 8936 poller: one asyncio task per poll transmitter.
+"""The RFC 8936 poller: one asyncio task per poll transmitter, its HTTP exchanges on that
+transmitter's lane (:mod:`sessionwarden.ssf.receiver.lanes`).
 
 Each round POSTs :func:`poll_request` (the acknowledgements and errors of the last round, and
 ``maxEvents``) with the transmitter's bearer token (a fixed one, or an OAuth access token that
@@ -30,7 +31,7 @@ from sessionwarden.ssf.receiver.poll import (
     poll_request,
 )
 from sessionwarden.ssf.receiver.refusal import Refused, Unavailable
-from sessionwarden.ssf.receiver.taking import Receiving, take
+from sessionwarden.ssf.receiver.taking import Receiving, on_lane, take
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,8 @@ class Poller:
         """One round; None when the poll itself failed (acknowledgements kept for the next)."""
         name = self.target.transmitter
         body = poll_request(self.acks, self.errors, self.target.max_events)
-        loop = asyncio.get_running_loop()
-        try:
-            raw = await loop.run_in_executor(None, self._exchange, body)
+        try:  # on the transmitter's lane: never a thread another transmitter waits for
+            raw = await on_lane(self.ctx, name, self._exchange, body, bounded=False)
             answer = parse_poll_answer(raw, self.target.max_events)
         except (OSError, urllib.error.URLError, PollAnswerError, ValueError) as exc:
             self.ctx.metrics.poll_failures.labels(name).inc()

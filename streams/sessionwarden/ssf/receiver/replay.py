@@ -8,7 +8,8 @@ journals it, when a journal is given), ``release`` frees it when publishing fail
 transmitter's retry is not taken for a replay. While the store holds ``capacity`` live jtis a
 new one is :class:`Unavailable` (the transmitter retries), never accepted unrecorded. The
 capacity is shared equally by the ``issuers``: one transmitter sending all it may (a flood of
-valid SETs, stream events that publish nothing) fills its own share, never another's.
+valid SETs, stream events that publish nothing) fills its own share, never another's. The
+transmitters' lanes share one store: each call holds its lock for that call only.
 
 The journal (one JSON line per committed jti, compacted when it is opened and whenever it holds
 more than twice the live jtis, and at least 1,000 lines) makes the protection survive a
@@ -20,6 +21,7 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
@@ -53,6 +55,7 @@ class JtiStore:
         self._pending: dict[Key, float] = {}
         self._heap: list[tuple[float, Key]] = []
         self._journal = journal
+        self._lock = threading.Lock()
         if journal is not None:
             for key, expires in journal.load():
                 self._keep(key, expires)
@@ -61,32 +64,35 @@ class JtiStore:
         return len(self._expires)
 
     def claim(self, key: Key, expires: float, now: float) -> Claim:
-        self._forget(now)
-        if key in self._pending:
-            return Claim.PENDING
-        if key in self._expires:
-            return Claim.SEEN
-        held = self._held.get(key[0], 0)
-        if len(self._expires) + len(self._pending) >= self.capacity or held >= self.share:
-            return Claim.FULL
-        self._pending[key] = expires
-        self._held[key[0]] = held + 1
-        return Claim.NEW
+        with self._lock:
+            self._forget(now)
+            if key in self._pending:
+                return Claim.PENDING
+            if key in self._expires:
+                return Claim.SEEN
+            held = self._held.get(key[0], 0)
+            if len(self._expires) + len(self._pending) >= self.capacity or held >= self.share:
+                return Claim.FULL
+            self._pending[key] = expires
+            self._held[key[0]] = held + 1
+            return Claim.NEW
 
     def commit(self, key: Key) -> None:
         """The SET's events were published: remember its jti (and journal it)."""
-        expires = self._pending.pop(key)
-        self._unhold(key)
-        self._keep(key, expires)
-        if self._journal is not None:
-            self._journal.append(key, expires)
-            if self._journal.lines > max(COMPACT_MIN_LINES, 2 * len(self._expires)):
-                self._journal.rewrite(self._expires.items())
+        with self._lock:
+            expires = self._pending.pop(key)
+            self._unhold(key)
+            self._keep(key, expires)
+            if self._journal is not None:
+                self._journal.append(key, expires)
+                if self._journal.lines > max(COMPACT_MIN_LINES, 2 * len(self._expires)):
+                    self._journal.rewrite(self._expires.items())
 
     def release(self, key: Key) -> None:
         """Publishing failed: the transmitter may send the SET again."""
-        if self._pending.pop(key, None) is not None:
-            self._unhold(key)
+        with self._lock:
+            if self._pending.pop(key, None) is not None:
+                self._unhold(key)
 
     def _keep(self, key: Key, expires: float) -> None:
         if key not in self._expires:

@@ -15,7 +15,6 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ from sessionwarden.sdk.publisher import AsyncAuthEventPublisher
 from sessionwarden.ssf.receiver.app import PUSH_PATH, push_app
 from sessionwarden.ssf.receiver.bearer import Bearer, ClientCredentials, StaticBearer
 from sessionwarden.ssf.receiver.intake import Intake, IntakeRules
+from sessionwarden.ssf.receiver.lanes import Lanes
 from sessionwarden.ssf.receiver.metrics import ReceiverMetrics
 from sessionwarden.ssf.receiver.poller import Poller, PollTarget
 from sessionwarden.ssf.receiver.replay import JtiJournal, JtiStore
@@ -120,8 +120,8 @@ def build(settings: Settings) -> Receiver:
     publisher = AsyncAuthEventPublisher(
         settings.kafka.bootstrap_servers, settings.topics.input, **security
     )
-    decisions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionwarden-ssf-intake")
-    ctx = Receiving(Intake(trusts, store, rules), publisher.publish, metrics, time.time, decisions)
+    lanes = Lanes(trusts)
+    ctx = Receiving(Intake(trusts, store, rules), publisher.publish, metrics, time.time, lanes)
     push_tokens: dict[str, str] = {}
     polls: list[PollTarget] = []
     for t in section.transmitters:
@@ -137,7 +137,7 @@ def build(settings: Settings) -> Receiver:
                     section.poll_interval_s, section.max_body_bytes * 10,
                 )
             )  # fmt: skip
-    closers: list[Callable[[], None]] = [decisions.shutdown]
+    closers: list[Callable[[], None]] = [lanes.close]
     if journal is not None:
         closers.append(journal.close)
     return Receiver(ctx, push_tokens, polls, registry, publisher, closers)

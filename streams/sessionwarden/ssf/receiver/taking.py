@@ -1,8 +1,9 @@
 """Taking one SET, shared by the push endpoint and the poller: decide, publish, settle, count.
 
-The decision is :meth:`Intake.receive`, run on the one thread of ``decisions`` when given (a
-transmitter's JWKS fetch must not stall the event loop, and one thread keeps the jti store
-free of races), inline otherwise (the unit tests); an accepted event is published with the product's
+The decision is :meth:`Intake.receive`, run on the transmitter's own thread of ``lanes`` when
+given (a transmitter's JWKS fetch must stall neither the event loop nor another transmitter's
+SETs: :mod:`sessionwarden.ssf.receiver.lanes`), inline otherwise (the unit tests of the
+decisions alone); an accepted event is published with the product's
 publisher (awaited until the broker acknowledged it) before its jti is remembered, so a SET
 is never remembered without its event, nor its event published twice for one delivery.
 Every outcome is counted in :class:`ReceiverMetrics` afterwards and refusals are logged (the
@@ -11,15 +12,14 @@ transmitter, the code and the description; never the token).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
 from sessionwarden.contracts.inputs import AuthEvent
 from sessionwarden.ssf.receiver.intake import Accepted, Intake, Replayed
+from sessionwarden.ssf.receiver.lanes import Lanes
 from sessionwarden.ssf.receiver.metrics import ReceiverMetrics
 from sessionwarden.ssf.receiver.refusal import Refused, Unavailable
 
@@ -31,26 +31,32 @@ Publish = Callable[[AuthEvent], Awaitable[object]]
 
 @dataclass(frozen=True)
 class Receiving:
-    """What taking a SET needs: the decisions, the publisher, the counters, the clock."""
+    """What taking a SET needs: the decisions, the publisher, the counters, the clock, and
+    the transmitters' lanes the decisions run on."""
 
     intake: Intake
     publish: Publish
     metrics: ReceiverMetrics
     clock: Callable[[], float]
-    decisions: Executor | None = None
+    lanes: Lanes | None = None
 
 
-async def _decide(ctx: Receiving, call: Callable[..., T], *args: object) -> T:
-    if ctx.decisions is None:
+async def on_lane(
+    ctx: Receiving, transmitter: str, call: Callable[..., T], *args: object, bounded: bool = True
+) -> T:
+    """``call(*args)`` on the transmitter's lane (inline without lanes)."""
+    if ctx.lanes is None:
         return call(*args)
-    return await asyncio.get_running_loop().run_in_executor(ctx.decisions, call, *args)
+    return await ctx.lanes.run(transmitter, call, *args, bounded=bounded)
 
 
 async def take(ctx: Receiving, transmitter: str, token: str) -> str:
     """``accepted`` or ``ignored``; raises :class:`Refused` (counted, logged) or
     :class:`Unavailable`."""
     try:
-        outcome = await _decide(ctx, ctx.intake.receive, transmitter, token, ctx.clock())
+        outcome = await on_lane(
+            ctx, transmitter, ctx.intake.receive, transmitter, token, ctx.clock()
+        )
     except Refused as refused:
         if not isinstance(refused, Replayed):
             ctx.metrics.outcome(transmitter, "refused", refused.code)
@@ -70,12 +76,12 @@ async def take(ctx: Receiving, transmitter: str, token: str) -> str:
     try:
         await ctx.publish(outcome.event)
     except Exception as exc:
-        await _decide(ctx, ctx.intake.settle, outcome.key, False)
+        await on_lane(ctx, transmitter, ctx.intake.settle, outcome.key, False, bounded=False)
         ctx.metrics.outcome(transmitter, "unavailable")
         log.warning("SET's event not published", extra={"transmitter": transmitter,
                                                         "error": str(exc)[:200]})  # fmt: skip
         raise Unavailable("the event could not be published") from exc
-    await _decide(ctx, ctx.intake.settle, outcome.key, True)
+    await on_lane(ctx, transmitter, ctx.intake.settle, outcome.key, True, bounded=False)
     ctx.metrics.outcome(transmitter, "accepted")
     log.info(
         "SET accepted",

@@ -34,6 +34,7 @@ from sessionwarden.ssf.transmitter.delivery import PollRequestError, parse_poll
 from sessionwarden.ssf.transmitter.sets import SetMaker
 from sessionwarden.ssf.transmitter.store import Queued, Store
 from sessionwarden.ssf.transmitter.streams import (
+    MAX_SUBJECTS,
     Stream,
     StreamError,
     changed,
@@ -71,6 +72,9 @@ class AppContext:
     allow_http_push: bool
     allow_private_push: bool = False
     """Push endpoints on loopback and private addresses (a name is checked at each push)."""
+    max_streams_per_client: int = 10
+    """Streams one client may hold, so that one cannot take every slot of ``max_streams``."""
+    max_subjects: int = MAX_SUBJECTS
     stats: dict[str, float] = field(default_factory=dict)
     """Counters of the API's outcomes (polled, acknowledged, refused by a poller)."""
 
@@ -203,14 +207,20 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         body = await json_of(request)
         if method == "POST":
             request_, _ = parse_request(body, partial=False)
-            if len(ctx.store.streams()) >= ctx.max_streams:
-                raise _Refused(409, "invalid_request", "the transmitter has its most streams")
             stream = new_stream(
                 request_, owner=who.client_id, stream_id=uuid.uuid4().hex, now=ctx.clock(),
                 allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
                 max_retention_s=ctx.keep_s,
             )  # fmt: skip
-            await run_in_threadpool(ctx.store.put_stream, stream)
+            created = await run_in_threadpool(
+                ctx.store.create_stream, stream, ctx.max_streams, ctx.max_streams_per_client
+            )
+            if created is None:
+                raise _Refused(
+                    409, "invalid_request",
+                    f"at most {ctx.max_streams_per_client} streams a client and "
+                    f"{ctx.max_streams} in all",
+                )  # fmt: skip
             ctx.on_change(stream.stream_id)
             log.info(
                 "stream created",
@@ -261,9 +271,13 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         stream, subject, verified = await subject_request(request)
         if verified is not None and not isinstance(verified, bool):
             raise _Refused(400, "invalid_request", "verified must be a boolean")
-        if await run_in_threadpool(ctx.store.subject_count, stream.stream_id) >= 10000:
-            raise _Refused(400, "invalid_request", "a stream has at most 10000 subjects")
-        await run_in_threadpool(ctx.store.add_subject, stream.stream_id, subject)
+        added = await run_in_threadpool(
+            ctx.store.add_subject, stream.stream_id, subject, ctx.max_subjects
+        )
+        if not added:
+            raise _Refused(
+                400, "invalid_request", f"a stream has at most {ctx.max_subjects} subjects"
+            )
         return Response(status_code=200)
 
     @handler

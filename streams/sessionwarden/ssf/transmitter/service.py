@@ -145,6 +145,7 @@ def serve(settings: Settings) -> int:
         keep_s=tx.retention_s,
         poll_wait_s=tx.poll_wait_s,
         max_streams=tx.max_streams,
+        max_streams_per_client=tx.max_streams_per_client,
         allow_http_push=tx.allow_http_push,
         allow_private_push=tx.allow_private_push,
         stats=stats,

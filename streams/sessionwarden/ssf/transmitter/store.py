@@ -26,7 +26,7 @@ import orjson
 
 from sessionwarden.ssf.subjects import canonical
 from sessionwarden.ssf.transmitter.sets import AddedSubjects
-from sessionwarden.ssf.transmitter.streams import Stream
+from sessionwarden.ssf.transmitter.streams import MAX_SUBJECTS, Stream
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -97,6 +97,24 @@ class Store:
 
     # --- streams and subjects -------------------------------------------------------------
 
+    def create_stream(self, stream: Stream, max_streams: int, max_per_owner: int) -> str | None:
+        """Add a new stream unless its owner has ``max_per_owner`` streams or the transmitter
+        ``max_streams``: then None is returned and nothing added, else the stream's id.
+        Counted and inserted in one transaction: requests at once cannot pass the count
+        together."""
+        doc = orjson.dumps(dataclasses.asdict(stream))
+        with self._txn() as db:
+            ((total, own),) = db.execute(
+                "SELECT count(*), coalesce(sum(owner = ?), 0) FROM streams", (stream.owner,)
+            ).fetchall()
+            if total >= max_streams or own >= max_per_owner:
+                return None
+            db.execute(
+                "INSERT INTO streams (stream_id, owner, doc) VALUES (?, ?, ?)",
+                (stream.stream_id, stream.owner, doc),
+            )
+        return stream.stream_id
+
     def put_stream(self, stream: Stream) -> None:
         doc = orjson.dumps(dataclasses.asdict(stream))
         with self._txn() as db:
@@ -127,13 +145,26 @@ class Store:
                 db.execute(f"DELETE FROM {table} WHERE stream_id = ?", (stream_id,))
             self._subjects_version += 1
 
-    def add_subject(self, stream_id: str, subject: dict[str, Any]) -> None:
+    def add_subject(
+        self, stream_id: str, subject: dict[str, Any], limit: int = MAX_SUBJECTS
+    ) -> bool:
+        """Add a subject to the stream unless it has ``limit`` others already (one it holds is
+        added again, a no-op). False: full, nothing added. Counted and inserted in one
+        transaction: adds at once cannot pass the count together."""
+        row = canonical(subject)
         with self._txn() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO subjects (stream_id, subject) VALUES (?, ?)",
-                (stream_id, canonical(subject)),
-            )
+            if db.execute(
+                "SELECT 1 FROM subjects WHERE stream_id = ? AND subject = ?", (stream_id, row)
+            ).fetchone():
+                return True
+            (n,) = db.execute(
+                "SELECT count(*) FROM subjects WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+            if n >= limit:
+                return False
+            db.execute("INSERT INTO subjects (stream_id, subject) VALUES (?, ?)", (stream_id, row))
             self._subjects_version += 1
+        return True
 
     def remove_subject(self, stream_id: str, subject: dict[str, Any]) -> bool:
         with self._txn() as db:
@@ -160,13 +191,6 @@ class Store:
             if self._subjects_version == version:
                 self._subjects = (version, found)
         return found
-
-    def subject_count(self, stream_id: str) -> int:
-        with self._txn() as db:
-            (n,) = db.execute(
-                "SELECT count(*) FROM subjects WHERE stream_id = ?", (stream_id,)
-            ).fetchone()
-        return int(n)
 
     # --- events ---------------------------------------------------------------------------
 

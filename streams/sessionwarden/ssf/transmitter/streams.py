@@ -36,6 +36,8 @@ TRANSMITTER_SUPPLIED: Final = frozenset(
     {"stream_id", "iss", "aud", "events_supported", "events_delivered", "min_verification_interval"}
 )
 MAX_AUTHORIZATION = 4096
+MAX_SUBJECTS: Final = 10_000
+"""Subjects a receiver may add to one stream, at most."""
 MIN_VERIFICATION_INTERVAL_S: Final = 10
 
 

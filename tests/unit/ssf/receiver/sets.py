@@ -9,6 +9,7 @@ import orjson
 from sessionwarden.gate.jwt import Jwks
 from sessionwarden.ssf import vocabulary as v
 from sessionwarden.ssf.receiver.intake import Intake, IntakeRules
+from sessionwarden.ssf.receiver.lanes import Lanes
 from sessionwarden.ssf.receiver.replay import JtiStore
 from sessionwarden.ssf.receiver.verify import Trust
 from tests.unit.gate.tokens import b64, jwks, sign
@@ -98,7 +99,9 @@ class FakePublisher:
         return None
 
 
-def receiving(publisher: FakePublisher, now: float = NOW, **trusts: Trust) -> Any:
+def receiving(
+    publisher: FakePublisher, now: float = NOW, lanes: Lanes | None = None, **trusts: Trust
+) -> Any:
     from prometheus_client import CollectorRegistry
 
     from sessionwarden.ssf.receiver.metrics import ReceiverMetrics
@@ -106,7 +109,7 @@ def receiving(publisher: FakePublisher, now: float = NOW, **trusts: Trust) -> An
 
     taken = intake(**trusts)
     metrics = ReceiverMetrics(CollectorRegistry(), list(taken.trusts))
-    return Receiving(taken, publisher, metrics, lambda: now)
+    return Receiving(taken, publisher, metrics, lambda: now, lanes)
 
 
 def count(ctx: Any, transmitter: str, outcome: str, code: str = "") -> float:

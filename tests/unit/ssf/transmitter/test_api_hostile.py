@@ -120,3 +120,72 @@ def test_a_poll_refusing_a_thousand_sets_is_one_log_line_and_one_commit(
     lines = [r for r in caplog.records if r.name == "sessionwarden.ssf.transmitter.app"]
     assert 1 == len(lines)
     assert (1000, ["invalid_key", "invalid_request"]) == (lines[0].count, lines[0].errs)  # type: ignore[attr-defined]
+
+
+def two_clients() -> Authorize:
+    table = parse_token_file(
+        f"rp {token_hash('rp-token')} ssf.manage,ssf.read\n"
+        f"other {token_hash('other-token')} ssf.manage,ssf.read"
+    )
+    return Authorizer(table, None)
+
+
+def at_once(calls: list[Callable[[], int]]) -> list[int]:
+    """Every call from a thread of its own, released together: their statuses."""
+    start, answers = threading.Barrier(len(calls)), []
+
+    def run(call: Callable[[], int]) -> None:
+        start.wait()
+        answers.append(call())
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return sorted(answers)
+
+
+POLL_STREAM = {"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": []}
+
+
+def test_one_client_cannot_take_every_stream(serve: Callable[..., str], store: Store) -> None:
+    """ssf_tx_max_streams was one count for all: one client creating streams until it was
+    reached left every other client's receiver without a stream."""
+    url = serve(two_clients(), max_streams=5, max_streams_per_client=2)
+    rp, other = SsfClient(url, "rp-token"), SsfClient(url, "other-token")
+    statuses = [rp.call("POST", "/ssf/streams", POLL_STREAM)[0] for _ in range(4)]
+    assert [201, 201, 409, 409] == statuses
+    assert [201, 201] == [other.call("POST", "/ssf/streams", POLL_STREAM)[0] for _ in range(2)]
+    assert (2, 2) == (len(store.streams("rp")), len(store.streams("other")))
+
+
+def test_streams_created_at_once_stay_within_the_caps(
+    serve: Callable[..., str], store: Store
+) -> None:
+    """The count and the insert were two steps with an await between: requests at once all
+    passed the count before any stream was stored."""
+    rp = SsfClient(serve(max_streams=3, max_streams_per_client=3), "rp-token")
+    statuses = at_once([lambda: rp.call("POST", "/ssf/streams", POLL_STREAM)[0]] * 12)
+    assert [201] * 3 + [409] * 9 == statuses
+    assert 3 == len(store.streams())
+
+
+def test_subjects_added_at_once_stay_within_a_streams_cap(
+    serve: Callable[..., str], store: Store
+) -> None:
+    """Likewise for a stream's subjects (10,000 by default): adds at once passed the count
+    together and the stream went beyond it."""
+    rp = SsfClient(serve(max_subjects=3), "rp-token")
+    sid = rp.create_poll([])
+
+    def add(n: int) -> Callable[[], int]:
+        subject = {"format": "opaque", "id": f"user-{n}"}
+        return lambda: rp.call("POST", "/ssf/subjects:add", {"stream_id": sid, "subject": subject})[
+            0
+        ]
+
+    assert [200] * 3 + [400] * 9 == at_once([add(n) for n in range(12)])
+    assert 3 == len(store.subjects()[sid])
+    held = next(iter(store.subjects()[sid]))  # one it holds, added again: a no-op, not full
+    assert 200 == rp.call("POST", "/ssf/subjects:add", {"stream_id": sid, "subject": held})[0]
