@@ -90,7 +90,7 @@ def test_sgnls_receiver_library_accepts_our_pushed_and_polled_sets_and_refuses_a
             "-mode", "poll", "-aud", "rp", "-poll", f"{base}/ssf/poll/{polled}",
             "-token", token, "-want", "1",
         )  # fmt: skip
-        t = time.time()
+        t = time.time() - 1.0  # in the past, so the logout ends at its occurred_at
         with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("interop-1", "interop-user", t, risk="low"))
             pub.publish(logout_doc("interop-1", "interop-user", t + 0.5))

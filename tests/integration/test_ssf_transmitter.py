@@ -87,7 +87,9 @@ def test_a_revocation_is_pushed_and_polled_as_a_signed_session_revoked_set(
         assert (401, "invalid_token") == (status, doc["error"])
         pushed = client.create_push(receiver.url("/push"), REVOKED)
         polled = client.create_poll(REVOKED)
-        t = time.time()
+        # Both in the past: the enforcer dates an event at the earlier of its occurred_at and
+        # its append time, so a logout stamped ahead of its append would end at the latter.
+        t = time.time() - 1.0
         with AuthEventPublisher(settings.kafka.bootstrap_servers, settings.topics.input) as pub:
             pub.publish(login_doc("ssf-1", "ssf-user", t, risk="low"))
             pub.publish(logout_doc("ssf-1", "ssf-user", t + 0.5))
