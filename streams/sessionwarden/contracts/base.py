@@ -6,6 +6,7 @@ cannot inflate memory; timestamps must carry an offset and are normalised to UTC
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -62,13 +63,24 @@ MAX_PERMISSIONS = 256
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    """The same instant in UTC; a time whose UTC date is outside years 1-9999 is invalid."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+_DATE_FIRST = re.compile(r"[0-9]{4}-")
 
 
 def _not_a_number(value: Any) -> Any:
-    """A timestamp on the wire is RFC 3339 text; a Unix number has neither unit nor offset."""
+    """A timestamp on the wire is RFC 3339 text; a Unix number has neither unit nor offset,
+    and neither has one written as a string (``"1700000000"``, which pydantic would read as
+    seconds): the text begins with its date."""
     if isinstance(value, int | float):
         raise ValueError("must be an RFC 3339 string with an offset, not a number")
+    if isinstance(value, str) and _DATE_FIRST.match(value) is None:
+        raise ValueError("must be an RFC 3339 string with an offset, beginning with its date")
     return value
 
 

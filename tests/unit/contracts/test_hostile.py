@@ -262,6 +262,27 @@ def test_timestamps_must_be_rfc3339_strings_not_unix_numbers(field: str, value: 
     assert error.detail.startswith(f"{field}: ")
 
 
+@pytest.mark.parametrize("field", ["occurred_at", "auth_time"])
+@pytest.mark.parametrize("value", ["1767322245", "1767322245.5", "-1", " 1767322245"])
+def test_timestamps_must_not_be_unix_numbers_written_as_strings(field: str, value: str) -> None:
+    """pydantic reads a numeric string as Unix seconds: the same number in quotes, no zone."""
+    error = rejection(orjson.dumps({**LOGIN_FIELDS, field: value}))
+
+    assert "schema_violation" == error.reason
+    assert error.detail.startswith(f"{field}: Value error, must be an RFC 3339 string")
+
+
+@pytest.mark.parametrize("field", ["occurred_at", "auth_time"])
+@pytest.mark.parametrize("value", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_timestamp_outside_the_utc_range_is_a_schema_violation(field: str, value: str) -> None:
+    """A valid date whose UTC instant falls before year 1 or after 9999 raised OverflowError
+    out of the decode, past the enforcer's dead-letter path, instead of a DecodeError."""
+    error = rejection(orjson.dumps({**LOGIN_FIELDS, field: value}))
+
+    assert "schema_violation" == error.reason
+    assert f"{field}: Value error, is out of range once converted to UTC" == error.detail
+
+
 @pytest.mark.parametrize("field", ["user_id", "tenant", "session_id", "auth_method"])
 @pytest.mark.parametrize("value", ["a\x00b", "a\nb", "a\x1bb", "a\x7fb", "a\x85b", "a\u2028b"])
 def test_control_characters_in_identifiers_are_rejected(field: str, value: str) -> None:
