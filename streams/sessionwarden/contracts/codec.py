@@ -253,11 +253,14 @@ def decode_auth_event(data: bytes | None) -> AuthEvent:
     plain = len(data) <= _PLAIN_BYTES
     exact = plain and b"\\" not in data
     # Without a backslash every quote delimits a string, so with whitespace removed each '":'
-    # ends a key: the count is exact. Otherwise it is a lower bound (see _MAX_FIELDS).
+    # ends a key or begins a string that begins with a colon: the count is at least the keys.
+    # Otherwise it is a first estimate (see _MAX_FIELDS).
     keys = data.translate(None, _WHITESPACE).count(b'":') if exact else _keys_at_least(data)
     if keys > _MAX_FIELDS:
-        detail = f"(record): {keys} keys or more; no auth event has more than {_MAX_FIELDS}"
-        raise DecodeError("schema_violation", detail, data)
+        keys = _keys_outside_strings(data)
+        if keys > _MAX_FIELDS:
+            detail = f"(record): {keys} keys or more; no auth event has more than {_MAX_FIELDS}"
+            raise DecodeError("schema_violation", detail, data)
     if not plain:
         problem = _screen(data)
         if problem is not None:
@@ -300,10 +303,11 @@ _LIST_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _MAX_FIELDS = max(len(fields) for fields in _AUTH_FIELDS.values())
 """Keys of the widest input type. Before parsing, ``":`` not preceded by a backslash is
-counted: inside a JSON string a quote is always escaped, so each such pair ends a key (one
-ending in an escaped backslash is missed), and the count is a lower bound on the keys. Above
-this, the record is refused without building the object: orjson's parse of a 64 KB object of
-~7,700 keys is most of what rejecting it costs."""
+counted: inside a JSON string a quote is always escaped, so each such pair ends a key or begins
+a string that begins with a colon (``":read"``). Above this, the colons outside strings are
+counted (``_keys_outside_strings``), and if the keys are still too many the record is refused
+without building the object: orjson's parse of a 64 KB object of ~7,700 keys is most of what
+rejecting it costs."""
 _HEAD_BYTES = 2048
 _PLAIN_BYTES = 4096
 _WHITESPACE = b" \t\r\n"
@@ -354,6 +358,19 @@ def _keys_at_least(data: bytes) -> int:
         if keys > _MAX_FIELDS or end >= len(data):
             return keys
     return 0  # unreachable: the second pass covers the whole record
+
+
+def _keys_outside_strings(data: bytes) -> int:
+    """The keys of ``data`` (exact for valid JSON), counted as the colons outside strings: the
+    escapes holding a backslash or a quote are dropped, so every quote left delimits a string
+    (a string that begins with a colon is no key, though ``":`` begins it). From the first
+    2 KiB first, a lower bound that already refuses a flood."""
+    for end in (_HEAD_BYTES, len(data)):
+        plain = data[:end].replace(b"\\\\", b"").replace(b'\\"', b"")
+        keys = b"".join(plain.split(b'"')[::2]).count(b":")
+        if keys > _MAX_FIELDS:
+            return keys
+    return keys
 
 
 def _screen_array(name: str, value: list[Any]) -> str | None:

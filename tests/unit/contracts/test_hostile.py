@@ -97,6 +97,19 @@ def test_escaped_quotes_before_colons_do_not_count_as_keys() -> None:
     assert 'a":' * 150 == event.user_agent  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("padding", [{}, {"user_agent": "\\" + "a" * 500, **PADDING}])
+def test_strings_that_begin_with_a_colon_are_not_counted_as_keys(padding: dict[str, Any]) -> None:
+    """A valid login whose permissions begin with ':' has more '":' than keys: it was refused
+    as having too many keys before its fields were read (small or screened, escaped or not)."""
+    permissions = [f":perm{i}" for i in range(30)]
+    doc = {**LOGIN_FIELDS, **padding}
+    doc["permissions"] = permissions + doc.get("permissions", [])
+
+    event = decode_auth_event(orjson.dumps(doc))
+
+    assert permissions == event.permissions[:30]  # type: ignore[union-attr]
+
+
 def test_key_ending_in_an_escaped_backslash_is_still_a_key() -> None:
     """'\\\\":' ends a key (the backslash is itself escaped); counting it low is safe."""
     data = orjson.dumps({**LOGIN_FIELDS, "k\\": 1})
