@@ -238,16 +238,19 @@ class CommandsReader:
         queue: CommandQueue,
         reopen: Callable[[], Any] | None = None,
         watch: StallWatch | None = None,
+        stalled: Callable[[], object] | None = None,
     ) -> None:
         """``watch`` (with ``reopen``, which makes a new consumer): a consumer that stops
         fetching with commands waiting (kafka.stall) is replaced by one assigned where it
-        stood; what it consumed waits in ``queue``, so nothing is skipped or taken twice."""
+        stood; what it consumed waits in ``queue``, so nothing is skipped or taken twice.
+        ``stalled`` is told of each replacement (the metrics)."""
         self._consumer = consumer
         self._group = group
         self.topic = topic
         self.queue = queue
         self._reopen = reopen
         self._watch = watch
+        self._stalled = stalled
         self.reopened = 0
         self._logged: set[int] = set()
 
@@ -298,6 +301,8 @@ class CommandsReader:
         assert self._reopen is not None
         stuck, self._consumer = self._consumer, self._reopen()
         self.reopened += 1
+        if self._stalled is not None:
+            self._stalled()
         owned = set(self.queue.owned())
         self._consumer.incremental_assign(
             [tp for tp in stall.resume_at(OFFSET_BEGINNING) if tp.partition in owned]

@@ -179,6 +179,7 @@ class EnforcerLoop:
             consumer_factory=lambda: clients.restore_consumer(restore_config(s)),
             stall_s=s.kafka.fetch_stall_s,
             monotonic=self._monotonic,
+            stalled=lambda: self.metrics.fetch_stalled("restore"),
         )
         self._assign = Assignments(ctx, self._consumer, restorer)
         self._router: Router | None = None
@@ -215,6 +216,7 @@ class EnforcerLoop:
                     (s.topics.commands, p): o for p, o in queue.next_offsets().items()
                 },
             ),
+            stalled=lambda: self.metrics.fetch_stalled("commands"),
         )
         self._batch.commands = self.commands
         self._input_watch = StallWatch(
@@ -706,6 +708,7 @@ class EnforcerLoop:
         if stall is None:
             return
         self.stats.fetch_stalls += 1
+        self.metrics.fetch_stalled("input")
         processed = {(self.topics.input, p): rt.next_offset for p, rt in self.parts.items()}
         again = processed == self._reseeked  # nothing processed since the last seek back
         log.warning(

@@ -27,6 +27,9 @@ BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 RESTORE_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 LAG_REFRESH_S = 1.0
 LIVE_REFRESH_S = 10.0  # counting live sessions walks every session of the partition
+# The enforcer's watched consumers (kafka.stall): the input, the operator commands and the
+# changelog restore.
+STALL_CONSUMERS = ("input", "commands", "restore")
 
 
 def observer_for(settings: Settings, topics: TopicNames) -> EnforcerObserver:
@@ -106,6 +109,14 @@ class EnforcerMetrics(EnforcerObserver):
             ["cause"],
             registry=r,
         )
+        self.fetch_stalls_total = Counter(
+            f"{ns}_fetch_stalls",
+            "Consumers found standing still with records waiting, sought back or reopened",
+            ["consumer"],
+            registry=r,
+        )
+        for consumer in STALL_CONSUMERS:  # each series exists from the start: rate() sees the first
+            self.fetch_stalls_total.labels(consumer)
         self.forwarded_total = Counter(
             f"{ns}_forwarded_records",
             "Records on the wrong partition for their key, forwarded to the right one",
@@ -288,6 +299,9 @@ class EnforcerMetrics(EnforcerObserver):
         self.partitions.set(0)
         self.live_sessions.set(0)
         self._drop_lag(set())
+
+    def fetch_stalled(self, consumer: str) -> None:
+        self.fetch_stalls_total.labels(consumer).inc()
 
     def restore_begin(self, partitions: list[int]) -> None:
         assert self.progress is not None

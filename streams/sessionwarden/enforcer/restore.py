@@ -82,15 +82,18 @@ class Restorer:
         consumer_factory: Callable[[], Consumer] | None = None,
         stall_s: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
+        stalled: Callable[[], object] | None = None,
     ) -> None:
         """``admin_factory`` builds a new admin client when the end-offset lookups keep
         failing (None: the one given is kept). ``consumer_factory`` builds a new changelog
         consumer when the one reading stands still for ``stall_s`` below the ends (None: it
-        is kept; kafka.stall), on the ``monotonic`` clock."""
+        is kept; kafka.stall), on the ``monotonic`` clock; ``stalled`` is told of each new
+        one (the metrics)."""
         self._consumer = consumer
         self._consumer_factory = consumer_factory
         self._monotonic = monotonic
         self._stall = FetchStall(stall_s, monotonic())
+        self._stalled = stalled
         self.reopened = 0
         self._admin = admin
         self._admin_factory = admin_factory
@@ -251,6 +254,8 @@ class Restorer:
         except (KafkaException, RuntimeError) as exc:
             log.debug("closing the stalled changelog consumer failed", extra=error_fields(exc))
         self.reopened += 1
+        if self._stalled is not None:
+            self._stalled()
         self._stall.restart(now)
         resume = {n: at.get(n, -1) for n in self._assigned}
         self._consumer.incremental_assign(

@@ -93,6 +93,10 @@ class EnforcerObserver:
     def recovering(self, cause: str) -> None:
         pass
 
+    def fetch_stalled(self, consumer: str) -> None:
+        """``consumer`` (input, commands or restore) stopped fetching with records waiting and
+        was sought back or reopened (kafka.stall). Rare: never called on the hot path."""
+
     def restore_begin(self, partitions: list[int]) -> None:
         pass
 

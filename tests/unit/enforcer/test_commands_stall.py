@@ -4,6 +4,8 @@ where it stood; every command reaches the queue once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from confluent_kafka import TopicPartition
 
 from sessionwarden.enforcer.commands import CommandQueue, CommandsReader
@@ -26,7 +28,9 @@ class Group:
         return [TopicPartition(tp.topic, tp.partition, -1001) for tp in tps]
 
 
-def reader(first: Wedging) -> tuple[CommandsReader, list[Wedging], Clock]:
+def reader(
+    first: Wedging, stalled: Callable[[], object] | None = None
+) -> tuple[CommandsReader, list[Wedging], Clock]:
     made: list[Wedging] = []
     clock = Clock()
 
@@ -39,7 +43,7 @@ def reader(first: Wedging) -> tuple[CommandsReader, list[Wedging], Clock]:
         10, ends_of(EndsAdmin(lambda tp: len(first.log[tp.partition]))), clock=clock,
         fallback=lambda: {(TOPIC, p): o for p, o in queue.next_offsets().items()},
     )  # fmt: skip
-    return CommandsReader(first, Group(), TOPIC, queue, reopen, watch), made, clock
+    return CommandsReader(first, Group(), TOPIC, queue, reopen, watch, stalled), made, clock
 
 
 def polled(commands: CommandsReader, clock: Clock, seconds: float) -> None:
@@ -55,10 +59,12 @@ def commands_log(n: int) -> dict[int, list[Command]]:
 
 def test_a_commands_consumer_that_stopped_is_reopened_where_it_stood() -> None:
     first = Wedging(TOPIC, commands_log(6), wedge_after=2)
-    commands, made, clock = reader(first)
+    told: list[str] = []
+    commands, made, clock = reader(first, lambda: told.append("stalled"))
     commands.follow([0])
     polled(commands, clock, 30)
     assert first.closed and 1 == len(made) == commands.reopened
+    assert ["stalled"] == told, "the reopen reaches the metrics, not only the log"
     assert 6 == commands.queue.waiting(0), "every command queued once"
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.enforcer.loop import EnforcerLoop
+from sessionwarden.enforcer.metrics import EnforcerMetrics
 from sessionwarden.enforcer.txn import FETCH, Action, TxnFailure
 from tests.unit.enforcer.factories import login, logout, policy
 from tests.unit.enforcer.test_loop import NOW, FakeClients, FakeConsumer, live, own
@@ -35,6 +36,12 @@ class Wedged(FakeConsumer):
         super().seek(tp)
         self.wedged = self.wedged and not self.seek_heals
 
+    def get_watermark_offsets(
+        self, partition: Any, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int]:
+        """What the metrics' lag reads (its cached answer: the end of the log)."""
+        return 0, len(self.log)
+
 
 class Clients(FakeClients):
     """Wedged consumers; the admin clients answer the input's end from the shared log."""
@@ -50,8 +57,8 @@ class Clients(FakeClients):
         return EndsAdmin(lambda tp: len(self.log))
 
 
-def started() -> tuple[EnforcerLoop, Clients, Clock]:
-    settings = Settings(metrics_enabled=False, kafka_fetch_stall_s=STALL_S)
+def started(metrics: bool = False) -> tuple[EnforcerLoop, Clients, Clock]:
+    settings = Settings(metrics_enabled=metrics, kafka_fetch_stall_s=STALL_S)
     clients = Clients(settings.topics.input)
     clock = Clock()
     loop = EnforcerLoop(settings, policy(), clock=lambda: NOW, clients=clients, monotonic=clock)
@@ -70,7 +77,7 @@ def turn(loop: EnforcerLoop, clock: Clock, seconds: float) -> None:
 
 def test_logouts_waiting_behind_a_stalled_input_consumer_are_applied_once() -> None:
     """Unread logouts would leave their sessions live until a timeout (a silent fail-open)."""
-    loop, clients, clock = started()
+    loop, clients, clock = started(metrics=True)
     consumer = clients.consumers[-1]
     for i in range(3):
         consumer.append(login(0, f"s{i}", user=f"u{i}"))
@@ -84,6 +91,12 @@ def test_logouts_waiting_behind_a_stalled_input_consumer_are_applied_once() -> N
     assert 1 == live(loop)
     assert (5, 1, 0) == (loop.stats.events, loop.stats.fetch_stalls, loop.stats.recoveries)
     assert 5 == consumer.committed_offset
+    assert isinstance(loop.metrics, EnforcerMetrics)
+    stalls = "sessionwarden_enforcer_fetch_stalls_total"
+    assert (1.0, 0.0) == (
+        loop.metrics.registry.get_sample_value(stalls, {"consumer": "input"}),
+        loop.metrics.registry.get_sample_value(stalls, {"consumer": "commands"}),
+    ), "exported, not only logged"
 
 
 def test_a_consumer_a_seek_does_not_move_gets_the_clients_rebuilt() -> None:

@@ -4,6 +4,7 @@ where it stood, and every changelog record is restored once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,7 +44,7 @@ def record(partition: int, key: str) -> Any:
 
 
 def restore_with(
-    first: Wedging, log: dict[int, list[str]]
+    first: Wedging, log: dict[int, list[str]], stalled: Callable[[], object] | None = None
 ) -> tuple[Restorer, list[Wedging], Clock]:
     made: list[Wedging] = []
 
@@ -60,6 +61,7 @@ def restore_with(
         consumer_factory=reopen,
         stall_s=STALL_S,
         monotonic=clock,
+        stalled=stalled,
     )
     return restorer, made, clock
 
@@ -67,7 +69,8 @@ def restore_with(
 def test_a_changelog_consumer_that_stopped_is_reopened_where_it_stood() -> None:
     log = {0: [f"k{i}" for i in range(30)], 1: [f"j{i}" for i in range(5)]}
     first = changelog(log, wedge_after=8)
-    restorer, made, clock = restore_with(first, log)
+    told: list[str] = []
+    restorer, made, clock = restore_with(first, log, lambda: told.append("stalled"))
     for p in log:
         restorer.add(p)
     states = {p: restorer.pending[p].enforcer.state for p in log}
@@ -76,6 +79,7 @@ def test_a_changelog_consumer_that_stopped_is_reopened_where_it_stood() -> None:
         clock.t += 0.5
         done = restorer.step(0.001)
     assert first.closed and 1 == len(made) == restorer.reopened
+    assert ["stalled"] == told, "the reopen reaches the metrics, not only the log"
     assert {0, 1} == {n for n, _ in done}
     assert log == {p: s.restored for p, s in states.items()}, "each record restored once"
 

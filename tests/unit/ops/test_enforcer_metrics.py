@@ -191,3 +191,18 @@ def test_an_unknown_high_watermark_is_not_ready() -> None:
     )
     metrics._refresh_lag({0: part}, _RecordingWatermarks())  # type: ignore[dict-item]
     assert metrics.progress.readiness().ok, "measured again: 12 records behind is ready"
+
+
+def test_fetch_stalls_are_counted_by_consumer_from_zero() -> None:
+    """A consumer that stopped fetching is an operator's business: exported, not only logged,
+    and every consumer's series exists at zero so the first stall shows up in a rate."""
+    metrics, registry = _metrics()
+    name = "sessionwarden_enforcer_fetch_stalls_total"
+    consumers = ("input", "commands", "restore")
+    assert {"input": 0.0, "commands": 0.0, "restore": 0.0} == {
+        c: registry.get_sample_value(name, {"consumer": c}) for c in consumers
+    }
+    metrics.fetch_stalled("input")
+    metrics.fetch_stalled("restore")
+    metrics.fetch_stalled("restore")
+    assert (1, 0, 2) == tuple(_value(registry, name, consumer=c) for c in consumers)

@@ -32,7 +32,7 @@ from sessionwarden.ssf.tokens import jwks
 from sessionwarden.ssf.transmitter.auth import MANAGE, READ, IntrospectionBusy, Principal
 from sessionwarden.ssf.transmitter.delivery import PollRequestError, parse_poll
 from sessionwarden.ssf.transmitter.sets import SetMaker
-from sessionwarden.ssf.transmitter.store import Queued, Store
+from sessionwarden.ssf.transmitter.store import NoSuchStream, Queued, Store
 from sessionwarden.ssf.transmitter.streams import (
     MAX_SUBJECTS,
     Stream,
@@ -159,7 +159,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
             raise _Refused(400, "invalid_request", "stream_id is required")
         stream = ctx.store.stream(stream_id)
         if stream is None or stream.owner != who.client_id:
-            raise _Refused(404, "not_found", "no such stream")
+            raise NoSuchStream(stream_id)
         return stream
 
     def handler(
@@ -176,6 +176,8 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
             except StreamError as exc:
                 doc = {"error": "invalid_request", "description": exc.message}
                 return _json(doc, exc.status)
+            except NoSuchStream:  # not the caller's, or deleted since the request found it
+                return _json({"error": "not_found", "description": "no such stream"}, 404)
 
         return wrapped
 
@@ -235,7 +237,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
             allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
             max_retention_s=ctx.keep_s,
         )  # fmt: skip
-        await run_in_threadpool(ctx.store.put_stream, updated)
+        await run_in_threadpool(ctx.store.update_stream, updated)
         ctx.on_change(updated.stream_id)
         return _json(stream_view(updated, issuer, ctx.keep_s))
 
@@ -248,7 +250,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         body = await json_of(request)
         stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
         updated = with_status(stream, body)
-        await run_in_threadpool(ctx.store.put_stream, updated)
+        await run_in_threadpool(ctx.store.update_stream, updated)
         if updated.status == "disabled":
             dropped = await run_in_threadpool(ctx.store.drop_pending, updated.stream_id)
             log.info("stream disabled", extra={"stream_id": stream.stream_id, "dropped": dropped})
@@ -297,7 +299,7 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
             row = ctx.maker.verification(stream, state, uuid.uuid4().hex, now)
             keep_s = retention_of(stream, ctx.keep_s)
             await run_in_threadpool(ctx.store.enqueue, [(stream.stream_id, *row)], now, keep_s)
-        await run_in_threadpool(ctx.store.put_stream, replace(stream, last_verification_at=now))
+        await run_in_threadpool(ctx.store.update_stream, replace(stream, last_verification_at=now))
         ctx.on_change(stream.stream_id)
         return Response(status_code=204)
 

@@ -8,7 +8,9 @@ stays after delivery, acknowledgement or refusal, as the proof of it, until its 
 ends; a row still pending when its retention ends is marked expired and counted.
 
 One connection behind a lock: the Kafka reader, the delivery threads and the HTTP handlers
-each hold it for one short transaction.
+each hold it for one short transaction. A write to a stream (an update, a subject, an event)
+finds the stream in its own transaction: a stream deleted meanwhile is not written again, and
+no subject or event is left behind without one (:class:`NoSuchStream`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from sessionwarden.errors import SessionwardenError
 from sessionwarden.ssf.subjects import canonical
 from sessionwarden.ssf.transmitter.sets import AddedSubjects
 from sessionwarden.ssf.transmitter.streams import MAX_SUBJECTS, Stream
@@ -55,6 +58,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_pending ON events (stream_id, state, next_at, seq);
 """
 FILE_NAME = "ssf-transmitter.sqlite3"
+
+
+class NoSuchStream(SessionwardenError):
+    """The stream written to is not stored (deleted since the caller read it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +122,17 @@ class Store:
             )
         return stream.stream_id
 
-    def put_stream(self, stream: Stream) -> None:
+    def update_stream(self, stream: Stream) -> None:
+        """Store a stream's new document. Raises NoSuchStream when its owner has no stream
+        of that id any more: an update never brings a deleted stream back."""
         doc = orjson.dumps(dataclasses.asdict(stream))
         with self._txn() as db:
-            db.execute(
-                "INSERT INTO streams (stream_id, owner, doc) VALUES (?, ?, ?) "
-                "ON CONFLICT (stream_id) DO UPDATE SET doc = excluded.doc",
-                (stream.stream_id, stream.owner, doc),
+            cur = db.execute(
+                "UPDATE streams SET doc = ? WHERE stream_id = ? AND owner = ?",
+                (doc, stream.stream_id, stream.owner),
             )
+            if cur.rowcount == 0:
+                raise NoSuchStream(stream.stream_id)
 
     def streams(self, owner: str | None = None) -> list[Stream]:
         with self._txn() as db:
@@ -150,9 +160,11 @@ class Store:
     ) -> bool:
         """Add a subject to the stream unless it has ``limit`` others already (one it holds is
         added again, a no-op). False: full, nothing added. Counted and inserted in one
-        transaction: adds at once cannot pass the count together."""
+        transaction: adds at once cannot pass the count together, nor add to a stream deleted
+        meanwhile (NoSuchStream)."""
         row = canonical(subject)
         with self._txn() as db:
+            _exists(db, stream_id)
             if db.execute(
                 "SELECT 1 FROM subjects WHERE stream_id = ? AND subject = ?", (stream_id, row)
             ).fetchone():
@@ -167,7 +179,9 @@ class Store:
         return True
 
     def remove_subject(self, stream_id: str, subject: dict[str, Any]) -> bool:
+        """Whether the stream held the subject; NoSuchStream when there is no stream."""
         with self._txn() as db:
+            _exists(db, stream_id)
             cur = db.execute(
                 "DELETE FROM subjects WHERE stream_id = ? AND subject = ?",
                 (stream_id, canonical(subject)),
@@ -202,15 +216,17 @@ class Store:
     ) -> int:
         """Queue ``(stream_id, jti, token)`` rows in one transaction, each kept ``keep_s``
         (one retention for all, or one per stream id); a row whose ``(stream_id, jti)`` is
-        already known (queued, delivered or refused) is skipped. Returns how many were new."""
+        already known (queued, delivered or refused) is skipped, and so is one for a stream
+        no longer stored (deleted since its rows were made). Returns how many were new."""
         new = 0
         with self._txn() as db:
             for stream_id, jti, token in rows:
                 keep = keep_s if isinstance(keep_s, float | int) else keep_s[stream_id]
                 cur = db.execute(
                     "INSERT OR IGNORE INTO events (stream_id, jti, token, queued_at, expires_at,"
-                    " next_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (stream_id, jti, token, now, now + keep, now),
+                    " next_at) SELECT ?, ?, ?, ?, ?, ?"
+                    " WHERE EXISTS (SELECT 1 FROM streams WHERE stream_id = ?)",
+                    (stream_id, jti, token, now, now + keep, now, stream_id),
                 )
                 new += cur.rowcount
         return new
@@ -302,6 +318,11 @@ class Store:
                 (stream_id,),
             )
         return cur.rowcount
+
+
+def _exists(db: sqlite3.Connection, stream_id: str) -> None:
+    if db.execute("SELECT 1 FROM streams WHERE stream_id = ?", (stream_id,)).fetchone() is None:
+        raise NoSuchStream(stream_id)
 
 
 def _stream(doc: bytes) -> Stream:

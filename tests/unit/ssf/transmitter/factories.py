@@ -15,6 +15,7 @@ from sessionwarden.enforcer.engine.sessions import Session
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.ssf.tokens import signer_for
 from sessionwarden.ssf.transmitter.sets import SetMaker
+from sessionwarden.ssf.transmitter.store import Store
 from sessionwarden.ssf.transmitter.streams import Stream
 from sessionwarden.ssf.vocabulary import PUSH_DELIVERY, SESSION_REVOKED, TOKEN_CLAIMS_CHANGE
 
@@ -41,6 +42,12 @@ def stream(stream_id: str = "s1", **kw: Any) -> Stream:
         created_at=T0,
     )
     return replace(base, **kw)
+
+
+def stored(store: Store, *streams: Stream) -> None:
+    """The streams created in the store, as the API creates them."""
+    for one in streams:
+        assert one.stream_id == store.create_stream(one, 10_000, 10_000)
 
 
 def session(session_id: str = "s-1", user: str = "alice") -> Session:

@@ -189,3 +189,33 @@ def test_subjects_added_at_once_stay_within_a_streams_cap(
     assert 3 == len(store.subjects()[sid])
     held = next(iter(store.subjects()[sid]))  # one it holds, added again: a no-op, not full
     assert 200 == rp.call("POST", "/ssf/subjects:add", {"stream_id": sid, "subject": held})[0]
+
+
+def racing_a_delete(rp: SsfClient, sid: str, n: int) -> list[Callable[[], int]]:
+    """A DELETE of the stream and, at the same time, updates, status changes and a subject."""
+
+    def call(method: str, path: str, doc: object = None) -> Callable[[], int]:
+        return lambda: rp.call(method, path, doc)[0]
+
+    subject = {"format": "opaque", "id": f"u{n}"}
+    calls = [call("DELETE", f"/ssf/streams?stream_id={sid}")]
+    for i in range(4):
+        calls.append(call("PATCH", "/ssf/streams", {"stream_id": sid, "description": f"d{i}"}))
+        calls.append(call("POST", "/ssf/subjects:add", {"stream_id": sid, "subject": subject}))
+        calls.append(call("POST", "/ssf/status", {"stream_id": sid, "status": "paused"}))
+    return calls
+
+
+def test_a_stream_deleted_while_updated_or_given_subjects_stays_deleted(
+    serve: Callable[..., str], store: Store
+) -> None:
+    """Each request found the stream, then wrote: an update written after the delete brought
+    the stream back, a subject added after it stayed behind with no stream. Now the write
+    finds the stream in its own transaction or answers 404."""
+    rp = SsfClient(serve(), "rp-token")
+    statuses: set[int] = set()
+    for n in range(10):
+        sid = rp.create_poll([])
+        statuses.update(at_once(racing_a_delete(rp, sid, n)))
+        assert (None, False) == (store.stream(sid), sid in store.subjects()), f"round {n}"
+    assert statuses <= {200, 204, 404}

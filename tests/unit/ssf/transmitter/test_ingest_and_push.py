@@ -12,7 +12,14 @@ from sessionwarden.ssf.transmitter.pusher import IDLE_WAIT_S, Pusher, PushOption
 from sessionwarden.ssf.transmitter.store import Store
 from sessionwarden.ssf.transmitter.streams import Stream
 from sessionwarden.ssf.vocabulary import POLL_DELIVERY, SESSION_REVOKED
-from tests.unit.ssf.transmitter.factories import MAKER, T0, revalidation, revocation, stream
+from tests.unit.ssf.transmitter.factories import (
+    MAKER,
+    T0,
+    revalidation,
+    revocation,
+    stored,
+    stream,
+)
 
 
 class Msg:
@@ -64,8 +71,8 @@ def test_a_batch_is_queued_then_committed_and_a_replayed_batch_queues_nothing(
 ) -> None:
     """A crash between the two replays the batch: the same jtis, nothing new."""
     ingest, consumer, store, log = _ingest(tmp_path)
-    store.put_stream(stream("s1"))
-    store.put_stream(stream("s2", events_requested=(SESSION_REVOKED,)))
+    stored(store, stream("s1"))
+    stored(store, stream("s2", events_requested=(SESSION_REVOKED,)))
     batch = [Msg(revocation("s-1")), Msg(revalidation("s-2")), Msg(b"not json")]
     consumer.batches = [batch, batch]
     assert 3 == ingest.step()  # s1: revoked + claims change; s2: revoked only
@@ -77,9 +84,9 @@ def test_a_batch_is_queued_then_committed_and_a_replayed_batch_queues_nothing(
 def test_disabled_streams_and_unmatched_subjects_get_nothing(tmp_path: Path) -> None:
     """default_subjects NONE: only the users a receiver added; disabled: nothing at all."""
     ingest, consumer, store, _ = _ingest(tmp_path, ssf_tx_default_subjects="NONE")
-    store.put_stream(stream("s1"))
-    store.put_stream(stream("s2", status="disabled"))
-    store.put_stream(stream("s3", status="paused"))
+    stored(store, stream("s1"))
+    stored(store, stream("s2", status="disabled"))
+    stored(store, stream("s3", status="paused"))
     store.add_subject("s1", {"format": "opaque", "id": "alice"})
     store.add_subject("s3", {"format": "opaque", "id": "alice"})
     consumer.batches = [[Msg(revocation("s-1", "alice")), Msg(revocation("s-2", "bob"))]]
@@ -95,9 +102,9 @@ def test_a_record_older_than_a_streams_retention_gives_that_stream_nothing(
     """Revoked at T0 + 300, read at T0 + 400: past a 60 s stream's retention, not the other's;
     what is queued expires at its own stream's retention."""
     ingest, consumer, store, _ = _ingest(tmp_path)
-    store.put_stream(stream("s1", retention_s=60.0))
-    store.put_stream(stream("s2", retention_s=200.0))
-    store.put_stream(stream("s3"))
+    stored(store, stream("s1", retention_s=60.0))
+    stored(store, stream("s2", retention_s=200.0))
+    stored(store, stream("s3"))
     consumer.batches = [[Msg(revocation("s-1", at=T0 + 300))]]
     assert 2 == ingest.step()
     assert ({}, {"pending": 1}, {"pending": 1}) == tuple(
@@ -119,7 +126,7 @@ def test_a_failed_push_is_retried_with_backoff_and_the_same_token(tmp_path: Path
     """503, no answer, then 202: three tries of the same bytes, spaced 0.5 s then 1 s."""
     store, clock = Store(tmp_path), Clock()
     s1 = stream("s1")
-    store.put_stream(s1)
+    stored(store, s1)
     store.enqueue([("s1", "j1", b"tok1")], clock.now, 60)
     answers: list[tuple[int | None, bytes]] = [(503, b""), (None, b""), (202, b"")]
     sent: list[tuple[str, bytes]] = []
@@ -144,6 +151,7 @@ def test_a_refused_push_is_never_sent_again_and_the_next_one_goes(tmp_path: Path
     """RFC 8935: a 400 is final for that SET, not for the stream."""
     store, clock = Store(tmp_path), Clock()
     s1 = stream("s1")
+    stored(store, s1)
     store.enqueue([("s1", "j1", b"a"), ("s1", "j2", b"b")], clock.now, 60)
     answers = [(400, b'{"err":"invalid_key","description":"x"}'), (202, b"")]
     pusher = Pusher(store, PushOptions(5, 60), clock, lambda *_: answers.pop(0))
@@ -154,6 +162,7 @@ def test_a_refused_push_is_never_sent_again_and_the_next_one_goes(tmp_path: Path
 def test_paused_and_poll_streams_are_not_pushed(tmp_path: Path) -> None:
     """A paused stream keeps its events; the receiver gets them once it is enabled again."""
     store, clock = Store(tmp_path), Clock()
+    stored(store, stream("s1", status="paused"))
     store.enqueue([("s1", "j1", b"a")], clock.now, 60)
     sent: list[bytes] = []
 
@@ -166,6 +175,7 @@ def test_paused_and_poll_streams_are_not_pushed(tmp_path: Path) -> None:
     assert [] == sent
     pusher.round(stream("s1"))
     assert [b"a"] == sent
-    store.put_stream(stream("p1", method=POLL_DELIVERY, endpoint_url=None))
+    store.delete_stream("s1")  # the poll stream alone
+    stored(store, stream("p1", method=POLL_DELIVERY, endpoint_url=None))
     pusher.sync()
     assert [] == [t for t in pusher._threads]

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
+import pytest
 
-from sessionwarden.ssf.transmitter.store import Store
-from tests.unit.ssf.transmitter.factories import T0, stream
+from sessionwarden.ssf.transmitter.store import NoSuchStream, Store
+from tests.unit.ssf.transmitter.factories import T0, stored, stream
 
 
 def test_streams_subjects_and_events_survive_reopening(tmp_path: Path) -> None:
     """A restart (a new Store on the same directory) finds everything a crash left."""
     store = Store(tmp_path)
-    store.put_stream(stream("s1"))
+    stored(store, stream("s1"))
     store.add_subject("s1", {"format": "opaque", "id": "alice"})
     assert 1 == store.enqueue([("s1", "j1", b"tok")], T0, 60)
     store.close()
@@ -30,6 +34,7 @@ def test_streams_subjects_and_events_survive_reopening(tmp_path: Path) -> None:
 def test_the_same_jti_is_never_queued_twice_even_after_delivery(tmp_path: Path) -> None:
     """A batch read again after a crash must not be delivered as new."""
     store = Store(tmp_path)
+    stored(store, stream("s1"), stream("s2"))
     assert 2 == store.enqueue([("s1", "j1", b"a"), ("s2", "j1", b"b")], T0, 60)
     assert store.settle("s1", "j1", "delivered")
     assert 0 == store.enqueue([("s1", "j1", b"a"), ("s2", "j1", b"b")], T0 + 1, 60)
@@ -39,6 +44,7 @@ def test_the_same_jti_is_never_queued_twice_even_after_delivery(tmp_path: Path) 
 
 def test_retries_wait_their_turn_and_keep_order(tmp_path: Path) -> None:
     store = Store(tmp_path)
+    stored(store, stream("s1"))
     store.enqueue([("s1", "j1", b"a"), ("s1", "j2", b"b")], T0, 60)
     store.retry_at("s1", "j1", 1, T0 + 5)
     assert ["j2"] == [q.jti for q in store.due("s1", T0 + 1, 10)]
@@ -52,6 +58,7 @@ def test_events_past_their_retention_expire_and_settled_ones_are_forgotten(
 ) -> None:
     """A paused stream keeps its events for the retention, not for ever."""
     store = Store(tmp_path)
+    stored(store, stream("s1"))
     store.enqueue([("s1", "j1", b"a"), ("s1", "j2", b"b")], T0, 60)
     store.settle("s1", "j2", "delivered")
     assert 0 == store.expire(T0 + 59, 60)
@@ -66,7 +73,7 @@ def test_poll_pages_say_when_more_wait_and_deleting_a_stream_deletes_its_events(
     tmp_path: Path,
 ) -> None:
     store = Store(tmp_path)
-    store.put_stream(stream("s1"))
+    stored(store, stream("s1"))
     store.enqueue([("s1", f"j{i}", b"t") for i in range(3)], T0, 60)
     page, more = store.pending("s1", T0, 2)
     assert (["j0", "j1"], True) == ([q.jti for q in page], more)
@@ -93,6 +100,7 @@ def test_a_stream_stored_before_streams_had_their_own_retention_gets_the_default
 def test_each_row_keeps_its_streams_retention(tmp_path: Path) -> None:
     """A paused stream asking for 60 s loses its events after 60 s; the others keep theirs."""
     store = Store(tmp_path)
+    stored(store, stream("short"), stream("long"))
     store.enqueue([("short", "j1", b"a"), ("long", "j1", b"b")], T0, {"short": 60, "long": 600})
     assert 1 == store.expire(T0 + 61, 600)
     assert ({"expired": 1}, {"pending": 1}) == (store.states("short"), store.states("long"))
@@ -103,6 +111,7 @@ def test_subjects_are_read_again_only_after_they_changed(tmp_path: Path) -> None
     """The Kafka reader asks every batch: 10,000 subjects a stream must not be parsed each
     time (nor the file read under the store's lock), yet a change shows at once."""
     store = Store(tmp_path)
+    stored(store, stream("s1"))
     store.add_subject("s1", {"format": "opaque", "id": "alice"})
     first = store.subjects()
     assert first is store.subjects()
@@ -112,3 +121,65 @@ def test_subjects_are_read_again_only_after_they_changed(tmp_path: Path) -> None
     assert [{"format": "opaque", "id": "bob"}] == list(store.subjects()["s1"])
     store.delete_stream("s1")
     assert {} == store.subjects()
+
+
+def test_a_stream_deleted_after_it_was_read_is_not_written_again(tmp_path: Path) -> None:
+    """A request reads the stream, a delete commits, then the request writes: the update
+    must not bring the stream back, nor the subject or event stay behind without it."""
+    store = Store(tmp_path)
+    stored(store, stream("s1"))
+    seen = store.stream("s1")
+    assert seen is not None
+    store.delete_stream("s1")
+    with pytest.raises(NoSuchStream):
+        store.update_stream(replace(seen, description="late"))
+    with pytest.raises(NoSuchStream):
+        store.add_subject("s1", {"format": "opaque", "id": "alice"})
+    with pytest.raises(NoSuchStream):
+        store.remove_subject("s1", {"format": "opaque", "id": "alice"})
+    assert 0 == store.enqueue([("s1", "j1", b"a")], T0, 60)
+    assert (None, {}, {}) == (store.stream("s1"), store.subjects(), store.states("s1"))
+
+
+def test_an_update_is_only_for_the_owner_of_the_stream(tmp_path: Path) -> None:
+    """The stream's id with another owner is not that owner's stream: nothing written."""
+    store = Store(tmp_path)
+    stored(store, stream("s1"))
+    with pytest.raises(NoSuchStream):
+        store.update_stream(stream("s1", owner="other", description="mine now"))
+    assert stream("s1") == store.stream("s1")
+
+
+def test_subjects_and_events_added_while_streams_are_deleted_leave_no_orphans(
+    tmp_path: Path,
+) -> None:
+    """Adders and the Kafka reader racing deletes: whatever wins, no subject or event is
+    left for a stream that is gone."""
+    store = Store(tmp_path)
+    ids = [f"s{n}" for n in range(40)]
+    stored(store, *(stream(sid) for sid in ids))
+    start = threading.Barrier(3)
+
+    def add() -> None:
+        start.wait()
+        for sid in reversed(ids):  # meeting the deletes halfway
+            with contextlib.suppress(NoSuchStream):
+                store.add_subject(sid, {"format": "opaque", "id": "alice"})
+
+    def enqueue() -> None:
+        start.wait()
+        for sid in reversed(ids):
+            store.enqueue([(sid, "j1", b"a")], T0, 60)
+
+    def delete() -> None:
+        start.wait()
+        for sid in ids:
+            store.delete_stream(sid)
+
+    threads = [threading.Thread(target=fn) for fn in (add, enqueue, delete)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert ([], {}) == (store.streams(), store.subjects())
+    assert [] == [sid for sid in ids if store.states(sid)]
