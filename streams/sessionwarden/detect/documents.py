@@ -102,9 +102,9 @@ class UserDoc:
         default_factory=lambda: {name: {} for name in TABLES}, compare=False, repr=False
     )
     """The tables as the table held them: a batch that changed them back writes nothing."""
-    expires: float = field(default=NEVER, compare=False, repr=False)
+    expires: float | None = field(default=None, compare=False, repr=False)
     """The partition clock time at which nothing in it can change a judgment any more
-    (expiry.py); kept up to date by the store."""
+    (expiry.py); None until the store needs it, and again after each change."""
 
     @property
     def changed(self) -> bool:
@@ -331,17 +331,21 @@ class UserStore:
         if doc is None:
             raw = self.table.get(user)
             doc = UserDoc(user) if raw is None else UserDoc.decode(user, raw)
-            doc.expires = self.retention.expires(doc.tables)
             if marker is not None and user in marker.emptied and not self._after(doc, marker):
                 doc = _emptied(doc)  # its delete did not reach the table; the marker did
             self._docs[user] = doc
         if doc.holds(at):
             return None
-        if not doc.empty and expired(doc.expires, clock):
+        if not doc.empty and expired(self._expires(doc), clock):
             # nothing in it can change this judgment: judged as the empty document its removal
             # leaves, whether a flush removed it yet or not
             doc = self._docs[user] = _emptied(doc)
         return doc
+
+    def _expires(self, doc: UserDoc) -> float:
+        if doc.expires is None:
+            doc.expires = self.retention.expires(doc.tables)
+        return doc.expires
 
     def _stale(self, partition: int, changed: Mapping[UserKey, Any]) -> list[UserKey]:
         """Users the partition's marker names as emptied whose documents the table still
@@ -370,7 +374,7 @@ class UserStore:
         if writes:
             apply_writes(doc.tables, writes)
             doc.prune(when, self.windows)
-            doc.expires = self.retention.expires(doc.tables)
+            doc.expires = None
             self._changed.setdefault(at[0], {})[doc.user] = event
 
     def flush(self, make_current: Callable[[Any], None] = lambda _: None) -> Flushed:
@@ -447,12 +451,13 @@ class UserStore:
             doc = self._docs[user]
             if not doc.changed:
                 continue  # changed back within the batch: its records read again do the same
-            if doc.empty or expired(doc.expires, clock):
+            expires = self._expires(doc)
+            if doc.empty or expired(expires, clock):
                 if user in self.table:
                     dropped.append(user)
                 continue
             writes.append((user, event))
-            index.put(partition, user, doc.expires)
+            index.put(partition, user, expires)
         for user in dropped:
             index.discard(partition, user)
         budget = min(DROP_MAX, DROP_BASE + 2 * self._read.get(partition, 0)) - len(dropped)

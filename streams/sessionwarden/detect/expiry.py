@@ -39,12 +39,12 @@ class Retention:
     windows: Mapping[str, float]
     """Mark table -> its read look-back (and bucket size), seconds."""
     cooldown: float
+    lateness: float = field(init=False)
+    """How far behind its partition's clock a record may be and still be judged as if
+    nothing had been removed: the longest window."""
 
-    @property
-    def lateness(self) -> float:
-        """How far behind its partition's clock a record may be and still be judged as if
-        nothing had been removed: the longest window."""
-        return max(self.windows.values())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lateness", max(self.windows.values()))
 
     def expires(self, tables: Tables) -> float:
         """The clock time at which the document of ``tables`` (one user's) expires."""
