@@ -78,11 +78,20 @@ class DetectProcess(ServiceProcess):
         )
 
 
-def wait_drained(settings: Settings, alerts: Collector, tag: str, timeout: float = 30) -> None:
+def wait_drained(
+    settings: Settings,
+    alerts: Collector,
+    tag: str,
+    timeout: float = 30,
+    occurred_at: datetime | None = None,
+) -> None:
     """Put one ended-session-used record at the end of every audit partition and wait for their
-    alerts: the worker reads each partition in order, so everything before them is done."""
+    alerts: the worker reads each partition in order, so everything before them is done. The
+    records happen at ``occurred_at`` (default now): a time past the records under test moves
+    each partition's clock there, and the detectors judge records that much behind it as too
+    late for the state they had."""
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap_servers, "log_level": 3})
-    now = datetime.now(UTC)
+    now = occurred_at or datetime.now(UTC)
     for p in range(settings.kafka.partitions):
         doc = {
             "type": "ended_session_used",

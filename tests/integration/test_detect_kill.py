@@ -78,13 +78,16 @@ def test_a_detect_worker_killed_mid_stream_alerts_as_one_never_killed(
     raised, lost alerts to the cooldown those started, and changed withheld counts."""
     calm, killed = two_deployments
     chunks = audit_chunks(time.time() - 3 * 3600)
+    # the sentinels that tell a chunk was judged happen before the records: at now, between
+    # chunks, they would move the partitions' clocks hours past the next chunk's records
+    before = chunks[0][0].occurred_at
 
     calm_alerts = Collector(calm.kafka.bootstrap_servers, calm.topics.alerts)
     with DetectProcess(calm) as worker:
         worker.wait_assigned()
         for chunk in chunks:
             publish(calm, chunk)
-        wait_drained(calm, calm_alerts, "calm")
+        wait_drained(calm, calm_alerts, "calm", occurred_at=before)
     calm_alerts.close()
     expected = alerts_by_id(calm_alerts)
     assert len(expected) >= 20, "the records make the detectors fire"
@@ -98,7 +101,8 @@ def test_a_detect_worker_killed_mid_stream_alerts_as_one_never_killed(
     worker = DetectProcess(killed, **KILLABLE)
     worker.wait_assigned()
     publish(killed, chunks[0])
-    wait_drained(killed, alerts, "first")  # killed once a chunk is judged and written
+    # killed once a chunk is judged and written
+    wait_drained(killed, alerts, "first", occurred_at=before)
     worker.kill()
     worker = DetectProcess(killed, **KILLABLE)
     worker.wait_assigned()
@@ -108,6 +112,6 @@ def test_a_detect_worker_killed_mid_stream_alerts_as_one_never_killed(
     with DetectProcess(killed, **KILLABLE) as worker:
         worker.wait_assigned()
         publish(killed, chunks[2])
-        wait_drained(killed, alerts, "last")
+        wait_drained(killed, alerts, "last", occurred_at=before)
     alerts.close()
     assert expected == alerts_by_id(alerts)

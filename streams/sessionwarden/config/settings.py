@@ -421,6 +421,7 @@ class DetectSettings(Section):
             "data_dir",
             "commit_interval_s",
             "session_timeout_s",
+            "max_documents",
         )
     }
 
@@ -462,6 +463,16 @@ class DetectSettings(Section):
         "(killed, frozen, cut off) before its partitions move: a worker restarted after a "
         "crash gets them back only then. The worker heartbeats every third of it, at most "
         "every 3 s; the broker's `group.min.session.timeout.ms` (6 s by default) is the floor.",
+    )
+    max_documents: int = Field(
+        default=500_000,
+        ge=1_000,
+        le=100_000_000,
+        description="The most user documents a worker keeps of the audit partitions it reads "
+        "(0.5 to 1 KB of memory each, index included). A user's document goes when nothing in "
+        "it can change a judgment any more; past this many, the worker removes the documents "
+        "that would go first (their live-session counts, marks and cooldowns are forgotten), "
+        "counts them and logs a warning.",
     )
 
 

@@ -34,7 +34,13 @@ from sessionwarden.config.settings import Settings
 from sessionwarden.contracts.codec import DecodeError, decode_audit_event, encode_dict
 from sessionwarden.detect.changelogs import ensure_changelogs
 from sessionwarden.detect.commits import CommitWatch, FaustBookkeeping, watch_commits
-from sessionwarden.detect.documents import USERS, UserStore, is_user_key
+from sessionwarden.detect.documents import (
+    DEFAULT_MAX_DOCUMENTS,
+    USERS,
+    Flushed,
+    UserStore,
+    is_user_key,
+)
 from sessionwarden.detect.engine import Engine
 from sessionwarden.detect.metrics import BEAT_INTERVAL_S, DetectObserver, detect_observer_for
 from sessionwarden.errors import ConfigError
@@ -54,6 +60,8 @@ COMMIT_WATCH_INTERVAL_S = 1.0
 PRODUCER_LINGER_S = 0.005
 """Changelog and alert records wait this long to share a produce request (faust's default, 0,
 sends a request per record)."""
+EVICTION_LOG_INTERVAL_S = 10.0
+"""Documents evicted at the maximum are logged at most this often (with the count since)."""
 
 
 def app_id(settings: Settings) -> str:
@@ -121,7 +129,16 @@ def create_app(
         if caep is not None
         else None
     )
-    shell = DetectShell(engine, users, alerts, settings.logging.salt, caep, caep_topic, observer)
+    shell = DetectShell(
+        engine,
+        users,
+        alerts,
+        settings.logging.salt,
+        caep,
+        caep_topic,
+        observer,
+        settings.detect.max_documents,
+    )
     shell.drain = app.producer.buffer.flush
 
     async def detect(stream: Any) -> None:
@@ -149,6 +166,7 @@ def create_app(
         actives = app.assignor.assigned_actives()
         mine = sorted(tp.partition for tp in actives if tp.topic == settings.topics.audit)
         observer.rebalance_end(len(mine))
+        shell.users.forget_index()  # the table holds other partitions now
         log.info(
             "partitions assigned and recovered",
             extra={"partitions": mine, "users": sum(1 for key in users if is_user_key(key))},
@@ -243,12 +261,13 @@ class DetectShell:
         caep: CaepConfig | None = None,
         caep_topic: Any = None,
         observer: DetectObserver | None = None,
+        max_documents: int = DEFAULT_MAX_DOCUMENTS,
     ) -> None:
         self.metrics = observer if observer is not None else DetectObserver()
         self.caep = caep
         self.caep_topic = caep_topic
         self.engine = engine
-        self.users = UserStore(users, engine.windows)
+        self.users = UserStore(users, engine.retention, max_documents)
         self.alerts = alerts
         self.session_hash = SessionHasher(salt)
         self.drain: Callable[[], Awaitable[None]] = _nothing_buffered
@@ -256,6 +275,10 @@ class DetectShell:
         self.skipped = 0
         self.replayed = 0
         self.emitted = 0
+        self.expired = 0
+        self.evicted = 0
+        self._evicted_unlogged = 0
+        self._eviction_logged_at = -EVICTION_LOG_INTERVAL_S
 
     async def handle(self, event: Any) -> None:
         await self.handle_batch([event])
@@ -273,11 +296,32 @@ class DetectShell:
         await asyncio.gather(*deliveries)  # delivered before the state that records them
         for alert in alerts:
             await self._after_delivery(alert)
-        self.users.flush(make_current)
+        self._flushed(self.users.flush(make_current))
         # Hand the changelog records to the client before the next batch sends its alerts
         # (faust's flow control does the same past 100 buffered records; without it we saw
         # alert deliveries stall behind a burst of buffered changelog records).
         await self.drain()
+
+    def _flushed(self, flushed: Flushed) -> None:
+        self.expired += flushed.expired
+        self.evicted += flushed.evicted
+        self.metrics.documents(flushed.documents, flushed.expired, flushed.evicted)
+        if not flushed.evicted:
+            return
+        self._evicted_unlogged += flushed.evicted
+        now = time.monotonic()
+        if now - self._eviction_logged_at >= EVICTION_LOG_INTERVAL_S:
+            log.warning(
+                "user documents at the maximum: the ones that expire first were removed while "
+                "still live (their sessions, marks and cooldowns are forgotten)",
+                extra={
+                    "evicted": self._evicted_unlogged,
+                    "documents": flushed.documents,
+                    "max_documents": self.users.max_documents,
+                },
+            )
+            self._evicted_unlogged = 0
+            self._eviction_logged_at = now
 
     def _judge(self, event: Any, alerts: list[dict[str, Any]]) -> None:
         msg = event.message
@@ -295,7 +339,8 @@ class DetectShell:
             )
             return
         try:
-            doc = self.users.to_judge((record.tenant, record.user_id), at)
+            user = (record.tenant, record.user_id)
+            doc = self.users.to_judge(user, at, record.occurred_at.timestamp())
             if doc is None:
                 self.replayed += 1  # read again after a restart: its state and alerts are out
                 return

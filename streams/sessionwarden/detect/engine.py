@@ -33,6 +33,7 @@ from sessionwarden.detect.detectors import (
     ended_session_used,
     foreign_session_event,
 )
+from sessionwarden.detect.expiry import Retention
 from sessionwarden.detect.tables import (
     EXPIRATIONS,
     GRANTS,
@@ -76,6 +77,11 @@ class Engine:
     def windows(self) -> dict[str, float]:
         """How much event time each mark table's reads look back."""
         return {EXPIRATIONS: self.expirations.window, GRANTS: self.escalation.lookback}
+
+    @property
+    def retention(self) -> Retention:
+        """How long each part of a user's state can change a judgment (expiry.py)."""
+        return Retention(self.windows, self.cooldown.period)
 
     def process(self, record: AuditEvent, state: DetectState, emitted_at: float) -> Outcome:
         out = Outcome()

@@ -40,6 +40,9 @@ class DetectObserver:
     def commit_reread(self) -> None:
         pass
 
+    def documents(self, held: int, expired: int, evicted: int) -> None:
+        pass
+
     def rebalance_begin(self) -> None:
         pass
 
@@ -85,6 +88,19 @@ class DetectMetrics(DetectObserver):
             " commit nothing more on them",
             registry=r,
         )
+        self.documents_held = Gauge(
+            f"{ns}_documents", "User documents held of the audit partitions read", registry=r
+        )
+        self.documents_expired_total = Counter(
+            f"{ns}_documents_expired",
+            "User documents removed because nothing in them could change a judgment any more",
+            registry=r,
+        )
+        self.documents_evicted_total = Counter(
+            f"{ns}_documents_evicted",
+            "User documents removed, still live, because the worker held its maximum",
+            registry=r,
+        )
         self.partitions = Gauge(f"{ns}_assigned_partitions", "Audit partitions owned", registry=r)
         self.recovering = Gauge(f"{ns}_recovering", "1 while a rebalance recovers", registry=r)
         self.last_beat = Gauge(
@@ -107,6 +123,11 @@ class DetectMetrics(DetectObserver):
 
     def commit_reread(self) -> None:
         self.commit_rereads_total.inc()
+
+    def documents(self, held: int, expired: int, evicted: int) -> None:
+        self.documents_held.set(held)
+        self.documents_expired_total.inc(expired)
+        self.documents_evicted_total.inc(evicted)
 
     def beat(self) -> None:
         self.progress.step()

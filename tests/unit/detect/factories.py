@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
+
+from sessionwarden.contracts.codec import encode
 from sessionwarden.contracts.outputs import (
     EndedSessionUsed,
     ForeignSessionEvent,
@@ -15,6 +21,9 @@ from sessionwarden.contracts.outputs import (
     SessionEnded,
     SessionStarted,
 )
+from sessionwarden.detect.app import DetectShell
+from sessionwarden.detect.documents import DEFAULT_MAX_DOCUMENTS
+from sessionwarden.detect.engine import Engine
 from sessionwarden.policy import Policy, parse_policy
 
 T0 = 1_800_000_000.0  # a fixed epoch; every test time is T0 + seconds
@@ -178,11 +187,12 @@ def foreign(
     )
 
 
-def lifecycle(seed: int, users: int, length: int, t0: float = T0) -> list[Any]:
+def lifecycle(seed: int, users: int, length: int, t0: float = T0, sessions: str = "") -> list[Any]:
     """Audit records of users ``u0`` ... shaped to make every detector fire and the cooldown
     withhold repeats: sessions started and ended in churn (a live-session count that goes up
     and down), expirations, grants (rises, sensitive, self-granted), high-risk operations and
-    uses of ended or unknown sessions. The same seed gives the same kinds, users and times."""
+    uses of ended or unknown sessions. The same seed gives the same kinds, users and times.
+    Session ids start with ``sessions``."""
     rng = random.Random(seed)
     records: list[Any] = []
     live: dict[str, list[str]] = {f"u{i}": [] for i in range(users)}
@@ -194,7 +204,7 @@ def lifecycle(seed: int, users: int, length: int, t0: float = T0) -> list[Any]:
         roll = rng.random()
         if roll < 0.35 or not live[user]:
             serial += 1
-            sid = f"{user}-s{serial}"
+            sid = f"{sessions}{user}-s{serial}"
             live[user].append(sid)
             records.append(started(sid, user, t, absolute=rng.choice((30.0, 400.0, 5000.0))))
         elif roll < 0.65:
@@ -214,3 +224,94 @@ def lifecycle(seed: int, users: int, length: int, t0: float = T0) -> list[Any]:
             reason = rng.choice(("logout", None, "operator"))
             records.append(ended_used(user, "gone", t, reason=reason))
     return records
+
+
+# --- a worker's surroundings: the changelog it writes, the alert topic ----------------------
+
+
+def audit_event(record: Any, partition: int, offset: int) -> Any:
+    return SimpleNamespace(
+        value=encode(record),
+        message=SimpleNamespace(topic="t.audit", partition=partition, offset=offset),
+    )
+
+
+class Changelog:
+    """Every write sent, per changelog partition, in order."""
+
+    def __init__(self) -> None:
+        self.logs: dict[int, list[tuple[Any, bytes | None]]] = {}
+
+    def restore(self) -> dict[Any, bytes]:
+        table: dict[Any, bytes] = {}
+        for log in self.logs.values():
+            for key, value in log:
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
+        return table
+
+    def lengths(self) -> dict[int, int]:
+        return {partition: len(log) for partition, log in self.logs.items()}
+
+    def cut(self, keep: dict[int, int]) -> None:
+        for partition, log in self.logs.items():
+            del log[keep.get(partition, 0) :]
+
+
+class LoggedTable(dict[Any, bytes]):
+    """The state table: each write goes to the changelog partition of the current event."""
+
+    def __init__(self, changelog: Changelog, data: dict[Any, bytes]) -> None:
+        super().__init__(data)
+        self.changelog = changelog
+        self.partition = 0
+
+    def current(self, event: Any) -> None:
+        self.partition = event.message.partition
+
+    def _send(self, key: Any, value: bytes | None) -> None:
+        self.changelog.logs.setdefault(self.partition, []).append((key, value))
+
+    def __setitem__(self, key: Any, value: bytes) -> None:
+        self._send(key, value)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._send(key, None)
+        super().__delitem__(key)
+
+
+class Delivered:
+    """The alert topic: every alert is delivered at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
+        self.sent.append(orjson.loads(value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+class Worker:
+    """One life of the detect worker: its state restored from the changelog."""
+
+    def __init__(self, changelog: Changelog, max_documents: int = DEFAULT_MAX_DOCUMENTS) -> None:
+        self.table = LoggedTable(changelog, changelog.restore())
+        self.topic = Delivered()
+        self.shell = DetectShell(
+            Engine(policy()), self.table, self.topic, max_documents=max_documents
+        )
+
+    def judge(
+        self, batches: list[list[Any]], after: Callable[[list[Any]], None] = lambda _: None
+    ) -> None:
+        async def feed() -> None:
+            for batch in batches:
+                await self.shell.handle_batch(batch, self.table.current)
+                after(batch)
+
+        asyncio.run(feed())

@@ -12,6 +12,7 @@ from sessionwarden.contracts.codec import encode_dict
 from sessionwarden.detect.alerts import CooldownRecord
 from sessionwarden.detect.detectors import MAX_LIVE_SESSIONS, Expiry, Grant
 from sessionwarden.detect.documents import MAX_MARKS, UserDoc, UserStore, marker_key
+from sessionwarden.detect.expiry import Retention
 from sessionwarden.detect.tables import (
     EXPIRATIONS,
     GRANTS,
@@ -23,6 +24,7 @@ from tests.unit.detect.factories import T0
 
 ALICE = ("acme", "alice")
 WINDOWS = {EXPIRATIONS: 60.0, GRANTS: 120.0}
+RETENTION = Retention(WINDOWS, 300.0)
 
 
 def event(partition: int, offset: int) -> Any:
@@ -114,16 +116,16 @@ def test_a_marker_or_a_stamp_tells_a_record_read_again() -> None:
         marker_key(0): b'{"offset":7}',
         ALICE: UserDoc(ALICE, applied=(0, 9)).encode(),
     }
-    store = UserStore(table, WINDOWS)
+    store = UserStore(table, RETENTION)
     bob = ("acme", "bob")
     assert (None, None, None, None) == (
-        store.to_judge(bob, (0, 7)),
-        store.to_judge(ALICE, (0, 9)),
-        store.to_judge(bob, (0, 3)),
-        store.to_judge(ALICE, (0, 5)),
+        store.to_judge(bob, (0, 7), T0 + 7),
+        store.to_judge(ALICE, (0, 9), T0 + 9),
+        store.to_judge(bob, (0, 3), T0 + 3),
+        store.to_judge(ALICE, (0, 5), T0 + 5),
     )
-    assert UserDoc(ALICE, applied=(0, 9)) == store.to_judge(ALICE, (0, 10))
-    assert UserDoc(bob) == store.to_judge(bob, (1, 3))
+    assert UserDoc(ALICE, applied=(0, 9)) == store.to_judge(ALICE, (0, 10), T0 + 10)
+    assert UserDoc(bob) == store.to_judge(bob, (1, 3), T0 + 3)
 
 
 class Log(dict[Any, bytes]):
@@ -141,7 +143,7 @@ class Log(dict[Any, bytes]):
 
 
 def judge_into(store: UserStore, at: tuple[int, int], live: dict[str, Any]) -> None:
-    doc = store.to_judge(ALICE, at)
+    doc = store.to_judge(ALICE, at, T0 + at[1])
     assert doc is not None
     write = DetectState(doc.tables, 60, 120).put_sessions(ALICE, live)
     store.seen(at, event(*at))
@@ -153,27 +155,27 @@ def test_a_document_left_empty_is_named_in_the_marker_and_deleted_after_it() -> 
     state instead of the state before them; the marker read without the delete still says
     the document is empty."""
     table = Log()
-    store = UserStore(table, WINDOWS)
+    store = UserStore(table, RETENTION)
     judge_into(store, (0, 3), {"s1": (T0, T0 + 100)})
     store.flush()
     before = dict(table)
     table.sent.clear()
     judge_into(store, (0, 4), {})
     store.seen((0, 5), event(0, 5))
-    assert 2 == store.flush()
+    assert 2 == store.flush().written
     assert [
-        (marker_key(0), b'{"offset":5,"emptied":[["acme","alice"]]}'),
+        (marker_key(0), b'{"offset":5,"emptied":[["acme","alice"]],"clock":1800000004.0}'),
         (ALICE, None),
     ] == table.sent
     assert {marker_key(0)} == set(table)
     # killed between the marker and the delete: the old document is still in the table
     restored = {**before, marker_key(0): table[marker_key(0)]}
-    assert UserDoc(ALICE) == UserStore(restored, WINDOWS).to_judge(ALICE, (0, 6))
+    assert UserDoc(ALICE) == UserStore(restored, RETENTION).to_judge(ALICE, (0, 6), T0 + 6)
     # the next batch of the partition names her again and deletes her document
     after_kill = Log()
     after_kill.update(restored)
-    store = UserStore(after_kill, WINDOWS)
-    bob = store.to_judge(("acme", "bob"), (0, 6))
+    store = UserStore(after_kill, RETENTION)
+    bob = store.to_judge(("acme", "bob"), (0, 6), T0 + 6)
     assert bob is not None
     write = DetectState(bob.tables, 60, 120).put_sessions(("acme", "bob"), {"b": (T0, T0 + 9)})
     store.touched(bob, (0, 6), T0 + 6, [write], event(0, 6))
@@ -184,19 +186,28 @@ def test_a_document_left_empty_is_named_in_the_marker_and_deleted_after_it() -> 
         marker_key(0),
         ALICE,
     ] == [k for k, _ in after_kill.sent]
-    assert b'{"offset":6,"emptied":[["acme","alice"]]}' == after_kill[marker_key(0)]
+    marker = b'{"offset":6,"emptied":[["acme","alice"]],"clock":1800000006.0}'
+    assert marker == after_kill[marker_key(0)]
     assert ALICE not in after_kill
     # a newer document than the marker is the user's state again
     newer = UserDoc(ALICE, applied=(0, 6))
     restored[ALICE] = newer.encode()
-    assert newer == UserStore(restored, WINDOWS).to_judge(ALICE, (0, 7))
+    assert newer == UserStore(restored, RETENTION).to_judge(ALICE, (0, 7), T0 + 7)
 
 
-def test_a_batch_that_changed_nothing_on_a_partition_writes_nothing_there() -> None:
+def test_a_batch_that_changed_nothing_writes_only_the_clock_it_moved() -> None:
+    """The partition's clock decides what expired; a restart must find it where it was."""
     table = Log()
-    store = UserStore(table, WINDOWS)
-    doc = store.to_judge(ALICE, (1, 3))
+    store = UserStore(table, RETENTION)
+    doc = store.to_judge(ALICE, (1, 3), T0)
     assert doc is not None
     store.touched(doc, (1, 3), T0, [], event(1, 3))
     store.seen((1, 3), event(1, 3))
-    assert (0, []) == (store.flush(), table.sent)
+    assert 1 == store.flush().written
+    assert [(marker_key(1), b'{"offset":3,"clock":1800000000.0}')] == table.sent
+    table.sent.clear()
+    doc = store.to_judge(ALICE, (1, 4), T0 - 5)  # earlier: the clock stays
+    assert doc is not None
+    store.touched(doc, (1, 4), T0 - 5, [], event(1, 4))
+    store.seen((1, 4), event(1, 4))
+    assert (0, []) == (store.flush().written, table.sent)

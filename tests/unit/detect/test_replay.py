@@ -8,116 +8,52 @@ reads every partition again from its committed offset."""
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Callable
-from types import SimpleNamespace
+import zlib
 from typing import Any
 
 import orjson
 import pytest
 
-from sessionwarden.contracts.codec import encode
-from sessionwarden.detect.app import DetectShell
-from sessionwarden.detect.engine import Engine
-from tests.unit.detect.factories import lifecycle, policy
+from tests.unit.detect.factories import (
+    Changelog,
+    Worker,
+    audit_event,
+    ended_used,
+    lifecycle,
+    started,
+)
 
 PARTITIONS = 2
-
-
-class Changelog:
-    """Every write sent, per changelog partition, in order."""
-
-    def __init__(self) -> None:
-        self.logs: dict[int, list[tuple[Any, bytes | None]]] = {}
-
-    def restore(self) -> dict[Any, bytes]:
-        table: dict[Any, bytes] = {}
-        for log in self.logs.values():
-            for key, value in log:
-                if value is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = value
-        return table
-
-    def lengths(self) -> dict[int, int]:
-        return {partition: len(log) for partition, log in self.logs.items()}
-
-    def cut(self, keep: dict[int, int]) -> None:
-        for partition, log in self.logs.items():
-            del log[keep.get(partition, 0) :]
-
-
-class LoggedTable(dict[Any, bytes]):
-    """The state table: each write goes to the changelog partition of the current event."""
-
-    def __init__(self, changelog: Changelog, data: dict[Any, bytes]) -> None:
-        super().__init__(data)
-        self.changelog = changelog
-        self.partition = 0
-
-    def current(self, event: Any) -> None:
-        self.partition = event.message.partition
-
-    def _send(self, key: Any, value: bytes | None) -> None:
-        self.changelog.logs.setdefault(self.partition, []).append((key, value))
-
-    def __setitem__(self, key: Any, value: bytes) -> None:
-        self._send(key, value)
-        super().__setitem__(key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        self._send(key, None)
-        super().__delitem__(key)
-
-
-class Delivered:
-    """The alert topic: every alert is delivered at once."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    async def send(self, key: bytes, value: bytes) -> asyncio.Future[None]:
-        self.sent.append(orjson.loads(value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-
-class Worker:
-    """One life of the detect worker: its state restored from the changelog."""
-
-    def __init__(self, changelog: Changelog) -> None:
-        self.table = LoggedTable(changelog, changelog.restore())
-        self.topic = Delivered()
-        self.shell = DetectShell(Engine(policy()), self.table, self.topic)
-
-    def judge(
-        self, batches: list[list[Any]], after: Callable[[list[Any]], None] = lambda _: None
-    ) -> None:
-        async def feed() -> None:
-            for batch in batches:
-                await self.shell.handle_batch(batch, self.table.current)
-                after(batch)
-
-        asyncio.run(feed())
-
-
-def event(record: Any, partition: int, offset: int) -> Any:
-    return SimpleNamespace(
-        value=encode(record),
-        message=SimpleNamespace(topic="t.audit", partition=partition, offset=offset),
-    )
+QUIET_S = 900.0
+"""Past the policy's cooldown (300 s) plus the lateness allowed (its longest window, 120 s)."""
 
 
 def audit_stream(seed: int) -> list[Any]:
-    """The seed's lifecycle records as audit events, users spread over the partitions."""
+    """The seed's lifecycle records as audit events, users spread over the partitions: two
+    stretches of the same users a quiet spell apart (long enough for most of their documents
+    to expire), and users seen once among them (whose documents expire within a stretch), so
+    documents are swept between kills and users come back after theirs expired; and records
+    of the first stretch's times among the second's."""
+    rng = random.Random(seed)
+    first = lifecycle(seed, users=6, length=100)
+    resume = first[-1].occurred_at.timestamp() + QUIET_S
+    records: list[Any] = []
+    for n, record in enumerate(first + lifecycle(seed + 1, 6, 100, resume, sessions="b-")):
+        records.append(record)
+        t = record.occurred_at.timestamp()
+        if n % 4 == 1:
+            records.append(ended_used(f"x{n}", "gone", t, reason=rng.choice(("logout", None))))
+        elif n % 4 == 3:
+            records.append(started(f"y{n}-s", f"y{n}", t, absolute=30.0))
+        if n >= len(first) and n % 10 == 5:  # far later than allowed: judged on no state
+            late = first[n - len(first)]
+            records.append(ended_used(late.user_id, "gone", late.occurred_at.timestamp()))
     offsets = dict.fromkeys(range(PARTITIONS), 0)
     events = []
-    for record in lifecycle(seed, users=6, length=160):
-        partition = int(record.user_id.removeprefix("u")) % PARTITIONS
-        events.append(event(record, partition, offsets[partition]))
+    for record in records:
+        partition = zlib.crc32(record.user_id.encode()) % PARTITIONS
+        events.append(audit_event(record, partition, offsets[partition]))
         offsets[partition] += 1
     return events
 
@@ -147,15 +83,16 @@ def undisturbed(events: list[Any]) -> dict[str, bytes]:
 
 def with_kills(
     events: list[Any], rng: random.Random, kills: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], int, int]:
     """Run over ``events``, killed ``kills`` times at random points, each time restarted from
     the committed offsets on the state restored from what reached the changelog; returns the
-    alerts sent and how many records were found judged already."""
+    alerts sent, how many records were found judged already and how many documents expired
+    (and were removed) in the runs that were killed."""
     changelog = Changelog()
     committed = dict.fromkeys(range(PARTITIONS), 0)
     at_commit: dict[int, int] = {}
     sent: list[dict[str, Any]] = []
-    replayed = 0
+    replayed = swept = 0
 
     def commit_now_and_then(batch: list[Any]) -> None:
         if rng.random() < 0.2:  # faust flushed the producer, then committed
@@ -173,10 +110,11 @@ def with_kills(
         sent.extend(worker.topic.sent)
         replayed += worker.shell.replayed
         if run < kills:  # SIGKILL: each partition keeps what it got since the last commit, or more
+            swept += worker.shell.expired
             changelog.cut(
                 {p: rng.randint(at_commit.get(p, 0), n) for p, n in changelog.lengths().items()}
             )
-    return sent, replayed
+    return sent, replayed, swept
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -188,13 +126,15 @@ def test_a_killed_and_restarted_worker_alerts_as_one_never_killed(seed: int) -> 
     expected = undisturbed(events)
     assert len(expected) >= 5, "the stream makes the detectors fire"
     rng = random.Random(seed)
-    replayed = 0
+    replayed = swept = 0
     for _ in range(4):
-        sent, skipped = with_kills(events, rng, kills=rng.randint(1, 3))
+        sent, skipped, expired = with_kills(events, rng, kills=rng.randint(1, 3))
         replayed += skipped
+        swept += expired
         got: dict[str, set[bytes]] = {}
         for alert in sent:
             alert_id, body = comparable(alert)
             got.setdefault(alert_id, set()).add(body)
         assert {k: {v} for k, v in expected.items()} == got
     assert replayed > 0, "records judged before a kill were read again"
+    assert swept > 0, "documents expired and were removed before a kill"
