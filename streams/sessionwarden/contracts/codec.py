@@ -269,7 +269,7 @@ def decode_auth_event(data: bytes | None) -> AuthEvent:
         event = _validate_auth_event_json(data)
     except ValidationError as exc:
         raise _failure(exc, data, _AUTH_EVENT, screened=not plain) from exc
-    if not exact or keys != len(event.model_fields_set):
+    if not exact or keys != len(event.__pydantic_fields_set__):
         # More keys in the raw bytes than were kept, or they cannot be counted exactly.
         try:
             doc = orjson.loads(data)
