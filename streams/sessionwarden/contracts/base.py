@@ -70,16 +70,18 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("is out of range once converted to UTC") from None
 
 
-_DATE_FIRST = re.compile(r"[0-9]{4}-")
+_date_first = re.compile(r"[0-9]{4}-").match
 
 
 def _not_a_number(value: Any) -> Any:
     """A timestamp on the wire is RFC 3339 text; a Unix number has neither unit nor offset,
     and neither has one written as a string (``"1700000000"``, which pydantic would read as
     seconds): the text begins with its date."""
+    if type(value) is str and _date_first(value) is not None:
+        return value  # every valid timestamp: decided before the slower checks below
     if isinstance(value, int | float):
         raise ValueError("must be an RFC 3339 string with an offset, not a number")
-    if isinstance(value, str) and _DATE_FIRST.match(value) is None:
+    if isinstance(value, str) and _date_first(value) is None:
         raise ValueError("must be an RFC 3339 string with an offset, beginning with its date")
     return value
 

@@ -285,6 +285,36 @@ def test_timestamps_must_not_be_unix_numbers_written_as_strings(field: str, valu
     assert error.detail.startswith(f"{field}: Value error, must be an RFC 3339 string")
 
 
+_NOT_A_NUMBER = "Value error, must be an RFC 3339 string with an offset, not a number"
+_NOT_DATE_FIRST = "Value error, must be an RFC 3339 string with an offset, beginning with its date"
+_BAD_MONTH = (
+    "Input should be a valid datetime or date, month value is outside expected range of 1-12"
+)
+
+
+@pytest.mark.parametrize("field", ["occurred_at", "auth_time"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (1767322245, _NOT_A_NUMBER),
+        (False, _NOT_A_NUMBER),
+        ("T2026-01-02", _NOT_DATE_FIRST),
+        ("\u0662\u0660\u0662\u0666-01-02T03:04:05Z", _NOT_DATE_FIRST),
+        ("2026-13-02T03:04:05Z", _BAD_MONTH),
+        ("2026-01-02T03:04:05", "Input should have timezone info"),
+        (None, "Input should be a valid datetime"),
+        (["2026-01-02T03:04:05Z"], "Input should be a valid datetime"),
+    ],
+)
+def test_each_refused_timestamp_keeps_its_detail(field: str, value: object, message: str) -> None:
+    """A string that begins with its date is handed to the datetime parser at once; every
+    other value meets the number and date-first checks, each with its own wording."""
+    error = rejection(orjson.dumps({**LOGIN_FIELDS, field: value}))
+
+    assert "schema_violation" == error.reason
+    assert f"{field}: {message}" == error.detail
+
+
 @pytest.mark.parametrize("field", ["occurred_at", "auth_time"])
 @pytest.mark.parametrize("value", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])
 def test_timestamp_outside_the_utc_range_is_a_schema_violation(field: str, value: str) -> None:
