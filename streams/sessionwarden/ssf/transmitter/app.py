@@ -154,10 +154,16 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
         except orjson.JSONDecodeError:
             raise _Refused(400, "invalid_request", "the body is not JSON") from None
 
-    def own_stream(who: Principal, stream_id: Any) -> Stream:
+    def stream_id_of(body: Any) -> str:
+        return valid_id(body.get("stream_id") if isinstance(body, dict) else None)
+
+    def valid_id(stream_id: Any) -> str:
         if not isinstance(stream_id, str) or not stream_id or len(stream_id) > 64:
             raise _Refused(400, "invalid_request", "stream_id is required")
-        stream = ctx.store.stream(stream_id)
+        return stream_id
+
+    def own_stream(who: Principal, stream_id: Any) -> Stream:
+        stream = ctx.store.stream(valid_id(stream_id))
         if stream is None or stream.owner != who.client_id:
             raise NoSuchStream(stream_id)
         return stream
@@ -230,16 +236,19 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
                        "client_id": who.client_id},
             )  # fmt: skip
             return _json(stream_view(stream, issuer, ctx.keep_s), 201)
-        stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
+        sid = stream_id_of(body)
         request_, named = parse_request(body, partial=method == "PATCH")
-        updated = changed(
-            stream, request_, named, replace_all=method == "PUT",
-            allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
-            max_retention_s=ctx.keep_s,
-        )  # fmt: skip
-        await run_in_threadpool(ctx.store.update_stream, updated)
-        ctx.on_change(updated.stream_id)
-        return _json(stream_view(updated, issuer, ctx.keep_s))
+
+        def update(stream: Stream) -> Stream:
+            return changed(
+                stream, request_, named, replace_all=method == "PUT",
+                allow_http_push=ctx.allow_http_push, allow_private_push=ctx.allow_private_push,
+                max_retention_s=ctx.keep_s,
+            )  # fmt: skip
+
+        done = await run_in_threadpool(ctx.store.change_stream, sid, who.client_id, update)
+        ctx.on_change(sid)
+        return _json(stream_view(done.stream, issuer, ctx.keep_s))
 
     @handler
     async def status(request: Request) -> Response:
@@ -248,14 +257,14 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
             return _json(status_view(own_stream(who, request.query_params.get("stream_id"))))
         who = await principal(request, MANAGE)
         body = await json_of(request)
-        stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
-        updated = with_status(stream, body)
-        await run_in_threadpool(ctx.store.update_stream, updated)
-        if updated.status == "disabled":
-            dropped = await run_in_threadpool(ctx.store.drop_pending, updated.stream_id)
-            log.info("stream disabled", extra={"stream_id": stream.stream_id, "dropped": dropped})
-        ctx.on_change(updated.stream_id)
-        return _json(status_view(updated))
+        sid = stream_id_of(body)
+        done = await run_in_threadpool(
+            ctx.store.change_stream, sid, who.client_id, lambda stream: with_status(stream, body)
+        )
+        if done.stream.status == "disabled":
+            log.info("stream disabled", extra={"stream_id": sid, "dropped": done.dropped})
+        ctx.on_change(sid)
+        return _json(status_view(done.stream))
 
     async def subject_request(request: Request) -> tuple[Stream, dict[str, Any], Any]:
         who = await principal(request, MANAGE)
@@ -292,15 +301,20 @@ def transmitter_app(ctx: AppContext, lifespan: Any = None) -> Starlette:
     async def verify(request: Request) -> Response:
         who = await principal(request, MANAGE)
         body = await json_of(request)
-        stream = own_stream(who, body.get("stream_id") if isinstance(body, dict) else None)
-        now = ctx.clock()
-        state = verification_state(stream, body, now)
-        if stream.status != "disabled":
-            row = ctx.maker.verification(stream, state, uuid.uuid4().hex, now)
+        sid, now = stream_id_of(body), ctx.clock()
+        asked: list[str | None] = []
+
+        def verified(stream: Stream) -> Stream:  # 429 within the minimum interval
+            asked.append(verification_state(stream, body, now))
+            return replace(stream, last_verification_at=now)
+
+        done = await run_in_threadpool(ctx.store.change_stream, sid, who.client_id, verified)
+        stream = done.stream
+        if stream.holds_events:
+            row = ctx.maker.verification(stream, asked[0], uuid.uuid4().hex, now)
             keep_s = retention_of(stream, ctx.keep_s)
-            await run_in_threadpool(ctx.store.enqueue, [(stream.stream_id, *row)], now, keep_s)
-        await run_in_threadpool(ctx.store.update_stream, replace(stream, last_verification_at=now))
-        ctx.on_change(stream.stream_id)
+            await run_in_threadpool(ctx.store.enqueue, [(sid, *row)], now, keep_s)
+        ctx.on_change(sid)
         return Response(status_code=204)
 
     @handler

@@ -10,7 +10,9 @@ ends; a row still pending when its retention ends is marked expired and counted.
 One connection behind a lock: the Kafka reader, the delivery threads and the HTTP handlers
 each hold it for one short transaction. A write to a stream (an update, a subject, an event)
 finds the stream in its own transaction: a stream deleted meanwhile is not written again, and
-no subject or event is left behind without one (:class:`NoSuchStream`).
+no subject or event is left behind without one (:class:`NoSuchStream`). A change of a stream's
+document reads, changes and writes it in one transaction (:meth:`Store.change_stream`), so
+two changes at once are applied one after the other and neither is lost.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,15 @@ class Queued:
     queued_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """A stream's document as a change stored it."""
+
+    stream: Stream
+    dropped: int
+    """Pending events dropped with it: a stream stored disabled holds none."""
+
+
 class Store:
     """The SQLite file in ``state_dir`` (created with mode 0700)."""
 
@@ -109,7 +120,7 @@ class Store:
         ``max_streams``: then None is returned and nothing added, else the stream's id.
         Counted and inserted in one transaction: requests at once cannot pass the count
         together."""
-        doc = orjson.dumps(dataclasses.asdict(stream))
+        doc = _doc(stream)
         with self._txn() as db:
             ((total, own),) = db.execute(
                 "SELECT count(*), coalesce(sum(owner = ?), 0) FROM streams", (stream.owner,)
@@ -122,17 +133,33 @@ class Store:
             )
         return stream.stream_id
 
-    def update_stream(self, stream: Stream) -> None:
-        """Store a stream's new document. Raises NoSuchStream when its owner has no stream
-        of that id any more: an update never brings a deleted stream back."""
-        doc = orjson.dumps(dataclasses.asdict(stream))
+    def change_stream(
+        self, stream_id: str, owner: str, change: Callable[[Stream], Stream]
+    ) -> Changed:
+        """Read the owner's stream, ``change`` it and store the result, in one transaction:
+        a change made at the same time (an update, a status, a verification) is applied
+        before or after this one, never overwritten by a document read before it. ``change``
+        is a pure function run under the store's lock (no I/O, no call to the store); an
+        exception from it writes nothing and goes to the caller. NoSuchStream when the owner
+        has no stream of that id: a change never brings a deleted stream back. A stream stored
+        disabled has its pending events dropped in the same transaction."""
         with self._txn() as db:
-            cur = db.execute(
-                "UPDATE streams SET doc = ? WHERE stream_id = ? AND owner = ?",
-                (doc, stream.stream_id, stream.owner),
-            )
-            if cur.rowcount == 0:
-                raise NoSuchStream(stream.stream_id)
+            row = db.execute(
+                "SELECT doc FROM streams WHERE stream_id = ? AND owner = ?", (stream_id, owner)
+            ).fetchone()
+            if row is None:
+                raise NoSuchStream(stream_id)
+            stream = change(_stream(row[0]))
+            if (stream.stream_id, stream.owner) != (stream_id, owner):
+                raise ValueError("a change keeps the stream's id and owner")
+            db.execute("UPDATE streams SET doc = ? WHERE stream_id = ?", (_doc(stream), stream_id))
+            dropped = 0
+            if not stream.holds_events:
+                dropped = db.execute(
+                    "UPDATE events SET state = 'dropped' WHERE stream_id = ? AND state = 'pending'",
+                    (stream_id,),
+                ).rowcount
+        return Changed(stream, dropped)
 
     def streams(self, owner: str | None = None) -> list[Stream]:
         with self._txn() as db:
@@ -310,19 +337,14 @@ class Store:
             )
         return cur.rowcount
 
-    def drop_pending(self, stream_id: str) -> int:
-        """A disabled stream holds no events: its pending ones are dropped."""
-        with self._txn() as db:
-            cur = db.execute(
-                "UPDATE events SET state = 'dropped' WHERE stream_id = ? AND state = 'pending'",
-                (stream_id,),
-            )
-        return cur.rowcount
-
 
 def _exists(db: sqlite3.Connection, stream_id: str) -> None:
     if db.execute("SELECT 1 FROM streams WHERE stream_id = ?", (stream_id,)).fetchone() is None:
         raise NoSuchStream(stream_id)
+
+
+def _doc(stream: Stream) -> bytes:
+    return orjson.dumps(dataclasses.asdict(stream))
 
 
 def _stream(doc: bytes) -> Stream:

@@ -4,16 +4,19 @@ Kafka): whatever a caller without a good token does, others are still served."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from sessionwarden.ops.logs import SessionHasher
 from sessionwarden.ssf.tokens import signer_for
+from sessionwarden.ssf.transmitter import app
 from sessionwarden.ssf.transmitter.app import AppContext, transmitter_app
 from sessionwarden.ssf.transmitter.auth import (
     Authorizer,
@@ -24,6 +27,7 @@ from sessionwarden.ssf.transmitter.auth import (
 )
 from sessionwarden.ssf.transmitter.sets import SetMaker
 from sessionwarden.ssf.transmitter.store import Store
+from sessionwarden.ssf.vocabulary import VERIFICATION
 from sessionwarden.testing.serve import ServerThread
 from sessionwarden.testing.ssf import SsfClient, write_key_and_tokens
 
@@ -219,3 +223,119 @@ def test_a_stream_deleted_while_updated_or_given_subjects_stays_deleted(
         statuses.update(at_once(racing_a_delete(rp, sid, n)))
         assert (None, False) == (store.stream(sid), sid in store.subjects()), f"round {n}"
     assert statuses <= {200, 204, 404}
+
+
+def another_writer(path: Path, stream_id: str, **fields: object) -> None:
+    """Another writer of the state file (another request, another connection): it reads the
+    stream's document, changes ``fields`` and writes it back in one transaction of its own."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # waits while a transaction holds the file
+        (doc,) = db.execute("SELECT doc FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
+        doc = orjson.dumps({**orjson.loads(doc), **fields})
+        db.execute("UPDATE streams SET doc = ? WHERE stream_id = ?", (doc, stream_id))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+RACES = {
+    "an update racing a status": (
+        "changed", ("PATCH", "/ssf/streams", {"description": "new"}),
+        {"status": "disabled"}, ("disabled", "new", False),
+    ),
+    "a status racing an update": (
+        "with_status", ("POST", "/ssf/status", {"status": "paused"}),
+        {"description": "new"}, ("paused", "new", False),
+    ),
+    "a verification racing a status": (
+        "verification_state", ("POST", "/ssf/verify", {}),
+        {"status": "disabled"}, ("disabled", None, True),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("hooked", "first", "racing", "expected"), RACES.values(), ids=list(RACES))
+def test_a_change_made_between_a_requests_read_and_write_is_kept(
+    serve: Callable[..., str],
+    store: Store,
+    monkeypatch: pytest.MonkeyPatch,
+    hooked: str,
+    first: tuple[str, str, dict[str, object]],
+    racing: dict[str, object],
+    expected: tuple[str, str | None, bool],
+) -> None:
+    """Each request read the stream, changed it and wrote the whole document back: a status
+    set between its read and its write was undone (a disabled stream enabled again), an
+    update lost. Another writer changes the stream from inside the request's change: at once
+    while the request holds nothing, else as soon as the request's transaction ends."""
+    rp = SsfClient(serve(), "rp-token")
+    sid = rp.create_poll([])
+    written = threading.Event()
+
+    def race() -> None:
+        another_writer(store.path, sid, **racing)
+        written.set()
+
+    racer = threading.Thread(target=race)
+    real = getattr(app, hooked)
+
+    def between_read_and_write(*args: object, **kwargs: object) -> object:
+        racer.start()
+        written.wait(0.5)  # the other writer waits for the file while this request holds it
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app, hooked, between_read_and_write)
+    method, path, doc = first
+    status, answer = rp.call(method, path, {"stream_id": sid, **doc})
+    racer.join(10)
+    assert (status, written.is_set()) == (204 if path == "/ssf/verify" else 200, True), answer
+    found = store.stream(sid)
+    assert found is not None
+    assert expected == (found.status, found.description, found.last_verification_at is not None)
+
+
+def changing_every_part(rp: SsfClient, sid: str, n: int) -> list[Callable[[], int]]:
+    """Updates, a status and a verification of the stream at once, each changing another part."""
+
+    def call(method: str, path: str, doc: dict[str, object]) -> Callable[[], int]:
+        return lambda: rp.call(method, path, {"stream_id": sid, **doc})[0]
+
+    return [
+        call("PATCH", "/ssf/streams", {"description": f"d{n}"}),
+        call("PATCH", "/ssf/streams", {"events_requested": [VERIFICATION]}),
+        call("PATCH", "/ssf/streams", {"event_retention_seconds": 60}),
+        call("POST", "/ssf/status", {"status": "disabled", "reason": f"r{n}"}),
+        call("POST", "/ssf/verify", {}),
+    ]
+
+
+def test_updates_status_changes_and_a_verification_at_once_are_all_kept(
+    serve: Callable[..., str], store: Store
+) -> None:
+    """The same race, many requests at once: every change is in the document stored at the
+    end, whatever order they were applied in."""
+    rp = SsfClient(serve(), "rp-token")
+    for n in range(8):
+        sid = rp.create_poll([])
+        assert [200, 200, 200, 200, 204] == at_once(changing_every_part(rp, sid, n))
+        found = store.stream(sid)
+        assert found is not None
+        kept = (found.description, found.events_requested, found.retention_s, found.status)
+        assert (f"d{n}", (VERIFICATION,), 60.0, "disabled") == kept, f"round {n}"
+        assert (f"r{n}", True) == (found.reason, found.last_verification_at is not None)
+
+
+def test_verifications_at_once_pass_the_minimum_interval_once(
+    serve: Callable[..., str], store: Store
+) -> None:
+    """The interval was checked against the stream read before the write: requests at once
+    all passed it, each queuing a verification event."""
+    rp = SsfClient(serve(), "rp-token")
+    sid = rp.create_poll([])
+
+    def verify() -> int:
+        return rp.call("POST", "/ssf/verify", {"stream_id": sid})[0]
+
+    assert [204] + [429] * 5 == at_once([verify] * 6)
+    assert {"pending": 1} == store.states(sid)

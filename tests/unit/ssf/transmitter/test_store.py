@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from sessionwarden.ssf.transmitter.store import NoSuchStream, Store
+from sessionwarden.ssf.transmitter.streams import Stream, StreamError
 from tests.unit.ssf.transmitter.factories import T0, stored, stream
 
 
@@ -128,11 +129,9 @@ def test_a_stream_deleted_after_it_was_read_is_not_written_again(tmp_path: Path)
     must not bring the stream back, nor the subject or event stay behind without it."""
     store = Store(tmp_path)
     stored(store, stream("s1"))
-    seen = store.stream("s1")
-    assert seen is not None
     store.delete_stream("s1")
     with pytest.raises(NoSuchStream):
-        store.update_stream(replace(seen, description="late"))
+        store.change_stream("s1", "rp", lambda seen: replace(seen, description="late"))
     with pytest.raises(NoSuchStream):
         store.add_subject("s1", {"format": "opaque", "id": "alice"})
     with pytest.raises(NoSuchStream):
@@ -146,8 +145,52 @@ def test_an_update_is_only_for_the_owner_of_the_stream(tmp_path: Path) -> None:
     store = Store(tmp_path)
     stored(store, stream("s1"))
     with pytest.raises(NoSuchStream):
-        store.update_stream(stream("s1", owner="other", description="mine now"))
+        store.change_stream("s1", "other", lambda seen: replace(seen, description="mine now"))
     assert stream("s1") == store.stream("s1")
+
+
+def test_a_change_is_made_to_the_stream_as_stored_when_it_is_written(tmp_path: Path) -> None:
+    """Two changes in turn: the second is made to what the first stored, not to what was
+    read before it (the status set in between stays)."""
+    store = Store(tmp_path)
+    stored(store, stream("s1"))
+    store.change_stream("s1", "rp", lambda seen: replace(seen, status="paused"))
+    done = store.change_stream("s1", "rp", lambda seen: replace(seen, description="new"))
+    assert stream("s1", status="paused", description="new") == done.stream == store.stream("s1")
+
+
+def test_a_refused_change_writes_nothing(tmp_path: Path) -> None:
+    """A change that raises (a request refused) leaves the stream and its events as they were;
+    nor may a change move a stream to another id or owner."""
+    store = Store(tmp_path)
+    stored(store, stream("s1"))
+    store.enqueue([("s1", "j1", b"a")], T0, 60)
+
+    def refuse(seen: Stream) -> Stream:
+        raise StreamError(400, "no")
+
+    with pytest.raises(StreamError):
+        store.change_stream("s1", "rp", refuse)
+    with pytest.raises(ValueError, match="id and owner"):
+        store.change_stream(
+            "s1", "rp", lambda seen: replace(seen, owner="other", status="disabled")
+        )
+    assert (stream("s1"), {"pending": 1}) == (store.stream("s1"), store.states("s1"))
+
+
+def test_a_stream_stored_disabled_drops_its_pending_events_in_the_same_transaction(
+    tmp_path: Path,
+) -> None:
+    """Disabling and dropping were two transactions: a stream enabled again in between lost
+    its pending events all the same."""
+    store = Store(tmp_path)
+    stored(store, stream("s1"))
+    store.enqueue([("s1", "j1", b"a"), ("s1", "j2", b"b")], T0, 60)
+    store.settle("s1", "j1", "delivered")
+    done = store.change_stream("s1", "rp", lambda seen: replace(seen, status="disabled"))
+    assert (1, {"delivered": 1, "dropped": 1}) == (done.dropped, store.states("s1"))
+    paused = store.change_stream("s1", "rp", lambda seen: replace(seen, status="paused"))
+    assert 0 == paused.dropped
 
 
 def test_subjects_and_events_added_while_streams_are_deleted_leave_no_orphans(
