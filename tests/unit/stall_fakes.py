@@ -71,6 +71,7 @@ class Wedging:
         self.topic, self.log, self.left, self.per_call = topic, log, wedge_after, per_call
         self.next: dict[int, int] = {}
         self.closed = False
+        self.sought: list[TopicPartition] = []
 
     def incremental_assign(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
@@ -97,6 +98,10 @@ class Wedging:
             TopicPartition(self.topic, tp.partition, self.next.get(tp.partition, -1001))
             for tp in tps
         ]
+
+    def seek(self, tp: TopicPartition) -> None:
+        """Sought back, a wedged fetcher stays wedged (a new consumer is what resumes it)."""
+        self.sought.append(tp)
 
     def close(self) -> None:
         self.closed = True

@@ -49,6 +49,9 @@ class FakeConsumer:
     def commit(self, *, asynchronous: bool) -> None:
         self.commits += 1
 
+    def seek(self, tp: TopicPartition) -> None:
+        """Sought back, it stays stopped: only a new consumer resumes."""
+
     def close(self) -> None:
         pass
 

@@ -125,6 +125,49 @@ def test_a_consumer_wedged_behind_the_end_is_reopened_though_it_cannot_answer_it
     assert all(ask["isolation_level"].name == "READ_COMMITTED" for ask in admin.asks)
 
 
+class Seekable(Probed):
+    """A Probed consumer that can be sought; ``resumes`` says whether a seek gets it fetching
+    again (a consumer still reconnecting after a thaw) or not (a fetcher wedged for good)."""
+
+    def __init__(self, positions: dict[int, int], resumes: bool) -> None:
+        super().__init__(positions)
+        self.resumes = resumes
+        self.sought: list[tuple[int, int]] = []
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.sought.append((tp.partition, tp.offset))
+        if self.resumes:
+            self.positions = {p: o + 2 for p, o in self.positions.items()}  # read again
+
+
+def tended(watch: StallWatch, consumer: Seekable, clock: Clock, until: float) -> list[float]:
+    """``tend`` every half second up to ``until``; the moments the consumer was replaced."""
+    replaced: list[float] = []
+    while clock.t < until:
+        clock.t += 0.5
+        watch.tend(consumer, lambda _: replaced.append(clock.t), "replaced")
+    return replaced
+
+
+def test_a_stall_is_first_sought_back_and_a_consumer_that_resumes_is_kept() -> None:
+    """Replacing a group member makes its group wait for the old one (up to the session
+    timeout): a consumer that a seek gets fetching again is never replaced."""
+    clock = Clock()
+    consumer = Seekable({0: 5, 1: 7}, resumes=True)
+    watch = StallWatch(10, ends_of(broker({0: 50, 1: 90})), clock=clock)
+    assert [] == tended(watch, consumer, clock, until=25)
+    assert [(0, 5), (1, 7)] == consumer.sought[:2]
+
+
+def test_a_consumer_still_stalled_after_its_seek_is_replaced() -> None:
+    clock = Clock()
+    consumer = Seekable({0: 5, 1: 7}, resumes=False)
+    watch = StallWatch(10, ends_of(broker({0: 5, 1: 9})), clock=clock)
+    # sought back at 11 s, still for 10 s more: replaced at 22 s; the new one is sought first
+    assert [22.0] == tended(watch, consumer, clock, until=30)
+    assert [(0, 5), (1, 7)] == consumer.sought
+
+
 def test_the_watch_leaves_an_idle_consumer_alone_and_asks_the_broker_rarely() -> None:
     clock = Clock()
     consumer = Probed({0: 5, 1: 9})

@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer
 from sessionwarden.caep.events import CaepConfig, caep_events_for
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import AdminEnds, EndsProbe, ProbedConsumer, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, EndsProbe, SeekableConsumer, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ssf.causes import SESSION_RECORD_TYPES
 from sessionwarden.ssf.tokens import SetError
@@ -39,7 +39,7 @@ CAEP_TYPES = SESSION_RECORD_TYPES
 _BATCH = 500
 
 
-class ConsumerLike(ProbedConsumer, Protocol):
+class ConsumerLike(SeekableConsumer, Protocol):
     def subscribe(self, topics: list[str]) -> None: ...
     def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
     def commit(self, *, asynchronous: bool) -> Any: ...

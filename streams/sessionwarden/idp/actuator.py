@@ -34,7 +34,7 @@ from sessionwarden.errors import SessionwardenError
 from sessionwarden.idp.keycloak import Answer
 from sessionwarden.idp.retry import Backoff, Pending, Verdict
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import AdminEnds, EndsProbe, ProbedConsumer, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, EndsProbe, SeekableConsumer, StallWatch
 from sessionwarden.ops.logs import SessionHasher, error_fields
 from sessionwarden.ops.service_metrics import ServiceObserver
 
@@ -56,7 +56,7 @@ class SessionEnder(Protocol):
     def check(self, realm: str) -> str | None: ...
 
 
-class ConsumerLike(ProbedConsumer, Protocol):
+class ConsumerLike(SeekableConsumer, Protocol):
     def subscribe(self, topics: list[str]) -> None: ...
     def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> Any: ...

@@ -187,6 +187,24 @@ class ProbedConsumer(Protocol):
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
 
 
+class SeekableConsumer(ProbedConsumer, Protocol):
+    def seek(self, partition: TopicPartition) -> None: ...
+
+
+def _seek_back(consumer: SeekableConsumer, stall: Stall) -> bool:
+    """Seek every partition of ``stall`` with a known position to it; False if there is none
+    or the consumer refuses (then only a new consumer will do)."""
+    known = [TopicPartition(t, p, o) for (t, p), o in sorted(stall.positions.items()) if o >= 0]
+    if not known:
+        return False
+    try:
+        for tp in known:
+            consumer.seek(tp)
+    except (KafkaException, RuntimeError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Stall:
     """Why to reopen: the positions that stood still for ``still_s`` and the ends asked."""
@@ -241,6 +259,7 @@ class StallWatch:
         now = clock()
         self.decision = FetchStall(stall_s, now)
         self._next_check = now + check_every_s
+        self._sought: dict[Key, int] | None = None  # positions at the last seek back
 
     def check(
         self, consumer: ProbedConsumer, partitions: Sequence[TopicPartition] | None = None
@@ -273,18 +292,33 @@ class StallWatch:
 
     def tend(
         self,
-        consumer: ProbedConsumer,
+        consumer: SeekableConsumer,
         reopen: Callable[[Stall], object],
         said: str,
         partitions: Sequence[TopicPartition] | None = None,
     ) -> Stall | None:
-        """:meth:`check`, and on a stall: log ``said`` (a warning with the stall's fields),
-        have ``reopen`` replace the consumer, give the new one ``stall_s``. Returns the stall."""
+        """:meth:`check`, and on a stall: first each partition is sought back to where it
+        stands (its fetch starts over, the consumer and its group membership stay: a consumer
+        still reconnecting after a thawed broker resumes without a rejoin, which a group could
+        make wait up to its session timeout); if it stalls again with nothing read since, log
+        ``said`` (a warning with the stall's fields), have ``reopen`` replace the consumer.
+        Either way the consumer gets ``stall_s`` to move. Returns the stall when the consumer
+        was replaced, else None."""
         stall = self.check(consumer, partitions)
         if stall is None:
             return None
+        if stall.positions != self._sought and _seek_back(consumer, stall):
+            log.warning(
+                "a Kafka consumer stopped fetching with records waiting: sought back to its"
+                " positions",
+                extra=stall.fields(),
+            )
+            self._sought = dict(stall.positions)
+            self.reopened()
+            return None
         log.warning(said, extra=stall.fields())
         reopen(stall)
+        self._sought = None
         self.reopened()
         return stall
 

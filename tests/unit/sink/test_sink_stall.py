@@ -105,6 +105,9 @@ class Consumer:
             return 0, self.read.get(tp.partition, 0) if cached else len(self.log[tp.partition])
         raise KafkaException(KafkaError(KafkaError._TIMED_OUT))  # wedged: unanswered too
 
+    def seek(self, tp: TopicPartition) -> None:
+        """Sought back, it stays stopped: only a new consumer resumes."""
+
     def close(self) -> None:
         self.closed = True
 

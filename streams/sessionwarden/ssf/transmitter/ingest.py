@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from sessionwarden.config.settings import Settings
 from sessionwarden.kafka.security import client_config
-from sessionwarden.kafka.stall import AdminEnds, EndsProbe, ProbedConsumer, Stall, StallWatch
+from sessionwarden.kafka.stall import AdminEnds, EndsProbe, SeekableConsumer, Stall, StallWatch
 from sessionwarden.ops.logs import error_fields
 from sessionwarden.ssf.causes import cause_of
 from sessionwarden.ssf.tokens import SetError
@@ -38,7 +38,7 @@ unless the batch fills, and revocations trickle; 50 ms bounds the delay it adds.
 _EXPIRE_EVERY_S = 10.0
 
 
-class ConsumerLike(ProbedConsumer, Protocol):
+class ConsumerLike(SeekableConsumer, Protocol):
     def subscribe(self, topics: list[str], on_assign: Any = ...) -> None: ...
     def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
     def commit(self, *, asynchronous: bool) -> Any: ...
