@@ -356,7 +356,9 @@ def test_connections_beyond_the_cap_are_refused_and_idle_ones_are_closed(
 
     gate = GateServer("127.0.0.1", 0, Gate(rules_of(gate_settings.gate), listener),
                       GateMetrics(CollectorRegistry()), SessionHasher("s"),
-                      idle_timeout_s=1.0, max_connections=2).start()  # fmt: skip
+                      idle_timeout_s=3.0, max_connections=2).start()  # fmt: skip
+    # The cap is asked while both held connections are open: 3 s of idle timeout leaves a
+    # loaded machine room to send the third (with 1 s it could arrive after they closed).
     held = [socket.create_connection(("127.0.0.1", gate.port)) for _ in range(2)]
     try:
         wait_until(lambda: gate.connections == 2, 5, "both connections accepted")
