@@ -168,6 +168,28 @@ def test_a_consumer_still_stalled_after_its_seek_is_replaced() -> None:
     assert [(0, 5), (1, 7)] == consumer.sought
 
 
+class ForgetsOnSeek(Seekable):
+    """librdkafka's way: a sought partition reports no position until it reads again."""
+
+    def seek(self, tp: TopicPartition) -> None:
+        super().seek(tp)
+        self.positions[tp.partition] = -1001
+
+
+def test_a_consumer_replaced_after_its_seek_resumes_where_it_was_sought() -> None:
+    """A collector replaced after its seek was reopened at no position at all and read its
+    topic again from the beginning (a revocation counted twice)."""
+    clock = Clock()
+    consumer = ForgetsOnSeek({0: 5, 1: 7}, resumes=False)
+    watch = StallWatch(10, ends_of(broker({0: 50, 1: 90})), clock=clock)
+    stalls: list[Stall] = []
+    while clock.t < 30:
+        clock.t += 0.5
+        watch.tend(consumer, stalls.append, "replaced")
+    assert [{A: 5, B: 7}] == [stall.positions for stall in stalls]
+    assert [TopicPartition("t", 0, 5), TopicPartition("t", 1, 7)] == stalls[0].resume_at(-2)
+
+
 def test_the_watch_leaves_an_idle_consumer_alone_and_asks_the_broker_rarely() -> None:
     clock = Clock()
     consumer = Probed({0: 5, 1: 9})

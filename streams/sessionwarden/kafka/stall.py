@@ -327,9 +327,17 @@ class StallWatch:
         self.decision.restart(self.clock())
 
     def _positions(self, tps: Sequence[TopicPartition]) -> dict[Key, int]:
+        """Each partition's position; one the consumer reports none for stands where the last
+        seek back put it (a sought partition has no position until it reads again), else
+        where the owner's ``fallback`` says. Once a partition reads past its seek, the seek is
+        forgotten."""
+        sought = self._sought or {}
+        if any(tp.offset >= 0 and tp.offset != sought.get((tp.topic, tp.partition)) for tp in tps):
+            self._sought, sought = None, {}  # it read since the seek
         fallback = self._fallback()
         positions = {}
         for tp in tps:
             key = (tp.topic, tp.partition)
-            positions[key] = tp.offset if tp.offset >= 0 else fallback.get(key, -1)
+            at = sought.get(key, fallback.get(key, -1))
+            positions[key] = tp.offset if tp.offset >= 0 else at
         return positions
